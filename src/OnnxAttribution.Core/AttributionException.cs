@@ -1,0 +1,28 @@
+namespace OnnxAttribution.Core;
+
+/// <summary>The base of every error the engine raises on purpose.</summary>
+public class AttributionException : Exception
+{
+    public AttributionException(string message) : base(message) { }
+    public AttributionException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>A model directory or file that is missing, damaged or inconsistent.</summary>
+public sealed class ModelFileException : AttributionException
+{
+    public ModelFileException(string message) : base(message) { }
+    public ModelFileException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>A model that breaks the gradient-graph contract (inputs, outputs, shapes).</summary>
+public sealed class GraphContractException : AttributionException
+{
+    public GraphContractException(string message) : base(message) { }
+}
+
+/// <summary>Bad input from the user: an option value, a data file, an image.</summary>
+public sealed class UserInputException : AttributionException
+{
+    public UserInputException(string message) : base(message) { }
+    public UserInputException(string message, Exception inner) : base(message, inner) { }
+}

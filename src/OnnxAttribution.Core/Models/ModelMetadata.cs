@@ -1,0 +1,108 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace OnnxAttribution.Core.Models;
+
+/// <summary>One trainable parameter of an exported model, in the order of <c>model.json</c>.</summary>
+/// <param name="Name">The initializer name in forward.onnx and the TorchSharp parameter name.</param>
+/// <param name="Shape">Its shape, e.g. [out, in, k, k] for a convolution weight.</param>
+public sealed record ParameterInfo(string Name, long[] Shape);
+
+/// <summary>How the shipped model was trained: enough to reproduce it and to judge it.</summary>
+public sealed record TrainingInfo(
+    string Dataset,
+    string Subset,
+    int Steps,
+    int BatchSize,
+    double LearningRate,
+    double EmaDecay,
+    long Seed,
+    double FinalLoss,
+    double TrainSeconds);
+
+/// <summary>
+/// The contents of <c>model.json</c> in a model directory: the diffusion settings, the image geometry,
+/// the file names of the graphs and the parameter list.
+/// </summary>
+public sealed record ModelMetadata
+{
+    /// <summary>The version of this file's layout; readers refuse versions they do not know.</summary>
+    public const int CurrentFormatVersion = 1;
+
+    public int FormatVersion { get; init; } = CurrentFormatVersion;
+
+    public required string Name { get; init; }
+
+    public required int ImageSize { get; init; }
+
+    public required int Channels { get; init; }
+
+    public required ScheduleSettings Schedule { get; init; }
+
+    /// <summary>What the network predicts; only <c>epsilon</c> is supported.</summary>
+    public string Prediction { get; init; } = "epsilon";
+
+    /// <summary>File name of the forward graph inside the model directory.</summary>
+    public string Forward { get; init; } = "forward.onnx";
+
+    /// <summary>File name of the gradient graph inside the model directory.</summary>
+    public string Vjp { get; init; } = "vjp.onnx";
+
+    /// <summary>The architecture's settings as written by the trainer (for the U-Net: its <c>UNetConfig</c>),
+    /// so the TorchSharp module can be rebuilt from a model directory.</summary>
+    public System.Text.Json.Nodes.JsonObject? Architecture { get; init; }
+
+    public IReadOnlyList<ParameterInfo> Parameters { get; init; } = [];
+
+    public TrainingInfo? Training { get; init; }
+
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
+
+    /// <summary>Reads <c>model.json</c> from a model directory (or the file itself).</summary>
+    /// <exception cref="ModelFileException">The file is missing, not valid JSON, or of an unknown format version.</exception>
+    public static ModelMetadata Load(string directoryOrFile)
+    {
+        ArgumentNullException.ThrowIfNull(directoryOrFile);
+        var path = Directory.Exists(directoryOrFile) ? Path.Combine(directoryOrFile, "model.json") : directoryOrFile;
+        if (!File.Exists(path))
+        {
+            throw new ModelFileException($"model metadata not found: {path} (a model directory holds model.json, forward.onnx and vjp.onnx)");
+        }
+        ModelMetadata? meta;
+        try
+        {
+            meta = JsonSerializer.Deserialize<ModelMetadata>(File.ReadAllText(path), JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new ModelFileException($"{path}: not valid model metadata ({e.Message})", e);
+        }
+        if (meta is null)
+        {
+            throw new ModelFileException($"{path}: empty model metadata");
+        }
+        if (meta.FormatVersion != CurrentFormatVersion)
+        {
+            throw new ModelFileException($"{path}: field 'formatVersion' is {meta.FormatVersion}; this build reads version {CurrentFormatVersion}");
+        }
+        if (meta.ImageSize <= 0 || meta.Channels <= 0)
+        {
+            throw new ModelFileException($"{path}: fields 'imageSize' and 'channels' must be positive (found {meta.ImageSize}, {meta.Channels})");
+        }
+        return meta;
+    }
+
+    /// <summary>Writes <c>model.json</c> into <paramref name="directory"/>.</summary>
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var path = Path.Combine(directory, "model.json");
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, JsonOptions) + "\n");
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+}

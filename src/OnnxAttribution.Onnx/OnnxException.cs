@@ -1,0 +1,25 @@
+namespace OnnxAttribution.Onnx;
+
+/// <summary>The base of every error this project raises about ONNX graphs.</summary>
+public class OnnxGraphException : Exception
+{
+    public OnnxGraphException(string message) : base(message) { }
+    public OnnxGraphException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>A graph uses an operator, attribute or shape that differentiation does not support.</summary>
+public sealed class UnsupportedOperatorException : OnnxGraphException
+{
+    public UnsupportedOperatorException(string opType, string nodeName, string detail)
+        : base($"node '{nodeName}' ({opType}): {detail}")
+    {
+        OpType = opType;
+        NodeName = nodeName;
+    }
+
+    /// <summary>The ONNX operator type, e.g. <c>Conv</c>.</summary>
+    public string OpType { get; }
+
+    /// <summary>The node's name in the graph (or its first output when the node has no name).</summary>
+    public string NodeName { get; }
+}
