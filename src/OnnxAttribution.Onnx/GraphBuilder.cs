@@ -78,26 +78,34 @@ public sealed class GraphBuilder
     public string Initializer(string name, ReadOnlySpan<float> data, params long[] dims)
     {
         Claim(name);
-        _graph.Initializer.Add(TensorData.FromFloats(name, data, dims));
-        return name;
+        return AddInitializer(TensorData.FromFloats(name, data, dims));
     }
 
     /// <summary>Adds an int64 initializer under exactly this name.</summary>
     public string Initializer(string name, ReadOnlySpan<long> data, params long[] dims)
     {
         Claim(name);
-        _graph.Initializer.Add(TensorData.FromInt64s(name, data, dims));
-        return name;
+        return AddInitializer(TensorData.FromInt64s(name, data, dims));
     }
 
     /// <summary>A float constant with a fresh name.</summary>
-    public string Constant(string prefix, ReadOnlySpan<float> data, params long[] dims) => Initializer(Fresh(prefix), data, dims);
+    public string Constant(string prefix, ReadOnlySpan<float> data, params long[] dims) =>
+        AddInitializer(TensorData.FromFloats(Fresh(prefix), data, dims));
 
     /// <summary>An int64 constant with a fresh name (shapes, axes).</summary>
-    public string ConstantInt64(string prefix, params long[] data) => Initializer(Fresh(prefix), data, data.Length);
+    public string ConstantInt64(string prefix, params long[] data) =>
+        AddInitializer(TensorData.FromInt64s(Fresh(prefix), data, data.Length));
 
     /// <summary>A scalar float constant.</summary>
-    public string Scalar(string prefix, float value) => Initializer(Fresh(prefix), [value]);
+    public string Scalar(string prefix, float value) => AddInitializer(TensorData.FromFloats(Fresh(prefix), [value]));
+
+    /// <summary>Adds a ready-made initializer whose name is already claimed or fresh.</summary>
+    private string AddInitializer(Proto.TensorProto tensor)
+    {
+        _names.Add(tensor.Name);
+        _graph.Initializer.Add(tensor);
+        return tensor.Name;
+    }
 
     /// <summary>Adds a node with one output; returns the output's name.</summary>
     /// <param name="opType">The ONNX operator, e.g. <c>Conv</c>.</param>

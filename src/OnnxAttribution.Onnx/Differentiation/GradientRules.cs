@@ -1,0 +1,741 @@
+using OnnxAttribution.Onnx.Proto;
+
+namespace OnnxAttribution.Onnx.Differentiation;
+
+/// <summary>A vector–Jacobian-product rule: reads the node's output gradients from the context, adds its inputs' gradients.</summary>
+internal delegate void GradientRule(VjpContext ctx, NodeProto node);
+
+/// <summary>
+/// One VJP rule per ONNX operator. Each rule emits ONNX nodes computing ∂⟨ḡ, y⟩/∂x for the inputs that need
+/// it; parameters get per-example gradients shaped [B, …parameter shape].
+/// </summary>
+internal static class GradientRules
+{
+    public static readonly IReadOnlyDictionary<string, GradientRule> Rules = new Dictionary<string, GradientRule>(StringComparer.Ordinal)
+    {
+        ["Add"] = (c, n) => Binary(c, n, (g, _) => g, (g, _) => g),
+        ["Sub"] = (c, n) => Binary(c, n, (g, _) => g, (g, s) => c.Op("Neg", [g], s)),
+        ["Mul"] = (c, n) => Binary(c, n, (g, s) => c.Mul(g, n.Input[1], s), (g, s) => c.Mul(g, n.Input[0], s)),
+        ["Div"] = (c, n) => Binary(c, n,
+            (g, s) => c.Op("Div", [g, n.Input[1]], s),
+            (g, s) => c.Op("Neg", [c.Op("Div", [c.Mul(g, n.Output[0], s), n.Input[1]], s)], s)),
+        ["Pow"] = Pow,
+        ["Neg"] = (c, n) => Unary(c, n, g => c.Op("Neg", [g], null)),
+        ["Identity"] = (c, n) => Unary(c, n, g => g),
+        ["Dropout"] = (c, n) => Unary(c, n, g => g),
+        ["Cast"] = Cast,
+        ["Sigmoid"] = (c, n) => Unary(c, n, g =>
+        {
+            var y = n.Output[0];
+            return c.Mul(g, c.Mul(y, c.Op("Sub", [c.Scalar(1), y], null), null), null);
+        }),
+        ["Tanh"] = (c, n) => Unary(c, n, g =>
+        {
+            var y = n.Output[0];
+            return c.Mul(g, c.Op("Sub", [c.Scalar(1), c.Mul(y, y, null)], null), null);
+        }),
+        ["Relu"] = (c, n) => Unary(c, n, g =>
+            c.Mul(g, c.Op("Cast", [c.Op("Greater", [n.Input[0], c.Scalar(0)], null)], null, Attr.Int("to", TensorData.Float)), null)),
+        ["LeakyRelu"] = (c, n) => Unary(c, n, g =>
+            c.Op("Where", [c.Op("Greater", [n.Input[0], c.Scalar(0)], null), g, c.Mul(g, c.Scalar(Attr.GetFloat(n, "alpha", 0.01f)), null)], null)),
+        ["Exp"] = (c, n) => Unary(c, n, g => c.Mul(g, n.Output[0], null)),
+        ["Log"] = (c, n) => Unary(c, n, g => c.Op("Div", [g, n.Input[0]], null)),
+        ["Sqrt"] = (c, n) => Unary(c, n, g => c.Op("Div", [g, c.Mul(n.Output[0], c.Scalar(2), null)], null)),
+        ["Reciprocal"] = (c, n) => Unary(c, n, g => c.Op("Neg", [c.Mul(g, c.Mul(n.Output[0], n.Output[0], null), null)], null)),
+        ["Sin"] = (c, n) => Unary(c, n, g => c.Mul(g, c.Op("Cos", [n.Input[0]], null), null)),
+        ["Cos"] = (c, n) => Unary(c, n, g => c.Op("Neg", [c.Mul(g, c.Op("Sin", [n.Input[0]], null), null)], null)),
+        ["Abs"] = (c, n) => Unary(c, n, g => c.Mul(g, c.Op("Sign", [n.Input[0]], null), null)),
+        ["Softplus"] = (c, n) => Unary(c, n, g => c.Mul(g, c.Op("Sigmoid", [n.Input[0]], null), null)),
+        ["Erf"] = (c, n) => Unary(c, n, g =>
+        {
+            var x = n.Input[0];
+            var e = c.Op("Exp", [c.Op("Neg", [c.Mul(x, x, null)], null)], null);
+            return c.Mul(g, c.Mul(e, c.Scalar((float)(2 / Math.Sqrt(Math.PI))), null), null);
+        }),
+        ["Softmax"] = Softmax,
+        ["LogSoftmax"] = LogSoftmax,
+        ["Reshape"] = (c, n) => Unary(c, n, g => c.ReshapeLike(g, n.Input[0])),
+        ["Flatten"] = (c, n) => Unary(c, n, g => c.ReshapeLike(g, n.Input[0])),
+        ["Squeeze"] = (c, n) => Unary(c, n, g => c.ReshapeLike(g, n.Input[0])),
+        ["Unsqueeze"] = (c, n) => Unary(c, n, g => c.ReshapeLike(g, n.Input[0])),
+        ["Transpose"] = Transpose,
+        ["Concat"] = Concat,
+        ["Slice"] = Slice,
+        ["Pad"] = Pad,
+        ["Expand"] = (c, n) =>
+        {
+            if (c.Needs(n, 0) && c.GradOut(n) is { } g)
+            {
+                c.ContributeBroadcast(n, 0, g, c.Shape(n, n.Output[0]));
+            }
+        },
+        ["Where"] = Where,
+        ["ReduceSum"] = (c, n) => Reduce(c, n, mean: false),
+        ["ReduceMean"] = (c, n) => Reduce(c, n, mean: true),
+        ["GlobalAveragePool"] = GlobalAveragePool,
+        ["MaxPool"] = MaxPool,
+        ["AveragePool"] = AveragePool,
+        ["Resize"] = Resize,
+        ["Conv"] = Conv,
+        ["Gemm"] = Gemm,
+        ["MatMul"] = MatMul,
+        ["BatchNormalization"] = BatchNormalization,
+        ["GroupNormalization"] = GroupNormalization,
+    };
+
+    private static UnsupportedOperatorException Unsupported(NodeProto n, string detail) => new(n.OpType, VjpBuilder.NodeLabel(n), detail);
+
+    private static void Unary(VjpContext c, NodeProto n, Func<string, string> rule)
+    {
+        if (c.Needs(n, 0) && c.GradOut(n) is { } g)
+        {
+            string gx = rule(g);
+            if (c.Shapes.TryShape(n.Input[0]) is { } s && c.Shapes.TryShape(gx) is null)
+            {
+                c.Shapes.Set(gx, s);
+            }
+            c.Contribute(n, 0, gx);
+        }
+    }
+
+    private static void Binary(VjpContext c, NodeProto n, Func<string, long[], string> left, Func<string, long[], string> right)
+    {
+        if (c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        var ys = c.Shape(n, n.Output[0]);
+        if (c.Needs(n, 0))
+        {
+            c.ContributeBroadcast(n, 0, left(g, ys), ys);
+        }
+        if (c.Needs(n, 1))
+        {
+            c.ContributeBroadcast(n, 1, right(g, ys), ys);
+        }
+    }
+
+    private static void Pow(VjpContext c, NodeProto n)
+    {
+        if (c.Needs(n, 1))
+        {
+            throw Unsupported(n, "the exponent depends on a differentiated value; only constant exponents are supported");
+        }
+        if (c.Needs(n, 0) && c.GradOut(n) is { } g)
+        {
+            var ys = c.Shape(n, n.Output[0]);
+            string e = n.Input[1];
+            string d = c.Mul(e, c.Op("Pow", [n.Input[0], c.Op("Sub", [e, c.Scalar(1)], null)], null), null);
+            c.ContributeBroadcast(n, 0, c.Mul(g, d, ys), ys);
+        }
+    }
+
+    private static void Cast(VjpContext c, NodeProto n)
+    {
+        long to = Attr.GetInt(n, "to", 0);
+        if (to != TensorData.Float)
+        {
+            throw Unsupported(n, $"a cast of a differentiated value to element type {to}; only casts to float are differentiable");
+        }
+        Unary(c, n, g => g);
+    }
+
+    private static void Softmax(VjpContext c, NodeProto n)
+    {
+        if (c.Opset < 13)
+        {
+            throw Unsupported(n, "Softmax before opset 13 flattens its input; only opset 13+ is supported");
+        }
+        Unary(c, n, g =>
+        {
+            var y = n.Output[0];
+            var ys = c.Shape(n, y);
+            long axis = Attr.GetInt(n, "axis", -1);
+            axis = axis < 0 ? axis + ys.Length : axis;
+            var dot = c.ReduceSum(c.Mul(g, y, ys), [axis], true, null);
+            return c.Mul(y, c.Op("Sub", [g, dot], ys), ys);
+        });
+    }
+
+    private static void LogSoftmax(VjpContext c, NodeProto n)
+    {
+        Unary(c, n, g =>
+        {
+            var ys = c.Shape(n, n.Output[0]);
+            long axis = Attr.GetInt(n, "axis", -1);
+            axis = axis < 0 ? axis + ys.Length : axis;
+            var sum = c.ReduceSum(g, [axis], true, null);
+            return c.Op("Sub", [g, c.Mul(c.Op("Exp", [n.Output[0]], ys), sum, ys)], ys);
+        });
+    }
+
+    private static void Transpose(VjpContext c, NodeProto n)
+    {
+        Unary(c, n, g =>
+        {
+            var xs = c.Shape(n, n.Input[0]);
+            var perm = Attr.GetInts(n, "perm") ?? Enumerable.Range(0, xs.Length).Reverse().Select(i => (long)i).ToArray();
+            var inverse = new long[perm.Length];
+            for (int i = 0; i < perm.Length; i++)
+            {
+                inverse[perm[i]] = i;
+            }
+            return c.Transpose(g, c.Shapes.TryShape(g), inverse);
+        });
+    }
+
+    private static void Concat(VjpContext c, NodeProto n)
+    {
+        if (c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        var ys = c.Shape(n, n.Output[0]);
+        long axis = Attr.GetInt(n, "axis", 0);
+        axis = axis < 0 ? axis + ys.Length : axis;
+        long offset = 0;
+        for (int i = 0; i < n.Input.Count; i++)
+        {
+            var xs = c.Shape(n, n.Input[i]);
+            if (xs[axis] < 0)
+            {
+                throw Unsupported(n, "concatenation along the batch axis is not differentiable per example");
+            }
+            if (c.Needs(n, i))
+            {
+                var part = c.Op("Slice", [g, c.Ints(offset), c.Ints(offset + xs[axis]), c.Ints(axis)], xs);
+                c.Contribute(n, i, part);
+            }
+            offset += xs[axis];
+        }
+    }
+
+    private static void Slice(VjpContext c, NodeProto n)
+    {
+        if (!c.Needs(n, 0) || c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        var xs = c.Shape(n, n.Input[0]);
+        var ranges = c.Shapes.SliceRanges(n, xs) ?? throw Unsupported(n, "starts, ends, axes and steps must be constants on a non-batch axis");
+        var pads = new long[2 * xs.Length];
+        for (int i = 0; i < xs.Length; i++)
+        {
+            var (s, e, step) = ranges[i];
+            if (step != 1)
+            {
+                throw Unsupported(n, $"step {step} on axis {i}; only step 1 is supported");
+            }
+            if (xs[i] < 0)
+            {
+                continue;
+            }
+            pads[i] = s;
+            pads[i + xs.Length] = xs[i] - Math.Max(e, s);
+        }
+        c.Contribute(n, 0, c.Op("Pad", [g, c.Ints(pads)], xs));
+    }
+
+    private static void Pad(VjpContext c, NodeProto n)
+    {
+        if (!c.Needs(n, 0) || c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        if (Attr.GetString(n, "mode", "constant") != "constant")
+        {
+            throw Unsupported(n, "only mode 'constant' is supported");
+        }
+        if (n.Input.Count > 3 && n.Input[3].Length > 0)
+        {
+            throw Unsupported(n, "the axes input is not supported");
+        }
+        var xs = c.Shape(n, n.Input[0]);
+        var pads = (n.Input.Count > 1 ? c.Shapes.TryIntConstant(n.Input[1]) : Attr.GetInts(n, "pads")) ?? throw Unsupported(n, "pads must be constant");
+        if (pads.Any(p => p < 0))
+        {
+            throw Unsupported(n, "negative pads are not supported");
+        }
+        var axes = new List<long>();
+        var starts = new List<long>();
+        var ends = new List<long>();
+        for (int i = 0; i < xs.Length; i++)
+        {
+            if (pads[i] != 0 || pads[i + xs.Length] != 0)
+            {
+                axes.Add(i);
+                starts.Add(pads[i]);
+                ends.Add(pads[i] + xs[i]);
+            }
+        }
+        c.Contribute(n, 0, axes.Count == 0 ? g : c.Op("Slice", [g, c.Ints([.. starts]), c.Ints([.. ends]), c.Ints([.. axes])], xs));
+    }
+
+    private static void Where(VjpContext c, NodeProto n)
+    {
+        if (c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        var ys = c.Shape(n, n.Output[0]);
+        string zero = c.Scalar(0);
+        if (c.Needs(n, 1))
+        {
+            c.ContributeBroadcast(n, 1, c.Op("Where", [n.Input[0], g, zero], ys), ys);
+        }
+        if (c.Needs(n, 2))
+        {
+            c.ContributeBroadcast(n, 2, c.Op("Where", [n.Input[0], zero, g], ys), ys);
+        }
+    }
+
+    private static void Reduce(VjpContext c, NodeProto n, bool mean)
+    {
+        if (!c.Needs(n, 0) || c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        var xs = c.Shape(n, n.Input[0]);
+        var axes = c.Shapes.ReduceAxes(n, xs.Length) ?? throw Unsupported(n, "the reduction axes must be constant");
+        bool keep = Attr.GetInt(n, "keepdims", 1) != 0;
+        string gk = keep || axes.Count == 0 ? g : c.Unsqueeze(g, c.Shapes.TryShape(g), [.. axes.Order()]);
+        string gx = c.Op("Expand", [gk, c.Op("Shape", [n.Input[0]], null)], xs);
+        if (mean && axes.Count > 0)
+        {
+            if (axes.Any(a => xs[a] < 0))
+            {
+                throw Unsupported(n, "a mean over the batch axis mixes examples; per-example gradients are not defined");
+            }
+            long count = axes.Aggregate(1L, (p, a) => p * xs[a]);
+            gx = c.Op("Div", [gx, c.Scalar(count)], xs);
+        }
+        c.Contribute(n, 0, gx);
+    }
+
+    private static void GlobalAveragePool(VjpContext c, NodeProto n)
+    {
+        if (!c.Needs(n, 0) || c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        var xs = c.Shape(n, n.Input[0]);
+        long count = xs.Skip(2).Aggregate(1L, (p, d) => p * d);
+        var gx = c.Op("Expand", [g, c.Op("Shape", [n.Input[0]], null)], xs);
+        c.Contribute(n, 0, c.Op("Div", [gx, c.Scalar(count)], xs));
+    }
+
+    private static void MaxPool(VjpContext c, NodeProto n)
+    {
+        if (!c.Needs(n, 0) || c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        if (Attr.GetInt(n, "storage_order", 0) != 0)
+        {
+            throw Unsupported(n, "storage_order 1 is not supported");
+        }
+        // The forward node also returns the argmax indices (flat over N·C·H·W); the gradient scatters into them.
+        if (n.Output.Count < 2 || n.Output[1].Length == 0)
+        {
+            string idx = c.B.Fresh(n.Output[0] + ".indices");
+            if (n.Output.Count < 2)
+            {
+                n.Output.Add(idx);
+            }
+            else
+            {
+                n.Output[1] = idx;
+            }
+        }
+        var xs = c.Shape(n, n.Input[0]);
+        string flatIdx = c.Op("Reshape", [n.Output[1], c.Ints(-1)], null);
+        string flatG = c.Op("Reshape", [g, c.Ints(-1)], null);
+        string size = c.Op("Reshape", [c.Op("Size", [n.Input[0]], null), c.Ints(1)], null);
+        string zeros = c.Op("ConstantOfShape", [size], null, Attr.Tensor("value", TensorData.FromFloats("zero", [0f], 1)));
+        string scattered = c.Op("ScatterElements", [zeros, flatIdx, flatG], null, Attr.Int("axis", 0), Attr.String("reduction", "add"));
+        string gx = c.ReshapeLike(scattered, n.Input[0]);
+        c.Shapes.Set(gx, xs);
+        c.Contribute(n, 0, gx);
+    }
+
+    private static (long[] Kernel, long[] Strides, long[] Pads, long[] Dilations) Window(NodeProto n, long[] kernel, int spatial)
+    {
+        if (Attr.GetString(n, "auto_pad", "NOTSET") is not ("NOTSET" or "VALID"))
+        {
+            throw Unsupported(n, $"auto_pad '{Attr.GetString(n, "auto_pad", "")}' is not supported; give explicit pads");
+        }
+        var strides = Attr.GetInts(n, "strides") ?? Enumerable.Repeat(1L, spatial).ToArray();
+        var pads = Attr.GetInts(n, "pads") ?? new long[2 * spatial];
+        var dil = Attr.GetInts(n, "dilations") ?? Enumerable.Repeat(1L, spatial).ToArray();
+        return (kernel, strides, pads, dil);
+    }
+
+    /// <summary>output_padding that makes a ConvTranspose return exactly the forward input's spatial size.</summary>
+    private static long[] OutputPadding(NodeProto n, long[] xs, long[] ys, long[] k, long[] strides, long[] pads, long[] dil)
+    {
+        int spatial = xs.Length - 2;
+        var op = new long[spatial];
+        for (int i = 0; i < spatial; i++)
+        {
+            long full = strides[i] * (ys[2 + i] - 1) + (k[i] - 1) * dil[i] + 1 - pads[i] - pads[i + spatial];
+            op[i] = xs[2 + i] - full;
+            if (op[i] < 0 || op[i] >= Math.Max(strides[i], dil[i]))
+            {
+                throw Unsupported(n, $"cannot invert the spatial size on axis {i} (input {xs[2 + i]}, output {ys[2 + i]})");
+            }
+        }
+        return op;
+    }
+
+    private static void AveragePool(VjpContext c, NodeProto n)
+    {
+        if (!c.Needs(n, 0) || c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        var xs = c.Shape(n, n.Input[0]);
+        var ys = c.Shape(n, n.Output[0]);
+        if (xs.Length != 4)
+        {
+            throw Unsupported(n, "only 2-D pooling is supported");
+        }
+        var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? throw Unsupported(n, "kernel_shape is required"), 2);
+        if (Attr.GetInt(n, "ceil_mode", 0) != 0)
+        {
+            throw Unsupported(n, "ceil_mode 1 is not supported");
+        }
+        if (pads.Any(p => p != 0) && Attr.GetInt(n, "count_include_pad", 0) == 0)
+        {
+            throw Unsupported(n, "padding with count_include_pad 0 divides by a count that varies at the border; not supported");
+        }
+        long channels = xs[1];
+        long kk = k[0] * k[1];
+        var weights = Enumerable.Repeat(1f / kk, checked((int)(channels * kk))).ToArray();
+        string w = c.B.Constant("avgpool_grad_kernel", weights, channels, 1, k[0], k[1]);
+        var outPad = OutputPadding(n, xs, ys, k, strides, pads, dil);
+        string gx = c.Op("ConvTranspose", [g, w], xs, Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides), Attr.Ints("pads", pads),
+            Attr.Ints("dilations", dil), Attr.Int("group", channels), Attr.Ints("output_padding", outPad));
+        c.Contribute(n, 0, gx);
+    }
+
+    private static void Resize(VjpContext c, NodeProto n)
+    {
+        if (!c.Needs(n, 0) || c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        var xs = c.Shape(n, n.Input[0]);
+        var ys = c.Shape(n, n.Output[0]);
+        string mode = Attr.GetString(n, "mode", "nearest");
+        string ctm = Attr.GetString(n, "coordinate_transformation_mode", "half_pixel");
+        string nearest = Attr.GetString(n, "nearest_mode", "round_prefer_floor");
+        bool floorMap = (ctm == "asymmetric" && nearest == "floor") || (ctm is "half_pixel" or "pytorch_half_pixel" && nearest == "round_prefer_floor");
+        if (mode != "nearest" || !floorMap || xs.Length != 4)
+        {
+            throw Unsupported(n, $"only 2-D nearest resizing with integer factors is supported (mode '{mode}', coordinate_transformation_mode '{ctm}', nearest_mode '{nearest}')");
+        }
+        if (xs[1] != ys[1] || (xs[0] != ys[0]))
+        {
+            throw Unsupported(n, "resizing the batch or channel axes is not supported");
+        }
+        long sh = ys[2] / xs[2], sw = ys[3] / xs[3];
+        if (sh * xs[2] != ys[2] || sw * xs[3] != ys[3] || sh < 1 || sw < 1)
+        {
+            throw Unsupported(n, $"non-integer scale from [{xs[2]},{xs[3]}] to [{ys[2]},{ys[3]}]");
+        }
+        // Each input pixel is copied to an sh×sw block: its gradient is the block's sum.
+        string pooled = c.Op("AveragePool", [g], xs, Attr.Ints("kernel_shape", sh, sw), Attr.Ints("strides", sh, sw));
+        c.Contribute(n, 0, c.Mul(pooled, c.Scalar(sh * sw), xs));
+    }
+
+    private static void Conv(VjpContext c, NodeProto n)
+    {
+        if (c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        string x = n.Input[0], w = n.Input[1];
+        var xs = c.Shape(n, x);
+        var ws = c.Shape(n, w);
+        var ys = c.Shape(n, n.Output[0]);
+        if (xs.Length != 4)
+        {
+            throw Unsupported(n, $"only 2-D convolution is supported (input rank {xs.Length})");
+        }
+        var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? ws[2..], 2);
+        long group = Attr.GetInt(n, "group", 1);
+        long cin = xs[1], cout = ws[0];
+
+        if (c.Needs(n, 0))
+        {
+            var outPad = OutputPadding(n, xs, ys, k, strides, pads, dil);
+            string gx = c.Op("ConvTranspose", [g, w], xs, Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides), Attr.Ints("pads", pads),
+                Attr.Ints("dilations", dil), Attr.Int("group", group), Attr.Ints("output_padding", outPad));
+            c.Contribute(n, 0, gx);
+        }
+        if (c.Needs(n, 1))
+        {
+            if (!c.IsParameter(w))
+            {
+                throw Unsupported(n, $"the weight '{w}' is computed from differentiated values; only initializer weights are supported");
+            }
+            if (group != 1)
+            {
+                throw Unsupported(n, $"per-example gradients of grouped convolutions (group {group}) are not supported");
+            }
+            long positions = ys[2] * ys[3];
+            long fan = cin * k[0] * k[1];
+            // Unfold the input with a one-hot depthwise kernel: channel c·kh·kw + i·kw + j of the result holds the
+            // input pixel under tap (i, j) of channel c — the order of the weight flattened as [out, in·kh·kw].
+            var eye = new float[checked((int)(fan * k[0] * k[1]))];
+            for (long ch = 0; ch < cin; ch++)
+            {
+                for (long i = 0; i < k[0]; i++)
+                {
+                    for (long j = 0; j < k[1]; j++)
+                    {
+                        long o = (ch * k[0] + i) * k[1] + j;
+                        eye[(o * k[0] + i) * k[1] + j] = 1f;
+                    }
+                }
+            }
+            string unfoldKernel = c.B.Constant("unfold_kernel", eye, fan, 1, k[0], k[1]);
+            string unfolded = c.Op("Conv", [x, unfoldKernel], [xs[0], fan, ys[2], ys[3]], Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides),
+                Attr.Ints("pads", pads), Attr.Ints("dilations", dil), Attr.Int("group", cin));
+            string u = c.ReshapePerExample(unfolded, [fan, positions]);          // [B, in·k·k, S]
+            string gm = c.ReshapePerExample(g, [cout, positions]);               // [B, out, S]
+            string ut = c.Transpose(u, c.Shapes.TryShape(u), 0, 2, 1);          // [B, S, in·k·k]
+            if (c.Options.PerExampleGradients)
+            {
+                string dw = c.Op("MatMul", [gm, ut], [ShapeInference.Batch, cout, fan]);
+                c.AddParameterGradient(w, c.ReshapePerExample(dw, ws));
+            }
+            if (c.Options.KroneckerFactors)
+            {
+                c.AddFactors(w, ut, c.Transpose(gm, c.Shapes.TryShape(gm), 0, 2, 1), positions, fan, cout);
+            }
+        }
+        if (c.Needs(n, 2))
+        {
+            if (c.IsParameter(n.Input[2]))
+            {
+                c.AddParameterGradient(n.Input[2], c.ReduceSum(g, [2, 3], false, [ShapeInference.Batch, cout]));
+            }
+            else
+            {
+                c.Contribute(n, 2, c.ReduceSum(g, [0, 2, 3], false, [cout]));
+            }
+        }
+    }
+
+    private static void Gemm(VjpContext c, NodeProto n)
+    {
+        if (c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        if (Attr.GetInt(n, "transA", 0) != 0)
+        {
+            throw Unsupported(n, "transA 1 is not supported (the batch must be axis 0 of A)");
+        }
+        bool transB = Attr.GetInt(n, "transB", 0) != 0;
+        float alpha = Attr.GetFloat(n, "alpha", 1f), beta = Attr.GetFloat(n, "beta", 1f);
+        string a = n.Input[0], b = n.Input[1];
+        var asz = c.Shape(n, a);
+        var bs = c.Shape(n, b);
+        var ys = c.Shape(n, n.Output[0]);
+        string ga = alpha == 1f ? g : c.Mul(g, c.Scalar(alpha), ys);
+        if (c.Needs(n, 0))
+        {
+            string gx = transB ? c.Op("MatMul", [ga, b], asz) : c.Op("MatMul", [ga, c.Transpose(b, bs, 1, 0)], asz);
+            c.Contribute(n, 0, gx);
+        }
+        if (c.Needs(n, 1))
+        {
+            if (c.IsParameter(b))
+            {
+                long k = asz[1], m = ys[1];
+                string a3 = c.Unsqueeze(a, asz, 1);          // [B, 1, K]
+                string g3 = c.Unsqueeze(ga, ys, 1);          // [B, 1, N]
+                if (c.Options.PerExampleGradients)
+                {
+                    string dw = transB
+                        ? c.Op("MatMul", [c.Unsqueeze(ga, ys, 2), a3], [ShapeInference.Batch, m, k])
+                        : c.Op("MatMul", [c.Unsqueeze(a, asz, 2), g3], [ShapeInference.Batch, k, m]);
+                    c.AddParameterGradient(b, dw);
+                }
+                if (c.Options.KroneckerFactors)
+                {
+                    c.AddFactors(b, a3, g3, 1, k, m);
+                }
+            }
+            else
+            {
+                string gb = transB ? c.Op("MatMul", [c.Transpose(ga, ys, 1, 0), a], bs) : c.Op("MatMul", [c.Transpose(a, asz, 1, 0), ga], bs);
+                c.Contribute(n, 1, gb);
+            }
+        }
+        if (c.Needs(n, 2))
+        {
+            c.ContributeBroadcast(n, 2, beta == 1f ? g : c.Mul(g, c.Scalar(beta), ys), ys);
+        }
+    }
+
+    private static void MatMul(VjpContext c, NodeProto n)
+    {
+        if (c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        string a = n.Input[0], b = n.Input[1];
+        var asz = c.Shape(n, a);
+        var bs = c.Shape(n, b);
+        var ys = c.Shape(n, n.Output[0]);
+        if (asz.Length < 2 || bs.Length < 2)
+        {
+            throw Unsupported(n, "1-D operands are not supported");
+        }
+        long[] Swap(int rank) => [.. Enumerable.Range(0, rank - 2).Select(i => (long)i), rank - 1, rank - 2];
+        if (c.Needs(n, 0))
+        {
+            if (c.IsParameter(a))
+            {
+                throw Unsupported(n, $"parameter '{a}' is the left operand; per-example gradients are defined for the right operand (x·W)");
+            }
+            string bt = c.Transpose(b, bs, Swap(bs.Length));
+            long[] gaShape = [.. ys[..^1], bs[^2]];
+            string gx = c.Op("MatMul", [g, bt], gaShape);
+            c.ContributeBroadcast(n, 0, gx, gaShape);
+        }
+        if (c.Needs(n, 1))
+        {
+            string at = c.Transpose(a, asz, Swap(asz.Length));
+            if (c.IsParameter(b))
+            {
+                if (bs.Length != 2 || asz.Length > 3)
+                {
+                    throw Unsupported(n, "per-example gradients need a 2-D weight and an input of rank 2 or 3");
+                }
+                long k = bs[0], m = bs[1];
+                string a3 = asz.Length == 2 ? c.Unsqueeze(a, asz, 1) : a;     // [B, S, K]
+                string g3 = asz.Length == 2 ? c.Unsqueeze(g, ys, 1) : g;      // [B, S, N]
+                long positions = asz.Length == 2 ? 1 : asz[1];
+                if (c.Options.PerExampleGradients)
+                {
+                    string a3t = c.Transpose(a3, c.Shapes.TryShape(a3), 0, 2, 1);
+                    c.AddParameterGradient(b, c.Op("MatMul", [a3t, g3], [ShapeInference.Batch, k, m]));
+                }
+                if (c.Options.KroneckerFactors)
+                {
+                    c.AddFactors(b, a3, g3, positions, k, m);
+                }
+            }
+            else
+            {
+                var gbShape = (long[])ys.Clone();
+                gbShape[^2] = asz[^1];
+                string gb = c.Op("MatMul", [at, g], gbShape);
+                c.ContributeBroadcast(n, 1, gb, gbShape);
+            }
+        }
+    }
+
+    private static long[] ChannelShape(long channels, int rank) => [channels, .. Enumerable.Repeat(1L, rank - 2)];
+
+    private static void BatchNormalization(VjpContext c, NodeProto n)
+    {
+        if (c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        if (Attr.GetInt(n, "training_mode", 0) != 0 || n.Output.Count > 1 && n.Output.Skip(1).Any(o => o.Length > 0))
+        {
+            throw Unsupported(n, "training-mode batch normalization mixes examples; export the model in inference mode");
+        }
+        if (c.Needs(n, 3) || c.Needs(n, 4))
+        {
+            throw Unsupported(n, "the running mean and variance are statistics, not differentiable parameters");
+        }
+        var xs = c.Shape(n, n.Input[0]);
+        long channels = xs[1];
+        var cs = ChannelShape(channels, xs.Length);
+        long[] spatialAxes = [.. Enumerable.Range(2, xs.Length - 2).Select(i => (long)i)];
+        float eps = Attr.GetFloat(n, "epsilon", 1e-5f);
+        string rstd = c.Op("Reciprocal", [c.Op("Sqrt", [c.Op("Add", [n.Input[4], c.Scalar(eps)], [channels])], [channels])], [channels]);
+        if (c.Needs(n, 0))
+        {
+            string scale = c.ReshapeTo(c.Mul(n.Input[1], rstd, [channels]), cs);
+            c.Contribute(n, 0, c.Mul(g, scale, xs));
+        }
+        if (c.Needs(n, 1))
+        {
+            string xhat = c.Mul(c.Op("Sub", [n.Input[0], c.ReshapeTo(n.Input[3], cs)], xs), c.ReshapeTo(rstd, cs), xs);
+            PerChannel(c, n, 1, c.Mul(g, xhat, xs), spatialAxes, channels);
+        }
+        if (c.Needs(n, 2))
+        {
+            PerChannel(c, n, 2, g, spatialAxes, channels);
+        }
+    }
+
+    /// <summary>A per-channel parameter's gradient: the sum over spatial positions (per example) of <paramref name="term"/>.</summary>
+    private static void PerChannel(VjpContext c, NodeProto n, int index, string term, long[] spatialAxes, long channels)
+    {
+        if (c.IsParameter(n.Input[index]))
+        {
+            c.AddParameterGradient(n.Input[index], spatialAxes.Length == 0 ? term : c.ReduceSum(term, spatialAxes, false, [ShapeInference.Batch, channels]));
+        }
+        else
+        {
+            c.Contribute(n, index, c.ReduceSum(term, [0, .. spatialAxes], false, [channels]));
+        }
+    }
+
+    private static void GroupNormalization(VjpContext c, NodeProto n)
+    {
+        if (c.GradOut(n) is not { } g)
+        {
+            return;
+        }
+        if (c.Opset < 21)
+        {
+            throw Unsupported(n, "GroupNormalization before opset 21 scales per group; only the opset-21 (per-channel) form is supported");
+        }
+        var xs = c.Shape(n, n.Input[0]);
+        long channels = xs[1];
+        long groups = Attr.GetInt(n, "num_groups", 0);
+        float eps = Attr.GetFloat(n, "epsilon", 1e-5f);
+        long per = xs.Skip(1).Aggregate(1L, (p, d) => p * d) / groups;
+        long[] rs = [ShapeInference.Batch, groups, per];
+        long[] ms = [ShapeInference.Batch, groups, 1];
+        var cs = ChannelShape(channels, xs.Length);
+        long[] spatialAxes = [.. Enumerable.Range(2, xs.Length - 2).Select(i => (long)i)];
+
+        // Recompute the normalised input: x̂ = (x − μ)·rstd per example and group.
+        string xr = c.ReshapePerExample(n.Input[0], [groups, per]);
+        string mean = c.ReduceMean(xr, [2], true, ms);
+        string d = c.Op("Sub", [xr, mean], rs);
+        string variance = c.ReduceMean(c.Mul(d, d, rs), [2], true, ms);
+        string rstd = c.Op("Reciprocal", [c.Op("Sqrt", [c.Op("Add", [variance, c.Scalar(eps)], ms)], ms)], ms);
+        string xhatR = c.Mul(d, rstd, rs);
+        if (c.Needs(n, 0))
+        {
+            // ∂x = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = g·γ, means over each group.
+            string gh = c.ReshapePerExample(c.Mul(g, c.ReshapeTo(n.Input[1], cs), xs), [groups, per]);
+            string m1 = c.ReduceMean(gh, [2], true, ms);
+            string m2 = c.ReduceMean(c.Mul(gh, xhatR, rs), [2], true, ms);
+            string inner = c.Op("Sub", [c.Op("Sub", [gh, m1], rs), c.Mul(xhatR, m2, rs)], rs);
+            string gx = c.ReshapeLike(c.Mul(rstd, inner, rs), n.Input[0]);
+            c.Contribute(n, 0, gx);
+        }
+        if (c.Needs(n, 1))
+        {
+            string xhat = c.ReshapeLike(xhatR, n.Input[0]);
+            PerChannel(c, n, 1, c.Mul(g, xhat, xs), spatialAxes, channels);
+        }
+        if (c.Needs(n, 2))
+        {
+            PerChannel(c, n, 2, g, spatialAxes, channels);
+        }
+    }
+}

@@ -1,0 +1,202 @@
+using OnnxAttribution.Onnx.Proto;
+
+namespace OnnxAttribution.Onnx.Differentiation;
+
+/// <summary>
+/// Reverse-mode differentiation of an ONNX graph: from a forward model, emits the vector–Jacobian-product graph
+/// of DESIGN.md's contract. The result keeps the forward graph's inputs, adds one <c>cotangent</c> input shaped
+/// like the output, and outputs the forward output followed by per-example parameter gradients and/or
+/// Kronecker factors.
+/// </summary>
+/// <remarks>
+/// Axis 0 of the graph inputs is the batch. Per-example gradients are exact sums over the batch's own
+/// positions (no cross-example terms), so they hold for any graph whose examples do not interact — the case for
+/// every op covered here except BatchNormalization in training mode, which is refused.
+/// </remarks>
+public static class VjpBuilder
+{
+    /// <summary>The ops with a gradient rule.</summary>
+    public static IReadOnlyCollection<string> SupportedOps { get; } = GradientRules.Rules.Keys.ToArray();
+
+    /// <summary>Builds the gradient graph.</summary>
+    /// <exception cref="UnsupportedOperatorException">An op on a differentiated path has no rule, or uses attributes the rule does not cover.</exception>
+    /// <exception cref="OnnxGraphException">The graph is not of the expected form (one float output, known parameters).</exception>
+    public static ModelProto Build(ModelProto forward, VjpOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        options ??= new VjpOptions();
+        var model = forward.Clone();
+        var graph = model.Graph;
+        int opset = (int)(model.OpsetImport.FirstOrDefault(o => o.Domain.Length == 0 || o.Domain == "ai.onnx")?.Version ?? 0);
+        if (opset < 13 || opset > 22)
+        {
+            throw new OnnxGraphException($"graph '{graph.Name}': opset {opset} is not supported for differentiation (13 to 22 are)");
+        }
+        if (graph.Output.Count != 1)
+        {
+            throw new OnnxGraphException($"graph '{graph.Name}': differentiation needs exactly one output, found {graph.Output.Count}");
+        }
+
+        var shapes = new ShapeInference(graph, opset);
+        var initializers = graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        var graphInputs = graph.Input.Select(i => i.Name).Where(n => !initializers.ContainsKey(n)).ToList();
+        var floatInputs = graphInputs.Where(n => shapes.ElemType(n) == TensorData.Float).ToHashSet(StringComparer.Ordinal);
+
+        var parameters = options.Parameters?.ToList() ?? DefaultParameters(graph, shapes, floatInputs);
+        foreach (var p in parameters)
+        {
+            if (!initializers.TryGetValue(p, out var init))
+            {
+                throw new OnnxGraphException($"graph '{graph.Name}': parameter '{p}' is not an initializer of the graph");
+            }
+            if (init.DataType != TensorData.Float)
+            {
+                throw new OnnxGraphException($"graph '{graph.Name}': parameter '{p}' has element type {init.DataType}; only float32 parameters are differentiated");
+            }
+        }
+        foreach (var i in options.InputGradients)
+        {
+            if (!floatInputs.Contains(i))
+            {
+                throw new OnnxGraphException($"graph '{graph.Name}': '{i}' is not a float graph input (inputs: {string.Join(", ", graphInputs)})");
+            }
+        }
+
+        // Activity: the values that depend on a differentiated parameter or input.
+        var paramSet = parameters.ToHashSet(StringComparer.Ordinal);
+        var active = new HashSet<string>(paramSet, StringComparer.Ordinal);
+        active.UnionWith(options.InputGradients);
+        foreach (var node in graph.Node)
+        {
+            if (node.Input.Any(active.Contains))
+            {
+                foreach (var o in node.Output.Where(o => o.Length > 0 && IsFloat(shapes.ElemType(o))))
+                {
+                    active.Add(o);
+                }
+            }
+        }
+
+        var output = graph.Output[0];
+        if (!active.Contains(output.Name))
+        {
+            throw new OnnxGraphException($"graph '{graph.Name}': output '{output.Name}' does not depend on any differentiated parameter or input");
+        }
+        var declared = output.Type?.TensorType?.Shape?.Dim;
+        var outShape = declared is { Count: > 0 }
+            ? declared.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : ShapeInference.Batch).ToArray()
+            : shapes.TryShape(output.Name) ?? throw new OnnxGraphException($"graph '{graph.Name}': the shape of output '{output.Name}' is neither declared nor inferable");
+
+        var builder = new GraphBuilder(graph);
+        var ctx = new VjpContext(builder, shapes, opset, paramSet, active, options);
+        string cotangent = builder.Input(options.CotangentName, TensorData.Float, outShape);
+        shapes.Set(cotangent, outShape);
+        ctx.AddGradient(output.Name, cotangent);
+
+        var forwardNodes = graph.Node.ToList();
+        for (int n = forwardNodes.Count - 1; n >= 0; n--)
+        {
+            var node = forwardNodes[n];
+            if (!node.Input.Any(active.Contains) || !node.Output.Any(ctx.HasGradient))
+            {
+                continue;
+            }
+            if (!GradientRules.Rules.TryGetValue(node.OpType, out var rule) || (node.Domain.Length > 0 && node.Domain != "ai.onnx"))
+            {
+                throw new UnsupportedOperatorException(node.OpType, NodeLabel(node),
+                    $"no gradient rule for this operator (domain '{node.Domain}'); the ops with rules are {string.Join(", ", SupportedOps.Order())}");
+            }
+            rule(ctx, node);
+        }
+
+        // Graph outputs, in a fixed order: the forward output, parameter gradients, factors, input gradients.
+        foreach (var p in parameters)
+        {
+            var shape = initializers[p].Dims.ToArray();
+            if (options.PerExampleGradients)
+            {
+                string g = ctx.ParameterGradient(p) ?? ctx.ZerosPerExample(shape);
+                long d0 = shape.Length > 0 ? shape[0] : 1;
+                long rest = TensorData.ElementCount(shape) / Math.Max(d0, 1);
+                string name = builder.Fresh("grad." + p);
+                builder.Node("Reshape", [g, builder.ConstantInt64("shape", 0, d0, rest)], name);
+                builder.Output(name, TensorData.Float, -1, d0, rest);
+            }
+        }
+        if (options.KroneckerFactors)
+        {
+            // In the order of the parameter list (the reverse pass meets the layers last to first).
+            foreach (var f in ctx.Factors.OrderBy(f => parameters.FindIndex(p => VjpContext.LayerName(p) == f.Layer)))
+            {
+                builder.Output(f.A, TensorData.Float, -1, f.Positions, f.InDim);
+                builder.Output(f.G, TensorData.Float, -1, f.Positions, f.OutDim);
+            }
+        }
+        foreach (var i in options.InputGradients)
+        {
+            string g = ctx.SumGradient(i) ?? throw new OnnxGraphException($"graph '{graph.Name}': input '{i}' does not reach the output");
+            string name = builder.Fresh("grad." + i);
+            builder.Node("Identity", [g], name);
+            builder.Output(name, TensorData.Float, shapes.TryShape(i) ?? []);
+        }
+        return model;
+    }
+
+    internal static string NodeLabel(NodeProto node) => node.Name.Length > 0 ? node.Name : node.Output.FirstOrDefault() ?? node.OpType;
+
+    private static bool IsFloat(int elemType) => elemType == TensorData.Float || elemType == TensorData.Double || elemType == 0;
+
+    /// <summary>The initializers that act as trainable parameters (see <see cref="VjpOptions.Parameters"/>).</summary>
+    public static IReadOnlyList<string> DefaultParameters(ModelProto model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        int opset = (int)(model.OpsetImport.FirstOrDefault(o => o.Domain.Length == 0)?.Version ?? 18);
+        var shapes = new ShapeInference(model.Graph, opset);
+        var inits = model.Graph.Initializer.Select(i => i.Name).ToHashSet();
+        var floatInputs = model.Graph.Input.Select(i => i.Name).Where(n => !inits.Contains(n) && shapes.ElemType(n) == TensorData.Float).ToHashSet();
+        return DefaultParameters(model.Graph, shapes, floatInputs);
+    }
+
+    private static List<string> DefaultParameters(GraphProto graph, ShapeInference shapes, HashSet<string> floatInputs)
+    {
+        var floatInits = graph.Initializer.Where(i => i.DataType == TensorData.Float && i.Dims.Count > 0 && TensorData.ElementCount(i.Dims) > 1)
+            .Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        // Values that depend on the float inputs (the data), to tell scale/shift parameters from constants.
+        var dataActive = new HashSet<string>(floatInputs, StringComparer.Ordinal);
+        foreach (var node in graph.Node)
+        {
+            if (node.Input.Any(dataActive.Contains))
+            {
+                dataActive.UnionWith(node.Output.Where(o => IsFloat(shapes.ElemType(o))));
+            }
+        }
+        var chosen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var node in graph.Node)
+        {
+            var inputs = node.Input;
+            switch (node.OpType)
+            {
+                case "Conv" or "Gemm":
+                    chosen.UnionWith(inputs.Skip(1).Where(floatInits.Contains));
+                    break;
+                case "MatMul":
+                    chosen.UnionWith(inputs.Where(floatInits.Contains));
+                    break;
+                case "BatchNormalization" or "GroupNormalization" or "LayerNormalization" or "InstanceNormalization":
+                    chosen.UnionWith(inputs.Skip(1).Take(2).Where(floatInits.Contains));
+                    break;
+                case "Add" or "Sub" or "Mul" or "Div":
+                    for (int k = 0; k < 2; k++)
+                    {
+                        if (floatInits.Contains(inputs[k]) && dataActive.Contains(inputs[1 - k]))
+                        {
+                            chosen.Add(inputs[k]);
+                        }
+                    }
+                    break;
+            }
+        }
+        // Keep the initializers' order: it is the order of the model's parameter list.
+        return graph.Initializer.Select(i => i.Name).Where(chosen.Contains).ToList();
+    }
+}

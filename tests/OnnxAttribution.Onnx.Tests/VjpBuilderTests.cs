@@ -1,0 +1,142 @@
+using OnnxAttribution.Onnx.Differentiation;
+
+namespace OnnxAttribution.Onnx.Tests;
+
+[TestFixture]
+public sealed class VjpBuilderTests
+{
+    private static Proto.ModelProto SmallConvNet(GraphBuilder b)
+    {
+        var rng = new Random(3);
+        b.Initializer("conv.weight", GradientHarness.Normal(rng, 4 * 2 * 9, 0.5f, 0), 4, 2, 3, 3);
+        b.Initializer("conv.bias", GradientHarness.Normal(rng, 4, 0.5f, 0), 4);
+        b.Initializer("fc.weight", GradientHarness.Normal(rng, 3 * 16, 0.5f, 0), 3, 16);
+        b.Initializer("fc.bias", GradientHarness.Normal(rng, 3, 0.5f, 0), 3);
+        b.Input("x", TensorData.Float, -1, 2, 4, 4);
+        var h = b.Node("Conv", ["x", "conv.weight", "conv.bias"], null, Attr.Ints("pads", 1, 1, 1, 1), Attr.Ints("strides", 2, 2));
+        h = b.Node("Relu", [h]);
+        h = b.Node("Flatten", [h], null, Attr.Int("axis", 1));
+        var y = b.Node("Gemm", [h, "fc.weight", "fc.bias"], "y", Attr.Int("transB", 1));
+        b.Output(y, TensorData.Float, -1, 3);
+        return b.Build();
+    }
+
+    [Test]
+    public void Build_KroneckerFactors_SumToPerExampleGradient()
+    {
+        var forward = SmallConvNet(new GraphBuilder("net"));
+        var vjp = VjpBuilder.Build(forward, new VjpOptions { KroneckerFactors = true });
+        var rng = new Random(5);
+        var x = GradientHarness.Normal(rng, 3 * 2 * 16, 1, 0);
+        var cot = GradientHarness.Normal(rng, 3 * 3, 1, 0);
+        var r = OrtHarness.RunFloat(vjp, new Dictionary<string, (float[], long[])> { ["x"] = (x, [3, 2, 4, 4]), ["cotangent"] = (cot, [3, 3]) },
+            "grad.conv.weight", "a.conv", "g.conv", "grad.fc.weight", "a.fc", "g.fc");
+        foreach (var (layer, positions, inDim, outDim) in new[] { ("conv", 4, 18, 4), ("fc", 1, 16, 3) })
+        {
+            var a = r[$"a.{layer}"];
+            var g = r[$"g.{layer}"];
+            var grad = r[$"grad.{layer}.weight"];
+            Assert.That(a, Has.Length.EqualTo(3 * positions * inDim));
+            Assert.That(g, Has.Length.EqualTo(3 * positions * outDim));
+            double worst = 0;
+            for (int e = 0; e < 3; e++)
+            {
+                for (int o = 0; o < outDim; o++)
+                {
+                    for (int i = 0; i < inDim; i++)
+                    {
+                        double s = 0;
+                        for (int p = 0; p < positions; p++)
+                        {
+                            s += g[(e * positions + p) * outDim + o] * a[(e * positions + p) * inDim + i];
+                        }
+                        worst = Math.Max(worst, Math.Abs(s - grad[(e * outDim + o) * inDim + i]));
+                    }
+                }
+            }
+            Assert.That(worst, Is.LessThan(1e-5), $"{layer}: Σ_s g_s a_sᵀ vs grad");
+        }
+    }
+
+    [Test]
+    public void Build_PerExampleGradients_SumToBatchGradientOfConcatenatedExamples()
+    {
+        // The per-example gradient of example e must not depend on the other examples in the batch.
+        var forward = SmallConvNet(new GraphBuilder("net"));
+        var vjp = VjpBuilder.Build(forward);
+        var rng = new Random(9);
+        var x = GradientHarness.Normal(rng, 2 * 2 * 16, 1, 0);
+        var cot = GradientHarness.Normal(rng, 2 * 3, 1, 0);
+        var both = OrtHarness.RunFloat(vjp, new Dictionary<string, (float[], long[])> { ["x"] = (x, [2, 2, 4, 4]), ["cotangent"] = (cot, [2, 3]) }, "grad.conv.weight");
+        var second = OrtHarness.RunFloat(vjp, new Dictionary<string, (float[], long[])> { ["x"] = (x[32..], [1, 2, 4, 4]), ["cotangent"] = (cot[3..], [1, 3]) }, "grad.conv.weight");
+        Assert.That(both["grad.conv.weight"][72..], Is.EqualTo(second["grad.conv.weight"]).Within(1e-5));
+    }
+
+    [Test]
+    public void DefaultParameters_SmallConvNet_SelectsLayerWeightsAndBiases()
+    {
+        var forward = SmallConvNet(new GraphBuilder("net"));
+        Assert.That(VjpBuilder.DefaultParameters(forward), Is.EqualTo(new[] { "conv.weight", "conv.bias", "fc.weight", "fc.bias" }));
+    }
+
+    [Test]
+    public void DefaultParameters_ConstantOnTimestepPath_IsNotAParameter()
+    {
+        var b = new GraphBuilder("g");
+        b.Input("x", TensorData.Float, -1, 4);
+        b.Input("t", TensorData.Int64, -1);
+        b.Initializer("freq", [1f, 2f, 3f, 4f], 1, 4);
+        b.Initializer("scale", [1f, 2f, 3f, 4f], 4);
+        var t = b.Node("Unsqueeze", [b.Node("Cast", ["t"], null, Attr.Int("to", TensorData.Float)), b.ConstantInt64("ax", 1)]);
+        var emb = b.Node("Sin", [b.Node("Mul", [t, "freq"])]);
+        var y = b.Node("Add", [b.Node("Mul", ["x", "scale"]), emb], "y");
+        b.Output(y, TensorData.Float, -1, 4);
+        Assert.That(VjpBuilder.DefaultParameters(b.Build()), Is.EqualTo(new[] { "scale" }));
+    }
+
+    [Test]
+    public void Build_OpWithoutRule_ThrowsNamingOpAndNode()
+    {
+        var b = new GraphBuilder("g");
+        b.Initializer("w", [1f, 2f, 3f], 3);
+        b.Input("x", TensorData.Float, -1, 3);
+        var h = b.Node("Mul", ["x", "w"]);
+        var y = b.Node("Hardmax", [h], "y");
+        b.Output(y, TensorData.Float, -1, 3);
+        var e = Assert.Throws<UnsupportedOperatorException>(() => VjpBuilder.Build(b.Build(), new VjpOptions { Parameters = ["w"] }));
+        Assert.That(e!.OpType, Is.EqualTo("Hardmax"));
+        Assert.That(e.Message, Does.Contain("Hardmax").And.Contain("n_y"));
+    }
+
+    [Test]
+    public void Build_ParameterFeedingUnsupportedUse_ThrowsNamingParameter()
+    {
+        var b = new GraphBuilder("g");
+        b.Initializer("w", [1f, 2f, 3f], 3);
+        b.Input("x", TensorData.Float, -1, 3);
+        var y = b.Node("Mul", ["x", b.Node("Exp", ["w"])], "y");
+        b.Output(y, TensorData.Float, -1, 3);
+        var e = Assert.Throws<UnsupportedOperatorException>(() => VjpBuilder.Build(b.Build(), new VjpOptions { Parameters = ["w"] }));
+        Assert.That(e!.Message, Does.Contain("'w'").And.Contain("Exp"));
+    }
+
+    [Test]
+    public void Build_UnknownParameterName_ThrowsNamingIt()
+    {
+        var forward = SmallConvNet(new GraphBuilder("net"));
+        var e = Assert.Throws<OnnxGraphException>(() => VjpBuilder.Build(forward, new VjpOptions { Parameters = ["conv.wieght"] }));
+        Assert.That(e!.Message, Does.Contain("conv.wieght"));
+    }
+
+    [Test]
+    public void Build_OutputsFollowContract_InputsAndOrder()
+    {
+        var forward = SmallConvNet(new GraphBuilder("net"));
+        var vjp = VjpBuilder.Build(forward, new VjpOptions { KroneckerFactors = true });
+        Assert.That(vjp.Graph.Input.Select(i => i.Name), Is.EqualTo(new[] { "x", "cotangent" }));
+        Assert.That(vjp.Graph.Output.Select(o => o.Name), Is.EqualTo(new[]
+        {
+            "y", "grad.conv.weight", "grad.conv.bias", "grad.fc.weight", "grad.fc.bias", "a.conv", "g.conv", "a.fc", "g.fc",
+        }));
+    }
+}
