@@ -1,0 +1,65 @@
+using CommandLine;
+using OnnxAttribution.Cli.Verbs;
+using OnnxAttribution.Core;
+using OnnxAttribution.Onnx;
+
+namespace OnnxAttribution.Cli;
+
+/// <summary>Exit codes: 0 success, 1 unexpected failure, 2 bad input or files, 3 a check that ran and failed, 130 cancelled.</summary>
+internal static class CliApp
+{
+    public const int Ok = 0;
+    public const int Crash = 1;
+    public const int BadInput = 2;
+    public const int CheckFailed = 3;
+    public const int Cancelled = 130;
+
+    public static int Run(string[] args)
+    {
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+            Console.Error.WriteLine("cancelling: finishing the current step and saving what is done...");
+        };
+        var parser = new Parser(s =>
+        {
+            s.HelpWriter = Console.Error;
+            s.CaseInsensitiveEnumValues = true;
+            s.AutoVersion = true;
+        });
+        var result = parser.ParseArguments(args, VerbTypes);
+        try
+        {
+            return result.MapResult(
+                (object options) => Dispatch(options, cancel.Token),
+                _ => BadInput);
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("cancelled");
+            return Cancelled;
+        }
+        catch (Exception e) when (e is AttributionException or OnnxGraphException or FileNotFoundException or DirectoryNotFoundException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return BadInput;
+        }
+    }
+
+    private static readonly Type[] VerbTypes =
+    [
+        typeof(TrainVerb), typeof(ExportVerb), typeof(DifferentiateVerb), typeof(CheckGradientsVerb), typeof(GenerateVerb),
+    ];
+
+    private static int Dispatch(object options, CancellationToken cancel) => options switch
+    {
+        TrainVerb o => TrainCommand.Run(o, cancel),
+        ExportVerb o => ExportCommand.Run(o),
+        DifferentiateVerb o => DifferentiateCommand.Run(o),
+        CheckGradientsVerb o => CheckGradientsCommand.Run(o),
+        GenerateVerb o => GenerateCommand.Run(o, cancel),
+        _ => throw new InvalidOperationException($"verb {options.GetType().Name} has no command"),
+    };
+}

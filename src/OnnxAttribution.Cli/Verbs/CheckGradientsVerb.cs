@@ -1,0 +1,78 @@
+using CommandLine;
+using Google.Protobuf;
+using OnnxAttribution.Core.Gradients;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Training;
+
+namespace OnnxAttribution.Cli.Verbs;
+
+[Verb("check-gradients", HelpText = "Prove the exported graphs: ONNX Runtime's forward output and every layer's per-example gradient from vjp.onnx against TorchSharp autograd (one example at a time), for a model folder and for freshly initialised networks. Exit code 3 when a bar is missed.")]
+internal sealed class CheckGradientsVerb
+{
+    [Option("model", HelpText = "A model folder (model.json, forward.onnx, vjp.onnx). Without it only fresh networks are checked.")]
+    public string? Model { get; set; }
+
+    [Option("fresh", Default = 2, HelpText = "How many freshly initialised networks (of the model's architecture, or the default one) to export, differentiate and check.")]
+    public int Fresh { get; set; }
+
+    [Option("batch-sizes", Separator = ',', Default = new[] { 1, 8 })]
+    public IEnumerable<int> BatchSizes { get; set; } = [];
+
+    [Option("timesteps", Separator = ',', Default = new long[] { 0, 10, 250, 500, 999 })]
+    public IEnumerable<long> Timesteps { get; set; } = [];
+
+    [Option("seed", Default = 0L)]
+    public long Seed { get; set; }
+
+    [Option("json", HelpText = "Print the whole report (every layer of every case) as JSON.")]
+    public bool Json { get; set; }
+}
+
+internal static class CheckGradientsCommand
+{
+    public static int Run(CheckGradientsVerb o)
+    {
+        var options = new GradientCheckOptions(o.BatchSizes.ToList(), o.Timesteps.ToList(), o.Seed);
+        var cases = new List<GradientCheckCase>();
+        UNetConfig config = new();
+        if (o.Model is not null)
+        {
+            var dir = ModelDirectory.Open(o.Model);
+            using var net = UNet.FromModelDirectory(dir.Path);
+            config = net.Config;
+            using var vjp = VjpSession.Open(dir.RequireVjp());
+            Output.Note($"checking {dir.VjpPath} against TorchSharp autograd...");
+            cases.AddRange(GradientCheck.Run(net, vjp, dir.Path, options));
+        }
+        for (int i = 0; i < o.Fresh; i++)
+        {
+            long seed = o.Seed + 1000 + i;
+            using var net = new UNet(config, seed);
+            var forward = OnnxExporter.BuildForward(net);
+            var graph = ModelExport.BuildVjp(forward, net.ParameterInfos());
+            using var vjp = VjpSession.FromBytes(graph.ToByteArray(), $"fresh network (seed {seed})");
+            Output.Note($"checking a freshly initialised network (seed {seed})...");
+            cases.AddRange(GradientCheck.Run(net, vjp, $"fresh-seed-{seed}", options));
+        }
+        var report = new GradientCheckReport(cases, options.ForwardTolerance, options.GradientTolerance);
+        if (o.Json)
+        {
+            Output.WriteJson(new { passed = report.Passed, report.ForwardTolerance, report.GradientTolerance, cases = report.Cases });
+        }
+        else
+        {
+            Console.WriteLine($"{"model",-28} {"batch",5} {"timesteps",-22} {"forward max abs",16} {"grad max rel",13}  worst layer");
+            foreach (var c in cases)
+            {
+                string ts = string.Join(",", c.Timesteps.Distinct());
+                Console.WriteLine($"{Short(c.Model),-28} {c.BatchSize,5} {Short(ts, 22),-22} {c.ForwardMaxAbsError,16:E2} {c.GradientMaxRelativeError,13:E2}  {c.WorstParameter}");
+            }
+            Console.WriteLine(report.Passed
+                ? $"PASSED: forward ≤ {report.ForwardTolerance:E0} abs, every layer's gradient ≤ {report.GradientTolerance:E0} relative"
+                : $"FAILED: a case exceeds forward {report.ForwardTolerance:E0} abs or gradient {report.GradientTolerance:E0} relative");
+        }
+        return report.Passed ? CliApp.Ok : CliApp.CheckFailed;
+    }
+
+    private static string Short(string s, int n = 28) => s.Length <= n ? s : "…" + s[^(n - 1)..];
+}

@@ -1,0 +1,93 @@
+using CommandLine;
+using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Sampling;
+
+namespace OnnxAttribution.Cli.Verbs;
+
+[Verb("generate", HelpText = "Generate images with ONNX Runtime from a model folder's forward.onnx (DDIM or DDPM, seeded: the same seed gives the same image on any machine).")]
+internal sealed class GenerateVerb
+{
+    [Option("model", Required = true, HelpText = "A model folder (model.json + forward.onnx).")]
+    public string Model { get; set; } = "";
+
+    [Option("seed", Default = 0L, HelpText = "Seed of the first image; image k of --count uses seed + k.")]
+    public long Seed { get; set; }
+
+    [Option("count", Default = 1, HelpText = "Number of images; more than one writes a grid.")]
+    public int Count { get; set; }
+
+    [Option("steps", Default = 50, HelpText = "Denoising steps (evenly spaced over the model's T).")]
+    public int Steps { get; set; }
+
+    [Option("sampler", Default = SamplerKind.Ddim, HelpText = "ddim or ddpm.")]
+    public SamplerKind Sampler { get; set; }
+
+    [Option("eta", Default = 0.0, HelpText = "DDIM's η (0: deterministic).")]
+    public double Eta { get; set; }
+
+    [Option("out", Required = true, HelpText = "The PNG to write (a grid when --count > 1).")]
+    public string Out { get; set; } = "";
+
+    [Option("trajectory", HelpText = "Also write the sampling trajectory (every x_t) of the first image to this .traj file.")]
+    public string? Trajectory { get; set; }
+
+    [Option("scale", Default = 8, HelpText = "Upscaling of the PNG (nearest neighbour), so small images are visible.")]
+    public int Scale { get; set; }
+
+    [Option("columns", Default = 8, HelpText = "Grid columns.")]
+    public int Columns { get; set; }
+
+    [Option("threads", Default = 0, HelpText = "ONNX Runtime intra-op threads; 0 for its default.")]
+    public int Threads { get; set; }
+
+    [Option("device", Default = ExecutionDevice.Cpu, HelpText = "cpu or cuda (cuda needs the Microsoft.ML.OnnxRuntime.Gpu package).")]
+    public ExecutionDevice Device { get; set; }
+
+    [Option("json", HelpText = "Print what was written as JSON.")]
+    public bool Json { get; set; }
+}
+
+internal static class GenerateCommand
+{
+    public static int Run(GenerateVerb o, CancellationToken cancel)
+    {
+        if (o.Count < 1)
+        {
+            throw new Core.UserInputException($"--count {o.Count}: must be at least 1");
+        }
+        var dir = ModelDirectory.Open(o.Model);
+        using var denoiser = dir.OpenDenoiser(new SessionSettings(o.Device, o.Threads));
+        var sampler = new DiffusionSampler(denoiser, dir.CreateSchedule());
+        var seeds = Enumerable.Range(0, o.Count).Select(k => o.Seed + k).ToArray();
+        var options = new SamplerOptions(o.Sampler, o.Steps, o.Eta, RecordTrajectory: o.Trajectory is not null);
+        var bar = new ConsoleProgress("generate");
+        var progress = new SyncProgress<int>(step => bar.Report(step, o.Steps, $"{o.Sampler} step"));
+        var result = sampler.Sample(seeds, options, progress, cancel);
+        int c = result.Channels, h = result.Height, w = result.Width;
+        if (o.Count == 1)
+        {
+            PngImage.Write(o.Out, result.Image(0), c, h, w, o.Scale);
+        }
+        else
+        {
+            ImageGrid.Write(o.Out, result.Images, o.Count, c, h, w, new GridLayout(Math.Min(o.Columns, o.Count), o.Scale),
+                seeds.Select(s => (string?)$"seed {s}").ToList());
+        }
+        if (o.Trajectory is not null && result.Trajectories is { Count: > 0 } trajectories)
+        {
+            TrajectoryFile.Write(o.Trajectory, trajectories[0]);
+        }
+        var summary = new { model = dir.Path, png = o.Out, trajectory = o.Trajectory, seeds, sampler = o.Sampler, steps = o.Steps, eta = o.Eta };
+        if (o.Json)
+        {
+            Output.WriteJson(summary);
+        }
+        else
+        {
+            Console.WriteLine($"wrote {o.Out} ({o.Count} image{(o.Count > 1 ? "s" : "")}, {o.Sampler}, {o.Steps} steps, seeds {seeds[0]}..{seeds[^1]})" +
+                (o.Trajectory is null ? "" : $" and trajectory {o.Trajectory}"));
+        }
+        return CliApp.Ok;
+    }
+}

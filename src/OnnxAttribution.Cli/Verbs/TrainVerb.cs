@@ -1,0 +1,118 @@
+using CommandLine;
+using OnnxAttribution.Core;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Models;
+using OnnxAttribution.Training;
+
+namespace OnnxAttribution.Cli.Verbs;
+
+[Verb("train", HelpText = "Train a DDPM U-Net in TorchSharp on a dataset subset. Resumable: run the same command again after a kill and it continues from the last checkpoint.")]
+internal sealed class TrainVerb
+{
+    [Option("data", Default = "embedded", HelpText = "Dataset: embedded (the shipped 16×16 Fashion-MNIST subset), fashion-mnist (Debian package dataset-fashion-mnist), a folder of PNGs, or an IDX file.")]
+    public string Data { get; set; } = "embedded";
+
+    [Option("size", Default = 16, HelpText = "Image size to train at; images are resized by area averaging.")]
+    public int Size { get; set; }
+
+    [Option("subset", Default = "all", HelpText = "Training examples: 'all', a range 'start:end' (end exclusive), a list '3,5,9', or '@file' with one index per line.")]
+    public string Subset { get; set; } = "all";
+
+    [Option("out", Required = true, HelpText = "Run folder: checkpoints and run.json (pass it to 'export --checkpoint').")]
+    public string Out { get; set; } = "";
+
+    [Option("steps", Default = 6000, HelpText = "Optimizer steps.")]
+    public int Steps { get; set; }
+
+    [Option("batch-size", Default = 64)]
+    public int BatchSize { get; set; }
+
+    [Option("lr", Default = 1e-3, HelpText = "Adam learning rate (after a linear warm-up).")]
+    public double LearningRate { get; set; }
+
+    [Option("ema", Default = 0.999, HelpText = "EMA decay of the exported weights.")]
+    public double Ema { get; set; }
+
+    [Option("schedule", Default = ScheduleKind.Linear, HelpText = "β schedule: linear or cosine (T = 1000).")]
+    public ScheduleKind Schedule { get; set; }
+
+    [Option("base-channels", Default = 32, HelpText = "U-Net width at the first resolution (the second has twice as many).")]
+    public int BaseChannels { get; set; }
+
+    [Option("seed", Default = 0L)]
+    public long Seed { get; set; }
+
+    [Option("threads", Default = 0, HelpText = "TorchSharp threads; 0 for its default.")]
+    public int Threads { get; set; }
+
+    [Option("checkpoint-every", Default = 500)]
+    public int CheckpointEvery { get; set; }
+
+    [Option("json", HelpText = "Print the run summary as JSON on stdout.")]
+    public bool Json { get; set; }
+}
+
+internal static class TrainCommand
+{
+    public static int Run(TrainVerb o, CancellationToken cancel)
+    {
+        var dataset = LoadDataset(o.Data, o.Subset, o.Size);
+        Output.Note($"training on {dataset.Count} images of {dataset.Name} ({dataset.Channels}×{dataset.Height}×{dataset.Width}), {o.Steps} steps of {o.BatchSize}");
+        var options = new TrainOptions
+        {
+            Data = dataset,
+            Model = new UNetConfig { ImageSize = o.Size, Channels = dataset.Channels, BaseChannels = o.BaseChannels },
+            Schedule = new ScheduleSettings(o.Schedule, 1000),
+            Steps = o.Steps,
+            BatchSize = o.BatchSize,
+            LearningRate = o.LearningRate,
+            EmaDecay = o.Ema,
+            Seed = o.Seed,
+            Threads = o.Threads,
+            CheckpointDirectory = o.Out,
+            CheckpointEvery = o.CheckpointEvery,
+        };
+        var bar = new ConsoleProgress("train");
+        double lastMs = 0, lastIps = 0;
+        var progress = new SyncProgress<TrainProgress>(p =>
+        {
+            lastMs = p.MillisecondsPerStep;
+            lastIps = p.ImagesPerSecond;
+            bar.Report(p.Step, p.TotalSteps, $"loss {p.Loss:F4}, {p.MillisecondsPerStep:F0} ms/step, {p.ImagesPerSecond:F0} img/s");
+        });
+        using var result = DdpmTrainer.Train(options, progress, cancel);
+        var info = new TrainingRunInfo(o.Data, dataset.Fingerprint, o.Subset, o.Size, dataset.Count, options.Schedule, result.Steps, o.BatchSize,
+            o.LearningRate, o.Ema, o.Seed, result.FinalLoss, result.Elapsed.TotalSeconds, lastMs, lastIps, o.Threads);
+        info.Save(o.Out);
+        if (o.Json)
+        {
+            Output.WriteJson(info);
+        }
+        else
+        {
+            Console.WriteLine($"trained {result.Steps} steps, final loss {result.FinalLoss:F4}, {result.Elapsed.TotalSeconds:F0} s; run folder {o.Out}");
+        }
+        return CliApp.Ok;
+    }
+
+    /// <summary>Loads a dataset by name, takes the subset, then resizes to <paramref name="size"/> when needed.</summary>
+    public static ImageDataset LoadDataset(string data, string subset, int? size)
+    {
+        var dataset = SubsetSpec.Parse(subset).Apply(new DatasetLocator().Load(data));
+        if (size is int s && (dataset.Height != s || dataset.Width != s))
+        {
+            if (s <= 0)
+            {
+                throw new UserInputException($"--size {s}: must be positive");
+            }
+            dataset = dataset.Resize(s, s);
+        }
+        return dataset;
+    }
+}
+
+/// <summary>An <see cref="IProgress{T}"/> that calls back on the reporting thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+internal sealed class SyncProgress<T>(Action<T> handler) : IProgress<T>
+{
+    public void Report(T value) => handler(value);
+}
