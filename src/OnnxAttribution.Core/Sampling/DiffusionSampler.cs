@@ -1,0 +1,181 @@
+using OnnxAttribution.Core.Models;
+using OnnxAttribution.Core.Numerics;
+using OnnxAttribution.Core.Runtime;
+
+namespace OnnxAttribution.Core.Sampling;
+
+/// <summary>The output of <see cref="DiffusionSampler.Sample"/>.</summary>
+/// <param name="Images">The final images x₀, [B, C, H, W].</param>
+/// <param name="Seeds">The seed of each image.</param>
+/// <param name="Channels">C.</param>
+/// <param name="Height">H.</param>
+/// <param name="Width">W.</param>
+/// <param name="Timesteps">The timesteps visited, in sampling order.</param>
+/// <param name="Trajectories">One per image when <see cref="SamplerOptions.RecordTrajectory"/> was set, else null.</param>
+public sealed record SamplingResult(float[] Images, long[] Seeds, int Channels, int Height, int Width, long[] Timesteps, IReadOnlyList<Trajectory>? Trajectories)
+{
+    /// <summary>B, the number of images.</summary>
+    public int Count => Seeds.Length;
+
+    /// <summary>Image <paramref name="index"/>, CHW.</summary>
+    public ReadOnlySpan<float> Image(int index) =>
+        Images.AsSpan(checked(index * Channels * Height * Width), Channels * Height * Width);
+}
+
+/// <summary>
+/// Generates images with a denoiser and a noise schedule by DDPM ancestral sampling or DDIM.
+/// </summary>
+/// <remarks>
+/// <para>Every image draws its noise from its own seed through <see cref="CounterRng"/>: stream 0 gives x_T, stream 1 + s the
+/// noise z added at sampling step s (s = 0 for the first step). So image k is the same whatever the batch it is in
+/// (given a denoiser whose output for one image does not depend on the others).</para>
+/// <para>With timesteps τ_S &gt; … &gt; τ_1 (<see cref="SamplingTimesteps.Evenly"/>) and ᾱ_prev = ᾱ at the next timestep (1 after τ_1),
+/// each step first predicts x̂₀ = (x_t − √(1−ᾱ) ε̂)/√ᾱ (optionally clipped to [-1, 1]), then:</para>
+/// <para>DDPM (Ho et al. 2020, eqs. 6–7 and Algorithm 2) on the respaced schedule β' = 1 − ᾱ/ᾱ_prev:
+/// x_prev = √ᾱ_prev β'/(1−ᾱ) · x̂₀ + √(1−β') (1−ᾱ_prev)/(1−ᾱ) · x_t + σ z with σ² = β' (0 at the last step).
+/// Without clipping this equals Algorithm 2's 1/√α (x_t − β/√(1−ᾱ) ε̂) + σ z; with S = T it is Algorithm 2 exactly.</para>
+/// <para>DDIM (Song et al. 2021, eq. 12): x_prev = √ᾱ_prev x̂₀ + √(1−ᾱ_prev−σ²) ε̂ + σ z with
+/// σ = η √((1−ᾱ_prev)/(1−ᾱ)) √(1−ᾱ/ᾱ_prev). When x̂₀ is clipped, ε̂ is recomputed from the clipped x̂₀.</para>
+/// <para>The state is float32 (it is what the model consumes and the trajectory stores); each update is computed in float64.</para>
+/// </remarks>
+public sealed class DiffusionSampler
+{
+    private readonly IDenoiser _denoiser;
+    private readonly NoiseSchedule _schedule;
+
+    public DiffusionSampler(IDenoiser denoiser, NoiseSchedule schedule)
+    {
+        ArgumentNullException.ThrowIfNull(denoiser);
+        ArgumentNullException.ThrowIfNull(schedule);
+        _denoiser = denoiser;
+        _schedule = schedule;
+    }
+
+    /// <summary>Generates one image per seed, all in one batch.</summary>
+    /// <param name="seeds">One seed per image (the batch size B).</param>
+    /// <param name="options">Sampler, steps, η, clipping, trajectory recording.</param>
+    /// <param name="progress">Receives the number of steps done after each step.</param>
+    /// <param name="cancellationToken">Checked between steps.</param>
+    /// <exception cref="UserInputException">The step count or η is out of range.</exception>
+    public SamplingResult Sample(IReadOnlyList<long> seeds, SamplerOptions options, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(seeds);
+        ArgumentNullException.ThrowIfNull(options);
+        if (seeds.Count == 0)
+        {
+            throw new ArgumentException("at least one seed is needed", nameof(seeds));
+        }
+        int T = _schedule.Timesteps;
+        if (options.Steps < 1 || options.Steps > T)
+        {
+            throw new UserInputException($"sampling steps is {options.Steps}; expected 1..{T} (the schedule's timesteps)");
+        }
+        if (!(options.Eta >= 0) || double.IsInfinity(options.Eta))
+        {
+            throw new UserInputException($"DDIM eta is {options.Eta}; expected a finite value ≥ 0");
+        }
+
+        int b = seeds.Count, c = _denoiser.Channels, size = _denoiser.ImageSize, d = c * size * size;
+        var timesteps = SamplingTimesteps.Evenly(T, options.Steps);
+        int steps = timesteps.Length;
+        var x = new float[(long)b * d];
+        var eps = new float[x.Length];
+        var z = new float[d];
+        var t = new long[b];
+        float[][]? states = options.RecordTrajectory ? new float[b][] : null;
+        for (int k = 0; k < b; k++)
+        {
+            new CounterRng(seeds[k], 0).FillNormal(x.AsSpan(k * d, d));
+            if (states is not null)
+            {
+                states[k] = new float[(long)(steps + 1) * d];
+            }
+        }
+
+        for (int s = 0; s < steps; s++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            long tNow = timesteps[s];
+            if (states is not null)
+            {
+                for (int k = 0; k < b; k++)
+                {
+                    x.AsSpan(k * d, d).CopyTo(states[k].AsSpan(s * d, d));
+                }
+            }
+            Array.Fill(t, tNow);
+            _denoiser.Predict(x, t, b, eps);
+
+            double ab = _schedule.AlphaBars[tNow];
+            double abPrev = s + 1 < steps ? _schedule.AlphaBars[timesteps[s + 1]] : 1.0;
+            var step = StepCoefficients.For(options, ab, abPrev);
+            for (int k = 0; k < b; k++)
+            {
+                var xk = x.AsSpan(k * d, d);
+                var ek = eps.AsSpan(k * d, d);
+                bool noisy = step.Sigma > 0;
+                if (noisy)
+                {
+                    new CounterRng(seeds[k], 1 + s).FillNormal(z);
+                }
+                for (int i = 0; i < d; i++)
+                {
+                    xk[i] = (float)step.Apply(xk[i], ek[i], noisy ? z[i] : 0f, options.ClipDenoised);
+                }
+            }
+            progress?.Report(s + 1);
+        }
+
+        Trajectory[]? trajectories = null;
+        if (states is not null)
+        {
+            trajectories = new Trajectory[b];
+            double eta = options.Kind == SamplerKind.Ddim ? options.Eta : 0.0;
+            for (int k = 0; k < b; k++)
+            {
+                x.AsSpan(k * d, d).CopyTo(states[k].AsSpan(steps * d, d));
+                trajectories[k] = new Trajectory(options.Kind, seeds[k], c, size, size, (long[])timesteps.Clone(), states[k], eta, options.ClipDenoised, T);
+            }
+        }
+        return new SamplingResult(x, seeds.ToArray(), c, size, size, timesteps, trajectories);
+    }
+
+    /// <summary>The per-step constants of one reverse step; see the class remarks for the formulas.</summary>
+    private readonly record struct StepCoefficients(SamplerKind Kind, double AlphaBar, double AlphaBarPrev, double Sigma,
+        double MeanX0, double MeanXt, double DirEps)
+    {
+        public static StepCoefficients For(SamplerOptions options, double ab, double abPrev)
+        {
+            if (options.Kind == SamplerKind.Ddpm)
+            {
+                double betaPrime = 1 - ab / abPrev;
+                double sigma = abPrev < 1.0 ? Math.Sqrt(betaPrime) : 0.0;
+                return new(SamplerKind.Ddpm, ab, abPrev, sigma,
+                    MeanX0: Math.Sqrt(abPrev) * betaPrime / (1 - ab),
+                    MeanXt: Math.Sqrt(1 - betaPrime) * (1 - abPrev) / (1 - ab),
+                    DirEps: 0);
+            }
+            double sigmaDdim = options.Eta * Math.Sqrt((1 - abPrev) / (1 - ab)) * Math.Sqrt(Math.Max(0, 1 - ab / abPrev));
+            return new(SamplerKind.Ddim, ab, abPrev, sigmaDdim,
+                MeanX0: Math.Sqrt(abPrev),
+                MeanXt: 0,
+                DirEps: Math.Sqrt(Math.Max(0, 1 - abPrev - sigmaDdim * sigmaDdim)));
+        }
+
+        public double Apply(double xt, double eps, double z, bool clip)
+        {
+            double sa = Math.Sqrt(AlphaBar), s1a = Math.Sqrt(1 - AlphaBar);
+            double x0 = (xt - s1a * eps) / sa;
+            if (clip)
+            {
+                double clipped = Math.Clamp(x0, -1.0, 1.0);
+                if (Kind == SamplerKind.Ddim && clipped != x0)
+                {
+                    eps = (xt - sa * clipped) / s1a;
+                }
+                x0 = clipped;
+            }
+            return MeanX0 * x0 + MeanXt * xt + DirEps * eps + Sigma * z;
+        }
+    }
+}

@@ -1,0 +1,24 @@
+namespace OnnxAttribution.Core.Sampling;
+
+/// <summary>Which reverse process generates images. The numeric values are written in trajectory files.</summary>
+public enum SamplerKind
+{
+    /// <summary>DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) with σ_t² = β_t.</summary>
+    Ddpm = 1,
+
+    /// <summary>DDIM (Song, Meng &amp; Ermon 2021, eq. 12) with stochasticity η.</summary>
+    Ddim = 2,
+}
+
+/// <summary>Settings of one sampling run.</summary>
+/// <param name="Kind">DDPM or DDIM.</param>
+/// <param name="Steps">The number of denoising steps, 1..T; see <see cref="SamplingTimesteps"/> for which timesteps are used.</param>
+/// <param name="Eta">DDIM's η: 0 is deterministic DDIM, 1 matches DDPM's posterior variance. Ignored for DDPM.</param>
+/// <param name="ClipDenoised">Clip the predicted x̂₀ to [-1, 1] at every step.</param>
+/// <param name="RecordTrajectory">Keep every x_t along the way (see <see cref="Trajectory"/>).</param>
+public sealed record SamplerOptions(
+    SamplerKind Kind = SamplerKind.Ddim,
+    int Steps = 50,
+    double Eta = 0.0,
+    bool ClipDenoised = true,
+    bool RecordTrajectory = false);

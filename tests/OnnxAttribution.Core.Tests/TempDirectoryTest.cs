@@ -1,0 +1,33 @@
+namespace OnnxAttribution.Core.Tests;
+
+/// <summary>Gives each test its own temporary folder under the test work directory, removed after the test.</summary>
+public abstract class TempDirectoryTest
+{
+    protected string TempDir { get; private set; } = "";
+
+    [SetUp]
+    public void CreateTempDir()
+    {
+        TempDir = Path.Combine(TestContext.CurrentContext.WorkDirectory, "tmp",
+            $"{TestContext.CurrentContext.Test.MethodName}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(TempDir);
+    }
+
+    [TearDown]
+    public void RemoveTempDir()
+    {
+        if (Directory.Exists(TempDir))
+        {
+            Directory.Delete(TempDir, recursive: true);
+        }
+    }
+
+    /// <summary>The repository root, recorded at build time (the binaries may live under another artifacts path).</summary>
+    protected static string RepositoryRoot()
+    {
+        var root = typeof(TempDirectoryTest).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+            .Cast<System.Reflection.AssemblyMetadataAttribute>()
+            .Single(a => a.Key == "RepositoryRoot").Value!;
+        return Path.GetFullPath(root);
+    }
+}
