@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# What the project needs on a fresh Debian 12 machine beside the .NET 10 SDK, installed only when missing:
+# the Fashion-MNIST package (the full dataset; the embedded default ships in models/data) and a font for
+# the captions of image grids. TorchSharp's native library is fixed up by the build itself
+# (build/TorchSharpNativeFixup.targets). Never fails the caller for an optional piece.
+set -u
+need=()
+[ -d /usr/share/datasets/fashion-mnist ] || need+=(dataset-fashion-mnist)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; else
+      echo "setup: missing Debian packages ${need[*]} (install them with apt-get; continuing without them)"; exit 0; fi
+  fi
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  ($sudo apt-get install -y -q "${need[@]}" >/dev/null 2>&1 || { $sudo apt-get update -q >/dev/null 2>&1 && $sudo apt-get install -y -q "${need[@]}" >/dev/null 2>&1; }) \
+    || echo "setup: could not install ${need[*]}; tests that need them will say so"
+fi
+exit 0

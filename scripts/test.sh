@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the test suite (the fast default set: everything not marked [Category("Slow")]) and ends with
+# the counts parsed from the test results: "Tests: N passed, M failed[, K skipped]".
+# Usage: bash scripts/test.sh [--all]     (--all also runs the Slow category)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+filter="Category!=Slow"
+if [ "${1:-}" = "--all" ]; then filter=""; fi
+
+bash scripts/setup.sh || exit $?
+
+results=TestResults
+rm -rf "$results"
+args=(test OnnxAttribution.sln -c Release --logger "trx" --results-directory "$results" --logger "console;verbosity=minimal")
+if [ -n "$filter" ]; then args+=(--filter "$filter"); fi
+dotnet "${args[@]}"
+status=$?
+
+passed=0; failed=0; skipped=0; files=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  files=$((files + 1))
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
+  get() { echo "$counters" | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p"; }
+  p=$(get passed); f=$(get failed); total=$(get total); executed=$(get executed)
+  errors=$(get error); timeout=$(get timeout); aborted=$(get aborted)
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0} + ${errors:-0} + ${timeout:-0} + ${aborted:-0}))
+  skipped=$((skipped + ${total:-0} - ${executed:-0}))
+done
+if [ "$files" -eq 0 ]; then
+  echo "no test results were written (the build or the test host failed)"
+  [ "$status" -eq 0 ] && status=1
+fi
+if [ "$skipped" -gt 0 ]; then
+  echo "Tests: $passed passed, $failed failed, $skipped skipped"
+else
+  echo "Tests: $passed passed, $failed failed"
+fi
+exit $status

@@ -1,0 +1,110 @@
+using OnnxAttribution.Core.Gradients;
+using OnnxAttribution.Core.Models;
+using OnnxAttribution.Core.Runtime;
+
+namespace OnnxAttribution.Core.Attribution;
+
+/// <summary>
+/// Per-example gradients of a measurement, averaged over a plan's (timestep, noise) pairs: for each pair,
+/// x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε, ε̂ from forward.onnx, the measurement's cotangent, then vjp.onnx.
+/// </summary>
+/// <remarks>
+/// Averaging before projection follows D-TRAK's code. The gradient of one example is the concatenation of the
+/// graph's <c>grad.*</c> outputs in their order (the model's parameter order).
+/// </remarks>
+public sealed class GradientSource
+{
+    private readonly IDenoiser _forward;
+    private readonly VjpSession _vjp;
+    private readonly NoiseSchedule _schedule;
+    private readonly long[] _sizes;
+
+    public GradientSource(IDenoiser forward, VjpSession vjp, NoiseSchedule schedule, FeaturizationPlan plan)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        ArgumentNullException.ThrowIfNull(vjp);
+        ArgumentNullException.ThrowIfNull(schedule);
+        ArgumentNullException.ThrowIfNull(plan);
+        plan.Validate(schedule);
+        if (forward.Channels != vjp.Channels || forward.ImageSize != vjp.ImageSize)
+        {
+            throw new GraphContractException($"{vjp.Label}: image geometry {vjp.Channels}×{vjp.ImageSize}² differs from the forward graph's {forward.Channels}×{forward.ImageSize}²");
+        }
+        if (vjp.GradientOutputs.Count == 0)
+        {
+            throw new GraphContractException($"{vjp.Label}: the gradient graph has no grad.* outputs (export it with per-example gradients)");
+        }
+        _forward = forward;
+        _vjp = vjp;
+        _schedule = schedule;
+        Plan = plan;
+        _sizes = vjp.GradientOutputs.Select(o => vjp.OutputShapes[o].Skip(1).Aggregate(1L, (a, b) => a * b)).ToArray();
+        Dimension = _sizes.Sum();
+    }
+
+    public FeaturizationPlan Plan { get; }
+
+    /// <summary>The length p of one example's gradient (the number of differentiated parameters).</summary>
+    public long Dimension { get; }
+
+    /// <summary>C·H·W of one example.</summary>
+    public int ExampleLength => _vjp.Channels * _vjp.ImageSize * _vjp.ImageSize;
+
+    /// <summary>Averaged per-example gradients of a batch of clean images.</summary>
+    /// <param name="images">B clean images x₀ in [-1, 1], B·C·H·W values.</param>
+    /// <param name="count">B.</param>
+    /// <param name="destination">B·p values, overwritten.</param>
+    public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination)
+    {
+        int d = ExampleLength;
+        long p = Dimension;
+        if (images.Length != (long)count * d || destination.Length != count * p)
+        {
+            throw new ArgumentException($"batch of {count}: images need {(long)count * d} values (got {images.Length}), destination {count * p} (got {destination.Length})");
+        }
+        destination.Clear();
+        var noise = new float[d];
+        var noiseBatch = new float[count * d];
+        var xt = new float[count * d];
+        var eps = new float[count * d];
+        var cot = new float[count * d];
+        var ts = new long[count];
+        float weight = 1f / Plan.Pairs;
+        for (int j = 0; j < Plan.Timesteps.Count; j++)
+        {
+            long t = Plan.Timesteps[j];
+            float a = (float)Math.Sqrt(_schedule.AlphaBars[t]);
+            float s = (float)Math.Sqrt(1 - _schedule.AlphaBars[t]);
+            Array.Fill(ts, t);
+            for (int draw = 0; draw < Plan.NoiseDraws; draw++)
+            {
+                Plan.Noise(j, draw, noise);
+                for (int b = 0; b < count; b++)
+                {
+                    noise.CopyTo(noiseBatch.AsSpan(b * d, d));
+                    var x0 = images.Slice(b * d, d);
+                    var dst = xt.AsSpan(b * d, d);
+                    for (int i = 0; i < d; i++)
+                    {
+                        dst[i] = a * x0[i] + s * noise[i];
+                    }
+                }
+                _forward.Predict(xt, ts, count, eps);
+                Measurement.Cotangent(Plan.Measurement, eps, noiseBatch, d, cot);
+                var grads = _vjp.Run(xt, ts, cot, count, _vjp.GradientOutputs);
+                long offset = 0;
+                for (int k = 0; k < _vjp.GradientOutputs.Count; k++)
+                {
+                    var g = grads[_vjp.GradientOutputs[k]];
+                    int n = checked((int)_sizes[k]);
+                    for (int b = 0; b < count; b++)
+                    {
+                        var target = destination.Slice(checked((int)(b * p + offset)), n);
+                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(g.AsSpan(b * n, n), weight, target, target);
+                    }
+                    offset += n;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+using OnnxAttribution.Core.Attribution;
+
+namespace OnnxAttribution.Core.Tests.Attribution;
+
+[TestFixture]
+public sealed class MeasurementTests
+{
+    [TestCase(MeasurementKind.Loss)]
+    [TestCase(MeasurementKind.Square)]
+    public void Cotangent_IsGradientOfValue(MeasurementKind kind)
+    {
+        var rng = new Random(4);
+        int d = 12;
+        var eps = Enumerable.Range(0, d).Select(_ => (float)rng.NextDouble()).ToArray();
+        var noise = Enumerable.Range(0, d).Select(_ => (float)rng.NextDouble()).ToArray();
+        var cot = new float[d];
+        Measurement.Cotangent(kind, eps, noise, d, cot);
+        for (int i = 0; i < d; i++)
+        {
+            var plus = (float[])eps.Clone();
+            var minus = (float[])eps.Clone();
+            plus[i] += 1e-3f;
+            minus[i] -= 1e-3f;
+            double fd = (Measurement.Value(kind, plus, noise) - Measurement.Value(kind, minus, noise)) / (plus[i] - minus[i]);
+            Assert.That(cot[i], Is.EqualTo(fd).Within(1e-4));
+        }
+    }
+
+    [Test]
+    public void Evenly_TenOfThousand_StartsAtZero()
+    {
+        Assert.That(FeaturizationPlan.Evenly(1000, 10), Is.EqualTo(new long[] { 0, 100, 200, 300, 400, 500, 600, 700, 800, 900 }));
+    }
+
+    [Test]
+    public void Noise_SamePairSameDraw_DifferentPairsDiffer()
+    {
+        var plan = new FeaturizationPlan([0, 500], 2, 7, MeasurementKind.Loss);
+        var a = new float[8];
+        var b = new float[8];
+        var c = new float[8];
+        plan.Noise(1, 1, a);
+        plan.Noise(1, 1, b);
+        plan.Noise(1, 0, c);
+        Assert.That(b, Is.EqualTo(a));
+        Assert.That(c, Is.Not.EqualTo(a));
+    }
+}
