@@ -51,6 +51,7 @@ internal static class CliApp
     private static readonly Type[] VerbTypes =
     [
         typeof(TrainVerb), typeof(ExportVerb), typeof(DifferentiateVerb), typeof(CheckGradientsVerb), typeof(GenerateVerb),
+        typeof(FeaturizeVerb), typeof(FinalizeVerb), typeof(MergeVerb), typeof(AttributeVerb), typeof(InspectVerb),
     ];
 
     private static int Dispatch(object options, CancellationToken cancel) => options switch
@@ -60,6 +61,11 @@ internal static class CliApp
         DifferentiateVerb o => DifferentiateCommand.Run(o),
         CheckGradientsVerb o => CheckGradientsCommand.Run(o),
         GenerateVerb o => GenerateCommand.Run(o, cancel),
+        FeaturizeVerb o => FeaturizeCommand.Run(o, cancel),
+        FinalizeVerb o => FinalizeCommand.Run(o),
+        MergeVerb o => MergeCommand.Run(o),
+        AttributeVerb o => AttributeCommand.Run(o, cancel),
+        InspectVerb o => InspectCommand.Run(o),
         _ => throw new InvalidOperationException($"verb {options.GetType().Name} has no command"),
     };
 }

@@ -50,19 +50,28 @@ public sealed class GradientSource
     /// <summary>C·H·W of one example.</summary>
     public int ExampleLength => _vjp.Channels * _vjp.ImageSize * _vjp.ImageSize;
 
-    /// <summary>Averaged per-example gradients of a batch of clean images.</summary>
-    /// <param name="images">B clean images x₀ in [-1, 1], B·C·H·W values.</param>
-    /// <param name="count">B.</param>
-    /// <param name="destination">B·p values, overwritten.</param>
-    public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination)
-    {
-        int d = ExampleLength;
-        long p = Dimension;
-        if (images.Length != (long)count * d || destination.Length != count * p)
+    /// <summary>The Kronecker-factor outputs of the gradient graph, as (layer, a output, g output, S, in, out).</summary>
+    public IReadOnlyList<(string Layer, string A, string G, int Positions, int InDim, int OutDim)> Factors() =>
+        _vjp.FactorOutputs.Where(o => o.StartsWith("a.", StringComparison.Ordinal)).Select(a =>
         {
-            throw new ArgumentException($"batch of {count}: images need {(long)count * d} values (got {images.Length}), destination {count * p} (got {destination.Length})");
+            string layer = a[2..];
+            var sa = _vjp.OutputShapes[a];
+            var sg = _vjp.OutputShapes["g." + layer];
+            return (layer, a, "g." + layer, checked((int)sa[1]), checked((int)sa[2]), checked((int)sg[2]));
+        }).ToList();
+
+    /// <summary>
+    /// Runs every (timestep, draw) pair of the plan on a batch and hands the requested gradient-graph outputs of each pair
+    /// to <paramref name="accumulate"/> with the pair's weight 1/pairs.
+    /// </summary>
+    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate)
+    {
+        ArgumentNullException.ThrowIfNull(accumulate);
+        int d = ExampleLength;
+        if (images.Length != (long)count * d)
+        {
+            throw new ArgumentException($"batch of {count}: images need {(long)count * d} values, got {images.Length}");
         }
-        destination.Clear();
         var noise = new float[d];
         var noiseBatch = new float[count * d];
         var xt = new float[count * d];
@@ -91,20 +100,40 @@ public sealed class GradientSource
                 }
                 _forward.Predict(xt, ts, count, eps);
                 Measurement.Cotangent(Plan.Measurement, eps, noiseBatch, d, cot);
-                var grads = _vjp.Run(xt, ts, cot, count, _vjp.GradientOutputs);
-                long offset = 0;
-                for (int k = 0; k < _vjp.GradientOutputs.Count; k++)
-                {
-                    var g = grads[_vjp.GradientOutputs[k]];
-                    int n = checked((int)_sizes[k]);
-                    for (int b = 0; b < count; b++)
-                    {
-                        var target = destination.Slice(checked((int)(b * p + offset)), n);
-                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(g.AsSpan(b * n, n), weight, target, target);
-                    }
-                    offset += n;
-                }
+                accumulate(_vjp.Run(xt, ts, cot, count, outputs), weight);
             }
         }
+    }
+
+    /// <summary>Averaged per-example gradients of a batch of clean images.</summary>
+    /// <param name="images">B clean images x₀ in [-1, 1], B·C·H·W values.</param>
+    /// <param name="count">B.</param>
+    /// <param name="destination">B·p values, overwritten.</param>
+    public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination)
+    {
+        int d = ExampleLength;
+        long p = Dimension;
+        if (images.Length != (long)count * d || destination.Length != count * p)
+        {
+            throw new ArgumentException($"batch of {count}: images need {(long)count * d} values (got {images.Length}), destination {count * p} (got {destination.Length})");
+        }
+        destination.Clear();
+        var dest = new float[count * p];
+        ForEachPair(images, count, _vjp.GradientOutputs, (grads, weight) =>
+        {
+            long offset = 0;
+            for (int k = 0; k < _vjp.GradientOutputs.Count; k++)
+            {
+                var g = grads[_vjp.GradientOutputs[k]];
+                int n = checked((int)_sizes[k]);
+                for (int b = 0; b < count; b++)
+                {
+                    var target = dest.AsSpan(checked((int)(b * p + offset)), n);
+                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(g.AsSpan(b * n, n), weight, target, target);
+                }
+                offset += n;
+            }
+        });
+        dest.CopyTo(destination);
     }
 }

@@ -1,0 +1,211 @@
+using CommandLine;
+using OnnxAttribution.Core;
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Core.Store;
+
+namespace OnnxAttribution.Cli.Verbs;
+
+[Verb("attribute", HelpText = "Attribute generated images (--seed) or a given image (--image) to training images with a finalized store: writes a grid (each query beside its top-k training images, with scores) and prints the ranking (--json for machines).")]
+internal sealed class AttributeVerb
+{
+    [Option("store", Required = true, HelpText = "A finalized store folder.")]
+    public string Store { get; set; } = "";
+
+    [Option("model", HelpText = "Model folder (default: the one the store was featurized with, from source.json).")]
+    public string? Model { get; set; }
+
+    [Option("seed", HelpText = "Generate the query from this seed (with --steps, --sampler), as 'generate' does.")]
+    public long? Seed { get; set; }
+
+    [Option("count", Default = 1, HelpText = "With --seed: attribute seeds seed … seed+count−1 in one batch (one scan of the store).")]
+    public int Count { get; set; }
+
+    [Option("image", HelpText = "A PNG to attribute instead (resized to the model's size, converted to its channels).")]
+    public string? Image { get; set; }
+
+    [Option("steps", Default = 50)]
+    public int Steps { get; set; }
+
+    [Option("sampler", Default = SamplerKind.Ddim)]
+    public SamplerKind Sampler { get; set; }
+
+    [Option("top", Default = 16, HelpText = "How many training images to return per query.")]
+    public int Top { get; set; }
+
+    [Option("out", Default = "attribution.png", HelpText = "The grid PNG: one row per query, the query first.")]
+    public string Out { get; set; } = "attribution.png";
+
+    [Option("scale", Default = 4)]
+    public int Scale { get; set; }
+
+    [Option("threads", Default = 0)]
+    public int Threads { get; set; }
+
+    [Option("device", Default = ExecutionDevice.Cpu)]
+    public ExecutionDevice Device { get; set; }
+
+    [Option("json", HelpText = "Print the rankings as JSON.")]
+    public bool Json { get; set; }
+}
+
+internal static class AttributeCommand
+{
+    public static int Run(AttributeVerb o, CancellationToken cancel)
+    {
+        if ((o.Seed is null) == (o.Image is null))
+        {
+            throw new UserInputException("give exactly one query: --seed N (generate it) or --image file.png");
+        }
+        var source = StoreSource.TryLoad(o.Store);
+        var modelDir = o.Model ?? source?.ModelDirectory
+            ?? throw new UserInputException($"{o.Store} has no {StoreSource.FileName}: pass --model");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using var scorer = TrakScorer.Open(o.Store, modelDir, new SessionSettings(o.Device, o.Threads));
+        var meta = scorer.Model.Metadata;
+        int c = meta.Channels, s = meta.ImageSize, d = c * s * s;
+
+        float[] queries;
+        int count;
+        List<string> labels;
+        if (o.Seed is long seed)
+        {
+            count = Math.Max(1, o.Count);
+            using var denoiser = scorer.Model.OpenDenoiser(new SessionSettings(o.Device, o.Threads));
+            var seeds = Enumerable.Range(0, count).Select(k => seed + k).ToArray();
+            var result = new DiffusionSampler(denoiser, scorer.Model.CreateSchedule()).Sample(seeds, new SamplerOptions(o.Sampler, o.Steps), null, cancel);
+            queries = result.Images;
+            labels = seeds.Select(x => $"seed {x}").ToList();
+        }
+        else
+        {
+            var (pixels, _, _, _) = PngImage.Read(o.Image!, c, s);
+            queries = pixels;
+            count = 1;
+            labels = [Path.GetFileName(o.Image!)];
+        }
+        double generateSeconds = clock.Elapsed.TotalSeconds;
+        clock.Restart();
+        var top = scorer.Attribute(queries, count, o.Top);
+        double attributeSeconds = clock.Elapsed.TotalSeconds;
+
+        // The training images for the grid: the store's dataset, as featurized.
+        var data = source is null ? null : TrainCommand.LoadDataset(source.Data, source.Subset, source.ImageSize);
+        int columns = o.Top + 1;
+        var tiles = new float[count * columns * d];
+        var captions = new List<string?>();
+        for (int q = 0; q < count; q++)
+        {
+            queries.AsSpan(q * d, d).CopyTo(tiles.AsSpan(q * columns * d, d));
+            captions.Add($"query {labels[q]}");
+            for (int r = 0; r < top[q].Count; r++)
+            {
+                long row = top[q].Indices[r];
+                if (data is not null)
+                {
+                    data.Image(checked((int)row)).CopyTo(tiles.AsSpan((q * columns + 1 + r) * d, d));
+                }
+                captions.Add($"#{row} {top[q].Scores[r]:G3}");
+            }
+            for (int r = top[q].Count; r < o.Top; r++)
+            {
+                captions.Add(null);
+            }
+        }
+        var grid = ImageGrid.Write(o.Out, tiles, count * columns, c, s, s, new GridLayout(columns, o.Scale), captions);
+        if (grid.Note is not null)
+        {
+            Output.Note(grid.Note);
+        }
+        var queryPng = Path.ChangeExtension(o.Out, null) + "-query.png";
+        PngImage.Write(queryPng, queries.AsSpan(0, d), c, s, s, 8);
+
+        var rankings = Enumerable.Range(0, count).Select(q => new
+        {
+            query = labels[q],
+            top = top[q].Indices.Select((row, r) => new
+            {
+                rank = r + 1,
+                index = row,
+                score = top[q].Scores[r],
+                label = data?.Labels is { } l ? l[checked((int)row)] : (int?)null,
+            }).ToList(),
+        }).ToList();
+        if (o.Json)
+        {
+            Output.WriteJson(new
+            {
+                store = o.Store,
+                model = modelDir,
+                method = scorer.Store.Meta.Method,
+                measurement = scorer.Store.Meta.Measurement,
+                rows = scorer.Store.Rows,
+                k = scorer.Store.Dim,
+                png = o.Out,
+                queryPng,
+                generateSeconds,
+                attributeSeconds,
+                rankings,
+            });
+        }
+        else
+        {
+            foreach (var r in rankings)
+            {
+                Console.WriteLine($"{r.query}: " + string.Join("  ", r.top.Take(10).Select(t => $"#{t.index} ({t.score:G3})")) + (r.top.Count > 10 ? "  …" : ""));
+            }
+            Console.WriteLine($"wrote {o.Out} and {queryPng}; attribution took {attributeSeconds * 1000:F0} ms for {count} quer{(count == 1 ? "y" : "ies")} over {scorer.Store.Rows} rows");
+        }
+        return CliApp.Ok;
+    }
+}
+
+[Verb("inspect", HelpText = "Describe a feature store: settings, completeness, sizes, whether it is finalized.")]
+internal sealed class InspectVerb
+{
+    [Option("store", Required = true)]
+    public string Store { get; set; } = "";
+
+    [Option("json")]
+    public bool Json { get; set; }
+}
+
+internal static class InspectCommand
+{
+    public static int Run(InspectVerb o)
+    {
+        using var store = FeatureStore.Open(o.Store);
+        var features = new FileInfo(Path.Combine(o.Store, StoreFiles.Features)).Length;
+        var pre = Path.Combine(o.Store, TrakEngine.PreconditionerFile);
+        var info = new
+        {
+            store = o.Store,
+            meta = store.Meta,
+            rows = store.Rows,
+            k = store.Dim,
+            dtype = store.DType,
+            featuresBytes = features,
+            bytesPerExample = (double)features / Math.Max(1, store.Rows),
+            finalized = File.Exists(pre),
+            preconditionerBytes = File.Exists(pre) ? new FileInfo(pre).Length : 0,
+            source = StoreSource.TryLoad(o.Store),
+        };
+        if (o.Json)
+        {
+            Output.WriteJson(info);
+        }
+        else
+        {
+            var m = store.Meta;
+            Console.WriteLine($"store      {o.Store}");
+            Console.WriteLine($"method     {m.Method} ({m.Measurement}), {m.Timesteps.Count} timesteps [{string.Join(",", m.Timesteps.Take(10))}{(m.Timesteps.Count > 10 ? ",…" : "")}] × {m.NoiseDraws} draws (seed {m.NoiseSeed})");
+            Console.WriteLine($"projector  {m.Projector.Kind}, k = {m.Projector.Dim}, seed {m.Projector.Seed}, {string.Join(", ", m.Projector.Settings.Select(kv => $"{kv.Key}={kv.Value}"))}");
+            Console.WriteLine($"rows       {store.Rows} complete, {store.DType}; features.npy {features / 1048576.0:F1} MiB ({info.bytesPerExample:F0} bytes per example)");
+            Console.WriteLine($"model      vjp.onnx SHA-256 {m.ModelFingerprint[..16]}…; data {m.DatasetFingerprint[..16]}… subset {m.Subset}; shard {m.Shard.Index}/{m.Shard.Count}");
+            Console.WriteLine($"finalized  {(info.finalized ? $"yes ({info.preconditionerBytes / 1048576.0:F1} MiB preconditioner)" : "no: run 'finalize'")}");
+        }
+        return CliApp.Ok;
+    }
+}

@@ -1,0 +1,88 @@
+using OnnxAttribution.Core.Projection;
+
+namespace OnnxAttribution.Core.Attribution;
+
+/// <summary>How per-example gradients are turned into k-dimensional features.</summary>
+public enum ProjectorKind
+{
+    /// <summary>JL projection of the whole flattened gradient (every parameter), generated on the fly.</summary>
+    Dense,
+
+    /// <summary>Per-layer Kronecker projection of the Conv/Gemm weight gradients from the graph's factor outputs
+    /// (biases and normalisation parameters are not included).</summary>
+    Factored,
+}
+
+/// <summary>Settings of the projection: kind, entry distribution, requested k and seed.</summary>
+public sealed record ProjectionSettings(ProjectorKind Kind, ProjectionKind Distribution, int Dim, long Seed);
+
+/// <summary>
+/// Features of images: averaged measurement gradients, projected (TRAK's φ = Pᵀ∇f, averaged over the plan's pairs).
+/// Training rows and queries go through the same instance, so they are comparable by construction.
+/// </summary>
+public sealed class FeatureExtractor
+{
+    private readonly GradientSource _source;
+    private readonly DenseProjector? _dense;
+    private readonly FactoredProjector? _factored;
+    private readonly IReadOnlyList<(string Layer, string A, string G, int Positions, int InDim, int OutDim)> _factors = [];
+
+    public FeatureExtractor(GradientSource source, ProjectionSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentOutOfRangeException.ThrowIfLessThan(settings.Dim, 1);
+        _source = source;
+        Settings = settings;
+        if (settings.Kind == ProjectorKind.Dense)
+        {
+            _dense = new DenseProjector(source.Dimension, settings.Dim, settings.Distribution, unchecked((ulong)settings.Seed));
+            Dim = settings.Dim;
+        }
+        else
+        {
+            _factors = source.Factors();
+            if (_factors.Count == 0)
+            {
+                throw new GraphContractException("--projector factored needs a gradient graph with Kronecker factors (a.*, g.* outputs); export it with factors");
+            }
+            // The same kIn = kOut for every layer: the largest square that keeps layers × k² within the requested k.
+            int side = Math.Max(1, (int)Math.Floor(Math.Sqrt((double)settings.Dim / _factors.Count)));
+            _factored = new FactoredProjector(_factors.Select(f => (f.Layer, f.InDim, f.OutDim)).ToList(), side, side, settings.Distribution, unchecked((ulong)settings.Seed));
+            Dim = _factored.OutputDim;
+        }
+    }
+
+    public ProjectionSettings Settings { get; }
+
+    /// <summary>The feature length k actually produced (for factored: layers × side², at most the requested k).</summary>
+    public int Dim { get; }
+
+    public GradientSource Source => _source;
+
+    /// <summary>Features of a batch of clean images: <paramref name="count"/> rows of <see cref="Dim"/>.</summary>
+    public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination)
+    {
+        if (destination.Length != (long)count * Dim)
+        {
+            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}");
+        }
+        if (_dense is not null)
+        {
+            var grads = new float[count * _source.Dimension];
+            _source.Compute(images, count, grads);
+            _dense.ProjectBatch(grads, count, destination);
+            return;
+        }
+        var acc = new float[count * Dim];
+        var pair = new float[count * Dim];
+        var outputs = _factors.SelectMany(f => new[] { f.A, f.G }).ToList();
+        _source.ForEachPair(images, count, outputs, (values, weight) =>
+        {
+            var layers = _factors.Select(f => new LayerFactors(values[f.A], values[f.G], f.Positions)).ToList();
+            _factored!.ProjectBatch(layers, count, pair);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(pair, weight, acc, acc);
+        });
+        acc.CopyTo(destination);
+    }
+}

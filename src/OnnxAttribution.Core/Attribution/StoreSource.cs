@@ -1,0 +1,39 @@
+using System.Text.Json;
+using OnnxAttribution.Core.Models;
+
+namespace OnnxAttribution.Core.Attribution;
+
+/// <summary>
+/// Where a store's rows came from, as typed by the user (<c>source.json</c>): the model folder and the dataset, so
+/// <c>attribute</c> can find the model and draw the training images without asking again. Not part of the rows'
+/// identity (meta.json holds the fingerprints that are checked).
+/// </summary>
+public sealed record StoreSource(string ModelDirectory, string Data, string Subset, int ImageSize)
+{
+    public const string FileName = "source.json";
+
+    public void Save(string storeDirectory)
+    {
+        var path = Path.Combine(storeDirectory, FileName);
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, ModelMetadata.JsonOptions) + "\n");
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    /// <summary>Reads source.json, or null when the store has none.</summary>
+    public static StoreSource? TryLoad(string storeDirectory)
+    {
+        var path = Path.Combine(storeDirectory, FileName);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+        try
+        {
+            return JsonSerializer.Deserialize<StoreSource>(File.ReadAllText(path), ModelMetadata.JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new UserInputException($"{path}: not valid ({e.Message})", e);
+        }
+    }
+}
