@@ -46,3 +46,21 @@ public sealed class MeasurementTests
         Assert.That(c, Is.Not.EqualTo(a));
     }
 }
+
+[TestFixture]
+public sealed class RankCorrelationTests
+{
+    [Test]
+    public void Spearman_MonotoneTransform_IsOne()
+    {
+        double[] a = [1, 5, 2, 8, 3];
+        Assert.That(RankCorrelation.Spearman(a, a.Select(x => Math.Exp(x)).ToArray()), Is.EqualTo(1).Within(1e-12));
+        Assert.That(RankCorrelation.Spearman(a, a.Select(x => -x).ToArray()), Is.EqualTo(-1).Within(1e-12));
+    }
+
+    [Test]
+    public void Ranks_Ties_ShareMeanRank()
+    {
+        Assert.That(RankCorrelation.Ranks([10, 20, 10, 30]), Is.EqualTo(new[] { 1.5, 3, 1.5, 4 }));
+    }
+}

@@ -1,0 +1,200 @@
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Models;
+using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Core.Store;
+using OnnxAttribution.Onnx;
+
+namespace OnnxAttribution.Training.Tests;
+
+/// <summary>
+/// The scoring engine end to end on a small U-Net and 40 embedded training images: quality floors that can fail.
+/// </summary>
+[TestFixture]
+public sealed class TrakAttributionTests
+{
+    private const int Rows = 40;
+    private string _dir = "";
+    private string _model = "";
+    private ImageDataset _data = null!;
+
+    [OneTimeSetUp]
+    public void SetUp()
+    {
+        _dir = Directory.CreateTempSubdirectory("oa-trak-").FullName;
+        _model = Path.Combine(_dir, "model");
+        using var net = new UNet(new UNetConfig { BaseChannels = 8, Groups = 4, TimeEmbeddingDim = 32, SinusoidDim = 16 }, seed: 3);
+        var parameters = net.ParameterInfos();
+        OnnxExporter.Export(net, new ScheduleSettings(ScheduleKind.Linear, 1000), null, _model, "tiny",
+            (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
+        _data = SubsetSpec.Parse($"0:{Rows}").Apply(Repository.Locator.Load("embedded"));
+    }
+
+    [OneTimeTearDown]
+    public void TearDown() => Directory.Delete(_dir, recursive: true);
+
+    private string Store(string name, int dim, StoreDType dtype, MeasurementKind measurement = MeasurementKind.Loss, ProjectorKind projector = ProjectorKind.Dense)
+    {
+        var dir = Path.Combine(_dir, name);
+        if (!Directory.Exists(dir))
+        {
+            using var store = TrakEngine.Featurize(new FeaturizeOptions
+            {
+                ModelDirectory = _model,
+                Data = _data,
+                Plan = new FeaturizationPlan([100, 400, 700], 1, 5, measurement),
+                Projection = new ProjectionSettings(projector, ProjectionKind.Rademacher, dim, 11),
+                DType = dtype,
+                OutDirectory = dir,
+                BatchSize = 8,
+            });
+            TrakEngine.Finalize(dir, 1e-3);
+        }
+        return dir;
+    }
+
+    private float[] Images(params int[] rows) => rows.SelectMany(r => _data.Image(r).ToArray()).ToArray();
+
+    [TestCase(MeasurementKind.Loss, ProjectorKind.Dense)]
+    [TestCase(MeasurementKind.Square, ProjectorKind.Dense)]
+    [TestCase(MeasurementKind.Loss, ProjectorKind.Factored)]
+    public void Attribute_PlantedDuplicate_RanksItsTrainingImageFirst(MeasurementKind measurement, ProjectorKind projector)
+    {
+        var store = Store($"dup-{measurement}-{projector}", 512, StoreDType.Float32, measurement, projector);
+        using var scorer = TrakScorer.Open(store, _model);
+        int[] planted = [5, 17, 33];
+        var top = scorer.Attribute(Images(planted), planted.Length, 5);
+        for (int q = 0; q < planted.Length; q++)
+        {
+            Assert.That(top[q].Indices[0], Is.EqualTo(planted[q]), $"query {q}: top-5 {string.Join(",", top[q].Indices)}");
+        }
+    }
+
+    [Test]
+    public void Attribute_Float16Store_SameTopTenAsFloat32()
+    {
+        using var f32 = TrakScorer.Open(Store("f32", 512, StoreDType.Float32), _model);
+        using var f16 = TrakScorer.Open(Store("f16", 512, StoreDType.Float16), _model);
+        // Queries: training images with a little noise (not exact duplicates) and a blend of two.
+        var rng = new Random(2);
+        var queries = Images(3, 21, 8).Select(v => v + 0.05f * (float)(rng.NextDouble() - 0.5)).ToArray();
+        int d = _data.ImageLength;
+        var blend = Images(10).Zip(Images(30), (a, b) => 0.5f * (a + b)).ToArray();
+        queries = [.. queries, .. blend];
+        int count = queries.Length / d;
+        var a = f32.Attribute(queries, count, 10);
+        var b = f16.Attribute(queries, count, 10);
+        var all = f32.Scores(queries, count);
+        int exact = 0;
+        for (int q = 0; q < count; q++)
+        {
+            // The same ten, except for swaps across the 10th place between rows whose float32 scores differ by less
+            // than float16's resolution (2⁻¹¹ relative to the largest score).
+            var scores = all.AsSpan(q * Rows, Rows);
+            float tenth = a[q].Scores[9];
+            float resolution = 2f * a[q].Scores.Max(MathF.Abs) / 2048f;
+            var differing = a[q].Indices.Except(b[q].Indices).Concat(b[q].Indices.Except(a[q].Indices)).ToList();
+            exact += differing.Count == 0 ? 1 : 0;
+            foreach (var row in differing)
+            {
+                Assert.That(scores[(int)row], Is.EqualTo(tenth).Within(resolution),
+                    $"query {q}: row {row} is in one top-10 only and is not a near-tie at the 10th place (f32 {string.Join(",", a[q].Indices)}; f16 {string.Join(",", b[q].Indices)})");
+            }
+            Assert.That(b[q].Indices[0], Is.EqualTo(a[q].Indices[0]), $"query {q}: top-1");
+        }
+        TestContext.Out.WriteLine($"identical top-10 for {exact} of {count} queries");
+    }
+
+    [Test]
+    public void Scores_DenseProjectionK4096_AgreesWithExactGradientSpace()
+    {
+        double rho = ProjectedVersusExact(4096);
+        TestContext.Out.WriteLine($"Spearman(projected k=4096, exact) = {rho:F4}");
+        Assert.That(rho, Is.GreaterThanOrEqualTo(0.9));
+    }
+
+    /// <summary>
+    /// Exact TRAK scores without projection, by the push-through identity G(GᵀG + λI)⁻¹ = (GGᵀ + λI)⁻¹G on the N×p
+    /// gradient matrix, with the same absolute λ as the projected store; mean Spearman over queries.
+    /// </summary>
+    private double ProjectedVersusExact(int dim)
+    {
+        var storeDir = Store($"exact-{dim}", dim, StoreDType.Float32);
+        using var scorer = TrakScorer.Open(storeDir, _model);
+        var source = scorer.Extractor.Source;
+        long p = source.Dimension;
+        var g = new float[Rows * p];
+        for (int start = 0; start < Rows; start += 8)
+        {
+            source.Compute(_data.Pixels.Slice(start * _data.ImageLength, 8 * _data.ImageLength), 8, g.AsSpan((int)(start * p), (int)(8 * p)));
+        }
+        var rng = new Random(4);
+        var queries = Images(2, 12, 25, 38).Select(v => Math.Clamp(v + 0.3f * (float)(rng.NextDouble() - 0.5), -1f, 1f)).ToArray();
+        int count = 4;
+        var gq = new float[count * p];
+        source.Compute(queries, count, gq);
+        var projected = scorer.Scores(queries, count);
+        double lambda = Preconditioner.Load(Path.Combine(storeDir, TrakEngine.PreconditionerFile), dim, TrakEngine.StoreFingerprint(storeDir)).Damping;
+
+        // K = GGᵀ + λI (N×N) and b = G g_q, in float64.
+        var kernel = new double[Rows * Rows];
+        for (int i = 0; i < Rows; i++)
+        {
+            for (int j = 0; j <= i; j++)
+            {
+                double s = 0;
+                for (long e = 0; e < p; e++)
+                {
+                    s += (double)g[i * p + e] * g[j * p + e];
+                }
+                kernel[i * Rows + j] = kernel[j * Rows + i] = s + (i == j ? lambda : 0);
+            }
+        }
+        double total = 0;
+        for (int q = 0; q < count; q++)
+        {
+            var b = new double[Rows];
+            for (int i = 0; i < Rows; i++)
+            {
+                double s = 0;
+                for (long e = 0; e < p; e++)
+                {
+                    s += (double)g[i * p + e] * gq[q * p + e];
+                }
+                b[i] = s;
+            }
+            var exact = SolveSymmetric(kernel, b, Rows);
+            var proj = projected.AsSpan(q * Rows, Rows).ToArray().Select(x => (double)x).ToArray();
+            total += RankCorrelation.Spearman(exact, proj);
+        }
+        return total / count;
+    }
+
+    private static double[] SolveSymmetric(double[] a, double[] b, int n)
+    {
+        var m = (double[])a.Clone();
+        var x = (double[])b.Clone();
+        for (int c = 0; c < n; c++)
+        {
+            for (int r = c + 1; r < n; r++)
+            {
+                double f = m[r * n + c] / m[c * n + c];
+                for (int j = c; j < n; j++)
+                {
+                    m[r * n + j] -= f * m[c * n + j];
+                }
+                x[r] -= f * x[c];
+            }
+        }
+        for (int r = n - 1; r >= 0; r--)
+        {
+            double s = x[r];
+            for (int j = r + 1; j < n; j++)
+            {
+                s -= m[r * n + j] * x[j];
+            }
+            x[r] = s / m[r * n + r];
+        }
+        return x;
+    }
+}
