@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Gradients;
+using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Training;
+using static TorchSharp.torch;
+
+// Usage: PipelineBench <model dir> [examples=64] [timesteps=10] [dim=4096] [batch=16]
+// Prints a markdown table. Every path computes the same features (loss measurement, the same timesteps and noise,
+// dense Rademacher projection), so the times compare like for like; warm-up runs first (tiered JIT, ORT arenas).
+string modelDir = args.Length > 0 ? args[0] : "models/fm16";
+int examples = args.Length > 1 ? int.Parse(args[1]) : 64;
+int timesteps = args.Length > 2 ? int.Parse(args[2]) : 10;
+int dim = args.Length > 3 ? int.Parse(args[3]) : 4096;
+int batch = args.Length > 4 ? int.Parse(args[4]) : 16;
+
+var model = ModelDirectory.Open(modelDir);
+var schedule = model.CreateSchedule();
+var data = SubsetSpec.Parse($"0:{examples}").Apply(new DatasetLocator().Load("embedded"));
+int d = data.ImageLength;
+var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, timesteps), 1, 0, MeasurementKind.Loss);
+Console.Error.WriteLine($"model {modelDir}, {examples} examples × {timesteps} timesteps, k = {dim}, batch {batch}, {Environment.ProcessorCount} cores");
+
+var rows = new List<(string What, double Seconds, string Note)>();
+double Time(string what, Action run, string note = "")
+{
+    run(); // warm-up
+    var clock = Stopwatch.StartNew();
+    run();
+    double s = clock.Elapsed.TotalSeconds;
+    rows.Add((what, s, note));
+    Console.Error.WriteLine($"{what}: {s:F2} s");
+    return s;
+}
+
+// 1. ORT forward vs forward + VJP, per example.
+using (var denoiser = model.OpenDenoiser())
+using (var vjp = VjpSession.Open(model.RequireVjp()))
+{
+    var xt = TestNormal(batch * d, 1);
+    var cot = TestNormal(batch * d, 2);
+    var ts = Enumerable.Repeat(500L, batch).ToArray();
+    var eps = new float[batch * d];
+    int reps = Math.Max(1, examples / batch);
+    Time($"ORT forward, batch {batch}", () => { for (int r = 0; r < reps; r++) denoiser.Predict(xt, ts, batch, eps); }, $"{reps * batch} examples");
+    Time($"ORT forward+VJP (per-example grads), batch {batch}", () => { for (int r = 0; r < reps; r++) vjp.Run(xt, ts, cot, batch, vjp.GradientOutputs); }, $"{reps * batch} examples");
+    Time($"ORT forward+VJP (Kronecker factors), batch {batch}", () => { for (int r = 0; r < reps; r++) vjp.Run(xt, ts, cot, batch, vjp.FactorOutputs); }, $"{reps * batch} examples");
+}
+
+// 2. Featurization through ONNX Runtime, dense and factored.
+foreach (var kind in new[] { ProjectorKind.Dense, ProjectorKind.Factored })
+{
+    using var trak = new TrakModel(modelDir, plan, new ProjectionSettings(kind, ProjectionKind.Rademacher, dim, 0));
+    var features = new float[batch * trak.Extractor.Dim];
+    Time($"featurize, ORT + {kind.ToString().ToLowerInvariant()} projection (k = {trak.Extractor.Dim})", () =>
+    {
+        for (int start = 0; start < examples; start += batch)
+        {
+            trak.Extractor.Extract(data.Pixels.Slice(start * d, batch * d), batch, features);
+        }
+    }, $"{examples * timesteps} example×timesteps");
+}
+
+// 3. The straightforward way: TorchSharp autograd one example at a time, average, then dense projection.
+using (var net = UNet.FromModelDirectory(model.Path))
+{
+    var parameters = net.parameters().ToArray();
+    long p = parameters.Sum(x => x.numel());
+    var projector = new DenseProjector(p, dim, ProjectionKind.Rademacher, 0);
+    var grad = new float[p];
+    var y = new float[dim];
+    var noise = new float[d];
+    Time($"featurize, TorchSharp autograd per example + dense projection (k = {dim})", () =>
+    {
+        for (int i = 0; i < examples; i++)
+        {
+            Array.Clear(grad);
+            for (int j = 0; j < timesteps; j++)
+            {
+                using var scope = NewDisposeScope();
+                long t = plan.Timesteps[j];
+                plan.Noise(j, 0, noise);
+                var x0 = tensor(data.Image(i).ToArray(), [1, data.Channels, data.Height, data.Width]);
+                var e = tensor(noise, [1, data.Channels, data.Height, data.Width]);
+                var xt = x0 * (float)Math.Sqrt(schedule.AlphaBars[t]) + e * (float)Math.Sqrt(1 - schedule.AlphaBars[t]);
+                net.zero_grad();
+                var loss = (net.forward(xt, tensor(new[] { t }, [1])) - e).pow(2).mean();
+                loss.backward();
+                long offset = 0;
+                foreach (var q in parameters)
+                {
+                    var g = q.grad!.contiguous().data<float>().ToArray();
+                    for (int k = 0; k < g.Length; k++)
+                    {
+                        grad[offset + k] += g[k] / timesteps;
+                    }
+                    offset += g.Length;
+                }
+            }
+            projector.Project(grad, y);
+        }
+    }, $"{examples * timesteps} example×timesteps");
+}
+
+Console.WriteLine($"| step | seconds | per example×timestep (ms) | example×timesteps/s | notes |");
+Console.WriteLine("| --- | ---: | ---: | ---: | --- |");
+foreach (var (what, s, note) in rows)
+{
+    int n = what.StartsWith("ORT forward", StringComparison.Ordinal) ? Math.Max(1, examples / batch) * batch : examples * timesteps;
+    Console.WriteLine($"| {what} | {s:F2} | {s * 1000 / n:F2} | {n / s:F0} | {note} |");
+}
+
+static float[] TestNormal(int n, int seed)
+{
+    var rng = new Random(seed);
+    return Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+}
