@@ -31,6 +31,7 @@ public sealed class OpGradientTests
         {
             yield return new($"{op}_positive", Image, (b, x) => Op(b, op, [x]), none, PositiveX: true);
         }
+        yield return new("Cast_to_float_and_Dropout_inference", Image, (b, x) => Op(b, "Dropout", [Op(b, "Cast", [Op(b, "Mul", [x, "p"])], Attr.Int("to", TensorData.Float))]), cparam, Linear: true);
         yield return new("LeakyRelu_alpha", Image, (b, x) => Op(b, "LeakyRelu", [x], Attr.Float("alpha", 0.2f)), none);
         yield return new("Softmax_axis1", Image, (b, x) => Op(b, "Softmax", [Op(b, "Mul", [x, "p"])], Attr.Int("axis", 1)), cparam);
         yield return new("LogSoftmax_last_axis", Vector, (b, x) => Op(b, "LogSoftmax", [x], Attr.Int("axis", -1)), none);

@@ -46,12 +46,6 @@ internal static class GradientRules
         ["Cos"] = (c, n) => Unary(c, n, g => c.Op("Neg", [c.Mul(g, c.Op("Sin", [n.Input[0]], null), null)], null)),
         ["Abs"] = (c, n) => Unary(c, n, g => c.Mul(g, c.Op("Sign", [n.Input[0]], null), null)),
         ["Softplus"] = (c, n) => Unary(c, n, g => c.Mul(g, c.Op("Sigmoid", [n.Input[0]], null), null)),
-        ["Erf"] = (c, n) => Unary(c, n, g =>
-        {
-            var x = n.Input[0];
-            var e = c.Op("Exp", [c.Op("Neg", [c.Mul(x, x, null)], null)], null);
-            return c.Mul(g, c.Mul(e, c.Scalar((float)(2 / Math.Sqrt(Math.PI))), null), null);
-        }),
         ["Softmax"] = Softmax,
         ["LogSoftmax"] = LogSoftmax,
         ["Reshape"] = (c, n) => Unary(c, n, g => c.ReshapeLike(g, n.Input[0])),
