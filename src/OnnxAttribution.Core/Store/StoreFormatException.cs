@@ -1,0 +1,11 @@
+namespace OnnxAttribution.Core.Store;
+
+/// <summary>
+/// A feature-store file that is missing, damaged, of an unknown version, or that does not match the settings it is
+/// opened with. The message names the file, the field, what was expected and what was found.
+/// </summary>
+public sealed class StoreFormatException : AttributionException
+{
+    public StoreFormatException(string message) : base(message) { }
+    public StoreFormatException(string message, Exception inner) : base(message, inner) { }
+}

@@ -1,0 +1,261 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace OnnxAttribution.Core.Store;
+
+/// <summary>How the features were projected: <c>kind</c> (e.g. "rademacher", "gaussian", "factored"), the RNG seed, the output
+/// dimension k (the store's column count), and free-form settings of that projector.</summary>
+public sealed record ProjectorSpec(string Kind, long Seed, int Dim)
+{
+    /// <summary>Projector settings beyond kind, seed and dim (e.g. block size, layer list). Compared key by key.</summary>
+    public IReadOnlyDictionary<string, string> Settings { get; init; } = new SortedDictionary<string, string>(StringComparer.Ordinal);
+
+    public bool Equals(ProjectorSpec? other) =>
+        other is not null && Kind == other.Kind && Seed == other.Seed && Dim == other.Dim && StoreMeta.SameSettings(Settings, other.Settings);
+
+    public override int GetHashCode() => HashCode.Combine(Kind, Seed, Dim, Settings.Count);
+}
+
+/// <summary>
+/// Which rows of the dataset a store holds: shard <c>Index</c> of <c>Count</c> holds the contiguous rows
+/// [⌊N·Index/Count⌋, ⌊N·(Index+1)/Count⌋). <see cref="Whole"/> (0 of 1) is an unsharded store.
+/// </summary>
+public sealed record ShardSpec(int Index, int Count)
+{
+    /// <summary>The whole dataset: shard 0 of 1.</summary>
+    public static ShardSpec Whole { get; } = new(0, 1);
+
+    /// <summary>The first dataset row of this shard.</summary>
+    public long FirstRow(long totalRows) => Boundary(totalRows, Index, Count);
+
+    /// <summary>The number of rows of this shard.</summary>
+    public long RowCount(long totalRows) => Boundary(totalRows, Index + 1, Count) - Boundary(totalRows, Index, Count);
+
+    private static long Boundary(long n, int i, int count) => (long)((Int128)n * i / count);
+
+    /// <summary>Throws unless 0 ≤ Index &lt; Count.</summary>
+    internal void Validate(string where)
+    {
+        if (Count < 1 || Index < 0 || Index >= Count)
+        {
+            throw new StoreFormatException($"{where}: field 'shard': expected 0 <= index < count with count >= 1, found index {Index}, count {Count}");
+        }
+    }
+}
+
+/// <summary>
+/// Everything a feature store's rows depend on, written as <c>meta.json</c> (camelCase). Two stores (or a store and a query)
+/// are compatible when every field is equal; <see cref="DescribeDifferences(StoreMeta)"/> says which are not.
+/// </summary>
+/// <remarks>Equality is by value, arrays and dictionaries included (record equality would compare array references).</remarks>
+public sealed record StoreMeta
+{
+    /// <summary>The store layout version this code writes and reads.</summary>
+    public const int CurrentFormatVersion = 1;
+
+    /// <summary>Layout version of the store directory (meta.json, features.npy, done.bitmap).</summary>
+    public int FormatVersion { get; init; } = CurrentFormatVersion;
+
+    /// <summary>SHA-256 (lower-case hex) of the gradient graph vjp.onnx the features came from; see <see cref="FingerprintFile"/>.</summary>
+    public required string ModelFingerprint { get; init; }
+
+    /// <summary>The attribution method the features are for (e.g. "trak", "d-trak", "journey-trak"): a recorded label.</summary>
+    public required string Method { get; init; }
+
+    /// <summary>The measurement function (e.g. "diffusion-loss", "squared-output-norm").</summary>
+    public required string Measurement { get; init; }
+
+    /// <summary>Diffusion timesteps the gradients were taken at, in order.</summary>
+    public required IReadOnlyList<long> Timesteps { get; init; }
+
+    /// <summary>Noise draws per (example, timestep).</summary>
+    public required int NoiseDraws { get; init; }
+
+    /// <summary>Seed of the noise draws.</summary>
+    public required long NoiseSeed { get; init; }
+
+    /// <summary>The projector; its <see cref="ProjectorSpec.Dim"/> is the store's column count k.</summary>
+    public required ProjectorSpec Projector { get; init; }
+
+    /// <summary>Element type of features.npy.</summary>
+    [JsonPropertyName("dtype")]
+    public required StoreDType DType { get; init; }
+
+    /// <summary>Rows N of the whole dataset (a shard holds <see cref="ShardSpec.RowCount"/> of them).</summary>
+    public required long Rows { get; init; }
+
+    /// <summary>A fingerprint of the training set the rows are in the order of.</summary>
+    public required string DatasetFingerprint { get; init; }
+
+    /// <summary>Which subset of the dataset (e.g. "all", "first-4000", a subset file's hash); null when none.</summary>
+    public string? Subset { get; init; }
+
+    /// <summary>Which rows this store holds; <see cref="ShardSpec.Whole"/> unless featurization was split.</summary>
+    public ShardSpec Shard { get; init; } = ShardSpec.Whole;
+
+    /// <summary>Other settings the rows depend on (batch size does not; e.g. "kfac.damping" might). Compared key by key.</summary>
+    public IReadOnlyDictionary<string, string> Settings { get; init; } = new SortedDictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>First dataset row held by this store.</summary>
+    [JsonIgnore]
+    public long FirstRow => Shard.FirstRow(Rows);
+
+    /// <summary>Rows held by this store (its features.npy shape[0]).</summary>
+    [JsonIgnore]
+    public long ShardRows => Shard.RowCount(Rows);
+
+    internal static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        RespectNullableAnnotations = true,
+    };
+
+    /// <summary>SHA-256 of a file's bytes as lower-case hex (for <see cref="ModelFingerprint"/>).</summary>
+    public static string FingerprintFile(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+
+    /// <summary>
+    /// Every field that differs, one line each, as "<c>field: store has X, query asks Y</c>" with this meta as the store's and
+    /// <paramref name="other"/> as the query's. Empty when the two are equal.
+    /// </summary>
+    public IReadOnlyList<string> DescribeDifferences(StoreMeta other) => DescribeDifferences(other, "store has", "query asks");
+
+    /// <summary>As <see cref="DescribeDifferences(StoreMeta)"/>, with the two sides labelled (e.g. "shard 0 has", "shard 3 has").</summary>
+    public IReadOnlyList<string> DescribeDifferences(StoreMeta other, string thisLabel, string otherLabel)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        var diffs = new List<string>();
+        void Check<T>(string field, T a, T b, Func<T, string> show, Func<T, T, bool>? equal = null)
+        {
+            if (!(equal?.Invoke(a, b) ?? EqualityComparer<T>.Default.Equals(a, b)))
+            {
+                diffs.Add($"{field}: {thisLabel} {show(a)}, {otherLabel} {show(b)}");
+            }
+        }
+        static string Str(string? s) => s is null ? "null" : $"\"{s}\"";
+        static string Num(long v) => v.ToString(CultureInfo.InvariantCulture);
+        Check("formatVersion", FormatVersion, other.FormatVersion, v => Num(v));
+        Check("modelFingerprint", ModelFingerprint, other.ModelFingerprint, Str);
+        Check("method", Method, other.Method, Str);
+        Check("measurement", Measurement, other.Measurement, Str);
+        Check("timesteps", Timesteps, other.Timesteps, t => $"[{string.Join(", ", t)}]", (a, b) => a.SequenceEqual(b));
+        Check("noiseDraws", NoiseDraws, other.NoiseDraws, v => Num(v));
+        Check("noiseSeed", NoiseSeed, other.NoiseSeed, Num);
+        Check("projector.kind", Projector.Kind, other.Projector.Kind, Str);
+        Check("projector.seed", Projector.Seed, other.Projector.Seed, Num);
+        Check("projector.dim", Projector.Dim, other.Projector.Dim, v => Num(v));
+        CheckSettings(diffs, "projector.settings", Projector.Settings, other.Projector.Settings, thisLabel, otherLabel);
+        Check("dtype", DType, other.DType, d => JsonNamingPolicy.CamelCase.ConvertName(d.ToString()));
+        Check("rows", Rows, other.Rows, Num);
+        Check("datasetFingerprint", DatasetFingerprint, other.DatasetFingerprint, Str);
+        Check("subset", Subset, other.Subset, Str);
+        Check("shard", Shard, other.Shard, s => $"{s.Index} of {s.Count}");
+        CheckSettings(diffs, "settings", Settings, other.Settings, thisLabel, otherLabel);
+        return diffs;
+    }
+
+    private static void CheckSettings(List<string> diffs, string field, IReadOnlyDictionary<string, string> a,
+        IReadOnlyDictionary<string, string> b, string thisLabel, string otherLabel)
+    {
+        foreach (string key in a.Keys.Union(b.Keys).Order(StringComparer.Ordinal))
+        {
+            string Show(IReadOnlyDictionary<string, string> d) => d.TryGetValue(key, out var v) ? $"\"{v}\"" : "nothing";
+            if (!a.TryGetValue(key, out var va) || !b.TryGetValue(key, out var vb) || va != vb)
+            {
+                diffs.Add($"{field}.{key}: {thisLabel} {Show(a)}, {otherLabel} {Show(b)}");
+            }
+        }
+    }
+
+    internal static bool SameSettings(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
+        a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
+
+    public bool Equals(StoreMeta? other) => other is not null && DescribeDifferences(other).Count == 0;
+
+    public override int GetHashCode() => HashCode.Combine(ModelFingerprint, Method, Rows, Projector.Dim, DType, Shard);
+
+    /// <summary>Checks the fields that make a store file impossible: version, sizes, shard.</summary>
+    internal void Validate(string where)
+    {
+        if (FormatVersion != CurrentFormatVersion)
+        {
+            throw new StoreFormatException($"{where}: field 'formatVersion': expected {CurrentFormatVersion}, found {FormatVersion}");
+        }
+        if (Rows < 0)
+        {
+            throw new StoreFormatException($"{where}: field 'rows': expected a non-negative count, found {Rows}");
+        }
+        if (Projector is null || Projector.Dim < 1)
+        {
+            throw new StoreFormatException($"{where}: field 'projector.dim': expected a positive dimension, found {Projector?.Dim.ToString(CultureInfo.InvariantCulture) ?? "no projector"}");
+        }
+        if (!Enum.IsDefined(DType))
+        {
+            throw new StoreFormatException($"{where}: field 'dtype': expected float32 or float16, found {DType}");
+        }
+        if (Shard is null)
+        {
+            throw new StoreFormatException($"{where}: field 'shard': missing");
+        }
+        Shard.Validate(where);
+    }
+
+    /// <summary>This meta as meta.json text (settings sorted by key, so equal metas give equal bytes).</summary>
+    public string ToJson()
+    {
+        var normalized = this with
+        {
+            Settings = new SortedDictionary<string, string>(Settings.ToDictionary(), StringComparer.Ordinal),
+            Projector = Projector with { Settings = new SortedDictionary<string, string>(Projector.Settings.ToDictionary(), StringComparer.Ordinal) },
+        };
+        return JsonSerializer.Serialize(normalized, JsonOptions) + "\n";
+    }
+
+    /// <summary>Parses meta.json text; <paramref name="name"/> is used in messages.</summary>
+    /// <exception cref="StoreFormatException">Not valid JSON, a missing or unknown field, or impossible values.</exception>
+    public static StoreMeta FromJson(string json, string name)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        StoreMeta? meta;
+        try
+        {
+            meta = JsonSerializer.Deserialize<StoreMeta>(json, JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new StoreFormatException($"{name}: not a valid store meta.json: {e.Message}", e);
+        }
+        if (meta is null)
+        {
+            throw new StoreFormatException($"{name}: expected a JSON object, found null");
+        }
+        meta.Validate(name);
+        return meta;
+    }
+
+    /// <summary>Reads and validates a meta.json file.</summary>
+    /// <exception cref="StoreFormatException">The file is missing or invalid.</exception>
+    public static StoreMeta Load(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StoreFormatException($"{path}: cannot read the store's meta.json: {e.Message}", e);
+        }
+        return FromJson(text, path);
+    }
+}

@@ -1,0 +1,288 @@
+using System.Diagnostics;
+using System.Text.Json;
+using OnnxAttribution.Core;
+using OnnxAttribution.Core.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace OnnxAttribution.Training;
+
+/// <summary>
+/// Trains a <see cref="UNet"/> as a DDPM noise predictor (Ho et al. 2020, Algorithm 1): x₀ from the training subset,
+/// t uniform in 0..T−1, ε ~ N(0, I), x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε, loss ‖ε − ε_θ(x_t, t)‖² (mean over pixels), Adam, and an
+/// exponential moving average of the weights.
+/// </summary>
+/// <remarks>
+/// Runs on the CPU. Everything random in step s is drawn from a generator seeded with <see cref="StepSeed"/>(seed, s), so a
+/// run resumed from a checkpoint continues with the same batches and ends with bit-identical weights to an uninterrupted run
+/// (given the same thread count). Adam is written out in tensor operations (PyTorch's formula) so its state is checkpointed exactly.
+/// </remarks>
+public static class DdpmTrainer
+{
+    private const double AdamBeta1 = 0.9;
+    private const double AdamBeta2 = 0.999;
+    private const double AdamEpsilon = 1e-8;
+
+    /// <summary>The checkpoints kept in the checkpoint directory; older ones are deleted.</summary>
+    private const int CheckpointsKept = 2;
+
+    /// <summary>Trains as <paramref name="options"/> say, resuming from the newest checkpoint when asked to.</summary>
+    /// <param name="options">The run's settings.</param>
+    /// <param name="progress">Receives the loss and throughput every <see cref="TrainOptions.ProgressEvery"/> steps.</param>
+    /// <param name="cancellationToken">Cancelling writes a checkpoint (when a directory is set) and throws.</param>
+    /// <returns>The trained and EMA networks; the caller disposes them.</returns>
+    /// <exception cref="UserInputException">The options are inconsistent (data geometry, sizes, ranges).</exception>
+    /// <exception cref="ModelFileException">The checkpoint to resume from is damaged or belongs to another configuration.</exception>
+    /// <exception cref="OperationCanceledException">The run was cancelled.</exception>
+    public static TrainResult Train(TrainOptions options, IProgress<TrainProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Validate(options);
+        if (options.Threads > 0)
+        {
+            torch.set_num_threads(options.Threads);
+        }
+        var config = options.Model;
+        var configJson = config.ToJson().ToJsonString();
+        var schedule = new NoiseSchedule(options.Schedule);
+
+        var model = new UNet(config, options.Seed);
+        var ema = new UNet(config);
+        var parameters = model.parameters().ToArray();
+        var emaParameters = ema.parameters().ToArray();
+        var adamM = parameters.Select(p => torch.zeros_like(p)).ToArray();
+        var adamV = parameters.Select(p => torch.zeros_like(p)).ToArray();
+        bool done = false;
+        try
+        {
+            using (torch.no_grad())
+            {
+                for (int i = 0; i < parameters.Length; i++)
+                {
+                    emaParameters[i].copy_(parameters[i]);
+                }
+            }
+            int step = 0;
+            if (options.Resume && options.CheckpointDirectory is { } dir && TrainingCheckpoint.FindLatest(dir) is { } latest)
+            {
+                step = Restore(latest, options.Seed, configJson, model, ema, adamM, adamV);
+            }
+
+            using var data = SubsetTensor(options);
+            using var sqrtAlphaBar = torch.tensor(schedule.AlphaBars.Select(a => (float)Math.Sqrt(a)).ToArray());
+            using var sqrtOneMinusAlphaBar = torch.tensor(schedule.AlphaBars.Select(a => (float)Math.Sqrt(1 - a)).ToArray());
+
+            var losses = new List<double>();
+            var clock = Stopwatch.StartNew();
+            var window = Stopwatch.StartNew();
+            double windowLoss = 0;
+            int windowSteps = 0;
+            model.train();
+            while (step < options.Steps)
+            {
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    if (options.CheckpointDirectory is not null)
+                    {
+                        SaveCheckpoint(options, step, configJson, model, ema, adamM, adamV);
+                    }
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+                double loss = Step(options, step, schedule.Timesteps, data, sqrtAlphaBar, sqrtOneMinusAlphaBar, model, parameters, emaParameters, adamM, adamV);
+                step++;
+                losses.Add(loss);
+                windowLoss += loss;
+                windowSteps++;
+                if (progress is not null && (step % options.ProgressEvery == 0 || step == options.Steps))
+                {
+                    double seconds = window.Elapsed.TotalSeconds;
+                    progress.Report(new TrainProgress(step, options.Steps, windowLoss / windowSteps,
+                        windowSteps * options.BatchSize / seconds, 1000 * seconds / windowSteps, clock.Elapsed));
+                    windowLoss = 0;
+                    windowSteps = 0;
+                    window.Restart();
+                }
+                if (options.CheckpointDirectory is not null && (step % options.CheckpointEvery == 0 || step == options.Steps))
+                {
+                    SaveCheckpoint(options, step, configJson, model, ema, adamM, adamV);
+                }
+            }
+            double finalLoss = losses.Count == 0 ? double.NaN : losses.Skip(Math.Max(0, losses.Count - 100)).Average();
+            done = true;
+            return new TrainResult(model, ema, step, finalLoss, clock.Elapsed, losses);
+        }
+        finally
+        {
+            foreach (var t in adamM.Concat(adamV))
+            {
+                t.Dispose();
+            }
+            if (!done)
+            {
+                model.Dispose();
+                ema.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// The seed of step <paramref name="step"/>'s generator: SplitMix64 (Steele et al. 2014) of the run seed and the step,
+    /// so steps draw independent streams and a resumed run draws what an uninterrupted one would.
+    /// </summary>
+    public static long StepSeed(long seed, int step)
+    {
+        ulong z = unchecked((ulong)seed + 0x9E3779B97F4A7C15UL * (ulong)(step + 1));
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        z ^= z >> 31;
+        // A non-negative value: TorchSharp's generator takes the seed as a signed 64-bit number.
+        return (long)(z >> 1);
+    }
+
+    private static double Step(TrainOptions o, int step, int timesteps, Tensor data, Tensor sqrtAb, Tensor sqrtOneMinusAb,
+        UNet model, Parameter[] parameters, Parameter[] emaParameters, Tensor[] adamM, Tensor[] adamV)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var gen = new Generator((ulong)StepSeed(o.Seed, step));
+        int b = o.BatchSize;
+        var idx = torch.randint(data.shape[0], [b], generator: gen);
+        var x0 = data.index_select(0, idx);
+        var t = torch.randint(timesteps, [b], generator: gen);
+        var noise = torch.randn(x0.shape, generator: gen);
+        var xt = sqrtAb.index_select(0, t).view(b, 1, 1, 1) * x0 + sqrtOneMinusAb.index_select(0, t).view(b, 1, 1, 1) * noise;
+        var pred = model.forward(xt, t);
+        var loss = nn.functional.mse_loss(pred, noise);
+        model.zero_grad();
+        loss.backward();
+        if (o.GradientClipNorm > 0)
+        {
+            nn.utils.clip_grad_norm_(parameters, o.GradientClipNorm);
+        }
+        int n = step + 1;
+        double lr = o.WarmupSteps > 0 ? o.LearningRate * Math.Min(1.0, (double)n / o.WarmupSteps) : o.LearningRate;
+        double bc1 = 1 - Math.Pow(AdamBeta1, n);
+        double bc2 = 1 - Math.Pow(AdamBeta2, n);
+        double emaDecay = Math.Min(o.EmaDecay, (1.0 + step) / (10.0 + step));
+        using (torch.no_grad())
+        {
+            for (int i = 0; i < parameters.Length; i++)
+            {
+                var p = parameters[i];
+                var g = p.grad!;
+                adamM[i].mul_(AdamBeta1).add_(g, alpha: 1 - AdamBeta1);
+                adamV[i].mul_(AdamBeta2).addcmul_(g, g, value: 1 - AdamBeta2);
+                var denom = (adamV[i].sqrt() / Math.Sqrt(bc2)).add_(AdamEpsilon);
+                p.addcdiv_(adamM[i], denom, value: -lr / bc1);
+                emaParameters[i].mul_(emaDecay).add_(p, alpha: 1 - emaDecay);
+            }
+        }
+        return loss.item<float>();
+    }
+
+    private static Tensor SubsetTensor(TrainOptions o)
+    {
+        var d = o.Data;
+        var subset = o.Indices is null ? d : d.Select(o.Indices);
+        return torch.tensor(subset.Pixels.ToArray(), [subset.Count, subset.Channels, subset.Height, subset.Width]);
+    }
+
+    private static void Validate(TrainOptions o)
+    {
+        ArgumentNullException.ThrowIfNull(o.Data);
+        ArgumentNullException.ThrowIfNull(o.Model);
+        ArgumentNullException.ThrowIfNull(o.Schedule);
+        o.Model.Validate();
+        var d = o.Data;
+        if (d.Channels != o.Model.Channels || d.Height != o.Model.ImageSize || d.Width != o.Model.ImageSize)
+        {
+            throw new UserInputException($"dataset '{d.Name}' holds {d.Channels}×{d.Height}×{d.Width} images; the model expects {o.Model.Channels}×{o.Model.ImageSize}×{o.Model.ImageSize}");
+        }
+        int count = o.Indices?.Count ?? d.Count;
+        if (count < 1)
+        {
+            throw new UserInputException($"dataset '{d.Name}': the training subset is empty");
+        }
+        if (o.Steps < 0 || o.BatchSize < 1 || o.ProgressEvery < 1 || o.CheckpointEvery < 1 || o.WarmupSteps < 0 || o.Threads < 0)
+        {
+            throw new UserInputException("training options: steps, warmupSteps and threads must be non-negative; batchSize, progressEvery and checkpointEvery positive");
+        }
+        if (!(o.LearningRate > 0) || !(o.EmaDecay >= 0 && o.EmaDecay < 1) || !(o.GradientClipNorm >= 0))
+        {
+            throw new UserInputException($"training options: need learningRate > 0 (got {o.LearningRate}), 0 ≤ emaDecay < 1 (got {o.EmaDecay}), gradientClipNorm ≥ 0 (got {o.GradientClipNorm})");
+        }
+    }
+
+    private static void SaveCheckpoint(TrainOptions o, int step, string configJson, UNet model, UNet ema, Tensor[] adamM, Tensor[] adamV)
+    {
+        var dir = o.CheckpointDirectory!;
+        Directory.CreateDirectory(dir);
+        using var scope = torch.NewDisposeScope();
+        var tensors = new List<(string, long[], float[])>();
+        var names = model.named_parameters().Select(p => p.name).ToArray();
+        Add("model.", model.named_parameters().Select(p => (Tensor)p.parameter));
+        Add("ema.", ema.named_parameters().Select(p => (Tensor)p.parameter));
+        Add("adam_m.", adamM);
+        Add("adam_v.", adamV);
+        var ckpt = new TrainingCheckpoint { Step = step, Seed = o.Seed, ConfigJson = configJson, Tensors = tensors };
+        ckpt.Save(Path.Combine(dir, TrainingCheckpoint.FileName(step)));
+        var old = Directory.EnumerateFiles(dir, "ckpt-*.bin").OrderBy(f => Path.GetFileName(f), StringComparer.Ordinal).ToList();
+        for (int i = 0; i < old.Count - CheckpointsKept; i++)
+        {
+            File.Delete(old[i]);
+        }
+
+        void Add(string prefix, IEnumerable<Tensor> values)
+        {
+            int i = 0;
+            foreach (var t in values)
+            {
+                tensors.Add((prefix + names[i++], t.shape, t.detach().contiguous().data<float>().ToArray()));
+            }
+        }
+    }
+
+    private static int Restore(string path, long seed, string configJson, UNet model, UNet ema, Tensor[] adamM, Tensor[] adamV)
+    {
+        var ckpt = TrainingCheckpoint.Load(path);
+        if (ckpt.Seed != seed)
+        {
+            throw new ModelFileException($"{path}: the checkpoint was written by a run with seed {ckpt.Seed}; this run has seed {seed}");
+        }
+        if (!JsonElement.DeepEquals(JsonDocument.Parse(ckpt.ConfigJson).RootElement, JsonDocument.Parse(configJson).RootElement))
+        {
+            throw new ModelFileException($"{path}: the checkpoint's U-Net config {ckpt.ConfigJson} differs from this run's {configJson}");
+        }
+        var byName = ckpt.Tensors.ToDictionary(t => t.Name, t => t.Values, StringComparer.Ordinal);
+        var names = model.named_parameters().Select(p => p.name).ToArray();
+        model.LoadWeights(Pick("model."), path);
+        ema.LoadWeights(Pick("ema."), path);
+        var m = Pick("adam_m.");
+        var v = Pick("adam_v.");
+        using (torch.no_grad())
+        {
+            for (int i = 0; i < names.Length; i++)
+            {
+                using var mt = torch.tensor(m[names[i]], adamM[i].shape);
+                using var vt = torch.tensor(v[names[i]], adamV[i].shape);
+                adamM[i].copy_(mt);
+                adamV[i].copy_(vt);
+            }
+        }
+        return ckpt.Step;
+
+        Dictionary<string, float[]> Pick(string prefix)
+        {
+            var result = new Dictionary<string, float[]>(StringComparer.Ordinal);
+            foreach (var name in names)
+            {
+                if (!byName.TryGetValue(prefix + name, out var values))
+                {
+                    throw new ModelFileException($"{path}: tensor '{prefix + name}' is missing from the checkpoint");
+                }
+                result[name] = values;
+            }
+            return result;
+        }
+    }
+}

@@ -1,0 +1,233 @@
+using OnnxAttribution.Core.Models;
+using OnnxAttribution.Onnx;
+using OnnxAttribution.Onnx.Proto;
+
+namespace OnnxAttribution.Training;
+
+/// <summary>What <see cref="OnnxExporter.Export"/> wrote.</summary>
+/// <param name="Directory">The model directory.</param>
+/// <param name="ForwardPath">Path of <c>forward.onnx</c>.</param>
+/// <param name="MetadataPath">Path of <c>model.json</c>.</param>
+/// <param name="Forward">The forward graph as written (e.g. for building the gradient graph from it).</param>
+/// <param name="Metadata">The metadata as written.</param>
+public sealed record ExportedModel(string Directory, string ForwardPath, string MetadataPath, ModelProto Forward, ModelMetadata Metadata);
+
+/// <summary>
+/// Writes a <see cref="UNet"/> as an ONNX forward graph plus <c>model.json</c>.
+/// </summary>
+/// <remarks>
+/// The graph is <c>eps = f(x_t float[batch,C,H,W], t int64[batch])</c>, opset 18, IR 10, and uses only Conv, Gemm (transB=1),
+/// Sigmoid, Mul, Add, Sub, Div, Sqrt, Sin, Cos, Cast, Unsqueeze, Concat, Reshape, ReduceMean and Resize (nearest, asymmetric,
+/// floor) — the forms the gradient-graph builder expects. GroupNorm is decomposed (Reshape → mean → centred → variance →
+/// divide by √(v+ε) → Reshape → scale and shift with [C,1,1] initializers). Initializer names are the TorchSharp parameter names.
+/// Numerically the graph agrees with <see cref="UNet.forward"/> to float32 rounding (≈1e-6).
+/// </remarks>
+public static class OnnxExporter
+{
+    /// <summary>Name of the image input of the forward graph.</summary>
+    public const string InputImage = "x_t";
+
+    /// <summary>Name of the timestep input of the forward graph.</summary>
+    public const string InputTimestep = "t";
+
+    /// <summary>Name of the output of the forward graph.</summary>
+    public const string OutputNoise = "eps";
+
+    /// <summary>Exports <paramref name="module"/> (pass the EMA network of a training run) to <paramref name="outDir"/>.</summary>
+    /// <param name="module">The network; its <see cref="UNet.Config"/> is written as the architecture.</param>
+    /// <param name="schedule">The noise schedule it was trained with.</param>
+    /// <param name="training">How it was trained, or null.</param>
+    /// <param name="outDir">The model directory (created if needed); <c>forward.onnx</c> and <c>model.json</c> are replaced.</param>
+    /// <param name="name">The model's name in <c>model.json</c>.</param>
+    /// <param name="afterForward">Called with the forward graph and the directory after <c>forward.onnx</c> is written and
+    /// before <c>model.json</c> is: the place to write <c>vjp.onnx</c> from it.</param>
+    public static ExportedModel Export(
+        UNet module,
+        ScheduleSettings schedule,
+        TrainingInfo? training,
+        string outDir,
+        string name = "ddpm-unet",
+        Action<ModelProto, string>? afterForward = null)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        ArgumentNullException.ThrowIfNull(schedule);
+        ArgumentNullException.ThrowIfNull(outDir);
+        Directory.CreateDirectory(outDir);
+        var model = BuildForward(module, name);
+        var forwardPath = Path.Combine(outDir, "forward.onnx");
+        OnnxModelFile.Save(model, forwardPath);
+        afterForward?.Invoke(model, outDir);
+        var config = module.Config;
+        var meta = new ModelMetadata
+        {
+            Name = name,
+            ImageSize = config.ImageSize,
+            Channels = config.Channels,
+            Schedule = schedule,
+            Architecture = config.ToJson(),
+            Parameters = module.ParameterInfos(),
+            Training = training,
+        };
+        meta.Save(outDir);
+        return new ExportedModel(outDir, forwardPath, Path.Combine(outDir, "model.json"), model, meta);
+    }
+
+    /// <summary>The forward graph of <paramref name="module"/> with its current weights as initializers.</summary>
+    public static ModelProto BuildForward(UNet module, string name = "ddpm-unet")
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        var writer = new Writer(module, name);
+        return writer.Build();
+    }
+
+    private sealed class Writer
+    {
+        private readonly GraphBuilder _b;
+        private readonly UNetConfig _c;
+        private readonly Dictionary<string, float[]> _weights;
+        private readonly Dictionary<string, long[]> _shapes;
+        private readonly Dictionary<string, string> _int64Constants = new(StringComparer.Ordinal);
+        private string? _gnEps;
+
+        public Writer(UNet module, string name)
+        {
+            _b = new GraphBuilder(name);
+            _c = module.Config;
+            _weights = module.GetWeights();
+            _shapes = module.ParameterInfos().ToDictionary(p => p.Name, p => p.Shape, StringComparer.Ordinal);
+        }
+
+        public ModelProto Build()
+        {
+            int levels = _c.ChannelMultipliers.Count;
+            int size = _c.ImageSize;
+            var x = _b.Input(InputImage, TensorData.Float, -1, _c.Channels, size, size);
+            var t = _b.Input(InputTimestep, TensorData.Int64, -1);
+
+            var temb = TimeEmbedding(t);
+            var tact = Silu(temb, "time.act");
+
+            var h = Conv(x, "conv_in", stride: 1, pad: 1);
+            var skips = new (string Value, int Channels, int Size)[levels - 1];
+            int ch = _c.LevelChannels(0);
+            for (int i = 0; i < levels; i++)
+            {
+                h = ResBlock(h, tact, $"down{i}", ch, _c.LevelChannels(i), size);
+                ch = _c.LevelChannels(i);
+                if (i < levels - 1)
+                {
+                    skips[i] = (h, ch, size);
+                    h = Conv(h, $"downsample{i}", stride: 2, pad: 1);
+                    size /= 2;
+                }
+            }
+            h = ResBlock(h, tact, "mid", ch, ch, size);
+            var scales = _b.Constant("upsample_scales", [1f, 1f, 2f, 2f], 4);
+            for (int i = levels - 2; i >= 0; i--)
+            {
+                h = _b.Node("Resize", [h, "", scales], _b.Fresh($"upsample{i}.nearest"),
+                    Attr.String("mode", "nearest"),
+                    Attr.String("coordinate_transformation_mode", "asymmetric"),
+                    Attr.String("nearest_mode", "floor"));
+                size *= 2;
+                h = Conv(h, $"upsample{i}", stride: 1, pad: 1);
+                h = _b.Node("Concat", [h, skips[i].Value], _b.Fresh($"up{i}.concat"), Attr.Int("axis", 1));
+                h = ResBlock(h, tact, $"up{i}", ch + skips[i].Channels, skips[i].Channels, size);
+                ch = skips[i].Channels;
+            }
+            h = GroupNorm(h, "norm_out", ch, size);
+            h = Silu(h, "norm_out.act");
+            var eps = Conv(h, "conv_out", stride: 1, pad: 1, output: OutputNoise);
+            _b.Output(eps, TensorData.Float, -1, _c.Channels, _c.ImageSize, _c.ImageSize);
+            return _b.Build();
+        }
+
+        private string TimeEmbedding(string t)
+        {
+            int half = _c.SinusoidDim / 2;
+            var tf = _b.Node("Cast", [t], _b.Fresh("time.t_float"), Attr.Int("to", TensorData.Float));
+            var col = _b.Node("Unsqueeze", [tf, Int64Constant("axes_1", 1)], _b.Fresh("time.t_column"));
+            var freq = _b.Initializer("time.frequencies", _c.TimeFrequencies(), 1, half);
+            var arg = _b.Node("Mul", [col, freq], _b.Fresh("time.arg"));
+            var sin = _b.Node("Sin", [arg], _b.Fresh("time.sin"));
+            var cos = _b.Node("Cos", [arg], _b.Fresh("time.cos"));
+            var emb = _b.Node("Concat", [sin, cos], _b.Fresh("time.sinusoid"), Attr.Int("axis", 1));
+            var h = Gemm(emb, "time.fc1");
+            h = Silu(h, "time.fc1.act");
+            return Gemm(h, "time.fc2");
+        }
+
+        private string ResBlock(string x, string tact, string prefix, int inCh, int outCh, int size)
+        {
+            var h = GroupNorm(x, $"{prefix}.norm1", inCh, size);
+            h = Silu(h, $"{prefix}.norm1.act");
+            h = Conv(h, $"{prefix}.conv1", stride: 1, pad: 1);
+            var tp = Gemm(tact, $"{prefix}.time_proj");
+            tp = _b.Node("Unsqueeze", [tp, Int64Constant("axes_2_3", 2, 3)], _b.Fresh($"{prefix}.time_proj.map"));
+            h = _b.Node("Add", [h, tp], _b.Fresh($"{prefix}.add_time"));
+            h = GroupNorm(h, $"{prefix}.norm2", outCh, size);
+            h = Silu(h, $"{prefix}.norm2.act");
+            h = Conv(h, $"{prefix}.conv2", stride: 1, pad: 1);
+            var skip = inCh == outCh ? x : Conv(x, $"{prefix}.skip", stride: 1, pad: 0);
+            return _b.Node("Add", [skip, h], _b.Fresh($"{prefix}.out"));
+        }
+
+        private string Conv(string x, string prefix, int stride, int pad, string? output = null)
+        {
+            var wShape = _shapes[$"{prefix}.weight"];
+            var w = Parameter($"{prefix}.weight", wShape);
+            var bias = Parameter($"{prefix}.bias", _shapes[$"{prefix}.bias"]);
+            long k = wShape[2];
+            return _b.Node("Conv", [x, w, bias], output ?? _b.Fresh(prefix),
+                Attr.Ints("kernel_shape", k, k),
+                Attr.Ints("strides", stride, stride),
+                Attr.Ints("pads", pad, pad, pad, pad),
+                Attr.Int("group", 1));
+        }
+
+        private string Gemm(string x, string prefix)
+        {
+            var w = Parameter($"{prefix}.weight", _shapes[$"{prefix}.weight"]);
+            var bias = Parameter($"{prefix}.bias", _shapes[$"{prefix}.bias"]);
+            return _b.Node("Gemm", [x, w, bias], _b.Fresh(prefix), Attr.Int("transB", 1));
+        }
+
+        private string Silu(string x, string name)
+        {
+            var s = _b.Node("Sigmoid", [x], _b.Fresh(name + ".sigmoid"));
+            return _b.Node("Mul", [x, s], _b.Fresh(name));
+        }
+
+        private string GroupNorm(string x, string prefix, int channels, int size)
+        {
+            int g = _c.Groups;
+            var grouped = _b.Node("Reshape", [x, Int64Constant($"shape_0_{g}_m1", 0, g, -1)], _b.Fresh($"{prefix}.grouped"));
+            var axes = Int64Constant("axes_2", 2);
+            var mean = _b.Node("ReduceMean", [grouped, axes], _b.Fresh($"{prefix}.mean"), Attr.Int("keepdims", 1));
+            var d = _b.Node("Sub", [grouped, mean], _b.Fresh($"{prefix}.centred"));
+            var sq = _b.Node("Mul", [d, d], _b.Fresh($"{prefix}.squared"));
+            var v = _b.Node("ReduceMean", [sq, axes], _b.Fresh($"{prefix}.var"), Attr.Int("keepdims", 1));
+            _gnEps ??= _b.Initializer("groupnorm_eps", [(float)_c.GroupNormEpsilon]);
+            var ve = _b.Node("Add", [v, _gnEps], _b.Fresh($"{prefix}.var_eps"));
+            var sd = _b.Node("Sqrt", [ve], _b.Fresh($"{prefix}.std"));
+            var n = _b.Node("Div", [d, sd], _b.Fresh($"{prefix}.normalised"));
+            var y = _b.Node("Reshape", [n, Int64Constant($"shape_0_{channels}_{size}_{size}", 0, channels, size, size)], _b.Fresh($"{prefix}.ungrouped"));
+            var gamma = Parameter($"{prefix}.weight", [channels, 1, 1]);
+            var beta = Parameter($"{prefix}.bias", [channels, 1, 1]);
+            var scaled = _b.Node("Mul", [y, gamma], _b.Fresh($"{prefix}.scaled"));
+            return _b.Node("Add", [scaled, beta], _b.Fresh(prefix));
+        }
+
+        private string Parameter(string name, long[] dims) => _b.Initializer(name, _weights[name], dims);
+
+        private string Int64Constant(string name, params long[] values)
+        {
+            if (!_int64Constants.TryGetValue(name, out var existing))
+            {
+                existing = _b.Initializer(name, values, values.Length);
+                _int64Constants[name] = existing;
+            }
+            return existing;
+        }
+    }
+}

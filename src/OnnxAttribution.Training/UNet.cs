@@ -1,0 +1,312 @@
+using OnnxAttribution.Core;
+using OnnxAttribution.Core.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace OnnxAttribution.Training;
+
+/// <summary>
+/// The DDPM U-Net ε_θ(x_t, t) (Ho et al. 2020) in TorchSharp: <c>forward(x_t [B,C,H,W] float32, t [B] int64) → ε [B,C,H,W]</c>.
+/// </summary>
+/// <remarks>
+/// Parameter names (<c>named_parameters</c>) are the initializer names of the exported <c>forward.onnx</c>, e.g.
+/// <c>down0.conv1.weight</c>, <c>time.fc1.bias</c>. The module owns its parameters: dispose it.
+/// See <see cref="UNetConfig"/> for the layout; <see cref="OnnxExporter"/> writes the same computation as ONNX.
+/// </remarks>
+public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
+{
+    private readonly TimeEmbedding _time;
+    private readonly Conv2d _convIn;
+    private readonly ResBlock[] _down;
+    private readonly Conv2d[] _downsample;
+    private readonly ResBlock _mid;
+    private readonly Conv2d[] _upsample;
+    private readonly ResBlock[] _up;
+    private readonly GroupNorm _normOut;
+    private readonly Conv2d _convOut;
+
+    /// <summary>Builds a freshly initialised network (TorchSharp's default initialisation).</summary>
+    /// <param name="config">The architecture.</param>
+    /// <param name="seed">When given, the parameters are drawn from a generator seeded with it, so two networks built with
+    /// the same seed are bit-identical. When null, the global TorchSharp generator is used.</param>
+    /// <exception cref="UserInputException">The config is invalid.</exception>
+    public UNet(UNetConfig config, long? seed = null) : base("unet")
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        Config = config;
+        if (seed is { } s)
+        {
+            torch.manual_seed(s);
+        }
+        int levels = config.ChannelMultipliers.Count;
+        int tdim = config.TimeEmbeddingDim;
+        _time = new TimeEmbedding(config);
+        register_module("time", _time);
+        _convIn = nn.Conv2d(config.Channels, config.LevelChannels(0), 3, padding: 1);
+        register_module("conv_in", _convIn);
+
+        _down = new ResBlock[levels];
+        _downsample = new Conv2d[levels - 1];
+        int ch = config.LevelChannels(0);
+        for (int i = 0; i < levels; i++)
+        {
+            _down[i] = new ResBlock(ch, config.LevelChannels(i), tdim, config);
+            register_module($"down{i}", _down[i]);
+            ch = config.LevelChannels(i);
+            if (i < levels - 1)
+            {
+                _downsample[i] = nn.Conv2d(ch, ch, 3, stride: 2, padding: 1);
+                register_module($"downsample{i}", _downsample[i]);
+            }
+        }
+        _mid = new ResBlock(ch, ch, tdim, config);
+        register_module("mid", _mid);
+
+        _upsample = new Conv2d[levels - 1];
+        _up = new ResBlock[levels - 1];
+        for (int i = levels - 2; i >= 0; i--)
+        {
+            _upsample[i] = nn.Conv2d(ch, ch, 3, padding: 1);
+            register_module($"upsample{i}", _upsample[i]);
+            _up[i] = new ResBlock(ch + config.LevelChannels(i), config.LevelChannels(i), tdim, config);
+            register_module($"up{i}", _up[i]);
+            ch = config.LevelChannels(i);
+        }
+        _normOut = NewGroupNorm(config.Groups, ch, config.GroupNormEpsilon);
+        register_module("norm_out", _normOut);
+        _convOut = nn.Conv2d(ch, config.Channels, 3, padding: 1);
+        register_module("conv_out", _convOut);
+    }
+
+    /// <summary>The architecture this network was built from.</summary>
+    public UNetConfig Config { get; }
+
+    /// <summary>The number of trainable scalars.</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+
+    /// <summary>Predicts the noise ε in <paramref name="xt"/> at timesteps <paramref name="t"/>.</summary>
+    /// <param name="xt">Noisy images [B, C, H, W], float32.</param>
+    /// <param name="t">Integer timesteps [B], int64 (0-based: 0..T−1).</param>
+    public override Tensor forward(Tensor xt, Tensor t)
+    {
+        using var scope = torch.NewDisposeScope();
+        var temb = nn.functional.silu(_time.forward(t));
+        var h = _convIn.forward(xt);
+        var skips = new Tensor[_down.Length - 1];
+        for (int i = 0; i < _down.Length; i++)
+        {
+            h = _down[i].forward(h, temb);
+            if (i < _down.Length - 1)
+            {
+                skips[i] = h;
+                h = _downsample[i].forward(h);
+            }
+        }
+        h = _mid.forward(h, temb);
+        for (int i = _up.Length - 1; i >= 0; i--)
+        {
+            h = nn.functional.interpolate(h, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
+            h = _upsample[i].forward(h);
+            h = torch.cat([h, skips[i]], 1);
+            h = _up[i].forward(h, temb);
+        }
+        h = ConvFewOutputs(_convOut, nn.functional.silu(_normOut.forward(h)));
+        return h.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The parameter names and shapes in <c>named_parameters</c> order (the order of <c>model.json</c>).</summary>
+    public IReadOnlyList<ParameterInfo> ParameterInfos() =>
+        named_parameters().Select(p => new ParameterInfo(p.name, p.parameter.shape)).ToList();
+
+    /// <summary>Copies every parameter's values out, by name (row-major, float32).</summary>
+    public Dictionary<string, float[]> GetWeights()
+    {
+        using var scope = torch.NewDisposeScope();
+        var result = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        foreach (var (name, p) in named_parameters())
+        {
+            result[name] = p.detach().cpu().contiguous().data<float>().ToArray();
+        }
+        return result;
+    }
+
+    /// <summary>Overwrites every parameter with the values of the same name (row-major, float32).</summary>
+    /// <param name="weights">A value array per parameter name; extra names are an error, as are missing ones.</param>
+    /// <param name="source">Where the weights come from, for messages (a file path).</param>
+    /// <exception cref="ModelFileException">A parameter is missing, has the wrong number of values, or a name is unknown.</exception>
+    public void LoadWeights(IReadOnlyDictionary<string, float[]> weights, string source)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        var named = named_parameters().ToList();
+        var known = new HashSet<string>(named.Select(p => p.name), StringComparer.Ordinal);
+        foreach (var name in weights.Keys)
+        {
+            if (!known.Contains(name))
+            {
+                throw new ModelFileException($"{source}: weight '{name}' is not a parameter of this U-Net (its parameters: {string.Join(", ", known.Take(4))}, ...)");
+            }
+        }
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in named)
+        {
+            if (!weights.TryGetValue(name, out var values))
+            {
+                throw new ModelFileException($"{source}: parameter '{name}' [{string.Join(",", p.shape)}] is missing");
+            }
+            if (values.LongLength != p.numel())
+            {
+                throw new ModelFileException($"{source}: parameter '{name}' needs {p.numel()} values for shape [{string.Join(",", p.shape)}], found {values.LongLength}");
+            }
+            using var src = torch.tensor(values, p.shape);
+            p.copy_(src);
+        }
+    }
+
+    /// <summary>Rebuilds the network of a model directory: the config from <c>model.json</c>, the weights from the
+    /// initializers of its forward graph.</summary>
+    /// <exception cref="ModelFileException">A file is missing or does not describe this architecture.</exception>
+    public static UNet FromModelDirectory(string directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        var meta = ModelMetadata.Load(directory);
+        var config = UNetConfig.FromJson(meta.Architecture, Path.Combine(directory, "model.json"));
+        var forwardPath = Path.Combine(directory, meta.Forward);
+        var weights = OnnxWeights.Read(forwardPath, meta.Parameters);
+        var net = new UNet(config);
+        try
+        {
+            net.LoadWeights(weights, forwardPath);
+        }
+        catch
+        {
+            net.Dispose();
+            throw;
+        }
+        return net;
+    }
+
+    /// <summary>
+    /// A 3×3, stride-1, pad-1 convolution as im2col (<c>unfold</c>) and a matrix product: the same function as
+    /// <paramref name="conv"/>'s forward, up to float32 rounding.
+    /// </summary>
+    /// <remarks>
+    /// With libtorch 2.10 under TorchSharp 0.107.0 on this CPU, the input gradient of <c>conv2d</c> with few output channels
+    /// (1–8) intermittently comes back with NaNs (uninitialised memory; ~10% of calls at 1 output channel, none seen at 16 or more
+    /// in 200 tries). The final convolution has as many outputs as the image has channels, so it goes this way.
+    /// </remarks>
+    private static Tensor ConvFewOutputs(Conv2d conv, Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        long b = x.shape[0], h = x.shape[2], w = x.shape[3];
+        var weight = conv.weight!;
+        long outChannels = weight.shape[0];
+        var cols = nn.functional.unfold(x, 3, padding: 1);
+        var y = torch.matmul(weight.view(outChannels, -1), cols) + conv.bias!.view(1, outChannels, 1);
+        return y.view(b, outChannels, h, w).MoveToOuterDisposeScope();
+    }
+
+    private static GroupNorm NewGroupNorm(int groups, int channels, double eps) => new(groups, channels, eps);
+
+    /// <summary>
+    /// GroupNorm (Wu &amp; He 2018) with scale 1 and shift 0 at start, on <c>functional.group_norm</c>. TorchSharp 0.107.0's
+    /// <c>nn.GroupNorm</c> module leaves its affine parameters uninitialised (whatever the allocator returns).
+    /// </summary>
+    internal sealed class GroupNorm : nn.Module<Tensor, Tensor>
+    {
+        private readonly Parameter _weight;
+        private readonly Parameter _bias;
+
+        public GroupNorm(int groups, int channels, double eps) : base("groupnorm")
+        {
+            Groups = groups;
+            Epsilon = eps;
+            _weight = nn.Parameter(torch.ones(channels));
+            _bias = nn.Parameter(torch.zeros(channels));
+            register_parameter("weight", _weight);
+            register_parameter("bias", _bias);
+        }
+
+        public int Groups { get; }
+
+        public double Epsilon { get; }
+
+        public override Tensor forward(Tensor x) => nn.functional.group_norm(x, Groups, _weight, _bias, Epsilon);
+    }
+
+    /// <summary>Sinusoidal embedding of t → Linear → SiLU → Linear (the SiLU after it is applied by the caller).</summary>
+    internal sealed class TimeEmbedding : nn.Module<Tensor, Tensor>
+    {
+        private readonly Linear _fc1;
+        private readonly Linear _fc2;
+        private readonly float[] _frequencies;
+
+        public TimeEmbedding(UNetConfig config) : base("time")
+        {
+            _frequencies = config.TimeFrequencies();
+            _fc1 = nn.Linear(config.SinusoidDim, config.TimeEmbeddingDim);
+            register_module("fc1", _fc1);
+            _fc2 = nn.Linear(config.TimeEmbeddingDim, config.TimeEmbeddingDim);
+            register_module("fc2", _fc2);
+        }
+
+        public override Tensor forward(Tensor t)
+        {
+            using var scope = torch.NewDisposeScope();
+            var freq = torch.tensor(_frequencies, [1, _frequencies.Length], device: t.device);
+            var arg = t.to_type(ScalarType.Float32).unsqueeze(1) * freq;
+            var emb = torch.cat([torch.sin(arg), torch.cos(arg)], 1);
+            return _fc2.forward(nn.functional.silu(_fc1.forward(emb))).MoveToOuterDisposeScope();
+        }
+    }
+
+    /// <summary>GN → SiLU → Conv3×3 → + Linear(SiLU(temb)) → GN → SiLU → Conv3×3, plus the input (1×1 conv when the
+    /// channel count changes).</summary>
+    internal sealed class ResBlock : nn.Module<Tensor, Tensor, Tensor>
+    {
+        private readonly GroupNorm _norm1;
+        private readonly Conv2d _conv1;
+        private readonly Linear _timeProj;
+        private readonly GroupNorm _norm2;
+        private readonly Conv2d _conv2;
+        private readonly Conv2d? _skip;
+
+        public ResBlock(int inChannels, int outChannels, int timeDim, UNetConfig config) : base("resblock")
+        {
+            InChannels = inChannels;
+            OutChannels = outChannels;
+            _norm1 = NewGroupNorm(config.Groups, inChannels, config.GroupNormEpsilon);
+            register_module("norm1", _norm1);
+            _conv1 = nn.Conv2d(inChannels, outChannels, 3, padding: 1);
+            register_module("conv1", _conv1);
+            _timeProj = nn.Linear(timeDim, outChannels);
+            register_module("time_proj", _timeProj);
+            _norm2 = NewGroupNorm(config.Groups, outChannels, config.GroupNormEpsilon);
+            register_module("norm2", _norm2);
+            _conv2 = nn.Conv2d(outChannels, outChannels, 3, padding: 1);
+            register_module("conv2", _conv2);
+            if (inChannels != outChannels)
+            {
+                _skip = nn.Conv2d(inChannels, outChannels, 1);
+                register_module("skip", _skip);
+            }
+        }
+
+        public int InChannels { get; }
+
+        public int OutChannels { get; }
+
+        /// <param name="x">[B, in, H, W].</param>
+        /// <param name="tembAct">SiLU of the time embedding, [B, timeDim].</param>
+        public override Tensor forward(Tensor x, Tensor tembAct)
+        {
+            using var scope = torch.NewDisposeScope();
+            var h = _conv1.forward(nn.functional.silu(_norm1.forward(x)));
+            h = h + _timeProj.forward(tembAct).unsqueeze(2).unsqueeze(3);
+            h = _conv2.forward(nn.functional.silu(_norm2.forward(h)));
+            var skip = _skip is null ? x : _skip.forward(x);
+            return (skip + h).MoveToOuterDisposeScope();
+        }
+    }
+}

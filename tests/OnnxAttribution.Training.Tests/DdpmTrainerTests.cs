@@ -1,0 +1,112 @@
+using OnnxAttribution.Core;
+using OnnxAttribution.Training.Tests.Support;
+
+namespace OnnxAttribution.Training.Tests;
+
+public sealed class DdpmTrainerTests : TempDirectoryTest
+{
+    private static TrainOptions Tiny(int steps, string? checkpoints = null, int checkpointEvery = 500) => new()
+    {
+        Data = TestData.Bars(64, 16, seed: 1),
+        Indices = Enumerable.Range(0, 48).ToArray(),
+        Steps = steps,
+        BatchSize = 16,
+        LearningRate = 2e-3,
+        WarmupSteps = 5,
+        Seed = 42,
+        Threads = 2,
+        CheckpointDirectory = checkpoints,
+        CheckpointEvery = checkpointEvery,
+        ProgressEvery = 10,
+    };
+
+    [Test]
+    public void Train_TinySubset_LossDecreases()
+    {
+        var reports = new List<TrainProgress>();
+        using var result = DdpmTrainer.Train(Tiny(60), new SyncProgress<TrainProgress>(reports.Add));
+        double first = result.Losses.Take(10).Average();
+        double last = result.Losses.Skip(50).Average();
+        TestContext.Out.WriteLine($"loss first 10: {first:F4}, last 10: {last:F4}; {reports[^1].MillisecondsPerStep:F1} ms/step at batch 16");
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Losses, Has.All.Matches<double>(double.IsFinite));
+            Assert.That(last, Is.LessThan(0.6 * first));
+            Assert.That(reports.Select(r => r.Step), Is.EqualTo(new[] { 10, 20, 30, 40, 50, 60 }));
+            Assert.That(result.Steps, Is.EqualTo(60));
+        });
+    }
+
+    [Test]
+    public void Train_ResumedFromCheckpoint_BitIdenticalToUninterrupted()
+    {
+        using var straight = DdpmTrainer.Train(Tiny(12));
+        var dir = Path.Combine(TempDir, "ckpt");
+        using (DdpmTrainer.Train(Tiny(7, dir, checkpointEvery: 100)))
+        {
+        }
+        Assert.That(Directory.GetFiles(dir, "ckpt-*.bin").Select(Path.GetFileName), Is.EqualTo(new[] { "ckpt-00000007.bin" }));
+        using var resumed = DdpmTrainer.Train(Tiny(12, dir, checkpointEvery: 100));
+        Assert.That(resumed.Losses, Has.Count.EqualTo(5));
+        Assert.That(straight.Losses, Has.All.Matches<double>(double.IsFinite));
+        AssertSameWeights(resumed.Model, straight.Model);
+        AssertSameWeights(resumed.Ema, straight.Ema);
+        Assert.That(resumed.Losses, Is.EqualTo(straight.Losses.Skip(7)).AsCollection);
+    }
+
+    [Test]
+    public void Train_CancelledWithCheckpointDirectory_WritesCheckpointAndThrows()
+    {
+        var dir = Path.Combine(TempDir, "ckpt");
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress<TrainProgress>(p =>
+        {
+            if (p.Step == 10)
+            {
+                cts.Cancel();
+            }
+        });
+        Assert.That(() => DdpmTrainer.Train(Tiny(100, dir), progress, cts.Token), Throws.InstanceOf<OperationCanceledException>());
+        Assert.That(Directory.GetFiles(dir, "ckpt-*.bin").Select(Path.GetFileName), Is.EqualTo(new[] { "ckpt-00000010.bin" }));
+    }
+
+    [Test]
+    public void Train_CheckpointOfAnotherSeed_Throws()
+    {
+        var dir = Path.Combine(TempDir, "ckpt");
+        using (DdpmTrainer.Train(Tiny(2, dir)))
+        {
+        }
+        Assert.That(() => DdpmTrainer.Train(Tiny(4, dir) with { Seed = 43 }), Throws.TypeOf<ModelFileException>().With.Message.Contains("seed"));
+    }
+
+    [Test]
+    public void Train_DataOfWrongSize_Throws()
+    {
+        var options = Tiny(1) with { Data = TestData.Bars(8, 12, seed: 1), Indices = null };
+        Assert.That(() => DdpmTrainer.Train(options), Throws.TypeOf<UserInputException>().With.Message.Contains("12×12"));
+    }
+
+    [Test]
+    public void StepSeed_DifferentSteps_Differ()
+    {
+        var seeds = Enumerable.Range(0, 1000).Select(s => DdpmTrainer.StepSeed(42, s)).ToHashSet();
+        Assert.That(seeds, Has.Count.EqualTo(1000));
+        Assert.That(seeds, Has.All.GreaterThanOrEqualTo(0));
+    }
+
+    private static void AssertSameWeights(UNet actual, UNet expected)
+    {
+        var a = actual.GetWeights();
+        foreach (var (name, values) in expected.GetWeights())
+        {
+            Assert.That(a[name], Is.EqualTo(values).AsCollection, name);
+        }
+    }
+
+    /// <summary>Reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    {
+        public void Report(T value) => report(value);
+    }
+}
