@@ -34,15 +34,24 @@ public sealed class DatasetLocatorTests : TempDirectoryTest
     [Test]
     public void FindEmbeddedDirectory_NestedStart_FindsModelsDataAbove()
     {
-        var data = Path.Combine(TempDir, "repo", "models", "data", DatasetLocator.EmbeddedName);
-        Directory.CreateDirectory(data);
-        File.WriteAllBytes(Path.Combine(data, DatasetLocator.EmbeddedImagesFile), [0]);
-        var deep = Path.Combine(TempDir, "repo", "bin", "Release", "net10.0");
-        Directory.CreateDirectory(deep);
-        var elsewhere = Path.Combine(TempDir, "elsewhere");
-        Directory.CreateDirectory(elsewhere);
-        Assert.That(DatasetLocator.FindEmbeddedDirectory([elsewhere, deep]), Is.EqualTo(data));
-        Assert.That(DatasetLocator.FindEmbeddedDirectory([elsewhere]), Is.Null);
+        // Outside the source tree (the test's own folder may sit inside it, where the real models/data is found).
+        var root = Directory.CreateTempSubdirectory("oa-locator-").FullName;
+        try
+        {
+            var data = Path.Combine(root, "repo", "models", "data", DatasetLocator.EmbeddedName);
+            Directory.CreateDirectory(data);
+            File.WriteAllBytes(Path.Combine(data, DatasetLocator.EmbeddedImagesFile), [0]);
+            var deep = Path.Combine(root, "repo", "bin", "Release", "net10.0");
+            Directory.CreateDirectory(deep);
+            var elsewhere = Path.Combine(root, "elsewhere");
+            Directory.CreateDirectory(elsewhere);
+            Assert.That(DatasetLocator.FindEmbeddedDirectory([elsewhere, deep]), Is.EqualTo(data));
+            Assert.That(DatasetLocator.FindEmbeddedDirectory([elsewhere]), Is.Null);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
     }
 
     [Test]
