@@ -36,12 +36,12 @@ internal static class DifferentiateCommand
 {
     public static int Run(DifferentiateVerb o)
     {
-        var forward = OnnxModelFile.Load(o.Model);
         var explicitParameters = o.Parameters.ToList();
         if (explicitParameters.Count == 0 && !o.WrtInitializers && !o.WrtInputs.Any())
         {
             throw new Core.UserInputException("say what to differentiate: --wrt-initializers, --parameters a,b or --wrt-inputs x");
         }
+        var forward = OnnxModelFile.Load(o.Model);
         var options = new VjpOptions
         {
             Parameters = explicitParameters.Count > 0 ? explicitParameters : o.WrtInitializers ? null : [],

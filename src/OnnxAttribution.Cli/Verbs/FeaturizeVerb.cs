@@ -72,6 +72,7 @@ internal static class FeaturizeCommand
 {
     public static int Run(FeaturizeVerb o, CancellationToken cancel)
     {
+        var shard = ParseShard(o.Shard);
         var model = ModelDirectory.Open(o.Model);
         int size = o.Size ?? model.Metadata.ImageSize;
         var data = TrainCommand.LoadDataset(o.Data, o.Subset, size);
@@ -86,7 +87,7 @@ internal static class FeaturizeCommand
             DType = o.DType,
             Method = o.Measurement == MeasurementKind.Loss ? "trak" : "d-trak",
             OutDirectory = o.Out,
-            Shard = ParseShard(o.Shard),
+            Shard = shard,
             BatchSize = o.BatchSize,
             Session = new SessionSettings(o.Device, o.Threads),
         };

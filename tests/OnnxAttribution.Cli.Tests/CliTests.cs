@@ -1,0 +1,92 @@
+using OnnxAttribution.Onnx;
+
+namespace OnnxAttribution.Cli.Tests;
+
+/// <summary>The verbs as a user calls them: exit codes, messages that name the file, files written.</summary>
+[TestFixture]
+[NonParallelizable] // redirects the process's console
+public sealed class CliTests
+{
+    private string _dir = "";
+    private TextWriter _out = null!;
+    private TextWriter _err = null!;
+    private StringWriter _stdout = null!;
+    private StringWriter _stderr = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _dir = Directory.CreateTempSubdirectory("oa-cli-").FullName;
+        (_out, _err) = (Console.Out, Console.Error);
+        (_stdout, _stderr) = (new StringWriter(), new StringWriter());
+        Console.SetOut(_stdout);
+        Console.SetError(_stderr);
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        Console.SetOut(_out);
+        Console.SetError(_err);
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Test]
+    public void Generate_MissingModelFolder_ExitsTwoNamingIt()
+    {
+        var missing = Path.Combine(_dir, "no-such-model");
+        int code = CliApp.Run(["generate", "--model", missing, "--out", Path.Combine(_dir, "x.png")]);
+        Assert.That(code, Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain(missing));
+    }
+
+    [Test]
+    public void Run_UnknownVerb_ExitsTwoWithHelp()
+    {
+        Assert.That(CliApp.Run(["featurise"]), Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("featurise").And.Contain("not recognized"));
+    }
+
+    [Test]
+    public void Differentiate_SmallModel_WritesGradientGraph()
+    {
+        var b = new GraphBuilder("net");
+        b.Initializer("fc.weight", [1f, 2f, 3f, 4f, 5f, 6f], 2, 3);
+        b.Input("x", TensorData.Float, -1, 3);
+        var y = b.Node("Gemm", ["x", "fc.weight"], "y", Attr.Int("transB", 1));
+        b.Output(y, TensorData.Float, -1, 2);
+        var model = Path.Combine(_dir, "net.onnx");
+        OnnxModelFile.Save(b.Build(), model);
+        var vjp = Path.Combine(_dir, "net.vjp.onnx");
+
+        int code = CliApp.Run(["differentiate", "--model", model, "--wrt-initializers", "--factors", "--out", vjp, "--json"]);
+
+        Assert.That(code, Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var written = OnnxModelFile.Load(vjp);
+        Assert.That(written.Graph.Output.Select(o => o.Name), Is.EqualTo(new[] { "y", "grad.fc.weight", "a.fc", "g.fc" }));
+        Assert.That(_stdout.ToString(), Does.Contain("\"outputs\""));
+    }
+
+    [Test]
+    public void Differentiate_NothingChosen_ExitsTwoSayingWhatToPass()
+    {
+        int code = CliApp.Run(["differentiate", "--model", "m.onnx", "--out", "v.onnx"]);
+        Assert.That(code, Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("--wrt-initializers"));
+    }
+
+    [Test]
+    public void Featurize_BadShard_ExitsTwoNamingTheOption()
+    {
+        int code = CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:4", "--shard", "3/2", "--out", Path.Combine(_dir, "s")]);
+        Assert.That(code, Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("--shard '3/2'"));
+    }
+
+    private static string FindShippedModel()
+    {
+        var root = typeof(CliTests).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+            .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "RepositoryRoot").Value!;
+        return Path.Combine(root, "models", "fm16");
+    }
+}
