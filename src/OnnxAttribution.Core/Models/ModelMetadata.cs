@@ -61,6 +61,8 @@ public sealed record ModelMetadata
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         WriteIndented = true,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+        // A run resumed at its last step has no new loss to report: NaN is written as "NaN", not refused.
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
     /// <summary>Reads <c>model.json</c> from a model directory (or the file itself).</summary>
