@@ -12,9 +12,10 @@ namespace OnnxAttribution.Core.Projection;
 /// </summary>
 /// <remarks>
 /// Callers validate lengths; kernels only <see cref="Debug.Assert(bool)"/>.
-/// Measured here (Zen 5, see tools/OnnxAttribution.Benchmarks): the hand-written accumulate kernel keeps 8 (4 rows × 2 vectors) accumulators
-/// in registers across a whole block of rows; TensorPrimitives' one-row axpy reloads and stores y every row and was
-/// ~2× slower, so the register-tiled kernel earns its keep.
+/// Measured here (Zen 5, DenseBaselineBenchmarks in tools/OnnxAttribution.Benchmarks): the hand-written accumulate kernel
+/// keeps 8 (4 rows × 2 vectors) accumulators in registers across a whole block of rows; the same projection with
+/// TensorPrimitives.MultiplyAdd per row of P (y reloaded and stored every row) was 2.3× (Gaussian) to 5× (Rademacher)
+/// slower, so the register-tiled kernel earns its keep.
 /// </remarks>
 internal static unsafe class ProjectionKernels
 {

@@ -479,23 +479,24 @@ internal static class GradientRules
             }
             long positions = ys[2] * ys[3];
             long fan = cin * k[0] * k[1];
-            // Unfold the input with a one-hot depthwise kernel: channel c·kh·kw + i·kw + j of the result holds the
-            // input pixel under tap (i, j) of channel c — the order of the weight flattened as [out, in·kh·kw].
-            var eye = new float[checked((int)(fan * k[0] * k[1]))];
-            for (long ch = 0; ch < cin; ch++)
+            // Unfold the input (im2col) with one Pad, a strided Slice per kernel tap and a Concat: channel c·kh·kw + i·kw + j
+            // of the result holds the input pixel under tap (i, j) of channel c — the order of the weight flattened as
+            // [out, in·kh·kw]. (A one-hot depthwise Conv does the same but runs as B·C tiny GEMMs in ONNX Runtime.)
+            string padded = pads.Any(v => v != 0)
+                ? c.Op("Pad", [x, c.Ints(0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3])], [xs[0], cin, xs[2] + pads[0] + pads[2], xs[3] + pads[1] + pads[3]])
+                : x;
+            var taps = new List<string>();
+            for (long i = 0; i < k[0]; i++)
             {
-                for (long i = 0; i < k[0]; i++)
+                for (long j = 0; j < k[1]; j++)
                 {
-                    for (long j = 0; j < k[1]; j++)
-                    {
-                        long o = (ch * k[0] + i) * k[1] + j;
-                        eye[(o * k[0] + i) * k[1] + j] = 1f;
-                    }
+                    long h0 = i * dil[0], w0 = j * dil[1];
+                    string tap = c.Op("Slice", [padded, c.Ints(h0, w0), c.Ints(h0 + (ys[2] - 1) * strides[0] + 1, w0 + (ys[3] - 1) * strides[1] + 1), c.Ints(2, 3), c.Ints(strides[0], strides[1])],
+                        [xs[0], cin, ys[2], ys[3]]);
+                    taps.Add(c.Unsqueeze(tap, [xs[0], cin, ys[2], ys[3]], 2));
                 }
             }
-            string unfoldKernel = c.B.Constant("unfold_kernel", eye, fan, 1, k[0], k[1]);
-            string unfolded = c.Op("Conv", [x, unfoldKernel], [xs[0], fan, ys[2], ys[3]], Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides),
-                Attr.Ints("pads", pads), Attr.Ints("dilations", dil), Attr.Int("group", cin));
+            string unfolded = taps.Count == 1 ? taps[0] : c.Op("Concat", [.. taps], [xs[0], cin, k[0] * k[1], ys[2], ys[3]], Attr.Int("axis", 2));
             string u = c.ReshapePerExample(unfolded, [fan, positions]);          // [B, in·k·k, S]
             string gm = c.ReshapePerExample(g, [cout, positions]);               // [B, out, S]
             string ut = c.Transpose(u, c.Shapes.TryShape(u), 0, 2, 1);          // [B, S, in·k·k]
