@@ -30,9 +30,9 @@ public sealed class GradientSource
         {
             throw new GraphContractException($"{vjp.Label}: image geometry {vjp.Channels}×{vjp.ImageSize}² differs from the forward graph's {forward.Channels}×{forward.ImageSize}²");
         }
-        if (vjp.GradientOutputs.Count == 0)
+        if (vjp.GradientOutputs.Count == 0 && vjp.FactorOutputs.Count == 0)
         {
-            throw new GraphContractException($"{vjp.Label}: the gradient graph has no grad.* outputs (export it with per-example gradients)");
+            throw new GraphContractException($"{vjp.Label}: the gradient graph has neither grad.* nor a.*/g.* outputs");
         }
         _forward = forward;
         _vjp = vjp;
@@ -116,6 +116,10 @@ public sealed class GradientSource
         if (images.Length != (long)count * d || destination.Length != count * p)
         {
             throw new ArgumentException($"batch of {count}: images need {(long)count * d} values (got {images.Length}), destination {count * p} (got {destination.Length})");
+        }
+        if (p == 0)
+        {
+            throw new GraphContractException($"{_vjp.Label}: the gradient graph has no grad.* outputs (per-example gradients)");
         }
         destination.Clear();
         var dest = new float[count * p];

@@ -47,8 +47,18 @@ public sealed class TrakModel : IDisposable
         _forward = Directory.OpenDenoiser(session);
         try
         {
-            _vjp = VjpSession.Open(Directory.RequireVjp(), session);
-            Fingerprint = StoreMeta.FingerprintFile(Directory.VjpPath);
+            // The store is tied to the model's gradient graph (vjp.onnx), but featurizing runs a graph specialised to the
+            // projection, derived from forward.onnx with the same rules: only per-example gradients for dense, only the
+            // Kronecker factors for factored. ONNX Runtime runs every node of a graph whatever outputs are asked for.
+            Fingerprint = StoreMeta.FingerprintFile(Directory.RequireVjp());
+            var forward = Onnx.OnnxModelFile.Load(Directory.RequireForward());
+            var graph = Onnx.Differentiation.VjpBuilder.Build(forward, new Onnx.Differentiation.VjpOptions
+            {
+                Parameters = Directory.Metadata.Parameters.Count > 0 ? Directory.Metadata.Parameters.Select(p => p.Name).ToList() : null,
+                PerExampleGradients = projection.Kind == ProjectorKind.Dense,
+                KroneckerFactors = projection.Kind == ProjectorKind.Factored,
+            });
+            _vjp = VjpSession.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray(graph), $"{Directory.VjpPath} ({projection.Kind.ToString().ToLowerInvariant()} features)", session);
             Extractor = new FeatureExtractor(new GradientSource(_forward, _vjp, Directory.CreateSchedule(), plan), projection);
         }
         catch

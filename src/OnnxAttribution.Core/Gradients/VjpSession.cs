@@ -97,12 +97,9 @@ public sealed class VjpSession : IDisposable
         }
         outputs ??= _session.OutputNames;
         long[] imageShape = [batch, Channels, ImageSize, ImageSize];
-        var xtCopy = xt.ToArray();
-        var tCopy = t.ToArray();
-        var cotCopy = cotangent.ToArray();
-        using var xv = OrtValue.CreateTensorValueFromMemory(xtCopy, imageShape);
-        using var tv = OrtValue.CreateTensorValueFromMemory(tCopy, [batch]);
-        using var cv = OrtValue.CreateTensorValueFromMemory(cotCopy, imageShape);
+        using var xv = AlignedTensors.Float(xt, imageShape);
+        using var tv = AlignedTensors.Int64(t, [batch]);
+        using var cv = AlignedTensors.Float(cotangent, imageShape);
         try
         {
             using var run = new RunOptions();

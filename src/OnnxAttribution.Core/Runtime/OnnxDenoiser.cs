@@ -67,7 +67,7 @@ public sealed class OnnxDenoiser : IDenoiser, IDisposable
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">The span lengths do not match <paramref name="batch"/>.</exception>
     /// <exception cref="AttributionException">ONNX Runtime failed; the message names the model and the input shapes.</exception>
-    public unsafe void Predict(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, int batch, Span<float> eps)
+    public void Predict(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, int batch, Span<float> eps)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
@@ -82,24 +82,18 @@ public sealed class OnnxDenoiser : IDenoiser, IDisposable
             throw new ArgumentException($"{ModelPath}: the model's batch dimension is fixed at {_fixedBatch}; got a batch of {batch}");
         }
         long[] imageShape = [batch, Channels, ImageSize, ImageSize];
-        fixed (float* px = xt)
-        fixed (long* pt = t)
-        fixed (float* pe = eps)
+        using var xtValue = AlignedTensors.Float(xt, imageShape);
+        using var tValue = AlignedTensors.Int64(t, [batch]);
+        try
         {
-            var info = OrtMemoryInfo.DefaultInstance;
-            using var xtValue = OrtValue.CreateTensorValueWithData(info, TensorElementType.Float, imageShape, (IntPtr)px, len * sizeof(float));
-            using var tValue = OrtValue.CreateTensorValueWithData(info, TensorElementType.Int64, [batch], (IntPtr)pt, batch * sizeof(long));
-            using var epsValue = OrtValue.CreateTensorValueWithData(info, TensorElementType.Float, imageShape, (IntPtr)pe, len * sizeof(float));
-            try
-            {
-                using var runOptions = new RunOptions();
-                _session.Run(runOptions, InputNames, [xtValue, tValue], OutputNames, [epsValue]);
-            }
-            catch (OnnxRuntimeException e)
-            {
-                throw new AttributionException(
-                    $"{ModelPath}: ONNX Runtime failed on inputs {InputXt} [{string.Join(",", imageShape)}] float, {InputT} [{batch}] int64 ({e.Message})", e);
-            }
+            using var runOptions = new RunOptions();
+            using var results = _session.Run(runOptions, InputNames, [xtValue, tValue], OutputNames);
+            results[0].GetTensorDataAsSpan<float>().CopyTo(eps);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new AttributionException(
+                $"{ModelPath}: ONNX Runtime failed on inputs {InputXt} [{string.Join(",", imageShape)}] float, {InputT} [{batch}] int64 ({e.Message})", e);
         }
     }
 

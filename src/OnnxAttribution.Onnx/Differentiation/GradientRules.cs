@@ -479,9 +479,10 @@ internal static class GradientRules
             }
             long positions = ys[2] * ys[3];
             long fan = cin * k[0] * k[1];
-            // Unfold the input (im2col) with one Pad, a strided Slice per kernel tap and a Concat: channel c·kh·kw + i·kw + j
-            // of the result holds the input pixel under tap (i, j) of channel c — the order of the weight flattened as
-            // [out, in·kh·kw]. (A one-hot depthwise Conv does the same but runs as B·C tiny GEMMs in ONNX Runtime.)
+            // Unfold the input (im2col) with one Pad, a strided Slice per kernel tap and one Concat along the channels:
+            // channel tap·in + c of the result holds the input pixel under tap (i, j) = (tap / kw, tap % kw) of channel c.
+            // Tap-major keeps the Concat a copy of whole blocks; the weight order (c·kh·kw + tap) is restored on the small
+            // per-example gradient, not on the unfolded input. (A one-hot depthwise Conv would run as B·C tiny GEMMs.)
             string padded = pads.Any(v => v != 0)
                 ? c.Op("Pad", [x, c.Ints(0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3])], [xs[0], cin, xs[2] + pads[0] + pads[2], xs[3] + pads[1] + pads[3]])
                 : x;
@@ -491,23 +492,27 @@ internal static class GradientRules
                 for (long j = 0; j < k[1]; j++)
                 {
                     long h0 = i * dil[0], w0 = j * dil[1];
-                    string tap = c.Op("Slice", [padded, c.Ints(h0, w0), c.Ints(h0 + (ys[2] - 1) * strides[0] + 1, w0 + (ys[3] - 1) * strides[1] + 1), c.Ints(2, 3), c.Ints(strides[0], strides[1])],
-                        [xs[0], cin, ys[2], ys[3]]);
-                    taps.Add(c.Unsqueeze(tap, [xs[0], cin, ys[2], ys[3]], 2));
+                    taps.Add(c.Op("Slice", [padded, c.Ints(h0, w0), c.Ints(h0 + (ys[2] - 1) * strides[0] + 1, w0 + (ys[3] - 1) * strides[1] + 1), c.Ints(2, 3), c.Ints(strides[0], strides[1])],
+                        [xs[0], cin, ys[2], ys[3]]));
                 }
             }
-            string unfolded = taps.Count == 1 ? taps[0] : c.Op("Concat", [.. taps], [xs[0], cin, k[0] * k[1], ys[2], ys[3]], Attr.Int("axis", 2));
-            string u = c.ReshapePerExample(unfolded, [fan, positions]);          // [B, in·k·k, S]
+            long kk = k[0] * k[1];
+            string unfolded = taps.Count == 1 ? taps[0] : c.Op("Concat", [.. taps], [xs[0], fan, ys[2], ys[3]], Attr.Int("axis", 1));
+            string u = c.ReshapePerExample(unfolded, [fan, positions]);          // [B, k·k·in (tap-major), S]
             string gm = c.ReshapePerExample(g, [cout, positions]);               // [B, out, S]
-            string ut = c.Transpose(u, c.Shapes.TryShape(u), 0, 2, 1);          // [B, S, in·k·k]
             if (c.Options.PerExampleGradients)
             {
-                string dw = c.Op("MatMul", [gm, ut], [ShapeInference.Batch, cout, fan]);
+                string dwTapMajor = c.Op("MatMul", [gm, c.Transpose(u, c.Shapes.TryShape(u), 0, 2, 1)], [ShapeInference.Batch, cout, fan]);
+                string dw = c.Transpose(c.ReshapePerExample(dwTapMajor, [cout, kk, cin]), [ShapeInference.Batch, cout, kk, cin], 0, 1, 3, 2);
                 c.AddParameterGradient(w, c.ReshapePerExample(dw, ws));
             }
             if (c.Options.KroneckerFactors)
             {
-                c.AddFactors(w, ut, c.Transpose(gm, c.Shapes.TryShape(gm), 0, 2, 1), positions, fan, cout);
+                // a [B, S, in·k·k] in the weight's order: [B, k·k, in, S] → [B, S, in, k·k].
+                string a = c.ReshapePerExample(
+                    c.Transpose(c.ReshapePerExample(u, [kk, cin, positions]), [ShapeInference.Batch, kk, cin, positions], 0, 3, 2, 1),
+                    [positions, fan]);
+                c.AddFactors(w, a, c.Transpose(gm, c.Shapes.TryShape(gm), 0, 2, 1), positions, fan, cout);
             }
         }
         if (c.Needs(n, 2))
