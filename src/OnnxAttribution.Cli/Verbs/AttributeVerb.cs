@@ -38,7 +38,7 @@ internal sealed class AttributeVerb
     [Option("out", Default = "attribution.png", HelpText = "The grid PNG: one row per query, the query first.")]
     public string Out { get; set; } = "attribution.png";
 
-    [Option("scale", Default = 4)]
+    [Option("scale", Default = 5, HelpText = "Upscaling of each tile (nearest neighbour), so captions fit under 16-pixel images.")]
     public int Scale { get; set; }
 
     [Option("threads", Default = 0)]
@@ -107,7 +107,7 @@ internal static class AttributeCommand
                 {
                     data.Image(checked((int)row)).CopyTo(tiles.AsSpan((q * columns + 1 + r) * d, d));
                 }
-                captions.Add($"#{row} {top[q].Scores[r]:G3}");
+                captions.Add($"#{row} {top[q].Scores[r]:0.###}");
             }
             for (int r = top[q].Count; r < o.Top; r++)
             {
