@@ -121,7 +121,7 @@ public sealed class GradientSource
         {
             throw new GraphContractException($"{_vjp.Label}: the gradient graph has no grad.* outputs (per-example gradients)");
         }
-        destination.Clear();
+        // Accumulated in an array (a span cannot be captured by the per-pair callback), then copied out once.
         var dest = new float[count * p];
         ForEachPair(images, count, _vjp.GradientOutputs, (grads, weight) =>
         {
