@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Numerics.Tensors;
-using System.Security.Cryptography;
 
 namespace OnnxAttribution.Core.Attribution;
 
@@ -260,12 +259,5 @@ public sealed class Preconditioner
             throw new AttributionException($"{path}: expected {64 + bytes.Length} bytes, the file has {stream.Length}");
         }
         return new Preconditioner(k, lower, BinaryPrimitives.ReadDoubleLittleEndian(header[24..]), BinaryPrimitives.ReadDoubleLittleEndian(header[16..]), header.Slice(32, 32).ToArray());
-    }
-
-    /// <summary>SHA-256 of a file (the features a factor is built from).</summary>
-    public static byte[] FingerprintFile(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return SHA256.HashData(stream);
     }
 }

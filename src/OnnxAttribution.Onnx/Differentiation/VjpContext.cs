@@ -75,16 +75,6 @@ internal sealed class VjpContext
         return o;
     }
 
-    public string Named(string opType, string name, string[] inputs, long[]? shape, params AttributeProto[] attributes)
-    {
-        string o = B.Node(opType, inputs, B.Fresh(name), attributes);
-        if (shape is not null)
-        {
-            Shapes.Set(o, shape);
-        }
-        return o;
-    }
-
     public string Scalar(float value) => B.Scalar("c", value);
 
     public string Ints(params long[] values) => B.ConstantInt64("c", values);
