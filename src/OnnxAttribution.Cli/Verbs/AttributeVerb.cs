@@ -1,6 +1,7 @@
 using CommandLine;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Imaging;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
@@ -8,11 +9,14 @@ using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("attribute", HelpText = "Attribute generated images (--seed) or a given image (--image) to training images with a finalized store: writes a grid (each query beside its top-k training images, with scores) and prints the ranking (--json for machines).")]
+[Verb("attribute", HelpText = "Attribute generated images (--seed) or a given image (--image) to training images with a method store: writes a grid (each query beside its top-k training images, with scores) and prints the ranking (--json for machines).")]
 internal sealed class AttributeVerb
 {
-    [Option("store", Required = true, HelpText = "A finalized store folder.")]
+    [Option("store", Required = true, HelpText = "A method store folder (trak/d-trak: featurized and finalized; others: built by 'featurize --method').")]
     public string Store { get; set; } = "";
+
+    [Option("method", HelpText = "The method expected (checked against the store; the store decides by default).")]
+    public string? Method { get; set; }
 
     [Option("model", HelpText = "Model folder (default: the one the store was featurized with, from source.json).")]
     public string? Model { get; set; }
@@ -62,22 +66,33 @@ internal static class AttributeCommand
         var source = StoreSource.TryLoad(o.Store);
         var modelDir = o.Model ?? source?.ModelDirectory
             ?? throw new UserInputException($"{o.Store} has no {StoreSource.FileName}: pass --model");
+        if (o.Method is not null && !string.Equals(AttributionMethods.MethodOf(o.Store).Name, AttributionMethods.Find(o.Method).Name, StringComparison.Ordinal))
+        {
+            throw new UserInputException($"--method {o.Method}: {o.Store} is a store of method {AttributionMethods.MethodOf(o.Store).Name}");
+        }
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        using var scorer = TrakScorer.Open(o.Store, modelDir, new SessionSettings(o.Device, o.Threads));
-        var meta = scorer.Model.Metadata;
+        var session = new SessionSettings(o.Device, o.Threads);
+        using var scorer = AttributionMethods.Open(o.Store, modelDir, session);
+        var model = ModelDirectory.Open(modelDir);
+        var meta = model.Metadata;
         int c = meta.Channels, s = meta.ImageSize, d = c * s * s;
 
         float[] queries;
         int count;
         List<string> labels;
+        var queryList = new List<AttributionQuery>();
         if (o.Seed is long seed)
         {
             count = Math.Max(1, o.Count);
-            using var denoiser = scorer.Model.OpenDenoiser(new SessionSettings(o.Device, o.Threads));
+            using var denoiser = model.OpenDenoiser(session);
             var seeds = Enumerable.Range(0, count).Select(k => seed + k).ToArray();
-            var result = new DiffusionSampler(denoiser, scorer.Model.CreateSchedule()).Sample(seeds, new SamplerOptions(o.Sampler, o.Steps), null, cancel);
+            var result = new DiffusionSampler(denoiser, model.CreateSchedule()).Sample(seeds, new SamplerOptions(o.Sampler, o.Steps, RecordTrajectory: true), null, cancel);
             queries = result.Images;
             labels = seeds.Select(x => $"seed {x}").ToList();
+            for (int q = 0; q < count; q++)
+            {
+                queryList.Add(new AttributionQuery(labels[q], queries.AsSpan(q * d, d).ToArray(), result.Trajectories?[q]));
+            }
         }
         else
         {
@@ -85,10 +100,11 @@ internal static class AttributeCommand
             queries = pixels;
             count = 1;
             labels = [Path.GetFileName(o.Image!)];
+            queryList.Add(new AttributionQuery(labels[0], pixels));
         }
         double generateSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
-        var top = scorer.Attribute(queries, count, o.Top);
+        var top = scorer.TopK(queryList, o.Top, cancel);
         double attributeSeconds = clock.Elapsed.TotalSeconds;
 
         // The training images for the grid: the store's dataset, as featurized.
@@ -139,10 +155,8 @@ internal static class AttributeCommand
             {
                 store = o.Store,
                 model = modelDir,
-                method = scorer.Store.Meta.Method,
-                measurement = scorer.Store.Meta.Measurement,
-                rows = scorer.Store.Rows,
-                k = scorer.Store.Dim,
+                method = scorer.Method,
+                rows = scorer.Rows,
                 png = o.Out,
                 queryPng,
                 generateSeconds,
@@ -156,7 +170,7 @@ internal static class AttributeCommand
             {
                 Console.WriteLine($"{r.query}: " + string.Join("  ", r.top.Take(10).Select(t => $"#{t.index} ({t.score:G3})")) + (r.top.Count > 10 ? "  …" : ""));
             }
-            Console.WriteLine($"wrote {o.Out} and {queryPng}; attribution took {attributeSeconds * 1000:F0} ms for {count} quer{(count == 1 ? "y" : "ies")} over {scorer.Store.Rows} rows");
+            Console.WriteLine($"wrote {o.Out} and {queryPng}; attribution took {attributeSeconds * 1000:F0} ms for {count} quer{(count == 1 ? "y" : "ies")} over {scorer.Rows} rows with {scorer.Method}");
         }
         return CliApp.Ok;
     }

@@ -1,6 +1,7 @@
 using CommandLine;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Store;
@@ -22,8 +23,23 @@ internal sealed class FeaturizeVerb
     [Option("size", HelpText = "Resize images to this size (default: the model's image size).")]
     public int? Size { get; set; }
 
-    [Option("measurement", Default = MeasurementKind.Loss, HelpText = "loss (TRAK: the diffusion loss) or square (D-TRAK: the squared output norm).")]
-    public MeasurementKind Measurement { get; set; }
+    [Option("method", Default = "trak", HelpText = "The attribution method the store is for: trak, d-trak, journey-trak, tracin, retrac, das, kfac, ekfac, pixel, gradient-cosine, random (ensembles: train-ensemble). trak and d-trak only featurize (then run 'finalize'); the others build their whole store.")]
+    public string Method { get; set; } = "trak";
+
+    [Option("measurement", HelpText = "Override the method's measurement: loss (the diffusion loss, TRAK's default) or square (the squared output norm, D-TRAK's).")]
+    public MeasurementKind? Measurement { get; set; }
+
+    [Option("damping", Default = 1e-3, HelpText = "Methods other than trak/d-trak: λ relative to the mean diagonal of the curvature.")]
+    public double Damping { get; set; }
+
+    [Option("journey-steps", Default = 10, HelpText = "journey-trak: DDIM steps of the query trajectory attributed (training features at the same timesteps).")]
+    public int JourneySteps { get; set; }
+
+    [Option("checkpoints", Separator = ',', HelpText = "tracin/retrac: model folders of saved training checkpoints, comma-separated (learning rates from their model.json).")]
+    public IEnumerable<string> Checkpoints { get; set; } = [];
+
+    [Option("method-seed", Default = 0L, HelpText = "Seed of a method's own random choices (random baseline, per-example timesteps of TracIn).")]
+    public long MethodSeed { get; set; }
 
     [Option("timesteps", Default = 10, HelpText = "K timesteps t = 0, T/K, 2T/K, … (the same for every example and the query).")]
     public int Timesteps { get; set; }
@@ -77,15 +93,20 @@ internal static class FeaturizeCommand
         int size = o.Size ?? model.Metadata.ImageSize;
         var data = TrainCommand.LoadDataset(o.Data, o.Subset, size);
         var schedule = model.CreateSchedule();
+        var method = AttributionMethods.Find(o.Method);
+        if (method is not TrakMethod trak)
+        {
+            return BuildMethod(o, method, data, size, cancel);
+        }
         var options = new FeaturizeOptions
         {
             ModelDirectory = o.Model,
             Data = data,
             Subset = o.Subset,
-            Plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, o.Timesteps), o.NoiseDraws, o.NoiseSeed, o.Measurement),
+            Plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, o.Timesteps), o.NoiseDraws, o.NoiseSeed, o.Measurement ?? trak.Measurement),
             Projection = new ProjectionSettings(o.Projector, o.Distribution, o.Dim, o.ProjectionSeed),
             DType = o.DType,
-            Method = o.Measurement == MeasurementKind.Loss ? "trak" : "d-trak",
+            Method = trak.Name,
             OutDirectory = o.Out,
             Shard = shard,
             BatchSize = o.BatchSize,
@@ -116,6 +137,61 @@ internal static class FeaturizeCommand
             {
                 Console.WriteLine($"store {o.Out}: {rows} rows × k = {store.Dim} ({store.DType}), {store.Meta.Method}, {options.Plan.Timesteps.Count} timesteps × {options.Plan.NoiseDraws} draws; {seconds:F1} s this run");
             }
+        }
+        return CliApp.Ok;
+    }
+
+    /// <summary>Builds a whole method store (every method but trak/d-trak, whose featurize and finalize are separate verbs).</summary>
+    private static int BuildMethod(FeaturizeVerb o, IAttributionMethod method, Core.Data.ImageDataset data, int size, CancellationToken cancel)
+    {
+        if (o.Shard is not null)
+        {
+            throw new UserInputException($"--shard splits trak/d-trak featurization only; method {method.Name} builds its store in one run (it resumes after a kill)");
+        }
+        var bars = new Dictionary<string, ConsoleProgress>(StringComparer.Ordinal);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var request = new MethodBuildRequest
+        {
+            ModelDirectory = o.Model,
+            Data = data,
+            Source = new StoreSource(o.Model, o.Data, o.Subset, size),
+            OutDirectory = o.Out,
+            Settings = new MethodSettings
+            {
+                Measurement = o.Measurement,
+                Timesteps = o.Timesteps,
+                NoiseDraws = o.NoiseDraws,
+                NoiseSeed = o.NoiseSeed,
+                Projector = o.Projector,
+                Distribution = o.Distribution,
+                Dim = o.Dim,
+                ProjectionSeed = o.ProjectionSeed,
+                DType = o.DType,
+                Damping = o.Damping,
+                BatchSize = o.BatchSize,
+                JourneySteps = o.JourneySteps,
+                Checkpoints = o.Checkpoints.ToList(),
+                Seed = o.MethodSeed,
+            },
+            Session = new SessionSettings(o.Device, o.Threads),
+            Progress = new SyncProgress<MethodProgress>(p =>
+            {
+                if (!bars.TryGetValue(p.Stage, out var bar))
+                {
+                    bars[p.Stage] = bar = new ConsoleProgress($"{method.Name}: {p.Stage}");
+                }
+                bar.Report(p.Done, p.Total, "");
+            }),
+        };
+        method.Build(request, cancel);
+        double seconds = clock.Elapsed.TotalSeconds;
+        if (o.Json)
+        {
+            Output.WriteJson(new { store = o.Out, method = method.Name, manifest = MethodManifest.TryLoad(o.Out), seconds });
+        }
+        else
+        {
+            Console.WriteLine($"store {o.Out}: method {method.Name} over {data.Count} training images; {seconds:F1} s this run");
         }
         return CliApp.Ok;
     }

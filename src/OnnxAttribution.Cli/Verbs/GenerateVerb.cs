@@ -1,4 +1,5 @@
 using CommandLine;
+using OnnxAttribution.Core;
 using OnnxAttribution.Core.Imaging;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;

@@ -1,0 +1,167 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Models;
+using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
+
+namespace OnnxAttribution.Core.Attribution.Methods;
+
+/// <summary>Progress of a method's build: which stage, and how far along it is.</summary>
+public readonly record struct MethodProgress(string Stage, long Done, long Total);
+
+/// <summary>
+/// Settings shared by the methods. Each method reads those it uses, ignores the rest, and records what it used in
+/// its <c>method.json</c>.
+/// </summary>
+public sealed record MethodSettings
+{
+    /// <summary>The measurement differentiated; null for the method's own default (TRAK: loss, D-TRAK: square).</summary>
+    public MeasurementKind? Measurement { get; init; }
+
+    /// <summary>K timesteps t = 0, T/K, … for the methods that average over timesteps.</summary>
+    public int Timesteps { get; init; } = 10;
+
+    public int NoiseDraws { get; init; } = 1;
+
+    public long NoiseSeed { get; init; }
+
+    public ProjectorKind Projector { get; init; } = ProjectorKind.Dense;
+
+    public ProjectionKind Distribution { get; init; } = ProjectionKind.Rademacher;
+
+    /// <summary>Feature dimension k of projected methods.</summary>
+    public int Dim { get; init; } = 4096;
+
+    public long ProjectionSeed { get; init; }
+
+    public StoreDType DType { get; init; } = StoreDType.Float32;
+
+    /// <summary>λ relative to the mean diagonal of the curvature (TRAK kernel, K-FAC factors).</summary>
+    public double Damping { get; init; } = 1e-3;
+
+    /// <summary>Examples per gradient-graph call; never changes a result.</summary>
+    public int BatchSize { get; init; } = 16;
+
+    /// <summary>Journey-TRAK: the number of sampling steps of the query's trajectory (DDIM) that are attributed.</summary>
+    public int JourneySteps { get; init; } = 10;
+
+    /// <summary>TracIn / ReTrac: model folders of the saved training checkpoints (each with its learning rate in model.json).</summary>
+    public IReadOnlyList<string> Checkpoints { get; init; } = [];
+
+    /// <summary>Seed of the method's own random choices (random baseline, per-example timestep draws).</summary>
+    public long Seed { get; init; }
+}
+
+/// <summary>What a method store is built from.</summary>
+public sealed record MethodBuildRequest
+{
+    /// <summary>The model attributed (model.json, forward.onnx, vjp.onnx).</summary>
+    public required string ModelDirectory { get; init; }
+
+    /// <summary>The training images, already subset: row i of every store is image i of this dataset.</summary>
+    public required ImageDataset Data { get; init; }
+
+    /// <summary>Where the rows came from as the user named it; saved as source.json.</summary>
+    public required StoreSource Source { get; init; }
+
+    /// <summary>The method store folder; created if missing, continued if a build was interrupted.</summary>
+    public required string OutDirectory { get; init; }
+
+    public MethodSettings Settings { get; init; } = new();
+
+    public SessionSettings Session { get; init; } = SessionSettings.Default;
+
+    public IProgress<MethodProgress>? Progress { get; init; }
+}
+
+/// <summary>
+/// One attribution method: builds its store from a model and training set (resumable where that is long work), and
+/// opens it to answer queries. Stores are folders with <c>method.json</c> (<see cref="MethodManifest"/>) and
+/// <c>source.json</c> (<see cref="StoreSource"/>).
+/// </summary>
+public interface IAttributionMethod
+{
+    /// <summary>The name the CLI uses with <c>--method</c>.</summary>
+    string Name { get; }
+
+    /// <summary>One line for help and the README table: what the method differentiates or compares.</summary>
+    string Summary { get; }
+
+    /// <summary>Builds (or finishes building) the method store. A rerun after a kill continues where it stopped.</summary>
+    void Build(MethodBuildRequest request, CancellationToken cancel = default);
+
+    /// <summary>Opens a built store.</summary>
+    /// <param name="storeDirectory">The method store.</param>
+    /// <param name="modelDirectory">The model it was built from (from source.json when the caller has nothing better).</param>
+    /// <param name="session">ONNX Runtime settings for the methods that run the model at query time.</param>
+    IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session);
+}
+
+/// <summary>
+/// The method of a store folder and its settings (<c>method.json</c>): written last by a build, so its presence says the
+/// store is complete.
+/// </summary>
+public sealed record MethodManifest(string Method, JsonObject Settings)
+{
+    public const string FileName = "method.json";
+
+    /// <summary>Format of method.json; readers refuse newer ones.</summary>
+    public int Version { get; init; } = 1;
+
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var path = Path.Combine(directory, FileName);
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, ModelMetadata.JsonOptions) + "\n");
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+
+    /// <summary>Reads method.json, or null when the folder has none.</summary>
+    /// <exception cref="UserInputException">The file is not valid.</exception>
+    public static MethodManifest? TryLoad(string directory)
+    {
+        var path = Path.Combine(directory, FileName);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+        MethodManifest? manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize<MethodManifest>(File.ReadAllText(path), ModelMetadata.JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new UserInputException($"{path}: not valid ({e.Message})", e);
+        }
+        if (manifest is null || string.IsNullOrEmpty(manifest.Method))
+        {
+            throw new UserInputException($"{path}: field 'method' is missing");
+        }
+        if (manifest.Version > 1)
+        {
+            throw new UserInputException($"{path}: field 'version' is {manifest.Version}; this build reads version 1");
+        }
+        return manifest;
+    }
+
+    /// <summary>A typed settings record from <see cref="Settings"/>.</summary>
+    /// <exception cref="UserInputException">The settings do not fit <typeparamref name="T"/>.</exception>
+    public T SettingsAs<T>(string directory)
+    {
+        try
+        {
+            return Settings.Deserialize<T>(ModelMetadata.JsonOptions) ?? throw new JsonException("null");
+        }
+        catch (JsonException e)
+        {
+            throw new UserInputException($"{Path.Combine(directory, FileName)}: field 'settings' does not fit method {Method} ({e.Message})", e);
+        }
+    }
+
+    /// <summary>A manifest whose settings are <paramref name="settings"/> serialized.</summary>
+    public static MethodManifest Of<T>(string method, T settings) =>
+        new(method, JsonSerializer.SerializeToNode(settings, ModelMetadata.JsonOptions)!.AsObject());
+}

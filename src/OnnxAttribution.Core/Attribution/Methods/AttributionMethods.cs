@@ -1,0 +1,52 @@
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
+
+namespace OnnxAttribution.Core.Attribution.Methods;
+
+/// <summary>Every method the engine has, by name, and opening a method store whatever its method.</summary>
+public static class AttributionMethods
+{
+    /// <summary>The methods in the order the README's table lists them.</summary>
+    public static IReadOnlyList<IAttributionMethod> All { get; } =
+    [
+        new TrakMethod("trak", MeasurementKind.Loss),
+        new TrakMethod("d-trak", MeasurementKind.Square),
+        // more methods: add one line here
+    ];
+
+    /// <summary>The names, comma-separated, for help texts and errors.</summary>
+    public static string Names => string.Join(", ", All.Select(m => m.Name));
+
+    /// <exception cref="UserInputException">No method has that name.</exception>
+    public static IAttributionMethod Find(string name) =>
+        All.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))
+        ?? throw new UserInputException($"unknown method '{name}'; known: {Names}");
+
+    /// <summary>The method of a store folder: method.json, or for a bare TRAK feature store its meta.json.</summary>
+    /// <exception cref="UserInputException">The folder is not a method store.</exception>
+    public static IAttributionMethod MethodOf(string storeDirectory)
+    {
+        if (MethodManifest.TryLoad(storeDirectory) is { } manifest)
+        {
+            return Find(manifest.Method);
+        }
+        if (File.Exists(Path.Combine(storeDirectory, StoreFiles.Meta)))
+        {
+            using var store = FeatureStore.Open(storeDirectory);
+            return Find(store.Meta.Method);
+        }
+        throw new UserInputException($"{storeDirectory}: neither {MethodManifest.FileName} nor {StoreFiles.Meta}: not a method store (build one with 'featurize --method …')");
+    }
+
+    /// <summary>Opens a method store with its scorer.</summary>
+    /// <param name="storeDirectory">The store folder.</param>
+    /// <param name="modelDirectory">The model; null for the one in the store's source.json.</param>
+    /// <param name="session">ONNX Runtime settings.</param>
+    public static IAttributionScorer Open(string storeDirectory, string? modelDirectory = null, SessionSettings? session = null)
+    {
+        var method = MethodOf(storeDirectory);
+        var model = modelDirectory ?? StoreSource.TryLoad(storeDirectory)?.ModelDirectory
+            ?? throw new UserInputException($"{storeDirectory} has no {StoreSource.FileName}: pass the model folder");
+        return method.Open(storeDirectory, model, session ?? SessionSettings.Default);
+    }
+}

@@ -1,0 +1,79 @@
+using OnnxAttribution.Core.Runtime;
+
+namespace OnnxAttribution.Core.Attribution.Methods;
+
+/// <summary>
+/// TRAK (Park et al. 2023, Eq. 8 with one model) with the diffusion loss as the measurement, and D-TRAK (Zheng et al.
+/// 2024, Sec. 3–4) with the squared output norm ("Square"): τ(q)ᵢ = φ_qᵀ (ΦᵀΦ + λI)⁻¹ φᵢ over projected gradients
+/// averaged over fixed timesteps and noise. The store is the feature store of <see cref="TrakEngine"/>.
+/// </summary>
+public sealed class TrakMethod(string name, MeasurementKind measurement) : IAttributionMethod
+{
+    public string Name { get; } = name;
+
+    /// <summary>The default measurement of this method (loss for TRAK, square for D-TRAK).</summary>
+    public MeasurementKind Measurement { get; } = measurement;
+
+    public string Summary => Measurement == MeasurementKind.Loss
+        ? "projected gradients of the diffusion loss, kernel-preconditioned (ΦᵀΦ + λI)⁻¹"
+        : "projected gradients of the squared output norm ‖ε̂‖², kernel-preconditioned (ΦᵀΦ + λI)⁻¹";
+
+    /// <summary>The featurize options a build with <paramref name="request"/> uses.</summary>
+    public FeaturizeOptions Options(MethodBuildRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var s = request.Settings;
+        var schedule = ModelDirectory.Open(request.ModelDirectory).CreateSchedule();
+        return new FeaturizeOptions
+        {
+            ModelDirectory = request.ModelDirectory,
+            Data = request.Data,
+            Subset = request.Source.Subset,
+            Plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, s.Timesteps), s.NoiseDraws, s.NoiseSeed, s.Measurement ?? Measurement),
+            Projection = new ProjectionSettings(s.Projector, s.Distribution, s.Dim, s.ProjectionSeed),
+            DType = s.DType,
+            Method = Name,
+            OutDirectory = request.OutDirectory,
+            BatchSize = s.BatchSize,
+            Session = request.Session,
+        };
+    }
+
+    public void Build(MethodBuildRequest request, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var options = Options(request);
+        var progress = request.Progress;
+        using (TrakEngine.Featurize(options, progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("featurize", p.Done, p.Total))), cancel))
+        {
+        }
+        request.Source.Save(request.OutDirectory);
+        TrakEngine.Finalize(request.OutDirectory, request.Settings.Damping, progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("finalize", p.Done, p.Total))));
+        MethodManifest.Of(Name, new { measurement = options.Plan.Measurement.ToString().ToLowerInvariant(), damping = request.Settings.Damping }).Save(request.OutDirectory);
+    }
+
+    public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session) =>
+        new Scorer(Name, TrakScorer.Open(storeDirectory, modelDirectory, session));
+
+    /// <summary>The query side: features of the query images, one solve, one scan of the store.</summary>
+    private sealed class Scorer(string method, TrakScorer trak) : IAttributionScorer
+    {
+        public string Method { get; } = method;
+
+        public long Rows => trak.Store.Rows;
+
+        public float[] Scores(IReadOnlyList<AttributionQuery> queries, CancellationToken cancel = default) => trak.Scores(Images(queries), queries.Count);
+
+        public Store.TopKResult[] TopK(IReadOnlyList<AttributionQuery> queries, int top, CancellationToken cancel = default) =>
+            trak.Attribute(Images(queries), queries.Count, top);
+
+        public void Dispose() => trak.Dispose();
+    }
+
+    /// <summary>The query images side by side: count·C·H·W values.</summary>
+    public static float[] Images(IReadOnlyList<AttributionQuery> queries)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        return queries.SelectMany(q => q.Image).ToArray();
+    }
+}
