@@ -1,0 +1,141 @@
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Numerics;
+
+namespace OnnxAttribution.Core.Evaluation;
+
+/// <summary>A mean with a bootstrap 95% interval.</summary>
+/// <param name="Mean">The mean over the items.</param>
+/// <param name="Low">2.5th percentile of the bootstrap means.</param>
+/// <param name="High">97.5th percentile of the bootstrap means.</param>
+/// <param name="Count">Number of items (finite values) averaged.</param>
+public readonly record struct Interval(double Mean, double Low, double High, int Count);
+
+/// <summary>
+/// The Linear Datamodeling Score (Park et al. 2023, Def. 5; the diffusion setting of Zheng et al. 2024, Sec. 2):
+/// M random subsets S_j of size αN, one model per subset; for a query q the predicted output of model j is
+/// Σ_{i∈S_j} τ(q)ᵢ and the measured output is its diffusion loss; LDS(q) is the Spearman correlation over j.
+/// </summary>
+/// <remarks>
+/// Scores follow the engine's sign convention (positive = supports the query, i.e. lowers its loss), so the predicted
+/// output is correlated with the negated loss: a perfect attribution has LDS 1.
+/// </remarks>
+public static class Lds
+{
+    /// <summary>
+    /// M subsets of ⌊αN⌋ distinct rows, each sorted; subset j is a seeded partial Fisher–Yates shuffle on stream j of
+    /// <see cref="CounterRng"/>, so subset j does not depend on M.
+    /// </summary>
+    public static int[][] DrawSubsets(int rows, int models, double alpha, long seed)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(models, 1);
+        if (!(alpha > 0 && alpha < 1))
+        {
+            throw new UserInputException($"--alpha {alpha}: must be strictly between 0 and 1");
+        }
+        int size = Math.Max(1, (int)Math.Floor(alpha * rows));
+        var subsets = new int[models][];
+        var uniform = new double[size];
+        for (int j = 0; j < models; j++)
+        {
+            var order = Enumerable.Range(0, rows).ToArray();
+            new CounterRng(seed, j).FillUniform(uniform);
+            for (int i = 0; i < size; i++)
+            {
+                int pick = i + (int)Math.Min(rows - i - 1, Math.Floor(uniform[i] * (rows - i)));
+                (order[i], order[pick]) = (order[pick], order[i]);
+            }
+            subsets[j] = order.Take(size).Order().ToArray();
+        }
+        return subsets;
+    }
+
+    /// <summary>Predicted outputs Σ_{i∈S_j} τ(q)ᵢ: <c>queries × subsets.Count</c>, query-major.</summary>
+    /// <param name="scores">queries × rows scores, query-major.</param>
+    /// <param name="queries">Number of queries.</param>
+    /// <param name="rows">N.</param>
+    /// <param name="subsets">The subsets' row indices.</param>
+    public static double[] Predict(ReadOnlySpan<float> scores, int queries, int rows, IReadOnlyList<int[]> subsets)
+    {
+        ArgumentNullException.ThrowIfNull(subsets);
+        if (scores.Length != (long)queries * rows)
+        {
+            throw new ArgumentException($"{queries} queries × {rows} rows need {(long)queries * rows} scores, got {scores.Length}");
+        }
+        var predicted = new double[queries * subsets.Count];
+        for (int q = 0; q < queries; q++)
+        {
+            var row = scores.Slice(q * rows, rows);
+            for (int j = 0; j < subsets.Count; j++)
+            {
+                double sum = 0;
+                foreach (int i in subsets[j])
+                {
+                    sum += row[i];
+                }
+                predicted[q * subsets.Count + j] = sum;
+            }
+        }
+        return predicted;
+    }
+
+    /// <summary>
+    /// LDS of each query: Spearman over models between the predicted outputs and the negated measured losses.
+    /// NaN where either side is constant.
+    /// </summary>
+    /// <param name="predicted">queries × models, from <see cref="Predict"/>.</param>
+    /// <param name="measuredLoss">models × queries measured diffusion losses, model-major (as the models are evaluated).</param>
+    /// <param name="queries">Number of queries.</param>
+    /// <param name="models">M.</param>
+    public static double[] PerQuery(ReadOnlySpan<double> predicted, ReadOnlySpan<double> measuredLoss, int queries, int models)
+    {
+        if (predicted.Length != queries * models || measuredLoss.Length != queries * models)
+        {
+            throw new ArgumentException($"{queries} queries × {models} models: predicted has {predicted.Length} values, measured {measuredLoss.Length}");
+        }
+        var result = new double[queries];
+        var y = new double[models];
+        for (int q = 0; q < queries; q++)
+        {
+            for (int j = 0; j < models; j++)
+            {
+                y[j] = -measuredLoss[j * queries + q];
+            }
+            result[q] = RankCorrelation.Spearman(predicted.Slice(q * models, models), y);
+        }
+        return result;
+    }
+
+    /// <summary>The mean of the finite values with a percentile bootstrap 95% interval (seeded resamples).</summary>
+    public static Interval Bootstrap(ReadOnlySpan<double> values, int resamples = 2000, long seed = 0)
+    {
+        var finite = values.ToArray().Where(double.IsFinite).ToArray();
+        if (finite.Length == 0)
+        {
+            return new Interval(double.NaN, double.NaN, double.NaN, 0);
+        }
+        double mean = finite.Average();
+        var means = new double[resamples];
+        var u = new double[finite.Length];
+        for (int r = 0; r < resamples; r++)
+        {
+            new CounterRng(seed, r).FillUniform(u);
+            double s = 0;
+            for (int i = 0; i < finite.Length; i++)
+            {
+                s += finite[Math.Min(finite.Length - 1, (int)(u[i] * finite.Length))];
+            }
+            means[r] = s / finite.Length;
+        }
+        Array.Sort(means);
+        return new Interval(mean, Percentile(means, 0.025), Percentile(means, 0.975), finite.Length);
+    }
+
+    private static double Percentile(double[] sorted, double p)
+    {
+        double pos = p * (sorted.Length - 1);
+        int lo = (int)Math.Floor(pos);
+        int hi = Math.Min(sorted.Length - 1, lo + 1);
+        return sorted[lo] + ((pos - lo) * (sorted[hi] - sorted[lo]));
+    }
+}

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Models;
+using OnnxAttribution.Onnx;
+
+namespace OnnxAttribution.Training.Evaluation;
+
+/// <summary>
+/// How every model of an evaluation is trained: the reference model (all N rows) and each retrained model (a subset)
+/// share it, so they differ only in their data (and, where asked, their seed). The defaults are the fast recipe that fits
+/// M ≥ 32 retrainings in about two hours on 2 cores (README, "Evaluation").
+/// </summary>
+public sealed record TrainingRecipe
+{
+    public int Steps { get; init; } = 1500;
+
+    public int BatchSize { get; init; } = 32;
+
+    public double LearningRate { get; init; } = 2e-3;
+
+    public double EmaDecay { get; init; } = 0.995;
+
+    public int BaseChannels { get; init; } = 16;
+
+    public int CheckpointEvery { get; init; } = 250;
+
+    /// <summary>TorchSharp threads per training (0: its default).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>The trainer's options for <paramref name="indices"/> of <paramref name="data"/> (null: every row).</summary>
+    public TrainOptions Options(ImageDataset data, IReadOnlyList<int>? indices, long seed, string runDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return new TrainOptions
+        {
+            Data = data,
+            Indices = indices,
+            Model = new UNetConfig { ImageSize = data.Height, Channels = data.Channels, BaseChannels = BaseChannels },
+            Schedule = new ScheduleSettings(ScheduleKind.Linear, 1000),
+            Steps = Steps,
+            BatchSize = BatchSize,
+            LearningRate = LearningRate,
+            EmaDecay = EmaDecay,
+            Seed = seed,
+            Threads = Threads,
+            CheckpointDirectory = runDirectory,
+            CheckpointEvery = CheckpointEvery,
+            ProgressEvery = 50,
+        };
+    }
+}
+
+/// <summary>Trains a recipe on some rows and exports the result as a model folder, resuming wherever a killed run stopped.</summary>
+public static class RecipeTrainer
+{
+    /// <summary>
+    /// Trains (or resumes) in <paramref name="runDirectory"/> and exports the EMA weights to <paramref name="modelDirectory"/>
+    /// (forward.onnx and model.json; with <paramref name="withVjp"/> also vjp.onnx). A model folder with model.json is
+    /// complete (it is written to a temporary folder and renamed) and is returned as it is.
+    /// </summary>
+    /// <returns>True when the model was trained now, false when it already existed.</returns>
+    public static bool TrainAndExport(TrainingRecipe recipe, ImageDataset data, IReadOnlyList<int>? indices, long seed, string subsetLabel,
+        string runDirectory, string modelDirectory, bool withVjp, IProgress<TrainProgress>? progress = null, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(recipe);
+        ArgumentNullException.ThrowIfNull(data);
+        if (File.Exists(Path.Combine(modelDirectory, "model.json")))
+        {
+            return false;
+        }
+        var options = recipe.Options(data, indices, seed, runDirectory);
+        using (var result = DdpmTrainer.Train(options, progress, cancel))
+        {
+            new TrainingRunInfo(data.Name, data.Fingerprint, subsetLabel, data.Height, indices?.Count ?? data.Count, options.Schedule, result.Steps,
+                recipe.BatchSize, recipe.LearningRate, recipe.EmaDecay, seed, result.FinalLoss, result.Elapsed.TotalSeconds,
+                result.Elapsed.TotalMilliseconds / Math.Max(1, result.Steps), 0, recipe.Threads).Save(runDirectory);
+        }
+        var temporary = modelDirectory.TrimEnd('/') + ".tmp";
+        if (Directory.Exists(temporary))
+        {
+            Directory.Delete(temporary, recursive: true);
+        }
+        var info = TrainingRunInfo.Load(runDirectory);
+        using (var ema = ModelExport.LoadEma(runDirectory))
+        {
+            var training = new TrainingInfo(info.Dataset, info.Subset, info.Steps, info.BatchSize, info.LearningRate, info.EmaDecay,
+                info.Seed, info.FinalLoss, info.TrainSeconds);
+            var parameters = ema.ParameterInfos();
+            OnnxExporter.Export(ema, info.Schedule, training, temporary, Path.GetFileName(modelDirectory.TrimEnd('/')),
+                withVjp ? (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")) : null);
+        }
+        if (Directory.Exists(modelDirectory))
+        {
+            Directory.Delete(modelDirectory, recursive: true);
+        }
+        Directory.Move(temporary, modelDirectory);
+        return true;
+    }
+
+    /// <summary>Writes <paramref name="value"/> as indented JSON through a temporary file (never half-written).</summary>
+    public static void SaveJson<T>(string path, T value)
+    {
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(value, ModelMetadata.JsonOptions) + "\n");
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+}

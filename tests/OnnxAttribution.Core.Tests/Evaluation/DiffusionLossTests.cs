@@ -1,0 +1,59 @@
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Evaluation;
+using OnnxAttribution.Core.Models;
+using OnnxAttribution.Core.Runtime;
+
+namespace OnnxAttribution.Core.Tests.Evaluation;
+
+[TestFixture]
+public sealed class DiffusionLossTests
+{
+    /// <summary>Predicts ε̂ = c·x_t, so the loss has a closed form per pair.</summary>
+    private sealed class Scaled(float c) : IDenoiser
+    {
+        public int Channels => 1;
+
+        public int ImageSize => 2;
+
+        public void Predict(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, int batch, Span<float> eps)
+        {
+            for (int i = 0; i < xt.Length; i++)
+            {
+                eps[i] = c * xt[i];
+            }
+        }
+    }
+
+    [Test]
+    public void Evaluate_MatchesHandComputedLoss_AtAnyBatchSize()
+    {
+        var schedule = new NoiseSchedule(new ScheduleSettings(ScheduleKind.Linear, 1000));
+        var plan = new FeaturizationPlan([10, 500, 990], 2, 4, MeasurementKind.Loss);
+        var images = new float[] { 0.5f, -0.5f, 1f, 0f, -1f, 0.25f, 0.75f, -0.25f, 0f, 0f, 0.1f, 0.2f };
+        var model = new Scaled(0.7f);
+        var expected = new double[3];
+        var noise = new float[4];
+        for (int j = 0; j < 3; j++)
+        {
+            long t = plan.Timesteps[j];
+            double a = Math.Sqrt(schedule.AlphaBars[t]), s = Math.Sqrt(1 - schedule.AlphaBars[t]);
+            for (int draw = 0; draw < 2; draw++)
+            {
+                plan.Noise(j, draw, noise);
+                for (int b = 0; b < 3; b++)
+                {
+                    double sum = 0;
+                    for (int p = 0; p < 4; p++)
+                    {
+                        float xt = (float)a * images[b * 4 + p] + (float)s * noise[p];
+                        double diff = 0.7f * xt - noise[p];
+                        sum += diff * diff;
+                    }
+                    expected[b] += sum / 4 / plan.Pairs;
+                }
+            }
+        }
+        Assert.That(DiffusionLoss.Evaluate(model, schedule, plan, images, 3, 64), Is.EqualTo(expected).Within(1e-5));
+        Assert.That(DiffusionLoss.Evaluate(model, schedule, plan, images, 3, 2), Is.EqualTo(DiffusionLoss.Evaluate(model, schedule, plan, images, 3, 64)));
+    }
+}

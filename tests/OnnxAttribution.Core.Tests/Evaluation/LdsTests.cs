@@ -1,0 +1,112 @@
+using OnnxAttribution.Core.Evaluation;
+
+namespace OnnxAttribution.Core.Tests.Evaluation;
+
+[TestFixture]
+public sealed class LdsTests
+{
+    [Test]
+    public void DrawSubsets_SizesDistinctSortedAndIndependentOfCount()
+    {
+        var ten = Lds.DrawSubsets(100, 10, 0.5, 7);
+        var three = Lds.DrawSubsets(100, 3, 0.5, 7);
+        Assert.That(ten, Has.Length.EqualTo(10));
+        foreach (var s in ten)
+        {
+            Assert.That(s, Has.Length.EqualTo(50));
+            Assert.That(s, Is.Ordered.And.Unique);
+            Assert.That(s.All(i => i >= 0 && i < 100), Is.True);
+        }
+        Assert.That(three[2], Is.EqualTo(ten[2]), "subset j depends only on the seed and j");
+        Assert.That(ten[0], Is.Not.EqualTo(ten[1]));
+        Assert.That(Lds.DrawSubsets(100, 1, 0.5, 8)[0], Is.Not.EqualTo(ten[0]));
+    }
+
+    [Test]
+    public void DrawSubsets_EveryRowAboutHalfTheTime()
+    {
+        var subsets = Lds.DrawSubsets(40, 400, 0.5, 1);
+        var counts = new int[40];
+        foreach (var s in subsets)
+        {
+            foreach (var i in s)
+            {
+                counts[i]++;
+            }
+        }
+        Assert.That(counts.Min(), Is.GreaterThan(150));
+        Assert.That(counts.Max(), Is.LessThan(250));
+    }
+
+    [Test]
+    public void DrawSubsets_AlphaOutsideOpenInterval_Refused()
+    {
+        Assert.Throws<UserInputException>(() => Lds.DrawSubsets(10, 2, 1.0, 0));
+        Assert.Throws<UserInputException>(() => Lds.DrawSubsets(10, 2, 0, 0));
+    }
+
+    [Test]
+    public void PerfectLinearDatamodel_LdsIsOne_AndNegatedIsMinusOne()
+    {
+        // Measured loss = −Σ_{i∈S} τᵢ + constant: the scores predict it exactly.
+        const int n = 30, models = 12, queries = 3;
+        var subsets = Lds.DrawSubsets(n, models, 0.5, 3);
+        var rng = new Random(5);
+        var scores = Enumerable.Range(0, queries * n).Select(_ => (float)rng.NextDouble()).ToArray();
+        var measured = new double[models * queries];
+        for (int j = 0; j < models; j++)
+        {
+            for (int q = 0; q < queries; q++)
+            {
+                measured[j * queries + q] = 2.0 - subsets[j].Sum(i => (double)scores[q * n + i]);
+            }
+        }
+        var predicted = Lds.Predict(scores, queries, n, subsets);
+        Assert.That(Lds.PerQuery(predicted, measured, queries, models), Is.All.EqualTo(1.0).Within(1e-12));
+        var negated = scores.Select(s => -s).ToArray();
+        Assert.That(Lds.PerQuery(Lds.Predict(negated, queries, n, subsets), measured, queries, models), Is.All.EqualTo(-1.0).Within(1e-12));
+    }
+
+    [Test]
+    public void Predict_SumsTheSubsetsScores()
+    {
+        var predicted = Lds.Predict([1f, 2f, 4f, 8f, 16f, 32f], 2, 3, [[0, 2], [1]]);
+        Assert.That(predicted, Is.EqualTo(new double[] { 5, 2, 40, 16 }));
+    }
+
+    [Test]
+    public void Bootstrap_IntervalContainsMean_SkipsNaN_AndNarrowsWithMoreData()
+    {
+        var rng = new Random(2);
+        var few = Enumerable.Range(0, 10).Select(_ => rng.NextDouble()).Append(double.NaN).ToArray();
+        var many = Enumerable.Range(0, 1000).Select(_ => rng.NextDouble()).ToArray();
+        var a = Lds.Bootstrap(few, 1000, 1);
+        var b = Lds.Bootstrap(many, 1000, 1);
+        Assert.That(a.Count, Is.EqualTo(10));
+        Assert.That(a.Mean, Is.EqualTo(few.Take(10).Average()).Within(1e-12));
+        Assert.That(a.Low, Is.LessThan(a.Mean));
+        Assert.That(a.High, Is.GreaterThan(a.Mean));
+        Assert.That(b.High - b.Low, Is.LessThan((a.High - a.Low) / 3));
+        Assert.That(Lds.Bootstrap(few, 1000, 1), Is.EqualTo(a), "seeded");
+        Assert.That(double.IsNaN(Lds.Bootstrap([double.NaN], 10, 0).Mean), Is.True);
+    }
+
+    [Test]
+    public void MatrixFile_RoundTrips_AndMissingIsNull()
+    {
+        var path = Path.Combine(TestContext.CurrentContext.WorkDirectory, $"m-{Guid.NewGuid():N}.npy");
+        try
+        {
+            Assert.That(MatrixFile.TryLoad(path), Is.Null);
+            MatrixFile.Save(path, [1f, 2f, 3f, 4f, 5f, 6f], 2, 3);
+            var (values, rows, columns) = MatrixFile.TryLoad(path)!.Value;
+            Assert.That((rows, columns), Is.EqualTo((2L, 3L)));
+            Assert.That(values, Is.EqualTo(new[] { 1f, 2f, 3f, 4f, 5f, 6f }));
+            Assert.Throws<ArgumentException>(() => MatrixFile.Save(path, [1f], 2, 3));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}
