@@ -1,0 +1,79 @@
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Models;
+using OnnxAttribution.Onnx;
+
+namespace OnnxAttribution.Training.Tests;
+
+/// <summary>
+/// Every registered method on one toy problem with a known answer: a tiny U-Net, 40 embedded training images, and queries
+/// that are copies of training images (planted duplicates). A method that cannot find the copy among the top three has a
+/// bug. Methods whose store is trained elsewhere (the ensemble) and the random baseline are checked in their own tests.
+/// </summary>
+[TestFixture]
+public sealed class MethodSuiteTests
+{
+    private const int Rows = 40;
+    private static readonly int[] Planted = [3, 17, 31];
+    private string _dir = "";
+    private string _model = "";
+    private ImageDataset _data = null!;
+
+    /// <summary>Methods tested here: every registered one except those that need their own training or have no answer.</summary>
+    public static IEnumerable<string> Methods() =>
+        AttributionMethods.All.Select(m => m.Name).Where(n => n is not "ensemble" and not "random");
+
+    [OneTimeSetUp]
+    public void SetUp()
+    {
+        _dir = Directory.CreateTempSubdirectory("oa-suite-").FullName;
+        _model = Path.Combine(_dir, "model");
+        using var net = new UNet(new UNetConfig { BaseChannels = 8, Groups = 4, TimeEmbeddingDim = 32, SinusoidDim = 16 }, seed: 3);
+        var parameters = net.ParameterInfos();
+        OnnxExporter.Export(net, new ScheduleSettings(ScheduleKind.Linear, 1000), new TrainingInfo("embedded", "0:40", 1, 8, 1e-3, 0.999, 3, 1, 1), _model, "tiny",
+            (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
+        _data = SubsetSpec.Parse($"0:{Rows}").Apply(Repository.Locator.Load("embedded"));
+    }
+
+    [OneTimeTearDown]
+    public void TearDown() => Directory.Delete(_dir, recursive: true);
+
+    [TestCaseSource(nameof(Methods))]
+    public void PlantedDuplicate_RanksItsTrainingImageInTopThree(string name)
+    {
+        var method = AttributionMethods.Find(name);
+        var store = Path.Combine(_dir, name);
+        method.Build(new MethodBuildRequest
+        {
+            ModelDirectory = _model,
+            Data = _data,
+            Source = new StoreSource(_model, "embedded", $"0:{Rows}", 16),
+            OutDirectory = store,
+            Settings = new MethodSettings { Timesteps = 3, Dim = 1024, JourneySteps = 3, BatchSize = 8, Checkpoints = [_model] },
+        });
+        Assert.That(MethodManifest.TryLoad(store)?.Method ?? AttributionMethods.MethodOf(store).Name, Is.EqualTo(name));
+        using var scorer = AttributionMethods.Open(store);
+        Assert.That(scorer.Rows, Is.EqualTo(Rows));
+        var queries = Planted.Select(i => new AttributionQuery($"row {i}", _data.Image(i).ToArray())).ToList();
+        var scores = scorer.Scores(queries);
+        Assert.That(scores, Has.Length.EqualTo(Planted.Length * Rows));
+        Assert.That(scores.All(float.IsFinite), Is.True, "every score is a number");
+        var top = scorer.TopK(queries, 3);
+        for (int q = 0; q < Planted.Length; q++)
+        {
+            Assert.That(top[q].Indices, Does.Contain((long)Planted[q]), $"{name}: query = training row {Planted[q]}; top 3 were {string.Join(", ", top[q].Indices)}");
+        }
+    }
+
+    [Test]
+    public void Registry_NamesAreUniqueAndFindable()
+    {
+        var names = AttributionMethods.All.Select(m => m.Name).ToList();
+        Assert.That(names, Is.Unique);
+        Assert.That(names, Does.Contain("trak").And.Contain("d-trak"));
+        Assert.That(names.All(n => AttributionMethods.Find(n.ToUpperInvariant()).Name == n), Is.True);
+        Assert.Throws<Core.UserInputException>(() => AttributionMethods.Find("no-such-method"));
+        Assert.That(AttributionMethods.All.All(m => m.Summary.Length > 10), Is.True, "every method says what it does");
+    }
+}
