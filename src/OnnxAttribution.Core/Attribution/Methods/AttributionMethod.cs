@@ -9,7 +9,12 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution.Core.Attribution.Methods;
 
 /// <summary>Progress of a method's build: which stage, and how far along it is.</summary>
-public readonly record struct MethodProgress(string Stage, long Done, long Total);
+public readonly record struct MethodProgress(string Stage, long Done, long Total)
+{
+    /// <summary>A (done, total) progress of one stage that reports to <paramref name="progress"/>; null when it is null.</summary>
+    public static IProgress<(long Done, long Total)>? Of(IProgress<MethodProgress>? progress, string stage) =>
+        progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress(stage, p.Done, p.Total)));
+}
 
 /// <summary>
 /// Settings shared by the methods. Each method reads those it uses, ignores the rest, and records what it used in
@@ -52,6 +57,9 @@ public sealed record MethodSettings
 
     /// <summary>Seed of the method's own random choices (random baseline, per-example timestep draws).</summary>
     public long Seed { get; init; }
+
+    /// <summary>The pixel baseline's similarity: cosine (default) or negative L2 distance.</summary>
+    public PixelMetric PixelMetric { get; init; } = PixelMetric.Cosine;
 }
 
 /// <summary>What a method store is built from.</summary>
@@ -143,6 +151,19 @@ public sealed record MethodManifest(string Method, JsonObject Settings)
         if (manifest.Version > 1)
         {
             throw new UserInputException($"{path}: field 'version' is {manifest.Version}; this build reads version 1");
+        }
+        return manifest;
+    }
+
+    /// <summary>Reads the method.json of a store that must be complete and of <paramref name="method"/>.</summary>
+    /// <exception cref="UserInputException">method.json is missing (an unfinished build), invalid, or of another method.</exception>
+    public static MethodManifest Require(string directory, string method)
+    {
+        var manifest = TryLoad(directory)
+            ?? throw new UserInputException($"{Path.Combine(directory, FileName)} not found: the {method} store is not complete; run 'featurize --method {method}' again to finish it");
+        if (!string.Equals(manifest.Method, method, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new UserInputException($"{Path.Combine(directory, FileName)}: field 'method' is '{manifest.Method}', expected '{method}'");
         }
         return manifest;
     }
