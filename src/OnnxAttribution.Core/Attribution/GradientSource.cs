@@ -47,6 +47,9 @@ public sealed class GradientSource
     /// <summary>The length p of one example's gradient (the number of differentiated parameters).</summary>
     public long Dimension { get; }
 
+    /// <summary>The gradient graph's grad.* outputs in parameter order: one example's gradient is their concatenation.</summary>
+    public IReadOnlyList<string> GradientOutputs => _vjp.GradientOutputs;
+
     /// <summary>C·H·W of one example.</summary>
     public int ExampleLength => _vjp.Channels * _vjp.ImageSize * _vjp.ImageSize;
 
