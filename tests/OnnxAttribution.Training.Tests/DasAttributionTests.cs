@@ -2,12 +2,11 @@ using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Numerics;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Store;
-using OnnxAttribution.Onnx;
+using OnnxAttribution.Training.Tests.Support;
 
 namespace OnnxAttribution.Training.Tests;
 
@@ -30,11 +29,8 @@ public sealed class DasAttributionTests
     {
         _dir = Directory.CreateTempSubdirectory("oa-das-").FullName;
         _model = Path.Combine(_dir, "model");
-        using var net = new UNet(new UNetConfig { BaseChannels = 8, Groups = 4, TimeEmbeddingDim = 32, SinusoidDim = 16 }, seed: 3);
-        var parameters = net.ParameterInfos();
-        OnnxExporter.Export(net, new ScheduleSettings(ScheduleKind.Linear, 1000), null, _model, "tiny",
-            (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
-        _data = SubsetSpec.Parse($"0:{Rows}").Apply(Repository.Locator.Load("embedded"));
+        TinyAttributionModel.Export(_model);
+        _data = TinyAttributionModel.EmbeddedRows(Rows);
     }
 
     [OneTimeTearDown]

@@ -182,6 +182,18 @@ public sealed record MethodManifest(string Method, JsonObject Settings)
         }
     }
 
+    /// <summary>
+    /// Builds a store that holds nothing but where its rows come from (source.json) and <paramref name="settings"/>
+    /// (method.json): the model-free baselines, which read what they need when opened.
+    /// </summary>
+    public static void SaveRecordOnly<T>(MethodBuildRequest request, string method, T settings)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Source.Save(request.OutDirectory);
+        Of(method, settings).Save(request.OutDirectory);
+        request.Progress?.Report(new MethodProgress("record", request.Data.Count, request.Data.Count));
+    }
+
     /// <summary>A manifest whose settings are <paramref name="settings"/> serialized.</summary>
     public static MethodManifest Of<T>(string method, T settings) =>
         new(method, JsonSerializer.SerializeToNode(settings, ModelMetadata.JsonOptions)!.AsObject());

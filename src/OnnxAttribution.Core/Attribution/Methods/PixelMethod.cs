@@ -34,10 +34,7 @@ public sealed class PixelMethod : IAttributionMethod
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var data = request.Data;
-        request.Source.Save(request.OutDirectory);
-        MethodManifest.Of(Name, new PixelSettings(request.Settings.PixelMetric, data.Count, data.Fingerprint)).Save(request.OutDirectory);
-        request.Progress?.Report(new MethodProgress("record", data.Count, data.Count));
+        MethodManifest.SaveRecordOnly(request, Name, new PixelSettings(request.Settings.PixelMetric, request.Data.Count, request.Data.Fingerprint));
     }
 
     /// <exception cref="UserInputException">The store is incomplete, or its dataset no longer loads as it did at build.</exception>

@@ -23,10 +23,7 @@ public sealed class RandomMethod : IAttributionMethod
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var data = request.Data;
-        request.Source.Save(request.OutDirectory);
-        MethodManifest.Of(Name, new RandomSettings(request.Settings.Seed, data.Count, data.Fingerprint)).Save(request.OutDirectory);
-        request.Progress?.Report(new MethodProgress("record", data.Count, data.Count));
+        MethodManifest.SaveRecordOnly(request, Name, new RandomSettings(request.Settings.Seed, request.Data.Count, request.Data.Fingerprint));
     }
 
     public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
