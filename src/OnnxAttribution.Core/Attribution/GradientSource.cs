@@ -136,8 +136,7 @@ public sealed class GradientSource
     /// (from the same forward passes as the gradients, so free).</param>
     /// <remarks>
     /// With <see cref="FeaturizationPlan.NormalizePairs"/> each pair's gradient g is added as g/‖g‖ (the norm over all p
-    /// parameters, in float64; a zero gradient adds nothing); otherwise as g, which gives bit-identical results to before
-    /// the option existed.
+    /// parameters; a zero gradient adds nothing); otherwise as g, bit for bit as before the option existed.
     /// </remarks>
     public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default)
     {
@@ -154,12 +153,13 @@ public sealed class GradientSource
         // Accumulated in arrays (a span cannot be captured by the per-pair callback), then copied out once.
         var dest = new float[count * p];
         var loss = new double[count];
+        bool wantLosses = losses.Length > 0;
         var scale = new float[count];
         ForEachPair(images, count, _vjp.GradientOutputs, pair =>
         {
             for (int b = 0; b < count; b++)
             {
-                loss[b] += pair.Weight * pair.Loss(b);
+                loss[b] += wantLosses ? pair.Weight * pair.Loss(b) : 0;
                 scale[b] = Plan.NormalizePairs ? UnitScale(pair.Outputs, b, pair.Weight) : pair.Weight;
             }
             long offset = 0;
