@@ -1,9 +1,8 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Store;
-using OnnxAttribution.Onnx;
+using OnnxAttribution.Training.Tests.Support;
 
 namespace OnnxAttribution.Training.Tests;
 
@@ -23,11 +22,8 @@ public sealed class TrakAttributionTests
     {
         _dir = Directory.CreateTempSubdirectory("oa-trak-").FullName;
         _model = Path.Combine(_dir, "model");
-        using var net = new UNet(new UNetConfig { BaseChannels = 8, Groups = 4, TimeEmbeddingDim = 32, SinusoidDim = 16 }, seed: 3);
-        var parameters = net.ParameterInfos();
-        OnnxExporter.Export(net, new ScheduleSettings(ScheduleKind.Linear, 1000), null, _model, "tiny",
-            (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
-        _data = SubsetSpec.Parse($"0:{Rows}").Apply(Repository.Locator.Load("embedded"));
+        TinyAttributionModel.Export(_model);
+        _data = TinyAttributionModel.EmbeddedRows(Rows);
     }
 
     [OneTimeTearDown]

@@ -108,7 +108,7 @@ internal static class AttributeCommand
         double attributeSeconds = clock.Elapsed.TotalSeconds;
 
         // The training images for the grid: the store's dataset, as featurized.
-        var data = source is null ? null : TrainCommand.LoadDataset(source.Data, source.Subset, source.ImageSize);
+        var data = source?.LoadData();
         int columns = o.Top + 1;
         var tiles = new float[count * columns * d];
         var captions = new List<string?>();

@@ -26,7 +26,7 @@ internal sealed class FeaturizeVerb
     [Option("method", Default = "trak", HelpText = "The attribution method the store is for: trak, d-trak, journey-trak, tracin, retrac, das, kfac, ekfac, pixel, gradient-cosine, random (ensembles: train-ensemble). trak and d-trak only featurize (then run 'finalize'); the others build their whole store.")]
     public string Method { get; set; } = "trak";
 
-    [Option("measurement", HelpText = "Override the method's measurement: loss (the diffusion loss, TRAK's default) or square (the squared output norm, D-TRAK's).")]
+    [Option("measurement", HelpText = "Override the method's measurement: loss (the diffusion loss, TRAK's default), square (the squared output norm, D-TRAK's) or mean (the mean output, DAS's).")]
     public MeasurementKind? Measurement { get; set; }
 
     [Option("damping", Default = 1e-3, HelpText = "Methods other than trak/d-trak: λ relative to the mean diagonal of the curvature.")]
@@ -40,6 +40,9 @@ internal sealed class FeaturizeVerb
 
     [Option("method-seed", Default = 0L, HelpText = "Seed of a method's own random choices (random baseline, per-example timesteps of TracIn).")]
     public long MethodSeed { get; set; }
+
+    [Option("pixel-metric", Default = PixelMetric.Cosine, HelpText = "pixel: cosine (similarity of the pixel vectors) or l2 (negative Euclidean distance).")]
+    public PixelMetric PixelMetric { get; set; }
 
     [Option("timesteps", Default = 10, HelpText = "K timesteps t = 0, T/K, 2T/K, … (the same for every example and the query).")]
     public int Timesteps { get; set; }
@@ -91,7 +94,7 @@ internal static class FeaturizeCommand
         var shard = ParseShard(o.Shard);
         var model = ModelDirectory.Open(o.Model);
         int size = o.Size ?? model.Metadata.ImageSize;
-        var data = TrainCommand.LoadDataset(o.Data, o.Subset, size);
+        var data = new Core.Data.DatasetLocator().Load(o.Data, o.Subset, size);
         var schedule = model.CreateSchedule();
         var method = AttributionMethods.Find(o.Method);
         if (method is not TrakMethod trak)
@@ -172,6 +175,7 @@ internal static class FeaturizeCommand
                 JourneySteps = o.JourneySteps,
                 Checkpoints = o.Checkpoints.ToList(),
                 Seed = o.MethodSeed,
+                PixelMetric = o.PixelMetric,
             },
             Session = new SessionSettings(o.Device, o.Threads),
             Progress = new SyncProgress<MethodProgress>(p =>

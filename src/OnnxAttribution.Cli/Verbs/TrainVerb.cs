@@ -56,7 +56,7 @@ internal static class TrainCommand
 {
     public static int Run(TrainVerb o, CancellationToken cancel)
     {
-        var dataset = LoadDataset(o.Data, o.Subset, o.Size);
+        var dataset = new DatasetLocator().Load(o.Data, o.Subset, o.Size);
         Output.Note($"training on {dataset.Count} images of {dataset.Name} ({dataset.Channels}×{dataset.Height}×{dataset.Width}), {o.Steps} steps of {o.BatchSize}");
         var options = new TrainOptions
         {
@@ -93,20 +93,5 @@ internal static class TrainCommand
             Console.WriteLine($"trained {result.Steps} steps, final loss {result.FinalLoss:F4}, {result.Elapsed.TotalSeconds:F0} s; run folder {o.Out}");
         }
         return CliApp.Ok;
-    }
-
-    /// <summary>Loads a dataset by name, takes the subset, then resizes to <paramref name="size"/> when needed.</summary>
-    public static ImageDataset LoadDataset(string data, string subset, int? size)
-    {
-        var dataset = SubsetSpec.Parse(subset).Apply(new DatasetLocator().Load(data));
-        if (size is int s && (dataset.Height != s || dataset.Width != s))
-        {
-            if (s <= 0)
-            {
-                throw new UserInputException($"--size {s}: must be positive");
-            }
-            dataset = dataset.Resize(s, s);
-        }
-        return dataset;
     }
 }

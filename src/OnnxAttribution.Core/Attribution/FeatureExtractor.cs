@@ -41,6 +41,10 @@ public sealed class FeatureExtractor
         }
         else
         {
+            if (source.Plan.NormalizePairs)
+            {
+                throw new UserInputException("per-pair gradient normalisation needs the dense projector: the factored projection never forms the whole gradient whose norm it divides by");
+            }
             _factors = source.Factors();
             if (_factors.Count == 0)
             {
@@ -61,28 +65,42 @@ public sealed class FeatureExtractor
     public GradientSource Source => _source;
 
     /// <summary>Features of a batch of clean images: <paramref name="count"/> rows of <see cref="Dim"/>.</summary>
-    public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination)
+    /// <param name="images">B clean images, B·C·H·W values.</param>
+    /// <param name="count">B.</param>
+    /// <param name="destination">B·<see cref="Dim"/> values, overwritten.</param>
+    /// <param name="losses">Empty, or B values: each example's diffusion loss averaged over the plan's pairs (see
+    /// <see cref="GradientSource.Compute"/>).</param>
+    public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default)
     {
-        if (destination.Length != (long)count * Dim)
+        if (destination.Length != (long)count * Dim || (losses.Length != 0 && losses.Length != count))
         {
-            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}");
+            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}; losses 0 or {count}, got {losses.Length}");
         }
         if (_dense is not null)
         {
             var grads = new float[count * _source.Dimension];
-            _source.Compute(images, count, grads);
+            _source.Compute(images, count, grads, losses);
             _dense.ProjectBatch(grads, count, destination);
             return;
         }
         var acc = new float[count * Dim];
-        var pair = new float[count * Dim];
+        var pairFeatures = new float[count * Dim];
+        var loss = new double[count];
         var outputs = _factors.SelectMany(f => new[] { f.A, f.G }).ToList();
-        _source.ForEachPair(images, count, outputs, (values, weight) =>
+        _source.ForEachPair(images, count, outputs, pair =>
         {
-            var layers = _factors.Select(f => new LayerFactors(values[f.A], values[f.G], f.Positions)).ToList();
-            _factored!.ProjectBatch(layers, count, pair);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(pair, weight, acc, acc);
+            var layers = _factors.Select(f => new LayerFactors(pair.Outputs[f.A], pair.Outputs[f.G], f.Positions)).ToList();
+            _factored!.ProjectBatch(layers, count, pairFeatures);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(pairFeatures, pair.Weight, acc, acc);
+            for (int b = 0; b < count; b++)
+            {
+                loss[b] += pair.Weight * pair.Loss(b);
+            }
         });
         acc.CopyTo(destination);
+        for (int b = 0; b < losses.Length; b++)
+        {
+            losses[b] = (float)loss[b];
+        }
     }
 }

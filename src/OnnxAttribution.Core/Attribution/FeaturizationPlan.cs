@@ -21,6 +21,13 @@ public sealed record FeaturizationPlan(IReadOnlyList<long> Timesteps, int NoiseD
         return Enumerable.Range(0, count).Select(j => (long)j * trainTimesteps / count).ToArray();
     }
 
+    /// <summary>
+    /// Whether each pair's gradient is scaled to unit L2 norm before the average over pairs (DAS's public code, Lin et al. 2024),
+    /// so that no timestep dominates by the size of its gradient. False (the default) averages the raw gradients.
+    /// </summary>
+    /// <remarks>The norm is that of the whole per-example gradient, so only the dense projection supports it.</remarks>
+    public bool NormalizePairs { get; init; }
+
     /// <summary>Number of (timestep, draw) pairs each example is measured at.</summary>
     public int Pairs => Timesteps.Count * NoiseDraws;
 

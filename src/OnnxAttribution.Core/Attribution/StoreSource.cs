@@ -1,4 +1,5 @@
 using System.Text.Json;
+using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
 
 namespace OnnxAttribution.Core.Attribution;
@@ -12,12 +13,19 @@ public sealed record StoreSource(string ModelDirectory, string Data, string Subs
 {
     public const string FileName = "source.json";
 
+    /// <summary>Writes source.json into <paramref name="storeDirectory"/> (created if missing).</summary>
     public void Save(string storeDirectory)
     {
+        Directory.CreateDirectory(storeDirectory);
         var path = Path.Combine(storeDirectory, FileName);
         File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, ModelMetadata.JsonOptions) + "\n");
         File.Move(path + ".tmp", path, overwrite: true);
     }
+
+    /// <summary>The training images of the store's rows, loaded again as the user named them (row i is image i).</summary>
+    /// <param name="locator">Where named datasets are found; null for the default.</param>
+    /// <exception cref="UserInputException">The dataset can no longer be loaded.</exception>
+    public ImageDataset LoadData(DatasetLocator? locator = null) => (locator ?? new DatasetLocator()).Load(Data, Subset, ImageSize);
 
     /// <summary>Reads source.json, or null when the store has none.</summary>
     public static StoreSource? TryLoad(string storeDirectory)

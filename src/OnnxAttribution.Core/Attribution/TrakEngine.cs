@@ -32,6 +32,12 @@ public sealed record FeaturizeOptions
     /// <summary>Examples per gradient-graph call; does not change the result.</summary>
     public int BatchSize { get; init; } = 16;
 
+    /// <summary>
+    /// Also write each row's diffusion loss ‖ε − ε̂‖²/D, averaged over the plan's pairs, to <see cref="TrakEngine.LossesFile"/>
+    /// (N×1 float32) from the same forward passes; resumable with the rows. Does not change the features.
+    /// </summary>
+    public bool RecordLosses { get; init; }
+
     public SessionSettings Session { get; init; } = SessionSettings.Default;
 }
 
@@ -43,6 +49,8 @@ public sealed class TrakModel : IDisposable
 
     public TrakModel(string modelDirectory, FeaturizationPlan plan, ProjectionSettings projection, SessionSettings? session = null)
     {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(projection);
         Directory = ModelDirectory.Open(modelDirectory);
         _forward = Directory.OpenDenoiser(session);
         try
@@ -76,6 +84,36 @@ public sealed class TrakModel : IDisposable
 
     public FeatureExtractor Extractor { get; }
 
+    /// <summary>
+    /// Sessions for querying a feature store: the plan and projection recorded in its meta.json, checked against the model
+    /// (the gradient graph's fingerprint and the feature length).
+    /// </summary>
+    /// <exception cref="AttributionException">The model is not the one the store was built from, or meta.json names an
+    /// unknown measurement, projector or setting.</exception>
+    public static TrakModel ForStore(FeatureStore store, string modelDirectory, SessionSettings? session = null)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        var meta = store.Meta;
+        var model = new TrakModel(modelDirectory, TrakScorer.PlanOf(meta), TrakScorer.ProjectionOf(meta), session);
+        try
+        {
+            if (model.Fingerprint != meta.ModelFingerprint)
+            {
+                throw new AttributionException($"{store.Directory}: built from a gradient graph with SHA-256 {meta.ModelFingerprint[..12]}…, but {model.Directory.VjpPath} has {model.Fingerprint[..12]}…; featurize again for this model");
+            }
+            if (model.Extractor.Dim != store.Dim)
+            {
+                throw new AttributionException($"{store.Directory}: the store has k = {store.Dim}; the model's projection gives {model.Extractor.Dim}");
+            }
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
     public void Dispose()
     {
         _vjp.Dispose();
@@ -91,12 +129,18 @@ public static class TrakEngine
 {
     public const string PreconditionerFile = "preconditioner.bin";
 
+    /// <summary>Per-row diffusion losses written when <see cref="FeaturizeOptions.RecordLosses"/> is set (N×1 float32 .npy).</summary>
+    public const string LossesFile = "losses.npy";
+
+    /// <summary>meta.json settings key recording <see cref="FeaturizationPlan.NormalizePairs"/> (value "l2"; absent when off).</summary>
+    public const string PairNormalizationSetting = "pairNormalization";
+
     /// <summary>The store metadata these options produce (the row contents depend on exactly these fields).</summary>
     public static StoreMeta Meta(FeaturizeOptions o, string modelFingerprint, int dim) => new()
     {
         ModelFingerprint = modelFingerprint,
         Method = o.Method,
-        Measurement = o.Plan.Measurement switch { MeasurementKind.Loss => "diffusion-loss", _ => "squared-output-norm" },
+        Measurement = Measurement.StoreName(o.Plan.Measurement),
         Timesteps = o.Plan.Timesteps.ToArray(),
         NoiseDraws = o.Plan.NoiseDraws,
         NoiseSeed = o.Plan.NoiseSeed,
@@ -113,6 +157,10 @@ public static class TrakEngine
         DatasetFingerprint = o.Data.Fingerprint,
         Subset = o.Subset,
         Shard = o.Shard,
+        // Only written when on, so stores made before the option existed keep their meta.json.
+        Settings = o.Plan.NormalizePairs
+            ? new SortedDictionary<string, string>(StringComparer.Ordinal) { [PairNormalizationSetting] = "l2" }
+            : new SortedDictionary<string, string>(StringComparer.Ordinal),
     };
 
     /// <summary>
@@ -131,6 +179,7 @@ public static class TrakEngine
             throw new UserInputException($"dataset {o.Data.Name} has images {o.Data.Channels}×{o.Data.Height}×{o.Data.Width}; the model takes {model.Directory.Metadata.Channels}×{model.Directory.Metadata.ImageSize}×{model.Directory.Metadata.ImageSize} (use --size)");
         }
         using var writer = FeatureStoreWriter.OpenOrCreate(o.OutDirectory, meta);
+        using var losses = o.RecordLosses ? LossColumn.OpenOrCreate(Path.Combine(o.OutDirectory, LossesFile), writer) : null;
         var pending = writer.PendingRows;
         long total = writer.RowCount;
         long done = writer.DoneCount;
@@ -139,6 +188,7 @@ public static class TrakEngine
         int k = model.Extractor.Dim;
         var images = new float[o.BatchSize * d];
         var features = new float[o.BatchSize * k];
+        var rowLosses = new float[o.BatchSize];
         int index = 0;
         while (index < pending.Count)
         {
@@ -151,7 +201,9 @@ public static class TrakEngine
             }
             long first = pending[index];
             o.Data.Pixels.Slice(checked((int)(first * d)), count * d).CopyTo(images);
-            model.Extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k));
+            model.Extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k), losses is null ? default : rowLosses.AsSpan(0, count));
+            // Losses reach the disk before the rows are marked done, so a done row always has its loss.
+            losses?.Write(first, rowLosses.AsSpan(0, count));
             writer.WriteRows(first, count, features.AsSpan(0, count * k));
             writer.Flush();
             index += count;
@@ -159,6 +211,24 @@ public static class TrakEngine
             progress?.Report((done, total));
         }
         return writer.Complete();
+    }
+
+    /// <summary>The losses of <see cref="LossesFile"/>, one per row held, in row order.</summary>
+    /// <exception cref="StoreFormatException">The file is missing or does not fit the store.</exception>
+    public static float[] ReadLosses(FeatureStore store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        var path = Path.Combine(store.Directory, LossesFile);
+        if (!File.Exists(path))
+        {
+            throw new StoreFormatException($"{path}: not found; featurize with losses recorded (FeaturizeOptions.RecordLosses)");
+        }
+        var (header, values) = NpyFormat.ReadMatrix(path);
+        if (header.Rows != store.Rows || header.Columns != 1)
+        {
+            throw new StoreFormatException($"{path}: field 'shape': expected ({store.Rows}, 1), found ({header.Rows}, {header.Columns})");
+        }
+        return values;
     }
 
     /// <summary>
@@ -205,5 +275,51 @@ public static class TrakEngine
         var pre = gram.Factorize(relativeDamping, StoreFingerprint(storeDirectory));
         pre.Save(Path.Combine(storeDirectory, PreconditionerFile));
         return pre;
+    }
+
+    /// <summary>losses.npy while featurizing: written in place, row by row, and flushed before the rows are marked done.</summary>
+    private sealed class LossColumn : IDisposable
+    {
+        private readonly FileStream _stream;
+        private readonly long _dataOffset;
+        private readonly long _firstRow;
+
+        private LossColumn(FileStream stream, long dataOffset, long firstRow)
+        {
+            _stream = stream;
+            _dataOffset = dataOffset;
+            _firstRow = firstRow;
+        }
+
+        public static LossColumn OpenOrCreate(string path, FeatureStoreWriter writer)
+        {
+            if (writer.DoneCount == 0)
+            {
+                NpyFormat.CreatePreallocated(path, StoreDType.Float32, writer.RowCount, 1);
+            }
+            else if (!File.Exists(path))
+            {
+                throw new StoreFormatException($"{path}: not found, but {writer.DoneCount} rows of the store are done and their losses are lost; remove {writer.Directory} to start over");
+            }
+            var header = NpyFormat.ReadHeader(path);
+            if (header.DType != StoreDType.Float32 || header.Rows != writer.RowCount || header.Columns != 1)
+            {
+                throw new StoreFormatException($"{path}: expected a ({writer.RowCount}, 1) float32 matrix, found ({header.Rows}, {header.Columns}) {header.DType}; remove {writer.Directory} to start over");
+            }
+            return new LossColumn(new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0), header.DataOffset, writer.FirstRow);
+        }
+
+        /// <summary>Writes the losses of dataset rows firstRow … and flushes them to disk.</summary>
+        public void Write(long firstRow, ReadOnlySpan<float> losses)
+        {
+            if (!BitConverter.IsLittleEndian)
+            {
+                throw new PlatformNotSupportedException("losses.npy is written little-endian only");
+            }
+            RandomAccess.Write(_stream.SafeFileHandle, System.Runtime.InteropServices.MemoryMarshal.AsBytes(losses), _dataOffset + ((firstRow - _firstRow) * sizeof(float)));
+            _stream.Flush(flushToDisk: true);
+        }
+
+        public void Dispose() => _stream.Dispose();
     }
 }

@@ -36,17 +36,7 @@ public sealed class TrakScorer : IDisposable
         TrakModel? model = null;
         try
         {
-            var meta = store.Meta;
-            var plan = PlanOf(meta);
-            model = new TrakModel(modelDirectory, plan, ProjectionOf(meta), session);
-            if (model.Fingerprint != meta.ModelFingerprint)
-            {
-                throw new AttributionException($"{storeDirectory}: built from a gradient graph with SHA-256 {meta.ModelFingerprint[..12]}…, but {model.Directory.VjpPath} has {model.Fingerprint[..12]}…; featurize again for this model");
-            }
-            if (model.Extractor.Dim != store.Dim)
-            {
-                throw new AttributionException($"{storeDirectory}: the store has k = {store.Dim}; the model's projection gives {model.Extractor.Dim}");
-            }
+            model = TrakModel.ForStore(store, modelDirectory, session);
             var pre = Preconditioner.Load(Path.Combine(storeDirectory, TrakEngine.PreconditionerFile), store.Dim, TrakEngine.StoreFingerprint(storeDirectory));
             return new TrakScorer(store, model, pre);
         }
@@ -59,16 +49,20 @@ public sealed class TrakScorer : IDisposable
     }
 
     /// <summary>The featurization plan recorded in a store's meta.json.</summary>
-    public static FeaturizationPlan PlanOf(StoreMeta meta) => new(
-        meta.Timesteps.ToArray(),
-        meta.NoiseDraws,
-        meta.NoiseSeed,
-        meta.Measurement switch
+    /// <exception cref="AttributionException">An unknown measurement or pair normalisation.</exception>
+    public static FeaturizationPlan PlanOf(StoreMeta meta)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        bool normalize = false;
+        if (meta.Settings.TryGetValue(TrakEngine.PairNormalizationSetting, out var n))
         {
-            "diffusion-loss" => MeasurementKind.Loss,
-            "squared-output-norm" => MeasurementKind.Square,
-            _ => throw new AttributionException($"meta.json: field 'measurement' is '{meta.Measurement}'; known: diffusion-loss, squared-output-norm"),
-        });
+            normalize = n == "l2" ? true : throw new AttributionException($"meta.json: field 'settings.{TrakEngine.PairNormalizationSetting}' is '{n}'; known: l2");
+        }
+        return new FeaturizationPlan(meta.Timesteps.ToArray(), meta.NoiseDraws, meta.NoiseSeed, Measurement.FromStoreName(meta.Measurement))
+        {
+            NormalizePairs = normalize,
+        };
+    }
 
     /// <summary>The projection recorded in a store's meta.json.</summary>
     public static ProjectionSettings ProjectionOf(StoreMeta meta)

@@ -70,6 +70,23 @@ public sealed record DatasetLocator(string FashionMnistDirectory = DatasetLocato
             $"--data '{data}': not a known dataset name (fashion-mnist, fashion-mnist-test, embedded), nor an existing folder of PNGs or IDX file");
     }
 
+    /// <summary>Loads the dataset <paramref name="data"/> names, takes the <paramref name="subset"/>, then resizes to
+    /// <paramref name="size"/>×<paramref name="size"/> when it differs (null: as stored).</summary>
+    /// <exception cref="UserInputException">The name, the subset or the size is not valid for this dataset.</exception>
+    public ImageDataset Load(string data, string subset, int? size)
+    {
+        var dataset = SubsetSpec.Parse(subset).Apply(Load(data));
+        if (size is int s && (dataset.Height != s || dataset.Width != s))
+        {
+            if (s <= 0)
+            {
+                throw new UserInputException($"--size {s}: must be positive");
+            }
+            dataset = dataset.Resize(s, s);
+        }
+        return dataset;
+    }
+
     /// <summary>The folder holding the embedded dataset's files.</summary>
     /// <exception cref="UserInputException">It cannot be found.</exception>
     public string ResolveEmbeddedDirectory()

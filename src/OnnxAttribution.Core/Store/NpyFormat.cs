@@ -74,6 +74,61 @@ public static class NpyFormat
         return result;
     }
 
+    /// <summary>
+    /// Writes a small float32 matrix (a store's per-row sidecar, e.g. N×1) in one piece: to a temporary file, flushed, then
+    /// renamed over <paramref name="path"/>, so a reader sees the old file or the whole new one.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="values"/> does not hold rows × columns values.</exception>
+    public static void WriteMatrix(string path, ReadOnlySpan<float> values, long rows, long columns)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (values.Length != checked(rows * columns))
+        {
+            throw new ArgumentException($"a {rows}×{columns} matrix needs {rows * columns} values, got {values.Length}", nameof(values));
+        }
+        string tmp = path + StoreFiles.TempSuffix;
+        using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            stream.Write(BuildHeader(StoreDType.Float32, rows, columns));
+            if (BitConverter.IsLittleEndian)
+            {
+                stream.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values));
+            }
+            else
+            {
+                var bytes = new byte[values.Length * sizeof(float)];
+                for (int i = 0; i < values.Length; i++)
+                {
+                    BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * sizeof(float)), values[i]);
+                }
+                stream.Write(bytes);
+            }
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>Reads a whole small matrix (float16 widened) into memory, row-major, with its header.</summary>
+    /// <exception cref="StoreFormatException">The file is missing or damaged (see <see cref="ReadHeader(string)"/>).</exception>
+    public static (NpyHeader Header, float[] Values) ReadMatrix(string path)
+    {
+        var header = ReadHeader(path);
+        var bytes = new byte[checked((int)header.DataLength)];
+        using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite))
+        {
+            stream.Position = header.DataOffset;
+            stream.ReadExactly(bytes);
+        }
+        var values = new float[checked((int)(header.Rows * header.Columns))];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = header.DType == StoreDType.Float32
+                ? BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * 4))
+                : (float)BinaryPrimitives.ReadHalfLittleEndian(bytes.AsSpan(i * 2));
+        }
+        return (header, values);
+    }
+
     /// <summary>Reads and validates the header of <paramref name="path"/>, including that the file length matches the shape.</summary>
     /// <exception cref="StoreFormatException">The file is missing, is not a version 1.0/2.0 <c>.npy</c> file, is not a C-ordered 2-D
     /// float32/float16 matrix, or its length does not match its header.</exception>

@@ -1,4 +1,6 @@
 using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Projection;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 
@@ -7,6 +9,7 @@ public sealed class MeasurementTests
 {
     [TestCase(MeasurementKind.Loss)]
     [TestCase(MeasurementKind.Square)]
+    [TestCase(MeasurementKind.Mean)]
     public void Cotangent_IsGradientOfValue(MeasurementKind kind)
     {
         var rng = new Random(4);
@@ -24,6 +27,45 @@ public sealed class MeasurementTests
             double fd = (Measurement.Value(kind, plus, noise) - Measurement.Value(kind, minus, noise)) / (plus[i] - minus[i]);
             Assert.That(cot[i], Is.EqualTo(fd).Within(1e-4));
         }
+    }
+
+    [Test]
+    public void Value_Mean_IsMeanOfOutput()
+    {
+        Assert.That(Measurement.Value(MeasurementKind.Mean, [1f, -2f, 4f, 1f], []), Is.EqualTo(1.0).Within(1e-12));
+    }
+
+    [Test]
+    public void StoreName_EveryKind_RoundTrips()
+    {
+        foreach (var kind in Enum.GetValues<MeasurementKind>())
+        {
+            Assert.That(Measurement.FromStoreName(Measurement.StoreName(kind)), Is.EqualTo(kind));
+        }
+        Assert.That(Measurement.StoreName(MeasurementKind.Loss), Is.EqualTo("diffusion-loss"), "names in existing stores never change");
+        Assert.That(Measurement.StoreName(MeasurementKind.Square), Is.EqualTo("squared-output-norm"));
+        Assert.That(() => Measurement.FromStoreName("cube"), Throws.TypeOf<AttributionException>().With.Message.Contains("mean-output"));
+    }
+
+    [Test]
+    public void Meta_PairNormalisation_RecordedOnlyWhenOn_AndReadBack()
+    {
+        FeaturizeOptions Options(bool normalize) => new()
+        {
+            ModelDirectory = "m",
+            Data = new ImageDataset("tiny", 2, 1, 2, 2, new float[8]),
+            Plan = new FeaturizationPlan([0, 500], 1, 3, MeasurementKind.Mean) { NormalizePairs = normalize },
+            Projection = new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 16, 2),
+            OutDirectory = "out",
+        };
+        var off = TrakEngine.Meta(Options(false), "fingerprint", 16);
+        var on = TrakEngine.Meta(Options(true), "fingerprint", 16);
+        Assert.That(off.Settings, Is.Empty, "stores made without the option keep their meta.json");
+        Assert.That(on.Settings[TrakEngine.PairNormalizationSetting], Is.EqualTo("l2"));
+        Assert.That(on.DescribeDifferences(off), Has.Count.EqualTo(1));
+        Assert.That(TrakScorer.PlanOf(on).NormalizePairs, Is.True);
+        Assert.That(TrakScorer.PlanOf(off).NormalizePairs, Is.False);
+        Assert.That(TrakScorer.PlanOf(on).Measurement, Is.EqualTo(MeasurementKind.Mean));
     }
 
     [Test]

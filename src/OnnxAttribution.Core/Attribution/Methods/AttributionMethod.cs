@@ -9,7 +9,12 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution.Core.Attribution.Methods;
 
 /// <summary>Progress of a method's build: which stage, and how far along it is.</summary>
-public readonly record struct MethodProgress(string Stage, long Done, long Total);
+public readonly record struct MethodProgress(string Stage, long Done, long Total)
+{
+    /// <summary>A (done, total) progress of one stage that reports to <paramref name="progress"/>; null when it is null.</summary>
+    public static IProgress<(long Done, long Total)>? Of(IProgress<MethodProgress>? progress, string stage) =>
+        progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress(stage, p.Done, p.Total)));
+}
 
 /// <summary>
 /// Settings shared by the methods. Each method reads those it uses, ignores the rest, and records what it used in
@@ -52,6 +57,9 @@ public sealed record MethodSettings
 
     /// <summary>Seed of the method's own random choices (random baseline, per-example timestep draws).</summary>
     public long Seed { get; init; }
+
+    /// <summary>The pixel baseline's similarity: cosine (default) or negative L2 distance.</summary>
+    public PixelMetric PixelMetric { get; init; } = PixelMetric.Cosine;
 }
 
 /// <summary>What a method store is built from.</summary>
@@ -147,6 +155,19 @@ public sealed record MethodManifest(string Method, JsonObject Settings)
         return manifest;
     }
 
+    /// <summary>Reads the method.json of a store that must be complete and of <paramref name="method"/>.</summary>
+    /// <exception cref="UserInputException">method.json is missing (an unfinished build), invalid, or of another method.</exception>
+    public static MethodManifest Require(string directory, string method)
+    {
+        var manifest = TryLoad(directory)
+            ?? throw new UserInputException($"{Path.Combine(directory, FileName)} not found: the {method} store is not complete; run 'featurize --method {method}' again to finish it");
+        if (!string.Equals(manifest.Method, method, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new UserInputException($"{Path.Combine(directory, FileName)}: field 'method' is '{manifest.Method}', expected '{method}'");
+        }
+        return manifest;
+    }
+
     /// <summary>A typed settings record from <see cref="Settings"/>.</summary>
     /// <exception cref="UserInputException">The settings do not fit <typeparamref name="T"/>.</exception>
     public T SettingsAs<T>(string directory)
@@ -159,6 +180,18 @@ public sealed record MethodManifest(string Method, JsonObject Settings)
         {
             throw new UserInputException($"{Path.Combine(directory, FileName)}: field 'settings' does not fit method {Method} ({e.Message})", e);
         }
+    }
+
+    /// <summary>
+    /// Builds a store that holds nothing but where its rows come from (source.json) and <paramref name="settings"/>
+    /// (method.json): the model-free baselines, which read what they need when opened.
+    /// </summary>
+    public static void SaveRecordOnly<T>(MethodBuildRequest request, string method, T settings)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Source.Save(request.OutDirectory);
+        Of(method, settings).Save(request.OutDirectory);
+        request.Progress?.Report(new MethodProgress("record", request.Data.Count, request.Data.Count));
     }
 
     /// <summary>A manifest whose settings are <paramref name="settings"/> serialized.</summary>

@@ -11,6 +11,10 @@ public static class AttributionMethods
     [
         new TrakMethod("trak", MeasurementKind.Loss),
         new TrakMethod("d-trak", MeasurementKind.Square),
+        new DasMethod(),
+        new PixelMethod(),
+        new GradientCosineMethod(),
+        new RandomMethod(),
         // more methods: add one line here
     ];
 

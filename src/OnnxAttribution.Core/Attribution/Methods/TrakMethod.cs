@@ -19,7 +19,13 @@ public sealed class TrakMethod(string name, MeasurementKind measurement) : IAttr
         : "projected gradients of the squared output norm ‖ε̂‖², kernel-preconditioned (ΦᵀΦ + λI)⁻¹";
 
     /// <summary>The featurize options a build with <paramref name="request"/> uses.</summary>
-    public FeaturizeOptions Options(MethodBuildRequest request)
+    public FeaturizeOptions Options(MethodBuildRequest request) => Options(request, Name, Measurement);
+
+    /// <summary>
+    /// The featurize options of a method whose store is a feature store (TRAK, D-TRAK, DAS, gradient cosine): K evenly spaced
+    /// timesteps, the request's draws, projection and dtype, and <paramref name="measurement"/> unless the settings name one.
+    /// </summary>
+    public static FeaturizeOptions Options(MethodBuildRequest request, string method, MeasurementKind measurement)
     {
         ArgumentNullException.ThrowIfNull(request);
         var s = request.Settings;
@@ -29,10 +35,10 @@ public sealed class TrakMethod(string name, MeasurementKind measurement) : IAttr
             ModelDirectory = request.ModelDirectory,
             Data = request.Data,
             Subset = request.Source.Subset,
-            Plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, s.Timesteps), s.NoiseDraws, s.NoiseSeed, s.Measurement ?? Measurement),
+            Plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, s.Timesteps), s.NoiseDraws, s.NoiseSeed, s.Measurement ?? measurement),
             Projection = new ProjectionSettings(s.Projector, s.Distribution, s.Dim, s.ProjectionSeed),
             DType = s.DType,
-            Method = Name,
+            Method = method,
             OutDirectory = request.OutDirectory,
             BatchSize = s.BatchSize,
             Session = request.Session,
@@ -43,12 +49,11 @@ public sealed class TrakMethod(string name, MeasurementKind measurement) : IAttr
     {
         ArgumentNullException.ThrowIfNull(request);
         var options = Options(request);
-        var progress = request.Progress;
-        using (TrakEngine.Featurize(options, progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("featurize", p.Done, p.Total))), cancel))
+        using (TrakEngine.Featurize(options, MethodProgress.Of(request.Progress, "featurize"), cancel))
         {
         }
         request.Source.Save(request.OutDirectory);
-        TrakEngine.Finalize(request.OutDirectory, request.Settings.Damping, progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("finalize", p.Done, p.Total))));
+        TrakEngine.Finalize(request.OutDirectory, request.Settings.Damping, MethodProgress.Of(request.Progress, "finalize"));
         MethodManifest.Of(Name, new { measurement = options.Plan.Measurement.ToString().ToLowerInvariant(), damping = request.Settings.Damping }).Save(request.OutDirectory);
     }
 
