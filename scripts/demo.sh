@@ -18,7 +18,7 @@ echo "wrote $out/samples.png, $out/sample-seed7.png, $out/sample-seed7.traj"
 
 store="$out/store-dtrak"
 echo "== featurize: D-TRAK features (squared output norm, 10 timesteps, dense k = 2048) of the first 1000 embedded training images"
-"$cli" featurize --model models/fm16 --data embedded --subset 0:1000 --measurement square --timesteps 10 \
+"$cli" featurize --model models/fm16 --data embedded --subset 0:1000 --method d-trak --timesteps 10 \
     --projector dense --dim 2048 --out "$store"
 "$cli" finalize --store "$store" --damping 1e-3
 
