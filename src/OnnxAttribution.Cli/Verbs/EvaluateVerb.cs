@@ -179,7 +179,7 @@ internal static class EvaluateCommand
             AttributionMethods.Find(m);
         }
         var recipe = Recipe(o);
-        var data = TrainCommand.LoadDataset(o.Data, o.Subset, null);
+        var data = new Core.Data.DatasetLocator().Load(o.Data, o.Subset, null);
         CheckSettings(o.Out, new
         {
             kind = "lds",
@@ -404,7 +404,7 @@ internal static class EvaluateCommand
         var reference = ModelDirectory.Open(source.ModelDirectory);
         var training = reference.Metadata.Training
             ?? throw new UserInputException($"{reference.Path}/model.json: field 'training' is missing; the counterfactual retrains with the model's own recipe");
-        var data = TrainCommand.LoadDataset(source.Data, source.Subset, source.ImageSize);
+        var data = source.LoadData();
         int baseChannels = reference.Metadata.Architecture?["baseChannels"]?.GetValue<int>()
             ?? throw new UserInputException($"{reference.Path}/model.json: field 'architecture.baseChannels' is missing");
         // The model's own recipe: the same data minus the removed rows, the same seed and steps.
