@@ -61,8 +61,14 @@ public sealed class FeatureExtractor
     public GradientSource Source => _source;
 
     /// <summary>Features of a batch of clean images: <paramref name="count"/> rows of <see cref="Dim"/>.</summary>
-    public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination)
+    public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination) =>
+        Extract(_source.Clean(images, count), destination);
+
+    /// <summary>Features of a batch of pairs (<see cref="GradientSource.Clean"/> or <see cref="GradientSource.Noisy"/>): one row of <see cref="Dim"/> per example.</summary>
+    public void Extract(PairBatch batch, Span<float> destination)
     {
+        ArgumentNullException.ThrowIfNull(batch);
+        int count = batch.Count;
         if (destination.Length != (long)count * Dim)
         {
             throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}");
@@ -70,14 +76,14 @@ public sealed class FeatureExtractor
         if (_dense is not null)
         {
             var grads = new float[count * _source.Dimension];
-            _source.Compute(images, count, grads);
+            _source.Compute(batch, grads);
             _dense.ProjectBatch(grads, count, destination);
             return;
         }
         var acc = new float[count * Dim];
         var pair = new float[count * Dim];
         var outputs = _factors.SelectMany(f => new[] { f.A, f.G }).ToList();
-        _source.ForEachPair(images, count, outputs, (values, weight) =>
+        batch.Run(outputs, (values, weight) =>
         {
             var layers = _factors.Select(f => new LayerFactors(values[f.A], values[f.G], f.Positions)).ToList();
             _factored!.ProjectBatch(layers, count, pair);

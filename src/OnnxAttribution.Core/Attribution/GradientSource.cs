@@ -68,15 +68,10 @@ public sealed class GradientSource
     {
         ArgumentNullException.ThrowIfNull(accumulate);
         int d = ExampleLength;
-        if (images.Length != (long)count * d)
-        {
-            throw new ArgumentException($"batch of {count}: images need {(long)count * d} values, got {images.Length}");
-        }
+        CheckBatch(images, count, nameof(images));
         var noise = new float[d];
         var noiseBatch = new float[count * d];
         var xt = new float[count * d];
-        var eps = new float[count * d];
-        var cot = new float[count * d];
         var ts = new long[count];
         float weight = 1f / Plan.Pairs;
         for (int j = 0; j < Plan.Timesteps.Count; j++)
@@ -98,10 +93,60 @@ public sealed class GradientSource
                         dst[i] = a * x0[i] + s * noise[i];
                     }
                 }
-                _forward.Predict(xt, ts, count, eps);
-                Measurement.Cotangent(Plan.Measurement, eps, noiseBatch, d, cot);
-                accumulate(_vjp.Run(xt, ts, cot, count, outputs), weight);
+                accumulate(RunPair(xt, ts, noiseBatch, count, outputs), weight);
             }
+        }
+    }
+
+    /// <summary>
+    /// The plan's pairs for a batch of clean images x₀ (B·C·H·W values in [-1, 1]): x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε for
+    /// every (timestep, draw) of the plan, each weighted 1/pairs.
+    /// </summary>
+    public PairBatch Clean(ReadOnlySpan<float> images, int count)
+    {
+        CheckBatch(images, count, nameof(images));
+        var x0 = images.ToArray();
+        return new PairBatch(count, (outputs, accumulate) => ForEachPair(x0, count, outputs, accumulate));
+    }
+
+    /// <summary>
+    /// One explicit pair with weight 1: the model inputs x_t at <paramref name="timestep"/> as given (not made from a clean
+    /// image and the plan's noise), and the noise the measurement compares the prediction with (ε in ‖ε − ε̂‖²/D).
+    /// Used where the noisy state comes from elsewhere, e.g. a sampling trajectory (Journey-TRAK, Georgiev et al. 2023).
+    /// </summary>
+    /// <param name="noisy">B states x_t, B·C·H·W values.</param>
+    /// <param name="targetNoise">B target noises, B·C·H·W values (unused by <see cref="MeasurementKind.Square"/>).</param>
+    /// <param name="timestep">t, 0..T−1.</param>
+    /// <param name="count">B.</param>
+    public PairBatch Noisy(ReadOnlySpan<float> noisy, ReadOnlySpan<float> targetNoise, long timestep, int count)
+    {
+        CheckBatch(noisy, count, nameof(noisy));
+        CheckBatch(targetNoise, count, nameof(targetNoise));
+        ArgumentOutOfRangeException.ThrowIfNegative(timestep);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(timestep, _schedule.Timesteps);
+        var xt = noisy.ToArray();
+        var eps = targetNoise.ToArray();
+        var ts = new long[count];
+        Array.Fill(ts, timestep);
+        return new PairBatch(count, (outputs, accumulate) => accumulate(RunPair(xt, ts, eps, count, outputs), 1f));
+    }
+
+    /// <summary>ε̂ from forward.onnx, the measurement's cotangent, then the requested outputs of vjp.onnx.</summary>
+    private Dictionary<string, float[]> RunPair(float[] xt, long[] ts, float[] noise, int count, IReadOnlyList<string> outputs)
+    {
+        var eps = new float[xt.Length];
+        var cot = new float[xt.Length];
+        _forward.Predict(xt, ts, count, eps);
+        Measurement.Cotangent(Plan.Measurement, eps, noise, ExampleLength, cot);
+        return _vjp.Run(xt, ts, cot, count, outputs);
+    }
+
+    private void CheckBatch(ReadOnlySpan<float> values, int count, string name)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (values.Length != (long)count * ExampleLength)
+        {
+            throw new ArgumentException($"batch of {count}: {name} need {(long)count * ExampleLength} values, got {values.Length}", name);
         }
     }
 
@@ -109,13 +154,19 @@ public sealed class GradientSource
     /// <param name="images">B clean images x₀ in [-1, 1], B·C·H·W values.</param>
     /// <param name="count">B.</param>
     /// <param name="destination">B·p values, overwritten.</param>
-    public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination)
+    public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination) => Compute(Clean(images, count), destination);
+
+    /// <summary>Per-example gradients of a batch of pairs, weighted as the batch says.</summary>
+    /// <param name="batch">From <see cref="Clean"/> or <see cref="Noisy"/>.</param>
+    /// <param name="destination">B·p values, overwritten.</param>
+    public void Compute(PairBatch batch, Span<float> destination)
     {
-        int d = ExampleLength;
+        ArgumentNullException.ThrowIfNull(batch);
+        int count = batch.Count;
         long p = Dimension;
-        if (images.Length != (long)count * d || destination.Length != count * p)
+        if (destination.Length != count * p)
         {
-            throw new ArgumentException($"batch of {count}: images need {(long)count * d} values (got {images.Length}), destination {count * p} (got {destination.Length})");
+            throw new ArgumentException($"batch of {count}: destination needs {count * p} values, got {destination.Length}", nameof(destination));
         }
         if (p == 0)
         {
@@ -123,7 +174,7 @@ public sealed class GradientSource
         }
         // Accumulated in an array (a span cannot be captured by the per-pair callback), then copied out once.
         var dest = new float[count * p];
-        ForEachPair(images, count, _vjp.GradientOutputs, (grads, weight) =>
+        batch.Run(_vjp.GradientOutputs, (grads, weight) =>
         {
             long offset = 0;
             for (int k = 0; k < _vjp.GradientOutputs.Count; k++)
@@ -139,5 +190,31 @@ public sealed class GradientSource
             }
         });
         dest.CopyTo(destination);
+    }
+}
+
+/// <summary>
+/// A batch of examples with the (x_t, target noise, t) pairs the gradient graph runs on and their weights, from
+/// <see cref="GradientSource.Clean"/> (the plan's pairs of clean images) or <see cref="GradientSource.Noisy"/> (one given pair).
+/// </summary>
+public sealed class PairBatch
+{
+    private readonly Action<IReadOnlyList<string>, Action<Dictionary<string, float[]>, float>> _run;
+
+    internal PairBatch(int count, Action<IReadOnlyList<string>, Action<Dictionary<string, float[]>, float>> run)
+    {
+        Count = count;
+        _run = run;
+    }
+
+    /// <summary>B, the number of examples.</summary>
+    public int Count { get; }
+
+    /// <summary>Runs each pair and hands the requested gradient-graph outputs (B rows each) and the pair's weight to <paramref name="accumulate"/>.</summary>
+    public void Run(IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate)
+    {
+        ArgumentNullException.ThrowIfNull(outputs);
+        ArgumentNullException.ThrowIfNull(accumulate);
+        _run(outputs, accumulate);
     }
 }
