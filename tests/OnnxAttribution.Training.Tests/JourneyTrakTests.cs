@@ -8,7 +8,6 @@ using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
 using OnnxAttribution.Core.Store;
-using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Training.Tests;
 
@@ -35,10 +34,7 @@ public sealed class JourneyTrakTests
     {
         _dir = Directory.CreateTempSubdirectory("oa-journey-").FullName;
         _model = Path.Combine(_dir, "model");
-        using var net = new UNet(new UNetConfig { BaseChannels = 8, Groups = 4, TimeEmbeddingDim = 32, SinusoidDim = 16 }, seed: 3);
-        var parameters = net.ParameterInfos();
-        OnnxExporter.Export(net, new ScheduleSettings(ScheduleKind.Linear, 1000), null, _model, "tiny",
-            (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
+        Support.TestData.TinyModel(_model);
         _data = SubsetSpec.Parse($"0:{Rows}").Apply(Repository.Locator.Load("embedded"));
         _schedule = ModelDirectory.Open(_model).CreateSchedule();
         _store = Path.Combine(_dir, "journey");

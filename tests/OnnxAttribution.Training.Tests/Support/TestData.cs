@@ -1,4 +1,6 @@
 using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Models;
+using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Training.Tests.Support;
 
@@ -38,6 +40,18 @@ internal static class TestData
             v[i] = (float)(Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
         }
         return v;
+    }
+
+    /// <summary>
+    /// Exports a small untrained U-Net (seed-fixed, linear schedule with T = 1000) with its gradient graph into
+    /// <paramref name="directory"/>: enough for planted-duplicate and agreement tests of attribution methods.
+    /// </summary>
+    public static void TinyModel(string directory)
+    {
+        using var net = new UNet(new UNetConfig { BaseChannels = 8, Groups = 4, TimeEmbeddingDim = 32, SinusoidDim = 16 }, seed: 3);
+        var parameters = net.ParameterInfos();
+        OnnxExporter.Export(net, new ScheduleSettings(ScheduleKind.Linear, 1000), null, directory, "tiny",
+            (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
     }
 
     /// <summary>The repository root, as recorded at build time.</summary>
