@@ -65,7 +65,7 @@ public sealed class FeatureExtractor
         Extract(_source.Clean(images, count), destination);
 
     /// <summary>Features of a batch of pairs (<see cref="GradientSource.Clean"/> or <see cref="GradientSource.Noisy"/>): one row of <see cref="Dim"/> per example.</summary>
-    public void Extract(PairBatch batch, Span<float> destination)
+    public void Extract(ExampleBatch batch, Span<float> destination)
     {
         ArgumentNullException.ThrowIfNull(batch);
         int count = batch.Count;

@@ -102,11 +102,11 @@ public sealed class GradientSource
     /// The plan's pairs for a batch of clean images x₀ (B·C·H·W values in [-1, 1]): x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε for
     /// every (timestep, draw) of the plan, each weighted 1/pairs.
     /// </summary>
-    public PairBatch Clean(ReadOnlySpan<float> images, int count)
+    public ExampleBatch Clean(ReadOnlySpan<float> images, int count)
     {
         CheckBatch(images, count, nameof(images));
         var x0 = images.ToArray();
-        return new PairBatch(count, (outputs, accumulate) => ForEachPair(x0, count, outputs, accumulate));
+        return new ExampleBatch(count, (outputs, accumulate) => ForEachPair(x0, count, outputs, accumulate));
     }
 
     /// <summary>
@@ -118,7 +118,7 @@ public sealed class GradientSource
     /// <param name="targetNoise">B target noises, B·C·H·W values (unused by <see cref="MeasurementKind.Square"/>).</param>
     /// <param name="timestep">t, 0..T−1.</param>
     /// <param name="count">B.</param>
-    public PairBatch Noisy(ReadOnlySpan<float> noisy, ReadOnlySpan<float> targetNoise, long timestep, int count)
+    public ExampleBatch Noisy(ReadOnlySpan<float> noisy, ReadOnlySpan<float> targetNoise, long timestep, int count)
     {
         CheckBatch(noisy, count, nameof(noisy));
         CheckBatch(targetNoise, count, nameof(targetNoise));
@@ -128,7 +128,7 @@ public sealed class GradientSource
         var eps = targetNoise.ToArray();
         var ts = new long[count];
         Array.Fill(ts, timestep);
-        return new PairBatch(count, (outputs, accumulate) => accumulate(RunPair(xt, ts, eps, count, outputs), 1f));
+        return new ExampleBatch(count, (outputs, accumulate) => accumulate(RunPair(xt, ts, eps, count, outputs), 1f));
     }
 
     /// <summary>ε̂ from forward.onnx, the measurement's cotangent, then the requested outputs of vjp.onnx.</summary>
@@ -159,7 +159,7 @@ public sealed class GradientSource
     /// <summary>Per-example gradients of a batch of pairs, weighted as the batch says.</summary>
     /// <param name="batch">From <see cref="Clean"/> or <see cref="Noisy"/>.</param>
     /// <param name="destination">B·p values, overwritten.</param>
-    public void Compute(PairBatch batch, Span<float> destination)
+    public void Compute(ExampleBatch batch, Span<float> destination)
     {
         ArgumentNullException.ThrowIfNull(batch);
         int count = batch.Count;
@@ -197,11 +197,11 @@ public sealed class GradientSource
 /// A batch of examples with the (x_t, target noise, t) pairs the gradient graph runs on and their weights, from
 /// <see cref="GradientSource.Clean"/> (the plan's pairs of clean images) or <see cref="GradientSource.Noisy"/> (one given pair).
 /// </summary>
-public sealed class PairBatch
+public sealed class ExampleBatch
 {
     private readonly Action<IReadOnlyList<string>, Action<Dictionary<string, float[]>, float>> _run;
 
-    internal PairBatch(int count, Action<IReadOnlyList<string>, Action<Dictionary<string, float[]>, float>> run)
+    internal ExampleBatch(int count, Action<IReadOnlyList<string>, Action<Dictionary<string, float[]>, float>> run)
     {
         Count = count;
         _run = run;

@@ -125,7 +125,7 @@ public sealed class TrakScorer : IDisposable
     public float[] Features(ReadOnlySpan<float> images, int count) => Features(Extractor.Source.Clean(images, count));
 
     /// <summary>Query features φ_q of a batch of pairs (e.g. given noisy states, <see cref="GradientSource.Noisy"/>): one row of k per example.</summary>
-    public float[] Features(PairBatch queries)
+    public float[] Features(ExampleBatch queries)
     {
         ArgumentNullException.ThrowIfNull(queries);
         var phi = new float[queries.Count * Store.Dim];
@@ -153,7 +153,7 @@ public sealed class TrakScorer : IDisposable
     public float[] Scores(ReadOnlySpan<float> images, int count) => Scores(Extractor.Source.Clean(images, count));
 
     /// <summary>Every training row's score for each query of a batch of pairs: count × N.</summary>
-    public float[] Scores(PairBatch queries)
+    public float[] Scores(ExampleBatch queries)
     {
         ArgumentNullException.ThrowIfNull(queries);
         int count = queries.Count;
