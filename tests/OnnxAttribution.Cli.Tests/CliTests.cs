@@ -83,6 +83,20 @@ public sealed class CliTests
         Assert.That(_stderr.ToString(), Does.Contain("--shard '3/2'"));
     }
 
+    [Test]
+    public void Attribute_JourneyStore_WritesTheJourneyPictureAndPerStepRankings()
+    {
+        var store = Path.Combine(_dir, "journey");
+        Assert.That(CliApp.Run(["featurize", "--model", FindShippedModel(), "--method", "journey-trak", "--subset", "0:16", "--journey-steps", "2", "--dim", "64", "--out", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var png = Path.Combine(_dir, "a.png");
+        Assert.That(CliApp.Run(["attribute", "--store", store, "--seed", "7", "--steps", "4", "--top", "3", "--json", "--out", png]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.Exists(Path.Combine(_dir, "a-journey.png")), Is.True);
+        using var json = System.Text.Json.JsonDocument.Parse(_stdout.ToString()[_stdout.ToString().IndexOf('{', StringComparison.Ordinal)..]);
+        var steps = json.RootElement.GetProperty("journeys")[0].GetProperty("steps");
+        Assert.That(steps.EnumerateArray().Select(x => x.GetProperty("timestep").GetInt64()), Is.EqualTo(new long[] { 999, 499 }));
+        Assert.That(steps.EnumerateArray().Select(x => x.GetProperty("top").GetArrayLength()), Is.All.EqualTo(3));
+    }
+
     private static string FindShippedModel()
     {
         var root = typeof(CliTests).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)

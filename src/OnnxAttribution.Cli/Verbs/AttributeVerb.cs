@@ -137,6 +137,10 @@ internal static class AttributeCommand
         }
         var queryPng = Path.ChangeExtension(o.Out, null) + "-query.png";
         PngImage.Write(queryPng, queries.AsSpan(0, d), c, s, s, 8);
+        // Methods that score each step of the trajectory (journey-trak): a picture per query and the per-step rankings.
+        var journeys = scorer is IStepwiseScorer stepwise
+            ? AttributeJourney.Write(stepwise, queryList, top, data, model, session, o.Out, o.Top, o.Scale, cancel)
+            : null;
 
         var rankings = Enumerable.Range(0, count).Select(q => new
         {
@@ -162,6 +166,7 @@ internal static class AttributeCommand
                 generateSeconds,
                 attributeSeconds,
                 rankings,
+                journeys,
             });
         }
         else
@@ -169,6 +174,10 @@ internal static class AttributeCommand
             foreach (var r in rankings)
             {
                 Console.WriteLine($"{r.query}: " + string.Join("  ", r.top.Take(10).Select(t => $"#{t.index} ({t.score:G3})")) + (r.top.Count > 10 ? "  …" : ""));
+            }
+            foreach (var j in journeys ?? [])
+            {
+                Console.WriteLine($"wrote {j.Png}: {j.Query} step by step ({string.Join(", ", j.Steps.Select(x => $"t={x.Timestep} #{x.Top.FirstOrDefault()?.Index}"))})");
             }
             Console.WriteLine($"wrote {o.Out} and {queryPng}; attribution took {attributeSeconds * 1000:F0} ms for {count} quer{(count == 1 ? "y" : "ies")} over {scorer.Rows} rows with {scorer.Method}");
         }

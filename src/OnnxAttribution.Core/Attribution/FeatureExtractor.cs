@@ -69,7 +69,7 @@ public sealed class FeatureExtractor
     /// <param name="count">B.</param>
     /// <param name="destination">B·<see cref="Dim"/> values, overwritten.</param>
     /// <param name="losses">Empty, or B values: each example's diffusion loss averaged over the plan's pairs (see
-    /// <see cref="GradientSource.Compute"/>).</param>
+    /// <see cref="GradientSource.Compute(ReadOnlySpan{float}, int, Span{float}, Span{float})"/>).</param>
     public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default)
     {
         if (destination.Length != (long)count * Dim || (losses.Length != 0 && losses.Length != count))
@@ -102,5 +102,31 @@ public sealed class FeatureExtractor
         {
             losses[b] = (float)loss[b];
         }
+    }
+
+    /// <summary>Features of a batch of pairs (<see cref="GradientSource.Clean"/> or <see cref="GradientSource.Noisy"/>): one row of <see cref="Dim"/> per example.</summary>
+    public void Extract(ExampleBatch batch, Span<float> destination)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        int count = batch.Count;
+        if (destination.Length != (long)count * Dim)
+        {
+            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}");
+        }
+        if (_dense is not null)
+        {
+            var grads = new float[count * _source.Dimension];
+            _source.Compute(batch, grads);
+            _dense.ProjectBatch(grads, count, destination);
+            return;
+        }
+        var acc = new float[count * Dim];
+        var pairFeatures = new float[count * Dim];
+        batch.Run(_factors.SelectMany(f => new[] { f.A, f.G }).ToList(), (values, weight) =>
+        {
+            _factored!.ProjectBatch(_factors.Select(f => new LayerFactors(values[f.A], values[f.G], f.Positions)).ToList(), count, pairFeatures);
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(pairFeatures, weight, acc, acc);
+        });
+        acc.CopyTo(destination);
     }
 }

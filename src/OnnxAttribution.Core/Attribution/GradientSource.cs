@@ -86,10 +86,7 @@ public sealed class GradientSource
         ArgumentNullException.ThrowIfNull(outputs);
         ArgumentNullException.ThrowIfNull(handle);
         int d = ExampleLength;
-        if (images.Length != (long)count * d)
-        {
-            throw new ArgumentException($"batch of {count}: images need {(long)count * d} values, got {images.Length}");
-        }
+        CheckBatch(images, count, nameof(images));
         var noise = new float[d];
         var pair = new PairBatch(count, d, 1f / Plan.Pairs);
         var xt = new float[count * d];
@@ -140,15 +137,11 @@ public sealed class GradientSource
     /// </remarks>
     public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default)
     {
-        int d = ExampleLength;
-        long p = Dimension;
-        if (images.Length != (long)count * d || destination.Length != count * p || (losses.Length != 0 && losses.Length != count))
+        CheckBatch(images, count, nameof(images));
+        long p = RequireGradients(count, destination.Length);
+        if (losses.Length != 0 && losses.Length != count)
         {
-            throw new ArgumentException($"batch of {count}: images need {(long)count * d} values (got {images.Length}), destination {count * p} (got {destination.Length}), losses 0 or {count} (got {losses.Length})");
-        }
-        if (p == 0)
-        {
-            throw new GraphContractException($"{_vjp.Label}: the gradient graph has no grad.* outputs (per-example gradients)");
+            throw new ArgumentException($"batch of {count}: losses need 0 or {count} values, got {losses.Length}", nameof(losses));
         }
         // Accumulated in arrays (a span cannot be captured by the per-pair callback), then copied out once.
         var dest = new float[count * p];
@@ -162,23 +155,112 @@ public sealed class GradientSource
                 loss[b] += wantLosses ? pair.Weight * pair.Loss(b) : 0;
                 scale[b] = Plan.NormalizePairs ? UnitScale(pair.Outputs, b, pair.Weight) : pair.Weight;
             }
-            long offset = 0;
-            for (int k = 0; k < _vjp.GradientOutputs.Count; k++)
-            {
-                var g = pair.Outputs[_vjp.GradientOutputs[k]];
-                int n = checked((int)_sizes[k]);
-                for (int b = 0; b < count; b++)
-                {
-                    var target = dest.AsSpan(checked((int)(b * p + offset)), n);
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(g.AsSpan(b * n, n), scale[b], target, target);
-                }
-                offset += n;
-            }
+            AddScaled(pair.Outputs, count, scale, dest);
         });
         dest.CopyTo(destination);
         for (int b = 0; b < losses.Length; b++)
         {
             losses[b] = (float)loss[b];
+        }
+    }
+
+    /// <summary>
+    /// The plan's pairs for a batch of clean images x₀ (B·C·H·W values in [-1, 1]): x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε for
+    /// every (timestep, draw) of the plan, each weighted 1/pairs.
+    /// </summary>
+    public ExampleBatch Clean(ReadOnlySpan<float> images, int count)
+    {
+        CheckBatch(images, count, nameof(images));
+        var x0 = images.ToArray();
+        return new ExampleBatch(count, (outputs, accumulate) => ForEachPair(x0, count, outputs, accumulate));
+    }
+
+    /// <summary>
+    /// One explicit pair with weight 1: the model inputs x_t at <paramref name="timestep"/> as given (not made from a clean
+    /// image and the plan's noise), and the noise the measurement compares the prediction with (ε in ‖ε − ε̂‖²/D).
+    /// Used where the noisy state comes from elsewhere, e.g. a sampling trajectory (Journey-TRAK, Georgiev et al. 2023).
+    /// </summary>
+    /// <param name="noisy">B states x_t, B·C·H·W values.</param>
+    /// <param name="targetNoise">B target noises, B·C·H·W values (unused by <see cref="MeasurementKind.Square"/>).</param>
+    /// <param name="timestep">t, 0..T−1.</param>
+    /// <param name="count">B.</param>
+    public ExampleBatch Noisy(ReadOnlySpan<float> noisy, ReadOnlySpan<float> targetNoise, long timestep, int count)
+    {
+        CheckBatch(noisy, count, nameof(noisy));
+        CheckBatch(targetNoise, count, nameof(targetNoise));
+        ArgumentOutOfRangeException.ThrowIfNegative(timestep);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(timestep, _schedule.Timesteps);
+        var xt = noisy.ToArray();
+        var eps = targetNoise.ToArray();
+        var ts = new long[count];
+        Array.Fill(ts, timestep);
+        return new ExampleBatch(count, (outputs, accumulate) =>
+        {
+            var prediction = new float[xt.Length];
+            var cot = new float[xt.Length];
+            _forward.Predict(xt, ts, count, prediction);
+            Measurement.Cotangent(Plan.Measurement, prediction, eps, ExampleLength, cot);
+            accumulate(_vjp.Run(xt, ts, cot, count, outputs), 1f);
+        });
+    }
+
+    /// <summary>Per-example gradients of a batch of pairs, weighted as the batch says.</summary>
+    /// <param name="batch">From <see cref="Clean"/> or <see cref="Noisy"/>.</param>
+    /// <param name="destination">B·p values, overwritten.</param>
+    public void Compute(ExampleBatch batch, Span<float> destination)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        int count = batch.Count;
+        long p = RequireGradients(count, destination.Length);
+        var dest = new float[count * p];
+        var scale = new float[count];
+        batch.Run(_vjp.GradientOutputs, (grads, weight) =>
+        {
+            Array.Fill(scale, weight);
+            AddScaled(grads, count, scale, dest);
+        });
+        dest.CopyTo(destination);
+    }
+
+    /// <summary>p, after checking the destination holds B·p values and the graph has per-example gradients.</summary>
+    private long RequireGradients(int count, int destinationLength)
+    {
+        long p = Dimension;
+        if (destinationLength != count * p)
+        {
+            throw new ArgumentException($"batch of {count}: destination needs {count * p} values, got {destinationLength}");
+        }
+        if (p == 0)
+        {
+            throw new GraphContractException($"{_vjp.Label}: the gradient graph has no grad.* outputs (per-example gradients)");
+        }
+        return p;
+    }
+
+    /// <summary>dest[b] += scale[b] · (example b's gradient, the grad.* outputs concatenated).</summary>
+    private void AddScaled(Dictionary<string, float[]> grads, int count, float[] scale, float[] dest)
+    {
+        long p = Dimension;
+        long offset = 0;
+        for (int k = 0; k < _vjp.GradientOutputs.Count; k++)
+        {
+            var g = grads[_vjp.GradientOutputs[k]];
+            int n = checked((int)_sizes[k]);
+            for (int b = 0; b < count; b++)
+            {
+                var target = dest.AsSpan(checked((int)(b * p + offset)), n);
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(g.AsSpan(b * n, n), scale[b], target, target);
+            }
+            offset += n;
+        }
+    }
+
+    private void CheckBatch(ReadOnlySpan<float> values, int count, string name)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        if (values.Length != (long)count * ExampleLength)
+        {
+            throw new ArgumentException($"batch of {count}: {name} need {(long)count * ExampleLength} values, got {values.Length}", name);
         }
     }
 
@@ -248,5 +330,31 @@ public sealed class PairBatch
         ArgumentOutOfRangeException.ThrowIfNegative(example);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(example, Count);
         return Measurement.Loss(Prediction.Slice(example * _exampleLength, _exampleLength), Noise.Slice(example * _exampleLength, _exampleLength));
+    }
+}
+
+/// <summary>
+/// A batch of examples with the (x_t, target noise, t) pairs the gradient graph runs on and their weights, from
+/// <see cref="GradientSource.Clean"/> (the plan's pairs of clean images) or <see cref="GradientSource.Noisy"/> (one given pair).
+/// </summary>
+public sealed class ExampleBatch
+{
+    private readonly Action<IReadOnlyList<string>, Action<Dictionary<string, float[]>, float>> _run;
+
+    internal ExampleBatch(int count, Action<IReadOnlyList<string>, Action<Dictionary<string, float[]>, float>> run)
+    {
+        Count = count;
+        _run = run;
+    }
+
+    /// <summary>B, the number of examples.</summary>
+    public int Count { get; }
+
+    /// <summary>Runs each pair and hands the requested gradient-graph outputs (B rows each) and the pair's weight to <paramref name="accumulate"/>.</summary>
+    public void Run(IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate)
+    {
+        ArgumentNullException.ThrowIfNull(outputs);
+        ArgumentNullException.ThrowIfNull(accumulate);
+        _run(outputs, accumulate);
     }
 }

@@ -67,7 +67,8 @@ public sealed class TrakModel : IDisposable
                 KroneckerFactors = projection.Kind == ProjectorKind.Factored,
             });
             _vjp = VjpSession.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray(graph), $"{Directory.VjpPath} ({projection.Kind.ToString().ToLowerInvariant()} features)", session);
-            Extractor = new FeatureExtractor(new GradientSource(_forward, _vjp, Directory.CreateSchedule(), plan), projection);
+            Projector = projection.Kind;
+            Extractor = ExtractorFor(plan, projection);
         }
         catch
         {
@@ -82,6 +83,7 @@ public sealed class TrakModel : IDisposable
     /// <summary>SHA-256 of vjp.onnx: the store's model fingerprint.</summary>
     public string Fingerprint { get; }
 
+    /// <summary>The extractor for the plan and projection this model was opened with.</summary>
     public FeatureExtractor Extractor { get; }
 
     /// <summary>
@@ -112,6 +114,25 @@ public sealed class TrakModel : IDisposable
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>The projection kind the gradient graph was specialised to.</summary>
+    public ProjectorKind Projector { get; }
+
+    /// <summary>
+    /// An extractor for another plan or projection of the same kind, running on this model's sessions (valid while the
+    /// model is not disposed): stores that differ only in their plan, such as Journey-TRAK's one store per timestep, share one model.
+    /// </summary>
+    /// <exception cref="ArgumentException">The projection's kind is not the one the gradient graph was built for.</exception>
+    public FeatureExtractor ExtractorFor(FeaturizationPlan plan, ProjectionSettings projection)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(projection);
+        if (projection.Kind != Projector)
+        {
+            throw new ArgumentException($"the gradient graph was built for {Projector} projection, not {projection.Kind}", nameof(projection));
+        }
+        return new FeatureExtractor(new GradientSource(_forward, _vjp, Directory.CreateSchedule(), plan), projection);
     }
 
     public void Dispose()
@@ -171,9 +192,21 @@ public static class TrakEngine
     public static FeatureStore Featurize(FeaturizeOptions o, IProgress<(long Done, long Total)>? progress = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(o);
-        ArgumentOutOfRangeException.ThrowIfLessThan(o.BatchSize, 1);
         using var model = new TrakModel(o.ModelDirectory, o.Plan, o.Projection, o.Session);
-        var meta = Meta(o, model.Fingerprint, model.Extractor.Dim);
+        return Featurize(o, model, progress, cancel);
+    }
+
+    /// <summary>
+    /// <see cref="Featurize(FeaturizeOptions, IProgress{ValueTuple{long, long}}?, CancellationToken)"/> on an open model,
+    /// so several stores can share its sessions; <c>o.ModelDirectory</c> and <c>o.Session</c> are taken to be the model's.
+    /// </summary>
+    public static FeatureStore Featurize(FeaturizeOptions o, TrakModel model, IProgress<(long Done, long Total)>? progress = null, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(o);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentOutOfRangeException.ThrowIfLessThan(o.BatchSize, 1);
+        var extractor = model.ExtractorFor(o.Plan, o.Projection);
+        var meta = Meta(o, model.Fingerprint, extractor.Dim);
         if (o.Data.Channels != model.Directory.Metadata.Channels || o.Data.Height != model.Directory.Metadata.ImageSize || o.Data.Width != model.Directory.Metadata.ImageSize)
         {
             throw new UserInputException($"dataset {o.Data.Name} has images {o.Data.Channels}×{o.Data.Height}×{o.Data.Width}; the model takes {model.Directory.Metadata.Channels}×{model.Directory.Metadata.ImageSize}×{model.Directory.Metadata.ImageSize} (use --size)");
@@ -185,7 +218,7 @@ public static class TrakEngine
         long done = writer.DoneCount;
         progress?.Report((done, total));
         int d = o.Data.ImageLength;
-        int k = model.Extractor.Dim;
+        int k = extractor.Dim;
         var images = new float[o.BatchSize * d];
         var features = new float[o.BatchSize * k];
         var rowLosses = new float[o.BatchSize];
@@ -201,9 +234,7 @@ public static class TrakEngine
             }
             long first = pending[index];
             o.Data.Pixels.Slice(checked((int)(first * d)), count * d).CopyTo(images);
-            model.Extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k), losses is null ? default : rowLosses.AsSpan(0, count));
-            // Losses reach the disk before the rows are marked done, so a done row always has its loss.
-            losses?.Write(first, rowLosses.AsSpan(0, count));
+            extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k));
             writer.WriteRows(first, count, features.AsSpan(0, count * k));
             writer.Flush();
             index += count;

@@ -12,18 +12,22 @@ namespace OnnxAttribution.Core.Attribution;
 public sealed class TrakScorer : IDisposable
 {
     private readonly TrakModel _model;
+    private readonly bool _ownsModel;
     private readonly Preconditioner _preconditioner;
 
-    private TrakScorer(FeatureStore store, TrakModel model, Preconditioner preconditioner)
+    private TrakScorer(FeatureStore store, TrakModel model, bool ownsModel, FeatureExtractor extractor, Preconditioner preconditioner)
     {
         Store = store;
         _model = model;
+        _ownsModel = ownsModel;
+        Extractor = extractor;
         _preconditioner = preconditioner;
     }
 
     public FeatureStore Store { get; }
 
-    public FeatureExtractor Extractor => _model.Extractor;
+    /// <summary>Query features with the store's plan and projection.</summary>
+    public FeatureExtractor Extractor { get; }
 
     public ModelDirectory Model => _model.Directory;
 
@@ -36,9 +40,8 @@ public sealed class TrakScorer : IDisposable
         TrakModel? model = null;
         try
         {
-            model = TrakModel.ForStore(store, modelDirectory, session);
-            var pre = Preconditioner.Load(Path.Combine(storeDirectory, TrakEngine.PreconditionerFile), store.Dim, TrakEngine.StoreFingerprint(storeDirectory));
-            return new TrakScorer(store, model, pre);
+            model = new TrakModel(modelDirectory, PlanOf(store.Meta), ProjectionOf(store.Meta), session);
+            return Open(store, model, ownsModel: true);
         }
         catch
         {
@@ -46,6 +49,49 @@ public sealed class TrakScorer : IDisposable
             store.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Opens a finalized store on an open model whose gradient graph has the store's projection kind; the scorer uses the
+    /// model's sessions and leaves them open (dispose the model after the scorer).
+    /// </summary>
+    /// <exception cref="StoreFormatException">The store is damaged or incomplete.</exception>
+    /// <exception cref="AttributionException">The model is not the one the store was built from, or the store is not finalized.</exception>
+    public static TrakScorer Open(string storeDirectory, TrakModel model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var store = FeatureStore.Open(storeDirectory);
+        try
+        {
+            return Open(store, model, ownsModel: false);
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    private static TrakScorer Open(FeatureStore store, TrakModel model, bool ownsModel)
+    {
+        var meta = store.Meta;
+        var storeDirectory = store.Directory;
+        if (model.Fingerprint != meta.ModelFingerprint)
+        {
+            throw new AttributionException($"{storeDirectory}: built from a gradient graph with SHA-256 {meta.ModelFingerprint[..12]}…, but {model.Directory.VjpPath} has {model.Fingerprint[..12]}…; featurize again for this model");
+        }
+        var projection = ProjectionOf(meta);
+        if (projection.Kind != model.Projector)
+        {
+            throw new AttributionException($"{storeDirectory}: the store has {projection.Kind} features; the model was opened for {model.Projector}");
+        }
+        var extractor = model.ExtractorFor(PlanOf(meta), projection);
+        if (extractor.Dim != store.Dim)
+        {
+            throw new AttributionException($"{storeDirectory}: the store has k = {store.Dim}; the model's projection gives {extractor.Dim}");
+        }
+        var pre = Preconditioner.Load(Path.Combine(storeDirectory, TrakEngine.PreconditionerFile), store.Dim, TrakEngine.StoreFingerprint(storeDirectory));
+        return new TrakScorer(store, model, ownsModel, extractor, pre);
     }
 
     /// <summary>The featurization plan recorded in a store's meta.json.</summary>
@@ -80,10 +126,14 @@ public sealed class TrakScorer : IDisposable
     }
 
     /// <summary>Query features φ_q: <paramref name="count"/> rows of k.</summary>
-    public float[] Features(ReadOnlySpan<float> images, int count)
+    public float[] Features(ReadOnlySpan<float> images, int count) => Features(Extractor.Source.Clean(images, count));
+
+    /// <summary>Query features φ_q of a batch of pairs (e.g. given noisy states, <see cref="GradientSource.Noisy"/>): one row of k per example.</summary>
+    public float[] Features(ExampleBatch queries)
     {
-        var phi = new float[count * Store.Dim];
-        _model.Extractor.Extract(images, count, phi);
+        ArgumentNullException.ThrowIfNull(queries);
+        var phi = new float[queries.Count * Store.Dim];
+        Extractor.Extract(queries, phi);
         return phi;
     }
 
@@ -104,16 +154,24 @@ public sealed class TrakScorer : IDisposable
         Store.TopK(Precondition(Features(images, count), count), count, top);
 
     /// <summary>Every training row's score for each query image: count × N.</summary>
-    public float[] Scores(ReadOnlySpan<float> images, int count)
+    public float[] Scores(ReadOnlySpan<float> images, int count) => Scores(Extractor.Source.Clean(images, count));
+
+    /// <summary>Every training row's score for each query of a batch of pairs: count × N.</summary>
+    public float[] Scores(ExampleBatch queries)
     {
+        ArgumentNullException.ThrowIfNull(queries);
+        int count = queries.Count;
         var scores = new float[count * Store.Rows];
-        Store.Scores(Precondition(Features(images, count), count), count, scores);
+        Store.Scores(Precondition(Features(queries), count), count, scores);
         return scores;
     }
 
     public void Dispose()
     {
-        _model.Dispose();
+        if (_ownsModel)
+        {
+            _model.Dispose();
+        }
         Store.Dispose();
     }
 }

@@ -42,6 +42,14 @@ public static class ImageGrid
     /// <summary>Whether captions can be drawn on this machine.</summary>
     public static bool CanDrawCaptions => CaptionTypeface.Value is not null;
 
+    /// <summary>The typeface for text, or null when no font renders here.</summary>
+    internal static SKTypeface? Typeface => CaptionTypeface.Value;
+
+    internal const string NoFontNote = "no font with glyphs was found (SkiaSharp has no default font here); captions left out";
+
+    /// <summary>Height in pixels of a chart drawn beneath a grid.</summary>
+    public const int ChartHeight = 280;
+
     /// <summary>Writes the grid.</summary>
     /// <param name="path">The PNG file.</param>
     /// <param name="images">N images, each C·H·W floats in [-1, 1], concatenated (NCHW).</param>
@@ -51,8 +59,9 @@ public static class ImageGrid
     /// <param name="width">W of each image.</param>
     /// <param name="layout">Columns, scale, gap, font size.</param>
     /// <param name="captions">N captions (null entries draw nothing), or null for no caption row.</param>
+    /// <param name="chart">A line chart drawn beneath the grid (<see cref="ChartHeight"/> pixels high, at least 480 wide), or null.</param>
     public static GridResult Write(string path, ReadOnlySpan<float> images, int count, int channels, int height, int width,
-        GridLayout layout, IReadOnlyList<string?>? captions = null)
+        GridLayout layout, IReadOnlyList<string?>? captions = null, LineChart? chart = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(layout);
@@ -70,19 +79,22 @@ public static class ImageGrid
         {
             throw new ArgumentException($"{count} images but {captions.Count} captions", nameof(captions));
         }
-        var typeface = captions is null ? null : CaptionTypeface.Value;
-        bool drawCaptions = typeface is not null;
-        string? note = captions is not null && !drawCaptions
-            ? "no font with glyphs was found (SkiaSharp has no default font here); captions left out"
-            : null;
+        if (chart is not null)
+        {
+            LinePlot.Check(chart);
+        }
+        var typeface = captions is null && chart is null ? null : CaptionTypeface.Value;
+        bool drawCaptions = captions is not null && typeface is not null;
+        string? note = (captions is not null || chart is not null) && typeface is null ? NoFontNote : null;
 
         int cols = Math.Min(layout.Columns, count), rows = (count + cols - 1) / cols;
         int tileW = width * layout.Scale, tileH = height * layout.Scale;
         int captionH = drawCaptions ? (int)Math.Ceiling(layout.FontSize * 1.4f) : 0;
         int gridW = layout.Gap + cols * (tileW + layout.Gap);
         int gridH = layout.Gap + rows * (tileH + captionH + layout.Gap);
+        int pictureW = chart is null ? gridW : Math.Max(gridW, 480), pictureH = gridH + (chart is null ? 0 : ChartHeight);
 
-        var grid = new byte[gridW * gridH * 4];
+        var grid = new byte[pictureW * pictureH * 4];
         grid.AsSpan().Fill(255); // white background and gaps
         int plane = height * width;
         for (int k = 0; k < count; k++)
@@ -94,7 +106,7 @@ public static class ImageGrid
             {
                 for (int x = 0; x < tileW; x++)
                 {
-                    int src = (y / layout.Scale) * width + (x / layout.Scale), dst = ((top + y) * gridW + left + x) * 4;
+                    int src = (y / layout.Scale) * width + (x / layout.Scale), dst = ((top + y) * pictureW + left + x) * 4;
                     byte r = Data.ImageDataset.UnitToByte(img[src]);
                     grid[dst] = r;
                     grid[dst + 1] = channels == 1 ? r : Data.ImageDataset.UnitToByte(img[plane + src]);
@@ -102,8 +114,14 @@ public static class ImageGrid
                 }
             }
         }
-        using var bitmap = new SKBitmap(new SKImageInfo(gridW, gridH, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        PngImage.CopyInto(bitmap, grid, gridW * 4);
+        using var bitmap = new SKBitmap(new SKImageInfo(pictureW, pictureH, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        PngImage.CopyInto(bitmap, grid, pictureW * 4);
+        if (chart is not null)
+        {
+            using var canvas = new SKCanvas(bitmap);
+            LinePlot.Draw(canvas, new SKRect(0, gridH, pictureW, pictureH), chart, typeface);
+            canvas.Flush();
+        }
         if (drawCaptions)
         {
             using var canvas = new SKCanvas(bitmap);
@@ -121,7 +139,7 @@ public static class ImageGrid
             canvas.Flush();
         }
         PngImage.Save(bitmap, path);
-        return new GridResult(gridW, gridH, drawCaptions, note);
+        return new GridResult(pictureW, pictureH, drawCaptions, note);
     }
 
     private static SKTypeface? FindTypeface()

@@ -15,6 +15,7 @@ public static class AttributionMethods
         new PixelMethod(),
         new GradientCosineMethod(),
         new RandomMethod(),
+        new JourneyTrakMethod(),
         // more methods: add one line here
     ];
 
