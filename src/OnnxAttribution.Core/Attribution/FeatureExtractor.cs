@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using OnnxAttribution.Core.Projection;
 
 namespace OnnxAttribution.Core.Attribution;
@@ -61,18 +62,32 @@ public sealed class FeatureExtractor
     public GradientSource Source => _source;
 
     /// <summary>Features of a batch of clean images: <paramref name="count"/> rows of <see cref="Dim"/>.</summary>
-    public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination)
+    /// <param name="images">B clean images, B·C·H·W values.</param>
+    /// <param name="count">B.</param>
+    /// <param name="destination">B·k features, overwritten.</param>
+    /// <param name="rows">The images' dataset rows (a one-random-timestep plan needs them, see <see cref="GradientSource.ForEachPair"/>).</param>
+    /// <param name="norms">Empty, or B values that receive the L2 norm of each unprojected gradient (dense projection only).</param>
+    /// <exception cref="UserInputException">Norms are asked of the factored projector, which never forms the gradient.</exception>
+    public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination, ReadOnlySpan<long> rows = default, Span<float> norms = default)
     {
-        if (destination.Length != (long)count * Dim)
+        if (destination.Length != (long)count * Dim || (!norms.IsEmpty && norms.Length != count))
         {
-            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}");
+            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values (got {destination.Length}) and {count} norms or none (got {norms.Length})");
         }
         if (_dense is not null)
         {
             var grads = new float[count * _source.Dimension];
-            _source.Compute(images, count, grads);
+            _source.Compute(images, count, grads, rows);
+            for (int b = 0; b < norms.Length; b++)
+            {
+                norms[b] = TensorPrimitives.Norm(grads.AsSpan(checked((int)(b * _source.Dimension)), checked((int)_source.Dimension)));
+            }
             _dense.ProjectBatch(grads, count, destination);
             return;
+        }
+        if (!norms.IsEmpty)
+        {
+            throw new UserInputException("gradient norms need the dense projector: the factored projector never forms the whole gradient");
         }
         var acc = new float[count * Dim];
         var pair = new float[count * Dim];
@@ -81,8 +96,8 @@ public sealed class FeatureExtractor
         {
             var layers = _factors.Select(f => new LayerFactors(values[f.A], values[f.G], f.Positions)).ToList();
             _factored!.ProjectBatch(layers, count, pair);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(pair, weight, acc, acc);
-        });
+            TensorPrimitives.MultiplyAdd(pair, weight, acc, acc);
+        }, rows);
         acc.CopyTo(destination);
     }
 }

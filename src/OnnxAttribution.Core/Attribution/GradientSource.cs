@@ -64,7 +64,12 @@ public sealed class GradientSource
     /// Runs every (timestep, draw) pair of the plan on a batch and hands the requested gradient-graph outputs of each pair
     /// to <paramref name="accumulate"/> with the pair's weight 1/pairs.
     /// </summary>
-    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate)
+    /// <param name="images">B clean images, B·C·H·W values.</param>
+    /// <param name="count">B.</param>
+    /// <param name="outputs">The gradient-graph outputs wanted.</param>
+    /// <param name="accumulate">Receives each pair's outputs and its weight.</param>
+    /// <param name="rows">The images' dataset rows: needed by a one-random-timestep plan (the draws are keyed by row), ignored otherwise.</param>
+    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate, ReadOnlySpan<long> rows = default)
     {
         ArgumentNullException.ThrowIfNull(accumulate);
         int d = ExampleLength;
@@ -72,44 +77,69 @@ public sealed class GradientSource
         {
             throw new ArgumentException($"batch of {count}: images need {(long)count * d} values, got {images.Length}");
         }
-        var noise = new float[d];
-        var noiseBatch = new float[count * d];
+        var noise = new float[count * d];
         var xt = new float[count * d];
         var eps = new float[count * d];
         var cot = new float[count * d];
         var ts = new long[count];
         float weight = 1f / Plan.Pairs;
+        if (Plan.RandomTimestepRound is not null)
+        {
+            if (rows.Length != count)
+            {
+                throw new ArgumentException($"the plan draws one timestep per example from its dataset row: pass the {count} rows (got {rows.Length})", nameof(rows));
+            }
+            for (int b = 0; b < count; b++)
+            {
+                ts[b] = Plan.ExampleTimestep(rows[b], _schedule.Timesteps);
+                Plan.ExampleNoise(rows[b], noise.AsSpan(b * d, d));
+            }
+            RunPair(images, count, ts, noise, xt, eps, cot, outputs, accumulate, weight);
+            return;
+        }
         for (int j = 0; j < Plan.Timesteps.Count; j++)
         {
-            long t = Plan.Timesteps[j];
-            float a = (float)Math.Sqrt(_schedule.AlphaBars[t]);
-            float s = (float)Math.Sqrt(1 - _schedule.AlphaBars[t]);
-            Array.Fill(ts, t);
+            Array.Fill(ts, Plan.Timesteps[j]);
             for (int draw = 0; draw < Plan.NoiseDraws; draw++)
             {
-                Plan.Noise(j, draw, noise);
-                for (int b = 0; b < count; b++)
+                Plan.Noise(j, draw, noise.AsSpan(0, d));
+                for (int b = 1; b < count; b++)
                 {
-                    noise.CopyTo(noiseBatch.AsSpan(b * d, d));
-                    var x0 = images.Slice(b * d, d);
-                    var dst = xt.AsSpan(b * d, d);
-                    for (int i = 0; i < d; i++)
-                    {
-                        dst[i] = a * x0[i] + s * noise[i];
-                    }
+                    noise.AsSpan(0, d).CopyTo(noise.AsSpan(b * d, d));
                 }
-                _forward.Predict(xt, ts, count, eps);
-                Measurement.Cotangent(Plan.Measurement, eps, noiseBatch, d, cot);
-                accumulate(_vjp.Run(xt, ts, cot, count, outputs), weight);
+                RunPair(images, count, ts, noise, xt, eps, cot, outputs, accumulate, weight);
             }
         }
+    }
+
+    /// <summary>One pair on a batch: x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε per example, ε̂, the cotangent, the gradient graph.</summary>
+    private void RunPair(ReadOnlySpan<float> images, int count, long[] ts, float[] noise, float[] xt, float[] eps, float[] cot,
+        IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate, float weight)
+    {
+        int d = ExampleLength;
+        for (int b = 0; b < count; b++)
+        {
+            float a = (float)Math.Sqrt(_schedule.AlphaBars[ts[b]]);
+            float s = (float)Math.Sqrt(1 - _schedule.AlphaBars[ts[b]]);
+            var x0 = images.Slice(b * d, d);
+            var e = noise.AsSpan(b * d, d);
+            var dst = xt.AsSpan(b * d, d);
+            for (int i = 0; i < d; i++)
+            {
+                dst[i] = a * x0[i] + s * e[i];
+            }
+        }
+        _forward.Predict(xt, ts, count, eps);
+        Measurement.Cotangent(Plan.Measurement, eps, noise, d, cot);
+        accumulate(_vjp.Run(xt, ts, cot, count, outputs), weight);
     }
 
     /// <summary>Averaged per-example gradients of a batch of clean images.</summary>
     /// <param name="images">B clean images x₀ in [-1, 1], B·C·H·W values.</param>
     /// <param name="count">B.</param>
     /// <param name="destination">B·p values, overwritten.</param>
-    public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination)
+    /// <param name="rows">The images' dataset rows (a one-random-timestep plan needs them, see <see cref="ForEachPair"/>).</param>
+    public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination, ReadOnlySpan<long> rows = default)
     {
         int d = ExampleLength;
         long p = Dimension;
@@ -137,7 +167,7 @@ public sealed class GradientSource
                 }
                 offset += n;
             }
-        });
+        }, rows);
         dest.CopyTo(destination);
     }
 }

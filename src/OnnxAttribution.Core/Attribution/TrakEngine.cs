@@ -32,6 +32,9 @@ public sealed record FeaturizeOptions
     /// <summary>Examples per gradient-graph call; does not change the result.</summary>
     public int BatchSize { get; init; } = 16;
 
+    /// <summary>Also write <see cref="TrakEngine.NormsFile"/>: the L2 norm of each row's unprojected gradient (dense projection only).</summary>
+    public bool GradientNorms { get; init; }
+
     public SessionSettings Session { get; init; } = SessionSettings.Default;
 }
 
@@ -50,7 +53,8 @@ public sealed class TrakModel : IDisposable
             // The store is tied to the model's gradient graph (vjp.onnx), but featurizing runs a graph specialised to the
             // projection, derived from forward.onnx with the same rules: only per-example gradients for dense, only the
             // Kronecker factors for factored. ONNX Runtime runs every node of a graph whatever outputs are asked for.
-            Fingerprint = StoreMeta.FingerprintFile(Directory.RequireVjp());
+            // A folder without vjp.onnx (an exported training checkpoint) is identified by its forward graph instead.
+            Fingerprint = StoreMeta.FingerprintFile(File.Exists(Directory.VjpPath) ? Directory.VjpPath : Directory.RequireForward());
             var forward = Onnx.OnnxModelFile.Load(Directory.RequireForward());
             var graph = Onnx.Differentiation.VjpBuilder.Build(forward, new Onnx.Differentiation.VjpOptions
             {
@@ -71,7 +75,7 @@ public sealed class TrakModel : IDisposable
 
     public ModelDirectory Directory { get; }
 
-    /// <summary>SHA-256 of vjp.onnx: the store's model fingerprint.</summary>
+    /// <summary>SHA-256 of vjp.onnx (of forward.onnx in a folder without one): the store's model fingerprint.</summary>
     public string Fingerprint { get; }
 
     public FeatureExtractor Extractor { get; }
@@ -90,6 +94,9 @@ public sealed class TrakModel : IDisposable
 public static class TrakEngine
 {
     public const string PreconditionerFile = "preconditioner.bin";
+
+    /// <summary>With <see cref="FeaturizeOptions.GradientNorms"/>: an N×1 float32 .npy of ‖∇f(xᵢ)‖ (unprojected), beside the features.</summary>
+    public const string NormsFile = "norms.npy";
 
     /// <summary>The store metadata these options produce (the row contents depend on exactly these fields).</summary>
     public static StoreMeta Meta(FeaturizeOptions o, string modelFingerprint, int dim) => new()
@@ -113,7 +120,18 @@ public static class TrakEngine
         DatasetFingerprint = o.Data.Fingerprint,
         Subset = o.Subset,
         Shard = o.Shard,
+        // Fixed plans keep an empty map, so their meta.json is what it always was.
+        Settings = o.Plan.RandomTimestepRound is long round
+            ? new SortedDictionary<string, string>(StringComparer.Ordinal)
+            {
+                [PlanSetting] = OneRandomTimestep,
+                [RoundSetting] = round.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            }
+            : new SortedDictionary<string, string>(StringComparer.Ordinal),
     };
+
+    /// <summary>meta.json settings of a one-random-timestep plan (<see cref="FeaturizationPlan.RandomTimestepRound"/>).</summary>
+    internal const string PlanSetting = "plan", OneRandomTimestep = "one-random-timestep", RoundSetting = "plan.round";
 
     /// <summary>
     /// Featurizes the rows of the shard that are not done yet, flushing after every batch: a killed run loses at most
@@ -131,6 +149,9 @@ public static class TrakEngine
             throw new UserInputException($"dataset {o.Data.Name} has images {o.Data.Channels}×{o.Data.Height}×{o.Data.Width}; the model takes {model.Directory.Metadata.Channels}×{model.Directory.Metadata.ImageSize}×{model.Directory.Metadata.ImageSize} (use --size)");
         }
         using var writer = FeatureStoreWriter.OpenOrCreate(o.OutDirectory, meta);
+        using var norms = o.GradientNorms
+            ? SidecarMatrix.OpenOrCreate(Path.Combine(o.OutDirectory, NormsFile), writer.FirstRow, writer.RowCount, 1, create: writer.DoneCount == 0)
+            : null;
         var pending = writer.PendingRows;
         long total = writer.RowCount;
         long done = writer.DoneCount;
@@ -139,6 +160,8 @@ public static class TrakEngine
         int k = model.Extractor.Dim;
         var images = new float[o.BatchSize * d];
         var features = new float[o.BatchSize * k];
+        var rows = new long[o.BatchSize];
+        var rowNorms = new float[o.BatchSize];
         int index = 0;
         while (index < pending.Count)
         {
@@ -150,8 +173,18 @@ public static class TrakEngine
                 count++;
             }
             long first = pending[index];
+            for (int b = 0; b < count; b++)
+            {
+                rows[b] = first + b;
+            }
             o.Data.Pixels.Slice(checked((int)(first * d)), count * d).CopyTo(images);
-            model.Extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k));
+            model.Extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k), rows.AsSpan(0, count), norms is null ? default : rowNorms.AsSpan(0, count));
+            if (norms is not null)
+            {
+                // On disk before the rows are marked done (see SidecarMatrix).
+                norms.WriteRows(first, rowNorms.AsSpan(0, count));
+                norms.Flush();
+            }
             writer.WriteRows(first, count, features.AsSpan(0, count * k));
             writer.Flush();
             index += count;

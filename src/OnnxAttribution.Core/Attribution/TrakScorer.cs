@@ -59,16 +59,26 @@ public sealed class TrakScorer : IDisposable
     }
 
     /// <summary>The featurization plan recorded in a store's meta.json.</summary>
-    public static FeaturizationPlan PlanOf(StoreMeta meta) => new(
-        meta.Timesteps.ToArray(),
-        meta.NoiseDraws,
-        meta.NoiseSeed,
-        meta.Measurement switch
+    public static FeaturizationPlan PlanOf(StoreMeta meta)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        var measurement = meta.Measurement switch
         {
             "diffusion-loss" => MeasurementKind.Loss,
             "squared-output-norm" => MeasurementKind.Square,
             _ => throw new AttributionException($"meta.json: field 'measurement' is '{meta.Measurement}'; known: diffusion-loss, squared-output-norm"),
-        });
+        };
+        if (meta.Settings.TryGetValue(TrakEngine.PlanSetting, out var plan))
+        {
+            if (plan != TrakEngine.OneRandomTimestep || !meta.Settings.TryGetValue(TrakEngine.RoundSetting, out var round)
+                || !long.TryParse(round, NumberStyles.None, CultureInfo.InvariantCulture, out long r))
+            {
+                throw new AttributionException($"meta.json: field 'settings.{TrakEngine.PlanSetting}' is '{plan}'; known: {TrakEngine.OneRandomTimestep} with a '{TrakEngine.RoundSetting}'");
+            }
+            return FeaturizationPlan.OneRandomTimestep(meta.NoiseSeed, r, measurement);
+        }
+        return new(meta.Timesteps.ToArray(), meta.NoiseDraws, meta.NoiseSeed, measurement);
+    }
 
     /// <summary>The projection recorded in a store's meta.json.</summary>
     public static ProjectionSettings ProjectionOf(StoreMeta meta)

@@ -11,6 +11,8 @@ public static class AttributionMethods
     [
         new TrakMethod("trak", MeasurementKind.Loss),
         new TrakMethod("d-trak", MeasurementKind.Square),
+        new TracInMethod("tracin", renormalize: false),
+        new TracInMethod("retrac", renormalize: true),
         // more methods: add one line here
     ];
 
