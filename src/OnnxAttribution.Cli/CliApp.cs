@@ -52,6 +52,7 @@ internal static class CliApp
     [
         typeof(TrainVerb), typeof(ExportVerb), typeof(DifferentiateVerb), typeof(CheckGradientsVerb), typeof(GenerateVerb),
         typeof(FeaturizeVerb), typeof(FinalizeVerb), typeof(MergeVerb), typeof(AttributeVerb), typeof(InspectVerb),
+        typeof(InfluentialVerb),
     ];
 
     private static int Dispatch(object options, CancellationToken cancel) => options switch
@@ -66,6 +67,7 @@ internal static class CliApp
         MergeVerb o => MergeCommand.Run(o),
         AttributeVerb o => AttributeCommand.Run(o, cancel),
         InspectVerb o => InspectCommand.Run(o),
+        InfluentialVerb o => InfluentialCommand.Run(o, cancel),
         _ => throw new InvalidOperationException($"verb {options.GetType().Name} has no command"),
     };
 }
