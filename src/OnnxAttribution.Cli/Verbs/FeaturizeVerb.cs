@@ -41,7 +41,7 @@ internal sealed class FeaturizeVerb
     [Option("method-seed", Default = 0L, HelpText = "Seed of a method's own random choices (random baseline, per-example timesteps of TracIn).")]
     public long MethodSeed { get; set; }
 
-    [Option("timesteps", Default = 10, HelpText = "K timesteps t = 0, T/K, 2T/K, … (the same for every example and the query).")]
+    [Option("timesteps", Default = 10, HelpText = "K timesteps t = 0, T/K, 2T/K, … (the same for every example and the query; tracin/retrac: the query's, each training example gets one random timestep per checkpoint).")]
     public int Timesteps { get; set; }
 
     [Option("noise-draws", Default = 1, HelpText = "Noise draws per timestep.")]
