@@ -53,6 +53,7 @@ internal static class CliApp
         typeof(TrainVerb), typeof(ExportVerb), typeof(DifferentiateVerb), typeof(CheckGradientsVerb), typeof(GenerateVerb),
         typeof(FeaturizeVerb), typeof(FinalizeVerb), typeof(MergeVerb), typeof(AttributeVerb), typeof(InspectVerb),
         typeof(EvaluateVerb),
+        typeof(InfluentialVerb),
     ];
 
     private static int Dispatch(object options, CancellationToken cancel) => options switch
@@ -68,6 +69,7 @@ internal static class CliApp
         AttributeVerb o => AttributeCommand.Run(o, cancel),
         InspectVerb o => InspectCommand.Run(o),
         EvaluateVerb o => EvaluateCommand.Run(o, cancel),
+        InfluentialVerb o => InfluentialCommand.Run(o, cancel),
         _ => throw new InvalidOperationException($"verb {options.GetType().Name} has no command"),
     };
 }

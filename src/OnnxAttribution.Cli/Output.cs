@@ -7,7 +7,8 @@ namespace OnnxAttribution.Cli;
 /// <summary>Where results and progress go: results on stdout (JSON with --json), progress and notes on stderr.</summary>
 internal static class Output
 {
-    private static readonly JsonSerializerOptions Json = new()
+    /// <summary>The JSON settings of every report (camelCase, indented, enums as names).</summary>
+    public static readonly JsonSerializerOptions Options = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         WriteIndented = true,
@@ -15,7 +16,7 @@ internal static class Output
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Json));
+    public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Options));
 
     public static void Note(string message) => Console.Error.WriteLine(message);
 }

@@ -24,7 +24,8 @@ public static class DdpmTrainer
     private const double AdamBeta2 = 0.999;
     private const double AdamEpsilon = 1e-8;
 
-    /// <summary>The checkpoints kept in the checkpoint directory; older ones are deleted.</summary>
+    /// <summary>The checkpoints kept in the checkpoint directory for resuming; older ones are deleted unless kept by
+    /// <see cref="TrainOptions.KeepCheckpointsEvery"/>.</summary>
     private const int CheckpointsKept = 2;
 
     /// <summary>Trains as <paramref name="options"/> say, resuming from the newest checkpoint when asked to.</summary>
@@ -103,7 +104,7 @@ public static class DdpmTrainer
                     windowSteps = 0;
                     window.Restart();
                 }
-                if (options.CheckpointDirectory is not null && (step % options.CheckpointEvery == 0 || step == options.Steps))
+                if (options.CheckpointDirectory is not null && (step % options.CheckpointEvery == 0 || step == options.Steps || IsKept(options, step)))
                 {
                     SaveCheckpoint(options, step, configJson, model, ema, adamM, adamV);
                 }
@@ -140,6 +141,19 @@ public static class DdpmTrainer
         return (long)(z >> 1);
     }
 
+    /// <summary>
+    /// The learning rate of the optimizer step taken after <paramref name="stepsDone"/> steps: linear warm-up from 0 over
+    /// <paramref name="warmupSteps"/> steps, then <paramref name="learningRate"/>. For a checkpoint saved after S steps this is
+    /// the η that TracIn pairs with its weights.
+    /// </summary>
+    public static double LearningRateAt(double learningRate, int warmupSteps, int stepsDone)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(stepsDone);
+        return warmupSteps > 0 ? learningRate * Math.Min(1.0, (stepsDone + 1.0) / warmupSteps) : learningRate;
+    }
+
+    private static bool IsKept(TrainOptions o, int step) => o.KeepCheckpointsEvery > 0 && step % o.KeepCheckpointsEvery == 0;
+
     private static double Step(TrainOptions o, int step, int timesteps, Tensor data, Tensor sqrtAb, Tensor sqrtOneMinusAb,
         UNet model, Parameter[] parameters, Parameter[] emaParameters, Tensor[] adamM, Tensor[] adamV)
     {
@@ -160,7 +174,7 @@ public static class DdpmTrainer
             nn.utils.clip_grad_norm_(parameters, o.GradientClipNorm);
         }
         int n = step + 1;
-        double lr = o.WarmupSteps > 0 ? o.LearningRate * Math.Min(1.0, (double)n / o.WarmupSteps) : o.LearningRate;
+        double lr = LearningRateAt(o.LearningRate, o.WarmupSteps, step);
         double bc1 = 1 - Math.Pow(AdamBeta1, n);
         double bc2 = 1 - Math.Pow(AdamBeta2, n);
         double emaDecay = Math.Min(o.EmaDecay, (1.0 + step) / (10.0 + step));
@@ -193,6 +207,10 @@ public static class DdpmTrainer
         ArgumentNullException.ThrowIfNull(o.Model);
         ArgumentNullException.ThrowIfNull(o.Schedule);
         o.Model.Validate();
+        if (o.KeepCheckpointsEvery < 0 || (o.KeepCheckpointsEvery > 0 && o.CheckpointDirectory is null))
+        {
+            throw new UserInputException($"training options: keepCheckpointsEvery ({o.KeepCheckpointsEvery}) must be non-negative, and needs a checkpoint directory");
+        }
         var d = o.Data;
         if (d.Channels != o.Model.Channels || d.Height != o.Model.ImageSize || d.Width != o.Model.ImageSize)
         {
@@ -226,10 +244,10 @@ public static class DdpmTrainer
         Add("adam_v.", adamV);
         var ckpt = new TrainingCheckpoint { Step = step, Seed = o.Seed, ConfigJson = configJson, Tensors = tensors };
         ckpt.Save(Path.Combine(dir, TrainingCheckpoint.FileName(step)));
-        var old = Directory.EnumerateFiles(dir, "ckpt-*.bin").OrderBy(f => Path.GetFileName(f), StringComparer.Ordinal).ToList();
+        var old = TrainingCheckpoint.List(dir).Where(c => !IsKept(o, c.Step)).ToList();
         for (int i = 0; i < old.Count - CheckpointsKept; i++)
         {
-            File.Delete(old[i]);
+            File.Delete(old[i].Path);
         }
 
         void Add(string prefix, IEnumerable<Tensor> values)

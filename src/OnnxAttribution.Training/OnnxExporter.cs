@@ -41,13 +41,15 @@ public static class OnnxExporter
     /// <param name="name">The model's name in <c>model.json</c>.</param>
     /// <param name="afterForward">Called with the forward graph and the directory after <c>forward.onnx</c> is written and
     /// before <c>model.json</c> is: the place to write <c>vjp.onnx</c> from it.</param>
+    /// <param name="checkpoint">For the raw weights of a training checkpoint: its step and learning rate, recorded in model.json.</param>
     public static ExportedModel Export(
         UNet module,
         ScheduleSettings schedule,
         TrainingInfo? training,
         string outDir,
         string name = "ddpm-unet",
-        Action<ModelProto, string>? afterForward = null)
+        Action<ModelProto, string>? afterForward = null,
+        CheckpointInfo? checkpoint = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(schedule);
@@ -67,6 +69,7 @@ public static class OnnxExporter
             Architecture = config.ToJson(),
             Parameters = module.ParameterInfos(),
             Training = training,
+            Checkpoint = checkpoint,
         };
         meta.Save(outDir);
         return new ExportedModel(outDir, forwardPath, Path.Combine(outDir, "model.json"), model, meta);

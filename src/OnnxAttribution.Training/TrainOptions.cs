@@ -49,6 +49,10 @@ public sealed record TrainOptions
     /// <summary>Write a checkpoint every this many steps (and at the end, and when cancelled).</summary>
     public int CheckpointEvery { get; init; } = 500;
 
+    /// <summary>Keep the checkpoints of every multiple of this step for good (TracIn's checkpoints; export them with
+    /// <see cref="ModelExport.ExportStep"/>); 0 keeps only the newest two, as for resuming.</summary>
+    public int KeepCheckpointsEvery { get; init; }
+
     /// <summary>Resume from the newest checkpoint in <see cref="CheckpointDirectory"/> if there is one.</summary>
     public bool Resume { get; init; } = true;
 

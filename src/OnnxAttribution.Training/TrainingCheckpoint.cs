@@ -42,16 +42,21 @@ internal sealed class TrainingCheckpoint
     public static string FileName(int step) => $"{FilePrefix}{step.ToString("D8", CultureInfo.InvariantCulture)}{FileSuffix}";
 
     /// <summary>The checkpoint with the highest step in <paramref name="directory"/>, or null when there is none.</summary>
-    public static string? FindLatest(string directory)
+    public static string? FindLatest(string directory) => List(directory).LastOrDefault().Path;
+
+    /// <summary>The checkpoint files in <paramref name="directory"/> with their steps, by increasing step (none when it does not exist).</summary>
+    public static List<(int Step, string Path)> List(string directory)
     {
         if (!Directory.Exists(directory))
         {
-            return null;
+            return [];
         }
         return Directory.EnumerateFiles(directory, FilePrefix + "*" + FileSuffix)
-            .Where(f => int.TryParse(Path.GetFileName(f)[FilePrefix.Length..^FileSuffix.Length], NumberStyles.None, CultureInfo.InvariantCulture, out _))
-            .OrderBy(f => Path.GetFileName(f), StringComparer.Ordinal)
-            .LastOrDefault();
+            .Select(f => (Ok: int.TryParse(Path.GetFileName(f)[FilePrefix.Length..^FileSuffix.Length], NumberStyles.None, CultureInfo.InvariantCulture, out int step), Step: step, Path: f))
+            .Where(c => c.Ok)
+            .Select(c => (c.Step, c.Path))
+            .OrderBy(c => c.Step)
+            .ToList();
     }
 
     /// <summary>Writes to a temporary file and moves it into place, so a killed run never leaves half a checkpoint.</summary>

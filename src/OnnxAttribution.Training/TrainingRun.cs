@@ -8,6 +8,7 @@ using OnnxAttribution.Onnx.Differentiation;
 namespace OnnxAttribution.Training;
 
 /// <summary>What a training run was asked to do and what it measured: <c>run.json</c> beside its checkpoints.</summary>
+/// <remarks><see cref="WarmupSteps"/> came later: a run.json without it was written by a run with the default 200 warm-up steps.</remarks>
 public sealed record TrainingRunInfo(
     string Dataset,
     string DatasetFingerprint,
@@ -24,7 +25,8 @@ public sealed record TrainingRunInfo(
     double TrainSeconds,
     double MillisecondsPerStep,
     double ImagesPerSecond,
-    int Threads)
+    int Threads,
+    int WarmupSteps = 200)
 {
     public const string FileName = "run.json";
 
@@ -65,14 +67,20 @@ public static class ModelExport
     {
         var latest = TrainingCheckpoint.FindLatest(runDirectory)
             ?? throw new ModelFileException($"{runDirectory}: no checkpoint found (expected files named {TrainingCheckpoint.FileName(0)} and so on)");
-        var checkpoint = TrainingCheckpoint.Load(latest);
-        var config = UNetConfig.FromJson(JsonNode.Parse(checkpoint.ConfigJson)?.AsObject(), latest);
-        var weights = checkpoint.Tensors.Where(t => t.Name.StartsWith("ema.", StringComparison.Ordinal))
-            .ToDictionary(t => t.Name["ema.".Length..], t => t.Values, StringComparer.Ordinal);
+        return Load(latest, "ema.");
+    }
+
+    /// <summary>One network of a checkpoint file: the tensors named <paramref name="prefix"/> + parameter name.</summary>
+    private static UNet Load(string path, string prefix)
+    {
+        var checkpoint = TrainingCheckpoint.Load(path);
+        var config = UNetConfig.FromJson(JsonNode.Parse(checkpoint.ConfigJson)?.AsObject(), path);
+        var weights = checkpoint.Tensors.Where(t => t.Name.StartsWith(prefix, StringComparison.Ordinal))
+            .ToDictionary(t => t.Name[prefix.Length..], t => t.Values, StringComparer.Ordinal);
         var net = new UNet(config);
         try
         {
-            net.LoadWeights(weights, latest);
+            net.LoadWeights(weights, path);
         }
         catch
         {
@@ -96,10 +104,30 @@ public static class ModelExport
     {
         var info = TrainingRunInfo.Load(runDirectory);
         using var ema = LoadEma(runDirectory);
-        var training = new TrainingInfo(info.Dataset, info.Subset, info.Steps, info.BatchSize, info.LearningRate, info.EmaDecay,
-            info.Seed, info.FinalLoss, info.TrainSeconds);
         var parameters = ema.ParameterInfos();
-        return OnnxExporter.Export(ema, info.Schedule, training, outDirectory, name,
+        return OnnxExporter.Export(ema, info.Schedule, Training(info, info.Steps), outDirectory, name,
             (forward, dir) => OnnxModelFile.Save(BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
     }
+
+    /// <summary>
+    /// Exports the raw (non-EMA) weights of the checkpoint saved after <paramref name="step"/> steps — the weights training
+    /// actually had, which TracIn needs — as forward.onnx and model.json, with the step and its learning rate in model.json
+    /// (<see cref="ModelMetadata.Checkpoint"/>). No vjp.onnx: the gradient graph is built from forward.onnx where needed.
+    /// </summary>
+    /// <exception cref="ModelFileException">The run has no checkpoint of that step (the message lists those it has).</exception>
+    public static ExportedModel ExportStep(string runDirectory, int step, string outDirectory, string name)
+    {
+        var info = TrainingRunInfo.Load(runDirectory);
+        var checkpoints = TrainingCheckpoint.List(runDirectory);
+        var path = checkpoints.Where(c => c.Step == step).Select(c => c.Path).FirstOrDefault()
+            ?? throw new ModelFileException($"{runDirectory}: no checkpoint of step {step} ({TrainingCheckpoint.FileName(step)}); it has steps {string.Join(", ", checkpoints.Select(c => c.Step))} (keep more with 'train --keep-checkpoints-every N')");
+        using var model = Load(path, "model.");
+        // The run's loss and time are not those of this step: left out (NaN) rather than misreported.
+        var training = Training(info, step) with { FinalLoss = double.NaN, TrainSeconds = double.NaN };
+        return OnnxExporter.Export(model, info.Schedule, training, outDirectory, name,
+            checkpoint: new CheckpointInfo(step, DdpmTrainer.LearningRateAt(info.LearningRate, info.WarmupSteps, step)));
+    }
+
+    private static TrainingInfo Training(TrainingRunInfo info, int steps) =>
+        new(info.Dataset, info.Subset, steps, info.BatchSize, info.LearningRate, info.EmaDecay, info.Seed, info.FinalLoss, info.TrainSeconds);
 }

@@ -1,4 +1,5 @@
 using OnnxAttribution.Core;
+using OnnxAttribution.Core.Models;
 using OnnxAttribution.Training.Tests.Support;
 
 namespace OnnxAttribution.Training.Tests;
@@ -78,6 +79,48 @@ public sealed class DdpmTrainerTests : TempDirectoryTest
         {
         }
         Assert.That(() => DdpmTrainer.Train(Tiny(4, dir) with { Seed = 43 }), Throws.TypeOf<ModelFileException>().With.Message.Contains("seed"));
+    }
+
+    [Test]
+    public void Train_KeepCheckpointsEvery_KeepsMultiplesAndExportStepRecordsRawWeightsAndLearningRate()
+    {
+        var dir = Path.Combine(TempDir, "run");
+        var options = Tiny(12, dir, checkpointEvery: 3) with { KeepCheckpointsEvery = 4, WarmupSteps = 10 };
+        using var result = DdpmTrainer.Train(options);
+        // Saved at 3, 4, 6, 8, 9, 12; kept for good: 4, 8, 12; of the others the newest two stay for resuming.
+        Assert.That(Directory.GetFiles(dir, "ckpt-*.bin").Select(Path.GetFileName).Order(),
+            Is.EqualTo(new[] { 4, 6, 8, 9, 12 }.Select(TrainingCheckpoint.FileName)));
+        new TrainingRunInfo("bars", "fp", "0:48", 16, 48, options.Schedule, 12, options.BatchSize, options.LearningRate, options.EmaDecay,
+            options.Seed, 0.5, 1, 1, 1, 2, options.WarmupSteps).Save(dir);
+
+        var four = ModelExport.ExportStep(dir, 4, Path.Combine(TempDir, "step-4"), "step-4");
+        var twelve = ModelExport.ExportStep(dir, 12, Path.Combine(TempDir, "step-12"), "step-12");
+        Assert.Multiple(() =>
+        {
+            // The rate of the step taken from the weights: warm-up (4 + 1)/10 of 2e-3 after 4 steps, all of it after 12.
+            Assert.That(ModelMetadata.Load(Path.Combine(TempDir, "step-4")).Checkpoint, Is.EqualTo(new CheckpointInfo(4, 1e-3)));
+            Assert.That(twelve.Metadata.Checkpoint, Is.EqualTo(new CheckpointInfo(12, 2e-3)));
+            Assert.That(four.Metadata.Training!.Steps, Is.EqualTo(4));
+            Assert.That(File.Exists(Path.Combine(TempDir, "step-4", "vjp.onnx")), Is.False);
+            Assert.That(() => ModelExport.ExportStep(dir, 3, Path.Combine(TempDir, "step-3"), "x"),
+                Throws.TypeOf<ModelFileException>().With.Message.Contains("4, 6, 8, 9, 12"));
+        });
+        // The raw weights training ended with, not the EMA.
+        var exported = OnnxWeights.Read(twelve.ForwardPath, twelve.Metadata.Parameters);
+        foreach (var (name, values) in result.Model.GetWeights())
+        {
+            Assert.That(exported[name], Is.EqualTo(values).AsCollection, name);
+        }
+    }
+
+    [Test]
+    public void TrainingRunInfo_WrittenBeforeWarmupWasRecorded_ReadsTheDefault200()
+    {
+        var info = new TrainingRunInfo("embedded", "fp", "all", 16, 10, new(ScheduleKind.Linear, 1000), 5, 4, 1e-3, 0.999, 1, 0.5, 1, 1, 1, 2, 7);
+        info.Save(TempDir);
+        var path = Path.Combine(TempDir, TrainingRunInfo.FileName);
+        File.WriteAllLines(path, File.ReadAllLines(path).Where(l => !l.Contains("warmupSteps", StringComparison.Ordinal)).Select(l => l.Replace("\"threads\": 2,", "\"threads\": 2", StringComparison.Ordinal)));
+        Assert.That(TrainingRunInfo.Load(TempDir), Is.EqualTo(info with { WarmupSteps = 200 }));
     }
 
     [Test]

@@ -77,31 +77,20 @@ internal static class AttributeCommand
         var meta = model.Metadata;
         int c = meta.Channels, s = meta.ImageSize, d = c * s * s;
 
-        float[] queries;
-        int count;
-        List<string> labels;
-        var queryList = new List<AttributionQuery>();
+        List<AttributionQuery> queryList;
         if (o.Seed is long seed)
         {
-            count = Math.Max(1, o.Count);
-            using var denoiser = model.OpenDenoiser(session);
-            var seeds = Enumerable.Range(0, count).Select(k => seed + k).ToArray();
-            var result = new DiffusionSampler(denoiser, model.CreateSchedule()).Sample(seeds, new SamplerOptions(o.Sampler, o.Steps, RecordTrajectory: true), null, cancel);
-            queries = result.Images;
-            labels = seeds.Select(x => $"seed {x}").ToList();
-            for (int q = 0; q < count; q++)
-            {
-                queryList.Add(new AttributionQuery(labels[q], queries.AsSpan(q * d, d).ToArray(), result.Trajectories?[q]));
-            }
+            var seeds = Enumerable.Range(0, Math.Max(1, o.Count)).Select(k => seed + k).ToArray();
+            queryList = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel);
         }
         else
         {
             var (pixels, _, _, _) = PngImage.Read(o.Image!, c, s);
-            queries = pixels;
-            count = 1;
-            labels = [Path.GetFileName(o.Image!)];
-            queryList.Add(new AttributionQuery(labels[0], pixels));
+            queryList = [new AttributionQuery(Path.GetFileName(o.Image!), pixels)];
         }
+        int count = queryList.Count;
+        var queries = TrakMethod.Images(queryList);
+        var labels = queryList.Select(q => q.Label).ToList();
         double generateSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
         var top = scorer.TopK(queryList, o.Top, cancel);

@@ -48,6 +48,9 @@ internal sealed class TrainVerb
     [Option("checkpoint-every", Default = 500)]
     public int CheckpointEvery { get; set; }
 
+    [Option("keep-checkpoints-every", Default = 0, HelpText = "Keep the checkpoints at every multiple of this step (for TracIn; export one with 'export --step S'); 0 keeps only the newest two.")]
+    public int KeepCheckpointsEvery { get; set; }
+
     [Option("json", HelpText = "Print the run summary as JSON on stdout.")]
     public bool Json { get; set; }
 }
@@ -71,6 +74,7 @@ internal static class TrainCommand
             Threads = o.Threads,
             CheckpointDirectory = o.Out,
             CheckpointEvery = o.CheckpointEvery,
+            KeepCheckpointsEvery = o.KeepCheckpointsEvery,
         };
         var bar = new ConsoleProgress("train");
         double lastMs = 0, lastIps = 0;
@@ -82,7 +86,7 @@ internal static class TrainCommand
         });
         using var result = DdpmTrainer.Train(options, progress, cancel);
         var info = new TrainingRunInfo(o.Data, dataset.Fingerprint, o.Subset, o.Size, dataset.Count, options.Schedule, result.Steps, o.BatchSize,
-            o.LearningRate, o.Ema, o.Seed, result.FinalLoss, result.Elapsed.TotalSeconds, lastMs, lastIps, o.Threads);
+            o.LearningRate, o.Ema, o.Seed, result.FinalLoss, result.Elapsed.TotalSeconds, lastMs, lastIps, o.Threads, options.WarmupSteps);
         info.Save(o.Out);
         if (o.Json)
         {

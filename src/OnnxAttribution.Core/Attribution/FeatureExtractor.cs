@@ -69,25 +69,36 @@ public sealed class FeatureExtractor
     /// <param name="count">B.</param>
     /// <param name="destination">B·<see cref="Dim"/> values, overwritten.</param>
     /// <param name="losses">Empty, or B values: each example's diffusion loss averaged over the plan's pairs (see
-    /// <see cref="GradientSource.Compute(ReadOnlySpan{float}, int, Span{float}, Span{float})"/>).</param>
-    public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default)
+    /// <see cref="GradientSource.Compute(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long})"/>).</param>
+    /// <param name="rows">The images' dataset rows (a one-random-timestep plan needs them).</param>
+    /// <param name="norms">Empty, or B values that receive the L2 norm of each unprojected gradient (dense projection only).</param>
+    /// <exception cref="UserInputException">Norms are asked of the factored projector, which never forms the gradient.</exception>
+    public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default, ReadOnlySpan<long> rows = default, Span<float> norms = default)
     {
-        if (destination.Length != (long)count * Dim || (losses.Length != 0 && losses.Length != count))
+        if (destination.Length != (long)count * Dim || (losses.Length != 0 && losses.Length != count) || (!norms.IsEmpty && norms.Length != count))
         {
-            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}; losses 0 or {count}, got {losses.Length}");
+            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}; losses and norms 0 or {count}, got {losses.Length} and {norms.Length}");
         }
         if (_dense is not null)
         {
             var grads = new float[count * _source.Dimension];
-            _source.Compute(images, count, grads, losses);
+            _source.Compute(images, count, grads, losses, rows);
+            for (int b = 0; b < norms.Length; b++)
+            {
+                norms[b] = System.Numerics.Tensors.TensorPrimitives.Norm(grads.AsSpan(checked((int)(b * _source.Dimension)), checked((int)_source.Dimension)));
+            }
             _dense.ProjectBatch(grads, count, destination);
             return;
+        }
+        if (!norms.IsEmpty)
+        {
+            throw new UserInputException("gradient norms need the dense projector: the factored projector never forms the whole gradient");
         }
         var acc = new float[count * Dim];
         var pairFeatures = new float[count * Dim];
         var loss = new double[count];
         var outputs = _factors.SelectMany(f => new[] { f.A, f.G }).ToList();
-        _source.ForEachPair(images, count, outputs, pair =>
+        _source.ForEachPair(images, count, outputs, rows, pair =>
         {
             var layers = _factors.Select(f => new LayerFactors(pair.Outputs[f.A], pair.Outputs[f.G], f.Positions)).ToList();
             _factored!.ProjectBatch(layers, count, pairFeatures);

@@ -4,15 +4,34 @@ using OnnxAttribution.Core.Numerics;
 namespace OnnxAttribution.Core.Attribution;
 
 /// <summary>
-/// The fixed timesteps and noise draws at which every example (training or query) is measured: the same draws for
-/// every example, so features are comparable (METHODS.md, TRAK and D-TRAK).
+/// The timesteps and noise draws at which every example (training or query) is measured. By default the fixed
+/// timesteps × noise draws, the same for every example, so features are comparable (METHODS.md, TRAK and D-TRAK); or,
+/// with <see cref="RandomTimestepRound"/> set (<see cref="OneRandomTimestep"/>), one random timestep and noise per example,
+/// as one training step would draw them (Diffusion-TracIn's training side, Xie et al. 2024).
 /// </summary>
-/// <param name="Timesteps">Timesteps t (0-based, &lt; T).</param>
-/// <param name="NoiseDraws">Noise draws per timestep.</param>
-/// <param name="NoiseSeed">Seed of the draws: draw d at timestep index j is stream j·NoiseDraws + d of <see cref="CounterRng"/>.</param>
+/// <param name="Timesteps">Timesteps t (0-based, &lt; T); empty in the one-random-timestep mode.</param>
+/// <param name="NoiseDraws">Noise draws per timestep (1 in the one-random-timestep mode).</param>
+/// <param name="NoiseSeed">Seed of the draws: draw d at timestep index j is stream j·NoiseDraws + d of <see cref="CounterRng"/>
+/// (in the one-random-timestep mode, the key of the per-example draws, see <see cref="ExampleTimestep"/>).</param>
 /// <param name="Measurement">The function differentiated.</param>
 public sealed record FeaturizationPlan(IReadOnlyList<long> Timesteps, int NoiseDraws, long NoiseSeed, MeasurementKind Measurement)
 {
+    /// <summary>
+    /// Null for fixed timesteps. Otherwise the plan is "one random timestep per example" and this is the round of the draws
+    /// (TracIn: the checkpoint index): the rows' timesteps and noise are keyed by (<see cref="NoiseSeed"/>, round, row).
+    /// </summary>
+    public long? RandomTimestepRound { get; init; }
+
+    /// <summary>
+    /// The plan that measures each example at ONE timestep and noise drawn for its dataset row, keyed by
+    /// (<paramref name="seed"/>, <paramref name="round"/>, row): the same draws whatever the batch size, sharding or order.
+    /// </summary>
+    public static FeaturizationPlan OneRandomTimestep(long seed, long round, MeasurementKind measurement)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(round);
+        return new FeaturizationPlan([], 1, seed, measurement) { RandomTimestepRound = round };
+    }
+
     /// <summary>K timesteps evenly spaced from 0, as in D-TRAK's code: t = 0, T/K, 2T/K, ….</summary>
     public static IReadOnlyList<long> Evenly(int trainTimesteps, int count)
     {
@@ -29,17 +48,51 @@ public sealed record FeaturizationPlan(IReadOnlyList<long> Timesteps, int NoiseD
     public bool NormalizePairs { get; init; }
 
     /// <summary>Number of (timestep, draw) pairs each example is measured at.</summary>
-    public int Pairs => Timesteps.Count * NoiseDraws;
+    public int Pairs => RandomTimestepRound is null ? Timesteps.Count * NoiseDraws : 1;
 
     /// <summary>Fills <paramref name="destination"/> (one example's C·H·W) with the noise of pair (timestep index, draw).</summary>
     public void Noise(int timestepIndex, int draw, Span<float> destination) =>
         new CounterRng(NoiseSeed, (long)timestepIndex * NoiseDraws + draw).FillNormal(destination);
+
+    /// <summary>The one-random-timestep mode: the timestep of dataset row <paramref name="row"/>, uniform in 0..T−1.</summary>
+    /// <remarks>
+    /// Uniform element <c>row</c> of <see cref="CounterRng"/>(<see cref="NoiseSeed"/>, stream S) with S = −2⁶³ + 2·round, t = ⌊u·T⌋.
+    /// Streams with the top bit set are never used by fixed plans (their streams j·NoiseDraws + d are small and
+    /// non-negative), so a training row's draws are independent of a query's even with the same seed.
+    /// </remarks>
+    public long ExampleTimestep(long row, int trainTimesteps)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(row);
+        ArgumentOutOfRangeException.ThrowIfLessThan(trainTimesteps, 1);
+        Span<double> u = stackalloc double[1];
+        new CounterRng(NoiseSeed, RoundStream(0)).FillUniform(u, row);
+        return Math.Min(trainTimesteps - 1, (long)(u[0] * trainTimesteps));
+    }
+
+    /// <summary>The one-random-timestep mode: the noise of dataset row <paramref name="row"/> (one example's C·H·W values).</summary>
+    /// <remarks>Normal elements row·D … row·D + D − 1 (D = C·H·W) of stream −2⁶³ + 2·round + 1 of <see cref="NoiseSeed"/>.</remarks>
+    public void ExampleNoise(long row, Span<float> destination)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(row);
+        new CounterRng(NoiseSeed, RoundStream(1)).FillNormal(destination, checked(row * destination.Length));
+    }
+
+    private long RoundStream(int purpose) =>
+        long.MinValue + 2 * (RandomTimestepRound ?? throw new InvalidOperationException("the plan has fixed timesteps: no per-example draws")) + purpose;
 
     /// <summary>Checks the plan against a schedule.</summary>
     /// <exception cref="UserInputException">A timestep is out of range or there are no draws.</exception>
     public void Validate(NoiseSchedule schedule)
     {
         ArgumentNullException.ThrowIfNull(schedule);
+        if (RandomTimestepRound is not null)
+        {
+            if (Timesteps.Count != 0 || NoiseDraws != 1 || RandomTimestepRound < 0)
+            {
+                throw new UserInputException($"a one-random-timestep plan has no fixed timesteps, one draw and a non-negative round (got {Timesteps.Count}, {NoiseDraws}, {RandomTimestepRound})");
+            }
+            return;
+        }
         if (Timesteps.Count == 0 || NoiseDraws < 1)
         {
             throw new UserInputException($"featurization needs at least one timestep and one noise draw (got {Timesteps.Count} and {NoiseDraws})");

@@ -67,11 +67,23 @@ public sealed class GradientSource
     /// Runs every (timestep, draw) pair of the plan on a batch and hands the requested gradient-graph outputs of each pair
     /// to <paramref name="accumulate"/> with the pair's weight 1/pairs.
     /// </summary>
-    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate)
+    /// <param name="images">B clean images, B·C·H·W values.</param>
+    /// <param name="count">B.</param>
+    /// <param name="outputs">The gradient-graph outputs wanted.</param>
+    /// <param name="accumulate">Receives each pair's outputs and its weight.</param>
+    /// <param name="rows">The images' dataset rows: needed by a one-random-timestep plan (the draws are keyed by row), ignored otherwise.</param>
+    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate, ReadOnlySpan<long> rows = default)
     {
         ArgumentNullException.ThrowIfNull(accumulate);
-        ForEachPair(images, count, outputs, pair => accumulate(pair.Outputs, pair.Weight));
+        ForEachPair(images, count, outputs, rows, pair => accumulate(pair.Outputs, pair.Weight));
     }
+
+    /// <summary>
+    /// <see cref="ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch})"/> for a
+    /// plan with fixed timesteps (no dataset rows needed).
+    /// </summary>
+    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<PairBatch> handle) =>
+        ForEachPair(images, count, outputs, default, handle);
 
     /// <summary>
     /// Runs every (timestep, draw) pair of the plan on a batch and hands each pair's forward pass (ε, ε̂) and the requested
@@ -80,8 +92,10 @@ public sealed class GradientSource
     /// <param name="images">B clean images x₀ in [-1, 1], B·C·H·W values.</param>
     /// <param name="count">B.</param>
     /// <param name="outputs">Gradient-graph outputs wanted (e.g. grad.* or a.*/g.*); empty for the forward pass alone.</param>
+    /// <param name="rows">The images' dataset rows: a one-random-timestep plan (TracIn) draws each example's timestep and noise
+    /// from its row and runs a single pair; ignored by fixed plans.</param>
     /// <param name="handle">Called once per pair, in plan order; the <see cref="PairBatch"/> is reused, valid only during the call.</param>
-    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<PairBatch> handle)
+    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, ReadOnlySpan<long> rows, Action<PairBatch> handle)
     {
         ArgumentNullException.ThrowIfNull(outputs);
         ArgumentNullException.ThrowIfNull(handle);
@@ -92,36 +106,61 @@ public sealed class GradientSource
         var xt = new float[count * d];
         var cot = new float[count * d];
         var ts = new long[count];
+        if (Plan.RandomTimestepRound is not null)
+        {
+            if (rows.Length != count)
+            {
+                throw new ArgumentException($"the plan draws one timestep per example from its dataset row: pass the {count} rows (got {rows.Length})", nameof(rows));
+            }
+            for (int b = 0; b < count; b++)
+            {
+                ts[b] = Plan.ExampleTimestep(rows[b], _schedule.Timesteps);
+                Plan.ExampleNoise(rows[b], pair.NoiseArray.AsSpan(b * d, d));
+            }
+            RunPair(images, count, ts, xt, cot, outputs, pair, timestepIndex: 0, draw: 0);
+            handle(pair);
+            return;
+        }
         for (int j = 0; j < Plan.Timesteps.Count; j++)
         {
-            long t = Plan.Timesteps[j];
-            float a = (float)Math.Sqrt(_schedule.AlphaBars[t]);
-            float s = (float)Math.Sqrt(1 - _schedule.AlphaBars[t]);
-            Array.Fill(ts, t);
+            Array.Fill(ts, Plan.Timesteps[j]);
             for (int draw = 0; draw < Plan.NoiseDraws; draw++)
             {
                 Plan.Noise(j, draw, noise);
                 for (int b = 0; b < count; b++)
                 {
                     noise.CopyTo(pair.NoiseArray.AsSpan(b * d, d));
-                    var x0 = images.Slice(b * d, d);
-                    var dst = xt.AsSpan(b * d, d);
-                    for (int i = 0; i < d; i++)
-                    {
-                        dst[i] = a * x0[i] + s * noise[i];
-                    }
                 }
-                _forward.Predict(xt, ts, count, pair.PredictionArray);
-                pair.Timestep = t;
-                pair.TimestepIndex = j;
-                pair.Draw = draw;
-                if (outputs.Count > 0)
-                {
-                    Measurement.Cotangent(Plan.Measurement, pair.PredictionArray, pair.NoiseArray, d, cot);
-                    pair.Outputs = _vjp.Run(xt, ts, cot, count, outputs);
-                }
+                RunPair(images, count, ts, xt, cot, outputs, pair, j, draw);
                 handle(pair);
             }
+        }
+    }
+
+    /// <summary>One pair on a batch: x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε per example (ε in the pair), ε̂, the cotangent, the gradient graph.</summary>
+    private void RunPair(ReadOnlySpan<float> images, int count, long[] ts, float[] xt, float[] cot, IReadOnlyList<string> outputs, PairBatch pair, int timestepIndex, int draw)
+    {
+        int d = ExampleLength;
+        for (int b = 0; b < count; b++)
+        {
+            float a = (float)Math.Sqrt(_schedule.AlphaBars[ts[b]]);
+            float s = (float)Math.Sqrt(1 - _schedule.AlphaBars[ts[b]]);
+            var x0 = images.Slice(b * d, d);
+            var e = pair.NoiseArray.AsSpan(b * d, d);
+            var dst = xt.AsSpan(b * d, d);
+            for (int i = 0; i < d; i++)
+            {
+                dst[i] = a * x0[i] + s * e[i];
+            }
+        }
+        _forward.Predict(xt, ts, count, pair.PredictionArray);
+        pair.Timestep = ts[0];
+        pair.TimestepIndex = timestepIndex;
+        pair.Draw = draw;
+        if (outputs.Count > 0)
+        {
+            Measurement.Cotangent(Plan.Measurement, pair.PredictionArray, pair.NoiseArray, d, cot);
+            pair.Outputs = _vjp.Run(xt, ts, cot, count, outputs);
         }
     }
 
@@ -135,7 +174,8 @@ public sealed class GradientSource
     /// With <see cref="FeaturizationPlan.NormalizePairs"/> each pair's gradient g is added as g/‖g‖ (the norm over all p
     /// parameters; a zero gradient adds nothing); otherwise as g, bit for bit as before the option existed.
     /// </remarks>
-    public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default)
+    /// <param name="rows">The images' dataset rows (a one-random-timestep plan needs them).</param>
+    public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default, ReadOnlySpan<long> rows = default)
     {
         CheckBatch(images, count, nameof(images));
         long p = RequireGradients(count, destination.Length);
@@ -148,7 +188,7 @@ public sealed class GradientSource
         var loss = new double[count];
         bool wantLosses = losses.Length > 0;
         var scale = new float[count];
-        ForEachPair(images, count, _vjp.GradientOutputs, pair =>
+        ForEachPair(images, count, _vjp.GradientOutputs, rows, pair =>
         {
             for (int b = 0; b < count; b++)
             {
@@ -302,7 +342,7 @@ public sealed class PairBatch
     /// <summary>The pair's weight in the plan's average, 1/pairs.</summary>
     public float Weight { get; }
 
-    /// <summary>The diffusion timestep t.</summary>
+    /// <summary>The diffusion timestep t (of the first example: a one-random-timestep plan gives every example its own).</summary>
     public long Timestep { get; internal set; }
 
     /// <summary>The index of t in the plan's timesteps.</summary>

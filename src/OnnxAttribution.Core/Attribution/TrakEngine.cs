@@ -37,6 +37,8 @@ public sealed record FeaturizeOptions
     /// (N×1 float32) from the same forward passes; resumable with the rows. Does not change the features.
     /// </summary>
     public bool RecordLosses { get; init; }
+    /// <summary>Also write <see cref="TrakEngine.NormsFile"/>: the L2 norm of each row's unprojected gradient (dense projection only).</summary>
+    public bool GradientNorms { get; init; }
 
     public SessionSettings Session { get; init; } = SessionSettings.Default;
 }
@@ -58,7 +60,8 @@ public sealed class TrakModel : IDisposable
             // The store is tied to the model's gradient graph (vjp.onnx), but featurizing runs a graph specialised to the
             // projection, derived from forward.onnx with the same rules: only per-example gradients for dense, only the
             // Kronecker factors for factored. ONNX Runtime runs every node of a graph whatever outputs are asked for.
-            Fingerprint = StoreMeta.FingerprintFile(Directory.RequireVjp());
+            // A folder without vjp.onnx (an exported training checkpoint) is identified by its forward graph instead.
+            Fingerprint = StoreMeta.FingerprintFile(File.Exists(Directory.VjpPath) ? Directory.VjpPath : Directory.RequireForward());
             var forward = Onnx.OnnxModelFile.Load(Directory.RequireForward());
             var graph = Onnx.Differentiation.VjpBuilder.Build(forward, new Onnx.Differentiation.VjpOptions
             {
@@ -80,7 +83,7 @@ public sealed class TrakModel : IDisposable
 
     public ModelDirectory Directory { get; }
 
-    /// <summary>SHA-256 of vjp.onnx: the store's model fingerprint.</summary>
+    /// <summary>SHA-256 of vjp.onnx (of forward.onnx in a folder without one): the store's model fingerprint.</summary>
     public string Fingerprint { get; }
 
     /// <summary>The extractor for the plan and projection this model was opened with.</summary>
@@ -155,6 +158,8 @@ public static class TrakEngine
 
     /// <summary>meta.json settings key recording <see cref="FeaturizationPlan.NormalizePairs"/> (value "l2"; absent when off).</summary>
     public const string PairNormalizationSetting = "pairNormalization";
+    /// <summary>With <see cref="FeaturizeOptions.GradientNorms"/>: an N×1 float32 .npy of ‖∇f(xᵢ)‖ (unprojected), beside the features.</summary>
+    public const string NormsFile = "norms.npy";
 
     /// <summary>The store metadata these options produce (the row contents depend on exactly these fields).</summary>
     public static StoreMeta Meta(FeaturizeOptions o, string modelFingerprint, int dim) => new()
@@ -178,11 +183,28 @@ public static class TrakEngine
         DatasetFingerprint = o.Data.Fingerprint,
         Subset = o.Subset,
         Shard = o.Shard,
-        // Only written when on, so stores made before the option existed keep their meta.json.
-        Settings = o.Plan.NormalizePairs
-            ? new SortedDictionary<string, string>(StringComparer.Ordinal) { [PairNormalizationSetting] = "l2" }
-            : new SortedDictionary<string, string>(StringComparer.Ordinal),
+        // Only the settings in use are written, so stores made before an option existed keep their meta.json.
+        Settings = SettingsOf(o.Plan),
     };
+
+    /// <summary>The meta.json settings a plan needs recorded: pair normalisation and the one-random-timestep mode, each only when on.</summary>
+    private static SortedDictionary<string, string> SettingsOf(FeaturizationPlan plan)
+    {
+        var settings = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        if (plan.NormalizePairs)
+        {
+            settings[PairNormalizationSetting] = "l2";
+        }
+        if (plan.RandomTimestepRound is long round)
+        {
+            settings[PlanSetting] = OneRandomTimestep;
+            settings[RoundSetting] = round.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return settings;
+    }
+
+    /// <summary>meta.json settings of a one-random-timestep plan (<see cref="FeaturizationPlan.RandomTimestepRound"/>).</summary>
+    internal const string PlanSetting = "plan", OneRandomTimestep = "one-random-timestep", RoundSetting = "plan.round";
 
     /// <summary>
     /// Featurizes the rows of the shard that are not done yet, flushing after every batch: a killed run loses at most
@@ -213,6 +235,9 @@ public static class TrakEngine
         }
         using var writer = FeatureStoreWriter.OpenOrCreate(o.OutDirectory, meta);
         using var losses = o.RecordLosses ? LossColumn.OpenOrCreate(Path.Combine(o.OutDirectory, LossesFile), writer) : null;
+        using var norms = o.GradientNorms
+            ? SidecarMatrix.OpenOrCreate(Path.Combine(o.OutDirectory, NormsFile), writer.FirstRow, writer.RowCount, 1, create: writer.DoneCount == 0)
+            : null;
         var pending = writer.PendingRows;
         long total = writer.RowCount;
         long done = writer.DoneCount;
@@ -222,6 +247,8 @@ public static class TrakEngine
         var images = new float[o.BatchSize * d];
         var features = new float[o.BatchSize * k];
         var rowLosses = new float[o.BatchSize];
+        var rows = new long[o.BatchSize];
+        var rowNorms = new float[o.BatchSize];
         int index = 0;
         while (index < pending.Count)
         {
@@ -233,8 +260,20 @@ public static class TrakEngine
                 count++;
             }
             long first = pending[index];
+            for (int b = 0; b < count; b++)
+            {
+                rows[b] = first + b;
+            }
             o.Data.Pixels.Slice(checked((int)(first * d)), count * d).CopyTo(images);
-            extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k));
+            extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k), losses is null ? default : rowLosses.AsSpan(0, count),
+                rows.AsSpan(0, count), norms is null ? default : rowNorms.AsSpan(0, count));
+            // Losses and norms reach the disk before the rows are marked done, so a done row always has them.
+            losses?.Write(first, rowLosses.AsSpan(0, count));
+            if (norms is not null)
+            {
+                norms.WriteRows(first, rowNorms.AsSpan(0, count));
+                norms.Flush();
+            }
             writer.WriteRows(first, count, features.AsSpan(0, count * k));
             writer.Flush();
             index += count;

@@ -95,16 +95,26 @@ public sealed class TrakScorer : IDisposable
     }
 
     /// <summary>The featurization plan recorded in a store's meta.json.</summary>
-    /// <exception cref="AttributionException">An unknown measurement or pair normalisation.</exception>
+    /// <exception cref="AttributionException">An unknown measurement, pair normalisation or plan mode.</exception>
     public static FeaturizationPlan PlanOf(StoreMeta meta)
     {
         ArgumentNullException.ThrowIfNull(meta);
+        var measurement = Measurement.FromStoreName(meta.Measurement);
         bool normalize = false;
         if (meta.Settings.TryGetValue(TrakEngine.PairNormalizationSetting, out var n))
         {
             normalize = n == "l2" ? true : throw new AttributionException($"meta.json: field 'settings.{TrakEngine.PairNormalizationSetting}' is '{n}'; known: l2");
         }
-        return new FeaturizationPlan(meta.Timesteps.ToArray(), meta.NoiseDraws, meta.NoiseSeed, Measurement.FromStoreName(meta.Measurement))
+        if (meta.Settings.TryGetValue(TrakEngine.PlanSetting, out var plan))
+        {
+            if (plan != TrakEngine.OneRandomTimestep || !meta.Settings.TryGetValue(TrakEngine.RoundSetting, out var round)
+                || !long.TryParse(round, NumberStyles.None, CultureInfo.InvariantCulture, out long r))
+            {
+                throw new AttributionException($"meta.json: field 'settings.{TrakEngine.PlanSetting}' is '{plan}'; known: {TrakEngine.OneRandomTimestep} with a '{TrakEngine.RoundSetting}'");
+            }
+            return FeaturizationPlan.OneRandomTimestep(meta.NoiseSeed, r, measurement) with { NormalizePairs = normalize };
+        }
+        return new FeaturizationPlan(meta.Timesteps.ToArray(), meta.NoiseDraws, meta.NoiseSeed, measurement)
         {
             NormalizePairs = normalize,
         };

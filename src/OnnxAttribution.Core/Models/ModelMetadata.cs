@@ -21,6 +21,14 @@ public sealed record TrainingInfo(
     double TrainSeconds);
 
 /// <summary>
+/// Which training checkpoint a model folder holds: the raw (non-EMA) weights after <paramref name="Step"/> optimizer steps,
+/// and the learning rate of the step taken from them (TracIn's η_c, Pruthi et al. 2020, Eq. 3; Xie et al. 2024).
+/// </summary>
+/// <param name="Step">Optimizer steps done when the weights were saved.</param>
+/// <param name="LearningRate">The learning rate the trainer applies to the next step (warm-up included).</param>
+public sealed record CheckpointInfo(int Step, double LearningRate);
+
+/// <summary>
 /// The contents of <c>model.json</c> in a model directory: the diffusion settings, the image geometry,
 /// the file names of the graphs and the parameter list.
 /// </summary>
@@ -55,6 +63,10 @@ public sealed record ModelMetadata
     public IReadOnlyList<ParameterInfo> Parameters { get; init; } = [];
 
     public TrainingInfo? Training { get; init; }
+
+    /// <summary>Set when the folder holds one training checkpoint's raw weights (<c>export --step</c>); absent otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public CheckpointInfo? Checkpoint { get; init; }
 
     public static readonly JsonSerializerOptions JsonOptions = new()
     {

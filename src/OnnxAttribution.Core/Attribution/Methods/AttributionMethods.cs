@@ -16,6 +16,8 @@ public static class AttributionMethods
         new GradientCosineMethod(),
         new RandomMethod(),
         new JourneyTrakMethod(),
+        new TracInMethod("tracin", renormalize: false),
+        new TracInMethod("retrac", renormalize: true),
         // more methods: add one line here
     ];
 

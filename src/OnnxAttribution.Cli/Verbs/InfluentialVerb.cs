@@ -1,0 +1,94 @@
+using System.Text.Json;
+using CommandLine;
+using OnnxAttribution.Core;
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Sampling;
+
+namespace OnnxAttribution.Cli.Verbs;
+
+[Verb("influential", HelpText = "Count the 'generally influential' training images of method stores (Xie et al. 2024): those in the top-k of more than a fraction of generated queries. Compares e.g. tracin with retrac; writes JSON.")]
+internal sealed class InfluentialVerb
+{
+    [Option("stores", Required = true, Separator = ',', HelpText = "Method store folders, comma-separated.")]
+    public IEnumerable<string> Stores { get; set; } = [];
+
+    [Option("seeds", Default = "0:50", HelpText = "The queries: images generated from these seeds, start:end (end exclusive) or a list 3,5,9.")]
+    public string Seeds { get; set; } = "0:50";
+
+    [Option("top", Default = 10, HelpText = "k of each query's top-k list.")]
+    public int Top { get; set; }
+
+    [Option("fraction", Default = 0.2, HelpText = "A training image counts when it is in the top-k of more than this share of the queries.")]
+    public double Fraction { get; set; }
+
+    [Option("steps", Default = 50)]
+    public int Steps { get; set; }
+
+    [Option("sampler", Default = SamplerKind.Ddim)]
+    public SamplerKind Sampler { get; set; }
+
+    [Option("out", Default = "influential.json", HelpText = "The JSON report.")]
+    public string Out { get; set; } = "influential.json";
+
+    [Option("threads", Default = 0)]
+    public int Threads { get; set; }
+
+    [Option("device", Default = ExecutionDevice.Cpu)]
+    public ExecutionDevice Device { get; set; }
+
+    [Option("json", HelpText = "Also print the report as JSON on stdout.")]
+    public bool Json { get; set; }
+}
+
+internal static class InfluentialCommand
+{
+    public static int Run(InfluentialVerb o, CancellationToken cancel)
+    {
+        var stores = o.Stores.ToList();
+        if (stores.Count == 0 || o.Top < 1 || !(o.Fraction >= 0 && o.Fraction < 1))
+        {
+            throw new UserInputException($"influential: need at least one store, --top ≥ 1 (got {o.Top}) and 0 ≤ --fraction < 1 (got {o.Fraction})");
+        }
+        var spec = SubsetSpec.Parse(o.Seeds);
+        if (spec.IsAll || (spec.ExplicitIndices is null && spec.End is null))
+        {
+            throw new UserInputException($"--seeds '{o.Seeds}': give a range with an end, e.g. 0:50, or a list 3,5,9");
+        }
+        var seeds = spec.Resolve(int.MaxValue).Select(s => (long)s).ToArray();
+        var session = new SessionSettings(o.Device, o.Threads);
+        // Queries are generated once per model: stores of the same model are compared on the same images.
+        var queriesByModel = new Dictionary<string, List<AttributionQuery>>(StringComparer.Ordinal);
+        var results = new List<object>();
+        foreach (var store in stores)
+        {
+            var modelDir = StoreSource.TryLoad(store)?.ModelDirectory
+                ?? throw new UserInputException($"{store} has no {StoreSource.FileName}: cannot tell which model generates the queries");
+            var model = ModelDirectory.Open(modelDir);
+            if (!queriesByModel.TryGetValue(model.Path, out var queries))
+            {
+                Output.Note($"generating {seeds.Length} queries with {modelDir} ({o.Sampler.ToString().ToLowerInvariant()}, {o.Steps} steps)");
+                queries = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel);
+                queriesByModel[model.Path] = queries;
+            }
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            using var scorer = AttributionMethods.Open(store, modelDir, session);
+            var summary = GenerallyInfluential.Of(scorer.TopK(queries, o.Top, cancel), o.Fraction);
+            double seconds = clock.Elapsed.TotalSeconds;
+            results.Add(new { store, method = scorer.Method, rows = scorer.Rows, generallyInfluential = summary.Count, summary, seconds });
+            Console.WriteLine($"{store} ({scorer.Method}): {summary.Count} training images are in the top-{o.Top} of more than {o.Fraction:P0} of {seeds.Length} queries"
+                + $" ({summary.DistinctRows} distinct images in all top-{o.Top} lists; most frequent: "
+                + string.Join(", ", summary.MostFrequent.Take(5).Select(r => $"#{r.Row} in {r.Queries}")) + ")");
+        }
+        var report = new { seeds = o.Seeds, queries = seeds.Length, top = o.Top, fraction = o.Fraction, sampler = o.Sampler, steps = o.Steps, stores = results };
+        File.WriteAllText(o.Out, JsonSerializer.Serialize(report, Output.Options) + "\n");
+        Output.Note($"wrote {o.Out}");
+        if (o.Json)
+        {
+            Output.WriteJson(report);
+        }
+        return CliApp.Ok;
+    }
+}
