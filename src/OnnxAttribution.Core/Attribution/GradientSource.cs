@@ -64,7 +64,12 @@ public sealed class GradientSource
     /// Runs every (timestep, draw) pair of the plan on a batch and hands the requested gradient-graph outputs of each pair
     /// to <paramref name="accumulate"/> with the pair's weight 1/pairs.
     /// </summary>
-    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate)
+    /// <param name="images">B clean images x₀, B·C·H·W values.</param>
+    /// <param name="count">B.</param>
+    /// <param name="outputs">The gradient-graph outputs wanted.</param>
+    /// <param name="accumulate">Called once per pair, in plan order, with the outputs and the pair's weight.</param>
+    /// <param name="cotangent">The cotangents fed to the graph; null for the plan's measurement.</param>
+    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate, CotangentFunction? cotangent = null)
     {
         ArgumentNullException.ThrowIfNull(accumulate);
         int d = ExampleLength;
@@ -99,7 +104,14 @@ public sealed class GradientSource
                     }
                 }
                 _forward.Predict(xt, ts, count, eps);
-                Measurement.Cotangent(Plan.Measurement, eps, noiseBatch, d, cot);
+                if (cotangent is null)
+                {
+                    Measurement.Cotangent(Plan.Measurement, eps, noiseBatch, d, cot);
+                }
+                else
+                {
+                    cotangent(j, draw, eps, noiseBatch, cot);
+                }
                 accumulate(_vjp.Run(xt, ts, cot, count, outputs), weight);
             }
         }

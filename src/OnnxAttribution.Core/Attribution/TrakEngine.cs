@@ -76,6 +76,33 @@ public sealed class TrakModel : IDisposable
 
     public FeatureExtractor Extractor { get; }
 
+    /// <summary>Checks that the dataset's images have the model's channels and size.</summary>
+    /// <exception cref="UserInputException">They do not.</exception>
+    public void RequireGeometry(ImageDataset data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var m = Directory.Metadata;
+        if (data.Channels != m.Channels || data.Height != m.ImageSize || data.Width != m.ImageSize)
+        {
+            throw new UserInputException($"dataset {data.Name} has images {data.Channels}×{data.Height}×{data.Width}; the model takes {m.Channels}×{m.ImageSize}×{m.ImageSize} (use --size)");
+        }
+    }
+
+    /// <summary>Checks that this model and projection are the ones a store was featurized with.</summary>
+    /// <exception cref="AttributionException">The gradient graph's fingerprint or the feature length differs.</exception>
+    public void RequireStore(string storeDirectory, FeatureStore store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        if (Fingerprint != store.Meta.ModelFingerprint)
+        {
+            throw new AttributionException($"{storeDirectory}: built from a gradient graph with SHA-256 {store.Meta.ModelFingerprint[..12]}…, but {Directory.VjpPath} has {Fingerprint[..12]}…; featurize again for this model");
+        }
+        if (Extractor.Dim != store.Dim)
+        {
+            throw new AttributionException($"{storeDirectory}: the store has k = {store.Dim}; the model's projection gives {Extractor.Dim}");
+        }
+    }
+
     public void Dispose()
     {
         _vjp.Dispose();
@@ -126,10 +153,7 @@ public static class TrakEngine
         ArgumentOutOfRangeException.ThrowIfLessThan(o.BatchSize, 1);
         using var model = new TrakModel(o.ModelDirectory, o.Plan, o.Projection, o.Session);
         var meta = Meta(o, model.Fingerprint, model.Extractor.Dim);
-        if (o.Data.Channels != model.Directory.Metadata.Channels || o.Data.Height != model.Directory.Metadata.ImageSize || o.Data.Width != model.Directory.Metadata.ImageSize)
-        {
-            throw new UserInputException($"dataset {o.Data.Name} has images {o.Data.Channels}×{o.Data.Height}×{o.Data.Width}; the model takes {model.Directory.Metadata.Channels}×{model.Directory.Metadata.ImageSize}×{model.Directory.Metadata.ImageSize} (use --size)");
-        }
+        model.RequireGeometry(o.Data);
         using var writer = FeatureStoreWriter.OpenOrCreate(o.OutDirectory, meta);
         var pending = writer.PendingRows;
         long total = writer.RowCount;

@@ -39,14 +39,7 @@ public sealed class TrakScorer : IDisposable
             var meta = store.Meta;
             var plan = PlanOf(meta);
             model = new TrakModel(modelDirectory, plan, ProjectionOf(meta), session);
-            if (model.Fingerprint != meta.ModelFingerprint)
-            {
-                throw new AttributionException($"{storeDirectory}: built from a gradient graph with SHA-256 {meta.ModelFingerprint[..12]}…, but {model.Directory.VjpPath} has {model.Fingerprint[..12]}…; featurize again for this model");
-            }
-            if (model.Extractor.Dim != store.Dim)
-            {
-                throw new AttributionException($"{storeDirectory}: the store has k = {store.Dim}; the model's projection gives {model.Extractor.Dim}");
-            }
+            model.RequireStore(storeDirectory, store);
             var pre = Preconditioner.Load(Path.Combine(storeDirectory, TrakEngine.PreconditionerFile), store.Dim, TrakEngine.StoreFingerprint(storeDirectory));
             return new TrakScorer(store, model, pre);
         }

@@ -11,6 +11,8 @@ public static class AttributionMethods
     [
         new TrakMethod("trak", MeasurementKind.Loss),
         new TrakMethod("d-trak", MeasurementKind.Square),
+        new KfacMethod("kfac", Influence.CurvatureKind.Kfac),
+        new KfacMethod("ekfac", Influence.CurvatureKind.Ekfac),
         // more methods: add one line here
     ];
 
