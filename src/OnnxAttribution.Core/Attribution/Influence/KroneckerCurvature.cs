@@ -24,6 +24,8 @@ public enum CurvatureKind
 /// </summary>
 public sealed class KroneckerLayer
 {
+    private double[]? _used;
+
     /// <summary>Creates a layer block; the decompositions must match the shape (A: inDim, B: outDim).</summary>
     /// <exception cref="ArgumentException">A size does not match the shape.</exception>
     public KroneckerLayer(KroneckerLayerShape shape, EigenDecomposition input, EigenDecomposition output, double[]? corrected = null)
@@ -70,9 +72,8 @@ public sealed class KroneckerLayer
     /// <summary>The eigenvalues the inverse uses (a copy): <see cref="Corrected"/> when present, else the Kronecker products.</summary>
     public double[] Eigenvalues() => (double[])Used.Clone();
 
+    /// <summary>The eigenvalues the inverse uses, computed once (a benign race: every thread computes the same array).</summary>
     private double[] Used => _used ??= Corrected ?? KroneckerEigenvalues();
-
-    private double[]? _used;
 
     /// <summary>The absolute damping λ = <paramref name="relativeDamping"/> × the mean eigenvalue (× 1 when the layer has no curvature).</summary>
     public double Damping(double relativeDamping)

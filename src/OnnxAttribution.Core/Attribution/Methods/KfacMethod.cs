@@ -107,6 +107,10 @@ public sealed class KfacMethod(string name, CurvatureKind kind) : IAttributionMe
             var training = TrakScorer.PlanOf(store.Meta);
             model = new TrakModel(modelDirectory, training with { Measurement = measurement }, TrakScorer.ProjectionOf(store.Meta), session);
             model.RequireStore(storeDirectory, store);
+            if (model.Extractor.Factored is null)
+            {
+                throw new AttributionException($"{storeDirectory}: meta.json says projector '{store.Meta.Projector.Kind}'; a {Name} store is featurized with the factored projector");
+            }
             var path = Path.Combine(storeDirectory, CurvatureEstimator.FileName);
             var curvature = KroneckerCurvature.Load(path);
             var shapes = LayerGradients.Shapes(model.Extractor.Source);
