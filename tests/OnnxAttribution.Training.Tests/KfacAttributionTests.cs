@@ -3,10 +3,8 @@ using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Influence;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Store;
-using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Training.Tests;
 
@@ -28,10 +26,7 @@ public sealed class KfacAttributionTests
     {
         _dir = Directory.CreateTempSubdirectory("oa-kfac-").FullName;
         _model = Path.Combine(_dir, "model");
-        using var net = new UNet(new UNetConfig { BaseChannels = 8, Groups = 4, TimeEmbeddingDim = 32, SinusoidDim = 16 }, seed: 3);
-        var parameters = net.ParameterInfos();
-        OnnxExporter.Export(net, new ScheduleSettings(ScheduleKind.Linear, 1000), null, _model, "tiny",
-            (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
+        Support.TinyModel.Export(_model);
         _data = SubsetSpec.Parse($"0:{Rows}").Apply(Repository.Locator.Load("embedded"));
     }
 

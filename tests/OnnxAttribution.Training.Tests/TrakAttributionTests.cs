@@ -1,9 +1,7 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Store;
-using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Training.Tests;
 
@@ -23,10 +21,7 @@ public sealed class TrakAttributionTests
     {
         _dir = Directory.CreateTempSubdirectory("oa-trak-").FullName;
         _model = Path.Combine(_dir, "model");
-        using var net = new UNet(new UNetConfig { BaseChannels = 8, Groups = 4, TimeEmbeddingDim = 32, SinusoidDim = 16 }, seed: 3);
-        var parameters = net.ParameterInfos();
-        OnnxExporter.Export(net, new ScheduleSettings(ScheduleKind.Linear, 1000), null, _model, "tiny",
-            (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
+        Support.TinyModel.Export(_model);
         _data = SubsetSpec.Parse($"0:{Rows}").Apply(Repository.Locator.Load("embedded"));
     }
 
