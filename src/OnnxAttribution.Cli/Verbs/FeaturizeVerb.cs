@@ -29,7 +29,7 @@ internal sealed class FeaturizeVerb
     [Option("measurement", HelpText = "Override the method's measurement: loss (the diffusion loss, TRAK's default), square (the squared output norm, D-TRAK's) or mean (the mean output, DAS's).")]
     public MeasurementKind? Measurement { get; set; }
 
-    [Option("damping", Default = 1e-3, HelpText = "Methods other than trak/d-trak: λ relative to the mean diagonal of the curvature.")]
+    [Option("damping", Default = 1e-3, HelpText = "Methods other than trak/d-trak: λ relative to the mean diagonal of the curvature (kfac/ekfac: to each layer's mean eigenvalue; must be > 0).")]
     public double Damping { get; set; }
 
     [Option("journey-steps", Default = 10, HelpText = "journey-trak: DDIM steps of the query trajectory attributed (training features at the same timesteps).")]
@@ -38,7 +38,7 @@ internal sealed class FeaturizeVerb
     [Option("checkpoints", Separator = ',', HelpText = "tracin/retrac: model folders of saved training checkpoints, comma-separated (learning rates from their model.json).")]
     public IEnumerable<string> Checkpoints { get; set; } = [];
 
-    [Option("method-seed", Default = 0L, HelpText = "Seed of a method's own random choices (random baseline, per-example timesteps of TracIn).")]
+    [Option("method-seed", Default = 0L, HelpText = "Seed of a method's own random choices (random baseline, per-example timesteps of TracIn, the Monte-Carlo Fisher draws of kfac/ekfac).")]
     public long MethodSeed { get; set; }
 
     [Option("pixel-metric", Default = PixelMetric.Cosine, HelpText = "pixel: cosine (similarity of the pixel vectors) or l2 (negative Euclidean distance).")]
@@ -53,7 +53,7 @@ internal sealed class FeaturizeVerb
     [Option("noise-seed", Default = 0L)]
     public long NoiseSeed { get; set; }
 
-    [Option("projector", Default = ProjectorKind.Dense, HelpText = "dense (JL projection of the whole gradient) or factored (per-layer Kronecker projection of the Conv/Gemm weight gradients).")]
+    [Option("projector", Default = ProjectorKind.Dense, HelpText = "dense (JL projection of the whole gradient) or factored (per-layer Kronecker projection of the Conv/Gemm weight gradients). kfac/ekfac always use factored.")]
     public ProjectorKind Projector { get; set; }
 
     [Option("distribution", Default = ProjectionKind.Rademacher, HelpText = "Projection entries: rademacher or gaussian.")]

@@ -64,6 +64,9 @@ public sealed class FeatureExtractor
 
     public GradientSource Source => _source;
 
+    /// <summary>The factored projector (null for a dense one): per-layer P_in, P_out for projecting weight-shaped matrices.</summary>
+    public FactoredProjector? Factored => _factored;
+
     /// <summary>Features of a batch of clean images: <paramref name="count"/> rows of <see cref="Dim"/>.</summary>
     /// <param name="images">B clean images, B·C·H·W values.</param>
     /// <param name="count">B.</param>

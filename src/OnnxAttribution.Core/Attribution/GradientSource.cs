@@ -72,14 +72,16 @@ public sealed class GradientSource
     /// <param name="outputs">The gradient-graph outputs wanted.</param>
     /// <param name="accumulate">Receives each pair's outputs and its weight.</param>
     /// <param name="rows">The images' dataset rows: needed by a one-random-timestep plan (the draws are keyed by row), ignored otherwise.</param>
-    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate, ReadOnlySpan<long> rows = default)
+    /// <param name="cotangent">The cotangents fed to the graph; null for the plan's measurement.</param>
+    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate,
+        ReadOnlySpan<long> rows = default, CotangentFunction? cotangent = null)
     {
         ArgumentNullException.ThrowIfNull(accumulate);
-        ForEachPair(images, count, outputs, rows, pair => accumulate(pair.Outputs, pair.Weight));
+        ForEachPair(images, count, outputs, rows, pair => accumulate(pair.Outputs, pair.Weight), cotangent);
     }
 
     /// <summary>
-    /// <see cref="ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch})"/> for a
+    /// <see cref="ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction)"/> for a
     /// plan with fixed timesteps (no dataset rows needed).
     /// </summary>
     public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<PairBatch> handle) =>
@@ -95,7 +97,9 @@ public sealed class GradientSource
     /// <param name="rows">The images' dataset rows: a one-random-timestep plan (TracIn) draws each example's timestep and noise
     /// from its row and runs a single pair; ignored by fixed plans.</param>
     /// <param name="handle">Called once per pair, in plan order; the <see cref="PairBatch"/> is reused, valid only during the call.</param>
-    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, ReadOnlySpan<long> rows, Action<PairBatch> handle)
+    /// <param name="cotangent">The cotangents fed to the graph (e.g. Monte-Carlo Fisher samples for K-FAC); null for the plan's measurement.</param>
+    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, ReadOnlySpan<long> rows, Action<PairBatch> handle,
+        CotangentFunction? cotangent = null)
     {
         ArgumentNullException.ThrowIfNull(outputs);
         ArgumentNullException.ThrowIfNull(handle);
@@ -117,7 +121,7 @@ public sealed class GradientSource
                 ts[b] = Plan.ExampleTimestep(rows[b], _schedule.Timesteps);
                 Plan.ExampleNoise(rows[b], pair.NoiseArray.AsSpan(b * d, d));
             }
-            RunPair(images, count, ts, xt, cot, outputs, pair, timestepIndex: 0, draw: 0);
+            RunPair(images, count, ts, xt, cot, outputs, pair, timestepIndex: 0, draw: 0, cotangent);
             handle(pair);
             return;
         }
@@ -131,14 +135,15 @@ public sealed class GradientSource
                 {
                     noise.CopyTo(pair.NoiseArray.AsSpan(b * d, d));
                 }
-                RunPair(images, count, ts, xt, cot, outputs, pair, j, draw);
+                RunPair(images, count, ts, xt, cot, outputs, pair, j, draw, cotangent);
                 handle(pair);
             }
         }
     }
 
     /// <summary>One pair on a batch: x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε per example (ε in the pair), ε̂, the cotangent, the gradient graph.</summary>
-    private void RunPair(ReadOnlySpan<float> images, int count, long[] ts, float[] xt, float[] cot, IReadOnlyList<string> outputs, PairBatch pair, int timestepIndex, int draw)
+    private void RunPair(ReadOnlySpan<float> images, int count, long[] ts, float[] xt, float[] cot, IReadOnlyList<string> outputs, PairBatch pair,
+        int timestepIndex, int draw, CotangentFunction? cotangent)
     {
         int d = ExampleLength;
         for (int b = 0; b < count; b++)
@@ -159,7 +164,14 @@ public sealed class GradientSource
         pair.Draw = draw;
         if (outputs.Count > 0)
         {
-            Measurement.Cotangent(Plan.Measurement, pair.PredictionArray, pair.NoiseArray, d, cot);
+            if (cotangent is null)
+            {
+                Measurement.Cotangent(Plan.Measurement, pair.PredictionArray, pair.NoiseArray, d, cot);
+            }
+            else
+            {
+                cotangent(timestepIndex, draw, pair.PredictionArray, pair.NoiseArray, cot);
+            }
             pair.Outputs = _vjp.Run(xt, ts, cot, count, outputs);
         }
     }

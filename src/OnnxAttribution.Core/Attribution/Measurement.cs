@@ -1,3 +1,5 @@
+using OnnxAttribution.Core.Numerics;
+
 namespace OnnxAttribution.Core.Attribution;
 
 /// <summary>
@@ -18,6 +20,12 @@ public enum MeasurementKind
     /// </summary>
     Mean,
 }
+
+/// <summary>
+/// Writes the cotangents fed to the gradient graph for a batch at one (timestep index, noise draw) pair of a
+/// <see cref="FeaturizationPlan"/>: B·D values from the model's ε̂ and the noise that made x_t (B·D values each).
+/// </summary>
+public delegate void CotangentFunction(int timestepIndex, int draw, ReadOnlySpan<float> epsHat, ReadOnlySpan<float> noise, Span<float> destination);
 
 /// <summary>Cotangents of the measurement functions.</summary>
 public static class Measurement
@@ -81,4 +89,45 @@ public static class Measurement
     public static MeasurementKind FromStoreName(string name) =>
         Enum.GetValues<MeasurementKind>().Where(k => StoreName(k) == name).Select(k => (MeasurementKind?)k).FirstOrDefault()
         ?? throw new AttributionException($"meta.json: field 'measurement' is '{name}'; known: {string.Join(", ", Enum.GetValues<MeasurementKind>().Select(StoreName))}");
+    /// <summary>
+    /// Monte-Carlo Fisher samples of the diffusion loss (Martens &amp; Grosse 2015, sampled Fisher; Mlodozeniec et al. 2024,
+    /// GGN of the diffusion loss): cotangent c = √(2/D)·z with z ~ N(0, I) drawn per example and pair, so the pseudo-gradient Jᵀc has
+    /// E[Jᵀc cᵀJ] = Jᵀ(2/D)J, the Gauss–Newton matrix of ‖ε − ε̂‖²/D (the loss is the negative log-likelihood of
+    /// ε ~ N(ε̂, D/2·I) up to a constant, whose Fisher and GGN coincide).
+    /// </summary>
+    /// <remarks>
+    /// z of example row r at pair p (= timestep index · draws + draw) is stream <see cref="FisherStreamBase"/> + r·pairs + p of
+    /// <see cref="CounterRng"/> under <paramref name="seed"/>: reproducible per row whatever the batching, and apart from
+    /// the plan's noise streams (0 … pairs − 1) even when both seeds are equal.
+    /// </remarks>
+    /// <param name="seed">Seed of the draws.</param>
+    /// <param name="firstRow">Dataset row of the batch's first example.</param>
+    /// <param name="plan">The plan whose pairs are run.</param>
+    /// <param name="perExample">D, the output size of one example.</param>
+    public static CotangentFunction FisherSample(long seed, long firstRow, FeaturizationPlan plan, int perExample)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentOutOfRangeException.ThrowIfNegative(firstRow);
+        ArgumentOutOfRangeException.ThrowIfLessThan(perExample, 1);
+        long pairs = plan.Pairs;
+        int draws = plan.NoiseDraws;
+        float scale = (float)Math.Sqrt(2.0 / perExample);
+        return (timestepIndex, draw, epsHat, _, destination) =>
+        {
+            if (epsHat.Length != destination.Length || destination.Length % perExample != 0)
+            {
+                throw new ArgumentException($"Fisher sample: ε̂ has {epsHat.Length} values, destination {destination.Length}; expected whole examples of {perExample}");
+            }
+            long pair = (long)timestepIndex * draws + draw;
+            for (int b = 0; b < destination.Length / perExample; b++)
+            {
+                var z = destination.Slice(b * perExample, perExample);
+                new CounterRng(seed, FisherStreamBase + (firstRow + b) * pairs + pair).FillNormal(z);
+                System.Numerics.Tensors.TensorPrimitives.Multiply(z, scale, z);
+            }
+        };
+    }
+
+    /// <summary>First <see cref="CounterRng"/> stream of the Fisher draws (the negative half of the stream space).</summary>
+    public const long FisherStreamBase = long.MinValue;
 }

@@ -102,14 +102,7 @@ public sealed class TrakModel : IDisposable
         var model = new TrakModel(modelDirectory, TrakScorer.PlanOf(meta), TrakScorer.ProjectionOf(meta), session);
         try
         {
-            if (model.Fingerprint != meta.ModelFingerprint)
-            {
-                throw new AttributionException($"{store.Directory}: built from a gradient graph with SHA-256 {meta.ModelFingerprint[..12]}…, but {model.Directory.VjpPath} has {model.Fingerprint[..12]}…; featurize again for this model");
-            }
-            if (model.Extractor.Dim != store.Dim)
-            {
-                throw new AttributionException($"{store.Directory}: the store has k = {store.Dim}; the model's projection gives {model.Extractor.Dim}");
-            }
+            model.RequireStore(store.Directory, store);
             return model;
         }
         catch
@@ -136,6 +129,33 @@ public sealed class TrakModel : IDisposable
             throw new ArgumentException($"the gradient graph was built for {Projector} projection, not {projection.Kind}", nameof(projection));
         }
         return new FeatureExtractor(new GradientSource(_forward, _vjp, Directory.CreateSchedule(), plan), projection);
+    }
+
+    /// <summary>Checks that the dataset's images have the model's channels and size.</summary>
+    /// <exception cref="UserInputException">They do not.</exception>
+    public void RequireGeometry(ImageDataset data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        var m = Directory.Metadata;
+        if (data.Channels != m.Channels || data.Height != m.ImageSize || data.Width != m.ImageSize)
+        {
+            throw new UserInputException($"dataset {data.Name} has images {data.Channels}×{data.Height}×{data.Width}; the model takes {m.Channels}×{m.ImageSize}×{m.ImageSize} (use --size)");
+        }
+    }
+
+    /// <summary>Checks that this model and projection are the ones a store was featurized with.</summary>
+    /// <exception cref="AttributionException">The gradient graph's fingerprint or the feature length differs.</exception>
+    public void RequireStore(string storeDirectory, FeatureStore store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        if (Fingerprint != store.Meta.ModelFingerprint)
+        {
+            throw new AttributionException($"{storeDirectory}: built from a gradient graph with SHA-256 {store.Meta.ModelFingerprint[..12]}…, but {Directory.VjpPath} has {Fingerprint[..12]}…; featurize again for this model");
+        }
+        if (Extractor.Dim != store.Dim)
+        {
+            throw new AttributionException($"{storeDirectory}: the store has k = {store.Dim}; the model's projection gives {Extractor.Dim}");
+        }
     }
 
     public void Dispose()
@@ -229,10 +249,7 @@ public static class TrakEngine
         ArgumentOutOfRangeException.ThrowIfLessThan(o.BatchSize, 1);
         var extractor = model.ExtractorFor(o.Plan, o.Projection);
         var meta = Meta(o, model.Fingerprint, extractor.Dim);
-        if (o.Data.Channels != model.Directory.Metadata.Channels || o.Data.Height != model.Directory.Metadata.ImageSize || o.Data.Width != model.Directory.Metadata.ImageSize)
-        {
-            throw new UserInputException($"dataset {o.Data.Name} has images {o.Data.Channels}×{o.Data.Height}×{o.Data.Width}; the model takes {model.Directory.Metadata.Channels}×{model.Directory.Metadata.ImageSize}×{model.Directory.Metadata.ImageSize} (use --size)");
-        }
+        model.RequireGeometry(o.Data);
         using var writer = FeatureStoreWriter.OpenOrCreate(o.OutDirectory, meta);
         using var losses = o.RecordLosses ? LossColumn.OpenOrCreate(Path.Combine(o.OutDirectory, LossesFile), writer) : null;
         using var norms = o.GradientNorms

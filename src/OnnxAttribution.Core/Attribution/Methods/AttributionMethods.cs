@@ -18,6 +18,8 @@ public static class AttributionMethods
         new JourneyTrakMethod(),
         new TracInMethod("tracin", renormalize: false),
         new TracInMethod("retrac", renormalize: true),
+        new KfacMethod("kfac", Influence.CurvatureKind.Kfac),
+        new KfacMethod("ekfac", Influence.CurvatureKind.Ekfac),
         // more methods: add one line here
     ];
 
