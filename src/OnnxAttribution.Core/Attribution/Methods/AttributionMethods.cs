@@ -11,6 +11,7 @@ public static class AttributionMethods
     [
         new TrakMethod("trak", MeasurementKind.Loss),
         new TrakMethod("d-trak", MeasurementKind.Square),
+        new EnsembleMethod(),
         // more methods: add one line here
     ];
 
