@@ -1,23 +1,13 @@
 using CommandLine;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution.Ensembles;
-using OnnxAttribution.Core.Models;
 using OnnxAttribution.Training;
 
 namespace OnnxAttribution.Cli.Verbs;
 
 [Verb("train-ensemble", HelpText = "Train an encoded ensemble (Dai & Gifford 2023): M U-Nets, each on the groups of training rows its code selects, exported to <out>/member-NN/ (model folders: 'generate --model <out>/member-03' or 'generate --ensemble <out> --member 3'). The folder is the method store of 'attribute --store <out>' (method ensemble). Resumable: run the same command again after a kill.")]
-internal sealed class TrainEnsembleVerb
+internal sealed class TrainEnsembleVerb : TrainingVerbBase
 {
-    [Option("data", Default = "embedded", HelpText = "Dataset: embedded, fashion-mnist, a folder of PNGs, or an IDX file.")]
-    public string Data { get; set; } = "embedded";
-
-    [Option("size", Default = 16, HelpText = "Image size to train at; images are resized by area averaging.")]
-    public int Size { get; set; }
-
-    [Option("subset", Default = "all", HelpText = "Training rows: 'all', 'start:end', '3,5,9' or '@file'.")]
-    public string Subset { get; set; } = "all";
-
     [Option("out", Required = true, HelpText = "The ensemble folder (ensemble.json, member-NN/, source.json, method.json).")]
     public string Out { get; set; } = "";
 
@@ -36,27 +26,6 @@ internal sealed class TrainEnsembleVerb
     [Option("encoding-seed", Default = 0L, HelpText = "Seed of the encoding matrix (which members see which groups).")]
     public long EncodingSeed { get; set; }
 
-    [Option("seed", Default = 0L, HelpText = "Seed the members' training seeds are drawn from (each recorded in ensemble.json).")]
-    public long Seed { get; set; }
-
-    [Option("steps", Default = 1500, HelpText = "Optimizer steps per member.")]
-    public int Steps { get; set; }
-
-    [Option("batch-size", Default = 32)]
-    public int BatchSize { get; set; }
-
-    [Option("lr", Default = 2e-3, HelpText = "Adam learning rate (after a linear warm-up).")]
-    public double LearningRate { get; set; }
-
-    [Option("ema", Default = 0.995, HelpText = "EMA decay of the exported weights.")]
-    public double Ema { get; set; }
-
-    [Option("schedule", Default = ScheduleKind.Linear, HelpText = "β schedule: linear or cosine (T = 1000).")]
-    public ScheduleKind Schedule { get; set; }
-
-    [Option("base-channels", Default = 16, HelpText = "U-Net width at the first resolution.")]
-    public int BaseChannels { get; set; }
-
     [Option("timesteps", Default = 20, HelpText = "Scoring: K evenly spaced timesteps at which a query's loss is measured under every member.")]
     public int Timesteps { get; set; }
 
@@ -65,12 +34,6 @@ internal sealed class TrainEnsembleVerb
 
     [Option("noise-seed", Default = 0L, HelpText = "Scoring: seed of the noise draws.")]
     public long NoiseSeed { get; set; }
-
-    [Option("threads", Default = 0, HelpText = "TorchSharp threads; 0 for its default. Bit-identical resumption needs the same count.")]
-    public int Threads { get; set; }
-
-    [Option("checkpoint-every", Default = 500)]
-    public int CheckpointEvery { get; set; }
 
     [Option("keep-checkpoints", HelpText = "Keep each member's training checkpoints after its export.")]
     public bool KeepCheckpoints { get; set; }
@@ -96,18 +59,7 @@ internal static class TrainEnsembleCommand
             GroupingSeed = o.GroupingSeed,
             EncodingSeed = o.EncodingSeed,
             Seed = o.Seed,
-            Training = new TrainOptions
-            {
-                Data = dataset,
-                Model = new UNetConfig { ImageSize = o.Size, Channels = dataset.Channels, BaseChannels = o.BaseChannels },
-                Schedule = new ScheduleSettings(o.Schedule, 1000),
-                Steps = o.Steps,
-                BatchSize = o.BatchSize,
-                LearningRate = o.LearningRate,
-                EmaDecay = o.Ema,
-                Threads = o.Threads,
-                CheckpointEvery = o.CheckpointEvery,
-            },
+            Training = o.ToTrainOptions(dataset),
             ScoringTimesteps = o.Timesteps,
             ScoringNoiseDraws = o.NoiseDraws,
             ScoringNoiseSeed = o.NoiseSeed,

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using OnnxAttribution.Core.Attribution.Ensembles;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
@@ -22,7 +23,8 @@ public sealed record EnsembleScoring(IReadOnlyList<long> Timesteps, int NoiseDra
         return new(FeaturizationPlan.Evenly(schedule.Timesteps, timesteps), noiseDraws, noiseSeed, members);
     }
 
-    /// <summary>The plan of the query losses: the diffusion loss at these pairs.</summary>
+    /// <summary>The plan of the query losses: the diffusion loss at these pairs (not written: it repeats the fields).</summary>
+    [JsonIgnore]
     public FeaturizationPlan Plan => new(Timesteps, NoiseDraws, NoiseSeed, MeasurementKind.Loss);
 }
 
