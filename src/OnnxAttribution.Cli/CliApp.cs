@@ -50,7 +50,7 @@ internal static class CliApp
 
     private static readonly Type[] VerbTypes =
     [
-        typeof(TrainVerb), typeof(ExportVerb), typeof(DifferentiateVerb), typeof(CheckGradientsVerb), typeof(GenerateVerb),
+        typeof(TrainVerb), typeof(TrainEnsembleVerb), typeof(ExportVerb), typeof(DifferentiateVerb), typeof(CheckGradientsVerb), typeof(GenerateVerb),
         typeof(FeaturizeVerb), typeof(FinalizeVerb), typeof(MergeVerb), typeof(AttributeVerb), typeof(InspectVerb),
         typeof(EvaluateVerb),
         typeof(InfluentialVerb),
@@ -59,6 +59,7 @@ internal static class CliApp
     private static int Dispatch(object options, CancellationToken cancel) => options switch
     {
         TrainVerb o => TrainCommand.Run(o, cancel),
+        TrainEnsembleVerb o => TrainEnsembleCommand.Run(o, cancel),
         ExportVerb o => ExportCommand.Run(o),
         DifferentiateVerb o => DifferentiateCommand.Run(o),
         CheckGradientsVerb o => CheckGradientsCommand.Run(o),

@@ -34,7 +34,12 @@ internal sealed class ConsoleProgress
     public ConsoleProgress(string label) => _label = label;
 
     /// <summary>Reports <paramref name="done"/> of <paramref name="total"/>, with an estimate of the time left.</summary>
-    public void Report(long done, long total, string detail = "")
+    /// <param name="done">Work done.</param>
+    /// <param name="total">Work in total.</param>
+    /// <param name="detail">Shown after the counts.</param>
+    /// <param name="remaining">The caller's estimate of the time left (e.g. a resumed job, whose done work took no time
+    /// here); null to extrapolate from this process's elapsed time.</param>
+    public void Report(long done, long total, string detail = "", TimeSpan? remaining = null)
     {
         var now = _clock.Elapsed;
         bool last = done >= total;
@@ -44,7 +49,7 @@ internal sealed class ConsoleProgress
         }
         _lastPrinted = now;
         double fraction = total > 0 ? (double)done / total : 1;
-        string eta = done > 0 && !last ? $", ~{Format(TimeSpan.FromSeconds(now.TotalSeconds / done * (total - done)))} left" : "";
+        string eta = done > 0 && !last ? $", ~{Format(remaining ?? TimeSpan.FromSeconds(now.TotalSeconds / done * (total - done)))} left" : "";
         string line = $"{_label}: {done}/{total} ({fraction:P0}) {detail} [{Format(now)}{eta}]";
         if (_interactive)
         {

@@ -201,7 +201,9 @@ public static class DdpmTrainer
         return torch.tensor(subset.Pixels.ToArray(), [subset.Count, subset.Channels, subset.Height, subset.Width]);
     }
 
-    private static void Validate(TrainOptions o)
+    /// <summary>Checks the options without training.</summary>
+    /// <exception cref="UserInputException">The options are inconsistent (data geometry, sizes, ranges).</exception>
+    internal static void Validate(TrainOptions o)
     {
         ArgumentNullException.ThrowIfNull(o.Data);
         ArgumentNullException.ThrowIfNull(o.Model);

@@ -97,6 +97,36 @@ public sealed class CliTests
         Assert.That(steps.EnumerateArray().Select(x => x.GetProperty("top").GetArrayLength()), Is.All.EqualTo(3));
     }
 
+    [Test]
+    public void TrainEnsemble_TinyRun_AttributeAndGenerateFromMember()
+    {
+        var ensemble = Path.Combine(_dir, "e");
+        int code = CliApp.Run(["train-ensemble", "--data", "embedded", "--subset", "0:6", "--members", "2", "--steps", "2", "--batch-size", "2",
+            "--base-channels", "16", "--threads", "1", "--timesteps", "2", "--noise-draws", "1", "--out", ensemble, "--json"]);
+        Assert.That(code, Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(_stdout.ToString(), Does.Contain("\"groups\": 6"));
+
+        code = CliApp.Run(["attribute", "--store", ensemble, "--seed", "0", "--steps", "3", "--top", "3", "--out", Path.Combine(_dir, "a.png"), "--json"]);
+        Assert.That(code, Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(_stdout.ToString(), Does.Contain("\"method\": \"ensemble\""));
+
+        code = CliApp.Run(["generate", "--ensemble", ensemble, "--member", "1", "--steps", "3", "--out", Path.Combine(_dir, "g.png")]);
+        Assert.That(code, Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.Exists(Path.Combine(_dir, "g.png")));
+
+        code = CliApp.Run(["generate", "--ensemble", ensemble, "--member", "2", "--out", Path.Combine(_dir, "h.png")]);
+        Assert.That(code, Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("--member 2").And.Contain("0..1"));
+    }
+
+    [Test]
+    public void Featurize_MethodEnsemble_ExitsTwoPointingToTrainEnsemble()
+    {
+        int code = CliApp.Run(["featurize", "--model", FindShippedModel(), "--data", "embedded", "--subset", "0:4", "--method", "ensemble", "--out", Path.Combine(_dir, "s")]);
+        Assert.That(code, Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("train-ensemble"));
+    }
+
     private static string FindShippedModel()
     {
         var root = typeof(CliTests).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)

@@ -239,7 +239,7 @@ internal static class EvaluateCommand
                 cancel.ThrowIfCancellationRequested();
                 var model = ModelDirectory.Open(Path.Combine(o.Out, "subsets", $"model-{j:D3}"));
                 using var denoiser = model.OpenDenoiser(session);
-                var losses = DiffusionLoss.Evaluate(denoiser, model.CreateSchedule(), measurePlan, queryImages, o.Queries);
+                var losses = DiffusionLoss.Measure(denoiser, model.CreateSchedule(), measurePlan, queryImages, o.Queries);
                 for (int q = 0; q < o.Queries; q++)
                 {
                     measured[j * o.Queries + q] = (float)losses[q];
@@ -459,14 +459,14 @@ internal static class EvaluateCommand
         double[] baseLoss;
         using (var denoiser = reference.OpenDenoiser(session))
         {
-            baseLoss = DiffusionLoss.Evaluate(denoiser, reference.CreateSchedule(), plan, queryImages, o.Queries);
+            baseLoss = DiffusionLoss.Measure(denoiser, reference.CreateSchedule(), plan, queryImages, o.Queries);
         }
         (float[] Images, double[] Loss) Retrained(string name)
         {
             var model = ModelDirectory.Open(Path.Combine(o.Out, "models", name));
             var (images, _) = GenerateQueries(model, o.Queries, o.SamplingSteps, session, cancel);
             using var denoiser = model.OpenDenoiser(session);
-            return (images, DiffusionLoss.Evaluate(denoiser, model.CreateSchedule(), plan, queryImages, o.Queries));
+            return (images, DiffusionLoss.Measure(denoiser, model.CreateSchedule(), plan, queryImages, o.Queries));
         }
         double Distance(float[] a, float[] b, int q)
         {

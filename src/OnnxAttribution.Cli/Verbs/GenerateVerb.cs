@@ -1,5 +1,6 @@
 using CommandLine;
 using OnnxAttribution.Core;
+using OnnxAttribution.Core.Attribution.Ensembles;
 using OnnxAttribution.Core.Imaging;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
@@ -9,8 +10,14 @@ namespace OnnxAttribution.Cli.Verbs;
 [Verb("generate", HelpText = "Generate images with ONNX Runtime from a model folder's forward.onnx (DDIM or DDPM, seeded: the same seed gives the same image on any machine).")]
 internal sealed class GenerateVerb
 {
-    [Option("model", Required = true, HelpText = "A model folder (model.json + forward.onnx).")]
-    public string Model { get; set; } = "";
+    [Option("model", HelpText = "A model folder (model.json + forward.onnx). Give this or --ensemble.")]
+    public string? Model { get; set; }
+
+    [Option("ensemble", HelpText = "An ensemble folder written by 'train-ensemble': sample from its member --member (the member folders are model folders).")]
+    public string? Ensemble { get; set; }
+
+    [Option("member", Default = 0, HelpText = "With --ensemble: the member to sample from (0-based).")]
+    public int Member { get; set; }
 
     [Option("seed", Default = 0L, HelpText = "Seed of the first image; image k of --count uses seed + k.")]
     public long Seed { get; set; }
@@ -57,7 +64,7 @@ internal static class GenerateCommand
         {
             throw new Core.UserInputException($"--count {o.Count}: must be at least 1");
         }
-        var dir = ModelDirectory.Open(o.Model);
+        var dir = ModelDirectory.Open(ModelFolder(o));
         using var denoiser = dir.OpenDenoiser(new SessionSettings(o.Device, o.Threads));
         var sampler = new DiffusionSampler(denoiser, dir.CreateSchedule());
         var seeds = Enumerable.Range(0, o.Count).Select(k => o.Seed + k).ToArray();
@@ -90,5 +97,24 @@ internal static class GenerateCommand
                 (o.Trajectory is null ? "" : $" and trajectory {o.Trajectory}"));
         }
         return CliApp.Ok;
+    }
+
+    /// <summary>The model folder of --model, or of --ensemble's --member.</summary>
+    private static string ModelFolder(GenerateVerb o)
+    {
+        if ((o.Model is null) == (o.Ensemble is null))
+        {
+            throw new Core.UserInputException("give exactly one of --model (a model folder) and --ensemble (an ensemble folder, with --member)");
+        }
+        if (o.Model is not null)
+        {
+            return o.Model;
+        }
+        var design = EnsembleDesign.Load(o.Ensemble!);
+        if (o.Member < 0 || o.Member >= design.Members)
+        {
+            throw new Core.UserInputException($"--member {o.Member}: {o.Ensemble} has members 0..{design.Members - 1}");
+        }
+        return Path.Combine(o.Ensemble!, EnsembleDesign.MemberFolder(o.Member));
     }
 }

@@ -6,8 +6,8 @@ using OnnxAttribution.Training;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("train", HelpText = "Train a DDPM U-Net in TorchSharp on a dataset subset. Resumable: run the same command again after a kill and it continues from the last checkpoint.")]
-internal sealed class TrainVerb
+/// <summary>The options of every verb that trains U-Nets ('train', 'train-ensemble'), and their training settings.</summary>
+internal abstract class TrainingVerbBase
 {
     [Option("data", Default = "embedded", HelpText = "Dataset: embedded (the shipped 16×16 Fashion-MNIST subset), fashion-mnist (Debian package dataset-fashion-mnist), a folder of PNGs, or an IDX file.")]
     public string Data { get; set; } = "embedded";
@@ -18,10 +18,7 @@ internal sealed class TrainVerb
     [Option("subset", Default = "all", HelpText = "Training examples: 'all', a range 'start:end' (end exclusive), a list '3,5,9', or '@file' with one index per line.")]
     public string Subset { get; set; } = "all";
 
-    [Option("out", Required = true, HelpText = "Run folder: checkpoints and run.json (pass it to 'export --checkpoint').")]
-    public string Out { get; set; } = "";
-
-    [Option("steps", Default = 6000, HelpText = "Optimizer steps.")]
+    [Option("steps", Default = 6000, HelpText = "Optimizer steps (of every member, for an ensemble).")]
     public int Steps { get; set; }
 
     [Option("batch-size", Default = 64)]
@@ -39,10 +36,10 @@ internal sealed class TrainVerb
     [Option("base-channels", Default = 32, HelpText = "U-Net width at the first resolution (the second has twice as many).")]
     public int BaseChannels { get; set; }
 
-    [Option("seed", Default = 0L)]
+    [Option("seed", Default = 0L, HelpText = "Seed of the run (an ensemble draws its members' seeds from it).")]
     public long Seed { get; set; }
 
-    [Option("threads", Default = 0, HelpText = "TorchSharp threads; 0 for its default.")]
+    [Option("threads", Default = 0, HelpText = "TorchSharp threads; 0 for its default. Bit-identical resumption needs the same count.")]
     public int Threads { get; set; }
 
     [Option("checkpoint-every", Default = 500)]
@@ -50,6 +47,28 @@ internal sealed class TrainVerb
 
     [Option("keep-checkpoints-every", Default = 0, HelpText = "Keep the checkpoints at every multiple of this step (for TracIn; export one with 'export --step S'); 0 keeps only the newest two.")]
     public int KeepCheckpointsEvery { get; set; }
+    /// <summary>The training settings these options give for <paramref name="dataset"/>.</summary>
+    public TrainOptions ToTrainOptions(ImageDataset dataset) => new()
+    {
+        Data = dataset,
+        Model = new UNetConfig { ImageSize = Size, Channels = dataset.Channels, BaseChannels = BaseChannels },
+        Schedule = new ScheduleSettings(Schedule, 1000),
+        Steps = Steps,
+        BatchSize = BatchSize,
+        LearningRate = LearningRate,
+        EmaDecay = Ema,
+        Seed = Seed,
+        Threads = Threads,
+        CheckpointEvery = CheckpointEvery,
+        KeepCheckpointsEvery = KeepCheckpointsEvery,
+    };
+}
+
+[Verb("train", HelpText = "Train a DDPM U-Net in TorchSharp on a dataset subset. Resumable: run the same command again after a kill and it continues from the last checkpoint.")]
+internal sealed class TrainVerb : TrainingVerbBase
+{
+    [Option("out", Required = true, HelpText = "Run folder: checkpoints and run.json (pass it to 'export --checkpoint').")]
+    public string Out { get; set; } = "";
 
     [Option("json", HelpText = "Print the run summary as JSON on stdout.")]
     public bool Json { get; set; }
@@ -61,21 +80,7 @@ internal static class TrainCommand
     {
         var dataset = new DatasetLocator().Load(o.Data, o.Subset, o.Size);
         Output.Note($"training on {dataset.Count} images of {dataset.Name} ({dataset.Channels}×{dataset.Height}×{dataset.Width}), {o.Steps} steps of {o.BatchSize}");
-        var options = new TrainOptions
-        {
-            Data = dataset,
-            Model = new UNetConfig { ImageSize = o.Size, Channels = dataset.Channels, BaseChannels = o.BaseChannels },
-            Schedule = new ScheduleSettings(o.Schedule, 1000),
-            Steps = o.Steps,
-            BatchSize = o.BatchSize,
-            LearningRate = o.LearningRate,
-            EmaDecay = o.Ema,
-            Seed = o.Seed,
-            Threads = o.Threads,
-            CheckpointDirectory = o.Out,
-            CheckpointEvery = o.CheckpointEvery,
-            KeepCheckpointsEvery = o.KeepCheckpointsEvery,
-        };
+        var options = o.ToTrainOptions(dataset) with { CheckpointDirectory = o.Out };
         var bar = new ConsoleProgress("train");
         double lastMs = 0, lastIps = 0;
         var progress = new SyncProgress<TrainProgress>(p =>

@@ -1,5 +1,4 @@
 using OnnxAttribution.Core.Attribution;
-using OnnxAttribution.Core.Evaluation;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
 
@@ -53,7 +52,7 @@ public sealed class DiffusionLossTests
                 }
             }
         }
-        Assert.That(DiffusionLoss.Evaluate(model, schedule, plan, images, 3, 64), Is.EqualTo(expected).Within(1e-5));
-        Assert.That(DiffusionLoss.Evaluate(model, schedule, plan, images, 3, 2), Is.EqualTo(DiffusionLoss.Evaluate(model, schedule, plan, images, 3, 64)));
+        Assert.That(DiffusionLoss.Measure(model, schedule, plan, images, 3, 64), Is.EqualTo(expected).Within(1e-5));
+        Assert.That(DiffusionLoss.Measure(model, schedule, plan, images, 3, 2), Is.EqualTo(DiffusionLoss.Measure(model, schedule, plan, images, 3, 64)));
     }
 }

@@ -20,6 +20,7 @@ public static class AttributionMethods
         new TracInMethod("retrac", renormalize: true),
         new KfacMethod("kfac", Influence.CurvatureKind.Kfac),
         new KfacMethod("ekfac", Influence.CurvatureKind.Ekfac),
+        new EnsembleMethod(),
         // more methods: add one line here
     ];
 

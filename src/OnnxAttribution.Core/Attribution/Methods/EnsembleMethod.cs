@@ -1,0 +1,215 @@
+using System.Text.Json.Serialization;
+using OnnxAttribution.Core.Attribution.Ensembles;
+using OnnxAttribution.Core.Models;
+using OnnxAttribution.Core.Runtime;
+
+namespace OnnxAttribution.Core.Attribution.Methods;
+
+/// <summary>
+/// The settings of an ensemble store's scorer (<c>method.json</c>): the fixed plan at which a query's diffusion loss is
+/// measured under every member.
+/// </summary>
+/// <param name="Timesteps">The timesteps t (0-based).</param>
+/// <param name="NoiseDraws">Noise draws per timestep.</param>
+/// <param name="NoiseSeed">Seed of the draws (<see cref="FeaturizationPlan.Noise"/>).</param>
+/// <param name="Members">M, checked against ensemble.json.</param>
+/// <param name="BatchSize">(query, pair) evaluations per forward call; never changes a result.</param>
+public sealed record EnsembleScoring(IReadOnlyList<long> Timesteps, int NoiseDraws, long NoiseSeed, int Members, int BatchSize = 64)
+{
+    /// <summary>The default plan: 20 evenly spaced timesteps × 2 draws.</summary>
+    public static EnsembleScoring Default(NoiseSchedule schedule, int members, int timesteps = 20, int noiseDraws = 2, long noiseSeed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        return new(FeaturizationPlan.Evenly(schedule.Timesteps, timesteps), noiseDraws, noiseSeed, members);
+    }
+
+    /// <summary>The plan of the query losses: the diffusion loss at these pairs (not written: it repeats the fields).</summary>
+    [JsonIgnore]
+    public FeaturizationPlan Plan => new(Timesteps, NoiseDraws, NoiseSeed, MeasurementKind.Loss);
+}
+
+/// <summary>
+/// Encoded ensembles (Dai &amp; Gifford 2023, "Training Data Attribution for Diffusion Models", arXiv:2306.02174; METHODS.md, Encoded ensembles): M models, member
+/// m trained on the groups g with E[m,g] = 1 of an encoding matrix (<see cref="EnsembleDesign"/>). The score of group g
+/// for a query q is the ablation estimate
+/// τ(q)_g = mean_{m: E[m,g]=0} ℓ_m(q) − mean_{m: E[m,g]=1} ℓ_m(q),
+/// with ℓ_m(q) the query's diffusion loss under member m at a fixed plan; a row's score is its group's. Positive: the
+/// members that saw the group give the query a lower loss. Forward passes only, no gradients.
+/// </summary>
+/// <remarks>
+/// The store is the ensemble folder that <c>train-ensemble</c> writes (training needs TorchSharp, which Core does not
+/// reference): <c>ensemble.json</c>, the member model folders <c>member-NN/</c>, <c>source.json</c> and <c>method.json</c>.
+/// </remarks>
+public sealed class EnsembleMethod : IAttributionMethod
+{
+    /// <summary>The name of the method in the CLI and in method.json.</summary>
+    public const string MethodName = "ensemble";
+
+    public string Name => MethodName;
+
+    public string Summary => "encoded ensemble: the query's diffusion loss under members that left a group out minus under those that saw it (forward passes only)";
+
+    /// <summary>Always refuses: an ensemble store is trained, not featurized.</summary>
+    /// <exception cref="UserInputException">Always.</exception>
+    public void Build(MethodBuildRequest request, CancellationToken cancel = default) =>
+        throw new UserInputException("method ensemble trains its own models: build its store with 'train-ensemble --out <folder>' (training needs TorchSharp); that folder is the store for 'attribute --store'");
+
+    /// <summary>Opens an ensemble folder; <paramref name="modelDirectory"/> is not used (the members are the models).</summary>
+    public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session) =>
+        EnsembleScorer.Open(storeDirectory, session);
+
+    /// <summary>
+    /// The group scores τ_g = mean_{E[m,g]=0} ℓ_m − mean_{E[m,g]=1} ℓ_m from the losses of one query under each member
+    /// (Dai &amp; Gifford 2023, arXiv:2306.02174).
+    /// </summary>
+    /// <param name="losses">ℓ_m(q), M values.</param>
+    /// <param name="design">The encoding.</param>
+    /// <param name="destination">G scores.</param>
+    public static void GroupScores(ReadOnlySpan<double> losses, EnsembleDesign design, Span<float> destination)
+    {
+        ArgumentNullException.ThrowIfNull(design);
+        if (losses.Length != design.Members || destination.Length != design.Groups)
+        {
+            throw new ArgumentException($"ensemble of {design.Members} members and {design.Groups} groups: got {losses.Length} losses and room for {destination.Length} scores");
+        }
+        for (int g = 0; g < design.Groups; g++)
+        {
+            double seen = 0, unseen = 0;
+            int seenCount = 0;
+            for (int m = 0; m < losses.Length; m++)
+            {
+                if (design.Sees(m, g))
+                {
+                    seen += losses[m];
+                    seenCount++;
+                }
+                else
+                {
+                    unseen += losses[m];
+                }
+            }
+            destination[g] = (float)(unseen / (losses.Length - seenCount) - seen / seenCount);
+        }
+    }
+
+    /// <summary>Every row's score for each query from the losses <c>queries × M</c> (query-major): its group's score.</summary>
+    public static float[] RowScores(ReadOnlySpan<double> losses, int queries, EnsembleDesign design)
+    {
+        ArgumentNullException.ThrowIfNull(design);
+        int m = design.Members;
+        if (losses.Length != (long)queries * m)
+        {
+            throw new ArgumentException($"{queries} queries × {m} members need {(long)queries * m} losses, got {losses.Length}");
+        }
+        var groups = new float[design.Groups];
+        var scores = new float[checked(queries * design.Rows)];
+        for (int q = 0; q < queries; q++)
+        {
+            GroupScores(losses.Slice(q * m, m), design, groups);
+            var row = scores.AsSpan(q * design.Rows, design.Rows);
+            for (int i = 0; i < row.Length; i++)
+            {
+                row[i] = groups[design.GroupOfRow[i]];
+            }
+        }
+        return scores;
+    }
+}
+
+/// <summary>
+/// An ensemble folder opened for queries: one ONNX Runtime session per member; a query costs M × pairs forward
+/// evaluations (Dai &amp; Gifford 2023, arXiv:2306.02174; see <see cref="EnsembleMethod"/>).
+/// </summary>
+public sealed class EnsembleScorer : IAttributionScorer
+{
+    private readonly OnnxDenoiser[] _members;
+    private readonly NoiseSchedule[] _schedules;
+
+    private EnsembleScorer(EnsembleDesign design, EnsembleScoring scoring, OnnxDenoiser[] members, NoiseSchedule[] schedules)
+    {
+        Design = design;
+        Scoring = scoring;
+        _members = members;
+        _schedules = schedules;
+    }
+
+    public string Method => EnsembleMethod.MethodName;
+
+    public long Rows => Design.Rows;
+
+    public EnsembleDesign Design { get; }
+
+    public EnsembleScoring Scoring { get; }
+
+    /// <summary>Opens a complete ensemble folder (its method.json written).</summary>
+    /// <exception cref="UserInputException">The folder is not a complete ensemble store, or its files disagree.</exception>
+    /// <exception cref="ModelFileException">A member folder is missing or damaged.</exception>
+    public static EnsembleScorer Open(string storeDirectory, SessionSettings session)
+    {
+        ArgumentNullException.ThrowIfNull(storeDirectory);
+        var manifest = MethodManifest.TryLoad(storeDirectory)
+            ?? throw new UserInputException($"{storeDirectory}: no {MethodManifest.FileName}: the ensemble is not complete (rerun the same 'train-ensemble' command to finish it)");
+        if (manifest.Method != EnsembleMethod.MethodName)
+        {
+            throw new UserInputException($"{Path.Combine(storeDirectory, MethodManifest.FileName)}: field 'method' is '{manifest.Method}', not 'ensemble'");
+        }
+        var scoring = manifest.SettingsAs<EnsembleScoring>(storeDirectory);
+        var design = EnsembleDesign.Load(storeDirectory);
+        if (scoring.Members != design.Members)
+        {
+            throw new UserInputException($"{Path.Combine(storeDirectory, MethodManifest.FileName)}: field 'settings.members' is {scoring.Members}; {EnsembleDesign.FileName} has {design.Members}");
+        }
+        var members = new List<OnnxDenoiser>();
+        var schedules = new NoiseSchedule[design.Members];
+        try
+        {
+            for (int m = 0; m < design.Members; m++)
+            {
+                var dir = ModelDirectory.Open(Path.Combine(storeDirectory, EnsembleDesign.MemberFolder(m)));
+                schedules[m] = dir.CreateSchedule();
+                scoring.Plan.Validate(schedules[m]);
+                members.Add(dir.OpenDenoiser(session));
+                if (members[m].Channels != members[0].Channels || members[m].ImageSize != members[0].ImageSize)
+                {
+                    throw new ModelFileException($"{dir.Path}: {members[m].Channels}×{members[m].ImageSize}² images, member 0 takes {members[0].Channels}×{members[0].ImageSize}²");
+                }
+            }
+        }
+        catch
+        {
+            members.ForEach(d => d.Dispose());
+            throw;
+        }
+        return new EnsembleScorer(design, scoring, members.ToArray(), schedules);
+    }
+
+    /// <summary>ℓ_m(q) for every query and member: <c>queries × M</c> values, query-major.</summary>
+    public double[] Losses(IReadOnlyList<AttributionQuery> queries, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        var images = TrakMethod.Images(queries);
+        int m = _members.Length;
+        var losses = new double[queries.Count * m];
+        for (int k = 0; k < m; k++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var l = DiffusionLoss.Measure(_members[k], _schedules[k], Scoring.Plan, images, queries.Count, Scoring.BatchSize);
+            for (int q = 0; q < queries.Count; q++)
+            {
+                losses[q * m + k] = l[q];
+            }
+        }
+        return losses;
+    }
+
+    public float[] Scores(IReadOnlyList<AttributionQuery> queries, CancellationToken cancel = default) =>
+        EnsembleMethod.RowScores(Losses(queries, cancel), queries.Count, Design);
+
+    public void Dispose()
+    {
+        foreach (var d in _members)
+        {
+            d.Dispose();
+        }
+    }
+}

@@ -1,0 +1,216 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using OnnxAttribution.Core;
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Attribution.Ensembles;
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Models;
+
+namespace OnnxAttribution.Training;
+
+/// <summary>The settings of an encoded-ensemble training run (<see cref="EnsembleTrainer.Train"/>).</summary>
+public sealed record EnsembleTrainOptions
+{
+    /// <summary>The training images, already subset: row i of the ensemble is image i of this dataset.</summary>
+    public required ImageDataset Data { get; init; }
+
+    /// <summary>The dataset as the user named it (source.json).</summary>
+    public required string DataName { get; init; }
+
+    /// <summary>The subset as the user wrote it (source.json).</summary>
+    public string Subset { get; init; } = "all";
+
+    /// <summary>The ensemble folder: the design, the member model folders, and the method store files.</summary>
+    public required string OutDirectory { get; init; }
+
+    /// <summary>M, the number of members (at least 2).</summary>
+    public int Members { get; init; } = 8;
+
+    /// <summary>G; null for <see cref="EnsembleTrainer.DefaultGroups"/>.</summary>
+    public int? Groups { get; init; }
+
+    public GroupingKind Grouping { get; init; } = GroupingKind.Random;
+
+    public long GroupingSeed { get; init; }
+
+    public long EncodingSeed { get; init; }
+
+    /// <summary>The seed the members' training seeds are drawn from (<see cref="EnsembleDesign.MemberSeed"/>).</summary>
+    public long Seed { get; init; }
+
+    /// <summary>
+    /// Every member's training settings; <see cref="TrainOptions.Data"/>, <see cref="TrainOptions.Indices"/>,
+    /// <see cref="TrainOptions.Seed"/>, <see cref="TrainOptions.CheckpointDirectory"/> and <see cref="TrainOptions.Resume"/>
+    /// are set per member.
+    /// </summary>
+    public required TrainOptions Training { get; init; }
+
+    /// <summary>Timesteps K of the scoring plan (evenly spaced, as every method's plan).</summary>
+    public int ScoringTimesteps { get; init; } = 20;
+
+    /// <summary>Noise draws per timestep of the scoring plan.</summary>
+    public int ScoringNoiseDraws { get; init; } = 2;
+
+    public long ScoringNoiseSeed { get; init; }
+
+    /// <summary>Keep each member's training checkpoints after its export (by default they are deleted: a member folder
+    /// is then forward.onnx + model.json).</summary>
+    public bool KeepCheckpoints { get; init; }
+}
+
+/// <summary>Progress of an ensemble run, across members.</summary>
+/// <param name="Member">The member training (0-based).</param>
+/// <param name="Members">M.</param>
+/// <param name="Step">Its steps done.</param>
+/// <param name="Steps">Its steps in total.</param>
+/// <param name="Done">Steps done over all members (finished members count in full).</param>
+/// <param name="Total">M × steps.</param>
+/// <param name="Loss">The member's mean batch loss since the previous report.</param>
+/// <param name="MillisecondsPerStep">Wall time per step since the previous report.</param>
+/// <param name="Remaining">The time left at that rate (exports not counted).</param>
+public sealed record EnsembleProgress(int Member, int Members, int Step, int Steps, long Done, long Total, double Loss, double MillisecondsPerStep, TimeSpan Remaining);
+
+/// <summary>What one member of a run did.</summary>
+/// <param name="Member">The member (0-based).</param>
+/// <param name="Rows">The training rows it saw.</param>
+/// <param name="Trained">False when it was already complete and skipped.</param>
+/// <param name="FinalLoss">Its final loss (NaN when skipped or resumed at its end).</param>
+/// <param name="Seconds">Wall time of its training and export in this process.</param>
+/// <param name="Bytes">The size of its model folder.</param>
+public sealed record EnsembleMemberResult(int Member, int Rows, bool Trained, double FinalLoss, double Seconds, long Bytes);
+
+/// <summary>What an ensemble run wrote.</summary>
+public sealed record EnsembleTrainResult(string Directory, EnsembleDesign Design, EnsembleScoring Scoring, IReadOnlyList<EnsembleMemberResult> Members);
+
+/// <summary>
+/// Trains an encoded ensemble (Dai &amp; Gifford 2023, "Training Data Attribution for Diffusion Models", arXiv:2306.02174):
+/// the design (<see cref="EnsembleDesign"/>: groups and encoding matrix E), then member m trained by
+/// <see cref="DdpmTrainer"/> on the rows of the groups with E[m,g] = 1 and exported to <c>member-NN/</c> (forward.onnx +
+/// model.json), then <c>source.json</c> and, last, <c>method.json</c>: the folder is the method store of
+/// <see cref="EnsembleMethod"/>.
+/// </summary>
+/// <remarks>
+/// Resumable: a rerun with the same options checks that ensemble.json matches, skips exported members (model.json written)
+/// and resumes the running member from its newest checkpoint (bit-identical given the same thread count). A rerun of a
+/// complete ensemble only rewrites method.json, so the scoring plan can be changed without training.
+/// </remarks>
+public static class EnsembleTrainer
+{
+    /// <summary>The most groups <see cref="DefaultGroups"/> gives.</summary>
+    public const int MaxDefaultGroups = 1000;
+
+    /// <summary>The default G: every row its own group up to <see cref="MaxDefaultGroups"/> rows, then that many groups.</summary>
+    public static int DefaultGroups(int rows) => Math.Min(rows, MaxDefaultGroups);
+
+    /// <summary>The design these options give (what ensemble.json holds).</summary>
+    /// <exception cref="UserInputException">The sizes do not fit.</exception>
+    public static EnsembleDesign Design(EnsembleTrainOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        int rows = options.Data.Count;
+        return EnsembleDesign.Create(rows, options.Groups ?? DefaultGroups(rows), options.Members, options.Grouping,
+            options.GroupingSeed, options.EncodingSeed, options.Seed, options.Data.Fingerprint) with { Training = TrainingJson(options.Training) };
+    }
+
+    /// <summary>Trains the members that are not done yet and completes the store.</summary>
+    /// <param name="options">The run.</param>
+    /// <param name="progress">Receives progress across members.</param>
+    /// <param name="cancellationToken">Cancelling checkpoints the running member and throws.</param>
+    /// <exception cref="UserInputException">The options do not fit, or the folder holds another ensemble.</exception>
+    /// <exception cref="OperationCanceledException">The run was cancelled; rerun to continue.</exception>
+    public static EnsembleTrainResult Train(EnsembleTrainOptions options, IProgress<EnsembleProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(options.Training);
+        // Everything is checked before ensemble.json is written: a rerun with corrected options must not meet a stale design.
+        DdpmTrainer.Validate(options.Training with { Data = options.Data, Indices = null });
+        var design = Design(options);
+        var schedule = new NoiseSchedule(options.Training.Schedule);
+        if (options.ScoringTimesteps < 1 || options.ScoringTimesteps > schedule.Timesteps || options.ScoringNoiseDraws < 1)
+        {
+            throw new UserInputException($"ensemble scoring plan: needs 1 to {schedule.Timesteps} timesteps (got {options.ScoringTimesteps}) and at least one noise draw (got {options.ScoringNoiseDraws})");
+        }
+        var scoring = EnsembleScoring.Default(schedule, design.Members, options.ScoringTimesteps, options.ScoringNoiseDraws, options.ScoringNoiseSeed);
+        var dir = options.OutDirectory;
+        if (EnsembleDesign.TryLoad(dir) is { } existing)
+        {
+            if (design.FirstDifference(existing) is { } field)
+            {
+                throw new UserInputException($"{Path.Combine(dir, EnsembleDesign.FileName)}: field '{field}' differs from this run's; " +
+                    "the folder holds another ensemble (use another --out, or the options it was started with)");
+            }
+        }
+        else
+        {
+            design.Save(dir);
+        }
+
+        int steps = options.Training.Steps;
+        long total = (long)design.Members * steps;
+        var results = new List<EnsembleMemberResult>();
+        for (int m = 0; m < design.Members; m++)
+        {
+            var memberDir = Path.Combine(dir, EnsembleDesign.MemberFolder(m));
+            var rows = design.RowsOf(m);
+            if (File.Exists(Path.Combine(memberDir, "model.json")))
+            {
+                results.Add(new EnsembleMemberResult(m, rows.Length, false, double.NaN, 0, FolderBytes(memberDir)));
+                continue;
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            var clock = Stopwatch.StartNew();
+            var checkpoints = Path.Combine(memberDir, "checkpoints");
+            var member = options.Training with
+            {
+                Data = options.Data,
+                Indices = rows,
+                Seed = design.MemberSeeds[m],
+                CheckpointDirectory = checkpoints,
+                Resume = true,
+            };
+            int index = m;
+            long before = (long)m * steps;
+            var memberProgress = progress is null ? null : new SyncProgress<TrainProgress>(p => progress.Report(new EnsembleProgress(
+                index, design.Members, p.Step, p.TotalSteps, before + p.Step, total, p.Loss, p.MillisecondsPerStep,
+                TimeSpan.FromMilliseconds(p.MillisecondsPerStep * (total - before - p.Step)))));
+            double finalLoss;
+            using (var trained = DdpmTrainer.Train(member, memberProgress, cancellationToken))
+            {
+                finalLoss = trained.FinalLoss;
+                var info = new TrainingInfo(options.DataName,
+                    $"{options.Subset}, member {m} of {design.Members}: {rows.Length} of {design.Rows} rows ({EnsembleDesign.FileName})",
+                    trained.Steps, member.BatchSize, member.LearningRate, member.EmaDecay, member.Seed, trained.FinalLoss, trained.Elapsed.TotalSeconds);
+                // forward.onnx first, model.json last: its presence says the member is complete. The name goes into
+                // forward.onnx: the member's, not the folder's, so a moved or resumed ensemble has the same bytes.
+                OnnxExporter.Export(trained.Ema, member.Schedule, info, memberDir, $"ensemble-{EnsembleDesign.MemberFolder(m)}");
+            }
+            if (!options.KeepCheckpoints)
+            {
+                Directory.Delete(checkpoints, recursive: true);
+            }
+            results.Add(new EnsembleMemberResult(m, rows.Length, true, finalLoss, clock.Elapsed.TotalSeconds, FolderBytes(memberDir)));
+        }
+        new StoreSource(Path.Combine(dir, EnsembleDesign.MemberFolder(0)), options.DataName, options.Subset, options.Data.Height).Save(dir);
+        MethodManifest.Of(EnsembleMethod.MethodName, scoring).Save(dir);
+        return new EnsembleTrainResult(dir, design, scoring, results);
+    }
+
+    /// <summary>The settings every member shares, as recorded in ensemble.json (threads and checkpointing left out: they
+    /// do not change what a member learns, apart from the last bit with another thread count).</summary>
+    private static JsonObject TrainingJson(TrainOptions t) => new()
+    {
+        ["model"] = t.Model.ToJson(),
+        ["schedule"] = JsonSerializer.SerializeToNode(t.Schedule, ModelMetadata.JsonOptions),
+        ["steps"] = t.Steps,
+        ["batchSize"] = t.BatchSize,
+        ["learningRate"] = t.LearningRate,
+        ["warmupSteps"] = t.WarmupSteps,
+        ["gradientClipNorm"] = t.GradientClipNorm,
+        ["emaDecay"] = t.EmaDecay,
+    };
+
+    private static long FolderBytes(string directory) =>
+        new DirectoryInfo(directory).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length);
+}
