@@ -203,7 +203,10 @@ internal static class EvaluateCommand
         if (o.Model is null)
         {
             var bar = new TrainingProgress("reference model", 1, recipe.Steps);
-            RecipeTrainer.TrainAndExport(recipe, data, null, o.Seed, o.Subset, Path.Combine(o.Out, "reference-run"), referenceDir, withVjp: true, bar.For(0), cancel);
+            // The reference keeps three checkpoints for TracIn/ReTrac (keeping them does not change the weights).
+            var referenceRecipe = recipe with { KeepCheckpointsEvery = Math.Max(1, recipe.Steps / 3) };
+            RecipeTrainer.TrainAndExport(referenceRecipe, data, null, o.Seed, o.Subset, Path.Combine(o.Out, "reference-run"), referenceDir, withVjp: true, bar.For(0), cancel);
+            RecipeTrainer.ExportKeptCheckpoints(referenceRecipe, Path.Combine(o.Out, "reference-run"), referenceDir);
             timings["trainReferenceSeconds"] = TrainingRunInfo.Load(Path.Combine(o.Out, "reference-run")).TrainSeconds;
         }
         var reference = ModelDirectory.Open(referenceDir);

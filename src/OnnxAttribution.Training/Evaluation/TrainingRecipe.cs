@@ -24,6 +24,9 @@ public sealed record TrainingRecipe
 
     public int CheckpointEvery { get; init; } = 250;
 
+    /// <summary>Checkpoints kept at multiples of this step (TracIn's checkpoints of the reference model); 0 keeps the newest two.</summary>
+    public int KeepCheckpointsEvery { get; init; }
+
     /// <summary>TorchSharp threads per training (0: its default).</summary>
     public int Threads { get; init; }
 
@@ -45,6 +48,7 @@ public sealed record TrainingRecipe
             Threads = Threads,
             CheckpointDirectory = runDirectory,
             CheckpointEvery = CheckpointEvery,
+            KeepCheckpointsEvery = KeepCheckpointsEvery,
             ProgressEvery = 50,
         };
     }
@@ -95,6 +99,31 @@ public static class RecipeTrainer
         }
         Directory.Move(temporary, modelDirectory);
         return true;
+    }
+
+    /// <summary>
+    /// Exports the raw weights of every checkpoint kept at multiples of <see cref="TrainingRecipe.KeepCheckpointsEvery"/>
+    /// (with their step and learning rate, for TracIn) to <c>checkpoints/step-NNNNNN</c> beside the model; existing ones are kept.
+    /// </summary>
+    /// <returns>The checkpoint model folders, in step order.</returns>
+    public static IReadOnlyList<string> ExportKeptCheckpoints(TrainingRecipe recipe, string runDirectory, string modelDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(recipe);
+        var folders = new List<string>();
+        if (recipe.KeepCheckpointsEvery <= 0)
+        {
+            return folders;
+        }
+        for (int step = recipe.KeepCheckpointsEvery; step <= recipe.Steps; step += recipe.KeepCheckpointsEvery)
+        {
+            var dir = Path.Combine(modelDirectory, "checkpoints", $"step-{step:D6}");
+            if (!File.Exists(Path.Combine(dir, "model.json")))
+            {
+                ModelExport.ExportStep(runDirectory, step, dir, $"step-{step}");
+            }
+            folders.Add(dir);
+        }
+        return folders;
     }
 
     /// <summary>Writes <paramref name="value"/> as indented JSON through a temporary file (never half-written).</summary>
