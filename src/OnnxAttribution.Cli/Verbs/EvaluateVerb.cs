@@ -330,7 +330,9 @@ internal static class EvaluateCommand
             var predicted = Lds.Predict(scores, o.Queries, data.Count, subsets);
             var perQuery = Lds.PerQuery(predicted, measuredLoss, o.Queries, subsets.Length);
             var interval = Lds.Bootstrap(perQuery, 2000, o.Seed);
-            rows.Add(new LdsRow(name, interval.Mean, interval.Low, interval.High, interval.Count, buildSeconds, scoreSeconds, perQuery));
+            var storeDir = name == "ensemble" ? o.Ensemble! : Path.Combine(o.Out, "stores", name);
+            long storeBytes = Directory.Exists(storeDir) ? new DirectoryInfo(storeDir).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
+            rows.Add(new LdsRow(name, interval.Mean, interval.Low, interval.High, interval.Count, buildSeconds, scoreSeconds, storeBytes, perQuery));
             Output.Note($"{name}: LDS {100 * interval.Mean:F1}% [{100 * interval.Low:F1}, {100 * interval.High:F1}] over {interval.Count} queries");
         }
 
@@ -353,11 +355,11 @@ internal static class EvaluateCommand
         };
         RecipeTrainer.SaveJson(Path.Combine(o.Out, "lds.json"), result);
         var table = new StringBuilder();
-        table.AppendLine("| method | LDS (%) | 95% interval | queries | build (s) | score (s) |");
-        table.AppendLine("|---|---:|---|---:|---:|---:|");
+        table.AppendLine(CultureInfo.InvariantCulture, $"| method | LDS (%) | 95% interval | queries | build (s) | build per example (ms) | score {o.Queries} queries (s) | store (MiB) |");
+        table.AppendLine("|---|---:|---|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
         {
-            table.AppendLine(CultureInfo.InvariantCulture, $"| {r.Method} | {100 * r.Lds:F1} | [{100 * r.Low:F1}, {100 * r.High:F1}] | {r.Queries} | {Seconds(r.BuildSeconds)} | {Seconds(r.ScoreSeconds)} |");
+            table.AppendLine(CultureInfo.InvariantCulture, $"| {r.Method} | {100 * r.Lds:F1} | [{100 * r.Low:F1}, {100 * r.High:F1}] | {r.Queries} | {Seconds(r.BuildSeconds)} | {Seconds(1000 * r.BuildSeconds / data.Count)} | {Seconds(r.ScoreSeconds)} | {r.StoreBytes / 1048576.0:F1} |");
         }
         File.WriteAllText(Path.Combine(o.Out, "lds.md"), table.ToString());
         if (o.Json)
@@ -394,7 +396,7 @@ internal static class EvaluateCommand
     }
 
     /// <summary>One method's LDS row.</summary>
-    private sealed record LdsRow(string Method, double Lds, double Low, double High, int Queries, double BuildSeconds, double ScoreSeconds, double[] PerQuery);
+    private sealed record LdsRow(string Method, double Lds, double Low, double High, int Queries, double BuildSeconds, double ScoreSeconds, long StoreBytes, double[] PerQuery);
 
     private static int RunCounterfactual(EvaluateVerb o, CancellationToken cancel)
     {
