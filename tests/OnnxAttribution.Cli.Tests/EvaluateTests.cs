@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using OnnxAttribution.Core.Evaluation;
 
 namespace OnnxAttribution.Cli.Tests;
 
@@ -40,7 +41,7 @@ public sealed class EvaluateTests
     private string[] Lds(string alpha = "0.5") =>
     [
         "evaluate", "lds", "--subset", "0:24", "--subset-models", "3", "--alpha", alpha, "--steps", "8", "--batch-size", "8",
-        "--queries", "2", "--methods", "trak", "--measure-timesteps", "4", "--measure-draws", "1", "--timesteps", "2", "--dim", "64",
+        "--queries", "2", "--methods", "trak,random", "--measure-timesteps", "4", "--measure-draws", "1", "--timesteps", "2", "--dim", "64",
         "--sampling-steps", "4", "--out", Path.Combine(_dir, "lds"),
     ];
 
@@ -64,6 +65,45 @@ public sealed class EvaluateTests
         Assert.That(File.GetLastWriteTimeUtc(Path.Combine(lds, "subsets", "model-000", "forward.onnx")), Is.EqualTo(model), "models are reused");
         Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(lds, "lds.json")))!["methods"]![0]!["lds"]!.GetValue<double>(),
             Is.EqualTo(result["methods"]![0]!["lds"]!.GetValue<double>()));
+
+        // Scores lost but the store kept: the build time is unknown ("NaN" in the timing file) and a later run reads it.
+        File.Delete(Path.Combine(lds, "scores", "trak.npy"));
+        Assert.That(CliApp.Run(Lds()), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(lds, "scores", "trak.json")), Does.Contain("NaN"));
+        Assert.That(CliApp.Run(Lds()), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(lds, "lds.md")), Does.Contain("(cached)"));
+    }
+
+    [Test]
+    public void Lds_LargerM_ReusesTrainedModels_AndJourneyTrakIsScoredPerStep()
+    {
+        var grow = Path.Combine(_dir, "lds-grow");
+        string[] Run(int models) =>
+        [
+            "evaluate", "lds", "--subset", "0:24", "--subset-models", models.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--steps", "8", "--batch-size", "8", "--queries", "2", "--methods", "journey-trak,random", "--journey-steps", "2",
+            "--measure-timesteps", "4", "--measure-draws", "1", "--dim", "64", "--sampling-steps", "4", "--out", grow,
+        ];
+        Assert.That(CliApp.Run(Run(2)), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var first = JsonNode.Parse(File.ReadAllText(Path.Combine(grow, "lds.json")))!;
+        var names = first["methods"]!.AsArray().Select(m => m!["method"]!.GetValue<string>()).ToList();
+        Assert.That(names, Is.EqualTo(new[] { "journey-trak (final image)", "journey-trak", "random" }));
+        Assert.That(first["methods"]![1]!["output"]!.GetValue<string>(), Does.Contain("trajectory"));
+        Assert.That(first["journeySteps"]!.AsArray(), Has.Count.EqualTo(2));
+        Assert.That(MatrixFile.TryLoad(Path.Combine(grow, "measured-journey.npy"))!.Value.Columns, Is.EqualTo(2 * 2), "queries × steps");
+        foreach (var m in first["methods"]!.AsArray())
+        {
+            Assert.That(m!["p"]!.GetValue<double>(), Is.GreaterThan(0).And.LessThanOrEqualTo(1));
+        }
+        var model = File.GetLastWriteTimeUtc(Path.Combine(grow, "subsets", "model-000", "forward.onnx"));
+        var measured = MatrixFile.TryLoad(Path.Combine(grow, "measured-loss.npy"))!.Value;
+
+        Assert.That(CliApp.Run(Run(3)), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.GetLastWriteTimeUtc(Path.Combine(grow, "subsets", "model-000", "forward.onnx")), Is.EqualTo(model), "model 0 is reused");
+        var grown = MatrixFile.TryLoad(Path.Combine(grow, "measured-loss.npy"))!.Value;
+        Assert.That(grown.Rows, Is.EqualTo(3));
+        Assert.That(grown.Values.Take(measured.Values.Length), Is.EqualTo(measured.Values), "the first models' measurements are kept");
+        Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(grow, "lds.json")))!["subsetModels"]!.GetValue<int>(), Is.EqualTo(3));
     }
 
     [Test]
@@ -74,18 +114,28 @@ public sealed class EvaluateTests
     }
 
     [Test]
-    public void Counterfactual_ToySize_RetrainsAndWritesBeforeAfter()
+    public void Counterfactual_ToySize_TwoStoresShareRandomRemovals_AndMoreQueriesReuseModels()
     {
         Assert.That(_firstRun, Is.EqualTo(CliApp.Ok), _stderr.ToString());
         var cf = Path.Combine(_dir, "cf");
-        int code = CliApp.Run(["evaluate", "counterfactual", "--store", Path.Combine(_dir, "lds", "stores", "trak"), "--remove-top", "3",
-            "--queries", "1", "--random-models", "1", "--sampling-steps", "4", "--out", cf]);
-        Assert.That(code, Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var stores = Path.Combine(_dir, "lds", "stores", "trak") + "," + Path.Combine(_dir, "lds", "stores", "random");
+        string[] Run(int queries) => ["evaluate", "counterfactual", "--store", stores, "--remove-top", "3",
+            "--queries", queries.ToString(System.Globalization.CultureInfo.InvariantCulture), "--random-models", "1", "--sampling-steps", "4", "--out", cf];
+        Assert.That(CliApp.Run(Run(1)), Is.EqualTo(CliApp.Ok), _stderr.ToString());
         var result = JsonNode.Parse(File.ReadAllText(Path.Combine(cf, "counterfactual.json")))!;
-        Assert.That(result["perQuery"]![0]!["removed"]!.AsArray(), Has.Count.EqualTo(3));
-        Assert.That(result["meanPixelRmsTop"]!.GetValue<double>(), Is.GreaterThanOrEqualTo(0));
-        Assert.That(File.Exists(Path.Combine(cf, "before-after.png")), Is.True);
-        Assert.That(Directory.Exists(Path.Combine(cf, "models", "query-000-top")) && Directory.Exists(Path.Combine(cf, "models", "random-00")), Is.True);
+        Assert.That(result["methods"]!.AsArray().Select(m => m!["method"]!.GetValue<string>()), Is.EqualTo(new[] { "trak", "random" }));
+        var trak = result["methods"]![0]!;
+        Assert.That(trak["perQuery"]![0]!["removed"]!.AsArray(), Has.Count.EqualTo(3));
+        Assert.That(trak["pixelRmsTop"]!.GetValue<double>(), Is.GreaterThanOrEqualTo(0));
+        Assert.That(trak["pixelRmsRandom"]!.GetValue<double>(), Is.EqualTo(result["methods"]![1]!["pixelRmsRandom"]!.GetValue<double>()), "one random baseline");
+        Assert.That(File.Exists(Path.Combine(cf, "before-after.png")) && File.Exists(Path.Combine(cf, "counterfactual.md")), Is.True);
+        Assert.That(Directory.Exists(Path.Combine(cf, "models", "trak", "query-000-top")) && Directory.Exists(Path.Combine(cf, "models", "random-00")), Is.True);
+        var stamp = File.GetLastWriteTimeUtc(Path.Combine(cf, "models", "random-00", "forward.onnx"));
+
+        Assert.That(CliApp.Run(Run(2)), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.GetLastWriteTimeUtc(Path.Combine(cf, "models", "random-00", "forward.onnx")), Is.EqualTo(stamp), "the random model is reused");
+        Assert.That(Directory.Exists(Path.Combine(cf, "models", "random", "query-001-top")), Is.True);
+        Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(cf, "counterfactual.json")))!["methods"]![1]!["perQuery"]!.AsArray(), Has.Count.EqualTo(2));
     }
 
     [Test]

@@ -81,4 +81,51 @@ public static class DiffusionLoss
         }
         return sums;
     }
+    /// <summary>
+    /// The diffusion loss ‖ε* − ε̂(x_t, t)‖²/D of given noisy states against given target noises (no noising here): the
+    /// per-step output of Journey-TRAK's evaluation, where x_t is a state of a sampling trajectory.
+    /// </summary>
+    /// <param name="denoiser">The model.</param>
+    /// <param name="states">The states x_t, C·H·W values each.</param>
+    /// <param name="targets">The target noise ε* of each state.</param>
+    /// <param name="timesteps">The timestep of each state.</param>
+    /// <param name="batchSize">States per forward call; never changes a result.</param>
+    /// <returns>One loss per state.</returns>
+    public static double[] MeasureStates(IDenoiser denoiser, IReadOnlyList<float[]> states, IReadOnlyList<float[]> targets, IReadOnlyList<long> timesteps, int batchSize = 64)
+    {
+        ArgumentNullException.ThrowIfNull(denoiser);
+        ArgumentNullException.ThrowIfNull(states);
+        ArgumentNullException.ThrowIfNull(targets);
+        ArgumentNullException.ThrowIfNull(timesteps);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        int count = states.Count, d = denoiser.Channels * denoiser.ImageSize * denoiser.ImageSize;
+        if (targets.Count != count || timesteps.Count != count)
+        {
+            throw new ArgumentException($"{count} states need as many targets and timesteps, got {targets.Count} and {timesteps.Count}");
+        }
+        var result = new double[count];
+        int capacity = Math.Max(1, Math.Min(batchSize, count));
+        var xt = new float[capacity * d];
+        var eps = new float[capacity * d];
+        var ts = new long[capacity];
+        for (int start = 0; start < count; start += capacity)
+        {
+            int b = Math.Min(capacity, count - start);
+            for (int k = 0; k < b; k++)
+            {
+                if (states[start + k].Length != d || targets[start + k].Length != d)
+                {
+                    throw new ArgumentException($"state {start + k}: expected {d} values in the state and the target");
+                }
+                states[start + k].CopyTo(xt.AsSpan(k * d, d));
+                ts[k] = timesteps[start + k];
+            }
+            denoiser.Predict(xt.AsSpan(0, b * d), ts.AsSpan(0, b), b, eps.AsSpan(0, b * d));
+            for (int k = 0; k < b; k++)
+            {
+                result[start + k] = Measurement.Value(MeasurementKind.Loss, eps.AsSpan(k * d, d), targets[start + k]);
+            }
+        }
+        return result;
+    }
 }

@@ -55,4 +55,16 @@ public sealed class DiffusionLossTests
         Assert.That(DiffusionLoss.Measure(model, schedule, plan, images, 3, 64), Is.EqualTo(expected).Within(1e-5));
         Assert.That(DiffusionLoss.Measure(model, schedule, plan, images, 3, 2), Is.EqualTo(DiffusionLoss.Measure(model, schedule, plan, images, 3, 64)));
     }
+    [Test]
+    public void MeasureStates_LossOfEachStateAgainstItsTarget_AtAnyBatchSize()
+    {
+        var model = new Scaled(0.5f);
+        float[][] states = [[1f, 2f, 3f, 4f], [0f, -2f, 0.5f, 1f], [2f, 2f, 2f, 2f]];
+        float[][] targets = [[0f, 0f, 0f, 0f], [1f, 1f, 1f, 1f], [1f, 1f, 1f, 1f]];
+        // ε̂ = x/2: (0.25 + 1 + 2.25 + 4)/4, (1 + 4 + 0.5625 + 0.25)/4, 0.
+        var expected = new[] { 7.5 / 4, 5.8125 / 4, 0.0 };
+        Assert.That(DiffusionLoss.MeasureStates(model, states, targets, [10, 20, 30]), Is.EqualTo(expected).Within(1e-12));
+        Assert.That(DiffusionLoss.MeasureStates(model, states, targets, [10, 20, 30], batchSize: 2), Is.EqualTo(expected).Within(1e-12));
+        Assert.Throws<ArgumentException>(() => DiffusionLoss.MeasureStates(model, states, targets, [10, 20]));
+    }
 }

@@ -92,6 +92,68 @@ public sealed class LdsTests
     }
 
     [Test]
+    public void PermutationTest_PerfectDatamodel_SmallP_RandomScores_NotSignificant()
+    {
+        const int n = 40, models = 16, queries = 8;
+        var subsets = Lds.DrawSubsets(n, models, 0.5, 4);
+        var rng = new Random(9);
+        var scores = Enumerable.Range(0, queries * n).Select(_ => (float)rng.NextDouble()).ToArray();
+        var measured = new double[models * queries];
+        for (int j = 0; j < models; j++)
+        {
+            for (int q = 0; q < queries; q++)
+            {
+                measured[j * queries + q] = -subsets[j].Sum(i => (double)scores[q * n + i]);
+            }
+        }
+        var perfect = Lds.PermutationTest(Lds.Predict(scores, queries, n, subsets), measured, queries, models, 200, 1);
+        Assert.That(perfect.P, Is.EqualTo(1.0 / 201).Within(1e-12), "no permutation reaches LDS 1");
+        Assert.That(perfect.NullHigh, Is.LessThan(0.5));
+        Assert.That(perfect.NullLow, Is.LessThan(0).And.GreaterThan(-0.5));
+
+        var unrelated = Enumerable.Range(0, queries * n).Select(_ => (float)rng.NextDouble()).ToArray();
+        var none = Lds.PermutationTest(Lds.Predict(unrelated, queries, n, subsets), measured, queries, models, 200, 1);
+        Assert.That(none.P, Is.GreaterThan(0.01));
+        Assert.That(Lds.PermutationTest(Lds.Predict(unrelated, queries, n, subsets), measured, queries, models, 200, 1), Is.EqualTo(none), "seeded");
+    }
+
+    [Test]
+    public void PermutationTest_OneRankingForEveryQuery_NullWiderThanIndependentScores()
+    {
+        // Some models are better at every query (a shared quality g_j) and the scores are shared by every query too: the
+        // per-query LDS values then move together, and the null must widen with them.
+        const int n = 40, models = 16, queries = 20;
+        var subsets = Lds.DrawSubsets(n, models, 0.5, 5);
+        var rng = new Random(3);
+        var quality = Enumerable.Range(0, models).Select(_ => rng.NextDouble()).ToArray();
+        var measured = Enumerable.Range(0, models * queries).Select(k => quality[k / queries] + (0.5 * rng.NextDouble())).ToArray();
+        var independent = Enumerable.Range(0, queries * n).Select(_ => (float)rng.NextDouble()).ToArray();
+        var one = Enumerable.Range(0, n).Select(_ => (float)rng.NextDouble()).ToArray();
+        var shared = Enumerable.Range(0, queries).SelectMany(_ => one).ToArray();
+        var a = Lds.PermutationTest(Lds.Predict(independent, queries, n, subsets), measured, queries, models, 400, 2);
+        var b = Lds.PermutationTest(Lds.Predict(shared, queries, n, subsets), measured, queries, models, 400, 2);
+        Assert.That(b.NullHigh - b.NullLow, Is.GreaterThan(1.5 * (a.NullHigh - a.NullLow)));
+    }
+
+    [Test]
+    public void RemoveQueryMean_SubtractsEachRowsMeanOverQueries()
+    {
+        // 2 queries × 3 rows: row means 2, 3, -1.
+        var centred = Lds.RemoveQueryMean([1f, 5f, 0f, 3f, 1f, -2f], 2, 3);
+        Assert.That(centred, Is.EqualTo(new[] { -1f, 2f, 1f, 1f, -2f, -1f }));
+        Assert.Throws<ArgumentException>(() => Lds.RemoveQueryMean([1f], 2, 3));
+    }
+
+    [Test]
+    public void QueryAgreement_SameRankingIsOne_ReversedIsMinusOne_OneQueryIsNaN()
+    {
+        Assert.That(Lds.QueryAgreement([1f, 2f, 3f, 10f, 20f, 30f], 2, 3), Is.EqualTo(1).Within(1e-12));
+        Assert.That(Lds.QueryAgreement([1f, 2f, 3f, 3f, 2f, 1f], 2, 3), Is.EqualTo(-1).Within(1e-12));
+        Assert.That(Lds.QueryAgreement([1f, 2f, 3f, 1f, 2f, 3f, 3f, 2f, 1f], 3, 3), Is.EqualTo((1.0 - 1 - 1) / 3).Within(1e-12));
+        Assert.That(double.IsNaN(Lds.QueryAgreement([1f, 2f, 3f], 1, 3)), Is.True);
+    }
+
+    [Test]
     public void MatrixFile_RoundTrips_AndMissingIsNull()
     {
         var path = Path.Combine(TestContext.CurrentContext.WorkDirectory, $"m-{Guid.NewGuid():N}.npy");

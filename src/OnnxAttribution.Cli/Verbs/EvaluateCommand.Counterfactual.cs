@@ -1,0 +1,185 @@
+using System.Globalization;
+using System.Text;
+using OnnxAttribution.Core;
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Core.Numerics;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Training.Evaluation;
+
+namespace OnnxAttribution.Cli.Verbs;
+
+internal static partial class EvaluateCommand
+{
+    private static int RunCounterfactual(EvaluateVerb o, CancellationToken cancel)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var stores = (o.Store ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (stores.Length == 0)
+        {
+            throw new UserInputException("evaluate counterfactual needs --store (one or more method stores on the model to check, comma-separated)");
+        }
+        var sources = stores.Select(st => StoreSource.TryLoad(st) ?? throw new UserInputException($"{st} has no {StoreSource.FileName}: it does not say which model and data it was built from")).ToList();
+        var source = sources[0];
+        for (int i = 1; i < stores.Length; i++)
+        {
+            if (Path.GetFullPath(sources[i].ModelDirectory) != Path.GetFullPath(source.ModelDirectory) || sources[i].Subset != source.Subset)
+            {
+                throw new UserInputException($"{stores[i]}: built on {sources[i].ModelDirectory} rows {sources[i].Subset}; {stores[0]} on {source.ModelDirectory} rows {source.Subset}. Every --store must attribute the same model and rows");
+            }
+        }
+        var reference = ModelDirectory.Open(source.ModelDirectory);
+        var training = reference.Metadata.Training
+            ?? throw new UserInputException($"{reference.Path}/model.json: field 'training' is missing; the counterfactual retrains with the model's own recipe");
+        var data = source.LoadData();
+        int baseChannels = reference.Metadata.Architecture?["baseChannels"]?.GetValue<int>()
+            ?? throw new UserInputException($"{reference.Path}/model.json: field 'architecture.baseChannels' is missing");
+        // The model's own recipe: the same data minus the removed rows, the same seed and steps.
+        var recipe = new TrainingRecipe
+        {
+            Steps = training.Steps,
+            BatchSize = training.BatchSize,
+            LearningRate = training.LearningRate,
+            EmaDecay = training.EmaDecay,
+            BaseChannels = baseChannels,
+            Threads = o.TrainThreads,
+        };
+        var methods = stores.Select(st => AttributionMethods.MethodOf(st).Name).ToList();
+        if (methods.Distinct(StringComparer.Ordinal).Count() != methods.Count)
+        {
+            throw new UserInputException($"--store: two stores of one method ({string.Join(", ", methods)}); evaluate them into separate --out folders");
+        }
+        int k = o.RemoveTop;
+        if (k < 1 || k >= data.Count)
+        {
+            throw new UserInputException($"--remove-top {k}: must be between 1 and N − 1 = {data.Count - 1}");
+        }
+        // Query q's removal depends on its store and q only, random removal r on the seed and r: more queries, random
+        // models or stores reuse every model already retrained.
+        CheckSettings(o.Out, new { kind = "counterfactual", model = Path.GetFullPath(source.ModelDirectory), subset = source.Subset, k, queries = o.Queries, randomModels = o.RandomModels, seed = o.Seed, recipe, samplingSteps = o.SamplingSteps },
+            "queries", "randomModels");
+        var session = new SessionSettings(ExecutionDevice.Cpu, o.Threads);
+        var (queryImages, queries) = GenerateQueries(reference, o.Queries, o.SamplingSteps, session, cancel);
+        int c = reference.Metadata.Channels, size = reference.Metadata.ImageSize, d = c * size * size;
+
+        var top = new Dictionary<string, Core.Store.TopKResult[]>(StringComparer.Ordinal);
+        for (int i = 0; i < stores.Length; i++)
+        {
+            using var scorer = AttributionMethods.Open(stores[i], source.ModelDirectory, session);
+            top[methods[i]] = scorer.TopK(queries, k, cancel);
+        }
+        var removals = new List<(string Name, int[] Removed)>();
+        for (int r = 0; r < o.RandomModels; r++)
+        {
+            var u = new double[data.Count];
+            new CounterRng(o.Seed + 7_000_001, r).FillUniform(u);
+            removals.Add(($"random-{r:D2}", Enumerable.Range(0, data.Count).OrderBy(i => u[i]).ThenBy(i => i).Take(k).ToArray()));
+        }
+        for (int q = 0; q < o.Queries; q++)
+        {
+            foreach (var method in methods)
+            {
+                removals.Add((TopModelName(method, q), top[method][q].Indices.Select(i => checked((int)i)).ToArray()));
+            }
+        }
+        var progress = new TrainingProgress("retrain without removed rows", removals.Count, recipe.Steps);
+        for (int m = 0; m < removals.Count; m++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var removed = removals[m].Removed.ToHashSet();
+            var keep = Enumerable.Range(0, data.Count).Where(i => !removed.Contains(i)).ToArray();
+            RecipeTrainer.TrainAndExport(recipe, data, keep, training.Seed, $"without {removals[m].Name}", Path.Combine(o.Out, "models", removals[m].Name + "-run"),
+                Path.Combine(o.Out, "models", removals[m].Name), withVjp: false, progress.For(m), cancel);
+        }
+
+        // Regenerate every query from the same noise with each retrained model; measure pixel distance and loss change.
+        var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(reference.Metadata.Schedule.Timesteps, 100), 3, 1_000_003, MeasurementKind.Loss);
+        double[] baseLoss;
+        using (var denoiser = reference.OpenDenoiser(session))
+        {
+            baseLoss = DiffusionLoss.Measure(denoiser, reference.CreateSchedule(), plan, queryImages, o.Queries);
+        }
+        (float[] Images, double[] Loss) Retrained(string name)
+        {
+            var model = ModelDirectory.Open(Path.Combine(o.Out, "models", name));
+            var (images, _) = GenerateQueries(model, o.Queries, o.SamplingSteps, session, cancel);
+            using var denoiser = model.OpenDenoiser(session);
+            return (images, DiffusionLoss.Measure(denoiser, model.CreateSchedule(), plan, queryImages, o.Queries));
+        }
+        double Distance(float[] a, float[] b, int q)
+        {
+            double sum = 0;
+            for (int i = q * d; i < (q + 1) * d; i++)
+            {
+                sum += (a[i] - b[i]) * (a[i] - b[i]);
+            }
+            return Math.Sqrt(sum / d);
+        }
+        var randoms = Enumerable.Range(0, o.RandomModels).Select(r => Retrained($"random-{r:D2}")).ToList();
+        var randDist = Enumerable.Range(0, o.Queries).Select(q => randoms.Average(r => Distance(queryImages, r.Images, q))).ToArray();
+        var randLoss = Enumerable.Range(0, o.Queries).Select(q => randoms.Average(r => r.Loss[q] - baseLoss[q])).ToArray();
+
+        var results = new List<CounterfactualRow>();
+        int columns = 1 + methods.Count + randoms.Count;
+        var tiles = new float[o.Queries * columns * d];
+        var captions = new List<string?>();
+        var after = new float[methods.Count][];
+        var perMethod = methods.Select(_ => new List<object>()).ToList();
+        var topDist = methods.Select(_ => new double[o.Queries]).ToArray();
+        var topLoss = methods.Select(_ => new double[o.Queries]).ToArray();
+        for (int q = 0; q < o.Queries; q++)
+        {
+            int tile = q * columns;
+            queryImages.AsSpan(q * d, d).CopyTo(tiles.AsSpan(tile * d, d));
+            captions.Add($"seed {q}");
+            for (int i = 0; i < methods.Count; i++)
+            {
+                var retrained = Retrained(TopModelName(methods[i], q));
+                topDist[i][q] = Distance(queryImages, retrained.Images, q);
+                topLoss[i][q] = retrained.Loss[q] - baseLoss[q];
+                perMethod[i].Add(new { query = q, removed = top[methods[i]][q].Indices, pixelRmsTop = topDist[i][q], pixelRmsRandom = randDist[q], lossChangeTop = topLoss[i][q], lossChangeRandom = randLoss[q] });
+                retrained.Images.AsSpan(q * d, d).CopyTo(tiles.AsSpan((tile + 1 + i) * d, d));
+                captions.Add($"{methods[i]} {topDist[i][q]:F2}");
+            }
+            for (int r = 0; r < randoms.Count; r++)
+            {
+                randoms[r].Images.AsSpan(q * d, d).CopyTo(tiles.AsSpan((tile + 1 + methods.Count + r) * d, d));
+                captions.Add($"random {Distance(queryImages, randoms[r].Images, q):F2}");
+            }
+        }
+        for (int i = 0; i < methods.Count; i++)
+        {
+            results.Add(new CounterfactualRow(methods[i], stores[i], topDist[i].Average(), randDist.Average(), topLoss[i].Average(), randLoss.Average(),
+                Enumerable.Range(0, o.Queries).Count(q => topLoss[i][q] > randLoss[q]), Enumerable.Range(0, o.Queries).Count(q => topDist[i][q] > randDist[q]), perMethod[i]));
+        }
+        var png = Path.Combine(o.Out, "before-after.png");
+        ImageGrid.Write(png, tiles, o.Queries * columns, c, size, size, new GridLayout(columns, 5), captions);
+        var result = new
+        {
+            model = source.ModelDirectory,
+            k,
+            n = data.Count,
+            queries = o.Queries,
+            randomModels = randoms.Count,
+            methods = results,
+            png,
+            seconds = clock.Elapsed.TotalSeconds,
+        };
+        RecipeTrainer.SaveJson(Path.Combine(o.Out, "counterfactual.json"), result);
+        var table = new StringBuilder();
+        table.AppendLine(CultureInfo.InvariantCulture, $"| method | pixel RMS change, top {k} removed | random {k} removed | query loss change, top {k} | random {k} | queries where top > random (loss) | (pixels) |");
+        table.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
+        foreach (var r in results)
+        {
+            table.AppendLine(CultureInfo.InvariantCulture, $"| {r.Method} | {r.PixelRmsTop:F3} | {r.PixelRmsRandom:F3} | {r.LossChangeTop:+0.0000;-0.0000} | {r.LossChangeRandom:+0.0000;-0.0000} | {r.QueriesLossAboveRandom}/{o.Queries} | {r.QueriesPixelsAboveRandom}/{o.Queries} |");
+        }
+        return Report(o, Path.Combine(o.Out, "counterfactual.md"), table.ToString(), result, $"remove top {k} of {data.Count}, {o.Queries} queries, {randoms.Count} random removals; {png}");
+    }
+
+    private static string TopModelName(string method, int query) => $"{method}/query-{query:D3}-top";
+
+    /// <summary>One method's remove-and-retrain result: means over queries, against the same random removals.</summary>
+    private sealed record CounterfactualRow(string Method, string Store, double PixelRmsTop, double PixelRmsRandom, double LossChangeTop, double LossChangeRandom,
+        int QueriesLossAboveRandom, int QueriesPixelsAboveRandom, List<object> PerQuery);
+}
