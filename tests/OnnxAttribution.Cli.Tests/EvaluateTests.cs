@@ -72,6 +72,17 @@ public sealed class EvaluateTests
         Assert.That(File.ReadAllText(Path.Combine(lds, "scores", "trak.json")), Does.Contain("NaN"));
         Assert.That(CliApp.Run(Lds()), Is.EqualTo(CliApp.Ok), _stderr.ToString());
         Assert.That(File.ReadAllText(Path.Combine(lds, "lds.md")), Does.Contain("(cached)"));
+
+        // Scores recorded from another store (another --ensemble folder, say) are not reused.
+        var timing = Path.Combine(lds, "scores", "trak.json");
+        var node = JsonNode.Parse(File.ReadAllText(timing))!;
+        Assert.That(node["store"]!.GetValue<string>(), Is.EqualTo(Path.GetFullPath(Path.Combine(lds, "stores", "trak"))));
+        node["store"] = "/elsewhere/trak";
+        File.WriteAllText(timing, node.ToJsonString());
+        var before = File.GetLastWriteTimeUtc(scores);
+        Assert.That(CliApp.Run(Lds()), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.GetLastWriteTimeUtc(scores), Is.GreaterThan(before), "scored again");
+        Assert.That(JsonNode.Parse(File.ReadAllText(timing))!["store"]!.GetValue<string>(), Does.Not.StartWith("/elsewhere"));
     }
 
     [Test]

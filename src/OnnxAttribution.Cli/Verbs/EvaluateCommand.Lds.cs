@@ -96,68 +96,61 @@ internal static partial class EvaluateCommand
             cancel.ThrowIfCancellationRequested();
             var scoresPath = Path.Combine(o.Out, "scores", name + ".npy");
             Directory.CreateDirectory(Path.GetDirectoryName(scoresPath)!);
-            var cached = MatrixFile.TryLoad(scoresPath);
+            var storeDir = name == "ensemble"
+                ? o.Ensemble ?? throw new UserInputException("method 'ensemble' needs --ensemble <folder> (train it with train-ensemble on the same --data/--subset)")
+                : Path.Combine(o.Out, "stores", name);
             double buildSeconds = double.NaN, scoreSeconds = double.NaN;
             float[] scores;
             var timingPath = Path.ChangeExtension(scoresPath, ".json");
-            if (cached is { } hit)
+            var saved = File.Exists(timingPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath)) : null;
+            // Scores are reused only from the same store: another --ensemble folder scores again. (Files written before
+            // the store was recorded count as the store under --out, where every method but the ensemble is built.)
+            string? savedStore = saved?["store"]?.GetValue<string>();
+            bool sameStore = savedStore is null ? name != "ensemble" : savedStore == Path.GetFullPath(storeDir);
+            if (sameStore && MatrixFile.TryLoad(scoresPath) is { } hit)
             {
                 scores = hit.Values;
-                if (File.Exists(timingPath))
-                {
-                    var saved = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath))!;
-                    buildSeconds = ReadSeconds(saved["buildSeconds"]);
-                    scoreSeconds = ReadSeconds(saved["scoreSeconds"]);
-                }
+                buildSeconds = ReadSeconds(saved?["buildSeconds"]);
+                scoreSeconds = ReadSeconds(saved?["scoreSeconds"]);
             }
             else
             {
-                string store;
-                if (name == "ensemble")
+                if (name != "ensemble" && MethodManifest.TryLoad(storeDir) is null)
                 {
-                    store = o.Ensemble ?? throw new UserInputException("method 'ensemble' needs --ensemble <folder> (train it with train-ensemble on the same --data/--subset)");
-                }
-                else
-                {
-                    store = Path.Combine(o.Out, "stores", name);
-                    if (MethodManifest.TryLoad(store) is null)
+                    var watch = System.Diagnostics.Stopwatch.StartNew();
+                    var bars = new Dictionary<string, ConsoleProgress>(StringComparer.Ordinal);
+                    AttributionMethods.Find(name).Build(new MethodBuildRequest
                     {
-                        var watch = System.Diagnostics.Stopwatch.StartNew();
-                        var bars = new Dictionary<string, ConsoleProgress>(StringComparer.Ordinal);
-                        AttributionMethods.Find(name).Build(new MethodBuildRequest
+                        ModelDirectory = referenceDir,
+                        Data = data,
+                        Source = source,
+                        OutDirectory = storeDir,
+                        Session = session,
+                        Settings = MethodSettingsFor(o, referenceDir),
+                        Progress = new SyncProgress<MethodProgress>(p =>
                         {
-                            ModelDirectory = referenceDir,
-                            Data = data,
-                            Source = source,
-                            OutDirectory = store,
-                            Session = session,
-                            Settings = MethodSettingsFor(o, referenceDir),
-                            Progress = new SyncProgress<MethodProgress>(p =>
+                            if (!bars.TryGetValue(p.Stage, out var b))
                             {
-                                if (!bars.TryGetValue(p.Stage, out var b))
-                                {
-                                    bars[p.Stage] = b = new ConsoleProgress($"{name}: {p.Stage}");
-                                }
-                                b.Report(p.Done, p.Total);
-                            }),
-                        }, cancel);
-                        buildSeconds = watch.Elapsed.TotalSeconds;
-                    }
+                                bars[p.Stage] = b = new ConsoleProgress($"{name}: {p.Stage}");
+                            }
+                            b.Report(p.Done, p.Total);
+                        }),
+                    }, cancel);
+                    buildSeconds = watch.Elapsed.TotalSeconds;
                 }
                 var scoreWatch = System.Diagnostics.Stopwatch.StartNew();
-                using (var scorer = AttributionMethods.Open(store, name == "ensemble" ? null : referenceDir, session))
+                using (var scorer = AttributionMethods.Open(storeDir, name == "ensemble" ? null : referenceDir, session))
                 {
                     if (scorer.Rows != data.Count)
                     {
-                        throw new UserInputException($"{store}: scores {scorer.Rows} rows; the training set has {data.Count}");
+                        throw new UserInputException($"{storeDir}: scores {scorer.Rows} rows; the training set has {data.Count}");
                     }
                     scores = scorer.Scores(queries, cancel);
                 }
                 scoreSeconds = scoreWatch.Elapsed.TotalSeconds;
                 MatrixFile.Save(scoresPath, scores, o.Queries, data.Count);
-                RecipeTrainer.SaveJson(timingPath, new { buildSeconds, scoreSeconds });
+                RecipeTrainer.SaveJson(timingPath, new { store = Path.GetFullPath(storeDir), buildSeconds, scoreSeconds });
             }
-            var storeDir = name == "ensemble" ? o.Ensemble! : Path.Combine(o.Out, "stores", name);
             long storeBytes = Directory.Exists(storeDir) ? new DirectoryInfo(storeDir).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
             var predicted = Lds.Predict(scores, o.Queries, data.Count, subsets);
             var perQuery = Lds.PerQuery(predicted, measuredLoss, o.Queries, subsets.Length);
@@ -172,7 +165,7 @@ internal static partial class EvaluateCommand
             Output.Note($"{rows[^1].Method}: LDS {100 * interval.Mean:F1}% [{100 * interval.Low:F1}, {100 * interval.High:F1}] over {interval.Count} queries, permutation p = {test.P:F3}");
             if (journey)
             {
-                var (row, steps) = JourneyLds(o, store: storeDir, referenceDir, session, queries, subsets, data.Count, buildSeconds, scoreSeconds, storeBytes, cancel);
+                var (row, steps) = JourneyLds(o, storeDir, referenceDir, session, queries, subsets, data.Count, buildSeconds, scoreSeconds, storeBytes, cancel);
                 rows.Add(row);
                 journeySteps = steps;
                 Output.Note($"{name}: per-step LDS {100 * row.Lds:F1}% [{100 * row.Low:F1}, {100 * row.High:F1}] (mean over {steps.Count} steps), permutation p = {row.P:F3}");
