@@ -1,22 +1,12 @@
 using System.Diagnostics;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 
 namespace OnnxAttribution.Cli;
 
 /// <summary>Where results and progress go: results on stdout (JSON with --json), progress and notes on stderr.</summary>
 internal static class Output
 {
-    /// <summary>The JSON settings of every report (camelCase, indented, enums as names).</summary>
-    public static readonly JsonSerializerOptions Options = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-        WriteIndented = true,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
-    public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Options));
+    public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Core.Models.ModelMetadata.JsonOptions));
 
     public static void Note(string message) => Console.Error.WriteLine(message);
 }

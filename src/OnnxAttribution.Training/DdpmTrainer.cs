@@ -209,9 +209,13 @@ public static class DdpmTrainer
         ArgumentNullException.ThrowIfNull(o.Model);
         ArgumentNullException.ThrowIfNull(o.Schedule);
         o.Model.Validate();
-        if (o.KeepCheckpointsEvery < 0 || (o.KeepCheckpointsEvery > 0 && o.CheckpointDirectory is null))
+        if (o.KeepCheckpointsEvery < 0)
         {
-            throw new UserInputException($"training options: keepCheckpointsEvery ({o.KeepCheckpointsEvery}) must be non-negative, and needs a checkpoint directory");
+            throw new UserInputException($"training options: keepCheckpointsEvery is {o.KeepCheckpointsEvery}; expected 0 (keep the newest two) or a positive step count");
+        }
+        if (o.KeepCheckpointsEvery > 0 && o.CheckpointDirectory is null)
+        {
+            throw new UserInputException($"training options: keepCheckpointsEvery is {o.KeepCheckpointsEvery}, but no checkpoint directory is set to keep them in");
         }
         var d = o.Data;
         if (d.Channels != o.Model.Channels || d.Height != o.Model.ImageSize || d.Width != o.Model.ImageSize)

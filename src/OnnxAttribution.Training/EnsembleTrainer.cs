@@ -125,7 +125,8 @@ public static class EnsembleTrainer
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(options.Training);
         // Everything is checked before ensemble.json is written: a rerun with corrected options must not meet a stale design.
-        DdpmTrainer.Validate(options.Training with { Data = options.Data, Indices = null });
+        // (Each member gets its own checkpoint folder; a stand-in lets kept checkpoints pass the check.)
+        DdpmTrainer.Validate(options.Training with { Data = options.Data, Indices = null, CheckpointDirectory = Path.Combine(options.OutDirectory, "checkpoints") });
         var design = Design(options);
         var schedule = new NoiseSchedule(options.Training.Schedule);
         if (options.ScoringTimesteps < 1 || options.ScoringTimesteps > schedule.Timesteps || options.ScoringNoiseDraws < 1)
@@ -186,7 +187,7 @@ public static class EnsembleTrainer
                 // forward.onnx: the member's, not the folder's, so a moved or resumed ensemble has the same bytes.
                 OnnxExporter.Export(trained.Ema, member.Schedule, info, memberDir, $"ensemble-{EnsembleDesign.MemberFolder(m)}");
             }
-            if (!options.KeepCheckpoints)
+            if (!options.KeepCheckpoints && Directory.Exists(checkpoints))
             {
                 Directory.Delete(checkpoints, recursive: true);
             }

@@ -30,12 +30,30 @@ public sealed record TrainingRunInfo(
 {
     public const string FileName = "run.json";
 
+    /// <summary>What a finished <see cref="DdpmTrainer.Train"/> run with <paramref name="options"/> was asked and measured.</summary>
+    /// <param name="options">The run's options.</param>
+    /// <param name="result">Its result.</param>
+    /// <param name="dataset">The dataset as the user named it.</param>
+    /// <param name="subset">The rows trained on, as the user named them.</param>
+    /// <param name="millisecondsPerStep">The last measured step time; by default the whole run's mean.</param>
+    /// <param name="imagesPerSecond">The last measured throughput; by default the whole run's mean.</param>
+    public static TrainingRunInfo Of(TrainOptions options, TrainResult result, string dataset, string subset, double? millisecondsPerStep = null, double? imagesPerSecond = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(result);
+        double seconds = result.Elapsed.TotalSeconds;
+        return new TrainingRunInfo(dataset, options.Data.Fingerprint, subset, options.Data.Height, options.Indices?.Count ?? options.Data.Count,
+            options.Schedule, result.Steps, options.BatchSize, options.LearningRate, options.EmaDecay, options.Seed, result.FinalLoss, seconds,
+            millisecondsPerStep ?? (1000 * seconds / Math.Max(1, result.Steps)),
+            imagesPerSecond ?? (seconds > 0 ? result.Steps * (double)options.BatchSize / seconds : 0),
+            options.Threads, options.WarmupSteps);
+    }
+
     public void Save(string runDirectory)
     {
         Directory.CreateDirectory(runDirectory);
         var path = Path.Combine(runDirectory, FileName);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, ModelMetadata.JsonOptions) + "\n");
-        File.Move(path + ".tmp", path, overwrite: true);
+        JsonFile.Save(path, this);
     }
 
     /// <exception cref="ModelFileException">run.json is missing or invalid.</exception>
@@ -99,14 +117,14 @@ public static class ModelExport
             KroneckerFactors = true,
         });
 
-    /// <summary>Exports the EMA weights of a run into <paramref name="outDirectory"/>.</summary>
-    public static ExportedModel Export(string runDirectory, string outDirectory, string name)
+    /// <summary>Exports the EMA weights of a run into <paramref name="outDirectory"/> (with <paramref name="withVjp"/>, also vjp.onnx).</summary>
+    public static ExportedModel Export(string runDirectory, string outDirectory, string name, bool withVjp = true)
     {
         var info = TrainingRunInfo.Load(runDirectory);
         using var ema = LoadEma(runDirectory);
         var parameters = ema.ParameterInfos();
         return OnnxExporter.Export(ema, info.Schedule, Training(info, info.Steps), outDirectory, name,
-            (forward, dir) => OnnxModelFile.Save(BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
+            withVjp ? (forward, dir) => OnnxModelFile.Save(BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")) : null);
     }
 
     /// <summary>

@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using OnnxAttribution.Core.Evaluation;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Cli.Tests;
 
@@ -101,18 +101,18 @@ public sealed class EvaluateTests
         Assert.That(names, Is.EqualTo(new[] { "journey-trak (final image)", "journey-trak", "random" }));
         Assert.That(first["methods"]![1]!["output"]!.GetValue<string>(), Does.Contain("trajectory"));
         Assert.That(first["journeySteps"]!.AsArray(), Has.Count.EqualTo(2));
-        Assert.That(MatrixFile.TryLoad(Path.Combine(grow, "measured-journey.npy"))!.Value.Columns, Is.EqualTo(2 * 2), "queries × steps");
+        Assert.That(NpyFormat.ReadMatrix(Path.Combine(grow, "measured-journey-trak.npy")).Header.Columns, Is.EqualTo(2 * 2), "queries × steps");
         foreach (var m in first["methods"]!.AsArray())
         {
             Assert.That(m!["p"]!.GetValue<double>(), Is.GreaterThan(0).And.LessThanOrEqualTo(1));
         }
         var model = File.GetLastWriteTimeUtc(Path.Combine(grow, "subsets", "model-000", "forward.onnx"));
-        var measured = MatrixFile.TryLoad(Path.Combine(grow, "measured-loss.npy"))!.Value;
+        var measured = NpyFormat.ReadMatrix(Path.Combine(grow, "measured-loss.npy"));
 
         Assert.That(CliApp.Run(Run(3)), Is.EqualTo(CliApp.Ok), _stderr.ToString());
         Assert.That(File.GetLastWriteTimeUtc(Path.Combine(grow, "subsets", "model-000", "forward.onnx")), Is.EqualTo(model), "model 0 is reused");
-        var grown = MatrixFile.TryLoad(Path.Combine(grow, "measured-loss.npy"))!.Value;
-        Assert.That(grown.Rows, Is.EqualTo(3));
+        var grown = NpyFormat.ReadMatrix(Path.Combine(grow, "measured-loss.npy"));
+        Assert.That(grown.Header.Rows, Is.EqualTo(3));
         Assert.That(grown.Values.Take(measured.Values.Length), Is.EqualTo(measured.Values), "the first models' measurements are kept");
         Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(grow, "lds.json")))!["subsetModels"]!.GetValue<int>(), Is.EqualTo(3));
     }

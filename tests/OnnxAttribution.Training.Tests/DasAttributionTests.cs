@@ -124,7 +124,7 @@ public sealed class DasAttributionTests
         var average = new double[rows.Length * p];
         var images = rows.SelectMany(Image).ToArray();
         int pairs = 0;
-        source.ForEachPair(images, rows.Length, source.GradientOutputs, pair =>
+        source.ForEachPair(images, rows.Length, source.GradientOutputs, default, pair =>
         {
             pairs++;
             for (int b = 0; b < rows.Length; b++)

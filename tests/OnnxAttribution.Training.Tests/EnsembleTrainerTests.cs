@@ -71,9 +71,14 @@ public sealed class EnsembleTrainerTests : TempDirectoryTest
         var scores = scorer.Scores(queries);
         Assert.That(losses, Has.All.Matches<double>(l => double.IsFinite(l) && l > 0));
         Assert.That(losses.Distinct().Count(), Is.EqualTo(4), "members trained on different rows with different seeds differ");
-        var expected = new float[8];
-        EnsembleMethod.GroupScores(losses, design, expected);
-        Assert.That(scores, Is.EqualTo(expected.Select((_, i) => expected[design.GroupOfRow[i]])));
+        // Each row scores the mean loss of the members that did not see its group minus that of the members that did.
+        for (int row = 0; row < 8; row++)
+        {
+            int group = design.GroupOfRow[row];
+            var seen = Enumerable.Range(0, 4).Where(m => design.Sees(m, group)).Select(m => losses[m]).Average();
+            var unseen = Enumerable.Range(0, 4).Where(m => !design.Sees(m, group)).Select(m => losses[m]).Average();
+            Assert.That(scores[row], Is.EqualTo(unseen - seen).Within(1e-6 * Math.Abs(unseen)), $"row {row}");
+        }
     }
 
     [Test]
@@ -136,9 +141,23 @@ public sealed class EnsembleTrainerTests : TempDirectoryTest
         Assert.That(File.Exists(Path.Combine(dir, EnsembleDesign.FileName)), Is.False);
     }
 
-    /// <summary>Reports on the calling thread.</summary>
-    private sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+    [Test]
+    public void Train_KeepingCheckpoints_KeepsThemInEachMember()
     {
-        public void Report(T value) => report(value);
+        var data = TestData.Bars(8, 16, seed: 1);
+        var dir = Path.Combine(TempDir, "e");
+        var options = Options(dir, data, steps: 2, members: 2);
+        EnsembleTrainer.Train(options with { KeepCheckpoints = true, Training = options.Training with { KeepCheckpointsEvery = 1 } });
+        Assert.That(Directory.Exists(Path.Combine(dir, "member-01", "checkpoints")), Is.True);
+    }
+
+    [Test]
+    public void Train_ZeroSteps_WritesUntrainedMembers()
+    {
+        var data = TestData.Bars(8, 16, seed: 1);
+        var dir = Path.Combine(TempDir, "e");
+        var result = EnsembleTrainer.Train(Options(dir, data, steps: 0, members: 2));
+        Assert.That(File.Exists(Path.Combine(dir, "member-01", "model.json")), Is.True);
+        Assert.That(result.Members, Has.Count.EqualTo(2));
     }
 }

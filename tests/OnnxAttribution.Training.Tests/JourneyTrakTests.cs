@@ -35,7 +35,7 @@ public sealed class JourneyTrakTests
         _dir = Directory.CreateTempSubdirectory("oa-journey-").FullName;
         _model = Path.Combine(_dir, "model");
         Support.TinyAttributionModel.Export(_model);
-        _data = SubsetSpec.Parse($"0:{Rows}").Apply(Repository.Locator.Load("embedded"));
+        _data = Support.TinyAttributionModel.EmbeddedRows(Rows);
         _schedule = ModelDirectory.Open(_model).CreateSchedule();
         _store = Path.Combine(_dir, "journey");
         _method.Build(Request(_data, "0:40", _store, Dim, batchSize: 8));
@@ -216,16 +216,22 @@ public sealed class JourneyTrakTests
         }
     }
 
+    /// <summary>Several plain images in one call: each query's row of each step comes from that step's own store.</summary>
     [Test]
-    public void StepScores_PlainImage_EqualsTrakScorerOfEachStepStore()
+    public void StepScores_PlainImagesInOneBatch_EachStepScoredByItsOwnStore()
     {
         using var scorer = OpenScorer();
-        var image = _data.Image(9).ToArray();
-        var actual = scorer.StepScores(new AttributionQuery("image", image));
+        int[] rows = [9, 21];
+        var actual = scorer.StepScores(rows.Select(r => new AttributionQuery($"row {r}", _data.Image(r).ToArray())).ToList());
         for (int j = 0; j < Steps; j++)
         {
             using var trak = TrakScorer.Open(Path.Combine(_store, JourneyTrakMethod.StepFolder(scorer.Steps[j], 1000)), _model);
-            Assert.That(actual.AsSpan(j * Rows, Rows).ToArray(), Is.EqualTo(trak.Scores(image, 1)), $"step t = {scorer.Steps[j]}: the image noised with the step store's plan");
+            for (int q = 0; q < rows.Length; q++)
+            {
+                var expected = trak.Scores(_data.Image(rows[q]).ToArray(), 1);
+                Assert.That(actual.AsSpan(((q * Steps) + j) * Rows, Rows).ToArray(), Is.EqualTo(expected).Within(1e-5 * expected.Max(Math.Abs)),
+                    $"query {q}, step t = {scorer.Steps[j]}: the image noised with the step store's plan");
+            }
         }
     }
 

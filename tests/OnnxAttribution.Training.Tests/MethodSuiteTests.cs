@@ -2,7 +2,6 @@ using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
-using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Training.Tests;
 
@@ -31,11 +30,8 @@ public sealed class MethodSuiteTests
     {
         _dir = Directory.CreateTempSubdirectory("oa-suite-").FullName;
         _model = Path.Combine(_dir, "model");
-        using var net = new UNet(new UNetConfig { BaseChannels = 8, Groups = 4, TimeEmbeddingDim = 32, SinusoidDim = 16 }, seed: 3);
-        var parameters = net.ParameterInfos();
-        OnnxExporter.Export(net, new ScheduleSettings(ScheduleKind.Linear, 1000), new TrainingInfo("embedded", "0:40", 1, 8, 1e-3, 0.999, 3, 1, 1), _model, "tiny",
-            (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
-        _data = SubsetSpec.Parse($"0:{Rows}").Apply(Repository.Locator.Load("embedded"));
+        Support.TinyAttributionModel.Export(_model, new TrainingInfo("embedded", "0:40", 1, 8, 1e-3, 0.999, 3, 1, 1));
+        _data = Support.TinyAttributionModel.EmbeddedRows(Rows);
     }
 
     [OneTimeTearDown]

@@ -27,10 +27,11 @@ internal static class AttributeJourney
     /// <summary>
     /// Writes <c>&lt;out&gt;-journey.png</c> (further queries: <c>-journey-2.png</c>, …): the predicted x̂₀ at each step on
     /// top, beneath each step its top-k training images (at most 8 rows), and below a plot of how the step scores of the
-    /// query's overall top 5 rows change over the steps.
+    /// query's overall top 5 rows change over the steps. <paramref name="allStepScores"/> are the scorer's step scores of
+    /// <paramref name="queries"/> (queries × steps × rows), computed once by the caller.
     /// </summary>
-    public static List<Journey> Write(IStepwiseScorer scorer, IReadOnlyList<AttributionQuery> queries, IReadOnlyList<TopKResult> overall,
-        ImageDataset? data, ModelDirectory model, SessionSettings session, string outPath, int top, int scale, CancellationToken cancel)
+    public static List<Journey> Write(IStepwiseScorer scorer, float[] allStepScores, IReadOnlyList<AttributionQuery> queries, IReadOnlyList<TopKResult> overall,
+        ImageDataset? data, ModelDirectory model, SessionSettings session, string outPath, int top, int scale)
     {
         var schedule = model.CreateSchedule();
         using var denoiser = model.OpenDenoiser(session);
@@ -40,7 +41,7 @@ internal static class AttributeJourney
         var journeys = new List<Journey>();
         for (int q = 0; q < queries.Count; q++)
         {
-            var stepScores = scorer.StepScores(queries[q], cancel);
+            var stepScores = allStepScores.AsSpan(q * steps * rows, steps * rows).ToArray();
             var ranked = Enumerable.Range(0, steps).Select(j => TopKSelection.Select(stepScores.AsSpan(j * rows, rows), top)).ToList();
             var tiles = new float[(1 + shown) * steps * d];
             JourneyTrakMethod.PredictedImages(denoiser, schedule, queries[q], scorer.Steps).CopyTo(tiles, 0);

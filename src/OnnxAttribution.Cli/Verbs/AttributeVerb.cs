@@ -93,7 +93,10 @@ internal static class AttributeCommand
         var labels = queryList.Select(q => q.Label).ToList();
         double generateSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
-        var top = scorer.TopK(queryList, o.Top, cancel);
+        // A stepwise method (journey-trak) scores every step once; its overall ranking is the mean over the steps.
+        var stepScores = scorer is IStepwiseScorer stepwise ? stepwise.StepScores(queryList, cancel) : null;
+        var overall = stepScores is null ? scorer.Scores(queryList, cancel) : IStepwiseScorer.MeanOverSteps(stepScores, count, ((IStepwiseScorer)scorer).Steps.Count, scorer.Rows);
+        var top = Enumerable.Range(0, count).Select(q => TopKSelection.Select(overall.AsSpan(checked((int)(q * scorer.Rows)), checked((int)scorer.Rows)), o.Top)).ToArray();
         double attributeSeconds = clock.Elapsed.TotalSeconds;
 
         // The training images for the grid: the store's dataset, as featurized.
@@ -127,9 +130,9 @@ internal static class AttributeCommand
         var queryPng = Path.ChangeExtension(o.Out, null) + "-query.png";
         PngImage.Write(queryPng, queries.AsSpan(0, d), c, s, s, 8);
         // Methods that score each step of the trajectory (journey-trak): a picture per query and the per-step rankings.
-        var journeys = scorer is IStepwiseScorer stepwise
-            ? AttributeJourney.Write(stepwise, queryList, top, data, model, session, o.Out, o.Top, o.Scale, cancel)
-            : null;
+        var journeys = stepScores is null
+            ? null
+            : AttributeJourney.Write((IStepwiseScorer)scorer, stepScores, queryList, top, data, model, session, o.Out, o.Top, o.Scale);
 
         var rankings = Enumerable.Range(0, count).Select(q => new
         {

@@ -6,6 +6,7 @@ using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Imaging;
 using OnnxAttribution.Core.Numerics;
 using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Sampling;
 using OnnxAttribution.Training.Evaluation;
 
 namespace OnnxAttribution.Cli.Verbs;
@@ -43,6 +44,7 @@ internal static partial class EvaluateCommand
             LearningRate = training.LearningRate,
             EmaDecay = training.EmaDecay,
             BaseChannels = baseChannels,
+            Schedule = reference.Metadata.Schedule == TrainingRecipe.DefaultSchedule ? null : reference.Metadata.Schedule,
             Threads = o.TrainThreads,
         };
         var methods = stores.Select(st => AttributionMethods.MethodOf(st).Name).ToList();
@@ -60,7 +62,8 @@ internal static partial class EvaluateCommand
         CheckSettings(o.Out, new { kind = "counterfactual", model = Path.GetFullPath(source.ModelDirectory), subset = source.Subset, k, queries = o.Queries, randomModels = o.RandomModels, seed = o.Seed, recipe, samplingSteps = o.SamplingSteps },
             "queries", "randomModels");
         var session = new SessionSettings(ExecutionDevice.Cpu, o.Threads);
-        var (queryImages, queries) = GenerateQueries(reference, o.Queries, o.SamplingSteps, session, cancel);
+        var queries = GeneratedQueries.Generate(reference, QuerySeeds(o.Queries), SamplerKind.Ddim, o.SamplingSteps, session, cancel);
+        var queryImages = TrakMethod.Images(queries);
         int c = reference.Metadata.Channels, size = reference.Metadata.ImageSize, d = c * size * size;
 
         var top = new Dictionary<string, Core.Store.TopKResult[]>(StringComparer.Ordinal);
@@ -100,31 +103,34 @@ internal static partial class EvaluateCommand
         {
             baseLoss = DiffusionLoss.Measure(denoiser, reference.CreateSchedule(), plan, queryImages, o.Queries);
         }
-        (float[] Images, double[] Loss) Retrained(string name)
+        // Only the queries a model is compared on are regenerated: every query for a random removal, query q for its top-k's.
+        (float[] Images, double[] Loss) Retrained(string name, int[] which)
         {
             var model = ModelDirectory.Open(Path.Combine(o.Out, "models", name));
-            var (images, _) = GenerateQueries(model, o.Queries, o.SamplingSteps, session, cancel);
+            var images = TrakMethod.Images(GeneratedQueries.Generate(model, which.Select(q => (long)q).ToArray(), SamplerKind.Ddim, o.SamplingSteps, session, cancel));
+            var originals = which.SelectMany(q => queryImages.AsSpan(q * d, d).ToArray()).ToArray();
             using var denoiser = model.OpenDenoiser(session);
-            return (images, DiffusionLoss.Measure(denoiser, model.CreateSchedule(), plan, queryImages, o.Queries));
+            return (images, DiffusionLoss.Measure(denoiser, model.CreateSchedule(), plan, originals, which.Length));
         }
-        double Distance(float[] a, float[] b, int q)
+        double Distance(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
         {
             double sum = 0;
-            for (int i = q * d; i < (q + 1) * d; i++)
+            for (int i = 0; i < d; i++)
             {
                 sum += (a[i] - b[i]) * (a[i] - b[i]);
             }
             return Math.Sqrt(sum / d);
         }
-        var randoms = Enumerable.Range(0, o.RandomModels).Select(r => Retrained($"random-{r:D2}")).ToList();
-        var randDist = Enumerable.Range(0, o.Queries).Select(q => randoms.Average(r => Distance(queryImages, r.Images, q))).ToArray();
-        var randLoss = Enumerable.Range(0, o.Queries).Select(q => randoms.Average(r => r.Loss[q] - baseLoss[q])).ToArray();
+        float[] Query(float[] images, int q) => images.AsSpan(q * d, d).ToArray();
+        var all = Enumerable.Range(0, o.Queries).ToArray();
+        var randoms = Enumerable.Range(0, o.RandomModels).Select(r => Retrained($"random-{r:D2}", all)).ToList();
+        var randDist = all.Select(q => randoms.Average(r => Distance(Query(queryImages, q), Query(r.Images, q)))).ToArray();
+        var randLoss = all.Select(q => randoms.Average(r => r.Loss[q] - baseLoss[q])).ToArray();
 
         var results = new List<CounterfactualRow>();
         int columns = 1 + methods.Count + randoms.Count;
         var tiles = new float[o.Queries * columns * d];
         var captions = new List<string?>();
-        var after = new float[methods.Count][];
         var perMethod = methods.Select(_ => new List<object>()).ToList();
         var topDist = methods.Select(_ => new double[o.Queries]).ToArray();
         var topLoss = methods.Select(_ => new double[o.Queries]).ToArray();
@@ -135,17 +141,17 @@ internal static partial class EvaluateCommand
             captions.Add($"seed {q}");
             for (int i = 0; i < methods.Count; i++)
             {
-                var retrained = Retrained(TopModelName(methods[i], q));
-                topDist[i][q] = Distance(queryImages, retrained.Images, q);
-                topLoss[i][q] = retrained.Loss[q] - baseLoss[q];
+                var retrained = Retrained(TopModelName(methods[i], q), [q]);
+                topDist[i][q] = Distance(Query(queryImages, q), retrained.Images);
+                topLoss[i][q] = retrained.Loss[0] - baseLoss[q];
                 perMethod[i].Add(new { query = q, removed = top[methods[i]][q].Indices, pixelRmsTop = topDist[i][q], pixelRmsRandom = randDist[q], lossChangeTop = topLoss[i][q], lossChangeRandom = randLoss[q] });
-                retrained.Images.AsSpan(q * d, d).CopyTo(tiles.AsSpan((tile + 1 + i) * d, d));
+                retrained.Images.CopyTo(tiles.AsSpan((tile + 1 + i) * d, d));
                 captions.Add($"{methods[i]} {topDist[i][q]:F2}");
             }
             for (int r = 0; r < randoms.Count; r++)
             {
                 randoms[r].Images.AsSpan(q * d, d).CopyTo(tiles.AsSpan((tile + 1 + methods.Count + r) * d, d));
-                captions.Add($"random {Distance(queryImages, randoms[r].Images, q):F2}");
+                captions.Add($"random {Distance(Query(queryImages, q), Query(randoms[r].Images, q)):F2}");
             }
         }
         for (int i = 0; i < methods.Count; i++)
@@ -166,7 +172,7 @@ internal static partial class EvaluateCommand
             png,
             seconds = clock.Elapsed.TotalSeconds,
         };
-        RecipeTrainer.SaveJson(Path.Combine(o.Out, "counterfactual.json"), result);
+        JsonFile.Save(Path.Combine(o.Out, "counterfactual.json"), result);
         var table = new StringBuilder();
         table.AppendLine(CultureInfo.InvariantCulture, $"| method | pixel RMS change, top {k} removed | random {k} removed | query loss change, top {k} | random {k} | queries where top > random (loss) | (pixels) |");
         table.AppendLine("|---|---:|---:|---:|---:|---:|---:|");

@@ -1,11 +1,14 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Evaluation;
+using OnnxAttribution.Core.Store;
 using OnnxAttribution.Core.Imaging;
 using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Sampling;
 using OnnxAttribution.Training;
 using OnnxAttribution.Training.Evaluation;
 
@@ -58,7 +61,7 @@ internal static partial class EvaluateCommand
 
         // 2. Subsets and their models.
         var subsets = Lds.DrawSubsets(data.Count, o.SubsetModels, o.Alpha, o.Seed);
-        RecipeTrainer.SaveJson(Path.Combine(o.Out, "subsets.json"), subsets.Select((s, j) => new { model = j, seed = SubsetSeed(o.Seed, j), rows = s }).ToList());
+        JsonFile.Save(Path.Combine(o.Out, "subsets.json"), subsets.Select((s, j) => new { model = j, seed = SubsetSeed(o.Seed, j), rows = s }).ToList());
         var progress = new TrainingProgress("subset models", subsets.Length, recipe.Steps);
         for (int j = 0; j < subsets.Length; j++)
         {
@@ -71,7 +74,8 @@ internal static partial class EvaluateCommand
             .Select(j => TrainingRunInfo.Load(Path.Combine(o.Out, "subsets", $"model-{j:D3}-run")).TrainSeconds).Average();
 
         // 3. Queries and the measured output of every subset model.
-        var (queryImages, queries) = GenerateQueries(reference, o.Queries, o.SamplingSteps, session, cancel);
+        var queries = GeneratedQueries.Generate(reference, QuerySeeds(o.Queries), SamplerKind.Ddim, o.SamplingSteps, session, cancel);
+        var queryImages = TrakMethod.Images(queries);
         int c = reference.Metadata.Channels, size = reference.Metadata.ImageSize, d = c * size * size;
         ImageGrid.Write(Path.Combine(o.Out, "queries.png"), queryImages, o.Queries, c, size, size, new GridLayout(Math.Min(10, o.Queries), 4), queries.Select(q => (string?)q.Label).ToList());
         var measurePlan = new FeaturizationPlan(FeaturizationPlan.Evenly(reference.Metadata.Schedule.Timesteps, o.MeasureTimesteps), o.MeasureDraws, 1_000_003, MeasurementKind.Loss);
@@ -107,7 +111,13 @@ internal static partial class EvaluateCommand
             // the store was recorded count as the store under --out, where every method but the ensemble is built.)
             string? savedStore = saved?["store"]?.GetValue<string>();
             bool sameStore = savedStore is null ? name != "ensemble" : savedStore == Path.GetFullPath(storeDir);
-            if (sameStore && MatrixFile.TryLoad(scoresPath) is { } hit)
+            // A stepwise method (journey-trak) also keeps its scores per step, <name>-steps.npy, and its timesteps.
+            var stepsPath = Path.Combine(o.Out, "scores", name + "-steps.npy");
+            long[]? timesteps = saved?["steps"]?.Deserialize<long[]>();
+            var cachedScores = sameStore ? TryReadMatrix(scoresPath) : null;
+            var cachedSteps = sameStore && timesteps is not null ? TryReadMatrix(stepsPath) : null;
+            float[]? stepScores = cachedSteps?.Values;
+            if (cachedScores is { } hit && (timesteps is null || stepScores is not null))
             {
                 scores = hit.Values;
                 buildSeconds = ReadSeconds(saved?["buildSeconds"]);
@@ -145,11 +155,22 @@ internal static partial class EvaluateCommand
                     {
                         throw new UserInputException($"{storeDir}: scores {scorer.Rows} rows; the training set has {data.Count}");
                     }
-                    scores = scorer.Scores(queries, cancel);
+                    if (scorer is IStepwiseScorer stepScorer)
+                    {
+                        timesteps = stepScorer.Steps.ToArray();
+                        stepScores = stepScorer.StepScores(queries, cancel);
+                        scores = IStepwiseScorer.MeanOverSteps(stepScores, o.Queries, timesteps.Length, data.Count);
+                        NpyFormat.WriteMatrix(stepsPath, stepScores, o.Queries, (long)timesteps.Length * data.Count);
+                    }
+                    else
+                    {
+                        timesteps = null;
+                        scores = scorer.Scores(queries, cancel);
+                    }
                 }
                 scoreSeconds = scoreWatch.Elapsed.TotalSeconds;
-                MatrixFile.Save(scoresPath, scores, o.Queries, data.Count);
-                RecipeTrainer.SaveJson(timingPath, new { store = Path.GetFullPath(storeDir), buildSeconds, scoreSeconds });
+                NpyFormat.WriteMatrix(scoresPath, scores, o.Queries, data.Count);
+                JsonFile.Save(timingPath, new { store = Path.GetFullPath(storeDir), buildSeconds, scoreSeconds, steps = timesteps });
             }
             long storeBytes = Directory.Exists(storeDir) ? new DirectoryInfo(storeDir).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
             var predicted = Lds.Predict(scores, o.Queries, data.Count, subsets);
@@ -158,14 +179,14 @@ internal static partial class EvaluateCommand
             var test = Lds.PermutationTest(predicted, measuredLoss, o.Queries, subsets.Length, Permutations, o.Seed);
             double centred = Lds.PerQuery(Lds.Predict(Lds.RemoveQueryMean(scores, o.Queries, data.Count), o.Queries, data.Count, subsets), measuredLoss, o.Queries, subsets.Length)
                 .Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
-            bool journey = name == "journey-trak";
+            bool stepwise = timesteps is not null;
             // Journey-TRAK attributes the steps of the trajectory, not the final image: its own row measures that
             // (below); this one says how its mean over steps does on the final image's loss, the other rows' output.
-            rows.Add(new LdsRow(journey ? name + " (final image)" : name, "final image", interval, test, buildSeconds, scoreSeconds, storeBytes, perQuery) { QueryMeanRemoved = centred, QueryAgreement = Lds.QueryAgreement(scores, o.Queries, data.Count) });
+            rows.Add(new LdsRow(stepwise ? name + " (final image)" : name, "final image", interval, test, buildSeconds, scoreSeconds, storeBytes, perQuery) { QueryMeanRemoved = centred, QueryAgreement = Lds.QueryAgreement(scores, o.Queries, data.Count) });
             Output.Note($"{rows[^1].Method}: LDS {100 * interval.Mean:F1}% [{100 * interval.Low:F1}, {100 * interval.High:F1}] over {interval.Count} queries, permutation p = {test.P:F3}");
-            if (journey)
+            if (stepwise)
             {
-                var (row, steps) = JourneyLds(o, storeDir, referenceDir, session, queries, subsets, data.Count, buildSeconds, scoreSeconds, storeBytes, cancel);
+                var (row, steps) = StepwiseLds(o, name, stepScores!, timesteps!, referenceDir, session, queries, subsets, data.Count, buildSeconds, scoreSeconds, storeBytes, cancel);
                 rows.Add(row);
                 journeySteps = steps;
                 Output.Note($"{name}: per-step LDS {100 * row.Lds:F1}% [{100 * row.Low:F1}, {100 * row.High:F1}] (mean over {steps.Count} steps), permutation p = {row.P:F3}");
@@ -191,7 +212,7 @@ internal static partial class EvaluateCommand
             timings,
             seconds = clock.Elapsed.TotalSeconds,
         };
-        RecipeTrainer.SaveJson(Path.Combine(o.Out, "lds.json"), result);
+        JsonFile.Save(Path.Combine(o.Out, "lds.json"), result);
         var table = new StringBuilder();
         table.AppendLine(CultureInfo.InvariantCulture, $"| method | measured output | LDS (%) | 95% interval | p (permutation) | LDS, query-mean removed (%) | rows agree between queries | queries | build (s) | build per example (ms) | score {o.Queries} queries (s) | store (MiB) |");
         table.AppendLine("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -277,33 +298,10 @@ internal static partial class EvaluateCommand
     /// is the mean over steps of the per-step LDS of each query (bootstrap over queries; one permutation of the models
     /// for every query and step).
     /// </summary>
-    private static (LdsRow Row, List<JourneyStepRow> Steps) JourneyLds(EvaluateVerb o, string store, string referenceDir, SessionSettings session,
-        List<AttributionQuery> queries, int[][] subsets, int rows, double buildSeconds, double scoreSeconds, long storeBytes, CancellationToken cancel)
+    private static (LdsRow Row, List<JourneyStepRow> Steps) StepwiseLds(EvaluateVerb o, string method, float[] stepScores, long[] timesteps, string referenceDir,
+        SessionSettings session, List<AttributionQuery> queries, int[][] subsets, int rows, double buildSeconds, double scoreSeconds, long storeBytes, CancellationToken cancel)
     {
         int q = queries.Count, m = subsets.Length;
-        var stepsPath = Path.Combine(o.Out, "scores", "journey-trak-steps.npy");
-        float[] stepScores;
-        long[] timesteps;
-        using (var scorer = (IStepwiseScorer)AttributionMethods.Open(store, referenceDir, session))
-        {
-            timesteps = scorer.Steps.ToArray();
-            var cached = MatrixFile.TryLoad(stepsPath);
-            if (cached is { } hit && hit.Rows == q && hit.Columns == (long)timesteps.Length * rows)
-            {
-                stepScores = hit.Values;
-            }
-            else
-            {
-                var bar = new ConsoleProgress("journey-trak: scores per step");
-                stepScores = new float[(long)q * timesteps.Length * rows];
-                for (int i = 0; i < q; i++)
-                {
-                    scorer.StepScores(queries[i], cancel).CopyTo(stepScores.AsSpan(i * timesteps.Length * rows));
-                    bar.Report(i + 1, q, "queries");
-                }
-                MatrixFile.Save(stepsPath, stepScores, q, (long)timesteps.Length * rows);
-            }
-        }
         int s = timesteps.Length, pairs = q * s;
         var schedule = ModelDirectory.Open(referenceDir).CreateSchedule();
         var inputs = new List<(float[] Noisy, float[] Target, long T)>(pairs);
@@ -316,7 +314,7 @@ internal static partial class EvaluateCommand
                 inputs.Add((noisy, target, t));
             }
         }
-        var measured = MeasureModels(Path.Combine(o.Out, "measured-journey.npy"), m, pairs, "measure trajectory step losses", j =>
+        var measured = MeasureModels(Path.Combine(o.Out, $"measured-{method}.npy"), m, pairs, "measure trajectory step losses", j =>
         {
             var model = ModelDirectory.Open(SubsetModelDirectory(o, j));
             using var denoiser = model.OpenDenoiser(session);
@@ -334,7 +332,7 @@ internal static partial class EvaluateCommand
             var interval = Lds.Bootstrap(Enumerable.Range(0, q).Select(i => perPair[i * s + j]).ToArray(), 2000, o.Seed);
             return new JourneyStepRow(timesteps[j], interval.Mean, interval.Low, interval.High);
         }).ToList();
-        var row = new LdsRow("journey-trak", $"trajectory step losses (mean of {s} steps)", Lds.Bootstrap(perQuery, 2000, o.Seed), test, buildSeconds, scoreSeconds, storeBytes, perQuery);
+        var row = new LdsRow(method, $"trajectory step losses (mean of {s} steps)", Lds.Bootstrap(perQuery, 2000, o.Seed), test, buildSeconds, scoreSeconds, storeBytes, perQuery);
         return (row, steps);
     }
 }

@@ -1,9 +1,6 @@
 using CommandLine;
 using OnnxAttribution.Core;
-using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Evaluation;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Core.Store;
 using OnnxAttribution.Training;
 using OnnxAttribution.Training.Evaluation;
 
@@ -151,7 +148,7 @@ internal static partial class EvaluateCommand
                 return;
             }
         }
-        RecipeTrainer.SaveJson(path, settings);
+        JsonFile.Save(path, settings);
     }
 
     /// <summary>
@@ -160,8 +157,8 @@ internal static partial class EvaluateCommand
     /// </summary>
     private static float[] MeasureModels(string path, int models, int perModel, string label, Func<int, float[]> measure, CancellationToken cancel)
     {
-        var cached = MatrixFile.TryLoad(path);
-        int have = cached is { } c && c.Columns == perModel ? (int)Math.Min(c.Rows, models) : 0;
+        var cached = TryReadMatrix(path);
+        int have = cached is { } c && c.Header.Columns == perModel ? (int)Math.Min(c.Header.Rows, models) : 0;
         var result = new float[(long)models * perModel];
         if (have > 0)
         {
@@ -179,8 +176,8 @@ internal static partial class EvaluateCommand
             measure(j).CopyTo(result.AsSpan(j * perModel, perModel));
             bar.Report(j + 1 - have, models - have, "models");
         }
-        MatrixFile.Save(path, result, models, perModel);
-        RecipeTrainer.SaveJson(Path.ChangeExtension(path, ".json"), new { secondsPerModel = watch.Elapsed.TotalSeconds / (models - have) });
+        NpyFormat.WriteMatrix(path, result, models, perModel);
+        JsonFile.Save(Path.ChangeExtension(path, ".json"), new { secondsPerModel = watch.Elapsed.TotalSeconds / (models - have) });
         return result;
     }
 
@@ -220,14 +217,9 @@ internal static partial class EvaluateCommand
         return CliApp.Ok;
     }
 
-    private static (float[] Images, List<AttributionQuery> Queries) GenerateQueries(ModelDirectory model, int count, int steps, SessionSettings session, CancellationToken cancel)
-    {
-        using var denoiser = model.OpenDenoiser(session);
-        var seeds = Enumerable.Range(0, count).Select(q => (long)q).ToArray();
-        var result = new DiffusionSampler(denoiser, model.CreateSchedule()).Sample(seeds, new SamplerOptions(SamplerKind.Ddim, steps, RecordTrajectory: true), null, cancel);
-        int d = model.Metadata.Channels * model.Metadata.ImageSize * model.Metadata.ImageSize;
-        var queries = Enumerable.Range(0, count)
-            .Select(q => new AttributionQuery($"seed {q}", result.Images.AsSpan(q * d, d).ToArray(), result.Trajectories?[q])).ToList();
-        return (result.Images, queries);
-    }
+    /// <summary>A saved score or loss matrix, or null when it was not written yet.</summary>
+    private static (NpyHeader Header, float[] Values)? TryReadMatrix(string path) => File.Exists(path) ? NpyFormat.ReadMatrix(path) : null;
+
+    /// <summary>The evaluations' queries: images generated from seeds 0 … count − 1.</summary>
+    private static long[] QuerySeeds(int count) => Enumerable.Range(0, count).Select(q => (long)q).ToArray();
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using CommandLine;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
@@ -83,7 +82,7 @@ internal static class InfluentialCommand
                 + string.Join(", ", summary.MostFrequent.Take(5).Select(r => $"#{r.Row} in {r.Queries}")) + ")");
         }
         var report = new { seeds = o.Seeds, queries = seeds.Length, top = o.Top, fraction = o.Fraction, sampler = o.Sampler, steps = o.Steps, stores = results };
-        File.WriteAllText(o.Out, JsonSerializer.Serialize(report, Output.Options) + "\n");
+        JsonFile.Save(o.Out, report);
         Output.Note($"wrote {o.Out}");
         if (o.Json)
         {

@@ -3,6 +3,7 @@ using OnnxAttribution.Core;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Training;
+using OnnxAttribution.Training.Evaluation;
 
 namespace OnnxAttribution.Cli.Verbs;
 
@@ -48,20 +49,19 @@ internal abstract class TrainingVerbBase
     [Option("keep-checkpoints-every", Default = 0, HelpText = "Keep the checkpoints at every multiple of this step (for TracIn; export one with 'export --step S'); 0 keeps only the newest two.")]
     public int KeepCheckpointsEvery { get; set; }
     /// <summary>The training settings these options give for <paramref name="dataset"/>.</summary>
-    public TrainOptions ToTrainOptions(ImageDataset dataset) => new()
+    public TrainOptions ToTrainOptions(ImageDataset dataset) => new TrainingRecipe
     {
-        Data = dataset,
-        Model = new UNetConfig { ImageSize = Size, Channels = dataset.Channels, BaseChannels = BaseChannels },
-        Schedule = new ScheduleSettings(Schedule, 1000),
         Steps = Steps,
         BatchSize = BatchSize,
         LearningRate = LearningRate,
         EmaDecay = Ema,
-        Seed = Seed,
-        Threads = Threads,
+        BaseChannels = BaseChannels,
+        Schedule = new ScheduleSettings(Schedule, 1000),
         CheckpointEvery = CheckpointEvery,
         KeepCheckpointsEvery = KeepCheckpointsEvery,
-    };
+        Threads = Threads,
+        ProgressEvery = 20,
+    }.Options(dataset, null, Seed, runDirectory: null);
 }
 
 [Verb("train", HelpText = "Train a DDPM U-Net in TorchSharp on a dataset subset. Resumable: run the same command again after a kill and it continues from the last checkpoint.")]
@@ -90,8 +90,7 @@ internal static class TrainCommand
             bar.Report(p.Step, p.TotalSteps, $"loss {p.Loss:F4}, {p.MillisecondsPerStep:F0} ms/step, {p.ImagesPerSecond:F0} img/s");
         });
         using var result = DdpmTrainer.Train(options, progress, cancel);
-        var info = new TrainingRunInfo(o.Data, dataset.Fingerprint, o.Subset, o.Size, dataset.Count, options.Schedule, result.Steps, o.BatchSize,
-            o.LearningRate, o.Ema, o.Seed, result.FinalLoss, result.Elapsed.TotalSeconds, lastMs, lastIps, o.Threads, options.WarmupSteps);
+        var info = TrainingRunInfo.Of(options, result, o.Data, o.Subset, lastMs, lastIps);
         info.Save(o.Out);
         if (o.Json)
         {

@@ -100,13 +100,15 @@ public sealed class FeatureExtractor
         var acc = new float[count * Dim];
         var pairFeatures = new float[count * Dim];
         var loss = new double[count];
+        int lossCount = losses.Length;
         var outputs = _factors.SelectMany(f => new[] { f.A, f.G }).ToList();
         _source.ForEachPair(images, count, outputs, rows, pair =>
         {
             var layers = _factors.Select(f => new LayerFactors(pair.Outputs[f.A], pair.Outputs[f.G], f.Positions)).ToList();
             _factored!.ProjectBatch(layers, count, pairFeatures);
             System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(pairFeatures, pair.Weight, acc, acc);
-            for (int b = 0; b < count; b++)
+            // The loss costs a pass over the batch's predictions: only when asked for.
+            for (int b = 0; b < lossCount; b++)
             {
                 loss[b] += pair.Weight * pair.Loss(b);
             }

@@ -81,13 +81,6 @@ public sealed class GradientSource
     }
 
     /// <summary>
-    /// <see cref="ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction)"/> for a
-    /// plan with fixed timesteps (no dataset rows needed).
-    /// </summary>
-    public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<PairBatch> handle) =>
-        ForEachPair(images, count, outputs, default, handle);
-
-    /// <summary>
     /// Runs every (timestep, draw) pair of the plan on a batch and hands each pair's forward pass (ε, ε̂) and the requested
     /// gradient-graph outputs to <paramref name="handle"/>. With no outputs requested only the forward graph runs.
     /// </summary>
@@ -159,9 +152,6 @@ public sealed class GradientSource
             }
         }
         _forward.Predict(xt, ts, count, pair.PredictionArray);
-        pair.Timestep = ts[0];
-        pair.TimestepIndex = timestepIndex;
-        pair.Draw = draw;
         if (outputs.Count > 0)
         {
             if (cotangent is null)
@@ -331,8 +321,8 @@ public sealed class GradientSource
 }
 
 /// <summary>
-/// One (timestep, draw) pair of a batch as <see cref="GradientSource.ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, Action{PairBatch})"/>
-/// hands it out: the noise ε, the forward output ε̂ and the gradient-graph outputs asked for.
+/// One (timestep, draw) pair of a batch as <see cref="GradientSource.ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction)"/>
+/// hands it out: its weight, each example's loss, and the gradient-graph outputs asked for.
 /// </summary>
 /// <remarks>One instance is refilled for every pair: its arrays and values are valid only during the callback.</remarks>
 public sealed class PairBatch
@@ -354,23 +344,8 @@ public sealed class PairBatch
     /// <summary>The pair's weight in the plan's average, 1/pairs.</summary>
     public float Weight { get; }
 
-    /// <summary>The diffusion timestep t (of the first example: a one-random-timestep plan gives every example its own).</summary>
-    public long Timestep { get; internal set; }
-
-    /// <summary>The index of t in the plan's timesteps.</summary>
-    public int TimestepIndex { get; internal set; }
-
-    /// <summary>The noise draw at this timestep.</summary>
-    public int Draw { get; internal set; }
-
     /// <summary>The gradient-graph outputs asked for, each B·(per-example size) values; empty when none were asked for.</summary>
     public Dictionary<string, float[]> Outputs { get; internal set; } = [];
-
-    /// <summary>The noise ε that made x_t, B·D values (the same ε for every example of the pair).</summary>
-    public ReadOnlySpan<float> Noise => NoiseArray;
-
-    /// <summary>The forward output ε̂(x_t, t), B·D values.</summary>
-    public ReadOnlySpan<float> Prediction => PredictionArray;
 
     internal float[] NoiseArray { get; }
 
@@ -381,7 +356,7 @@ public sealed class PairBatch
     {
         ArgumentOutOfRangeException.ThrowIfNegative(example);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(example, Count);
-        return Measurement.Loss(Prediction.Slice(example * _exampleLength, _exampleLength), Noise.Slice(example * _exampleLength, _exampleLength));
+        return Measurement.Loss(PredictionArray.AsSpan(example * _exampleLength, _exampleLength), NoiseArray.AsSpan(example * _exampleLength, _exampleLength));
     }
 }
 

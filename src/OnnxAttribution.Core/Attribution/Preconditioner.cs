@@ -228,6 +228,27 @@ public sealed class Preconditioner
         File.Move(tmp, path, overwrite: true);
     }
 
+    /// <summary>
+    /// Whether <paramref name="path"/> holds a complete factor of these features with this relative damping, from its
+    /// 64-byte header and its length alone (a resumed build skips a finished factorisation without reading it).
+    /// </summary>
+    public static bool IsComplete(string path, int dim, byte[] featuresFingerprint, double relativeDamping)
+    {
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+        using var stream = File.OpenRead(path);
+        Span<byte> header = stackalloc byte[64];
+        return stream.Read(header) == 64
+            && System.Text.Encoding.ASCII.GetString(header[..8]) == FileMagic
+            && BinaryPrimitives.ReadInt32LittleEndian(header[8..]) == FormatVersion
+            && BinaryPrimitives.ReadInt32LittleEndian(header[12..]) == dim
+            && BinaryPrimitives.ReadDoubleLittleEndian(header[24..]) == relativeDamping
+            && header.Slice(32, 32).SequenceEqual(featuresFingerprint)
+            && stream.Length == 64 + ((long)dim * (dim + 1) / 2 * sizeof(double));
+    }
+
     /// <summary>Reads a factor written by <see cref="Save"/>, checking it belongs to the given features.</summary>
     /// <exception cref="AttributionException">The file is missing, damaged, or was built from other features.</exception>
     public static Preconditioner Load(string path, int expectedDim, byte[] featuresFingerprint)

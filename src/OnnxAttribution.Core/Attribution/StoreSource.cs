@@ -18,8 +18,7 @@ public sealed record StoreSource(string ModelDirectory, string Data, string Subs
     {
         Directory.CreateDirectory(storeDirectory);
         var path = Path.Combine(storeDirectory, FileName);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, ModelMetadata.JsonOptions) + "\n");
-        File.Move(path + ".tmp", path, overwrite: true);
+        JsonFile.Save(path, this);
     }
 
     /// <summary>The training images of the store's rows, loaded again as the user named them (row i is image i).</summary>

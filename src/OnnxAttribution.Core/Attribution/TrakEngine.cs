@@ -61,7 +61,8 @@ public sealed class TrakModel : IDisposable
             // projection, derived from forward.onnx with the same rules: only per-example gradients for dense, only the
             // Kronecker factors for factored. ONNX Runtime runs every node of a graph whatever outputs are asked for.
             // A folder without vjp.onnx (an exported training checkpoint) is identified by its forward graph instead.
-            Fingerprint = StoreMeta.FingerprintFile(File.Exists(Directory.VjpPath) ? Directory.VjpPath : Directory.RequireForward());
+            FingerprintPath = File.Exists(Directory.VjpPath) ? Directory.VjpPath : Directory.RequireForward();
+            Fingerprint = StoreMeta.FingerprintFile(FingerprintPath);
             var forward = Onnx.OnnxModelFile.Load(Directory.RequireForward());
             var graph = Onnx.Differentiation.VjpBuilder.Build(forward, new Onnx.Differentiation.VjpOptions
             {
@@ -69,7 +70,7 @@ public sealed class TrakModel : IDisposable
                 PerExampleGradients = projection.Kind == ProjectorKind.Dense,
                 KroneckerFactors = projection.Kind == ProjectorKind.Factored,
             });
-            _vjp = VjpSession.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray(graph), $"{Directory.VjpPath} ({projection.Kind.ToString().ToLowerInvariant()} features)", session);
+            _vjp = VjpSession.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray(graph), $"the gradient graph of {Directory.RequireForward()} ({projection.Kind.ToString().ToLowerInvariant()} features)", session);
             Projector = projection.Kind;
             Extractor = ExtractorFor(plan, projection);
         }
@@ -86,6 +87,9 @@ public sealed class TrakModel : IDisposable
     /// <summary>SHA-256 of vjp.onnx (of forward.onnx in a folder without one): the store's model fingerprint.</summary>
     public string Fingerprint { get; }
 
+    /// <summary>The file <see cref="Fingerprint"/> is the hash of.</summary>
+    public string FingerprintPath { get; }
+
     /// <summary>The extractor for the plan and projection this model was opened with.</summary>
     public FeatureExtractor Extractor { get; }
 
@@ -98,11 +102,10 @@ public sealed class TrakModel : IDisposable
     public static TrakModel ForStore(FeatureStore store, string modelDirectory, SessionSettings? session = null)
     {
         ArgumentNullException.ThrowIfNull(store);
-        var meta = store.Meta;
-        var model = new TrakModel(modelDirectory, TrakScorer.PlanOf(meta), TrakScorer.ProjectionOf(meta), session);
+        var model = new TrakModel(modelDirectory, TrakScorer.PlanOf(store), TrakScorer.ProjectionOf(store), session);
         try
         {
-            model.RequireStore(store.Directory, store);
+            model.RequireStore(store);
             return model;
         }
         catch
@@ -144,17 +147,20 @@ public sealed class TrakModel : IDisposable
     }
 
     /// <summary>Checks that this model and projection are the ones a store was featurized with.</summary>
-    /// <exception cref="AttributionException">The gradient graph's fingerprint or the feature length differs.</exception>
-    public void RequireStore(string storeDirectory, FeatureStore store)
+    /// <param name="store">The store.</param>
+    /// <param name="extractor">The extractor that will score it (default: <see cref="Extractor"/>).</param>
+    /// <exception cref="AttributionException">The model's fingerprint or the feature length differs.</exception>
+    public void RequireStore(FeatureStore store, FeatureExtractor? extractor = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         if (Fingerprint != store.Meta.ModelFingerprint)
         {
-            throw new AttributionException($"{storeDirectory}: built from a gradient graph with SHA-256 {store.Meta.ModelFingerprint[..12]}…, but {Directory.VjpPath} has {Fingerprint[..12]}…; featurize again for this model");
+            throw new AttributionException($"{store.Directory}: built from a model with SHA-256 {store.Meta.ModelFingerprint[..12]}…, but {FingerprintPath} has {Fingerprint[..12]}…; featurize again for this model");
         }
-        if (Extractor.Dim != store.Dim)
+        int dim = (extractor ?? Extractor).Dim;
+        if (dim != store.Dim)
         {
-            throw new AttributionException($"{storeDirectory}: the store has k = {store.Dim}; the model's projection gives {Extractor.Dim}");
+            throw new AttributionException($"{store.Directory}: the store has k = {store.Dim}; the model's projection gives {dim}");
         }
     }
 
@@ -247,14 +253,18 @@ public static class TrakEngine
         ArgumentNullException.ThrowIfNull(o);
         ArgumentNullException.ThrowIfNull(model);
         ArgumentOutOfRangeException.ThrowIfLessThan(o.BatchSize, 1);
+        if (o.GradientNorms && o.Projection.Kind != ProjectorKind.Dense)
+        {
+            throw new UserInputException($"{o.OutDirectory}: gradient norms need the dense projector; the factored projector never forms the whole gradient");
+        }
         var extractor = model.ExtractorFor(o.Plan, o.Projection);
         var meta = Meta(o, model.Fingerprint, extractor.Dim);
         model.RequireGeometry(o.Data);
         using var writer = FeatureStoreWriter.OpenOrCreate(o.OutDirectory, meta);
-        using var losses = o.RecordLosses ? LossColumn.OpenOrCreate(Path.Combine(o.OutDirectory, LossesFile), writer) : null;
-        using var norms = o.GradientNorms
-            ? SidecarMatrix.OpenOrCreate(Path.Combine(o.OutDirectory, NormsFile), writer.FirstRow, writer.RowCount, 1, create: writer.DoneCount == 0)
-            : null;
+        SidecarMatrix? Column(bool wanted, string file) =>
+            wanted ? SidecarMatrix.OpenOrCreate(Path.Combine(o.OutDirectory, file), writer.FirstRow, writer.RowCount, 1, create: writer.DoneCount == 0) : null;
+        using var losses = Column(o.RecordLosses, LossesFile);
+        using var norms = Column(o.GradientNorms, NormsFile);
         var pending = writer.PendingRows;
         long total = writer.RowCount;
         long done = writer.DoneCount;
@@ -285,12 +295,10 @@ public static class TrakEngine
             extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k), losses is null ? default : rowLosses.AsSpan(0, count),
                 rows.AsSpan(0, count), norms is null ? default : rowNorms.AsSpan(0, count));
             // Losses and norms reach the disk before the rows are marked done, so a done row always has them.
-            losses?.Write(first, rowLosses.AsSpan(0, count));
-            if (norms is not null)
-            {
-                norms.WriteRows(first, rowNorms.AsSpan(0, count));
-                norms.Flush();
-            }
+            losses?.WriteRows(first, rowLosses.AsSpan(0, count));
+            losses?.Flush();
+            norms?.WriteRows(first, rowNorms.AsSpan(0, count));
+            norms?.Flush();
             writer.WriteRows(first, count, features.AsSpan(0, count * k));
             writer.Flush();
             index += count;
@@ -310,12 +318,7 @@ public static class TrakEngine
         {
             throw new StoreFormatException($"{path}: not found; featurize with losses recorded (FeaturizeOptions.RecordLosses)");
         }
-        var (header, values) = NpyFormat.ReadMatrix(path);
-        if (header.Rows != store.Rows || header.Columns != 1)
-        {
-            throw new StoreFormatException($"{path}: field 'shape': expected ({store.Rows}, 1), found ({header.Rows}, {header.Columns})");
-        }
-        return values;
+        return SidecarMatrix.ReadAll(path, store.Rows, 1);
     }
 
     /// <summary>
@@ -362,51 +365,5 @@ public static class TrakEngine
         var pre = gram.Factorize(relativeDamping, StoreFingerprint(storeDirectory));
         pre.Save(Path.Combine(storeDirectory, PreconditionerFile));
         return pre;
-    }
-
-    /// <summary>losses.npy while featurizing: written in place, row by row, and flushed before the rows are marked done.</summary>
-    private sealed class LossColumn : IDisposable
-    {
-        private readonly FileStream _stream;
-        private readonly long _dataOffset;
-        private readonly long _firstRow;
-
-        private LossColumn(FileStream stream, long dataOffset, long firstRow)
-        {
-            _stream = stream;
-            _dataOffset = dataOffset;
-            _firstRow = firstRow;
-        }
-
-        public static LossColumn OpenOrCreate(string path, FeatureStoreWriter writer)
-        {
-            if (writer.DoneCount == 0)
-            {
-                NpyFormat.CreatePreallocated(path, StoreDType.Float32, writer.RowCount, 1);
-            }
-            else if (!File.Exists(path))
-            {
-                throw new StoreFormatException($"{path}: not found, but {writer.DoneCount} rows of the store are done and their losses are lost; remove {writer.Directory} to start over");
-            }
-            var header = NpyFormat.ReadHeader(path);
-            if (header.DType != StoreDType.Float32 || header.Rows != writer.RowCount || header.Columns != 1)
-            {
-                throw new StoreFormatException($"{path}: expected a ({writer.RowCount}, 1) float32 matrix, found ({header.Rows}, {header.Columns}) {header.DType}; remove {writer.Directory} to start over");
-            }
-            return new LossColumn(new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0), header.DataOffset, writer.FirstRow);
-        }
-
-        /// <summary>Writes the losses of dataset rows firstRow … and flushes them to disk.</summary>
-        public void Write(long firstRow, ReadOnlySpan<float> losses)
-        {
-            if (!BitConverter.IsLittleEndian)
-            {
-                throw new PlatformNotSupportedException("losses.npy is written little-endian only");
-            }
-            RandomAccess.Write(_stream.SafeFileHandle, System.Runtime.InteropServices.MemoryMarshal.AsBytes(losses), _dataOffset + ((firstRow - _firstRow) * sizeof(float)));
-            _stream.Flush(flushToDisk: true);
-        }
-
-        public void Dispose() => _stream.Dispose();
     }
 }

@@ -40,7 +40,7 @@ public sealed class TrakScorer : IDisposable
         TrakModel? model = null;
         try
         {
-            model = new TrakModel(modelDirectory, PlanOf(store.Meta), ProjectionOf(store.Meta), session);
+            model = new TrakModel(modelDirectory, PlanOf(store), ProjectionOf(store), session);
             return Open(store, model, ownsModel: true);
         }
         catch
@@ -74,24 +74,38 @@ public sealed class TrakScorer : IDisposable
 
     private static TrakScorer Open(FeatureStore store, TrakModel model, bool ownsModel)
     {
-        var meta = store.Meta;
         var storeDirectory = store.Directory;
-        if (model.Fingerprint != meta.ModelFingerprint)
-        {
-            throw new AttributionException($"{storeDirectory}: built from a gradient graph with SHA-256 {meta.ModelFingerprint[..12]}…, but {model.Directory.VjpPath} has {model.Fingerprint[..12]}…; featurize again for this model");
-        }
-        var projection = ProjectionOf(meta);
+        var projection = ProjectionOf(store);
         if (projection.Kind != model.Projector)
         {
             throw new AttributionException($"{storeDirectory}: the store has {projection.Kind} features; the model was opened for {model.Projector}");
         }
-        var extractor = model.ExtractorFor(PlanOf(meta), projection);
-        if (extractor.Dim != store.Dim)
-        {
-            throw new AttributionException($"{storeDirectory}: the store has k = {store.Dim}; the model's projection gives {extractor.Dim}");
-        }
+        var extractor = model.ExtractorFor(PlanOf(store), projection);
+        model.RequireStore(store, extractor);
         var pre = Preconditioner.Load(Path.Combine(storeDirectory, TrakEngine.PreconditionerFile), store.Dim, TrakEngine.StoreFingerprint(storeDirectory));
         return new TrakScorer(store, model, ownsModel, extractor, pre);
+    }
+
+    /// <summary>The featurization plan recorded in the store's meta.json; errors name the store's file.</summary>
+    /// <exception cref="AttributionException">An unknown measurement, pair normalisation or plan mode.</exception>
+    public static FeaturizationPlan PlanOf(FeatureStore store) => InStore(store, PlanOf);
+
+    /// <summary>The projection recorded in the store's meta.json; errors name the store's file.</summary>
+    /// <exception cref="AttributionException">An unknown projector.</exception>
+    public static ProjectionSettings ProjectionOf(FeatureStore store) => InStore(store, ProjectionOf);
+
+    /// <summary>Reads a setting from the store's meta.json, putting the store's folder in front of the "meta.json: …" of an error.</summary>
+    private static T InStore<T>(FeatureStore store, Func<StoreMeta, T> read)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        try
+        {
+            return read(store.Meta);
+        }
+        catch (AttributionException e)
+        {
+            throw new AttributionException($"{store.Directory}{Path.DirectorySeparatorChar}{e.Message}", e);
+        }
     }
 
     /// <summary>The featurization plan recorded in a store's meta.json.</summary>

@@ -116,7 +116,6 @@ public sealed record ModelMetadata
     {
         Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, "model.json");
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, JsonOptions) + "\n");
-        File.Move(path + ".tmp", path, overwrite: true);
+        JsonFile.Save(path, this);
     }
 }

@@ -1,7 +1,6 @@
-using System.Text.Json;
+using System.Text.Json.Serialization;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
-using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Training.Evaluation;
 
@@ -22,6 +21,20 @@ public sealed record TrainingRecipe
 
     public int BaseChannels { get; init; } = 16;
 
+    /// <summary>
+    /// The noise schedule (a retrained model must use its reference's); null for the linear schedule with T = 1000. Left
+    /// out of the recorded recipe when null, so evaluations recorded before it existed still match.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ScheduleSettings? Schedule { get; init; }
+
+    /// <summary>The schedule a recipe without one trains with.</summary>
+    public static readonly ScheduleSettings DefaultSchedule = new(ScheduleKind.Linear, 1000);
+
+    /// <summary>Steps between progress reports (not a setting of the result: not recorded).</summary>
+    [JsonIgnore]
+    public int ProgressEvery { get; init; } = 50;
+
     public int CheckpointEvery { get; init; } = 250;
 
     /// <summary>Checkpoints kept at multiples of this step (TracIn's checkpoints of the reference model); 0 keeps the newest two.</summary>
@@ -31,7 +44,7 @@ public sealed record TrainingRecipe
     public int Threads { get; init; }
 
     /// <summary>The trainer's options for <paramref name="indices"/> of <paramref name="data"/> (null: every row).</summary>
-    public TrainOptions Options(ImageDataset data, IReadOnlyList<int>? indices, long seed, string runDirectory)
+    public TrainOptions Options(ImageDataset data, IReadOnlyList<int>? indices, long seed, string? runDirectory)
     {
         ArgumentNullException.ThrowIfNull(data);
         return new TrainOptions
@@ -39,7 +52,7 @@ public sealed record TrainingRecipe
             Data = data,
             Indices = indices,
             Model = new UNetConfig { ImageSize = data.Height, Channels = data.Channels, BaseChannels = BaseChannels },
-            Schedule = new ScheduleSettings(ScheduleKind.Linear, 1000),
+            Schedule = Schedule ?? DefaultSchedule,
             Steps = Steps,
             BatchSize = BatchSize,
             LearningRate = LearningRate,
@@ -49,7 +62,7 @@ public sealed record TrainingRecipe
             CheckpointDirectory = runDirectory,
             CheckpointEvery = CheckpointEvery,
             KeepCheckpointsEvery = KeepCheckpointsEvery,
-            ProgressEvery = 50,
+            ProgressEvery = ProgressEvery,
         };
     }
 }
@@ -75,24 +88,15 @@ public static class RecipeTrainer
         var options = recipe.Options(data, indices, seed, runDirectory);
         using (var result = DdpmTrainer.Train(options, progress, cancel))
         {
-            new TrainingRunInfo(data.Name, data.Fingerprint, subsetLabel, data.Height, indices?.Count ?? data.Count, options.Schedule, result.Steps,
-                recipe.BatchSize, recipe.LearningRate, recipe.EmaDecay, seed, result.FinalLoss, result.Elapsed.TotalSeconds,
-                result.Elapsed.TotalMilliseconds / Math.Max(1, result.Steps), 0, recipe.Threads).Save(runDirectory);
+            TrainingRunInfo.Of(options, result, data.Name, subsetLabel).Save(runDirectory);
         }
+        // Exported to a temporary folder and renamed: a model folder with model.json is always complete.
         var temporary = modelDirectory.TrimEnd('/') + ".tmp";
         if (Directory.Exists(temporary))
         {
             Directory.Delete(temporary, recursive: true);
         }
-        var info = TrainingRunInfo.Load(runDirectory);
-        using (var ema = ModelExport.LoadEma(runDirectory))
-        {
-            var training = new TrainingInfo(info.Dataset, info.Subset, info.Steps, info.BatchSize, info.LearningRate, info.EmaDecay,
-                info.Seed, info.FinalLoss, info.TrainSeconds);
-            var parameters = ema.ParameterInfos();
-            OnnxExporter.Export(ema, info.Schedule, training, temporary, Path.GetFileName(modelDirectory.TrimEnd('/')),
-                withVjp ? (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")) : null);
-        }
+        ModelExport.Export(runDirectory, temporary, Path.GetFileName(modelDirectory.TrimEnd('/')), withVjp);
         if (Directory.Exists(modelDirectory))
         {
             Directory.Delete(modelDirectory, recursive: true);
@@ -124,12 +128,5 @@ public static class RecipeTrainer
             folders.Add(dir);
         }
         return folders;
-    }
-
-    /// <summary>Writes <paramref name="value"/> as indented JSON through a temporary file (never half-written).</summary>
-    public static void SaveJson<T>(string path, T value)
-    {
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(value, ModelMetadata.JsonOptions) + "\n");
-        File.Move(path + ".tmp", path, overwrite: true);
     }
 }

@@ -97,6 +97,16 @@ public sealed class PreconditionerTests
             var e = Assert.Throws<AttributionException>(() => Preconditioner.Load(path, k, other));
             Assert.That(e!.Message, Does.Contain("other features"));
             Assert.Throws<AttributionException>(() => Preconditioner.Load(path, k + 1, fingerprint));
+
+            Assert.That(Preconditioner.IsComplete(path, k, fingerprint, 1e-3), Is.True);
+            Assert.That(Preconditioner.IsComplete(path, k, fingerprint, 1e-2), Is.False, "other damping");
+            Assert.That(Preconditioner.IsComplete(path, k, other, 1e-3), Is.False, "other features");
+            Assert.That(Preconditioner.IsComplete(path + ".missing", k, fingerprint, 1e-3), Is.False);
+            using (var file = File.OpenWrite(path))
+            {
+                file.SetLength(file.Length - 8);
+            }
+            Assert.That(Preconditioner.IsComplete(path, k, fingerprint, 1e-3), Is.False, "truncated");
         }
         finally
         {

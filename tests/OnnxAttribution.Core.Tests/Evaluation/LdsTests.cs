@@ -152,23 +152,4 @@ public sealed class LdsTests
         Assert.That(Lds.QueryAgreement([1f, 2f, 3f, 1f, 2f, 3f, 3f, 2f, 1f], 3, 3), Is.EqualTo((1.0 - 1 - 1) / 3).Within(1e-12));
         Assert.That(double.IsNaN(Lds.QueryAgreement([1f, 2f, 3f], 1, 3)), Is.True);
     }
-
-    [Test]
-    public void MatrixFile_RoundTrips_AndMissingIsNull()
-    {
-        var path = Path.Combine(TestContext.CurrentContext.WorkDirectory, $"m-{Guid.NewGuid():N}.npy");
-        try
-        {
-            Assert.That(MatrixFile.TryLoad(path), Is.Null);
-            MatrixFile.Save(path, [1f, 2f, 3f, 4f, 5f, 6f], 2, 3);
-            var (values, rows, columns) = MatrixFile.TryLoad(path)!.Value;
-            Assert.That((rows, columns), Is.EqualTo((2L, 3L)));
-            Assert.That(values, Is.EqualTo(new[] { 1f, 2f, 3f, 4f, 5f, 6f }));
-            Assert.Throws<ArgumentException>(() => MatrixFile.Save(path, [1f], 2, 3));
-        }
-        finally
-        {
-            File.Delete(path);
-        }
-    }
 }

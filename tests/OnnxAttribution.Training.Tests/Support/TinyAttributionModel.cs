@@ -7,12 +7,18 @@ namespace OnnxAttribution.Training.Tests.Support;
 /// <summary>What the attribution tests run on: a small untrained, seed-fixed U-Net and the first embedded images.</summary>
 internal static class TinyAttributionModel
 {
-    /// <summary>Exports the U-Net (forward.onnx, model.json) with its gradient graph (vjp.onnx) into <paramref name="directory"/>.</summary>
-    public static void Export(string directory)
+    /// <summary>The U-Net's architecture.</summary>
+    public static readonly UNetConfig Config = new() { BaseChannels = 8, Groups = 4, TimeEmbeddingDim = 32, SinusoidDim = 16 };
+
+    /// <summary>
+    /// Exports the U-Net (forward.onnx, model.json, with <paramref name="training"/> recorded) with its gradient graph
+    /// (vjp.onnx) into <paramref name="directory"/>.
+    /// </summary>
+    public static void Export(string directory, TrainingInfo? training = null)
     {
-        using var net = new UNet(new UNetConfig { BaseChannels = 8, Groups = 4, TimeEmbeddingDim = 32, SinusoidDim = 16 }, seed: 3);
+        using var net = new UNet(Config, seed: 3);
         var parameters = net.ParameterInfos();
-        OnnxExporter.Export(net, new ScheduleSettings(ScheduleKind.Linear, 1000), null, directory, "tiny",
+        OnnxExporter.Export(net, new ScheduleSettings(ScheduleKind.Linear, 1000), training, directory, "tiny",
             (forward, dir) => OnnxModelFile.Save(ModelExport.BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")));
     }
 

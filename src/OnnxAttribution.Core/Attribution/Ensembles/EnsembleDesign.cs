@@ -213,8 +213,7 @@ public sealed record EnsembleDesign
     {
         Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, FileName);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, ModelMetadata.JsonOptions) + "\n");
-        File.Move(path + ".tmp", path, overwrite: true);
+        JsonFile.Save(path, this);
     }
 
     /// <summary>Reads and checks <c>ensemble.json</c>, or returns null when the folder has none.</summary>

@@ -122,8 +122,7 @@ public sealed record MethodManifest(string Method, JsonObject Settings)
     {
         Directory.CreateDirectory(directory);
         var path = Path.Combine(directory, FileName);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, ModelMetadata.JsonOptions) + "\n");
-        File.Move(path + ".tmp", path, overwrite: true);
+        JsonFile.Save(path, this);
     }
 
     /// <summary>Reads method.json, or null when the folder has none.</summary>

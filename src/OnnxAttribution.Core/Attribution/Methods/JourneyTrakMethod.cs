@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Numerics.Tensors;
 using System.Text.Json.Nodes;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
@@ -110,20 +109,15 @@ public sealed class JourneyTrakMethod : IAttributionMethod
         manifest.Save(request.OutDirectory);
     }
 
-    /// <summary>Whether a step's preconditioner.bin is written for these features with this damping.</summary>
-    /// <exception cref="AttributionException">It is there but damaged or built from other features.</exception>
-    private static bool IsFinalized(string directory, int dim, double damping)
-    {
-        var path = Path.Combine(directory, TrakEngine.PreconditionerFile);
-        return File.Exists(path) && Preconditioner.Load(path, dim, TrakEngine.StoreFingerprint(directory)).RelativeDamping == damping;
-    }
+    /// <summary>Whether a step's preconditioner.bin is written, whole, for these features with this damping (read from its header).</summary>
+    private static bool IsFinalized(string directory, int dim, double damping) =>
+        Preconditioner.IsComplete(Path.Combine(directory, TrakEngine.PreconditionerFile), dim, TrakEngine.StoreFingerprint(directory), damping);
 
     /// <summary>Opens the step stores on one shared model (one pair of ONNX Runtime sessions for every step).</summary>
     /// <exception cref="UserInputException">The folder is not a complete Journey-TRAK store.</exception>
     public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
-        var manifest = MethodManifest.TryLoad(storeDirectory)
-            ?? throw new UserInputException($"{storeDirectory}: no {MethodManifest.FileName}: the {Name} build did not finish (run 'featurize --method {Name}' again to continue it)");
+        var manifest = MethodManifest.Require(storeDirectory, Name);
         var settings = manifest.SettingsAs<JourneyStoreSettings>(storeDirectory);
         if (settings.Steps is not { Length: > 0 })
         {
@@ -141,7 +135,7 @@ public sealed class JourneyTrakMethod : IAttributionMethod
         {
             using (var first = Store.FeatureStore.Open(folders[0]))
             {
-                model = new TrakModel(modelDirectory, TrakScorer.PlanOf(first.Meta), TrakScorer.ProjectionOf(first.Meta), session);
+                model = new TrakModel(modelDirectory, TrakScorer.PlanOf(first), TrakScorer.ProjectionOf(first), session);
             }
             foreach (var folder in folders)
             {
@@ -243,49 +237,50 @@ public sealed class JourneyTrakMethod : IAttributionMethod
         public IReadOnlyList<long> Steps { get; } = steps;
 
         /// <summary>
-        /// Step j: with a trajectory, the features of (x̂_t, ε*) at t (<see cref="StepInput"/>); without one (a plain
-        /// image), the image noised with the step store's own plan, x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε averaged over its draws.
+        /// Step j, all queries in one scan of the step's store: a query with a trajectory is scored by the features of
+        /// (x̂_t, ε*) at t (<see cref="StepInput"/>); one without (a plain image) by the image noised with the step store's
+        /// own plan, x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε averaged over its draws.
         /// </summary>
-        public float[] StepScores(AttributionQuery query, CancellationToken cancel = default)
+        public float[] StepScores(IReadOnlyList<AttributionQuery> queries, CancellationToken cancel = default)
         {
-            ArgumentNullException.ThrowIfNull(query);
-            int rows = checked((int)Rows);
-            var result = new float[checked(steps.Length * rows)];
-            for (int j = 0; j < steps.Length; j++)
+            ArgumentNullException.ThrowIfNull(queries);
+            int rows = checked((int)Rows), s = steps.Length;
+            var result = new float[checked(queries.Count * s * rows)];
+            var traced = Enumerable.Range(0, queries.Count).Where(q => queries[q].Trajectory is not null).ToArray();
+            var plain = Enumerable.Range(0, queries.Count).Where(q => queries[q].Trajectory is null).ToArray();
+            var plainImages = plain.SelectMany(q => queries[q].Image).ToArray();
+            for (int j = 0; j < s; j++)
             {
                 cancel.ThrowIfCancellationRequested();
                 var step = stepScorers[j];
-                float[] scores;
-                if (query.Trajectory is { } trajectory)
+                if (traced.Length > 0)
                 {
-                    var (noisy, target) = StepInput(trajectory, steps[j], schedule);
-                    scores = step.Scores(step.Extractor.Source.Noisy(noisy, target, steps[j], 1));
+                    var inputs = traced.Select(q => StepInput(queries[q].Trajectory!, steps[j], schedule)).ToList();
+                    var noisy = inputs.SelectMany(x => x.Noisy).ToArray();
+                    var target = inputs.SelectMany(x => x.TargetNoise).ToArray();
+                    Place(step.Scores(step.Extractor.Source.Noisy(noisy, target, steps[j], traced.Length)), traced, j);
                 }
-                else
+                if (plain.Length > 0)
                 {
-                    scores = step.Scores(query.Image, 1);
+                    Place(step.Scores(plainImages, plain.Length), plain, j);
                 }
-                scores.CopyTo(result.AsSpan(j * rows, rows));
             }
             return result;
+
+            // Row i of a step's scores belongs to query which[i].
+            void Place(float[] scores, int[] which, int j)
+            {
+                for (int i = 0; i < which.Length; i++)
+                {
+                    scores.AsSpan(i * rows, rows).CopyTo(result.AsSpan(((which[i] * s) + j) * rows, rows));
+                }
+            }
         }
 
         public float[] Scores(IReadOnlyList<AttributionQuery> queries, CancellationToken cancel = default)
         {
             ArgumentNullException.ThrowIfNull(queries);
-            int rows = checked((int)Rows);
-            var result = new float[checked(queries.Count * rows)];
-            for (int q = 0; q < queries.Count; q++)
-            {
-                var perStep = StepScores(queries[q], cancel);
-                var mean = result.AsSpan(q * rows, rows);
-                for (int j = 0; j < steps.Length; j++)
-                {
-                    TensorPrimitives.Add(mean, perStep.AsSpan(j * rows, rows), mean);
-                }
-                TensorPrimitives.Multiply(mean, 1f / steps.Length, mean);
-            }
-            return result;
+            return IStepwiseScorer.MeanOverSteps(StepScores(queries, cancel), queries.Count, steps.Length, Rows);
         }
 
         public void Dispose()

@@ -93,8 +93,7 @@ public sealed class KfacMethod(string name, CurvatureKind kind) : IAttributionMe
     /// <exception cref="AttributionException">The model, the factors or the projection do not belong to the store.</exception>
     public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
-        var manifest = MethodManifest.TryLoad(storeDirectory)
-            ?? throw new UserInputException($"{storeDirectory} has no {MethodManifest.FileName}: the {Name} build did not finish; run 'featurize --method {Name}' again");
+        var manifest = MethodManifest.Require(storeDirectory, Name);
         var settings = manifest.SettingsAs<KfacSettings>(storeDirectory);
         if (!Enum.TryParse<MeasurementKind>(settings.Measurement, ignoreCase: true, out var measurement) || !(settings.Damping > 0))
         {
@@ -104,9 +103,9 @@ public sealed class KfacMethod(string name, CurvatureKind kind) : IAttributionMe
         TrakModel? model = null;
         try
         {
-            var training = TrakScorer.PlanOf(store.Meta);
-            model = new TrakModel(modelDirectory, training with { Measurement = measurement }, TrakScorer.ProjectionOf(store.Meta), session);
-            model.RequireStore(storeDirectory, store);
+            var training = TrakScorer.PlanOf(store);
+            model = new TrakModel(modelDirectory, training with { Measurement = measurement }, TrakScorer.ProjectionOf(store), session);
+            model.RequireStore(store);
             if (model.Extractor.Factored is null)
             {
                 throw new AttributionException($"{storeDirectory}: meta.json says projector '{store.Meta.Projector.Kind}'; a {Name} store is featurized with the factored projector");

@@ -30,11 +30,6 @@ internal static class RowColumn
         {
             throw new StoreFormatException($"{path}: SHA-256 {actual[..12]}… differs from the {sha256[..Math.Min(12, sha256.Length)]}… recorded in {MethodManifest.FileName}: the file is damaged or from another build; build the store again");
         }
-        var (header, values) = NpyFormat.ReadMatrix(path);
-        if (header.Rows != rows || header.Columns != 1)
-        {
-            throw new StoreFormatException($"{path}: field 'shape': expected ({rows}, 1), found ({header.Rows}, {header.Columns})");
-        }
-        return values;
+        return SidecarMatrix.ReadAll(path, rows, 1);
     }
 }

@@ -152,8 +152,7 @@ public sealed class TracInMethod(string name, bool renormalize) : IAttributionMe
     public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
         ArgumentNullException.ThrowIfNull(storeDirectory);
-        var manifest = MethodManifest.TryLoad(storeDirectory)
-            ?? throw new UserInputException($"{storeDirectory}: no {MethodManifest.FileName}: the store is incomplete; run 'featurize --method {Name}' again to finish it");
+        var manifest = MethodManifest.Require(storeDirectory, Name);
         var settings = manifest.SettingsAs<TracInSettings>(storeDirectory);
         if (settings.Checkpoints is not { Count: > 0 })
         {
@@ -205,14 +204,7 @@ public sealed class TracInMethod(string name, bool renormalize) : IAttributionMe
             {
                 var plan = new FeaturizationPlan(settings.QueryTimesteps, settings.NoiseDraws, settings.NoiseSeed, MeasurementKind.Loss);
                 model = new TrakModel(checkpoint.Directory, plan, settings.Projection, session);
-                if (model.Fingerprint != store.Meta.ModelFingerprint)
-                {
-                    throw new AttributionException($"{directory}: built from a checkpoint with SHA-256 {store.Meta.ModelFingerprint[..12]}…, but {checkpoint.Directory} now has {model.Fingerprint[..12]}…; build the store again");
-                }
-                if (model.Extractor.Dim != store.Dim)
-                {
-                    throw new AttributionException($"{directory}: the store has k = {store.Dim}; the projection gives {model.Extractor.Dim}");
-                }
+                model.RequireStore(store);
                 float[]? norms = null;
                 if (renormalize)
                 {

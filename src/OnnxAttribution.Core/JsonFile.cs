@@ -1,0 +1,19 @@
+using System.Text.Json;
+using OnnxAttribution.Core.Models;
+
+namespace OnnxAttribution.Core;
+
+/// <summary>The project's JSON files (model.json, run.json, method.json, reports): indented, written whole or not at all.</summary>
+public static class JsonFile
+{
+    /// <summary>
+    /// Writes <paramref name="value"/> as indented JSON (<see cref="ModelMetadata.JsonOptions"/>) to a temporary file beside
+    /// <paramref name="path"/>, then renames it over <paramref name="path"/>: a killed process never leaves a half-written file.
+    /// </summary>
+    public static void Save<T>(string path, T value)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(value, ModelMetadata.JsonOptions) + "\n");
+        File.Move(path + ".tmp", path, overwrite: true);
+    }
+}
