@@ -93,7 +93,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         var temb = nn.functional.silu(_time.forward(t));
-        var h = _convIn.forward(xt);
+        var h = Conv(_convIn, xt);
         var skips = new Tensor[_down.Length - 1];
         for (int i = 0; i < _down.Length; i++)
         {
@@ -101,18 +101,18 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             if (i < _down.Length - 1)
             {
                 skips[i] = h;
-                h = _downsample[i].forward(h);
+                h = Conv(_downsample[i], h, stride: 2);
             }
         }
         h = _mid.forward(h, temb);
         for (int i = _up.Length - 1; i >= 0; i--)
         {
             h = nn.functional.interpolate(h, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
-            h = _upsample[i].forward(h);
+            h = Conv(_upsample[i], h);
             h = torch.cat([h, skips[i]], 1);
             h = _up[i].forward(h, temb);
         }
-        h = ConvFewOutputs(_convOut, nn.functional.silu(_normOut.forward(h)));
+        h = Conv(_convOut, nn.functional.silu(_normOut.forward(h)));
         return h.MoveToOuterDisposeScope();
     }
 
@@ -188,21 +188,30 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
     }
 
     /// <summary>
-    /// A 3×3, stride-1, pad-1 convolution as im2col (<c>unfold</c>) and a matrix product: the same function as
-    /// <paramref name="conv"/>'s forward, up to float32 rounding.
+    /// <paramref name="conv"/>'s forward on <paramref name="x"/> (a square kernel, padded to keep the size at stride 1). Unless
+    /// both channel counts are multiples of 16 (or the input is an image of 1–3 channels), it is taken as im2col (<c>unfold</c>)
+    /// and a matrix product: the same function up to float32 rounding.
     /// </summary>
     /// <remarks>
-    /// With libtorch 2.10 under TorchSharp 0.107.0 on this CPU, the input gradient of <c>conv2d</c> with few output channels
-    /// (1–8) intermittently comes back with NaNs (uninitialised memory; ~10% of calls at 1 output channel, none seen at 16 or more
-    /// in 200 tries). The final convolution has as many outputs as the image has channels, so it goes this way.
+    /// With libtorch 2.10 under TorchSharp 0.107.0 on AVX-512 CPUs, <c>conv2d</c> reads uninitialised memory when a channel
+    /// count is not a multiple of 16, so its output or its input gradient picks up NaNs whenever freed memory held them:
+    /// with the allocator's memory filled with NaN first, 60 of 60 forwards at 72→24 channels, 51 of 60 at 24→48, 55 of 60
+    /// backwards at 8→8 and 22 of 60 at 16→1, none at 32→32, 32→64, 1→32 or 3→64 (tools: a conv loop with poisoned memory).
+    /// Training at 8, 12, 20 or 24 base channels went NaN in most runs. The shipped models (32 base channels) only go this
+    /// way for the final convolution.
     /// </remarks>
-    private static Tensor ConvFewOutputs(Conv2d conv, Tensor x)
+    internal static Tensor Conv(Conv2d conv, Tensor x, long stride = 1)
     {
         using var scope = torch.NewDisposeScope();
-        long b = x.shape[0], h = x.shape[2], w = x.shape[3];
         var weight = conv.weight!;
-        long outChannels = weight.shape[0];
-        var cols = nn.functional.unfold(x, 3, padding: 1);
+        long outChannels = weight.shape[0], inChannels = weight.shape[1], kernel = weight.shape[2];
+        if (outChannels % 16 == 0 && (inChannels % 16 == 0 || inChannels <= 3))
+        {
+            return conv.forward(x).MoveToOuterDisposeScope();
+        }
+        long b = x.shape[0], padding = kernel / 2;
+        long h = ((x.shape[2] + (2 * padding) - kernel) / stride) + 1, w = ((x.shape[3] + (2 * padding) - kernel) / stride) + 1;
+        var cols = nn.functional.unfold(x, kernel, padding: padding, stride: stride);
         var y = torch.matmul(weight.view(outChannels, -1), cols) + conv.bias!.view(1, outChannels, 1);
         return y.view(b, outChannels, h, w).MoveToOuterDisposeScope();
     }
@@ -302,10 +311,10 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         public override Tensor forward(Tensor x, Tensor tembAct)
         {
             using var scope = torch.NewDisposeScope();
-            var h = _conv1.forward(nn.functional.silu(_norm1.forward(x)));
+            var h = Conv(_conv1, nn.functional.silu(_norm1.forward(x)));
             h = h + _timeProj.forward(tembAct).unsqueeze(2).unsqueeze(3);
-            h = _conv2.forward(nn.functional.silu(_norm2.forward(h)));
-            var skip = _skip is null ? x : _skip.forward(x);
+            h = Conv(_conv2, nn.functional.silu(_norm2.forward(h)));
+            var skip = _skip is null ? x : Conv(_skip, x);
             return (skip + h).MoveToOuterDisposeScope();
         }
     }

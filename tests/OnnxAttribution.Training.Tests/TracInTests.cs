@@ -182,7 +182,7 @@ public sealed class TracInTests
     }
 
     [Test]
-    public void TopK_ReTracOnTrainedCheckpoints_RanksPlantedDuplicatesHigh()
+    public void Scores_ReTracOnTrainedCheckpoints_RankEachQuerysOwnTrainingImageHigh()
     {
         // Checkpoints kept by a short training run on the 40 images and exported as TracIn uses them. An untrained network
         // gives no signal here: its loss residual ε̂ − ε is the example's own random noise, independent of the query's.
@@ -207,16 +207,18 @@ public sealed class TracInTests
         var checkpoints = new[] { 20, 40, 60 }.Select(step => ModelExport.ExportStep(run, step, Path.Combine(_dir, $"trained-{step}"), $"step-{step}").Directory).ToArray();
         var store = Build("retrac-trained", "retrac", Settings(checkpoints) with { Timesteps = 10, NoiseDraws = 2 });
         using var scorer = AttributionMethods.Open(store);
-        int[] planted = [5, 17, 33, 2, 11, 25];
-        var scores = scorer.Scores(planted.Select(r => new AttributionQuery($"row {r}", Images(r))).ToList());
-        for (int q = 0; q < planted.Length; q++)
+        var scores = scorer.Scores(Enumerable.Range(0, Rows).Select(r => new AttributionQuery($"row {r}", Images(r))).ToList());
+        Assert.That(scores, Has.All.Matches<float>(float.IsFinite));
+        var ranks = Enumerable.Range(0, Rows).Select(q =>
         {
             var row = scores.AsSpan(q * Rows, Rows).ToArray();
-            int rank = 1 + Enumerable.Range(0, Rows).Count(i => row[i] > row[planted[q]]);
-            TestContext.Out.WriteLine($"query = row {planted[q]}: rank {rank} of {Rows}");
-            // Rank 1 for all six when written; top 3 of 40 leaves room for other platforms' rounding.
-            Assert.That(rank, Is.LessThanOrEqualTo(3), $"query = row {planted[q]}");
-        }
+            return 1 + Enumerable.Range(0, Rows).Count(i => row[i] > row[q]);
+        }).ToArray();
+        double mean = ranks.Average();
+        TestContext.Out.WriteLine($"rank of the query's own training image, each of the {Rows} rows as query: mean {mean:F1}; ranks {string.Join(" ", ranks)}");
+        // By chance the mean rank is 20.5, with a standard deviation of 11.5/√40 ≈ 1.8. TracIn's one random timestep per example
+        // and checkpoint makes self-influence noisy: 12.9 when written (a few rows rank last), so a duplicate is not always first.
+        Assert.That(mean, Is.LessThan(15.5));
     }
 
     [Test]
