@@ -36,6 +36,7 @@ public static class DdpmTrainer
     /// <exception cref="UserInputException">The options are inconsistent (data geometry, sizes, ranges).</exception>
     /// <exception cref="ModelFileException">The checkpoint to resume from is damaged or belongs to another configuration.</exception>
     /// <exception cref="OperationCanceledException">The run was cancelled.</exception>
+    /// <exception cref="AttributionException">The loss became NaN or infinite.</exception>
     public static TrainResult Train(TrainOptions options, IProgress<TrainProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -91,6 +92,13 @@ public static class DdpmTrainer
                     cancellationToken.ThrowIfCancellationRequested();
                 }
                 double loss = Step(options, step, schedule.Timesteps, data, sqrtAlphaBar, sqrtOneMinusAlphaBar, model, parameters, emaParameters, adamM, adamV);
+                if (!double.IsFinite(loss))
+                {
+                    // Nothing is saved: a checkpoint of these weights would only spread the NaN to whoever resumes or exports it.
+                    throw new AttributionException($"training diverged: the batch loss of step {step + 1} is {loss} (learning rate {LearningRateAt(options.LearningRate, options.WarmupSteps, step):G3}); " +
+                        (options.CheckpointDirectory is { } d ? $"the checkpoints in {d} hold the weights before it; " : "") +
+                        "a lower learning rate, a longer warm-up or gradient clipping may help");
+                }
                 step++;
                 losses.Add(loss);
                 windowLoss += loss;

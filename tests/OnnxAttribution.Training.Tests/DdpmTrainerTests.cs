@@ -56,6 +56,19 @@ public sealed class DdpmTrainerTests : TempDirectoryTest
     }
 
     [Test]
+    public void Train_LossGoesNaN_ThrowsNamingTheStepAndSavesNothingAfterIt()
+    {
+        // Adam moves every weight by about the learning rate per step: at 1e12 the outputs overflow within a few steps.
+        var dir = Path.Combine(TempDir, "ckpt");
+        var options = Tiny(30, dir, checkpointEvery: 1) with { LearningRate = 1e12, WarmupSteps = 0, GradientClipNorm = 0 };
+        var e = Assert.Throws<AttributionException>(() => DdpmTrainer.Train(options).Dispose())!;
+        Assert.That(e.Message, Does.Contain("diverged").And.Contain(dir));
+        int step = int.Parse(System.Text.RegularExpressions.Regex.Match(e.Message, @"step (\d+)").Groups[1].Value);
+        Assert.That(step, Is.InRange(2, 30));
+        Assert.That(TrainingCheckpoint.FindLatest(dir), Does.EndWith($"ckpt-{step - 1:D8}.bin"));
+    }
+
+    [Test]
     public void Train_CancelledWithCheckpointDirectory_WritesCheckpointAndThrows()
     {
         var dir = Path.Combine(TempDir, "ckpt");
