@@ -29,8 +29,9 @@ internal unsafe interface IVectorOps<TVec> where TVec : struct
     static abstract TVec MultiplyAdd(TVec a, TVec b, TVec c);
     /// <summary>Sum of the lanes, in a fixed order.</summary>
     static abstract float Sum(TVec v);
-    /// <summary>Converts <see cref="Count"/> binary16 values at <paramref name="source"/> to float at <paramref name="destination"/>.</summary>
-    static abstract void HalfToSingle(ushort* source, float* destination);
+    static abstract void Store(TVec v, float* p);
+    /// <summary>Loads <see cref="Count"/> binary16 values at <paramref name="source"/> as floats.</summary>
+    static abstract TVec LoadHalf(ushort* source);
 }
 
 /// <summary>
@@ -70,7 +71,8 @@ internal unsafe struct ScalarOps : IVectorOps<float>
     public static float Load(float* p) => *p;
     public static float MultiplyAdd(float a, float b, float c) => float.MultiplyAddEstimate(a, b, c);
     public static float Sum(float v) => v;
-    public static void HalfToSingle(ushort* source, float* destination) => *destination = HalfBits.ToSingle(*source);
+    public static void Store(float v, float* p) => *p = v;
+    public static float LoadHalf(ushort* source) => HalfBits.ToSingle(*source);
 }
 
 // The vector conversions below do per lane what HalfBits.ToSingle does. Lane layout: lane i of the float vector is half i
@@ -85,13 +87,16 @@ internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
     public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
     public static float Sum(Vector128<float> v) => Vector128.Sum(v);
 
-    public static void HalfToSingle(ushort* source, float* destination)
+    public static void Store(Vector128<float> v, float* p) => v.Store(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> LoadHalf(ushort* source)
     {
         Vector128<int> w = Vector128.WidenLower(Vector64.Load((short*)source).ToVector128Unsafe());
         Vector128<int> x = (w << 13) & Vector128.Create(HalfBits.KeepMask);
         Vector128<int> special = Vector128.Equals(x & Vector128.Create(HalfBits.HalfExponentMask), Vector128.Create(HalfBits.HalfExponentMask));
         x |= special & Vector128.Create(HalfBits.SingleExponentMask);
-        (x.AsSingle() * Vector128.Create(HalfBits.Rebias)).Store(destination);
+        return x.AsSingle() * Vector128.Create(HalfBits.Rebias);
     }
 }
 
@@ -104,13 +109,16 @@ internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
     public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
     public static float Sum(Vector256<float> v) => Vector256.Sum(v);
 
-    public static void HalfToSingle(ushort* source, float* destination)
+    public static void Store(Vector256<float> v, float* p) => v.Store(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadHalf(ushort* source)
     {
         Vector256<int> w = Vector256.WidenLower(Vector128.Load((short*)source).ToVector256Unsafe());
         Vector256<int> x = (w << 13) & Vector256.Create(HalfBits.KeepMask);
         Vector256<int> special = Vector256.Equals(x & Vector256.Create(HalfBits.HalfExponentMask), Vector256.Create(HalfBits.HalfExponentMask));
         x |= special & Vector256.Create(HalfBits.SingleExponentMask);
-        (x.AsSingle() * Vector256.Create(HalfBits.Rebias)).Store(destination);
+        return x.AsSingle() * Vector256.Create(HalfBits.Rebias);
     }
 }
 
@@ -123,13 +131,16 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
     public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.MultiplyAddEstimate(a, b, c);
     public static float Sum(Vector512<float> v) => Vector512.Sum(v);
 
-    public static void HalfToSingle(ushort* source, float* destination)
+    public static void Store(Vector512<float> v, float* p) => v.Store(p);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadHalf(ushort* source)
     {
         Vector512<int> w = Vector512.WidenLower(Vector256.Load((short*)source).ToVector512Unsafe());
         Vector512<int> x = (w << 13) & Vector512.Create(HalfBits.KeepMask);
         Vector512<int> special = Vector512.Equals(x & Vector512.Create(HalfBits.HalfExponentMask), Vector512.Create(HalfBits.HalfExponentMask));
         x |= special & Vector512.Create(HalfBits.SingleExponentMask);
-        (x.AsSingle() * Vector512.Create(HalfBits.Rebias)).Store(destination);
+        return x.AsSingle() * Vector512.Create(HalfBits.Rebias);
     }
 }
 
@@ -145,7 +156,8 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
 ///
 /// Blocking: a chunk of 4 rows (at most 16 KiB float32) stays in L1 while all queries' chunks (in L2) stream past it, 4 queries at
 /// a time, so the 4×4 kernel does 16 FMAs per 8 loads and a row is read from memory once for the whole batch. float16 rows are
-/// converted chunk-wise into a float scratch first, so the conversion is paid once per row, not once per query.
+/// converted chunk-wise into a float scratch first, so the conversion is paid once per row, not once per query; for fewer than
+/// <see cref="FusedHalfQueries"/> queries they are widened in registers instead, saving the scratch round trip.
 /// </remarks>
 internal static unsafe class ScanKernels
 {
@@ -154,6 +166,9 @@ internal static unsafe class ScanKernels
 
     /// <summary>Rows per block kernel.</summary>
     public const int BlockRows = 4;
+
+    /// <summary>Below this many queries, float16 rows are widened in registers per query instead of once into scratch.</summary>
+    public const int FusedHalfQueries = 4;
 
     /// <summary>Floats of scratch <see cref="ScoreTile"/> needs.</summary>
     public const int ScratchFloats = BlockRows * ChunkColumns;
@@ -214,7 +229,7 @@ internal static unsafe class ScanKernels
         long i = 0;
         for (; i <= count - TOps.Count; i += TOps.Count)
         {
-            TOps.HalfToSingle(source + i, destination + i);
+            TOps.Store(TOps.LoadHalf(source + i), destination + i);
         }
         for (; i < count; i++)
         {
@@ -234,6 +249,16 @@ internal static unsafe class ScanKernels
             for (int r0 = 0; r0 < rowCount; r0 += BlockRows)
             {
                 int nr = Math.Min(BlockRows, rowCount - r0);
+                if (dtype == StoreDType.Float16 && nr == BlockRows && queryCount < FusedHalfQueries)
+                {
+                    // Few queries: widen in registers as the rows stream past (same floats, same FMA order as via scratch).
+                    ushort* hp = (ushort*)rows + ((long)r0 * dim) + c0;
+                    for (int q = 0; q < queryCount; q++)
+                    {
+                        Dot4x1Half<TOps, TVec>(hp, dim, queries + ((long)q * dim) + c0, len, scores + r0 + (q * scoreStride), first);
+                    }
+                    continue;
+                }
                 float* rp;
                 long rs;
                 if (dtype == StoreDType.Float32)
@@ -355,6 +380,40 @@ internal static unsafe class ScanKernels
         Finish<TOps, TVec>(a1, r1, q, n, len, s + 1, first);
         Finish<TOps, TVec>(a2, r2, q, n, len, s + 2, first);
         Finish<TOps, TVec>(a3, r3, q, n, len, s + 3, first);
+    }
+
+    // Dot4x1 on float16 rows, converted as loaded.
+    private static void Dot4x1Half<TOps, TVec>(ushort* r, long rs, float* q, int len, float* s, bool first)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        ushort* r0 = r, r1 = r + rs, r2 = r + (2 * rs), r3 = r + (3 * rs);
+        TVec a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
+        int n = len - (len % TOps.Count);
+        for (int c = 0; c < n; c += TOps.Count)
+        {
+            TVec y = TOps.Load(q + c);
+            a0 = TOps.MultiplyAdd(TOps.LoadHalf(r0 + c), y, a0);
+            a1 = TOps.MultiplyAdd(TOps.LoadHalf(r1 + c), y, a1);
+            a2 = TOps.MultiplyAdd(TOps.LoadHalf(r2 + c), y, a2);
+            a3 = TOps.MultiplyAdd(TOps.LoadHalf(r3 + c), y, a3);
+        }
+        FinishHalf<TOps, TVec>(a0, r0, q, n, len, s, first);
+        FinishHalf<TOps, TVec>(a1, r1, q, n, len, s + 1, first);
+        FinishHalf<TOps, TVec>(a2, r2, q, n, len, s + 2, first);
+        FinishHalf<TOps, TVec>(a3, r3, q, n, len, s + 3, first);
+    }
+
+    /// <summary><see cref="Finish{TOps, TVec}"/> with the remainder columns read from float16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FinishHalf<TOps, TVec>(TVec acc, ushort* row, float* query, int n, int len, float* destination, bool first)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        float partial = TOps.Sum(acc);
+        for (int c = n; c < len; c++)
+        {
+            partial = float.MultiplyAddEstimate(HalfBits.ToSingle(row[c]), query[c], partial);
+        }
+        *destination = first ? partial : *destination + partial;
     }
 
     // 1 row × 4 queries (the last rows of a tile).

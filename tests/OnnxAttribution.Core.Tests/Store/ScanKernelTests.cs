@@ -151,27 +151,37 @@ public sealed unsafe class ScanKernelTests
         }
     }
 
-    [TestCaseSource(nameof(Widths))]
-    public void ScoreTile_QueryCount_DoesNotChangeAnyScoreBit(string widthName)
+    [TestCaseSource(nameof(DimCases))]
+    public void ScoreTile_QueryCount_DoesNotChangeAnyScoreBit(string widthName, StoreDType dtype)
     {
+        // 9 rows: two 4-row blocks and a tail row; 1100 columns: a full chunk and one with a remainder. One to three queries
+        // take float16 rows through the in-register path, four or more through scratch: the bits must not differ.
         SimdWidth width = Parse(widthName);
         const int rows = 9, dim = 1100, queries = 7;
         var random = new Random(3);
         var rowValues = Enumerable.Range(0, rows * dim).Select(_ => (float)random.NextDouble() - 0.5f).ToArray();
         var queryValues = Enumerable.Range(0, queries * dim).Select(_ => (float)random.NextDouble() - 0.5f).ToArray();
+        byte[] stored = dtype == StoreDType.Float32
+            ? System.Runtime.InteropServices.MemoryMarshal.AsBytes(rowValues.AsSpan()).ToArray()
+            : System.Runtime.InteropServices.MemoryMarshal.AsBytes(rowValues.Select(v => (Half)v).ToArray().AsSpan()).ToArray();
         float* scratch = stackalloc float[ScanKernels.ScratchFloats];
         var all = new float[queries * rows];
-        var one = new float[rows];
-        fixed (float* r = rowValues)
+        fixed (byte* r = stored)
         fixed (float* q = queryValues)
         fixed (float* s = all)
-        fixed (float* s1 = one)
         {
-            ScanKernels.ScoreTile(width, (byte*)r, StoreDType.Float32, rows, dim, q, queries, s, rows, scratch);
-            for (int j = 0; j < queries; j++)
+            ScanKernels.ScoreTile(width, r, dtype, rows, dim, q, queries, s, rows, scratch);
+            foreach (int count in new[] { 1, 2, 3, 4 })
             {
-                ScanKernels.ScoreTile(width, (byte*)r, StoreDType.Float32, rows, dim, q + (j * dim), 1, s1, rows, scratch);
-                Assert.That(one, Is.EqualTo(all.Skip(j * rows).Take(rows).ToArray()), $"query {j}");
+                for (int j = 0; j + count <= queries; j += count)
+                {
+                    var some = new float[count * rows];
+                    fixed (float* s1 = some)
+                    {
+                        ScanKernels.ScoreTile(width, r, dtype, rows, dim, q + (j * dim), count, s1, rows, scratch);
+                    }
+                    Assert.That(some, Is.EqualTo(all.Skip(j * rows).Take(count * rows).ToArray()), $"queries {j}..{j + count - 1} of {count}");
+                }
             }
         }
     }
