@@ -81,7 +81,7 @@ public sealed class JourneyTrakTests
         var sampled = new DiffusionSampler(denoiser, _schedule).Sample([7], new SamplerOptions(SamplerKind.Ddim, 2, RecordTrajectory: true));
         using var scorer = OpenScorer();
         var query = new AttributionQuery("two steps", sampled.Image(0).ToArray(), sampled.Trajectories![0]);
-        Assert.That(() => scorer.StepScores(query), Throws.TypeOf<UserInputException>().With.Message.Contains("665"));
+        Assert.That(() => scorer.StepScores(query), Throws.TypeOf<UserInputException>().With.Message.Contains("665").And.Message.Contains("query 'two steps'"));
     }
 
     /// <summary>A trajectory whose states are a training image noised with <paramref name="noise"/> at the store's steps.</summary>

@@ -199,7 +199,7 @@ public sealed class JourneyTrakMethod : IAttributionMethod
                 continue;
             }
             long t = timesteps[j];
-            var xt = trajectory.State(StateIndex(trajectory, t, schedule)).ToArray();
+            var xt = trajectory.State(NamingQuery(query, () => StateIndex(trajectory, t, schedule))).ToArray();
             var eps = new float[d];
             denoiser.Predict(xt, [t], 1, eps);
             double ab = schedule.AlphaBars[t], a = Math.Sqrt(ab), s = Math.Sqrt(1 - ab);
@@ -209,6 +209,19 @@ public sealed class JourneyTrakMethod : IAttributionMethod
             }
         }
         return result;
+    }
+
+    /// <summary>Runs <paramref name="step"/>, prefixing any <see cref="UserInputException"/> with the query it concerns.</summary>
+    private static T NamingQuery<T>(AttributionQuery query, Func<T> step)
+    {
+        try
+        {
+            return step();
+        }
+        catch (UserInputException e)
+        {
+            throw new UserInputException($"query '{query.Label}': {e.Message}", e);
+        }
     }
 
     private static int StateIndex(Trajectory trajectory, long timestep, NoiseSchedule schedule)
@@ -255,7 +268,7 @@ public sealed class JourneyTrakMethod : IAttributionMethod
                 var step = stepScorers[j];
                 if (traced.Length > 0)
                 {
-                    var inputs = traced.Select(q => StepInput(queries[q].Trajectory!, steps[j], schedule)).ToList();
+                    var inputs = traced.Select(q => NamingQuery(queries[q], () => StepInput(queries[q].Trajectory!, steps[j], schedule))).ToList();
                     var noisy = inputs.SelectMany(x => x.Noisy).ToArray();
                     var target = inputs.SelectMany(x => x.TargetNoise).ToArray();
                     Place(step.Scores(step.Extractor.Source.Noisy(noisy, target, steps[j], traced.Length)), traced, j);
