@@ -89,8 +89,9 @@ internal static class ServerApp
                 var clock = Stopwatch.StartNew();
                 var store = ServedStore.Open(spec, options.ModelDirectory, options.Session);
                 stores.Add(spec.Name, store);
+                store.WarmUp();
                 var i = store.Info;
-                log.LogInformation("store '{Name}': {Method}, {Rows} rows, dim {Dim}, model {Model} ({Channels}×{Height}×{Width}), {Directory}; opened in {Ms:F0} ms",
+                log.LogInformation("store '{Name}': {Method}, {Rows} rows, dim {Dim}, model {Model} ({Channels}×{Height}×{Width}), {Directory}; opened and warmed up in {Ms:F0} ms",
                     i.Name, i.Method, i.Rows, i.Dim?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-", i.ModelDirectory, i.Channels, i.ImageSize, i.ImageSize, i.Directory, clock.Elapsed.TotalMilliseconds);
             }
         }
