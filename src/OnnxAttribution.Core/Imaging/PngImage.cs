@@ -61,11 +61,41 @@ public static class PngImage
     public static (float[] Pixels, int Channels, int Height, int Width) Read(string path, int? channels = null, int? size = null)
     {
         ArgumentNullException.ThrowIfNull(path);
+        CheckChannels(channels);
+        return ToUnit(ReadBytes(path), channels, size);
+    }
+
+    /// <summary>
+    /// Reads an encoded PNG (or any format SkiaSharp decodes) held in memory, as <see cref="Read(string, int?, int?)"/>
+    /// reads a file.
+    /// </summary>
+    /// <param name="encoded">The encoded image, e.g. a PNG file's bytes.</param>
+    /// <param name="source">What the bytes are, for error messages (e.g. "field 'png'").</param>
+    /// <param name="channels">1 or 3 to convert to, or null to keep the image's own.</param>
+    /// <param name="size">A square size to resize to by area averaging, or null to keep the image's size.</param>
+    /// <exception cref="UserInputException">The bytes are not a decodable image, or are truncated.</exception>
+    public static (float[] Pixels, int Channels, int Height, int Width) Read(ReadOnlySpan<byte> encoded, string source, int? channels = null, int? size = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        CheckChannels(channels);
+        using var data = SKData.CreateCopy(encoded);
+        using var codec = SKCodec.Create(data)
+            ?? throw new UserInputException($"{source}: not a readable image (SkiaSharp cannot decode it)");
+        return ToUnit(Decode(codec, source), channels, size);
+    }
+
+    private static void CheckChannels(int? channels)
+    {
         if (channels is not null and not 1 and not 3)
         {
             throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1 or 3");
         }
-        var (bytes, c, h, w) = ReadBytes(path);
+    }
+
+    /// <summary>8-bit CHW planes to [-1, 1] floats, converted to <paramref name="channels"/> and resized to <paramref name="size"/>.</summary>
+    private static (float[] Pixels, int Channels, int Height, int Width) ToUnit((byte[] Bytes, int Channels, int Height, int Width) decoded, int? channels, int? size)
+    {
+        var (bytes, c, h, w) = decoded;
         int target = channels ?? c;
         int plane = h * w;
         var pixels = new float[target * plane];
@@ -108,6 +138,12 @@ public static class PngImage
         }
         using var codec = SKCodec.Create(path)
             ?? throw new UserInputException($"{path}: not a readable image (SkiaSharp cannot decode it)");
+        return Decode(codec, path);
+    }
+
+    /// <summary>Decodes an opened image to 8-bit CHW planes; <paramref name="source"/> names it in errors.</summary>
+    private static (byte[] Pixels, int Channels, int Height, int Width) Decode(SKCodec codec, string source)
+    {
         var info = codec.Info;
         bool gray = info.ColorType == SKColorType.Gray8;
         var decodeInfo = new SKImageInfo(info.Width, info.Height, gray ? SKColorType.Gray8 : SKColorType.Rgba8888, gray ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
@@ -119,11 +155,11 @@ public static class PngImage
                 var result = codec.GetPixels(decodeInfo, (IntPtr)p);
                 if (result is not SKCodecResult.Success and not SKCodecResult.IncompleteInput)
                 {
-                    throw new UserInputException($"{path}: cannot decode the image ({result})");
+                    throw new UserInputException($"{source}: cannot decode the image ({result})");
                 }
                 if (result == SKCodecResult.IncompleteInput)
                 {
-                    throw new UserInputException($"{path}: the image data is truncated");
+                    throw new UserInputException($"{source}: the image data is truncated");
                 }
             }
         }

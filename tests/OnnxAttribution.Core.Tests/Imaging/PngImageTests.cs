@@ -86,6 +86,35 @@ public sealed class PngImageTests : TempDirectoryTest
         File.WriteAllText(path, "hello");
         Assert.That(() => PngImage.Read(path), Throws.TypeOf<UserInputException>().With.Message.Contains(path));
     }
+
+    [Test]
+    public void ReadEncoded_RgbFileBytes_SameAsReadingTheFile()
+    {
+        var img = Enumerable.Range(0, 3 * 5 * 4).Select(i => (i % 17) / 8f - 1f).ToArray(); // 3 channels of 5×4
+        var path = Path.Combine(TempDir, "c.png");
+        PngImage.Write(path, img, 3, 5, 4);
+        var fromFile = PngImage.Read(path, channels: 1, size: 3);
+        var fromBytes = PngImage.Read(File.ReadAllBytes(path), "the upload", channels: 1, size: 3);
+        Assert.That((fromBytes.Channels, fromBytes.Height, fromBytes.Width), Is.EqualTo((fromFile.Channels, fromFile.Height, fromFile.Width)));
+        Assert.That(fromBytes.Pixels, Is.EqualTo(fromFile.Pixels));
+    }
+
+    [Test]
+    public void ReadEncoded_NotAnImage_NamesTheSource()
+    {
+        Assert.That(() => PngImage.Read("hello"u8, "field 'png'"),
+            Throws.TypeOf<UserInputException>().With.Message.Contains("field 'png'"));
+    }
+
+    [Test]
+    public void ReadEncoded_Truncated_SaysSo()
+    {
+        var path = Path.Combine(TempDir, "t.png");
+        PngImage.Write(path, Enumerable.Range(0, 64 * 64).Select(i => (i * 7919 % 255) / 127.5f - 1f).ToArray(), 1, 64, 64);
+        var bytes = File.ReadAllBytes(path);
+        Assert.That(() => PngImage.Read(bytes.AsSpan(0, bytes.Length / 2), "body"),
+            Throws.TypeOf<UserInputException>().With.Message.Contains("body").And.Message.Contains("truncated"));
+    }
 }
 
 public sealed class PngFolderTests : TempDirectoryTest

@@ -1,0 +1,38 @@
+namespace OnnxAttribution.Server;
+
+/// <summary>The body of <c>POST /stores/{name}/attribute</c> as JSON: exactly one of images, png and seeds.</summary>
+/// <param name="Images">Images as the model takes them: each C·H·W floats in [-1, 1], channel-major.</param>
+/// <param name="Png">A base64-encoded PNG (any size and colour type; resized and converted to the model's).</param>
+/// <param name="Seeds">Seeds to generate the queries from, as <c>attribute --seed</c> does.</param>
+/// <param name="Sampler">With seeds: "ddim" (default) or "ddpm".</param>
+/// <param name="Steps">With seeds: sampling steps, 1..T (default 50).</param>
+internal sealed record AttributeRequest(float[][]? Images, string? Png, long[]? Seeds, string? Sampler, int? Steps);
+
+internal sealed record HealthResponse(string Status);
+
+/// <summary>A served store.</summary>
+/// <param name="Name">Its URL segment.</param>
+/// <param name="Method">The attribution method, as the CLI spells it (e.g. "d-trak").</param>
+/// <param name="Rows">N, the training rows scored.</param>
+/// <param name="Dim">k of a feature store; null for methods whose folder holds none (pixel, journey-trak, ensemble…).</param>
+/// <param name="Directory">The store folder, full path.</param>
+/// <param name="ModelDirectory">The model folder it was opened with, full path.</param>
+/// <param name="Channels">C of the images queries are given in.</param>
+/// <param name="ImageSize">H = W of the images queries are given in.</param>
+internal sealed record StoreInfo(string Name, string Method, long Rows, int? Dim, string Directory, string ModelDirectory, int Channels, int ImageSize);
+
+internal sealed record StoresResponse(IReadOnlyList<StoreInfo> Stores);
+
+/// <summary>A training row and its score for a query (higher first; ties: lower row first).</summary>
+internal sealed record RankedRow(long Row, float Score);
+
+internal sealed record QueryResult(string Label, IReadOnlyList<RankedRow> Top);
+
+/// <summary>Where the time of a request went, in milliseconds, not counting the wait for the store.</summary>
+/// <param name="GenerateMs">Making the query images: decoding the body (and PNGs), or sampling from seeds.</param>
+/// <param name="ScoreMs">The scorer: query features and one scan of the store for all queries.</param>
+internal sealed record Timings(double GenerateMs, double ScoreMs);
+
+internal sealed record AttributeResponse(string Store, string Method, IReadOnlyList<QueryResult> Queries, Timings Timings);
+
+internal sealed record ErrorResponse(string Error);

@@ -1,0 +1,195 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Net.Http.Headers;
+using OnnxAttribution.Core;
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Core.Sampling;
+
+namespace OnnxAttribution.Server;
+
+/// <summary>What one request asks to attribute, checked against the store's model: images ready to score, or seeds to generate from.</summary>
+internal abstract record QueryInput
+{
+    private QueryInput()
+    {
+    }
+
+    /// <summary>The number of queries.</summary>
+    public abstract int Count { get; }
+
+    /// <summary>Images given in the request (floats or a decoded PNG), in the model's geometry.</summary>
+    public sealed record Given(IReadOnlyList<AttributionQuery> Queries) : QueryInput
+    {
+        public override int Count => Queries.Count;
+    }
+
+    /// <summary>Seeds to sample the queries from with the store's model, with their trajectories.</summary>
+    public sealed record Seeds(long[] Values, SamplerKind Sampler, int Steps) : QueryInput
+    {
+        public override int Count => Values.Length;
+    }
+}
+
+/// <summary>
+/// Reads an attribute request: the <c>top</c> parameter and the body (JSON or a raw PNG). Every problem is a
+/// <see cref="BadHttpRequestException"/> whose message names the field and what was expected.
+/// </summary>
+internal static class AttributeRequestReader
+{
+    /// <summary>Rows per query when the request does not say.</summary>
+    public const int DefaultTop = 16;
+
+    /// <summary>Queries one request may carry: a bound on the memory and time one request takes from a store.</summary>
+    public const int MaxQueries = 256;
+
+    /// <summary>Sampling steps of a seed query when the request does not say (as <c>attribute --seed</c>).</summary>
+    public const int DefaultSteps = 50;
+
+    /// <summary>Web defaults (camelCase, case-insensitive), and a misspelt field is an error rather than ignored.</summary>
+    private static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web)
+    {
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    /// <summary>The <c>top</c> query parameter: a whole number ≥ 1, <see cref="DefaultTop"/> when absent.</summary>
+    /// <exception cref="BadHttpRequestException">It is given twice, is not a whole number, or is below 1.</exception>
+    public static int Top(IQueryCollection query)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        if (!query.TryGetValue("top", out var values))
+        {
+            return DefaultTop;
+        }
+        if (values.Count != 1 || !int.TryParse(values[0], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int top) || top < 1)
+        {
+            throw Bad($"query parameter 'top' is '{values}'; expected one whole number ≥ 1");
+        }
+        return top;
+    }
+
+    /// <summary>Reads and checks the body: <c>application/json</c> (<see cref="AttributeRequest"/>) or <c>image/png</c>.</summary>
+    /// <exception cref="BadHttpRequestException">400 for malformed input, 415 for another content type.</exception>
+    public static async Task<QueryInput> ReadAsync(HttpRequest request, ServedStore store, CancellationToken cancel)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(store);
+        if (request.HasJsonContentType())
+        {
+            AttributeRequest? body;
+            try
+            {
+                body = await JsonSerializer.DeserializeAsync<AttributeRequest>(request.Body, RequestJson, cancel).ConfigureAwait(false);
+            }
+            catch (JsonException e)
+            {
+                throw Bad($"request body at {e.Path ?? "$"}: not an attribute request ({e.Message}); send one of 'images', 'png' or 'seeds'");
+            }
+            return FromJson(body ?? throw Bad("request body: null; send one of 'images', 'png' or 'seeds'"), store);
+        }
+        if (MediaTypeHeaderValue.TryParse(request.ContentType, out var type) && type.MediaType.Equals("image/png", StringComparison.OrdinalIgnoreCase))
+        {
+            using var buffer = new MemoryStream();
+            await request.Body.CopyToAsync(buffer, cancel).ConfigureAwait(false);
+            return new QueryInput.Given([Decode(buffer.GetBuffer().AsSpan(0, checked((int)buffer.Length)), "request body (image/png)", "body", store)]);
+        }
+        throw new BadHttpRequestException(
+            $"Content-Type '{request.ContentType}': send application/json ('images', 'png' or 'seeds') or image/png", StatusCodes.Status415UnsupportedMediaType);
+    }
+
+    /// <summary>Checks a JSON request against the store's model.</summary>
+    /// <exception cref="BadHttpRequestException">None or several of images/png/seeds, or a field that does not fit the model.</exception>
+    public static QueryInput FromJson(AttributeRequest body, ServedStore store)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        ArgumentNullException.ThrowIfNull(store);
+        var given = new[] { ("images", body.Images is not null), ("png", body.Png is not null), ("seeds", body.Seeds is not null) }
+            .Where(f => f.Item2).Select(f => $"'{f.Item1}'").ToList();
+        if (given.Count != 1)
+        {
+            throw Bad($"give exactly one of 'images', 'png' or 'seeds'; got {(given.Count == 0 ? "none" : string.Join(" and ", given))}");
+        }
+        if (body.Seeds is null && (body.Sampler is not null || body.Steps is not null))
+        {
+            throw Bad($"field '{(body.Sampler is not null ? "sampler" : "steps")}' goes with 'seeds' only");
+        }
+        if (body.Images is { } images)
+        {
+            return new QueryInput.Given(Images(images, store));
+        }
+        if (body.Png is { } png)
+        {
+            byte[] bytes;
+            try
+            {
+                bytes = Convert.FromBase64String(png);
+            }
+            catch (FormatException)
+            {
+                throw Bad($"field 'png': not valid base64 ({png.Length} characters)");
+            }
+            return new QueryInput.Given([Decode(bytes, "field 'png'", "png", store)]);
+        }
+        return Seeds(body.Seeds!, body.Sampler, body.Steps, store);
+    }
+
+    private static List<AttributionQuery> Images(float[][] images, ServedStore store)
+    {
+        CheckCount("images", images.Length);
+        var info = store.Info;
+        var queries = new List<AttributionQuery>(images.Length);
+        for (int i = 0; i < images.Length; i++)
+        {
+            var image = images[i] ?? throw Bad($"field 'images[{i}]' is null; expected {store.ImageLength} floats");
+            if (image.Length != store.ImageLength)
+            {
+                throw Bad($"field 'images[{i}]' has {image.Length} values; the model of store '{store.Name}' takes C×H×W = {info.Channels}×{info.ImageSize}×{info.ImageSize} = {store.ImageLength}");
+            }
+            queries.Add(new AttributionQuery($"images[{i}]", image));
+        }
+        return queries;
+    }
+
+    private static AttributionQuery Decode(ReadOnlySpan<byte> encoded, string source, string label, ServedStore store)
+    {
+        try
+        {
+            var (pixels, _, _, _) = PngImage.Read(encoded, source, store.Info.Channels, store.Info.ImageSize);
+            return new AttributionQuery(label, pixels);
+        }
+        catch (UserInputException e)
+        {
+            throw Bad(e.Message);
+        }
+    }
+
+    private static QueryInput.Seeds Seeds(long[] seeds, string? samplerName, int? stepCount, ServedStore store)
+    {
+        CheckCount("seeds", seeds.Length);
+        var sampler = SamplerKind.Ddim;
+        if (samplerName is not null)
+        {
+            var names = Enum.GetNames<SamplerKind>();
+            var match = names.FirstOrDefault(n => n.Equals(samplerName, StringComparison.OrdinalIgnoreCase))
+                ?? throw Bad($"field 'sampler' is '{samplerName}'; known: {string.Join(", ", names.Select(n => n.ToLowerInvariant()))}");
+            sampler = Enum.Parse<SamplerKind>(match);
+        }
+        int steps = stepCount ?? DefaultSteps;
+        if (steps < 1 || steps > store.TrainTimesteps)
+        {
+            throw Bad($"field 'steps' is {steps}; expected 1..{store.TrainTimesteps} (the model's timesteps)");
+        }
+        return new QueryInput.Seeds(seeds, sampler, steps);
+    }
+
+    private static void CheckCount(string field, int count)
+    {
+        if (count is < 1 or > MaxQueries)
+        {
+            throw Bad($"field '{field}' has {count} entries; expected 1..{MaxQueries} queries per request");
+        }
+    }
+
+    private static BadHttpRequestException Bad(string message) => new(message, StatusCodes.Status400BadRequest);
+}

@@ -1,0 +1,279 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Microsoft.AspNetCore.Builder;
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Sampling;
+
+namespace OnnxAttribution.Server.Tests;
+
+/// <summary>
+/// The real server (Kestrel on a free loopback port) against a small D-TRAK store of the shipped model, built once;
+/// answers are checked against the store's scorer opened directly.
+/// </summary>
+[TestFixture]
+public sealed class ServerTests
+{
+    private const string StoreName = "small";
+    private const int Rows = 48;
+
+    private string _dir = "";
+    private string _model = "";
+    private ImageDataset _data = null!;
+    private WebApplication _app = null!;
+    private HttpClient _http = null!;
+    private IAttributionScorer _scorer = null!;
+
+    [OneTimeSetUp]
+    public async Task StartServer()
+    {
+        _dir = Directory.CreateTempSubdirectory("oa-server-").FullName;
+        _model = Path.Combine(Repository.Root, "models", "fm16");
+        var store = Path.Combine(_dir, "dtrak");
+        var subset = $"0:{Rows}";
+        _data = new DatasetLocator().Load("embedded", subset, 16);
+        // k > N: every training row has a direction of its own, so a training image ranks its own row first.
+        AttributionMethods.Find("d-trak").Build(new MethodBuildRequest
+        {
+            ModelDirectory = _model,
+            Data = _data,
+            Source = new StoreSource(_model, "embedded", subset, 16),
+            OutDirectory = store,
+            Settings = new MethodSettings { Timesteps = 2, Dim = 512 },
+        });
+        _app = ServerApp.Build(new ServerOptions([new StoreSpec(StoreName, store)], null, "http://127.0.0.1:0", SessionSettings.Default));
+        await _app.StartAsync();
+        _http = new HttpClient { BaseAddress = new Uri(_app.Urls.Single()) };
+        _scorer = AttributionMethods.Open(store, _model);
+    }
+
+    [OneTimeTearDown]
+    public async Task StopServer()
+    {
+        _http?.Dispose();
+        _scorer?.Dispose();
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+        }
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Test]
+    public async Task Healthz_Running_SaysOk()
+    {
+        var health = await _http.GetFromJsonAsync<HealthResponse>("/healthz");
+        Assert.That(health!.Status, Is.EqualTo("ok"));
+    }
+
+    [Test]
+    public async Task Stores_OneStore_ListsItsMethodRowsAndGeometry()
+    {
+        var stores = (await _http.GetFromJsonAsync<StoresResponse>("/stores"))!.Stores;
+        Assert.That(stores, Has.Count.EqualTo(1));
+        var s = stores[0];
+        Assert.That((s.Name, s.Method, s.Rows, s.Dim, s.Channels, s.ImageSize), Is.EqualTo((StoreName, "d-trak", (long)Rows, (int?)512, 1, 16)));
+        Assert.That(s.ModelDirectory, Is.EqualTo(Path.GetFullPath(_model)));
+    }
+
+    [Test]
+    public async Task Attribute_TrainingImageAsFloats_RanksItsOwnRowFirstWithTheScorersScores()
+    {
+        const int row = 17;
+        var response = await Attribute(new { images = new[] { Image(row) } }, top: 5);
+
+        var ranking = response.Queries.Single().Top;
+        Assert.That(ranking[0].Row, Is.EqualTo(row));
+        var direct = _scorer.Scores([new AttributionQuery("direct", Image(row))]);
+        var expected = TopKSelection.Select(direct, 5);
+        Assert.That(ranking.Select(r => r.Row), Is.EqualTo(expected.Indices));
+        Assert.That(ranking.Select(r => r.Score), Is.EqualTo(ranking.Select(r => direct[r.Row])).Within(Tolerance(direct)));
+        Assert.That(response.Method, Is.EqualTo("d-trak"));
+        Assert.That(response.Store, Is.EqualTo(StoreName));
+    }
+
+    [Test]
+    public async Task Attribute_SamePngAsBase64AndAsRawBody_SameRanking()
+    {
+        const int row = 9;
+        var png = Path.Combine(_dir, "query.png");
+        PngImage.Write(png, Image(row), 1, 16, 16);
+        var bytes = await File.ReadAllBytesAsync(png);
+
+        var asJson = await Attribute(new { png = Convert.ToBase64String(bytes) }, top: 8);
+        using var raw = new ByteArrayContent(bytes);
+        raw.Headers.ContentType = new MediaTypeHeaderValue("image/png");
+        using var posted = await _http.PostAsync(AttributePath(8), raw);
+        var asBody = await Read(posted);
+
+        var a = asJson.Queries.Single().Top;
+        var b = asBody.Queries.Single().Top;
+        Assert.That(b.Select(r => r.Row), Is.EqualTo(a.Select(r => r.Row)));
+        Assert.That(b.Select(r => r.Score), Is.EqualTo(a.Select(r => r.Score)));
+        Assert.That(a[0].Row, Is.EqualTo(row), "an 8-bit training image survives the PNG round trip exactly");
+    }
+
+    [Test]
+    public async Task Attribute_Seeds_SameTopRowsAsGeneratedQueriesScoredDirectly()
+    {
+        var response = await Attribute(new { seeds = new long[] { 7, 8 }, sampler = "ddim", steps = 10 }, top: 6);
+
+        var queries = GeneratedQueries.Generate(ModelDirectory.Open(_model), [7, 8], SamplerKind.Ddim, 10, SessionSettings.Default);
+        var direct = _scorer.Scores(queries);
+        Assert.That(response.Queries.Select(q => q.Label), Is.EqualTo(new[] { "seed 7", "seed 8" }));
+        for (int q = 0; q < 2; q++)
+        {
+            var scores = direct.AsSpan(q * Rows, Rows).ToArray();
+            var got = response.Queries[q].Top;
+            Assert.That(got.Select(r => r.Row), Is.EqualTo(TopKSelection.Select(scores, 6).Indices), $"seed {7 + q}");
+            Assert.That(got.Select(r => r.Score), Is.EqualTo(got.Select(r => scores[r.Row])).Within(Tolerance(scores)));
+        }
+        Assert.That(response.Timings.GenerateMs, Is.GreaterThan(0));
+    }
+
+    [Test]
+    public async Task Attribute_SeveralImagesInOneRequest_SameAsOneRequestEach()
+    {
+        int[] rows = [3, 30, 44];
+        var together = await Attribute(new { images = rows.Select(Image).ToArray() }, top: 4);
+
+        Assert.That(together.Queries.Select(q => q.Label), Is.EqualTo(new[] { "images[0]", "images[1]", "images[2]" }));
+        for (int i = 0; i < rows.Length; i++)
+        {
+            var alone = (await Attribute(new { images = new[] { Image(rows[i]) } }, top: 4)).Queries.Single().Top;
+            var batched = together.Queries[i].Top;
+            Assert.That(batched.Select(r => r.Row), Is.EqualTo(alone.Select(r => r.Row)), $"row {rows[i]}");
+            Assert.That(batched.Select(r => r.Score), Is.EqualTo(alone.Select(r => r.Score)).Within(1e-4 * Math.Abs(alone[0].Score)));
+        }
+    }
+
+    [Test]
+    public async Task Attribute_EightRequestsAtOnce_SameAsOneAfterAnother()
+    {
+        var rows = Enumerable.Range(0, 8).Select(i => i * 5).ToArray();
+        var sequential = new List<AttributeResponse>();
+        foreach (var row in rows)
+        {
+            sequential.Add(await Attribute(new { images = new[] { Image(row) } }, top: 5));
+        }
+
+        var parallel = await Task.WhenAll(rows.Select(row => Attribute(new { images = new[] { Image(row) } }, top: 5)));
+
+        for (int i = 0; i < rows.Length; i++)
+        {
+            var s = sequential[i].Queries.Single().Top;
+            var p = parallel[i].Queries.Single().Top;
+            Assert.That(p.Select(r => r.Row), Is.EqualTo(s.Select(r => r.Row)), $"row {rows[i]}");
+            Assert.That(p.Select(r => r.Score), Is.EqualTo(s.Select(r => r.Score)), $"row {rows[i]}");
+        }
+    }
+
+    [Test]
+    public async Task Attribute_UnknownStore_404NamingIt()
+    {
+        using var response = await _http.PostAsJsonAsync("/stores/nope/attribute", new { seeds = new[] { 1 } });
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That(await Error(response), Does.Contain("'nope'").And.Contain(StoreName));
+    }
+
+    [Test]
+    public async Task Attribute_WrongImageLength_400NamingTheExpectedLength()
+    {
+        using var response = await _http.PostAsJsonAsync(AttributePath(3), new { images = new[] { Image(0), new float[255] } });
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(await Error(response), Does.Contain("images[1]").And.Contain("255").And.Contain("1×16×16 = 256"));
+    }
+
+    [Test]
+    public async Task Attribute_BadBase64_400NamingPng()
+    {
+        using var response = await _http.PostAsJsonAsync(AttributePath(3), new { png = "not base64!" });
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(await Error(response), Does.Contain("'png'").And.Contain("base64"));
+    }
+
+    [Test]
+    public async Task Attribute_Base64OfSomethingElse_400SayingItIsNoImage()
+    {
+        using var response = await _http.PostAsJsonAsync(AttributePath(3), new { png = Convert.ToBase64String("hello"u8.ToArray()) });
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(await Error(response), Does.Contain("'png'").And.Contain("not a readable image"));
+    }
+
+    [TestCase("0")]
+    [TestCase("-2")]
+    [TestCase("ten")]
+    public async Task Attribute_TopNotAWholeNumberAboveZero_400NamingTop(string top)
+    {
+        using var response = await _http.PostAsJsonAsync($"/stores/{StoreName}/attribute?top={top}", new { seeds = new[] { 1 } });
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(await Error(response), Does.Contain("'top'").And.Contain($"'{top}'"));
+    }
+
+    [TestCase("{}", "got none")]
+    [TestCase("""{"seeds":[1],"png":"AAAA"}""", "'png' and 'seeds'")]
+    [TestCase("""{"images":[[0.5]],"steps":3}""", "'steps' goes with 'seeds'")]
+    [TestCase("""{"image":[[0.5]]}""", "'image'")]
+    [TestCase("""{"seeds":[1],"sampler":"euler"}""", "'sampler' is 'euler'")]
+    [TestCase("""{"seeds":[1],"steps":0}""", "'steps' is 0")]
+    [TestCase("""{"seeds":[]}""", "'seeds' has 0 entries")]
+    public async Task Attribute_MalformedJson_400NamingTheField(string body, string expected)
+    {
+        using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
+        using var response = await _http.PostAsync(AttributePath(3), content);
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(await Error(response), Does.Contain(expected));
+    }
+
+    [Test]
+    public async Task Attribute_TextBody_415NamingTheContentTypes()
+    {
+        using var content = new StringContent("seed 7");
+        using var response = await _http.PostAsync(AttributePath(3), content);
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.UnsupportedMediaType));
+        Assert.That(await Error(response), Does.Contain("text/plain").And.Contain("image/png"));
+    }
+
+    [Test]
+    public void ServerAssembly_Dependencies_NeitherTrainingNorTorchSharp()
+    {
+        var referenced = typeof(ServerApp).Assembly.GetReferencedAssemblies().Select(a => a.Name!).ToList();
+        Assert.That(referenced, Does.Contain("OnnxAttribution.Core"));
+        Assert.That(referenced, Has.None.StartsWith("TorchSharp").And.None.EqualTo("OnnxAttribution.Training"));
+    }
+
+    private float[] Image(int row) => _data.Image(row).ToArray();
+
+    private static string AttributePath(int top) => $"/stores/{StoreName}/attribute?top={top}";
+
+    /// <summary>Scores agree to float32 rounding of the largest score (separate ORT sessions, same inputs).</summary>
+    private static double Tolerance(float[] scores) => 1e-5 * scores.Max(Math.Abs);
+
+    private async Task<AttributeResponse> Attribute(object body, int top)
+    {
+        using var response = await _http.PostAsJsonAsync(AttributePath(top), body);
+        return await Read(response);
+    }
+
+    private static async Task<AttributeResponse> Read(HttpResponseMessage response)
+    {
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<AttributeResponse>())!;
+    }
+
+    private static async Task<string> Error(HttpResponseMessage response) =>
+        (await response.Content.ReadFromJsonAsync<ErrorResponse>())!.Error;
+}
+
+/// <summary>The repository root, recorded at build time (tests read the shipped model from the source tree).</summary>
+internal static class Repository
+{
+    public static string Root { get; } = Path.GetFullPath(typeof(Repository).Assembly
+        .GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+        .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "RepositoryRoot").Value!);
+}

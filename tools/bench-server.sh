@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Latency of one image query over HTTP: starts the server on the demo store (bash scripts/demo.sh makes it), sends
+# warm-up requests, then N sequential POSTs of one PNG (curl, one process per request) and prints p50 / p99 of curl's
+# time_total, next to the server's own scoreMs. Stops the server it started.
+# Usage: bash tools/bench-server.sh [requests] [store] [png]
+#        (defaults: 200, out/demo/store-dtrak, out/demo/sample-seed7.png; PORT=5081 TOP=10 THREADS=0 WARMUP=10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-200}
+store=${2:-out/demo/store-dtrak}
+png=${3:-out/demo/sample-seed7.png}
+port=${PORT:-5081}
+top=${TOP:-10}
+warmup=${WARMUP:-10}
+for f in "$store/meta.json" "$png"; do
+    [ -f "$f" ] || { echo "missing $f: run 'bash scripts/demo.sh' first (or pass a store and a PNG)" >&2; exit 2; }
+done
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet build src/OnnxAttribution.Server -c Release -v q -nologo -o out/server >/dev/null
+
+work=$(mktemp -d)
+out/server/onnx-attribution-server --store "bench=$store" --urls "http://127.0.0.1:$port" --threads "${THREADS:-0}" >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+    kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+    sleep 0.2
+done
+url="http://127.0.0.1:$port/stores/bench/attribute?top=$top"
+query() { curl -sf -X POST "$url" -H 'Content-Type: image/png' --data-binary "@$png" -o "$work/body.json" -w '%{time_total}\n'; }
+for _ in $(seq 1 "$warmup"); do query >/dev/null; done
+
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+grep -m1 "store 'bench'" "$work/server.log" | sed 's/^ *//'
+: >"$work/times"
+: >"$work/score"
+for _ in $(seq 1 "$n"); do
+    query >>"$work/times"
+    grep -o '"scoreMs":[0-9.]*' "$work/body.json" | cut -d: -f2 >>"$work/score"
+done
+pct() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {i = int(NR * p + 0.999999); if (i < 1) i = 1; print v[i]}'; }
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "top row of the last answer: $(sed -n 's/.*"top":\[{"row":\([0-9]*\).*/\1/p' "$work/body.json")"
+awk -v p50="$(pct "$work/times" 0.5)" -v p99="$(pct "$work/times" 0.99)" -v s50="$(pct "$work/score" 0.5)" -v s99="$(pct "$work/score" 0.99)" \
+    -v n="$n" -v png="$png" -v top="$top" 'BEGIN {
+    printf "%d sequential requests of %s (top=%d): curl time_total p50 %.1f ms, p99 %.1f ms; server scoreMs p50 %.1f ms, p99 %.1f ms\n", n, png, top, p50 * 1000, p99 * 1000, s50, s99 }'
