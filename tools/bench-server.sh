@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Latency of one image query over HTTP: starts the server on the demo store (bash scripts/demo.sh makes it), sends
 # warm-up requests, then N sequential POSTs of one PNG (curl, one process per request) and prints p50 / p99 of curl's
-# time_total, next to the server's own scoreMs. Stops the server it started.
+# time_total, next to the server's own scoreMs; then the same N requests from CLIENTS concurrent clients (the server
+# scores the requests queued for a store in one batch), with the throughput of both. Stops the server it started.
 # Usage: bash tools/bench-server.sh [requests] [store] [png]
-#        (defaults: 200, out/demo/store-dtrak, out/demo/sample-seed7.png; PORT=5081 TOP=10 THREADS=0 WARMUP=10)
+#        (defaults: 200, out/demo/store-dtrak, out/demo/sample-seed7.png; PORT=5081 TOP=10 THREADS=0 WARMUP=10 CLIENTS=8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200}
@@ -28,20 +29,38 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 url="http://127.0.0.1:$port/stores/bench/attribute?top=$top"
-query() { curl -sf -X POST "$url" -H 'Content-Type: image/png' --data-binary "@$png" -o "$work/body.json" -w '%{time_total}\n'; }
+query() { curl -sf -X POST "$url" -H 'Content-Type: image/png' --data-binary "@$png" -o "${1:-$work/body.json}" -w '%{time_total}\n'; }
 for _ in $(seq 1 "$warmup"); do query >/dev/null; done
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 grep -m1 "store 'bench'" "$work/server.log" | sed 's/^ *//'
 : >"$work/times"
 : >"$work/score"
+start=$(date +%s.%N)
 for _ in $(seq 1 "$n"); do
     query >>"$work/times"
     grep -o '"scoreMs":[0-9.]*' "$work/body.json" | cut -d: -f2 >>"$work/score"
 done
+sequential_s=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
+
+# The same requests from CLIENTS clients at once: each answer says how many requests shared its scan.
+clients=${CLIENTS:-8}
+export -f query
+export url png work
+mkdir -p "$work/concurrent"
+start=$(date +%s.%N)
+seq 1 "$n" | xargs -P "$clients" -I{} bash -c 'query "$work/concurrent/{}.json" >"$work/concurrent/{}.time"'
+concurrent_s=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
+cat "$work"/concurrent/*.time >"$work/ctimes"
+grep -ho '"batchedRequests":[0-9]*' "$work"/concurrent/*.json | cut -d: -f2 >"$work/batches"
+
 pct() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {i = int(NR * p + 0.999999); if (i < 1) i = 1; print v[i]}'; }
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "top row of the last answer: $(sed -n 's/.*"top":\[{"row":\([0-9]*\).*/\1/p' "$work/body.json")"
 awk -v p50="$(pct "$work/times" 0.5)" -v p99="$(pct "$work/times" 0.99)" -v s50="$(pct "$work/score" 0.5)" -v s99="$(pct "$work/score" 0.99)" \
     -v n="$n" -v png="$png" -v top="$top" 'BEGIN {
     printf "%d sequential requests of %s (top=%d): curl time_total p50 %.1f ms, p99 %.1f ms; server scoreMs p50 %.1f ms, p99 %.1f ms\n", n, png, top, p50 * 1000, p99 * 1000, s50, s99 }'
+awk -v p50="$(pct "$work/ctimes" 0.5)" -v p99="$(pct "$work/ctimes" 0.99)" -v n="$n" -v c="$clients" -v seq="$sequential_s" -v conc="$concurrent_s" \
+    -v mean_batch="$(awk '{s += $1} END {printf "%.1f", s / NR}' "$work/batches")" 'BEGIN {
+    printf "%d requests from %d concurrent clients: curl time_total p50 %.1f ms, p99 %.1f ms; mean requests per scan %s\n", n, c, p50 * 1000, p99 * 1000, mean_batch
+    printf "throughput: %.1f requests/s sequential (%.1f s), %.1f requests/s with %d clients (%.1f s): %.1fx\n", n / seq, seq, n / conc, c, conc, seq / conc }'

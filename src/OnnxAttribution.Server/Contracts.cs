@@ -30,8 +30,9 @@ internal sealed record QueryResult(string Label, IReadOnlyList<RankedRow> Top);
 
 /// <summary>Where the time of a request went, in milliseconds, not counting the wait for the store.</summary>
 /// <param name="GenerateMs">Making the query images: decoding the body (and PNGs), or sampling from seeds.</param>
-/// <param name="ScoreMs">The scorer: query features and one scan of the store for all queries.</param>
-internal sealed record Timings(double GenerateMs, double ScoreMs);
+/// <param name="ScoreMs">The scorer: query features and one scan of the store for all queries of the batch.</param>
+/// <param name="BatchedRequests">Requests scored together in that call (this one included): concurrent requests to a store share a scan.</param>
+internal sealed record Timings(double GenerateMs, double ScoreMs, int BatchedRequests);
 
 internal sealed record AttributeResponse(string Store, string Method, IReadOnlyList<QueryResult> Queries, Timings Timings);
 

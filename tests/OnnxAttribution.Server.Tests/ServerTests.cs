@@ -153,8 +153,9 @@ public sealed class ServerTests
     }
 
     [Test]
-    public async Task Attribute_EightRequestsAtOnce_SameAsOneAfterAnother()
+    public async Task Attribute_EightRequestsAtOnce_SameAsOneAfterAnotherAndBatched()
     {
+        // The worker takes every request queued while it scores the first into one batch: the scores must not change.
         var rows = Enumerable.Range(0, 8).Select(i => i * 5).ToArray();
         var sequential = new List<AttributeResponse>();
         foreach (var row in rows)
@@ -170,6 +171,14 @@ public sealed class ServerTests
             var p = parallel[i].Queries.Single().Top;
             Assert.That(p.Select(r => r.Row), Is.EqualTo(s.Select(r => r.Row)), $"row {rows[i]}");
             Assert.That(p.Select(r => r.Score), Is.EqualTo(s.Select(r => r.Score)), $"row {rows[i]}");
+        }
+        Assert.That(sequential.Select(r => r.Timings.BatchedRequests), Has.All.EqualTo(1));
+        var sizes = parallel.Select(r => r.Timings.BatchedRequests).ToList();
+        TestContext.Out.WriteLine($"batch sizes seen by the 8 concurrent requests: {string.Join(" ", sizes)}");
+        Assert.That(sizes.Max(), Is.GreaterThan(1), "requests that arrived together were scored one by one");
+        foreach (var size in sizes.Distinct())
+        {
+            Assert.That(sizes.Count(b => b == size) % size, Is.Zero, $"{sizes.Count(b => b == size)} requests report a batch of {size}");
         }
     }
 
