@@ -8,6 +8,9 @@ namespace OnnxAttribution.Core.Imaging;
 /// </summary>
 public static class PngImage
 {
+    /// <summary>The most pixels an image read here may have (8192²): images are for queries and datasets of small models.</summary>
+    public const long MaxPixels = 8192L * 8192;
+
     /// <summary>Writes a CHW image to a PNG file, grayscale for C = 1 and RGB for C = 3.</summary>
     /// <param name="path">The PNG file to write (its folder is created).</param>
     /// <param name="image">C·H·W values in [-1, 1]; values outside are clamped.</param>
@@ -145,6 +148,11 @@ public static class PngImage
     private static (byte[] Pixels, int Channels, int Height, int Width) Decode(SKCodec codec, string source)
     {
         var info = codec.Info;
+        if ((long)info.Width * info.Height > MaxPixels)
+        {
+            // Checked on the header, before anything is allocated: a small upload can declare a huge image.
+            throw new UserInputException($"{source}: a {info.Width}×{info.Height} image; this reads images of at most {MaxPixels:N0} pixels (8192×8192)");
+        }
         bool gray = info.ColorType == SKColorType.Gray8;
         var decodeInfo = new SKImageInfo(info.Width, info.Height, gray ? SKColorType.Gray8 : SKColorType.Rgba8888, gray ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
         var raw = new byte[decodeInfo.BytesSize];

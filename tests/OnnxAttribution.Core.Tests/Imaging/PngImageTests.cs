@@ -107,6 +107,37 @@ public sealed class PngImageTests : TempDirectoryTest
     }
 
     [Test]
+    public void ReadEncoded_HeaderDeclaresAHugeImage_RefusedBeforeDecoding()
+    {
+        // A real 8×8 PNG whose header is rewritten to 100000×100000 (with the header's CRC recomputed): a few hundred bytes
+        // that would otherwise ask for 10¹⁰ pixels.
+        var path = Path.Combine(TempDir, "small.png");
+        PngImage.Write(path, new float[64], 1, 8, 8);
+        var bytes = File.ReadAllBytes(path);
+        Assert.That(System.Text.Encoding.ASCII.GetString(bytes, 12, 4), Is.EqualTo("IHDR"));
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(16), 100_000);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(20), 100_000);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(29), Crc32(bytes.AsSpan(12, 17)));
+        Assert.That(() => PngImage.Read(bytes, "body"),
+            Throws.TypeOf<UserInputException>().With.Message.Contains("body").And.Message.Contains("100000×100000"));
+    }
+
+    /// <summary>The PNG chunk CRC (ISO 3309 CRC-32, reflected polynomial 0xEDB88320), bit by bit.</summary>
+    private static uint Crc32(ReadOnlySpan<byte> data)
+    {
+        uint crc = 0xFFFFFFFF;
+        foreach (byte b in data)
+        {
+            crc ^= b;
+            for (int k = 0; k < 8; k++)
+            {
+                crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320 : crc >> 1;
+            }
+        }
+        return ~crc;
+    }
+
+    [Test]
     public void ReadEncoded_Truncated_SaysSo()
     {
         var path = Path.Combine(TempDir, "t.png");
