@@ -30,10 +30,12 @@ for _ in $(seq 1 100); do
 done
 url="http://127.0.0.1:$port/stores/bench/attribute?top=$top"
 query() { curl -sf -X POST "$url" -H 'Content-Type: image/png' --data-binary "@$png" -o "${1:-$work/body.json}" -w '%{time_total}\n'; }
-for _ in $(seq 1 "$warmup"); do query >/dev/null; done
+first=$(query)   # the first client after start: the server warmed its store up before listening
+for _ in $(seq 2 "$warmup"); do query >/dev/null; done
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 grep -m1 "store 'bench'" "$work/server.log" | sed 's/^ *//'
+echo "first request after start: $(awk -v t="$first" 'BEGIN {printf "%.1f", t * 1000}') ms"
 : >"$work/times"
 : >"$work/score"
 start=$(date +%s.%N)

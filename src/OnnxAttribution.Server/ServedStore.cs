@@ -88,7 +88,7 @@ internal sealed class ServedStore : IDisposable
 
     /// <summary>
     /// Samples one image in one step and scores it, dropping the answer, so that the first client does not pay for ONNX
-    /// Runtime's first runs and the JIT (about a second on the demo store, against ~0.15 s warm).
+    /// Runtime's first runs and the JIT (tools/bench-server.sh times the first request after start).
     /// </summary>
     public void WarmUp(CancellationToken cancel = default) =>
         AttributeAsync(new QueryInput.Seeds([0], SamplerKind.Ddim, 1), 1, 0, cancel).GetAwaiter().GetResult();
@@ -96,12 +96,9 @@ internal sealed class ServedStore : IDisposable
     /// <summary>k of a store whose folder is a feature store (TRAK, D-TRAK, DAS, …); null for the others (pixel, journey, ensemble…).</summary>
     private static int? DimOf(string directory)
     {
-        if (!File.Exists(Path.Combine(directory, StoreFiles.Meta)))
-        {
-            return null;
-        }
-        using var store = FeatureStore.Open(directory);
-        return store.Dim;
+        // meta.json alone: the scorer has already opened (and checked) the store.
+        string meta = Path.Combine(directory, StoreFiles.Meta);
+        return File.Exists(meta) ? StoreMeta.Load(meta).Projector.Dim : null;
     }
 
     /// <summary>

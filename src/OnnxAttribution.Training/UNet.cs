@@ -101,7 +101,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             if (i < _down.Length - 1)
             {
                 skips[i] = h;
-                h = Conv(_downsample[i], h, stride: 2);
+                h = Conv(_downsample[i], h);
             }
         }
         h = _mid.forward(h, temb);
@@ -188,19 +188,19 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
     }
 
     /// <summary>
-    /// <paramref name="conv"/>'s forward on <paramref name="x"/> (a square kernel, padded to keep the size at stride 1). Unless
-    /// both channel counts are multiples of 16 (or the input is an image of 1–3 channels), it is taken as im2col (<c>unfold</c>)
-    /// and a matrix product: the same function up to float32 rounding.
+    /// <paramref name="conv"/>'s forward on <paramref name="x"/> (a square kernel; stride and padding as the module has them).
+    /// Unless both channel counts are multiples of 16 (or the input is an image of 1–3 channels), it is taken as im2col
+    /// (<c>unfold</c>) and a matrix product: the same function up to float32 rounding.
     /// </summary>
     /// <remarks>
     /// With libtorch 2.10 under TorchSharp 0.107.0 on AVX-512 CPUs, <c>conv2d</c> reads uninitialised memory when a channel
-    /// count is not a multiple of 16, so its output or its input gradient picks up NaNs whenever freed memory held them:
-    /// with the allocator's memory filled with NaN first, 60 of 60 forwards at 72→24 channels, 51 of 60 at 24→48, 55 of 60
-    /// backwards at 8→8 and 22 of 60 at 16→1, none at 32→32, 32→64, 1→32 or 3→64 (tools: a conv loop with poisoned memory).
-    /// Training at 8, 12, 20 or 24 base channels went NaN in most runs. The shipped models (32 base channels) only go this
-    /// way for the final convolution.
+    /// count is not a multiple of 16, so its output or its input gradient picks up NaNs whenever freed memory held them.
+    /// <c>UNetTests.ForwardBackward_ChannelsNotMultiplesOf16_StayFiniteOverNaNFilledMemory</c> fills the allocator's memory
+    /// with NaN first: through <c>conv2d</c> it fails at 8 and 24 base channels. Layers of 16, 32 or 64 channels and image
+    /// inputs were not affected when tried, so the shipped models (32 base channels) only go this way for the final
+    /// convolution.
     /// </remarks>
-    internal static Tensor Conv(Conv2d conv, Tensor x, long stride = 1)
+    internal static Tensor Conv(Conv2d conv, Tensor x)
     {
         using var scope = torch.NewDisposeScope();
         var weight = conv.weight!;
@@ -209,7 +209,8 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         {
             return conv.forward(x).MoveToOuterDisposeScope();
         }
-        long b = x.shape[0], padding = kernel / 2;
+        long b = x.shape[0], stride = conv.stride[0];
+        long padding = conv.padding?[0] ?? throw new InvalidOperationException("UNet.Conv takes convolutions with explicit padding");
         long h = ((x.shape[2] + (2 * padding) - kernel) / stride) + 1, w = ((x.shape[3] + (2 * padding) - kernel) / stride) + 1;
         var cols = nn.functional.unfold(x, kernel, padding: padding, stride: stride);
         var y = torch.matmul(weight.view(outChannels, -1), cols) + conv.bias!.view(1, outChannels, 1);

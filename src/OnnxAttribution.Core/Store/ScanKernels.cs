@@ -144,6 +144,39 @@ internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
     }
 }
 
+/// <summary>How a kernel reads the elements of a store row: float32 as is, or float16 widened to float32 as loaded.</summary>
+internal unsafe interface IRowElements
+{
+    /// <summary>Bytes per element.</summary>
+    static abstract int Size { get; }
+
+    /// <summary>Elements [column, column + TOps.Count) of <paramref name="row"/> as floats.</summary>
+    static abstract TVec Load<TOps, TVec>(void* row, int column) where TOps : struct, IVectorOps<TVec> where TVec : struct;
+
+    /// <summary>Element <paramref name="column"/> of <paramref name="row"/> as a float.</summary>
+    static abstract float Scalar(void* row, int column);
+}
+
+internal unsafe struct SingleRows : IRowElements
+{
+    public static int Size => sizeof(float);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Load<TOps, TVec>(void* row, int column) where TOps : struct, IVectorOps<TVec> where TVec : struct => TOps.Load((float*)row + column);
+
+    public static float Scalar(void* row, int column) => ((float*)row)[column];
+}
+
+internal unsafe struct HalfRows : IRowElements
+{
+    public static int Size => sizeof(ushort);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Load<TOps, TVec>(void* row, int column) where TOps : struct, IVectorOps<TVec> where TVec : struct => TOps.LoadHalf((ushort*)row + column);
+
+    public static float Scalar(void* row, int column) => HalfBits.ToSingle(((ushort*)row)[column]);
+}
+
 /// <summary>
 /// Dot products of store rows with query vectors: scores[q, r] = Σⱼ row_r[j]·query_q[j], float32 accumulation.
 /// </summary>
@@ -255,7 +288,7 @@ internal static unsafe class ScanKernels
                     ushort* hp = (ushort*)rows + ((long)r0 * dim) + c0;
                     for (int q = 0; q < queryCount; q++)
                     {
-                        Dot4x1Half<TOps, TVec>(hp, dim, queries + ((long)q * dim) + c0, len, scores + r0 + (q * scoreStride), first);
+                        Dot4x1<TOps, TVec, HalfRows>(hp, dim, queries + ((long)q * dim) + c0, len, scores + r0 + (q * scoreStride), first);
                     }
                     continue;
                 }
@@ -285,7 +318,7 @@ internal static unsafe class ScanKernels
                     }
                     for (; q < queryCount; q++)
                     {
-                        Dot4x1<TOps, TVec>(rp, rs, queries + ((long)q * dim) + c0, len, sp + (q * scoreStride), first);
+                        Dot4x1<TOps, TVec, SingleRows>(rp, rs, queries + ((long)q * dim) + c0, len, sp + (q * scoreStride), first);
                     }
                 }
                 else
@@ -309,13 +342,13 @@ internal static unsafe class ScanKernels
 
     /// <summary>Lane sum plus the chunk's remainder columns [n, len), then stored or added: the one way a pair's chunk is finished.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Finish<TOps, TVec>(TVec acc, float* row, float* query, int n, int len, float* destination, bool first)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    private static void Finish<TOps, TVec, TRow>(TVec acc, void* row, float* query, int n, int len, float* destination, bool first)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct where TRow : struct, IRowElements
     {
         float partial = TOps.Sum(acc);
         for (int c = n; c < len; c++)
         {
-            partial = float.MultiplyAddEstimate(row[c], query[c], partial);
+            partial = float.MultiplyAddEstimate(TRow.Scalar(row, c), query[c], partial);
         }
         *destination = first ? partial : *destination + partial;
     }
@@ -343,77 +376,44 @@ internal static unsafe class ScanKernels
             y = TOps.Load(q3 + c);
             a03 = TOps.MultiplyAdd(x0, y, a03); a13 = TOps.MultiplyAdd(x1, y, a13); a23 = TOps.MultiplyAdd(x2, y, a23); a33 = TOps.MultiplyAdd(x3, y, a33);
         }
-        Finish<TOps, TVec>(a00, r0, q0, n, len, s, first);
-        Finish<TOps, TVec>(a10, r1, q0, n, len, s + 1, first);
-        Finish<TOps, TVec>(a20, r2, q0, n, len, s + 2, first);
-        Finish<TOps, TVec>(a30, r3, q0, n, len, s + 3, first);
-        Finish<TOps, TVec>(a01, r0, q1, n, len, s + ss, first);
-        Finish<TOps, TVec>(a11, r1, q1, n, len, s + ss + 1, first);
-        Finish<TOps, TVec>(a21, r2, q1, n, len, s + ss + 2, first);
-        Finish<TOps, TVec>(a31, r3, q1, n, len, s + ss + 3, first);
-        Finish<TOps, TVec>(a02, r0, q2, n, len, s + (2 * ss), first);
-        Finish<TOps, TVec>(a12, r1, q2, n, len, s + (2 * ss) + 1, first);
-        Finish<TOps, TVec>(a22, r2, q2, n, len, s + (2 * ss) + 2, first);
-        Finish<TOps, TVec>(a32, r3, q2, n, len, s + (2 * ss) + 3, first);
-        Finish<TOps, TVec>(a03, r0, q3, n, len, s + (3 * ss), first);
-        Finish<TOps, TVec>(a13, r1, q3, n, len, s + (3 * ss) + 1, first);
-        Finish<TOps, TVec>(a23, r2, q3, n, len, s + (3 * ss) + 2, first);
-        Finish<TOps, TVec>(a33, r3, q3, n, len, s + (3 * ss) + 3, first);
+        Finish<TOps, TVec, SingleRows>(a00, r0, q0, n, len, s, first);
+        Finish<TOps, TVec, SingleRows>(a10, r1, q0, n, len, s + 1, first);
+        Finish<TOps, TVec, SingleRows>(a20, r2, q0, n, len, s + 2, first);
+        Finish<TOps, TVec, SingleRows>(a30, r3, q0, n, len, s + 3, first);
+        Finish<TOps, TVec, SingleRows>(a01, r0, q1, n, len, s + ss, first);
+        Finish<TOps, TVec, SingleRows>(a11, r1, q1, n, len, s + ss + 1, first);
+        Finish<TOps, TVec, SingleRows>(a21, r2, q1, n, len, s + ss + 2, first);
+        Finish<TOps, TVec, SingleRows>(a31, r3, q1, n, len, s + ss + 3, first);
+        Finish<TOps, TVec, SingleRows>(a02, r0, q2, n, len, s + (2 * ss), first);
+        Finish<TOps, TVec, SingleRows>(a12, r1, q2, n, len, s + (2 * ss) + 1, first);
+        Finish<TOps, TVec, SingleRows>(a22, r2, q2, n, len, s + (2 * ss) + 2, first);
+        Finish<TOps, TVec, SingleRows>(a32, r3, q2, n, len, s + (2 * ss) + 3, first);
+        Finish<TOps, TVec, SingleRows>(a03, r0, q3, n, len, s + (3 * ss), first);
+        Finish<TOps, TVec, SingleRows>(a13, r1, q3, n, len, s + (3 * ss) + 1, first);
+        Finish<TOps, TVec, SingleRows>(a23, r2, q3, n, len, s + (3 * ss) + 2, first);
+        Finish<TOps, TVec, SingleRows>(a33, r3, q3, n, len, s + (3 * ss) + 3, first);
     }
 
-    // 4 rows × 1 query: 4 independent FMA chains (the single-query scan).
-    private static void Dot4x1<TOps, TVec>(float* r, long rs, float* q, int len, float* s, bool first)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    // 4 rows × 1 query: 4 independent FMA chains (the single-query scan). Rows are float32, or float16 widened as loaded;
+    // rs counts elements.
+    private static void Dot4x1<TOps, TVec, TRow>(void* r, long rs, float* q, int len, float* s, bool first)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct where TRow : struct, IRowElements
     {
-        float* r0 = r, r1 = r + rs, r2 = r + (2 * rs), r3 = r + (3 * rs);
+        byte* r0 = (byte*)r, r1 = r0 + (rs * TRow.Size), r2 = r1 + (rs * TRow.Size), r3 = r2 + (rs * TRow.Size);
         TVec a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
         int n = len - (len % TOps.Count);
         for (int c = 0; c < n; c += TOps.Count)
         {
             TVec y = TOps.Load(q + c);
-            a0 = TOps.MultiplyAdd(TOps.Load(r0 + c), y, a0);
-            a1 = TOps.MultiplyAdd(TOps.Load(r1 + c), y, a1);
-            a2 = TOps.MultiplyAdd(TOps.Load(r2 + c), y, a2);
-            a3 = TOps.MultiplyAdd(TOps.Load(r3 + c), y, a3);
+            a0 = TOps.MultiplyAdd(TRow.Load<TOps, TVec>(r0, c), y, a0);
+            a1 = TOps.MultiplyAdd(TRow.Load<TOps, TVec>(r1, c), y, a1);
+            a2 = TOps.MultiplyAdd(TRow.Load<TOps, TVec>(r2, c), y, a2);
+            a3 = TOps.MultiplyAdd(TRow.Load<TOps, TVec>(r3, c), y, a3);
         }
-        Finish<TOps, TVec>(a0, r0, q, n, len, s, first);
-        Finish<TOps, TVec>(a1, r1, q, n, len, s + 1, first);
-        Finish<TOps, TVec>(a2, r2, q, n, len, s + 2, first);
-        Finish<TOps, TVec>(a3, r3, q, n, len, s + 3, first);
-    }
-
-    // Dot4x1 on float16 rows, converted as loaded.
-    private static void Dot4x1Half<TOps, TVec>(ushort* r, long rs, float* q, int len, float* s, bool first)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct
-    {
-        ushort* r0 = r, r1 = r + rs, r2 = r + (2 * rs), r3 = r + (3 * rs);
-        TVec a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
-        int n = len - (len % TOps.Count);
-        for (int c = 0; c < n; c += TOps.Count)
-        {
-            TVec y = TOps.Load(q + c);
-            a0 = TOps.MultiplyAdd(TOps.LoadHalf(r0 + c), y, a0);
-            a1 = TOps.MultiplyAdd(TOps.LoadHalf(r1 + c), y, a1);
-            a2 = TOps.MultiplyAdd(TOps.LoadHalf(r2 + c), y, a2);
-            a3 = TOps.MultiplyAdd(TOps.LoadHalf(r3 + c), y, a3);
-        }
-        FinishHalf<TOps, TVec>(a0, r0, q, n, len, s, first);
-        FinishHalf<TOps, TVec>(a1, r1, q, n, len, s + 1, first);
-        FinishHalf<TOps, TVec>(a2, r2, q, n, len, s + 2, first);
-        FinishHalf<TOps, TVec>(a3, r3, q, n, len, s + 3, first);
-    }
-
-    /// <summary><see cref="Finish{TOps, TVec}"/> with the remainder columns read from float16.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FinishHalf<TOps, TVec>(TVec acc, ushort* row, float* query, int n, int len, float* destination, bool first)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct
-    {
-        float partial = TOps.Sum(acc);
-        for (int c = n; c < len; c++)
-        {
-            partial = float.MultiplyAddEstimate(HalfBits.ToSingle(row[c]), query[c], partial);
-        }
-        *destination = first ? partial : *destination + partial;
+        Finish<TOps, TVec, TRow>(a0, r0, q, n, len, s, first);
+        Finish<TOps, TVec, TRow>(a1, r1, q, n, len, s + 1, first);
+        Finish<TOps, TVec, TRow>(a2, r2, q, n, len, s + 2, first);
+        Finish<TOps, TVec, TRow>(a3, r3, q, n, len, s + 3, first);
     }
 
     // 1 row × 4 queries (the last rows of a tile).
@@ -431,10 +431,10 @@ internal static unsafe class ScanKernels
             a2 = TOps.MultiplyAdd(x, TOps.Load(q2 + c), a2);
             a3 = TOps.MultiplyAdd(x, TOps.Load(q3 + c), a3);
         }
-        Finish<TOps, TVec>(a0, r, q0, n, len, s, first);
-        Finish<TOps, TVec>(a1, r, q1, n, len, s + ss, first);
-        Finish<TOps, TVec>(a2, r, q2, n, len, s + (2 * ss), first);
-        Finish<TOps, TVec>(a3, r, q3, n, len, s + (3 * ss), first);
+        Finish<TOps, TVec, SingleRows>(a0, r, q0, n, len, s, first);
+        Finish<TOps, TVec, SingleRows>(a1, r, q1, n, len, s + ss, first);
+        Finish<TOps, TVec, SingleRows>(a2, r, q2, n, len, s + (2 * ss), first);
+        Finish<TOps, TVec, SingleRows>(a3, r, q3, n, len, s + (3 * ss), first);
     }
 
     private static void Dot1x1<TOps, TVec>(float* r, float* q, int len, float* s, bool first)
@@ -446,6 +446,6 @@ internal static unsafe class ScanKernels
         {
             a = TOps.MultiplyAdd(TOps.Load(r + c), TOps.Load(q + c), a);
         }
-        Finish<TOps, TVec>(a, r, q, n, len, s, first);
+        Finish<TOps, TVec, SingleRows>(a, r, q, n, len, s, first);
     }
 }
