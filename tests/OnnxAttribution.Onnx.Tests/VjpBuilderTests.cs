@@ -120,6 +120,33 @@ public sealed class VjpBuilderTests
         Assert.That(e!.Message, Does.Contain("'w'").And.Contain("Exp"));
     }
 
+    [TestCase(0.5f, -0.5f, 0f)]
+    [TestCase(0f, 1f, 0f)]
+    [TestCase(0f, 0f, 0.25f)]
+    public void Build_CotangentFromOutput_EqualsTheExplicitCotangent(float w0, float w1, float w2)
+    {
+        var forward = SmallConvNet(new GraphBuilder("net"));
+        var measured = VjpBuilder.Build(forward, new VjpOptions { CotangentFromOutput = true });
+        var plain = VjpBuilder.Build(forward, new VjpOptions());
+        Assert.That(measured.Graph.Input.Select(i => i.Name), Is.EqualTo(new[] { "x", "target", "cotangent_weights" }));
+        var rng = new Random(8);
+        var x = GradientHarness.Normal(rng, 3 * 2 * 16, 1, 0);
+        var target = GradientHarness.Normal(rng, 3 * 3, 1, 0);
+        var m = OrtHarness.RunFloat(measured, new Dictionary<string, (float[], long[])>
+        {
+            ["x"] = (x, [3, 2, 4, 4]), ["target"] = (target, [3, 3]), ["cotangent_weights"] = ([w0, w1, w2], [3]),
+        }, "y", "grad.conv.weight", "grad.fc.weight");
+        // The explicit cotangent from the output of the same forward pass.
+        var cotangent = m["y"].Zip(target, (y, t) => w0 * y + w1 * t + w2).ToArray();
+        var p = OrtHarness.RunFloat(plain, new Dictionary<string, (float[], long[])> { ["x"] = (x, [3, 2, 4, 4]), ["cotangent"] = (cotangent, [3, 3]) },
+            "grad.conv.weight", "grad.fc.weight");
+        foreach (var name in new[] { "grad.conv.weight", "grad.fc.weight" })
+        {
+            Assert.That(p[name].Max(MathF.Abs), Is.GreaterThan(1e-3f), name);
+            Assert.That(m[name], Is.EqualTo(p[name]).Within(1e-5f), name);
+        }
+    }
+
     [Test]
     public void Build_UnknownParameterName_ThrowsNamingIt()
     {

@@ -462,9 +462,25 @@ internal static class GradientRules
 
         if (c.Needs(n, 0))
         {
-            var outPad = OutputPadding(n, xs, ys, k, strides, pads, dil);
-            string gx = c.Op("ConvTranspose", [g, w], xs, Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides), Attr.Ints("pads", pads),
-                Attr.Ints("dilations", dil), Attr.Int("group", group), Attr.Ints("output_padding", outPad));
+            long reach0 = dil[0] * (k[0] - 1), reach1 = dil[1] * (k[1] - 1);
+            string gx;
+            if (group == 1 && strides.All(v => v == 1) && pads[0] <= reach0 && pads[2] <= reach0 && pads[1] <= reach1 && pads[3] <= reach1)
+            {
+                // At stride 1 the input gradient is a convolution of g with the kernel flipped and its in/out channels swapped,
+                // padded by the kernel's reach less the forward padding. ONNX Runtime runs Conv on its blocked-layout kernels and
+                // ConvTranspose through im2col and col2im; the weight's transpose and flip fold to a constant at session start.
+                string swapped = c.Transpose(w, ws, 1, 0, 2, 3);
+                string flipped = k[0] * k[1] == 1 ? swapped
+                    : c.Op("Slice", [swapped, c.Ints(-1, -1), c.Ints(long.MinValue, long.MinValue), c.Ints(2, 3), c.Ints(-1, -1)], [ws[1], ws[0], ws[2], ws[3]]);
+                gx = c.Op("Conv", [g, flipped], xs, Attr.Ints("kernel_shape", k), Attr.Ints("dilations", dil),
+                    Attr.Ints("pads", reach0 - pads[0], reach1 - pads[1], reach0 - pads[2], reach1 - pads[3]));
+            }
+            else
+            {
+                var outPad = OutputPadding(n, xs, ys, k, strides, pads, dil);
+                gx = c.Op("ConvTranspose", [g, w], xs, Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides), Attr.Ints("pads", pads),
+                    Attr.Ints("dilations", dil), Attr.Int("group", group), Attr.Ints("output_padding", outPad));
+            }
             c.Contribute(n, 0, gx);
         }
         if (c.Needs(n, 1))
@@ -479,40 +495,37 @@ internal static class GradientRules
             }
             long positions = ys[2] * ys[3];
             long fan = cin * k[0] * k[1];
-            // Unfold the input (im2col) with one Pad, a strided Slice per kernel tap and one Concat along the channels:
-            // channel tap·in + c of the result holds the input pixel under tap (i, j) = (tap / kw, tap % kw) of channel c.
-            // Tap-major keeps the Concat a copy of whole blocks; the weight order (c·kh·kw + tap) is restored on the small
-            // per-example gradient, not on the unfolded input. (A one-hot depthwise Conv would run as B·C tiny GEMMs.)
-            string padded = pads.Any(v => v != 0)
-                ? c.Op("Pad", [x, c.Ints(0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3])], [xs[0], cin, xs[2] + pads[0] + pads[2], xs[3] + pads[1] + pads[3]])
-                : x;
-            var taps = new List<string>();
-            for (long i = 0; i < k[0]; i++)
-            {
-                for (long j = 0; j < k[1]; j++)
-                {
-                    long h0 = i * dil[0], w0 = j * dil[1];
-                    taps.Add(c.Op("Slice", [padded, c.Ints(h0, w0), c.Ints(h0 + (ys[2] - 1) * strides[0] + 1, w0 + (ys[3] - 1) * strides[1] + 1), c.Ints(2, 3), c.Ints(strides[0], strides[1])],
-                        [xs[0], cin, ys[2], ys[3]]));
-                }
-            }
-            long kk = k[0] * k[1];
-            string unfolded = taps.Count == 1 ? taps[0] : c.Op("Concat", [.. taps], [xs[0], fan, ys[2], ys[3]], Attr.Int("axis", 1));
-            string u = c.ReshapePerExample(unfolded, [fan, positions]);          // [B, k·k·in (tap-major), S]
             string gm = c.ReshapePerExample(g, [cout, positions]);               // [B, out, S]
-            if (c.Options.PerExampleGradients)
+            if (c.ProjectionOf(w) is { } projection)
             {
-                string dwTapMajor = c.Op("MatMul", [gm, c.Transpose(u, c.Shapes.TryShape(u), 0, 2, 1)], [ShapeInference.Batch, cout, fan]);
-                string dw = c.Transpose(c.ReshapePerExample(dwTapMajor, [cout, kk, cin]), [ShapeInference.Batch, cout, kk, cin], 0, 1, 3, 2);
-                c.AddParameterGradient(w, c.ReshapePerExample(dw, ws));
+                // P_inᵀaₛ at every position is a convolution of the input with P_in's columns as filters (the weight's layout,
+                // so no unfolding), and P_outᵀgₛ one small matrix product.
+                long kIn = projection.InputDim, kOut = projection.OutputDim;
+                string filters = c.InputProjection(w, fan, transposed: true, kIn, cin, k[0], k[1]);
+                string ap = c.Op("Conv", [x, filters], [xs[0], kIn, ys[2], ys[3]], Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides),
+                    Attr.Ints("pads", pads), Attr.Ints("dilations", dil));
+                string apT = c.Transpose(c.ReshapePerExample(ap, [kIn, positions]), [ShapeInference.Batch, kIn, positions], 0, 2, 1);
+                string gp = c.Op("MatMul", [c.OutputProjection(w, cout, transposed: true, kOut, cout), gm], [ShapeInference.Batch, kOut, positions]);
+                c.AddProjectedFactors(w, gp, apT);
             }
-            if (c.Options.KroneckerFactors)
+            if (c.Options.PerExampleGradients || c.Options.KroneckerFactors)
             {
-                // a [B, S, in·k·k] in the weight's order: [B, k·k, in, S] → [B, S, in, k·k].
-                string a = c.ReshapePerExample(
-                    c.Transpose(c.ReshapePerExample(u, [kk, cin, positions]), [ShapeInference.Batch, kk, cin, positions], 0, 3, 2, 1),
-                    [positions, fan]);
-                c.AddFactors(w, a, c.Transpose(gm, c.Shapes.TryShape(gm), 0, 2, 1), positions, fan, cout);
+                long kk = k[0] * k[1];
+                string u = Unfold(c, x, xs, ys, k, strides, pads, dil);              // [B, k·k·in (tap-major), S]
+                if (c.Options.PerExampleGradients)
+                {
+                    string dwTapMajor = c.Op("MatMul", [gm, c.Transpose(u, c.Shapes.TryShape(u), 0, 2, 1)], [ShapeInference.Batch, cout, fan]);
+                    string dw = c.Transpose(c.ReshapePerExample(dwTapMajor, [cout, kk, cin]), [ShapeInference.Batch, cout, kk, cin], 0, 1, 3, 2);
+                    c.AddParameterGradient(w, c.ReshapePerExample(dw, ws));
+                }
+                if (c.Options.KroneckerFactors)
+                {
+                    // a [B, S, in·k·k] in the weight's order: [B, k·k, in, S] → [B, S, in, k·k].
+                    string a = c.ReshapePerExample(
+                        c.Transpose(c.ReshapePerExample(u, [kk, cin, positions]), [ShapeInference.Batch, kk, cin, positions], 0, 3, 2, 1),
+                        [positions, fan]);
+                    c.AddFactors(w, a, c.Transpose(gm, c.Shapes.TryShape(gm), 0, 2, 1), positions, fan, cout);
+                }
             }
         }
         if (c.Needs(n, 2))
@@ -526,6 +539,33 @@ internal static class GradientRules
                 c.Contribute(n, 2, c.ReduceSum(g, [0, 2, 3], false, [cout]));
             }
         }
+    }
+
+    /// <summary>
+    /// Unfolds a convolution's input (im2col) to [B, k·k·in, S] with one Pad, a strided Slice per kernel tap and one Concat along
+    /// the channels: channel tap·in + c holds the input pixel under tap (i, j) = (tap / kw, tap % kw) of channel c.
+    /// </summary>
+    private static string Unfold(VjpContext c, string x, long[] xs, long[] ys, long[] k, long[] strides, long[] pads, long[] dil)
+    {
+        long cin = xs[1];
+        long fan = cin * k[0] * k[1];
+        // Tap-major keeps the Concat a copy of whole blocks; the weight order (c·kh·kw + tap) is restored on the small
+        // per-example gradient, not on the unfolded input. (A one-hot depthwise Conv would run as B·C tiny GEMMs.)
+        string padded = pads.Any(v => v != 0)
+            ? c.Op("Pad", [x, c.Ints(0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3])], [xs[0], cin, xs[2] + pads[0] + pads[2], xs[3] + pads[1] + pads[3]])
+            : x;
+        var taps = new List<string>();
+        for (long i = 0; i < k[0]; i++)
+        {
+            for (long j = 0; j < k[1]; j++)
+            {
+                long h0 = i * dil[0], w0 = j * dil[1];
+                taps.Add(c.Op("Slice", [padded, c.Ints(h0, w0), c.Ints(h0 + (ys[2] - 1) * strides[0] + 1, w0 + (ys[3] - 1) * strides[1] + 1), c.Ints(2, 3), c.Ints(strides[0], strides[1])],
+                    [xs[0], cin, ys[2], ys[3]]));
+            }
+        }
+        string unfolded = taps.Count == 1 ? taps[0] : c.Op("Concat", [.. taps], [xs[0], fan, ys[2], ys[3]], Attr.Int("axis", 1));
+        return c.ReshapePerExample(unfolded, [fan, ys[2] * ys[3]]);
     }
 
     private static void Gemm(VjpContext c, NodeProto n)
@@ -568,6 +608,14 @@ internal static class GradientRules
                 {
                     c.AddFactors(b, a3, g3, 1, k, m);
                 }
+                if (c.ProjectionOf(b) is { } projection)
+                {
+                    // One position: Y = (P_outᵀg)(P_inᵀa)ᵀ, an outer product per example.
+                    long kIn = projection.InputDim, kOut = projection.OutputDim;
+                    string ap = c.Op("MatMul", [a, c.InputProjection(b, k, transposed: false, k, kIn)], [ShapeInference.Batch, kIn]);
+                    string gp = c.Op("MatMul", [ga, c.OutputProjection(b, m, transposed: false, m, kOut)], [ShapeInference.Batch, kOut]);
+                    c.AddProjectedFactors(b, c.Unsqueeze(gp, c.Shapes.TryShape(gp), 2), c.Unsqueeze(ap, c.Shapes.TryShape(ap), 1));
+                }
             }
             else
             {
@@ -609,7 +657,6 @@ internal static class GradientRules
         }
         if (c.Needs(n, 1))
         {
-            string at = c.Transpose(a, asz, Swap(asz.Length));
             if (c.IsParameter(b))
             {
                 if (bs.Length != 2 || asz.Length > 3)
@@ -629,12 +676,19 @@ internal static class GradientRules
                 {
                     c.AddFactors(b, a3, g3, positions, k, m);
                 }
+                if (c.ProjectionOf(b) is { } projection)
+                {
+                    long kIn = projection.InputDim, kOut = projection.OutputDim;
+                    string ap = c.Op("MatMul", [a3, c.InputProjection(b, k, transposed: false, k, kIn)], [ShapeInference.Batch, positions, kIn]);
+                    string gp = c.Op("MatMul", [g3, c.OutputProjection(b, m, transposed: false, m, kOut)], [ShapeInference.Batch, positions, kOut]);
+                    c.AddProjectedFactors(b, c.Transpose(gp, c.Shapes.TryShape(gp), 0, 2, 1), ap);
+                }
             }
             else
             {
                 var gbShape = (long[])ys.Clone();
                 gbShape[^2] = asz[^1];
-                string gb = c.Op("MatMul", [at, g], gbShape);
+                string gb = c.Op("MatMul", [c.Transpose(a, asz, Swap(asz.Length)), g], gbShape);
                 c.ContributeBroadcast(n, 1, gb, gbShape);
             }
         }

@@ -21,7 +21,24 @@ public static class VjpBuilder
     /// <summary>Builds the gradient graph.</summary>
     /// <exception cref="UnsupportedOperatorException">An op on a differentiated path has no rule, or uses attributes the rule does not cover.</exception>
     /// <exception cref="OnnxGraphException">The graph is not of the expected form (one float output, known parameters).</exception>
-    public static ModelProto Build(ModelProto forward, VjpOptions? options = null)
+    public static ModelProto Build(ModelProto forward, VjpOptions? options = null) => BuildCore(forward, options).Model;
+
+    /// <summary>The name of the output holding the in-graph factored projection (<see cref="VjpOptions.FactorProjections"/>).</summary>
+    public const string ProjectedFactorsOutput = "projected_factors";
+
+    /// <summary>
+    /// The layers that get Kronecker factors (Conv, Gemm and MatMul weights among the parameters), in the order of the
+    /// factor outputs: the order <see cref="VjpOptions.FactorProjections"/> lays its blocks out in when given the same list.
+    /// </summary>
+    /// <param name="forward">The forward graph.</param>
+    /// <param name="parameters">The differentiated initializers; null for <see cref="VjpOptions.Parameters"/>'s default.</param>
+    public static IReadOnlyList<FactorLayer> FactorLayers(ModelProto forward, IReadOnlyList<string>? parameters = null)
+    {
+        var (_, factors, chosen) = BuildCore(forward, new VjpOptions { Parameters = parameters, PerExampleGradients = false, KroneckerFactors = true });
+        return factors.Select(f => new FactorLayer(f.Layer, chosen.First(p => VjpContext.LayerName(p) == f.Layer), f.Positions, f.InDim, f.OutDim)).ToList();
+    }
+
+    private static (ModelProto Model, IReadOnlyList<FactorPair> Factors, IReadOnlyList<string> Parameters) BuildCore(ModelProto forward, VjpOptions? options)
     {
         ArgumentNullException.ThrowIfNull(forward);
         options ??= new VjpOptions();
@@ -52,6 +69,21 @@ public static class VjpBuilder
             if (init.DataType != TensorData.Float)
             {
                 throw new OnnxGraphException($"graph '{graph.Name}': parameter '{p}' has element type {init.DataType}; only float32 parameters are differentiated");
+            }
+        }
+        if (options.FactorProjections is { } projections)
+        {
+            var layers = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var p in projections)
+            {
+                if (p is null || !layers.Add(p.Layer) || !parameters.Any(w => VjpContext.LayerName(w) == p.Layer))
+                {
+                    throw new OnnxGraphException($"graph '{graph.Name}': factor projection for layer '{p?.Layer}' is repeated or names no differentiated weight");
+                }
+            }
+            if (!options.PerExampleGradients && !options.KroneckerFactors)
+            {
+                parameters = parameters.Where(w => layers.Contains(VjpContext.LayerName(w))).ToList();
             }
         }
         foreach (var i in options.InputGradients)
@@ -87,13 +119,26 @@ public static class VjpBuilder
             ? declared.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : ShapeInference.Batch).ToArray()
             : shapes.TryShape(output.Name) ?? throw new OnnxGraphException($"graph '{graph.Name}': the shape of output '{output.Name}' is neither declared nor inferable");
 
+        var forwardNodes = graph.Node.ToList();
         var builder = new GraphBuilder(graph);
         var ctx = new VjpContext(builder, shapes, opset, paramSet, active, options);
-        string cotangent = builder.Input(options.CotangentName, TensorData.Float, outShape);
+        string cotangent;
+        if (options.CotangentFromOutput)
+        {
+            // cotangent = w₀·y + w₁·target + w₂, each wᵢ a one-element slice of the weights input (broadcast).
+            string target = builder.Input(options.TargetName, TensorData.Float, outShape);
+            string weights = builder.Input(options.WeightsName, TensorData.Float, 3);
+            string W(long i) => ctx.Op("Slice", [weights, ctx.Ints(i), ctx.Ints(i + 1)], [1]);
+            cotangent = ctx.Op("Add", [ctx.Op("Add", [ctx.Mul(output.Name, W(0), outShape), ctx.Mul(target, W(1), outShape)], outShape), W(2)], outShape);
+        }
+        else
+        {
+            cotangent = builder.Input(options.CotangentName, TensorData.Float, outShape);
+        }
+        ctx.Cotangent = cotangent;
         shapes.Set(cotangent, outShape);
         ctx.AddGradient(output.Name, cotangent);
 
-        var forwardNodes = graph.Node.ToList();
         for (int n = forwardNodes.Count - 1; n >= 0; n--)
         {
             var node = forwardNodes[n];
@@ -109,7 +154,7 @@ public static class VjpBuilder
             rule(ctx, node);
         }
 
-        // Graph outputs, in a fixed order: the forward output, parameter gradients, factors, input gradients.
+        // Graph outputs, in a fixed order: the forward output, parameter gradients, factors, projected factors, input gradients.
         foreach (var p in parameters)
         {
             var shape = initializers[p].Dims.ToArray();
@@ -123,14 +168,22 @@ public static class VjpBuilder
                 builder.Output(name, TensorData.Float, -1, d0, rest);
             }
         }
+        // In the order of the parameter list (the reverse pass meets the layers last to first).
+        var factors = ctx.Factors.OrderBy(f => parameters.FindIndex(p => VjpContext.LayerName(p) == f.Layer)).ToList();
         if (options.KroneckerFactors)
         {
-            // In the order of the parameter list (the reverse pass meets the layers last to first).
-            foreach (var f in ctx.Factors.OrderBy(f => parameters.FindIndex(p => VjpContext.LayerName(p) == f.Layer)))
+            foreach (var f in factors)
             {
                 builder.Output(f.A, TensorData.Float, -1, f.Positions, f.InDim);
                 builder.Output(f.G, TensorData.Float, -1, f.Positions, f.OutDim);
             }
+        }
+        if (options.FactorProjections is { Count: > 0 } projected)
+        {
+            var blocks = projected.Select(p => ctx.ProjectedBlock(p.Layer)
+                ?? throw new OnnxGraphException($"graph '{graph.Name}': layer '{p.Layer}' has no Conv, Gemm or MatMul weight gradient to project")).ToArray();
+            builder.Node("Concat", blocks, ProjectedFactorsOutput, Attr.Int("axis", 1));
+            builder.Output(ProjectedFactorsOutput, TensorData.Float, -1, projected.Sum(p => (long)p.InputDim * p.OutputDim));
         }
         foreach (var i in options.InputGradients)
         {
@@ -139,7 +192,7 @@ public static class VjpBuilder
             builder.Node("Identity", [g], name);
             builder.Output(name, TensorData.Float, shapes.TryShape(i) ?? []);
         }
-        return model;
+        return (model, factors, parameters);
     }
 
     internal static string NodeLabel(NodeProto node) => node.Name.Length > 0 ? node.Name : node.Output.FirstOrDefault() ?? node.OpType;

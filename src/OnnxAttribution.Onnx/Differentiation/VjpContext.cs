@@ -15,6 +15,8 @@ internal sealed class VjpContext
     private readonly Dictionary<string, List<string>> _paramGrads = new(StringComparer.Ordinal);
     private readonly HashSet<string> _params;
     private readonly HashSet<string> _active;
+    private readonly Dictionary<string, FactorProjection> _projections;
+    private readonly Dictionary<string, string> _projected = new(StringComparer.Ordinal);
 
     public VjpContext(GraphBuilder builder, ShapeInference shapes, int opset, HashSet<string> parameters, HashSet<string> active, VjpOptions options)
     {
@@ -24,6 +26,7 @@ internal sealed class VjpContext
         _params = parameters;
         _active = active;
         Options = options;
+        _projections = (options.FactorProjections ?? []).ToDictionary(p => p.Layer, StringComparer.Ordinal);
     }
 
     public GraphBuilder B { get; }
@@ -35,6 +38,9 @@ internal sealed class VjpContext
     public VjpOptions Options { get; }
 
     public List<FactorPair> Factors { get; } = [];
+
+    /// <summary>The value holding the cotangent of the output: the cotangent input, or its in-graph computation.</summary>
+    public string Cotangent { get; set; } = "";
 
     public bool IsParameter(string name) => _params.Contains(name);
 
@@ -161,10 +167,40 @@ internal sealed class VjpContext
         Factors.Add(new FactorPair(layer, an, gn, positions, inDim, outDim));
     }
 
+    /// <summary>The in-graph projection of <paramref name="weight"/>'s layer (<see cref="VjpOptions.FactorProjections"/>), or null.</summary>
+    public FactorProjection? ProjectionOf(string weight) => _projections.GetValueOrDefault(LayerName(weight));
+
+    /// <summary>The projected block [B, kOut·kIn] recorded for a layer, or null.</summary>
+    public string? ProjectedBlock(string layer) => _projected.GetValueOrDefault(layer);
+
+    /// <summary>A layer's P_in (inDim × kIn) as a constant, checked against the layer's size; transposed to kIn × inDim when asked.</summary>
+    public string InputProjection(string weight, long inDim, bool transposed, params long[] dims) =>
+        ProjectionConstant(weight, "p_in", ProjectionOf(weight)!.Input, inDim, ProjectionOf(weight)!.InputDim, transposed, dims);
+
+    /// <summary>A layer's P_out (outDim × kOut) as a constant, checked against the layer's size; transposed to kOut × outDim when asked.</summary>
+    public string OutputProjection(string weight, long outDim, bool transposed, params long[] dims) =>
+        ProjectionConstant(weight, "p_out", ProjectionOf(weight)!.Output, outDim, ProjectionOf(weight)!.OutputDim, transposed, dims);
+
+    /// <summary>
+    /// Records a layer's projected weight gradient Y = (P_outᵀ g)(P_inᵀ a)ᵀ summed over positions, from its projected output
+    /// gradients <paramref name="gT"/> [B, kOut, S] and projected inputs <paramref name="a"/> [B, S, kIn].
+    /// </summary>
+    public void AddProjectedFactors(string weight, string gT, string a)
+    {
+        string layer = LayerName(weight);
+        if (_projected.ContainsKey(layer))
+        {
+            throw new OnnxGraphException($"weight '{weight}' is used by more than one layer; a factored projection needs one use per weight");
+        }
+        var p = ProjectionOf(weight)!;
+        string y = Op("MatMul", [gT, a], [ShapeInference.Batch, p.OutputDim, p.InputDim]);
+        _projected[layer] = ReshapePerExample(y, [(long)p.OutputDim * p.InputDim]);
+    }
+
     /// <summary>Zeros shaped [B, …shape], for a parameter the output does not depend on.</summary>
     public string ZerosPerExample(long[] shape)
     {
-        string batch = Op("Slice", [Op("Shape", [Options.CotangentName], null), Ints(0), Ints(1)], null);
+        string batch = Op("Slice", [Op("Shape", [Cotangent], null), Ints(0), Ints(1)], null);
         string full = Op("Concat", [batch, Ints(shape)], null, Attr.Int("axis", 0));
         return Op("ConstantOfShape", [full], null, Attr.Tensor("value", TensorData.FromFloats("zero", [0f], 1)));
     }
@@ -211,6 +247,27 @@ internal sealed class VjpContext
             return ReshapePerExample(r, target);
         }
         return axes.Count > 0 || off > 0 ? ReshapeTo(r, target) : r;
+    }
+
+    private string ProjectionConstant(string weight, string prefix, float[] matrix, long rows, int k, bool transposed, long[] dims)
+    {
+        if (k <= 0 || matrix.LongLength != rows * k)
+        {
+            throw new OnnxGraphException($"layer '{LayerName(weight)}': {prefix} holds {matrix.Length} values for {k} columns; the layer needs {rows} rows");
+        }
+        if (!transposed)
+        {
+            return B.Constant(prefix, matrix, dims);
+        }
+        var t = new float[matrix.Length];
+        for (long r = 0; r < rows; r++)
+        {
+            for (int c = 0; c < k; c++)
+            {
+                t[c * rows + r] = matrix[r * k + c];
+            }
+        }
+        return B.Constant(prefix, t, dims);
     }
 
     private string? Sum(Dictionary<string, List<string>> map, string name, long[]? shape)
