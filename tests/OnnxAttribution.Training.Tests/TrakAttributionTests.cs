@@ -93,6 +93,61 @@ public sealed class TrakAttributionTests
 
     private float[] Images(params int[] rows) => rows.SelectMany(r => _data.Image(r).ToArray()).ToArray();
 
+    [TestCase(MeasurementKind.Loss)]
+    [TestCase(MeasurementKind.Square)]
+    [TestCase(MeasurementKind.Mean)]
+    public void Gradients_CotangentComputedInTheGraph_EqualForwardThenExplicitCotangent(MeasurementKind measurement)
+    {
+        // Featurizing runs one graph that computes the measurement's cotangent from its own ε̂; the shipped vjp.onnx takes the
+        // cotangent from a forward pass run first. Same gradients, and the same losses.
+        var plan = new FeaturizationPlan([100, 700], 1, 5, measurement);
+        using var model = new TrakModel(_model, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 64, 11));
+        var directory = Core.Runtime.ModelDirectory.Open(_model);
+        using var forward = directory.OpenDenoiser();
+        using var vjp = Core.Gradients.VjpSession.Open(directory.RequireVjp());
+        Assert.That(vjp.CotangentFromOutput, Is.False);
+        var explicitSource = new GradientSource(forward, vjp, directory.CreateSchedule(), plan);
+        var inGraph = model.Extractor.Source;
+        int count = 3;
+        var images = Images(4, 18, 27);
+        long p = inGraph.Dimension;
+        Assert.That(explicitSource.Dimension, Is.EqualTo(p));
+        var a = new float[count * p];
+        var b = new float[count * p];
+        var lossA = new float[count];
+        var lossB = new float[count];
+        inGraph.Compute(images, count, a, lossA);
+        explicitSource.Compute(images, count, b, lossB);
+        float scale = b.Max(MathF.Abs);
+        Assert.That(scale, Is.GreaterThan(0f));
+        Assert.That(a.Zip(b, (x, y) => MathF.Abs(x - y)).Max() / scale, Is.LessThan(1e-4f));
+        Assert.That(lossA, Is.EqualTo(lossB).Within(1e-5f));
+    }
+
+    [Test]
+    public void FactoredFeatures_ProjectedInTheGraph_EqualTheProjectedFactors()
+    {
+        // Featurizing applies P_in and P_out inside the gradient graph; K-FAC's queries project the graph's raw factors with
+        // the FactoredProjector. Both must give the same features, or stores and queries would not be comparable.
+        var plan = new FeaturizationPlan([100, 700], 1, 5, MeasurementKind.Loss);
+        var projection = new ProjectionSettings(ProjectorKind.Factored, ProjectionKind.Rademacher, 512, 11);
+        using var inGraph = new TrakModel(_model, plan, projection);
+        using var factors = new TrakModel(_model, plan, projection, kroneckerFactors: true);
+        Assert.That(inGraph.Extractor.Source.ProjectedFactorsOutput, Is.Not.Null);
+        Assert.That(factors.Extractor.Source.ProjectedFactorsOutput, Is.Null);
+        Assert.That(inGraph.Extractor.Dim, Is.EqualTo(factors.Extractor.Dim));
+        int k = inGraph.Extractor.Dim, count = 4;
+        var images = Images(2, 9, 17, 31);
+        var a = new float[count * k];
+        var b = new float[count * k];
+        inGraph.Extractor.Extract(images, count, a);
+        factors.Extractor.Extract(images, count, b);
+        float scale = b.Max(MathF.Abs);
+        Assert.That(scale, Is.GreaterThan(0f));
+        float worst = a.Zip(b, (x, y) => MathF.Abs(x - y)).Max();
+        Assert.That(worst / scale, Is.LessThan(1e-4f), $"largest difference {worst} against largest feature {scale}");
+    }
+
     [TestCase(MeasurementKind.Loss, ProjectorKind.Dense)]
     [TestCase(MeasurementKind.Square, ProjectorKind.Dense)]
     [TestCase(MeasurementKind.Loss, ProjectorKind.Factored)]

@@ -7,7 +7,7 @@ using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Training;
 using static TorchSharp.torch;
 
-// Usage: PipelineBench <model dir> [examples=64] [timesteps=10] [dim=4096] [batch=16]
+// Usage: PipelineBench <model dir> [examples=64] [timesteps=10] [dim=4096] [batch=16] [paths=ort,torch]
 // Prints a markdown table. Every path computes the same features (loss measurement, the same timesteps and noise,
 // dense Rademacher projection), so the times compare like for like; warm-up runs first (tiered JIT, ORT arenas).
 string modelDir = args.Length > 0 ? args[0] : "models/fm16";
@@ -15,6 +15,7 @@ int examples = args.Length > 1 ? int.Parse(args[1]) : 64;
 int timesteps = args.Length > 2 ? int.Parse(args[2]) : 10;
 int dim = args.Length > 3 ? int.Parse(args[3]) : 4096;
 int batch = args.Length > 4 ? int.Parse(args[4]) : 16;
+var paths = (args.Length > 5 ? args[5] : "ort,torch").Split(',');
 
 var model = ModelDirectory.Open(modelDir);
 var schedule = model.CreateSchedule();
@@ -36,6 +37,7 @@ double Time(string what, Action run, string note = "")
 }
 
 // 1. ORT forward vs forward + VJP, per example.
+if (paths.Contains("ort"))
 using (var denoiser = model.OpenDenoiser())
 using (var vjp = VjpSession.Open(model.RequireVjp()))
 {
@@ -50,7 +52,7 @@ using (var vjp = VjpSession.Open(model.RequireVjp()))
 }
 
 // 2. Featurization through ONNX Runtime, dense and factored.
-foreach (var kind in new[] { ProjectorKind.Dense, ProjectorKind.Factored })
+foreach (var kind in paths.Contains("ort") ? new[] { ProjectorKind.Dense, ProjectorKind.Factored } : [])
 {
     using var trak = new TrakModel(modelDir, plan, new ProjectionSettings(kind, ProjectionKind.Rademacher, dim, 0));
     var features = new float[batch * trak.Extractor.Dim];
@@ -63,45 +65,86 @@ foreach (var kind in new[] { ProjectorKind.Dense, ProjectorKind.Factored })
     }, $"{examples * timesteps} example×timesteps");
 }
 
-// 3. The straightforward way: TorchSharp autograd one example at a time, average, then dense projection.
+// 3. The straightforward way: TorchSharp autograd one example at a time, gradients averaged over the timesteps, then the
+// same projection as the ORT row (dense of every parameter; factored of the Conv/Gemm weights, P_outᵀ G P_in per layer).
+if (paths.Contains("torch"))
 using (var net = UNet.FromModelDirectory(model.Path))
 {
     var parameters = net.parameters().ToArray();
     long p = parameters.Sum(x => x.numel());
-    var projector = new DenseProjector(p, dim, ProjectionKind.Rademacher, 0);
+    var dense = new DenseProjector(p, dim, ProjectionKind.Rademacher, 0);
+    FactoredProjector factored;
+    using (var trak = new TrakModel(modelDir, plan, new ProjectionSettings(ProjectorKind.Factored, ProjectionKind.Rademacher, dim, 0)))
+    {
+        factored = trak.Extractor.Factored!;
+    }
+    var named = net.named_parameters().ToDictionary(x => x.name, x => x.parameter);
+    var weights = factored.Layers.Select(l =>
+    {
+        var w = named.GetValueOrDefault(l.Layer + ".weight") ?? throw new InvalidOperationException($"no TorchSharp parameter {l.Layer}.weight");
+        return w.shape[0] == l.OutDim && w.numel() == (long)l.OutDim * l.InDim ? w : throw new InvalidOperationException($"{l.Layer}.weight is not {l.OutDim}×{l.InDim}");
+    }).ToArray();
+    var noise = new float[d];
     var grad = new float[p];
     var y = new float[dim];
-    var noise = new float[d];
-    Time($"featurize, TorchSharp autograd per example + dense projection (k = {dim})", () =>
+    var yFactored = new float[factored.OutputDim];
+    Straightforward($"featurize, TorchSharp autograd per example + dense projection (k = {dim})", parameters, host =>
     {
-        for (int i = 0; i < examples; i++)
+        long offset = 0;
+        foreach (var h in host)
         {
-            Array.Clear(grad);
-            for (int j = 0; j < timesteps; j++)
-            {
-                using var scope = NewDisposeScope();
-                long t = plan.Timesteps[j];
-                plan.Noise(j, 0, noise);
-                var x0 = tensor(data.Image(i).ToArray(), [1, data.Channels, data.Height, data.Width]);
-                var e = tensor(noise, [1, data.Channels, data.Height, data.Width]);
-                var xt = x0 * (float)Math.Sqrt(schedule.AlphaBars[t]) + e * (float)Math.Sqrt(1 - schedule.AlphaBars[t]);
-                net.zero_grad();
-                var loss = (net.forward(xt, tensor(new[] { t }, [1])) - e).pow(2).mean();
-                loss.backward();
-                long offset = 0;
-                foreach (var q in parameters)
-                {
-                    var g = q.grad!.contiguous().data<float>().ToArray();
-                    for (int k = 0; k < g.Length; k++)
-                    {
-                        grad[offset + k] += g[k] / timesteps;
-                    }
-                    offset += g.Length;
-                }
-            }
-            projector.Project(grad, y);
+            h.CopyTo(grad, offset);
+            offset += h.Length;
         }
-    }, $"{examples * timesteps} example×timesteps");
+        dense.Project(grad, y);
+    });
+    Straightforward($"featurize, TorchSharp autograd per example + factored projection (k = {factored.OutputDim})", weights,
+        host => factored.ProjectDense(host.Select(h => (ReadOnlyMemory<float>)h).ToList(), yFactored));
+
+    // Gradients are summed in torch tensors and copied out once per example: per-parameter managed copies each step
+    // allocate ~1 MB, and the garbage collections that follow let .NET finalize TorchSharp's implicit Scalars (the alpha of
+    // a + b) while libtorch still reads them (a crash in add, seen here with TorchSharp 0.107).
+    void Straightforward(string what, Tensor[] wrt, Action<float[][]> project)
+    {
+        var sums = wrt.Select(q => zeros(q.numel())).ToArray();
+        var host = wrt.Select(q => new float[q.numel()]).ToArray();
+        using var inverseSteps = (TorchSharp.Scalar)(1.0 / timesteps);
+        Time(what, () =>
+        {
+            for (int i = 0; i < examples; i++)
+            {
+                foreach (var sum in sums)
+                {
+                    sum.zero_();
+                }
+                for (int j = 0; j < timesteps; j++)
+                {
+                    using var scope = NewDisposeScope();
+                    long t = plan.Timesteps[j];
+                    plan.Noise(j, 0, noise);
+                    var x0 = tensor(data.Image(i).ToArray(), [1, data.Channels, data.Height, data.Width]);
+                    var e = tensor(noise, [1, data.Channels, data.Height, data.Width]);
+                    var xt = x0 * (float)Math.Sqrt(schedule.AlphaBars[t]) + e * (float)Math.Sqrt(1 - schedule.AlphaBars[t]);
+                    net.zero_grad();
+                    var loss = (net.forward(xt, tensor(new[] { t }, [1])) - e).pow(2).mean();
+                    loss.backward();
+                    for (int l = 0; l < wrt.Length; l++)
+                    {
+                        sums[l].add_(wrt[l].grad!.flatten(), inverseSteps);
+                    }
+                }
+                for (int l = 0; l < wrt.Length; l++)
+                {
+                    sums[l].data<float>().CopyTo(host[l]);
+                }
+                project(host);
+            }
+        }, $"{examples * timesteps} example×timesteps");
+        foreach (var sum in sums)
+        {
+            sum.Dispose();
+        }
+    }
 }
 
 Console.WriteLine($"| step | seconds | per example×timestep (ms) | example×timesteps/s | notes |");

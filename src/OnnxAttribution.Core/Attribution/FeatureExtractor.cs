@@ -26,8 +26,16 @@ public sealed class FeatureExtractor
     private readonly DenseProjector? _dense;
     private readonly FactoredProjector? _factored;
     private readonly IReadOnlyList<(string Layer, string A, string G, int Positions, int InDim, int OutDim)> _factors = [];
+    private readonly bool _projectedInGraph;
 
-    public FeatureExtractor(GradientSource source, ProjectionSettings settings)
+    /// <summary>Creates the extractor.</summary>
+    /// <param name="source">The gradient source.</param>
+    /// <param name="settings">The projection.</param>
+    /// <param name="factored">For factored projection: the projector the source's graph was built with when the graph projects its
+    /// factors itself (<see cref="GradientSource.ProjectedFactorsOutput"/>); null to derive it from the graph's a.*/g.* outputs.</param>
+    /// <exception cref="UserInputException">The settings ask for what the factored projector cannot give.</exception>
+    /// <exception cref="GraphContractException">The graph has neither factors nor a projection of the given projector's width.</exception>
+    public FeatureExtractor(GradientSource source, ProjectionSettings settings, FactoredProjector? factored = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(settings);
@@ -46,15 +54,38 @@ public sealed class FeatureExtractor
                 throw new UserInputException("per-pair gradient normalisation needs the dense projector: the factored projection never forms the whole gradient whose norm it divides by");
             }
             _factors = source.Factors();
-            if (_factors.Count == 0)
+            if (source.ProjectedFactorsOutput is not null)
             {
-                throw new GraphContractException("--projector factored needs a gradient graph with Kronecker factors (a.*, g.* outputs); export it with factors");
+                _factored = factored
+                    ?? throw new GraphContractException("the gradient graph projects its Kronecker factors itself (projected_factors); the extractor needs the projector it was built with");
+                if (source.ProjectedFactorsWidth != factored.OutputDim)
+                {
+                    throw new GraphContractException($"the gradient graph's projected_factors holds {source.ProjectedFactorsWidth} values per example; the projector gives {factored.OutputDim}");
+                }
+                _projectedInGraph = true;
             }
-            // The same kIn = kOut for every layer: the largest square that keeps layers × k² within the requested k.
-            int side = Math.Max(1, (int)Math.Floor(Math.Sqrt((double)settings.Dim / _factors.Count)));
-            _factored = new FactoredProjector(_factors.Select(f => (f.Layer, f.InDim, f.OutDim)).ToList(), side, side, settings.Distribution, unchecked((ulong)settings.Seed));
+            else
+            {
+                if (_factors.Count == 0)
+                {
+                    throw new GraphContractException("--projector factored needs a gradient graph with Kronecker factors (a.*, g.* outputs); export it with factors");
+                }
+                _factored = factored ?? CreateFactored(_factors.Select(f => (f.Layer, f.InDim, f.OutDim)).ToList(), settings);
+            }
             Dim = _factored.OutputDim;
         }
+    }
+
+    /// <summary>
+    /// The factored projector of <paramref name="settings"/> for these layers: the same kIn = kOut for every layer, the largest
+    /// square that keeps layers × k² within the requested k.
+    /// </summary>
+    public static FactoredProjector CreateFactored(IReadOnlyList<(string Layer, int InDim, int OutDim)> layers, ProjectionSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        ArgumentNullException.ThrowIfNull(settings);
+        int side = Math.Max(1, (int)Math.Floor(Math.Sqrt((double)settings.Dim / Math.Max(1, layers.Count))));
+        return new FactoredProjector(layers, side, side, settings.Distribution, unchecked((ulong)settings.Seed));
     }
 
     public ProjectionSettings Settings { get; }
@@ -101,12 +132,9 @@ public sealed class FeatureExtractor
         var pairFeatures = new float[count * Dim];
         var loss = new double[count];
         int lossCount = losses.Length;
-        var outputs = _factors.SelectMany(f => new[] { f.A, f.G }).ToList();
-        _source.ForEachPair(images, count, outputs, rows, pair =>
+        _source.ForEachPair(images, count, FactoredOutputs(), rows, pair =>
         {
-            var layers = _factors.Select(f => new LayerFactors(pair.Outputs[f.A], pair.Outputs[f.G], f.Positions)).ToList();
-            _factored!.ProjectBatch(layers, count, pairFeatures);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(pairFeatures, pair.Weight, acc, acc);
+            AddFactoredPair(pair.Outputs, count, pair.Weight, pairFeatures, acc);
             // The loss costs a pass over the batch's predictions: only when asked for.
             for (int b = 0; b < lossCount; b++)
             {
@@ -138,11 +166,23 @@ public sealed class FeatureExtractor
         }
         var acc = new float[count * Dim];
         var pairFeatures = new float[count * Dim];
-        batch.Run(_factors.SelectMany(f => new[] { f.A, f.G }).ToList(), (values, weight) =>
-        {
-            _factored!.ProjectBatch(_factors.Select(f => new LayerFactors(values[f.A], values[f.G], f.Positions)).ToList(), count, pairFeatures);
-            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(pairFeatures, weight, acc, acc);
-        });
+        batch.Run(FactoredOutputs(), (values, weight) => AddFactoredPair(values, count, weight, pairFeatures, acc));
         acc.CopyTo(destination);
+    }
+
+    /// <summary>The gradient-graph outputs factored features are made from: the graph's own projection, or the factors.</summary>
+    private IReadOnlyList<string> FactoredOutputs() =>
+        _projectedInGraph ? [_source.ProjectedFactorsOutput!] : _factors.SelectMany(f => new[] { f.A, f.G }).ToList();
+
+    /// <summary>acc += weight · (one pair's factored features of <paramref name="count"/> examples); scratch holds count·k values.</summary>
+    private void AddFactoredPair(Dictionary<string, float[]> values, int count, float weight, float[] scratch, float[] acc)
+    {
+        if (_projectedInGraph)
+        {
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(values[_source.ProjectedFactorsOutput!], weight, acc, acc);
+            return;
+        }
+        _factored!.ProjectBatch(_factors.Select(f => new LayerFactors(values[f.A], values[f.G], f.Positions)).ToList(), count, scratch);
+        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(scratch, weight, acc, acc);
     }
 }

@@ -30,9 +30,9 @@ public sealed class GradientSource
         {
             throw new GraphContractException($"{vjp.Label}: image geometry {vjp.Channels}×{vjp.ImageSize}² differs from the forward graph's {forward.Channels}×{forward.ImageSize}²");
         }
-        if (vjp.GradientOutputs.Count == 0 && vjp.FactorOutputs.Count == 0)
+        if (vjp.GradientOutputs.Count == 0 && vjp.FactorOutputs.Count == 0 && vjp.ProjectedFactorsOutput is null)
         {
-            throw new GraphContractException($"{vjp.Label}: the gradient graph has neither grad.* nor a.*/g.* outputs");
+            throw new GraphContractException($"{vjp.Label}: the gradient graph has none of grad.*, a.*/g.* or projected_factors outputs");
         }
         _forward = forward;
         _vjp = vjp;
@@ -52,6 +52,12 @@ public sealed class GradientSource
 
     /// <summary>C·H·W of one example.</summary>
     public int ExampleLength => _vjp.Channels * _vjp.ImageSize * _vjp.ImageSize;
+
+    /// <summary>The gradient graph's output holding its own factored projection, [B, k], or null (see <c>VjpOptions.FactorProjections</c>).</summary>
+    public string? ProjectedFactorsOutput => _vjp.ProjectedFactorsOutput;
+
+    /// <summary>The width k of <see cref="ProjectedFactorsOutput"/>; 0 when the graph has none.</summary>
+    public int ProjectedFactorsWidth => _vjp.ProjectedFactorsOutput is { } o ? checked((int)_vjp.OutputShapes[o][1]) : 0;
 
     /// <summary>The Kronecker-factor outputs of the gradient graph, as (layer, a output, g output, S, in, out).</summary>
     public IReadOnlyList<(string Layer, string A, string G, int Positions, int InDim, int OutDim)> Factors() =>
@@ -151,6 +157,15 @@ public sealed class GradientSource
                 dst[i] = a * x0[i] + s * e[i];
             }
         }
+        if (outputs.Count > 0 && cotangent is null && _vjp.CotangentFromOutput)
+        {
+            // The graph computes the measurement's cotangent from its own ε̂: one run instead of a forward pass, then the graph.
+            var wanted = outputs.Contains(VjpSession.OutputEps) ? outputs : [VjpSession.OutputEps, .. outputs];
+            var result = _vjp.RunMeasured(xt, ts, pair.NoiseArray, Measurement.CotangentWeights(Plan.Measurement, d), count, wanted);
+            result[VjpSession.OutputEps].CopyTo(pair.PredictionArray, 0);
+            pair.Outputs = result;
+            return;
+        }
         _forward.Predict(xt, ts, count, pair.PredictionArray);
         if (outputs.Count > 0)
         {
@@ -238,6 +253,11 @@ public sealed class GradientSource
         Array.Fill(ts, timestep);
         return new ExampleBatch(count, (outputs, accumulate) =>
         {
+            if (_vjp.CotangentFromOutput)
+            {
+                accumulate(_vjp.RunMeasured(xt, ts, eps, Measurement.CotangentWeights(Plan.Measurement, ExampleLength), count, outputs), 1f);
+                return;
+            }
             var prediction = new float[xt.Length];
             var cot = new float[xt.Length];
             _forward.Predict(xt, ts, count, prediction);

@@ -60,6 +60,25 @@ public static class Measurement
         }
     }
 
+    /// <summary>
+    /// The cotangent as weights (w₀, w₁, w₂) of w₀·ε̂ + w₁·ε + w₂, for a gradient graph that computes it from its own output
+    /// (VjpSession.CotangentFromOutput): the same values as <see cref="Cotangent"/> up to rounding.
+    /// </summary>
+    /// <param name="kind">The measurement.</param>
+    /// <param name="perExample">D, the output size of one example.</param>
+    public static float[] CotangentWeights(MeasurementKind kind, int perExample)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(perExample, 1);
+        float scale = 2f / perExample;
+        return kind switch
+        {
+            MeasurementKind.Loss => [scale, -scale, 0f],
+            MeasurementKind.Square => [scale, 0f, 0f],
+            MeasurementKind.Mean => [0f, 0f, 1f / perExample],
+            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown measurement"),
+        };
+    }
+
     /// <summary>The measurement's value for one example (for reports and counterfactual checks).</summary>
     public static double Value(MeasurementKind kind, ReadOnlySpan<float> epsHat, ReadOnlySpan<float> noise)
     {

@@ -1,6 +1,7 @@
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Gradients;
 using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution;
@@ -48,8 +49,17 @@ public sealed class TrakModel : IDisposable
 {
     private readonly OnnxDenoiser _forward;
     private readonly VjpSession _vjp;
+    private readonly FactoredProjector? _factored;
+    private readonly ProjectionSettings _projection = null!;
 
-    public TrakModel(string modelDirectory, FeaturizationPlan plan, ProjectionSettings projection, SessionSettings? session = null)
+    /// <summary>Opens the sessions.</summary>
+    /// <param name="modelDirectory">The model folder.</param>
+    /// <param name="plan">The featurization plan.</param>
+    /// <param name="projection">The projection the gradient graph is specialised to.</param>
+    /// <param name="session">ONNX Runtime settings.</param>
+    /// <param name="kroneckerFactors">For factored projection: give the gradient graph the layers' Kronecker factors as outputs
+    /// (K-FAC's curvature and preconditioned queries need them) instead of the projection computed inside the graph.</param>
+    public TrakModel(string modelDirectory, FeaturizationPlan plan, ProjectionSettings projection, SessionSettings? session = null, bool kroneckerFactors = false)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(projection);
@@ -63,15 +73,28 @@ public sealed class TrakModel : IDisposable
             // A folder without vjp.onnx (an exported training checkpoint) is identified by its forward graph instead.
             FingerprintPath = File.Exists(Directory.VjpPath) ? Directory.VjpPath : Directory.RequireForward();
             Fingerprint = StoreMeta.FingerprintFile(FingerprintPath);
+            // The graph also computes the measurement's cotangent from its own ε̂, so a pair takes one run, not a forward pass
+            // first. Factored features without the factors: the graph applies the projector's P_in and P_out itself (convolving each
+            // layer's input with P_in's columns), so no layer's input is unfolded and nothing but k values per example leaves ORT.
             var forward = Onnx.OnnxModelFile.Load(Directory.RequireForward());
+            var parameters = Directory.Metadata.Parameters.Count > 0 ? Directory.Metadata.Parameters.Select(p => p.Name).ToList() : null;
+            bool inGraph = projection.Kind == ProjectorKind.Factored && !kroneckerFactors;
+            if (inGraph)
+            {
+                var layers = Onnx.Differentiation.VjpBuilder.FactorLayers(forward, parameters);
+                _factored = FeatureExtractor.CreateFactored(layers.Select(l => (l.Layer, checked((int)l.InDim), checked((int)l.OutDim))).ToList(), projection);
+            }
             var graph = Onnx.Differentiation.VjpBuilder.Build(forward, new Onnx.Differentiation.VjpOptions
             {
-                Parameters = Directory.Metadata.Parameters.Count > 0 ? Directory.Metadata.Parameters.Select(p => p.Name).ToList() : null,
+                Parameters = parameters,
                 PerExampleGradients = projection.Kind == ProjectorKind.Dense,
-                KroneckerFactors = projection.Kind == ProjectorKind.Factored,
+                KroneckerFactors = projection.Kind == ProjectorKind.Factored && kroneckerFactors,
+                FactorProjections = _factored is null ? null : InGraphProjections(_factored),
+                CotangentFromOutput = true,
             });
             _vjp = VjpSession.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray(graph), $"the gradient graph of {Directory.RequireForward()} ({projection.Kind.ToString().ToLowerInvariant()} features)", session);
             Projector = projection.Kind;
+            _projection = projection;
             Extractor = ExtractorFor(plan, projection);
         }
         catch
@@ -131,8 +154,22 @@ public sealed class TrakModel : IDisposable
         {
             throw new ArgumentException($"the gradient graph was built for {Projector} projection, not {projection.Kind}", nameof(projection));
         }
-        return new FeatureExtractor(new GradientSource(_forward, _vjp, Directory.CreateSchedule(), plan), projection);
+        if (_factored is not null && projection != _projection)
+        {
+            throw new ArgumentException($"the gradient graph applies the factored projection {_projection} itself, not {projection}", nameof(projection));
+        }
+        return new FeatureExtractor(new GradientSource(_forward, _vjp, Directory.CreateSchedule(), plan), projection, _factored);
     }
+
+    private static List<Onnx.Differentiation.FactorProjection> InGraphProjections(FactoredProjector projector) =>
+        projector.Layers.Select((layer, l) =>
+        {
+            var pIn = new float[layer.InDim * projector.InputProjectionDim];
+            var pOut = new float[layer.OutDim * projector.OutputProjectionDim];
+            projector.CopyInputProjection(l, pIn);
+            projector.CopyOutputProjection(l, pOut);
+            return new Onnx.Differentiation.FactorProjection(layer.Layer, pIn, projector.InputProjectionDim, pOut, projector.OutputProjectionDim);
+        }).ToList();
 
     /// <summary>Checks that the dataset's images have the model's channels and size.</summary>
     /// <exception cref="UserInputException">They do not.</exception>

@@ -5,7 +5,8 @@ namespace OnnxAttribution.Core.Gradients;
 
 /// <summary>
 /// An ONNX Runtime session on a gradient graph (<c>vjp.onnx</c>, DESIGN.md's contract): inputs <c>x_t</c>, <c>t</c>,
-/// <c>cotangent</c>; outputs <c>eps</c>, then <c>grad.&lt;param&gt;</c> [B, d0, rest] and/or <c>a.&lt;layer&gt;</c>/<c>g.&lt;layer&gt;</c>.
+/// <c>cotangent</c>; outputs <c>eps</c>, then <c>grad.&lt;param&gt;</c> [B, d0, rest] and/or <c>a.&lt;layer&gt;</c>/<c>g.&lt;layer&gt;</c>
+/// and/or the in-graph factored projection <c>projected_factors</c> [B, k].
 /// </summary>
 public sealed class VjpSession : IDisposable
 {
@@ -13,6 +14,8 @@ public sealed class VjpSession : IDisposable
     public const string InputT = "t";
     public const string InputCotangent = "cotangent";
     public const string OutputEps = "eps";
+    public const string InputTarget = "target";
+    public const string InputCotangentWeights = "cotangent_weights";
 
     private readonly InferenceSession _session;
 
@@ -21,12 +24,13 @@ public sealed class VjpSession : IDisposable
         _session = session;
         Label = label;
         var inputs = session.InputMetadata;
-        foreach (var name in new[] { InputXt, InputT, InputCotangent })
+        CotangentFromOutput = !inputs.ContainsKey(InputCotangent) && inputs.ContainsKey(InputTarget) && inputs.ContainsKey(InputCotangentWeights);
+        foreach (var name in CotangentFromOutput ? new[] { InputXt, InputT, InputTarget, InputCotangentWeights } : [InputXt, InputT, InputCotangent])
         {
             if (!inputs.ContainsKey(name))
             {
                 session.Dispose();
-                throw new GraphContractException($"{label}: the gradient graph has no input '{name}' (inputs: {string.Join(", ", inputs.Keys)}); expected x_t, t, cotangent");
+                throw new GraphContractException($"{label}: the gradient graph has no input '{name}' (inputs: {string.Join(", ", inputs.Keys)}); expected x_t, t, cotangent (or target and cotangent_weights)");
             }
         }
         var dims = inputs[InputXt].Dimensions;
@@ -45,6 +49,7 @@ public sealed class VjpSession : IDisposable
         }
         GradientOutputs = outputs.Where(o => o.StartsWith("grad.", StringComparison.Ordinal)).ToArray();
         FactorOutputs = outputs.Where(o => o.StartsWith("a.", StringComparison.Ordinal) || o.StartsWith("g.", StringComparison.Ordinal)).ToArray();
+        ProjectedFactorsOutput = outputs.Contains(Onnx.Differentiation.VjpBuilder.ProjectedFactorsOutput) ? Onnx.Differentiation.VjpBuilder.ProjectedFactorsOutput : null;
         OutputShapes = outputs.ToDictionary(o => o, o => session.OutputMetadata[o].Dimensions.Select(d => (long)d).ToArray());
     }
 
@@ -81,29 +86,72 @@ public sealed class VjpSession : IDisposable
     /// <summary>The Kronecker-factor outputs <c>a.*</c> and <c>g.*</c>.</summary>
     public IReadOnlyList<string> FactorOutputs { get; }
 
+    /// <summary>The output holding the factored projection computed in the graph ([B, k]), or null when the graph has none.</summary>
+    public string? ProjectedFactorsOutput { get; }
+
     /// <summary>Declared output shapes (−1 for the batch).</summary>
     public IReadOnlyDictionary<string, long[]> OutputShapes { get; }
 
-    /// <summary>Runs the graph on a batch and returns copies of the requested outputs (all when null).</summary>
+    /// <summary>
+    /// Whether the graph computes its cotangent from its own output (inputs <c>target</c> and <c>cotangent_weights</c>:
+    /// cotangent = w₀·ε̂ + w₁·target + w₂) instead of taking it as the <c>cotangent</c> input.
+    /// </summary>
+    public bool CotangentFromOutput { get; }
+
+    /// <summary>Runs the graph on a batch with an explicit cotangent and returns copies of the requested outputs (all when null).</summary>
     /// <exception cref="ArgumentException">The spans do not match the batch size and the model's geometry.</exception>
     /// <exception cref="AttributionException">ONNX Runtime failed; the message names the model and inputs.</exception>
-    public Dictionary<string, float[]> Run(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> cotangent, int batch, IReadOnlyList<string>? outputs = null)
+    public Dictionary<string, float[]> Run(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> cotangent, int batch, IReadOnlyList<string>? outputs = null) =>
+        CotangentFromOutput
+            ? RunCore(xt, t, cotangent, [0f, 1f, 0f], batch, outputs)
+            : RunCore(xt, t, cotangent, default, batch, outputs);
+
+    /// <summary>
+    /// Runs a graph that computes its cotangent (<see cref="CotangentFromOutput"/>): cotangent = w₀·ε̂ + w₁·target + w₂ from the
+    /// ε̂ of the same run, so a measurement needs no separate forward pass.
+    /// </summary>
+    /// <param name="xt">B·C·H·W inputs.</param>
+    /// <param name="t">B timesteps.</param>
+    /// <param name="target">B·C·H·W values (the noise, for the diffusion loss).</param>
+    /// <param name="weights">w₀, w₁, w₂.</param>
+    /// <param name="batch">B.</param>
+    /// <param name="outputs">The outputs wanted (all when null).</param>
+    /// <exception cref="GraphContractException">The graph takes an explicit cotangent.</exception>
+    public Dictionary<string, float[]> RunMeasured(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> target, ReadOnlySpan<float> weights, int batch, IReadOnlyList<string>? outputs = null)
+    {
+        if (!CotangentFromOutput)
+        {
+            throw new GraphContractException($"{Label}: the gradient graph takes an explicit cotangent, not target and cotangent_weights");
+        }
+        if (weights.Length != 3)
+        {
+            throw new ArgumentException($"{Label}: cotangent_weights needs 3 values, got {weights.Length}", nameof(weights));
+        }
+        return RunCore(xt, t, target, weights, batch, outputs);
+    }
+
+    /// <summary>One run: <paramref name="image"/> is the cotangent, or the target when <paramref name="weights"/> is not empty.</summary>
+    private Dictionary<string, float[]> RunCore(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> image, ReadOnlySpan<float> weights, int batch, IReadOnlyList<string>? outputs)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
         long per = (long)Channels * ImageSize * ImageSize;
-        if (xt.Length != batch * per || cotangent.Length != batch * per || t.Length != batch)
+        string imageInput = weights.IsEmpty ? InputCotangent : InputTarget;
+        if (xt.Length != batch * per || image.Length != batch * per || t.Length != batch)
         {
-            throw new ArgumentException($"{Label}: batch {batch} needs x_t and cotangent of {batch * per} values and t of {batch}; got {xt.Length}, {cotangent.Length}, {t.Length}");
+            throw new ArgumentException($"{Label}: batch {batch} needs x_t and {imageInput} of {batch * per} values and t of {batch}; got {xt.Length}, {image.Length}, {t.Length}");
         }
         outputs ??= _session.OutputNames;
         long[] imageShape = [batch, Channels, ImageSize, ImageSize];
         using var xv = AlignedTensors.Float(xt, imageShape);
         using var tv = AlignedTensors.Int64(t, [batch]);
-        using var cv = AlignedTensors.Float(cotangent, imageShape);
+        using var cv = AlignedTensors.Float(image, imageShape);
+        using var wv = weights.IsEmpty ? null : AlignedTensors.Float(weights, [3]);
         try
         {
             using var run = new RunOptions();
-            using var results = _session.Run(run, [InputXt, InputT, InputCotangent], [xv, tv, cv], outputs);
+            using var results = wv is null
+                ? _session.Run(run, [InputXt, InputT, InputCotangent], [xv, tv, cv], outputs)
+                : _session.Run(run, [InputXt, InputT, InputTarget, InputCotangentWeights], [xv, tv, cv, wv], outputs);
             var dict = new Dictionary<string, float[]>(outputs.Count, StringComparer.Ordinal);
             for (int i = 0; i < outputs.Count; i++)
             {
@@ -113,7 +161,7 @@ public sealed class VjpSession : IDisposable
         }
         catch (OnnxRuntimeException e)
         {
-            throw new AttributionException($"{Label}: ONNX Runtime failed on inputs x_t [{string.Join(",", imageShape)}], t [{batch}], cotangent: {e.Message}", e);
+            throw new AttributionException($"{Label}: ONNX Runtime failed on inputs x_t [{string.Join(",", imageShape)}], t [{batch}], {imageInput}: {e.Message}", e);
         }
     }
 

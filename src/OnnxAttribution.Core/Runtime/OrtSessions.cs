@@ -17,6 +17,12 @@ public static class OrtSessions
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             IntraOpNumThreads = settings.IntraOpThreads,
         };
+        // ONNX Runtime's own per-node profile (a JSON file per session, named from this prefix), for finding where time goes.
+        if (Environment.GetEnvironmentVariable("ONNX_ATTRIBUTION_ORT_PROFILE") is { Length: > 0 } profile)
+        {
+            options.EnableProfiling = true;
+            options.ProfileOutputPathPrefix = profile;
+        }
         if (settings.Device == ExecutionDevice.Cuda)
         {
             try

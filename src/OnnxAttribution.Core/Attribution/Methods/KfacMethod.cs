@@ -104,7 +104,7 @@ public sealed class KfacMethod(string name, CurvatureKind kind) : IAttributionMe
         try
         {
             var training = TrakScorer.PlanOf(store);
-            model = new TrakModel(modelDirectory, training with { Measurement = measurement }, TrakScorer.ProjectionOf(store), session);
+            model = new TrakModel(modelDirectory, training with { Measurement = measurement }, TrakScorer.ProjectionOf(store), session, kroneckerFactors: true);
             model.RequireStore(store);
             if (model.Extractor.Factored is null)
             {
