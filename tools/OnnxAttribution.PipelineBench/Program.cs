@@ -7,15 +7,18 @@ using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Training;
 using static TorchSharp.torch;
 
-// Usage: PipelineBench <model dir> [examples=64] [timesteps=10] [dim=4096] [batch=16] [paths=ort,torch]
-// Prints a markdown table. Every path computes the same features (loss measurement, the same timesteps and noise,
-// dense Rademacher projection), so the times compare like for like; warm-up runs first (tiered JIT, ORT arenas).
+// Usage: PipelineBench <model dir> [examples=64] [timesteps=10] [dim=4096] [batch=16] [paths=ort,torch] [rounds=3]
+// Prints a markdown table. The featurize paths compute the same features (loss measurement, the same timesteps and noise,
+// Rademacher projections), so the times compare like for like. Every path runs once to warm up (tiered JIT, ORT arenas),
+// then all paths take turns for the given rounds and each reports its median: a busy spell on this shared machine then
+// slows one round of every path rather than all of one path.
 string modelDir = args.Length > 0 ? args[0] : "models/fm16";
 int examples = args.Length > 1 ? int.Parse(args[1]) : 64;
 int timesteps = args.Length > 2 ? int.Parse(args[2]) : 10;
 int dim = args.Length > 3 ? int.Parse(args[3]) : 4096;
 int batch = args.Length > 4 ? int.Parse(args[4]) : 16;
 var paths = (args.Length > 5 ? args[5] : "ort,torch").Split(',');
+int rounds = args.Length > 6 ? int.Parse(args[6]) : 3;
 
 var model = ModelDirectory.Open(modelDir);
 var schedule = model.CreateSchedule();
@@ -24,23 +27,14 @@ int d = data.ImageLength;
 var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, timesteps), 1, 0, MeasurementKind.Loss);
 Console.Error.WriteLine($"model {modelDir}, {examples} examples × {timesteps} timesteps, k = {dim}, batch {batch}, {Environment.ProcessorCount} cores");
 
-var rows = new List<(string What, double Seconds, string Note)>();
-double Time(string what, Action run, string note = "")
-{
-    run(); // warm-up
-    var clock = Stopwatch.StartNew();
-    run();
-    double s = clock.Elapsed.TotalSeconds;
-    rows.Add((what, s, note));
-    Console.Error.WriteLine($"{what}: {s:F2} s");
-    return s;
-}
+var measures = new List<(string What, Action Run, string Note, List<double> Seconds)>();
+void Time(string what, Action run, string note = "") => measures.Add((what, run, note, []));
 
 // 1. ORT forward vs forward + VJP, per example.
 if (paths.Contains("ort"))
-using (var denoiser = model.OpenDenoiser())
-using (var vjp = VjpSession.Open(model.RequireVjp()))
 {
+    var denoiser = model.OpenDenoiser();
+    var vjp = VjpSession.Open(model.RequireVjp());
     var xt = TestNormal(batch * d, 1);
     var cot = TestNormal(batch * d, 2);
     var ts = Enumerable.Repeat(500L, batch).ToArray();
@@ -54,7 +48,7 @@ using (var vjp = VjpSession.Open(model.RequireVjp()))
 // 2. Featurization through ONNX Runtime, dense and factored.
 foreach (var kind in paths.Contains("ort") ? new[] { ProjectorKind.Dense, ProjectorKind.Factored } : [])
 {
-    using var trak = new TrakModel(modelDir, plan, new ProjectionSettings(kind, ProjectionKind.Rademacher, dim, 0));
+    var trak = new TrakModel(modelDir, plan, new ProjectionSettings(kind, ProjectionKind.Rademacher, dim, 0));
     var features = new float[batch * trak.Extractor.Dim];
     Time($"featurize, ORT + {kind.ToString().ToLowerInvariant()} projection (k = {trak.Extractor.Dim})", () =>
     {
@@ -68,8 +62,8 @@ foreach (var kind in paths.Contains("ort") ? new[] { ProjectorKind.Dense, Projec
 // 3. The straightforward way: TorchSharp autograd one example at a time, gradients averaged over the timesteps, then the
 // same projection as the ORT row (dense of every parameter; factored of the Conv/Gemm weights, P_outᵀ G P_in per layer).
 if (paths.Contains("torch"))
-using (var net = UNet.FromModelDirectory(model.Path))
 {
+    var net = UNet.FromModelDirectory(model.Path);
     var parameters = net.parameters().ToArray();
     long p = parameters.Sum(x => x.numel());
     var dense = new DenseProjector(p, dim, ProjectionKind.Rademacher, 0);
@@ -108,7 +102,7 @@ using (var net = UNet.FromModelDirectory(model.Path))
     {
         var sums = wrt.Select(q => zeros(q.numel())).ToArray();
         var host = wrt.Select(q => new float[q.numel()]).ToArray();
-        using var inverseSteps = (TorchSharp.Scalar)(1.0 / timesteps);
+        var inverseSteps = (TorchSharp.Scalar)(1.0 / timesteps);
         Time(what, () =>
         {
             for (int i = 0; i < examples; i++)
@@ -140,17 +134,30 @@ using (var net = UNet.FromModelDirectory(model.Path))
                 project(host);
             }
         }, $"{examples * timesteps} example×timesteps");
-        foreach (var sum in sums)
-        {
-            sum.Dispose();
-        }
     }
 }
 
-Console.WriteLine($"| step | seconds | per example×timestep (ms) | example×timesteps/s | notes |");
-Console.WriteLine("| --- | ---: | ---: | ---: | --- |");
-foreach (var (what, s, note) in rows)
+// Sessions, models and tensors stay open until the process ends: every path runs in every round.
+foreach (var m in measures)
 {
+    m.Run();
+}
+for (int round = 0; round < rounds; round++)
+{
+    foreach (var m in measures)
+    {
+        var clock = Stopwatch.StartNew();
+        m.Run();
+        m.Seconds.Add(clock.Elapsed.TotalSeconds);
+        Console.Error.WriteLine($"round {round + 1}/{rounds}, {m.What}: {clock.Elapsed.TotalSeconds:F2} s");
+    }
+}
+
+Console.WriteLine($"| step | seconds (median of {rounds}) | per example×timestep (ms) | example×timesteps/s | notes |");
+Console.WriteLine("| --- | ---: | ---: | ---: | --- |");
+foreach (var (what, _, note, seconds) in measures)
+{
+    double s = seconds.Order().ElementAt(seconds.Count / 2);
     int n = what.StartsWith("ORT forward", StringComparison.Ordinal) ? Math.Max(1, examples / batch) * batch : examples * timesteps;
     Console.WriteLine($"| {what} | {s:F2} | {s * 1000 / n:F2} | {n / s:F0} | {note} |");
 }

@@ -20,8 +20,8 @@ public static class OrtSessions
         // ONNX Runtime's own per-node profile (a JSON file per session, named from this prefix), for finding where time goes.
         if (Environment.GetEnvironmentVariable("ONNX_ATTRIBUTION_ORT_PROFILE") is { Length: > 0 } profile)
         {
+            options.ProfileOutputPathPrefix = profile; // read when profiling is switched on, so first
             options.EnableProfiling = true;
-            options.ProfileOutputPathPrefix = profile;
         }
         if (settings.Device == ExecutionDevice.Cuda)
         {
