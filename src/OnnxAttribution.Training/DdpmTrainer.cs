@@ -172,7 +172,7 @@ public static class DdpmTrainer
         var x0 = data.index_select(0, idx);
         var t = torch.randint(timesteps, [b], generator: gen);
         var noise = torch.randn(x0.shape, generator: gen);
-        var xt = sqrtAb.index_select(0, t).view(b, 1, 1, 1) * x0 + sqrtOneMinusAb.index_select(0, t).view(b, 1, 1, 1) * noise;
+        var xt = (sqrtAb.index_select(0, t).view(b, 1, 1, 1) * x0).add(sqrtOneMinusAb.index_select(0, t).view(b, 1, 1, 1) * noise, KeptScalars.One);
         var pred = model.forward(xt, t);
         var loss = nn.functional.mse_loss(pred, noise);
         model.zero_grad();
@@ -186,17 +186,20 @@ public static class DdpmTrainer
         double bc1 = 1 - Math.Pow(AdamBeta1, n);
         double bc2 = 1 - Math.Pow(AdamBeta2, n);
         double emaDecay = Math.Min(o.EmaDecay, (1.0 + step) / (10.0 + step));
+        // Explicit scalars, alive until the step ends (see KeptScalars), not implicit conversions of these doubles.
+        using Scalar beta1 = AdamBeta1, rest1 = 1 - AdamBeta1, beta2 = AdamBeta2, rest2 = 1 - AdamBeta2, epsilon = AdamEpsilon;
+        using Scalar sqrtBc2 = Math.Sqrt(bc2), stepSize = -lr / bc1, decay = emaDecay, restDecay = 1 - emaDecay;
         using (torch.no_grad())
         {
             for (int i = 0; i < parameters.Length; i++)
             {
                 var p = parameters[i];
                 var g = p.grad!;
-                adamM[i].mul_(AdamBeta1).add_(g, alpha: 1 - AdamBeta1);
-                adamV[i].mul_(AdamBeta2).addcmul_(g, g, value: 1 - AdamBeta2);
-                var denom = (adamV[i].sqrt() / Math.Sqrt(bc2)).add_(AdamEpsilon);
-                p.addcdiv_(adamM[i], denom, value: -lr / bc1);
-                emaParameters[i].mul_(emaDecay).add_(p, alpha: 1 - emaDecay);
+                adamM[i].mul_(beta1).add_(g, rest1);
+                adamV[i].mul_(beta2).addcmul_(g, g, rest2);
+                var denom = adamV[i].sqrt().div_(sqrtBc2).add_(epsilon);
+                p.addcdiv_(adamM[i], denom, stepSize);
+                emaParameters[i].mul_(decay).add_(p, restDecay);
             }
         }
         return loss.item<float>();

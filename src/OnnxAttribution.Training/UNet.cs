@@ -213,7 +213,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         long padding = conv.padding?[0] ?? throw new InvalidOperationException("UNet.Conv takes convolutions with explicit padding");
         long h = ((x.shape[2] + (2 * padding) - kernel) / stride) + 1, w = ((x.shape[3] + (2 * padding) - kernel) / stride) + 1;
         var cols = nn.functional.unfold(x, kernel, padding: padding, stride: stride);
-        var y = torch.matmul(weight.view(outChannels, -1), cols) + conv.bias!.view(1, outChannels, 1);
+        var y = torch.matmul(weight.view(outChannels, -1), cols).add(conv.bias!.view(1, outChannels, 1), KeptScalars.One);
         return y.view(b, outChannels, h, w).MoveToOuterDisposeScope();
     }
 
@@ -313,10 +313,10 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         {
             using var scope = torch.NewDisposeScope();
             var h = Conv(_conv1, nn.functional.silu(_norm1.forward(x)));
-            h = h + _timeProj.forward(tembAct).unsqueeze(2).unsqueeze(3);
+            h = h.add(_timeProj.forward(tembAct).unsqueeze(2).unsqueeze(3), KeptScalars.One);
             h = Conv(_conv2, nn.functional.silu(_norm2.forward(h)));
             var skip = _skip is null ? x : Conv(_skip, x);
-            return (skip + h).MoveToOuterDisposeScope();
+            return skip.add(h, KeptScalars.One).MoveToOuterDisposeScope();
         }
     }
 }

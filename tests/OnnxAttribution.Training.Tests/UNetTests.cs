@@ -31,6 +31,43 @@ public sealed class UNetTests
     }
 
     [Test]
+    public void ForwardBackward_WhileGarbageIsCollected_Survives()
+    {
+        // TorchSharp passes the implicit Scalar alpha of a + b to libtorch by handle; if .NET finalizes it during the call,
+        // libtorch reads freed memory (seen as "Expected false to be true" from Scalar::toFloat in add). Collections run
+        // on another thread the whole time here; the U-Net passes KeptScalars.One. (The loss avoids a - b and square(), which make
+        // implicit Scalars inside TorchSharp.)
+        using var net = new UNet(new UNetConfig(), seed: 1);
+        using var stop = new CancellationTokenSource();
+        var collector = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+            }
+        });
+        try
+        {
+            for (int i = 0; i < 300; i++)
+            {
+                using var scope = torch.NewDisposeScope();
+                net.zero_grad();
+                var x = torch.randn(1, 1, 16, 16);
+                var y = net.forward(x, torch.tensor(new long[] { i % 1000 }));
+                var loss = (y * y).mean();
+                loss.backward();
+                Assert.That(float.IsFinite(loss.item<float>()), $"step {i}");
+            }
+        }
+        finally
+        {
+            stop.Cancel();
+            collector.Wait();
+        }
+    }
+
+    [Test]
     public void Constructor_SameSeed_GivesIdenticalWeights()
     {
         using var a = new UNet(new UNetConfig(), seed: 7);

@@ -95,14 +95,16 @@ if (paths.Contains("torch"))
     Straightforward($"featurize, TorchSharp autograd per example + factored projection (k = {factored.OutputDim})", weights,
         host => factored.ProjectDense(host.Select(h => (ReadOnlyMemory<float>)h).ToList(), yFactored));
 
-    // Gradients are summed in torch tensors and copied out once per example: per-parameter managed copies each step
-    // allocate ~1 MB, and the garbage collections that follow let .NET finalize TorchSharp's implicit Scalars (the alpha of
-    // a + b) while libtorch still reads them (a crash in add, seen here with TorchSharp 0.107).
+    // Gradients are summed in torch tensors and copied out once per example (per-parameter managed copies each step would
+    // allocate ~1 MB), and every Scalar is explicit and alive for its call: .NET may finalize an implicit one (the alpha of
+    // a + b) while libtorch still reads it, a crash in add seen here with TorchSharp 0.107 (see KeptScalars).
     void Straightforward(string what, Tensor[] wrt, Action<float[][]> project)
     {
         var sums = wrt.Select(q => zeros(q.numel())).ToArray();
         var host = wrt.Select(q => new float[q.numel()]).ToArray();
         var inverseSteps = (TorchSharp.Scalar)(1.0 / timesteps);
+        var one = (TorchSharp.Scalar)1;
+        var minusOne = (TorchSharp.Scalar)(-1);
         Time(what, () =>
         {
             for (int i = 0; i < examples; i++)
@@ -118,9 +120,11 @@ if (paths.Contains("torch"))
                     plan.Noise(j, 0, noise);
                     var x0 = tensor(data.Image(i).ToArray(), [1, data.Channels, data.Height, data.Width]);
                     var e = tensor(noise, [1, data.Channels, data.Height, data.Width]);
-                    var xt = x0 * (float)Math.Sqrt(schedule.AlphaBars[t]) + e * (float)Math.Sqrt(1 - schedule.AlphaBars[t]);
+                    using TorchSharp.Scalar a = (float)Math.Sqrt(schedule.AlphaBars[t]), b = (float)Math.Sqrt(1 - schedule.AlphaBars[t]);
+                    var xt = x0.mul(a).add(e.mul(b), one);
                     net.zero_grad();
-                    var loss = (net.forward(xt, tensor(new[] { t }, [1])) - e).pow(2).mean();
+                    var diff = net.forward(xt, tensor(new[] { t }, [1])).add(e, minusOne);
+                    var loss = (diff * diff).mean();
                     loss.backward();
                     for (int l = 0; l < wrt.Length; l++)
                     {
