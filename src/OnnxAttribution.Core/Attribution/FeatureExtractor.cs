@@ -70,7 +70,12 @@ public sealed class FeatureExtractor
                 {
                     throw new GraphContractException("--projector factored needs a gradient graph with Kronecker factors (a.*, g.* outputs); export it with factors");
                 }
-                _factored = factored ?? CreateFactored(_factors.Select(f => (f.Layer, f.InDim, f.OutDim)).ToList(), settings);
+                var layers = _factors.Select(f => (f.Layer, f.InDim, f.OutDim)).ToList();
+                if (factored is not null && !factored.Layers.SequenceEqual(layers))
+                {
+                    throw new GraphContractException($"the gradient graph's factor layers ({string.Join(", ", layers.Select(l => l.Layer))}) are not the projector's ({string.Join(", ", factored.Layers.Select(l => l.Layer))})");
+                }
+                _factored = factored ?? CreateFactored(layers, settings);
             }
             Dim = _factored.OutputDim;
         }
