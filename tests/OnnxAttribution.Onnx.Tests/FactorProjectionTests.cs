@@ -129,6 +129,23 @@ public sealed class FactorProjectionTests
     }
 
     [Test]
+    public void Projection_Repeated_IsAnErrorNamingTheLayer()
+    {
+        var forward = Net();
+        var projections = Projections(VjpBuilder.FactorLayers(forward), 2, 2);
+        projections.Add(projections[2]);
+        var e = Assert.Throws<OnnxGraphException>(() => VjpBuilder.Build(forward, new VjpOptions { PerExampleGradients = false, FactorProjections = projections }));
+        Assert.That(e!.Message, Does.Contain("'fc'").And.Contain("more than one"));
+    }
+
+    [Test]
+    public void NothingAskedFor_IsAnError()
+    {
+        var e = Assert.Throws<OnnxGraphException>(() => VjpBuilder.Build(Net(), new VjpOptions { PerExampleGradients = false, FactorProjections = [] }));
+        Assert.That(e!.Message, Does.Contain("nothing to compute"));
+    }
+
+    [Test]
     public void Projection_OfAnUnknownLayer_IsAnErrorNamingIt()
     {
         var forward = Net();

@@ -148,6 +148,25 @@ public sealed class VjpBuilderTests
     }
 
     [Test]
+    public void Build_CotangentFromOutput_UnusedParameterGetsPerExampleZeros()
+    {
+        // A parameter the output does not depend on gets zeros shaped by the batch, read from the (computed) cotangent.
+        var b = new GraphBuilder("net");
+        var forward = SmallConvNet(b);
+        forward.Graph.Initializer.Add(TensorData.FromFloats("unused.weight", [1f, 2f, 3f, 4f, 5f, 6f], 2, 3));
+        var vjp = VjpBuilder.Build(forward, new VjpOptions { Parameters = ["conv.weight", "unused.weight"], CotangentFromOutput = true });
+        var rng = new Random(2);
+        var r = OrtHarness.RunFloat(vjp, new Dictionary<string, (float[], long[])>
+        {
+            ["x"] = (GradientHarness.Normal(rng, 4 * 2 * 16, 1, 0), [4, 2, 4, 4]),
+            ["target"] = (GradientHarness.Normal(rng, 4 * 3, 1, 0), [4, 3]),
+            ["cotangent_weights"] = ([1f, -1f, 0f], [3]),
+        }, "grad.unused.weight", "grad.conv.weight");
+        Assert.That(r["grad.unused.weight"], Has.Length.EqualTo(4 * 6).And.All.EqualTo(0f));
+        Assert.That(r["grad.conv.weight"].Max(MathF.Abs), Is.GreaterThan(0f));
+    }
+
+    [Test]
     public void Build_UnknownParameterName_ThrowsNamingIt()
     {
         var forward = SmallConvNet(new GraphBuilder("net"));

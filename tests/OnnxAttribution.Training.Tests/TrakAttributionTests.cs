@@ -108,6 +108,7 @@ public sealed class TrakAttributionTests
         Assert.That(vjp.CotangentFromOutput, Is.False);
         var explicitSource = new GradientSource(forward, vjp, directory.CreateSchedule(), plan);
         var inGraph = model.Extractor.Source;
+        Assert.That(inGraph.CotangentFromOutput, Is.True, "the featurize graph computes its own cotangent");
         int count = 3;
         var images = Images(4, 18, 27);
         long p = inGraph.Dimension;
@@ -146,6 +147,12 @@ public sealed class TrakAttributionTests
         Assert.That(scale, Is.GreaterThan(0f));
         float worst = a.Zip(b, (x, y) => MathF.Abs(x - y)).Max();
         Assert.That(worst / scale, Is.LessThan(1e-4f), $"largest difference {worst} against largest feature {scale}");
+
+        // A projector other than the one the graph holds is refused, whichever graph: same width, another seed.
+        var other = FeatureExtractor.CreateFactored(inGraph.Extractor.Factored!.Layers, projection with { Seed = 12 });
+        Assert.Throws<Core.GraphContractException>(() => _ = new FeatureExtractor(inGraph.Extractor.Source, projection, other));
+        var fewer = FeatureExtractor.CreateFactored(inGraph.Extractor.Factored!.Layers.Skip(1).ToList(), projection);
+        Assert.Throws<Core.GraphContractException>(() => _ = new FeatureExtractor(factors.Extractor.Source, projection, fewer));
     }
 
     [TestCase(MeasurementKind.Loss, ProjectorKind.Dense)]

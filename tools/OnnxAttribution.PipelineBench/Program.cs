@@ -8,8 +8,8 @@ using OnnxAttribution.Training;
 using static TorchSharp.torch;
 
 // Usage: PipelineBench <model dir> [examples=64] [timesteps=10] [dim=4096] [batch=16] [paths=ort,torch] [rounds=3]
-// Prints a markdown table. The featurize paths compute the same features (loss measurement, the same timesteps and noise,
-// Rademacher projections), so the times compare like for like. Every path runs once to warm up (tiered JIT, ORT arenas),
+// Prints a markdown table. Every featurize path uses the loss measurement, the same timesteps and noise and Rademacher
+// projections; the ORT and TorchSharp paths of one projector (dense, or factored) compute the same features. Every path runs once to warm up (tiered JIT, ORT arenas),
 // then all paths take turns for the given rounds and each reports its median: a busy spell on this shared machine then
 // slows one round of every path rather than all of one path.
 string modelDir = args.Length > 0 ? args[0] : "models/fm16";
@@ -19,6 +19,11 @@ int dim = args.Length > 3 ? int.Parse(args[3]) : 4096;
 int batch = args.Length > 4 ? int.Parse(args[4]) : 16;
 var paths = (args.Length > 5 ? args[5] : "ort,torch").Split(',');
 int rounds = args.Length > 6 ? int.Parse(args[6]) : 3;
+if (rounds < 1 || examples < 1 || batch < 1)
+{
+    Console.Error.WriteLine("examples, batch and rounds must be at least 1");
+    return 2;
+}
 
 var model = ModelDirectory.Open(modelDir);
 var schedule = model.CreateSchedule();
@@ -165,6 +170,8 @@ foreach (var (what, _, note, seconds) in measures)
     int n = what.StartsWith("ORT forward", StringComparison.Ordinal) ? Math.Max(1, examples / batch) * batch : examples * timesteps;
     Console.WriteLine($"| {what} | {s:F2} | {s * 1000 / n:F2} | {n / s:F0} | {note} |");
 }
+
+return 0;
 
 static float[] TestNormal(int n, int seed)
 {

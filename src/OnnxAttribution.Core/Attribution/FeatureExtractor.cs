@@ -26,7 +26,6 @@ public sealed class FeatureExtractor
     private readonly DenseProjector? _dense;
     private readonly FactoredProjector? _factored;
     private readonly IReadOnlyList<(string Layer, string A, string G, int Positions, int InDim, int OutDim)> _factors = [];
-    private readonly bool _projectedInGraph;
 
     /// <summary>Creates the extractor.</summary>
     /// <param name="source">The gradient source.</param>
@@ -58,11 +57,12 @@ public sealed class FeatureExtractor
             {
                 _factored = factored
                     ?? throw new GraphContractException("the gradient graph projects its Kronecker factors itself (projected_factors); the extractor needs the projector it was built with");
-                if (source.ProjectedFactorsWidth != factored.OutputDim)
+                if (source.ProjectedFactorsWidth != factored.OutputDim || factored.Seed != unchecked((ulong)settings.Seed) || factored.Kind != settings.Distribution)
                 {
-                    throw new GraphContractException($"the gradient graph's projected_factors holds {source.ProjectedFactorsWidth} values per example; the projector gives {factored.OutputDim}");
+                    throw new GraphContractException(
+                        $"the gradient graph's projected_factors holds {source.ProjectedFactorsWidth} values per example; the projector gives {factored.OutputDim} " +
+                        $"(seed {factored.Seed}, {factored.Kind}) where the settings ask for seed {settings.Seed}, {settings.Distribution}");
                 }
-                _projectedInGraph = true;
             }
             else
             {
@@ -175,14 +175,17 @@ public sealed class FeatureExtractor
         acc.CopyTo(destination);
     }
 
+    /// <summary>Whether the gradient graph computes the factored projection itself.</summary>
+    private bool ProjectedInGraph => _source.ProjectedFactorsOutput is not null;
+
     /// <summary>The gradient-graph outputs factored features are made from: the graph's own projection, or the factors.</summary>
     private IReadOnlyList<string> FactoredOutputs() =>
-        _projectedInGraph ? [_source.ProjectedFactorsOutput!] : _factors.SelectMany(f => new[] { f.A, f.G }).ToList();
+        ProjectedInGraph ? [_source.ProjectedFactorsOutput!] : _factors.SelectMany(f => new[] { f.A, f.G }).ToList();
 
     /// <summary>acc += weight · (one pair's factored features of <paramref name="count"/> examples); scratch holds count·k values.</summary>
     private void AddFactoredPair(Dictionary<string, float[]> values, int count, float weight, float[] scratch, float[] acc)
     {
-        if (_projectedInGraph)
+        if (ProjectedInGraph)
         {
             System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(values[_source.ProjectedFactorsOutput!], weight, acc, acc);
             return;

@@ -56,6 +56,9 @@ public sealed class GradientSource
     /// <summary>The gradient graph's output holding its own factored projection, [B, k], or null (see <c>VjpOptions.FactorProjections</c>).</summary>
     public string? ProjectedFactorsOutput => _vjp.ProjectedFactorsOutput;
 
+    /// <summary>Whether the gradient graph computes the measurement's cotangent from its own ε̂ (one run per pair, no forward pass first).</summary>
+    public bool CotangentFromOutput => _vjp.CotangentFromOutput;
+
     /// <summary>The width k of <see cref="ProjectedFactorsOutput"/>; 0 when the graph has none.</summary>
     public int ProjectedFactorsWidth => _vjp.ProjectedFactorsOutput is { } o ? checked((int)_vjp.OutputShapes[o][1]) : 0;
 
@@ -159,9 +162,7 @@ public sealed class GradientSource
         }
         if (outputs.Count > 0 && cotangent is null && _vjp.CotangentFromOutput)
         {
-            // The graph computes the measurement's cotangent from its own ε̂: one run instead of a forward pass, then the graph.
-            var wanted = outputs.Contains(VjpSession.OutputEps) ? outputs : [VjpSession.OutputEps, .. outputs];
-            var result = _vjp.RunMeasured(xt, ts, pair.NoiseArray, Measurement.CotangentWeights(Plan.Measurement, d), count, wanted);
+            var result = RunMeasurement(xt, ts, pair.NoiseArray, count, outputs);
             result[VjpSession.OutputEps].CopyTo(pair.PredictionArray, 0);
             pair.Outputs = result;
             return;
@@ -179,6 +180,16 @@ public sealed class GradientSource
             }
             pair.Outputs = _vjp.Run(xt, ts, cot, count, outputs);
         }
+    }
+
+    /// <summary>
+    /// One run of a graph that computes the plan measurement's cotangent from its own ε̂ (instead of a forward pass, then the
+    /// graph): the requested outputs and <c>eps</c>.
+    /// </summary>
+    private Dictionary<string, float[]> RunMeasurement(float[] xt, long[] ts, ReadOnlySpan<float> noise, int count, IReadOnlyList<string> outputs)
+    {
+        var wanted = outputs.Contains(VjpSession.OutputEps) ? outputs : [VjpSession.OutputEps, .. outputs];
+        return _vjp.RunMeasured(xt, ts, noise, Measurement.CotangentWeights(Plan.Measurement, ExampleLength), count, wanted);
     }
 
     /// <summary>Averaged per-example gradients of a batch of clean images.</summary>
@@ -255,7 +266,7 @@ public sealed class GradientSource
         {
             if (_vjp.CotangentFromOutput)
             {
-                accumulate(_vjp.RunMeasured(xt, ts, eps, Measurement.CotangentWeights(Plan.Measurement, ExampleLength), count, outputs), 1f);
+                accumulate(RunMeasurement(xt, ts, eps, count, outputs), 1f);
                 return;
             }
             var prediction = new float[xt.Length];

@@ -42,27 +42,22 @@ public static class Measurement
         {
             throw new ArgumentException($"measurement {kind}: ε̂ has {epsHat.Length} values, noise {noise.Length}, destination {destination.Length}");
         }
-        float scale = 2f / perExample;
-        switch (kind)
+        // w₀·ε̂ + w₁·ε + w₂: the form a gradient graph that computes its own cotangent evaluates (equal to rounding).
+        var w = CotangentWeights(kind, perExample);
+        System.Numerics.Tensors.TensorPrimitives.Multiply(epsHat, w[0], destination);
+        if (w[1] != 0f)
         {
-            case MeasurementKind.Loss:
-                System.Numerics.Tensors.TensorPrimitives.Subtract(epsHat, noise, destination);
-                System.Numerics.Tensors.TensorPrimitives.Multiply(destination, scale, destination);
-                break;
-            case MeasurementKind.Square:
-                System.Numerics.Tensors.TensorPrimitives.Multiply(epsHat, scale, destination);
-                break;
-            case MeasurementKind.Mean:
-                destination.Fill(1f / perExample);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown measurement");
+            System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(noise, w[1], destination, destination);
+        }
+        if (w[2] != 0f)
+        {
+            System.Numerics.Tensors.TensorPrimitives.Add(destination, w[2], destination);
         }
     }
 
     /// <summary>
-    /// The cotangent as weights (w₀, w₁, w₂) of w₀·ε̂ + w₁·ε + w₂, for a gradient graph that computes it from its own output
-    /// (VjpSession.CotangentFromOutput): the same values as <see cref="Cotangent"/> up to rounding.
+    /// The cotangent as weights (w₀, w₁, w₂) of w₀·ε̂ + w₁·ε + w₂: what <see cref="Cotangent"/> computes, and what a gradient
+    /// graph that computes its cotangent from its own output (VjpSession.CotangentFromOutput) is given.
     /// </summary>
     /// <param name="kind">The measurement.</param>
     /// <param name="perExample">D, the output size of one example.</param>

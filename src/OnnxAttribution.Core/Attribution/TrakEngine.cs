@@ -69,19 +69,24 @@ public sealed class TrakModel : IDisposable
         {
             // The store is tied to the model's gradient graph (vjp.onnx), but featurizing runs a graph specialised to the
             // projection, derived from forward.onnx with the same rules: only per-example gradients for dense, only the
-            // Kronecker factors for factored. ONNX Runtime runs every node of a graph whatever outputs are asked for.
-            // A folder without vjp.onnx (an exported training checkpoint) is identified by its forward graph instead.
+            // projected factors (or, for K-FAC, the raw factors) for factored. ONNX Runtime runs every node of a graph
+            // whatever outputs are asked for. A folder without vjp.onnx (an exported training checkpoint) is identified by
+            // its forward graph instead.
             FingerprintPath = File.Exists(Directory.VjpPath) ? Directory.VjpPath : Directory.RequireForward();
             Fingerprint = StoreMeta.FingerprintFile(FingerprintPath);
             // The graph also computes the measurement's cotangent from its own ε̂, so a pair takes one run, not a forward pass
             // first. Factored features without the factors: the graph applies the projector's P_in and P_out itself (convolving each
-            // layer's input with P_in's columns), so no layer's input is unfolded and nothing but k values per example leaves ORT.
+            // layer's input with P_in's columns), so no layer's input is unfolded and only ε̂ and k values per example leave ORT.
             var forward = Onnx.OnnxModelFile.Load(Directory.RequireForward());
             var parameters = Directory.Metadata.Parameters.Count > 0 ? Directory.Metadata.Parameters.Select(p => p.Name).ToList() : null;
             bool inGraph = projection.Kind == ProjectorKind.Factored && !kroneckerFactors;
             if (inGraph)
             {
                 var layers = Onnx.Differentiation.VjpBuilder.FactorLayers(forward, parameters);
+                if (layers.Count == 0)
+                {
+                    throw new GraphContractException($"{Directory.RequireForward()}: --projector factored needs Conv, Gemm or MatMul weights among the parameters; the graph has none (use --projector dense)");
+                }
                 _factored = FeatureExtractor.CreateFactored(layers.Select(l => (l.Layer, checked((int)l.InDim), checked((int)l.OutDim))).ToList(), projection);
             }
             var graph = Onnx.Differentiation.VjpBuilder.Build(forward, new Onnx.Differentiation.VjpOptions
@@ -93,7 +98,6 @@ public sealed class TrakModel : IDisposable
                 CotangentFromOutput = true,
             });
             _vjp = VjpSession.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray(graph), $"the gradient graph of {Directory.RequireForward()} ({projection.Kind.ToString().ToLowerInvariant()} features)", session);
-            Projector = projection.Kind;
             _projection = projection;
             Extractor = ExtractorFor(plan, projection);
         }
@@ -139,13 +143,14 @@ public sealed class TrakModel : IDisposable
     }
 
     /// <summary>The projection kind the gradient graph was specialised to.</summary>
-    public ProjectorKind Projector { get; }
+    public ProjectorKind Projector => _projection.Kind;
 
     /// <summary>
-    /// An extractor for another plan or projection of the same kind, running on this model's sessions (valid while the
+    /// An extractor for another plan (or, for dense, another projection) running on this model's sessions (valid while the
     /// model is not disposed): stores that differ only in their plan, such as Journey-TRAK's one store per timestep, share one model.
     /// </summary>
-    /// <exception cref="ArgumentException">The projection's kind is not the one the gradient graph was built for.</exception>
+    /// <exception cref="ArgumentException">The projection's kind is not the one the gradient graph was built for, or the graph
+    /// computes a factored projection itself and this one differs from it.</exception>
     public FeatureExtractor ExtractorFor(FeaturizationPlan plan, ProjectionSettings projection)
     {
         ArgumentNullException.ThrowIfNull(plan);

@@ -568,6 +568,19 @@ internal static class GradientRules
         return c.ReshapePerExample(unfolded, [fan, ys[2] * ys[3]]);
     }
 
+    /// <summary>
+    /// Records the in-graph projection of a layer whose factors are <paramref name="a3"/> [B, S, inDim] and <paramref name="g3"/>
+    /// [B, S, outDim] (Gemm: S = 1; MatMul on rank-3 inputs): Y = Σₛ (P_outᵀgₛ)(P_inᵀaₛ)ᵀ.
+    /// </summary>
+    private static void ProjectFactors(VjpContext c, string weight, string a3, string g3, long positions, long inDim, long outDim)
+    {
+        var projection = c.ProjectionOf(weight)!;
+        long kIn = projection.InputDim, kOut = projection.OutputDim;
+        string ap = c.Op("MatMul", [a3, c.InputProjection(weight, inDim, transposed: false, inDim, kIn)], [ShapeInference.Batch, positions, kIn]);
+        string gp = c.Op("MatMul", [g3, c.OutputProjection(weight, outDim, transposed: false, outDim, kOut)], [ShapeInference.Batch, positions, kOut]);
+        c.AddProjectedFactors(weight, c.Transpose(gp, c.Shapes.TryShape(gp), 0, 2, 1), ap);
+    }
+
     private static void Gemm(VjpContext c, NodeProto n)
     {
         if (c.GradOut(n) is not { } g)
@@ -608,13 +621,9 @@ internal static class GradientRules
                 {
                     c.AddFactors(b, a3, g3, 1, k, m);
                 }
-                if (c.ProjectionOf(b) is { } projection)
+                if (c.ProjectionOf(b) is not null)
                 {
-                    // One position: Y = (P_outᵀg)(P_inᵀa)ᵀ, an outer product per example.
-                    long kIn = projection.InputDim, kOut = projection.OutputDim;
-                    string ap = c.Op("MatMul", [a, c.InputProjection(b, k, transposed: false, k, kIn)], [ShapeInference.Batch, kIn]);
-                    string gp = c.Op("MatMul", [ga, c.OutputProjection(b, m, transposed: false, m, kOut)], [ShapeInference.Batch, kOut]);
-                    c.AddProjectedFactors(b, c.Unsqueeze(gp, c.Shapes.TryShape(gp), 2), c.Unsqueeze(ap, c.Shapes.TryShape(ap), 1));
+                    ProjectFactors(c, b, a3, g3, 1, k, m);
                 }
             }
             else
@@ -676,12 +685,9 @@ internal static class GradientRules
                 {
                     c.AddFactors(b, a3, g3, positions, k, m);
                 }
-                if (c.ProjectionOf(b) is { } projection)
+                if (c.ProjectionOf(b) is not null)
                 {
-                    long kIn = projection.InputDim, kOut = projection.OutputDim;
-                    string ap = c.Op("MatMul", [a3, c.InputProjection(b, k, transposed: false, k, kIn)], [ShapeInference.Batch, positions, kIn]);
-                    string gp = c.Op("MatMul", [g3, c.OutputProjection(b, m, transposed: false, m, kOut)], [ShapeInference.Batch, positions, kOut]);
-                    c.AddProjectedFactors(b, c.Transpose(gp, c.Shapes.TryShape(gp), 0, 2, 1), ap);
+                    ProjectFactors(c, b, a3, g3, positions, k, m);
                 }
             }
             else

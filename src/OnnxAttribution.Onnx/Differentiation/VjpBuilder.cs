@@ -5,8 +5,9 @@ namespace OnnxAttribution.Onnx.Differentiation;
 /// <summary>
 /// Reverse-mode differentiation of an ONNX graph: from a forward model, emits the vector–Jacobian-product graph
 /// of DESIGN.md's contract. The result keeps the forward graph's inputs, adds one <c>cotangent</c> input shaped
-/// like the output, and outputs the forward output followed by per-example parameter gradients and/or
-/// Kronecker factors.
+/// like the output (or, with <see cref="VjpOptions.CotangentFromOutput"/>, <c>target</c> and <c>cotangent_weights</c>), and
+/// outputs the forward output followed by per-example parameter gradients, Kronecker factors and/or their in-graph
+/// projection, as the options ask.
 /// </summary>
 /// <remarks>
 /// Axis 0 of the graph inputs is the batch. Per-example gradients are exact sums over the batch's own
@@ -76,13 +77,22 @@ public static class VjpBuilder
             var layers = new HashSet<string>(StringComparer.Ordinal);
             foreach (var p in projections)
             {
-                if (p is null || !layers.Add(p.Layer) || !parameters.Any(w => VjpContext.LayerName(w) == p.Layer))
+                ArgumentNullException.ThrowIfNull(p, nameof(options));
+                if (!layers.Add(p.Layer))
                 {
-                    throw new OnnxGraphException($"graph '{graph.Name}': factor projection for layer '{p?.Layer}' is repeated or names no differentiated weight");
+                    throw new OnnxGraphException($"graph '{graph.Name}': layer '{p.Layer}' has more than one factor projection");
+                }
+                if (!parameters.Any(w => VjpContext.LayerName(w) == p.Layer))
+                {
+                    throw new OnnxGraphException($"graph '{graph.Name}': factor projection for layer '{p.Layer}', which has no differentiated weight (layers: {string.Join(", ", parameters.Select(VjpContext.LayerName).Distinct())})");
                 }
             }
             if (!options.PerExampleGradients && !options.KroneckerFactors)
             {
+                if (layers.Count == 0)
+                {
+                    throw new OnnxGraphException($"graph '{graph.Name}': the options ask for no per-example gradients, no factors and no factor projections: nothing to compute");
+                }
                 parameters = parameters.Where(w => layers.Contains(VjpContext.LayerName(w))).ToList();
             }
         }

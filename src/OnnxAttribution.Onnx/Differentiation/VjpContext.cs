@@ -174,12 +174,18 @@ internal sealed class VjpContext
     public string? ProjectedBlock(string layer) => _projected.GetValueOrDefault(layer);
 
     /// <summary>A layer's P_in (inDim × kIn) as a constant, checked against the layer's size; transposed to kIn × inDim when asked.</summary>
-    public string InputProjection(string weight, long inDim, bool transposed, params long[] dims) =>
-        ProjectionConstant(weight, "p_in", ProjectionOf(weight)!.Input, inDim, ProjectionOf(weight)!.InputDim, transposed, dims);
+    public string InputProjection(string weight, long inDim, bool transposed, params long[] dims)
+    {
+        var p = ProjectionOf(weight)!;
+        return ProjectionConstant(weight, "p_in", p.Input, inDim, p.InputDim, transposed, dims);
+    }
 
     /// <summary>A layer's P_out (outDim × kOut) as a constant, checked against the layer's size; transposed to kOut × outDim when asked.</summary>
-    public string OutputProjection(string weight, long outDim, bool transposed, params long[] dims) =>
-        ProjectionConstant(weight, "p_out", ProjectionOf(weight)!.Output, outDim, ProjectionOf(weight)!.OutputDim, transposed, dims);
+    public string OutputProjection(string weight, long outDim, bool transposed, params long[] dims)
+    {
+        var p = ProjectionOf(weight)!;
+        return ProjectionConstant(weight, "p_out", p.Output, outDim, p.OutputDim, transposed, dims);
+    }
 
     /// <summary>
     /// Records a layer's projected weight gradient Y = (P_outᵀ g)(P_inᵀ a)ᵀ summed over positions, from its projected output
