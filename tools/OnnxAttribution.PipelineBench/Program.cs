@@ -33,6 +33,7 @@ var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, ti
 Console.Error.WriteLine($"model {modelDir}, {examples} examples × {timesteps} timesteps, k = {dim}, batch {batch}, {Environment.ProcessorCount} cores");
 
 var measures = new List<(string What, Action Run, string Note, List<double> Seconds)>();
+var owned = new List<IDisposable>(); // open until every round is done (disposing also writes ORT's profile, when asked for)
 void Time(string what, Action run, string note = "") => measures.Add((what, run, note, []));
 
 // 1. ORT forward vs forward + VJP, per example.
@@ -40,6 +41,7 @@ if (paths.Contains("ort"))
 {
     var denoiser = model.OpenDenoiser();
     var vjp = VjpSession.Open(model.RequireVjp());
+    owned.AddRange([denoiser, vjp]);
     var xt = TestNormal(batch * d, 1);
     var cot = TestNormal(batch * d, 2);
     var ts = Enumerable.Repeat(500L, batch).ToArray();
@@ -54,6 +56,7 @@ if (paths.Contains("ort"))
 foreach (var kind in paths.Contains("ort") ? new[] { ProjectorKind.Dense, ProjectorKind.Factored } : [])
 {
     var trak = new TrakModel(modelDir, plan, new ProjectionSettings(kind, ProjectionKind.Rademacher, dim, 0));
+    owned.Add(trak);
     var features = new float[batch * trak.Extractor.Dim];
     Time($"featurize, ORT + {kind.ToString().ToLowerInvariant()} projection (k = {trak.Extractor.Dim})", () =>
     {
@@ -69,6 +72,7 @@ foreach (var kind in paths.Contains("ort") ? new[] { ProjectorKind.Dense, Projec
 if (paths.Contains("torch"))
 {
     var net = UNet.FromModelDirectory(model.Path);
+    owned.Add(net);
     var parameters = net.parameters().ToArray();
     long p = parameters.Sum(x => x.numel());
     var dense = new DenseProjector(p, dim, ProjectionKind.Rademacher, 0);
@@ -146,7 +150,7 @@ if (paths.Contains("torch"))
     }
 }
 
-// Sessions, models and tensors stay open until the process ends: every path runs in every round.
+// Sessions and models stay open until every path has run in every round.
 foreach (var m in measures)
 {
     m.Run();
@@ -171,6 +175,7 @@ foreach (var (what, _, note, seconds) in measures)
     Console.WriteLine($"| {what} | {s:F2} | {s * 1000 / n:F2} | {n / s:F0} | {note} |");
 }
 
+owned.ForEach(o => o.Dispose());
 return 0;
 
 static float[] TestNormal(int n, int seed)
