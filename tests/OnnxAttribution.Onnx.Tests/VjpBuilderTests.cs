@@ -167,6 +167,26 @@ public sealed class VjpBuilderTests
     }
 
     [Test]
+    public void Build_PerExampleGradientsAlone_EqualThoseBuiltBesideTheFactors()
+    {
+        // Alone, a Conv's weight gradient is summed tap by tap; beside the factors it comes from the unfolded input.
+        var forward = SmallConvNet(new GraphBuilder("net"));
+        var alone = VjpBuilder.Build(forward, new VjpOptions());
+        var withFactors = VjpBuilder.Build(forward, new VjpOptions { KroneckerFactors = true });
+        Assert.That(alone.Graph.Node.Count(n => n.OpType == "Concat" && n.Attribute.Any(a => a.Name == "axis" && a.I == 1)), Is.Zero, "no unfolded input");
+        var rng = new Random(6);
+        var inputs = new Dictionary<string, (float[], long[])>
+        {
+            ["x"] = (GradientHarness.Normal(rng, 3 * 2 * 16, 1, 0), [3, 2, 4, 4]),
+            ["cotangent"] = (GradientHarness.Normal(rng, 3 * 3, 1, 0), [3, 3]),
+        };
+        var a = OrtHarness.RunFloat(alone, inputs, "grad.conv.weight")["grad.conv.weight"];
+        var b = OrtHarness.RunFloat(withFactors, inputs, "grad.conv.weight")["grad.conv.weight"];
+        Assert.That(b.Max(MathF.Abs), Is.GreaterThan(1e-3f));
+        Assert.That(a, Is.EqualTo(b).Within(1e-5f));
+    }
+
+    [Test]
     public void Build_UnknownParameterName_ThrowsNamingIt()
     {
         var forward = SmallConvNet(new GraphBuilder("net"));

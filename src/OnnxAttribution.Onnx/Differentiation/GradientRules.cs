@@ -508,7 +508,20 @@ internal static class GradientRules
                 string gp = c.Op("MatMul", [c.OutputProjection(w, cout, transposed: true, kOut, cout), gm], [ShapeInference.Batch, kOut, positions]);
                 c.AddProjectedFactors(w, gp, apT);
             }
-            if (c.Options.PerExampleGradients || c.Options.KroneckerFactors)
+            if (c.Options.PerExampleGradients && !c.Options.KroneckerFactors)
+            {
+                // Per tap, dW[:, :, tap] = g · (input under the tap)ᵀ: no unfolded copy of the input (its Concat), and the stacked
+                // taps are already in the weight's order [out, in, k·k].
+                var parts = Taps(c, x, xs, ys, k, strides, pads, dil).Select(t =>
+                {
+                    string tt = c.Transpose(c.ReshapePerExample(t, [cin, positions]), [ShapeInference.Batch, cin, positions], 0, 2, 1);
+                    string dt = c.Op("MatMul", [gm, tt], [ShapeInference.Batch, cout, cin]);
+                    return c.Unsqueeze(dt, [ShapeInference.Batch, cout, cin], 3);
+                }).ToList();
+                string stacked = parts.Count == 1 ? parts[0] : c.Op("Concat", [.. parts], [ShapeInference.Batch, cout, cin, parts.Count], Attr.Int("axis", 3));
+                c.AddParameterGradient(w, c.ReshapePerExample(stacked, ws));
+            }
+            else if (c.Options.PerExampleGradients || c.Options.KroneckerFactors)
             {
                 long kk = k[0] * k[1];
                 string u = Unfold(c, x, xs, ys, k, strides, pads, dil);              // [B, k·k·in (tap-major), S]
@@ -547,8 +560,16 @@ internal static class GradientRules
     /// </summary>
     private static string Unfold(VjpContext c, string x, long[] xs, long[] ys, long[] k, long[] strides, long[] pads, long[] dil)
     {
+        long fan = xs[1] * k[0] * k[1];
+        var taps = Taps(c, x, xs, ys, k, strides, pads, dil);
+        string unfolded = taps.Count == 1 ? taps[0] : c.Op("Concat", [.. taps], [xs[0], fan, ys[2], ys[3]], Attr.Int("axis", 1));
+        return c.ReshapePerExample(unfolded, [fan, ys[2] * ys[3]]);
+    }
+
+    /// <summary>The input under each kernel tap (i, j), tap-major: k·k values [B, in, H', W'] (a Pad, then one strided Slice each).</summary>
+    private static List<string> Taps(VjpContext c, string x, long[] xs, long[] ys, long[] k, long[] strides, long[] pads, long[] dil)
+    {
         long cin = xs[1];
-        long fan = cin * k[0] * k[1];
         // Tap-major keeps the Concat a copy of whole blocks; the weight order (c·kh·kw + tap) is restored on the small
         // per-example gradient, not on the unfolded input. (A one-hot depthwise Conv would run as B·C tiny GEMMs.)
         string padded = pads.Any(v => v != 0)
@@ -564,8 +585,7 @@ internal static class GradientRules
                     [xs[0], cin, ys[2], ys[3]]));
             }
         }
-        string unfolded = taps.Count == 1 ? taps[0] : c.Op("Concat", [.. taps], [xs[0], fan, ys[2], ys[3]], Attr.Int("axis", 1));
-        return c.ReshapePerExample(unfolded, [fan, ys[2] * ys[3]]);
+        return taps;
     }
 
     /// <summary>
