@@ -136,7 +136,7 @@ internal static class ServerApp
     /// Errors as <c>{"error": …}</c>: the request's own faults (bad fields, a PNG that does not decode) with their status,
     /// anything else 500 and logged. A request whose client went away gets nothing.
     /// </summary>
-    private static async Task HandleErrors(HttpContext context, RequestDelegate next, ILogger log)
+    internal static async Task HandleErrors(HttpContext context, RequestDelegate next, ILogger log)
     {
         try
         {
