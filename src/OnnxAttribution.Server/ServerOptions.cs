@@ -29,6 +29,7 @@ internal static class ServerCommandLine
         onnx-attribution-server: attribution lookups over HTTP on method stores (Core + ONNX Runtime, no libtorch).
 
         usage: onnx-attribution-server --store DIR [--store NAME=DIR ...] [--model DIR] [--urls URLS] [--threads N]
+                                       [--device cpu|cuda]
 
         options
           --store DIR | NAME=DIR  a method store to serve (repeatable). NAME (letters, digits, '.', '_', '-') is
@@ -38,6 +39,8 @@ internal static class ServerCommandLine
                                   source.json, as 'attribute' does).
           --urls URLS             where to listen, ';'-separated (default http://127.0.0.1:5080; port 0: any free port).
           --threads N             ONNX Runtime intra-op threads (default 0: ONNX Runtime's choice, one per core).
+          --device cpu|cuda       where ONNX Runtime runs the models (default cpu; cuda needs the GPU build of ONNX
+                                  Runtime, Microsoft.ML.OnnxRuntime.Gpu, as the CLI's --device does).
           --help                  this text.
 
         endpoints (JSON, camelCase)
@@ -48,9 +51,10 @@ internal static class ServerCommandLine
                application/json {"png": "<base64 PNG>"}                        resized to the model's size and channels
                application/json {"seeds": [7, 8], "sampler": "ddim", "steps": 50}   generated as 'attribute --seed' does
                image/png        the PNG itself as the body
-             -> {store, method, queries: [{label, top: [{row, score}]}], timings: {generateMs, scoreMs}}
+             -> {store, method, queries: [{label, top: [{row, score}]}], timings: {generateMs, scoreMs, batchedRequests}}
              All queries of one request are scored together (one scan of the store); at most 256 per request.
-             A store answers one request at a time; others wait their turn.
+             Requests to one store queue for its worker, which scores every request waiting (up to 64 queries) in
+             one scan; timings.batchedRequests says how many shared it.
           errors: {"error": "..."}: 400 bad input (names the field), 404 unknown store, 415 other content types,
                   500 unexpected (logged).
 
@@ -66,6 +70,7 @@ internal static class ServerCommandLine
         string? model = null;
         string urls = ServerOptions.DefaultUrls;
         int threads = 0;
+        var device = ExecutionDevice.Cpu;
         for (int i = 0; i < args.Count; i++)
         {
             var (option, inline) = Split(args[i]);
@@ -89,6 +94,14 @@ internal static class ServerCommandLine
                         throw new UserInputException($"--threads '{text}': expected a whole number ≥ 0 (0: ONNX Runtime's choice)");
                     }
                     break;
+                case "--device":
+                    var name = Value(option, inline, args, ref i);
+                    // By name only: Enum.TryParse also takes numbers ("1" would be cuda).
+                    if (name.Any(char.IsDigit) || !Enum.TryParse(name, ignoreCase: true, out device) || !Enum.IsDefined(device))
+                    {
+                        throw new UserInputException($"--device '{name}': expected cpu or cuda");
+                    }
+                    break;
                 default:
                     throw new UserInputException($"unknown option '{args[i]}' (see --help)");
             }
@@ -102,7 +115,7 @@ internal static class ServerCommandLine
         {
             throw new UserInputException($"--store: two stores are named '{twice.Key}' ({string.Join(", ", twice.Select(s => s.Directory))}); name them with --store NAME=DIR");
         }
-        return new ServerOptions(stores, model, urls, new SessionSettings(ExecutionDevice.Cpu, threads));
+        return new ServerOptions(stores, model, urls, new SessionSettings(device, threads));
     }
 
     /// <summary>"--opt=value" into ("--opt", "value"); anything else into (arg, null).</summary>

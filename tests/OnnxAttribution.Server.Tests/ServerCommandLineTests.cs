@@ -1,4 +1,5 @@
 using OnnxAttribution.Core;
+using OnnxAttribution.Core.Runtime;
 
 namespace OnnxAttribution.Server.Tests;
 
@@ -19,7 +20,14 @@ public sealed class ServerCommandLineTests
     public void Parse_Defaults_LoopbackPort5080AndOrtThreads()
     {
         var o = ServerCommandLine.Parse(["--store", "s"])!;
-        Assert.That((o.ModelDirectory, o.Urls, o.Session.IntraOpThreads), Is.EqualTo(((string?)null, "http://127.0.0.1:5080", 0)));
+        Assert.That((o.ModelDirectory, o.Urls, o.Session.IntraOpThreads, o.Session.Device), Is.EqualTo(((string?)null, "http://127.0.0.1:5080", 0, ExecutionDevice.Cpu)));
+    }
+
+    [TestCase("cuda", ExecutionDevice.Cuda)]
+    [TestCase("CPU", ExecutionDevice.Cpu)]
+    public void Parse_Device_SetsTheSessionsDevice(string name, ExecutionDevice expected)
+    {
+        Assert.That(ServerCommandLine.Parse(["--store", "s", "--device", name])!.Session.Device, Is.EqualTo(expected));
     }
 
     [Test]
@@ -27,7 +35,7 @@ public sealed class ServerCommandLineTests
     {
         Assert.That(ServerCommandLine.Parse(["--store", "s", "--help"]), Is.Null);
         string help = ServerCommandLine.Help;
-        foreach (var word in new[] { "--store", "--model", "--urls", "--threads", "/healthz", "/stores", "/stores/{name}/attribute", "image/png", "seeds" })
+        foreach (var word in new[] { "--store", "--model", "--urls", "--threads", "--device", "/healthz", "/stores", "/stores/{name}/attribute", "image/png", "seeds" })
         {
             Assert.That(help, Does.Contain(word));
         }
@@ -35,6 +43,8 @@ public sealed class ServerCommandLineTests
 
     [TestCase(new[] { "--store", "s", "--threads", "-1" }, "--threads '-1'")]
     [TestCase(new[] { "--store", "s", "--port", "80" }, "'--port'")]
+    [TestCase(new[] { "--store", "s", "--device", "gpu" }, "--device 'gpu': expected cpu or cuda")]
+    [TestCase(new[] { "--store", "s", "--device", "1" }, "--device '1'")]
     [TestCase(new[] { "--store" }, "--store needs a value")]
     [TestCase(new[] { "--model", "m" }, "no store")]
     [TestCase(new[] { "--store", "a/s", "--store", "b/s" }, "two stores are named 's'")]
