@@ -1,10 +1,10 @@
 using System.Net;
 using System.Net.Http.Json;
-using Microsoft.AspNetCore.Builder;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Runtime;
+
+using OnnxAttribution.Server.Tests.Support;
 
 namespace OnnxAttribution.Server.Tests;
 
@@ -20,8 +20,7 @@ public sealed class ServerMethodsTests
     private string _dir = "";
     private string _model = "";
     private ImageDataset _data = null!;
-    private WebApplication _app = null!;
-    private HttpClient _http = null!;
+    private RunningServer _server = null!;
     private readonly Dictionary<string, string> _stores = [];
 
     [OneTimeSetUp]
@@ -44,19 +43,15 @@ public sealed class ServerMethodsTests
             });
             _stores[method] = store;
         }
-        _app = ServerApp.Build(new ServerOptions([.. _stores.Select(s => new StoreSpec(s.Key, s.Value))], null, "http://127.0.0.1:0", SessionSettings.Default));
-        await _app.StartAsync();
-        _http = new HttpClient { BaseAddress = new Uri(_app.Urls.Single()) };
+        _server = await RunningServer.StartAsync([.. _stores.Select(s => new StoreSpec(s.Key, s.Value))]);
     }
 
     [OneTimeTearDown]
     public async Task StopServer()
     {
-        _http?.Dispose();
-        if (_app is not null)
+        if (_server is not null)
         {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
+            await _server.DisposeAsync();
         }
         Directory.Delete(_dir, recursive: true);
     }
@@ -66,7 +61,7 @@ public sealed class ServerMethodsTests
     public async Task Attribute_TrainingImage_SameRankingAndScoresAsTheScorer(string method, bool ranksItselfFirst)
     {
         int[] rows = [3, 20];
-        using var response = await _http.PostAsJsonAsync($"/stores/{method}/attribute?top=5", new { images = rows.Select(r => _data.Image(r).ToArray()).ToArray() });
+        using var response = await _server.Http.PostAsJsonAsync($"/stores/{method}/attribute?top=5", new { images = rows.Select(r => _data.Image(r).ToArray()).ToArray() });
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), await response.Content.ReadAsStringAsync());
         var body = (await response.Content.ReadFromJsonAsync<AttributeResponse>())!;
         Assert.That(body.Method, Is.EqualTo(method));

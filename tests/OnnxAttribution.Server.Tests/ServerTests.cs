@@ -1,13 +1,14 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using Microsoft.AspNetCore.Builder;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Imaging;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
+
+using OnnxAttribution.Server.Tests.Support;
 
 namespace OnnxAttribution.Server.Tests;
 
@@ -24,8 +25,7 @@ public sealed class ServerTests
     private string _dir = "";
     private string _model = "";
     private ImageDataset _data = null!;
-    private WebApplication _app = null!;
-    private HttpClient _http = null!;
+    private RunningServer _server = null!;
     private IAttributionScorer _scorer = null!;
 
     [OneTimeSetUp]
@@ -45,21 +45,17 @@ public sealed class ServerTests
             OutDirectory = store,
             Settings = new MethodSettings { Timesteps = 2, Dim = 512 },
         });
-        _app = ServerApp.Build(new ServerOptions([new StoreSpec(StoreName, store)], null, "http://127.0.0.1:0", SessionSettings.Default));
-        await _app.StartAsync();
-        _http = new HttpClient { BaseAddress = new Uri(_app.Urls.Single()) };
+        _server = await RunningServer.StartAsync([new StoreSpec(StoreName, store)]);
         _scorer = AttributionMethods.Open(store, _model);
     }
 
     [OneTimeTearDown]
     public async Task StopServer()
     {
-        _http?.Dispose();
         _scorer?.Dispose();
-        if (_app is not null)
+        if (_server is not null)
         {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
+            await _server.DisposeAsync();
         }
         Directory.Delete(_dir, recursive: true);
     }
@@ -67,14 +63,14 @@ public sealed class ServerTests
     [Test]
     public async Task Healthz_Running_SaysOk()
     {
-        var health = await _http.GetFromJsonAsync<HealthResponse>("/healthz");
+        var health = await _server.Http.GetFromJsonAsync<HealthResponse>("/healthz");
         Assert.That(health!.Status, Is.EqualTo("ok"));
     }
 
     [Test]
     public async Task Stores_OneStore_ListsItsMethodRowsAndGeometry()
     {
-        var stores = (await _http.GetFromJsonAsync<StoresResponse>("/stores"))!.Stores;
+        var stores = (await _server.Http.GetFromJsonAsync<StoresResponse>("/stores"))!.Stores;
         Assert.That(stores, Has.Count.EqualTo(1));
         var s = stores[0];
         Assert.That((s.Name, s.Method, s.Rows, s.Dim, s.Channels, s.ImageSize), Is.EqualTo((StoreName, "d-trak", (long)Rows, (int?)512, 1, 16)));
@@ -108,7 +104,7 @@ public sealed class ServerTests
         var asJson = await Attribute(new { png = Convert.ToBase64String(bytes) }, top: 8);
         using var raw = new ByteArrayContent(bytes);
         raw.Headers.ContentType = new MediaTypeHeaderValue("image/png");
-        using var posted = await _http.PostAsync(AttributePath(8), raw);
+        using var posted = await _server.Http.PostAsync(AttributePath(8), raw);
         var asBody = await Read(posted);
 
         var a = asJson.Queries.Single().Top;
@@ -185,7 +181,7 @@ public sealed class ServerTests
     [Test]
     public async Task Attribute_UnknownStore_404NamingIt()
     {
-        using var response = await _http.PostAsJsonAsync("/stores/nope/attribute", new { seeds = new[] { 1 } });
+        using var response = await _server.Http.PostAsJsonAsync("/stores/nope/attribute", new { seeds = new[] { 1 } });
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
         Assert.That(await Error(response), Does.Contain("'nope'").And.Contain(StoreName));
     }
@@ -193,7 +189,7 @@ public sealed class ServerTests
     [Test]
     public async Task Attribute_WrongImageLength_400NamingTheExpectedLength()
     {
-        using var response = await _http.PostAsJsonAsync(AttributePath(3), new { images = new[] { Image(0), new float[255] } });
+        using var response = await _server.Http.PostAsJsonAsync(AttributePath(3), new { images = new[] { Image(0), new float[255] } });
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
         Assert.That(await Error(response), Does.Contain("images[1]").And.Contain("255").And.Contain("1×16×16 = 256"));
     }
@@ -201,7 +197,7 @@ public sealed class ServerTests
     [Test]
     public async Task Attribute_BadBase64_400NamingPng()
     {
-        using var response = await _http.PostAsJsonAsync(AttributePath(3), new { png = "not base64!" });
+        using var response = await _server.Http.PostAsJsonAsync(AttributePath(3), new { png = "not base64!" });
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
         Assert.That(await Error(response), Does.Contain("'png'").And.Contain("base64"));
     }
@@ -209,7 +205,7 @@ public sealed class ServerTests
     [Test]
     public async Task Attribute_Base64OfSomethingElse_400SayingItIsNoImage()
     {
-        using var response = await _http.PostAsJsonAsync(AttributePath(3), new { png = Convert.ToBase64String("hello"u8.ToArray()) });
+        using var response = await _server.Http.PostAsJsonAsync(AttributePath(3), new { png = Convert.ToBase64String("hello"u8.ToArray()) });
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
         Assert.That(await Error(response), Does.Contain("'png'").And.Contain("not a readable image"));
     }
@@ -219,7 +215,7 @@ public sealed class ServerTests
     [TestCase("ten")]
     public async Task Attribute_TopNotAWholeNumberAboveZero_400NamingTop(string top)
     {
-        using var response = await _http.PostAsJsonAsync($"/stores/{StoreName}/attribute?top={top}", new { seeds = new[] { 1 } });
+        using var response = await _server.Http.PostAsJsonAsync($"/stores/{StoreName}/attribute?top={top}", new { seeds = new[] { 1 } });
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
         Assert.That(await Error(response), Does.Contain("'top'").And.Contain($"'{top}'"));
     }
@@ -234,7 +230,7 @@ public sealed class ServerTests
     public async Task Attribute_MalformedJson_400NamingTheField(string body, string expected)
     {
         using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
-        using var response = await _http.PostAsync(AttributePath(3), content);
+        using var response = await _server.Http.PostAsync(AttributePath(3), content);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
         Assert.That(await Error(response), Does.Contain(expected));
     }
@@ -243,7 +239,7 @@ public sealed class ServerTests
     public async Task Attribute_TextBody_415NamingTheContentTypes()
     {
         using var content = new StringContent("seed 7");
-        using var response = await _http.PostAsync(AttributePath(3), content);
+        using var response = await _server.Http.PostAsync(AttributePath(3), content);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.UnsupportedMediaType));
         Assert.That(await Error(response), Does.Contain("text/plain").And.Contain("image/png"));
     }
@@ -265,7 +261,7 @@ public sealed class ServerTests
 
     private async Task<AttributeResponse> Attribute(object body, int top)
     {
-        using var response = await _http.PostAsJsonAsync(AttributePath(top), body);
+        using var response = await _server.Http.PostAsJsonAsync(AttributePath(top), body);
         return await Read(response);
     }
 
