@@ -92,13 +92,6 @@ public static class DdpmTrainer
                     cancellationToken.ThrowIfCancellationRequested();
                 }
                 double loss = Step(options, step, schedule.Timesteps, data, sqrtAlphaBar, sqrtOneMinusAlphaBar, model, parameters, emaParameters, adamM, adamV);
-                if (!double.IsFinite(loss))
-                {
-                    // Nothing is saved: a checkpoint of these weights would only spread the NaN to whoever resumes or exports it.
-                    throw new AttributionException($"training diverged: the batch loss of step {step + 1} is {loss} (learning rate {LearningRateAt(options.LearningRate, options.WarmupSteps, step):G3}); " +
-                        (options.CheckpointDirectory is { } d ? $"the checkpoints in {d} hold the weights before it; " : "") +
-                        "a lower learning rate, a longer warm-up or gradient clipping may help");
-                }
                 step++;
                 losses.Add(loss);
                 windowLoss += loss;
@@ -177,6 +170,16 @@ public static class DdpmTrainer
         var loss = nn.functional.mse_loss(pred, noise);
         model.zero_grad();
         loss.backward();
+        // Checked before the update, so no weight, Adam moment or EMA ever holds a NaN: the last checkpoint stays usable.
+        float lossValue = loss.item<float>();
+        bool finiteGradients = parameters.All(p => p.grad!.isfinite().all().item<bool>());
+        if (!float.IsFinite(lossValue) || !finiteGradients)
+        {
+            string what = float.IsFinite(lossValue) ? $"the gradient of step {step + 1} is not finite (batch loss {lossValue})" : $"the batch loss of step {step + 1} is {lossValue}";
+            throw new AttributionException($"training diverged: {what} (learning rate {LearningRateAt(o.LearningRate, o.WarmupSteps, step):G3}); " +
+                (o.CheckpointDirectory is { } d ? $"the checkpoints in {d} hold the weights before it; " : "") +
+                "a lower learning rate, a longer warm-up or gradient clipping may help");
+        }
         if (o.GradientClipNorm > 0)
         {
             nn.utils.clip_grad_norm_(parameters, o.GradientClipNorm);
@@ -202,7 +205,7 @@ public static class DdpmTrainer
                 emaParameters[i].mul_(decay).add_(p, restDecay);
             }
         }
-        return loss.item<float>();
+        return lossValue;
     }
 
     private static Tensor SubsetTensor(TrainOptions o)

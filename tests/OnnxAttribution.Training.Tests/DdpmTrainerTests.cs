@@ -65,7 +65,11 @@ public sealed class DdpmTrainerTests : TempDirectoryTest
         Assert.That(e.Message, Does.Contain("diverged").And.Contain(dir));
         int step = int.Parse(System.Text.RegularExpressions.Regex.Match(e.Message, @"step (\d+)").Groups[1].Value);
         Assert.That(step, Is.InRange(2, 30));
-        Assert.That(TrainingCheckpoint.FindLatest(dir), Does.EndWith($"ckpt-{step - 1:D8}.bin"));
+        var latest = TrainingCheckpoint.FindLatest(dir)!;
+        Assert.That(latest, Does.EndWith($"ckpt-{step - 1:D8}.bin"));
+        // Checked before the update: everything in the last checkpoint (weights, EMA, Adam moments) is finite.
+        var bad = TrainingCheckpoint.Load(latest).Tensors.Where(t => !t.Values.All(float.IsFinite)).Select(t => t.Name).ToList();
+        Assert.That(bad, Is.Empty, latest);
     }
 
     [Test]
