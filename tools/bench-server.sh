@@ -63,6 +63,6 @@ awk -v p50="$(pct "$work/times" 0.5)" -v p99="$(pct "$work/times" 0.99)" -v s50=
     -v n="$n" -v png="$png" -v top="$top" 'BEGIN {
     printf "%d sequential requests of %s (top=%d): curl time_total p50 %.1f ms, p99 %.1f ms; server scoreMs p50 %.1f ms, p99 %.1f ms\n", n, png, top, p50 * 1000, p99 * 1000, s50, s99 }'
 awk -v p50="$(pct "$work/ctimes" 0.5)" -v p99="$(pct "$work/ctimes" 0.99)" -v n="$n" -v c="$clients" -v seq="$sequential_s" -v conc="$concurrent_s" \
-    -v mean_batch="$(awk '{s += $1} END {printf "%.1f", s / NR}' "$work/batches")" 'BEGIN {
+    -v mean_batch="$(awk '{s += 1 / $1} END {printf "%.1f", NR / s}' "$work/batches")" 'BEGIN {
     printf "%d requests from %d concurrent clients: curl time_total p50 %.1f ms, p99 %.1f ms; mean requests per scan %s\n", n, c, p50 * 1000, p99 * 1000, mean_batch
     printf "throughput: %.1f requests/s sequential (%.1f s), %.1f requests/s with %d clients (%.1f s): %.1fx\n", n / seq, seq, n / conc, c, conc, seq / conc }'

@@ -151,7 +151,7 @@ public static class PngImage
         if ((long)info.Width * info.Height > MaxPixels)
         {
             // Checked on the header, before anything is allocated: a small upload can declare a huge image.
-            throw new UserInputException($"{source}: a {info.Width}×{info.Height} image; this reads images of at most 8192×8192 pixels");
+            throw new UserInputException($"{source}: a {info.Width}×{info.Height} image; this reads images of at most {MaxPixels} pixels (8192²)");
         }
         bool gray = info.ColorType == SKColorType.Gray8;
         var decodeInfo = new SKImageInfo(info.Width, info.Height, gray ? SKColorType.Gray8 : SKColorType.Rgba8888, gray ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
