@@ -74,7 +74,7 @@ internal sealed class FeaturizeVerb
     [Option("shard", HelpText = "i/n: compute only the i-th of n contiguous parts (0-based), e.g. 3/8.")]
     public string? Shard { get; set; }
 
-    [Option("batch-size", Default = 16, HelpText = "Examples per gradient-graph call (does not change the result).")]
+    [Option("batch-size", Default = 16, HelpText = "Examples read and projected together (does not change the result: the gradient graph runs one example at a time, its timesteps as the batch).")]
     public int BatchSize { get; set; }
 
     [Option("threads", Default = 0, HelpText = "ONNX Runtime intra-op threads; 0 for its default.")]

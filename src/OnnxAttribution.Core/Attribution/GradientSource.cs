@@ -98,8 +98,14 @@ public sealed class GradientSource
     /// <param name="outputs">Gradient-graph outputs wanted (e.g. grad.* or a.*/g.*); empty for the forward pass alone.</param>
     /// <param name="rows">The images' dataset rows: a one-random-timestep plan (TracIn) draws each example's timestep and noise
     /// from its row and runs a single pair; ignored by fixed plans.</param>
-    /// <param name="handle">Called once per pair, in plan order; the <see cref="PairBatch"/> is reused, valid only during the call.</param>
+    /// <param name="handle">Called once per pair, in plan order; each <see cref="PairBatch"/> is valid only during its call.</param>
     /// <param name="cotangent">The cotangents fed to the graph (e.g. Monte-Carlo Fisher samples for K-FAC); null for the plan's measurement.</param>
+    /// <remarks>
+    /// <para>ONNX Runtime runs one example at a time, its pairs as the run's batch (<see cref="PairsPerRun"/> at a time), never
+    /// several examples in one run. Its CPU kernels choose their blocking and reduction order by the shapes of a run, so an
+    /// example batched with others could differ in the last bits from the same example alone; this way every example's
+    /// outputs are the same bits whatever B, the other examples, the batch boundaries, shards or a resumed run.</para>
+    /// </remarks>
     public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, ReadOnlySpan<long> rows, Action<PairBatch> handle,
         CotangentFunction? cotangent = null)
     {
@@ -107,78 +113,172 @@ public sealed class GradientSource
         ArgumentNullException.ThrowIfNull(handle);
         int d = ExampleLength;
         CheckBatch(images, count, nameof(images));
-        var noise = new float[d];
-        var pair = new PairBatch(count, d, 1f / Plan.Pairs);
-        var xt = new float[count * d];
-        var cot = new float[count * d];
-        var ts = new long[count];
-        if (Plan.RandomTimestepRound is not null)
+        bool random = Plan.RandomTimestepRound is not null;
+        if (random && rows.Length != count)
         {
-            if (rows.Length != count)
-            {
-                throw new ArgumentException($"the plan draws one timestep per example from its dataset row: pass the {count} rows (got {rows.Length})", nameof(rows));
-            }
-            for (int b = 0; b < count; b++)
-            {
-                ts[b] = Plan.ExampleTimestep(rows[b], _schedule.Timesteps);
-                Plan.ExampleNoise(rows[b], pair.NoiseArray.AsSpan(b * d, d));
-            }
-            RunPair(images, count, ts, xt, cot, outputs, pair, timestepIndex: 0, draw: 0, cotangent);
-            handle(pair);
-            return;
+            throw new ArgumentException($"the plan draws one timestep per example from its dataset row: pass the {count} rows (got {rows.Length})", nameof(rows));
         }
-        for (int j = 0; j < Plan.Timesteps.Count; j++)
+        int pairs = Plan.Pairs;
+        int perRun = PairsPerRun(outputs);
+        int chunks = (pairs + perRun - 1) / perRun;
+        var noise = new float[d];
+        int done = 0;
+        for (int c = 0; c < chunks; c++)
         {
-            Array.Fill(ts, Plan.Timesteps[j]);
-            for (int draw = 0; draw < Plan.NoiseDraws; draw++)
+            // Chunks of near-equal size (10 pairs at 8 a run: 5 + 5), fixed by the plan and the outputs alone.
+            int n = (pairs - done) / (chunks - c);
+            var chunk = new PairBatch[n];
+            var ts = new long[count * n];
+            for (int i = 0; i < n; i++)
             {
-                Plan.Noise(j, draw, noise);
+                int pair = done + i;
+                chunk[i] = new PairBatch(count, d, 1f / pairs, pair / Plan.NoiseDraws, pair % Plan.NoiseDraws);
                 for (int b = 0; b < count; b++)
                 {
-                    noise.CopyTo(pair.NoiseArray.AsSpan(b * d, d));
+                    if (random)
+                    {
+                        ts[b * n + i] = Plan.ExampleTimestep(rows[b], _schedule.Timesteps);
+                        Plan.ExampleNoise(rows[b], chunk[i].NoiseArray.AsSpan(b * d, d));
+                    }
+                    else
+                    {
+                        ts[b * n + i] = Plan.Timesteps[chunk[i].TimestepIndex];
+                    }
                 }
-                RunPair(images, count, ts, xt, cot, outputs, pair, j, draw, cotangent);
+                if (!random)
+                {
+                    Plan.Noise(chunk[i].TimestepIndex, chunk[i].Draw, noise);
+                    for (int b = 0; b < count; b++)
+                    {
+                        noise.CopyTo(chunk[i].NoiseArray.AsSpan(b * d, d));
+                    }
+                }
+            }
+            RunChunk(images, count, chunk, ts, outputs, cotangent);
+            foreach (var pair in chunk)
+            {
                 handle(pair);
             }
+            done += n;
         }
     }
 
-    /// <summary>One pair on a batch: x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε per example (ε in the pair), ε̂, the cotangent, the gradient graph.</summary>
-    private void RunPair(ReadOnlySpan<float> images, int count, long[] ts, float[] xt, float[] cot, IReadOnlyList<string> outputs, PairBatch pair,
-        int timestepIndex, int draw, CotangentFunction? cotangent)
+    /// <summary>The most pairs of one example that go into one run.</summary>
+    public const int MaxPairsPerRun = 8;
+
+    /// <summary>About the most output values one example's run may hold at once (16 MB of float32), so that large outputs
+    /// (per-example gradients, Kronecker factors) take fewer pairs per run.</summary>
+    private const long MaxValuesPerRun = 1L << 22;
+
+    /// <summary>How many pairs of one example go into one run for these outputs: up to <see cref="MaxPairsPerRun"/>, fewer when
+    /// the outputs are large. It depends on the graph and the outputs only, never on the batch.</summary>
+    public int PairsPerRun(IReadOnlyList<string> outputs)
+    {
+        ArgumentNullException.ThrowIfNull(outputs);
+        long perPair = ExampleLength;
+        foreach (var o in outputs)
+        {
+            perPair += _vjp.OutputShapes.TryGetValue(o, out var shape) ? shape.Skip(1).Aggregate(1L, (a, b) => a * Math.Max(1L, b)) : ExampleLength;
+        }
+        return (int)Math.Clamp(MaxValuesPerRun / perPair, 1, MaxPairsPerRun);
+    }
+
+    /// <summary>
+    /// One chunk of pairs on a batch: x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε per example and pair, then per example one run of its
+    /// pairs (ε̂ and the gradient graph, or the forward graph, then the cotangents, then the gradient graph), each run's rows
+    /// scattered into the pairs' B-row arrays.
+    /// </summary>
+    /// <remarks>The timesteps <paramref name="ts"/> are example-major: example b's pair i at b·n + i.</remarks>
+    private void RunChunk(ReadOnlySpan<float> images, int count, PairBatch[] chunk, long[] ts, IReadOnlyList<string> outputs, CotangentFunction? cotangent)
     {
         int d = ExampleLength;
+        int n = chunk.Length;
+        var xt = new float[n * d];
+        var target = new float[n * d];
+        var prediction = new float[n * d];
+        bool measured = outputs.Count > 0 && cotangent is null && _vjp.CotangentFromOutput;
+        var states = measured || outputs.Count == 0 ? null : new float[count * n * d];
         for (int b = 0; b < count; b++)
         {
-            float a = (float)Math.Sqrt(_schedule.AlphaBars[ts[b]]);
-            float s = (float)Math.Sqrt(1 - _schedule.AlphaBars[ts[b]]);
             var x0 = images.Slice(b * d, d);
-            var e = pair.NoiseArray.AsSpan(b * d, d);
-            var dst = xt.AsSpan(b * d, d);
-            for (int i = 0; i < d; i++)
+            for (int i = 0; i < n; i++)
             {
-                dst[i] = a * x0[i] + s * e[i];
+                long t = ts[b * n + i];
+                float a = (float)Math.Sqrt(_schedule.AlphaBars[t]);
+                float s = (float)Math.Sqrt(1 - _schedule.AlphaBars[t]);
+                var e = chunk[i].NoiseArray.AsSpan(b * d, d);
+                var dst = xt.AsSpan(i * d, d);
+                for (int k = 0; k < d; k++)
+                {
+                    dst[k] = a * x0[k] + s * e[k];
+                }
+                e.CopyTo(target.AsSpan(i * d, d));
             }
+            var tb = ts.AsSpan(b * n, n);
+            if (measured)
+            {
+                var result = RunMeasurement(xt, tb, target, n, outputs);
+                Scatter(result[VjpSession.OutputEps], chunk, b, pair => pair.PredictionArray);
+                Scatter(result, outputs, chunk, b, count);
+                continue;
+            }
+            _forward.Predict(xt, tb, n, prediction);
+            Scatter(prediction, chunk, b, pair => pair.PredictionArray);
+            xt.CopyTo(states.AsSpan(b * n * d, n * d));
         }
-        if (outputs.Count > 0 && cotangent is null && _vjp.CotangentFromOutput)
+        if (states is null)
         {
-            var result = RunMeasurement(xt, ts, pair.NoiseArray, count, outputs);
-            result[VjpSession.OutputEps].CopyTo(pair.PredictionArray, 0);
-            pair.Outputs = result;
             return;
         }
-        _forward.Predict(xt, ts, count, pair.PredictionArray);
-        if (outputs.Count > 0)
+        var cot = new float[count * d];
+        var cotangents = new float[count * n * d];
+        for (int i = 0; i < n; i++)
         {
+            var pair = chunk[i];
             if (cotangent is null)
             {
                 Measurement.Cotangent(Plan.Measurement, pair.PredictionArray, pair.NoiseArray, d, cot);
             }
             else
             {
-                cotangent(timestepIndex, draw, pair.PredictionArray, pair.NoiseArray, cot);
+                cotangent(pair.TimestepIndex, pair.Draw, pair.PredictionArray, pair.NoiseArray, cot);
             }
-            pair.Outputs = _vjp.Run(xt, ts, cot, count, outputs);
+            for (int b = 0; b < count; b++)
+            {
+                cot.AsSpan(b * d, d).CopyTo(cotangents.AsSpan((b * n + i) * d, d));
+            }
+        }
+        for (int b = 0; b < count; b++)
+        {
+            var result = _vjp.Run(states.AsSpan(b * n * d, n * d), ts.AsSpan(b * n, n), cotangents.AsSpan(b * n * d, n * d), n, outputs);
+            Scatter(result, outputs, chunk, b, count);
+        }
+    }
+
+    /// <summary>Row i of one example's run (n rows of the same size) into pair i's B-row array, at example b.</summary>
+    private static void Scatter(float[] run, PairBatch[] chunk, int b, Func<PairBatch, float[]> destination)
+    {
+        int size = run.Length / chunk.Length;
+        for (int i = 0; i < chunk.Length; i++)
+        {
+            run.AsSpan(i * size, size).CopyTo(destination(chunk[i]).AsSpan(b * size, size));
+        }
+    }
+
+    /// <summary>Each requested output of one example's run into the pairs' <see cref="PairBatch.Outputs"/> (allocated for B rows on first use).</summary>
+    private static void Scatter(Dictionary<string, float[]> run, IReadOnlyList<string> outputs, PairBatch[] chunk, int b, int count)
+    {
+        foreach (var o in outputs)
+        {
+            int size = run[o].Length / chunk.Length;
+            foreach (var pair in chunk)
+            {
+                if (!pair.Outputs.ContainsKey(o))
+                {
+                    pair.Outputs[o] = new float[(long)count * size];
+                }
+            }
+            Scatter(run[o], chunk, b, pair => pair.Outputs[o]);
         }
     }
 
@@ -186,7 +286,7 @@ public sealed class GradientSource
     /// One run of a graph that computes the plan measurement's cotangent from its own ε̂ (instead of a forward pass, then the
     /// graph): the requested outputs and <c>eps</c>.
     /// </summary>
-    private Dictionary<string, float[]> RunMeasurement(float[] xt, long[] ts, ReadOnlySpan<float> noise, int count, IReadOnlyList<string> outputs)
+    private Dictionary<string, float[]> RunMeasurement(ReadOnlySpan<float> xt, ReadOnlySpan<long> ts, ReadOnlySpan<float> noise, int count, IReadOnlyList<string> outputs)
     {
         var wanted = outputs.Contains(VjpSession.OutputEps) ? outputs : [VjpSession.OutputEps, .. outputs];
         return _vjp.RunMeasured(xt, ts, noise, Measurement.CotangentWeights(Plan.Measurement, ExampleLength), count, wanted);
@@ -264,16 +364,36 @@ public sealed class GradientSource
         Array.Fill(ts, timestep);
         return new ExampleBatch(count, (outputs, accumulate) =>
         {
-            if (_vjp.CotangentFromOutput)
+            // One example per run, as in ForEachPair: an example's outputs do not depend on the others of the batch.
+            int d = ExampleLength;
+            var merged = new Dictionary<string, float[]>();
+            var prediction = new float[d];
+            var cot = new float[d];
+            for (int b = 0; b < count; b++)
             {
-                accumulate(RunMeasurement(xt, ts, eps, count, outputs), 1f);
-                return;
+                var x = xt.AsSpan(b * d, d);
+                var e = eps.AsSpan(b * d, d);
+                Dictionary<string, float[]> result;
+                if (_vjp.CotangentFromOutput)
+                {
+                    result = RunMeasurement(x, ts.AsSpan(b, 1), e, 1, outputs);
+                }
+                else
+                {
+                    _forward.Predict(x, ts.AsSpan(b, 1), 1, prediction);
+                    Measurement.Cotangent(Plan.Measurement, prediction, e, d, cot);
+                    result = _vjp.Run(x, ts.AsSpan(b, 1), cot, 1, outputs);
+                }
+                foreach (var (name, values) in result)
+                {
+                    if (!merged.TryGetValue(name, out var all))
+                    {
+                        merged[name] = all = new float[(long)count * values.Length];
+                    }
+                    values.CopyTo(all.AsSpan(b * values.Length));
+                }
             }
-            var prediction = new float[xt.Length];
-            var cot = new float[xt.Length];
-            _forward.Predict(xt, ts, count, prediction);
-            Measurement.Cotangent(Plan.Measurement, prediction, eps, ExampleLength, cot);
-            accumulate(_vjp.Run(xt, ts, cot, count, outputs), 1f);
+            accumulate(merged, 1f);
         });
     }
 
@@ -355,14 +475,16 @@ public sealed class GradientSource
 /// One (timestep, draw) pair of a batch as <see cref="GradientSource.ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction)"/>
 /// hands it out: its weight, each example's loss, and the gradient-graph outputs asked for.
 /// </summary>
-/// <remarks>One instance is refilled for every pair: its arrays and values are valid only during the callback.</remarks>
+/// <remarks>Its arrays and values are valid only during the callback.</remarks>
 public sealed class PairBatch
 {
     private readonly int _exampleLength;
 
-    internal PairBatch(int count, int exampleLength, float weight)
+    internal PairBatch(int count, int exampleLength, float weight, int timestepIndex, int draw)
     {
         Count = count;
+        TimestepIndex = timestepIndex;
+        Draw = draw;
         _exampleLength = exampleLength;
         Weight = weight;
         NoiseArray = new float[count * exampleLength];
@@ -374,6 +496,12 @@ public sealed class PairBatch
 
     /// <summary>The pair's weight in the plan's average, 1/pairs.</summary>
     public float Weight { get; }
+
+    /// <summary>The pair's timestep index in the plan (0 in the one-random-timestep mode).</summary>
+    public int TimestepIndex { get; }
+
+    /// <summary>The pair's noise draw at its timestep.</summary>
+    public int Draw { get; }
 
     /// <summary>The gradient-graph outputs asked for, each B·(per-example size) values; empty when none were asked for.</summary>
     public Dictionary<string, float[]> Outputs { get; internal set; } = [];
