@@ -125,7 +125,7 @@ public sealed class GradientSource
         int done = 0;
         for (int c = 0; c < chunks; c++)
         {
-            // Chunks of near-equal size (10 pairs at 8 a run: 5 + 5), fixed by the plan and the outputs alone.
+            // Chunks of near-equal size (30 pairs at 16 a run: 15 + 15), fixed by the plan and the outputs alone.
             int n = (pairs - done) / (chunks - c);
             var chunk = new PairBatch[n];
             var ts = new long[count * n];
@@ -164,11 +164,11 @@ public sealed class GradientSource
     }
 
     /// <summary>The most pairs of one example that go into one run.</summary>
-    public const int MaxPairsPerRun = 8;
+    public const int MaxPairsPerRun = 16;
 
-    /// <summary>About the most output values one example's run may hold at once (16 MB of float32), so that large outputs
+    /// <summary>About the most output values one example's run may hold at once (32 MB of float32), so that large outputs
     /// (per-example gradients, Kronecker factors) take fewer pairs per run.</summary>
-    private const long MaxValuesPerRun = 1L << 22;
+    private const long MaxValuesPerRun = 1L << 23;
 
     /// <summary>How many pairs of one example go into one run for these outputs: up to <see cref="MaxPairsPerRun"/>, fewer when
     /// the outputs are large. It depends on the graph and the outputs only, never on the batch.</summary>
