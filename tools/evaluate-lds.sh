@@ -6,7 +6,7 @@
 # Extra arguments go to 'evaluate lds' (e.g. --methods trak,d-trak to score fewer methods).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# glibc maps and unmaps the big activations every step; these cut training time ~2x here (shared PLATFORM.md).
+# glibc maps and unmaps the big activations every step; these cut training time ~2x here (docs/DESIGN.md, Platform notes).
 export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456
 dotnet build src/OnnxAttribution.Cli -c Release -v q -nologo -o out/cli
 cli=out/cli/onnx-attribution
