@@ -27,18 +27,70 @@ public static class OrtSessions
         {
             try
             {
+                RequireCuda();
                 options.AppendExecutionProvider_CUDA(settings.CudaDeviceId);
             }
-            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or InvalidOperationException)
+            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or InvalidOperationException or UserInputException)
             {
                 options.Dispose();
-                throw new UserInputException(
-                    $"--device cuda: the CUDA execution provider is not available ({e.Message}). " +
-                    "It needs the GPU build of ONNX Runtime (the NuGet package Microsoft.ML.OnnxRuntime.Gpu instead of Microsoft.ML.OnnxRuntime), " +
-                    "CUDA and cuDNN libraries, and an NVIDIA GPU; use --device cpu otherwise", e);
+                throw e as UserInputException ?? new UserInputException(
+                    $"--device cuda: the CUDA execution provider did not start on GPU {settings.CudaDeviceId} ({e.Message}); use --device cpu otherwise", e);
             }
         }
         return options;
+    }
+
+    /// <summary>Whether this assembly was built against the CUDA flavour of ONNX Runtime (<c>-p:OrtFlavor=cuda</c>).</summary>
+#if ORT_CUDA
+    public static bool CudaBuild { get; } = true;
+#else
+    public static bool CudaBuild { get; } = false;
+#endif
+
+    /// <summary>
+    /// The shared libraries ONNX Runtime 1.32's CUDA provider loads at run time (CUDA 13 and cuDNN 9), by the names the
+    /// dynamic loader looks for.
+    /// </summary>
+    public static IReadOnlyList<string> CudaLibraries { get; } =
+        ["libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcurand.so.10", "libcufft.so.12", "libcudnn.so.9"];
+
+    /// <summary>The libraries of <see cref="CudaLibraries"/> that <paramref name="canLoad"/> cannot load, in that order.</summary>
+    public static IReadOnlyList<string> MissingLibraries(Func<string, bool> canLoad)
+    {
+        ArgumentNullException.ThrowIfNull(canLoad);
+        return CudaLibraries.Where(name => !canLoad(name)).ToList();
+    }
+
+    /// <summary>Refuses CUDA on a CPU build, or where a library the CUDA provider needs cannot be loaded (naming each one).</summary>
+    /// <exception cref="UserInputException">CUDA cannot be used here.</exception>
+    public static void RequireCuda() => RequireCuda(CudaBuild, CanLoad);
+
+    /// <summary><see cref="RequireCuda()"/> with the build flavour and the loader given (for tests).</summary>
+    public static void RequireCuda(bool cudaBuild, Func<string, bool> canLoad)
+    {
+        if (!cudaBuild)
+        {
+            throw new UserInputException(
+                "--device cuda: this build uses ONNX Runtime's CPU package; build with -p:OrtFlavor=cuda (the package " +
+                "Microsoft.ML.OnnxRuntime.Gpu.Linux, CUDA 13, cuDNN 9) for the CUDA execution provider, or use --device cpu");
+        }
+        var missing = MissingLibraries(canLoad);
+        if (missing.Count > 0)
+        {
+            throw new UserInputException(
+                $"--device cuda: cannot load {string.Join(", ", missing)}; the CUDA execution provider needs CUDA 13 and cuDNN 9 " +
+                "(put their lib folders on LD_LIBRARY_PATH), or use --device cpu");
+        }
+    }
+
+    private static bool CanLoad(string name)
+    {
+        if (!System.Runtime.InteropServices.NativeLibrary.TryLoad(name, out var handle))
+        {
+            return false;
+        }
+        System.Runtime.InteropServices.NativeLibrary.Free(handle);
+        return true;
     }
 
     /// <summary>Opens a session on <paramref name="modelPath"/>.</summary>

@@ -78,9 +78,21 @@ public sealed class OnnxDenoiserTests : TempDirectoryTest
     [Test]
     public void CreateOptions_CudaOnCpuPackage_SaysGpuPackageNeeded()
     {
-        // This project references the CPU build of ONNX Runtime, which has no CUDA provider.
+        if (OrtSessions.CudaBuild)
+        {
+            Assert.Ignore("this is the CUDA flavour's build: the CPU package's refusal does not apply");
+        }
         Assert.That(() => OrtSessions.CreateOptions(new SessionSettings(ExecutionDevice.Cuda)),
-            Throws.TypeOf<UserInputException>().With.Message.Contains("Microsoft.ML.OnnxRuntime.Gpu"));
+            Throws.TypeOf<UserInputException>().With.Message.Contains("Microsoft.ML.OnnxRuntime.Gpu.Linux").And.Message.Contains("-p:OrtFlavor=cuda"));
+    }
+
+    [Test]
+    public void RequireCuda_CudaBuildWithoutCudnn_NamesTheMissingLibraries()
+    {
+        var error = Assert.Throws<UserInputException>(() => OrtSessions.RequireCuda(true, name => !name.StartsWith("libcudnn", StringComparison.Ordinal) && name != "libcurand.so.10"));
+        Assert.That(error!.Message, Does.Contain("cannot load libcurand.so.10, libcudnn.so.9").And.Contain("LD_LIBRARY_PATH"));
+        Assert.That(() => OrtSessions.RequireCuda(true, _ => true), Throws.Nothing);
+        Assert.That(OrtSessions.MissingLibraries(_ => false), Is.EqualTo(OrtSessions.CudaLibraries));
     }
 
     [Test]
