@@ -17,6 +17,19 @@ if [ -n "$filter" ]; then args+=(--filter "$filter"); fi
 dotnet "${args[@]}"
 status=$?
 
+# The SIMD kernels (projection, store scan, float16 conversion) once more on each fallback path: without AVX-512
+# (Vector256), without AVX2 (Vector128) and without hardware intrinsics (scalar). .NET 10 reads DOTNET_EnableAVX512
+# (DOTNET_EnableAVX512F for older runtimes); both are set. Their results count with the others.
+kernels="FullyQualifiedName~OnnxAttribution.Core.Tests.Projection|FullyQualifiedName~OnnxAttribution.Core.Tests.Store"
+path=0
+for config in "DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0" "DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0 DOTNET_EnableAVX2=0" \
+    "DOTNET_EnableHWIntrinsic=0"; do
+    path=$((path + 1))
+    echo "== SIMD kernel tests with $config"
+    env $config dotnet test tests/OnnxAttribution.Core.Tests -c Release --no-build --filter "$kernels" \
+        --logger "trx;LogFileName=simd-fallback-$path.trx" --results-directory "$results" --logger "console;verbosity=minimal" || status=1
+done
+
 passed=0; failed=0; skipped=0; files=0
 for trx in "$results"/*.trx; do
   [ -f "$trx" ] || continue
