@@ -23,6 +23,62 @@ public sealed class StoreWriterSafetyTests : TempDirectoryTest
     }
 
     [Test]
+    public void OpenOrCreate_LockHeldByAnotherProcess_RefusedUntilThatProcessIsKilled()
+    {
+        if (!File.Exists("/usr/bin/flock"))
+        {
+            Assert.Ignore("needs util-linux flock(1) to hold the lock from another process");
+        }
+        Directory.CreateDirectory(Dir("s"));
+        var lockPath = Path.Combine(Dir("s"), StoreLock.FileName);
+        using var other = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/usr/bin/flock", [lockPath, "sleep", "60"]))!;
+        try
+        {
+            // flock(1) takes the lock a moment after it starts: wait until the store is refused.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            StoreLockedException? refused = null;
+            while (refused is null && clock.Elapsed < TimeSpan.FromSeconds(20))
+            {
+                try
+                {
+                    StoreLock.Acquire(Dir("s"), "test").Dispose();
+                    Thread.Sleep(20);
+                }
+                catch (StoreLockedException e)
+                {
+                    refused = e;
+                }
+            }
+            Assert.That(refused, Is.Not.Null, "the other process never took the lock");
+            Assert.That(() => FeatureStoreWriter.OpenOrCreate(Dir("s"), StoreTestData.Meta(N, Dim)), Throws.TypeOf<StoreLockedException>());
+        }
+        finally
+        {
+            other.Kill(entireProcessTree: true);
+            other.WaitForExit();
+        }
+
+        // The operating system releases the lock once the holder (flock and its child, killed asynchronously) is gone.
+        var released = System.Diagnostics.Stopwatch.StartNew();
+        FeatureStoreWriter? writer = null;
+        while (writer is null)
+        {
+            try
+            {
+                writer = FeatureStoreWriter.OpenOrCreate(Dir("s"), StoreTestData.Meta(N, Dim));
+            }
+            catch (StoreLockedException) when (released.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                Thread.Sleep(20);
+            }
+        }
+        using (writer)
+        {
+            Assert.That(writer.RowCount, Is.EqualTo(N));
+        }
+    }
+
+    [Test]
     public void OpenOrCreate_AfterTheFirstWriterIsDisposed_Resumes()
     {
         var meta = StoreTestData.Meta(N, Dim);
