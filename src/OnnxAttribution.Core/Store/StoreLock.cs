@@ -12,8 +12,10 @@ namespace OnnxAttribution.Core.Store;
 /// mode on Windows). It conflicts between two writers in one process as well as between processes, and the operating system
 /// releases it when the holder exits or is killed: the files a killed writer leaves do not block the next one, which takes the
 /// lock and records itself. (Setting DOTNET_SYSTEM_IO_DISABLEFILELOCKING turns .NET's flock off, and this lock with it.)</para>
-/// <para>The holder is recorded in a second file because a file held this way cannot be read by another process. Both files
-/// stay in the folder when the lock is released: deleting the lock file could let two writers lock two different files.</para>
+/// <para>The holder is recorded in a second file because a file held this way cannot be read by another process; the holder
+/// deletes it before releasing the lock (a killed holder's record stays until the next writer replaces it), so a finished
+/// store holds the same files whoever wrote it and when. The empty lock file stays: deleting it could let two writers lock
+/// two different files.</para>
 /// </remarks>
 public sealed class StoreLock : IDisposable
 {
@@ -24,8 +26,14 @@ public sealed class StoreLock : IDisposable
     public const string HolderFileName = "writer.lock.holder";
 
     private readonly FileStream _file;
+    private readonly string _holderPath;
+    private bool _disposed;
 
-    private StoreLock(FileStream file) => _file = file;
+    private StoreLock(FileStream file, string holderPath)
+    {
+        _file = file;
+        _holderPath = holderPath;
+    }
 
     /// <summary>Takes the lock of <paramref name="directory"/> (created if missing), or fails at once if another writer holds it.</summary>
     /// <param name="directory">The store folder.</param>
@@ -52,8 +60,9 @@ public sealed class StoreLock : IDisposable
         {
             string holder = string.Create(CultureInfo.InvariantCulture,
                 $"pid {Environment.ProcessId} on host {Environment.MachineName}, {purpose}, since {DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ssZ}");
-            File.WriteAllText(Path.Combine(directory, HolderFileName), holder + "\n");
-            return new StoreLock(file);
+            string holderPath = Path.Combine(directory, HolderFileName);
+            File.WriteAllText(holderPath, holder + "\n");
+            return new StoreLock(file, holderPath);
         }
         catch
         {
@@ -76,8 +85,25 @@ public sealed class StoreLock : IDisposable
         }
     }
 
-    /// <summary>Releases the lock (the operating system also does when the process ends).</summary>
-    public void Dispose() => _file.Dispose();
+    /// <summary>Deletes the holder's record, then releases the lock (the operating system also does when the process ends).</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        try
+        {
+            // While the lock is still held: no other writer can have recorded itself yet.
+            File.Delete(_holderPath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A stale record only makes a later refusal name the wrong holder; the lock itself is released below.
+        }
+        _file.Dispose();
+    }
 }
 
 /// <summary>A store folder that another writer holds (<see cref="StoreLock"/>).</summary>

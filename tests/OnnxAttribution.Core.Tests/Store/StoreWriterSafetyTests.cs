@@ -88,8 +88,9 @@ public sealed class StoreWriterSafetyTests : TempDirectoryTest
             first.Flush();
         }
 
-        // The lock file is left behind (as after a kill), holding the old holder's record; it does not block.
-        Assert.That(File.Exists(Path.Combine(Dir("s"), StoreLock.FileName)), Is.True);
+        // The empty lock file is left behind (as after a kill), the holder's record is not; the next writer is not blocked.
+        Assert.That(new FileInfo(Path.Combine(Dir("s"), StoreLock.FileName)).Length, Is.Zero);
+        Assert.That(File.Exists(Path.Combine(Dir("s"), StoreLock.HolderFileName)), Is.False);
         using var second = FeatureStoreWriter.OpenOrCreate(Dir("s"), meta);
         Assert.That(second.DoneCount, Is.EqualTo(3));
     }
