@@ -186,6 +186,21 @@ public sealed partial class CliTests
     }
 
     [Test]
+    public void Finalize_PreconditionerPathIsADirectory_ExitsTwoNamingItBeforeTheWork()
+    {
+        var store = Path.Combine(_dir, "s");
+        WriteTinyStore(store);
+        var pre = Path.Combine(store, "preconditioner.bin");
+        Directory.CreateDirectory(pre);
+
+        int code = CliApp.Run(["finalize", "--store", store]);
+
+        Assert.That(code, Is.EqualTo(CliApp.BadInput), _stderr.ToString());
+        Assert.That(_stderr.ToString(), Does.Contain($"{pre}: is a directory"));
+        Assert.That(Directory.GetFileSystemEntries(store).Select(Path.GetFileName), Has.None.EndsWith(".tmp"));
+    }
+
+    [Test]
     public void Featurize_StoreHeldByAnotherWriter_ExitsTwoNamingTheHolder()
     {
         var store = Path.Combine(_dir, "s");
