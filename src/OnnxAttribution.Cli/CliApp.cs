@@ -5,7 +5,10 @@ using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Cli;
 
-/// <summary>Exit codes: 0 success, 1 unexpected failure, 2 bad input or files, 3 a check that ran and failed, 130 cancelled.</summary>
+/// <summary>
+/// Exit codes: 0 success, 1 unexpected failure (the exception on stderr), 2 bad input or files (an option out of range, a
+/// missing, damaged or unwritable file, a full disk, a store locked by another writer), 3 a check that ran and failed, 130 cancelled.
+/// </summary>
 internal static class CliApp
 {
     public const int Ok = 0;
@@ -41,10 +44,16 @@ internal static class CliApp
             Console.Error.WriteLine("cancelled");
             return Cancelled;
         }
-        catch (Exception e) when (e is AttributionException or OnnxGraphException or FileNotFoundException or DirectoryNotFoundException)
+        catch (Exception e) when (e is AttributionException or OnnxGraphException or IOException or UnauthorizedAccessException)
         {
+            // IOException covers missing files and folders, a full disk and files held by another process; the messages name the path.
             Console.Error.WriteLine($"error: {e.Message}");
             return BadInput;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"unexpected failure (a bug; please report it with this text): {e}");
+            return Crash;
         }
     }
 
@@ -56,7 +65,14 @@ internal static class CliApp
         typeof(InfluentialVerb),
     ];
 
-    private static int Dispatch(object options, CancellationToken cancel) => options switch
+    private static int Dispatch(object options, CancellationToken cancel)
+    {
+        // Every option is range-checked before any work starts.
+        ((IVerbOptions)options).Validate();
+        return Run(options, cancel);
+    }
+
+    private static int Run(object options, CancellationToken cancel) => options switch
     {
         TrainVerb o => TrainCommand.Run(o, cancel),
         TrainEnsembleVerb o => TrainEnsembleCommand.Run(o, cancel),

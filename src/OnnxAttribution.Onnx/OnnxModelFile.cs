@@ -31,7 +31,9 @@ public static class OnnxModelFile
         }
     }
 
-    /// <summary>Writes the model to a temporary file then moves it into place, so a killed write leaves no half file.</summary>
+    /// <summary>Writes the model to a temporary file then moves it into place, so a killed write leaves no half file and a
+    /// failed one (a full disk) leaves none at all.</summary>
+    /// <exception cref="IOException"><paramref name="path"/> is a directory, or the file cannot be written.</exception>
     public static void Save(ModelProto model, string path)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -40,11 +42,24 @@ public static class OnnxModelFile
         {
             Directory.CreateDirectory(dir);
         }
-        var tmp = path + ".tmp";
-        using (var stream = File.Create(tmp))
+        if (Directory.Exists(path))
         {
-            model.WriteTo(stream);
+            throw new IOException($"{path}: is a directory; cannot write the model there");
         }
-        File.Move(tmp, path, overwrite: true);
+        var tmp = path + ".tmp";
+        try
+        {
+            using (var stream = File.Create(tmp))
+            {
+                model.WriteTo(stream);
+            }
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch
+        {
+            // No partial file is left (a full disk, a folder that cannot be written).
+            File.Delete(tmp);
+            throw;
+        }
     }
 }

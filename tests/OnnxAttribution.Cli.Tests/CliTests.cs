@@ -5,7 +5,7 @@ namespace OnnxAttribution.Cli.Tests;
 /// <summary>The verbs as a user calls them: exit codes, messages that name the file, files written.</summary>
 [TestFixture]
 [NonParallelizable] // redirects the process's console
-public sealed class CliTests
+public sealed partial class CliTests
 {
     private string _dir = "";
     private TextWriter _out = null!;

@@ -10,7 +10,7 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution.Cli.Verbs;
 
 [Verb("attribute", HelpText = "Attribute generated images (--seed) or a given image (--image) to training images with a method store: writes a grid (each query beside its top-k training images, with scores) and prints the ranking (--json for machines).")]
-internal sealed class AttributeVerb
+internal sealed class AttributeVerb : IVerbOptions
 {
     [Option("store", Required = true, HelpText = "A method store folder (trak/d-trak: featurized and finalized; others: built by 'featurize --method').")]
     public string Store { get; set; } = "";
@@ -24,7 +24,7 @@ internal sealed class AttributeVerb
     [Option("seed", HelpText = "Generate the query from this seed (with --steps, --sampler), as 'generate' does.")]
     public long? Seed { get; set; }
 
-    [Option("count", Default = 1, HelpText = "With --seed: attribute seeds seed … seed+count−1 in one batch (one scan of the store).")]
+    [Option("count", Default = 1, HelpText = "With --seed: attribute seeds seed … seed+count−1 in one batch (one scan of the store); 1 to 1024.")]
     public int Count { get; set; }
 
     [Option("image", HelpText = "A PNG to attribute instead (resized to the model's size, converted to its channels).")]
@@ -36,7 +36,7 @@ internal sealed class AttributeVerb
     [Option("sampler", Default = SamplerKind.Ddim)]
     public SamplerKind Sampler { get; set; }
 
-    [Option("top", Default = 16, HelpText = "How many training images to return per query.")]
+    [Option("top", Default = 16, HelpText = "How many training images to return per query (at most the store's rows; the grid shows the first 100).")]
     public int Top { get; set; }
 
     [Option("out", Default = "attribution.png", HelpText = "The grid PNG: one row per query, the query first.")]
@@ -53,10 +53,25 @@ internal sealed class AttributeVerb
 
     [Option("json", HelpText = "Print the rankings as JSON.")]
     public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        OptionChecks.Given(Store, "--store");
+        OptionChecks.InRange(Count, 1, OptionChecks.MaxQueries, "--count");
+        OptionChecks.AtLeast(Steps, 1, "--steps");
+        OptionChecks.AtLeast(Top, 1, "--top");
+        OptionChecks.InRange(Scale, 1, OptionChecks.MaxScale, "--scale");
+        OptionChecks.AtLeast(Threads, 0, "--threads");
+        OptionChecks.OutputFile(Out, "--out");
+    }
 }
 
 internal static class AttributeCommand
 {
+    /// <summary>Most training images per query drawn in the grid (a picture wider than this is no use, and its size would grow with --top).</summary>
+    private const int MaxGridColumns = 100;
+
     public static int Run(AttributeVerb o, CancellationToken cancel)
     {
         if ((o.Seed is null) == (o.Image is null))
@@ -80,7 +95,7 @@ internal static class AttributeCommand
         List<AttributionQuery> queryList;
         if (o.Seed is long seed)
         {
-            var seeds = Enumerable.Range(0, Math.Max(1, o.Count)).Select(k => seed + k).ToArray();
+            var seeds = Enumerable.Range(0, o.Count).Select(k => seed + k).ToArray();
             queryList = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel);
         }
         else
@@ -96,19 +111,26 @@ internal static class AttributeCommand
         // A stepwise method (journey-trak) scores every step once; its overall ranking is the mean over the steps.
         var stepScores = scorer is IStepwiseScorer stepwise ? stepwise.StepScores(queryList, cancel) : null;
         var overall = stepScores is null ? scorer.Scores(queryList, cancel) : IStepwiseScorer.MeanOverSteps(stepScores, count, ((IStepwiseScorer)scorer).Steps.Count, scorer.Rows);
-        var top = Enumerable.Range(0, count).Select(q => TopKSelection.Select(overall.AsSpan(checked((int)(q * scorer.Rows)), checked((int)scorer.Rows)), o.Top)).ToArray();
+        // No more than the store holds: memory stays in proportion to the store, whatever --top asks.
+        int topK = (int)Math.Min(o.Top, scorer.Rows);
+        var top = Enumerable.Range(0, count).Select(q => TopKSelection.Select(overall.AsSpan(checked((int)(q * scorer.Rows)), checked((int)scorer.Rows)), topK)).ToArray();
         double attributeSeconds = clock.Elapsed.TotalSeconds;
 
         // The training images for the grid: the store's dataset, as featurized.
         var data = source?.LoadData();
-        int columns = o.Top + 1;
-        var tiles = new float[count * columns * d];
+        int shown = Math.Min(topK, MaxGridColumns);
+        if (shown < topK)
+        {
+            Output.Note($"the grid shows the first {shown} of the top {topK} of each query; the ranking lists all of them");
+        }
+        int columns = shown + 1;
+        var tiles = new float[checked(count * columns * d)];
         var captions = new List<string?>();
         for (int q = 0; q < count; q++)
         {
             queries.AsSpan(q * d, d).CopyTo(tiles.AsSpan(q * columns * d, d));
             captions.Add($"query {labels[q]}");
-            for (int r = 0; r < top[q].Count; r++)
+            for (int r = 0; r < Math.Min(top[q].Count, shown); r++)
             {
                 long row = top[q].Indices[r];
                 if (data is not null)
@@ -117,7 +139,7 @@ internal static class AttributeCommand
                 }
                 captions.Add($"#{row} {top[q].Scores[r]:0.###}");
             }
-            for (int r = top[q].Count; r < o.Top; r++)
+            for (int r = Math.Min(top[q].Count, shown); r < shown; r++)
             {
                 captions.Add(null);
             }
@@ -132,7 +154,7 @@ internal static class AttributeCommand
         // Methods that score each step of the trajectory (journey-trak): a picture per query and the per-step rankings.
         var journeys = stepScores is null
             ? null
-            : AttributeJourney.Write((IStepwiseScorer)scorer, stepScores, queryList, top, data, model, session, o.Out, o.Top, o.Scale);
+            : AttributeJourney.Write((IStepwiseScorer)scorer, stepScores, queryList, top, data, model, session, o.Out, topK, o.Scale);
 
         var rankings = Enumerable.Range(0, count).Select(q => new
         {
@@ -178,13 +200,19 @@ internal static class AttributeCommand
 }
 
 [Verb("inspect", HelpText = "Describe a feature store: settings, completeness, sizes, whether it is finalized.")]
-internal sealed class InspectVerb
+internal sealed class InspectVerb : IVerbOptions
 {
     [Option("store", Required = true)]
     public string Store { get; set; } = "";
 
     [Option("json")]
     public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        OptionChecks.Given(Store, "--store");
+    }
 }
 
 internal static class InspectCommand

@@ -7,7 +7,7 @@ using OnnxAttribution.Training;
 namespace OnnxAttribution.Cli.Verbs;
 
 [Verb("check-gradients", HelpText = "Prove the exported graphs: ONNX Runtime's forward output and every layer's per-example gradient from vjp.onnx against TorchSharp autograd (one example at a time), for a model folder and for freshly initialised networks. Exit code 3 when a bar is missed.")]
-internal sealed class CheckGradientsVerb
+internal sealed class CheckGradientsVerb : IVerbOptions
 {
     [Option("model", HelpText = "A model folder (model.json, forward.onnx, vjp.onnx). Without it only fresh networks are checked.")]
     public string? Model { get; set; }
@@ -26,6 +26,14 @@ internal sealed class CheckGradientsVerb
 
     [Option("json", HelpText = "Print the whole report (every layer of every case) as JSON.")]
     public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        OptionChecks.AtLeast(Fresh, 0, "--fresh");
+        OptionChecks.AllAtLeast(BatchSizes.Select(b => (long)b), 1, "--batch-sizes");
+        OptionChecks.AllAtLeast(Timesteps, 0, "--timesteps");
+    }
 }
 
 internal static class CheckGradientsCommand

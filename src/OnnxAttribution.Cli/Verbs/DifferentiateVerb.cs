@@ -5,7 +5,7 @@ using OnnxAttribution.Onnx.Differentiation;
 namespace OnnxAttribution.Cli.Verbs;
 
 [Verb("differentiate", HelpText = "Emit the vector–Jacobian-product graph of an ONNX model: per-example parameter gradients and/or Kronecker factors of ⟨cotangent, output⟩.")]
-internal sealed class DifferentiateVerb
+internal sealed class DifferentiateVerb : IVerbOptions
 {
     [Option("model", Required = true, HelpText = "The forward ONNX model (one float output; axis 0 of the inputs is the batch).")]
     public string Model { get; set; } = "";
@@ -30,6 +30,13 @@ internal sealed class DifferentiateVerb
 
     [Option("json", HelpText = "Print the inputs and outputs of the written graph as JSON.")]
     public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        OptionChecks.Given(Model, "--model");
+        OptionChecks.OutputFile(Out, "--out");
+    }
 }
 
 internal static class DifferentiateCommand

@@ -7,7 +7,7 @@ using OnnxAttribution.Training.Evaluation;
 namespace OnnxAttribution.Cli.Verbs;
 
 [Verb("evaluate", HelpText = "Counterfactual validation. 'evaluate lds': train M models on random α-subsets and report each method's Linear Datamodeling Score with a bootstrap 95% interval over queries and a permutation test against random (Journey-TRAK also per trajectory step). 'evaluate counterfactual': for each store, remove each query's top-k attributed images, retrain, regenerate from the same noise, and compare with removing k random images. Both resume after a kill: every trained model and every score file is saved once.")]
-internal sealed class EvaluateVerb
+internal sealed class EvaluateVerb : IVerbOptions
 {
     [Value(0, MetaName = "kind", Required = true, HelpText = "lds or counterfactual.")]
     public string Kind { get; set; } = "";
@@ -95,6 +95,31 @@ internal sealed class EvaluateVerb
 
     [Option("json", HelpText = "Print the results as JSON.")]
     public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        OptionChecks.OutputDirectory(Out, "--out");
+        OptionChecks.AtLeast(SubsetModels, 1, "--subset-models");
+        OptionChecks.Fraction(Alpha, "--alpha", openBelow: true);
+        OptionChecks.InRange(Queries, 1, OptionChecks.MaxQueries, "--queries");
+        OptionChecks.AtLeast(RemoveTop, 1, "--remove-top");
+        OptionChecks.AtLeast(RandomModels, 1, "--random-models");
+        OptionChecks.AtLeast(Steps, 1, "--steps");
+        OptionChecks.AtLeast(BatchSize, 1, "--batch-size");
+        OptionChecks.Positive(LearningRate, "--lr");
+        OptionChecks.Fraction(Ema, "--ema");
+        OptionChecks.AtLeast(BaseChannels, 1, "--base-channels");
+        OptionChecks.AtLeast(TrainThreads, 0, "--train-threads");
+        OptionChecks.AtLeast(MeasureTimesteps, 1, "--measure-timesteps");
+        OptionChecks.AtLeast(MeasureDraws, 1, "--measure-draws");
+        OptionChecks.AtLeast(Timesteps, 1, "--timesteps");
+        OptionChecks.InRange(Dim, 1, OptionChecks.MaxDim, "--dim");
+        OptionChecks.Positive(Damping, "--damping");
+        OptionChecks.AtLeast(JourneySteps, 1, "--journey-steps");
+        OptionChecks.AtLeast(SamplingSteps, 1, "--sampling-steps");
+        OptionChecks.AtLeast(Threads, 0, "--threads");
+    }
 }
 
 /// <summary>The two evaluations: <c>EvaluateCommand.Lds.cs</c> and <c>EvaluateCommand.Counterfactual.cs</c>; shared helpers here.</summary>

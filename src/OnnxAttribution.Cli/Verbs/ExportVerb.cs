@@ -4,7 +4,7 @@ using OnnxAttribution.Training;
 namespace OnnxAttribution.Cli.Verbs;
 
 [Verb("export", HelpText = "Export a training run's EMA weights to a model folder: forward.onnx, vjp.onnx (the gradient graph) and model.json. With --step: the raw weights of a kept checkpoint, for TracIn (forward.onnx and model.json with the step and learning rate).")]
-internal sealed class ExportVerb
+internal sealed class ExportVerb : IVerbOptions
 {
     [Option("checkpoint", Required = true, HelpText = "The run folder written by 'train --out'.")]
     public string Checkpoint { get; set; } = "";
@@ -20,6 +20,16 @@ internal sealed class ExportVerb
 
     [Option("json", HelpText = "Print the model metadata as JSON on stdout.")]
     public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        if (Step is int step)
+        {
+            OptionChecks.AtLeast(step, 0, "--step");
+        }
+        OptionChecks.OutputDirectory(Out, "--out");
+    }
 }
 
 internal static class ExportCommand

@@ -9,7 +9,7 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution.Cli.Verbs;
 
 [Verb("featurize", HelpText = "Compute projected gradient features of training images into a feature store (features.npy + meta.json + done.bitmap). Resumable: after a kill, run the same command again. --shard i/n computes one part; 'merge' joins the parts.")]
-internal sealed class FeaturizeVerb
+internal sealed class FeaturizeVerb : IVerbOptions
 {
     [Option("model", Required = true, HelpText = "Model folder (model.json, forward.onnx, vjp.onnx).")]
     public string Model { get; set; } = "";
@@ -85,6 +85,24 @@ internal sealed class FeaturizeVerb
 
     [Option("json", HelpText = "Print the store's meta as JSON when done.")]
     public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        OptionChecks.Given(Model, "--model");
+        if (Size is int size)
+        {
+            OptionChecks.InRange(size, 1, OptionChecks.MaxImageSize, "--size");
+        }
+        OptionChecks.Positive(Damping, "--damping");
+        OptionChecks.AtLeast(JourneySteps, 1, "--journey-steps");
+        OptionChecks.AtLeast(Timesteps, 1, "--timesteps");
+        OptionChecks.AtLeast(NoiseDraws, 1, "--noise-draws");
+        OptionChecks.InRange(Dim, 1, OptionChecks.MaxDim, "--dim");
+        OptionChecks.InRange(BatchSize, 1, OptionChecks.MaxBatchSize, "--batch-size");
+        OptionChecks.AtLeast(Threads, 0, "--threads");
+        OptionChecks.OutputDirectory(Out, "--out");
+    }
 }
 
 internal static class FeaturizeCommand
@@ -216,7 +234,7 @@ internal static class FeaturizeCommand
 }
 
 [Verb("finalize", HelpText = "Accumulate ΦᵀΦ in float64 over a complete store, factorise ΦᵀΦ + λI (Cholesky) and write preconditioner.bin beside it.")]
-internal sealed class FinalizeVerb
+internal sealed class FinalizeVerb : IVerbOptions
 {
     [Option("store", Required = true)]
     public string Store { get; set; } = "";
@@ -226,6 +244,13 @@ internal sealed class FinalizeVerb
 
     [Option("json")]
     public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        OptionChecks.Given(Store, "--store");
+        OptionChecks.NonNegative(Damping, "--damping");
+    }
 }
 
 internal static class FinalizeCommand
@@ -249,13 +274,23 @@ internal static class FinalizeCommand
 }
 
 [Verb("merge", HelpText = "Join the shards of a featurization (--shard i/n) into one store, byte-identical to a single run.")]
-internal sealed class MergeVerb
+internal sealed class MergeVerb : IVerbOptions
 {
     [Option("shards", Required = true, Separator = ',', HelpText = "The shard store folders, comma-separated.")]
     public IEnumerable<string> Shards { get; set; } = [];
 
     [Option("out", Required = true)]
     public string Out { get; set; } = "";
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        if (!Shards.Any())
+        {
+            throw new UserInputException("--shards: give the shard store folders, comma-separated");
+        }
+        OptionChecks.OutputDirectory(Out, "--out");
+    }
 }
 
 internal static class MergeCommand

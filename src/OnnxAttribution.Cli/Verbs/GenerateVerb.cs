@@ -8,7 +8,7 @@ using OnnxAttribution.Core.Sampling;
 namespace OnnxAttribution.Cli.Verbs;
 
 [Verb("generate", HelpText = "Generate images with ONNX Runtime from a model folder's forward.onnx (DDIM or DDPM, seeded: the same seed gives the same image on any machine).")]
-internal sealed class GenerateVerb
+internal sealed class GenerateVerb : IVerbOptions
 {
     [Option("model", HelpText = "A model folder (model.json + forward.onnx). Give this or --ensemble.")]
     public string? Model { get; set; }
@@ -54,16 +54,26 @@ internal sealed class GenerateVerb
 
     [Option("json", HelpText = "Print what was written as JSON.")]
     public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        OptionChecks.AtLeast(Member, 0, "--member");
+        OptionChecks.InRange(Count, 1, OptionChecks.MaxQueries, "--count");
+        OptionChecks.AtLeast(Steps, 1, "--steps");
+        OptionChecks.NonNegative(Eta, "--eta");
+        OptionChecks.InRange(Scale, 1, OptionChecks.MaxScale, "--scale");
+        OptionChecks.AtLeast(Columns, 1, "--columns");
+        OptionChecks.AtLeast(Threads, 0, "--threads");
+        OptionChecks.OutputFile(Out, "--out");
+        OptionChecks.OutputFile(Trajectory, "--trajectory");
+    }
 }
 
 internal static class GenerateCommand
 {
     public static int Run(GenerateVerb o, CancellationToken cancel)
     {
-        if (o.Count < 1)
-        {
-            throw new Core.UserInputException($"--count {o.Count}: must be at least 1");
-        }
         var dir = ModelDirectory.Open(ModelFolder(o));
         using var denoiser = dir.OpenDenoiser(new SessionSettings(o.Device, o.Threads));
         var sampler = new DiffusionSampler(denoiser, dir.CreateSchedule());

@@ -9,7 +9,7 @@ using OnnxAttribution.Core.Sampling;
 namespace OnnxAttribution.Cli.Verbs;
 
 [Verb("influential", HelpText = "Count the 'generally influential' training images of method stores (Xie et al. 2024): those in the top-k of more than a fraction of generated queries. Compares e.g. tracin with retrac; writes JSON.")]
-internal sealed class InfluentialVerb
+internal sealed class InfluentialVerb : IVerbOptions
 {
     [Option("stores", Required = true, Separator = ',', HelpText = "Method store folders, comma-separated.")]
     public IEnumerable<string> Stores { get; set; } = [];
@@ -40,6 +40,30 @@ internal sealed class InfluentialVerb
 
     [Option("json", HelpText = "Also print the report as JSON on stdout.")]
     public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        if (!Stores.Any())
+        {
+            throw new UserInputException("--stores: give at least one method store folder");
+        }
+        var seeds = SubsetSpec.Parse(Seeds);
+        if (seeds.IsAll || (seeds.ExplicitIndices is null && seeds.End is null))
+        {
+            throw new UserInputException($"--seeds '{Seeds}': give a range with an end, e.g. 0:50, or a list 3,5,9");
+        }
+        long count = seeds.ExplicitIndices?.Count ?? ((long)seeds.End!.Value - (seeds.Start ?? 0));
+        if (count > OptionChecks.MaxQueries)
+        {
+            throw new UserInputException($"--seeds '{Seeds}': {count} queries; at most {OptionChecks.MaxQueries} per run");
+        }
+        OptionChecks.AtLeast(Top, 1, "--top");
+        OptionChecks.Fraction(Fraction, "--fraction");
+        OptionChecks.AtLeast(Steps, 1, "--steps");
+        OptionChecks.AtLeast(Threads, 0, "--threads");
+        OptionChecks.OutputFile(Out, "--out");
+    }
 }
 
 internal static class InfluentialCommand
@@ -47,16 +71,7 @@ internal static class InfluentialCommand
     public static int Run(InfluentialVerb o, CancellationToken cancel)
     {
         var stores = o.Stores.ToList();
-        if (stores.Count == 0 || o.Top < 1 || !(o.Fraction >= 0 && o.Fraction < 1))
-        {
-            throw new UserInputException($"influential: need at least one store, --top ≥ 1 (got {o.Top}) and 0 ≤ --fraction < 1 (got {o.Fraction})");
-        }
-        var spec = SubsetSpec.Parse(o.Seeds);
-        if (spec.IsAll || (spec.ExplicitIndices is null && spec.End is null))
-        {
-            throw new UserInputException($"--seeds '{o.Seeds}': give a range with an end, e.g. 0:50, or a list 3,5,9");
-        }
-        var seeds = spec.Resolve(int.MaxValue).Select(s => (long)s).ToArray();
+        var seeds = SubsetSpec.Parse(o.Seeds).Resolve(int.MaxValue).Select(s => (long)s).ToArray();
         var session = new SessionSettings(o.Device, o.Threads);
         // Queries are generated once per model: stores of the same model are compared on the same images.
         var queriesByModel = new Dictionary<string, List<AttributionQuery>>(StringComparer.Ordinal);

@@ -9,7 +9,7 @@ namespace OnnxAttribution.Cli.Verbs;
 internal sealed class TrainEnsembleVerb : TrainingVerbBase
 {
     [Option("out", Required = true, HelpText = "The ensemble folder (ensemble.json, member-NN/, source.json, method.json).")]
-    public string Out { get; set; } = "";
+    public override string Out { get; set; } = "";
 
     [Option("members", Default = 8, HelpText = "M, the number of models (at least 2); each sees about half the groups.")]
     public int Members { get; set; }
@@ -40,6 +40,18 @@ internal sealed class TrainEnsembleVerb : TrainingVerbBase
 
     [Option("json", HelpText = "Print the run summary as JSON on stdout.")]
     public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    protected override void ValidateVerb()
+    {
+        OptionChecks.AtLeast(Members, 2, "--members");
+        if (Groups is int groups)
+        {
+            OptionChecks.AtLeast(groups, 1, "--groups");
+        }
+        OptionChecks.AtLeast(Timesteps, 1, "--timesteps");
+        OptionChecks.AtLeast(NoiseDraws, 1, "--noise-draws");
+    }
 }
 
 internal static class TrainEnsembleCommand

@@ -8,7 +8,7 @@ using OnnxAttribution.Training.Evaluation;
 namespace OnnxAttribution.Cli.Verbs;
 
 /// <summary>The options of every verb that trains U-Nets ('train', 'train-ensemble'), and their training settings.</summary>
-internal abstract class TrainingVerbBase
+internal abstract class TrainingVerbBase : IVerbOptions
 {
     [Option("data", Default = "embedded", HelpText = "Dataset: embedded (the shipped 16×16 Fashion-MNIST subset), fashion-mnist (Debian package dataset-fashion-mnist), a folder of PNGs, or an IDX file.")]
     public string Data { get; set; } = "embedded";
@@ -62,13 +62,37 @@ internal abstract class TrainingVerbBase
         Threads = Threads,
         ProgressEvery = 20,
     }.Options(dataset, null, Seed, runDirectory: null);
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        OptionChecks.InRange(Size, 1, OptionChecks.MaxImageSize, "--size");
+        OptionChecks.AtLeast(Steps, 0, "--steps");
+        OptionChecks.AtLeast(BatchSize, 1, "--batch-size");
+        OptionChecks.Positive(LearningRate, "--lr");
+        OptionChecks.Fraction(Ema, "--ema");
+        OptionChecks.AtLeast(BaseChannels, 1, "--base-channels");
+        OptionChecks.AtLeast(Threads, 0, "--threads");
+        OptionChecks.AtLeast(CheckpointEvery, 1, "--checkpoint-every");
+        OptionChecks.AtLeast(KeepCheckpointsEvery, 0, "--keep-checkpoints-every");
+        OptionChecks.OutputDirectory(Out, "--out");
+        ValidateVerb();
+    }
+
+    /// <summary>The run or ensemble folder.</summary>
+    public abstract string Out { get; set; }
+
+    /// <summary>Checks the options of the verb itself.</summary>
+    protected virtual void ValidateVerb()
+    {
+    }
 }
 
 [Verb("train", HelpText = "Train a DDPM U-Net in TorchSharp on a dataset subset. Resumable: run the same command again after a kill and it continues from the last checkpoint.")]
 internal sealed class TrainVerb : TrainingVerbBase
 {
     [Option("out", Required = true, HelpText = "Run folder: checkpoints and run.json (pass it to 'export --checkpoint').")]
-    public string Out { get; set; } = "";
+    public override string Out { get; set; } = "";
 
     [Option("json", HelpText = "Print the run summary as JSON on stdout.")]
     public bool Json { get; set; }

@@ -33,10 +33,13 @@ public sealed record FeaturizationPlan(IReadOnlyList<long> Timesteps, int NoiseD
     }
 
     /// <summary>K timesteps evenly spaced from 0, as in D-TRAK's code: t = 0, T/K, 2T/K, ….</summary>
+    /// <exception cref="UserInputException"><paramref name="count"/> is not in 1..T.</exception>
     public static IReadOnlyList<long> Evenly(int trainTimesteps, int count)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, trainTimesteps);
+        if (count < 1 || count > trainTimesteps)
+        {
+            throw new UserInputException($"timesteps {count}: expected 1 to {trainTimesteps} (the model's schedule has T = {trainTimesteps})");
+        }
         return Enumerable.Range(0, count).Select(j => (long)j * trainTimesteps / count).ToArray();
     }
 

@@ -208,24 +208,30 @@ public sealed class Preconditioner
         }
     }
 
-    /// <summary>Writes the factor: magic, version, k, damping, relative damping, the features' SHA-256, then the packed triangle (little-endian float64).</summary>
+    /// <summary>The size of the file <see cref="Save"/> writes for dimension <paramref name="k"/>: a 64-byte header and the packed triangle.</summary>
+    public static long FileLength(int k) => 64 + (sizeof(double) * (long)k * (k + 1) / 2);
+
+    /// <summary>Writes the factor to <paramref name="path"/> whole or not at all (see <see cref="WriteTo"/>).</summary>
+    /// <exception cref="AttributionException">The file cannot be written (a full disk); no partial file is left.</exception>
     public void Save(string path)
     {
-        var tmp = path + ".tmp";
-        using (var stream = File.Create(tmp))
-        {
-            Span<byte> header = stackalloc byte[64];
-            header.Clear();
-            System.Text.Encoding.ASCII.GetBytes(FileMagic, header);
-            BinaryPrimitives.WriteInt32LittleEndian(header[8..], FormatVersion);
-            BinaryPrimitives.WriteInt32LittleEndian(header[12..], Dim);
-            BinaryPrimitives.WriteDoubleLittleEndian(header[16..], Damping);
-            BinaryPrimitives.WriteDoubleLittleEndian(header[24..], RelativeDamping);
-            FeaturesFingerprint.AsSpan(0, 32).CopyTo(header[32..]);
-            stream.Write(header);
-            stream.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_lower.AsSpan()));
-        }
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Write(path, WriteTo, FileLength(Dim));
+    }
+
+    /// <summary>Writes the factor: magic, version, k, damping, relative damping, the features' SHA-256, then the packed triangle (little-endian float64).</summary>
+    public void WriteTo(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        Span<byte> header = stackalloc byte[64];
+        header.Clear();
+        System.Text.Encoding.ASCII.GetBytes(FileMagic, header);
+        BinaryPrimitives.WriteInt32LittleEndian(header[8..], FormatVersion);
+        BinaryPrimitives.WriteInt32LittleEndian(header[12..], Dim);
+        BinaryPrimitives.WriteDoubleLittleEndian(header[16..], Damping);
+        BinaryPrimitives.WriteDoubleLittleEndian(header[24..], RelativeDamping);
+        FeaturesFingerprint.AsSpan(0, 32).CopyTo(header[32..]);
+        stream.Write(header);
+        stream.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_lower.AsSpan()));
     }
 
     /// <summary>

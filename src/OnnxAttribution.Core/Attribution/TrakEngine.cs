@@ -384,13 +384,25 @@ public static class TrakEngine
     }
 
     /// <summary>Accumulates ΦᵀΦ in float64 over the store, factorises ΦᵀΦ + λI and writes preconditioner.bin beside the features.</summary>
+    /// <remarks>Holds the store's <see cref="StoreLock"/> and reserves the file's disk space before the work, so a store being
+    /// written or a full disk is refused at once; on any failure no preconditioner.bin.tmp is left.</remarks>
+    /// <exception cref="UserInputException"><paramref name="relativeDamping"/> is negative or not finite, or the store is a shard.</exception>
+    /// <exception cref="StoreFormatException">A feature is NaN or infinite (the message names the row and column).</exception>
+    /// <exception cref="StoreLockedException">Another writer holds the store.</exception>
     public static Preconditioner Finalize(string storeDirectory, double relativeDamping, IProgress<(long Done, long Total)>? progress = null)
     {
+        ArgumentNullException.ThrowIfNull(storeDirectory);
+        if (!(double.IsFinite(relativeDamping) && relativeDamping >= 0))
+        {
+            throw new UserInputException($"damping {relativeDamping}: the relative damping λ must be a finite number ≥ 0");
+        }
         using var store = FeatureStore.Open(storeDirectory);
         if (store.Meta.Shard != ShardSpec.Whole)
         {
             throw new UserInputException($"{storeDirectory} is shard {store.Meta.Shard.Index}/{store.Meta.Shard.Count}: merge the shards first ('merge')");
         }
+        using var storeLock = StoreLock.Acquire(storeDirectory, "finalize");
+        using var output = AtomicFile.Create(Path.Combine(storeDirectory, PreconditionerFile), Preconditioner.FileLength(store.Dim));
         var gram = new Preconditioner.GramAccumulator(store.Dim);
         const int block = 256;
         var rows = new float[block * store.Dim];
@@ -399,13 +411,34 @@ public static class TrakEngine
             int n = (int)Math.Min(block, store.Rows - start);
             for (int r = 0; r < n; r++)
             {
-                store.ReadRow(start + r, rows.AsSpan(r * store.Dim, store.Dim));
+                var row = rows.AsSpan(r * store.Dim, store.Dim);
+                store.ReadRow(start + r, row);
+                RequireFinite(store, start + r, row);
             }
             gram.Add(rows.AsSpan(0, n * store.Dim), n);
             progress?.Report((start + n, store.Rows));
         }
         var pre = gram.Factorize(relativeDamping, StoreFingerprint(storeDirectory));
-        pre.Save(Path.Combine(storeDirectory, PreconditionerFile));
+        output.Write(pre.WriteTo);
+        output.Commit();
         return pre;
+    }
+
+    /// <summary>Throws naming the row when a feature is NaN or infinite: no damping makes such a Gram matrix usable.</summary>
+    private static void RequireFinite(FeatureStore store, long row, ReadOnlySpan<float> values)
+    {
+        // The sum of squares is finite for any finite row of sane magnitude; only then is the row scanned element by element.
+        if (float.IsFinite(System.Numerics.Tensors.TensorPrimitives.SumOfSquares(values)))
+        {
+            return;
+        }
+        for (int j = 0; j < values.Length; j++)
+        {
+            if (!float.IsFinite(values[j]))
+            {
+                throw new StoreFormatException($"{Path.Combine(store.Directory, StoreFiles.Features)}: row {row} holds {values[j]} at column {j}; " +
+                    "the features must be finite (featurize that row again, e.g. after checking the model and image for NaN)");
+            }
+        }
     }
 }

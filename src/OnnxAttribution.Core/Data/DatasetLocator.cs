@@ -32,6 +32,13 @@ public sealed record DatasetLocator(string FashionMnistDirectory = DatasetLocato
     /// <summary>The <see cref="ImageDataset.Fingerprint"/> of the shipped embedded dataset; a test checks the files against it.</summary>
     public const string EmbeddedFingerprint = "2f77801b23525c931d8f156e240d1643130dea53298b253d260b62a741d03da7";
 
+    /// <summary>Whether <paramref name="data"/> is a dataset name (embedded, fashion-mnist, …) rather than a path; names win over paths.</summary>
+    public static bool IsName(string data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return data.Trim().ToLowerInvariant() is "fashion-mnist" or "fashion-mnist-train" or "fashion-mnist-test" or "embedded" or EmbeddedName;
+    }
+
     /// <summary>Loads the dataset <paramref name="data"/> names.</summary>
     /// <exception cref="UserInputException">The name is unknown, or its files are missing or unreadable (the message says how to get them).</exception>
     public ImageDataset Load(string data)

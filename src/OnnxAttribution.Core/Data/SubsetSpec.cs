@@ -73,9 +73,11 @@ public sealed record SubsetSpec
         if (colon >= 0)
         {
             int? a = ParseBound(s[..colon], text), b = ParseBound(s[(colon + 1)..], text);
-            if (a is { } x && b is { } y && y < x)
+            if (a is { } x && b is { } y && y <= x)
             {
-                throw new UserInputException($"subset '{text}': the range end {y} is before its start {x}");
+                throw new UserInputException(y == x
+                    ? $"subset '{text}': the range {x}:{y} is empty (the end is exclusive: {x}:{x + 1} selects image {x})"
+                    : $"subset '{text}': the range end {y} is before its start {x}");
             }
             return new SubsetSpec(s, a, b, null);
         }
@@ -92,10 +94,20 @@ public sealed record SubsetSpec
     }
 
     /// <summary>The indices this spec selects from a dataset of <paramref name="count"/> images.</summary>
-    /// <exception cref="UserInputException">An index or range bound is beyond <paramref name="count"/>.</exception>
+    /// <exception cref="UserInputException">An index or range bound is beyond <paramref name="count"/>, or nothing is selected.</exception>
     public int[] Resolve(int count)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
+        var selected = ResolveIndices(count);
+        if (selected.Length == 0)
+        {
+            throw new UserInputException($"subset '{Text}': selects no images (the dataset has {count}); a store or training set needs at least one");
+        }
+        return selected;
+    }
+
+    private int[] ResolveIndices(int count)
+    {
         if (ExplicitIndices is { } list)
         {
             var result = new int[list.Count];

@@ -221,18 +221,8 @@ public static class PngImage
 
     internal static void Save(SKBitmap bitmap, string path)
     {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(dir))
-        {
-            Directory.CreateDirectory(dir);
-        }
         using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100)
             ?? throw new AttributionException($"{path}: SkiaSharp could not encode a {bitmap.Width}×{bitmap.Height} {bitmap.ColorType} PNG");
-        var tmp = path + ".tmp";
-        using (var f = File.Create(tmp))
-        {
-            data.SaveTo(f);
-        }
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Write(path, data.SaveTo, data.Size);
     }
 }

@@ -78,7 +78,8 @@ public sealed record ModelMetadata
     };
 
     /// <summary>Reads <c>model.json</c> from a model directory (or the file itself).</summary>
-    /// <exception cref="ModelFileException">The file is missing, not valid JSON, or of an unknown format version.</exception>
+    /// <exception cref="ModelFileException">The file is missing, not valid JSON, of an unknown format version, or holds
+    /// impossible values (sizes, a schedule without timesteps or with a β outside (0, 1)).</exception>
     public static ModelMetadata Load(string directoryOrFile)
     {
         ArgumentNullException.ThrowIfNull(directoryOrFile);
@@ -107,6 +108,14 @@ public sealed record ModelMetadata
         if (meta.ImageSize <= 0 || meta.Channels <= 0)
         {
             throw new ModelFileException($"{path}: fields 'imageSize' and 'channels' must be positive (found {meta.ImageSize}, {meta.Channels})");
+        }
+        if (meta.Schedule is null)
+        {
+            throw new ModelFileException($"{path}: field 'schedule' is missing");
+        }
+        if (meta.Schedule.CheckError() is { } error)
+        {
+            throw new ModelFileException($"{path}: {error}");
         }
         return meta;
     }

@@ -47,17 +47,7 @@ public static class TrajectoryFile
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(trajectory);
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (!string.IsNullOrEmpty(dir))
-        {
-            Directory.CreateDirectory(dir);
-        }
-        var tmp = path + ".tmp";
-        using (var f = File.Create(tmp))
-        {
-            Write(f, trajectory);
-        }
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.Write(path, s => Write(s, trajectory));
     }
 
     /// <summary>Writes <paramref name="trajectory"/> to a stream.</summary>

@@ -11,6 +11,7 @@ public static class FeatureStoreMerge
     /// <returns>The merged store, opened read-only.</returns>
     /// <exception cref="StoreFormatException">A shard is incomplete or damaged, the settings differ (each difference listed),
     /// a shard is missing or repeated, or <paramref name="outDir"/> is not empty.</exception>
+    /// <exception cref="StoreLockedException">Another writer holds <paramref name="outDir"/>.</exception>
     public static FeatureStore Merge(IReadOnlyList<string> shardDirs, string outDir)
     {
         ArgumentNullException.ThrowIfNull(shardDirs);
@@ -23,6 +24,7 @@ public static class FeatureStoreMerge
         {
             throw new StoreFormatException($"{outDir}: cannot merge into it: the directory is not empty");
         }
+        using var storeLock = StoreLock.Acquire(outDir, "merge");
         var shards = new List<FeatureStore>();
         try
         {
@@ -55,7 +57,6 @@ public static class FeatureStoreMerge
                 byIndex[spec.Index] = shard;
             }
             var merged = first with { Shard = ShardSpec.Whole };
-            Directory.CreateDirectory(outDir);
             string featuresPath = Path.Combine(outDir, StoreFiles.Features);
             var header = NpyFormat.CreatePreallocated(featuresPath, merged.DType, merged.Rows, merged.Projector.Dim);
             using (var output = new FileStream(featuresPath, FileMode.Open, FileAccess.Write, FileShare.None, bufferSize: 0))

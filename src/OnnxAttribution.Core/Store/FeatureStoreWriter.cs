@@ -15,7 +15,8 @@ namespace OnnxAttribution.Core.Store;
 /// <para><see cref="Dispose"/> without <see cref="Complete"/> does not flush: it is what a kill leaves, minus the lost page cache.
 /// Call <see cref="Flush"/> every few thousand rows, and before a graceful stop.</para>
 /// <para>Row indices are dataset rows; a shard's writer accepts only its own rows (<see cref="FirstRow"/> … <see cref="FirstRow"/> + <see cref="RowCount"/> − 1).
-/// Not thread-safe: one writer per directory, used from one thread at a time.</para>
+/// Not thread-safe: used from one thread at a time. One writer per directory: a writer holds the folder's <see cref="StoreLock"/>
+/// from creation to <see cref="Dispose"/>, and a second writer is refused (<see cref="StoreLockedException"/>).</para>
 /// </remarks>
 public sealed class FeatureStoreWriter : IDisposable
 {
@@ -25,12 +26,14 @@ public sealed class FeatureStoreWriter : IDisposable
     private readonly FileStream _features;
     private readonly DoneBitmap _done;
     private readonly string _donePath;
+    private readonly StoreLock _lock;
     private readonly long _dataOffset;
     private long _doneCount;
     private bool _disposed;
 
-    private FeatureStoreWriter(string directory, StoreMeta meta, FileStream features, long dataOffset, DoneBitmap done)
+    private FeatureStoreWriter(string directory, StoreMeta meta, FileStream features, long dataOffset, DoneBitmap done, StoreLock storeLock)
     {
+        _lock = storeLock;
         Directory = directory;
         Meta = meta;
         _features = features;
@@ -60,6 +63,8 @@ public sealed class FeatureStoreWriter : IDisposable
 
     /// <summary>Creates a new store in <paramref name="directory"/>, which must not exist or be empty.</summary>
     /// <exception cref="StoreFormatException">The directory already holds files, or <paramref name="meta"/> is invalid.</exception>
+    /// <exception cref="StoreLockedException">Another writer holds the directory.</exception>
+    /// <exception cref="AttributionException">The disk has no room for features.npy (the message says how much is needed).</exception>
     public static FeatureStoreWriter Create(string directory, StoreMeta meta)
     {
         ArgumentNullException.ThrowIfNull(directory);
@@ -69,7 +74,7 @@ public sealed class FeatureStoreWriter : IDisposable
         {
             throw new StoreFormatException($"{directory}: cannot create a store: the directory is not empty (use OpenOrCreate to resume a store)");
         }
-        return CreateFresh(directory, meta);
+        return Locked(directory, storeLock => CreateFresh(directory, meta, storeLock));
     }
 
     /// <summary>
@@ -78,11 +83,33 @@ public sealed class FeatureStoreWriter : IDisposable
     /// </summary>
     /// <exception cref="StoreFormatException">The existing store was made with other settings (every difference is listed),
     /// or its files are damaged or do not match its meta.json, or the directory holds other files.</exception>
+    /// <exception cref="StoreLockedException">Another writer holds the directory.</exception>
+    /// <exception cref="AttributionException">The disk has no room for a new features.npy (the message says how much is needed).</exception>
     public static FeatureStoreWriter OpenOrCreate(string directory, StoreMeta meta)
     {
         ArgumentNullException.ThrowIfNull(directory);
         ArgumentNullException.ThrowIfNull(meta);
         meta.Validate($"{directory}: meta");
+        return Locked(directory, storeLock => OpenOrCreateLocked(directory, meta, storeLock));
+    }
+
+    /// <summary>Runs <paramref name="open"/> holding the directory's lock, which the writer it returns keeps (released on failure).</summary>
+    private static FeatureStoreWriter Locked(string directory, Func<StoreLock, FeatureStoreWriter> open)
+    {
+        var storeLock = StoreLock.Acquire(directory, "a feature store writer");
+        try
+        {
+            return open(storeLock);
+        }
+        catch
+        {
+            storeLock.Dispose();
+            throw;
+        }
+    }
+
+    private static FeatureStoreWriter OpenOrCreateLocked(string directory, StoreMeta meta, StoreLock storeLock)
+    {
         string metaPath = Path.Combine(directory, StoreFiles.Meta);
         if (!File.Exists(metaPath))
         {
@@ -90,7 +117,8 @@ public sealed class FeatureStoreWriter : IDisposable
             {
                 // meta.json is written last on creation: without it no row was ever reported written, so the rest can go.
                 string[] ours = [StoreFiles.Features, StoreFiles.Done, StoreFiles.Done + StoreFiles.TempSuffix, StoreFiles.Meta + StoreFiles.TempSuffix];
-                var others = System.IO.Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName).Where(n => !ours.Contains(n)).ToList();
+                var others = System.IO.Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName)
+                    .Where(n => !ours.Contains(n) && n is not StoreLock.FileName and not StoreLock.HolderFileName).ToList();
                 if (others.Count > 0)
                 {
                     throw new StoreFormatException($"{directory}: not a store (no {StoreFiles.Meta}) and not empty: found {string.Join(", ", others)}");
@@ -100,7 +128,7 @@ public sealed class FeatureStoreWriter : IDisposable
                     File.Delete(Path.Combine(directory, name));
                 }
             }
-            return CreateFresh(directory, meta);
+            return CreateFresh(directory, meta, storeLock);
         }
         var existing = StoreMeta.Load(metaPath);
         var diffs = existing.DescribeDifferences(meta, "store has", "writer asks");
@@ -117,18 +145,17 @@ public sealed class FeatureStoreWriter : IDisposable
         File.Delete(donePath + StoreFiles.TempSuffix);
         var done = DoneBitmap.Read(donePath, existing.FirstRow, existing.ShardRows);
         var stream = OpenFeatures(featuresPath);
-        return new FeatureStoreWriter(directory, existing, stream, header.DataOffset, done);
+        return new FeatureStoreWriter(directory, existing, stream, header.DataOffset, done, storeLock);
     }
 
-    private static FeatureStoreWriter CreateFresh(string directory, StoreMeta meta)
+    private static FeatureStoreWriter CreateFresh(string directory, StoreMeta meta, StoreLock storeLock)
     {
-        System.IO.Directory.CreateDirectory(directory);
         string featuresPath = Path.Combine(directory, StoreFiles.Features);
         var header = NpyFormat.CreatePreallocated(featuresPath, meta.DType, meta.ShardRows, meta.Projector.Dim);
         var done = new DoneBitmap(meta.FirstRow, meta.ShardRows);
         done.WriteAtomically(Path.Combine(directory, StoreFiles.Done));
         StoreFiles.WriteMetaAtomically(directory, meta);
-        return new FeatureStoreWriter(directory, meta, OpenFeatures(featuresPath), header.DataOffset, done);
+        return new FeatureStoreWriter(directory, meta, OpenFeatures(featuresPath), header.DataOffset, done, storeLock);
     }
 
     private static FileStream OpenFeatures(string path) =>
@@ -258,5 +285,6 @@ public sealed class FeatureStoreWriter : IDisposable
         }
         _disposed = true;
         _features.Dispose();
+        _lock.Dispose();
     }
 }

@@ -60,17 +60,35 @@ public static class NpyFormat
 
     /// <summary>
     /// Creates (or replaces) <paramref name="path"/> with the header and a zero-filled data section of the full size, so that rows
-    /// can be written in place in any order.
+    /// can be written in place in any order. The disk space is reserved up front (fallocate on Linux), so a disk too small for
+    /// the whole file is found now, not after hours of work.
     /// </summary>
+    /// <exception cref="AttributionException">The file cannot be created or its space reserved (the message says how many
+    /// bytes are needed); no file is left.</exception>
     public static NpyHeader CreatePreallocated(string path, StoreDType dtype, long rows, long columns)
     {
         ArgumentNullException.ThrowIfNull(path);
         byte[] header = BuildHeader(dtype, rows, columns);
         var result = new NpyHeader(dtype, rows, columns, header.Length);
-        using var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
-        stream.Write(header);
-        stream.SetLength(result.FileLength);
-        stream.Flush(flushToDisk: true);
+        try
+        {
+            using var stream = new FileStream(path, new FileStreamOptions
+            {
+                Mode = FileMode.Create,
+                Access = FileAccess.Write,
+                Share = FileShare.None,
+                PreallocationSize = result.FileLength,
+            });
+            stream.Write(header);
+            stream.SetLength(result.FileLength);
+            stream.Flush(flushToDisk: true);
+        }
+        catch (IOException e)
+        {
+            File.Delete(path);
+            throw new AttributionException($"{path}: cannot reserve the {AtomicFile.DescribeBytes(result.FileLength)} a {rows}×{columns} {dtype.NpyDescr()} matrix needs " +
+                $"(free that much space, or write the store elsewhere): {e.Message}", e);
+        }
         return result;
     }
 

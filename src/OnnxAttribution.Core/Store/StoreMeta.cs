@@ -183,13 +183,15 @@ public sealed record StoreMeta
 
     public override int GetHashCode() => HashCode.Combine(ModelFingerprint, Method, Rows, Projector.Dim, DType, Shard);
 
-    /// <summary>Checks the fields that make a store file impossible: version, sizes, shard.</summary>
+    /// <summary>Checks the fields that make a store file impossible: version, fingerprints, sizes, shard.</summary>
     internal void Validate(string where)
     {
         if (FormatVersion != CurrentFormatVersion)
         {
             throw new StoreFormatException($"{where}: field 'formatVersion': expected {CurrentFormatVersion}, found {FormatVersion}");
         }
+        RequireSha256(where, "modelFingerprint", ModelFingerprint);
+        RequireSha256(where, "datasetFingerprint", DatasetFingerprint);
         if (Rows < 0)
         {
             throw new StoreFormatException($"{where}: field 'rows': expected a non-negative count, found {Rows}");
@@ -207,6 +209,15 @@ public sealed record StoreMeta
             throw new StoreFormatException($"{where}: field 'shard': missing");
         }
         Shard.Validate(where);
+    }
+
+    private static void RequireSha256(string where, string field, string? value)
+    {
+        if (value is null || value.Length != 64 || !value.All(char.IsAsciiHexDigitLower))
+        {
+            string shown = value is null ? "null" : value.Length > 80 ? $"\"{value[..80]}…\"" : $"\"{value}\"";
+            throw new StoreFormatException($"{where}: field '{field}': expected a SHA-256 as 64 lower-case hex digits, found {shown}");
+        }
     }
 
     /// <summary>This meta as meta.json text (settings sorted by key, so equal metas give equal bytes).</summary>

@@ -10,7 +10,6 @@ public sealed class SubsetSpecTests : TempDirectoryTest
         Assert.That(SubsetSpec.Parse("2:5").Resolve(10), Is.EqualTo(new[] { 2, 3, 4 }));
         Assert.That(SubsetSpec.Parse(":3").Resolve(10), Is.EqualTo(new[] { 0, 1, 2 }));
         Assert.That(SubsetSpec.Parse("8:").Resolve(10), Is.EqualTo(new[] { 8, 9 }));
-        Assert.That(SubsetSpec.Parse("4:4").Resolve(10), Is.Empty);
     }
 
     [TestCase("all")]
@@ -56,6 +55,7 @@ public sealed class SubsetSpecTests : TempDirectoryTest
     [TestCase("1,x")]
     [TestCase("-1")]
     [TestCase("5:2")]
+    [TestCase("4:4")]
     public void Parse_Invalid_Throws(string text)
     {
         Assert.That(() => SubsetSpec.Parse(text), Throws.TypeOf<UserInputException>().With.Message.Contains(text));
@@ -78,5 +78,15 @@ public sealed class SubsetSpecTests : TempDirectoryTest
         Assert.That(sub.Count, Is.EqualTo(2));
         Assert.That(sub.Pixels.ToArray(), Is.EqualTo(new[] { 3, 3.1f, 1, 1.1f }));
         Assert.That(sub.Labels, Is.EqualTo(new[] { 13, 11 }));
+    }
+
+    [TestCase("10:")]
+    [TestCase("@empty")]
+    public void Resolve_SelectsNothing_RefusedSayingSo(string text)
+    {
+        File.WriteAllText(Path.Combine(TempDir, "empty"), "# no indices\n");
+        var spec = SubsetSpec.Parse(text.Replace("@empty", "@" + Path.Combine(TempDir, "empty"), StringComparison.Ordinal));
+
+        Assert.That(() => spec.Resolve(10), Throws.TypeOf<UserInputException>().With.Message.Contains("selects no images"));
     }
 }
