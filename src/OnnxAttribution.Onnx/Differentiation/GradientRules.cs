@@ -9,7 +9,7 @@ internal delegate void GradientRule(VjpContext ctx, NodeProto node);
 /// One VJP rule per ONNX operator. Each rule emits ONNX nodes computing ∂⟨ḡ, y⟩/∂x for the inputs that need
 /// it; parameters get per-example gradients shaped [B, …parameter shape].
 /// </summary>
-internal static class GradientRules
+internal static partial class GradientRules
 {
     public static readonly IReadOnlyDictionary<string, GradientRule> Rules = new Dictionary<string, GradientRule>(StringComparer.Ordinal)
     {
@@ -64,8 +64,39 @@ internal static class GradientRules
             }
         },
         ["Where"] = Where,
-        ["ReduceSum"] = (c, n) => Reduce(c, n, mean: false),
-        ["ReduceMean"] = (c, n) => Reduce(c, n, mean: true),
+        ["ReduceSum"] = (c, n) => Reduce(c, n, Reduction.Sum),
+        ["ReduceMean"] = (c, n) => Reduce(c, n, Reduction.Mean),
+        ["ReduceMax"] = (c, n) => Reduce(c, n, Reduction.Extremum),
+        ["ReduceMin"] = (c, n) => Reduce(c, n, Reduction.Extremum),
+        ["ReduceL2"] = (c, n) => Reduce(c, n, Reduction.L2),
+        ["ReduceLogSumExp"] = (c, n) => Reduce(c, n, Reduction.LogSumExp),
+        ["ReduceSumSquare"] = (c, n) => Reduce(c, n, Reduction.SumSquare),
+        ["GlobalMaxPool"] = GlobalMaxPool,
+        ["Erf"] = Erf,
+        ["Gelu"] = Gelu,
+        ["Elu"] = Elu,
+        ["Selu"] = Selu,
+        ["Celu"] = Celu,
+        ["HardSigmoid"] = HardSigmoid,
+        ["HardSwish"] = HardSwish,
+        ["Mish"] = Mish,
+        ["Softsign"] = Softsign,
+        ["Clip"] = Clip,
+        ["PRelu"] = PRelu,
+        ["Sum"] = (c, n) => SumOrMean(c, n, mean: false),
+        ["Mean"] = (c, n) => SumOrMean(c, n, mean: true),
+        ["Max"] = Extremum,
+        ["Min"] = Extremum,
+        ["Split"] = Split,
+        ["Gather"] = Gather,
+        ["Tile"] = Tile,
+        ["DepthToSpace"] = DepthToSpace,
+        ["SpaceToDepth"] = SpaceToDepth,
+        ["CumSum"] = CumSum,
+        ["Einsum"] = Einsum,
+        ["ConvTranspose"] = ConvTranspose,
+        ["InstanceNormalization"] = InstanceNormalization,
+        ["LayerNormalization"] = LayerNormalization,
         ["GlobalAveragePool"] = GlobalAveragePool,
         ["MaxPool"] = MaxPool,
         ["AveragePool"] = AveragePool,
@@ -283,7 +314,18 @@ internal static class GradientRules
         }
     }
 
-    private static void Reduce(VjpContext c, NodeProto n, bool mean)
+    /// <summary>What a Reduce* op does to each element before summing, for its gradient.</summary>
+    private enum Reduction
+    {
+        Sum,
+        Mean,
+        Extremum,
+        L2,
+        LogSumExp,
+        SumSquare,
+    }
+
+    private static void Reduce(VjpContext c, NodeProto n, Reduction kind)
     {
         if (!c.Needs(n, 0) || c.GradOut(n) is not { } g)
         {
@@ -292,9 +334,26 @@ internal static class GradientRules
         var xs = c.Shape(n, n.Input[0]);
         var axes = c.Shapes.ReduceAxes(n, xs.Length) ?? throw Unsupported(n, "the reduction axes must be constant");
         bool keep = Attr.GetInt(n, "keepdims", 1) != 0;
-        string gk = keep || axes.Count == 0 ? g : c.Unsqueeze(g, c.Shapes.TryShape(g), [.. axes.Order()]);
+        string Kept(string v) => keep || axes.Count == 0 ? v : c.Unsqueeze(v, c.Shapes.TryShape(v), [.. axes.Order()]);
+        string gk = Kept(g);
         string gx = c.Op("Expand", [gk, c.Op("Shape", [n.Input[0]], null)], xs);
-        if (mean && axes.Count > 0)
+        string x = n.Input[0];
+        switch (kind)
+        {
+            case Reduction.Extremum:
+                gx = c.Mul(gx, c.Op("Cast", [c.Op("Equal", [x, Kept(n.Output[0])], null)], null, Attr.Int("to", TensorData.Float)), xs);
+                break;
+            case Reduction.L2:
+                gx = c.Mul(gx, c.Op("Div", [x, Kept(n.Output[0])], null), xs);
+                break;
+            case Reduction.LogSumExp:
+                gx = c.Mul(gx, c.Op("Exp", [c.Op("Sub", [x, Kept(n.Output[0])], null)], null), xs);
+                break;
+            case Reduction.SumSquare:
+                gx = c.Mul(gx, c.Mul(x, c.Scalar(2), null), xs);
+                break;
+        }
+        if (kind == Reduction.Mean && axes.Count > 0)
         {
             if (axes.Any(a => xs[a] < 0))
             {
@@ -352,15 +411,14 @@ internal static class GradientRules
         c.Contribute(n, 0, gx);
     }
 
-    private static (long[] Kernel, long[] Strides, long[] Pads, long[] Dilations) Window(NodeProto n, long[] kernel, int spatial)
+    /// <summary>A Conv's or pool's window; auto_pad SAME_UPPER/SAME_LOWER/VALID becomes explicit pads for the input shape <paramref name="xs"/>.</summary>
+    private static (long[] Kernel, long[] Strides, long[] Pads, long[] Dilations) Window(NodeProto n, long[] kernel, long[] xs)
     {
-        if (Attr.GetString(n, "auto_pad", "NOTSET") is not ("NOTSET" or "VALID"))
-        {
-            throw Unsupported(n, $"auto_pad '{Attr.GetString(n, "auto_pad", "")}' is not supported; give explicit pads");
-        }
+        int spatial = xs.Length - 2;
         var strides = Attr.GetInts(n, "strides") ?? Enumerable.Repeat(1L, spatial).ToArray();
-        var pads = Attr.GetInts(n, "pads") ?? new long[2 * spatial];
         var dil = Attr.GetInts(n, "dilations") ?? Enumerable.Repeat(1L, spatial).ToArray();
+        var pads = ShapeInference.Pads(n, xs, kernel, strides, dil)
+            ?? throw Unsupported(n, $"auto_pad '{Attr.GetString(n, "auto_pad", "")}' needs the spatial size, which is not static");
         return (kernel, strides, pads, dil);
     }
 
@@ -393,7 +451,7 @@ internal static class GradientRules
         {
             throw Unsupported(n, "only 2-D pooling is supported");
         }
-        var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? throw Unsupported(n, "kernel_shape is required"), 2);
+        var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? throw Unsupported(n, "kernel_shape is required"), xs);
         if (Attr.GetInt(n, "ceil_mode", 0) != 0)
         {
             throw Unsupported(n, "ceil_mode 1 is not supported");
@@ -456,7 +514,7 @@ internal static class GradientRules
         {
             throw Unsupported(n, $"only 2-D convolution is supported (input rank {xs.Length})");
         }
-        var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? ws[2..], 2);
+        var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? ws[2..], xs);
         long group = Attr.GetInt(n, "group", 1);
         long cin = xs[1], cout = ws[0];
 
@@ -781,9 +839,30 @@ internal static class GradientRules
         {
             throw Unsupported(n, "GroupNormalization before opset 21 scales per group; only the opset-21 (per-channel) form is supported");
         }
+        NormalizeGroups(c, n, g, Attr.GetInt(n, "num_groups", 0));
+    }
+
+    /// <summary>InstanceNormalization: group normalisation with one group per channel.</summary>
+    private static void InstanceNormalization(VjpContext c, NodeProto n)
+    {
+        if (c.GradOut(n) is { } g)
+        {
+            NormalizeGroups(c, n, g, c.Shape(n, n.Input[0])[1]);
+        }
+    }
+
+    /// <summary>
+    /// y = γ_c·x̂ + β_c with x̂ normalised per example over <paramref name="groups"/> groups of channels (GroupNormalization-21,
+    /// InstanceNormalization).
+    /// </summary>
+    private static void NormalizeGroups(VjpContext c, NodeProto n, string g, long groups)
+    {
         var xs = c.Shape(n, n.Input[0]);
         long channels = xs[1];
-        long groups = Attr.GetInt(n, "num_groups", 0);
+        if (groups <= 0 || channels % groups != 0 || xs.Skip(1).Any(d => d < 0))
+        {
+            throw Unsupported(n, $"{groups} groups for {channels} channels of [{string.Join(",", xs)}]: need static non-batch sizes and channels divisible by the groups");
+        }
         float eps = Attr.GetFloat(n, "epsilon", 1e-5f);
         long per = xs.Skip(1).Aggregate(1L, (p, d) => p * d) / groups;
         long[] rs = [ShapeInference.Batch, groups, per];
