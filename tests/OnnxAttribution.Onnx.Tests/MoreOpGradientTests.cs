@@ -93,6 +93,30 @@ public sealed class MoreOpGradientTests
             Attr.Ints("strides", 2, 2)), [("w", [4, 3, 3, 3], 0f), ("bias", [4], 0f)], Linear: true);
         yield return new("Conv_auto_pad_SAME_LOWER_4x4", Image, (b, x) => Op(b, "Conv", [x, "w"], Attr.String("auto_pad", "SAME_LOWER")), [("w", [2, 3, 4, 4], 0f)], Linear: true);
 
+        // Attribute variants.
+        yield return new("Slice_negative_step_reverses", Image, (b, x) => Op(b, "Slice", [x, Ints(b, -1, 3), Ints(b, long.MinValue, 0), Ints(b, 3, 2), Ints(b, -1, -2)]), none, Linear: true);
+        yield return new("Slice_step2_and_window", Image, (b, x) => Op(b, "Slice", [x, Ints(b, 0, 1), Ints(b, 4, 3), Ints(b, 3, 1), Ints(b, 2, 1)]), none, Linear: true);
+        yield return new("Pad_reflect", Image, (b, x) => Op(b, "Pad", [x, Ints(b, 0, 0, 2, 1, 0, 0, 1, 3)], Attr.String("mode", "reflect")), none, Linear: true);
+        yield return new("Pad_edge_axes_input", Image, (b, x) => Op(b, "Pad", [x, Ints(b, 1, 2, 3, 0), "", Ints(b, 2, -1)], Attr.String("mode", "edge")), none, Linear: true);
+        yield return new("Pad_constant_axes_input", Image, (b, x) => Op(b, "Pad", [x, Ints(b, 1, 2), b.Scalar("v", 0.5f), Ints(b, 3)]), none, Linear: true);
+        yield return new("Pad_wrap_opset19", Image, (b, x) => Op(b, "Pad", [x, Ints(b, 0, 0, 1, 2, 0, 0, 2, 1)], Attr.String("mode", "wrap")), none, Linear: true, Opset: 19);
+        yield return new("AveragePool_count_include_pad0", [GradientHarness.Batch, 2, 6, 6], (b, x) => Op(b, "AveragePool", [x], Attr.Ints("kernel_shape", 3, 3), Attr.Ints("strides", 2, 2),
+            Attr.Ints("pads", 1, 1, 1, 1)), none, Linear: true);
+        yield return new("AveragePool_ceil_mode", [GradientHarness.Batch, 2, 5, 6], (b, x) => Op(b, "AveragePool", [x], Attr.Ints("kernel_shape", 2, 2), Attr.Ints("strides", 2, 2),
+            Attr.Int("ceil_mode", 1)), none, Linear: true);
+        yield return new("AveragePool_ceil_mode_padded_include_pad", [GradientHarness.Batch, 2, 6, 5], (b, x) => Op(b, "AveragePool", [x], Attr.Ints("kernel_shape", 3, 3), Attr.Ints("strides", 2, 2),
+            Attr.Ints("pads", 1, 0, 1, 1), Attr.Int("ceil_mode", 1), Attr.Int("count_include_pad", 1)), none, Linear: true);
+        yield return new("Gemm_transA", [GradientHarness.Batch, 5], (b, x) => Op(b, "Gemm", [Op(b, "Transpose", [x]), "w", "bias"], Attr.Int("transA", 1)),
+            [("w", [5, 3], 0f), ("bias", [3], 0f)], Linear: true);
+        yield return new("MatMul_batched_weight_per_head", [GradientHarness.Batch, 2, 3, 4], (b, x) => Op(b, "MatMul", [x, "w"]), [("w", [2, 4, 5], 0f)], Linear: true);
+        yield return new("MatMul_rank4_input_2d_weight", [GradientHarness.Batch, 2, 3, 4], (b, x) => Op(b, "MatMul", [x, "w"]), [("w", [4, 5], 0f)], Linear: true);
+        yield return new("Resize_linear_half_pixel_x2", Image, (b, x) => Op(b, "Resize", [x, "", b.Constant("s", [1f, 1f, 2f, 2f], 4)], Attr.String("mode", "linear")), none, Linear: true);
+        yield return new("Resize_linear_align_corners_sizes", Image, (b, x) => Op(b, "Resize", [x, "", "", Ints(b, GradientHarness.Batch, 3, 7, 5)],
+            Attr.String("mode", "linear"), Attr.String("coordinate_transformation_mode", "align_corners")), none, Linear: true);
+        yield return new("Resize_linear_downscale_asymmetric", [GradientHarness.Batch, 2, 6, 6], (b, x) => Op(b, "Resize", [x, "", b.Constant("s", [1f, 1f, 0.5f, 0.75f], 4)],
+            Attr.String("mode", "linear"), Attr.String("coordinate_transformation_mode", "asymmetric")), none, Linear: true);
+        yield return new("Resize_nearest_scale_1_5", Image, (b, x) => Op(b, "Resize", [x, "", b.Constant("s", [1f, 1f, 1.5f, 1.5f], 4)], Attr.String("mode", "nearest")), none, Linear: true);
+
         // Parameters reached through views (PyTorch's Linear without bias: MatMul by the transposed weight).
         yield return new("MatMul_by_Transpose_of_weight", Tokens, (b, x) => Op(b, "MatMul", [x, Op(b, "Transpose", ["w"], Attr.Ints("perm", 1, 0))]), [("w", [4, 5], 0f)], Linear: true);
         yield return new("Conv_weight_through_Identity_Cast_Reshape", Image, (b, x) =>

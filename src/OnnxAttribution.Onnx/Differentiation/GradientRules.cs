@@ -244,21 +244,30 @@ internal static partial class GradientRules
         var xs = c.Shape(n, n.Input[0]);
         var ranges = c.Shapes.SliceRanges(n, xs) ?? throw Unsupported(n, "starts, ends, axes and steps must be constants on a non-batch axis");
         var pads = new long[2 * xs.Length];
+        var gs = c.Shape(n, n.Output[0]);
         for (int i = 0; i < xs.Length; i++)
         {
             var (s, e, step) = ranges[i];
-            if (step != 1)
-            {
-                throw Unsupported(n, $"step {step} on axis {i}; only step 1 is supported");
-            }
             if (xs[i] < 0)
             {
+                continue;
+            }
+            if (step != 1)
+            {
+                // Another step (negative too) selects single entries along the axis: the product with their one-hot matrix.
+                var picked = new List<long>();
+                for (long k = s; step > 0 ? k < e : k > e; k += step)
+                {
+                    picked.Add(k);
+                }
+                g = c.AlongAxis(n, g, gs, i, VjpContext.SelectionMatrix(xs[i], picked), xs[i]);
+                gs = c.Shapes.TryShape(g)!;
                 continue;
             }
             pads[i] = s;
             pads[i + xs.Length] = xs[i] - Math.Max(e, s);
         }
-        c.Contribute(n, 0, c.Op("Pad", [g, c.Ints(pads)], xs));
+        c.Contribute(n, 0, pads.All(p => p == 0) ? g : c.Op("Pad", [g, c.Ints(pads)], xs));
     }
 
     private static void Pad(VjpContext c, NodeProto n)
@@ -267,19 +276,31 @@ internal static partial class GradientRules
         {
             return;
         }
-        if (Attr.GetString(n, "mode", "constant") != "constant")
-        {
-            throw Unsupported(n, "only mode 'constant' is supported");
-        }
-        if (n.Input.Count > 3 && n.Input[3].Length > 0)
-        {
-            throw Unsupported(n, "the axes input is not supported");
-        }
         var xs = c.Shape(n, n.Input[0]);
-        var pads = (n.Input.Count > 1 ? c.Shapes.TryIntConstant(n.Input[1]) : Attr.GetInts(n, "pads")) ?? throw Unsupported(n, "pads must be constant");
-        if (pads.Any(p => p < 0))
+        var pads = c.Shapes.PadAmounts(n, xs.Length) ?? throw Unsupported(n, "pads and axes must be constant");
+        string mode = Attr.GetString(n, "mode", "constant");
+        if (mode != "constant" || pads.Any(p => p < 0))
         {
-            throw Unsupported(n, "negative pads are not supported");
+            // Each output entry along a padded axis reads one input entry (reflected, repeated at the edge, wrapped, or
+            // none for constant padding): the product with that selection's one-hot matrix, axis by axis.
+            var gs = c.Shape(n, n.Output[0]);
+            for (int i = 0; i < xs.Length; i++)
+            {
+                if (pads[i] == 0 && pads[i + xs.Length] == 0)
+                {
+                    continue;
+                }
+                if (xs[i] < 0)
+                {
+                    throw Unsupported(n, "padding the batch axis is not differentiable per example");
+                }
+                long dim = xs[i];
+                var sources = Enumerable.Range(0, (int)gs[i]).Select(j => PadSource(n, mode, j - pads[i], dim)).ToList();
+                g = c.AlongAxis(n, g, gs, i, VjpContext.SelectionMatrix(dim, sources), dim);
+                gs = c.Shapes.TryShape(g)!;
+            }
+            c.Contribute(n, 0, g);
+            return;
         }
         var axes = new List<long>();
         var starts = new List<long>();
@@ -294,6 +315,34 @@ internal static partial class GradientRules
             }
         }
         c.Contribute(n, 0, axes.Count == 0 ? g : c.Op("Slice", [g, c.Ints([.. starts]), c.Ints([.. ends]), c.Ints([.. axes])], xs));
+    }
+
+    /// <summary>The input entry that padded position <paramref name="p"/> (relative to the input's start) reads, or −1 for none.</summary>
+    private static long PadSource(NodeProto n, string mode, long p, long dim)
+    {
+        if (p >= 0 && p < dim)
+        {
+            return p;
+        }
+        switch (mode)
+        {
+            case "constant":
+                return -1;
+            case "edge":
+                return Math.Clamp(p, 0, dim - 1);
+            case "wrap":
+                return ((p % dim) + dim) % dim;
+            case "reflect":
+                if (dim == 1)
+                {
+                    return 0;
+                }
+                long period = 2 * (dim - 1);
+                long q = ((p % period) + period) % period;
+                return q < dim ? q : period - q;
+            default:
+                throw Unsupported(n, $"mode '{mode}' is not an ONNX Pad mode");
+        }
     }
 
     private static void Where(VjpContext c, NodeProto n)
@@ -452,22 +501,66 @@ internal static partial class GradientRules
             throw Unsupported(n, "only 2-D pooling is supported");
         }
         var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? throw Unsupported(n, "kernel_shape is required"), xs);
-        if (Attr.GetInt(n, "ceil_mode", 0) != 0)
-        {
-            throw Unsupported(n, "ceil_mode 1 is not supported");
-        }
-        if (pads.Any(p => p != 0) && Attr.GetInt(n, "count_include_pad", 0) == 0)
-        {
-            throw Unsupported(n, "padding with count_include_pad 0 divides by a count that varies at the border; not supported");
-        }
         long channels = xs[1];
         long kk = k[0] * k[1];
+        bool includePad = Attr.GetInt(n, "count_include_pad", 0) != 0;
+        if (Attr.GetInt(n, "ceil_mode", 0) != 0 || (pads.Any(p => p != 0) && !includePad))
+        {
+            // The divisor varies at the borders: divide the gradient by each window's count, spread it with a kernel of ones,
+            // and pad the end so that windows reaching past the input (ceil_mode) fall off.
+            if (dil.Any(d => d != 1))
+            {
+                throw Unsupported(n, "dilated pooling with ceil_mode or count_include_pad 0 is not supported");
+            }
+            var rowsCount = WindowCounts(xs[2], ys[2], k[0], strides[0], pads[0], pads[2], includePad);
+            var colsCount = WindowCounts(xs[3], ys[3], k[1], strides[1], pads[1], pads[3], includePad);
+            var inverse = new float[ys[2] * ys[3]];
+            for (int i = 0; i < ys[2]; i++)
+            {
+                for (int j = 0; j < ys[3]; j++)
+                {
+                    inverse[i * ys[3] + j] = 1f / (rowsCount[i] * colsCount[j]);
+                }
+            }
+            string scaled = c.Mul(g, c.B.Constant("avgpool_inverse_counts", inverse, ys[2], ys[3]), ys);
+            string ones = c.B.Constant("avgpool_grad_ones", Enumerable.Repeat(1f, checked((int)(channels * kk))).ToArray(), channels, 1, k[0], k[1]);
+            long[] endPads = [pads[2], pads[3]];
+            var outputPadding = new long[2];
+            for (int a = 0; a < 2; a++)
+            {
+                long reach = (ys[2 + a] - 1) * strides[a] + k[a] - pads[a] - endPads[a];     // ConvTranspose's natural size
+                endPads[a] += Math.Max(0, reach - xs[2 + a]);
+                outputPadding[a] = Math.Max(0, xs[2 + a] - reach);
+            }
+            c.Contribute(n, 0, c.Op("ConvTranspose", [scaled, ones], xs, Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides),
+                Attr.Ints("pads", pads[0], pads[1], endPads[0], endPads[1]), Attr.Int("group", channels), Attr.Ints("output_padding", outputPadding)));
+            return;
+        }
         var weights = Enumerable.Repeat(1f / kk, checked((int)(channels * kk))).ToArray();
         string w = c.B.Constant("avgpool_grad_kernel", weights, channels, 1, k[0], k[1]);
         var outPad = OutputPadding(n, xs, ys, k, strides, pads, dil);
         string gx = c.Op("ConvTranspose", [g, w], xs, Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides), Attr.Ints("pads", pads),
             Attr.Ints("dilations", dil), Attr.Int("group", channels), Attr.Ints("output_padding", outPad));
         c.Contribute(n, 0, gx);
+    }
+
+    /// <summary>
+    /// The divisor of each pooling window along one axis, as ONNX Runtime computes it: the window clipped to the padded input
+    /// (count_include_pad 1) or to the input itself (0).
+    /// </summary>
+    private static long[] WindowCounts(long input, long output, long kernel, long stride, long padStart, long padEnd, bool includePad)
+    {
+        var counts = new long[output];
+        for (long o = 0; o < output; o++)
+        {
+            long start = o * stride - padStart;
+            long end = Math.Min(start + kernel, input + padEnd);
+            long size = end - start;
+            start = Math.Max(start, 0);
+            end = Math.Min(end, input);
+            counts[o] = includePad ? size : end - start;
+        }
+        return counts;
     }
 
     private static void Resize(VjpContext c, NodeProto n)
@@ -482,22 +575,79 @@ internal static partial class GradientRules
         string ctm = Attr.GetString(n, "coordinate_transformation_mode", "half_pixel");
         string nearest = Attr.GetString(n, "nearest_mode", "round_prefer_floor");
         bool floorMap = (ctm == "asymmetric" && nearest == "floor") || (ctm is "half_pixel" or "pytorch_half_pixel" && nearest == "round_prefer_floor");
-        if (mode != "nearest" || !floorMap || xs.Length != 4)
+        if (xs[0] != ys[0])
         {
-            throw Unsupported(n, $"only 2-D nearest resizing with integer factors is supported (mode '{mode}', coordinate_transformation_mode '{ctm}', nearest_mode '{nearest}')");
+            throw Unsupported(n, "resizing the batch axis is not supported");
         }
-        if (xs[1] != ys[1] || (xs[0] != ys[0]))
+        long sh = xs.Length == 4 ? ys[2] / xs[2] : 0, sw = xs.Length == 4 ? ys[3] / xs[3] : 0;
+        var scales = n.Input.Count > 2 ? c.Shapes.TryFloatConstant(n.Input[2]) : null;
+        bool integerNearest = mode == "nearest" && floorMap && xs.Length == 4 && xs[1] == ys[1] && sh >= 1 && sw >= 1 && sh * xs[2] == ys[2] && sw * xs[3] == ys[3]
+            && (scales is not { Length: 4 } || (scales[2] == sh && scales[3] == sw));
+        if (!integerNearest)
         {
-            throw Unsupported(n, "resizing the batch or channel axes is not supported");
-        }
-        long sh = ys[2] / xs[2], sw = ys[3] / xs[3];
-        if (sh * xs[2] != ys[2] || sw * xs[3] != ys[3] || sh < 1 || sw < 1)
-        {
-            throw Unsupported(n, $"non-integer scale from [{xs[2]},{xs[3]}] to [{ys[2]},{ys[3]}]");
+            // Any other nearest or linear resize is separable: per axis, each output entry is a weighted sum of input entries.
+            if (mode is not ("nearest" or "linear") || Attr.GetInt(n, "antialias", 0) != 0 || (n.Input.Count > 4 && n.Input[4].Length > 0) || Attr.Find(n, "axes") is not null)
+            {
+                throw Unsupported(n, $"mode '{mode}' (antialias {Attr.GetInt(n, "antialias", 0)}): only nearest and linear resizing without antialias or axes are supported");
+            }
+            var gs = ys;
+            for (int i = 1; i < xs.Length; i++)
+            {
+                float scale = scales is { Length: > 0 } ? scales[i] : (float)ys[i] / xs[i];
+                if (xs[i] == ys[i] && scale == 1f)
+                {
+                    continue;
+                }
+                var matrix = ResizeMatrix(n, mode, ctm, nearest, xs[i], ys[i], scale);
+                g = c.AlongAxis(n, g, gs, i, matrix, xs[i]);
+                gs = c.Shapes.TryShape(g)!;
+            }
+            c.Contribute(n, 0, g);
+            return;
         }
         // Each input pixel is copied to an sh×sw block: its gradient is the block's sum.
         string pooled = c.Op("AveragePool", [g], xs, Attr.Ints("kernel_shape", sh, sw), Attr.Ints("strides", sh, sw));
         c.Contribute(n, 0, c.Mul(pooled, c.Scalar(sh * sw), xs));
+    }
+
+    /// <summary>
+    /// Resize along one axis as a matrix [input, output]: output o reads the input at x = the coordinate transformation of o,
+    /// rounded by <paramref name="nearest"/> or linearly interpolated between ⌊x⌋ and ⌊x⌋ + 1 (x clamped to the input, as
+    /// ONNX Runtime does).
+    /// </summary>
+    private static float[] ResizeMatrix(NodeProto n, string mode, string ctm, string nearest, long input, long output, float scale)
+    {
+        var m = new float[checked((int)(input * output))];
+        for (long o = 0; o < output; o++)
+        {
+            double x = ctm switch
+            {
+                "half_pixel" => (o + 0.5) / scale - 0.5,
+                "pytorch_half_pixel" => output > 1 ? (o + 0.5) / scale - 0.5 : 0,
+                "asymmetric" => o / (double)scale,
+                "align_corners" => output == 1 ? 0 : o * (input - 1) / (double)(output - 1),
+                _ => throw Unsupported(n, $"coordinate_transformation_mode '{ctm}' is not supported"),
+            };
+            if (mode == "nearest")
+            {
+                double r = nearest switch
+                {
+                    "round_prefer_floor" => Math.Ceiling(x - 0.5),
+                    "round_prefer_ceil" => Math.Floor(x + 0.5),
+                    "floor" => Math.Floor(x),
+                    "ceil" => Math.Ceiling(x),
+                    _ => throw Unsupported(n, $"nearest_mode '{nearest}' is not supported"),
+                };
+                m[Math.Clamp((long)r, 0, input - 1) * output + o] = 1f;
+                continue;
+            }
+            x = Math.Clamp(x, 0, input - 1);
+            long x0 = (long)Math.Floor(x), x1 = Math.Min(x0 + 1, input - 1);
+            float w1 = (float)(x - x0);
+            m[x0 * output + o] += 1f - w1;
+            m[x1 * output + o] += w1;
+        }
+        return m;
     }
 
     private static void Conv(VjpContext c, NodeProto n)
@@ -665,21 +815,23 @@ internal static partial class GradientRules
         {
             return;
         }
-        if (Attr.GetInt(n, "transA", 0) != 0)
-        {
-            throw Unsupported(n, "transA 1 is not supported (the batch must be axis 0 of A)");
-        }
-        bool transB = Attr.GetInt(n, "transB", 0) != 0;
+        bool transA = Attr.GetInt(n, "transA", 0) != 0, transB = Attr.GetInt(n, "transB", 0) != 0;
         float alpha = Attr.GetFloat(n, "alpha", 1f), beta = Attr.GetFloat(n, "beta", 1f);
         string a = n.Input[0], b = n.Input[1];
         var asz = c.Shape(n, a);
+        if (transA)
+        {
+            // A is stored [K, M] with the batch on its axis 1: work with Aᵀ and transpose its gradient back.
+            a = c.Transpose(a, asz, 1, 0);
+            asz = [asz[1], asz[0]];
+        }
         var bs = c.Shape(n, b);
         var ys = c.Shape(n, n.Output[0]);
         string ga = alpha == 1f ? g : c.Mul(g, c.Scalar(alpha), ys);
         if (c.Needs(n, 0))
         {
             string gx = transB ? c.Op("MatMul", [ga, b], asz) : c.Op("MatMul", [ga, c.Transpose(b, bs, 1, 0)], asz);
-            c.Contribute(n, 0, gx);
+            c.Contribute(n, 0, transA ? c.Transpose(gx, asz, 1, 0) : gx);
         }
         if (c.Needs(n, 1))
         {
@@ -744,12 +896,8 @@ internal static partial class GradientRules
         }
         if (c.Needs(n, 1))
         {
-            if (c.IsParameter(b))
+            if (c.IsParameter(b) && bs.Length == 2 && asz.Length <= 3)
             {
-                if (bs.Length != 2 || asz.Length > 3)
-                {
-                    throw Unsupported(n, "per-example gradients need a 2-D weight and an input of rank 2 or 3");
-                }
                 long k = bs[0], m = bs[1];
                 string a3 = asz.Length == 2 ? c.Unsqueeze(a, asz, 1) : a;     // [B, S, K]
                 string g3 = asz.Length == 2 ? c.Unsqueeze(g, ys, 1) : g;      // [B, S, N]
@@ -770,6 +918,11 @@ internal static partial class GradientRules
             }
             else
             {
+                // A batched weight, or an input of rank 4 and more: Aᵀ·g per example, summed over the weight's broadcast axes.
+                if (c.IsParameter(b) && (c.Options.KroneckerFactors || c.ProjectionOf(b) is not null))
+                {
+                    throw Unsupported(n, $"Kronecker factors of '{b}' need a 2-D weight and an input of rank 2 or 3 (per-example gradients work)");
+                }
                 var gbShape = (long[])ys.Clone();
                 gbShape[^2] = asz[^1];
                 string gb = c.Op("MatMul", [c.Transpose(a, asz, Swap(asz.Length)), g], gbShape);

@@ -333,13 +333,14 @@ internal sealed class ShapeInference
                     }
                     else if (sizes is not null)
                     {
-                        Out(sizes, T(0));
+                        // The batch stays symbolic when the sizes were written for one batch size.
+                        Out(sizes.Select((d, i) => x is not null && i < x.Length && x[i] < 0 ? x[i] : d).ToArray(), T(0));
                     }
                     break;
                 }
             case "Pad":
                 {
-                    var pads = node.Input.Count > 1 ? TryIntConstant(node.Input[1]) : Attr.GetInts(node, "pads");
+                    var pads = x is null ? null : PadAmounts(node, x.Length);
                     if (x is not null && pads is not null && pads.Length == 2 * x.Length)
                     {
                         Out(x.Select((d, i) => d < 0 ? d : d + pads[i] + pads[i + x.Length]).ToArray(), T(0));
@@ -377,6 +378,31 @@ internal sealed class ShapeInference
                 }
                 break;
         }
+    }
+
+    /// <summary>
+    /// A Pad node's amounts for every axis (begin for all axes, then end), from its pads input or attribute and its axes
+    /// input (opset 18: pads for the listed axes only); null when not constant.
+    /// </summary>
+    public long[]? PadAmounts(NodeProto node, int rank)
+    {
+        var given = node.Input.Count > 1 ? TryIntConstant(node.Input[1]) : Attr.GetInts(node, "pads");
+        if (given is null || node.Input.Count <= 3 || node.Input[3].Length == 0)
+        {
+            return given;
+        }
+        if (TryIntConstant(node.Input[3]) is not { } axes)
+        {
+            return null;
+        }
+        var pads = new long[2 * rank];
+        for (int i = 0; i < axes.Length; i++)
+        {
+            long a = axes[i] < 0 ? axes[i] + rank : axes[i];
+            pads[a] = given[i];
+            pads[a + rank] = given[i + axes.Length];
+        }
+        return pads;
     }
 
     /// <summary>The axes a Reduce* node reduces, normalised to 0..rank−1, or null when they are not constant.</summary>

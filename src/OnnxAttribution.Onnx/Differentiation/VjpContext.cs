@@ -290,6 +290,41 @@ internal sealed class VjpContext
         return ReshapeLike(Op("MatMul", [m, flat], null), n.Input[0]);
     }
 
+    /// <summary>
+    /// The gradient of an op that makes each of its outputs along one axis a weighted sum of the input's entries along it
+    /// (a selection, a padding, an interpolation): the product with <paramref name="matrix"/> [rows, count] (row-major, the
+    /// input's entry r by output position j) along <paramref name="axis"/> of <paramref name="g"/>, shaped <paramref name="gShape"/>.
+    /// The batch, if any, must lie before the axis.
+    /// </summary>
+    public string AlongAxis(NodeProto node, string g, long[] gShape, int axis, float[] matrix, long rows)
+    {
+        long count = gShape[axis];
+        long after = ShapeInference.Product(gShape[(axis + 1)..]);
+        if (after < 0 || count < 0 || gShape[..axis].Count(d => d < 0) > 1)
+        {
+            throw new UnsupportedOperatorException(node.OpType, VjpBuilder.NodeLabel(node), $"axis {axis} of [{string.Join(",", gShape)}]: the batch must lie before it");
+        }
+        string m = B.Constant("axis_map", matrix, rows, count);
+        string flat = Op("Reshape", [g, Ints(-1, count, after)], null);
+        var result = (long[])gShape.Clone();
+        result[axis] = rows;
+        return ReshapeTo(Op("MatMul", [m, flat], null), result);
+    }
+
+    /// <summary>The one-hot matrix [rows, sources.Length] of <see cref="AlongAxis"/>: output j reads row sources[j] (none when negative).</summary>
+    public static float[] SelectionMatrix(long rows, IReadOnlyList<long> sources)
+    {
+        var m = new float[checked((int)(rows * sources.Count))];
+        for (int j = 0; j < sources.Count; j++)
+        {
+            if (sources[j] >= 0)
+            {
+                m[sources[j] * sources.Count + j] += 1f;
+            }
+        }
+        return m;
+    }
+
     /// <summary>The initializer whose Kronecker factors a weight's layer gets: the weight, or the root of a view that keeps its layout.</summary>
     private string FactorWeight(string weight)
     {
