@@ -117,6 +117,19 @@ public sealed class MoreOpGradientTests
             Attr.String("mode", "linear"), Attr.String("coordinate_transformation_mode", "asymmetric")), none, Linear: true);
         yield return new("Resize_nearest_scale_1_5", Image, (b, x) => Op(b, "Resize", [x, "", b.Constant("s", [1f, 1f, 1.5f, 1.5f], 4)], Attr.String("mode", "nearest")), none, Linear: true);
 
+        yield return new("Conv_1d_stride2_padded", [GradientHarness.Batch, 3, 9], (b, x) => Op(b, "Conv", [x, "w", "bias"], Attr.Ints("strides", 2), Attr.Ints("pads", 1, 2)),
+            [("w", [4, 3, 3], 0f), ("bias", [4], 0f)], Linear: true);
+        yield return new("Conv_1d_stride1_dilated", [GradientHarness.Batch, 2, 7], (b, x) => Op(b, "Conv", [x, "w"], Attr.Ints("dilations", 2), Attr.Ints("pads", 2, 2)),
+            [("w", [3, 2, 3], 0f)], Linear: true);
+        yield return new("Conv_3d_stride1_padded", [GradientHarness.Batch, 2, 3, 4, 4], (b, x) => Op(b, "Conv", [x, "w", "bias"], Attr.Ints("pads", 1, 1, 1, 1, 1, 1)),
+            [("w", [3, 2, 3, 3, 3], 0f), ("bias", [3], 0f)], Linear: true);
+        yield return new("Conv_3d_stride2", [GradientHarness.Batch, 2, 4, 5, 5], (b, x) => Op(b, "Conv", [x, "w"], Attr.Ints("strides", 2, 2, 2), Attr.Ints("pads", 0, 1, 1, 1, 1, 0)),
+            [("w", [2, 2, 2, 3, 3], 0f)], Linear: true);
+        yield return new("Conv_grouped_weight_per_example", [GradientHarness.Batch, 4, 5, 5], (b, x) => Op(b, "Conv", [x, "w", "bias"], Attr.Int("group", 2), Attr.Ints("pads", 1, 1, 1, 1)),
+            [("w", [6, 2, 3, 3], 0f), ("bias", [6], 0f)], Linear: true);
+        yield return new("Conv_depthwise_weight_per_example", [GradientHarness.Batch, 3, 5, 5], (b, x) => Op(b, "Conv", [x, "w"], Attr.Int("group", 3), Attr.Ints("strides", 2, 2)),
+            [("w", [3, 1, 3, 3], 0f)], Linear: true);
+
         // Parameters reached through views (PyTorch's Linear without bias: MatMul by the transposed weight).
         yield return new("MatMul_by_Transpose_of_weight", Tokens, (b, x) => Op(b, "MatMul", [x, Op(b, "Transpose", ["w"], Attr.Ints("perm", 1, 0))]), [("w", [4, 5], 0f)], Linear: true);
         yield return new("Conv_weight_through_Identity_Cast_Reshape", Image, (b, x) =>

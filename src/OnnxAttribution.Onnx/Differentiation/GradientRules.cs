@@ -660,28 +660,32 @@ internal static partial class GradientRules
         var xs = c.Shape(n, x);
         var ws = c.Shape(n, w);
         var ys = c.Shape(n, n.Output[0]);
-        if (xs.Length != 4)
+        int spatial = xs.Length - 2;
+        if (spatial is < 1 or > 3)
         {
-            throw Unsupported(n, $"only 2-D convolution is supported (input rank {xs.Length})");
+            throw Unsupported(n, $"only 1-D, 2-D and 3-D convolutions are supported (input rank {xs.Length})");
         }
         var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? ws[2..], xs);
         long group = Attr.GetInt(n, "group", 1);
         long cin = xs[1], cout = ws[0];
+        long[] spatialAxes = [.. Enumerable.Range(2, spatial).Select(i => (long)i)];
 
         if (c.Needs(n, 0))
         {
-            long reach0 = dil[0] * (k[0] - 1), reach1 = dil[1] * (k[1] - 1);
+            var reach = Enumerable.Range(0, spatial).Select(i => dil[i] * (k[i] - 1)).ToArray();
             string gx;
-            if (group == 1 && strides.All(v => v == 1) && pads[0] <= reach0 && pads[2] <= reach0 && pads[1] <= reach1 && pads[3] <= reach1)
+            if (group == 1 && strides.All(v => v == 1) && Enumerable.Range(0, spatial).All(i => pads[i] <= reach[i] && pads[i + spatial] <= reach[i]))
             {
                 // At stride 1 the input gradient is a convolution of g with the kernel flipped and its in/out channels swapped,
                 // padded by the kernel's reach less the forward padding. ONNX Runtime runs Conv on its blocked-layout kernels and
                 // ConvTranspose through im2col and col2im; the weight's transpose and flip fold to a constant at session start.
-                string swapped = c.Transpose(w, ws, 1, 0, 2, 3);
-                string flipped = k[0] * k[1] == 1 ? swapped
-                    : c.Op("Slice", [swapped, c.Ints(-1, -1), c.Ints(long.MinValue, long.MinValue), c.Ints(2, 3), c.Ints(-1, -1)], [ws[1], ws[0], ws[2], ws[3]]);
+                string swapped = c.Transpose(w, ws, [1, 0, .. spatialAxes]);
+                long[] swappedShape = [ws[1], ws[0], .. ws[2..]];
+                string flipped = ShapeInference.Product(k) == 1 ? swapped
+                    : c.Op("Slice", [swapped, c.Ints([.. Enumerable.Repeat(-1L, spatial)]), c.Ints([.. Enumerable.Repeat(long.MinValue, spatial)]), c.Ints(spatialAxes),
+                        c.Ints([.. Enumerable.Repeat(-1L, spatial)])], swappedShape);
                 gx = c.Op("Conv", [g, flipped], xs, Attr.Ints("kernel_shape", k), Attr.Ints("dilations", dil),
-                    Attr.Ints("pads", reach0 - pads[0], reach1 - pads[1], reach0 - pads[2], reach1 - pads[3]));
+                    Attr.Ints("pads", [.. Enumerable.Range(0, 2 * spatial).Select(i => reach[i % spatial] - pads[i])]));
             }
             else
             {
@@ -697,20 +701,21 @@ internal static partial class GradientRules
             {
                 throw Unsupported(n, $"the weight '{w}' is computed from differentiated values; only initializer weights are supported");
             }
-            if (group != 1)
-            {
-                throw Unsupported(n, $"per-example gradients of grouped convolutions (group {group}) are not supported");
-            }
-            long positions = ys[2] * ys[3];
-            long fan = cin * k[0] * k[1];
+            long positions = ShapeInference.Product(ys[2..]);
+            long kk = ShapeInference.Product(k);
+            long fan = cin * kk;
             string gm = c.ReshapePerExample(g, [cout, positions]);               // [B, out, S]
+            if (group != 1 && (c.Options.KroneckerFactors || c.ProjectionOf(w) is not null))
+            {
+                throw Unsupported(n, $"Kronecker factors of grouped convolutions (group {group}) are not supported (per-example gradients are)");
+            }
             if (c.ProjectionOf(w) is { } projection)
             {
                 // P_inᵀaₛ at every position is a convolution of the input with P_in's columns as filters (the weight's layout,
                 // so no unfolding), and P_outᵀgₛ one small matrix product.
                 long kIn = projection.InputDim, kOut = projection.OutputDim;
-                string filters = c.InputProjection(w, fan, transposed: true, kIn, cin, k[0], k[1]);
-                string ap = c.Op("Conv", [x, filters], [xs[0], kIn, ys[2], ys[3]], Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides),
+                string filters = c.InputProjection(w, fan, transposed: true, [kIn, cin, .. k]);
+                string ap = c.Op("Conv", [x, filters], [xs[0], kIn, .. ys[2..]], Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides),
                     Attr.Ints("pads", pads), Attr.Ints("dilations", dil));
                 string apT = c.Transpose(c.ReshapePerExample(ap, [kIn, positions]), [ShapeInference.Batch, kIn, positions], 0, 2, 1);
                 string gp = c.Op("MatMul", [c.OutputProjection(w, cout, transposed: true, kOut, cout), gm], [ShapeInference.Batch, kOut, positions]);
@@ -719,19 +724,26 @@ internal static partial class GradientRules
             if (c.Options.PerExampleGradients && !c.Options.KroneckerFactors)
             {
                 // Per tap, dW[:, :, tap] = g · (input under the tap)ᵀ: no unfolded copy of the input (its Concat), and the stacked
-                // taps are already in the weight's order [out, in, k·k].
+                // taps are already in the weight's order [out, in, k·k]. A grouped convolution pairs each group's outputs with its inputs.
+                long cg = cin / group, og = cout / group;
+                string gGroups = group == 1 ? gm : c.ReshapePerExample(gm, [group, og, positions]);
                 var parts = Taps(c, x, xs, ys, k, strides, pads, dil).Select(t =>
                 {
-                    string tt = c.Transpose(c.ReshapePerExample(t, [cin, positions]), [ShapeInference.Batch, cin, positions], 0, 2, 1);
-                    string dt = c.Op("MatMul", [gm, tt], [ShapeInference.Batch, cout, cin]);
-                    return c.Unsqueeze(dt, [ShapeInference.Batch, cout, cin], 3);
+                    if (group == 1)
+                    {
+                        string tt = c.Transpose(c.ReshapePerExample(t, [cin, positions]), [ShapeInference.Batch, cin, positions], 0, 2, 1);
+                        string dt = c.Op("MatMul", [gm, tt], [ShapeInference.Batch, cout, cin]);
+                        return c.Unsqueeze(dt, [ShapeInference.Batch, cout, cin], 3);
+                    }
+                    string tg = c.Transpose(c.ReshapePerExample(t, [group, cg, positions]), [ShapeInference.Batch, group, cg, positions], 0, 1, 3, 2);
+                    string dg = c.Op("MatMul", [gGroups, tg], [ShapeInference.Batch, group, og, cg]);
+                    return c.Unsqueeze(c.ReshapePerExample(dg, [cout, cg]), [ShapeInference.Batch, cout, cg], 3);
                 }).ToList();
-                string stacked = parts.Count == 1 ? parts[0] : c.Op("Concat", [.. parts], [ShapeInference.Batch, cout, cin, parts.Count], Attr.Int("axis", 3));
+                string stacked = parts.Count == 1 ? parts[0] : c.Op("Concat", [.. parts], [ShapeInference.Batch, cout, cg, parts.Count], Attr.Int("axis", 3));
                 c.AddParameterGradient(w, c.ReshapePerExample(stacked, ws));
             }
             else if (c.Options.PerExampleGradients || c.Options.KroneckerFactors)
             {
-                long kk = k[0] * k[1];
                 string u = Unfold(c, x, xs, ys, k, strides, pads, dil);              // [B, k·k·in (tap-major), S]
                 if (c.Options.PerExampleGradients)
                 {
@@ -751,47 +763,47 @@ internal static partial class GradientRules
         }
         if (c.Needs(n, 2))
         {
-            if (c.IsParameter(n.Input[2]))
-            {
-                c.AddParameterGradient(n.Input[2], c.ReduceSum(g, [2, 3], false, [ShapeInference.Batch, cout]));
-            }
-            else
-            {
-                c.Contribute(n, 2, c.ReduceSum(g, [0, 2, 3], false, [cout]));
-            }
+            PerChannel(c, n, 2, g, spatialAxes, cout);
         }
     }
 
     /// <summary>
     /// Unfolds a convolution's input (im2col) to [B, k·k·in, S] with one Pad, a strided Slice per kernel tap and one Concat along
-    /// the channels: channel tap·in + c holds the input pixel under tap (i, j) = (tap / kw, tap % kw) of channel c.
+    /// the channels: channel tap·in + c holds the input pixel under kernel tap number tap (row-major over the kernel) of channel c.
     /// </summary>
     private static string Unfold(VjpContext c, string x, long[] xs, long[] ys, long[] k, long[] strides, long[] pads, long[] dil)
     {
-        long fan = xs[1] * k[0] * k[1];
+        long fan = xs[1] * ShapeInference.Product(k);
         var taps = Taps(c, x, xs, ys, k, strides, pads, dil);
-        string unfolded = taps.Count == 1 ? taps[0] : c.Op("Concat", [.. taps], [xs[0], fan, ys[2], ys[3]], Attr.Int("axis", 1));
-        return c.ReshapePerExample(unfolded, [fan, ys[2] * ys[3]]);
+        string unfolded = taps.Count == 1 ? taps[0] : c.Op("Concat", [.. taps], [xs[0], fan, .. ys[2..]], Attr.Int("axis", 1));
+        return c.ReshapePerExample(unfolded, [fan, ShapeInference.Product(ys[2..])]);
     }
 
-    /// <summary>The input under each kernel tap (i, j), tap-major: k·k values [B, in, H', W'] (a Pad, then one strided Slice each).</summary>
+    /// <summary>The input under each kernel tap, tap-major (row-major over the kernel): values [B, in, …output size] (a Pad, then one strided Slice each).</summary>
     private static List<string> Taps(VjpContext c, string x, long[] xs, long[] ys, long[] k, long[] strides, long[] pads, long[] dil)
     {
         long cin = xs[1];
+        int spatial = xs.Length - 2;
+        long[] spatialAxes = [.. Enumerable.Range(2, spatial).Select(i => (long)i)];
         // Tap-major keeps the Concat a copy of whole blocks; the weight order (c·kh·kw + tap) is restored on the small
         // per-example gradient, not on the unfolded input. (A one-hot depthwise Conv would run as B·C tiny GEMMs.)
         string padded = pads.Any(v => v != 0)
-            ? c.Op("Pad", [x, c.Ints(0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3])], [xs[0], cin, xs[2] + pads[0] + pads[2], xs[3] + pads[1] + pads[3]])
+            ? c.Op("Pad", [x, c.Ints([0, 0, .. pads[..spatial], 0, 0, .. pads[spatial..]])],
+                [xs[0], cin, .. Enumerable.Range(0, spatial).Select(i => xs[2 + i] + pads[i] + pads[i + spatial])])
             : x;
         var taps = new List<string>();
-        for (long i = 0; i < k[0]; i++)
+        long count = ShapeInference.Product(k);
+        for (long tap = 0; tap < count; tap++)
         {
-            for (long j = 0; j < k[1]; j++)
+            var start = new long[spatial];
+            long rest = tap;
+            for (int i = spatial - 1; i >= 0; i--)
             {
-                long h0 = i * dil[0], w0 = j * dil[1];
-                taps.Add(c.Op("Slice", [padded, c.Ints(h0, w0), c.Ints(h0 + (ys[2] - 1) * strides[0] + 1, w0 + (ys[3] - 1) * strides[1] + 1), c.Ints(2, 3), c.Ints(strides[0], strides[1])],
-                    [xs[0], cin, ys[2], ys[3]]));
+                start[i] = rest % k[i] * dil[i];
+                rest /= k[i];
             }
+            var end = Enumerable.Range(0, spatial).Select(i => start[i] + (ys[2 + i] - 1) * strides[i] + 1).ToArray();
+            taps.Add(c.Op("Slice", [padded, c.Ints(start), c.Ints(end), c.Ints(spatialAxes), c.Ints(strides)], [xs[0], cin, .. ys[2..]]));
         }
         return taps;
     }
