@@ -106,6 +106,10 @@ public sealed class MoreOpGradientTests
             Attr.Int("ceil_mode", 1)), none, Linear: true);
         yield return new("AveragePool_ceil_mode_padded_include_pad", [GradientHarness.Batch, 2, 6, 5], (b, x) => Op(b, "AveragePool", [x], Attr.Ints("kernel_shape", 3, 3), Attr.Ints("strides", 2, 2),
             Attr.Ints("pads", 1, 0, 1, 1), Attr.Int("ceil_mode", 1), Attr.Int("count_include_pad", 1)), none, Linear: true);
+        yield return new("AveragePool_3d_ceil_mode", [GradientHarness.Batch, 2, 3, 4, 5], (b, x) => Op(b, "AveragePool", [x], Attr.Ints("kernel_shape", 2, 2, 2), Attr.Ints("strides", 2, 2, 2),
+            Attr.Int("ceil_mode", 1)), none, Linear: true);
+        yield return new("AveragePool_1d_padded", [GradientHarness.Batch, 2, 7], (b, x) => Op(b, "AveragePool", [x], Attr.Ints("kernel_shape", 3), Attr.Ints("strides", 2), Attr.Ints("pads", 1, 1)),
+            none, Linear: true);
         yield return new("Gemm_transA", [GradientHarness.Batch, 5], (b, x) => Op(b, "Gemm", [Op(b, "Transpose", [x]), "w", "bias"], Attr.Int("transA", 1)),
             [("w", [5, 3], 0f), ("bias", [3], 0f)], Linear: true);
         yield return new("MatMul_batched_weight_per_head", [GradientHarness.Batch, 2, 3, 4], (b, x) => Op(b, "MatMul", [x, "w"]), [("w", [2, 4, 5], 0f)], Linear: true);

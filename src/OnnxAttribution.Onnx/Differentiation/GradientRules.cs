@@ -496,13 +496,15 @@ internal static partial class GradientRules
         }
         var xs = c.Shape(n, n.Input[0]);
         var ys = c.Shape(n, n.Output[0]);
-        if (xs.Length != 4)
+        int spatial = xs.Length - 2;
+        if (spatial is < 1 or > 3)
         {
-            throw Unsupported(n, "only 2-D pooling is supported");
+            throw Unsupported(n, $"only 1-D, 2-D and 3-D pooling is supported (input rank {xs.Length})");
         }
         var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? throw Unsupported(n, "kernel_shape is required"), xs);
         long channels = xs[1];
-        long kk = k[0] * k[1];
+        long kk = ShapeInference.Product(k);
+        long[] kernelShape = [channels, 1, .. k];
         bool includePad = Attr.GetInt(n, "count_include_pad", 0) != 0;
         if (Attr.GetInt(n, "ceil_mode", 0) != 0 || (pads.Any(p => p != 0) && !includePad))
         {
@@ -512,32 +514,35 @@ internal static partial class GradientRules
             {
                 throw Unsupported(n, "dilated pooling with ceil_mode or count_include_pad 0 is not supported");
             }
-            var rowsCount = WindowCounts(xs[2], ys[2], k[0], strides[0], pads[0], pads[2], includePad);
-            var colsCount = WindowCounts(xs[3], ys[3], k[1], strides[1], pads[1], pads[3], includePad);
-            var inverse = new float[ys[2] * ys[3]];
-            for (int i = 0; i < ys[2]; i++)
+            var counts = Enumerable.Range(0, spatial).Select(i => WindowCounts(xs[2 + i], ys[2 + i], k[i], strides[i], pads[i], pads[i + spatial], includePad)).ToArray();
+            var outSize = ys[2..];
+            var inverse = new float[ShapeInference.Product(outSize)];
+            for (int flat = 0; flat < inverse.Length; flat++)
             {
-                for (int j = 0; j < ys[3]; j++)
+                long count = 1, rest = flat;
+                for (int i = spatial - 1; i >= 0; i--)
                 {
-                    inverse[i * ys[3] + j] = 1f / (rowsCount[i] * colsCount[j]);
+                    count *= counts[i][rest % outSize[i]];
+                    rest /= outSize[i];
                 }
+                inverse[flat] = 1f / count;
             }
-            string scaled = c.Mul(g, c.B.Constant("avgpool_inverse_counts", inverse, ys[2], ys[3]), ys);
-            string ones = c.B.Constant("avgpool_grad_ones", Enumerable.Repeat(1f, checked((int)(channels * kk))).ToArray(), channels, 1, k[0], k[1]);
-            long[] endPads = [pads[2], pads[3]];
-            var outputPadding = new long[2];
-            for (int a = 0; a < 2; a++)
+            string scaled = c.Mul(g, c.B.Constant("avgpool_inverse_counts", inverse, outSize), ys);
+            string ones = c.B.Constant("avgpool_grad_ones", Enumerable.Repeat(1f, checked((int)(channels * kk))).ToArray(), kernelShape);
+            var endPads = pads[spatial..];
+            var outputPadding = new long[spatial];
+            for (int i = 0; i < spatial; i++)
             {
-                long reach = (ys[2 + a] - 1) * strides[a] + k[a] - pads[a] - endPads[a];     // ConvTranspose's natural size
-                endPads[a] += Math.Max(0, reach - xs[2 + a]);
-                outputPadding[a] = Math.Max(0, xs[2 + a] - reach);
+                long reach = (ys[2 + i] - 1) * strides[i] + k[i] - pads[i] - endPads[i];     // ConvTranspose's natural size
+                endPads[i] += Math.Max(0, reach - xs[2 + i]);
+                outputPadding[i] = Math.Max(0, xs[2 + i] - reach);
             }
             c.Contribute(n, 0, c.Op("ConvTranspose", [scaled, ones], xs, Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides),
-                Attr.Ints("pads", pads[0], pads[1], endPads[0], endPads[1]), Attr.Int("group", channels), Attr.Ints("output_padding", outputPadding)));
+                Attr.Ints("pads", [.. pads[..spatial], .. endPads]), Attr.Int("group", channels), Attr.Ints("output_padding", outputPadding)));
             return;
         }
         var weights = Enumerable.Repeat(1f / kk, checked((int)(channels * kk))).ToArray();
-        string w = c.B.Constant("avgpool_grad_kernel", weights, channels, 1, k[0], k[1]);
+        string w = c.B.Constant("avgpool_grad_kernel", weights, kernelShape);
         var outPad = OutputPadding(n, xs, ys, k, strides, pads, dil);
         string gx = c.Op("ConvTranspose", [g, w], xs, Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides), Attr.Ints("pads", pads),
             Attr.Ints("dilations", dil), Attr.Int("group", channels), Attr.Ints("output_padding", outPad));
