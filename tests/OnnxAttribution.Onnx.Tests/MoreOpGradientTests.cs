@@ -89,6 +89,11 @@ public sealed class MoreOpGradientTests
             Attr.Ints("pads", 1, 1, 1, 1), Attr.Ints("output_padding", 1, 1)), convT, Linear: true);
         yield return new("ConvTranspose_4x4_stride2_upsampling", Image, (b, x) => Op(b, "ConvTranspose", [x, "w"], Attr.Ints("strides", 2, 2),
             Attr.Ints("pads", 1, 1, 1, 1)), [("w", [3, 2, 4, 4], 0f)], Linear: true);
+        yield return new("ConvTranspose_grouped_dilated_input_gradient", [GradientHarness.Batch, 4, 3, 3], (b, x) => Op(b, "ConvTranspose",
+            [x, b.Constant("cw", Enumerable.Range(0, 36).Select(i => (i % 5) * 0.2f - 0.4f).ToArray(), 4, 1, 3, 3)], Attr.Int("group", 2), Attr.Ints("dilations", 2, 1),
+            Attr.Ints("strides", 2, 2)), none, Linear: true);
+        yield return new("MaxPool_1d_strided", [GradientHarness.Batch, 3, 9], (b, x) => Op(b, "MaxPool", [Scaled(b, x)], Attr.Ints("kernel_shape", 3), Attr.Ints("strides", 2),
+            Attr.Ints("pads", 1, 1)), [("p", [3, 1], 0.2f)]);
         yield return new("Conv_auto_pad_SAME_UPPER_stride2", [GradientHarness.Batch, 3, 5, 5], (b, x) => Op(b, "Conv", [x, "w", "bias"], Attr.String("auto_pad", "SAME_UPPER"),
             Attr.Ints("strides", 2, 2)), [("w", [4, 3, 3, 3], 0f), ("bias", [4], 0f)], Linear: true);
         yield return new("Conv_auto_pad_SAME_LOWER_4x4", Image, (b, x) => Op(b, "Conv", [x, "w"], Attr.String("auto_pad", "SAME_LOWER")), [("w", [2, 3, 4, 4], 0f)], Linear: true);

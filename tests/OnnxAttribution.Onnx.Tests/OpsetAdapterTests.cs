@@ -122,6 +122,7 @@ public sealed class OpsetAdapterTests
     [TestCase(23)]
     [TestCase(24)]
     [TestCase(25)]
+    [TestCase(26)]
     public void Convert_NewOpset_SameOutputsInOnnxRuntime(int opset)
     {
         var original = NewOpsetGraph(opset);
