@@ -89,6 +89,10 @@ public sealed class MoreOpGradientTests
             Attr.Ints("pads", 1, 1, 1, 1), Attr.Ints("output_padding", 1, 1)), convT, Linear: true);
         yield return new("ConvTranspose_4x4_stride2_upsampling", Image, (b, x) => Op(b, "ConvTranspose", [x, "w"], Attr.Ints("strides", 2, 2),
             Attr.Ints("pads", 1, 1, 1, 1)), [("w", [3, 2, 4, 4], 0f)], Linear: true);
+        yield return new("ConvTranspose_1d_grouped_weight", [GradientHarness.Batch, 4, 5], (b, x) => Op(b, "ConvTranspose", [x, "w", "bias"], Attr.Int("group", 2),
+            Attr.Ints("strides", 2), Attr.Ints("pads", 1, 0)), [("w", [4, 3, 3], 0f), ("bias", [6], 0f)], Linear: true);
+        yield return new("ConvTranspose_3d_weight", [GradientHarness.Batch, 2, 2, 3, 3], (b, x) => Op(b, "ConvTranspose", [x, "w"], Attr.Ints("strides", 2, 1, 2),
+            Attr.Ints("pads", 0, 1, 1, 0, 1, 0)), [("w", [2, 3, 2, 3, 3], 0f)], Linear: true);
         yield return new("ConvTranspose_grouped_dilated_input_gradient", [GradientHarness.Batch, 4, 3, 3], (b, x) => Op(b, "ConvTranspose",
             [x, b.Constant("cw", Enumerable.Range(0, 36).Select(i => (i % 5) * 0.2f - 0.4f).ToArray(), 4, 1, 3, 3)], Attr.Int("group", 2), Attr.Ints("dilations", 2, 1),
             Attr.Ints("strides", 2, 2)), none, Linear: true);

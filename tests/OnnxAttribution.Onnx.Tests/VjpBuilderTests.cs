@@ -224,6 +224,18 @@ public sealed class VjpBuilderTests
     }
 
     [Test]
+    public void Build_UndeclaredOutputShapeBlockedUpstream_ErrorNamesTheBlockingNode()
+    {
+        var b = new GraphBuilder("g");
+        b.Initializer("p", [1f, 2f, 3f], 3);
+        b.Input("x", TensorData.Float, -1, 3);
+        var y = b.Node("Relu", [b.Node("Mul", [b.Node("LpNormalization", ["x"], "blocker"), "p"])], "y");
+        b.Output(y, TensorData.Float);
+        var e = Assert.Throws<OnnxGraphException>(() => VjpBuilder.Build(b.Build(), new VjpOptions { Parameters = ["p"] }));
+        Assert.That(e!.Message, Does.Contain("'y'").And.Contain("n_blocker").And.Contain("LpNormalization"));
+    }
+
+    [Test]
     public void DefaultParameters_WeightsThroughViewsAndEmbeddingTables_AreFound()
     {
         // PyTorch's Linear without bias (MatMul by a transposed weight), a weight cast and reshaped on its way, a class

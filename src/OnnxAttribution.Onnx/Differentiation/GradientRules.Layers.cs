@@ -7,7 +7,7 @@ internal static partial class GradientRules
 {
     /// <summary>
     /// ConvTranspose is the adjoint of Conv with the same weight: its input gradient is that Conv of the output gradient.
-    /// The weight's per-example gradient is Σ_pos x[ci, pos]·g[co, under tap] per tap (2-D, one group).
+    /// The weight's per-example gradient is Σ_pos x[ci, pos]·g[co, under tap] per tap, within each group.
     /// </summary>
     private static void ConvTranspose(VjpContext c, NodeProto n)
     {
@@ -42,23 +42,22 @@ internal static partial class GradientRules
             {
                 throw Unsupported(n, $"the weight '{w}' is computed from differentiated values; only initializer weights are supported");
             }
-            if (group != 1 || spatial != 2)
-            {
-                throw Unsupported(n, $"per-example weight gradients need a 2-D transposed convolution with one group (found {spatial}-D, group {group})");
-            }
             if (c.Options.KroneckerFactors || c.ProjectionOf(w) is not null)
             {
                 throw Unsupported(n, "Kronecker factors of a transposed convolution are not supported (per-example gradients are)");
             }
-            // The Conv that ConvTranspose is the adjoint of reads g under each tap at the input's positions.
-            long positions = xs[2] * xs[3];
-            string xm = c.ReshapePerExample(x, [cin, positions]);                        // [B, in, S]
+            // The Conv that ConvTranspose is the adjoint of reads g under each tap at the input's positions; a group pairs its
+            // input channels with its output channels.
+            long positions = ShapeInference.Product(xs[2..]);
+            long ig = cin / group, og = cout / group;
+            string xg = c.ReshapePerExample(x, [group, ig, positions]);                      // [B, G, in/G, S]
             var parts = Taps(c, g, ys, xs, k, strides, pads, dil).Select(t =>
             {
-                string tt = c.Transpose(c.ReshapePerExample(t, [cout, positions]), [ShapeInference.Batch, cout, positions], 0, 2, 1);
-                return c.Unsqueeze(c.Op("MatMul", [xm, tt], [ShapeInference.Batch, cin, cout]), [ShapeInference.Batch, cin, cout], 3);
+                string tt = c.Transpose(c.ReshapePerExample(t, [group, og, positions]), [ShapeInference.Batch, group, og, positions], 0, 1, 3, 2);
+                string dt = c.Op("MatMul", [xg, tt], [ShapeInference.Batch, group, ig, og]);
+                return c.Unsqueeze(c.ReshapePerExample(dt, [cin, og]), [ShapeInference.Batch, cin, og], 3);
             }).ToList();
-            string stacked = parts.Count == 1 ? parts[0] : c.Op("Concat", [.. parts], [ShapeInference.Batch, cin, cout, parts.Count], Attr.Int("axis", 3));
+            string stacked = parts.Count == 1 ? parts[0] : c.Op("Concat", [.. parts], [ShapeInference.Batch, cin, og, parts.Count], Attr.Int("axis", 3));
             c.AddParameterGradient(w, c.ReshapePerExample(stacked, ws));
         }
         if (c.Needs(n, 2))

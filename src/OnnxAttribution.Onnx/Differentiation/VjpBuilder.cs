@@ -128,7 +128,8 @@ public static class VjpBuilder
         var declared = output.Type?.TensorType?.Shape?.Dim;
         var outShape = declared is { Count: > 0 }
             ? declared.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : ShapeInference.Batch).ToArray()
-            : shapes.TryShape(output.Name) ?? throw new OnnxGraphException($"graph '{graph.Name}': the shape of output '{output.Name}' is neither declared nor inferable");
+            : shapes.TryShape(output.Name) ?? throw new OnnxGraphException(
+                $"graph '{graph.Name}': the shape of output '{output.Name}' is neither declared nor inferable" + (shapes.Blocker(output.Name) is { } why ? $" ({why.Detail})" : ""));
 
         var forwardNodes = graph.Node.ToList();
         var builder = new GraphBuilder(graph);
