@@ -68,6 +68,28 @@ public sealed partial class CliTests
     }
 
     [Test]
+    public void Differentiate_TwoOutputs_OutputOptionChoosesOneAndRepeatedParameterExitsTwo()
+    {
+        var b = new GraphBuilder("net");
+        b.Initializer("fc.weight", [1f, 2f, 3f, 4f, 5f, 6f], 2, 3);
+        b.Input("x", TensorData.Float, -1, 3);
+        var h = b.Node("Gemm", ["x", "fc.weight"], "h", Attr.Int("transB", 1));
+        b.Node("Relu", [h], "y");
+        b.Output("h", TensorData.Float, -1, 2);
+        b.Output("y", TensorData.Float, -1, 2);
+        var model = Path.Combine(_dir, "two.onnx");
+        OnnxModelFile.Save(b.Build(), model);
+        var vjp = Path.Combine(_dir, "two.vjp.onnx");
+
+        Assert.That(CliApp.Run(["differentiate", "--model", model, "--wrt-initializers", "--out", vjp]), Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("--output"));
+        Assert.That(CliApp.Run(["differentiate", "--model", model, "--parameters", "fc.weight,fc.weight", "--output", "y", "--out", vjp]), Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("'fc.weight' is listed 2 times"));
+        Assert.That(CliApp.Run(["differentiate", "--model", model, "--parameters", "fc.weight", "--output", "y", "--out", vjp]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(OnnxModelFile.Load(vjp).Graph.Output.Select(o => o.Name), Is.EqualTo(new[] { "y", "grad.fc.weight" }));
+    }
+
+    [Test]
     public void Differentiate_NothingChosen_ExitsTwoSayingWhatToPass()
     {
         int code = CliApp.Run(["differentiate", "--model", "m.onnx", "--out", "v.onnx"]);

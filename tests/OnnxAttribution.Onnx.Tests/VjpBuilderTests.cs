@@ -205,4 +205,99 @@ public sealed class VjpBuilderTests
             "y", "grad.conv.weight", "grad.conv.bias", "grad.fc.weight", "grad.fc.bias", "a.conv", "g.conv", "a.fc", "g.fc",
         }));
     }
+
+    [Test]
+    public void Build_UpstreamOpWithoutShapeInference_ErrorNamesTheBlockingNode()
+    {
+        // LpNormalization has no shape inference here: the Add after it and the Softmax after that have no shape either,
+        // and the error must name LpNormalization, not the Softmax whose rule first needs a shape.
+        var b = new GraphBuilder("g");
+        b.Initializer("p", [1f, 2f, 3f], 3);
+        b.Input("x", TensorData.Float, -1, 3);
+        var h = b.Node("Add", [b.Node("Mul", ["x", "p"]), b.Node("LpNormalization", ["x"], "blocker")]);
+        var y = b.Node("Softmax", [h], "y");
+        b.Output(y, TensorData.Float, -1, 3);
+        var e = Assert.Throws<UnsupportedOperatorException>(() => VjpBuilder.Build(b.Build(), new VjpOptions { Parameters = ["p"] }));
+        Assert.That(e!.OpType, Is.EqualTo("LpNormalization"));
+        Assert.That(e.NodeName, Is.EqualTo("n_blocker"));
+        Assert.That(e.Message, Does.Contain("Softmax"));
+    }
+
+    [Test]
+    public void Build_UndeclaredOutputShapeBlockedUpstream_ErrorNamesTheBlockingNode()
+    {
+        var b = new GraphBuilder("g");
+        b.Initializer("p", [1f, 2f, 3f], 3);
+        b.Input("x", TensorData.Float, -1, 3);
+        var y = b.Node("Relu", [b.Node("Mul", [b.Node("LpNormalization", ["x"], "blocker"), "p"])], "y");
+        b.Output(y, TensorData.Float);
+        var e = Assert.Throws<OnnxGraphException>(() => VjpBuilder.Build(b.Build(), new VjpOptions { Parameters = ["p"] }));
+        Assert.That(e!.Message, Does.Contain("'y'").And.Contain("n_blocker").And.Contain("LpNormalization"));
+    }
+
+    [Test]
+    public void DefaultParameters_WeightsThroughViewsAndEmbeddingTables_AreFound()
+    {
+        // PyTorch's Linear without bias (MatMul by a transposed weight), a weight cast and reshaped on its way, a class
+        // embedding looked up by the data and a positional table read at fixed rows.
+        var b = new GraphBuilder("g");
+        b.Initializer("linear.weight", new float[20], 4, 5);
+        b.Initializer("proj.weight", new float[16], 16);
+        b.Initializer("classes.weight", new float[6], 2, 3);
+        b.Initializer("pos.weight", new float[24], 6, 4);
+        b.Input("x", TensorData.Float, -1, 3, 5);
+        b.Input("label", TensorData.Int64, -1);
+        var h = b.Node("MatMul", ["x", b.Node("Transpose", ["linear.weight"], null, Attr.Ints("perm", 1, 0))]);              // [B, 3, 4]
+        h = b.Node("Add", [h, b.Node("Gather", ["pos.weight", b.ConstantInt64("rows", 0, 1, 2)])]);
+        var w = b.Node("Reshape", [b.Node("Cast", [b.Node("Identity", ["proj.weight"])], null, Attr.Int("to", TensorData.Float)), b.ConstantInt64("s", 4, 4)]);
+        h = b.Node("MatMul", [h, w]);
+        var y = b.Node("Mul", [h, b.Node("Unsqueeze", [b.Node("ReduceSum", [b.Node("Gather", ["classes.weight", "label"]), b.ConstantInt64("ax", 1)]), b.ConstantInt64("ax2", 1, 2)])], "y");
+        b.Output(y, TensorData.Float, -1, 3, 4);
+        var model = b.Build();
+        Assert.That(VjpBuilder.DefaultParameters(model), Is.EquivalentTo(new[] { "linear.weight", "proj.weight", "classes.weight", "pos.weight" }));
+        var vjp = VjpBuilder.Build(model);
+        Assert.That(vjp.Graph.Output.Select(o => o.Name), Is.EqualTo(new[] { "y", "grad.linear.weight", "grad.proj.weight", "grad.classes.weight", "grad.pos.weight" }));
+    }
+
+    [Test]
+    public void Build_ParameterListedTwice_ThrowsNamingIt()
+    {
+        var forward = SmallConvNet(new GraphBuilder("net"));
+        var e = Assert.Throws<OnnxGraphException>(() => VjpBuilder.Build(forward, new VjpOptions { Parameters = ["fc.weight", "conv.bias", "fc.weight"] }));
+        Assert.That(e!.Message, Does.Contain("'fc.weight' is listed 2 times"));
+    }
+
+    [Test]
+    public void Build_SeveralOutputsNoneNamed_ThrowsListingThemAndTheOption()
+    {
+        var forward = SmallConvNet(new GraphBuilder("net"));
+        forward.Graph.Output.Add(GraphBuilder.ValueInfo("flatten", TensorData.Float, [-1, 16]));
+        var e = Assert.Throws<OnnxGraphException>(() => VjpBuilder.Build(forward));
+        Assert.That(e!.Message, Does.Contain("y, flatten").And.Contain("--output"));
+        var missing = Assert.Throws<OnnxGraphException>(() => VjpBuilder.Build(forward, new VjpOptions { Output = "z" }));
+        Assert.That(missing!.Message, Does.Contain("no output 'z'"));
+    }
+
+    [Test]
+    public void Build_NamedOutputOfSeveral_DifferentiatesThatOutputOnly()
+    {
+        var forward = SmallConvNet(new GraphBuilder("net"));
+        forward.Graph.Output.Insert(0, GraphBuilder.ValueInfo("flatten", TensorData.Float, [-1, 16]));
+        var vjp = VjpBuilder.Build(forward, new VjpOptions { Output = "y", Parameters = ["fc.weight"] });
+        Assert.That(vjp.Graph.Output.Select(o => o.Name), Is.EqualTo(new[] { "y", "grad.fc.weight" }));
+        var conv = VjpBuilder.Build(forward, new VjpOptions { Output = "flatten", Parameters = ["conv.weight"] });
+        Assert.That(conv.Graph.Output.Select(o => o.Name), Is.EqualTo(new[] { "flatten", "grad.conv.weight" }));
+    }
+
+    [Test]
+    public void Build_FactorsOfTransposedWeight_RefusedNamingTheWeight()
+    {
+        var b = new GraphBuilder("g");
+        b.Initializer("fc.weight", new float[20], 4, 5);
+        b.Input("x", TensorData.Float, -1, 5);
+        var y = b.Node("MatMul", ["x", b.Node("Transpose", ["fc.weight"])], "y");
+        b.Output(y, TensorData.Float, -1, 4);
+        var e = Assert.Throws<OnnxGraphException>(() => VjpBuilder.Build(b.Build(), new VjpOptions { KroneckerFactors = true }));
+        Assert.That(e!.Message, Does.Contain("fc.weight").And.Contain("Transpose"));
+    }
 }

@@ -7,7 +7,7 @@ namespace OnnxAttribution.Cli.Verbs;
 [Verb("differentiate", HelpText = "Emit the vector–Jacobian-product graph of an ONNX model: per-example parameter gradients and/or Kronecker factors of ⟨cotangent, output⟩.")]
 internal sealed class DifferentiateVerb : IVerbOptions
 {
-    [Option("model", Required = true, HelpText = "The forward ONNX model (one float output; axis 0 of the inputs is the batch).")]
+    [Option("model", Required = true, HelpText = "The forward ONNX model, opset 7 to 26 (one float output or --output; axis 0 of the inputs is the batch).")]
     public string Model { get; set; } = "";
 
     [Option("out", Required = true, HelpText = "Where to write the gradient graph.")]
@@ -16,11 +16,14 @@ internal sealed class DifferentiateVerb : IVerbOptions
     [Option("wrt-initializers", HelpText = "Differentiate with respect to every initializer that acts as a trainable parameter (Conv/Gemm/MatMul weights and biases, normalisation scales, broadcast Add/Mul operands of the data path).")]
     public bool WrtInitializers { get; set; }
 
-    [Option("parameters", Separator = ',', HelpText = "Differentiate with respect to these initializers only (comma-separated).")]
+    [Option("parameters", Separator = ',', HelpText = "Differentiate with respect to these initializers only (comma-separated, each once).")]
     public IEnumerable<string> Parameters { get; set; } = [];
 
     [Option("wrt-inputs", Separator = ',', HelpText = "Also output the gradient of these float inputs (e.g. x_t).")]
     public IEnumerable<string> WrtInputs { get; set; } = [];
+
+    [Option("output", HelpText = "The graph output to differentiate, for a model with several outputs (the others are left out of the gradient graph).")]
+    public string? Output { get; set; }
 
     [Option("factors", HelpText = "Also output Kronecker factors a.<layer> [B,S,in·k·k] and g.<layer> [B,S,out].")]
     public bool Factors { get; set; }
@@ -55,6 +58,7 @@ internal static class DifferentiateCommand
             PerExampleGradients = !o.NoPerExample,
             KroneckerFactors = o.Factors,
             InputGradients = o.WrtInputs.ToList(),
+            Output = o.Output,
         };
         var vjp = VjpBuilder.Build(forward, options);
         OnnxModelFile.Save(vjp, o.Out);

@@ -9,7 +9,7 @@ internal delegate void GradientRule(VjpContext ctx, NodeProto node);
 /// One VJP rule per ONNX operator. Each rule emits ONNX nodes computing ∂⟨ḡ, y⟩/∂x for the inputs that need
 /// it; parameters get per-example gradients shaped [B, …parameter shape].
 /// </summary>
-internal static class GradientRules
+internal static partial class GradientRules
 {
     public static readonly IReadOnlyDictionary<string, GradientRule> Rules = new Dictionary<string, GradientRule>(StringComparer.Ordinal)
     {
@@ -64,8 +64,39 @@ internal static class GradientRules
             }
         },
         ["Where"] = Where,
-        ["ReduceSum"] = (c, n) => Reduce(c, n, mean: false),
-        ["ReduceMean"] = (c, n) => Reduce(c, n, mean: true),
+        ["ReduceSum"] = (c, n) => Reduce(c, n, Reduction.Sum),
+        ["ReduceMean"] = (c, n) => Reduce(c, n, Reduction.Mean),
+        ["ReduceMax"] = (c, n) => Reduce(c, n, Reduction.Extremum),
+        ["ReduceMin"] = (c, n) => Reduce(c, n, Reduction.Extremum),
+        ["ReduceL2"] = (c, n) => Reduce(c, n, Reduction.L2),
+        ["ReduceLogSumExp"] = (c, n) => Reduce(c, n, Reduction.LogSumExp),
+        ["ReduceSumSquare"] = (c, n) => Reduce(c, n, Reduction.SumSquare),
+        ["GlobalMaxPool"] = GlobalMaxPool,
+        ["Erf"] = Erf,
+        ["Gelu"] = Gelu,
+        ["Elu"] = Elu,
+        ["Selu"] = Selu,
+        ["Celu"] = Celu,
+        ["HardSigmoid"] = HardSigmoid,
+        ["HardSwish"] = HardSwish,
+        ["Mish"] = Mish,
+        ["Softsign"] = Softsign,
+        ["Clip"] = Clip,
+        ["PRelu"] = PRelu,
+        ["Sum"] = (c, n) => SumOrMean(c, n, mean: false),
+        ["Mean"] = (c, n) => SumOrMean(c, n, mean: true),
+        ["Max"] = Extremum,
+        ["Min"] = Extremum,
+        ["Split"] = Split,
+        ["Gather"] = Gather,
+        ["Tile"] = Tile,
+        ["DepthToSpace"] = DepthToSpace,
+        ["SpaceToDepth"] = SpaceToDepth,
+        ["CumSum"] = CumSum,
+        ["Einsum"] = Einsum,
+        ["ConvTranspose"] = ConvTranspose,
+        ["InstanceNormalization"] = InstanceNormalization,
+        ["LayerNormalization"] = LayerNormalization,
         ["GlobalAveragePool"] = GlobalAveragePool,
         ["MaxPool"] = MaxPool,
         ["AveragePool"] = AveragePool,
@@ -213,21 +244,30 @@ internal static class GradientRules
         var xs = c.Shape(n, n.Input[0]);
         var ranges = c.Shapes.SliceRanges(n, xs) ?? throw Unsupported(n, "starts, ends, axes and steps must be constants on a non-batch axis");
         var pads = new long[2 * xs.Length];
+        var gs = c.Shape(n, n.Output[0]);
         for (int i = 0; i < xs.Length; i++)
         {
             var (s, e, step) = ranges[i];
-            if (step != 1)
-            {
-                throw Unsupported(n, $"step {step} on axis {i}; only step 1 is supported");
-            }
             if (xs[i] < 0)
             {
+                continue;
+            }
+            if (step != 1)
+            {
+                // Another step (negative too) selects single entries along the axis: the product with their one-hot matrix.
+                var picked = new List<long>();
+                for (long k = s; step > 0 ? k < e : k > e; k += step)
+                {
+                    picked.Add(k);
+                }
+                g = c.AlongAxis(n, g, gs, i, VjpContext.SelectionMatrix(xs[i], picked), xs[i]);
+                gs = c.Shapes.TryShape(g)!;
                 continue;
             }
             pads[i] = s;
             pads[i + xs.Length] = xs[i] - Math.Max(e, s);
         }
-        c.Contribute(n, 0, c.Op("Pad", [g, c.Ints(pads)], xs));
+        c.Contribute(n, 0, pads.All(p => p == 0) ? g : c.Op("Pad", [g, c.Ints(pads)], xs));
     }
 
     private static void Pad(VjpContext c, NodeProto n)
@@ -236,19 +276,31 @@ internal static class GradientRules
         {
             return;
         }
-        if (Attr.GetString(n, "mode", "constant") != "constant")
-        {
-            throw Unsupported(n, "only mode 'constant' is supported");
-        }
-        if (n.Input.Count > 3 && n.Input[3].Length > 0)
-        {
-            throw Unsupported(n, "the axes input is not supported");
-        }
         var xs = c.Shape(n, n.Input[0]);
-        var pads = (n.Input.Count > 1 ? c.Shapes.TryIntConstant(n.Input[1]) : Attr.GetInts(n, "pads")) ?? throw Unsupported(n, "pads must be constant");
-        if (pads.Any(p => p < 0))
+        var pads = c.Shapes.PadAmounts(n, xs.Length) ?? throw Unsupported(n, "pads and axes must be constant");
+        string mode = Attr.GetString(n, "mode", "constant");
+        if (mode != "constant" || pads.Any(p => p < 0))
         {
-            throw Unsupported(n, "negative pads are not supported");
+            // Each output entry along a padded axis reads one input entry (reflected, repeated at the edge, wrapped, or
+            // none for constant padding): the product with that selection's one-hot matrix, axis by axis.
+            var gs = c.Shape(n, n.Output[0]);
+            for (int i = 0; i < xs.Length; i++)
+            {
+                if (pads[i] == 0 && pads[i + xs.Length] == 0)
+                {
+                    continue;
+                }
+                if (xs[i] < 0)
+                {
+                    throw Unsupported(n, "padding the batch axis is not differentiable per example");
+                }
+                long dim = xs[i];
+                var sources = Enumerable.Range(0, (int)gs[i]).Select(j => PadSource(n, mode, j - pads[i], dim)).ToList();
+                g = c.AlongAxis(n, g, gs, i, VjpContext.SelectionMatrix(dim, sources), dim);
+                gs = c.Shapes.TryShape(g)!;
+            }
+            c.Contribute(n, 0, g);
+            return;
         }
         var axes = new List<long>();
         var starts = new List<long>();
@@ -263,6 +315,34 @@ internal static class GradientRules
             }
         }
         c.Contribute(n, 0, axes.Count == 0 ? g : c.Op("Slice", [g, c.Ints([.. starts]), c.Ints([.. ends]), c.Ints([.. axes])], xs));
+    }
+
+    /// <summary>The input entry that padded position <paramref name="p"/> (relative to the input's start) reads, or −1 for none.</summary>
+    private static long PadSource(NodeProto n, string mode, long p, long dim)
+    {
+        if (p >= 0 && p < dim)
+        {
+            return p;
+        }
+        switch (mode)
+        {
+            case "constant":
+                return -1;
+            case "edge":
+                return Math.Clamp(p, 0, dim - 1);
+            case "wrap":
+                return ((p % dim) + dim) % dim;
+            case "reflect":
+                if (dim == 1)
+                {
+                    return 0;
+                }
+                long period = 2 * (dim - 1);
+                long q = ((p % period) + period) % period;
+                return q < dim ? q : period - q;
+            default:
+                throw Unsupported(n, $"mode '{mode}' is not an ONNX Pad mode");
+        }
     }
 
     private static void Where(VjpContext c, NodeProto n)
@@ -283,7 +363,18 @@ internal static class GradientRules
         }
     }
 
-    private static void Reduce(VjpContext c, NodeProto n, bool mean)
+    /// <summary>What a Reduce* op does to each element before summing, for its gradient.</summary>
+    private enum Reduction
+    {
+        Sum,
+        Mean,
+        Extremum,
+        L2,
+        LogSumExp,
+        SumSquare,
+    }
+
+    private static void Reduce(VjpContext c, NodeProto n, Reduction kind)
     {
         if (!c.Needs(n, 0) || c.GradOut(n) is not { } g)
         {
@@ -292,9 +383,26 @@ internal static class GradientRules
         var xs = c.Shape(n, n.Input[0]);
         var axes = c.Shapes.ReduceAxes(n, xs.Length) ?? throw Unsupported(n, "the reduction axes must be constant");
         bool keep = Attr.GetInt(n, "keepdims", 1) != 0;
-        string gk = keep || axes.Count == 0 ? g : c.Unsqueeze(g, c.Shapes.TryShape(g), [.. axes.Order()]);
+        string Kept(string v) => keep || axes.Count == 0 ? v : c.Unsqueeze(v, c.Shapes.TryShape(v), [.. axes.Order()]);
+        string gk = Kept(g);
         string gx = c.Op("Expand", [gk, c.Op("Shape", [n.Input[0]], null)], xs);
-        if (mean && axes.Count > 0)
+        string x = n.Input[0];
+        switch (kind)
+        {
+            case Reduction.Extremum:
+                gx = c.Mul(gx, c.Op("Cast", [c.Op("Equal", [x, Kept(n.Output[0])], null)], null, Attr.Int("to", TensorData.Float)), xs);
+                break;
+            case Reduction.L2:
+                gx = c.Mul(gx, c.Op("Div", [x, Kept(n.Output[0])], null), xs);
+                break;
+            case Reduction.LogSumExp:
+                gx = c.Mul(gx, c.Op("Exp", [c.Op("Sub", [x, Kept(n.Output[0])], null)], null), xs);
+                break;
+            case Reduction.SumSquare:
+                gx = c.Mul(gx, c.Mul(x, c.Scalar(2), null), xs);
+                break;
+        }
+        if (kind == Reduction.Mean && axes.Count > 0)
         {
             if (axes.Any(a => xs[a] < 0))
             {
@@ -352,15 +460,14 @@ internal static class GradientRules
         c.Contribute(n, 0, gx);
     }
 
-    private static (long[] Kernel, long[] Strides, long[] Pads, long[] Dilations) Window(NodeProto n, long[] kernel, int spatial)
+    /// <summary>A Conv's or pool's window; auto_pad SAME_UPPER/SAME_LOWER/VALID becomes explicit pads for the input shape <paramref name="xs"/>.</summary>
+    private static (long[] Kernel, long[] Strides, long[] Pads, long[] Dilations) Window(NodeProto n, long[] kernel, long[] xs)
     {
-        if (Attr.GetString(n, "auto_pad", "NOTSET") is not ("NOTSET" or "VALID"))
-        {
-            throw Unsupported(n, $"auto_pad '{Attr.GetString(n, "auto_pad", "")}' is not supported; give explicit pads");
-        }
+        int spatial = xs.Length - 2;
         var strides = Attr.GetInts(n, "strides") ?? Enumerable.Repeat(1L, spatial).ToArray();
-        var pads = Attr.GetInts(n, "pads") ?? new long[2 * spatial];
         var dil = Attr.GetInts(n, "dilations") ?? Enumerable.Repeat(1L, spatial).ToArray();
+        var pads = ShapeInference.Pads(n, xs, kernel, strides, dil)
+            ?? throw Unsupported(n, $"auto_pad '{Attr.GetString(n, "auto_pad", "")}' needs the spatial size, which is not static");
         return (kernel, strides, pads, dil);
     }
 
@@ -389,27 +496,76 @@ internal static class GradientRules
         }
         var xs = c.Shape(n, n.Input[0]);
         var ys = c.Shape(n, n.Output[0]);
-        if (xs.Length != 4)
+        int spatial = xs.Length - 2;
+        if (spatial is < 1 or > 3)
         {
-            throw Unsupported(n, "only 2-D pooling is supported");
+            throw Unsupported(n, $"only 1-D, 2-D and 3-D pooling is supported (input rank {xs.Length})");
         }
-        var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? throw Unsupported(n, "kernel_shape is required"), 2);
-        if (Attr.GetInt(n, "ceil_mode", 0) != 0)
-        {
-            throw Unsupported(n, "ceil_mode 1 is not supported");
-        }
-        if (pads.Any(p => p != 0) && Attr.GetInt(n, "count_include_pad", 0) == 0)
-        {
-            throw Unsupported(n, "padding with count_include_pad 0 divides by a count that varies at the border; not supported");
-        }
+        var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? throw Unsupported(n, "kernel_shape is required"), xs);
         long channels = xs[1];
-        long kk = k[0] * k[1];
+        long kk = ShapeInference.Product(k);
+        long[] kernelShape = [channels, 1, .. k];
+        bool includePad = Attr.GetInt(n, "count_include_pad", 0) != 0;
+        if (Attr.GetInt(n, "ceil_mode", 0) != 0 || (pads.Any(p => p != 0) && !includePad))
+        {
+            // The divisor varies at the borders: divide the gradient by each window's count, spread it with a kernel of ones,
+            // and pad the end so that windows reaching past the input (ceil_mode) fall off.
+            if (dil.Any(d => d != 1))
+            {
+                throw Unsupported(n, "dilated pooling with ceil_mode or count_include_pad 0 is not supported");
+            }
+            var counts = Enumerable.Range(0, spatial).Select(i => WindowCounts(xs[2 + i], ys[2 + i], k[i], strides[i], pads[i], pads[i + spatial], includePad)).ToArray();
+            var outSize = ys[2..];
+            var inverse = new float[ShapeInference.Product(outSize)];
+            for (int flat = 0; flat < inverse.Length; flat++)
+            {
+                long count = 1, rest = flat;
+                for (int i = spatial - 1; i >= 0; i--)
+                {
+                    count *= counts[i][rest % outSize[i]];
+                    rest /= outSize[i];
+                }
+                inverse[flat] = 1f / count;
+            }
+            string scaled = c.Mul(g, c.B.Constant("avgpool_inverse_counts", inverse, outSize), ys);
+            string ones = c.B.Constant("avgpool_grad_ones", Enumerable.Repeat(1f, checked((int)(channels * kk))).ToArray(), kernelShape);
+            var endPads = pads[spatial..];
+            var outputPadding = new long[spatial];
+            for (int i = 0; i < spatial; i++)
+            {
+                long reach = (ys[2 + i] - 1) * strides[i] + k[i] - pads[i] - endPads[i];     // ConvTranspose's natural size
+                endPads[i] += Math.Max(0, reach - xs[2 + i]);
+                outputPadding[i] = Math.Max(0, xs[2 + i] - reach);
+            }
+            c.Contribute(n, 0, c.Op("ConvTranspose", [scaled, ones], xs, Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides),
+                Attr.Ints("pads", [.. pads[..spatial], .. endPads]), Attr.Int("group", channels), Attr.Ints("output_padding", outputPadding)));
+            return;
+        }
         var weights = Enumerable.Repeat(1f / kk, checked((int)(channels * kk))).ToArray();
-        string w = c.B.Constant("avgpool_grad_kernel", weights, channels, 1, k[0], k[1]);
+        string w = c.B.Constant("avgpool_grad_kernel", weights, kernelShape);
         var outPad = OutputPadding(n, xs, ys, k, strides, pads, dil);
         string gx = c.Op("ConvTranspose", [g, w], xs, Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides), Attr.Ints("pads", pads),
             Attr.Ints("dilations", dil), Attr.Int("group", channels), Attr.Ints("output_padding", outPad));
         c.Contribute(n, 0, gx);
+    }
+
+    /// <summary>
+    /// The divisor of each pooling window along one axis, as ONNX Runtime computes it: the window clipped to the padded input
+    /// (count_include_pad 1) or to the input itself (0).
+    /// </summary>
+    private static long[] WindowCounts(long input, long output, long kernel, long stride, long padStart, long padEnd, bool includePad)
+    {
+        var counts = new long[output];
+        for (long o = 0; o < output; o++)
+        {
+            long start = o * stride - padStart;
+            long end = Math.Min(start + kernel, input + padEnd);
+            long size = end - start;
+            start = Math.Max(start, 0);
+            end = Math.Min(end, input);
+            counts[o] = includePad ? size : end - start;
+        }
+        return counts;
     }
 
     private static void Resize(VjpContext c, NodeProto n)
@@ -424,22 +580,79 @@ internal static class GradientRules
         string ctm = Attr.GetString(n, "coordinate_transformation_mode", "half_pixel");
         string nearest = Attr.GetString(n, "nearest_mode", "round_prefer_floor");
         bool floorMap = (ctm == "asymmetric" && nearest == "floor") || (ctm is "half_pixel" or "pytorch_half_pixel" && nearest == "round_prefer_floor");
-        if (mode != "nearest" || !floorMap || xs.Length != 4)
+        if (xs[0] != ys[0])
         {
-            throw Unsupported(n, $"only 2-D nearest resizing with integer factors is supported (mode '{mode}', coordinate_transformation_mode '{ctm}', nearest_mode '{nearest}')");
+            throw Unsupported(n, "resizing the batch axis is not supported");
         }
-        if (xs[1] != ys[1] || (xs[0] != ys[0]))
+        long sh = xs.Length == 4 ? ys[2] / xs[2] : 0, sw = xs.Length == 4 ? ys[3] / xs[3] : 0;
+        var scales = n.Input.Count > 2 ? c.Shapes.TryFloatConstant(n.Input[2]) : null;
+        bool integerNearest = mode == "nearest" && floorMap && xs.Length == 4 && xs[1] == ys[1] && sh >= 1 && sw >= 1 && sh * xs[2] == ys[2] && sw * xs[3] == ys[3]
+            && (scales is not { Length: 4 } || (scales[2] == sh && scales[3] == sw));
+        if (!integerNearest)
         {
-            throw Unsupported(n, "resizing the batch or channel axes is not supported");
-        }
-        long sh = ys[2] / xs[2], sw = ys[3] / xs[3];
-        if (sh * xs[2] != ys[2] || sw * xs[3] != ys[3] || sh < 1 || sw < 1)
-        {
-            throw Unsupported(n, $"non-integer scale from [{xs[2]},{xs[3]}] to [{ys[2]},{ys[3]}]");
+            // Any other nearest or linear resize is separable: per axis, each output entry is a weighted sum of input entries.
+            if (mode is not ("nearest" or "linear") || Attr.GetInt(n, "antialias", 0) != 0 || (n.Input.Count > 4 && n.Input[4].Length > 0) || Attr.Find(n, "axes") is not null)
+            {
+                throw Unsupported(n, $"mode '{mode}' (antialias {Attr.GetInt(n, "antialias", 0)}): only nearest and linear resizing without antialias or axes are supported");
+            }
+            var gs = ys;
+            for (int i = 1; i < xs.Length; i++)
+            {
+                float scale = scales is { Length: > 0 } ? scales[i] : (float)ys[i] / xs[i];
+                if (xs[i] == ys[i] && scale == 1f)
+                {
+                    continue;
+                }
+                var matrix = ResizeMatrix(n, mode, ctm, nearest, xs[i], ys[i], scale);
+                g = c.AlongAxis(n, g, gs, i, matrix, xs[i]);
+                gs = c.Shapes.TryShape(g)!;
+            }
+            c.Contribute(n, 0, g);
+            return;
         }
         // Each input pixel is copied to an sh×sw block: its gradient is the block's sum.
         string pooled = c.Op("AveragePool", [g], xs, Attr.Ints("kernel_shape", sh, sw), Attr.Ints("strides", sh, sw));
         c.Contribute(n, 0, c.Mul(pooled, c.Scalar(sh * sw), xs));
+    }
+
+    /// <summary>
+    /// Resize along one axis as a matrix [input, output]: output o reads the input at x = the coordinate transformation of o,
+    /// rounded by <paramref name="nearest"/> or linearly interpolated between ⌊x⌋ and ⌊x⌋ + 1 (x clamped to the input, as
+    /// ONNX Runtime does).
+    /// </summary>
+    private static float[] ResizeMatrix(NodeProto n, string mode, string ctm, string nearest, long input, long output, float scale)
+    {
+        var m = new float[checked((int)(input * output))];
+        for (long o = 0; o < output; o++)
+        {
+            double x = ctm switch
+            {
+                "half_pixel" => (o + 0.5) / scale - 0.5,
+                "pytorch_half_pixel" => output > 1 ? (o + 0.5) / scale - 0.5 : 0,
+                "asymmetric" => o / (double)scale,
+                "align_corners" => output == 1 ? 0 : o * (input - 1) / (double)(output - 1),
+                _ => throw Unsupported(n, $"coordinate_transformation_mode '{ctm}' is not supported"),
+            };
+            if (mode == "nearest")
+            {
+                double r = nearest switch
+                {
+                    "round_prefer_floor" => Math.Ceiling(x - 0.5),
+                    "round_prefer_ceil" => Math.Floor(x + 0.5),
+                    "floor" => Math.Floor(x),
+                    "ceil" => Math.Ceiling(x),
+                    _ => throw Unsupported(n, $"nearest_mode '{nearest}' is not supported"),
+                };
+                m[Math.Clamp((long)r, 0, input - 1) * output + o] = 1f;
+                continue;
+            }
+            x = Math.Clamp(x, 0, input - 1);
+            long x0 = (long)Math.Floor(x), x1 = Math.Min(x0 + 1, input - 1);
+            float w1 = (float)(x - x0);
+            m[x0 * output + o] += 1f - w1;
+            m[x1 * output + o] += w1;
+        }
+        return m;
     }
 
     private static void Conv(VjpContext c, NodeProto n)
@@ -452,28 +665,32 @@ internal static class GradientRules
         var xs = c.Shape(n, x);
         var ws = c.Shape(n, w);
         var ys = c.Shape(n, n.Output[0]);
-        if (xs.Length != 4)
+        int spatial = xs.Length - 2;
+        if (spatial is < 1 or > 3)
         {
-            throw Unsupported(n, $"only 2-D convolution is supported (input rank {xs.Length})");
+            throw Unsupported(n, $"only 1-D, 2-D and 3-D convolutions are supported (input rank {xs.Length})");
         }
-        var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? ws[2..], 2);
+        var (k, strides, pads, dil) = Window(n, Attr.GetInts(n, "kernel_shape") ?? ws[2..], xs);
         long group = Attr.GetInt(n, "group", 1);
         long cin = xs[1], cout = ws[0];
+        long[] spatialAxes = [.. Enumerable.Range(2, spatial).Select(i => (long)i)];
 
         if (c.Needs(n, 0))
         {
-            long reach0 = dil[0] * (k[0] - 1), reach1 = dil[1] * (k[1] - 1);
+            var reach = Enumerable.Range(0, spatial).Select(i => dil[i] * (k[i] - 1)).ToArray();
             string gx;
-            if (group == 1 && strides.All(v => v == 1) && pads[0] <= reach0 && pads[2] <= reach0 && pads[1] <= reach1 && pads[3] <= reach1)
+            if (group == 1 && strides.All(v => v == 1) && Enumerable.Range(0, spatial).All(i => pads[i] <= reach[i] && pads[i + spatial] <= reach[i]))
             {
                 // At stride 1 the input gradient is a convolution of g with the kernel flipped and its in/out channels swapped,
                 // padded by the kernel's reach less the forward padding. ONNX Runtime runs Conv on its blocked-layout kernels and
                 // ConvTranspose through im2col and col2im; the weight's transpose and flip fold to a constant at session start.
-                string swapped = c.Transpose(w, ws, 1, 0, 2, 3);
-                string flipped = k[0] * k[1] == 1 ? swapped
-                    : c.Op("Slice", [swapped, c.Ints(-1, -1), c.Ints(long.MinValue, long.MinValue), c.Ints(2, 3), c.Ints(-1, -1)], [ws[1], ws[0], ws[2], ws[3]]);
+                string swapped = c.Transpose(w, ws, [1, 0, .. spatialAxes]);
+                long[] swappedShape = [ws[1], ws[0], .. ws[2..]];
+                string flipped = ShapeInference.Product(k) == 1 ? swapped
+                    : c.Op("Slice", [swapped, c.Ints([.. Enumerable.Repeat(-1L, spatial)]), c.Ints([.. Enumerable.Repeat(long.MinValue, spatial)]), c.Ints(spatialAxes),
+                        c.Ints([.. Enumerable.Repeat(-1L, spatial)])], swappedShape);
                 gx = c.Op("Conv", [g, flipped], xs, Attr.Ints("kernel_shape", k), Attr.Ints("dilations", dil),
-                    Attr.Ints("pads", reach0 - pads[0], reach1 - pads[1], reach0 - pads[2], reach1 - pads[3]));
+                    Attr.Ints("pads", [.. Enumerable.Range(0, 2 * spatial).Select(i => reach[i % spatial] - pads[i])]));
             }
             else
             {
@@ -489,20 +706,21 @@ internal static class GradientRules
             {
                 throw Unsupported(n, $"the weight '{w}' is computed from differentiated values; only initializer weights are supported");
             }
-            if (group != 1)
-            {
-                throw Unsupported(n, $"per-example gradients of grouped convolutions (group {group}) are not supported");
-            }
-            long positions = ys[2] * ys[3];
-            long fan = cin * k[0] * k[1];
+            long positions = ShapeInference.Product(ys[2..]);
+            long kk = ShapeInference.Product(k);
+            long fan = cin * kk;
             string gm = c.ReshapePerExample(g, [cout, positions]);               // [B, out, S]
+            if (group != 1 && (c.Options.KroneckerFactors || c.ProjectionOf(w) is not null))
+            {
+                throw Unsupported(n, $"Kronecker factors of grouped convolutions (group {group}) are not supported (per-example gradients are)");
+            }
             if (c.ProjectionOf(w) is { } projection)
             {
                 // P_inᵀaₛ at every position is a convolution of the input with P_in's columns as filters (the weight's layout,
                 // so no unfolding), and P_outᵀgₛ one small matrix product.
                 long kIn = projection.InputDim, kOut = projection.OutputDim;
-                string filters = c.InputProjection(w, fan, transposed: true, kIn, cin, k[0], k[1]);
-                string ap = c.Op("Conv", [x, filters], [xs[0], kIn, ys[2], ys[3]], Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides),
+                string filters = c.InputProjection(w, fan, transposed: true, [kIn, cin, .. k]);
+                string ap = c.Op("Conv", [x, filters], [xs[0], kIn, .. ys[2..]], Attr.Ints("kernel_shape", k), Attr.Ints("strides", strides),
                     Attr.Ints("pads", pads), Attr.Ints("dilations", dil));
                 string apT = c.Transpose(c.ReshapePerExample(ap, [kIn, positions]), [ShapeInference.Batch, kIn, positions], 0, 2, 1);
                 string gp = c.Op("MatMul", [c.OutputProjection(w, cout, transposed: true, kOut, cout), gm], [ShapeInference.Batch, kOut, positions]);
@@ -511,19 +729,26 @@ internal static class GradientRules
             if (c.Options.PerExampleGradients && !c.Options.KroneckerFactors)
             {
                 // Per tap, dW[:, :, tap] = g · (input under the tap)ᵀ: no unfolded copy of the input (its Concat), and the stacked
-                // taps are already in the weight's order [out, in, k·k].
+                // taps are already in the weight's order [out, in, k·k]. A grouped convolution pairs each group's outputs with its inputs.
+                long cg = cin / group, og = cout / group;
+                string gGroups = group == 1 ? gm : c.ReshapePerExample(gm, [group, og, positions]);
                 var parts = Taps(c, x, xs, ys, k, strides, pads, dil).Select(t =>
                 {
-                    string tt = c.Transpose(c.ReshapePerExample(t, [cin, positions]), [ShapeInference.Batch, cin, positions], 0, 2, 1);
-                    string dt = c.Op("MatMul", [gm, tt], [ShapeInference.Batch, cout, cin]);
-                    return c.Unsqueeze(dt, [ShapeInference.Batch, cout, cin], 3);
+                    if (group == 1)
+                    {
+                        string tt = c.Transpose(c.ReshapePerExample(t, [cin, positions]), [ShapeInference.Batch, cin, positions], 0, 2, 1);
+                        string dt = c.Op("MatMul", [gm, tt], [ShapeInference.Batch, cout, cin]);
+                        return c.Unsqueeze(dt, [ShapeInference.Batch, cout, cin], 3);
+                    }
+                    string tg = c.Transpose(c.ReshapePerExample(t, [group, cg, positions]), [ShapeInference.Batch, group, cg, positions], 0, 1, 3, 2);
+                    string dg = c.Op("MatMul", [gGroups, tg], [ShapeInference.Batch, group, og, cg]);
+                    return c.Unsqueeze(c.ReshapePerExample(dg, [cout, cg]), [ShapeInference.Batch, cout, cg], 3);
                 }).ToList();
-                string stacked = parts.Count == 1 ? parts[0] : c.Op("Concat", [.. parts], [ShapeInference.Batch, cout, cin, parts.Count], Attr.Int("axis", 3));
+                string stacked = parts.Count == 1 ? parts[0] : c.Op("Concat", [.. parts], [ShapeInference.Batch, cout, cg, parts.Count], Attr.Int("axis", 3));
                 c.AddParameterGradient(w, c.ReshapePerExample(stacked, ws));
             }
             else if (c.Options.PerExampleGradients || c.Options.KroneckerFactors)
             {
-                long kk = k[0] * k[1];
                 string u = Unfold(c, x, xs, ys, k, strides, pads, dil);              // [B, k·k·in (tap-major), S]
                 if (c.Options.PerExampleGradients)
                 {
@@ -543,47 +768,47 @@ internal static class GradientRules
         }
         if (c.Needs(n, 2))
         {
-            if (c.IsParameter(n.Input[2]))
-            {
-                c.AddParameterGradient(n.Input[2], c.ReduceSum(g, [2, 3], false, [ShapeInference.Batch, cout]));
-            }
-            else
-            {
-                c.Contribute(n, 2, c.ReduceSum(g, [0, 2, 3], false, [cout]));
-            }
+            PerChannel(c, n, 2, g, spatialAxes, cout);
         }
     }
 
     /// <summary>
     /// Unfolds a convolution's input (im2col) to [B, k·k·in, S] with one Pad, a strided Slice per kernel tap and one Concat along
-    /// the channels: channel tap·in + c holds the input pixel under tap (i, j) = (tap / kw, tap % kw) of channel c.
+    /// the channels: channel tap·in + c holds the input pixel under kernel tap number tap (row-major over the kernel) of channel c.
     /// </summary>
     private static string Unfold(VjpContext c, string x, long[] xs, long[] ys, long[] k, long[] strides, long[] pads, long[] dil)
     {
-        long fan = xs[1] * k[0] * k[1];
+        long fan = xs[1] * ShapeInference.Product(k);
         var taps = Taps(c, x, xs, ys, k, strides, pads, dil);
-        string unfolded = taps.Count == 1 ? taps[0] : c.Op("Concat", [.. taps], [xs[0], fan, ys[2], ys[3]], Attr.Int("axis", 1));
-        return c.ReshapePerExample(unfolded, [fan, ys[2] * ys[3]]);
+        string unfolded = taps.Count == 1 ? taps[0] : c.Op("Concat", [.. taps], [xs[0], fan, .. ys[2..]], Attr.Int("axis", 1));
+        return c.ReshapePerExample(unfolded, [fan, ShapeInference.Product(ys[2..])]);
     }
 
-    /// <summary>The input under each kernel tap (i, j), tap-major: k·k values [B, in, H', W'] (a Pad, then one strided Slice each).</summary>
+    /// <summary>The input under each kernel tap, tap-major (row-major over the kernel): values [B, in, …output size] (a Pad, then one strided Slice each).</summary>
     private static List<string> Taps(VjpContext c, string x, long[] xs, long[] ys, long[] k, long[] strides, long[] pads, long[] dil)
     {
         long cin = xs[1];
+        int spatial = xs.Length - 2;
+        long[] spatialAxes = [.. Enumerable.Range(2, spatial).Select(i => (long)i)];
         // Tap-major keeps the Concat a copy of whole blocks; the weight order (c·kh·kw + tap) is restored on the small
         // per-example gradient, not on the unfolded input. (A one-hot depthwise Conv would run as B·C tiny GEMMs.)
         string padded = pads.Any(v => v != 0)
-            ? c.Op("Pad", [x, c.Ints(0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3])], [xs[0], cin, xs[2] + pads[0] + pads[2], xs[3] + pads[1] + pads[3]])
+            ? c.Op("Pad", [x, c.Ints([0, 0, .. pads[..spatial], 0, 0, .. pads[spatial..]])],
+                [xs[0], cin, .. Enumerable.Range(0, spatial).Select(i => xs[2 + i] + pads[i] + pads[i + spatial])])
             : x;
         var taps = new List<string>();
-        for (long i = 0; i < k[0]; i++)
+        long count = ShapeInference.Product(k);
+        for (long tap = 0; tap < count; tap++)
         {
-            for (long j = 0; j < k[1]; j++)
+            var start = new long[spatial];
+            long rest = tap;
+            for (int i = spatial - 1; i >= 0; i--)
             {
-                long h0 = i * dil[0], w0 = j * dil[1];
-                taps.Add(c.Op("Slice", [padded, c.Ints(h0, w0), c.Ints(h0 + (ys[2] - 1) * strides[0] + 1, w0 + (ys[3] - 1) * strides[1] + 1), c.Ints(2, 3), c.Ints(strides[0], strides[1])],
-                    [xs[0], cin, ys[2], ys[3]]));
+                start[i] = rest % k[i] * dil[i];
+                rest /= k[i];
             }
+            var end = Enumerable.Range(0, spatial).Select(i => start[i] + (ys[2 + i] - 1) * strides[i] + 1).ToArray();
+            taps.Add(c.Op("Slice", [padded, c.Ints(start), c.Ints(end), c.Ints(spatialAxes), c.Ints(strides)], [xs[0], cin, .. ys[2..]]));
         }
         return taps;
     }
@@ -607,21 +832,23 @@ internal static class GradientRules
         {
             return;
         }
-        if (Attr.GetInt(n, "transA", 0) != 0)
-        {
-            throw Unsupported(n, "transA 1 is not supported (the batch must be axis 0 of A)");
-        }
-        bool transB = Attr.GetInt(n, "transB", 0) != 0;
+        bool transA = Attr.GetInt(n, "transA", 0) != 0, transB = Attr.GetInt(n, "transB", 0) != 0;
         float alpha = Attr.GetFloat(n, "alpha", 1f), beta = Attr.GetFloat(n, "beta", 1f);
         string a = n.Input[0], b = n.Input[1];
         var asz = c.Shape(n, a);
+        if (transA)
+        {
+            // A is stored [K, M] with the batch on its axis 1: work with Aᵀ and transpose its gradient back.
+            a = c.Transpose(a, asz, 1, 0);
+            asz = [asz[1], asz[0]];
+        }
         var bs = c.Shape(n, b);
         var ys = c.Shape(n, n.Output[0]);
         string ga = alpha == 1f ? g : c.Mul(g, c.Scalar(alpha), ys);
         if (c.Needs(n, 0))
         {
             string gx = transB ? c.Op("MatMul", [ga, b], asz) : c.Op("MatMul", [ga, c.Transpose(b, bs, 1, 0)], asz);
-            c.Contribute(n, 0, gx);
+            c.Contribute(n, 0, transA ? c.Transpose(gx, asz, 1, 0) : gx);
         }
         if (c.Needs(n, 1))
         {
@@ -686,12 +913,8 @@ internal static class GradientRules
         }
         if (c.Needs(n, 1))
         {
-            if (c.IsParameter(b))
+            if (c.IsParameter(b) && bs.Length == 2 && asz.Length <= 3)
             {
-                if (bs.Length != 2 || asz.Length > 3)
-                {
-                    throw Unsupported(n, "per-example gradients need a 2-D weight and an input of rank 2 or 3");
-                }
                 long k = bs[0], m = bs[1];
                 string a3 = asz.Length == 2 ? c.Unsqueeze(a, asz, 1) : a;     // [B, S, K]
                 string g3 = asz.Length == 2 ? c.Unsqueeze(g, ys, 1) : g;      // [B, S, N]
@@ -712,6 +935,11 @@ internal static class GradientRules
             }
             else
             {
+                // A batched weight, or an input of rank 4 and more: Aᵀ·g per example, summed over the weight's broadcast axes.
+                if (c.IsParameter(b) && (c.Options.KroneckerFactors || c.ProjectionOf(b) is not null))
+                {
+                    throw Unsupported(n, $"Kronecker factors of '{b}' need a 2-D weight and an input of rank 2 or 3 (per-example gradients work)");
+                }
                 var gbShape = (long[])ys.Clone();
                 gbShape[^2] = asz[^1];
                 string gb = c.Op("MatMul", [c.Transpose(a, asz, Swap(asz.Length)), g], gbShape);
@@ -781,9 +1009,30 @@ internal static class GradientRules
         {
             throw Unsupported(n, "GroupNormalization before opset 21 scales per group; only the opset-21 (per-channel) form is supported");
         }
+        NormalizeGroups(c, n, g, Attr.GetInt(n, "num_groups", 0));
+    }
+
+    /// <summary>InstanceNormalization: group normalisation with one group per channel.</summary>
+    private static void InstanceNormalization(VjpContext c, NodeProto n)
+    {
+        if (c.GradOut(n) is { } g)
+        {
+            NormalizeGroups(c, n, g, c.Shape(n, n.Input[0])[1]);
+        }
+    }
+
+    /// <summary>
+    /// y = γ_c·x̂ + β_c with x̂ normalised per example over <paramref name="groups"/> groups of channels (GroupNormalization-21,
+    /// InstanceNormalization).
+    /// </summary>
+    private static void NormalizeGroups(VjpContext c, NodeProto n, string g, long groups)
+    {
         var xs = c.Shape(n, n.Input[0]);
         long channels = xs[1];
-        long groups = Attr.GetInt(n, "num_groups", 0);
+        if (groups <= 0 || channels % groups != 0 || xs.Skip(1).Any(d => d < 0))
+        {
+            throw Unsupported(n, $"{groups} groups for {channels} channels of [{string.Join(",", xs)}]: need static non-batch sizes and channels divisible by the groups");
+        }
         float eps = Attr.GetFloat(n, "epsilon", 1e-5f);
         long per = xs.Skip(1).Aggregate(1L, (p, d) => p * d) / groups;
         long[] rs = [ShapeInference.Batch, groups, per];

@@ -2,6 +2,9 @@ using OnnxAttribution.Onnx.Proto;
 
 namespace OnnxAttribution.Onnx.Differentiation;
 
+/// <summary>The first node whose output shape could not be inferred (null op and node for a graph input without a shape).</summary>
+internal sealed record ShapeBlocker(string? OpType, string? NodeName, string Detail);
+
 /// <summary>
 /// Static shapes of the values of a graph, with the batch dimension symbolic (written -1).
 /// Only what the gradient rules need: an op the inference does not know leaves its outputs unknown,
@@ -16,6 +19,7 @@ internal sealed class ShapeInference
     private readonly Dictionary<string, int> _types = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long[]> _intConstants = new(StringComparer.Ordinal);
     private readonly Dictionary<string, float[]> _floatConstants = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _shapeOf = new(StringComparer.Ordinal);
 
     public ShapeInference(GraphProto graph, int opset)
     {
@@ -53,6 +57,37 @@ internal sealed class ShapeInference
         foreach (var node in graph.Node)
         {
             Infer(node);
+            Blame(node);
+        }
+    }
+
+    private readonly Dictionary<string, ShapeBlocker> _blockers = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Why the shape of <paramref name="name"/> is unknown: the first node on its way whose output shape could not be
+    /// inferred from known input shapes (or the graph input without a declared shape), or null when nothing is recorded.
+    /// </summary>
+    public ShapeBlocker? Blocker(string name) => _blockers.GetValueOrDefault(name);
+
+    /// <summary>Records, for each output left without a shape, the node that blocks: an upstream blocker, else this node.</summary>
+    private void Blame(NodeProto node)
+    {
+        ShapeBlocker? upstream = null;
+        foreach (var i in node.Input)
+        {
+            if (i.Length > 0 && !_shapes.ContainsKey(i))
+            {
+                upstream = _blockers.GetValueOrDefault(i) ?? new ShapeBlocker(null, null, $"the graph input '{i}' has no declared shape");
+                break;
+            }
+        }
+        foreach (var o in node.Output)
+        {
+            if (o.Length > 0 && !_shapes.ContainsKey(o))
+            {
+                _blockers[o] = upstream ?? new ShapeBlocker(node.OpType, VjpBuilder.NodeLabel(node),
+                    $"shape inference stops at node '{VjpBuilder.NodeLabel(node)}' ({node.OpType}): no inference for this op, or its shape inputs are not constant");
+            }
         }
     }
 
@@ -95,6 +130,9 @@ internal sealed class ShapeInference
             case "Add": case "Sub": case "Mul": case "Div": case "Pow": case "PRelu":
                 Out(Broadcast(x, S(1)), T(0));
                 break;
+            case "Sum": case "Max": case "Min": case "Mean":
+                Out(Enumerable.Range(1, node.Input.Count - 1).Aggregate(x, (a, i) => Broadcast(a, S(i))), T(0));
+                break;
             case "Greater": case "Less": case "Equal": case "GreaterOrEqual": case "LessOrEqual":
                 Out(Broadcast(x, S(1)), (int)TensorProto.Types.DataType.Bool);
                 break;
@@ -105,7 +143,56 @@ internal sealed class ShapeInference
             case "Identity": case "Softmax": case "LogSoftmax": case "Abs": case "Reciprocal": case "LeakyRelu": case "Elu": case "Erf":
             case "Softplus": case "HardSigmoid": case "Dropout": case "BatchNormalization": case "GroupNormalization":
             case "LayerNormalization": case "InstanceNormalization": case "Sign":
-                Out(x, T(0));
+            case "Gelu": case "Selu": case "Celu": case "HardSwish": case "Mish": case "Softsign": case "Clip": case "CumSum":
+            case "Round": case "Floor": case "Ceil": case "ThresholdedRelu": case "Shrink": case "Hardmax": case "Not": case "IsNaN": case "IsInf":
+                Out(x, node.OpType is "Not" or "IsNaN" or "IsInf" ? (int)TensorProto.Types.DataType.Bool : T(0));
+                break;
+            case "Split":
+                SplitShapes(node, x);
+                break;
+            case "Gather":
+                {
+                    var ind = S(1);
+                    if (x is not null && ind is not null)
+                    {
+                        long axis = Attr.GetInt(node, "axis", 0);
+                        axis = axis < 0 ? axis + x.Length : axis;
+                        Out([.. x[..(int)axis], .. ind, .. x[((int)axis + 1)..]], T(0));
+                        if (TryIntConstant(node.Input[0]) is { } table && TryIntConstant(node.Input[1]) is { } picks && x.Length == 1)
+                        {
+                            _intConstants[node.Output[0]] = picks.Select(p => table[p < 0 ? p + table.Length : p]).ToArray();
+                        }
+                    }
+                    break;
+                }
+            case "Tile":
+                {
+                    var repeats = TryIntConstant(node.Input[1]);
+                    if (x is not null && repeats is not null && repeats.Length == x.Length)
+                    {
+                        Out(x.Select((d, i) => d < 0 ? (repeats[i] == 1 ? d : Batch) : d * repeats[i]).ToArray(), T(0));
+                    }
+                    break;
+                }
+            case "DepthToSpace": case "SpaceToDepth":
+                if (x is { Length: 4 })
+                {
+                    long bs = Attr.GetInt(node, "blocksize", 1);
+                    Out(node.OpType == "DepthToSpace" ? [x[0], x[1] / (bs * bs), x[2] * bs, x[3] * bs] : [x[0], x[1] * bs * bs, x[2] / bs, x[3] / bs], T(0));
+                }
+                break;
+            case "ConvTranspose":
+                Out(ConvTransposeShape(node, x, S(1)), T(0));
+                break;
+            case "Einsum":
+                Out(EinsumShape(node, Enumerable.Range(0, node.Input.Count).Select(S).ToArray()), T(0));
+                break;
+            case "Shape":
+                Out(x is null ? null : [x.Length], TensorData.Int64);
+                if (Attr.Find(node, "start") is null && Attr.Find(node, "end") is null)
+                {
+                    _shapeOf[node.Output[0]] = node.Input[0];
+                }
                 break;
             case "Cast":
                 Out(x, (int)Attr.GetInt(node, "to", 1));
@@ -136,6 +223,10 @@ internal sealed class ShapeInference
                 }
             case "MatMul":
                 Out(MatMulShape(x, S(1)), T(0));
+                break;
+            case "Reshape" when _shapeOf.TryGetValue(node.Input[1], out var like):
+                // Reshape to the runtime shape of another value (the opset adapter's form of the old Softmax).
+                Out(TryShape(like), T(0));
                 break;
             case "Reshape":
                 Out(ReshapeShape(x, TryIntConstant(node.Input[1]), Attr.GetInt(node, "allowzero", 0) != 0), T(0));
@@ -209,7 +300,8 @@ internal sealed class ShapeInference
             case "Slice":
                 Out(SliceShape(node, x), T(0));
                 break;
-            case "ReduceMean": case "ReduceSum": case "ReduceMax":
+            case "ReduceMean": case "ReduceSum": case "ReduceMax": case "ReduceMin": case "ReduceL2": case "ReduceL1": case "ReduceLogSumExp":
+            case "ReduceSumSquare": case "ReduceProd": case "ReduceLogSum":
                 if (x is not null && ReduceAxes(node, x.Length) is { } raxes)
                 {
                     bool keep = Attr.GetInt(node, "keepdims", 1) != 0;
@@ -241,13 +333,14 @@ internal sealed class ShapeInference
                     }
                     else if (sizes is not null)
                     {
-                        Out(sizes, T(0));
+                        // The batch stays symbolic when the sizes were written for one batch size.
+                        Out(sizes.Select((d, i) => x is not null && i < x.Length && x[i] < 0 ? x[i] : d).ToArray(), T(0));
                     }
                     break;
                 }
             case "Pad":
                 {
-                    var pads = node.Input.Count > 1 ? TryIntConstant(node.Input[1]) : Attr.GetInts(node, "pads");
+                    var pads = x is null ? null : PadAmounts(node, x.Length);
                     if (x is not null && pads is not null && pads.Length == 2 * x.Length)
                     {
                         Out(x.Select((d, i) => d < 0 ? d : d + pads[i] + pads[i + x.Length]).ToArray(), T(0));
@@ -285,6 +378,31 @@ internal sealed class ShapeInference
                 }
                 break;
         }
+    }
+
+    /// <summary>
+    /// A Pad node's amounts for every axis (begin for all axes, then end), from its pads input or attribute and its axes
+    /// input (opset 18: pads for the listed axes only); null when not constant.
+    /// </summary>
+    public long[]? PadAmounts(NodeProto node, int rank)
+    {
+        var given = node.Input.Count > 1 ? TryIntConstant(node.Input[1]) : Attr.GetInts(node, "pads");
+        if (given is null || node.Input.Count <= 3 || node.Input[3].Length == 0)
+        {
+            return given;
+        }
+        if (TryIntConstant(node.Input[3]) is not { } axes)
+        {
+            return null;
+        }
+        var pads = new long[2 * rank];
+        for (int i = 0; i < axes.Length; i++)
+        {
+            long a = axes[i] < 0 ? axes[i] + rank : axes[i];
+            pads[a] = given[i];
+            pads[a + rank] = given[i + axes.Length];
+        }
+        return pads;
     }
 
     /// <summary>The axes a Reduce* node reduces, normalised to 0..rank−1, or null when they are not constant.</summary>
@@ -397,6 +515,38 @@ internal sealed class ShapeInference
         return result;
     }
 
+    /// <summary>
+    /// A Conv's or pool's explicit pads, from <c>pads</c> or from <c>auto_pad</c> (SAME_UPPER puts the odd pixel at the end,
+    /// SAME_LOWER at the start); null when the spatial size is unknown and auto_pad needs it.
+    /// </summary>
+    public static long[]? Pads(NodeProto node, long[] x, long[] k, long[] strides, long[] dil)
+    {
+        int spatial = x.Length - 2;
+        string auto = Attr.GetString(node, "auto_pad", "NOTSET");
+        if (auto is "NOTSET" or "")
+        {
+            return Attr.GetInts(node, "pads") ?? new long[2 * spatial];
+        }
+        var pads = new long[2 * spatial];
+        if (auto == "VALID")
+        {
+            return pads;
+        }
+        for (int i = 0; i < spatial; i++)
+        {
+            if (x[2 + i] < 0)
+            {
+                return null;
+            }
+            long o = (x[2 + i] + strides[i] - 1) / strides[i];
+            long total = Math.Max(0, (o - 1) * strides[i] + (k[i] - 1) * dil[i] + 1 - x[2 + i]);
+            long small = total / 2;
+            pads[i] = auto == "SAME_LOWER" ? total - small : small;
+            pads[i + spatial] = total - pads[i];
+        }
+        return pads;
+    }
+
     private static long[]? ConvShape(NodeProto node, long[]? x, long[]? w)
     {
         if (x is null || w is null)
@@ -407,7 +557,11 @@ internal sealed class ShapeInference
         var k = Attr.GetInts(node, "kernel_shape") ?? w[2..];
         var strides = Attr.GetInts(node, "strides") ?? Enumerable.Repeat(1L, spatial).ToArray();
         var dil = Attr.GetInts(node, "dilations") ?? Enumerable.Repeat(1L, spatial).ToArray();
-        var pads = Attr.GetInts(node, "pads") ?? new long[2 * spatial];
+        var pads = Pads(node, x, k, strides, dil);
+        if (pads is null)
+        {
+            return null;
+        }
         var result = new long[x.Length];
         result[0] = x[0];
         result[1] = w[0];
@@ -429,7 +583,11 @@ internal sealed class ShapeInference
         int spatial = x.Length - 2;
         var strides = Attr.GetInts(node, "strides") ?? Enumerable.Repeat(1L, spatial).ToArray();
         var dil = Attr.GetInts(node, "dilations") ?? Enumerable.Repeat(1L, spatial).ToArray();
-        var pads = Attr.GetInts(node, "pads") ?? new long[2 * spatial];
+        var pads = Pads(node, x, k, strides, dil);
+        if (pads is null)
+        {
+            return null;
+        }
         bool ceil = Attr.GetInt(node, "ceil_mode", 0) != 0;
         var result = new long[x.Length];
         result[0] = x[0];
@@ -441,6 +599,114 @@ internal sealed class ShapeInference
             result[2 + i] = (long)(ceil ? Math.Ceiling(v) : Math.Floor(v)) + 1;
         }
         return result;
+    }
+
+    private static long[]? ConvTransposeShape(NodeProto node, long[]? x, long[]? w)
+    {
+        if (x is null || w is null || Attr.GetString(node, "auto_pad", "NOTSET") is not ("NOTSET" or ""))
+        {
+            return null;
+        }
+        int spatial = x.Length - 2;
+        var result = new long[x.Length];
+        result[0] = x[0];
+        result[1] = w[1] * Attr.GetInt(node, "group", 1);
+        if (Attr.GetInts(node, "output_shape") is { } given)
+        {
+            given.CopyTo(result, 2 + (given.Length - spatial));
+            return result;
+        }
+        var k = Attr.GetInts(node, "kernel_shape") ?? w[2..];
+        var strides = Attr.GetInts(node, "strides") ?? Enumerable.Repeat(1L, spatial).ToArray();
+        var dil = Attr.GetInts(node, "dilations") ?? Enumerable.Repeat(1L, spatial).ToArray();
+        var pads = Attr.GetInts(node, "pads") ?? new long[2 * spatial];
+        var outPad = Attr.GetInts(node, "output_padding") ?? new long[spatial];
+        for (int i = 0; i < spatial; i++)
+        {
+            result[2 + i] = strides[i] * (x[2 + i] - 1) + outPad[i] + (k[i] - 1) * dil[i] + 1 - pads[i] - pads[i + spatial];
+        }
+        return result;
+    }
+
+    private void SplitShapes(NodeProto node, long[]? x)
+    {
+        if (x is null)
+        {
+            return;
+        }
+        long axis = Attr.GetInt(node, "axis", 0);
+        axis = axis < 0 ? axis + x.Length : axis;
+        if (SplitSizes(node, x[axis]) is not { } sizes)
+        {
+            return;
+        }
+        for (int i = 0; i < sizes.Length && i < node.Output.Count; i++)
+        {
+            var s = (long[])x.Clone();
+            s[axis] = sizes[i];
+            if (node.Output[i].Length > 0)
+            {
+                _shapes[node.Output[i]] = s;
+                _types[node.Output[i]] = ElemType(node.Input[0]);
+            }
+        }
+    }
+
+    /// <summary>The sizes of a Split's parts along its axis of length <paramref name="length"/>, or null when unknown.</summary>
+    public long[]? SplitSizes(NodeProto node, long length)
+    {
+        if (node.Input.Count > 1 && node.Input[1].Length > 0)
+        {
+            return TryIntConstant(node.Input[1]);
+        }
+        if (Attr.GetInts(node, "split") is { } attr)
+        {
+            return attr;
+        }
+        if (length < 0)
+        {
+            return null;
+        }
+        long parts = Attr.GetInt(node, "num_outputs", node.Output.Count);
+        long each = (length + parts - 1) / parts;
+        return Enumerable.Range(0, (int)parts).Select(i => Math.Min(each, length - i * each)).ToArray();
+    }
+
+    /// <summary>Parses an Einsum equation into its input terms and output term (explicit or implicit); no ellipsis.</summary>
+    public static (string[] Inputs, string Output)? EinsumTerms(NodeProto node)
+    {
+        string eq = Attr.GetString(node, "equation", "").Replace(" ", "", StringComparison.Ordinal);
+        if (eq.Contains("...", StringComparison.Ordinal) || eq.Length == 0)
+        {
+            return null;
+        }
+        var sides = eq.Split("->");
+        var inputs = sides[0].Split(',');
+        string output = sides.Length > 1 ? sides[1]
+            : new string(inputs.SelectMany(t => t).GroupBy(ch => ch).Where(gr => gr.Count() == 1).Select(gr => gr.Key).Order().ToArray());
+        return (inputs, output);
+    }
+
+    private static long[]? EinsumShape(NodeProto node, long[]?[] inputs)
+    {
+        if (EinsumTerms(node) is not { } terms || inputs.Any(i => i is null) || terms.Inputs.Length != inputs.Length)
+        {
+            return null;
+        }
+        var dims = new Dictionary<char, long>();
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            if (terms.Inputs[i].Length != inputs[i]!.Length)
+            {
+                return null;
+            }
+            for (int j = 0; j < terms.Inputs[i].Length; j++)
+            {
+                long d = inputs[i]![j];
+                dims[terms.Inputs[i][j]] = dims.TryGetValue(terms.Inputs[i][j], out var e) && e != 1 ? e : d;
+            }
+        }
+        return terms.Output.Select(ch => dims[ch]).ToArray();
     }
 
     /// <summary>Normalised (start, end, step) per axis of a Slice node, or null when not constant.</summary>

@@ -43,17 +43,14 @@ public static class VjpBuilder
     {
         ArgumentNullException.ThrowIfNull(forward);
         options ??= new VjpOptions();
-        var model = forward.Clone();
+        var model = OpsetAdapter.Convert(forward);
+        if (ReferenceEquals(model, forward))
+        {
+            model = forward.Clone();
+        }
         var graph = model.Graph;
-        int opset = (int)(model.OpsetImport.FirstOrDefault(o => o.Domain.Length == 0 || o.Domain == "ai.onnx")?.Version ?? 0);
-        if (opset < 13 || opset > 22)
-        {
-            throw new OnnxGraphException($"graph '{graph.Name}': opset {opset} is not supported for differentiation (13 to 22 are)");
-        }
-        if (graph.Output.Count != 1)
-        {
-            throw new OnnxGraphException($"graph '{graph.Name}': differentiation needs exactly one output, found {graph.Output.Count}");
-        }
+        int opset = OpsetAdapter.OpsetOf(model);
+        SelectOutput(graph, options.Output);
 
         var shapes = new ShapeInference(graph, opset);
         var initializers = graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
@@ -61,6 +58,10 @@ public static class VjpBuilder
         var floatInputs = graphInputs.Where(n => shapes.ElemType(n) == TensorData.Float).ToHashSet(StringComparer.Ordinal);
 
         var parameters = options.Parameters?.ToList() ?? DefaultParameters(graph, shapes, floatInputs);
+        if (parameters.GroupBy(p => p, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1) is { } twice)
+        {
+            throw new OnnxGraphException($"graph '{graph.Name}': parameter '{twice.Key}' is listed {twice.Count()} times; list each parameter once");
+        }
         foreach (var p in parameters)
         {
             if (!initializers.TryGetValue(p, out var init))
@@ -127,11 +128,12 @@ public static class VjpBuilder
         var declared = output.Type?.TensorType?.Shape?.Dim;
         var outShape = declared is { Count: > 0 }
             ? declared.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : ShapeInference.Batch).ToArray()
-            : shapes.TryShape(output.Name) ?? throw new OnnxGraphException($"graph '{graph.Name}': the shape of output '{output.Name}' is neither declared nor inferable");
+            : shapes.TryShape(output.Name) ?? throw new OnnxGraphException(
+                $"graph '{graph.Name}': the shape of output '{output.Name}' is neither declared nor inferable" + (shapes.Blocker(output.Name) is { } why ? $" ({why.Detail})" : ""));
 
         var forwardNodes = graph.Node.ToList();
         var builder = new GraphBuilder(graph);
-        var ctx = new VjpContext(builder, shapes, opset, paramSet, active, options);
+        var ctx = new VjpContext(builder, shapes, opset, paramSet, active, options, forwardNodes);
         string cotangent;
         if (options.CotangentFromOutput)
         {
@@ -205,6 +207,24 @@ public static class VjpBuilder
         return (model, factors, parameters);
     }
 
+    /// <summary>Keeps only the output to differentiate: the named one, or the only one.</summary>
+    private static void SelectOutput(GraphProto graph, string? name)
+    {
+        var names = string.Join(", ", graph.Output.Select(o => o.Name));
+        if (name is null)
+        {
+            if (graph.Output.Count != 1)
+            {
+                throw new OnnxGraphException($"graph '{graph.Name}': differentiation needs one output, found {graph.Output.Count} ({names}); name the output to differentiate (VjpOptions.Output, differentiate --output)");
+            }
+            return;
+        }
+        var chosen = graph.Output.FirstOrDefault(o => o.Name == name)
+            ?? throw new OnnxGraphException($"graph '{graph.Name}': there is no output '{name}' to differentiate (outputs: {names})");
+        graph.Output.Clear();
+        graph.Output.Add(chosen);
+    }
+
     internal static string NodeLabel(NodeProto node) => node.Name.Length > 0 ? node.Name : node.Output.FirstOrDefault() ?? node.OpType;
 
     private static bool IsFloat(int elemType) => elemType == TensorData.Float || elemType == TensorData.Double || elemType == 0;
@@ -213,7 +233,8 @@ public static class VjpBuilder
     public static IReadOnlyList<string> DefaultParameters(ModelProto model)
     {
         ArgumentNullException.ThrowIfNull(model);
-        int opset = (int)(model.OpsetImport.FirstOrDefault(o => o.Domain.Length == 0)?.Version ?? 18);
+        model = OpsetAdapter.Convert(model);
+        int opset = OpsetAdapter.OpsetOf(model);
         var shapes = new ShapeInference(model.Graph, opset);
         var inits = model.Graph.Initializer.Select(i => i.Name).ToHashSet();
         var floatInputs = model.Graph.Input.Select(i => i.Name).Where(n => !inits.Contains(n) && shapes.ElemType(n) == TensorData.Float).ToHashSet();
@@ -233,10 +254,12 @@ public static class VjpBuilder
                 dataActive.UnionWith(node.Output.Where(o => IsFloat(shapes.ElemType(o))));
             }
         }
+        // A weight may reach its layer through Identity, Cast, Transpose, Reshape… (a view): the initializer is the parameter.
+        var views = ParameterView.Find(graph.Node, floatInits.Contains, shapes);
         var chosen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var node in graph.Node)
         {
-            var inputs = node.Input;
+            var inputs = node.Input.Select(i => views.TryGetValue(i, out var v) ? v.Root : i).ToList();
             switch (node.OpType)
             {
                 case "Conv" or "Gemm":
@@ -245,13 +268,17 @@ public static class VjpBuilder
                 case "MatMul":
                     chosen.UnionWith(inputs.Where(floatInits.Contains));
                     break;
+                case "Gather":
+                    // An embedding table (rows picked by the data, or fixed rows such as positions).
+                    chosen.UnionWith(inputs.Take(1).Where(floatInits.Contains));
+                    break;
                 case "BatchNormalization" or "GroupNormalization" or "LayerNormalization" or "InstanceNormalization":
                     chosen.UnionWith(inputs.Skip(1).Take(2).Where(floatInits.Contains));
                     break;
                 case "Add" or "Sub" or "Mul" or "Div":
                     for (int k = 0; k < 2; k++)
                     {
-                        if (floatInits.Contains(inputs[k]) && dataActive.Contains(inputs[1 - k]))
+                        if (floatInits.Contains(inputs[k]) && dataActive.Contains(node.Input[1 - k]))
                         {
                             chosen.Add(inputs[k]);
                         }

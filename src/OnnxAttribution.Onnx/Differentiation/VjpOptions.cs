@@ -25,6 +25,12 @@ public sealed record VjpOptions
     /// </summary>
     public IReadOnlyList<FactorProjection>? FactorProjections { get; init; }
 
+    /// <summary>
+    /// The graph output to differentiate. Null takes the only output (a model with several outputs must name one); the
+    /// gradient graph keeps only this output of the forward graph.
+    /// </summary>
+    public string? Output { get; init; }
+
     /// <summary>Also emit <c>grad.&lt;input&gt;</c> for these float graph inputs (e.g. <c>x_t</c>).</summary>
     public IReadOnlyList<string> InputGradients { get; init; } = [];
 
