@@ -262,7 +262,7 @@ public sealed record StoreChecksums
         {
             throw new StoreFormatException($"{path}: field 'rows': expected {header.Rows} (features.npy's shape), found {Rows}");
         }
-        if (ChunkRows < 1 || ChunkRows * rowBytes > int.MaxValue)
+        if (ChunkRows < 1 || ChunkRows > int.MaxValue / Math.Max(1, rowBytes))
         {
             throw new StoreFormatException($"{path}: field 'chunkRows': expected 1 to {int.MaxValue / Math.Max(1, rowBytes)} rows of {rowBytes} bytes, found {ChunkRows}");
         }
