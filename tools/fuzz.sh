@@ -22,26 +22,29 @@ if [ ! -x "$tools/sharpfuzz" ]; then
   dotnet tool install SharpFuzz.CommandLine --version 2.3.0 --tool-path "$tools" >&2
 fi
 
+# Two copies: bin runs outside afl (seeds, replay); bin-afl is instrumented, and runs only under afl-fuzz (its coverage
+# hooks write to afl's shared memory).
 bin="$out/bin"
+rm -rf "$bin"
 dotnet publish tools/OnnxAttribution.Fuzz -c Release -o "$bin" >&2
+work="$out/$target"
+mkdir -p "$work"
+rm -rf "$work/seeds" "$work/bin-afl"
+dotnet "$bin/OnnxAttribution.Fuzz.dll" seed "$work/seeds"
+cp -r "$bin" "$work/bin-afl"
 # Coverage feedback for the managed readers; SkiaSharp's native PNG decoder runs uninstrumented (afl sees it as a black box).
 case "$target" in
   npy) prefix=OnnxAttribution.Core.Store ;;
   png) prefix=OnnxAttribution.Core.Imaging ;;
 esac
-"$tools/sharpfuzz" "$bin/OnnxAttribution.Core.dll" "$prefix" >&2
-
-work="$out/$target"
-mkdir -p "$work"
-rm -rf "$work/seeds"
-dotnet "$bin/OnnxAttribution.Fuzz.dll" seed "$work/seeds"
+"$tools/sharpfuzz" "$work/bin-afl/OnnxAttribution.Core.dll" "$prefix" >&2
 # afl's checks that do not fit a managed target in a container: the binary is `dotnet`, not an instrumented ELF; crashes
 # are exceptions, not core dumps; the CPU governor is not ours to set.
 export AFL_SKIP_BIN_CHECK=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1
 input=(-i "$work/seeds/$target")
 if [ -d "$work/findings/default/queue" ]; then input=(-i -); fi # resume the earlier run's queue
 afl-fuzz "${input[@]}" -o "$work/findings" -t 5000 -m none -V "$seconds" \
-  -- dotnet "$bin/OnnxAttribution.Fuzz.dll" "$target" || true
+  -- dotnet "$work/bin-afl/OnnxAttribution.Fuzz.dll" "$target" || true
 stats="$work/findings/default/fuzzer_stats"
 if [ -f "$stats" ]; then
   grep -E '^(run_time|execs_done|execs_per_sec|corpus_count|saved_crashes|saved_hangs) ' "$stats"
