@@ -60,7 +60,7 @@ internal static class CliApp
     private static readonly Type[] VerbTypes =
     [
         typeof(TrainVerb), typeof(TrainEnsembleVerb), typeof(ExportVerb), typeof(DifferentiateVerb), typeof(CheckGradientsVerb), typeof(GenerateVerb),
-        typeof(FeaturizeVerb), typeof(FinalizeVerb), typeof(MergeVerb), typeof(AttributeVerb), typeof(InspectVerb),
+        typeof(FeaturizeVerb), typeof(FinalizeVerb), typeof(MergeVerb), typeof(AttributeVerb), typeof(InspectVerb), typeof(VerifyVerb),
         typeof(EvaluateVerb),
         typeof(InfluentialVerb),
     ];
@@ -85,6 +85,7 @@ internal static class CliApp
         MergeVerb o => MergeCommand.Run(o),
         AttributeVerb o => AttributeCommand.Run(o, cancel),
         InspectVerb o => InspectCommand.Run(o),
+        VerifyVerb o => VerifyCommand.Run(o),
         EvaluateVerb o => EvaluateCommand.Run(o, cancel),
         InfluentialVerb o => InfluentialCommand.Run(o, cancel),
         _ => throw new InvalidOperationException($"verb {options.GetType().Name} has no command"),

@@ -18,9 +18,11 @@ int dim = int.Parse(args[2], CultureInfo.InvariantCulture);
 var dtype = args[3] == "float16" ? StoreDType.Float16 : StoreDType.Float32;
 bool keep = args.Contains("--keep");
 
+// Stores insist on SHA-256 fingerprints: a synthetic store uses the hash of the word "synthetic".
+string synthetic = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("synthetic"u8));
 var meta = new StoreMeta
 {
-    ModelFingerprint = "synthetic",
+    ModelFingerprint = synthetic,
     Method = "bench",
     Measurement = "none",
     Timesteps = [0],
@@ -29,7 +31,7 @@ var meta = new StoreMeta
     Projector = new ProjectorSpec("synthetic", 1, dim),
     DType = dtype,
     Rows = rows,
-    DatasetFingerprint = "synthetic",
+    DatasetFingerprint = synthetic,
 };
 
 var create = Stopwatch.StartNew();

@@ -255,8 +255,27 @@ public sealed class Preconditioner
             && stream.Length == 64 + ((long)dim * (dim + 1) / 2 * sizeof(double));
     }
 
-    /// <summary>Reads a factor written by <see cref="Save"/>, checking it belongs to the given features.</summary>
-    /// <exception cref="AttributionException">The file is missing, damaged, or was built from other features.</exception>
+    /// <summary>Throws unless every entry of the packed factor is finite and its diagonal positive (one NaN would make every score NaN).</summary>
+    private static void RequireFiniteFactor(string path, double[] lower, int k)
+    {
+        for (int i = 0; i < k; i++)
+        {
+            long start = (long)i * (i + 1) / 2;
+            for (int j = 0; j <= i; j++)
+            {
+                double v = lower[start + j];
+                if (!double.IsFinite(v) || (i == j && !(v > 0)))
+                {
+                    throw new Store.StoreFormatException($"{path}: entry ({i}, {j}) of the Cholesky factor is {v.ToString(System.Globalization.CultureInfo.InvariantCulture)}; " +
+                        $"expected a finite value{(i == j ? " > 0 on the diagonal" : "")}: the file is damaged; run 'finalize' again");
+                }
+            }
+        }
+    }
+
+    /// <summary>Reads a factor written by <see cref="Save"/>, checking it belongs to the given features and is finite.</summary>
+    /// <exception cref="AttributionException">The file is missing, damaged (<see cref="Store.StoreFormatException"/> for a
+    /// non-finite entry), or was built from other features.</exception>
     public static Preconditioner Load(string path, int expectedDim, byte[] featuresFingerprint)
     {
         if (!File.Exists(path))
@@ -285,6 +304,7 @@ public sealed class Preconditioner
         {
             throw new AttributionException($"{path}: expected {64 + bytes.Length} bytes, the file has {stream.Length}");
         }
+        RequireFiniteFactor(path, lower, k);
         return new Preconditioner(k, lower, BinaryPrimitives.ReadDoubleLittleEndian(header[24..]), BinaryPrimitives.ReadDoubleLittleEndian(header[16..]), header.Slice(32, 32).ToArray());
     }
 }

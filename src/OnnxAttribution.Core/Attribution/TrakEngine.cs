@@ -73,7 +73,8 @@ public sealed class TrakModel : IDisposable
             // whatever outputs are asked for. A folder without vjp.onnx (an exported training checkpoint) is identified by
             // its forward graph instead.
             FingerprintPath = File.Exists(Directory.VjpPath) ? Directory.VjpPath : Directory.RequireForward();
-            Fingerprint = StoreMeta.FingerprintFile(FingerprintPath);
+            ModelFiles = ModelFilesOf(Directory);
+            Fingerprint = ModelFiles[Path.GetFileName(FingerprintPath)];
             // The graph also computes the measurement's cotangent from its own ε̂, so a pair takes one run, not a forward pass
             // first. Factored features without the factors: the graph applies the projector's P_in and P_out itself (convolving each
             // layer's input with P_in's columns), so no layer's input is unfolded and only ε̂ and k values per example leave ORT.
@@ -116,6 +117,61 @@ public sealed class TrakModel : IDisposable
 
     /// <summary>The file <see cref="Fingerprint"/> is the hash of.</summary>
     public string FingerprintPath { get; }
+
+    /// <summary>SHA-256 of every model file featurize and queries depend on (<see cref="ModelFilesOf"/>), as recorded in meta.json.</summary>
+    public IReadOnlyDictionary<string, string> ModelFiles { get; }
+
+    /// <summary>The name of model.json in a model folder.</summary>
+    private const string MetadataFile = "model.json";
+
+    /// <summary>
+    /// SHA-256 (lower-case hex) by file name of what featurize and queries read from a model folder: the forward graph (the
+    /// gradient graph run is derived from it), vjp.onnx when present (the store's <see cref="StoreMeta.ModelFingerprint"/>),
+    /// and model.json (noise schedule, parameters, geometry).
+    /// </summary>
+    /// <exception cref="ModelFileException">The forward graph is missing.</exception>
+    public static IReadOnlyDictionary<string, string> ModelFilesOf(ModelDirectory directory)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        var files = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            [Path.GetFileName(directory.RequireForward())] = StoreMeta.FingerprintFile(directory.ForwardPath),
+            [MetadataFile] = StoreMeta.FingerprintFile(Path.Combine(directory.Path, MetadataFile)),
+        };
+        if (File.Exists(directory.VjpPath))
+        {
+            files[Path.GetFileName(directory.VjpPath)] = StoreMeta.FingerprintFile(directory.VjpPath);
+        }
+        return files;
+    }
+
+    /// <summary>
+    /// One line per model file that the store's meta.json records and that differs in (or is missing from) the model folder;
+    /// empty when all match. Stores made before the files were recorded record none, so nothing is compared for them here.
+    /// </summary>
+    /// <param name="store">The store's meta.json.</param>
+    /// <param name="directory">The model folder.</param>
+    /// <param name="files">The folder's fingerprints when already computed (<see cref="ModelFilesOf"/>); null to compute them.</param>
+    public static IReadOnlyList<string> ModelFileDifferences(StoreMeta store, ModelDirectory directory, IReadOnlyDictionary<string, string>? files = null)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(directory);
+        var diffs = new List<string>();
+        foreach (var (name, recorded) in store.ModelFiles)
+        {
+            string path = Path.Combine(directory.Path, name);
+            string? actual = files is not null && files.TryGetValue(name, out var known) ? known : File.Exists(path) ? StoreMeta.FingerprintFile(path) : null;
+            if (actual is null)
+            {
+                diffs.Add($"{path}: missing; the store was built from a model folder with {name} (SHA-256 {recorded[..12]}…)");
+            }
+            else if (actual != recorded)
+            {
+                diffs.Add($"{path}: SHA-256 {actual[..12]}…, but the store was built from a {name} with {recorded[..12]}…");
+            }
+        }
+        return diffs;
+    }
 
     /// <summary>The extractor for the plan and projection this model was opened with.</summary>
     public FeatureExtractor Extractor { get; }
@@ -191,13 +247,21 @@ public sealed class TrakModel : IDisposable
     /// <summary>Checks that this model and projection are the ones a store was featurized with.</summary>
     /// <param name="store">The store.</param>
     /// <param name="extractor">The extractor that will score it (default: <see cref="Extractor"/>).</param>
-    /// <exception cref="AttributionException">The model's fingerprint or the feature length differs.</exception>
+    /// <remarks>Checks vjp.onnx's fingerprint (forward.onnx's without one) and, for stores that record them, every model file of
+    /// <see cref="StoreMeta.ModelFiles"/>; older stores are checked by the first alone.</remarks>
+    /// <exception cref="AttributionException">A model file's fingerprint or the feature length differs.</exception>
     public void RequireStore(FeatureStore store, FeatureExtractor? extractor = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         if (Fingerprint != store.Meta.ModelFingerprint)
         {
             throw new AttributionException($"{store.Directory}: built from a model with SHA-256 {store.Meta.ModelFingerprint[..12]}…, but {FingerprintPath} has {Fingerprint[..12]}…; featurize again for this model");
+        }
+        var diffs = ModelFileDifferences(store.Meta, Directory, ModelFiles);
+        if (diffs.Count > 0)
+        {
+            throw new AttributionException($"{store.Directory}: the model folder is not the one the store was built from (queries would run another model's graph):\n  " +
+                string.Join("\n  ", diffs) + "\nPass the model folder the store was built from, or featurize again for this model");
         }
         int dim = (extractor ?? Extractor).Dim;
         if (dim != store.Dim)
@@ -300,7 +364,7 @@ public static class TrakEngine
             throw new UserInputException($"{o.OutDirectory}: gradient norms need the dense projector; the factored projector never forms the whole gradient");
         }
         var extractor = model.ExtractorFor(o.Plan, o.Projection);
-        var meta = Meta(o, model.Fingerprint, extractor.Dim);
+        var meta = Meta(o, model.Fingerprint, extractor.Dim) with { ModelFiles = model.ModelFiles };
         model.RequireGeometry(o.Data);
         using var writer = FeatureStoreWriter.OpenOrCreate(o.OutDirectory, meta);
         SidecarMatrix? Column(bool wanted, string file) =>
@@ -347,7 +411,19 @@ public static class TrakEngine
             done += count;
             progress?.Report((done, total));
         }
-        return writer.Complete();
+        losses?.Dispose();
+        norms?.Dispose();
+        var store = writer.Complete();
+        try
+        {
+            StoreChecksums.RecordFiles(store, replace: pending.Count > 0, LossesFile, NormsFile);
+            return store;
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The losses of <see cref="LossesFile"/>, one per row held, in row order.</summary>
@@ -360,6 +436,7 @@ public static class TrakEngine
         {
             throw new StoreFormatException($"{path}: not found; featurize with losses recorded (FeaturizeOptions.RecordLosses)");
         }
+        StoreChecksums.RequireFile(store.Directory, LossesFile, "featurize the store again");
         return SidecarMatrix.ReadAll(path, store.Rows, 1);
     }
 
@@ -421,6 +498,7 @@ public static class TrakEngine
         var pre = gram.Factorize(relativeDamping, StoreFingerprint(storeDirectory));
         output.Write(pre.WriteTo);
         output.Commit();
+        StoreChecksums.RecordFiles(store, replace: true, PreconditionerFile);
         return pre;
     }
 

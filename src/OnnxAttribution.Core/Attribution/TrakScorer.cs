@@ -82,6 +82,7 @@ public sealed class TrakScorer : IDisposable
         }
         var extractor = model.ExtractorFor(PlanOf(store), projection);
         model.RequireStore(store, extractor);
+        StoreChecksums.RequireFile(storeDirectory, TrakEngine.PreconditionerFile, "run 'finalize' again");
         var pre = Preconditioner.Load(Path.Combine(storeDirectory, TrakEngine.PreconditionerFile), store.Dim, TrakEngine.StoreFingerprint(storeDirectory));
         return new TrakScorer(store, model, ownsModel, extractor, pre);
     }
@@ -158,6 +159,8 @@ public sealed class TrakScorer : IDisposable
         ArgumentNullException.ThrowIfNull(queries);
         var phi = new float[queries.Count * Store.Dim];
         Extractor.Extract(queries, phi);
+        RequireFinite(phi, Store.Dim, (q, i, v) => new UserInputException(
+            $"query {q}: its feature {i} is {v}: the query image holds non-finite or extreme pixel values (expected finite values in [-1, 1]), or the model overflows on it; no scores are returned"));
         return phi;
     }
 
@@ -170,14 +173,53 @@ public sealed class TrakScorer : IDisposable
         {
             _preconditioner.Solve(features.Slice(q * k, k), x.AsSpan(q * k, k));
         }
+        RequireFinite(x, k, (q, i, v) => new AttributionException(
+            $"query {q}: its preconditioned feature {i} is {v}: the query's features are too large for float32 after (ΦᵀΦ + λI)⁻¹, " +
+            $"or {Path.Combine(Store.Directory, TrakEngine.PreconditionerFile)} is damaged (run 'verify --store {Store.Directory}'); no scores are returned"));
         return x;
     }
 
+    /// <summary>
+    /// Throws <paramref name="error"/>(item, index in item, value) for the first NaN or ±Infinity in <paramref name="values"/>
+    /// (items of <paramref name="length"/> values): a non-finite score must never be ranked as if it were one.
+    /// </summary>
+    private static void RequireFinite(ReadOnlySpan<float> values, long length, Func<long, long, string, Exception> error)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                throw error(i / length, i % length, values[i].ToString(CultureInfo.InvariantCulture));
+            }
+        }
+    }
+
+    /// <summary>The error for a non-finite score of a finite preconditioned query: the store's row is the likely cause.</summary>
+    private StoreFormatException NonFiniteScore(long query, long localRow, string value) => new(
+        $"{Path.Combine(Store.Directory, StoreFiles.Features)}: query {query} scores {value} against row {Store.FirstRow + localRow}: that row holds " +
+        $"non-finite values or values too large for float32 (a damaged store file); run 'verify --store {Store.Directory}'; no scores are returned");
+
     /// <summary>The top <paramref name="top"/> training rows for each of <paramref name="count"/> query images (one scan for all).</summary>
-    public TopKResult[] Attribute(ReadOnlySpan<float> images, int count, int top) =>
-        Store.TopK(Precondition(Features(images, count), count), count, top);
+    /// <exception cref="UserInputException">A query's features are not finite (non-finite or extreme pixels).</exception>
+    /// <exception cref="StoreFormatException">A returned score is not finite: a damaged row of the store.</exception>
+    public TopKResult[] Attribute(ReadOnlySpan<float> images, int count, int top)
+    {
+        var results = Store.TopK(Precondition(Features(images, count), count), count, top);
+        for (int q = 0; q < results.Length; q++)
+        {
+            // NaN ranks last and +Infinity first: either among the top means a damaged row (the full scan is 'verify').
+            int bad = Array.FindIndex(results[q].Scores, v => !float.IsFinite(v));
+            if (bad >= 0)
+            {
+                throw NonFiniteScore(q, results[q].Indices[bad] - Store.FirstRow, results[q].Scores[bad].ToString(CultureInfo.InvariantCulture));
+            }
+        }
+        return results;
+    }
 
     /// <summary>Every training row's score for each query image: count × N.</summary>
+    /// <exception cref="UserInputException">A query's features are not finite.</exception>
+    /// <exception cref="StoreFormatException">A score is not finite: a damaged row of the store.</exception>
     public float[] Scores(ReadOnlySpan<float> images, int count) => Scores(Extractor.Source.Clean(images, count));
 
     /// <summary>Every training row's score for each query of a batch of pairs: count × N.</summary>
@@ -187,6 +229,7 @@ public sealed class TrakScorer : IDisposable
         int count = queries.Count;
         var scores = new float[count * Store.Rows];
         Store.Scores(Precondition(Features(queries), count), count, scores);
+        RequireFinite(scores, Store.Rows, NonFiniteScore);
         return scores;
     }
 

@@ -68,9 +68,28 @@ public sealed unsafe class FeatureStore : IDisposable
     /// Opens a completed store: checks meta.json (version, sizes), the features.npy header against it and the file length, that
     /// done.bitmap marks every row, and, when <paramref name="expected"/> is given, that every setting matches it.
     /// </summary>
-    /// <exception cref="StoreFormatException">A missing or damaged file, an incomplete store, or settings that differ from
-    /// <paramref name="expected"/> (the message lists each difference).</exception>
+    /// <remarks>When the store records checksums (<see cref="StoreChecksums"/>), meta.json and a few chunks of features.npy (the first,
+    /// the last and <see cref="StoreChecksums.RandomChunksOnOpen"/> drawn at random, a few MiB) are checked against them; a full
+    /// check of every byte is <see cref="Attribution.StoreVerifier"/> (the <c>verify</c> verb).</remarks>
+    /// <exception cref="StoreFormatException">A missing or damaged file, an incomplete store, a sampled chunk or meta.json that
+    /// does not match its checksum, or settings that differ from <paramref name="expected"/> (the message lists each difference).</exception>
     public static FeatureStore Open(string directory, StoreMeta? expected = null)
+    {
+        var store = OpenUnchecked(directory, expected);
+        try
+        {
+            store.CheckSampledChunks();
+            return store;
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>As <see cref="Open"/>, without the checksum checks (the verifier checks every chunk itself).</summary>
+    internal static FeatureStore OpenUnchecked(string directory, StoreMeta? expected = null)
     {
         ArgumentNullException.ThrowIfNull(directory);
         if (!System.IO.Directory.Exists(directory))
@@ -113,6 +132,53 @@ public sealed unsafe class FeatureStore : IDisposable
             view?.Dispose();
             file?.Dispose();
             throw new StoreFormatException($"{featuresPath}: cannot map the feature matrix: {e.Message}", e);
+        }
+    }
+
+    /// <summary>The bytes of the store's local rows [<paramref name="first"/>, <paramref name="end"/>) (at most 2 GiB), valid until <see cref="Dispose"/>.</summary>
+    internal ReadOnlySpan<byte> GetLocalRowsBytes(long first, long end)
+    {
+        ObjectDisposedException.ThrowIf(_data == null, this);
+        long rowBytes = (long)Dim * DType.ElementSize();
+        return new ReadOnlySpan<byte>(_data + (first * rowBytes), checked((int)((end - first) * rowBytes)));
+    }
+
+    /// <summary>
+    /// Checks meta.json and a few chunks of features.npy against checksums.json; a store whose meta.json says it records
+    /// checksums must have the file. Stores made before checksums existed have neither and are not checked.
+    /// </summary>
+    private void CheckSampledChunks()
+    {
+        var sums = StoreChecksums.TryLoad(Directory);
+        string sumsPath = Path.Combine(Directory, StoreChecksums.FileName);
+        if (sums is null)
+        {
+            if (Meta.Checksums is not null)
+            {
+                throw new StoreFormatException($"{sumsPath}: missing, but meta.json (field 'checksums') says the store records checksums: the store is incomplete or was copied without it; copy it again, or featurize again");
+            }
+            return;
+        }
+        sums.Validate(sumsPath, Header);
+        if (sums.CheckFile(Directory, StoreFiles.Meta, "restore the store's meta.json, or featurize again") is { } problem)
+        {
+            throw new StoreFormatException(problem);
+        }
+        long chunks = sums.FeatureChunks.Count;
+        var sample = new SortedSet<long> { 0, chunks - 1 };
+        for (int i = 0; i < StoreChecksums.RandomChunksOnOpen; i++)
+        {
+            sample.Add(Random.Shared.NextInt64(Math.Max(1, chunks)));
+        }
+        foreach (long c in sample.Where(c => c >= 0 && c < chunks))
+        {
+            var (first, end) = sums.ChunkRange(c);
+            string found = StoreChecksums.Hash(GetLocalRowsBytes(first, end));
+            if (found != sums.FeatureChunks[(int)c])
+            {
+                throw new StoreFormatException(sums.ChunkMismatch(Path.Combine(Directory, StoreFiles.Features), c, FirstRow, found) +
+                    $"; run 'verify --store {Directory}' for every damaged row, then restore the store from a copy or featurize again");
+            }
         }
     }
 

@@ -41,6 +41,17 @@ public static class FeatureStoreMerge
                     throw new StoreFormatException($"{Path.Combine(shard.Directory, StoreFiles.Meta)}: shards disagree:\n  " + string.Join("\n  ", diffs));
                 }
             }
+            foreach (var shard in shards)
+            {
+                // Every chunk, not only the ones Open samples: the merged store's checksums would otherwise bless a damaged row.
+                if (StoreChecksums.TryLoad(shard.Directory) is { } sums)
+                {
+                    foreach (var (chunk, found) in sums.MismatchedChunks(shard).Take(1))
+                    {
+                        throw new StoreFormatException(sums.ChunkMismatch(Path.Combine(shard.Directory, StoreFiles.Features), chunk, shard.FirstRow, found) + "; featurize that shard again");
+                    }
+                }
+            }
             int n = shards.Count;
             var byIndex = new FeatureStore?[n];
             foreach (var shard in shards)
@@ -56,7 +67,7 @@ public static class FeatureStoreMerge
                 }
                 byIndex[spec.Index] = shard;
             }
-            var merged = first with { Shard = ShardSpec.Whole };
+            var merged = first with { Shard = ShardSpec.Whole, Checksums = StoreChecksums.AlgorithmName };
             string featuresPath = Path.Combine(outDir, StoreFiles.Features);
             var header = NpyFormat.CreatePreallocated(featuresPath, merged.DType, merged.Rows, merged.Projector.Dim);
             using (var output = new FileStream(featuresPath, FileMode.Open, FileAccess.Write, FileShare.None, bufferSize: 0))
@@ -86,6 +97,8 @@ public static class FeatureStoreMerge
             done.SetAll();
             done.WriteAtomically(Path.Combine(outDir, StoreFiles.Done));
             StoreFiles.WriteMetaAtomically(outDir, merged);
+            // Hashed from the merged file, so the chunks do not depend on where the shards' boundaries fell.
+            StoreChecksums.ForFeatures(featuresPath, header).WithFiles(outDir, [StoreFiles.Meta]).Save(outDir);
         }
         finally
         {

@@ -116,7 +116,8 @@ public sealed class FeatureStoreWriter : IDisposable
             if (System.IO.Directory.Exists(directory))
             {
                 // meta.json is written last on creation: without it no row was ever reported written, so the rest can go.
-                string[] ours = [StoreFiles.Features, StoreFiles.Done, StoreFiles.Done + StoreFiles.TempSuffix, StoreFiles.Meta + StoreFiles.TempSuffix];
+                string[] ours = [StoreFiles.Features, StoreFiles.Done, StoreFiles.Done + StoreFiles.TempSuffix, StoreFiles.Meta + StoreFiles.TempSuffix,
+                    StoreChecksums.FileName, StoreChecksums.FileName + StoreFiles.TempSuffix];
                 var others = System.IO.Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName)
                     .Where(n => !ours.Contains(n) && n is not StoreLock.FileName and not StoreLock.HolderFileName).ToList();
                 if (others.Count > 0)
@@ -150,6 +151,8 @@ public sealed class FeatureStoreWriter : IDisposable
 
     private static FeatureStoreWriter CreateFresh(string directory, StoreMeta meta, StoreLock storeLock)
     {
+        // Complete writes checksums.json; meta.json says so, so that a complete store without it is refused.
+        meta = meta with { Checksums = StoreChecksums.AlgorithmName };
         string featuresPath = Path.Combine(directory, StoreFiles.Features);
         var header = NpyFormat.CreatePreallocated(featuresPath, meta.DType, meta.ShardRows, meta.Projector.Dim);
         var done = new DoneBitmap(meta.FirstRow, meta.ShardRows);
@@ -250,7 +253,11 @@ public sealed class FeatureStoreWriter : IDisposable
         _done.WriteAtomically(_donePath);
     }
 
-    /// <summary>Flushes, checks that every row is done, closes the writer and opens the finished store read-only.</summary>
+    /// <summary>
+    /// Flushes, checks that every row is done, closes the writer, records the checksums of the finished features.npy and
+    /// meta.json in checksums.json (one more read of the file; kept when a finished store is completed again), and opens the
+    /// finished store read-only.
+    /// </summary>
     /// <exception cref="InvalidOperationException">Rows are missing (the message says how many and the first of them).</exception>
     public FeatureStore Complete()
     {
@@ -263,6 +270,11 @@ public sealed class FeatureStoreWriter : IDisposable
             throw new InvalidOperationException($"{Directory}: cannot complete the store: {missing} of {RowCount} rows are not written (first: row {firstMissing})");
         }
         Dispose();
+        if (StoreChecksums.TryLoad(Directory) is null)
+        {
+            string featuresPath = Path.Combine(Directory, StoreFiles.Features);
+            StoreChecksums.ForFeatures(featuresPath, NpyFormat.ReadHeader(featuresPath)).WithFiles(Directory, [StoreFiles.Meta]).Save(Directory);
+        }
         return FeatureStore.Open(Directory, Meta);
     }
 

@@ -98,6 +98,21 @@ public sealed record StoreMeta
     /// <summary>Other settings the rows depend on (batch size does not; e.g. "kfac.damping" might). Compared key by key.</summary>
     public IReadOnlyDictionary<string, string> Settings { get; init; } = new SortedDictionary<string, string>(StringComparer.Ordinal);
 
+    /// <summary>
+    /// SHA-256 (lower-case hex) of every model file the rows and the queries depend on, by file name in the model folder
+    /// (forward.onnx, whose graph featurize and queries run; vjp.onnx when present; model.json, with the noise schedule).
+    /// Empty in stores made before it was recorded: those are checked by <see cref="ModelFingerprint"/> alone.
+    /// Compared only for the files both sides record.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ModelFiles { get; init; } = new SortedDictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The hash of the store's checksums.json (<see cref="StoreChecksums.AlgorithmName"/>): set when the store's writer records
+    /// checksums, so a complete store without that file is refused. Null in stores made before checksums existed (opened
+    /// without them). Not part of the rows' identity.
+    /// </summary>
+    public string? Checksums { get; init; }
+
     /// <summary>First dataset row held by this store.</summary>
     [JsonIgnore]
     public long FirstRow => Shard.FirstRow(Rows);
@@ -160,6 +175,8 @@ public sealed record StoreMeta
         Check("subset", Subset, other.Subset, Str);
         Check("shard", Shard, other.Shard, s => $"{s.Index} of {s.Count}");
         CheckSettings(diffs, "settings", Settings, other.Settings, thisLabel, otherLabel);
+        var recordedByBoth = ModelFiles.Where(kv => other.ModelFiles.ContainsKey(kv.Key)).ToDictionary();
+        CheckSettings(diffs, "modelFiles", recordedByBoth, other.ModelFiles.Where(kv => recordedByBoth.ContainsKey(kv.Key)).ToDictionary(), thisLabel, otherLabel);
         return diffs;
     }
 
@@ -209,6 +226,21 @@ public sealed record StoreMeta
             throw new StoreFormatException($"{where}: field 'shard': missing");
         }
         Shard.Validate(where);
+        if (Checksums is not null && Checksums != StoreChecksums.AlgorithmName)
+        {
+            throw new StoreFormatException($"{where}: field 'checksums': expected '{StoreChecksums.AlgorithmName}' or null, found '{Checksums}'");
+        }
+        if (ModelFiles is null)
+        {
+            throw new StoreFormatException($"{where}: field 'modelFiles': expected an object of file names and SHA-256 hashes, found null");
+        }
+        foreach (var (file, hash) in ModelFiles)
+        {
+            if (hash is null || hash.Length != 64 || !hash.All(char.IsAsciiHexDigitLower))
+            {
+                throw new StoreFormatException($"{where}: field 'modelFiles.{file}': expected 64 lower-case hex digits (SHA-256), found '{hash}'");
+            }
+        }
     }
 
     private static void RequireSha256(string where, string field, string? value)
@@ -227,6 +259,7 @@ public sealed record StoreMeta
         {
             Settings = new SortedDictionary<string, string>(Settings.ToDictionary(), StringComparer.Ordinal),
             Projector = Projector with { Settings = new SortedDictionary<string, string>(Projector.Settings.ToDictionary(), StringComparer.Ordinal) },
+            ModelFiles = new SortedDictionary<string, string>(ModelFiles.ToDictionary(), StringComparer.Ordinal),
         };
         return JsonSerializer.Serialize(normalized, JsonOptions) + "\n";
     }

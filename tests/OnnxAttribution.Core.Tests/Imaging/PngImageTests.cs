@@ -122,6 +122,45 @@ public sealed class PngImageTests : TempDirectoryTest
             Throws.TypeOf<UserInputException>().With.Message.Contains("body").And.Message.Contains("100000×100000"));
     }
 
+    [TestCase(0, 8, "not a readable image")]
+    [TestCase(8, 0, "not a readable image")]
+    [TestCase(int.MinValue, 8, "body")] // 0x80000000: negative as int32
+    [TestCase(-1, -1, "body")]
+    public void ReadEncoded_HeaderDeclaresZeroOrNegativeSize_Refused(int width, int height, string expected)
+    {
+        var path = Path.Combine(TempDir, "small.png");
+        PngImage.Write(path, new float[64], 1, 8, 8);
+        var bytes = File.ReadAllBytes(path);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(16), width);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(20), height);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(29), Crc32(bytes.AsSpan(12, 17)));
+        Assert.That(() => PngImage.Read(bytes, "body"),
+            Throws.TypeOf<UserInputException>().With.Message.Contains("body").And.Message.Contains(expected));
+    }
+
+    [TestCase(0, "wrong magic")]
+    [TestCase(29, "IHDR CRC")]
+    [TestCase(24, "bit depth 3")]
+    public void ReadEncoded_HeaderBytesDamaged_RefusedNamingTheSource(int offset, string what)
+    {
+        var path = Path.Combine(TempDir, "small.png");
+        PngImage.Write(path, new float[64], 1, 8, 8);
+        var bytes = File.ReadAllBytes(path);
+        bytes[offset] = offset == 24 ? (byte)3 : (byte)(bytes[offset] ^ 0xff);
+        Assert.That(() => PngImage.Read(bytes, "body"), Throws.TypeOf<UserInputException>().With.Message.Contains("body"), what);
+    }
+
+    [TestCase(0)]
+    [TestCase(8)]
+    [TestCase(33)]
+    public void ReadEncoded_CutShort_RefusedNamingTheSource(int keep)
+    {
+        var path = Path.Combine(TempDir, "small.png");
+        PngImage.Write(path, new float[64], 1, 8, 8);
+        var bytes = File.ReadAllBytes(path);
+        Assert.That(() => PngImage.Read(bytes.AsSpan(0, keep), "body"), Throws.TypeOf<UserInputException>().With.Message.Contains("body"));
+    }
+
     /// <summary>The PNG chunk CRC (ISO 3309 CRC-32, reflected polynomial 0xEDB88320), bit by bit.</summary>
     private static uint Crc32(ReadOnlySpan<byte> data)
     {

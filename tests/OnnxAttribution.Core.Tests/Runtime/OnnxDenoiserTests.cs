@@ -69,6 +69,22 @@ public sealed class OnnxDenoiserTests : TempDirectoryTest
         Assert.That(() => new OnnxDenoiser(path, 1, 2), Throws.TypeOf<ModelFileException>().With.Message.Contains(path));
     }
 
+    [TestCase(0)]
+    [TestCase(1)]
+    [TestCase(16)]
+    [TestCase(-1)] // all but the last byte
+    public void Open_TruncatedOnnxFile_ModelFileExceptionNamesPathAndWritesNothing(int keep)
+    {
+        var path = TinyModels.WriteForward(Path.Combine(TempDir, "forward.onnx"), 1, 2);
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, bytes[..(keep >= 0 ? keep : bytes.Length - 1)]);
+        var before = Directory.GetFiles(TempDir).Select(f => (f, File.ReadAllBytes(f))).ToList();
+
+        Assert.That(() => new OnnxDenoiser(path, 1, 2), Throws.TypeOf<ModelFileException>().With.Message.Contains(path));
+        Assert.That(() => Onnx.OnnxModelFile.Load(path), Throws.InstanceOf<Onnx.OnnxGraphException>().With.Message.Contains(path));
+        Assert.That(Directory.GetFiles(TempDir).Select(f => (f, File.ReadAllBytes(f))).ToList(), Is.EqualTo(before));
+    }
+
     [Test]
     public void Open_Missing_ModelFileException()
     {

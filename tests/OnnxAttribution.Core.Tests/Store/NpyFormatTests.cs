@@ -35,24 +35,28 @@ public sealed class NpyFormatTests : TempDirectoryTest
     }
 
     [Test]
-    public void BuildHeader_DictExactlyFillsLine_PadsWithSixtyFourSpaces()
+    public void BuildHeader_EveryDigitCount_PadsWithOneToSixtyFourSpacesToAMultipleOf64()
     {
-        // NumPy's rule pads with 1..64 spaces; find a shape where (10 + len(dict) + 1) % 64 == 0 and check 64 spaces.
-        for (long rows = 1; rows < 1_000_000_000_000; rows *= 10)
+        // NumPy's rule: the dict, then 1 to 64 spaces and '\n', so that the data starts at a multiple of 64. Together these fix
+        // the padding for every dict length. (A dict that exactly fills a line, which gets all 64 spaces, needs 60 digits of
+        // shape for '<f4': no 2-D shape of longs reaches it, so every digit count of both sizes is checked instead.)
+        for (int rowDigits = 1; rowDigits <= 19; rowDigits++)
         {
-            for (long cols = 1; cols < 100_000; cols = (cols * 10) + 1)
+            for (int colDigits = 1; colDigits <= 19; colDigits++)
             {
-                int dictLength = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}".Length;
-                if ((10 + dictLength + 1) % 64 != 0)
-                {
-                    continue;
-                }
+                long rows = long.Parse(new string('8', rowDigits), System.Globalization.CultureInfo.InvariantCulture);
+                long cols = long.Parse(new string('7', colDigits), System.Globalization.CultureInfo.InvariantCulture);
+                string dict = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}";
+
                 byte[] header = NpyFormat.BuildHeader(StoreDType.Float32, rows, cols);
-                Assert.That(header.Length - 10 - dictLength - 1, Is.EqualTo(64));
-                return;
+
+                string text = Encoding.ASCII.GetString(header, 10, header.Length - 10);
+                int spaces = header.Length - 10 - dict.Length - 1;
+                Assert.That(header.Length % 64, Is.Zero, $"({rows}, {cols})");
+                Assert.That(spaces, Is.InRange(1, 64), $"({rows}, {cols})");
+                Assert.That(text, Is.EqualTo(dict + new string(' ', spaces) + "\n"), $"({rows}, {cols})");
             }
         }
-        Assert.Pass("no shape in the searched range fills a line exactly");
     }
 
     [TestCase(StoreDType.Float32, 0, 1)]
@@ -121,6 +125,16 @@ public sealed class NpyFormatTests : TempDirectoryTest
         bytes[6] = 3;
         var e = Assert.Throws<StoreFormatException>(() => NpyFormat.ReadHeader(new MemoryStream(bytes), "bad.npy"))!;
         Assert.That(e.Message, Does.Contain("version").And.Contain("3.0"));
+    }
+
+    [TestCase(0xFFFFFFFFu)]
+    [TestCase((uint)(1 << 20) + 1)]
+    public void ReadHeader_Version2HeaderLengthAbsurd_RefusedBeforeAllocating(uint length)
+    {
+        byte[] bytes = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 2, 0, 0, 0, 0, 0];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(8), length);
+        var e = Assert.Throws<StoreFormatException>(() => NpyFormat.ReadHeader(new MemoryStream(bytes), "bad.npy"))!;
+        Assert.That(e.Message, Does.StartWith("bad.npy: ").And.Contain("header length").And.Contain(length.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     [Test]

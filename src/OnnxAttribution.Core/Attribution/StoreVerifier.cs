@@ -1,0 +1,175 @@
+using System.Globalization;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
+
+namespace OnnxAttribution.Core.Attribution;
+
+/// <summary>One check of <see cref="StoreVerifier.Verify"/>: what was checked, in which file, and what was found.</summary>
+/// <param name="File">The file checked (a path).</param>
+/// <param name="Check">What was checked (e.g. "chunks", "finite", "checksum", "model file").</param>
+/// <param name="Ok">Whether it passed.</param>
+/// <param name="Detail">What was found: the damaged row ranges and hashes when it failed; a note when it passed.</param>
+public sealed record StoreCheck(string File, string Check, bool Ok, string Detail);
+
+/// <summary>The checks of one store folder.</summary>
+/// <param name="Directory">The store folder.</param>
+/// <param name="Checks">Every check run, in order.</param>
+public sealed record StoreVerification(string Directory, IReadOnlyList<StoreCheck> Checks)
+{
+    /// <summary>True when every check passed.</summary>
+    public bool Ok => Checks.All(c => c.Ok);
+}
+
+/// <summary>
+/// The full check of a feature store behind the <c>verify</c> verb: the files open and agree (meta.json, features.npy's
+/// header, done.bitmap), every chunk of features.npy matches checksums.json, every row is finite, every derived file matches
+/// its checksum, preconditioner.bin is finite and belongs to these features, and the model folder holds the files the store
+/// was built from.
+/// </summary>
+/// <remarks>Reads every byte of the store once (features.npy through its mapping). Stores made before checksums or model files
+/// were recorded are checked by what they hold; the report says what could not be checked.</remarks>
+public static class StoreVerifier
+{
+    /// <summary>At most this many damaged ranges are listed per check (the count says how many there are).</summary>
+    private const int ListedRanges = 10;
+
+    /// <summary>Checks the store in <paramref name="directory"/> fully.</summary>
+    /// <param name="directory">A feature-store folder (with meta.json).</param>
+    /// <param name="modelDirectory">The model folder to check the recorded model files against; null to skip that check.</param>
+    /// <param name="progress">Chunks checked of all chunks.</param>
+    public static StoreVerification Verify(string directory, string? modelDirectory = null, IProgress<(long Done, long Total)>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        var checks = new List<StoreCheck>();
+        string features = Path.Combine(directory, StoreFiles.Features);
+        FeatureStore store;
+        try
+        {
+            store = FeatureStore.OpenUnchecked(directory);
+        }
+        catch (StoreFormatException e)
+        {
+            checks.Add(new StoreCheck(directory, "open", false, e.Message));
+            return new StoreVerification(directory, checks);
+        }
+        using (store)
+        {
+            checks.Add(new StoreCheck(directory, "open", true, $"meta.json, features.npy header ({store.Rows} × {store.Dim} {store.DType}) and done.bitmap (every row done) agree"));
+            StoreChecksums? sums = null;
+            string sumsPath = Path.Combine(directory, StoreChecksums.FileName);
+            try
+            {
+                sums = StoreChecksums.TryLoad(directory);
+                sums?.Validate(sumsPath, store.Header);
+                checks.Add(sums is not null ? new StoreCheck(sumsPath, "read", true, $"{sums.FeatureChunks.Count} chunks of {sums.ChunkRows} rows, {sums.Files.Count} files")
+                    : store.Meta.Checksums is not null ? new StoreCheck(sumsPath, "read", false, $"missing, but meta.json (field 'checksums') says the store records checksums")
+                    : new StoreCheck(sumsPath, "read", true, "none: the store was made before checksums were recorded; rows are checked for finite values only (featurize again to record them)"));
+            }
+            catch (StoreFormatException e)
+            {
+                sums = null;
+                checks.Add(new StoreCheck(sumsPath, "read", false, e.Message));
+            }
+            CheckRows(store, sums, features, checks, progress);
+            if (sums is not null)
+            {
+                foreach (string name in sums.Files.Keys)
+                {
+                    string? problem = sums.CheckFile(directory, name, "restore it or write it again");
+                    checks.Add(new StoreCheck(Path.Combine(directory, name), "checksum", problem is null, problem ?? $"matches ({sums.Files[name].Bytes} bytes)"));
+                }
+            }
+            CheckPreconditioner(store, checks);
+            if (modelDirectory is not null)
+            {
+                CheckModel(store, modelDirectory, checks);
+            }
+        }
+        return new StoreVerification(directory, checks);
+    }
+
+    /// <summary>Every chunk against its hash and every row for NaN/Infinity, in one pass over the mapping.</summary>
+    private static void CheckRows(FeatureStore store, StoreChecksums? sums, string features, List<StoreCheck> checks, IProgress<(long Done, long Total)>? progress)
+    {
+        var nonFinite = new List<long>();
+        void Report(long localRow) => nonFinite.Add(store.FirstRow + localRow);
+        if (sums is not null)
+        {
+            var bad = new List<string>();
+            int count = 0;
+            foreach (var (chunk, found) in sums.MismatchedChunks(store, Report))
+            {
+                count++;
+                if (bad.Count < ListedRanges)
+                {
+                    var (first, end) = sums.ChunkRange(chunk);
+                    bad.Add($"rows {store.FirstRow + first}–{store.FirstRow + end - 1} (chunk {chunk}: recorded {sums.FeatureChunks[(int)chunk]}, found {found})");
+                }
+            }
+            progress?.Report((sums.FeatureChunks.Count, sums.FeatureChunks.Count));
+            checks.Add(new StoreCheck(features, "chunks", count == 0, count == 0
+                ? $"all {sums.FeatureChunks.Count} chunks match {StoreChecksums.FileName}"
+                : $"{count} of {sums.FeatureChunks.Count} chunks do not match {StoreChecksums.FileName} (changed or damaged after featurize): {string.Join("; ", bad)}{(count > bad.Count ? "; …" : "")}"));
+        }
+        else
+        {
+            long chunkRows = StoreChecksums.ChunkRowsFor((long)store.Dim * store.DType.ElementSize());
+            for (long first = 0; first < store.Rows; first += chunkRows)
+            {
+                long end = Math.Min(store.Rows, first + chunkRows);
+                StoreChecksums.ReportNonFiniteRows(store.GetLocalRowsBytes(first, end), store.DType, store.Dim, first, Report);
+                progress?.Report((end, store.Rows));
+            }
+        }
+        checks.Add(new StoreCheck(features, "finite", nonFinite.Count == 0, nonFinite.Count == 0
+            ? $"all {store.Rows} rows finite"
+            : $"{nonFinite.Count} rows hold NaN or Infinity: {string.Join(", ", nonFinite.Take(ListedRanges).Select(r => r.ToString(CultureInfo.InvariantCulture)))}{(nonFinite.Count > ListedRanges ? ", …" : "")}"));
+    }
+
+    private static void CheckPreconditioner(FeatureStore store, List<StoreCheck> checks)
+    {
+        string path = Path.Combine(store.Directory, TrakEngine.PreconditionerFile);
+        if (!File.Exists(path))
+        {
+            return;
+        }
+        try
+        {
+            var pre = Preconditioner.Load(path, store.Dim, TrakEngine.StoreFingerprint(store.Directory));
+            checks.Add(new StoreCheck(path, "factor", true, $"finite, k = {pre.Dim}, built from these features (λ = {pre.Damping.ToString("G3", CultureInfo.InvariantCulture)})"));
+        }
+        catch (AttributionException e)
+        {
+            checks.Add(new StoreCheck(path, "factor", false, e.Message));
+        }
+    }
+
+    private static void CheckModel(FeatureStore store, string modelDirectory, List<StoreCheck> checks)
+    {
+        ModelDirectory model;
+        try
+        {
+            model = ModelDirectory.Open(modelDirectory);
+        }
+        catch (ModelFileException e)
+        {
+            checks.Add(new StoreCheck(modelDirectory, "model files", false, e.Message));
+            return;
+        }
+        // The fingerprint every store records (vjp.onnx, or forward.onnx in a folder without one), then the files newer stores record.
+        string main = File.Exists(model.VjpPath) ? model.VjpPath : model.ForwardPath;
+        string? mainHash = File.Exists(main) ? StoreMeta.FingerprintFile(main) : null;
+        if (mainHash != store.Meta.ModelFingerprint)
+        {
+            checks.Add(new StoreCheck(main, "model fingerprint", false, $"SHA-256 {mainHash?[..12] ?? "(missing)"}…, but meta.json's modelFingerprint is {store.Meta.ModelFingerprint}"));
+        }
+        else
+        {
+            checks.Add(new StoreCheck(main, "model fingerprint", true, "matches meta.json's modelFingerprint"));
+        }
+        var diffs = TrakModel.ModelFileDifferences(store.Meta, model);
+        checks.Add(new StoreCheck(model.Path, "model files", diffs.Count == 0, diffs.Count > 0 ? string.Join("; ", diffs)
+            : store.Meta.ModelFiles.Count == 0 ? "not recorded: the store was made before model files were recorded (checked by modelFingerprint alone)"
+            : $"{string.Join(", ", store.Meta.ModelFiles.Keys)} match meta.json"));
+    }
+}
