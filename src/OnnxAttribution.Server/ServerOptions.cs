@@ -20,7 +20,7 @@ internal sealed record ServerLimits
     public int MaxSeedSteps { get; init; } = 1024;
 
     /// <summary>An uploaded image may be at most this many times the model's side, per axis (checked on the header, before decoding).</summary>
-    public int PngSideFactor { get; init; } = 4;
+    public int PngSideFactor { get; init; } = 8;
 
     /// <summary>The largest request body, in bytes (413 beyond).</summary>
     public long MaxBodyBytes { get; init; } = 8L << 20;
@@ -113,9 +113,14 @@ internal static class ServerCommandLine
     /// <summary>One setting: its command-line option, its configuration key, its default as shown, and what it does.</summary>
     private sealed record Setting(string Option, string Key, string Default, string Help, bool Repeatable = false, bool Flag = false);
 
+    /// <summary>The defaults, shown by --help and used for settings not given.</summary>
+    private static readonly ServerLimits DefaultLimits = new();
+
+    private static readonly ServerOptions Defaults = new([], null, ServerOptions.DefaultUrls, SessionSettings.Default);
+
     private static readonly Setting[] Settings =
     [
-        new("--store", "Stores", "", "DIR | NAME=DIR: a method store to serve (repeatable). NAME (letters, digits, '.', '_', '-') is its URL segment; it defaults to the folder's name. Opened and warmed up once, at start.", Repeatable: true),
+        new("--store", "Stores", "none; at least one is required", "DIR | NAME=DIR: a method store to serve (repeatable). NAME (letters, digits, '.', '_', '-') is its URL segment; it defaults to the folder's name. Opened and warmed up once, at start.", Repeatable: true),
         new("--model", "Model", "each store's own", "the model folder every store is opened with (default: the one its source.json names, as 'attribute' does)."),
         new("--urls", "Urls", ServerOptions.DefaultUrls, "where to listen, ';'-separated http(s)://HOST:PORT (port 0: any free port)."),
         new("--threads", "Threads", "0", "ONNX Runtime intra-op threads (0: ONNX Runtime's choice, one per core)."),
@@ -124,17 +129,19 @@ internal static class ServerCommandLine
         new("--allow-anonymous", "AllowAnonymous", "false", "serve beyond loopback without API keys (a warning is logged at start).", Flag: true),
         new("--rate-limit", "RateLimit:PerSecond", "0", "requests per second per API key (per client address without keys); 0: no limit. Beyond it: 429 with Retry-After."),
         new("--rate-burst", "RateLimit:Burst", "0", "requests a key may send at once above its rate (0: max(1, 2 × --rate-limit))."),
-        new("--max-queries", "Limits:MaxQueries", "256", "queries (images or seeds) per request."),
-        new("--max-seed-steps", "Limits:MaxSeedSteps", "1024", "seeds × sampling steps per request (the cost of sampling its queries)."),
-        new("--png-side-factor", "Limits:PngSideFactor", "4", "an uploaded image may be at most this many times the model's side per axis; checked on its header, before decoding."),
-        new("--max-body-bytes", "Limits:MaxBodyBytes", "8388608", "the largest request body (413 beyond)."),
-        new("--max-url-length", "Limits:MaxUrlLength", "8192", "the longest path and query string (414 beyond)."),
-        new("--queue", "Limits:QueueLength", "64", "requests that may wait for a store's scorer; beyond: 503 with Retry-After."),
-        new("--seed-queue", "Limits:SeedQueueLength", "4", "seed requests that may wait for a store's sampler (its own lane: image queries do not wait behind sampling)."),
-        new("--request-timeout", "Limits:RequestTimeoutSeconds", "30", "seconds before an unanswered request's work is cancelled (504)."),
-        new("--drain-timeout", "DrainTimeoutSeconds", "10", "on SIGTERM / Ctrl+C, seconds in-flight requests may take to finish before their work is cancelled."),
+        new("--max-queries", "Limits:MaxQueries", Show(DefaultLimits.MaxQueries), "queries (images or seeds) per request."),
+        new("--max-seed-steps", "Limits:MaxSeedSteps", Show(DefaultLimits.MaxSeedSteps), "seeds × sampling steps per request (the cost of sampling its queries)."),
+        new("--png-side-factor", "Limits:PngSideFactor", Show(DefaultLimits.PngSideFactor), "an uploaded image may be at most this many times the model's side per axis; checked on its header, before decoding."),
+        new("--max-body-bytes", "Limits:MaxBodyBytes", Show(DefaultLimits.MaxBodyBytes), "the largest request body (413 beyond)."),
+        new("--max-url-length", "Limits:MaxUrlLength", Show(DefaultLimits.MaxUrlLength), "the longest path and query string (414 beyond)."),
+        new("--queue", "Limits:QueueLength", Show(DefaultLimits.QueueLength), "requests that may wait for a store's scorer; beyond: 503 with Retry-After."),
+        new("--seed-queue", "Limits:SeedQueueLength", Show(DefaultLimits.SeedQueueLength), "seed requests that may wait for a store's sampler (its own lane: image queries do not wait behind sampling)."),
+        new("--request-timeout", "Limits:RequestTimeoutSeconds", Show(DefaultLimits.RequestTimeout.TotalSeconds), "seconds before an unanswered request's work is cancelled (504)."),
+        new("--drain-timeout", "DrainTimeoutSeconds", Show(Defaults.DrainTimeout.TotalSeconds), "on SIGTERM / Ctrl+C, seconds in-flight requests may take to finish before their work is cancelled."),
         new("--config", "", "appsettings.json if present", "a JSON settings file (the keys below as JSON paths, e.g. {\"Limits\": {\"QueueLength\": 32}, \"Stores\": [\"DIR\"]})."),
     ];
+
+    private static string Show(double value) => value.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>The <c>--help</c> text: every setting with its key, default and meaning, and the endpoints.</summary>
     public static string Help { get; } = BuildHelp();
@@ -284,16 +291,17 @@ internal static class ServerCommandLine
         {
             throw new UserInputException($"--device '{deviceName}': expected cpu or cuda");
         }
+        var d = DefaultLimits;
         var limits = new ServerLimits
         {
-            MaxQueries = Int(configuration, "Limits:MaxQueries", 256, 1),
-            MaxSeedSteps = Int(configuration, "Limits:MaxSeedSteps", 1024, 1),
-            PngSideFactor = Int(configuration, "Limits:PngSideFactor", 4, 1),
-            MaxBodyBytes = Int(configuration, "Limits:MaxBodyBytes", 8 << 20, 1024),
-            MaxUrlLength = Int(configuration, "Limits:MaxUrlLength", 8192, 64),
-            QueueLength = Int(configuration, "Limits:QueueLength", 64, 1),
-            SeedQueueLength = Int(configuration, "Limits:SeedQueueLength", 4, 1),
-            RequestTimeout = TimeSpan.FromSeconds(Int(configuration, "Limits:RequestTimeoutSeconds", 30, 1)),
+            MaxQueries = Int(configuration, "Limits:MaxQueries", d.MaxQueries, 1),
+            MaxSeedSteps = Int(configuration, "Limits:MaxSeedSteps", d.MaxSeedSteps, 1),
+            PngSideFactor = Int(configuration, "Limits:PngSideFactor", d.PngSideFactor, 1),
+            MaxBodyBytes = Int(configuration, "Limits:MaxBodyBytes", checked((int)d.MaxBodyBytes), 1024),
+            MaxUrlLength = Int(configuration, "Limits:MaxUrlLength", d.MaxUrlLength, 64),
+            QueueLength = Int(configuration, "Limits:QueueLength", d.QueueLength, 1),
+            SeedQueueLength = Int(configuration, "Limits:SeedQueueLength", d.SeedQueueLength, 1),
+            RequestTimeout = TimeSpan.FromSeconds(Int(configuration, "Limits:RequestTimeoutSeconds", (int)d.RequestTimeout.TotalSeconds, 1)),
         };
         var keys = List(configuration, "ApiKeys").ToList();
         var weak = keys.FirstOrDefault(k => k.Length < 16 || k.Any(char.IsWhiteSpace));
@@ -313,7 +321,7 @@ internal static class ServerCommandLine
         {
             Limits = limits,
             Access = access,
-            DrainTimeout = TimeSpan.FromSeconds(Int(configuration, "DrainTimeoutSeconds", 10, 0)),
+            DrainTimeout = TimeSpan.FromSeconds(Int(configuration, "DrainTimeoutSeconds", (int)Defaults.DrainTimeout.TotalSeconds, 0)),
             Configuration = configuration,
         };
         if (keys.Count == 0 && !access.AllowAnonymous && !options.LoopbackOnly)
