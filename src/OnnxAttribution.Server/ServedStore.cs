@@ -166,7 +166,8 @@ internal sealed class ServedStore : IDisposable
         OnnxDenoiser? forward = null;
         try
         {
-            forward = model.OpenDenoiser(session);
+            // The sampler's own threads (--seed-threads): sampling runs beside the scorer, not instead of it.
+            forward = model.OpenDenoiser(session with { IntraOpThreads = limits.SeedThreads });
             var meta = model.Metadata;
             var info = new StoreInfo(spec.Name, opened.Method, opened.Rows, DimOf(spec.Directory), Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)), meta.Channels, meta.ImageSize);
             return new ServedStore(info, opened, forward, model.CreateSchedule(), limits, metrics)
@@ -320,7 +321,7 @@ internal sealed class ServedStore : IDisposable
                 var queries = request.Queries!;
                 try
                 {
-                    var results = queries.Select((q, i) => new QueryResult(q.Label, Ranked(q, ranked[first + i], request.Top))).ToList();
+                    var results = queries.Select((q, i) => new QueryResult(q.Label, Ranked(Name, q, ranked[first + i], request.Top))).ToList();
                     request.Done.TrySetResult(new AttributeResponse(Name, _scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count)));
                 }
                 catch (AttributionException e)
@@ -348,7 +349,7 @@ internal sealed class ServedStore : IDisposable
 
     /// <summary>A query's best rows, cut to its own top; a non-finite score is an error, never an answer.</summary>
     /// <exception cref="StoreFormatException">A score is NaN or infinite: the store or its model is damaged.</exception>
-    private List<RankedRow> Ranked(AttributionQuery query, TopKResult ranked, int top)
+    internal static List<RankedRow> Ranked(string store, AttributionQuery query, TopKResult ranked, int top)
     {
         var rows = new List<RankedRow>(Math.Min(top, ranked.Indices.Length));
         for (int r = 0; r < ranked.Indices.Length && r < top; r++)
@@ -357,7 +358,7 @@ internal sealed class ServedStore : IDisposable
             if (!float.IsFinite(score))
             {
                 throw new StoreFormatException(
-                    $"store '{Name}': query '{query.Label}' scored {score.ToString(System.Globalization.CultureInfo.InvariantCulture)} at row {ranked.Indices[r]}; the store or its model holds non-finite values (run verify on the store)");
+                    $"store '{store}': query '{query.Label}' scored {score.ToString(System.Globalization.CultureInfo.InvariantCulture)} at row {ranked.Indices[r]}; the store or its model holds non-finite values (run verify on the store)");
             }
             rows.Add(new RankedRow(ranked.Indices[r], score));
         }

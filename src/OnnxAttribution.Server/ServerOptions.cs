@@ -34,6 +34,12 @@ internal sealed record ServerLimits
     /// <summary>Seed requests that may wait for a store's sampler (a lane of its own, so they do not hold up image queries).</summary>
     public int SeedQueueLength { get; init; } = 4;
 
+    /// <summary>
+    /// ONNX Runtime intra-op threads of a store's sampler (0: ONNX Runtime's choice, one per core): few, so that sampling
+    /// leaves cores to the scorer and image queries stay fast while seeds are sampled.
+    /// </summary>
+    public int SeedThreads { get; init; } = 1;
+
     /// <summary>A request still unanswered after this is cancelled (its sampling and scan stop) and answered 504.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
@@ -136,6 +142,7 @@ internal static class ServerCommandLine
         new("--max-url-length", "Limits:MaxUrlLength", Show(DefaultLimits.MaxUrlLength), "the longest path and query string (414 beyond)."),
         new("--queue", "Limits:QueueLength", Show(DefaultLimits.QueueLength), "requests that may wait for a store's scorer; beyond: 503 with Retry-After."),
         new("--seed-queue", "Limits:SeedQueueLength", Show(DefaultLimits.SeedQueueLength), "seed requests that may wait for a store's sampler (its own lane: image queries do not wait behind sampling)."),
+        new("--seed-threads", "Limits:SeedThreads", Show(DefaultLimits.SeedThreads), "ONNX Runtime intra-op threads of a store's sampler (0: one per core); few leave the cores to image queries while seeds are sampled."),
         new("--request-timeout", "Limits:RequestTimeoutSeconds", Show(DefaultLimits.RequestTimeout.TotalSeconds), "seconds before an unanswered request's work is cancelled (504)."),
         new("--drain-timeout", "DrainTimeoutSeconds", Show(Defaults.DrainTimeout.TotalSeconds), "on SIGTERM / Ctrl+C, seconds in-flight requests may take to finish before their work is cancelled."),
         new("--config", "", "appsettings.json if present", "a JSON settings file (the keys below as JSON paths, e.g. {\"Limits\": {\"QueueLength\": 32}, \"Stores\": [\"DIR\"]})."),
@@ -301,6 +308,7 @@ internal static class ServerCommandLine
             MaxUrlLength = Int(configuration, "Limits:MaxUrlLength", d.MaxUrlLength, 64),
             QueueLength = Int(configuration, "Limits:QueueLength", d.QueueLength, 1),
             SeedQueueLength = Int(configuration, "Limits:SeedQueueLength", d.SeedQueueLength, 1),
+            SeedThreads = Int(configuration, "Limits:SeedThreads", d.SeedThreads, 0),
             RequestTimeout = TimeSpan.FromSeconds(Int(configuration, "Limits:RequestTimeoutSeconds", (int)d.RequestTimeout.TotalSeconds, 1)),
         };
         var keys = List(configuration, "ApiKeys").ToList();

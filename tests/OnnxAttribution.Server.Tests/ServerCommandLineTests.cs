@@ -40,7 +40,7 @@ public sealed class ServerCommandLineTests
         foreach (var word in new[]
         {
             "--store", "--model", "--urls", "--threads", "--device", "--api-key", "--allow-anonymous", "--rate-limit", "--rate-burst",
-            "--max-queries", "--max-seed-steps", "--png-side-factor", "--max-body-bytes", "--max-url-length", "--queue", "--seed-queue",
+            "--max-queries", "--max-seed-steps", "--png-side-factor", "--max-body-bytes", "--max-url-length", "--queue", "--seed-queue", "--seed-threads",
             "--request-timeout", "--drain-timeout", "--config", "Limits:QueueLength", "ONNX_ATTRIBUTION_",
             "/healthz", "/readyz", "/metrics", "/stores", "/stores/{name}/attribute", "image/png", "seeds", "413", "414", "429", "503", "504",
         })
