@@ -45,7 +45,7 @@ internal static class ServerApp
                 {
                     await app.RunAsync().ConfigureAwait(false);
                 }
-                catch (IOException e) when (!app.Lifetime.ApplicationStarted.IsCancellationRequested)
+                catch (IOException e)
                 {
                     // Kestrel cannot bind (address in use, no permission): the --urls value is at fault.
                     throw new UserInputException($"--urls {options.Urls}: {e.Message}", e);

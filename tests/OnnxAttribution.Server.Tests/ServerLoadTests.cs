@@ -110,6 +110,16 @@ public sealed class ServerLoadTests
         }
     }
 
+    [Test]
+    public async Task Run_PortInUse_ExitsTwo()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        int port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        int code = await ServerApp.RunAsync(["--store", _temporary.Directory, "--urls", $"http://127.0.0.1:{port}"]);
+        Assert.That(code, Is.EqualTo((int)ServerExit.BadInput));
+    }
+
     private Task<RunningServer> Start(ServerLimits limits, TimeSpan? drain = null) =>
         RunningServer.StartAsync(new ServerOptions([new StoreSpec(StoreName, _temporary.Directory)], null, "", SessionSettings.Default)
         {
