@@ -94,6 +94,11 @@ internal static class ServerApp
         });
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.DrainTimeout);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        if (options.LogFormat == "json")
+        {
+            builder.Logging.ClearProviders();
+            builder.Logging.AddJsonConsole();
+        }
         if (access.RequestsPerSecond > 0)
         {
             builder.Services.AddRateLimiter(rate =>

@@ -76,6 +76,9 @@ internal sealed record ServerOptions(IReadOnlyList<StoreSpec> Stores, string? Mo
     /// <summary>On SIGTERM / Ctrl+C: how long in-flight requests may take to finish before their work is cancelled.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Log lines as text ("simple") or one JSON object per line ("json"), each field of the access log a property.</summary>
+    public string LogFormat { get; init; } = "simple";
+
     /// <summary>The whole configuration (Logging:…, Kestrel:… as ASP.NET Core reads them); null: none beyond these options.</summary>
     public IConfiguration? Configuration { get; init; }
 
@@ -145,6 +148,7 @@ internal static class ServerCommandLine
         new("--seed-threads", "Limits:SeedThreads", Show(DefaultLimits.SeedThreads), "ONNX Runtime intra-op threads of a store's sampler (0: one per core); few leave the cores to image queries while seeds are sampled."),
         new("--request-timeout", "Limits:RequestTimeoutSeconds", Show(DefaultLimits.RequestTimeout.TotalSeconds), "seconds before an unanswered request's work is cancelled (504)."),
         new("--drain-timeout", "DrainTimeoutSeconds", Show(Defaults.DrainTimeout.TotalSeconds), "on SIGTERM / Ctrl+C, seconds in-flight requests may take to finish before their work is cancelled."),
+        new("--log-format", "LogFormat", Defaults.LogFormat, "simple | json: log lines as text, or one JSON object per line (the access log's fields as properties)."),
         new("--config", "", "appsettings.json if present", "a JSON settings file (the keys below as JSON paths, e.g. {\"Limits\": {\"QueueLength\": 32}, \"Stores\": [\"DIR\"]})."),
     ];
 
@@ -329,6 +333,9 @@ internal static class ServerCommandLine
         {
             Limits = limits,
             Access = access,
+            LogFormat = configuration["LogFormat"] is { } format
+                ? (format is "simple" or "json" ? format : throw Bad("LogFormat", format, "simple or json"))
+                : Defaults.LogFormat,
             DrainTimeout = TimeSpan.FromSeconds(Int(configuration, "DrainTimeoutSeconds", (int)Defaults.DrainTimeout.TotalSeconds, 0)),
             Configuration = configuration,
         };

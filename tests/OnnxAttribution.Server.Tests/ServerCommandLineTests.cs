@@ -41,7 +41,7 @@ public sealed class ServerCommandLineTests
         {
             "--store", "--model", "--urls", "--threads", "--device", "--api-key", "--allow-anonymous", "--rate-limit", "--rate-burst",
             "--max-queries", "--max-seed-steps", "--png-side-factor", "--max-body-bytes", "--max-url-length", "--queue", "--seed-queue", "--seed-threads",
-            "--request-timeout", "--drain-timeout", "--config", "Limits:QueueLength", "ONNX_ATTRIBUTION_",
+            "--request-timeout", "--drain-timeout", "--log-format", "--config", "Limits:QueueLength", "ONNX_ATTRIBUTION_",
             "/healthz", "/readyz", "/metrics", "/stores", "/stores/{name}/attribute", "image/png", "seeds", "413", "414", "429", "503", "504",
         })
         {
@@ -65,6 +65,7 @@ public sealed class ServerCommandLineTests
     [TestCase(new[] { "--store", "s", "--queue", "0" }, "--queue '0' (setting Limits:QueueLength): expected a whole number ≥ 1")]
     [TestCase(new[] { "--store", "s", "--rate-limit", "fast" }, "--rate-limit 'fast'")]
     [TestCase(new[] { "--store", "s", "--allow-anonymous", "maybe" }, "--allow-anonymous 'maybe'")]
+    [TestCase(new[] { "--store", "s", "--log-format", "xml" }, "--log-format 'xml' (setting LogFormat): expected simple or json")]
     [TestCase(new[] { "--store", "s", "--config", "/no/such/settings.json" }, "--config: file not found")]
     public void Parse_BadOptions_ThrowNamingTheOption(string[] args, string expected)
     {
