@@ -85,7 +85,7 @@ internal static class AttributeRequestReader
             }
             catch (JsonException e)
             {
-                throw Bad($"request body at {e.Path ?? "$"}: not an attribute request ({e.Message}); send one of 'images', 'png' or 'seeds'");
+                throw Bad($"request body at {e.Path ?? "$"}: {Describe(e)}; send one of 'images', 'png' or 'seeds'");
             }
             return FromJson(body ?? throw Bad("request body: null; send one of 'images', 'png' or 'seeds'"), store, limits);
         }
@@ -97,6 +97,27 @@ internal static class AttributeRequestReader
         }
         throw new BadHttpRequestException(
             $"Content-Type '{request.ContentType}': send application/json ('images', 'png' or 'seeds') or image/png", StatusCodes.Status415UnsupportedMediaType);
+    }
+
+    /// <summary>What is wrong with a JSON body, in the request's terms: System.Text.Json's messages name .NET types and members.</summary>
+    private static string Describe(JsonException e)
+    {
+        string message = e.Message;
+        if (message.Contains("could not be mapped", StringComparison.Ordinal))
+        {
+            // "The JSON property 'image' could not be mapped to any .NET member …": the name between the first quotes.
+            int open = message.IndexOf('\'', StringComparison.Ordinal);
+            int close = open < 0 ? -1 : message.IndexOf('\'', open + 1);
+            string name = close > open ? message[open..(close + 1)] : "a field";
+            return $"unknown field {name}; the fields are 'images', 'png', 'seeds', 'sampler' and 'steps'";
+        }
+        if (message.Contains("could not be converted", StringComparison.Ordinal))
+        {
+            return "a value of the wrong type (numbers in 'images', whole numbers in 'seeds' and 'steps', strings in 'png' and 'sampler')";
+        }
+        // A syntax error: the parser's message says what and where, without type names ("… is an invalid start of a value").
+        int cut = message.IndexOf(" Path: ", StringComparison.Ordinal);
+        return $"not valid JSON ({(cut > 0 ? message[..cut] : message)})";
     }
 
     /// <summary>Checks a JSON request against the store's model.</summary>
