@@ -2,9 +2,14 @@
 # Latency of one image query over HTTP: starts the server on the demo store (bash scripts/demo.sh makes it), sends
 # warm-up requests, then N sequential POSTs of one PNG (curl, one process per request) and prints p50 / p99 of curl's
 # time_total, next to the server's own scoreMs; then the same N requests from CLIENTS concurrent clients (the server
-# scores the requests queued for a store in one batch), with the throughput of both. Stops the server it started.
+# scores the requests queued for a store in one batch), with the throughput of both. Then a bounded load test
+# (LOAD_SECONDS > 0): LOAD_CLIENTS clients for LOAD_SECONDS, every SEED_EVERY-th of them sending expensive seed requests
+# (SEEDS seeds × SEED_STEPS DDPM steps, within the server's default --max-seed-steps), the others the cheap PNG query;
+# it prints the answers by kind and status (5xx counted apart), the cheap queries' p99 against the unloaded p99 of the
+# sequential run, and the server's peak RSS (VmHWM). Stops the server it started.
 # Usage: bash tools/bench-server.sh [requests] [store] [png]
-#        (defaults: 200, out/demo/store-dtrak, out/demo/sample-seed7.png; PORT=5081 TOP=10 THREADS=0 WARMUP=10 CLIENTS=8)
+#        (defaults: 200, out/demo/store-dtrak, out/demo/sample-seed7.png; PORT=5081 TOP=10 THREADS=0 WARMUP=10 CLIENTS=8
+#         LOAD_SECONDS=60 LOAD_CLIENTS=32 SEED_EVERY=8 SEEDS=16 SEED_STEPS=64; LOAD_SECONDS=0 skips the load test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200}
@@ -66,3 +71,44 @@ awk -v p50="$(pct "$work/ctimes" 0.5)" -v p99="$(pct "$work/ctimes" 0.99)" -v n=
     -v mean_batch="$(awk '{s += 1 / $1} END {printf "%.1f", NR / s}' "$work/batches")" 'BEGIN {
     printf "%d requests from %d concurrent clients: curl time_total p50 %.1f ms, p99 %.1f ms; mean requests per scan %s\n", n, c, p50 * 1000, p99 * 1000, mean_batch
     printf "throughput: %.1f requests/s sequential (%.1f s), %.1f requests/s with %d clients (%.1f s): %.1fx\n", n / seq, seq, n / conc, c, conc, seq / conc }'
+
+# The bounded load test: cheap image queries from most clients, expensive seed requests from every SEED_EVERY-th.
+load_s=${LOAD_SECONDS:-60}
+if [ "$load_s" -gt 0 ]; then
+    lclients=${LOAD_CLIENTS:-32}
+    every=${SEED_EVERY:-8}
+    seedbody="{\"seeds\":[$(seq -s, 1 "${SEEDS:-16}")],\"sampler\":\"ddpm\",\"steps\":${SEED_STEPS:-64}}"
+    mkdir -p "$work/load"
+    end=$(($(date +%s) + load_s))
+    # One client: requests back to back until the end; a 503 or 429 is waited out for its Retry-After (1 s).
+    client() {
+        local kind=cheap r
+        [ $(($1 % every)) -eq 0 ] && kind=seed
+        while [ "$(date +%s)" -lt "$end" ]; do
+            if [ "$kind" = cheap ]; then
+                r=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -X POST "$url" -H 'Content-Type: image/png' --data-binary "@$png" || echo "000 0")
+            else
+                r=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -X POST "$url" -H 'Content-Type: application/json' -d "$seedbody" || echo "000 0")
+            fi
+            echo "$kind $r"
+            case "$r" in 503* | 429*) sleep 1 ;; esac
+        done >"$work/load/$1"
+    }
+    export -f client
+    export end every seedbody
+    echo "load: $lclients clients for $load_s s, one in $every sending $seedbody, the others the PNG; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    seq 1 "$lclients" | xargs -P "$lclients" -I{} bash -c 'client {}'
+    peak_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
+    cat "$work"/load/* >"$work/answers"
+    awk '$1 == "cheap" && $2 == 200 {print $3}' "$work/answers" >"$work/cheap"
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    awk '{n[$1 " " $2]++} END {for (k in n) printf "  %s: %d\n", k, n[k]}' "$work/answers" | sort
+    awk '$2 >= 500 && $2 != 503 {f++} $2 == 503 {q++} $2 == "000" {c++} END {
+        printf "5xx: %d (503 queue full or draining: %d; other 5xx: %d); no answer (curl failed): %d\n", f + q, q, f, c }' "$work/answers"
+    if [ -s "$work/cheap" ]; then
+        awk -v loaded="$(pct "$work/cheap" 0.99)" -v p50="$(pct "$work/cheap" 0.5)" -v idle="$(pct "$work/times" 0.99)" 'BEGIN {
+            printf "cheap queries under load: p50 %.1f ms, p99 %.1f ms; unloaded p99 (sequential run above) %.1f ms: %.2fx\n", p50 * 1000, loaded * 1000, idle * 1000, loaded / idle }'
+    fi
+    echo "server peak RSS (VmHWM): $((peak_kb / 1024)) MiB"
+    curl -sf "http://127.0.0.1:$port/metrics" | grep -E '^oa_queue_rejected_total|^oa_store_batch_requests_(sum|count)' || true
+fi

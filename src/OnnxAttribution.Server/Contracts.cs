@@ -10,16 +10,18 @@ internal sealed record AttributeRequest(float[][]? Images, string? Png, long[]? 
 
 internal sealed record HealthResponse(string Status);
 
+/// <summary>The answer of <c>GET /readyz</c>: "ready", or "not ready" with the reasons (a store not warm, a queue full, draining).</summary>
+internal sealed record ReadyResponse(string Status, IReadOnlyList<string> Reasons);
+
 /// <summary>A served store.</summary>
 /// <param name="Name">Its URL segment.</param>
 /// <param name="Method">The attribution method, as the CLI spells it (e.g. "d-trak").</param>
 /// <param name="Rows">N, the training rows scored.</param>
 /// <param name="Dim">k of a feature store; null for methods whose folder holds none (pixel, journey-trak, ensemble…).</param>
-/// <param name="Directory">The store folder, full path.</param>
-/// <param name="ModelDirectory">The model folder it was opened with, full path.</param>
+/// <param name="Model">The name of the model folder it was opened with (no path: clients are not told the server's file layout).</param>
 /// <param name="Channels">C of the images queries are given in.</param>
 /// <param name="ImageSize">H = W of the images queries are given in.</param>
-internal sealed record StoreInfo(string Name, string Method, long Rows, int? Dim, string Directory, string ModelDirectory, int Channels, int ImageSize);
+internal sealed record StoreInfo(string Name, string Method, long Rows, int? Dim, string Model, int Channels, int ImageSize);
 
 internal sealed record StoresResponse(IReadOnlyList<StoreInfo> Stores);
 

@@ -12,16 +12,19 @@ namespace OnnxAttribution.Server;
 
 /// <summary>
 /// One store the server answers for, opened once: its scorer, and the model's forward graph as a denoiser for seed
-/// queries. Disposing it stops its worker and closes both.
+/// queries. Disposing it stops its workers and closes both.
 /// </summary>
 /// <remarks>
 /// Concurrency: the scorers are not documented as thread-safe (TRAK's query side keeps a feature extractor over open ORT
-/// sessions, other methods keep their own scratch), so one worker per store uses the scorer and the denoiser. Requests
-/// queue for it, and it takes every request waiting when it becomes free (up to <see cref="BatchQueries"/> queries) as one
-/// batch: one call of the scorer, one scan of the store, for all of them. Under load the queued requests thus share the
-/// scan and the query side's batched ONNX Runtime runs instead of waiting for one another in turn. A query's scores do
-/// not depend on the other queries of its batch (the scan sums each pair the same way; see ScanKernels). A request
-/// aborted while queued is dropped; one aborted after its batch started returns at once, its answer discarded.
+/// sessions, other methods keep their own scratch), so one worker per store uses the scorer, and another the denoiser
+/// (its own ORT session). Requests wait in two bounded lanes: image queries in the scoring lane, seed requests first in
+/// the sampling lane, whose worker samples their queries and hands them on to the scoring lane; an expensive seed
+/// request thus never holds up image queries behind its sampling. A lane that is full refuses with 503 and a
+/// Retry-After estimated from its recent service times. The scoring worker takes every request waiting when it becomes
+/// free (up to <see cref="BatchQueries"/> queries) as one batch: one call of the scorer, one scan of the store, for all
+/// of them. A query's scores do not depend on the other queries of its batch (the scan sums each pair the same way; see
+/// ScanKernels). A request cancelled (client gone, timed out) while queued is dropped; its sampling stops; a scan
+/// stops once every request of its batch is cancelled.
 /// </remarks>
 internal sealed class ServedStore : IDisposable
 {
@@ -31,25 +34,88 @@ internal sealed class ServedStore : IDisposable
     private readonly IAttributionScorer _scorer;
     private readonly OnnxDenoiser _denoiser;
     private readonly NoiseSchedule _schedule;
-    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Task _worker;
+    private readonly ServerMetrics _metrics;
+    private readonly Lane _scoring;
+    private readonly Lane _sampling;
+    private readonly Task _scoreWorker;
+    private readonly Task _sampleWorker;
+    private volatile bool _draining;
 
-    private ServedStore(StoreInfo info, IAttributionScorer scorer, OnnxDenoiser denoiser, NoiseSchedule schedule)
+    private ServedStore(StoreInfo info, IAttributionScorer scorer, OnnxDenoiser denoiser, NoiseSchedule schedule, ServerLimits limits, ServerMetrics metrics)
     {
         Info = info;
         _scorer = scorer;
         _denoiser = denoiser;
         _schedule = schedule;
-        _worker = Task.Factory.StartNew(ServeQueue, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        _metrics = metrics;
+        _scoring = new Lane("score", limits.QueueLength);
+        _sampling = new Lane("seeds", limits.SeedQueueLength);
+        _scoreWorker = Task.Factory.StartNew(ServeQueue, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        _sampleWorker = Task.Factory.StartNew(SampleQueue, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
-    /// <summary>A request waiting for the worker.</summary>
-    private sealed record Pending(QueryInput Input, int Top, double PreparedMs, CancellationToken Cancel, TaskCompletionSource<AttributeResponse> Done);
+    /// <summary>A request waiting for a worker; <see cref="Queries"/> is set once its images are there (given or sampled).</summary>
+    private sealed record Pending(QueryInput Input, int Top, double PreparedMs, CancellationToken Cancel, TaskCompletionSource<AttributeResponse> Done)
+    {
+        public IReadOnlyList<AttributionQuery>? Queries { get; init; }
+    }
+
+    /// <summary>A bounded queue for one worker: admission counts the requests waiting, not yet taken by the worker.</summary>
+    private sealed class Lane(string name, int capacity)
+    {
+        private int _waiting;
+        private double _serviceMs = 100;
+
+        public string Name { get; } = name;
+
+        public int Capacity { get; } = capacity;
+
+        public Channel<Pending> Queue { get; } = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+
+        public int Waiting => Volatile.Read(ref _waiting);
+
+        public bool Saturated => Waiting >= Capacity;
+
+        /// <summary>Seconds until a place is likely free: the waiting requests at the recent service time, 1..60.</summary>
+        public int RetryAfterSeconds => (int)Math.Clamp(Math.Ceiling((Waiting + 1) * Volatile.Read(ref _serviceMs) / 1000), 1, 60);
+
+        /// <summary>Queues the request if the lane has room (or unconditionally when it was admitted elsewhere).</summary>
+        public bool TryAdd(Pending pending, bool admitted = false)
+        {
+            if (Interlocked.Increment(ref _waiting) > Capacity && !admitted)
+            {
+                Interlocked.Decrement(ref _waiting);
+                return false;
+            }
+            if (!Queue.Writer.TryWrite(pending))
+            {
+                Interlocked.Decrement(ref _waiting);
+                return false;
+            }
+            return true;
+        }
+
+        public bool TryTake(out Pending pending)
+        {
+            if (Queue.Reader.TryRead(out pending!))
+            {
+                Interlocked.Decrement(ref _waiting);
+                return true;
+            }
+            return false;
+        }
+
+        /// <summary>Records a service time: a moving average over the last ~10.</summary>
+        public void Served(double ms) => Volatile.Write(ref _serviceMs, (0.9 * Volatile.Read(ref _serviceMs)) + (0.1 * ms));
+    }
 
     /// <summary>What <c>GET /stores</c> says about the store.</summary>
     public StoreInfo Info { get; }
 
     public string Name => Info.Name;
+
+    /// <summary>The store and model folders, full paths: for the log, never for clients.</summary>
+    public string Location { get; private init; } = "";
 
     /// <summary>C·H·W of the images the store's model takes.</summary>
     public int ImageLength => Info.Channels * Info.ImageSize * Info.ImageSize;
@@ -57,9 +123,36 @@ internal sealed class ServedStore : IDisposable
     /// <summary>T, the model's training timesteps: seed queries take 1..T sampling steps.</summary>
     public int TrainTimesteps => _schedule.Timesteps;
 
+    /// <summary>True once <see cref="WarmUp"/> has answered a query.</summary>
+    public bool IsWarm { get; private set; }
+
+    /// <summary>Why the store cannot take more work now (not warm, a lane full, draining); empty when it can.</summary>
+    public IEnumerable<string> NotReadyReasons()
+    {
+        if (!IsWarm)
+        {
+            yield return $"store '{Name}' is not warmed up";
+        }
+        if (_draining)
+        {
+            yield return $"store '{Name}' is draining (the server is stopping)";
+        }
+        foreach (var lane in new[] { _scoring, _sampling }.Where(l => l.Saturated))
+        {
+            yield return $"store '{Name}': the {lane.Name} queue is full ({lane.Waiting} of {lane.Capacity} waiting)";
+        }
+    }
+
+    /// <summary>The lanes' lengths, for /metrics.</summary>
+    public IEnumerable<(string Store, string Lane, int Waiting, int Capacity)> Queues() =>
+        [(Name, _scoring.Name, _scoring.Waiting, _scoring.Capacity), (Name, _sampling.Name, _sampling.Waiting, _sampling.Capacity)];
+
+    /// <summary>Refuses new requests from now on (503); those already queued are still answered.</summary>
+    public void BeginDrain() => _draining = true;
+
     /// <summary>Opens a store with <paramref name="modelDirectory"/>, or with the model its source.json names.</summary>
     /// <exception cref="AttributionException">The store or model is missing, damaged, or they do not belong together.</exception>
-    public static ServedStore Open(StoreSpec spec, string? modelDirectory, SessionSettings session)
+    public static ServedStore Open(StoreSpec spec, string? modelDirectory, SessionSettings session, ServerLimits limits, ServerMetrics metrics)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (!Directory.Exists(spec.Directory))
@@ -73,10 +166,14 @@ internal sealed class ServedStore : IDisposable
         OnnxDenoiser? forward = null;
         try
         {
-            forward = model.OpenDenoiser(session);
+            // The sampler's own threads (--seed-threads): sampling runs beside the scorer, not instead of it.
+            forward = model.OpenDenoiser(session with { IntraOpThreads = limits.SeedThreads });
             var meta = model.Metadata;
-            var info = new StoreInfo(spec.Name, opened.Method, opened.Rows, DimOf(spec.Directory), Path.GetFullPath(spec.Directory), model.Path, meta.Channels, meta.ImageSize);
-            return new ServedStore(info, opened, forward, model.CreateSchedule());
+            var info = new StoreInfo(spec.Name, opened.Method, opened.Rows, DimOf(spec.Directory), Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)), meta.Channels, meta.ImageSize);
+            return new ServedStore(info, opened, forward, model.CreateSchedule(), limits, metrics)
+            {
+                Location = $"{Path.GetFullPath(spec.Directory)}, model {model.Path}",
+            };
         }
         catch
         {
@@ -90,8 +187,11 @@ internal sealed class ServedStore : IDisposable
     /// Samples one image in one step and scores it, dropping the answer, so that the first client does not pay for ONNX
     /// Runtime's first runs and the JIT (tools/bench-server.sh times the first request after start).
     /// </summary>
-    public void WarmUp(CancellationToken cancel = default) =>
+    public void WarmUp(CancellationToken cancel = default)
+    {
         AttributeAsync(new QueryInput.Seeds([0], SamplerKind.Ddim, 1), 1, 0, cancel).GetAwaiter().GetResult();
+        IsWarm = true;
+    }
 
     /// <summary>k of a store whose folder is a feature store (TRAK, D-TRAK, DAS, …); null for the others (pixel, journey, ensemble…).</summary>
     private static int? DimOf(string directory)
@@ -103,33 +203,81 @@ internal sealed class ServedStore : IDisposable
 
     /// <summary>
     /// Attributes the queries of one request, in one call of the scorer (one scan) together with whatever other requests
-    /// were waiting for this store.
+    /// were waiting for this store; seed requests are sampled first, in their own lane.
     /// </summary>
     /// <param name="input">Images given, or seeds to generate from (with this store's model).</param>
     /// <param name="top">Rows per query, ≥ 1.</param>
     /// <param name="preparedMs">Time already spent decoding the given images, added to <see cref="Timings.GenerateMs"/>.</param>
-    /// <param name="cancel">The request's abort token: a queued request is dropped, a running one stops waiting.</param>
+    /// <param name="cancel">The request's token (client gone, timed out): a queued request is dropped, its work stops.</param>
+    /// <exception cref="HttpProblem">503: the lane is full (with Retry-After) or the server is draining.</exception>
     public Task<AttributeResponse> AttributeAsync(QueryInput input, int top, double preparedMs, CancellationToken cancel)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentOutOfRangeException.ThrowIfLessThan(top, 1);
-        var pending = new Pending(input, top, preparedMs, cancel, new TaskCompletionSource<AttributeResponse>(TaskCreationOptions.RunContinuationsAsynchronously));
-        if (!_queue.Writer.TryWrite(pending))
+        if (_draining)
         {
-            throw new ObjectDisposedException(nameof(ServedStore), $"store '{Name}' is closing");
+            throw new HttpProblem(StatusCodes.Status503ServiceUnavailable, $"store '{Name}': the server is stopping; no new requests", retryAfterSeconds: 5);
+        }
+        var pending = new Pending(input, top, preparedMs, cancel, new TaskCompletionSource<AttributeResponse>(TaskCreationOptions.RunContinuationsAsynchronously))
+        {
+            Queries = (input as QueryInput.Given)?.Queries,
+        };
+        var lane = pending.Queries is null ? _sampling : _scoring;
+        if (!lane.TryAdd(pending))
+        {
+            _metrics.Rejected(Name, lane.Name);
+            string option = lane == _sampling ? "--seed-queue" : "--queue";
+            throw new HttpProblem(
+                StatusCodes.Status503ServiceUnavailable,
+                $"store '{Name}': the {lane.Name} queue is full ({lane.Capacity} requests waiting, {option}); retry later",
+                lane.RetryAfterSeconds);
         }
         return pending.Done.Task.WaitAsync(cancel);
     }
 
+    /// <summary>The sampling lane: one seed request at a time, its queries then queued for the scorer.</summary>
+    private void SampleQueue()
+    {
+        var reader = _sampling.Queue.Reader;
+        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        {
+            while (_sampling.TryTake(out var request))
+            {
+                if (request.Cancel.IsCancellationRequested)
+                {
+                    request.Done.TrySetCanceled(request.Cancel);
+                    continue;
+                }
+                try
+                {
+                    var clock = Stopwatch.StartNew();
+                    var seeds = (QueryInput.Seeds)request.Input;
+                    var queries = GeneratedQueries.Generate(_denoiser, _schedule, seeds.Values, seeds.Sampler, seeds.Steps, request.Cancel);
+                    _sampling.Served(clock.Elapsed.TotalMilliseconds);
+                    _metrics.Generate(Name, clock.Elapsed);
+                    var sampled = request with { Queries = queries, PreparedMs = request.PreparedMs + clock.Elapsed.TotalMilliseconds };
+                    if (!_scoring.TryAdd(sampled, admitted: true))
+                    {
+                        throw new ObjectDisposedException(nameof(ServedStore), $"store '{Name}' is closing");
+                    }
+                }
+                catch (Exception e)
+                {
+                    Fail(request, e);
+                }
+            }
+        }
+    }
+
     private void ServeQueue()
     {
-        var reader = _queue.Reader;
+        var reader = _scoring.Queue.Reader;
         var batch = new List<Pending>();
         while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
         {
             batch.Clear();
             int queries = 0;
-            while (queries < BatchQueries && reader.TryRead(out var next))
+            while (queries < BatchQueries && _scoring.TryTake(out var next))
             {
                 if (next.Cancel.IsCancellationRequested)
                 {
@@ -137,7 +285,7 @@ internal sealed class ServedStore : IDisposable
                     continue;
                 }
                 batch.Add(next);
-                queries += next.Input.Count;
+                queries += next.Queries!.Count;
             }
             if (batch.Count > 0)
             {
@@ -146,57 +294,75 @@ internal sealed class ServedStore : IDisposable
         }
     }
 
-    /// <summary>Makes each request's queries, scores all of them in one call and hands each request its part.</summary>
+    /// <summary>Scores every request's queries in one call and hands each request its part.</summary>
     private void Serve(List<Pending> batch)
     {
         var clock = Stopwatch.StartNew();
-        var served = new List<(Pending Request, IReadOnlyList<AttributionQuery> Queries, double GenerateMs)>();
-        foreach (var request in batch)
+        using var whole = new CancellationTokenSource();
+        int live = batch.Count;
+        var registrations = batch.Select(r => r.Cancel.Register(() =>
         {
-            try
+            if (Interlocked.Decrement(ref live) == 0)
             {
-                clock.Restart();
-                var queries = request.Input switch
-                {
-                    QueryInput.Given given => given.Queries,
-                    QueryInput.Seeds seeds => GeneratedQueries.Generate(_denoiser, _schedule, seeds.Values, seeds.Sampler, seeds.Steps, request.Cancel),
-                    _ => throw new UnreachableException($"query input {request.Input.GetType().Name}"),
-                };
-                served.Add((request, queries, request.PreparedMs + clock.Elapsed.TotalMilliseconds));
+                whole.Cancel();
             }
-            catch (Exception e)
-            {
-                Fail(request, e);
-            }
-        }
-        if (served.Count == 0)
-        {
-            return;
-        }
+        })).ToList();
         try
         {
-            clock.Restart();
-            var all = served.SelectMany(r => r.Queries).ToList();
+            var all = batch.SelectMany(r => r.Queries!).ToList();
             // The largest top of the batch for everyone, each cut to its own: the same rows, as the ordering is total.
-            var ranked = _scorer.TopK(all, served.Max(r => r.Request.Top));
+            var ranked = _scorer.TopK(all, batch.Max(r => r.Top), whole.Token);
             double scoreMs = clock.Elapsed.TotalMilliseconds;
+            _scoring.Served(scoreMs);
+            _metrics.Scan(Name, batch.Count, all.Count, clock.Elapsed);
             int first = 0;
-            foreach (var (request, queries, generateMs) in served)
+            foreach (var request in batch)
             {
-                var results = queries.Select((q, i) => new QueryResult(
-                    q.Label,
-                    ranked[first + i].Indices.Take(request.Top).Select((row, r) => new RankedRow(row, ranked[first + i].Scores[r])).ToList())).ToList();
+                var queries = request.Queries!;
+                try
+                {
+                    var results = queries.Select((q, i) => new QueryResult(q.Label, Ranked(Name, q, ranked[first + i], request.Top))).ToList();
+                    request.Done.TrySetResult(new AttributeResponse(Name, _scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count)));
+                }
+                catch (AttributionException e)
+                {
+                    request.Done.TrySetException(e);
+                }
                 first += queries.Count;
-                request.Done.TrySetResult(new AttributeResponse(Name, _scorer.Method, results, new Timings(generateMs, scoreMs, served.Count)));
             }
         }
         catch (Exception e)
         {
-            foreach (var (request, _, _) in served)
+            foreach (var request in batch)
             {
                 Fail(request, e);
             }
         }
+        finally
+        {
+            foreach (var registration in registrations)
+            {
+                registration.Dispose();
+            }
+        }
+    }
+
+    /// <summary>A query's best rows, cut to its own top; a non-finite score is an error, never an answer.</summary>
+    /// <exception cref="StoreFormatException">A score is NaN or infinite: the store or its model is damaged.</exception>
+    internal static List<RankedRow> Ranked(string store, AttributionQuery query, TopKResult ranked, int top)
+    {
+        var rows = new List<RankedRow>(Math.Min(top, ranked.Indices.Length));
+        for (int r = 0; r < ranked.Indices.Length && r < top; r++)
+        {
+            float score = ranked.Scores[r];
+            if (!float.IsFinite(score))
+            {
+                throw new StoreFormatException(
+                    $"store '{store}': query '{query.Label}' scored {score.ToString(System.Globalization.CultureInfo.InvariantCulture)} at row {ranked.Indices[r]}; the store or its model holds non-finite values (run verify on the store)");
+            }
+            rows.Add(new RankedRow(ranked.Indices[r], score));
+        }
+        return rows;
     }
 
     private static void Fail(Pending request, Exception e)
@@ -213,8 +379,11 @@ internal sealed class ServedStore : IDisposable
 
     public void Dispose()
     {
-        _queue.Writer.TryComplete();
-        _worker.Wait(TimeSpan.FromSeconds(30));
+        _draining = true;
+        _sampling.Queue.Writer.TryComplete();
+        _sampleWorker.Wait(TimeSpan.FromSeconds(30));
+        _scoring.Queue.Writer.TryComplete();
+        _scoreWorker.Wait(TimeSpan.FromSeconds(30));
         _scorer.Dispose();
         _denoiser.Dispose();
     }

@@ -1,5 +1,10 @@
 using System.Diagnostics;
-using System.Text.Json.Serialization;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.RateLimiting;
 using OnnxAttribution.Core;
 using OnnxAttribution.Onnx;
 
@@ -72,27 +77,55 @@ internal static class ServerApp
     public static WebApplication Build(ServerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        // The server reads only its own options; ASP.NET Core's configuration still comes from ASPNETCORE_* variables.
+        var limits = options.Limits;
+        var access = options.Access;
+        // The server's own settings come in through options; Logging:… and Kestrel:… of the same configuration apply too.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        if (options.Configuration is not null)
+        {
+            builder.Configuration.AddConfiguration(options.Configuration);
+        }
         builder.WebHost.UseUrls(options.Urls);
-        // One line per request at Information costs time on the hot path; requests are logged when they fail.
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = limits.MaxBodyBytes;
+            // Room above the URL limit, so that a long URL reaches the middleware and gets a JSON 414 naming the limit.
+            kestrel.Limits.MaxRequestLineSize = limits.MaxUrlLength + 8192;
+        });
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.DrainTimeout);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        builder.Services.ConfigureHttpJsonOptions(json =>
-            json.SerializerOptions.NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals); // a NaN score is written, not a 500
+        if (options.LogFormat == "json")
+        {
+            builder.Logging.ClearProviders();
+            builder.Logging.AddJsonConsole();
+        }
+        if (access.RequestsPerSecond > 0)
+        {
+            builder.Services.AddRateLimiter(rate =>
+            {
+                rate.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context => IsProbe(context.Request.Path)
+                    ? RateLimitPartition.GetNoLimiter("probes")
+                    : RateLimitPartition.GetTokenBucketLimiter(Caller(context), _ => TokenBucket(access)));
+                rate.OnRejected = (rejected, cancel) => RejectRate(rejected, access, cancel);
+            });
+        }
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxAttribution.Server");
+        var accessLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxAttribution.Server.Access");
+        var metrics = new ServerMetrics();
         var stores = new Dictionary<string, ServedStore>(StringComparer.Ordinal);
         try
         {
             foreach (var spec in options.Stores)
             {
                 var clock = Stopwatch.StartNew();
-                var store = ServedStore.Open(spec, options.ModelDirectory, options.Session);
+                var store = ServedStore.Open(spec, options.ModelDirectory, options.Session, limits, metrics);
                 stores.Add(spec.Name, store);
+                metrics.AddQueues(store.Queues);
                 store.WarmUp();
                 var i = store.Info;
-                log.LogInformation("store '{Name}': {Method}, {Rows} rows, dim {Dim}, model {Model} ({Channels}×{Height}×{Width}), {Directory}; opened and warmed up in {Ms:F0} ms",
-                    i.Name, i.Method, i.Rows, i.Dim?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-", i.ModelDirectory, i.Channels, i.ImageSize, i.ImageSize, i.Directory, clock.Elapsed.TotalMilliseconds);
+                log.LogInformation("store '{Name}': {Method}, {Rows} rows, dim {Dim}, {Channels}×{Height}×{Width}, {Location}; opened and warmed up in {Ms:F0} ms",
+                    i.Name, i.Method, i.Rows, i.Dim?.ToString(CultureInfo.InvariantCulture) ?? "-", i.Channels, i.ImageSize, i.ImageSize, store.Location, clock.Elapsed.TotalMilliseconds);
             }
         }
         catch
@@ -104,6 +137,19 @@ internal static class ServerApp
             ((IDisposable)app).Dispose();
             throw;
         }
+        if (access.ApiKeys.Count == 0 && !options.LoopbackOnly)
+        {
+            log.LogWarning("listening on {Urls}, beyond loopback, without API keys (--allow-anonymous): anyone who reaches it can use it", options.Urls);
+        }
+        // SIGTERM / Ctrl+C: refuse new work (503, not ready) while in-flight requests finish; after --drain-timeout Kestrel
+        // aborts them, which cancels their sampling and scans.
+        app.Lifetime.ApplicationStopping.Register(() =>
+        {
+            foreach (var store in stores.Values)
+            {
+                store.BeginDrain();
+            }
+        });
         app.Lifetime.ApplicationStopped.Register(() =>
         {
             foreach (var store in stores.Values)
@@ -112,29 +158,179 @@ internal static class ServerApp
             }
         });
 
+        var keys = access.ApiKeys.Select(k => SHA256.HashData(Encoding.UTF8.GetBytes(k))).ToList();
+        app.Use((context, next) => Observe(context, next, metrics, accessLog));
         app.Use((context, next) => HandleErrors(context, next, log));
+        app.Use((context, next) => CheckUrlLength(context, next, limits.MaxUrlLength));
+        app.Use((context, next) => Authenticate(context, next, keys));
+        if (access.RequestsPerSecond > 0)
+        {
+            app.UseRateLimiter();
+        }
+        app.UseRouting();
         app.MapGet("/healthz", () => new HealthResponse("ok"));
+        app.MapGet("/readyz", () =>
+        {
+            var reasons = stores.Values.SelectMany(s => s.NotReadyReasons()).ToList();
+            return reasons.Count == 0
+                ? Results.Json(new ReadyResponse("ready", reasons))
+                : Results.Json(new ReadyResponse("not ready", reasons), statusCode: StatusCodes.Status503ServiceUnavailable);
+        });
+        app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
         app.MapGet("/stores", () => new StoresResponse(stores.Values.Select(s => s.Info).ToList()));
-        app.MapPost("/stores/{name}/attribute", (string name, HttpContext context) => Attribute(stores, name, context));
+        app.MapPost("/stores/{name}/attribute", (string name, HttpContext context) => Attribute(stores, name, context, limits));
         return app;
     }
 
-    private static async Task<IResult> Attribute(Dictionary<string, ServedStore> stores, string name, HttpContext context)
+    private static async Task<IResult> Attribute(Dictionary<string, ServedStore> stores, string name, HttpContext context, ServerLimits limits)
     {
         if (!stores.TryGetValue(name, out var store))
         {
             return Results.Json(new ErrorResponse($"no store named '{name}'; stores: {string.Join(", ", stores.Keys)}"), statusCode: StatusCodes.Status404NotFound);
         }
-        var cancel = context.RequestAborted;
         int top = AttributeRequestReader.Top(context.Request.Query);
-        var clock = Stopwatch.StartNew();
-        var input = await AttributeRequestReader.ReadAsync(context.Request, store, cancel).ConfigureAwait(false);
-        return Results.Ok(await store.AttributeAsync(input, top, clock.Elapsed.TotalMilliseconds, cancel).ConfigureAwait(false));
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        timeout.CancelAfter(limits.RequestTimeout);
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var input = await AttributeRequestReader.ReadAsync(context.Request, store, limits, timeout.Token).ConfigureAwait(false);
+            return Results.Ok(await store.AttributeAsync(input, top, clock.Elapsed.TotalMilliseconds, timeout.Token).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException e) when (timeout.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+        {
+            throw new HttpProblem(
+                StatusCodes.Status504GatewayTimeout,
+                $"store '{name}': no answer within {limits.RequestTimeout.TotalSeconds:0.###} s (--request-timeout); its work was cancelled. Send fewer queries, seeds or steps",
+                retryAfterSeconds: null,
+                e);
+        }
+    }
+
+    /// <summary>/healthz and /readyz: open to probes without a key and never rate-limited.</summary>
+    private static bool IsProbe(PathString path) => path == "/healthz" || path == "/readyz";
+
+    /// <summary>Who sent the request, for rate limits and the access log: the API key's number, or the client address.</summary>
+    private static string Caller(HttpContext context) =>
+        context.Items.TryGetValue(nameof(Caller), out var caller) && caller is string s ? s : $"ip:{context.Connection.RemoteIpAddress}";
+
+    private static TokenBucketRateLimiterOptions TokenBucket(AccessOptions access)
+    {
+        double rate = access.RequestsPerSecond;
+        // Whole tokens per period: the rate itself per second, or one token every 1/rate s below one per second.
+        var (tokens, period) = rate >= 1 ? ((int)Math.Round(rate), TimeSpan.FromSeconds(1)) : (1, TimeSpan.FromSeconds(1 / rate));
+        return new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = access.Burst > 0 ? access.Burst : Math.Max(1, (int)Math.Ceiling(2 * rate)),
+            TokensPerPeriod = tokens,
+            ReplenishmentPeriod = period,
+            QueueLimit = 0,
+            AutoReplenishment = true,
+        };
+    }
+
+    private static async ValueTask RejectRate(OnRejectedContext rejected, AccessOptions access, CancellationToken cancel)
+    {
+        var context = rejected.HttpContext;
+        int seconds = rejected.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)) : 1;
+        context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        await Results.Json(
+            new ErrorResponse($"rate limit: {access.RequestsPerSecond.ToString(CultureInfo.InvariantCulture)} requests/s for {Caller(context)} (--rate-limit); retry after {seconds} s"),
+            statusCode: StatusCodes.Status429TooManyRequests).ExecuteAsync(context).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Errors as <c>{"error": …}</c>: the request's own faults (bad fields, a PNG that does not decode) with their status,
-    /// anything else 500 and logged. A request whose client went away gets nothing.
+    /// With API keys configured, every request but the probes needs one (<c>Authorization: Bearer KEY</c> or
+    /// <c>X-Api-Key: KEY</c>), compared in constant time; the key's number (not the key) names the caller.
+    /// </summary>
+    private static Task Authenticate(HttpContext context, RequestDelegate next, List<byte[]> keys)
+    {
+        if (keys.Count == 0 || IsProbe(context.Request.Path))
+        {
+            return next(context);
+        }
+        string? given = context.Request.Headers["X-Api-Key"].FirstOrDefault();
+        string? authorization = context.Request.Headers.Authorization.FirstOrDefault();
+        if (given is null && authorization is not null && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            given = authorization["Bearer ".Length..].Trim();
+        }
+        if (given is null)
+        {
+            throw new HttpProblem(StatusCodes.Status401Unauthorized, "an API key is required: send 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'");
+        }
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(given));
+        int match = -1;
+        for (int k = 0; k < keys.Count; k++)
+        {
+            if (CryptographicOperations.FixedTimeEquals(hash, keys[k]))
+            {
+                match = k;
+            }
+        }
+        if (match < 0)
+        {
+            throw new HttpProblem(StatusCodes.Status401Unauthorized, "the API key is not one this server accepts");
+        }
+        context.Items[nameof(Caller)] = $"key#{match + 1}";
+        return next(context);
+    }
+
+    /// <summary>414 as JSON for a request target longer than <see cref="ServerLimits.MaxUrlLength"/>.</summary>
+    private static Task CheckUrlLength(HttpContext context, RequestDelegate next, int maxLength)
+    {
+        int length = context.Features.Get<IHttpRequestFeature>()?.RawTarget.Length ?? 0;
+        return length > maxLength
+            ? throw new HttpProblem(StatusCodes.Status414RequestUriTooLong, $"the URL has {length} characters; at most {maxLength} (--max-url-length)")
+            : next(context);
+    }
+
+    /// <summary>
+    /// Counts and times every request for /metrics and writes one access-log line for it (structured: each field a
+    /// property of the log entry). Statuses answered without a body (404 no route, 405 wrong method) get a JSON error.
+    /// </summary>
+    internal static async Task Observe(HttpContext context, RequestDelegate next, ServerMetrics metrics, ILogger access)
+    {
+        long start = Stopwatch.GetTimestamp();
+        try
+        {
+            await next(context).ConfigureAwait(false);
+            var response = context.Response;
+            if (response.StatusCode >= 400 && !response.HasStarted && response.ContentType is null && !context.RequestAborted.IsCancellationRequested)
+            {
+                await Results.Json(new ErrorResponse(StatusMessage(context)), statusCode: response.StatusCode).ExecuteAsync(context).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            var elapsed = Stopwatch.GetElapsedTime(start);
+            string route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "unmatched";
+            // 499 (nginx's "client closed request"): the client went away before its answer.
+            int status = context.RequestAborted.IsCancellationRequested && !context.Response.HasStarted ? 499 : context.Response.StatusCode;
+            metrics.Request(route, context.Request.Method, status, elapsed);
+            string path = context.Request.Path.Value ?? "";
+            access.LogInformation(
+                "access method={Method} path={Path} route={Route} status={Status} ms={Ms} caller={Caller} bytes_in={BytesIn}",
+                context.Request.Method, path.Length > 200 ? path[..200] + "…" : path, route, status,
+                Math.Round(elapsed.TotalMilliseconds, 1), Caller(context), context.Request.ContentLength ?? 0);
+        }
+    }
+
+    private static string StatusMessage(HttpContext context)
+    {
+        var request = context.Request;
+        return context.Response.StatusCode switch
+        {
+            StatusCodes.Status404NotFound => $"no endpoint {request.Method} {request.Path}; endpoints: GET /healthz, /readyz, /metrics, /stores; POST /stores/{{name}}/attribute",
+            StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed on {request.Path}" + (context.Response.Headers.Allow is { Count: > 0 } allow ? $"; allowed: {allow}" : ""),
+            int status => $"{status} {Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status)}",
+        };
+    }
+
+    /// <summary>
+    /// Errors as <c>{"error": …}</c>: the request's own faults (bad fields, a PNG that does not decode, limits) with
+    /// their status, a store that gives a non-finite score 500 with that said, anything else 500 without details (they
+    /// are logged). A request whose client went away gets nothing.
     /// </summary>
     internal static async Task HandleErrors(HttpContext context, RequestDelegate next, ILogger log)
     {
@@ -150,15 +346,26 @@ internal static class ServerApp
         {
             var (status, message) = e switch
             {
+                HttpProblem problem => (problem.Status, problem.Message),
+                BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } large => (large.StatusCode, $"request body too large: {large.Message} (--max-body-bytes)"),
                 BadHttpRequestException bad => (bad.StatusCode, bad.Message),
                 UserInputException input => (StatusCodes.Status400BadRequest, input.Message),
-                _ => (StatusCodes.Status500InternalServerError, $"{e.GetType().Name}: {e.Message}"),
+                AttributionException damaged => (StatusCodes.Status500InternalServerError, damaged.Message),
+                _ => (StatusCodes.Status500InternalServerError, $"internal error (request {context.TraceIdentifier}); the server's log has the details"),
             };
-            if (status >= StatusCodes.Status500InternalServerError)
+            if (status >= StatusCodes.Status500InternalServerError && status != StatusCodes.Status503ServiceUnavailable)
             {
-                log.LogError(e, "{Method} {Path} failed", context.Request.Method, context.Request.Path);
+                log.LogError(e, "{Method} {Path} failed (request {Id})", context.Request.Method, context.Request.Path, context.TraceIdentifier);
             }
             context.Response.Clear();
+            if (e is HttpProblem { RetryAfterSeconds: { } seconds })
+            {
+                context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            }
+            if (status == StatusCodes.Status401Unauthorized)
+            {
+                context.Response.Headers.WWWAuthenticate = "Bearer";
+            }
             await Results.Json(new ErrorResponse(message), statusCode: status).ExecuteAsync(context).ConfigureAwait(false);
         }
     }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Runtime;
 
@@ -9,6 +10,56 @@ namespace OnnxAttribution.Server;
 /// <param name="Directory">The method store folder (as built by <c>featurize</c>, <c>finalize</c> or <c>train-ensemble</c>).</param>
 internal sealed record StoreSpec(string Name, string Directory);
 
+/// <summary>What one request may cost, and how much work may wait: the bounds that keep one client from holding a store.</summary>
+internal sealed record ServerLimits
+{
+    /// <summary>Queries (images or seeds) one request may carry.</summary>
+    public int MaxQueries { get; init; } = 256;
+
+    /// <summary>Seeds × sampling steps one request may ask for: the cost of generating its queries.</summary>
+    public int MaxSeedSteps { get; init; } = 1024;
+
+    /// <summary>An uploaded image may be at most this many times the model's side, per axis (checked on the header, before decoding).</summary>
+    public int PngSideFactor { get; init; } = 8;
+
+    /// <summary>The largest request body, in bytes (413 beyond).</summary>
+    public long MaxBodyBytes { get; init; } = 8L << 20;
+
+    /// <summary>The longest request target (path and query), in characters (414 beyond).</summary>
+    public int MaxUrlLength { get; init; } = 8192;
+
+    /// <summary>Requests that may wait for a store's scorer; more get 503 with Retry-After.</summary>
+    public int QueueLength { get; init; } = 64;
+
+    /// <summary>Seed requests that may wait for a store's sampler (a lane of its own, so they do not hold up image queries).</summary>
+    public int SeedQueueLength { get; init; } = 4;
+
+    /// <summary>
+    /// ONNX Runtime intra-op threads of a store's sampler (0: ONNX Runtime's choice, one per core): few, so that sampling
+    /// leaves cores to the scorer and image queries stay fast while seeds are sampled.
+    /// </summary>
+    public int SeedThreads { get; init; } = 1;
+
+    /// <summary>A request still unanswered after this is cancelled (its sampling and scan stop) and answered 504.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>Who may call the server, and how often.</summary>
+internal sealed record AccessOptions
+{
+    /// <summary>Accepted API keys (<c>Authorization: Bearer KEY</c> or <c>X-Api-Key: KEY</c>); empty: no authentication.</summary>
+    public IReadOnlyList<string> ApiKeys { get; init; } = [];
+
+    /// <summary>Serve beyond loopback without API keys (a warning at start); otherwise that is refused.</summary>
+    public bool AllowAnonymous { get; init; }
+
+    /// <summary>Requests per second per key (per client address without keys); 0: no limit.</summary>
+    public double RequestsPerSecond { get; init; }
+
+    /// <summary>Requests a key may send at once above its rate (the token bucket's size); 0: max(1, 2 × the rate).</summary>
+    public int Burst { get; init; }
+}
+
 /// <summary>What the server is started with.</summary>
 /// <param name="Stores">At least one store; names are distinct.</param>
 /// <param name="ModelDirectory">The model every store is opened with; null for each store's own (its source.json), as <c>attribute</c> does.</param>
@@ -17,95 +68,223 @@ internal sealed record StoreSpec(string Name, string Directory);
 internal sealed record ServerOptions(IReadOnlyList<StoreSpec> Stores, string? ModelDirectory, string Urls, SessionSettings Session)
 {
     public const string DefaultUrls = "http://127.0.0.1:5080";
+
+    public ServerLimits Limits { get; init; } = new();
+
+    public AccessOptions Access { get; init; } = new();
+
+    /// <summary>On SIGTERM / Ctrl+C: how long in-flight requests may take to finish before their work is cancelled.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Log lines as text ("simple") or one JSON object per line ("json"), each field of the access log a property.</summary>
+    public string LogFormat { get; init; } = "simple";
+
+    /// <summary>The whole configuration (Logging:…, Kestrel:… as ASP.NET Core reads them); null: none beyond these options.</summary>
+    public IConfiguration? Configuration { get; init; }
+
+    /// <summary>True when every URL listens on a loopback address only (localhost, 127.0.0.0/8, ::1).</summary>
+    public bool LoopbackOnly => Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).All(IsLoopback);
+
+    private static bool IsLoopback(string url)
+    {
+        var host = TryParseUrl(url)?.Host.Trim('[', ']');
+        return host is not null && (host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip)));
+    }
+
+    /// <summary>
+    /// One URL as Kestrel takes it: http(s)://HOST:PORT with nothing after the port; '*' and '+' (any address) read as
+    /// 0.0.0.0. Null when it is not such a URL.
+    /// </summary>
+    public static Uri? TryParseUrl(string url)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        int scheme = url.IndexOf("://", StringComparison.Ordinal);
+        string normal = scheme > 0 && url.Length > scheme + 3 && url[scheme + 3] is '*' or '+'
+            ? string.Concat(url.AsSpan(0, scheme + 3), "0.0.0.0", url.AsSpan(scheme + 4))
+            : url;
+        return scheme > 0 && Uri.TryCreate(normal, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Host.Length > 0
+            && uri.PathAndQuery == "/" && uri.UserInfo.Length == 0 && uri.Fragment.Length == 0
+            ? uri
+            : null;
+    }
 }
 
 /// <summary>
-/// The server's command line, parsed by hand (the server depends on Core and ASP.NET Core alone). Every error is a
-/// <see cref="UserInputException"/> naming the option.
+/// The server's settings, read through ASP.NET Core's configuration system: <c>appsettings.json</c> in the working
+/// folder (or <c>--config FILE</c>), then environment variables <c>ONNX_ATTRIBUTION_{Key}</c> (':' written '__'), then
+/// the command line, each over the one before. Every error is a <see cref="UserInputException"/> naming the option.
 /// </summary>
 internal static class ServerCommandLine
 {
-    public const string Help = """
-        onnx-attribution-server: attribution lookups over HTTP on method stores (Core + ONNX Runtime, no libtorch).
+    /// <summary>The prefix of environment variables read as settings.</summary>
+    public const string EnvironmentPrefix = "ONNX_ATTRIBUTION_";
 
-        usage: onnx-attribution-server --store DIR [--store NAME=DIR ...] [--model DIR] [--urls URLS] [--threads N]
-                                       [--device cpu|cuda]
+    /// <summary>One setting: its command-line option, its configuration key, its default as shown, and what it does.</summary>
+    private sealed record Setting(string Option, string Key, string Default, string Help, bool Repeatable = false, bool Flag = false);
 
-        options
-          --store DIR | NAME=DIR  a method store to serve (repeatable). NAME (letters, digits, '.', '_', '-') is
-                                  its URL segment; it defaults to the folder's name. Each store is opened once,
-                                  at start.
-          --model DIR             the model folder every store is opened with (default: each store's own, from its
-                                  source.json, as 'attribute' does).
-          --urls URLS             where to listen, ';'-separated (default http://127.0.0.1:5080; port 0: any free port).
-          --threads N             ONNX Runtime intra-op threads (default 0: ONNX Runtime's choice, one per core).
-          --device cpu|cuda       where ONNX Runtime runs the models (default cpu; cuda needs the GPU build of ONNX
-                                  Runtime, Microsoft.ML.OnnxRuntime.Gpu, as the CLI's --device does).
-          --help                  this text.
+    /// <summary>The defaults, shown by --help and used for settings not given.</summary>
+    private static readonly ServerLimits DefaultLimits = new();
 
-        endpoints (JSON, camelCase)
-          GET  /healthz                      {"status":"ok"}
-          GET  /stores                       {"stores":[{name, method, rows, dim, directory, modelDirectory, channels, imageSize}]}
-          POST /stores/{name}/attribute?top=K   (K >= 1, default 16) with one of
-               application/json {"images": [[C*H*W floats in [-1,1]], ...]}    images as the model takes them
-               application/json {"png": "<base64 PNG>"}                        resized to the model's size and channels
-               application/json {"seeds": [7, 8], "sampler": "ddim", "steps": 50}   generated as 'attribute --seed' does
-               image/png        the PNG itself as the body
-             -> {store, method, queries: [{label, top: [{row, score}]}], timings: {generateMs, scoreMs, batchedRequests}}
-             All queries of one request are scored together (one scan of the store); at most 256 per request.
-             Requests to one store queue for its worker, which scores every request waiting (up to 64 queries) in
-             one scan; timings.batchedRequests says how many shared it.
-          errors: {"error": "..."}: 400 bad input (names the field), 404 unknown store, 415 other content types,
-                  500 unexpected (logged).
+    private static readonly ServerOptions Defaults = new([], null, ServerOptions.DefaultUrls, SessionSettings.Default);
 
-        exit codes: 0 stopped (Ctrl+C), 1 unexpected failure, 2 bad options or store/model files.
-        """;
+    private static readonly Setting[] Settings =
+    [
+        new("--store", "Stores", "none; at least one is required", "DIR | NAME=DIR: a method store to serve (repeatable). NAME (letters, digits, '.', '_', '-') is its URL segment; it defaults to the folder's name. Opened and warmed up once, at start.", Repeatable: true),
+        new("--model", "Model", "each store's own", "the model folder every store is opened with (default: the one its source.json names, as 'attribute' does)."),
+        new("--urls", "Urls", ServerOptions.DefaultUrls, "where to listen, ';'-separated http(s)://HOST:PORT (port 0: any free port)."),
+        new("--threads", "Threads", "0", "ONNX Runtime intra-op threads (0: ONNX Runtime's choice, one per core)."),
+        new("--device", "Device", "cpu", "cpu | cuda: where ONNX Runtime runs the models (cuda needs Microsoft.ML.OnnxRuntime.Gpu, as the CLI's --device does)."),
+        new("--api-key", "ApiKeys", "none", "an accepted API key (repeatable), sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'. Required when --urls listens beyond loopback, unless --allow-anonymous.", Repeatable: true),
+        new("--allow-anonymous", "AllowAnonymous", "false", "serve beyond loopback without API keys (a warning is logged at start).", Flag: true),
+        new("--rate-limit", "RateLimit:PerSecond", "0", "requests per second per API key (per client address without keys); 0: no limit. Beyond it: 429 with Retry-After."),
+        new("--rate-burst", "RateLimit:Burst", "0", "requests a key may send at once above its rate (0: max(1, 2 × --rate-limit))."),
+        new("--max-queries", "Limits:MaxQueries", Show(DefaultLimits.MaxQueries), "queries (images or seeds) per request."),
+        new("--max-seed-steps", "Limits:MaxSeedSteps", Show(DefaultLimits.MaxSeedSteps), "seeds × sampling steps per request (the cost of sampling its queries)."),
+        new("--png-side-factor", "Limits:PngSideFactor", Show(DefaultLimits.PngSideFactor), "an uploaded image may be at most this many times the model's side per axis; checked on its header, before decoding."),
+        new("--max-body-bytes", "Limits:MaxBodyBytes", Show(DefaultLimits.MaxBodyBytes), "the largest request body (413 beyond)."),
+        new("--max-url-length", "Limits:MaxUrlLength", Show(DefaultLimits.MaxUrlLength), "the longest path and query string (414 beyond)."),
+        new("--queue", "Limits:QueueLength", Show(DefaultLimits.QueueLength), "requests that may wait for a store's scorer; beyond: 503 with Retry-After."),
+        new("--seed-queue", "Limits:SeedQueueLength", Show(DefaultLimits.SeedQueueLength), "seed requests that may wait for a store's sampler (its own lane: image queries do not wait behind sampling)."),
+        new("--seed-threads", "Limits:SeedThreads", Show(DefaultLimits.SeedThreads), "ONNX Runtime intra-op threads of a store's sampler (0: one per core); few leave the cores to image queries while seeds are sampled."),
+        new("--request-timeout", "Limits:RequestTimeoutSeconds", Show(DefaultLimits.RequestTimeout.TotalSeconds), "seconds before an unanswered request's work is cancelled (504)."),
+        new("--drain-timeout", "DrainTimeoutSeconds", Show(Defaults.DrainTimeout.TotalSeconds), "on SIGTERM / Ctrl+C, seconds in-flight requests may take to finish before their work is cancelled."),
+        new("--log-format", "LogFormat", Defaults.LogFormat, "simple | json: log lines as text, or one JSON object per line (the access log's fields as properties)."),
+        new("--config", "", "appsettings.json if present", "a JSON settings file (the keys below as JSON paths, e.g. {\"Limits\": {\"QueueLength\": 32}, \"Stores\": [\"DIR\"]})."),
+    ];
 
-    /// <summary>Parses the arguments; null when <c>--help</c> was asked for.</summary>
+    private static string Show(double value) => value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The <c>--help</c> text: every setting with its key, default and meaning, and the endpoints.</summary>
+    public static string Help { get; } = BuildHelp();
+
+    private static string BuildHelp()
+    {
+        var text = new System.Text.StringBuilder();
+        text.AppendLine("onnx-attribution-server: attribution lookups over HTTP on method stores (Core + ONNX Runtime, no libtorch).");
+        text.AppendLine();
+        text.AppendLine("usage: onnx-attribution-server --store DIR [--store NAME=DIR ...] [options]");
+        text.AppendLine();
+        text.AppendLine("settings: command line > environment ONNX_ATTRIBUTION_<Key> (':' as '__') > appsettings.json (or --config FILE)");
+        foreach (var s in Settings)
+        {
+            string key = s.Key.Length == 0 ? "" : $" [{s.Key}]";
+            text.AppendLine(CultureInfo.InvariantCulture, $"  {s.Option}{key}  (default {s.Default})");
+            text.AppendLine(CultureInfo.InvariantCulture, $"      {s.Help}");
+        }
+        text.AppendLine("  --help  this text.");
+        text.Append("""
+
+            endpoints (JSON, camelCase; with API keys configured, all but /healthz and /readyz need one)
+              GET  /healthz                      {"status":"ok"} while the process runs
+              GET  /readyz                       200 {"status":"ready"}; 503 {"status":"not ready","reasons":[...]} while a
+                                                 store is not open and warm, a queue is full, or the server is draining
+              GET  /metrics                      Prometheus text: requests by status, latencies, queues, batches, scan times
+              GET  /stores                       {"stores":[{name, method, rows, dim, model, channels, imageSize}]}
+              POST /stores/{name}/attribute?top=K   (K >= 1, default 16) with one of
+                   application/json {"images": [[C*H*W floats in [-1,1]], ...]}    images as the model takes them
+                   application/json {"png": "<base64 PNG>"}                        resized to the model's size and channels
+                   application/json {"seeds": [7, 8], "sampler": "ddim", "steps": 50}   generated as 'attribute --seed' does
+                   image/png        the PNG itself as the body
+                 -> {store, method, queries: [{label, top: [{row, score}]}], timings: {generateMs, scoreMs, batchedRequests}}
+                 All queries of one request are scored together (one scan of the store). Requests to one store queue for
+                 its worker, which scores every request waiting (up to 64 queries) in one scan; seed requests are sampled
+                 in a lane of their own first.
+              errors: {"error": "..."} for every status: 400 bad input (names the field), 401 no or a wrong API key,
+                      404, 405, 413 body too large, 414 URL too long, 415 other content types, 429 rate limit,
+                      500 unexpected (logged), 503 queue full or draining (Retry-After), 504 timed out.
+
+            exit codes: 0 stopped (Ctrl+C, SIGTERM), 1 unexpected failure, 2 bad settings or store/model files.
+
+            """);
+        return text.ToString();
+    }
+
+    /// <summary>Parses the arguments over the environment and settings file; null when <c>--help</c> was asked for.</summary>
     /// <exception cref="UserInputException">An unknown option, a missing or malformed value, no store, or two stores with one name.</exception>
     public static ServerOptions? Parse(IReadOnlyList<string> args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        var stores = new List<StoreSpec>();
-        string? model = null;
-        string urls = ServerOptions.DefaultUrls;
-        int threads = 0;
-        var device = ExecutionDevice.Cpu;
+        var given = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        var repeated = new Dictionary<string, int>(StringComparer.Ordinal);
+        string? configFile = null;
         for (int i = 0; i < args.Count; i++)
         {
             var (option, inline) = Split(args[i]);
-            switch (option)
+            if (option is "--help" or "-h")
             {
-                case "--help" or "-h":
-                    return null;
-                case "--store":
-                    stores.Add(ParseStore(Value(option, inline, args, ref i)));
-                    break;
-                case "--model":
-                    model = Value(option, inline, args, ref i);
-                    break;
-                case "--urls":
-                    urls = Value(option, inline, args, ref i);
-                    break;
-                case "--threads":
-                    var text = Value(option, inline, args, ref i);
-                    if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out threads))
-                    {
-                        throw new UserInputException($"--threads '{text}': expected a whole number ≥ 0 (0: ONNX Runtime's choice)");
-                    }
-                    break;
-                case "--device":
-                    var name = Value(option, inline, args, ref i);
-                    // By name only: Enum.TryParse also takes numbers ("1" would be cuda).
-                    if (name.Any(char.IsDigit) || !Enum.TryParse(name, ignoreCase: true, out device) || !Enum.IsDefined(device))
-                    {
-                        throw new UserInputException($"--device '{name}': expected cpu or cuda");
-                    }
-                    break;
-                default:
-                    throw new UserInputException($"unknown option '{args[i]}' (see --help)");
+                return null;
+            }
+            var setting = Settings.FirstOrDefault(s => s.Option == option || (s.Key.Length > 0 && option.Equals("--" + s.Key, StringComparison.OrdinalIgnoreCase)))
+                ?? throw new UserInputException($"unknown option '{args[i]}' (see --help)");
+            string value = setting.Flag && inline is null && (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal))
+                ? "true"
+                : Value(setting.Option, inline, args, ref i);
+            if (setting.Key.Length == 0)
+            {
+                configFile = value;
+            }
+            else if (setting.Repeatable)
+            {
+                int n = repeated.GetValueOrDefault(setting.Key);
+                repeated[setting.Key] = n + 1;
+                given[$"{setting.Key}:{n}"] = value;
+            }
+            else
+            {
+                given[setting.Key] = value;
             }
         }
+        var builder = new ConfigurationBuilder();
+        if (configFile is not null)
+        {
+            var full = Path.GetFullPath(configFile);
+            if (!File.Exists(full))
+            {
+                throw new UserInputException($"--config: file not found: {configFile}");
+            }
+            builder.AddJsonFile(full, optional: false);
+        }
+        else
+        {
+            builder.AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json"), optional: true);
+        }
+        builder.AddEnvironmentVariables(EnvironmentPrefix);
+        // A repeated option given on the command line replaces the list from the file or the environment, not merges into it.
+        var configuration = ReplaceLists(builder, given, repeated.Keys);
+        return FromConfiguration(configuration);
+    }
+
+    private static IConfiguration ReplaceLists(ConfigurationBuilder builder, Dictionary<string, string?> given, IEnumerable<string> lists)
+    {
+        IConfiguration below;
+        try
+        {
+            below = builder.Build();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new UserInputException($"settings file: {e.Message}", e);
+        }
+        catch (FormatException e)
+        {
+            throw new UserInputException($"settings file: {e.Message}", e);
+        }
+        foreach (var list in lists)
+        {
+            foreach (var old in below.GetSection(list).GetChildren().Where(c => !given.ContainsKey(c.Path)))
+            {
+                given[old.Path] = null;
+            }
+        }
+        return new ConfigurationBuilder().AddConfiguration(below).AddInMemoryCollection(given).Build();
+    }
+
+    /// <summary>Reads and checks every setting from a configuration.</summary>
+    /// <exception cref="UserInputException">A value that does not parse or is out of range, naming its option and key.</exception>
+    public static ServerOptions FromConfiguration(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var stores = List(configuration, "Stores").Select(ParseStore).ToList();
         if (stores.Count == 0)
         {
             throw new UserInputException("no store to serve: pass --store DIR (or --store NAME=DIR), once per store");
@@ -115,7 +294,118 @@ internal static class ServerCommandLine
         {
             throw new UserInputException($"--store: two stores are named '{twice.Key}' ({string.Join(", ", twice.Select(s => s.Directory))}); name them with --store NAME=DIR");
         }
-        return new ServerOptions(stores, model, urls, new SessionSettings(device, threads));
+        string urls = configuration["Urls"] ?? ServerOptions.DefaultUrls;
+        CheckUrls(urls);
+        var deviceName = configuration["Device"] ?? "cpu";
+        // By name only: Enum.TryParse also takes numbers ("1" would be cuda).
+        if (deviceName.Any(char.IsDigit) || !Enum.TryParse(deviceName, ignoreCase: true, out ExecutionDevice device) || !Enum.IsDefined(device))
+        {
+            throw new UserInputException($"--device '{deviceName}': expected cpu or cuda");
+        }
+        var d = DefaultLimits;
+        var limits = new ServerLimits
+        {
+            MaxQueries = Int(configuration, "Limits:MaxQueries", d.MaxQueries, 1),
+            MaxSeedSteps = Int(configuration, "Limits:MaxSeedSteps", d.MaxSeedSteps, 1),
+            PngSideFactor = Int(configuration, "Limits:PngSideFactor", d.PngSideFactor, 1),
+            MaxBodyBytes = Int(configuration, "Limits:MaxBodyBytes", checked((int)d.MaxBodyBytes), 1024),
+            MaxUrlLength = Int(configuration, "Limits:MaxUrlLength", d.MaxUrlLength, 64),
+            QueueLength = Int(configuration, "Limits:QueueLength", d.QueueLength, 1),
+            SeedQueueLength = Int(configuration, "Limits:SeedQueueLength", d.SeedQueueLength, 1),
+            SeedThreads = Int(configuration, "Limits:SeedThreads", d.SeedThreads, 0),
+            RequestTimeout = TimeSpan.FromSeconds(Int(configuration, "Limits:RequestTimeoutSeconds", (int)d.RequestTimeout.TotalSeconds, 1)),
+        };
+        var keys = List(configuration, "ApiKeys").ToList();
+        var weak = keys.FirstOrDefault(k => k.Length < 16 || k.Any(char.IsWhiteSpace));
+        if (weak is not null)
+        {
+            throw new UserInputException($"--api-key: a key of {weak.Length} characters{(weak.Any(char.IsWhiteSpace) ? " with white space" : "")}; use at least 16 characters, no spaces (e.g. openssl rand -hex 16)");
+        }
+        double rate = Double(configuration, "RateLimit:PerSecond", 0);
+        var access = new AccessOptions
+        {
+            ApiKeys = keys,
+            AllowAnonymous = Bool(configuration, "AllowAnonymous"),
+            RequestsPerSecond = rate,
+            Burst = Int(configuration, "RateLimit:Burst", 0, 0),
+        };
+        var options = new ServerOptions(stores, configuration["Model"], urls, new SessionSettings(device, Int(configuration, "Threads", 0, 0)))
+        {
+            Limits = limits,
+            Access = access,
+            LogFormat = configuration["LogFormat"] is { } format
+                ? (format is "simple" or "json" ? format : throw Bad("LogFormat", format, "simple or json"))
+                : Defaults.LogFormat,
+            DrainTimeout = TimeSpan.FromSeconds(Int(configuration, "DrainTimeoutSeconds", (int)Defaults.DrainTimeout.TotalSeconds, 0)),
+            Configuration = configuration,
+        };
+        if (keys.Count == 0 && !access.AllowAnonymous && !options.LoopbackOnly)
+        {
+            throw new UserInputException($"--urls {urls} listens beyond loopback: give API keys (--api-key, or ApiKeys in the settings) or pass --allow-anonymous");
+        }
+        return options;
+    }
+
+    /// <summary>Each URL absolute http(s) with a host and a port in range; checked before Kestrel sees it.</summary>
+    private static void CheckUrls(string urls)
+    {
+        var parts = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length == 0)
+        {
+            throw new UserInputException($"--urls '{urls}': no URL; expected e.g. {ServerOptions.DefaultUrls}");
+        }
+        foreach (var url in parts)
+        {
+            if (ServerOptions.TryParseUrl(url) is null)
+            {
+                throw new UserInputException($"--urls '{url}': expected http://HOST:PORT or https://HOST:PORT (e.g. {ServerOptions.DefaultUrls}; port 0: any free port)");
+            }
+        }
+    }
+
+    private static IEnumerable<string> List(IConfiguration configuration, string key)
+    {
+        var section = configuration.GetSection(key);
+        // "Stores": "DIR" in a file or one environment variable is a list of one.
+        return section.Value is { Length: > 0 } single
+            ? [single]
+            : section.GetChildren().OrderBy(c => int.TryParse(c.Key, CultureInfo.InvariantCulture, out int n) ? n : int.MaxValue)
+                .Select(c => c.Value).OfType<string>().Where(v => v.Length > 0);
+    }
+
+    /// <summary>A malformed value, named by its option and its configuration key (it may come from a file or the environment).</summary>
+    private static UserInputException Bad(string key, string text, string expected) =>
+        new($"{Settings.Single(s => s.Key == key).Option} '{text}' (setting {key}): expected {expected}");
+
+    private static int Int(IConfiguration configuration, string key, int fallback, int min)
+    {
+        var text = configuration[key];
+        if (text is null)
+        {
+            return fallback;
+        }
+        return int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int value) && value >= min
+            ? value
+            : throw Bad(key, text, $"a whole number ≥ {min}");
+    }
+
+    private static double Double(IConfiguration configuration, string key, double fallback)
+    {
+        var text = configuration[key];
+        if (text is null)
+        {
+            return fallback;
+        }
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && double.IsFinite(value) && value >= 0
+            ? value
+            : throw Bad(key, text, "a number ≥ 0");
+    }
+
+    private static bool Bool(IConfiguration configuration, string key)
+    {
+        var text = configuration[key];
+        return text is null ? false : bool.TryParse(text, out bool value) ? value
+            : throw Bad(key, text, "true or false");
     }
 
     /// <summary>"--opt=value" into ("--opt", "value"); anything else into (arg, null).</summary>

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using OnnxAttribution.Core;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Server.Tests;
 
@@ -11,12 +12,28 @@ namespace OnnxAttribution.Server.Tests;
 public sealed class ErrorHandlingTests
 {
     [Test]
-    public async Task UnexpectedException_500NamingItsTypeAndMessage_AndLogged()
+    public async Task UnexpectedException_500WithoutTypeNameOrDetails_AndLogged()
     {
-        var (status, error, log) = await Run(_ => throw new InvalidOperationException("the scan went wrong"));
+        var (status, error, log) = await Run(_ => throw new InvalidOperationException("the scan went wrong at /srv/store/features.npy"));
         Assert.That(status, Is.EqualTo(StatusCodes.Status500InternalServerError));
-        Assert.That(error, Is.EqualTo("InvalidOperationException: the scan went wrong"));
+        Assert.That(error, Does.StartWith("internal error").And.Not.Contain("Exception").And.Not.Contain("/srv"));
         Assert.That(log, Has.Count.EqualTo(1).And.All.StartsWith("Error:"));
+    }
+
+    [Test]
+    public async Task StoreFormatException_500WithItsMessage_AndLogged()
+    {
+        var (status, error, log) = await Run(_ => throw new StoreFormatException("store 's': query 'q' scored NaN at row 3"));
+        Assert.That((status, error), Is.EqualTo((StatusCodes.Status500InternalServerError, "store 's': query 'q' scored NaN at row 3")));
+        Assert.That(log, Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public async Task HttpProblemWithRetryAfter_ItsStatusMessageAndHeader_NotLogged()
+    {
+        var context = NewContext(default);
+        await ServerApp.HandleErrors(context, _ => throw new HttpProblem(StatusCodes.Status503ServiceUnavailable, "queue full", 7), new ListLogger());
+        Assert.That((context.Response.StatusCode, context.Response.Headers.RetryAfter.ToString()), Is.EqualTo((503, "7")));
     }
 
     [Test]
@@ -40,18 +57,24 @@ public sealed class ErrorHandlingTests
 
     private static async Task<(int Status, string? Error, List<string> Log)> Run(RequestDelegate next, CancellationToken aborted = default)
     {
-        var context = new DefaultHttpContext
-        {
-            RequestServices = new ServiceCollection().AddLogging().BuildServiceProvider(),
-            RequestAborted = aborted,
-        };
-        context.Response.Body = new MemoryStream();
+        var context = NewContext(aborted);
         var log = new ListLogger();
         await ServerApp.HandleErrors(context, next, log);
         context.Response.Body.Position = 0;
         string body = await new StreamReader(context.Response.Body).ReadToEndAsync();
         string? error = body.Length == 0 ? null : JsonDocument.Parse(body).RootElement.GetProperty("error").GetString();
         return (context.Response.StatusCode, error, log.Entries);
+    }
+
+    private static DefaultHttpContext NewContext(CancellationToken aborted)
+    {
+        var context = new DefaultHttpContext
+        {
+            RequestServices = new ServiceCollection().AddLogging().BuildServiceProvider(),
+            RequestAborted = aborted,
+        };
+        context.Response.Body = new MemoryStream();
+        return context;
     }
 
     private sealed class ListLogger : ILogger

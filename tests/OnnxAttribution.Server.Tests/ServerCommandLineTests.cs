@@ -11,10 +11,12 @@ public sealed class ServerCommandLineTests
     [Test]
     public void Parse_StoresNamedAndUnnamed_NamesUnnamedAfterTheirFolder()
     {
-        var o = ServerCommandLine.Parse(["--store", "out/demo/store-dtrak/", "--store=fast=/data/s", "--model", "models/fm16", "--threads", "2", "--urls", "http://0.0.0.0:9000"])!;
+        var o = ServerCommandLine.Parse(["--store", "out/demo/store-dtrak/", "--store=fast=/data/s", "--model", "models/fm16", "--threads", "2", "--urls", "http://0.0.0.0:9000", "--api-key", Key])!;
         Assert.That(o.Stores, Is.EqualTo(new[] { new StoreSpec("store-dtrak", "out/demo/store-dtrak/"), new StoreSpec("fast", "/data/s") }));
         Assert.That((o.ModelDirectory, o.Urls, o.Session.IntraOpThreads), Is.EqualTo(("models/fm16", "http://0.0.0.0:9000", 2)));
     }
+
+    private const string Key = "0123456789abcdef0123";
 
     [Test]
     public void Parse_Defaults_LoopbackPort5080AndOrtThreads()
@@ -35,7 +37,13 @@ public sealed class ServerCommandLineTests
     {
         Assert.That(ServerCommandLine.Parse(["--store", "s", "--help"]), Is.Null);
         string help = ServerCommandLine.Help;
-        foreach (var word in new[] { "--store", "--model", "--urls", "--threads", "--device", "/healthz", "/stores", "/stores/{name}/attribute", "image/png", "seeds" })
+        foreach (var word in new[]
+        {
+            "--store", "--model", "--urls", "--threads", "--device", "--api-key", "--allow-anonymous", "--rate-limit", "--rate-burst",
+            "--max-queries", "--max-seed-steps", "--png-side-factor", "--max-body-bytes", "--max-url-length", "--queue", "--seed-queue", "--seed-threads",
+            "--request-timeout", "--drain-timeout", "--log-format", "--config", "Limits:QueueLength", "ONNX_ATTRIBUTION_",
+            "/healthz", "/readyz", "/metrics", "/stores", "/stores/{name}/attribute", "image/png", "seeds", "413", "414", "429", "503", "504",
+        })
         {
             Assert.That(help, Does.Contain(word));
         }
@@ -49,9 +57,76 @@ public sealed class ServerCommandLineTests
     [TestCase(new[] { "--model", "m" }, "no store")]
     [TestCase(new[] { "--store", "a/s", "--store", "b/s" }, "two stores are named 's'")]
     [TestCase(new[] { "--store", "my store" }, "--store NAME=my store")]
+    [TestCase(new[] { "--store", "s", "--urls", "127.0.0.1:5080" }, "--urls '127.0.0.1:5080'")]
+    [TestCase(new[] { "--store", "s", "--urls", "http://127.0.0.1:notaport" }, "--urls 'http://127.0.0.1:notaport'")]
+    [TestCase(new[] { "--store", "s", "--urls", "ftp://127.0.0.1:21" }, "--urls 'ftp://127.0.0.1:21'")]
+    [TestCase(new[] { "--store", "s", "--urls", "http://0.0.0.0:5080" }, "beyond loopback")]
+    [TestCase(new[] { "--store", "s", "--api-key", "short" }, "--api-key: a key of 5 characters")]
+    [TestCase(new[] { "--store", "s", "--queue", "0" }, "--queue '0' (setting Limits:QueueLength): expected a whole number ≥ 1")]
+    [TestCase(new[] { "--store", "s", "--rate-limit", "fast" }, "--rate-limit 'fast'")]
+    [TestCase(new[] { "--store", "s", "--allow-anonymous", "maybe" }, "--allow-anonymous 'maybe'")]
+    [TestCase(new[] { "--store", "s", "--log-format", "xml" }, "--log-format 'xml' (setting LogFormat): expected simple or json")]
+    [TestCase(new[] { "--store", "s", "--config", "/no/such/settings.json" }, "--config: file not found")]
     public void Parse_BadOptions_ThrowNamingTheOption(string[] args, string expected)
     {
         Assert.That(() => ServerCommandLine.Parse(args), Throws.TypeOf<UserInputException>().With.Message.Contains(expected));
+    }
+
+    [Test]
+    public void Parse_EnvironmentVariable_SetsTheSettingAndTheCommandLineWins()
+    {
+        Environment.SetEnvironmentVariable("ONNX_ATTRIBUTION_Limits__QueueLength", "7");
+        Environment.SetEnvironmentVariable("ONNX_ATTRIBUTION_Limits__SeedQueueLength", "3");
+        try
+        {
+            var o = ServerCommandLine.Parse(["--store", "s", "--seed-queue", "2"])!;
+            Assert.That((o.Limits.QueueLength, o.Limits.SeedQueueLength), Is.EqualTo((7, 2)));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("ONNX_ATTRIBUTION_Limits__QueueLength", null);
+            Environment.SetEnvironmentVariable("ONNX_ATTRIBUTION_Limits__SeedQueueLength", null);
+        }
+    }
+
+    [Test]
+    public void Parse_ConfigFile_ReadsStoresKeysAndLimits_CommandLineStoresReplaceTheFilesList()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"oa-server-settings-{Guid.NewGuid():N}.json");
+        File.WriteAllText(file, $$$"""
+            {"Stores": ["a=/data/a", "/data/b"], "ApiKeys": ["{{{Key}}}"], "Urls": "http://0.0.0.0:9000",
+             "Limits": {"MaxSeedSteps": 99, "RequestTimeoutSeconds": 5}, "RateLimit": {"PerSecond": 2.5}}
+            """);
+        try
+        {
+            var o = ServerCommandLine.Parse(["--config", file])!;
+            Assert.That(o.Stores, Is.EqualTo(new[] { new StoreSpec("a", "/data/a"), new StoreSpec("b", "/data/b") }));
+            Assert.That((o.Access.ApiKeys.Single(), o.Access.RequestsPerSecond, o.Limits.MaxSeedSteps, o.Limits.RequestTimeout), Is.EqualTo((Key, 2.5, 99, TimeSpan.FromSeconds(5))));
+            Assert.That(o.LoopbackOnly, Is.False);
+            var replaced = ServerCommandLine.Parse(["--config", file, "--store", "c=/data/c"])!;
+            Assert.That(replaced.Stores, Is.EqualTo(new[] { new StoreSpec("c", "/data/c") }));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [TestCase("http://127.0.0.1:0", true)]
+    [TestCase("http://localhost:5080;http://[::1]:5080", true)]
+    [TestCase("http://127.0.0.1:5080;http://10.0.0.2:5080", false)]
+    [TestCase("http://*:5080", false)]
+    public void LoopbackOnly_Urls_TrueOnlyWhenEveryAddressIsLoopback(string urls, bool expected)
+    {
+        Assert.That(new ServerOptions([], null, urls, SessionSettings.Default).LoopbackOnly, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public async Task Run_MalformedUrls_ExitsTwoNamingUrls()
+    {
+        var (code, error) = await RunCapturingErrors(["--store", "s", "--urls", "http://127.0.0.1:99999"]);
+        Assert.That(code, Is.EqualTo((int)ServerExit.BadInput));
+        Assert.That(error, Does.Contain("--urls 'http://127.0.0.1:99999'"));
     }
 
     [Test]

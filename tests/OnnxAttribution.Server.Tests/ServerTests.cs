@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Imaging;
@@ -32,19 +31,10 @@ public sealed class ServerTests
     public async Task StartServer()
     {
         _dir = Directory.CreateTempSubdirectory("oa-server-").FullName;
-        _model = Path.Combine(Repository.Root, "models", "fm16");
-        var store = Path.Combine(_dir, "dtrak");
-        var subset = $"0:{Rows}";
-        _data = new DatasetLocator().Load("embedded", subset, 16);
+        _model = SmallStore.Model;
+        _data = SmallStore.Data(Rows);
         // k > N: every training row has a direction of its own, so a training image ranks its own row first.
-        AttributionMethods.Find("d-trak").Build(new MethodBuildRequest
-        {
-            ModelDirectory = _model,
-            Data = _data,
-            Source = new StoreSource(_model, "embedded", subset, 16),
-            OutDirectory = store,
-            Settings = new MethodSettings { Timesteps = 2, Dim = 512 },
-        });
+        var store = SmallStore.BuildDtrak(Path.Combine(_dir, "dtrak"), Rows, 512);
         _server = await RunningServer.StartAsync([new StoreSpec(StoreName, store)]);
         _scorer = AttributionMethods.Open(store, _model);
     }
@@ -73,8 +63,14 @@ public sealed class ServerTests
         var stores = (await _server.Http.GetFromJsonAsync<StoresResponse>("/stores"))!.Stores;
         Assert.That(stores, Has.Count.EqualTo(1));
         var s = stores[0];
-        Assert.That((s.Name, s.Method, s.Rows, s.Dim, s.Channels, s.ImageSize), Is.EqualTo((StoreName, "d-trak", (long)Rows, (int?)512, 1, 16)));
-        Assert.That(s.ModelDirectory, Is.EqualTo(Path.GetFullPath(_model)));
+        Assert.That((s.Name, s.Method, s.Rows, s.Dim, s.Model, s.Channels, s.ImageSize), Is.EqualTo((StoreName, "d-trak", (long)Rows, (int?)512, "fm16", 1, 16)));
+    }
+
+    [Test]
+    public async Task Stores_Listed_NoFilesystemPaths()
+    {
+        string json = await _server.Http.GetStringAsync("/stores");
+        Assert.That(json, Does.Not.Contain(_dir).And.Not.Contain(Repository.Root).And.Not.Contain("/"));
     }
 
     [Test]
@@ -183,7 +179,7 @@ public sealed class ServerTests
     {
         using var response = await _server.Http.PostAsJsonAsync("/stores/nope/attribute", new { seeds = new[] { 1 } });
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
-        Assert.That(await Error(response), Does.Contain("'nope'").And.Contain(StoreName));
+        Assert.That(await Responses.Error(response), Does.Contain("'nope'").And.Contain(StoreName));
     }
 
     [Test]
@@ -191,7 +187,7 @@ public sealed class ServerTests
     {
         using var response = await _server.Http.PostAsJsonAsync(AttributePath(3), new { images = new[] { Image(0), new float[255] } });
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
-        Assert.That(await Error(response), Does.Contain("images[1]").And.Contain("255").And.Contain("1×16×16 = 256"));
+        Assert.That(await Responses.Error(response), Does.Contain("images[1]").And.Contain("255").And.Contain("1×16×16 = 256"));
     }
 
     [Test]
@@ -199,7 +195,7 @@ public sealed class ServerTests
     {
         using var response = await _server.Http.PostAsJsonAsync(AttributePath(3), new { png = "not base64!" });
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
-        Assert.That(await Error(response), Does.Contain("'png'").And.Contain("base64"));
+        Assert.That(await Responses.Error(response), Does.Contain("'png'").And.Contain("base64"));
     }
 
     [Test]
@@ -207,7 +203,7 @@ public sealed class ServerTests
     {
         using var response = await _server.Http.PostAsJsonAsync(AttributePath(3), new { png = Convert.ToBase64String("hello"u8.ToArray()) });
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
-        Assert.That(await Error(response), Does.Contain("'png'").And.Contain("not a readable image"));
+        Assert.That(await Responses.Error(response), Does.Contain("'png'").And.Contain("not a readable image"));
     }
 
     [TestCase("0")]
@@ -217,13 +213,17 @@ public sealed class ServerTests
     {
         using var response = await _server.Http.PostAsJsonAsync($"/stores/{StoreName}/attribute?top={top}", new { seeds = new[] { 1 } });
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
-        Assert.That(await Error(response), Does.Contain("'top'").And.Contain($"'{top}'"));
+        Assert.That(await Responses.Error(response), Does.Contain("'top'").And.Contain($"'{top}'"));
     }
 
     [TestCase("{}", "got none")]
     [TestCase("""{"seeds":[1],"png":"AAAA"}""", "'png' and 'seeds'")]
     [TestCase("""{"images":[[0.5]],"steps":3}""", "'steps' goes with 'seeds'")]
-    [TestCase("""{"image":[[0.5]]}""", "'image'")]
+    [TestCase("""{"image":[[0.5]]}""", "unknown field 'image'")]
+    [TestCase("""{"seeds":["seven"]}""", "$.seeds[0]: a value of the wrong type")]
+    [TestCase("""{"images":{"a":1}}""", "$.images: a value of the wrong type")]
+    [TestCase("""[1, 2]""", "$: a value of the wrong type")]
+    [TestCase("""{"seeds":[1]""", "not valid JSON")]
     [TestCase("""{"seeds":[1],"sampler":"euler"}""", "'sampler' is 'euler'")]
     [TestCase("""{"seeds":[1],"steps":0}""", "'steps' is 0")]
     [TestCase("""{"seeds":[]}""", "'seeds' has 0 entries")]
@@ -232,7 +232,7 @@ public sealed class ServerTests
         using var content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
         using var response = await _server.Http.PostAsync(AttributePath(3), content);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
-        Assert.That(await Error(response), Does.Contain(expected));
+        Assert.That(await Responses.Error(response), Does.Contain(expected).And.Not.Contain("System.").And.Not.Contain(".NET").And.Not.Contain("OnnxAttribution"));
     }
 
     [Test]
@@ -241,7 +241,7 @@ public sealed class ServerTests
         using var content = new StringContent("seed 7");
         using var response = await _server.Http.PostAsync(AttributePath(3), content);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.UnsupportedMediaType));
-        Assert.That(await Error(response), Does.Contain("text/plain").And.Contain("image/png"));
+        Assert.That(await Responses.Error(response), Does.Contain("text/plain").And.Contain("image/png"));
     }
 
     [Test]
@@ -273,9 +273,6 @@ public sealed class ServerTests
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), await response.Content.ReadAsStringAsync());
         return (await response.Content.ReadFromJsonAsync<AttributeResponse>())!;
     }
-
-    private static async Task<string> Error(HttpResponseMessage response) =>
-        (await response.Content.ReadFromJsonAsync<ErrorResponse>())!.Error;
 }
 
 /// <summary>The repository root, recorded at build time (tests read the shipped model from the source tree).</summary>

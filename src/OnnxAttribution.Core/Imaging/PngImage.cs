@@ -82,10 +82,27 @@ public static class PngImage
         ArgumentNullException.ThrowIfNull(source);
         CheckChannels(channels);
         using var data = SKData.CreateCopy(encoded);
-        using var codec = SKCodec.Create(data)
-            ?? throw new UserInputException($"{source}: not a readable image (SkiaSharp cannot decode it)");
+        using var codec = OpenCodec(data, source);
         return ToUnit(Decode(codec, source), channels, size);
     }
+
+    /// <summary>
+    /// The width and height an encoded image declares in its header, read without decoding its pixels (so that a
+    /// caller can refuse a small upload that declares a huge image before anything of its size is allocated).
+    /// </summary>
+    /// <param name="encoded">The encoded image, e.g. a PNG file's bytes.</param>
+    /// <param name="source">What the bytes are, for error messages.</param>
+    /// <exception cref="UserInputException">The bytes are not a readable image.</exception>
+    public static (int Width, int Height) ReadSize(ReadOnlySpan<byte> encoded, string source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        using var data = SKData.CreateCopy(encoded);
+        using var codec = OpenCodec(data, source);
+        return (codec.Info.Width, codec.Info.Height);
+    }
+
+    private static SKCodec OpenCodec(SKData data, string source) =>
+        SKCodec.Create(data) ?? throw new UserInputException($"{source}: not a readable image (SkiaSharp cannot decode it)");
 
     private static void CheckChannels(int? channels)
     {

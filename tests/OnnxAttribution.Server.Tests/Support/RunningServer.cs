@@ -6,19 +6,24 @@ namespace OnnxAttribution.Server.Tests.Support;
 /// <summary>The real server (Kestrel on a free loopback port) over some stores, and a client for it; disposing stops both.</summary>
 internal sealed class RunningServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
-
     private RunningServer(WebApplication app)
     {
-        _app = app;
+        App = app;
         Http = new HttpClient { BaseAddress = new Uri(app.Urls.Single()) };
     }
 
     public HttpClient Http { get; }
 
-    public static async Task<RunningServer> StartAsync(IReadOnlyList<StoreSpec> stores)
+    /// <summary>The running application (to stop it while requests are in flight).</summary>
+    public WebApplication App { get; }
+
+    public static Task<RunningServer> StartAsync(IReadOnlyList<StoreSpec> stores) =>
+        StartAsync(new ServerOptions(stores, null, "http://127.0.0.1:0", SessionSettings.Default));
+
+    /// <summary>Starts the server with these options, listening on a free loopback port whatever their URLs say.</summary>
+    public static async Task<RunningServer> StartAsync(ServerOptions options)
     {
-        var app = ServerApp.Build(new ServerOptions(stores, null, "http://127.0.0.1:0", SessionSettings.Default));
+        var app = ServerApp.Build(options with { Urls = "http://127.0.0.1:0" });
         await app.StartAsync();
         return new RunningServer(app);
     }
@@ -26,7 +31,7 @@ internal sealed class RunningServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        await App.StopAsync();
+        await App.DisposeAsync();
     }
 }

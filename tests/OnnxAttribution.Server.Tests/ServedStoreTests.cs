@@ -1,0 +1,29 @@
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Store;
+
+namespace OnnxAttribution.Server.Tests;
+
+/// <summary>How a store's answer is cut to a request's rows: a non-finite score is an error, never an answer.</summary>
+[TestFixture]
+public sealed class ServedStoreTests
+{
+    private static readonly AttributionQuery Query = new("images[0]", new float[4]);
+
+    [Test]
+    public void Ranked_FiniteScores_TheFirstTopRowsInOrder()
+    {
+        var rows = ServedStore.Ranked("s", Query, new TopKResult([5, 2, 9], [0.5f, 0.25f, -1f]), 2);
+        Assert.That(rows, Is.EqualTo(new[] { new RankedRow(5, 0.5f), new RankedRow(2, 0.25f) }));
+    }
+
+    [TestCase(float.NaN, "NaN")]
+    [TestCase(float.PositiveInfinity, "Infinity")]
+    [TestCase(float.NegativeInfinity, "-Infinity")]
+    public void Ranked_NonFiniteScore_StoreFormatExceptionNamingStoreQueryAndRow(float score, string shown)
+    {
+        Assert.That(
+            () => ServedStore.Ranked("small", Query, new TopKResult([5, 2], [0.5f, score]), 2),
+            Throws.TypeOf<StoreFormatException>().With.Message.Contains("store 'small'").And.Message.Contains("'images[0]'")
+                .And.Message.Contains($"scored {shown} at row 2"));
+    }
+}
