@@ -384,7 +384,24 @@ public static class TrakEngine
     }
 
     /// <summary>Accumulates ΦᵀΦ in float64 over the store, factorises ΦᵀΦ + λI and writes preconditioner.bin beside the features.</summary>
-    public static Preconditioner Finalize(string storeDirectory, double relativeDamping, IProgress<(long Done, long Total)>? progress = null)
+    public static Preconditioner Finalize(string storeDirectory, double relativeDamping, IProgress<(long Done, long Total)>? progress = null) =>
+        Finalize(storeDirectory, Gram(storeDirectory, progress), relativeDamping);
+
+    /// <summary>
+    /// Factorises ΦᵀΦ + λI from a Gram matrix already accumulated over the store (<see cref="Gram"/>) and writes
+    /// preconditioner.bin: another damping of the same features costs one Cholesky factorisation, no pass over the store.
+    /// </summary>
+    public static Preconditioner Finalize(string storeDirectory, Preconditioner.GramAccumulator gram, double relativeDamping)
+    {
+        ArgumentNullException.ThrowIfNull(gram);
+        var pre = gram.Factorize(relativeDamping, StoreFingerprint(storeDirectory));
+        pre.Save(Path.Combine(storeDirectory, PreconditionerFile));
+        return pre;
+    }
+
+    /// <summary>ΦᵀΦ of a whole (merged) store, accumulated in float64.</summary>
+    /// <exception cref="UserInputException">The store is one shard of several.</exception>
+    public static Preconditioner.GramAccumulator Gram(string storeDirectory, IProgress<(long Done, long Total)>? progress = null)
     {
         using var store = FeatureStore.Open(storeDirectory);
         if (store.Meta.Shard != ShardSpec.Whole)
@@ -404,8 +421,58 @@ public static class TrakEngine
             gram.Add(rows.AsSpan(0, n * store.Dim), n);
             progress?.Report((start + n, store.Rows));
         }
-        var pre = gram.Factorize(relativeDamping, StoreFingerprint(storeDirectory));
-        pre.Save(Path.Combine(storeDirectory, PreconditionerFile));
-        return pre;
+        return gram;
     }
+
+    /// <summary>
+    /// Gives a complete method store another damping without featurizing again: each of its feature stores is finalized
+    /// anew from its Gram matrix (kept in <paramref name="grams"/>, so a sweep reads each store once), and method.json's
+    /// 'settings.damping' is rewritten.
+    /// </summary>
+    /// <param name="methodStore">The method store folder (with method.json).</param>
+    /// <param name="method">The method it must be a store of.</param>
+    /// <param name="relativeDamping">The new λ, relative to each kernel's mean diagonal.</param>
+    /// <param name="featureStores">Its feature stores that hold a preconditioner (none where λ acts at query time only).</param>
+    /// <param name="grams">Gram matrices already accumulated.</param>
+    /// <exception cref="UserInputException">The store is not complete or not of <paramref name="method"/>, or records no damping.</exception>
+    public static void Redamp(string methodStore, string method, double relativeDamping, IEnumerable<string> featureStores, GramCache grams)
+    {
+        ArgumentNullException.ThrowIfNull(featureStores);
+        ArgumentNullException.ThrowIfNull(grams);
+        var manifest = Methods.MethodManifest.Require(methodStore, method);
+        if (manifest.Settings["damping"] is null)
+        {
+            throw new UserInputException($"{Path.Combine(methodStore, Methods.MethodManifest.FileName)}: field 'settings.damping' is missing; the {method} store has no damping to change");
+        }
+        foreach (var store in featureStores)
+        {
+            Finalize(store, grams.For(store), relativeDamping);
+        }
+        var settings = (System.Text.Json.Nodes.JsonObject)manifest.Settings.DeepClone();
+        settings["damping"] = relativeDamping;
+        (manifest with { Settings = settings }).Save(methodStore);
+    }
+}
+
+/// <summary>ΦᵀΦ of feature stores, accumulated once per store (by folder and content fingerprint) for a damping sweep.</summary>
+public sealed class GramCache
+{
+    private readonly Dictionary<string, (byte[] Fingerprint, Preconditioner.GramAccumulator Gram)> _grams = new(StringComparer.Ordinal);
+
+    /// <summary>The Gram matrix of the store in <paramref name="storeDirectory"/>, accumulated on first use.</summary>
+    public Preconditioner.GramAccumulator For(string storeDirectory)
+    {
+        var key = Path.GetFullPath(storeDirectory);
+        var fingerprint = TrakEngine.StoreFingerprint(storeDirectory);
+        if (_grams.TryGetValue(key, out var hit) && hit.Fingerprint.AsSpan().SequenceEqual(fingerprint))
+        {
+            return hit.Gram;
+        }
+        var gram = TrakEngine.Gram(storeDirectory);
+        _grams[key] = (fingerprint, gram);
+        return gram;
+    }
+
+    /// <summary>Forgets every Gram matrix (k² float64 each).</summary>
+    public void Clear() => _grams.Clear();
 }
