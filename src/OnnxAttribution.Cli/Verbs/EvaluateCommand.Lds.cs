@@ -160,6 +160,11 @@ internal static partial class EvaluateCommand
                 var tuned = DampingTuning.Tune(grid, l => ValidationLds(l), l => Test(l));
                 (scored, chosen, sweep) = (tuned.Test, tuned.Chosen, tuned.Sweep);
                 validationLds = sweep.Single(p => p.Damping == tuned.Chosen).ValidationLds;
+                // The store is left at the chosen λ (the sweep may have left it at another), for what uses it next.
+                if (MethodManifest.Require(storeDir, name).Settings["damping"]?.GetValue<double>() != tuned.Chosen)
+                {
+                    damped.Redamp(storeDir, tuned.Chosen, grams);
+                }
                 Output.Note($"{name}: λ = {Lambda(chosen.Value)} chosen on {o.ValidationQueries} validation queries (validation LDS {string.Join(", ", sweep.Select(p => $"{Lambda(p.Damping)}: {100 * p.ValidationLds:F1}%"))})");
             }
             else
@@ -187,6 +192,7 @@ internal static partial class EvaluateCommand
                 ValidationLds = validationLds,
                 Damping = chosen,
                 DampingSweep = sweep,
+                Ceiling = ceiling?.Mean.Mean,
                 FractionOfCeiling = ceiling is { Mean.Mean: > 0 } ? interval.Mean / ceiling.Mean.Mean : null,
                 Command = o.CommandLine,
             });
@@ -195,7 +201,7 @@ internal static partial class EvaluateCommand
             if (stepwise)
             {
                 var (row, steps) = StepwiseLds(o, name, scored.StepScores!, scored.Timesteps!, referenceDir, session, queries, plan, subsets, data.Count, costs, cancel);
-                rows.Add(row with { ValidationLds = validationLds, Damping = chosen, DampingSweep = sweep, FractionOfCeiling = null, Command = o.CommandLine });
+                rows.Add(row with { ValidationLds = validationLds, Damping = chosen, DampingSweep = sweep, Command = o.CommandLine });
                 journeySteps = steps;
                 Output.Note($"{name}: per-step LDS {100 * row.Lds:F1}% [{100 * row.Low:F1}, {100 * row.High:F1}] (mean over {steps.Count} steps), permutation p = {row.P:F3}");
             }
@@ -480,7 +486,10 @@ internal static partial class EvaluateCommand
         /// <summary>Every damping tried with its validation LDS; null for a method without one.</summary>
         public IReadOnlyList<DampingPoint>? DampingSweep { get; init; }
 
-        /// <summary>The LDS divided by the mean noise ceiling; null without one (S = 1, or another measured output).</summary>
+        /// <summary>The mean noise ceiling of the row's measured output; null without one (S = 1, or another measured output).</summary>
+        public double? Ceiling { get; init; }
+
+        /// <summary>The LDS divided by the mean noise ceiling; null without one (S = 1, another measured output, or a ceiling of 0).</summary>
         public double? FractionOfCeiling { get; init; }
 
         /// <summary>The command line that produced the row.</summary>

@@ -6,7 +6,7 @@ using OnnxAttribution.Training.Evaluation;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("evaluate", HelpText = "Counterfactual validation. 'evaluate lds': train M models on random α-subsets and report each method's Linear Datamodeling Score with a bootstrap 95% interval over queries and a permutation test against random (Journey-TRAK also per trajectory step). 'evaluate counterfactual': for each store, remove each query's top-k attributed images, retrain, regenerate from the same noise, and compare with removing k random images. Both resume after a kill: every trained model and every score file is saved once.")]
+[Verb("evaluate", HelpText = "Counterfactual validation. 'evaluate lds': train M random α-subsets S times each (different seeds) and report each method's Linear Datamodeling Score on Q test queries against the subsets' mean loss, with a bootstrap 95% interval over queries, a permutation test against random (Journey-TRAK also per trajectory step), the noise ceiling of the S seeds, and each method's damping chosen beforehand on V validation queries. 'evaluate counterfactual': for each store, remove each query's top-k attributed images, retrain, regenerate from the same noise, and compare with removing k random images. Both resume after a kill: every trained model and every score file is saved once.")]
 internal sealed class EvaluateVerb
 {
     [Value(0, MetaName = "kind", Required = true, HelpText = "lds, counterfactual, or lds-report (lds.md again from the lds.json in --out).")]
