@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# The README's LDS table: N = 1000 embedded 16×16 images, a reference model and M = 64 subset models (α = 0.5) trained
-# with the fast recipe, a 32-member encoded ensemble trained with the same recipe, 50 generated queries, every method.
-# Resumable: rerun after a kill and it continues (each trained model, store and score file is saved once).
-# About 70 minutes on 2 idle cores, most of it training the 97 models (a run with a smaller M continues to a larger one, reusing its models).
+# The README's LDS table, on the papers' protocol: N = 1000 embedded 16×16 images, a reference model (5 checkpoints kept for
+# TracIn/ReTrac) and M = 64 subset models (α = 0.5) each trained with S = 3 seeds, all with the fast recipe; a 32-member
+# encoded ensemble trained with the same recipe; Q = 50 generated test queries (seeds 0 … 49) and V = 20 validation
+# queries (seeds 2^32 + 0 … 19) on which every method's damping is chosen from 1e-6 … 1e-1 before the test queries are
+# scored once; the noise ceiling from the 3 seeds; every method.
+# Resumable: rerun after a kill and it continues (each trained model, measured loss, store and score file is saved once;
+# a run with smaller M or S continues to larger ones, reusing its models). An eval/lds folder from before --subset-seeds
+# keeps its 64 models as seed 0; its reference kept only 3 checkpoints, so for tracin/retrac move eval/lds/reference,
+# eval/lds/reference-run and eval/lds/stores aside first (the command says so).
+# Cost: about 3 × 64 + 33 trainings of ~33 s on 2 idle cores (~2 h), then the builds and the damping sweeps (each λ one
+# Cholesky factorisation of the k × k kernel and one scoring of the 20 validation queries per method); still to be measured.
+# The results are copied to docs/results (lds.json, lds.md): the README's LDS table is that lds.md
+# ('onnx-attribution evaluate lds-report --out docs/results' writes it again from the JSON).
 # Extra arguments go to 'evaluate lds' (e.g. --methods trak,d-trak to score fewer methods).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +22,10 @@ cli=out/cli/onnx-attribution
 recipe=(--steps 1500 --batch-size 32 --lr 2e-3 --ema 0.995 --base-channels 16)
 "$cli" train-ensemble --data embedded --subset 0:1000 --members 32 --groups 1000 "${recipe[@]}" --seed 100 --encoding-seed 1 \
     --out eval/ensemble-e32
-"$cli" evaluate lds --data embedded --subset 0:1000 --subset-models 64 --alpha 0.5 --queries 50 "${recipe[@]}" --seed 0 \
+"$cli" evaluate lds --data embedded --subset 0:1000 --subset-models 64 --subset-seeds 3 --alpha 0.5 --queries 50 \
+    --validation-queries 20 --damping-grid 1e-6,1e-5,1e-4,1e-3,1e-2,1e-1 "${recipe[@]}" --seed 0 \
     --measure-timesteps 100 --measure-draws 3 --timesteps 10 --dim 4096 --damping 1e-3 --ensemble eval/ensemble-e32 \
     --methods "${METHODS:-trak,d-trak,journey-trak,tracin,retrac,das,kfac,ekfac,ensemble,pixel,gradient-cosine,random}" \
     --out eval/lds "$@"
+mkdir -p docs/results
+cp eval/lds/lds.json eval/lds/lds.md docs/results/

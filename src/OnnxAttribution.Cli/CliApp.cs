@@ -36,7 +36,14 @@ internal static class CliApp
         try
         {
             return result.MapResult(
-                (object options) => Dispatch(options, cancel.Token),
+                (object options) =>
+                {
+                    if (options is EvaluateVerb evaluate)
+                    {
+                        evaluate.CommandLine = CommandLineOf(args);
+                    }
+                    return Dispatch(options, cancel.Token);
+                },
                 _ => BadInput);
         }
         catch (OperationCanceledException)
@@ -56,6 +63,10 @@ internal static class CliApp
             return Crash;
         }
     }
+
+    /// <summary>The arguments as a shell command line ('onnx-attribution' and each argument, single-quoted where needed).</summary>
+    private static string CommandLineOf(string[] args) => string.Join(' ', new[] { "onnx-attribution" }.Concat(args.Select(a =>
+        a.Length > 0 && a.All(c => char.IsAsciiLetterOrDigit(c) || "-_.,:/=+@%".Contains(c)) ? a : "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'")));
 
     private static readonly Type[] VerbTypes =
     [

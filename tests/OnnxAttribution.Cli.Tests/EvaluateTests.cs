@@ -8,6 +8,7 @@ namespace OnnxAttribution.Cli.Tests;
 /// files a user reads are written, reruns continue from what is saved, and changed settings are refused by name.
 /// </summary>
 [TestFixture]
+[Category("Slow")] // trains about twenty toy models: minutes on 2 cores
 [NonParallelizable] // redirects the process's console
 public sealed class EvaluateTests
 {
@@ -40,8 +41,8 @@ public sealed class EvaluateTests
 
     private string[] Lds(string alpha = "0.5") =>
     [
-        "evaluate", "lds", "--subset", "0:24", "--subset-models", "3", "--alpha", alpha, "--steps", "8", "--batch-size", "8",
-        "--queries", "2", "--methods", "trak,random", "--measure-timesteps", "4", "--measure-draws", "1", "--timesteps", "2", "--dim", "64",
+        "evaluate", "lds", "--subset", "0:24", "--subset-models", "3", "--subset-seeds", "2", "--alpha", alpha, "--steps", "8", "--batch-size", "8",
+        "--queries", "2", "--validation-queries", "2", "--damping-grid", "1e-3,1e-1", "--methods", "trak,random", "--measure-timesteps", "4", "--measure-draws", "1", "--timesteps", "2", "--dim", "64",
         "--sampling-steps", "4", "--out", Path.Combine(_dir, "lds"),
     ];
 
@@ -55,7 +56,25 @@ public sealed class EvaluateTests
         Assert.That(result["methods"]![0]!["method"]!.GetValue<string>(), Is.EqualTo("trak"));
         Assert.That(result["methods"]![0]!["perQuery"]!.AsArray(), Has.Count.EqualTo(2));
         Assert.That(File.Exists(Path.Combine(lds, "queries.png")), Is.True);
-        Assert.That(Directory.GetDirectories(Path.Combine(lds, "subsets"), "model-*").Count(d => !d.EndsWith("-run", StringComparison.Ordinal)), Is.EqualTo(3));
+        Assert.That(Directory.GetDirectories(Path.Combine(lds, "subsets"), "model-*").Where(d => !d.EndsWith("-run", StringComparison.Ordinal)).Select(Path.GetFileName).Order(),
+            Is.EqualTo(new[] { "model-000", "model-000-seed-1", "model-001", "model-001-seed-1", "model-002", "model-002-seed-1" }), "3 subsets × 2 seeds");
+        // The damping is chosen on the validation queries from the grid; the ceiling and the command line are reported.
+        var trak = result["methods"]![0]!;
+        Assert.That(trak["damping"]!.GetValue<double>(), Is.AnyOf(1e-3, 1e-1));
+        Assert.That(trak["dampingSweep"]!.AsArray(), Has.Count.EqualTo(2));
+        Assert.That(trak["dampingSweep"]!.AsArray().Single(p => p!["damping"]!.GetValue<double>() == trak["damping"]!.GetValue<double>())!["validationLds"]!.GetValue<double>(),
+            Is.EqualTo(trak["validationLds"]!.GetValue<double>()));
+        Assert.That(result["methods"]![1]!["damping"], Is.Null, "random has no damping");
+        Assert.That(result["ceiling"]!["splits"]!.GetValue<int>(), Is.EqualTo(1));
+        Assert.That(result["ceiling"]!["perQuery"]!.AsArray(), Has.Count.EqualTo(2));
+        Assert.That(result["command"]!.GetValue<string>(), Does.StartWith("onnx-attribution evaluate lds").And.Contain("--subset-seeds 2"));
+        Assert.That(trak["command"]!.GetValue<string>(), Is.EqualTo(result["command"]!.GetValue<string>()));
+        Assert.That(NpyFormat.ReadMatrix(Path.Combine(lds, "measured", "loss-seed-1.npy")).Header.Columns, Is.EqualTo(2 + 2), "test and validation queries");
+        var markdown = File.ReadAllText(Path.Combine(lds, "lds.md"));
+        Assert.That(markdown, Does.Contain("Noise ceiling").And.Contain("validation LDS (%) at λ").And.Contain("| trak |"));
+        File.Delete(Path.Combine(lds, "lds.md"));
+        Assert.That(CliApp.Run(["evaluate", "lds-report", "--out", lds]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(lds, "lds.md")), Is.EqualTo(markdown), "lds.md is generated from lds.json alone");
         var scores = Path.Combine(lds, "scores", "trak.npy");
         var stamp = File.GetLastWriteTimeUtc(scores);
         var model = File.GetLastWriteTimeUtc(Path.Combine(lds, "subsets", "model-000", "forward.onnx"));
@@ -66,12 +85,11 @@ public sealed class EvaluateTests
         Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(lds, "lds.json")))!["methods"]![0]!["lds"]!.GetValue<double>(),
             Is.EqualTo(result["methods"]![0]!["lds"]!.GetValue<double>()));
 
-        // Scores lost but the store kept: the build time is unknown ("NaN" in the timing file) and a later run reads it.
+        // Scores lost but the store kept: scored again at the chosen damping, the same LDS.
         File.Delete(Path.Combine(lds, "scores", "trak.npy"));
         Assert.That(CliApp.Run(Lds()), Is.EqualTo(CliApp.Ok), _stderr.ToString());
-        Assert.That(File.ReadAllText(Path.Combine(lds, "scores", "trak.json")), Does.Contain("NaN"));
-        Assert.That(CliApp.Run(Lds()), Is.EqualTo(CliApp.Ok), _stderr.ToString());
-        Assert.That(File.ReadAllText(Path.Combine(lds, "lds.md")), Does.Contain("(cached)"));
+        Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(lds, "lds.json")))!["methods"]![0]!["lds"]!.GetValue<double>(),
+            Is.EqualTo(result["methods"]![0]!["lds"]!.GetValue<double>()));
 
         // Scores recorded from another store (another --ensemble folder, say) are not reused.
         var timing = Path.Combine(lds, "scores", "trak.json");
@@ -89,29 +107,34 @@ public sealed class EvaluateTests
     public void Lds_LargerM_ReusesTrainedModels_AndJourneyTrakIsScoredPerStep()
     {
         var grow = Path.Combine(_dir, "lds-grow");
-        string[] Run(int models) =>
+        string[] Run(int models, int seeds) =>
         [
             "evaluate", "lds", "--subset", "0:24", "--subset-models", models.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--subset-seeds", seeds.ToString(System.Globalization.CultureInfo.InvariantCulture), "--validation-queries", "1", "--damping-grid", "1e-2",
             "--steps", "8", "--batch-size", "8", "--queries", "2", "--methods", "journey-trak,random", "--journey-steps", "2",
             "--measure-timesteps", "4", "--measure-draws", "1", "--dim", "64", "--sampling-steps", "4", "--out", grow,
         ];
-        Assert.That(CliApp.Run(Run(2)), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(CliApp.Run(Run(2, 1)), Is.EqualTo(CliApp.Ok), _stderr.ToString());
         var first = JsonNode.Parse(File.ReadAllText(Path.Combine(grow, "lds.json")))!;
         var names = first["methods"]!.AsArray().Select(m => m!["method"]!.GetValue<string>()).ToList();
         Assert.That(names, Is.EqualTo(new[] { "journey-trak (final image)", "journey-trak", "random" }));
         Assert.That(first["methods"]![1]!["output"]!.GetValue<string>(), Does.Contain("trajectory"));
         Assert.That(first["journeySteps"]!.AsArray(), Has.Count.EqualTo(2));
-        Assert.That(NpyFormat.ReadMatrix(Path.Combine(grow, "measured-journey-trak.npy")).Header.Columns, Is.EqualTo(2 * 2), "queries × steps");
+        Assert.That(NpyFormat.ReadMatrix(Path.Combine(grow, "measured", "journey-trak-seed-0.npy")).Header.Columns, Is.EqualTo(2 * 2), "queries × steps");
+        Assert.That(first["ceiling"], Is.Null, "one seed: no ceiling");
         foreach (var m in first["methods"]!.AsArray())
         {
             Assert.That(m!["p"]!.GetValue<double>(), Is.GreaterThan(0).And.LessThanOrEqualTo(1));
         }
         var model = File.GetLastWriteTimeUtc(Path.Combine(grow, "subsets", "model-000", "forward.onnx"));
-        var measured = NpyFormat.ReadMatrix(Path.Combine(grow, "measured-loss.npy"));
+        var measured = NpyFormat.ReadMatrix(Path.Combine(grow, "measured", "loss-seed-0.npy"));
 
-        Assert.That(CliApp.Run(Run(3)), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        // More subsets and a second seed: the models trained are reused, the new ones trained.
+        Assert.That(CliApp.Run(Run(3, 2)), Is.EqualTo(CliApp.Ok), _stderr.ToString());
         Assert.That(File.GetLastWriteTimeUtc(Path.Combine(grow, "subsets", "model-000", "forward.onnx")), Is.EqualTo(model), "model 0 is reused");
-        var grown = NpyFormat.ReadMatrix(Path.Combine(grow, "measured-loss.npy"));
+        Assert.That(File.Exists(Path.Combine(grow, "subsets", "model-002-seed-1", "model.json")), Is.True);
+        Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(grow, "lds.json")))!["ceiling"]!["halfSize"]!.GetValue<int>(), Is.EqualTo(1));
+        var grown = NpyFormat.ReadMatrix(Path.Combine(grow, "measured", "loss-seed-0.npy"));
         Assert.That(grown.Header.Rows, Is.EqualTo(3));
         Assert.That(grown.Values.Take(measured.Values.Length), Is.EqualTo(measured.Values), "the first models' measurements are kept");
         Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(grow, "lds.json")))!["subsetModels"]!.GetValue<int>(), Is.EqualTo(3));

@@ -9,8 +9,7 @@ namespace OnnxAttribution.Training.Tests;
 /// Every registered method on one toy problem with a known answer: a tiny U-Net, 40 embedded training images, and queries
 /// that are copies of training images (planted duplicates). A method that cannot find the copy among the top three has a
 /// bug. Checked in their own tests instead: the ensemble (its store is trained), TracIn/ReTrac (they need saved training
-/// checkpoints, and on an untrained network each row's own random timestep and noise decide its gradient; TracInTests
-/// plants duplicates on trained checkpoints) and the random baseline (no right answer).
+/// checkpoints; TracInTests queries training images on trained checkpoints) and the random baseline (no right answer).
 /// </summary>
 [TestFixture]
 public sealed class MethodSuiteTests

@@ -298,4 +298,27 @@ public sealed class TrakAttributionTests
         }
         return x;
     }
+
+    [Test]
+    public void Redamp_ScoresAsFinalizedWithThatDamping_AndRecordsIt()
+    {
+        var dir = Store("redamp", 64, StoreDType.Float32);
+        Core.Attribution.Methods.MethodManifest.Of("trak", new { measurement = "loss", damping = 1e-3 }).Save(dir);
+        var images = Images(4, 18);
+        float[] Scores()
+        {
+            using var scorer = TrakScorer.Open(dir, _model);
+            return scorer.Scores(images, 2);
+        }
+        var before = Scores();
+        var grams = new GramCache();
+        new Core.Attribution.Methods.TrakMethod("trak", MeasurementKind.Loss).Redamp(dir, 1e-1, grams);
+        var redamped = Scores();
+        Assert.That(Core.Attribution.Methods.MethodManifest.TryLoad(dir)!.Settings["damping"]!.GetValue<double>(), Is.EqualTo(1e-1));
+        TrakEngine.Finalize(dir, 1e-1);
+        Assert.That(redamped, Is.EqualTo(Scores()), "the same kernel inverse as a finalize with λ = 1e-1");
+        Assert.That(redamped, Is.Not.EqualTo(before));
+        var first = grams.For(dir);
+        Assert.That(grams.For(dir), Is.SameAs(first), "the Gram matrix is accumulated once per store");
+    }
 }

@@ -6,10 +6,10 @@ using OnnxAttribution.Training.Evaluation;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("evaluate", HelpText = "Counterfactual validation. 'evaluate lds': train M models on random α-subsets and report each method's Linear Datamodeling Score with a bootstrap 95% interval over queries and a permutation test against random (Journey-TRAK also per trajectory step). 'evaluate counterfactual': for each store, remove each query's top-k attributed images, retrain, regenerate from the same noise, and compare with removing k random images. Both resume after a kill: every trained model and every score file is saved once.")]
+[Verb("evaluate", HelpText = "Counterfactual validation. 'evaluate lds': train M random α-subsets S times each (different seeds) and report each method's Linear Datamodeling Score on Q test queries against the subsets' mean loss, with a bootstrap 95% interval over queries, a permutation test against random (Journey-TRAK also per trajectory step), the noise ceiling of the S seeds, and each method's damping chosen beforehand on V validation queries. 'evaluate counterfactual': for each store, remove each query's top-k attributed images, retrain, regenerate from the same noise, and compare with removing k random images. Both resume after a kill: every trained model and every score file is saved once.")]
 internal sealed class EvaluateVerb : IVerbOptions
 {
-    [Value(0, MetaName = "kind", Required = true, HelpText = "lds or counterfactual.")]
+    [Value(0, MetaName = "kind", Required = true, HelpText = "lds, counterfactual, or lds-report (lds.md again from the lds.json in --out).")]
     public string Kind { get; set; } = "";
 
     [Option("out", Required = true, HelpText = "Evaluation folder (models, stores, scores, results); rerun the same command to continue.")]
@@ -27,10 +27,19 @@ internal sealed class EvaluateVerb : IVerbOptions
     [Option("subset-models", Default = 32, HelpText = "lds: M, the number of retrained subset models. Rerunning with a larger M keeps every model already trained.")]
     public int SubsetModels { get; set; }
 
+    [Option("subset-seeds", Default = 3, HelpText = "lds: S, training seeds per subset model; a query's measured output is its mean loss over them, and S ≥ 2 gives the noise ceiling. Rerunning with a larger S keeps every model already trained.")]
+    public int SubsetSeeds { get; set; }
+
+    [Option("validation-queries", Default = 20, HelpText = "lds: V generated validation queries (seeds 2^32 + 0 … V−1, never a test query's seed 0 … Q−1): each method's damping is chosen on them, then applied once to the test queries.")]
+    public int ValidationQueries { get; set; }
+
+    [Option("damping-grid", Separator = ',', Default = new[] { 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1 }, HelpText = "lds: the relative dampings λ tried on the validation queries (methods with a damping: trak, d-trak, das, journey-trak, kfac, ekfac).")]
+    public IEnumerable<double> DampingGrid { get; set; } = [];
+
     [Option("alpha", Default = 0.5, HelpText = "lds: subset size as a fraction of N.")]
     public double Alpha { get; set; }
 
-    [Option("queries", Default = 50, HelpText = "Number of generated queries (seeds 0 … Q−1 of the reference model).")]
+    [Option("queries", Default = 50, HelpText = "Number of generated (test) queries (seeds 0 … Q−1 of the reference model).")]
     public int Queries { get; set; }
 
     [Option("methods", Separator = ',', Default = new[] { "trak", "d-trak", "pixel", "random" }, HelpText = "lds: methods to score, comma-separated (see 'featurize --method').")]
@@ -81,7 +90,7 @@ internal sealed class EvaluateVerb : IVerbOptions
     [Option("dim", Default = 4096, HelpText = "Methods: projection dimension k.")]
     public int Dim { get; set; }
 
-    [Option("damping", Default = 1e-3, HelpText = "Methods: relative damping λ.")]
+    [Option("damping", Default = 1e-3, HelpText = "Methods: relative damping λ a store is first built with (lds then chooses λ from --damping-grid on the validation queries).")]
     public double Damping { get; set; }
 
     [Option("journey-steps", Default = 10, HelpText = "Methods: journey-trak's number of attributed trajectory steps (--sampling-steps must be a multiple).")]
@@ -119,7 +128,16 @@ internal sealed class EvaluateVerb : IVerbOptions
         OptionChecks.AtLeast(JourneySteps, 1, "--journey-steps");
         OptionChecks.AtLeast(SamplingSteps, 1, "--sampling-steps");
         OptionChecks.AtLeast(Threads, 0, "--threads");
+        OptionChecks.AtLeast(SubsetSeeds, 1, "--subset-seeds");
+        OptionChecks.InRange(ValidationQueries, 0, OptionChecks.MaxQueries, "--validation-queries");
+        foreach (double damping in DampingGrid)
+        {
+            OptionChecks.Positive(damping, "--damping-grid");
+        }
     }
+
+    /// <summary>The command line as typed (set by <see cref="CliApp"/>), recorded with the results.</summary>
+    public string CommandLine { get; set; } = "";
 }
 
 /// <summary>The two evaluations: <c>EvaluateCommand.Lds.cs</c> and <c>EvaluateCommand.Counterfactual.cs</c>; shared helpers here.</summary>
@@ -129,7 +147,8 @@ internal static partial class EvaluateCommand
     {
         "lds" => RunLds(o, cancel),
         "counterfactual" => RunCounterfactual(o, cancel),
-        _ => throw new UserInputException($"evaluate '{o.Kind}': expected 'lds' or 'counterfactual'"),
+        "lds-report" => RunLdsReport(o),
+        _ => throw new UserInputException($"evaluate '{o.Kind}': expected 'lds', 'counterfactual' or 'lds-report'"),
     };
 
     private static TrainingRecipe Recipe(EvaluateVerb o) => new()
@@ -201,6 +220,7 @@ internal static partial class EvaluateCommand
             measure(j).CopyTo(result.AsSpan(j * perModel, perModel));
             bar.Report(j + 1 - have, models - have, "models");
         }
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         NpyFormat.WriteMatrix(path, result, models, perModel);
         JsonFile.Save(Path.ChangeExtension(path, ".json"), new { secondsPerModel = watch.Elapsed.TotalSeconds / (models - have) });
         return result;

@@ -44,7 +44,7 @@ internal sealed class FeaturizeVerb : IVerbOptions
     [Option("pixel-metric", Default = PixelMetric.Cosine, HelpText = "pixel: cosine (similarity of the pixel vectors) or l2 (negative Euclidean distance).")]
     public PixelMetric PixelMetric { get; set; }
 
-    [Option("timesteps", Default = 10, HelpText = "K timesteps t = 0, T/K, 2T/K, … (the same for every example and the query; tracin/retrac: the query's, each training example gets one random timestep per checkpoint).")]
+    [Option("timesteps", Default = 10, HelpText = "K timesteps t = 0, T/K, 2T/K, … (the same for every example and the query, tracin/retrac included).")]
     public int Timesteps { get; set; }
 
     [Option("noise-draws", Default = 1, HelpText = "Noise draws per timestep.")]

@@ -469,17 +469,61 @@ public static class TrakEngine
     public static Preconditioner Finalize(string storeDirectory, double relativeDamping, IProgress<(long Done, long Total)>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(storeDirectory);
+        RequireDamping(relativeDamping);
+        using var storeLock = StoreLock.Acquire(storeDirectory, "finalize");
+        using var store = OpenWhole(storeDirectory);
+        using var output = AtomicFile.Create(Path.Combine(storeDirectory, PreconditionerFile), Preconditioner.FileLength(store.Dim));
+        return WritePreconditioner(store, Gram(store, progress), relativeDamping, output);
+    }
+
+    /// <summary>
+    /// Factorises ΦᵀΦ + λI from a Gram matrix already accumulated over the store (<c>Gram</c>) and writes preconditioner.bin:
+    /// another damping of the same features costs one Cholesky factorisation, no pass over the store.
+    /// </summary>
+    /// <exception cref="UserInputException"><paramref name="relativeDamping"/> is negative or not finite, or the store is a shard.</exception>
+    /// <exception cref="StoreLockedException">Another writer holds the store.</exception>
+    public static Preconditioner Finalize(string storeDirectory, Preconditioner.GramAccumulator gram, double relativeDamping)
+    {
+        ArgumentNullException.ThrowIfNull(storeDirectory);
+        ArgumentNullException.ThrowIfNull(gram);
+        RequireDamping(relativeDamping);
+        using var storeLock = StoreLock.Acquire(storeDirectory, "finalize");
+        using var store = OpenWhole(storeDirectory);
+        using var output = AtomicFile.Create(Path.Combine(storeDirectory, PreconditionerFile), Preconditioner.FileLength(store.Dim));
+        return WritePreconditioner(store, gram, relativeDamping, output);
+    }
+
+    /// <summary>ΦᵀΦ of a whole (merged) store, accumulated in float64.</summary>
+    /// <exception cref="UserInputException">The store is one shard of several.</exception>
+    /// <exception cref="StoreFormatException">A feature is NaN or infinite (the message names the row and column).</exception>
+    public static Preconditioner.GramAccumulator Gram(string storeDirectory, IProgress<(long Done, long Total)>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(storeDirectory);
+        using var store = OpenWhole(storeDirectory);
+        return Gram(store, progress);
+    }
+
+    private static void RequireDamping(double relativeDamping)
+    {
         if (!(double.IsFinite(relativeDamping) && relativeDamping >= 0))
         {
             throw new UserInputException($"damping {relativeDamping}: the relative damping λ must be a finite number ≥ 0");
         }
-        using var store = FeatureStore.Open(storeDirectory);
+    }
+
+    private static FeatureStore OpenWhole(string storeDirectory)
+    {
+        var store = FeatureStore.Open(storeDirectory);
         if (store.Meta.Shard != ShardSpec.Whole)
         {
+            store.Dispose();
             throw new UserInputException($"{storeDirectory} is shard {store.Meta.Shard.Index}/{store.Meta.Shard.Count}: merge the shards first ('merge')");
         }
-        using var storeLock = StoreLock.Acquire(storeDirectory, "finalize");
-        using var output = AtomicFile.Create(Path.Combine(storeDirectory, PreconditionerFile), Preconditioner.FileLength(store.Dim));
+        return store;
+    }
+
+    private static Preconditioner.GramAccumulator Gram(FeatureStore store, IProgress<(long Done, long Total)>? progress)
+    {
         var gram = new Preconditioner.GramAccumulator(store.Dim);
         const int block = 256;
         var rows = new float[block * store.Dim];
@@ -495,11 +539,46 @@ public static class TrakEngine
             gram.Add(rows.AsSpan(0, n * store.Dim), n);
             progress?.Report((start + n, store.Rows));
         }
-        var pre = gram.Factorize(relativeDamping, StoreFingerprint(storeDirectory));
+        return gram;
+    }
+
+    /// <summary>Factorises, writes preconditioner.bin through <paramref name="output"/> and records its checksum.</summary>
+    private static Preconditioner WritePreconditioner(FeatureStore store, Preconditioner.GramAccumulator gram, double relativeDamping, AtomicFile output)
+    {
+        var pre = gram.Factorize(relativeDamping, StoreFingerprint(store.Directory));
         output.Write(pre.WriteTo);
         output.Commit();
         StoreChecksums.RecordFiles(store, replace: true, PreconditionerFile);
         return pre;
+    }
+
+    /// <summary>
+    /// Gives a complete method store another damping without featurizing again: each of its feature stores is finalized
+    /// anew from its Gram matrix (kept in <paramref name="grams"/>, so a sweep reads each store once), and method.json's
+    /// 'settings.damping' is rewritten.
+    /// </summary>
+    /// <param name="methodStore">The method store folder (with method.json).</param>
+    /// <param name="method">The method it must be a store of.</param>
+    /// <param name="relativeDamping">The new λ, relative to each kernel's mean diagonal.</param>
+    /// <param name="featureStores">Its feature stores that hold a preconditioner (none where λ acts at query time only).</param>
+    /// <param name="grams">Gram matrices already accumulated.</param>
+    /// <exception cref="UserInputException">The store is not complete or not of <paramref name="method"/>, or records no damping.</exception>
+    public static void Redamp(string methodStore, string method, double relativeDamping, IEnumerable<string> featureStores, GramCache grams)
+    {
+        ArgumentNullException.ThrowIfNull(featureStores);
+        ArgumentNullException.ThrowIfNull(grams);
+        var manifest = Methods.MethodManifest.Require(methodStore, method);
+        if (manifest.Settings["damping"] is null)
+        {
+            throw new UserInputException($"{Path.Combine(methodStore, Methods.MethodManifest.FileName)}: field 'settings.damping' is missing; the {method} store has no damping to change");
+        }
+        foreach (var store in featureStores)
+        {
+            Finalize(store, grams.For(store), relativeDamping);
+        }
+        var settings = (System.Text.Json.Nodes.JsonObject)manifest.Settings.DeepClone();
+        settings["damping"] = relativeDamping;
+        (manifest with { Settings = settings }).Save(methodStore);
     }
 
     /// <summary>Throws naming the row when a feature is NaN or infinite: no damping makes such a Gram matrix usable.</summary>
@@ -519,4 +598,27 @@ public static class TrakEngine
             }
         }
     }
+}
+
+/// <summary>ΦᵀΦ of feature stores, accumulated once per store (by folder and content fingerprint) for a damping sweep.</summary>
+public sealed class GramCache
+{
+    private readonly Dictionary<string, (byte[] Fingerprint, Preconditioner.GramAccumulator Gram)> _grams = new(StringComparer.Ordinal);
+
+    /// <summary>The Gram matrix of the store in <paramref name="storeDirectory"/>, accumulated on first use.</summary>
+    public Preconditioner.GramAccumulator For(string storeDirectory)
+    {
+        var key = Path.GetFullPath(storeDirectory);
+        var fingerprint = TrakEngine.StoreFingerprint(storeDirectory);
+        if (_grams.TryGetValue(key, out var hit) && hit.Fingerprint.AsSpan().SequenceEqual(fingerprint))
+        {
+            return hit.Gram;
+        }
+        var gram = TrakEngine.Gram(storeDirectory);
+        _grams[key] = (fingerprint, gram);
+        return gram;
+    }
+
+    /// <summary>Forgets every Gram matrix (k² float64 each).</summary>
+    public void Clear() => _grams.Clear();
 }

@@ -108,6 +108,19 @@ public interface IAttributionMethod
 }
 
 /// <summary>
+/// A method whose damping λ can change on a built store without featurizing again (the kernel inverse is rebuilt from
+/// ΦᵀΦ, or λ acts at query time): what a damping sweep on validation queries needs.
+/// </summary>
+public interface IDampedMethod : IAttributionMethod
+{
+    /// <summary>Makes the complete store in <paramref name="storeDirectory"/> score as if it had been built with <paramref name="relativeDamping"/>.</summary>
+    /// <param name="storeDirectory">The method store.</param>
+    /// <param name="relativeDamping">λ, relative as in <see cref="MethodSettings.Damping"/>.</param>
+    /// <param name="grams">Gram matrices kept between calls of one sweep.</param>
+    void Redamp(string storeDirectory, double relativeDamping, GramCache grams);
+}
+
+/// <summary>
 /// The method of a store folder and its settings (<c>method.json</c>): written last by a build, so its presence says the
 /// store is complete.
 /// </summary>

@@ -36,7 +36,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// <para>Sign: positive when the query's and the example's mean-output gradients agree under the kernel, the convention of
 /// D-TRAK's output-only measurements; the LDS compares it with the negated loss like every other method.</para>
 /// </remarks>
-public sealed class DasMethod : IAttributionMethod
+public sealed class DasMethod : IDampedMethod
 {
     /// <summary>rᵢ, one per training row (N×1 float32 .npy).</summary>
     public const string ResidualsFile = "residuals.npy";
@@ -111,6 +111,10 @@ public sealed class DasMethod : IAttributionMethod
             throw;
         }
     }
+
+    /// <summary>Finalizes the store's features anew with <paramref name="relativeDamping"/> (<see cref="TrakEngine.Redamp"/>).</summary>
+    public void Redamp(string storeDirectory, double relativeDamping, GramCache grams) =>
+        TrakEngine.Redamp(storeDirectory, Name, relativeDamping, [storeDirectory], grams);
 
     /// <summary>method.json settings of a DAS store.</summary>
     private sealed record DasSettings(string Measurement, double Damping, string ResidualsSha256);

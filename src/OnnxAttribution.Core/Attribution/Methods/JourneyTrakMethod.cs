@@ -21,7 +21,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// Every step's plan has the same noise seed, so a training image is noised with the same ε at every step; steps are
 /// scored separately, so this only correlates the per-step estimates that <see cref="IAttributionScorer.Scores"/> averages.</para>
 /// </remarks>
-public sealed class JourneyTrakMethod : IAttributionMethod
+public sealed class JourneyTrakMethod : IDampedMethod
 {
     public string Name => "journey-trak";
 
@@ -112,6 +112,14 @@ public sealed class JourneyTrakMethod : IAttributionMethod
     /// <summary>Whether a step's preconditioner.bin is written, whole, for these features with this damping (read from its header).</summary>
     private static bool IsFinalized(string directory, int dim, double damping) =>
         Preconditioner.IsComplete(Path.Combine(directory, TrakEngine.PreconditionerFile), dim, TrakEngine.StoreFingerprint(directory), damping);
+
+    /// <summary>Finalizes every step's features anew with <paramref name="relativeDamping"/> (<see cref="TrakEngine.Redamp"/>).</summary>
+    public void Redamp(string storeDirectory, double relativeDamping, GramCache grams)
+    {
+        var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<JourneyStoreSettings>(storeDirectory);
+        var steps = (settings.Steps ?? []).Select(t => Path.Combine(storeDirectory, StepFolder(t, settings.TrainTimesteps))).ToList();
+        TrakEngine.Redamp(storeDirectory, Name, relativeDamping, steps, grams);
+    }
 
     /// <summary>Opens the step stores on one shared model (one pair of ONNX Runtime sessions for every step).</summary>
     /// <exception cref="UserInputException">The folder is not a complete Journey-TRAK store.</exception>

@@ -34,7 +34,7 @@ public sealed record KfacSettings(string Measurement, double Damping, long Fishe
 /// <see cref="MethodSettings.Timesteps"/>, NoiseDraws, NoiseSeed, Measurement (the query's; default loss),
 /// Distribution, Dim, ProjectionSeed, DType, Damping (&gt; 0), Seed (the Fisher draws), BatchSize.</para>
 /// </remarks>
-public sealed class KfacMethod(string name, CurvatureKind kind) : IAttributionMethod
+public sealed class KfacMethod(string name, CurvatureKind kind) : IDampedMethod
 {
     public string Name { get; } = name;
 
@@ -87,6 +87,13 @@ public sealed class KfacMethod(string name, CurvatureKind kind) : IAttributionMe
         }, progress, cancel);
         var measurement = s.Measurement ?? MeasurementKind.Loss;
         MethodManifest.Of(Name, new KfacSettings(measurement.ToString().ToLowerInvariant(), s.Damping, s.Seed)).Save(request.OutDirectory);
+    }
+
+    /// <summary>Records <paramref name="relativeDamping"/> in method.json: K-FAC applies λ at query time, so nothing else changes.</summary>
+    public void Redamp(string storeDirectory, double relativeDamping, GramCache grams)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(relativeDamping);
+        TrakEngine.Redamp(storeDirectory, Name, relativeDamping, [], grams);
     }
 
     /// <exception cref="UserInputException">The store is not a complete kfac/ekfac store of this kind.</exception>

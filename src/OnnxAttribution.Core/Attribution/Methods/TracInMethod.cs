@@ -14,10 +14,12 @@ public sealed record TracInCheckpoint(string Directory, int Step, double Learnin
 
 /// <summary>The settings of a TracIn / ReTrac store (method.json).</summary>
 /// <param name="Checkpoints">The checkpoints, in the order of the store's <c>checkpoint-c</c> folders.</param>
-/// <param name="QueryTimesteps">The timesteps a query's gradient is averaged over.</param>
+/// <param name="QueryTimesteps">The timesteps a query's gradient is averaged over (and, in stores built since the training
+/// side uses the same plan, every training example's too: the plan of each checkpoint store's meta.json says which).</param>
 /// <param name="NoiseDraws">Noise draws per query timestep.</param>
 /// <param name="NoiseSeed">Seed of the query's noise.</param>
-/// <param name="Seed">Seed of the training side's per-example timesteps and noise.</param>
+/// <param name="Seed">The build's <see cref="MethodSettings.Seed"/> (stores built before the fixed training plan drew one
+/// random timestep per example and checkpoint from it; recorded, no longer used).</param>
 /// <param name="Projection">The dense projection of every gradient.</param>
 public sealed record TracInSettings(
     IReadOnlyList<TracInCheckpoint> Checkpoints,
@@ -36,11 +38,11 @@ public sealed record TracInSettings(
 /// </summary>
 /// <remarks>
 /// <para>L is the L2 diffusion loss ‖ε − ε̂‖²/D; the paper's public code uses the L1 loss by default.</para>
-/// <para>Training side: ONE timestep per example and checkpoint, uniform in 0..T−1, with its own noise, drawn by a counter-based
-/// RNG keyed by (<see cref="MethodSettings.Seed"/>, checkpoint index, row) (<see cref="FeaturizationPlan.OneRandomTimestep"/>):
-/// it mimics the single timestep the training step that saw the example drew (the trainer does not record which).
-/// Query side: the gradient averaged over <see cref="MethodSettings.Timesteps"/> evenly spaced timesteps ×
-/// <see cref="MethodSettings.NoiseDraws"/> (the public code: 100 × 16).</para>
+/// <para>Both sides average the gradient over the same fixed plan as the other gradient methods:
+/// <see cref="MethodSettings.Timesteps"/> evenly spaced timesteps × <see cref="MethodSettings.NoiseDraws"/> seeded noise draws
+/// (the paper's query side: 100 × 16), the same draws for every training example and checkpoint. (The public code's
+/// training side uses the one timestep the training step drew; one random timestep per example and checkpoint, which
+/// stores built before this kept, made self-influence noisy.)</para>
 /// <para>Gradients are projected to k = <see cref="MethodSettings.Dim"/> with the dense JL projector (the paper projects
 /// nothing): inner products are kept to about ‖a‖‖b‖√(2/k). ReTrac's norms are of the unprojected gradients, computed exactly
 /// while featurizing and kept in <c>norms.npy</c>; a zero gradient scores 0.</para>
@@ -57,8 +59,8 @@ public sealed class TracInMethod(string name, bool renormalize) : IAttributionMe
     public bool Renormalize { get; } = renormalize;
 
     public string Summary => Renormalize
-        ? "Σ over checkpoints of η·(query gradient · unit-norm training gradient), one random timestep per training example"
-        : "Σ over checkpoints of η·(query gradient · training gradient), one random timestep per training example";
+        ? "Σ over checkpoints of η·(query gradient · unit-norm training gradient), both averaged over K timesteps"
+        : "Σ over checkpoints of η·(query gradient · training gradient), both averaged over K timesteps";
 
     /// <summary>The feature store folder of checkpoint <paramref name="index"/> inside a method store.</summary>
     public static string CheckpointFolder(int index) => "checkpoint-" + index.ToString(CultureInfo.InvariantCulture);
@@ -100,7 +102,7 @@ public sealed class TracInMethod(string name, bool renormalize) : IAttributionMe
                 ModelDirectory = checkpoints[c].Path,
                 Data = request.Data,
                 Subset = request.Source.Subset,
-                Plan = FeaturizationPlan.OneRandomTimestep(s.Seed, c, MeasurementKind.Loss),
+                Plan = new FeaturizationPlan(FeaturizationPlan.Evenly(model.CreateSchedule().Timesteps, s.Timesteps), s.NoiseDraws, s.NoiseSeed, MeasurementKind.Loss),
                 Projection = projection,
                 DType = s.DType,
                 Method = FeatureLabel,

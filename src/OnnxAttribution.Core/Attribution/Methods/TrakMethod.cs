@@ -7,7 +7,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// 2024, Sec. 3–4) with the squared output norm ("Square"): τ(q)ᵢ = φ_qᵀ (ΦᵀΦ + λI)⁻¹ φᵢ over projected gradients
 /// averaged over fixed timesteps and noise. The store is the feature store of <see cref="TrakEngine"/>.
 /// </summary>
-public sealed class TrakMethod(string name, MeasurementKind measurement) : IAttributionMethod
+public sealed class TrakMethod(string name, MeasurementKind measurement) : IDampedMethod
 {
     public string Name { get; } = name;
 
@@ -59,6 +59,10 @@ public sealed class TrakMethod(string name, MeasurementKind measurement) : IAttr
 
     public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session) =>
         new Scorer(Name, TrakScorer.Open(storeDirectory, modelDirectory, session));
+
+    /// <summary>Finalizes the store's features anew with <paramref name="relativeDamping"/> (<see cref="TrakEngine.Redamp"/>).</summary>
+    public void Redamp(string storeDirectory, double relativeDamping, GramCache grams) =>
+        TrakEngine.Redamp(storeDirectory, Name, relativeDamping, [storeDirectory], grams);
 
     /// <summary>The query side: features of the query images, one solve, one scan of the store.</summary>
     private sealed class Scorer(string method, TrakScorer trak) : IAttributionScorer
