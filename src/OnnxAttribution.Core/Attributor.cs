@@ -20,6 +20,16 @@ public sealed record RankedRow(int Rank, long Index, float Score);
 /// <param name="Top">The ranked rows; fewer than asked for when the store has fewer rows.</param>
 public sealed record QueryRanking(string Query, IReadOnlyList<RankedRow> Top);
 
+/// <summary>What <see cref="Attributor.Verify"/> found.</summary>
+/// <param name="FeatureStores">The feature store folders read (the store itself, per-step or per-checkpoint stores in it).</param>
+/// <param name="RowsChecked">Feature rows read, over all of them.</param>
+/// <param name="Problems">What is wrong, each naming the file and row; empty when the store is sound.</param>
+public sealed record StoreCheck(IReadOnlyList<string> FeatureStores, long RowsChecked, IReadOnlyList<string> Problems)
+{
+    /// <summary>True when no problem was found.</summary>
+    public bool Ok => Problems.Count == 0;
+}
+
 /// <summary>What <see cref="Attributor.BuildStore"/> builds.</summary>
 public sealed record StoreBuildOptions
 {
@@ -335,6 +345,59 @@ public sealed class Attributor : IDisposable
             }
         }
         return ImageGrid.Write(path, tiles, queries.Count * columns, Channels, ImageSize, ImageSize, new GridLayout(columns, scale), captions);
+    }
+
+    /// <summary>
+    /// Checks the store beyond what opening it checks (method.json, file headers against meta.json, the model's
+    /// fingerprint): every feature store in the folder has every row's features finite, and was built from the training
+    /// images its source.json names (their fingerprint).
+    /// </summary>
+    /// <param name="progress">Reports the stage "verify FOLDER" with the rows of that feature store read; may be null.</param>
+    /// <param name="cancel">Stops between rows.</param>
+    /// <returns>The problems found, at most 20 per feature store (the first ones).</returns>
+    /// <exception cref="StoreFormatException">A feature store's files cannot be read at all.</exception>
+    /// <exception cref="UserInputException">The training images of source.json cannot be loaded.</exception>
+    /// <exception cref="ObjectDisposedException">This instance was disposed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancel"/> was cancelled.</exception>
+    public StoreCheck Verify(IProgress<MethodProgress>? progress = null, CancellationToken cancel = default)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        const int MaxProblems = 20;
+        var folders = Directory.EnumerateFiles(StoreDirectory, StoreFiles.Meta, SearchOption.AllDirectories)
+            .Select(f => Path.GetDirectoryName(f)!).Order(StringComparer.Ordinal).ToList();
+        var problems = new List<string>();
+        long checkedRows = 0;
+        foreach (var folder in folders)
+        {
+            using var store = FeatureStore.Open(folder);
+            if (_source is not null && store.Meta.DatasetFingerprint != TrainingData.Fingerprint)
+            {
+                problems.Add($"{Path.Combine(folder, StoreFiles.Meta)}: field 'datasetFingerprint' is {store.Meta.DatasetFingerprint[..12]}…, but the training images source.json names ({_source.Data}, subset '{_source.Subset}') have {TrainingData.Fingerprint[..12]}…");
+            }
+            var features = new float[store.Dim];
+            int found = 0;
+            for (long row = store.FirstRow; row < store.FirstRow + store.Rows; row++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                store.ReadRow(row, features);
+                int bad = Array.FindIndex(features, v => !float.IsFinite(v));
+                if (bad >= 0 && found++ < MaxProblems)
+                {
+                    problems.Add($"{Path.Combine(folder, StoreFiles.Features)}: row {row}, feature {bad} is {features[bad]}");
+                }
+                checkedRows++;
+                long done = row - store.FirstRow + 1;
+                if (done % 1024 == 0 || done == store.Rows)
+                {
+                    progress?.Report(new MethodProgress($"verify {folder}", done, store.Rows));
+                }
+            }
+            if (found > MaxProblems)
+            {
+                problems.Add($"{Path.Combine(folder, StoreFiles.Features)}: {found - MaxProblems} more rows with non-finite features");
+            }
+        }
+        return new StoreCheck(folders, checkedRows, problems);
     }
 
     /// <summary>Closes the store and the model's sessions.</summary>

@@ -168,6 +168,16 @@ public sealed class AttributorTests : TempDirectoryTest
     }
 
     [Test]
+    public void Verify_SoundStore_ReadsEveryRowAndFindsNothing()
+    {
+        var check = _attributor.Verify();
+
+        Assert.That(check.Problems, Is.Empty);
+        Assert.That(check.RowsChecked, Is.EqualTo(Rows));
+        Assert.That(check.FeatureStores, Is.EqualTo(new[] { _store }));
+    }
+
+    [Test]
     public void CoreAssembly_Version_IsTheOneInDirectoryBuildProps()
     {
         var props = XDocument.Load(Path.Combine(RepositoryRoot(), "Directory.Build.props"));

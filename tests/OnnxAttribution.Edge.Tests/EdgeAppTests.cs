@@ -72,7 +72,7 @@ public sealed class EdgeAppTests
     [TestCase("attribute", "--model", "m", "--model", "m", ExpectedResult = "--model is given twice")]
     [TestCase("attribute", "--sed", "1", ExpectedResult = "unknown option '--sed'")]
     [TestCase("attribute", "--model", ExpectedResult = "--model needs a value")]
-    [TestCase("featurize", ExpectedResult = "unknown verb 'featurize'; known: attribute")]
+    [TestCase("featurize", ExpectedResult = "unknown verb 'featurize'; known: attribute, verify")]
     public string Run_BadArguments_ExitsTwoNamingTheOption(params string[] args)
     {
         var (code, _, stderr) = Run(args);
@@ -87,6 +87,48 @@ public sealed class EdgeAppTests
         var (code, _, stderr) = Run("attribute", "--model", _model, "--store", _store, "--image", missing);
         Assert.That(code, Is.EqualTo(EdgeApp.BadInput));
         Assert.That(stderr, Does.Contain(missing));
+    }
+
+    [Test]
+    public void Verify_SoundStore_ExitsZeroHavingReadEveryRow()
+    {
+        var (code, stdout, stderr) = Run("verify", "--model", _model, "--store", _store, "--json");
+
+        Assert.That(code, Is.EqualTo(EdgeApp.Ok), stdout + stderr);
+        using var json = JsonDocument.Parse(stdout);
+        Assert.That(json.RootElement.GetProperty("rowsChecked").GetInt64(), Is.EqualTo(32));
+        Assert.That(json.RootElement.GetProperty("problems").GetArrayLength(), Is.Zero);
+    }
+
+    [Test]
+    public void Verify_NaNInTheLastRow_ExitsThreeSayingTheFeaturesChanged()
+    {
+        var copy = Path.Combine(_dir, "damaged");
+        Directory.CreateDirectory(copy);
+        foreach (var file in Directory.GetFiles(_store))
+        {
+            File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+        }
+        // The last 4 bytes of features.npy are the last row's last float32 feature.
+        using (var features = File.OpenWrite(Path.Combine(copy, "features.npy")))
+        {
+            features.Seek(-4, SeekOrigin.End);
+            features.Write(BitConverter.GetBytes(float.NaN));
+        }
+
+        var (code, stdout, stderr) = Run("verify", "--model", _model, "--store", copy);
+
+        // D-TRAK's preconditioner records a fingerprint of the features it was computed from: opening already tells.
+        Assert.That(code, Is.EqualTo(EdgeApp.CheckFailed), stderr);
+        Assert.That(stdout, Does.Contain("built from other features").And.Contain("FAILED"));
+    }
+
+    [Test]
+    public void Verify_MissingStoreFolder_ExitsTwo()
+    {
+        var (code, _, stderr) = Run("verify", "--model", _model, "--store", Path.Combine(_dir, "none"));
+        Assert.That(code, Is.EqualTo(EdgeApp.BadInput));
+        Assert.That(stderr, Does.Contain("--store").And.Contain("none"));
     }
 
     [Test]
