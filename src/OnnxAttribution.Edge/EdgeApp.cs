@@ -200,7 +200,7 @@ internal static class EdgeApp
         {
             throw new UserInputException($"--store {o.Store}: no such folder");
         }
-        string method = "?";
+        string? method = null;
         StoreCheck check;
         try
         {
@@ -222,7 +222,7 @@ internal static class EdgeApp
             {
                 output.WriteLine($"problem: {problem}");
             }
-            output.WriteLine($"{(check.Ok ? "ok" : "FAILED")}: {method} store {o.Store}, {check.FeatureStores.Count} feature store(s), {check.RowsChecked} rows read, {check.Problems.Count} problem(s)");
+            output.WriteLine($"{(check.Ok ? "ok" : "FAILED")}: {(method is null ? "" : method + " ")}store {o.Store}, {check.FeatureStores.Count} feature store(s), {check.RowsChecked} rows read, {check.Problems.Count} problem(s)");
         }
         return check.Ok ? Ok : CheckFailed;
     }
