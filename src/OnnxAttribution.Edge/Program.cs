@@ -1,0 +1,3 @@
+using OnnxAttribution.Edge;
+
+return EdgeApp.Run(args, Console.Out, Console.Error);

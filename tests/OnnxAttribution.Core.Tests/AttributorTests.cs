@@ -1,0 +1,191 @@
+using System.Reflection;
+using System.Xml.Linq;
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Core.Sampling;
+
+namespace OnnxAttribution.Core.Tests;
+
+/// <summary>
+/// The facade against a small D-TRAK store of the shipped model, built once through the facade; every answer is
+/// checked against the store's scorer opened directly.
+/// </summary>
+[TestFixture]
+public sealed class AttributorTests : TempDirectoryTest
+{
+    private const int Rows = 40;
+    private const string Subset = "0:40";
+
+    private string _dir = "";
+    private string _model = "";
+    private string _store = "";
+    private ImageDataset _data = null!;
+    private Attributor _attributor = null!;
+    private IAttributionScorer _scorer = null!;
+    private readonly List<MethodProgress> _buildProgress = [];
+
+    [OneTimeSetUp]
+    public void BuildStore()
+    {
+        _dir = Directory.CreateTempSubdirectory("oa-attributor-").FullName;
+        _model = Path.Combine(RepositoryRoot(), "models", "fm16");
+        _store = Path.Combine(_dir, "dtrak");
+        _data = new DatasetLocator().Load("embedded", Subset, 16);
+        // k > N: every training row has a direction of its own, so a training image ranks its own row first.
+        Attributor.BuildStore(new StoreBuildOptions
+        {
+            Method = "d-trak",
+            ModelDirectory = _model,
+            Data = "embedded",
+            Subset = Subset,
+            StoreDirectory = _store,
+            Settings = new MethodSettings { Timesteps = 2, Dim = 512 },
+        }, new SyncProgress<MethodProgress>(_buildProgress.Add));
+        _attributor = Attributor.Open(_model, _store);
+        _scorer = AttributionMethods.Open(_store, _model);
+    }
+
+    [OneTimeTearDown]
+    public void Remove()
+    {
+        _attributor?.Dispose();
+        _scorer?.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Test]
+    public void BuildStore_DTrak_ReportsProgressAndOpensWithTheModelsGeometry()
+    {
+        Assert.That(_buildProgress, Is.Not.Empty);
+        Assert.That(_buildProgress.Max(p => p.Done), Is.EqualTo(Rows));
+        Assert.That((_attributor.Method, _attributor.Rows, _attributor.Channels, _attributor.ImageSize), Is.EqualTo(("d-trak", (long)Rows, 1, 16)));
+    }
+
+    [Test]
+    public void Attribute_TrainingImage_SameRowsAndScoresAsTheScorerOpenedDirectly()
+    {
+        const int row = 13;
+        var ranking = _attributor.Attribute(Image(row), top: 6, label: "row 13");
+
+        var direct = _scorer.Scores([new AttributionQuery("direct", Image(row))]);
+        var expected = TopKSelection.Select(direct, 6);
+        Assert.That(ranking.Query, Is.EqualTo("row 13"));
+        Assert.That(ranking.Top.Select(r => r.Index), Is.EqualTo(expected.Indices));
+        Assert.That(ranking.Top.Select(r => r.Score), Is.EqualTo(expected.Scores));
+        Assert.That(ranking.Top.Select(r => r.Rank), Is.EqualTo(Enumerable.Range(1, 6)));
+        Assert.That(ranking.Top[0].Index, Is.EqualTo(row));
+    }
+
+    [Test]
+    public void Attribute_Batch_EachQueryRankedAsTheScorerRanksIt()
+    {
+        var queries = new[] { 3, 21, 38 }.Select(r => new AttributionQuery($"row {r}", Image(r))).ToList();
+        var progress = new List<MethodProgress>();
+
+        var rankings = _attributor.Attribute(queries, top: 4, new SyncProgress<MethodProgress>(progress.Add));
+
+        var expected = _scorer.TopK(queries, 4);
+        Assert.That(rankings, Has.Count.EqualTo(3));
+        for (int q = 0; q < 3; q++)
+        {
+            Assert.That(rankings[q].Query, Is.EqualTo(queries[q].Label));
+            Assert.That(rankings[q].Top.Select(r => r.Index), Is.EqualTo(expected[q].Indices));
+            Assert.That(rankings[q].Top.Select(r => r.Score), Is.EqualTo(expected[q].Scores));
+        }
+        Assert.That(progress, Is.EqualTo(new[] { new MethodProgress("score", 0, 3), new MethodProgress("score", 3, 3) }));
+    }
+
+    [Test]
+    public void AttributePng_FileAndStream_SameRankingAsThePixelsRead()
+    {
+        const int row = 9;
+        var png = Path.Combine(TempDir, "query.png");
+        PngImage.Write(png, Image(row), 1, 16, 16);
+
+        var fromFile = _attributor.AttributePng(png, top: 5);
+        using var stream = File.OpenRead(png);
+        var fromStream = _attributor.AttributePng(stream, top: 5, label: "stream");
+
+        var direct = TopKSelection.Select(_scorer.Scores([new AttributionQuery("direct", PngImage.Read(png, 1, 16).Pixels)]), 5);
+        Assert.That(fromFile.Query, Is.EqualTo("query.png"));
+        Assert.That(fromFile.Top.Select(r => r.Index), Is.EqualTo(direct.Indices));
+        Assert.That(fromStream.Top, Is.EqualTo(fromFile.Top));
+        Assert.That(fromFile.Top[0].Index, Is.EqualTo(row), "an 8-bit training image survives the PNG round trip exactly");
+    }
+
+    [Test]
+    public void AttributeSeeds_TwoSeeds_SameAsGeneratedQueriesScoredDirectly()
+    {
+        long[] seeds = [5, 6];
+        var progress = new List<MethodProgress>();
+
+        var rankings = _attributor.AttributeSeeds(seeds, top: 5, SamplerKind.Ddim, steps: 8, new SyncProgress<MethodProgress>(progress.Add));
+
+        var queries = GeneratedQueries.Generate(Core.Runtime.ModelDirectory.Open(_model), seeds, SamplerKind.Ddim, 8, Core.Runtime.SessionSettings.Default);
+        var expected = _scorer.TopK(queries, 5);
+        Assert.That(rankings.Select(r => r.Query), Is.EqualTo(new[] { "seed 5", "seed 6" }));
+        Assert.That(rankings.Select(r => r.Top.Select(t => t.Index)), Is.EqualTo(expected.Select(e => e.Indices)));
+        Assert.That(rankings.Select(r => r.Top.Select(t => t.Score)), Is.EqualTo(expected.Select(e => e.Scores)));
+        Assert.That(progress.Select(p => p.Stage).Distinct(), Is.EqualTo(new[] { "generate", "score" }));
+    }
+
+    [Test]
+    public void Attribute_WrongPixelCount_ThrowsUserInputNamingTheGeometry()
+    {
+        var e = Assert.Throws<UserInputException>(() => _attributor.Attribute(new float[10], top: 3));
+        Assert.That(e!.Message, Does.Contain("1×16×16 = 256").And.Contain("10 pixel values"));
+    }
+
+    [Test]
+    public void Attribute_Cancelled_ThrowsOperationCanceled()
+    {
+        using var cancel = new CancellationTokenSource();
+        cancel.Cancel();
+        Assert.That(() => _attributor.Attribute(Image(1), top: 3, cancel: cancel.Token), Throws.InstanceOf<OperationCanceledException>());
+    }
+
+    [Test]
+    public void Open_FolderThatIsNoStore_ThrowsUserInputNamingIt()
+    {
+        var empty = Directory.CreateDirectory(Path.Combine(TempDir, "empty")).FullName;
+        var e = Assert.Throws<UserInputException>(() => Attributor.Open(_model, empty));
+        Assert.That(e!.Message, Does.Contain(empty));
+    }
+
+    [Test]
+    public void WriteGrid_TwoQueries_OneRowPerQueryWithItsTopImages()
+    {
+        var queries = new[] { 2, 30 }.Select(r => new AttributionQuery($"row {r}", Image(r))).ToList();
+        var rankings = _attributor.Attribute(queries, top: 3);
+        var png = Path.Combine(TempDir, "grid.png");
+
+        _attributor.WriteGrid(png, queries, rankings, scale: 2);
+
+        var (pixels, _, height, width) = PngImage.Read(png, 1);
+        Assert.That(width, Is.GreaterThan(height), "4 columns, 2 rows");
+        Assert.That(pixels, Has.Length.EqualTo(width * height));
+    }
+
+    [Test]
+    public void Verify_SoundStore_ReadsEveryRowAndFindsNothing()
+    {
+        var check = _attributor.Verify();
+
+        Assert.That(check.Problems, Is.Empty);
+        Assert.That(check.RowsChecked, Is.EqualTo(Rows));
+        Assert.That(check.FeatureStores, Is.EqualTo(new[] { _store }));
+    }
+
+    [Test]
+    public void CoreAssembly_Version_IsTheOneInDirectoryBuildProps()
+    {
+        var props = XDocument.Load(Path.Combine(RepositoryRoot(), "Directory.Build.props"));
+        var version = props.Descendants("Version").Single().Value;
+        var informational = typeof(Attributor).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion;
+        // The SDK appends "+commit" to the informational version when it knows the commit.
+        Assert.That(informational.Split('+')[0], Is.EqualTo(version));
+    }
+
+    private float[] Image(int row) => _data.Image(row).ToArray();
+}
