@@ -118,9 +118,10 @@ public sealed class EdgeAppTests
 
         var (code, stdout, stderr) = Run("verify", "--model", _model, "--store", copy);
 
-        // D-TRAK's preconditioner records a fingerprint of the features it was computed from: opening already tells.
+        // featurize recorded a checksum per chunk of rows: opening the store already tells, naming the file and rows.
         Assert.That(code, Is.EqualTo(EdgeApp.CheckFailed), stderr);
-        Assert.That(stdout, Does.Contain("built from other features").And.Contain("FAILED"));
+        Assert.That(stdout, Does.Contain("features.npy: rows 0–31").And.Contain("do not match their checksum")
+            .And.Contain("FAILED"));
     }
 
     [Test]
