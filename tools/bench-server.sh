@@ -9,7 +9,8 @@
 # sequential run, and the server's peak RSS (VmHWM). Stops the server it started.
 # Usage: bash tools/bench-server.sh [requests] [store] [png]
 #        (defaults: 200, out/demo/store-dtrak, out/demo/sample-seed7.png; PORT=5081 TOP=10 THREADS=0 WARMUP=10 CLIENTS=8
-#         LOAD_SECONDS=60 LOAD_CLIENTS=32 SEED_EVERY=8 SEEDS=16 SEED_STEPS=64; LOAD_SECONDS=0 skips the load test)
+#         LOAD_SECONDS=60 LOAD_CLIENTS=32 SEED_EVERY=8 SEEDS=16 SEED_STEPS=64; LOAD_SECONDS=0 skips the load test;
+#         SERVER_ARGS="--max-wait-ms 300" passes settings to the server)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-200}
@@ -25,7 +26,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build src/OnnxAttribution.Server -c Release -v q -nologo -o out/server >/dev/null
 
 work=$(mktemp -d)
-out/server/onnx-attribution-server --store "bench=$store" --urls "http://127.0.0.1:$port" --threads "${THREADS:-0}" >"$work/server.log" 2>&1 &
+out/server/onnx-attribution-server --store "bench=$store" --urls "http://127.0.0.1:$port" --threads "${THREADS:-0}" ${SERVER_ARGS:-} >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do
@@ -34,7 +35,19 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 url="http://127.0.0.1:$port/stores/bench/attribute?top=$top"
-query() { curl -sf -X POST "$url" -H 'Content-Type: image/png' --data-binary "@$png" -o "${1:-$work/body.json}" -w '%{time_total}\n'; }
+# One query; a 429 (the store is busy: more work ahead than --max-wait-ms) is waited out for its Retry-After and sent
+# again, each refusal counted in $work/refused; the time printed is the answered request's.
+query() {
+    local r
+    while :; do
+        r=$(curl -s -X POST "$url" -H 'Content-Type: image/png' --data-binary "@$png" -o "${1:-$work/body.json}" -w '%{http_code} %{time_total}')
+        case "$r" in
+            200\ *) echo "${r#* }"; return 0 ;;
+            429\ *) echo x >>"$work/refused"; sleep 1 ;;
+            *) echo "query failed: HTTP $r" >&2; return 1 ;;
+        esac
+    done
+}
 first=$(query)   # the first client after start: the server warmed its store up before listening
 for _ in $(seq 2 "$warmup"); do query >/dev/null; done
 
@@ -68,8 +81,8 @@ awk -v p50="$(pct "$work/times" 0.5)" -v p99="$(pct "$work/times" 0.99)" -v s50=
     -v n="$n" -v png="$png" -v top="$top" 'BEGIN {
     printf "%d sequential requests of %s (top=%d): curl time_total p50 %.1f ms, p99 %.1f ms; server scoreMs p50 %.1f ms, p99 %.1f ms\n", n, png, top, p50 * 1000, p99 * 1000, s50, s99 }'
 awk -v p50="$(pct "$work/ctimes" 0.5)" -v p99="$(pct "$work/ctimes" 0.99)" -v n="$n" -v c="$clients" -v seq="$sequential_s" -v conc="$concurrent_s" \
-    -v mean_batch="$(awk '{s += 1 / $1} END {printf "%.1f", NR / s}' "$work/batches")" 'BEGIN {
-    printf "%d requests from %d concurrent clients: curl time_total p50 %.1f ms, p99 %.1f ms; mean requests per scan %s\n", n, c, p50 * 1000, p99 * 1000, mean_batch
+    -v refused="$(cat "$work/refused" 2>/dev/null | wc -l)" -v mean_batch="$(awk '{s += 1 / $1} END {printf "%.1f", NR / s}' "$work/batches")" 'BEGIN {
+    printf "%d requests from %d concurrent clients: curl time_total p50 %.1f ms, p99 %.1f ms (answered requests; %d refusals with 429 waited out); mean requests per scan %s\n", n, c, p50 * 1000, p99 * 1000, refused, mean_batch
     printf "throughput: %.1f requests/s sequential (%.1f s), %.1f requests/s with %d clients (%.1f s): %.1fx\n", n / seq, seq, n / conc, c, conc, seq / conc }'
 
 # The bounded load test: cheap image queries from most clients, expensive seed requests from every SEED_EVERY-th.
@@ -103,8 +116,8 @@ if [ "$load_s" -gt 0 ]; then
     awk '$1 == "cheap" && $2 == 200 {print $3}' "$work/answers" >"$work/cheap"
     echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
     awk '{n[$1 " " $2]++} END {for (k in n) printf "  %s: %d\n", k, n[k]}' "$work/answers" | sort
-    awk '$2 >= 500 && $2 != 503 {f++} $2 == 503 {q++} $2 == "000" {c++} END {
-        printf "5xx: %d (503 queue full or draining: %d; other 5xx: %d); no answer (curl failed): %d\n", f + q, q, f, c }' "$work/answers"
+    awk '$2 >= 500 && $2 != 503 {f++} $2 == 503 {q++} $2 == 429 {b++} $2 == "000" {c++} END {
+        printf "5xx: %d (503 draining: %d; other 5xx: %d); 429 busy (refused at once, retried after 1 s): %d; no answer (curl failed): %d\n", f + q, q, f, b + 0, c }' "$work/answers"
     if [ -s "$work/cheap" ]; then
         awk -v loaded="$(pct "$work/cheap" 0.99)" -v p50="$(pct "$work/cheap" 0.5)" -v idle="$(pct "$work/times" 0.99)" 'BEGIN {
             printf "cheap queries under load: p50 %.1f ms, p99 %.1f ms; unloaded p99 (sequential run above) %.1f ms: %.2fx\n", p50 * 1000, loaded * 1000, idle * 1000, loaded / idle }'

@@ -1,8 +1,8 @@
 namespace OnnxAttribution.Server;
 
 /// <summary>
-/// A request the server refuses or gives up on, with the status and message the client gets: a full queue or a drain
-/// (503, with the seconds to wait as Retry-After), a timeout (504), a body or URL too large (413, 414), a wrong key (401).
+/// A request the server refuses or gives up on, with the status and message the client gets: a busy store (429) or a
+/// drain (503), each with the seconds to wait as Retry-After, a timeout (504), a body or URL too large (413, 414), a wrong key (401).
 /// </summary>
 internal sealed class HttpProblem : Exception
 {

@@ -11,18 +11,21 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution.Server;
 
 /// <summary>
-/// One store the server answers for, opened once: its scorer, and the model's forward graph as a denoiser for seed
-/// queries. Disposing it stops its workers and closes both.
+/// One store the server answers for, opened once: a scorer for image queries, and for seed queries the model's forward
+/// graph as a denoiser with a scorer of their own. Disposing it stops its workers and closes them.
 /// </summary>
 /// <remarks>
 /// Concurrency: the scorers are not documented as thread-safe (TRAK's query side keeps a feature extractor over open ORT
-/// sessions, other methods keep their own scratch), so one worker per store uses the scorer, and another the denoiser
-/// (its own ORT session). Requests wait in two bounded lanes: image queries in the scoring lane, seed requests first in
-/// the sampling lane, whose worker samples their queries and hands them on to the scoring lane; an expensive seed
-/// request thus never holds up image queries behind its sampling. A lane that is full refuses with 503 and a
-/// Retry-After estimated from its recent service times. The scoring worker takes every request waiting when it becomes
-/// free (up to <see cref="BatchQueries"/> queries) as one batch: one call of the scorer, one scan of the store, for all
-/// of them. A query's scores do not depend on the other queries of its batch (the scan sums each pair the same way; see
+/// sessions, other methods keep their own scratch), so each is used by one worker. Requests wait in two bounded lanes:
+/// image queries in the scoring lane; seed requests in the sampling lane, whose worker samples their queries and scores
+/// them with its own scorer (its ORT sessions on --seed-threads threads), so that an expensive seed request never
+/// holds up image queries: they share the cores, not a queue. A lane admits a request while it is idle, or while the
+/// work ahead of the request (waiting and running, estimated from the lane's recent cost per query and per sampling
+/// step) is within its budget (--max-wait-ms for images, half of --request-timeout for seeds) and fewer requests than
+/// its capacity wait; otherwise the request is refused at once with 429 and a Retry-After of the estimated work ahead,
+/// instead of waiting past what a lookup may take. The scoring worker takes every request waiting when it becomes free
+/// (up to <see cref="BatchQueries"/> queries) as one batch: one call of the scorer, one scan of the store, for all of
+/// them. A query's scores do not depend on the other queries of its batch (the scan sums each pair the same way; see
 /// ScanKernels). A request cancelled (client gone, timed out) while queued is dropped; its sampling stops; a scan
 /// stops once every request of its batch is cancelled.
 /// </remarks>
@@ -32,6 +35,7 @@ internal sealed class ServedStore : IDisposable
     public const int BatchQueries = 64;
 
     private readonly IAttributionScorer _scorer;
+    private readonly IAttributionScorer _seedScorer;
     private readonly OnnxDenoiser _denoiser;
     private readonly NoiseSchedule _schedule;
     private readonly ServerMetrics _metrics;
@@ -41,15 +45,22 @@ internal sealed class ServedStore : IDisposable
     private readonly Task _sampleWorker;
     private volatile bool _draining;
 
-    private ServedStore(StoreInfo info, IAttributionScorer scorer, OnnxDenoiser denoiser, NoiseSchedule schedule, ServerLimits limits, ServerMetrics metrics)
+    // Recent costs, for admission: milliseconds per image query scored, per seed query scored by the seed lane's scorer,
+    // and per seed × sampling step (moving averages; the warm-up gives the first values).
+    private double _msPerQuery = 100;
+    private double _msPerSeedQuery = 100;
+    private double _msPerSeedStep = 1;
+
+    private ServedStore(StoreInfo info, IAttributionScorer scorer, IAttributionScorer seedScorer, OnnxDenoiser denoiser, NoiseSchedule schedule, ServerLimits limits, ServerMetrics metrics)
     {
         Info = info;
         _scorer = scorer;
+        _seedScorer = seedScorer;
         _denoiser = denoiser;
         _schedule = schedule;
         _metrics = metrics;
-        _scoring = new Lane("score", limits.QueueLength);
-        _sampling = new Lane("seeds", limits.SeedQueueLength);
+        _scoring = new Lane("score", limits.QueueLength, "--queue", limits.MaxWait.TotalMilliseconds, "--max-wait-ms");
+        _sampling = new Lane("seeds", limits.SeedQueueLength, "--seed-queue", limits.RequestTimeout.TotalMilliseconds / 2, "--request-timeout, half of it");
         _scoreWorker = Task.Factory.StartNew(ServeQueue, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         _sampleWorker = Task.Factory.StartNew(SampleQueue, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
@@ -58,55 +69,166 @@ internal sealed class ServedStore : IDisposable
     private sealed record Pending(QueryInput Input, int Top, double PreparedMs, CancellationToken Cancel, TaskCompletionSource<AttributeResponse> Done)
     {
         public IReadOnlyList<AttributionQuery>? Queries { get; init; }
+
+        /// <summary>The estimated milliseconds of work, counted against the lane's budget while it waits and runs.</summary>
+        public double CostMs { get; init; }
+
+        /// <summary>Where the lane counts the request's cost (shared by the copies <c>with</c> makes).</summary>
+        public LaneTicket Ticket { get; } = new();
     }
 
-    /// <summary>A bounded queue for one worker: admission counts the requests waiting, not yet taken by the worker.</summary>
-    private sealed class Lane(string name, int capacity)
+    /// <summary>A request's place in its lane's count: waiting, running, or released (finished or cancelled).</summary>
+    private sealed class LaneTicket
     {
+        public bool Running { get; set; }
+
+        public bool Released { get; set; }
+
+        public CancellationTokenRegistration OnCancel { get; set; }
+    }
+
+    /// <summary>
+    /// A bounded queue for one worker: admission counts the requests waiting and the estimated milliseconds of work
+    /// ahead (waiting, and taken by the worker but not finished).
+    /// </summary>
+    private sealed class Lane(string name, int capacity, string capacityOption, double budgetMs, string budgetOption)
+    {
+        private readonly Lock _gate = new();
         private int _waiting;
-        private double _serviceMs = 100;
+        private double _waitingMs;
+        private double _runningMs;
 
         public string Name { get; } = name;
 
         public int Capacity { get; } = capacity;
 
+        /// <summary>The most estimated work a request may find ahead of it, in milliseconds (an idle lane takes any request).</summary>
+        public double BudgetMs { get; } = budgetMs;
+
         public Channel<Pending> Queue { get; } = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
 
-        public int Waiting => Volatile.Read(ref _waiting);
-
-        public bool Saturated => Waiting >= Capacity;
-
-        /// <summary>Seconds until a place is likely free: the waiting requests at the recent service time, 1..60.</summary>
-        public int RetryAfterSeconds => (int)Math.Clamp(Math.Ceiling((Waiting + 1) * Volatile.Read(ref _serviceMs) / 1000), 1, 60);
-
-        /// <summary>Queues the request if the lane has room (or unconditionally when it was admitted elsewhere).</summary>
-        public bool TryAdd(Pending pending, bool admitted = false)
+        public int Waiting
         {
-            if (Interlocked.Increment(ref _waiting) > Capacity && !admitted)
+            get
             {
-                Interlocked.Decrement(ref _waiting);
-                return false;
+                lock (_gate)
+                {
+                    return _waiting;
+                }
             }
-            if (!Queue.Writer.TryWrite(pending))
-            {
-                Interlocked.Decrement(ref _waiting);
-                return false;
-            }
-            return true;
         }
 
+        /// <summary>Estimated milliseconds of work ahead of a request that came now.</summary>
+        public double AheadMs
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _waitingMs + _runningMs;
+                }
+            }
+        }
+
+        /// <summary>Why the lane takes no request now; null when it does.</summary>
+        public string? Busy
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return BusyLocked();
+                }
+            }
+        }
+
+        /// <summary>Seconds until the work ahead is likely done, 1..60.</summary>
+        public int RetryAfterSeconds => (int)Math.Clamp(Math.Ceiling(AheadMs / 1000), 1, 60);
+
+        /// <summary>Queues the request, or says why the lane is busy (null when queued).</summary>
+        public string? TryAdd(Pending pending)
+        {
+            lock (_gate)
+            {
+                if (BusyLocked() is { } busy)
+                {
+                    return busy;
+                }
+                if (!Queue.Writer.TryWrite(pending))
+                {
+                    return "it is closing";
+                }
+                _waiting++;
+                _waitingMs += pending.CostMs;
+            }
+            // A request cancelled (timed out, client gone) stops counting at once, though the worker may still be
+            // winding its work down: the next request is not refused for work nobody waits for.
+            pending.Ticket.OnCancel = pending.Cancel.Register(() => Release(pending));
+            return null;
+        }
+
+        /// <summary>Takes the next request: its cost moves from waiting to running until <see cref="Finished"/>.</summary>
         public bool TryTake(out Pending pending)
         {
-            if (Queue.Reader.TryRead(out pending!))
+            lock (_gate)
             {
-                Interlocked.Decrement(ref _waiting);
+                if (!Queue.Reader.TryRead(out pending!))
+                {
+                    return false;
+                }
+                _waiting--;
+                if (!pending.Ticket.Released)
+                {
+                    _waitingMs = Math.Max(0, _waitingMs - pending.CostMs);
+                    _runningMs += pending.CostMs;
+                    pending.Ticket.Running = true;
+                }
                 return true;
             }
-            return false;
         }
 
-        /// <summary>Records a service time: a moving average over the last ~10.</summary>
-        public void Served(double ms) => Volatile.Write(ref _serviceMs, (0.9 * Volatile.Read(ref _serviceMs)) + (0.1 * ms));
+        /// <summary>The worker is done with the request (answered, failed or dropped).</summary>
+        public void Finished(Pending pending)
+        {
+            pending.Ticket.OnCancel.Dispose();
+            Release(pending);
+        }
+
+        /// <summary>Removes the request's cost from the count, once.</summary>
+        private void Release(Pending pending)
+        {
+            lock (_gate)
+            {
+                var ticket = pending.Ticket;
+                if (ticket.Released)
+                {
+                    return;
+                }
+                ticket.Released = true;
+                if (ticket.Running)
+                {
+                    _runningMs = Math.Max(0, _runningMs - pending.CostMs);
+                }
+                else
+                {
+                    _waitingMs = Math.Max(0, _waitingMs - pending.CostMs);
+                }
+            }
+        }
+
+        private string? BusyLocked()
+        {
+            if (_waiting >= Capacity)
+            {
+                return $"{_waiting} requests are waiting, at most {Capacity} ({capacityOption})";
+            }
+            double ahead = _waitingMs + _runningMs;
+            if (ahead > BudgetMs)
+            {
+                return FormattableString.Invariant($"about {ahead:F0} ms of work is ahead, at most {BudgetMs:F0} ms ({budgetOption})");
+            }
+            return null;
+        }
     }
 
     /// <summary>What <c>GET /stores</c> says about the store.</summary>
@@ -137,9 +259,12 @@ internal sealed class ServedStore : IDisposable
         {
             yield return $"store '{Name}' is draining (the server is stopping)";
         }
-        foreach (var lane in new[] { _scoring, _sampling }.Where(l => l.Saturated))
+        foreach (var lane in new[] { _scoring, _sampling })
         {
-            yield return $"store '{Name}': the {lane.Name} queue is full ({lane.Waiting} of {lane.Capacity} waiting)";
+            if (lane.Busy is { } busy)
+            {
+                yield return $"store '{Name}': the {lane.Name} lane is busy: {busy}";
+            }
         }
     }
 
@@ -163,14 +288,18 @@ internal sealed class ServedStore : IDisposable
             ?? throw new UserInputException($"{spec.Directory} has no {StoreSource.FileName}: pass --model");
         var model = ModelDirectory.Open(modelPath);
         var opened = AttributionMethods.Open(spec.Directory, model.Path, session);
+        IAttributionScorer? seedScorer = null;
         OnnxDenoiser? forward = null;
         try
         {
-            // The sampler's own threads (--seed-threads): sampling runs beside the scorer, not instead of it.
-            forward = model.OpenDenoiser(session with { IntraOpThreads = limits.SeedThreads });
+            // The seed lane's own threads (--seed-threads): sampling and scoring seed queries run beside the image
+            // queries' scorer, not instead of it.
+            var seedSession = session with { IntraOpThreads = limits.SeedThreads };
+            seedScorer = AttributionMethods.Open(spec.Directory, model.Path, seedSession);
+            forward = model.OpenDenoiser(seedSession);
             var meta = model.Metadata;
             var info = new StoreInfo(spec.Name, opened.Method, opened.Rows, DimOf(spec.Directory), Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)), meta.Channels, meta.ImageSize);
-            return new ServedStore(info, opened, forward, model.CreateSchedule(), limits, metrics)
+            return new ServedStore(info, opened, seedScorer, forward, model.CreateSchedule(), limits, metrics)
             {
                 Location = $"{Path.GetFullPath(spec.Directory)}, model {model.Path}",
             };
@@ -178,6 +307,7 @@ internal sealed class ServedStore : IDisposable
         catch
         {
             forward?.Dispose();
+            seedScorer?.Dispose();
             opened.Dispose();
             throw;
         }
@@ -189,7 +319,10 @@ internal sealed class ServedStore : IDisposable
     /// </summary>
     public void WarmUp(CancellationToken cancel = default)
     {
+        // Both lanes: a seed (sampled and scored by the seed lane), then its image as an image query.
+        var queries = GeneratedQueries.Generate(_denoiser, _schedule, [0], SamplerKind.Ddim, 1, cancel);
         AttributeAsync(new QueryInput.Seeds([0], SamplerKind.Ddim, 1), 1, 0, cancel).GetAwaiter().GetResult();
+        AttributeAsync(new QueryInput.Given(queries), 1, 0, cancel).GetAwaiter().GetResult();
         IsWarm = true;
     }
 
@@ -209,7 +342,7 @@ internal sealed class ServedStore : IDisposable
     /// <param name="top">Rows per query, ≥ 1.</param>
     /// <param name="preparedMs">Time already spent decoding the given images, added to <see cref="Timings.GenerateMs"/>.</param>
     /// <param name="cancel">The request's token (client gone, timed out): a queued request is dropped, its work stops.</param>
-    /// <exception cref="HttpProblem">503: the lane is full (with Retry-After) or the server is draining.</exception>
+    /// <exception cref="HttpProblem">429: the lane is busy (with Retry-After); 503: the server is draining.</exception>
     public Task<AttributeResponse> AttributeAsync(QueryInput input, int top, double preparedMs, CancellationToken cancel)
     {
         ArgumentNullException.ThrowIfNull(input);
@@ -221,21 +354,26 @@ internal sealed class ServedStore : IDisposable
         var pending = new Pending(input, top, preparedMs, cancel, new TaskCompletionSource<AttributeResponse>(TaskCreationOptions.RunContinuationsAsynchronously))
         {
             Queries = (input as QueryInput.Given)?.Queries,
+            CostMs = input switch
+            {
+                QueryInput.Seeds seeds => seeds.Values.Length * ((seeds.Steps * Volatile.Read(ref _msPerSeedStep)) + Volatile.Read(ref _msPerSeedQuery)),
+                _ => input.Count * Volatile.Read(ref _msPerQuery),
+            },
         };
         var lane = pending.Queries is null ? _sampling : _scoring;
-        if (!lane.TryAdd(pending))
+        if (lane.TryAdd(pending) is { } busy)
         {
             _metrics.Rejected(Name, lane.Name);
-            string option = lane == _sampling ? "--seed-queue" : "--queue";
+            int retry = lane.RetryAfterSeconds;
             throw new HttpProblem(
-                StatusCodes.Status503ServiceUnavailable,
-                $"store '{Name}': the {lane.Name} queue is full ({lane.Capacity} requests waiting, {option}); retry later",
-                lane.RetryAfterSeconds);
+                StatusCodes.Status429TooManyRequests,
+                $"store '{Name}' is busy: in its {lane.Name} lane {busy}; retry after {retry} s",
+                retry);
         }
         return pending.Done.Task.WaitAsync(cancel);
     }
 
-    /// <summary>The sampling lane: one seed request at a time, its queries then queued for the scorer.</summary>
+    /// <summary>The sampling lane: one seed request at a time, sampled, then scored by the lane's own scorer.</summary>
     private void SampleQueue()
     {
         var reader = _sampling.Queue.Reader;
@@ -243,31 +381,37 @@ internal sealed class ServedStore : IDisposable
         {
             while (_sampling.TryTake(out var request))
             {
-                if (request.Cancel.IsCancellationRequested)
-                {
-                    request.Done.TrySetCanceled(request.Cancel);
-                    continue;
-                }
                 try
                 {
+                    if (request.Cancel.IsCancellationRequested)
+                    {
+                        request.Done.TrySetCanceled(request.Cancel);
+                        continue;
+                    }
                     var clock = Stopwatch.StartNew();
                     var seeds = (QueryInput.Seeds)request.Input;
                     var queries = GeneratedQueries.Generate(_denoiser, _schedule, seeds.Values, seeds.Sampler, seeds.Steps, request.Cancel);
-                    _sampling.Served(clock.Elapsed.TotalMilliseconds);
+                    double sampleMs = clock.Elapsed.TotalMilliseconds;
                     _metrics.Generate(Name, clock.Elapsed);
-                    var sampled = request with { Queries = queries, PreparedMs = request.PreparedMs + clock.Elapsed.TotalMilliseconds };
-                    if (!_scoring.TryAdd(sampled, admitted: true))
-                    {
-                        throw new ObjectDisposedException(nameof(ServedStore), $"store '{Name}' is closing");
-                    }
+                    Average(ref _msPerSeedStep, sampleMs / (seeds.Values.Length * seeds.Steps));
+                    var sampled = request with { Queries = queries, PreparedMs = request.PreparedMs + sampleMs };
+                    Score(_seedScorer, [sampled], request.Cancel, ref _msPerSeedQuery);
                 }
                 catch (Exception e)
                 {
                     Fail(request, e);
                 }
+                finally
+                {
+                    _sampling.Finished(request);
+                }
             }
         }
     }
+
+    /// <summary>Moves a cost average a tenth of the way to a new measurement.</summary>
+    private static void Average(ref double average, double measured) =>
+        Volatile.Write(ref average, (0.9 * Volatile.Read(ref average)) + (0.1 * measured));
 
     private void ServeQueue()
     {
@@ -282,6 +426,7 @@ internal sealed class ServedStore : IDisposable
                 if (next.Cancel.IsCancellationRequested)
                 {
                     next.Done.TrySetCanceled(next.Cancel);
+                    _scoring.Finished(next);
                     continue;
                 }
                 batch.Add(next);
@@ -289,31 +434,41 @@ internal sealed class ServedStore : IDisposable
             }
             if (batch.Count > 0)
             {
-                Serve(batch);
+                using var whole = new CancellationTokenSource();
+                int live = batch.Count;
+                var registrations = batch.Select(r => r.Cancel.Register(() =>
+                {
+                    if (Interlocked.Decrement(ref live) == 0)
+                    {
+                        whole.Cancel();
+                    }
+                })).ToList();
+                try
+                {
+                    Score(_scorer, batch, whole.Token, ref _msPerQuery);
+                }
+                finally
+                {
+                    registrations.ForEach(r => r.Dispose());
+                }
             }
         }
     }
 
-    /// <summary>Scores every request's queries in one call and hands each request its part.</summary>
-    private void Serve(List<Pending> batch)
+    /// <summary>
+    /// Scores every request's queries in one call of <paramref name="scorer"/> and hands each request its part; each
+    /// request's work is then finished in its lane, and the cost per query recorded in <paramref name="msPerQuery"/>.
+    /// </summary>
+    private void Score(IAttributionScorer scorer, List<Pending> batch, CancellationToken cancel, ref double msPerQuery)
     {
         var clock = Stopwatch.StartNew();
-        using var whole = new CancellationTokenSource();
-        int live = batch.Count;
-        var registrations = batch.Select(r => r.Cancel.Register(() =>
-        {
-            if (Interlocked.Decrement(ref live) == 0)
-            {
-                whole.Cancel();
-            }
-        })).ToList();
         try
         {
             var all = batch.SelectMany(r => r.Queries!).ToList();
             // The largest top of the batch for everyone, each cut to its own: the same rows, as the ordering is total.
-            var ranked = _scorer.TopK(all, batch.Max(r => r.Top), whole.Token);
+            var ranked = scorer.TopK(all, batch.Max(r => r.Top), cancel);
             double scoreMs = clock.Elapsed.TotalMilliseconds;
-            _scoring.Served(scoreMs);
+            Average(ref msPerQuery, scoreMs / Math.Max(1, all.Count));
             _metrics.Scan(Name, batch.Count, all.Count, clock.Elapsed);
             int first = 0;
             foreach (var request in batch)
@@ -322,7 +477,7 @@ internal sealed class ServedStore : IDisposable
                 try
                 {
                     var results = queries.Select((q, i) => new QueryResult(q.Label, Ranked(Name, q, ranked[first + i], request.Top))).ToList();
-                    request.Done.TrySetResult(new AttributeResponse(Name, _scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count)));
+                    request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count)));
                 }
                 catch (AttributionException e)
                 {
@@ -340,9 +495,9 @@ internal sealed class ServedStore : IDisposable
         }
         finally
         {
-            foreach (var registration in registrations)
+            if (scorer == _scorer)
             {
-                registration.Dispose();
+                batch.ForEach(_scoring.Finished);
             }
         }
     }
@@ -385,6 +540,7 @@ internal sealed class ServedStore : IDisposable
         _scoring.Queue.Writer.TryComplete();
         _scoreWorker.Wait(TimeSpan.FromSeconds(30));
         _scorer.Dispose();
+        _seedScorer.Dispose();
         _denoiser.Dispose();
     }
 }

@@ -41,7 +41,7 @@ internal sealed class ServerMetrics
     public void Generate(string store, TimeSpan elapsed) =>
         _storeHistograms.GetOrAdd((store, "generate_seconds"), _ => new Histogram(SecondBuckets)).Observe(elapsed.TotalSeconds);
 
-    /// <summary>A request refused because a lane of the store was full.</summary>
+    /// <summary>A request refused because a lane of the store was busy.</summary>
     public void Rejected(string store, string lane) => _rejected.AddOrUpdate((store, lane), 1, (_, n) => n + 1);
 
     /// <summary>Where the queue lengths are read from when the metrics are written.</summary>
@@ -86,7 +86,7 @@ internal sealed class ServerMetrics
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"oa_queue_capacity{{store=\"{Escape(q.Store)}\",lane=\"{q.Lane}\"}} {q.Capacity}");
         }
-        text.AppendLine("# HELP oa_queue_rejected_total Requests refused with 503 because a store's lane was full.");
+        text.AppendLine("# HELP oa_queue_rejected_total Requests refused with 429 because a store's lane was busy (too many waiting, or too much work ahead).");
         text.AppendLine("# TYPE oa_queue_rejected_total counter");
         foreach (var ((store, lane), n) in _rejected.OrderBy(r => r.Key))
         {

@@ -28,8 +28,15 @@ internal sealed record ServerLimits
     /// <summary>The longest request target (path and query), in characters (414 beyond).</summary>
     public int MaxUrlLength { get; init; } = 8192;
 
-    /// <summary>Requests that may wait for a store's scorer; more get 503 with Retry-After.</summary>
+    /// <summary>Requests that may wait for a store's scorer; more get 429 with Retry-After.</summary>
     public int QueueLength { get; init; } = 64;
+
+    /// <summary>
+    /// The most work an image query may find ahead of it at a store's scorer (queued and running, estimated from the recent
+    /// cost per query); beyond it the request gets 429 with Retry-After at once rather than waiting. An idle store takes any
+    /// request. The default keeps a lookup within about twice its own time on two cores (README, HTTP server).
+    /// </summary>
+    public TimeSpan MaxWait { get; init; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>Seed requests that may wait for a store's sampler (a lane of its own, so they do not hold up image queries).</summary>
     public int SeedQueueLength { get; init; } = 4;
@@ -143,9 +150,10 @@ internal static class ServerCommandLine
         new("--png-side-factor", "Limits:PngSideFactor", Show(DefaultLimits.PngSideFactor), "an uploaded image may be at most this many times the model's side per axis; checked on its header, before decoding."),
         new("--max-body-bytes", "Limits:MaxBodyBytes", Show(DefaultLimits.MaxBodyBytes), "the largest request body (413 beyond)."),
         new("--max-url-length", "Limits:MaxUrlLength", Show(DefaultLimits.MaxUrlLength), "the longest path and query string (414 beyond)."),
-        new("--queue", "Limits:QueueLength", Show(DefaultLimits.QueueLength), "requests that may wait for a store's scorer; beyond: 503 with Retry-After."),
-        new("--seed-queue", "Limits:SeedQueueLength", Show(DefaultLimits.SeedQueueLength), "seed requests that may wait for a store's sampler (its own lane: image queries do not wait behind sampling)."),
-        new("--seed-threads", "Limits:SeedThreads", Show(DefaultLimits.SeedThreads), "ONNX Runtime intra-op threads of a store's sampler (0: one per core); few leave the cores to image queries while seeds are sampled."),
+        new("--queue", "Limits:QueueLength", Show(DefaultLimits.QueueLength), "requests that may wait for a store's scorer; beyond: 429 with Retry-After."),
+        new("--max-wait-ms", "Limits:MaxWaitMs", Show(DefaultLimits.MaxWait.TotalMilliseconds), "the most work (ms, estimated from recent queries) an image query may find ahead of it at a store; beyond: 429 with Retry-After at once. An idle store takes any request."),
+        new("--seed-queue", "Limits:SeedQueueLength", Show(DefaultLimits.SeedQueueLength), "seed requests that may wait for a store's sampler (its own lane: image queries do not wait behind sampling); beyond, or past half of --request-timeout of work ahead: 429."),
+        new("--seed-threads", "Limits:SeedThreads", Show(DefaultLimits.SeedThreads), "ONNX Runtime intra-op threads of a store's seed lane, which samples and scores seed queries (0: one per core); few leave the cores to image queries."),
         new("--request-timeout", "Limits:RequestTimeoutSeconds", Show(DefaultLimits.RequestTimeout.TotalSeconds), "seconds before an unanswered request's work is cancelled (504)."),
         new("--drain-timeout", "DrainTimeoutSeconds", Show(Defaults.DrainTimeout.TotalSeconds), "on SIGTERM / Ctrl+C, seconds in-flight requests may take to finish before their work is cancelled."),
         new("--log-format", "LogFormat", Defaults.LogFormat, "simple | json: log lines as text, or one JSON object per line (the access log's fields as properties)."),
@@ -188,10 +196,10 @@ internal static class ServerCommandLine
                  -> {store, method, queries: [{label, top: [{row, score}]}], timings: {generateMs, scoreMs, batchedRequests}}
                  All queries of one request are scored together (one scan of the store). Requests to one store queue for
                  its worker, which scores every request waiting (up to 64 queries) in one scan; seed requests are sampled
-                 in a lane of their own first.
+                 and scored in a lane of their own. A lane with more work ahead than its budget answers 429 at once.
               errors: {"error": "..."} for every status: 400 bad input (names the field), 401 no or a wrong API key,
-                      404, 405, 413 body too large, 414 URL too long, 415 other content types, 429 rate limit,
-                      500 unexpected (logged), 503 queue full or draining (Retry-After), 504 timed out.
+                      404, 405, 413 body too large, 414 URL too long, 415 other content types, 429 rate limit or
+                      store busy (Retry-After), 500 unexpected (logged), 503 draining (Retry-After), 504 timed out.
 
             exit codes: 0 stopped (Ctrl+C, SIGTERM), 1 unexpected failure, 2 bad settings or store/model files.
 
@@ -311,6 +319,7 @@ internal static class ServerCommandLine
             MaxBodyBytes = Int(configuration, "Limits:MaxBodyBytes", checked((int)d.MaxBodyBytes), 1024),
             MaxUrlLength = Int(configuration, "Limits:MaxUrlLength", d.MaxUrlLength, 64),
             QueueLength = Int(configuration, "Limits:QueueLength", d.QueueLength, 1),
+            MaxWait = TimeSpan.FromMilliseconds(Int(configuration, "Limits:MaxWaitMs", (int)d.MaxWait.TotalMilliseconds, 1)),
             SeedQueueLength = Int(configuration, "Limits:SeedQueueLength", d.SeedQueueLength, 1),
             SeedThreads = Int(configuration, "Limits:SeedThreads", d.SeedThreads, 0),
             RequestTimeout = TimeSpan.FromSeconds(Int(configuration, "Limits:RequestTimeoutSeconds", (int)d.RequestTimeout.TotalSeconds, 1)),

@@ -40,7 +40,7 @@ public sealed class ServerCommandLineTests
         foreach (var word in new[]
         {
             "--store", "--model", "--urls", "--threads", "--device", "--api-key", "--allow-anonymous", "--rate-limit", "--rate-burst",
-            "--max-queries", "--max-seed-steps", "--png-side-factor", "--max-body-bytes", "--max-url-length", "--queue", "--seed-queue", "--seed-threads",
+            "--max-queries", "--max-seed-steps", "--png-side-factor", "--max-body-bytes", "--max-url-length", "--queue", "--max-wait-ms", "--seed-queue", "--seed-threads",
             "--request-timeout", "--drain-timeout", "--log-format", "--config", "Limits:QueueLength", "ONNX_ATTRIBUTION_",
             "/healthz", "/readyz", "/metrics", "/stores", "/stores/{name}/attribute", "image/png", "seeds", "413", "414", "429", "503", "504",
         })
@@ -63,6 +63,7 @@ public sealed class ServerCommandLineTests
     [TestCase(new[] { "--store", "s", "--urls", "http://0.0.0.0:5080" }, "beyond loopback")]
     [TestCase(new[] { "--store", "s", "--api-key", "short" }, "--api-key: a key of 5 characters")]
     [TestCase(new[] { "--store", "s", "--queue", "0" }, "--queue '0' (setting Limits:QueueLength): expected a whole number ≥ 1")]
+    [TestCase(new[] { "--store", "s", "--max-wait-ms", "0" }, "--max-wait-ms '0' (setting Limits:MaxWaitMs): expected a whole number ≥ 1")]
     [TestCase(new[] { "--store", "s", "--rate-limit", "fast" }, "--rate-limit 'fast'")]
     [TestCase(new[] { "--store", "s", "--allow-anonymous", "maybe" }, "--allow-anonymous 'maybe'")]
     [TestCase(new[] { "--store", "s", "--log-format", "xml" }, "--log-format 'xml' (setting LogFormat): expected simple or json")]
@@ -79,8 +80,8 @@ public sealed class ServerCommandLineTests
         Environment.SetEnvironmentVariable("ONNX_ATTRIBUTION_Limits__SeedQueueLength", "3");
         try
         {
-            var o = ServerCommandLine.Parse(["--store", "s", "--seed-queue", "2"])!;
-            Assert.That((o.Limits.QueueLength, o.Limits.SeedQueueLength), Is.EqualTo((7, 2)));
+            var o = ServerCommandLine.Parse(["--store", "s", "--seed-queue", "2", "--max-wait-ms", "250"])!;
+            Assert.That((o.Limits.QueueLength, o.Limits.SeedQueueLength, o.Limits.MaxWait), Is.EqualTo((7, 2, TimeSpan.FromMilliseconds(250))));
         }
         finally
         {

@@ -7,8 +7,9 @@ using OnnxAttribution.Server.Tests.Support;
 namespace OnnxAttribution.Server.Tests;
 
 /// <summary>
-/// The real server under an expensive request: image queries are answered while seeds are sampled, a full lane answers
-/// 503 with Retry-After, a request past its timeout is cancelled (its sampling stops), and a stop drains in-flight work.
+/// The real server under an expensive request: image queries are answered while seeds are sampled, a lane with too much
+/// work ahead answers 429 with Retry-After at once, a request past its timeout is cancelled (its sampling stops), and a
+/// stop drains in-flight work.
 /// </summary>
 [TestFixture]
 public sealed class ServerLoadTests
@@ -25,12 +26,12 @@ public sealed class ServerLoadTests
     public void DeleteStore() => _temporary?.Dispose();
 
     [Test]
-    public async Task ExpensiveSeedRequest_ImagesAnsweredMeanwhile_FullLane503_TimeoutCancelsTheSampling()
+    public async Task ExpensiveSeedRequest_ImagesAnsweredMeanwhile_BusyLane429_TimeoutCancelsTheSampling()
     {
         await using var server = await Start(new ServerLimits { MaxSeedSteps = 1_000_000, SeedQueueLength = 1, RequestTimeout = TimeSpan.FromSeconds(2) });
         var http = server.Http;
         var clock = Stopwatch.StartNew();
-        // 64 seeds × 1000 DDPM steps: far longer than the 2 s timeout.
+        // 64 seeds × 1000 DDPM steps: far longer than the 2 s timeout. The lane is idle, so it is taken.
         var expensive = http.PostAsJsonAsync(AttributePath, new { seeds = Enumerable.Range(0, 64).ToArray(), sampler = "ddpm", steps = 1000 });
         await Task.Delay(500);
 
@@ -40,18 +41,17 @@ public sealed class ServerLoadTests
             Assert.That(expensive.IsCompleted, Is.False, "the image query waited for the sampling");
         }
 
-        var waiting = http.PostAsJsonAsync(AttributePath, new { seeds = new[] { 1 }, steps = 1000 });
-        await Task.Delay(200);
+        // The work ahead (64 × 1000 steps) is far beyond half the timeout: refused at once, and not ready.
         using (var ready = await http.GetAsync("/readyz"))
         {
             Assert.That(ready.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
-            Assert.That((await ready.Content.ReadFromJsonAsync<ReadyResponse>())!.Reasons, Has.Some.Contains("seeds queue is full"));
+            Assert.That((await ready.Content.ReadFromJsonAsync<ReadyResponse>())!.Reasons, Has.Some.Contains("seeds lane is busy"));
         }
         using (var refused = await http.PostAsJsonAsync(AttributePath, new { seeds = new[] { 2 }, steps = 5 }))
         {
-            Assert.That(refused.StatusCode, Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+            Assert.That(refused.StatusCode, Is.EqualTo(HttpStatusCode.TooManyRequests));
             Assert.That(refused.Headers.RetryAfter?.Delta, Is.GreaterThanOrEqualTo(TimeSpan.FromSeconds(1)));
-            Assert.That(await Responses.Error(refused), Does.Contain("--seed-queue"));
+            Assert.That(await Responses.Error(refused), Does.Contain("is busy").And.Contain("--request-timeout"));
         }
 
         using (var timedOut = await expensive)
@@ -59,16 +59,76 @@ public sealed class ServerLoadTests
             Assert.That(timedOut.StatusCode, Is.EqualTo(HttpStatusCode.GatewayTimeout));
             Assert.That(await Responses.Error(timedOut), Does.Contain("--request-timeout"));
         }
-        using (var second = await waiting)
-        {
-            Assert.That(second.StatusCode, Is.EqualTo(HttpStatusCode.OK).Or.EqualTo(HttpStatusCode.GatewayTimeout));
-        }
-        // The sampler is free again at once: the timed-out requests' sampling stopped rather than running to its end.
+        // The sampler is free again at once: the timed-out request's sampling stopped rather than running to its end.
         using (var after = await http.PostAsJsonAsync(AttributePath, new { seeds = new[] { 3 }, steps = 5 }))
         {
-            Assert.That(after.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That(after.StatusCode, Is.EqualTo(HttpStatusCode.OK), await after.Content.ReadAsStringAsync());
         }
         Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), "64 × 1000 steps ran to the end");
+    }
+
+    [TestCase(1, 64, "--max-wait-ms")]
+    [TestCase(60_000, 1, "--queue")]
+    public async Task ImageQueriesBehindALongOne_BeyondTheBudget429AtOnce_ServedAfterwards(int maxWaitMs, int queue, string option)
+    {
+        await using var server = await Start(new ServerLimits { MaxWait = TimeSpan.FromMilliseconds(maxWaitMs), QueueLength = queue });
+        var http = server.Http;
+        // 24 images in one request: the scorer is busy with it for a while.
+        var images = Enumerable.Range(0, 24).Select(i => Enumerable.Repeat((i % 17 / 8f) - 1, 256).ToArray()).ToArray();
+        var longOne = http.PostAsJsonAsync(AttributePath, new { images });
+        if (maxWaitMs < 10)
+        {
+            // With a budget of 1 ms, a single image running would have the long one refused: send them once it runs
+            // (readiness then says the lane is busy).
+            while (!longOne.IsCompleted)
+            {
+                using var ready = await http.GetAsync("/readyz");
+                if (ready.StatusCode == HttpStatusCode.ServiceUnavailable)
+                {
+                    break;
+                }
+                await Task.Delay(2);
+            }
+        }
+        var refusals = new List<HttpResponseMessage>();
+        var answered = new List<HttpStatusCode>();
+        while (!longOne.IsCompleted && refusals.Count == 0)
+        {
+            // Three at once: with a queue of one, the second of them finds it full.
+            var three = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => http.PostAsJsonAsync(AttributePath, new { images = new[] { new float[256] } })));
+            foreach (var response in three)
+            {
+                if (response.StatusCode == HttpStatusCode.TooManyRequests)
+                {
+                    refusals.Add(response);
+                }
+                else
+                {
+                    answered.Add(response.StatusCode);
+                    response.Dispose();
+                }
+            }
+        }
+        // The long one is answered, or (sent while a single image waited) refused as the others are: never a 5xx.
+        var done = await longOne;
+        if (done.StatusCode == HttpStatusCode.TooManyRequests)
+        {
+            refusals.Add(done);
+        }
+        else
+        {
+            Assert.That(done.StatusCode, Is.EqualTo(HttpStatusCode.OK), await done.Content.ReadAsStringAsync());
+            done.Dispose();
+        }
+        Assert.That(refusals, Is.Not.Empty, "no request was refused while 24 images were scored");
+        Assert.That(answered, Is.All.EqualTo(HttpStatusCode.OK));
+        var refused = refusals[0];
+        Assert.That(refused.Headers.RetryAfter?.Delta, Is.GreaterThanOrEqualTo(TimeSpan.FromSeconds(1)));
+        Assert.That(await Responses.Error(refused), Does.Contain("is busy").And.Contain(option));
+        refusals.ForEach(r => r.Dispose());
+
+        using var after = await http.PostAsJsonAsync(AttributePath, new { images = new[] { new float[256] } });
+        Assert.That(after.StatusCode, Is.EqualTo(HttpStatusCode.OK), "an idle store takes any request");
     }
 
     [Test]
