@@ -12,7 +12,8 @@
 # Cholesky factorisation of the k × k kernel and one scoring of the 20 validation queries per method); still to be measured.
 # The results are copied to docs/results (lds.json, lds.md): the README's LDS table is that lds.md
 # ('onnx-attribution evaluate lds-report --out docs/results' writes it again from the JSON).
-# Extra arguments go to 'evaluate lds' (e.g. --methods trak,d-trak to score fewer methods).
+# Extra arguments go to 'evaluate lds'. METHODS=trak,d-trak scores fewer methods (the ensemble is trained only when listed);
+# SUBSET_MODELS and SUBSET_SEEDS set M and S (a smaller run continues to larger ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # glibc maps and unmaps the big activations every step; these cut training time ~2x here (docs/DESIGN.md, Platform notes).
@@ -20,12 +21,16 @@ export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_
 dotnet build src/OnnxAttribution.Cli -c Release -v q -nologo -o out/cli
 cli=out/cli/onnx-attribution
 recipe=(--steps 1500 --batch-size 32 --lr 2e-3 --ema 0.995 --base-channels 16)
-"$cli" train-ensemble --data embedded --subset 0:1000 --members 32 --groups 1000 "${recipe[@]}" --seed 100 --encoding-seed 1 \
-    --out eval/ensemble-e32
-"$cli" evaluate lds --data embedded --subset 0:1000 --subset-models 64 --subset-seeds 3 --alpha 0.5 --queries 50 \
-    --validation-queries 20 --damping-grid 1e-6,1e-5,1e-4,1e-3,1e-2,1e-1 "${recipe[@]}" --seed 0 \
-    --measure-timesteps 100 --measure-draws 3 --timesteps 10 --dim 4096 --damping 1e-3 --ensemble eval/ensemble-e32 \
-    --methods "${METHODS:-trak,d-trak,journey-trak,tracin,retrac,das,kfac,ekfac,ensemble,pixel,gradient-cosine,random}" \
-    --out eval/lds "$@"
+methods=${METHODS:-trak,d-trak,journey-trak,tracin,retrac,das,kfac,ekfac,ensemble,pixel,gradient-cosine,random}
+ensemble=()
+if [[ ",$methods," == *,ensemble,* ]]; then
+    "$cli" train-ensemble --data embedded --subset 0:1000 --members 32 --groups 1000 "${recipe[@]}" --seed 100 --encoding-seed 1 \
+        --out eval/ensemble-e32
+    ensemble=(--ensemble eval/ensemble-e32)
+fi
+"$cli" evaluate lds --data embedded --subset 0:1000 --subset-models "${SUBSET_MODELS:-64}" --subset-seeds "${SUBSET_SEEDS:-3}" \
+    --alpha 0.5 --queries 50 --validation-queries 20 --damping-grid 1e-6,1e-5,1e-4,1e-3,1e-2,1e-1 "${recipe[@]}" --seed 0 \
+    --measure-timesteps 100 --measure-draws 3 --timesteps 10 --dim 4096 --damping 1e-3 "${ensemble[@]}" \
+    --methods "$methods" --out eval/lds "$@"
 mkdir -p docs/results
 cp eval/lds/lds.json eval/lds/lds.md docs/results/
