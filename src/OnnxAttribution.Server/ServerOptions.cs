@@ -36,7 +36,7 @@ internal sealed record ServerLimits
     /// cost per query); beyond it the request gets 429 with Retry-After at once rather than waiting. An idle store takes any
     /// request. The default keeps a lookup within about twice its own time on two cores (README, HTTP server).
     /// </summary>
-    public TimeSpan MaxWait { get; init; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan MaxWait { get; init; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>Seed requests that may wait for a store's sampler (a lane of its own, so they do not hold up image queries).</summary>
     public int SeedQueueLength { get; init; } = 4;

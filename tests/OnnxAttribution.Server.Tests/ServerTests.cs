@@ -35,7 +35,11 @@ public sealed class ServerTests
         _data = SmallStore.Data(Rows);
         // k > N: every training row has a direction of its own, so a training image ranks its own row first.
         var store = SmallStore.BuildDtrak(Path.Combine(_dir, "dtrak"), Rows, 512);
-        _server = await RunningServer.StartAsync([new StoreSpec(StoreName, store)]);
+        // Eight requests at once are batched here, not refused: a minute's work may wait (the default, 200 ms, sheds load).
+        _server = await RunningServer.StartAsync(new ServerOptions([new StoreSpec(StoreName, store)], null, "", SessionSettings.Default)
+        {
+            Limits = new ServerLimits { MaxWait = TimeSpan.FromMinutes(1) },
+        });
         _scorer = AttributionMethods.Open(store, _model);
     }
 
