@@ -2,7 +2,7 @@
 # The README's LDS table, on the papers' protocol: N = 1000 embedded 16×16 images, a reference model (5 checkpoints kept for
 # TracIn/ReTrac) and M = 64 subset models (α = 0.5) each trained with S = 3 seeds, all with the fast recipe; a 32-member
 # encoded ensemble trained with the same recipe; Q = 50 generated test queries (seeds 0 … 49) and V = 20 validation
-# queries (seeds 2^32 + 0 … 19) on which every method's damping is chosen from 1e-6 … 1e-1 before the test queries are
+# queries (seeds 2^32 + 0 … 19) on which every method's damping is chosen from 1e-6 … 10 before the test queries are
 # scored once; the noise ceiling from the 3 seeds; every method.
 # Resumable: rerun after a kill and it continues (each trained model, measured loss, store and score file is saved once;
 # a run with smaller M or S continues to larger ones, reusing its models). An eval/lds folder from before --subset-seeds
@@ -29,7 +29,7 @@ if [[ ",$methods," == *,ensemble,* ]]; then
     ensemble=(--ensemble eval/ensemble-e32)
 fi
 "$cli" evaluate lds --data embedded --subset 0:1000 --subset-models "${SUBSET_MODELS:-64}" --subset-seeds "${SUBSET_SEEDS:-3}" \
-    --alpha 0.5 --queries 50 --validation-queries 20 --damping-grid 1e-6,1e-5,1e-4,1e-3,1e-2,1e-1 "${recipe[@]}" --seed 0 \
+    --alpha 0.5 --queries 50 --validation-queries 20 --damping-grid 1e-6,1e-5,1e-4,1e-3,1e-2,1e-1,1,10 "${recipe[@]}" --seed 0 \
     --measure-timesteps 100 --measure-draws 3 --timesteps 10 --dim 4096 --damping 1e-3 "${ensemble[@]}" \
     --methods "$methods" --out eval/lds "$@"
 mkdir -p docs/results
