@@ -16,7 +16,7 @@
 # SUBSET_MODELS and SUBSET_SEEDS set M and S (a smaller run continues to larger ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# glibc maps and unmaps the big activations every step; these cut training time ~2x here (docs/DESIGN.md, Platform notes).
+# glibc maps and unmaps the big activations every step; these cut training time ~2x here (docs/design.md, Platform notes).
 export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456
 dotnet build src/OnnxAttribution.Cli -c Release -v q -nologo -o out/cli
 cli=out/cli/onnx-attribution

@@ -7,7 +7,7 @@
 # About 20 minutes on 2 cores (8000 steps at ~145 ms/step when the machine is otherwise idle).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# glibc maps and unmaps the big activations every step; these cut system time ~5x (docs/DESIGN.md, Platform notes).
+# glibc maps and unmaps the big activations every step; these cut system time ~5x (docs/design.md, Platform notes).
 export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456
 dotnet build src/OnnxAttribution.Cli -c Release -v q -nologo -o out/cli
 cli=out/cli/onnx-attribution

@@ -43,7 +43,7 @@ public sealed record GradientCheckReport(
 
 /// <summary>
 /// Proves the exported graphs: ONNX Runtime's forward output against TorchSharp's, and every parameter's per-example
-/// gradient from the gradient graph against TorchSharp autograd run one example at a time (DESIGN.md: float32,
+/// gradient from the gradient graph against TorchSharp autograd run one example at a time (docs/design.md: float32,
 /// relative error ≤ 1e-4 per layer).
 /// </summary>
 public static class GradientCheck

@@ -4,7 +4,7 @@ using OnnxAttribution.Onnx.Differentiation;
 
 namespace OnnxAttribution.Training.Tests;
 
-/// <summary>The foundation: the exported gradient graph against TorchSharp autograd (DESIGN.md's bar).</summary>
+/// <summary>The foundation: the exported gradient graph against TorchSharp autograd (docs/design.md's bar).</summary>
 [TestFixture]
 public sealed class GradientCheckTests
 {

@@ -6,7 +6,7 @@ namespace OnnxAttribution.Core.Attribution;
 /// <summary>
 /// A measurement of clean images averaged over a plan's fixed (timestep, noise) pairs, by forward passes only:
 /// ℓ(x₀) = (1/P) Σ_{(t,ε)} f(ε̂(√ᾱ_t x₀ + √(1−ᾱ_t) ε, t)), with f the plan's measurement (for the diffusion loss
-/// ‖ε − ε̂‖²/D, the simple loss of Ho et al. 2020, Eq. 14, at fixed draws). The measured output of the LDS (METHODS.md)
+/// ‖ε − ε̂‖²/D, the simple loss of Ho et al. 2020, Eq. 14, at fixed draws). The measured output of the LDS (docs/methods.md)
 /// and the query loss of an encoded ensemble.
 /// </summary>
 /// <remarks>

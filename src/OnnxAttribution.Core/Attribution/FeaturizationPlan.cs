@@ -5,7 +5,7 @@ namespace OnnxAttribution.Core.Attribution;
 
 /// <summary>
 /// The timesteps and noise draws at which every example (training or query) is measured. By default the fixed
-/// timesteps × noise draws, the same for every example, so features are comparable (METHODS.md, TRAK and D-TRAK); or,
+/// timesteps × noise draws, the same for every example, so features are comparable (docs/methods.md, TRAK and D-TRAK); or,
 /// with <see cref="RandomTimestepRound"/> set (<see cref="OneRandomTimestep"/>), one random timestep and noise per example,
 /// as one training step would draw them (Diffusion-TracIn's training side, Xie et al. 2024).
 /// </summary>

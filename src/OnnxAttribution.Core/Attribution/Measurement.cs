@@ -3,7 +3,7 @@ using OnnxAttribution.Core.Numerics;
 namespace OnnxAttribution.Core.Attribution;
 
 /// <summary>
-/// The function f whose gradient is attributed, as a cotangent fed to the gradient graph (DESIGN.md: one graph
+/// The function f whose gradient is attributed, as a cotangent fed to the gradient graph (docs/design.md: one graph
 /// serves every measurement). D is the number of output elements per example.
 /// </summary>
 public enum MeasurementKind

@@ -4,7 +4,7 @@ using OnnxAttribution.Core.Runtime;
 namespace OnnxAttribution.Core.Gradients;
 
 /// <summary>
-/// An ONNX Runtime session on a gradient graph (<c>vjp.onnx</c>, DESIGN.md's contract): inputs <c>x_t</c>, <c>t</c>,
+/// An ONNX Runtime session on a gradient graph (<c>vjp.onnx</c>, docs/design.md's contract): inputs <c>x_t</c>, <c>t</c>,
 /// <c>cotangent</c>; outputs <c>eps</c>, then <c>grad.&lt;param&gt;</c> [B, d0, rest] and/or <c>a.&lt;layer&gt;</c>/<c>g.&lt;layer&gt;</c>
 /// and/or the in-graph factored projection <c>projected_factors</c> [B, k].
 /// </summary>

@@ -4,7 +4,7 @@ namespace OnnxAttribution.Onnx.Differentiation;
 
 /// <summary>
 /// Reverse-mode differentiation of an ONNX graph: from a forward model, emits the vector–Jacobian-product graph
-/// of DESIGN.md's contract. The result keeps the forward graph's inputs, adds one <c>cotangent</c> input shaped
+/// of docs/design.md's contract. The result keeps the forward graph's inputs, adds one <c>cotangent</c> input shaped
 /// like the output (or, with <see cref="VjpOptions.CotangentFromOutput"/>, <c>target</c> and <c>cotangent_weights</c>), and
 /// outputs the forward output followed by per-example parameter gradients, Kronecker factors and/or their in-graph
 /// projection, as the options ask.

@@ -16,7 +16,7 @@ public enum GroupingKind
 }
 
 /// <summary>
-/// The design of an encoded ensemble (Dai &amp; Gifford 2023, "Training Data Attribution for Diffusion Models", arXiv:2306.02174; METHODS.md, Encoded ensembles):
+/// The design of an encoded ensemble (Dai &amp; Gifford 2023, "Training Data Attribution for Diffusion Models", arXiv:2306.02174; docs/methods.md, Encoded ensembles):
 /// the N training rows split into G groups, and an encoding matrix E ∈ {0,1}^{M×G} saying which groups member m trains
 /// on (E[m,g] = 1: member m sees group g). Saved as <c>ensemble.json</c> in the ensemble folder, with every seed that
 /// made it.

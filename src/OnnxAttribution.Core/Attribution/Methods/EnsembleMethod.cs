@@ -29,7 +29,7 @@ public sealed record EnsembleScoring(IReadOnlyList<long> Timesteps, int NoiseDra
 }
 
 /// <summary>
-/// Encoded ensembles (Dai &amp; Gifford 2023, "Training Data Attribution for Diffusion Models", arXiv:2306.02174; METHODS.md, Encoded ensembles): M models, member
+/// Encoded ensembles (Dai &amp; Gifford 2023, "Training Data Attribution for Diffusion Models", arXiv:2306.02174; docs/methods.md, Encoded ensembles): M models, member
 /// m trained on the groups g with E[m,g] = 1 of an encoding matrix (<see cref="EnsembleDesign"/>). The score of group g
 /// for a query q is the ablation estimate
 /// τ(q)_g = mean_{m: E[m,g]=0} ℓ_m(q) − mean_{m: E[m,g]=1} ℓ_m(q),

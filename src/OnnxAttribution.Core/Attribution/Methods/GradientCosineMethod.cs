@@ -4,7 +4,7 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution.Core.Attribution.Methods;
 
 /// <summary>
-/// The raw gradient-similarity baseline (METHODS.md, "Baselines every table must carry"; the Grad-Cos baseline of D-TRAK's
+/// The raw gradient-similarity baseline (docs/methods.md, "Baselines every table must carry"; the Grad-Cos baseline of D-TRAK's
 /// comparisons, Zheng et al. 2024): τ(q)ᵢ = cos(φ_q, φᵢ) = φ_qᵀφᵢ / (‖φ_q‖ ‖φᵢ‖), with φ the projected
 /// gradient of the diffusion loss averaged over the plan's timesteps (the TRAK features, no preconditioner).
 /// </summary>

@@ -12,7 +12,7 @@ public sealed record KfacSettings(string Measurement, double Damping, long Fishe
 
 /// <summary>
 /// K-FAC and EK-FAC influence functions for diffusion models (Mlodozeniec et al. 2024; EK-FAC: George et al. 2018,
-/// Grosse et al. 2023): τ(q)ᵢ = ∇m(q)ᵀ (G + λI)⁻¹ ∇L(x⁽ⁱ⁾) (METHODS.md, K-FAC / EK-FAC; the paper's sign flipped so a
+/// Grosse et al. 2023): τ(q)ᵢ = ∇m(q)ᵀ (G + λI)⁻¹ ∇L(x⁽ⁱ⁾) (docs/methods.md, K-FAC / EK-FAC; the paper's sign flipped so a
 /// positive score says training on xᵢ lowers the query's loss), G the Gauss–Newton matrix of the diffusion loss
 /// approximated per weight matrix by a Kronecker product (K-FAC-expand over positions), inverted in its eigenbasis.
 /// </summary>

@@ -15,7 +15,7 @@ public enum PixelMetric
 }
 
 /// <summary>
-/// Pixel-space nearest neighbours (METHODS.md, "Baselines every table must carry"; the raw-pixel baseline of D-TRAK's
+/// Pixel-space nearest neighbours (docs/methods.md, "Baselines every table must carry"; the raw-pixel baseline of D-TRAK's
 /// comparisons, Zheng et al. 2024): τ(q)ᵢ = cos(q, xᵢ) (default) or −‖q − xᵢ‖₂ over the C·H·W pixels in [-1, 1].
 /// No model is involved.
 /// </summary>

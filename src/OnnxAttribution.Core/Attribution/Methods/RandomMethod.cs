@@ -5,7 +5,7 @@ using OnnxAttribution.Core.Runtime;
 namespace OnnxAttribution.Core.Attribution.Methods;
 
 /// <summary>
-/// The random baseline (METHODS.md, "Baselines every table must carry"): τ(q)ᵢ uniform on [-1, 1], independent of the query's
+/// The random baseline (docs/methods.md, "Baselines every table must carry"): τ(q)ᵢ uniform on [-1, 1], independent of the query's
 /// content, drawn from <see cref="CounterRng"/> keyed by (<see cref="MethodSettings.Seed"/>, the query's stream), element i
 /// for row i. Any LDS or counterfactual result a method reports must beat it.
 /// </summary>
