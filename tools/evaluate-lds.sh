@@ -2,7 +2,7 @@
 # The README's LDS table, on the papers' protocol: N = 1000 embedded 16×16 images, a reference model (5 checkpoints kept for
 # TracIn/ReTrac) and M = 64 subset models (α = 0.5) each trained with S = 3 seeds, all with the fast recipe; a 32-member
 # encoded ensemble trained with the same recipe; Q = 50 generated test queries (seeds 0 … 49) and V = 20 validation
-# queries (seeds 2^32 + 0 … 19) on which every method's damping is chosen from 1e-6 … 10 before the test queries are
+# queries (seeds 2^32 + 0 … 19) on which every method's damping is chosen from 1e-6 … 1000 before the test queries are
 # scored once; the noise ceiling from the 3 seeds; every method.
 # Resumable: rerun after a kill and it continues (each trained model, measured loss, store and score file is saved once;
 # a run with smaller M or S continues to larger ones, reusing its models). An eval/lds folder from before --subset-seeds
@@ -10,10 +10,14 @@
 # eval/lds/reference-run and eval/lds/stores aside first (the command says so).
 # Cost: about 3 × 64 + 33 trainings of ~33 s on 2 idle cores (~2 h), then the builds and the damping sweeps (each λ one
 # Cholesky factorisation of the k × k kernel and one scoring of the 20 validation queries per method); still to be measured.
-# The results are copied to docs/results (lds.json, lds.md): the README's LDS table is that lds.md
+# The results are copied to docs/results (lds*.json, lds*.md, lds-curves.png): the README's LDS table is that lds.md
 # ('onnx-attribution evaluate lds-report --out docs/results' writes it again from the JSON).
-# Extra arguments go to 'evaluate lds'. METHODS=trak,d-trak scores fewer methods (the ensemble is trained only when listed);
-# SUBSET_MODELS and SUBSET_SEEDS set M and S (a smaller run continues to larger ones).
+# Then the curves of the settings that matter (item 4 of the quality issue): R = 3 reference models with their scores
+# averaged, K = 30 timesteps, 3 noise draws per timestep, each its own setting point (--point) sharing the models and
+# measured losses; 'evaluate lds-curves' tabulates every point and plots LDS against build cost (lds-curves.md/.png).
+# Extra arguments go to every 'evaluate lds'. METHODS=trak,d-trak scores fewer methods (the ensemble is trained only when
+# listed); SUBSET_MODELS and SUBSET_SEEDS set M and S (a smaller run continues to larger ones); CURVES=0 skips the curves,
+# CURVE_METHODS sets their methods.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # glibc maps and unmaps the big activations every step; these cut training time ~2x here (docs/design.md, Platform notes).
@@ -28,9 +32,19 @@ if [[ ",$methods," == *,ensemble,* ]]; then
         --out eval/ensemble-e32
     ensemble=(--ensemble eval/ensemble-e32)
 fi
-"$cli" evaluate lds --data embedded --subset 0:1000 --subset-models "${SUBSET_MODELS:-64}" --subset-seeds "${SUBSET_SEEDS:-3}" \
-    --alpha 0.5 --queries 50 --validation-queries 20 --damping-grid 1e-6,1e-5,1e-4,1e-3,1e-2,1e-1,1,10 "${recipe[@]}" --seed 0 \
-    --measure-timesteps 100 --measure-draws 3 --timesteps 10 --dim 4096 --damping 1e-3 "${ensemble[@]}" \
-    --methods "$methods" --out eval/lds "$@"
+common=(--data embedded --subset 0:1000 --subset-models "${SUBSET_MODELS:-64}" --subset-seeds "${SUBSET_SEEDS:-3}" \
+    --alpha 0.5 --queries 50 --validation-queries 20 --damping-grid 1e-6,1e-5,1e-4,1e-3,1e-2,1e-1,1,10,100,1000 "${recipe[@]}" --seed 0 \
+    --measure-timesteps 100 --measure-draws 3 --damping 1e-3 --out eval/lds)
+# The main table: every method at K = 10 timesteps x 1 noise draw, k = 4096, one reference model.
+"$cli" evaluate lds "${common[@]}" --timesteps 10 --dim 4096 "${ensemble[@]}" --methods "$methods" "$@"
+# The curves' other points (CURVES=0 skips them), each sharing the models and measured losses above:
+# R = 3 reference models, scores averaged (lds-R3.json); K = 30 timesteps (lds-K30.json); 3 noise draws per timestep (lds-K10x3.json).
+if [[ "${CURVES:-1}" != 0 ]]; then
+    "$cli" evaluate lds "${common[@]}" --timesteps 10 --dim 4096 --reference-models 3 --methods "${CURVE_METHODS:-trak,d-trak,das}" "$@"
+    "$cli" evaluate lds "${common[@]}" --point K30 --timesteps 30 --dim 4096 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
+    "$cli" evaluate lds "${common[@]}" --point K10x3 --timesteps 10 --noise-draws 3 --dim 4096 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
+    "$cli" evaluate lds-curves --out eval/lds
+fi
 mkdir -p docs/results
-cp eval/lds/lds.json eval/lds/lds.md docs/results/
+cp eval/lds/lds*.json eval/lds/lds*.md docs/results/
+[[ -f eval/lds/lds-curves.png ]] && cp eval/lds/lds-curves.png docs/results/

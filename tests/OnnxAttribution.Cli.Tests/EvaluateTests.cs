@@ -104,6 +104,70 @@ public sealed class EvaluateTests
     }
 
     [Test]
+    public void Lds_TwoReferenceModels_ScoresAreTheMeanOfTheirStores_AndCurvesShowEveryPoint()
+    {
+        var lds = Path.Combine(_dir, "lds-r2");
+        // The toy run's arguments into its own folder, each (option, value) pair of extra replacing or adding one.
+        string[] Run(params string[] extra)
+        {
+            var args = Lds().Take(Lds().Length - 1).Append(lds).ToList();
+            for (int i = 0; i + 1 < extra.Length; i += 2)
+            {
+                int at = args.IndexOf(extra[i]);
+                if (at >= 0)
+                {
+                    args[at + 1] = extra[i + 1];
+                }
+                else
+                {
+                    args.AddRange([extra[i], extra[i + 1]]);
+                }
+            }
+            return [.. args];
+        }
+        Assert.That(CliApp.Run(Run()), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var stamp = File.GetLastWriteTimeUtc(Path.Combine(lds, "stores", "trak", "features.npy"));
+        Assert.That(CliApp.Run(Run("--reference-models", "2")), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.Exists(Path.Combine(lds, "reference-1", "model.json")), Is.True, "the second reference model is trained");
+        Assert.That(File.GetLastWriteTimeUtc(Path.Combine(lds, "stores", "trak", "features.npy")), Is.EqualTo(stamp), "the first reference's store is shared by R = 1 and R = 2");
+        var result = JsonNode.Parse(File.ReadAllText(Path.Combine(lds, "lds-R2.json")))!;
+        Assert.That(result["setting"]!["referenceModels"]!.GetValue<int>(), Is.EqualTo(2));
+        var trak = result["methods"]!.AsArray().Single(m => m!["method"]!.GetValue<string>() == "trak")!;
+
+        // The test scores are the mean of the two references' scores at the chosen λ: the LDS recomputed from them agrees.
+        var first = NpyFormat.ReadMatrix(Path.Combine(lds, "scores", "trak.npy"));
+        var second = NpyFormat.ReadMatrix(Path.Combine(lds, "scores-reference-1", "trak.npy"));
+        Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(lds, "scores-reference-1", "trak.json")))!["damping"]!.GetValue<double>(), Is.EqualTo(trak["damping"]!.GetValue<double>()));
+        Assert.That(second.Values, Is.Not.EqualTo(first.Values), "two models, two sets of scores");
+        var mean = first.Values.Zip(second.Values, (a, b) => (a + b) / 2).ToArray();
+        var subsets = JsonNode.Parse(File.ReadAllText(Path.Combine(lds, "subsets.json")))!.AsArray().Select(s => s!["rows"]!.AsArray().Select(r => r!.GetValue<int>()).ToArray()).ToArray();
+        var perSeed = Enumerable.Range(0, 2).Select(s => NpyFormat.ReadMatrix(Path.Combine(lds, "measured", $"loss-seed-{s}.npy")).Values
+            .Select((v, i) => (v, i)).Where(x => x.i % 4 < 2).Select(x => (double)x.v).ToArray()).ToList(); // 2 test + 2 validation columns per subset
+        var measured = Core.Evaluation.NoiseCeiling.MeanOverSeeds(perSeed);
+        var perQuery = Core.Evaluation.Lds.PerQuery(Core.Evaluation.Lds.Predict(mean, 2, 24, subsets), measured, 2, subsets.Length);
+        Assert.That(trak["perQuery"]!.AsArray().Select(v => v!.GetValue<double>()), Is.EqualTo(perQuery).Within(1e-12));
+
+        // A store built at other settings is refused, naming --point; a named point builds its own.
+        Assert.That(CliApp.Run(Run("--timesteps", "3")), Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("--point").And.Contain(Path.Combine("stores", "trak")));
+        Assert.That(CliApp.Run(Run("--timesteps", "3", "--point", "K3")), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(JsonNode.Parse(File.ReadAllText(Path.Combine(lds, "lds-K3.json")))!["setting"]!["timesteps"]!.GetValue<int>(), Is.EqualTo(3));
+
+        // The curves: every point of every method in one table and a plot.
+        Assert.That(CliApp.Run(["evaluate", "lds-curves", "--out", lds]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var curves = File.ReadAllText(Path.Combine(lds, "lds-curves.md"));
+        Assert.That(curves, Does.Contain("| trak | K 2 × 1, k 64, R 1 |").And.Contain("| trak | K 2 × 1, k 64, R 2 |").And.Contain("| trak | K 3 × 1, k 64, R 1 |")
+            .And.Contain("| random | K 2 × 1, k 64, R 2 |").And.Contain("lds-R2.json"));
+        Assert.That(PngImageSize(Path.Combine(lds, "lds-curves.png")), Is.EqualTo((760, 360)));
+    }
+
+    private static (int Width, int Height) PngImageSize(string path)
+    {
+        var (_, _, h, w) = Core.Imaging.PngImage.ReadBytes(path);
+        return (w, h);
+    }
+
+    [Test]
     public void Lds_LargerM_ReusesTrainedModels_AndJourneyTrakIsScoredPerStep()
     {
         var grow = Path.Combine(_dir, "lds-grow");

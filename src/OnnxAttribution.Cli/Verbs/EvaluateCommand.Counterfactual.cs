@@ -13,9 +13,55 @@ namespace OnnxAttribution.Cli.Verbs;
 
 internal static partial class EvaluateCommand
 {
+    /// <summary>The seed stream of the random removals (removal r draws from stream index r).</summary>
+    private const string RandomRemovalStream = "counterfactual random removal";
+
+    /// <summary>What a counterfactual run retrains: the stores' model with its own recipe, the methods and the queries.</summary>
+    private sealed record CounterfactualSetup(string[] Stores, List<string> Methods, StoreSource Source, ModelDirectory Reference, Core.Data.ImageDataset Data,
+        TrainingRecipe Recipe, long TrainingSeed, int K);
+
     private static int RunCounterfactual(EvaluateVerb o, CancellationToken cancel)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
+        var setup = CounterfactualSetupOf(o);
+        // Query q's removal depends on its store and q only, random removal r on the seed and r: more queries, random
+        // models or stores reuse every model already retrained.
+        CheckSettings(o.Out, new { kind = "counterfactual", model = Path.GetFullPath(setup.Source.ModelDirectory), subset = setup.Source.Subset, k = setup.K, queries = o.Queries, randomModels = o.RandomModels, seed = o.Seed, recipe = setup.Recipe, samplingSteps = o.SamplingSteps },
+            "queries", "randomModels");
+        var session = new SessionSettings(ExecutionDevice.Cpu, o.Threads);
+        var queries = GeneratedQueries.Generate(setup.Reference, QuerySeeds(o.Queries), SamplerKind.Ddim, o.SamplingSteps, session, cancel);
+        var top = new Dictionary<string, Core.Store.TopKResult[]>(StringComparer.Ordinal);
+        for (int i = 0; i < setup.Stores.Length; i++)
+        {
+            using var scorer = AttributionMethods.Open(setup.Stores[i], setup.Source.ModelDirectory, session);
+            top[setup.Methods[i]] = scorer.TopK(queries, setup.K, cancel);
+        }
+        var removals = new List<(string Name, int[] Removed)>();
+        for (int r = 0; r < o.RandomModels; r++)
+        {
+            var u = new double[setup.Data.Count];
+            new CounterRng(SeedStreams.Derive(o.Seed, RandomRemovalStream, r, 0), 0).FillUniform(u);
+            removals.Add(($"random-{r:D2}", Enumerable.Range(0, setup.Data.Count).OrderBy(i => u[i]).ThenBy(i => i).Take(setup.K).ToArray()));
+        }
+        for (int q = 0; q < o.Queries; q++)
+        {
+            removals.AddRange(setup.Methods.Select(method => (TopModelName(method, q), top[method][q].Indices.Select(i => checked((int)i)).ToArray())));
+        }
+        var progress = new TrainingProgress("retrain without removed rows", removals.Count, setup.Recipe.Steps);
+        for (int m = 0; m < removals.Count; m++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var removed = removals[m].Removed.ToHashSet();
+            var keep = Enumerable.Range(0, setup.Data.Count).Where(i => !removed.Contains(i)).ToArray();
+            RecipeTrainer.TrainAndExport(setup.Recipe, setup.Data, keep, setup.TrainingSeed, $"without {removals[m].Name}", Path.Combine(o.Out, "models", removals[m].Name + "-run"),
+                Path.Combine(o.Out, "models", removals[m].Name), withVjp: false, progress.For(m), cancel);
+        }
+        return CompareRetrained(o, setup, queries, top, session, clock, cancel);
+    }
+
+    /// <summary>The stores (one model, one method each), the model they attribute and the recipe it was trained with.</summary>
+    private static CounterfactualSetup CounterfactualSetupOf(EvaluateVerb o)
+    {
         var stores = (o.Store ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (stores.Length == 0)
         {
@@ -52,51 +98,20 @@ internal static partial class EvaluateCommand
         {
             throw new UserInputException($"--store: two stores of one method ({string.Join(", ", methods)}); evaluate them into separate --out folders");
         }
-        int k = o.RemoveTop;
-        if (k < 1 || k >= data.Count)
+        if (o.RemoveTop >= data.Count)
         {
-            throw new UserInputException($"--remove-top {k}: must be between 1 and N − 1 = {data.Count - 1}");
+            throw new UserInputException($"--remove-top {o.RemoveTop}: must be between 1 and N − 1 = {data.Count - 1}");
         }
-        // Query q's removal depends on its store and q only, random removal r on the seed and r: more queries, random
-        // models or stores reuse every model already retrained.
-        CheckSettings(o.Out, new { kind = "counterfactual", model = Path.GetFullPath(source.ModelDirectory), subset = source.Subset, k, queries = o.Queries, randomModels = o.RandomModels, seed = o.Seed, recipe, samplingSteps = o.SamplingSteps },
-            "queries", "randomModels");
-        var session = new SessionSettings(ExecutionDevice.Cpu, o.Threads);
-        var queries = GeneratedQueries.Generate(reference, QuerySeeds(o.Queries), SamplerKind.Ddim, o.SamplingSteps, session, cancel);
+        return new CounterfactualSetup(stores, methods, source, reference, data, recipe, training.Seed, o.RemoveTop);
+    }
+
+    /// <summary>Regenerates every query from the same noise with each retrained model, measures pixel distance and loss change, writes the results.</summary>
+    private static int CompareRetrained(EvaluateVerb o, CounterfactualSetup setup, List<AttributionQuery> queries, Dictionary<string, Core.Store.TopKResult[]> top,
+        SessionSettings session, System.Diagnostics.Stopwatch clock, CancellationToken cancel)
+    {
+        var (reference, methods, k) = (setup.Reference, setup.Methods, setup.K);
         var queryImages = TrakMethod.Images(queries);
         int c = reference.Metadata.Channels, size = reference.Metadata.ImageSize, d = c * size * size;
-
-        var top = new Dictionary<string, Core.Store.TopKResult[]>(StringComparer.Ordinal);
-        for (int i = 0; i < stores.Length; i++)
-        {
-            using var scorer = AttributionMethods.Open(stores[i], source.ModelDirectory, session);
-            top[methods[i]] = scorer.TopK(queries, k, cancel);
-        }
-        var removals = new List<(string Name, int[] Removed)>();
-        for (int r = 0; r < o.RandomModels; r++)
-        {
-            var u = new double[data.Count];
-            new CounterRng(o.Seed + 7_000_001, r).FillUniform(u);
-            removals.Add(($"random-{r:D2}", Enumerable.Range(0, data.Count).OrderBy(i => u[i]).ThenBy(i => i).Take(k).ToArray()));
-        }
-        for (int q = 0; q < o.Queries; q++)
-        {
-            foreach (var method in methods)
-            {
-                removals.Add((TopModelName(method, q), top[method][q].Indices.Select(i => checked((int)i)).ToArray()));
-            }
-        }
-        var progress = new TrainingProgress("retrain without removed rows", removals.Count, recipe.Steps);
-        for (int m = 0; m < removals.Count; m++)
-        {
-            cancel.ThrowIfCancellationRequested();
-            var removed = removals[m].Removed.ToHashSet();
-            var keep = Enumerable.Range(0, data.Count).Where(i => !removed.Contains(i)).ToArray();
-            RecipeTrainer.TrainAndExport(recipe, data, keep, training.Seed, $"without {removals[m].Name}", Path.Combine(o.Out, "models", removals[m].Name + "-run"),
-                Path.Combine(o.Out, "models", removals[m].Name), withVjp: false, progress.For(m), cancel);
-        }
-
-        // Regenerate every query from the same noise with each retrained model; measure pixel distance and loss change.
         var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(reference.Metadata.Schedule.Timesteps, 100), 3, 1_000_003, MeasurementKind.Loss);
         double[] baseLoss;
         using (var denoiser = reference.OpenDenoiser(session))
@@ -127,7 +142,6 @@ internal static partial class EvaluateCommand
         var randDist = all.Select(q => randoms.Average(r => Distance(Query(queryImages, q), Query(r.Images, q)))).ToArray();
         var randLoss = all.Select(q => randoms.Average(r => r.Loss[q] - baseLoss[q])).ToArray();
 
-        var results = new List<CounterfactualRow>();
         int columns = 1 + methods.Count + randoms.Count;
         var tiles = new float[o.Queries * columns * d];
         var captions = new List<string?>();
@@ -154,24 +168,11 @@ internal static partial class EvaluateCommand
                 captions.Add($"random {Distance(Query(queryImages, q), Query(randoms[r].Images, q)):F2}");
             }
         }
-        for (int i = 0; i < methods.Count; i++)
-        {
-            results.Add(new CounterfactualRow(methods[i], stores[i], topDist[i].Average(), randDist.Average(), topLoss[i].Average(), randLoss.Average(),
-                Enumerable.Range(0, o.Queries).Count(q => topLoss[i][q] > randLoss[q]), Enumerable.Range(0, o.Queries).Count(q => topDist[i][q] > randDist[q]), perMethod[i]));
-        }
+        var results = methods.Select((method, i) => new CounterfactualRow(method, setup.Stores[i], topDist[i].Average(), randDist.Average(), topLoss[i].Average(), randLoss.Average(),
+            all.Count(q => topLoss[i][q] > randLoss[q]), all.Count(q => topDist[i][q] > randDist[q]), perMethod[i])).ToList();
         var png = Path.Combine(o.Out, "before-after.png");
         ImageGrid.Write(png, tiles, o.Queries * columns, c, size, size, new GridLayout(columns, 5), captions);
-        var result = new
-        {
-            model = source.ModelDirectory,
-            k,
-            n = data.Count,
-            queries = o.Queries,
-            randomModels = randoms.Count,
-            methods = results,
-            png,
-            seconds = clock.Elapsed.TotalSeconds,
-        };
+        var result = new { model = setup.Source.ModelDirectory, k, n = setup.Data.Count, queries = o.Queries, randomModels = randoms.Count, methods = results, png, seconds = clock.Elapsed.TotalSeconds };
         JsonFile.Save(Path.Combine(o.Out, "counterfactual.json"), result);
         var table = new StringBuilder();
         table.AppendLine(CultureInfo.InvariantCulture, $"| method | pixel RMS change, top {k} removed | random {k} removed | query loss change, top {k} | random {k} | queries where top > random (loss) | (pixels) |");
@@ -180,7 +181,7 @@ internal static partial class EvaluateCommand
         {
             table.AppendLine(CultureInfo.InvariantCulture, $"| {r.Method} | {r.PixelRmsTop:F3} | {r.PixelRmsRandom:F3} | {r.LossChangeTop:+0.0000;-0.0000} | {r.LossChangeRandom:+0.0000;-0.0000} | {r.QueriesLossAboveRandom}/{o.Queries} | {r.QueriesPixelsAboveRandom}/{o.Queries} |");
         }
-        return Report(o, Path.Combine(o.Out, "counterfactual.md"), table.ToString(), result, $"remove top {k} of {data.Count}, {o.Queries} queries, {randoms.Count} random removals; {png}");
+        return Report(o, Path.Combine(o.Out, "counterfactual.md"), table.ToString(), result, $"remove top {k} of {setup.Data.Count}, {o.Queries} queries, {randoms.Count} random removals; {png}");
     }
 
     private static string TopModelName(string method, int query) => $"{method}/query-{query:D3}-top";

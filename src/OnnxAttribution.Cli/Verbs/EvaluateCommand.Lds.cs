@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
@@ -16,6 +15,21 @@ namespace OnnxAttribution.Cli.Verbs;
 
 internal static partial class EvaluateCommand
 {
+    /// <summary>What every method of one 'evaluate lds' run is scored against: its models, queries and measured outputs.</summary>
+    /// <param name="References">The R reference models' folders; the first is attributed and generated the queries.</param>
+    /// <param name="Subsets">The M subsets (rows of N).</param>
+    /// <param name="Plan">The M × S subset models.</param>
+    /// <param name="Queries">The Q test queries.</param>
+    /// <param name="Validation">The V validation queries.</param>
+    /// <param name="MeasuredLoss">Test queries' mean loss over the S seeds, subset-major (M × Q).</param>
+    /// <param name="ValidationLoss">The same for the validation queries (M × V).</param>
+    /// <param name="Ceiling">The noise ceiling (S ≥ 2), else null.</param>
+    private sealed record LdsGround(IReadOnlyList<string> References, int[][] Subsets, IReadOnlyList<SubsetModel> Plan, List<AttributionQuery> Queries,
+        List<AttributionQuery> Validation, double[] MeasuredLoss, double[] ValidationLoss, CeilingResult? Ceiling);
+
+    /// <summary>One reference model's store of a method and the folder its scores are kept in.</summary>
+    private sealed record ReferenceStore(string Model, string Store, string Scores);
+
     private static int RunLds(EvaluateVerb o, CancellationToken cancel)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -28,6 +42,10 @@ internal static partial class EvaluateCommand
         if (o.SubsetSeeds < 1 || o.ValidationQueries < 1 || o.Queries < 1)
         {
             throw new UserInputException($"--subset-seeds {o.SubsetSeeds}, --validation-queries {o.ValidationQueries}, --queries {o.Queries}: each must be at least 1");
+        }
+        if (o.Model is not null && o.ReferenceModels > 1)
+        {
+            throw new UserInputException($"--reference-models {o.ReferenceModels} trains the reference models here; with --model only one reference (yours) is attributed");
         }
         var grid = o.DampingGrid.ToList();
         if (grid.Count == 0 || grid.Any(l => !(l > 0)))
@@ -61,15 +79,48 @@ internal static partial class EvaluateCommand
         }, "subsetModels", "subsetSeeds", "legacySeedZero", "validationQueries", "dampingGrid", "journeySteps");
         var session = new SessionSettings(ExecutionDevice.Cpu, o.Threads);
 
-        // 1. The reference model: the one attributed.
-        var referenceDir = o.Model ?? Path.Combine(o.Out, "reference");
-        if (o.Model is null)
+        var references = TrainReferences(o, recipe, data, methods, timings, cancel);
+        var ground = Ground(o, recipe, data, references, legacySeedZero, session, timings, cancel);
+
+        // Every method's scores: damping chosen on the validation queries, then the test queries once.
+        var rows = new List<LdsRow>();
+        List<JourneyStepRow>? journeySteps = null;
+        foreach (var name in methods)
         {
-            var bar = new TrainingProgress("reference model", 1, recipe.Steps);
-            // The reference keeps five checkpoints for TracIn/ReTrac (keeping them does not change the weights).
+            cancel.ThrowIfCancellationRequested();
+            var (methodRows, steps) = ScoreMethod(o, name, ground, data, grid, session, cancel);
+            rows.AddRange(methodRows);
+            journeySteps = steps ?? journeySteps;
+        }
+        return WriteLdsResult(o, data, ground, grid, recipe, rows, journeySteps, timings, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>The seed stream of the reference models after the first (which trains with --seed).</summary>
+    private const string ReferenceSeedStream = "lds reference model";
+
+    /// <summary>
+    /// The R reference models, trained here unless done (or --model's one): reference r = 0 in reference/ with --seed,
+    /// r ≥ 1 in reference-r/ with seed <see cref="Core.Numerics.SeedStreams.Derive"/>(--seed, "lds reference model", r, 0).
+    /// Each keeps five checkpoints for TracIn/ReTrac.
+    /// </summary>
+    private static List<string> TrainReferences(EvaluateVerb o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> methods, Dictionary<string, double> timings,
+        CancellationToken cancel)
+    {
+        if (o.Model is not null)
+        {
+            return [o.Model];
+        }
+        var directories = new List<string>();
+        var bar = new TrainingProgress("reference models", o.ReferenceModels, recipe.Steps);
+        for (int r = 0; r < o.ReferenceModels; r++)
+        {
+            string name = r == 0 ? "reference" : $"reference-{r}";
+            var referenceDir = Path.Combine(o.Out, name);
+            var referenceRun = Path.Combine(o.Out, name + "-run");
+            long seed = r == 0 ? o.Seed : Core.Numerics.SeedStreams.Derive(o.Seed, ReferenceSeedStream, r, 0);
+            // A reference keeps five checkpoints for TracIn/ReTrac (keeping them does not change the weights).
             var referenceRecipe = recipe with { KeepCheckpointsEvery = Math.Max(1, recipe.Steps / TracInCheckpoints) };
-            var referenceRun = Path.Combine(o.Out, "reference-run");
-            RecipeTrainer.TrainAndExport(referenceRecipe, data, null, o.Seed, o.Subset, referenceRun, referenceDir, withVjp: true, bar.For(0), cancel);
+            RecipeTrainer.TrainAndExport(referenceRecipe, data, null, seed, o.Subset, referenceRun, referenceDir, withVjp: true, bar.For(r), cancel);
             if (methods.Any(m => m is "tracin" or "retrac"))
             {
                 try
@@ -81,11 +132,21 @@ internal static partial class EvaluateCommand
                     throw new UserInputException($"{referenceRun}: tracin/retrac use {TracInCheckpoints} checkpoints of the reference, kept every {referenceRecipe.KeepCheckpointsEvery} steps, and this run did not keep them (it was trained by an earlier version): move {referenceDir}, {referenceRun} and {Path.Combine(o.Out, "stores")} aside to train the reference again, or leave tracin and retrac out ({e.Message})", e);
                 }
             }
-            timings["trainReferenceSeconds"] = TrainingRunInfo.Load(referenceRun).TrainSeconds;
+            if (r == 0)
+            {
+                timings["trainReferenceSeconds"] = TrainingRunInfo.Load(referenceRun).TrainSeconds;
+            }
+            directories.Add(referenceDir);
         }
-        var reference = ModelDirectory.Open(referenceDir);
+        return directories;
+    }
 
-        // 2. Subsets and their models: every subset trained with S seeds.
+    /// <summary>The subset models (trained where missing), the generated queries and every subset model's loss on them.</summary>
+    private static LdsGround Ground(EvaluateVerb o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> references, bool legacySeedZero, SessionSettings session,
+        Dictionary<string, double> timings, CancellationToken cancel)
+    {
+        var reference = ModelDirectory.Open(references[0]);
+        // Subsets and their models: every subset trained with S seeds.
         var subsets = Lds.DrawSubsets(data.Count, o.SubsetModels, o.Alpha, o.Seed);
         var plan = SubsetModels.Plan(o.Out, o.Seed, subsets.Length, o.SubsetSeeds, legacySeedZero);
         JsonFile.Save(Path.Combine(o.Out, "subsets.json"), subsets.Select((s, j) => new
@@ -94,12 +155,13 @@ internal static partial class EvaluateCommand
             seeds = plan.Where(p => p.Subset == j).Select(p => new { seed = p.SeedIndex, trainingSeed = p.TrainingSeed, directory = Path.GetFileName(p.Directory) }),
             rows = s,
         }).ToList());
-        var progress = new TrainingProgress("subset models", plan.Count, recipe.Steps);
-        SubsetModels.TrainMissing(plan, (i, m) => RecipeTrainer.TrainAndExport(recipe, data, subsets[m.Subset], m.TrainingSeed, $"lds subset {m.Subset} seed {m.SeedIndex}",
+        var missing = plan.Where(m => !File.Exists(Path.Combine(m.Directory, "model.json"))).ToList();
+        var progress = new TrainingProgress("subset models", Math.Max(1, missing.Count), recipe.Steps);
+        SubsetModels.TrainMissing(missing, (i, m) => RecipeTrainer.TrainAndExport(recipe, data, subsets[m.Subset], m.TrainingSeed, $"lds subset {m.Subset} seed {m.SeedIndex}",
             m.RunDirectory, m.Directory, withVjp: false, progress.For(i), cancel), cancel);
         timings["trainSubsetModelSeconds"] = plan.Select(m => TrainingRunInfo.Load(m.RunDirectory).TrainSeconds).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
 
-        // 3. Test and validation queries, and the measured output of every subset model: its loss on each query, per seed.
+        // Test and validation queries, and the measured output of every subset model: its loss on each query, per seed.
         var testSeeds = QuerySeeds(o.Queries);
         var validationSeeds = ValidationQuerySeeds(o.ValidationQueries);
         var allQueries = GeneratedQueries.Generate(reference, [.. testSeeds, .. validationSeeds], SamplerKind.Ddim, o.SamplingSteps, session, cancel);
@@ -130,62 +192,90 @@ internal static partial class EvaluateCommand
         {
             Output.Note($"noise ceiling √ρ_S: {100 * ceiling.Mean.Mean:F1}% [{100 * ceiling.Mean.Low:F1}, {100 * ceiling.Mean.High:F1}] (ρ_S {ceiling.MeanReliability.Mean:F3}, {ceiling.Splits} seed splits of {ceiling.HalfSize} against {ceiling.HalfSize})");
         }
+        return new LdsGround(references, subsets, plan, queries, validation, measuredLoss, validationLoss, ceiling);
+    }
 
-        // 4. Every method's scores on the reference model: damping chosen on the validation queries, then the test queries once.
-        var source = new StoreSource(referenceDir, o.Data, o.Subset, size);
-        var rows = new List<LdsRow>();
-        List<JourneyStepRow>? journeySteps = null;
-        var grams = new GramCache();
-        foreach (var name in methods)
+    /// <summary>
+    /// The folder-name suffix of this run's setting point and reference model r: "-{--point}" unless --point is empty,
+    /// then "-reference-r" for r ≥ 1 (stores/, scores/ for the first reference of the unnamed point).
+    /// </summary>
+    private static string PointSuffix(EvaluateVerb o, int reference) =>
+        (o.Point.Length == 0 ? "" : "-" + o.Point) + (reference == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"-reference-{reference}"));
+
+    /// <summary>The results' file stem: lds, then "-{--point}" for a named point, then "-R{R}" for R &gt; 1 reference models.</summary>
+    private static string ResultStem(EvaluateVerb o) =>
+        "lds" + PointSuffix(o, 0) + (o.ReferenceModels > 1 ? string.Create(CultureInfo.InvariantCulture, $"-R{o.ReferenceModels}") : "");
+
+    /// <summary>A method's stores (one per reference model; the ensemble's own folder) with the folders of their scores.</summary>
+    private static List<ReferenceStore> StoresOf(EvaluateVerb o, string name, LdsGround ground)
+    {
+        if (name == "ensemble")
         {
-            cancel.ThrowIfCancellationRequested();
-            var storeDir = name == "ensemble"
-                ? o.Ensemble ?? throw new UserInputException("method 'ensemble' needs --ensemble <folder> (train it with train-ensemble on the same --data/--subset)")
-                : Path.Combine(o.Out, "stores", name);
-            double buildSeconds = BuildStore(o, name, storeDir, referenceDir, data, source, session, cancel);
-            var damped = name == "ensemble" ? null : AttributionMethods.Find(name) as IDampedMethod;
-            double ValidationLds(double? damping)
+            var ensemble = o.Ensemble ?? throw new UserInputException("method 'ensemble' needs --ensemble <folder> (train it with train-ensemble on the same --data/--subset)");
+            return [new ReferenceStore(ground.References[0], ensemble, Path.Combine(o.Out, "scores" + PointSuffix(o, 0)))];
+        }
+        return ground.References.Select((model, r) => new ReferenceStore(model, Path.Combine(o.Out, "stores" + PointSuffix(o, r), name), Path.Combine(o.Out, "scores" + PointSuffix(o, r)))).ToList();
+    }
+
+    /// <summary>
+    /// One method's rows: its stores built where missing, its damping chosen on the validation queries (the scores being
+    /// the mean over the reference models' stores at each λ), the test queries scored once at that λ.
+    /// </summary>
+    private static (List<LdsRow> Rows, List<JourneyStepRow>? Steps) ScoreMethod(EvaluateVerb o, string name, LdsGround ground, Core.Data.ImageDataset data, List<double> grid,
+        SessionSettings session, CancellationToken cancel)
+    {
+        int size = ModelDirectory.Open(ground.References[0]).Metadata.ImageSize;
+        var stores = StoresOf(o, name, ground);
+        double buildSeconds = stores.Sum(s => BuildStore(o, name, s.Store, s.Model, data, new StoreSource(s.Model, o.Data, o.Subset, size), session, cancel));
+        var damped = name == "ensemble" ? null : AttributionMethods.Find(name) as IDampedMethod;
+        var grams = new GramCache();
+        Scored Score(List<AttributionQuery> queries, double? damping, bool validation) => MeanOf(stores.Select(s => ScoreCached(name, s.Store, s.Model, session, queries, data.Count,
+            damping, damped, grams, validation ? Path.Combine(s.Scores, "validation") : s.Scores, perDamping: validation, cancel)).ToList());
+        double ValidationLds(double? damping)
+        {
+            var scores = Score(ground.Validation, damping, validation: true).Scores;
+            var perQuery = Lds.PerQuery(Lds.Predict(scores, o.ValidationQueries, data.Count, ground.Subsets), ground.ValidationLoss, o.ValidationQueries, ground.Subsets.Length);
+            return perQuery.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
+        }
+        Scored scored;
+        double validationLds;
+        double? chosen = null;
+        IReadOnlyList<DampingPoint>? sweep = null;
+        if (damped is not null)
+        {
+            var tuned = DampingTuning.Tune(grid, l => ValidationLds(l), l => Score(ground.Queries, l, validation: false));
+            (scored, chosen, sweep) = (tuned.Test, tuned.Chosen, tuned.Sweep);
+            validationLds = sweep.Single(p => p.Damping == tuned.Chosen).ValidationLds;
+            // The stores are left at the chosen λ (the sweep may have left them at another), for what uses them next.
+            foreach (var s in stores.Where(s => MethodManifest.Require(s.Store, name).Settings["damping"]?.GetValue<double>() != tuned.Chosen))
             {
-                var scores = ScoreCached(o, name, storeDir, referenceDir, session, validation, data.Count, damping, damped, grams, Path.Combine(o.Out, "scores", "validation"), cancel).Scores;
-                var perQuery = Lds.PerQuery(Lds.Predict(scores, o.ValidationQueries, data.Count, subsets), validationLoss, o.ValidationQueries, subsets.Length);
-                return perQuery.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
+                damped.Redamp(s.Store, tuned.Chosen, grams);
             }
-            Scored Test(double? damping) => ScoreCached(o, name, storeDir, referenceDir, session, queries, data.Count, damping, damped, grams, Path.Combine(o.Out, "scores"), cancel);
-            Scored scored;
-            double validationLds;
-            double? chosen = null;
-            IReadOnlyList<DampingPoint>? sweep = null;
-            if (damped is not null)
-            {
-                var tuned = DampingTuning.Tune(grid, l => ValidationLds(l), l => Test(l));
-                (scored, chosen, sweep) = (tuned.Test, tuned.Chosen, tuned.Sweep);
-                validationLds = sweep.Single(p => p.Damping == tuned.Chosen).ValidationLds;
-                // The store is left at the chosen λ (the sweep may have left it at another), for what uses it next.
-                if (MethodManifest.Require(storeDir, name).Settings["damping"]?.GetValue<double>() != tuned.Chosen)
-                {
-                    damped.Redamp(storeDir, tuned.Chosen, grams);
-                }
-                Output.Note($"{name}: λ = {Lambda(chosen.Value)} chosen on {o.ValidationQueries} validation queries (validation LDS {string.Join(", ", sweep.Select(p => $"{Lambda(p.Damping)}: {100 * p.ValidationLds:F1}%"))})");
-            }
-            else
-            {
-                validationLds = ValidationLds(null);
-                scored = Test(null);
-            }
-            grams.Clear();
-            var scores = scored.Scores;
-            long storeBytes = Directory.Exists(storeDir) ? new DirectoryInfo(storeDir).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
-            var predicted = Lds.Predict(scores, o.Queries, data.Count, subsets);
-            var perQuery = Lds.PerQuery(predicted, measuredLoss, o.Queries, subsets.Length);
-            var interval = Lds.Bootstrap(perQuery, 2000, o.Seed);
-            var test = Lds.PermutationTest(predicted, measuredLoss, o.Queries, subsets.Length, Permutations, o.Seed);
-            double centred = Lds.PerQuery(Lds.Predict(Lds.RemoveQueryMean(scores, o.Queries, data.Count), o.Queries, data.Count, subsets), measuredLoss, o.Queries, subsets.Length)
-                .Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
-            bool stepwise = scored.Timesteps is not null;
-            var costs = new Costs(buildSeconds, buildSeconds / data.Count, scored.Seconds, 1000 * scored.Seconds / o.Queries, storeBytes);
-            // Journey-TRAK attributes the steps of the trajectory, not the final image: its own row measures that
-            // (below); this one says how its mean over steps does on the final image's loss, the other rows' output.
-            rows.Add(new LdsRow(stepwise ? name + " (final image)" : name, "final image", interval, test, costs, perQuery)
+            Output.Note($"{name}: λ = {Lambda(chosen.Value)} chosen on {o.ValidationQueries} validation queries (validation LDS {string.Join(", ", sweep.Select(p => $"{Lambda(p.Damping)}: {100 * p.ValidationLds:F1}%"))})");
+        }
+        else
+        {
+            validationLds = ValidationLds(null);
+            scored = Score(ground.Queries, null, validation: false);
+        }
+        grams.Clear();
+        var scores = scored.Scores;
+        long storeBytes = stores.Sum(s => Directory.Exists(s.Store) ? new DirectoryInfo(s.Store).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0);
+        var predicted = Lds.Predict(scores, o.Queries, data.Count, ground.Subsets);
+        var perQuery = Lds.PerQuery(predicted, ground.MeasuredLoss, o.Queries, ground.Subsets.Length);
+        var interval = Lds.Bootstrap(perQuery, 2000, o.Seed);
+        var test = Lds.PermutationTest(predicted, ground.MeasuredLoss, o.Queries, ground.Subsets.Length, Permutations, o.Seed);
+        double centred = Lds.PerQuery(Lds.Predict(Lds.RemoveQueryMean(scores, o.Queries, data.Count), o.Queries, data.Count, ground.Subsets), ground.MeasuredLoss, o.Queries, ground.Subsets.Length)
+            .Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
+        bool stepwise = scored.Timesteps is not null;
+        var costs = new Costs(buildSeconds, buildSeconds / data.Count, scored.Seconds, 1000 * scored.Seconds / o.Queries, storeBytes);
+        var setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, stores.Count);
+        var ceiling = ground.Ceiling;
+        // Journey-TRAK attributes the steps of the trajectory, not the final image: its own row measures that
+        // (below); this one says how its mean over steps does on the final image's loss, the other rows' output.
+        var rows = new List<LdsRow>
+        {
+            new(stepwise ? name + " (final image)" : name, "final image", interval, test, costs, perQuery)
             {
                 QueryMeanRemoved = centred,
                 QueryAgreement = Lds.QueryAgreement(scores, o.Queries, data.Count),
@@ -194,28 +284,69 @@ internal static partial class EvaluateCommand
                 DampingSweep = sweep,
                 Ceiling = ceiling?.Mean.Mean,
                 FractionOfCeiling = ceiling is { Mean.Mean: > 0 } ? interval.Mean / ceiling.Mean.Mean : null,
+                Setting = setting,
                 Command = o.CommandLine,
-            });
-            Output.Note($"{rows[^1].Method}: LDS {100 * interval.Mean:F1}% [{100 * interval.Low:F1}, {100 * interval.High:F1}] over {interval.Count} queries, permutation p = {test.P:F3}" +
-                (ceiling is null ? "" : $", {100 * rows[^1].FractionOfCeiling:F0}% of the ceiling"));
-            if (stepwise)
-            {
-                var (row, steps) = StepwiseLds(o, name, scored.StepScores!, scored.Timesteps!, referenceDir, session, queries, plan, subsets, data.Count, costs, cancel);
-                rows.Add(row with { ValidationLds = validationLds, Damping = chosen, DampingSweep = sweep, Command = o.CommandLine });
-                journeySteps = steps;
-                Output.Note($"{name}: per-step LDS {100 * row.Lds:F1}% [{100 * row.Low:F1}, {100 * row.High:F1}] (mean over {steps.Count} steps), permutation p = {row.P:F3}");
-            }
+            },
+        };
+        Output.Note($"{rows[^1].Method}: LDS {100 * interval.Mean:F1}% [{100 * interval.Low:F1}, {100 * interval.High:F1}] over {interval.Count} queries, permutation p = {test.P:F3}" +
+            (ceiling is null ? "" : $", {100 * rows[^1].FractionOfCeiling:F0}% of the ceiling"));
+        if (!stepwise)
+        {
+            return (rows, null);
         }
+        var (row, steps) = StepwiseLds(o, name, scored.StepScores!, scored.Timesteps!, ground.References[0], session, ground.Queries, ground.Plan, ground.Subsets, data.Count, costs, cancel);
+        rows.Add(row with { ValidationLds = validationLds, Damping = chosen, DampingSweep = sweep, Setting = setting, Command = o.CommandLine });
+        Output.Note($"{name}: per-step LDS {100 * row.Lds:F1}% [{100 * row.Low:F1}, {100 * row.High:F1}] (mean over {steps.Count} steps), permutation p = {row.P:F3}");
+        return (rows, steps);
+    }
 
+    /// <summary>The mean of a method's scores over its reference models' stores (the seconds added up).</summary>
+    private static Scored MeanOf(IReadOnlyList<Scored> parts)
+    {
+        if (parts.Count == 1)
+        {
+            return parts[0];
+        }
+        static float[] Mean(IEnumerable<float[]> matrices, int count)
+        {
+            float[]? sum = null;
+            foreach (var m in matrices)
+            {
+                sum ??= new float[m.Length];
+                if (m.Length != sum.Length)
+                {
+                    throw new InvalidOperationException("the reference models' score matrices differ in size");
+                }
+                System.Numerics.Tensors.TensorPrimitives.Add(sum, m, sum);
+            }
+            System.Numerics.Tensors.TensorPrimitives.Divide(sum!, count, sum!);
+            return sum!;
+        }
+        if (parts.Any(p => !(p.Timesteps ?? []).SequenceEqual(parts[0].Timesteps ?? [])))
+        {
+            throw new InvalidOperationException("the reference models' stepwise scores have different steps");
+        }
+        var steps = parts[0].StepScores is null ? null : Mean(parts.Select(p => p.StepScores!), parts.Count);
+        return new Scored(Mean(parts.Select(p => p.Scores), parts.Count), steps, parts[0].Timesteps, parts.Sum(p => p.Seconds));
+    }
+
+    /// <summary>Writes lds{point}.json and lds{point}.md and reports them.</summary>
+    private static int WriteLdsResult(EvaluateVerb o, Core.Data.ImageDataset data, LdsGround ground, List<double> grid, TrainingRecipe recipe, List<LdsRow> rows,
+        List<JourneyStepRow>? journeySteps, Dictionary<string, double> timings, double seconds)
+    {
+        var reference = ModelDirectory.Open(ground.References[0]);
+        var ceiling = ground.Ceiling;
         var result = new
         {
             data = o.Data,
             subset = o.Subset,
             n = data.Count,
-            imageSize = size,
+            imageSize = reference.Metadata.ImageSize,
             modelParameters = reference.Metadata.Parameters.Sum(p => p.Shape.Aggregate(1L, (a, b) => a * b)),
-            reference = referenceDir,
-            subsetModels = subsets.Length,
+            reference = ground.References[0],
+            referenceModels = ground.References.Count,
+            setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, ground.References.Count),
+            subsetModels = ground.Subsets.Length,
             subsetSeeds = o.SubsetSeeds,
             alpha = o.Alpha,
             queries = o.Queries,
@@ -242,75 +373,13 @@ internal static partial class EvaluateCommand
             journeySteps,
             timings,
             command = o.CommandLine,
-            seconds = clock.Elapsed.TotalSeconds,
+            seconds,
         };
-        var jsonPath = Path.Combine(o.Out, "lds.json");
+        var stem = ResultStem(o);
+        var jsonPath = Path.Combine(o.Out, stem + ".json");
         JsonFile.Save(jsonPath, result);
-        var summary = $"N = {data.Count}, M = {subsets.Length} × S = {o.SubsetSeeds} seeds, α = {o.Alpha}, {o.Queries} test and {o.ValidationQueries} validation queries; results in {jsonPath}";
-        return Report(o, Path.Combine(o.Out, "lds.md"), LdsMarkdown(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(jsonPath))!, jsonPath), result, summary);
-    }
-
-    /// <summary>'evaluate lds-report': lds.md again from the lds.json in --out (e.g. docs/results), printed.</summary>
-    private static int RunLdsReport(EvaluateVerb o)
-    {
-        var jsonPath = Path.Combine(o.Out, "lds.json");
-        if (!File.Exists(jsonPath))
-        {
-            throw new UserInputException($"--out {o.Out}: no lds.json there (written by 'evaluate lds')");
-        }
-        var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(jsonPath))!;
-        return Report(o, Path.Combine(o.Out, "lds.md"), LdsMarkdown(node, jsonPath), node, $"from {jsonPath}");
-    }
-
-    /// <summary>The Markdown tables of lds.md, generated from lds.json only.</summary>
-    private static string LdsMarkdown(System.Text.Json.Nodes.JsonNode r, string source)
-    {
-        static string Pct(System.Text.Json.Nodes.JsonNode? v) => v is null || v.GetValueKind() != JsonValueKind.Number ? "–" : (100 * v.GetValue<double>()).ToString("F1", CultureInfo.InvariantCulture);
-        // A number, or "(cached)" for a cost not measured (work done by an earlier run), "–" for a statistic that is undefined.
-        static string Num(System.Text.Json.Nodes.JsonNode? v, string format, string missing = "(cached)") =>
-            v is null || v.GetValueKind() != JsonValueKind.Number ? missing : v.GetValue<double>().ToString(format, CultureInfo.InvariantCulture);
-        var table = new StringBuilder();
-        table.AppendLine(CultureInfo.InvariantCulture, $"Generated from {Path.GetFileName(source)} by `{r["command"]?.GetValue<string>() ?? "evaluate lds"}`.");
-        table.AppendLine();
-        table.AppendLine(CultureInfo.InvariantCulture, $"N = {r["n"]}, M = {r["subsetModels"]} subsets × S = {r["subsetSeeds"]} training seeds, α = {r["alpha"]}; {r["queries"]} test queries (seeds {r["querySeeds"]?.GetValue<string>()}), {r["validationQueries"]} validation queries (seeds {r["validationQuerySeeds"]?.GetValue<string>()}); measured output: {r["measured"]?.GetValue<string>()}.");
-        table.AppendLine();
-        var ceiling = r["ceiling"];
-        table.AppendLine(ceiling is null
-            ? "Noise ceiling: needs --subset-seeds ≥ 2."
-            : string.Create(CultureInfo.InvariantCulture, $"Noise ceiling √ρ_S: **{Pct(ceiling["mean"])}%** [{Pct(ceiling["low"])}, {Pct(ceiling["high"])}] (Spearman–Brown ρ_S {ceiling["reliability"]!.GetValue<double>():F3} [{ceiling["reliabilityLow"]!.GetValue<double>():F3}, {ceiling["reliabilityHigh"]!.GetValue<double>():F3}], {ceiling["splits"]} seed splits of {ceiling["halfSize"]} against {ceiling["halfSize"]})."));
-        table.AppendLine();
-        table.AppendLine("| method | measured output | λ (chosen on validation) | validation LDS (%) | test LDS (%) | 95% interval | fraction of ceiling | p (permutation) | LDS, query-mean removed (%) | rows agree between queries | queries | build (s) | build per example (ms) | query (ms) | store (MiB) |");
-        table.AppendLine("|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var m in r["methods"]!.AsArray())
-        {
-            var d = m!["damping"];
-            var fraction = m["fractionOfCeiling"];
-            table.AppendLine(CultureInfo.InvariantCulture,
-                $"| {m["method"]} | {m["output"]} | {(d is null ? "–" : Lambda(d.GetValue<double>()))} | {Pct(m["validationLds"])} | {Pct(m["lds"])} | [{Pct(m["low"])}, {Pct(m["high"])}] | {(fraction is null || fraction.GetValueKind() != JsonValueKind.Number ? "–" : fraction.GetValue<double>().ToString("F2", CultureInfo.InvariantCulture))} | {Num(m["p"], "F3", "–")} | {Pct(m["queryMeanRemoved"])} | {Num(m["queryAgreement"], "F2", "–")} | {m["queries"]} | {Num(m["costs"]!["buildSeconds"], "F1")} | {Num(m["costs"]!["buildSecondsPerExample"] is { } b && b.GetValueKind() == JsonValueKind.Number ? 1000 * b.GetValue<double>() : null, "F1")} | {Num(m["costs"]!["queryMilliseconds"], "F0")} | {m["costs"]!["storeBytes"]!.GetValue<long>() / 1048576.0:F1} |");
-        }
-        var swept = r["methods"]!.AsArray().Where(m => m!["dampingSweep"] is System.Text.Json.Nodes.JsonArray).ToList();
-        if (swept.Count > 0)
-        {
-            table.AppendLine();
-            var lambdas = swept[0]!["dampingSweep"]!.AsArray().Select(p => p!["damping"]!.GetValue<double>()).ToList();
-            table.AppendLine("| validation LDS (%) at λ | " + string.Join(" | ", lambdas.Select(Lambda)) + " |");
-            table.AppendLine("|---|" + string.Concat(lambdas.Select(_ => "---:|")));
-            foreach (var m in swept.Where(m => !m!["method"]!.GetValue<string>().EndsWith("(final image)", StringComparison.Ordinal)))
-            {
-                table.AppendLine(CultureInfo.InvariantCulture, $"| {m!["method"]} | {string.Join(" | ", m["dampingSweep"]!.AsArray().Select(p => Pct(p!["validationLds"])))} |");
-            }
-        }
-        if (r["journeySteps"] is System.Text.Json.Nodes.JsonArray steps)
-        {
-            table.AppendLine();
-            table.AppendLine("| journey-trak step t | LDS (%) | 95% interval |");
-            table.AppendLine("|---:|---:|---|");
-            foreach (var step in steps)
-            {
-                table.AppendLine(CultureInfo.InvariantCulture, $"| {step!["timestep"]} | {Pct(step["lds"])} | [{Pct(step["low"])}, {Pct(step["high"])}] |");
-            }
-        }
-        return table.ToString();
+        var summary = $"N = {data.Count}, M = {ground.Subsets.Length} × S = {o.SubsetSeeds} seeds, α = {o.Alpha}, {o.Queries} test and {o.ValidationQueries} validation queries, R = {ground.References.Count} reference model(s); results in {jsonPath}";
+        return Report(o, Path.Combine(o.Out, stem + ".md"), LdsMarkdown(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(jsonPath))!, jsonPath), result, summary);
     }
 
     /// <summary>A damping as written in tables and file names: 1e-6, 2.5e-3.</summary>
@@ -341,9 +410,16 @@ internal static partial class EvaluateCommand
     private static double BuildStore(EvaluateVerb o, string name, string storeDir, string referenceDir, Core.Data.ImageDataset data, StoreSource source, SessionSettings session, CancellationToken cancel)
     {
         var timingPath = Path.Combine(storeDir, "build-seconds.json");
+        var setting = new { timesteps = o.Timesteps, noiseDraws = o.NoiseDraws, dim = o.Dim };
         if (name == "ensemble" || MethodManifest.TryLoad(storeDir) is not null)
         {
-            return File.Exists(timingPath) ? ReadSeconds(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath))?["buildSeconds"]) : double.NaN;
+            var saved = File.Exists(timingPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath)) : null;
+            var built = saved?["setting"];
+            if (name != "ensemble" && built is not null && !System.Text.Json.Nodes.JsonNode.DeepEquals(built, System.Text.Json.JsonSerializer.SerializeToNode(setting, Core.Models.ModelMetadata.JsonOptions)))
+            {
+                throw new UserInputException($"{storeDir}: built with {built.ToJsonString()}; this run asks --timesteps {o.Timesteps} --noise-draws {o.NoiseDraws} --dim {o.Dim}: give this setting point its own --point NAME (its stores, scores and lds-NAME.json beside the others)");
+            }
+            return saved is null ? double.NaN : ReadSeconds(saved["buildSeconds"]);
         }
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var bars = new Dictionary<string, ConsoleProgress>(StringComparer.Ordinal);
@@ -365,7 +441,7 @@ internal static partial class EvaluateCommand
             }),
         }, cancel);
         double seconds = watch.Elapsed.TotalSeconds;
-        JsonFile.Save(timingPath, new { buildSeconds = seconds });
+        JsonFile.Save(timingPath, new { buildSeconds = seconds, setting });
         return seconds;
     }
 
@@ -375,14 +451,15 @@ internal static partial class EvaluateCommand
     /// <summary>
     /// The scores of <paramref name="queries"/> at <paramref name="damping"/> (null: the method has none), read from
     /// <paramref name="folder"/> when scored before from the same store at the same damping, else scored now (the store
-    /// re-damped first when it holds another λ) and saved.
+    /// re-damped first when it holds another λ) and saved; with <paramref name="perDamping"/> each λ has its own file
+    /// (a sweep), else one file per method holds the last λ scored.
     /// </summary>
-    private static Scored ScoreCached(EvaluateVerb o, string name, string storeDir, string referenceDir, SessionSettings session, List<AttributionQuery> queries, int rows,
-        double? damping, IDampedMethod? damped, GramCache grams, string folder, CancellationToken cancel)
+    private static Scored ScoreCached(string name, string storeDir, string referenceDir, SessionSettings session, List<AttributionQuery> queries, int rows,
+        double? damping, IDampedMethod? damped, GramCache grams, string folder, bool perDamping, CancellationToken cancel)
     {
         cancel.ThrowIfCancellationRequested();
         Directory.CreateDirectory(folder);
-        string stem = damping is null || folder == Path.Combine(o.Out, "scores") ? name : $"{name}-lambda-{Lambda(damping.Value)}";
+        string stem = damping is null || !perDamping ? name : $"{name}-lambda-{Lambda(damping.Value)}";
         var scoresPath = Path.Combine(folder, stem + ".npy");
         var stepsPath = Path.Combine(folder, stem + "-steps.npy");
         var timingPath = Path.Combine(folder, stem + ".json");
@@ -440,6 +517,7 @@ internal static partial class EvaluateCommand
     private static MethodSettings MethodSettingsFor(EvaluateVerb o, string referenceDir) => new()
     {
         Timesteps = o.Timesteps,
+        NoiseDraws = o.NoiseDraws,
         Dim = o.Dim,
         Damping = o.Damping,
         Seed = o.Seed,
@@ -459,55 +537,6 @@ internal static partial class EvaluateCommand
     /// subsets (one permutation for every query at once, <see cref="Lds.PermutationTest"/>), so p ≥ 1/1001.
     /// </summary>
     private const int Permutations = 1000;
-
-    /// <summary>What a method's setting costs: its store's build, its queries and its bytes.</summary>
-    /// <param name="BuildSeconds">Building the store (NaN: built by an earlier run that did not record it).</param>
-    /// <param name="BuildSecondsPerExample">The same per training example.</param>
-    /// <param name="ScoreSeconds">Scoring every test query (NaN where read back from a run that did not record it).</param>
-    /// <param name="QueryMilliseconds">The same per query.</param>
-    /// <param name="StoreBytes">The store folder's size.</param>
-    private sealed record Costs(double BuildSeconds, double BuildSecondsPerExample, double ScoreSeconds, double QueryMilliseconds, long StoreBytes);
-
-    /// <summary>One method's LDS row: the mean LDS with its bootstrap interval over queries, the permutation test, and costs.</summary>
-    private sealed record LdsRow(string Method, string Output, double Lds, double Low, double High, double P, double NullLow, double NullHigh, int Queries,
-        Costs Costs, double[] PerQuery)
-    {
-        public LdsRow(string method, string output, Interval interval, PermutationResult test, Costs costs, double[] perQuery)
-            : this(method, output, interval.Mean, interval.Low, interval.High, test.P, test.NullLow, test.NullHigh, interval.Count, costs, perQuery)
-        {
-        }
-
-        /// <summary>Mean LDS on the validation queries at the chosen setting (for the final image's loss).</summary>
-        public double ValidationLds { get; init; } = double.NaN;
-
-        /// <summary>The damping chosen on the validation queries; null for a method without one.</summary>
-        public double? Damping { get; init; }
-
-        /// <summary>Every damping tried with its validation LDS; null for a method without one.</summary>
-        public IReadOnlyList<DampingPoint>? DampingSweep { get; init; }
-
-        /// <summary>The mean noise ceiling of the row's measured output; null without one (S = 1, or another measured output).</summary>
-        public double? Ceiling { get; init; }
-
-        /// <summary>The LDS divided by the mean noise ceiling; null without one (S = 1, another measured output, or a ceiling of 0).</summary>
-        public double? FractionOfCeiling { get; init; }
-
-        /// <summary>The command line that produced the row.</summary>
-        public string Command { get; init; } = "";
-
-        /// <summary>
-        /// A diagnostic, not a method: the mean LDS after subtracting from each training example its mean score over
-        /// the evaluation queries. High where this is much above <see cref="Lds"/>, the method's scores carry a large
-        /// query-independent part (TracIn's "generally influential" examples) that hides what is specific to a query.
-        /// </summary>
-        public double QueryMeanRemoved { get; init; } = double.NaN;
-
-        /// <summary>The mean Spearman correlation between two queries' score rows (<see cref="Lds.QueryAgreement"/>).</summary>
-        public double QueryAgreement { get; init; } = double.NaN;
-    }
-
-    /// <summary>Journey-TRAK's LDS at one step of the trajectory.</summary>
-    private sealed record JourneyStepRow(long Timestep, double Lds, double Low, double High);
 
     /// <summary>
     /// Journey-TRAK evaluated as its paper does (Georgiev et al. 2023, Sec. 4): at each step t the measured output of a

@@ -9,7 +9,7 @@ namespace OnnxAttribution.Cli.Verbs;
 [Verb("evaluate", HelpText = "Counterfactual validation. 'evaluate lds': train M random α-subsets S times each (different seeds) and report each method's Linear Datamodeling Score on Q test queries against the subsets' mean loss, with a bootstrap 95% interval over queries, a permutation test against random (Journey-TRAK also per trajectory step), the noise ceiling of the S seeds, and each method's damping chosen beforehand on V validation queries. 'evaluate counterfactual': for each store, remove each query's top-k attributed images, retrain, regenerate from the same noise, and compare with removing k random images. Both resume after a kill: every trained model and every score file is saved once.")]
 internal sealed class EvaluateVerb : IVerbOptions
 {
-    [Value(0, MetaName = "kind", Required = true, HelpText = "lds, counterfactual, or lds-report (lds.md again from the lds.json in --out).")]
+    [Value(0, MetaName = "kind", Required = true, HelpText = "lds, counterfactual, lds-report (lds.md again from the lds.json in --out), or lds-curves (every lds*.json in --out as one table, lds-curves.md, and a plot of LDS against build cost, lds-curves.png).")]
     public string Kind { get; set; } = "";
 
     [Option("out", Required = true, HelpText = "Evaluation folder (models, stores, scores, results); rerun the same command to continue.")]
@@ -87,8 +87,17 @@ internal sealed class EvaluateVerb : IVerbOptions
     [Option("timesteps", Default = 10, HelpText = "Methods: K timesteps of the gradient methods' features.")]
     public int Timesteps { get; set; }
 
+    [Option("noise-draws", Default = 1, HelpText = "Methods: noise draws per timestep of the gradient methods' features.")]
+    public int NoiseDraws { get; set; }
+
     [Option("dim", Default = 4096, HelpText = "Methods: projection dimension k.")]
     public int Dim { get; set; }
+
+    [Option("point", Default = "", HelpText = "lds: name of a setting point of the curves (letters, digits, '.', '_', '-'): its stores, scores and results go to stores-NAME/, scores-NAME/ and lds-NAME.json (lds-NAME-R3.json with --reference-models 3), beside the unnamed point's stores/, scores/ and lds.json, sharing the models and measured losses; every R shares a point's stores. A store built with other --timesteps/--noise-draws/--dim is refused, naming this option.")]
+    public string Point { get; set; } = "";
+
+    [Option("reference-models", Default = 1, HelpText = "lds: R, independently trained reference models (the first attributed and generating the queries, the others trained with seeds from the stream \"lds reference model\"); a method's scores are the mean of its R stores' scores, TRAK's estimator over models. Reference r's stores go to stores-reference-r/ (stores-NAME-reference-r/ with --point NAME), the results to lds-R{R}.json. A larger R keeps every model and store already built.")]
+    public int ReferenceModels { get; set; }
 
     [Option("damping", Default = 1e-3, HelpText = "Methods: relative damping λ a store is first built with (lds then chooses λ from --damping-grid on the validation queries).")]
     public double Damping { get; set; }
@@ -123,6 +132,12 @@ internal sealed class EvaluateVerb : IVerbOptions
         OptionChecks.AtLeast(MeasureTimesteps, 1, "--measure-timesteps");
         OptionChecks.AtLeast(MeasureDraws, 1, "--measure-draws");
         OptionChecks.AtLeast(Timesteps, 1, "--timesteps");
+        OptionChecks.AtLeast(NoiseDraws, 1, "--noise-draws");
+        OptionChecks.AtLeast(ReferenceModels, 1, "--reference-models");
+        if (!System.Text.RegularExpressions.Regex.IsMatch(Point, "^[A-Za-z0-9._-]*$") || Point.StartsWith('.'))
+        {
+            throw new UserInputException($"--point '{Point}': a setting point's name is letters, digits, '.', '_' and '-' (not starting with '.'), used in folder names");
+        }
         OptionChecks.InRange(Dim, 1, OptionChecks.MaxDim, "--dim");
         OptionChecks.Positive(Damping, "--damping");
         OptionChecks.AtLeast(JourneySteps, 1, "--journey-steps");
@@ -148,7 +163,8 @@ internal static partial class EvaluateCommand
         "lds" => RunLds(o, cancel),
         "counterfactual" => RunCounterfactual(o, cancel),
         "lds-report" => RunLdsReport(o),
-        _ => throw new UserInputException($"evaluate '{o.Kind}': expected 'lds', 'counterfactual' or 'lds-report'"),
+        "lds-curves" => RunLdsCurves(o),
+        _ => throw new UserInputException($"evaluate '{o.Kind}': expected 'lds', 'counterfactual', 'lds-report' or 'lds-curves'"),
     };
 
     private static TrainingRecipe Recipe(EvaluateVerb o) => new()

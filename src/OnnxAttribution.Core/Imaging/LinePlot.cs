@@ -3,15 +3,22 @@ using SkiaSharp;
 
 namespace OnnxAttribution.Core.Imaging;
 
-/// <summary>One line of a <see cref="LineChart"/>: its legend label and one y value per x position (NaN leaves a gap).</summary>
-public sealed record PlotSeries(string Label, IReadOnlyList<double> Values);
+/// <summary>One line of a <see cref="LineChart"/>: its legend label and its y values (NaN leaves a gap).</summary>
+/// <param name="Label">The legend's text.</param>
+/// <param name="Values">One y value per x label, or per entry of <paramref name="X"/>.</param>
+/// <param name="X">The line's own x values on a numeric axis, in drawing order; null: the chart's evenly spaced labels.</param>
+public sealed record PlotSeries(string Label, IReadOnlyList<double> Values, IReadOnlyList<double>? X = null);
 
-/// <summary>What a line plot shows: x positions evenly spaced and labelled, one line per series.</summary>
-/// <param name="XLabels">The label of each x position; every series has one value per label.</param>
+/// <summary>
+/// What a line plot shows: one line per series, either over x positions evenly spaced and labelled, or (when every
+/// series has its own <see cref="PlotSeries.X"/>) over a numeric x axis, logarithmic with <paramref name="LogX"/>.
+/// </summary>
+/// <param name="XLabels">The label of each x position; every series without X values has one value per label.</param>
 /// <param name="Series">The lines, coloured from <see cref="LinePlot.Palette"/> in order.</param>
 /// <param name="XTitle">Text under the x axis, or null.</param>
 /// <param name="YTitle">Text above the y axis, or null.</param>
-public sealed record LineChart(IReadOnlyList<string> XLabels, IReadOnlyList<PlotSeries> Series, string? XTitle = null, string? YTitle = null);
+/// <param name="LogX">A numeric x axis in decades (x values must then be positive).</param>
+public sealed record LineChart(IReadOnlyList<string> XLabels, IReadOnlyList<PlotSeries> Series, string? XTitle = null, string? YTitle = null, bool LogX = false);
 
 /// <summary>
 /// Draws a line chart into a raster: axes with tick labels, light grid lines, one coloured line with point markers per
@@ -54,18 +61,36 @@ public static class LinePlot
     internal static void Check(LineChart chart)
     {
         ArgumentNullException.ThrowIfNull(chart);
+        if (Numeric(chart))
+        {
+            foreach (var s in chart.Series)
+            {
+                if (s.X!.Count != s.Values.Count || (chart.LogX && s.X.Any(x => !(x > 0))))
+                {
+                    throw new ArgumentException($"series '{s.Label}' has {s.Values.Count} values for {s.X.Count} x values{(chart.LogX ? " (a log axis needs positive x)" : "")}", nameof(chart));
+                }
+            }
+            return;
+        }
         if (chart.XLabels.Count < 1)
         {
             throw new ArgumentException("a line chart needs at least one x position", nameof(chart));
         }
         foreach (var s in chart.Series)
         {
+            if (s.X is not null)
+            {
+                throw new ArgumentException($"series '{s.Label}' has x values and another has none: give every series its x values or none", nameof(chart));
+            }
             if (s.Values.Count != chart.XLabels.Count)
             {
                 throw new ArgumentException($"series '{s.Label}' has {s.Values.Count} values for {chart.XLabels.Count} x positions", nameof(chart));
             }
         }
     }
+
+    /// <summary>Whether the chart has a numeric x axis: it has series and each has its own x values.</summary>
+    private static bool Numeric(LineChart chart) => chart.Series.Count > 0 && chart.Series.All(s => s.X is not null);
 
     /// <summary>Draws the chart into <paramref name="area"/> of a canvas (the background is left as it is).</summary>
     internal static void Draw(SKCanvas canvas, SKRect area, LineChart chart, SKTypeface? typeface)
@@ -91,8 +116,11 @@ public static class LinePlot
         lo -= margin;
         hi += margin;
         float Y(double v) => (float)(plot.Bottom - (v - lo) / (hi - lo) * plot.Height);
-        int n = chart.XLabels.Count;
+        bool numeric = Numeric(chart);
+        var axis = numeric ? XAxis.Of(chart) : null;
+        int n = numeric ? 0 : chart.XLabels.Count;
         float X(int i) => n == 1 ? plot.MidX : plot.Left + 8 + i * (plot.Width - 16) / (n - 1);
+        float XAt(PlotSeries s, int i) => numeric ? plot.Left + 8 + (float)axis!.Fraction(s.X![i]) * (plot.Width - 16) : X(i);
 
         using var gridPaint = new SKPaint { Color = new SKColor(225, 225, 225), StrokeWidth = 1 };
         using var axisPaint = new SKPaint { Color = SKColors.Black, StrokeWidth = 1 };
@@ -114,8 +142,21 @@ public static class LinePlot
         }
         canvas.DrawLine(plot.Left, plot.Top, plot.Left, plot.Bottom, axisPaint);
         canvas.DrawLine(plot.Left, plot.Bottom, plot.Right, plot.Bottom, axisPaint);
+        if (axis is not null)
+        {
+            foreach (var (value, label) in axis.Ticks())
+            {
+                float x = plot.Left + 8 + (float)axis.Fraction(value) * (plot.Width - 16);
+                canvas.DrawLine(x, plot.Top, x, plot.Bottom, gridPaint);
+                canvas.DrawLine(x, plot.Bottom, x, plot.Bottom + 4, axisPaint);
+                if (font is not null)
+                {
+                    canvas.DrawText(label, x, plot.Bottom + 6 + FontSize, SKTextAlign.Center, font, text);
+                }
+            }
+        }
         // Label every x position, or as many as fit without overlapping.
-        int every = font is null ? 1 : Math.Max(1, (int)Math.Ceiling(chart.XLabels.Max(l => font.MeasureText(l) + 6) / Math.Max(1f, (plot.Width - 16) / Math.Max(1, n - 1))));
+        int every = font is null || n == 0 ? 1 : Math.Max(1, (int)Math.Ceiling(chart.XLabels.Max(l => font.MeasureText(l) + 6) / Math.Max(1f, (plot.Width - 16) / Math.Max(1, n - 1))));
         for (int i = 0; i < n; i++)
         {
             canvas.DrawLine(X(i), plot.Bottom, X(i), plot.Bottom + 4, axisPaint);
@@ -133,23 +174,31 @@ public static class LinePlot
             canvas.DrawText(chart.YTitle, area.Left + 6, area.Top + 6 + FontSize, SKTextAlign.Left, font, text);
         }
 
+        DrawLines(canvas, plot, chart, XAt, Y, font, text);
+    }
+
+    /// <summary>Each series' line and point markers at (<paramref name="x"/>, <paramref name="y"/>), and its legend entry right of the plot.</summary>
+    private static void DrawLines(SKCanvas canvas, SKRect plot, LineChart chart, Func<PlotSeries, int, float> x, Func<double, float> y, SKFont? font, SKPaint text)
+    {
+        bool numeric = Numeric(chart);
         for (int k = 0; k < chart.Series.Count; k++)
         {
             var (r, g, b) = Palette[k % Palette.Count];
             using var line = new SKPaint { Color = new SKColor(r, g, b), StrokeWidth = 2.5f, IsAntialias = true, Style = SKPaintStyle.Stroke, StrokeJoin = SKStrokeJoin.Round };
             using var dot = new SKPaint { Color = new SKColor(r, g, b), IsAntialias = true, Style = SKPaintStyle.Fill };
-            var v = chart.Series[k].Values;
-            for (int i = 0; i < n; i++)
+            var series = chart.Series[k];
+            var v = series.Values;
+            for (int i = 0; i < v.Count; i++)
             {
-                if (!double.IsFinite(v[i]))
+                if (!double.IsFinite(v[i]) || (numeric && !double.IsFinite(series.X![i])))
                 {
                     continue;
                 }
-                if (i + 1 < n && double.IsFinite(v[i + 1]))
+                if (i + 1 < v.Count && double.IsFinite(v[i + 1]) && (!numeric || double.IsFinite(series.X![i + 1])))
                 {
-                    canvas.DrawLine(X(i), Y(v[i]), X(i + 1), Y(v[i + 1]), line);
+                    canvas.DrawLine(x(series, i), y(v[i]), x(series, i + 1), y(v[i + 1]), line);
                 }
-                canvas.DrawCircle(X(i), Y(v[i]), 3.5f, dot);
+                canvas.DrawCircle(x(series, i), y(v[i]), 3.5f, dot);
             }
             float ly = plot.Top + 8 + k * (FontSize + 6);
             float lx = plot.Right + 16;
@@ -157,6 +206,54 @@ public static class LinePlot
             if (font is not null)
             {
                 canvas.DrawText(chart.Series[k].Label, lx + 28, ly + FontSize / 3, SKTextAlign.Left, font, text);
+            }
+        }
+    }
+
+    /// <summary>A numeric x axis: the range of every series' finite x values (in log10 for a log axis) and its ticks.</summary>
+    private sealed class XAxis
+    {
+        private readonly bool _log;
+        private readonly double _lo;
+        private readonly double _hi;
+
+        private XAxis(bool log, double lo, double hi) => (_log, _lo, _hi) = (log, lo, hi);
+
+        public static XAxis Of(LineChart chart)
+        {
+            var xs = chart.Series.SelectMany(s => s.X!).Where(double.IsFinite).Select(x => chart.LogX ? Math.Log10(x) : x).ToList();
+            double lo = xs.Count > 0 ? xs.Min() : 0, hi = xs.Count > 0 ? xs.Max() : 1;
+            double pad = hi - lo < 1e-12 ? (chart.LogX ? 0.5 : Math.Max(Math.Abs(hi) * 0.1, 1e-6)) : 0.05 * (hi - lo);
+            return new XAxis(chart.LogX, lo - pad, hi + pad);
+        }
+
+        /// <summary>Where <paramref name="x"/> falls, 0 at the left end to 1 at the right.</summary>
+        public double Fraction(double x) => ((_log ? Math.Log10(x) : x) - _lo) / (_hi - _lo);
+
+        /// <summary>Ticks inside the range: 1, 2 and 5 × 10ⁿ on a log axis (decades only when they are many), else nice steps.</summary>
+        public IEnumerable<(double Value, string Label)> Ticks()
+        {
+            if (!_log)
+            {
+                double step = NiceStep((_hi - _lo) / 5);
+                for (double t = Math.Ceiling(_lo / step) * step; t <= _hi; t += step)
+                {
+                    yield return (t, Math.Abs(t) < step * 1e-6 ? "0" : t.ToString("G3", CultureInfo.InvariantCulture));
+                }
+                yield break;
+            }
+            double[] mantissas = _hi - _lo > 3 ? [1] : [1, 2, 5];
+            for (int e = (int)Math.Floor(_lo); e <= (int)Math.Ceiling(_hi); e++)
+            {
+                foreach (double m in mantissas)
+                {
+                    double value = m * Math.Pow(10, e);
+                    double position = Math.Log10(value);
+                    if (position >= _lo && position <= _hi)
+                    {
+                        yield return (value, value.ToString(value is >= 1e-3 and < 1e6 ? "0.###" : "0e0", CultureInfo.InvariantCulture));
+                    }
+                }
             }
         }
     }

@@ -53,6 +53,32 @@ public sealed class LinePlotTests : TempDirectoryTest
     }
 
     [Test]
+    public void Write_LogXAxis_PlacesEachSeriesAtItsOwnXValues()
+    {
+        // Two series over different x ranges on one log axis 1 … 1000: the first spans the left third (1 … 10), the second
+        // the right third (100 … 1000); on an evenly spaced axis both would span the whole width.
+        var path = Path.Combine(TempDir, "log.png");
+        var chart = new LineChart([], [new PlotSeries("cheap", [1, 2], [1, 10]), new PlotSeries("dear", [2, 1], [100, 1000])], "cost", "LDS", LogX: true);
+        LinePlot.Write(path, chart, 640, 280);
+        var cheap = PixelsOf(LinePlot.Palette[0], path, 555);
+        var dear = PixelsOf(LinePlot.Palette[1], path, 555);
+        Assert.That(cheap, Has.Count.GreaterThan(30));
+        Assert.That(dear, Has.Count.GreaterThan(30));
+        Assert.That(cheap.Max(p => p.X), Is.LessThan(dear.Min(p => p.X)), "the cheap line lies wholly left of the dear one");
+        double cheapSpan = cheap.Max(p => p.X) - cheap.Min(p => p.X), dearSpan = dear.Max(p => p.X) - dear.Min(p => p.X);
+        Assert.That(cheapSpan, Is.EqualTo(dearSpan).Within(10), "one decade each: equal widths on a log axis");
+    }
+
+    [Test]
+    public void Write_LogXAxisWithZero_OrSeriesWithAndWithoutX_Throws()
+    {
+        var zero = new LineChart([], [new PlotSeries("free", [1, 2], [0, 10])], LogX: true);
+        Assert.That(() => LinePlot.Write(Path.Combine(TempDir, "z.png"), zero), Throws.ArgumentException.With.Message.Contains("free").And.Message.Contains("positive"));
+        var mixed = new LineChart(["a", "b"], [new PlotSeries("one", [1, 2], [1, 2]), new PlotSeries("two", [1, 2])]);
+        Assert.That(() => LinePlot.Write(Path.Combine(TempDir, "m.png"), mixed), Throws.ArgumentException.With.Message.Contains("x values"));
+    }
+
+    [Test]
     public void GridWrite_WithChart_DrawsTheChartBeneathTheTiles()
     {
         var path = Path.Combine(TempDir, "grid.png");
