@@ -20,7 +20,7 @@ store="$out/store-dtrak"
 echo "== featurize: D-TRAK features (squared output norm, 10 timesteps, dense k = 2048) of the first 1000 embedded training images"
 "$cli" featurize --model models/fm16 --data embedded --subset 0:1000 --method d-trak --timesteps 10 \
     --projector dense --dim 2048 --out "$store"
-"$cli" finalize --store "$store" --damping 1e-3
+"$cli" finalize --store "$store"      # λ: D-TRAK's default, chosen on the LDS validation queries
 
 echo "== attribute: seeds 0..5 against the store, top 10 each"
 "$cli" attribute --store "$store" --seed 0 --count 6 --top 10 --out "$out/attribution.png" --json > "$out/attribution.json"

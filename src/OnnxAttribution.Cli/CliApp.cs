@@ -68,13 +68,29 @@ internal static class CliApp
     private static string CommandLineOf(string[] args) => string.Join(' ', new[] { "onnx-attribution" }.Concat(args.Select(a =>
         a.Length > 0 && a.All(c => char.IsAsciiLetterOrDigit(c) || "-_.,:/=+@%".Contains(c)) ? a : "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'")));
 
-    private static readonly Type[] VerbTypes =
+    /// <summary>Every verb, once: its options type (the parser's verb list, in --help's order) and the command that runs it.</summary>
+    private static readonly (Type Options, Func<object, CancellationToken, int> Run)[] Verbs =
     [
-        typeof(TrainVerb), typeof(TrainEnsembleVerb), typeof(ExportVerb), typeof(DifferentiateVerb), typeof(CheckGradientsVerb), typeof(GenerateVerb),
-        typeof(FeaturizeVerb), typeof(FinalizeVerb), typeof(MergeVerb), typeof(AttributeVerb), typeof(InspectVerb), typeof(VerifyVerb),
-        typeof(EvaluateVerb),
-        typeof(InfluentialVerb),
+        Verb<TrainVerb>(TrainCommand.Run),
+        Verb<TrainEnsembleVerb>(TrainEnsembleCommand.Run),
+        Verb<ExportVerb>((o, _) => ExportCommand.Run(o)),
+        Verb<DifferentiateVerb>((o, _) => DifferentiateCommand.Run(o)),
+        Verb<CheckGradientsVerb>((o, _) => CheckGradientsCommand.Run(o)),
+        Verb<GenerateVerb>(GenerateCommand.Run),
+        Verb<FeaturizeVerb>(FeaturizeCommand.Run),
+        Verb<FinalizeVerb>((o, _) => FinalizeCommand.Run(o)),
+        Verb<MergeVerb>((o, _) => MergeCommand.Run(o)),
+        Verb<AttributeVerb>(AttributeCommand.Run),
+        Verb<InspectVerb>((o, _) => InspectCommand.Run(o)),
+        Verb<VerifyVerb>((o, _) => VerifyCommand.Run(o)),
+        Verb<EvaluateVerb>(EvaluateCommand.Run),
+        Verb<InfluentialVerb>(InfluentialCommand.Run),
     ];
+
+    private static (Type, Func<object, CancellationToken, int>) Verb<T>(Func<T, CancellationToken, int> run) where T : IVerbOptions =>
+        (typeof(T), (options, cancel) => run((T)options, cancel));
+
+    private static Type[] VerbTypes => Verbs.Select(v => v.Options).ToArray();
 
     private static int Dispatch(object options, CancellationToken cancel)
     {
@@ -83,22 +99,6 @@ internal static class CliApp
         return Run(options, cancel);
     }
 
-    private static int Run(object options, CancellationToken cancel) => options switch
-    {
-        TrainVerb o => TrainCommand.Run(o, cancel),
-        TrainEnsembleVerb o => TrainEnsembleCommand.Run(o, cancel),
-        ExportVerb o => ExportCommand.Run(o),
-        DifferentiateVerb o => DifferentiateCommand.Run(o),
-        CheckGradientsVerb o => CheckGradientsCommand.Run(o),
-        GenerateVerb o => GenerateCommand.Run(o, cancel),
-        FeaturizeVerb o => FeaturizeCommand.Run(o, cancel),
-        FinalizeVerb o => FinalizeCommand.Run(o),
-        MergeVerb o => MergeCommand.Run(o),
-        AttributeVerb o => AttributeCommand.Run(o, cancel),
-        InspectVerb o => InspectCommand.Run(o),
-        VerifyVerb o => VerifyCommand.Run(o),
-        EvaluateVerb o => EvaluateCommand.Run(o, cancel),
-        InfluentialVerb o => InfluentialCommand.Run(o, cancel),
-        _ => throw new InvalidOperationException($"verb {options.GetType().Name} has no command"),
-    };
+    private static int Run(object options, CancellationToken cancel) =>
+        Verbs.Single(v => v.Options == options.GetType()).Run(options, cancel);
 }

@@ -97,6 +97,20 @@ public sealed class StoreIntegrityTests
         ["attribute", "--store", store, "--model", model, "--seed", "3", "--steps", "2", "--top", "3", "--out", png];
 
     [Test]
+    public void Finalize_WithoutDamping_UsesTheStoresMethodsDefault_AndDampingOverridesIt()
+    {
+        string store = CopyStore();
+        Assert.That(CliApp.Run(["finalize", "--store", store, "--json"]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var chosen = System.Text.Json.Nodes.JsonNode.Parse(_stdout.ToString())!;
+        Assert.That(chosen["relativeDamping"]!.GetValue<double>(), Is.EqualTo(Core.Attribution.Methods.LdsChosenDamping.Trak), "the store is a trak store");
+        _stdout.GetStringBuilder().Clear();
+        Assert.That(CliApp.Run(["finalize", "--store", store, "--damping", "1e-3", "--json"]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var given = System.Text.Json.Nodes.JsonNode.Parse(_stdout.ToString())!;
+        Assert.That(given["relativeDamping"]!.GetValue<double>(), Is.EqualTo(1e-3));
+        Assert.That(given["lambda"]!.GetValue<double>(), Is.LessThan(chosen["lambda"]!.GetValue<double>()), "the absolute λ scales with the relative one");
+    }
+
+    [Test]
     public void Featurize_RecordsEveryModelFileAQueryReads()
     {
         var meta = StoreMeta.Load(Path.Combine(_store, StoreFiles.Meta));

@@ -50,6 +50,10 @@ public sealed class MethodSuiteTests
             Settings = new MethodSettings { Timesteps = 3, Dim = 1024, JourneySteps = 3, BatchSize = 8, },
         });
         Assert.That(MethodManifest.TryLoad(store)?.Method ?? AttributionMethods.MethodOf(store).Name, Is.EqualTo(name));
+        if (method is IDampedMethod damped)
+        {
+            Assert.That(MethodManifest.Require(store, name).Settings["damping"]!.GetValue<double>(), Is.EqualTo(damped.DefaultDamping), "no damping given: the method's own default");
+        }
         using var scorer = AttributionMethods.Open(store);
         Assert.That(scorer.Rows, Is.EqualTo(Rows));
         var queries = Planted.Select(i => new AttributionQuery($"row {i}", _data.Image(i).ToArray())).ToList();

@@ -312,7 +312,7 @@ public sealed class TrakAttributionTests
         }
         var before = Scores();
         var grams = new GramCache();
-        new Core.Attribution.Methods.TrakMethod("trak", MeasurementKind.Loss).Redamp(dir, 1e-1, grams);
+        ((Core.Attribution.Methods.IDampedMethod)Core.Attribution.Methods.AttributionMethods.Find("trak")).Redamp(dir, 1e-1, grams);
         var redamped = Scores();
         Assert.That(Core.Attribution.Methods.MethodManifest.TryLoad(dir)!.Settings["damping"]!.GetValue<double>(), Is.EqualTo(1e-1));
         TrakEngine.Finalize(dir, 1e-1);

@@ -7,7 +7,6 @@ using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Cli.Verbs;
-
 [Verb("featurize", HelpText = "Compute projected gradient features of training images into a feature store (features.npy + meta.json + done.bitmap). Resumable: after a kill, run the same command again. --shard i/n computes one part; 'merge' joins the parts.")]
 internal sealed class FeaturizeVerb : IVerbOptions
 {
@@ -29,8 +28,8 @@ internal sealed class FeaturizeVerb : IVerbOptions
     [Option("measurement", HelpText = "Override the method's measurement: loss (the diffusion loss, TRAK's default), square (the squared output norm, D-TRAK's) or mean (the mean output, DAS's).")]
     public MeasurementKind? Measurement { get; set; }
 
-    [Option("damping", Default = 1e-3, HelpText = "Methods other than trak/d-trak: λ relative to the mean diagonal of the curvature (kfac/ekfac: to each layer's mean eigenvalue; must be > 0).")]
-    public double Damping { get; set; }
+    [Option("damping", HelpText = "Methods other than trak/d-trak (those take it at 'finalize'): λ relative to the mean diagonal of the curvature (kfac/ekfac: to each layer's mean eigenvalue; must be > 0). Default: the method's own, chosen on the LDS validation queries: das 1e-2, journey-trak 1e-1, kfac 1e-4, ekfac 1e-3.")]
+    public double? Damping { get; set; }
 
     [Option("journey-steps", Default = 10, HelpText = "journey-trak: DDIM steps of the query trajectory attributed (training features at the same timesteps).")]
     public int JourneySteps { get; set; }
@@ -94,7 +93,10 @@ internal sealed class FeaturizeVerb : IVerbOptions
         {
             OptionChecks.InRange(size, 1, OptionChecks.MaxImageSize, "--size");
         }
-        OptionChecks.Positive(Damping, "--damping");
+        if (Damping is { } damping)
+        {
+            OptionChecks.Positive(damping, "--damping");
+        }
         OptionChecks.AtLeast(JourneySteps, 1, "--journey-steps");
         OptionChecks.AtLeast(Timesteps, 1, "--timesteps");
         OptionChecks.AtLeast(NoiseDraws, 1, "--noise-draws");
@@ -230,80 +232,5 @@ internal static class FeaturizeCommand
             throw new UserInputException($"--shard '{text}': expected i/n with 0 ≤ i < n, e.g. 3/8");
         }
         return new ShardSpec(i, n);
-    }
-}
-
-[Verb("finalize", HelpText = "Accumulate ΦᵀΦ in float64 over a complete store, factorise ΦᵀΦ + λI (Cholesky) and write preconditioner.bin beside it.")]
-internal sealed class FinalizeVerb : IVerbOptions
-{
-    [Option("store", Required = true)]
-    public string Store { get; set; } = "";
-
-    [Option("damping", Default = 1e-3, HelpText = "λ relative to the mean diagonal of ΦᵀΦ.")]
-    public double Damping { get; set; }
-
-    [Option("json")]
-    public bool Json { get; set; }
-
-    /// <inheritdoc/>
-    public void Validate()
-    {
-        OptionChecks.Given(Store, "--store");
-        OptionChecks.NonNegative(Damping, "--damping");
-    }
-}
-
-internal static class FinalizeCommand
-{
-    public static int Run(FinalizeVerb o)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var bar = new ConsoleProgress("finalize: ΦᵀΦ");
-        var pre = TrakEngine.Finalize(o.Store, o.Damping, new SyncProgress<(long Done, long Total)>(p => bar.Report(p.Done, p.Total, "rows")));
-        var result = new { store = o.Store, k = pre.Dim, relativeDamping = pre.RelativeDamping, lambda = pre.Damping, seconds = clock.Elapsed.TotalSeconds };
-        if (o.Json)
-        {
-            Output.WriteJson(result);
-        }
-        else
-        {
-            Console.WriteLine($"finalized {o.Store}: k = {pre.Dim}, λ = {pre.Damping:G4} ({pre.RelativeDamping:G3} × mean diagonal), {result.seconds:F1} s");
-        }
-        return CliApp.Ok;
-    }
-}
-
-[Verb("merge", HelpText = "Join the shards of a featurization (--shard i/n) into one store, byte-identical to a single run.")]
-internal sealed class MergeVerb : IVerbOptions
-{
-    [Option("shards", Required = true, Separator = ',', HelpText = "The shard store folders, comma-separated.")]
-    public IEnumerable<string> Shards { get; set; } = [];
-
-    [Option("out", Required = true)]
-    public string Out { get; set; } = "";
-
-    /// <inheritdoc/>
-    public void Validate()
-    {
-        if (!Shards.Any())
-        {
-            throw new UserInputException("--shards: give the shard store folders, comma-separated");
-        }
-        OptionChecks.OutputDirectory(Out, "--out");
-    }
-}
-
-internal static class MergeCommand
-{
-    public static int Run(MergeVerb o)
-    {
-        var shards = o.Shards.ToList();
-        using var store = FeatureStoreMerge.Merge(shards, o.Out);
-        if (StoreSource.TryLoad(shards[0]) is { } source)
-        {
-            source.Save(o.Out);
-        }
-        Console.WriteLine($"merged {shards.Count} shards into {o.Out}: {store.Rows} rows × k = {store.Dim}");
-        return CliApp.Ok;
     }
 }

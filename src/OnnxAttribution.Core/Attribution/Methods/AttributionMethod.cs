@@ -28,23 +28,32 @@ public sealed record MethodSettings
     /// <summary>K timesteps t = 0, T/K, … for the methods that average over timesteps.</summary>
     public int Timesteps { get; init; } = 10;
 
+    /// <summary>Noise draws per timestep.</summary>
     public int NoiseDraws { get; init; } = 1;
 
+    /// <summary>Seed of the noise draws (<see cref="FeaturizationPlan.Noise"/>).</summary>
     public long NoiseSeed { get; init; }
 
+    /// <summary>Dense (whole gradient) or factored (per-layer Kronecker) projection; methods that need one kind refuse the other.</summary>
     public ProjectorKind Projector { get; init; } = ProjectorKind.Dense;
 
+    /// <summary>The distribution of the projection's entries.</summary>
     public ProjectionKind Distribution { get; init; } = ProjectionKind.Rademacher;
 
     /// <summary>Feature dimension k of projected methods.</summary>
     public int Dim { get; init; } = 4096;
 
+    /// <summary>Seed of the projection.</summary>
     public long ProjectionSeed { get; init; }
 
+    /// <summary>The element type of the stored features.</summary>
     public StoreDType DType { get; init; } = StoreDType.Float32;
 
-    /// <summary>λ relative to the mean diagonal of the curvature (TRAK kernel, K-FAC factors).</summary>
-    public double Damping { get; init; } = 1e-3;
+    /// <summary>
+    /// λ relative to the mean diagonal of the curvature (TRAK kernel, K-FAC factors); null for the method's own
+    /// <see cref="IDampedMethod.DefaultDamping"/>, the value chosen on the LDS validation queries.
+    /// </summary>
+    public double? Damping { get; init; }
 
     /// <summary>Examples per gradient-graph call; never changes a result.</summary>
     public int BatchSize { get; init; } = 16;
@@ -77,10 +86,13 @@ public sealed record MethodBuildRequest
     /// <summary>The method store folder; created if missing, continued if a build was interrupted.</summary>
     public required string OutDirectory { get; init; }
 
+    /// <summary>The method's settings; each method reads those it uses.</summary>
     public MethodSettings Settings { get; init; } = new();
 
+    /// <summary>ONNX Runtime settings (device, threads).</summary>
     public SessionSettings Session { get; init; } = SessionSettings.Default;
 
+    /// <summary>Receives the progress of each stage of the build; null for none.</summary>
     public IProgress<MethodProgress>? Progress { get; init; }
 }
 
@@ -113,6 +125,15 @@ public interface IAttributionMethod
 /// </summary>
 public interface IDampedMethod : IAttributionMethod
 {
+    /// <summary>
+    /// The damping a build uses when <see cref="MethodSettings.Damping"/> is null: the λ chosen for this method on the
+    /// validation queries of the LDS evaluation (docs/results/lds.json; the README's LDS section).
+    /// </summary>
+    double DefaultDamping { get; }
+
+    /// <summary>The damping of a build with <paramref name="settings"/>: its own, else <see cref="DefaultDamping"/>.</summary>
+    double DampingOf(MethodSettings settings) => settings?.Damping ?? DefaultDamping;
+
     /// <summary>Makes the complete store in <paramref name="storeDirectory"/> score as if it had been built with <paramref name="relativeDamping"/>.</summary>
     /// <param name="storeDirectory">The method store.</param>
     /// <param name="relativeDamping">λ, relative as in <see cref="MethodSettings.Damping"/>.</param>
@@ -126,11 +147,13 @@ public interface IDampedMethod : IAttributionMethod
 /// </summary>
 public sealed record MethodManifest(string Method, JsonObject Settings)
 {
+    /// <summary>The file name in the store folder.</summary>
     public const string FileName = "method.json";
 
     /// <summary>Format of method.json; readers refuse newer ones.</summary>
     public int Version { get; init; } = 1;
 
+    /// <summary>Writes method.json into <paramref name="directory"/> (created if missing), atomically.</summary>
     public void Save(string directory)
     {
         Directory.CreateDirectory(directory);

@@ -9,8 +9,8 @@ public static class AttributionMethods
     /// <summary>The methods in the order the README's table lists them.</summary>
     public static IReadOnlyList<IAttributionMethod> All { get; } =
     [
-        new TrakMethod("trak", MeasurementKind.Loss),
-        new TrakMethod("d-trak", MeasurementKind.Square),
+        new TrakMethod("trak", MeasurementKind.Loss, LdsChosenDamping.Trak),
+        new TrakMethod("d-trak", MeasurementKind.Square, LdsChosenDamping.DTrak),
         new DasMethod(),
         new PixelMethod(),
         new GradientCosineMethod(),
@@ -18,8 +18,8 @@ public static class AttributionMethods
         new JourneyTrakMethod(),
         new TracInMethod("tracin", renormalize: false),
         new TracInMethod("retrac", renormalize: true),
-        new KfacMethod("kfac", Influence.CurvatureKind.Kfac),
-        new KfacMethod("ekfac", Influence.CurvatureKind.Ekfac),
+        new KfacMethod("kfac", Influence.CurvatureKind.Kfac, LdsChosenDamping.Kfac),
+        new KfacMethod("ekfac", Influence.CurvatureKind.Ekfac, LdsChosenDamping.Ekfac),
         new EnsembleMethod(),
         // more methods: add one line here
     ];

@@ -41,8 +41,13 @@ public sealed class DasMethod : IDampedMethod
     /// <summary>rᵢ, one per training row (N×1 float32 .npy).</summary>
     public const string ResidualsFile = "residuals.npy";
 
+    /// <inheritdoc/>
     public string Name => "das";
 
+    /// <inheritdoc/>
+    public double DefaultDamping => LdsChosenDamping.Das;
+
+    /// <inheritdoc/>
     public string Summary => "projected gradients of the mean output, L2-normalised per timestep, kernel-preconditioned, times each example's normalised loss";
 
     /// <summary>The featurize options a build with <paramref name="request"/> uses: the request's plan and dense projection,
@@ -59,6 +64,7 @@ public sealed class DasMethod : IDampedMethod
         return options with { Plan = options.Plan with { NormalizePairs = true }, RecordLosses = true };
     }
 
+    /// <inheritdoc/>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -70,8 +76,9 @@ public sealed class DasMethod : IDampedMethod
         }
         request.Source.Save(request.OutDirectory);
         string residualsSha256 = RowColumn.Write(request.OutDirectory, ResidualsFile, residuals);
-        TrakEngine.Finalize(request.OutDirectory, request.Settings.Damping, MethodProgress.Of(request.Progress, "finalize"));
-        MethodManifest.Of(Name, new DasSettings(Measurement.StoreName(options.Plan.Measurement), request.Settings.Damping, residualsSha256))
+        double damping = ((IDampedMethod)this).DampingOf(request.Settings);
+        TrakEngine.Finalize(request.OutDirectory, damping, MethodProgress.Of(request.Progress, "finalize"));
+        MethodManifest.Of(Name, new DasSettings(Measurement.StoreName(options.Plan.Measurement), damping, residualsSha256))
             .Save(request.OutDirectory);
     }
 
@@ -97,6 +104,7 @@ public sealed class DasMethod : IDampedMethod
         return residuals;
     }
 
+    /// <inheritdoc/>
     public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
         var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<DasSettings>(storeDirectory);

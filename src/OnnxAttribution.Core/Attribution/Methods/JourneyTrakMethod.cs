@@ -23,8 +23,13 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// </remarks>
 public sealed class JourneyTrakMethod : IDampedMethod
 {
+    /// <inheritdoc/>
     public string Name => "journey-trak";
 
+    /// <inheritdoc/>
+    public double DefaultDamping => LdsChosenDamping.JourneyTrak;
+
+    /// <inheritdoc/>
     public string Summary => "TRAK per step of the query's DDIM trajectory: the denoising loss of x̂_t against training features at the same t";
 
     /// <summary>
@@ -61,7 +66,7 @@ public sealed class JourneyTrakMethod : IDampedMethod
         int trainTimesteps = ModelDirectory.Open(request.ModelDirectory).CreateSchedule().Timesteps;
         var steps = Steps(trainTimesteps, s.JourneySteps);
         var measurement = s.Measurement ?? MeasurementKind.Loss;
-        var manifest = MethodManifest.Of(Name, new JourneyStoreSettings(measurement.ToString().ToLowerInvariant(), s.Damping, trainTimesteps, steps.ToArray()));
+        var manifest = MethodManifest.Of(Name, new JourneyStoreSettings(measurement.ToString().ToLowerInvariant(), ((IDampedMethod)this).DampingOf(s), trainTimesteps, steps.ToArray()));
         if (MethodManifest.TryLoad(request.OutDirectory) is { } existing)
         {
             if (existing.Method == Name && JsonNode.DeepEquals(existing.Settings, manifest.Settings))
@@ -101,9 +106,9 @@ public sealed class JourneyTrakMethod : IDampedMethod
                 dim = store.Dim;
             }
             cancel.ThrowIfCancellationRequested();
-            if (!IsFinalized(directory, dim, s.Damping))
+            if (!IsFinalized(directory, dim, ((IDampedMethod)this).DampingOf(s)))
             {
-                TrakEngine.Finalize(directory, s.Damping, progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("finalize", offset + p.Done, total))));
+                TrakEngine.Finalize(directory, ((IDampedMethod)this).DampingOf(s), progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("finalize", offset + p.Done, total))));
             }
         }
         manifest.Save(request.OutDirectory);

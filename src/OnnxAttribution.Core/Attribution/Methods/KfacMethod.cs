@@ -34,23 +34,31 @@ public sealed record KfacSettings(string Measurement, double Damping, long Fishe
 /// <see cref="MethodSettings.Timesteps"/>, NoiseDraws, NoiseSeed, Measurement (the query's; default loss),
 /// Distribution, Dim, ProjectionSeed, DType, Damping (&gt; 0), Seed (the Fisher draws), BatchSize.</para>
 /// </remarks>
-public sealed class KfacMethod(string name, CurvatureKind kind) : IDampedMethod
+public sealed class KfacMethod(string name, CurvatureKind kind, double defaultDamping) : IDampedMethod
 {
+    /// <inheritdoc/>
+    public double DefaultDamping { get; } = defaultDamping;
+
+    /// <inheritdoc/>
     public string Name { get; } = name;
 
+    /// <summary>K-FAC or EK-FAC: the eigenvalues that scale each layer's Kronecker eigenbasis.</summary>
     public CurvatureKind Kind { get; } = kind;
 
+    /// <inheritdoc/>
     public string Summary => Kind == CurvatureKind.Kfac
         ? "influence functions, ∇m(q)ᵀ(G + λI)⁻¹∇L(xᵢ) with K-FAC Gauss–Newton blocks; factored-projected training gradients"
         : "influence functions, ∇m(q)ᵀ(G + λI)⁻¹∇L(xᵢ) with EK-FAC (eigenvalues refit per coordinate); factored-projected training gradients";
 
+    /// <inheritdoc/>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         var s = request.Settings;
-        if (!(s.Damping > 0))
+        double damping = ((IDampedMethod)this).DampingOf(s);
+        if (!(damping > 0))
         {
-            throw new UserInputException($"--damping is {s.Damping}; {Name} needs a positive damping (relative to each layer's mean eigenvalue), e.g. 1e-3");
+            throw new UserInputException($"--damping is {damping}; {Name} needs a positive damping (relative to each layer's mean eigenvalue), e.g. {DefaultDamping:0e0}");
         }
         var schedule = ModelDirectory.Open(request.ModelDirectory).CreateSchedule();
         var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, s.Timesteps), s.NoiseDraws, s.NoiseSeed, MeasurementKind.Loss);
@@ -86,7 +94,7 @@ public sealed class KfacMethod(string name, CurvatureKind kind) : IDampedMethod
             Session = request.Session,
         }, progress, cancel);
         var measurement = s.Measurement ?? MeasurementKind.Loss;
-        MethodManifest.Of(Name, new KfacSettings(measurement.ToString().ToLowerInvariant(), s.Damping, s.Seed)).Save(request.OutDirectory);
+        MethodManifest.Of(Name, new KfacSettings(measurement.ToString().ToLowerInvariant(), damping, s.Seed)).Save(request.OutDirectory);
     }
 
     /// <summary>Records <paramref name="relativeDamping"/> in method.json: K-FAC applies λ at query time, so nothing else changes.</summary>

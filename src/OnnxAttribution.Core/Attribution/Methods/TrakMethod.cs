@@ -7,13 +7,18 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// 2024, Sec. 3–4) with the squared output norm ("Square"): τ(q)ᵢ = φ_qᵀ (ΦᵀΦ + λI)⁻¹ φᵢ over projected gradients
 /// averaged over fixed timesteps and noise. The store is the feature store of <see cref="TrakEngine"/>.
 /// </summary>
-public sealed class TrakMethod(string name, MeasurementKind measurement) : IDampedMethod
+public sealed class TrakMethod(string name, MeasurementKind measurement, double defaultDamping) : IDampedMethod
 {
+    /// <inheritdoc/>
     public string Name { get; } = name;
+
+    /// <inheritdoc/>
+    public double DefaultDamping { get; } = defaultDamping;
 
     /// <summary>The default measurement of this method (loss for TRAK, square for D-TRAK).</summary>
     public MeasurementKind Measurement { get; } = measurement;
 
+    /// <inheritdoc/>
     public string Summary => Measurement == MeasurementKind.Loss
         ? "projected gradients of the diffusion loss, kernel-preconditioned (ΦᵀΦ + λI)⁻¹"
         : "projected gradients of the squared output norm ‖ε̂‖², kernel-preconditioned (ΦᵀΦ + λI)⁻¹";
@@ -45,6 +50,7 @@ public sealed class TrakMethod(string name, MeasurementKind measurement) : IDamp
         };
     }
 
+    /// <inheritdoc/>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -53,10 +59,12 @@ public sealed class TrakMethod(string name, MeasurementKind measurement) : IDamp
         {
         }
         request.Source.Save(request.OutDirectory);
-        TrakEngine.Finalize(request.OutDirectory, request.Settings.Damping, MethodProgress.Of(request.Progress, "finalize"));
-        MethodManifest.Of(Name, new { measurement = options.Plan.Measurement.ToString().ToLowerInvariant(), damping = request.Settings.Damping }).Save(request.OutDirectory);
+        double damping = ((IDampedMethod)this).DampingOf(request.Settings);
+        TrakEngine.Finalize(request.OutDirectory, damping, MethodProgress.Of(request.Progress, "finalize"));
+        MethodManifest.Of(Name, new { measurement = options.Plan.Measurement.ToString().ToLowerInvariant(), damping }).Save(request.OutDirectory);
     }
 
+    /// <inheritdoc/>
     public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session) =>
         new Scorer(Name, TrakScorer.Open(storeDirectory, modelDirectory, session));
 

@@ -1,0 +1,60 @@
+using CommandLine;
+using OnnxAttribution.Core;
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Store;
+
+namespace OnnxAttribution.Cli.Verbs;
+
+[Verb("finalize", HelpText = "Accumulate ΦᵀΦ in float64 over a complete store, factorise ΦᵀΦ + λI (Cholesky) and write preconditioner.bin beside it.")]
+internal sealed class FinalizeVerb : IVerbOptions
+{
+    [Option("store", Required = true)]
+    public string Store { get; set; } = "";
+
+    [Option("damping", HelpText = "λ relative to the mean diagonal of ΦᵀΦ. Default: the store's method's own, chosen on the LDS validation queries: trak 10, d-trak 1.")]
+    public double? Damping { get; set; }
+
+    [Option("json")]
+    public bool Json { get; set; }
+
+    /// <inheritdoc/>
+    public void Validate()
+    {
+        OptionChecks.Given(Store, "--store");
+        if (Damping is { } damping)
+        {
+            OptionChecks.NonNegative(damping, "--damping");
+        }
+    }
+}
+
+internal static class FinalizeCommand
+{
+    /// <summary>The default λ of the store's method (meta.json's 'method'), for a finalize without --damping.</summary>
+    private static double DefaultDamping(string store)
+    {
+        var method = StoreMeta.Load(Path.Combine(store, StoreFiles.Meta)).Method;
+        return AttributionMethods.Find(method) is IDampedMethod damped
+            ? damped.DefaultDamping
+            : throw new UserInputException($"{Path.Combine(store, StoreFiles.Meta)}: method '{method}' has no default damping; give --damping");
+    }
+
+    public static int Run(FinalizeVerb o)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var bar = new ConsoleProgress("finalize: ΦᵀΦ");
+        double damping = o.Damping ?? DefaultDamping(o.Store);
+        var pre = TrakEngine.Finalize(o.Store, damping, new SyncProgress<(long Done, long Total)>(p => bar.Report(p.Done, p.Total, "rows")));
+        var result = new { store = o.Store, k = pre.Dim, relativeDamping = pre.RelativeDamping, lambda = pre.Damping, seconds = clock.Elapsed.TotalSeconds };
+        if (o.Json)
+        {
+            Output.WriteJson(result);
+        }
+        else
+        {
+            Console.WriteLine($"finalized {o.Store}: k = {pre.Dim}, λ = {pre.Damping:G4} ({pre.RelativeDamping:G3} × mean diagonal), {result.seconds:F1} s");
+        }
+        return CliApp.Ok;
+    }
+}
