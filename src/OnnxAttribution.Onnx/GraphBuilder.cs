@@ -19,6 +19,7 @@ public sealed class GraphBuilder
     private readonly HashSet<string> _names = new(StringComparer.Ordinal);
     private int _counter;
 
+    /// <summary>Starts an empty graph named <paramref name="name"/>.</summary>
     public GraphBuilder(string name)
     {
         _graph = new GraphProto { Name = name };
@@ -50,6 +51,7 @@ public sealed class GraphBuilder
         }
     }
 
+    /// <summary>The graph being built.</summary>
     public GraphProto Graph => _graph;
 
     /// <summary>A name not used yet in this graph, starting with <paramref name="prefix"/>.</summary>
@@ -144,6 +146,7 @@ public sealed class GraphBuilder
         return model;
     }
 
+    /// <summary>A graph input or output description: its name, element type and dimensions (a negative dimension is symbolic, named "batch").</summary>
     public static ValueInfoProto ValueInfo(string name, int elemType, IReadOnlyList<long> dims)
     {
         var shape = new TensorShapeProto();

@@ -3,13 +3,17 @@ namespace OnnxAttribution.Onnx;
 /// <summary>The base of every error this project raises about ONNX graphs.</summary>
 public class OnnxGraphException : Exception
 {
+    /// <summary>Creates the exception with its message.</summary>
     public OnnxGraphException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with its message and the exception that caused it.</summary>
     public OnnxGraphException(string message, Exception inner) : base(message, inner) { }
 }
 
 /// <summary>A graph uses an operator, attribute or shape that differentiation does not support.</summary>
 public sealed class UnsupportedOperatorException : OnnxGraphException
 {
+    /// <summary>Creates the exception for node <paramref name="nodeName"/> of type <paramref name="opType"/>; the message is "node 'name' (op): detail".</summary>
     public UnsupportedOperatorException(string opType, string nodeName, string detail)
         : base($"node '{nodeName}' ({opType}): {detail}")
     {

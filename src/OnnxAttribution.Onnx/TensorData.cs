@@ -7,10 +7,15 @@ namespace OnnxAttribution.Onnx;
 /// <summary>Reads and writes the payload of ONNX <see cref="TensorProto"/>s (little-endian raw data or typed fields).</summary>
 public static class TensorData
 {
+    /// <summary>ONNX element type code of float32.</summary>
     public const int Float = (int)TensorProto.Types.DataType.Float;
+    /// <summary>ONNX element type code of int64.</summary>
     public const int Int64 = (int)TensorProto.Types.DataType.Int64;
+    /// <summary>ONNX element type code of float64.</summary>
     public const int Double = (int)TensorProto.Types.DataType.Double;
 
+    /// <summary>A float32 tensor named <paramref name="name"/> of shape <paramref name="dims"/> holding <paramref name="data"/> as raw little-endian bytes.</summary>
+    /// <exception cref="ArgumentException">The number of values is not the product of the dimensions.</exception>
     public static TensorProto FromFloats(string name, ReadOnlySpan<float> data, params long[] dims)
     {
         CheckCount(name, data.Length, dims);
@@ -19,6 +24,8 @@ public static class TensorData
         return t;
     }
 
+    /// <summary>An int64 tensor named <paramref name="name"/> of shape <paramref name="dims"/> holding <paramref name="data"/> as raw little-endian bytes.</summary>
+    /// <exception cref="ArgumentException">The number of values is not the product of the dimensions.</exception>
     public static TensorProto FromInt64s(string name, ReadOnlySpan<long> data, params long[] dims)
     {
         CheckCount(name, data.Length, dims);
@@ -27,6 +34,7 @@ public static class TensorData
         return t;
     }
 
+    /// <summary>The number of elements of a tensor of shape <paramref name="dims"/> (1 for a scalar); overflow throws.</summary>
     public static long ElementCount(IEnumerable<long> dims)
     {
         long n = 1;

@@ -93,11 +93,13 @@ public sealed class FeatureExtractor
         return new FactoredProjector(layers, side, side, settings.Distribution, unchecked((ulong)settings.Seed));
     }
 
+    /// <summary>The projection as requested: kind, entry distribution, requested k and seed.</summary>
     public ProjectionSettings Settings { get; }
 
     /// <summary>The feature length k actually produced (for factored: layers × side², at most the requested k).</summary>
     public int Dim { get; }
 
+    /// <summary>The per-example gradients that are projected.</summary>
     public GradientSource Source => _source;
 
     /// <summary>The factored projector (null for a dense one): per-layer P_in, P_out for projecting weight-shaped matrices.</summary>

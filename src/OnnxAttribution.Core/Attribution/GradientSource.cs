@@ -19,6 +19,9 @@ public sealed class GradientSource
     private readonly NoiseSchedule _schedule;
     private readonly long[] _sizes;
 
+    /// <summary>Creates the source on a model's forward and gradient graphs, with <paramref name="plan"/> checked against <paramref name="schedule"/>.</summary>
+    /// <exception cref="UserInputException">The plan does not fit the schedule.</exception>
+    /// <exception cref="GraphContractException">The graphs' image geometries differ, or the gradient graph has no gradient or factor outputs.</exception>
     public GradientSource(IDenoiser forward, VjpSession vjp, NoiseSchedule schedule, FeaturizationPlan plan)
     {
         ArgumentNullException.ThrowIfNull(forward);
@@ -42,6 +45,7 @@ public sealed class GradientSource
         Dimension = _sizes.Sum();
     }
 
+    /// <summary>The (timestep, noise) pairs every example's gradient is averaged over, and the measurement differentiated.</summary>
     public FeaturizationPlan Plan { get; }
 
     /// <summary>The length p of one example's gradient (the number of differentiated parameters).</summary>

@@ -14,6 +14,7 @@ namespace OnnxAttribution.Core.Attribution;
 public sealed class Preconditioner
 {
     private const string FileMagic = "OAPREC01";
+    /// <summary>The file version written; readers refuse any other.</summary>
     public const int FormatVersion = 1;
 
     private readonly double[] _lower; // row-major packed: row i holds L[i, 0..i]
@@ -33,6 +34,7 @@ public sealed class Preconditioner
         }
     }
 
+    /// <summary>k, the feature dimension: the factor is k × k.</summary>
     public int Dim { get; }
 
     /// <summary>The damping as given, relative to the mean diagonal of ΦᵀΦ.</summary>
@@ -50,6 +52,8 @@ public sealed class Preconditioner
         private readonly int _k;
         private readonly double[] _gram;
 
+        /// <summary>Starts a zero Gram matrix for rows of length <paramref name="dim"/>.</summary>
+        /// <exception cref="ArgumentOutOfRangeException"><paramref name="dim"/> is less than 1.</exception>
         public GramAccumulator(int dim)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(dim, 1);
@@ -57,6 +61,7 @@ public sealed class Preconditioner
             _gram = new double[(long)dim * dim];
         }
 
+        /// <summary>Rows added so far.</summary>
         public long Rows { get; private set; }
 
         /// <summary>Adds <paramref name="count"/> rows of length k (row-major).</summary>

@@ -3,6 +3,8 @@ namespace OnnxAttribution.Core.Attribution;
 /// <summary>Spearman rank correlation (Pearson correlation of average ranks, ties sharing their mean rank).</summary>
 public static class RankCorrelation
 {
+    /// <summary>Spearman correlation of two series: the Pearson correlation of their <see cref="Ranks"/>; 0 when either is constant.</summary>
+    /// <exception cref="ArgumentException">The lengths differ or are less than 2.</exception>
     public static double Spearman(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
     {
         if (a.Length != b.Length || a.Length < 2)
@@ -12,6 +14,7 @@ public static class RankCorrelation
         return Pearson(Ranks(a), Ranks(b));
     }
 
+    /// <summary>The 1-based rank of each value in ascending order; tied values share their mean rank.</summary>
     public static double[] Ranks(ReadOnlySpan<double> values)
     {
         var order = Enumerable.Range(0, values.Length).ToArray();
@@ -35,6 +38,7 @@ public static class RankCorrelation
         return ranks;
     }
 
+    /// <summary>Pearson correlation of two series of the same length; 0 when either is constant.</summary>
     public static double Pearson(ReadOnlySpan<double> a, ReadOnlySpan<double> b)
     {
         double ma = 0, mb = 0;

@@ -14,6 +14,7 @@ namespace OnnxAttribution.Core.Attribution;
 /// back as full paths.</remarks>
 public sealed record StoreSource(string ModelDirectory, string Data, string Subset, int ImageSize)
 {
+    /// <summary>The file name in the store folder.</summary>
     public const string FileName = "source.json";
 
     /// <summary>The value of <see cref="PathsRelativeTo"/> for paths relative to the store folder.</summary>

@@ -24,11 +24,13 @@ public sealed class TrakScorer : IDisposable
         _preconditioner = preconditioner;
     }
 
+    /// <summary>The feature store scanned.</summary>
     public FeatureStore Store { get; }
 
     /// <summary>Query features with the store's plan and projection.</summary>
     public FeatureExtractor Extractor { get; }
 
+    /// <summary>The model folder the queries are featurized with.</summary>
     public ModelDirectory Model => _model.Directory;
 
     /// <summary>Opens a finalized store with the model it was built from.</summary>
@@ -233,6 +235,7 @@ public sealed class TrakScorer : IDisposable
         return scores;
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         if (_ownsModel)

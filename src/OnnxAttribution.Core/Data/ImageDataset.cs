@@ -52,15 +52,19 @@ public sealed class ImageDataset
         _labels = labels;
     }
 
+    /// <summary>A name for messages and metadata, e.g. <c>fashion-mnist-16</c>.</summary>
     public string Name { get; }
 
     /// <summary>The number of images N.</summary>
     public int Count { get; }
 
+    /// <summary>C, the channels per image (1 for grayscale, 3 for RGB).</summary>
     public int Channels { get; }
 
+    /// <summary>H, the image height in pixels.</summary>
     public int Height { get; }
 
+    /// <summary>W, the image width in pixels.</summary>
     public int Width { get; }
 
     /// <summary>C·H·W: the number of floats per image.</summary>

@@ -32,6 +32,7 @@ public sealed record SubsetSpec
     /// <summary>The indices of a list or file spec; null for ranges and <c>all</c>.</summary>
     public IReadOnlyList<int>? ExplicitIndices { get; }
 
+    /// <summary>Whether the spec selects every image: <c>all</c>, or a range with neither end given.</summary>
     public bool IsAll => ExplicitIndices is null && Start is null && End is null;
 
     /// <summary>Parses a spec.</summary>
@@ -136,6 +137,7 @@ public sealed record SubsetSpec
         return IsAll ? dataset : dataset.Select(Resolve(dataset.Count));
     }
 
+    /// <inheritdoc/>
     public override string ToString() => Text;
 
     private static int? ParseBound(string part, string text)

@@ -10,11 +10,17 @@ namespace OnnxAttribution.Core.Gradients;
 /// </summary>
 public sealed class VjpSession : IDisposable
 {
+    /// <summary>The name of the noisy-image input, float [B, C, H, W].</summary>
     public const string InputXt = "x_t";
+    /// <summary>The name of the timestep input, int64 [B].</summary>
     public const string InputT = "t";
+    /// <summary>The name of the cotangent input, float [B, C, H, W], of a graph that takes its cotangent explicitly.</summary>
     public const string InputCotangent = "cotangent";
+    /// <summary>The name of the first output, the predicted noise ε̂, float [B, C, H, W].</summary>
     public const string OutputEps = "eps";
+    /// <summary>The name of the target input, float [B, C, H, W], of a graph that computes its cotangent (<see cref="CotangentFromOutput"/>).</summary>
     public const string InputTarget = "target";
+    /// <summary>The name of the input w₀, w₁, w₂, float [3], of a graph that computes its cotangent (<see cref="CotangentFromOutput"/>).</summary>
     public const string InputCotangentWeights = "cotangent_weights";
 
     private readonly InferenceSession _session;
@@ -74,10 +80,13 @@ public sealed class VjpSession : IDisposable
         }
     }
 
+    /// <summary>The graph's file path, or the label given to <see cref="FromBytes"/>; names the graph in messages.</summary>
     public string Label { get; }
 
+    /// <summary>C of the images the graph takes (from the shape of <c>x_t</c>).</summary>
     public int Channels { get; }
 
+    /// <summary>H = W of the images the graph takes (from the shape of <c>x_t</c>).</summary>
     public int ImageSize { get; }
 
     /// <summary>The per-example gradient outputs, in the graph's order (the model's parameter order).</summary>
@@ -165,5 +174,6 @@ public sealed class VjpSession : IDisposable
         }
     }
 
+    /// <inheritdoc/>
     public void Dispose() => _session.Dispose();
 }

@@ -17,6 +17,7 @@ public sealed class AreaResize
     private readonly (int Start, double[] Weights)[] _rows;
     private readonly (int Start, double[] Weights)[] _cols;
 
+    /// <summary>Precomputes the weights that resize <paramref name="sourceHeight"/>×<paramref name="sourceWidth"/> images to <paramref name="height"/>×<paramref name="width"/>.</summary>
     public AreaResize(int sourceHeight, int sourceWidth, int height, int width)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(sourceHeight, 1);
@@ -31,12 +32,16 @@ public sealed class AreaResize
         _cols = Weights(sourceWidth, width);
     }
 
+    /// <summary>The height of the source images, in pixels.</summary>
     public int SourceHeight { get; }
 
+    /// <summary>The width of the source images, in pixels.</summary>
     public int SourceWidth { get; }
 
+    /// <summary>The height of the resized images, in pixels.</summary>
     public int Height { get; }
 
+    /// <summary>The width of the resized images, in pixels.</summary>
     public int Width { get; }
 
     /// <summary>The weights of the source indices that output index <paramref name="output"/> covers along one axis.</summary>

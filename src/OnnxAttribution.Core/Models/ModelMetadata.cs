@@ -37,14 +37,19 @@ public sealed record ModelMetadata
     /// <summary>The version of this file's layout; readers refuse versions they do not know.</summary>
     public const int CurrentFormatVersion = 1;
 
+    /// <summary>The version of the file's layout; <see cref="Load"/> refuses any other than <see cref="CurrentFormatVersion"/>.</summary>
     public int FormatVersion { get; init; } = CurrentFormatVersion;
 
+    /// <summary>The model's name, e.g. <c>ddpm-unet</c>.</summary>
     public required string Name { get; init; }
 
+    /// <summary>H = W of the images the model takes (positive).</summary>
     public required int ImageSize { get; init; }
 
+    /// <summary>C of the images the model takes (positive).</summary>
     public required int Channels { get; init; }
 
+    /// <summary>The noise schedule the model was trained with.</summary>
     public required ScheduleSettings Schedule { get; init; }
 
     /// <summary>What the network predicts; only <c>epsilon</c> is supported.</summary>
@@ -60,14 +65,17 @@ public sealed record ModelMetadata
     /// so the TorchSharp module can be rebuilt from a model directory.</summary>
     public System.Text.Json.Nodes.JsonObject? Architecture { get; init; }
 
+    /// <summary>The trainable parameters in the model's order; empty when not recorded.</summary>
     public IReadOnlyList<ParameterInfo> Parameters { get; init; } = [];
 
+    /// <summary>How the model was trained, or null when not recorded.</summary>
     public TrainingInfo? Training { get; init; }
 
     /// <summary>Set when the folder holds one training checkpoint's raw weights (<c>export --step</c>); absent otherwise.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public CheckpointInfo? Checkpoint { get; init; }
 
+    /// <summary>The JSON settings of <c>model.json</c> and the other JSON files: camelCase names and enum values, indented, NaN as "NaN".</summary>
     public static readonly JsonSerializerOptions JsonOptions = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.CamelCase,

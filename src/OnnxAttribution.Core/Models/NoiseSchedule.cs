@@ -81,13 +81,18 @@ public sealed class NoiseSchedule
         }
     }
 
+    /// <summary>The settings the schedule was computed from.</summary>
     public ScheduleSettings Settings { get; }
 
+    /// <summary>T, the number of timesteps.</summary>
     public int Timesteps => Betas.Length;
 
+    /// <summary>β_t for t = 0..T−1.</summary>
     public double[] Betas { get; }
 
+    /// <summary>ᾱ_t = Π_{s ≤ t} α_s for t = 0..T−1.</summary>
     public double[] AlphaBars { get; }
 
+    /// <summary>α_t = 1 − β_t.</summary>
     public double Alpha(int t) => 1 - Betas[t];
 }

@@ -58,8 +58,10 @@ public sealed class DenseProjector
     /// <summary>k: the length of one projected gradient.</summary>
     public int OutputDim { get; }
 
+    /// <summary>The distribution of P's entries.</summary>
     public ProjectionKind Kind { get; }
 
+    /// <summary>The seed P is generated from (<see cref="ProjectionRowRng"/>, matrix id 0).</summary>
     public ulong Seed { get; }
 
     /// <summary>s = 1/√k, the scale of every entry.</summary>

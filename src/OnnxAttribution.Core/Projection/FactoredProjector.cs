@@ -107,6 +107,7 @@ public sealed class FactoredProjector
         }
     }
 
+    /// <summary>Name, inDim and outDim of each layer, in the order of the output's blocks.</summary>
     public IReadOnlyList<(string Layer, int InDim, int OutDim)> Layers => _layers;
 
     /// <summary>kIn: columns of every P_in.</summary>
@@ -118,8 +119,10 @@ public sealed class FactoredProjector
     /// <summary>The length of one projected example: layers · kIn · kOut.</summary>
     public int OutputDim { get; }
 
+    /// <summary>The distribution of the entries of every P_in and P_out.</summary>
     public ProjectionKind Kind { get; }
 
+    /// <summary>The seed every P_in and P_out is generated from (<see cref="ProjectionRowRng"/>).</summary>
     public ulong Seed { get; }
 
     /// <summary>Threads used by <see cref="ProjectBatch"/>; −1 (default) for all cores. Changes speed only, never the result.</summary>

@@ -18,6 +18,7 @@ public sealed class ModelDirectory
     /// <summary>The directory's full path.</summary>
     public string Path { get; }
 
+    /// <summary>The directory's <c>model.json</c>.</summary>
     public ModelMetadata Metadata { get; }
 
     /// <summary>The forward graph (<c>x_t</c>, <c>t</c> → <c>eps</c>); may not exist, see <see cref="RequireForward"/>.</summary>

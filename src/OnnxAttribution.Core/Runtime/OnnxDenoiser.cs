@@ -58,10 +58,13 @@ public sealed class OnnxDenoiser : IDenoiser, IDisposable
         }
     }
 
+    /// <summary>The forward.onnx file the session was opened from.</summary>
     public string ModelPath { get; }
 
+    /// <inheritdoc/>
     public int Channels { get; }
 
+    /// <inheritdoc/>
     public int ImageSize { get; }
 
     /// <inheritdoc/>
@@ -97,6 +100,7 @@ public sealed class OnnxDenoiser : IDenoiser, IDisposable
         }
     }
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         if (!_disposed)

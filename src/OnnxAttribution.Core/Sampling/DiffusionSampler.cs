@@ -43,6 +43,7 @@ public sealed class DiffusionSampler
     private readonly IDenoiser _denoiser;
     private readonly NoiseSchedule _schedule;
 
+    /// <summary>Creates a sampler from a denoiser and the noise schedule it was trained with.</summary>
     public DiffusionSampler(IDenoiser denoiser, NoiseSchedule schedule)
     {
         ArgumentNullException.ThrowIfNull(denoiser);

@@ -44,18 +44,25 @@ public sealed class Trajectory
         TrainTimesteps = trainTimesteps;
     }
 
+    /// <summary>The sampler.</summary>
     public SamplerKind Kind { get; }
 
+    /// <summary>The image's seed.</summary>
     public long Seed { get; }
 
+    /// <summary>C, the channels per image.</summary>
     public int Channels { get; }
 
+    /// <summary>H, the image height in pixels.</summary>
     public int Height { get; }
 
+    /// <summary>W, the image width in pixels.</summary>
     public int Width { get; }
 
+    /// <summary>DDIM's η (0 for DDPM).</summary>
     public double Eta { get; }
 
+    /// <summary>Whether x̂₀ was clipped to [-1, 1] at every step.</summary>
     public bool ClipDenoised { get; }
 
     /// <summary>T of the schedule the timesteps index.</summary>

@@ -30,11 +30,13 @@ namespace OnnxAttribution.Core.Sampling;
 /// </remarks>
 public static class TrajectoryFile
 {
+    /// <summary>The format version written, and the only one read.</summary>
     public const int FormatVersion = 1;
 
     /// <summary>The element type code of float32 states (ONNX's TensorProto.FLOAT).</summary>
     public const int Float32 = 1;
 
+    /// <summary>The length of the fixed header in bytes; the timesteps start at this offset.</summary>
     public const int HeaderSize = 64;
 
     private const int FlagClipped = 1;

@@ -71,6 +71,7 @@ public sealed class SidecarMatrix : IDisposable
     /// <summary>Forces the written rows to disk.</summary>
     public void Flush() => _file.Flush(flushToDisk: true);
 
+    /// <inheritdoc/>
     public void Dispose() => _file.Dispose();
 
     /// <summary>Reads a whole sidecar: rows × columns float32 values, row-major.</summary>

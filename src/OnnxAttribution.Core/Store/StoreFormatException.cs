@@ -6,6 +6,8 @@ namespace OnnxAttribution.Core.Store;
 /// </summary>
 public sealed class StoreFormatException : AttributionException
 {
+    /// <summary>Creates the exception with its message.</summary>
     public StoreFormatException(string message) : base(message) { }
+    /// <summary>Creates the exception with its message and the exception that caused it.</summary>
     public StoreFormatException(string message, Exception inner) : base(message, inner) { }
 }

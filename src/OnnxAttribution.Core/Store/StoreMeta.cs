@@ -12,9 +12,11 @@ public sealed record ProjectorSpec(string Kind, long Seed, int Dim)
     /// <summary>Projector settings beyond kind, seed and dim (e.g. block size, layer list). Compared key by key.</summary>
     public IReadOnlyDictionary<string, string> Settings { get; init; } = new SortedDictionary<string, string>(StringComparer.Ordinal);
 
+    /// <inheritdoc/>
     public bool Equals(ProjectorSpec? other) =>
         other is not null && Kind == other.Kind && Seed == other.Seed && Dim == other.Dim && StoreMeta.SameSettings(Settings, other.Settings);
 
+    /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(Kind, Seed, Dim, Settings.Count);
 }
 
@@ -196,8 +198,10 @@ public sealed record StoreMeta
     internal static bool SameSettings(IReadOnlyDictionary<string, string> a, IReadOnlyDictionary<string, string> b) =>
         a.Count == b.Count && a.All(kv => b.TryGetValue(kv.Key, out var v) && v == kv.Value);
 
+    /// <inheritdoc/>
     public bool Equals(StoreMeta? other) => other is not null && DescribeDifferences(other).Count == 0;
 
+    /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(ModelFingerprint, Method, Rows, Projector.Dim, DType, Shard);
 
     /// <summary>Checks the fields that make a store file impossible: version, fingerprints, sizes, shard.</summary>

@@ -29,6 +29,7 @@ public enum GroupingKind
 /// </remarks>
 public sealed record EnsembleDesign
 {
+    /// <summary>The file name in the ensemble folder.</summary>
     public const string FileName = "ensemble.json";
 
     /// <summary>Format of ensemble.json; readers refuse newer ones.</summary>
@@ -40,6 +41,7 @@ public sealed record EnsembleDesign
     /// <summary>G, the number of groups.</summary>
     public required int Groups { get; init; }
 
+    /// <summary>How the rows were split into the groups.</summary>
     public required GroupingKind Grouping { get; init; }
 
     /// <summary>Seed of the permutation of <see cref="GroupingKind.Random"/> (unused for contiguous groups).</summary>
@@ -209,6 +211,7 @@ public sealed record EnsembleDesign
         return (long)((((ulong)words[0] << 32) | words[1]) >> 1);
     }
 
+    /// <summary>Writes ensemble.json into <paramref name="directory"/> (created if missing), atomically.</summary>
     public void Save(string directory)
     {
         Directory.CreateDirectory(directory);

@@ -21,6 +21,7 @@ public abstract class CurvatureAccumulator
         Sums = sizes.Select(n => new double[n]).ToArray();
     }
 
+    /// <summary>The layers summed over, in the order of the factors given to <see cref="Add"/>.</summary>
     public IReadOnlyList<KroneckerLayerShape> Layers { get; }
 
     /// <summary>Example × pair samples added so far.</summary>
@@ -110,6 +111,8 @@ public sealed class KroneckerFactorAccumulator : CurvatureAccumulator
 
     private readonly (int Sum, int Layer, bool Output, int First, int Last)[] _tasks;
 
+    /// <summary>Starts zero sums of A (inDim²) and B (outDim²) for every layer.</summary>
+    /// <exception cref="ArgumentException">There are no layers.</exception>
     public KroneckerFactorAccumulator(IReadOnlyList<KroneckerLayerShape> layers)
         : base(layers, (layers ?? throw new ArgumentNullException(nameof(layers))).SelectMany(l => new[] { (long)l.InDim * l.InDim, (long)l.OutDim * l.OutDim }))
     {

@@ -10,6 +10,7 @@ namespace OnnxAttribution.Core.Attribution.Influence;
 /// <summary>What a curvature estimate is computed from and where it goes.</summary>
 public sealed record CurvatureOptions
 {
+    /// <summary>The model folder (model.json, forward.onnx, vjp.onnx).</summary>
     public required string ModelDirectory { get; init; }
 
     /// <summary>The training images the factors average over (every row).</summary>
@@ -24,6 +25,7 @@ public sealed record CurvatureOptions
     /// <summary>Seed of the Monte-Carlo Fisher draws z (<see cref="Measurement.FisherSample"/>).</summary>
     public long FisherSeed { get; init; }
 
+    /// <summary>K-FAC, or EK-FAC (a second pass over the rows refits the eigenvalues).</summary>
     public CurvatureKind Kind { get; init; } = CurvatureKind.Kfac;
 
     /// <summary>The store folder: kfac.bin and, while a pass runs, kfac.partial.</summary>
@@ -32,6 +34,7 @@ public sealed record CurvatureOptions
     /// <summary>Examples per gradient-graph call; changes only the order of float64 additions.</summary>
     public int BatchSize { get; init; } = 16;
 
+    /// <summary>ONNX Runtime settings (device, threads).</summary>
     public SessionSettings Session { get; init; } = SessionSettings.Default;
 
     /// <summary>How often a running pass saves its sums to kfac.partial (a kill loses at most this much work).</summary>
@@ -47,7 +50,9 @@ public sealed record CurvatureOptions
 /// </summary>
 public static class CurvatureEstimator
 {
+    /// <summary>The curvature file in the store folder (<see cref="KroneckerCurvature"/>).</summary>
     public const string FileName = "kfac.bin";
+    /// <summary>The running sums of an unfinished pass, in the store folder; deleted when the pass ends.</summary>
     public const string PartialFileName = "kfac.partial";
 
     private const string PartialMagic = "OAKFACP1";

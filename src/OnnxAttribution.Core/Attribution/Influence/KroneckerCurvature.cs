@@ -42,6 +42,7 @@ public sealed class KroneckerLayer
         Corrected = corrected;
     }
 
+    /// <summary>The weight matrix: name, inDim, outDim and positions S.</summary>
     public KroneckerLayerShape Shape { get; }
 
     /// <summary>A = E[a aᵀ], the input factor (inDim × inDim).</summary>
@@ -128,7 +129,9 @@ public sealed class KroneckerLayer
 public sealed class KroneckerCurvature
 {
     private const string FileMagic = "OAKFAC01";
+    /// <summary>The file version written; <see cref="Load"/> refuses any other.</summary>
     public const int FormatVersion = 1;
+    /// <summary>Length of the file header before the first layer.</summary>
     public const int HeaderBytes = 64;
 
     /// <summary>Creates the curvature of the layers; every layer must carry Λ exactly when the kind is EK-FAC.</summary>
@@ -151,8 +154,10 @@ public sealed class KroneckerCurvature
         Fingerprint = fingerprint;
     }
 
+    /// <summary>K-FAC or EK-FAC: whether the layers carry refit eigenvalues Λ.</summary>
     public CurvatureKind Kind { get; }
 
+    /// <summary>One block per weight matrix, in the gradient graph's layer order.</summary>
     public IReadOnlyList<KroneckerLayer> Layers { get; }
 
     /// <summary>Example × (t, ε) samples the factors average over.</summary>

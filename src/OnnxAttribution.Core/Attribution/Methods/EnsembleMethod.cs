@@ -45,8 +45,10 @@ public sealed class EnsembleMethod : IAttributionMethod
     /// <summary>The name of the method in the CLI and in method.json.</summary>
     public const string MethodName = "ensemble";
 
+    /// <inheritdoc/>
     public string Name => MethodName;
 
+    /// <inheritdoc/>
     public string Summary => "encoded ensemble: the query's diffusion loss under members that left a group out minus under those that saw it (forward passes only)";
 
     /// <summary>Always refuses: an ensemble store is trained, not featurized.</summary>
@@ -133,12 +135,16 @@ public sealed class EnsembleScorer : IAttributionScorer
         _schedules = schedules;
     }
 
+    /// <inheritdoc/>
     public string Method => EnsembleMethod.MethodName;
 
+    /// <inheritdoc/>
     public long Rows => Design.Rows;
 
+    /// <summary>The groups of the rows and the encoding matrix (ensemble.json).</summary>
     public EnsembleDesign Design { get; }
 
+    /// <summary>The plan at which a query's diffusion loss is measured under every member (method.json).</summary>
     public EnsembleScoring Scoring { get; }
 
     /// <summary>Opens a complete ensemble folder (its method.json written).</summary>
@@ -202,9 +208,11 @@ public sealed class EnsembleScorer : IAttributionScorer
         return losses;
     }
 
+    /// <inheritdoc/>
     public float[] Scores(IReadOnlyList<AttributionQuery> queries, CancellationToken cancel = default) =>
         EnsembleMethod.RowScores(Losses(queries, cancel), queries.Count, Design);
 
+    /// <inheritdoc/>
     public void Dispose()
     {
         foreach (var d in _members)

@@ -18,10 +18,13 @@ public sealed class GradientCosineMethod : IAttributionMethod
     /// <summary>‖φᵢ‖, one per training row (N×1 float32 .npy).</summary>
     public const string NormsFile = "norms.npy";
 
+    /// <inheritdoc/>
     public string Name => "gradient-cosine";
 
+    /// <inheritdoc/>
     public string Summary => "cosine similarity of projected diffusion-loss gradients (no preconditioner)";
 
+    /// <inheritdoc/>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -59,6 +62,7 @@ public sealed class GradientCosineMethod : IAttributionMethod
         return norms;
     }
 
+    /// <inheritdoc/>
     public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
         var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<CosineSettings>(storeDirectory);

@@ -80,6 +80,8 @@ public interface IStepwiseScorer : IAttributionScorer
 /// <summary>Top-k selection over a dense score vector, with the store's ordering (higher score first, then lower row).</summary>
 public static class TopKSelection
 {
+    /// <summary>The <paramref name="top"/> best entries of <paramref name="scores"/> (entry i is row i); all of them when there are fewer.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="top"/> is negative.</exception>
     public static TopKResult Select(ReadOnlySpan<float> scores, int top)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(top, 0);

@@ -27,10 +27,13 @@ public enum PixelMetric
 /// </remarks>
 public sealed class PixelMethod : IAttributionMethod
 {
+    /// <inheritdoc/>
     public string Name => "pixel";
 
+    /// <inheritdoc/>
     public string Summary => "pixel-space nearest neighbours: cosine similarity (or negative L2 distance) to the query image";
 
+    /// <inheritdoc/>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);

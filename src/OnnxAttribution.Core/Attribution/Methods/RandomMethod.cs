@@ -16,16 +16,20 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// </remarks>
 public sealed class RandomMethod : IAttributionMethod
 {
+    /// <inheritdoc/>
     public string Name => "random";
 
+    /// <inheritdoc/>
     public string Summary => "seeded uniform scores, independent of the query (the floor every method must beat)";
 
+    /// <inheritdoc/>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         MethodManifest.SaveRecordOnly(request, Name, new RandomSettings(request.Settings.Seed, request.Data.Count, request.Data.Fingerprint));
     }
 
+    /// <inheritdoc/>
     public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
         var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<RandomSettings>(storeDirectory);

@@ -53,11 +53,13 @@ public sealed record TracInSettings(
 /// </remarks>
 public sealed class TracInMethod(string name, bool renormalize) : IAttributionMethod
 {
+    /// <inheritdoc/>
     public string Name { get; } = name;
 
     /// <summary>True for ReTrac: each training gradient divided by its norm.</summary>
     public bool Renormalize { get; } = renormalize;
 
+    /// <inheritdoc/>
     public string Summary => Renormalize
         ? "Σ over checkpoints of η·(query gradient · unit-norm training gradient), both averaged over K timesteps"
         : "Σ over checkpoints of η·(query gradient · training gradient), both averaged over K timesteps";

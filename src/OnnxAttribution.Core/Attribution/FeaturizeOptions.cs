@@ -1,0 +1,50 @@
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
+
+namespace OnnxAttribution.Core.Attribution;
+
+/// <summary>What to featurize and where: the settings every row of the store depends on, plus batching.</summary>
+public sealed record FeaturizeOptions
+{
+    /// <summary>The model folder (model.json, forward.onnx, vjp.onnx).</summary>
+    public required string ModelDirectory { get; init; }
+
+    /// <summary>The training images, already subset (row i of the store is image i of this dataset).</summary>
+    public required ImageDataset Data { get; init; }
+
+    /// <summary>How the subset was chosen (recorded in meta.json).</summary>
+    public string Subset { get; init; } = "all";
+
+    /// <summary>The (timestep, noise) pairs each row's gradient is averaged over, and the measurement differentiated.</summary>
+    public required FeaturizationPlan Plan { get; init; }
+
+    /// <summary>The projection of the gradients to features: kind, entry distribution, requested k and seed.</summary>
+    public required ProjectionSettings Projection { get; init; }
+
+    /// <summary>The element type of features.npy.</summary>
+    public StoreDType DType { get; init; } = StoreDType.Float32;
+
+    /// <summary>The method the store is for (a label in meta.json, e.g. "trak" or "d-trak").</summary>
+    public string Method { get; init; } = "trak";
+
+    /// <summary>The store folder; created if missing, continued if an earlier run was interrupted.</summary>
+    public required string OutDirectory { get; init; }
+
+    /// <summary>The rows of <see cref="Data"/> this store holds; <see cref="ShardSpec.Whole"/> for all of them.</summary>
+    public ShardSpec Shard { get; init; } = ShardSpec.Whole;
+
+    /// <summary>Examples per gradient-graph call; does not change the result.</summary>
+    public int BatchSize { get; init; } = 16;
+
+    /// <summary>
+    /// Also write each row's diffusion loss ‖ε − ε̂‖²/D, averaged over the plan's pairs, to <see cref="TrakEngine.LossesFile"/>
+    /// (N×1 float32) from the same forward passes; resumable with the rows. Does not change the features.
+    /// </summary>
+    public bool RecordLosses { get; init; }
+    /// <summary>Also write <see cref="TrakEngine.NormsFile"/>: the L2 norm of each row's unprojected gradient (dense projection only).</summary>
+    public bool GradientNorms { get; init; }
+
+    /// <summary>ONNX Runtime settings (device, threads).</summary>
+    public SessionSettings Session { get; init; } = SessionSettings.Default;
+}

@@ -1,0 +1,116 @@
+using System.Text.RegularExpressions;
+
+namespace OnnxAttribution.Core.Tests;
+
+/// <summary>
+/// The repository's size rules: no C# file over 600 lines, no method over 100, except the methods the README's "How it
+/// works" section names with its reason (generated code under obj/ aside).
+/// </summary>
+public sealed partial class SourceSizeTests : TempDirectoryTest
+{
+    private const int MaxFileLines = 600;
+    private const int MaxMethodLines = 100;
+
+    /// <summary>Methods allowed past <see cref="MaxMethodLines"/>, as "File.cs: Method"; the README says why for each.</summary>
+    private static readonly string[] LongMethods =
+    [
+        "ShapeInference.cs: Infer",
+        "OpsetAdapter.cs: Up",
+        "VjpBuilder.cs: BuildCore",
+        "GradientRules.Linear.cs: Conv",
+        "AttributeVerb.cs: Run",
+        "ServerApp.cs: Build",
+        "MoreOpGradientTests.cs: Cases",
+    ];
+
+    private static IEnumerable<string> SourceFiles()
+    {
+        var root = RepositoryRoot();
+        return new[] { "src", "tests", "tools", "samples" }
+            .Select(d => Path.Combine(root, d))
+            .Where(Directory.Exists)
+            .SelectMany(d => Directory.EnumerateFiles(d, "*.cs", SearchOption.AllDirectories))
+            .Where(f => !f.Split(Path.DirectorySeparatorChar).Any(part => part is "obj" or "bin"));
+    }
+
+    /// <summary>A member signature ending its line with ')' (a method or constructor), its body's '{' on the next line.</summary>
+    [GeneratedRegex(@"^\s*(?:(?:public|private|internal|protected|static|override|async|sealed|virtual|unsafe|partial|new|extern)\s+)+(?!.*\b(?:class|record|struct|interface)\b)[^=;]*?\b(\w+)\s*(?:<[^()=]*>)?\(.*\)\s*$")]
+    private static partial Regex Signature();
+
+    /// <summary>(method name, first line, length in lines) of every method in <paramref name="lines"/> whose body is a brace block.</summary>
+    internal static IEnumerable<(string Name, int Line, int Length)> Methods(IReadOnlyList<string> lines)
+    {
+        for (int i = 0; i + 1 < lines.Count; i++)
+        {
+            var match = Signature().Match(lines[i]);
+            if (!match.Success || lines[i + 1].Trim() != "{")
+            {
+                continue;
+            }
+            int indent = lines[i + 1].Length - lines[i + 1].TrimStart().Length;
+            int end = i + 2;
+            while (end < lines.Count && !(lines[end].Trim() == "}" && lines[end].Length - lines[end].TrimStart().Length == indent))
+            {
+                end++;
+            }
+            yield return (match.Groups[1].Value, i + 1, end - i + 1);
+        }
+    }
+
+    [Test]
+    public void EveryFile_AtMost600Lines()
+    {
+        var files = SourceFiles().ToList();
+        Assert.That(files, Has.Count.GreaterThan(100), "the source files were found");
+        var tooLong = files.Select(f => (File: f, Lines: File.ReadLines(f).Count())).Where(f => f.Lines > MaxFileLines)
+            .Select(f => $"{Path.GetRelativePath(RepositoryRoot(), f.File)}: {f.Lines} lines").ToList();
+        Assert.That(tooLong, Is.Empty, $"files over {MaxFileLines} lines: split them");
+    }
+
+    [Test]
+    public void EveryMethod_AtMost100Lines_OrNamedInTheReadme()
+    {
+        var found = SourceFiles()
+            .SelectMany(f => Methods(File.ReadAllLines(f)).Where(m => m.Length > MaxMethodLines).Select(m => (Key: $"{Path.GetFileName(f)}: {m.Name}", Where: $"{Path.GetRelativePath(RepositoryRoot(), f)}:{m.Line}", m.Length)))
+            .ToList();
+        Assert.That(found.Where(m => !LongMethods.Contains(m.Key)).Select(m => $"{m.Where} {m.Key} ({m.Length} lines)"), Is.Empty,
+            $"methods over {MaxMethodLines} lines: split them, or say in the README's \"How it works\" why not and list them here");
+        Assert.That(LongMethods.Where(k => !found.Any(m => m.Key == k)), Is.Empty, "a listed method is no longer long: take it off the list and the README");
+        var readme = File.ReadAllText(Path.Combine(RepositoryRoot(), "README.md"));
+        foreach (var key in LongMethods)
+        {
+            var method = key[(key.IndexOf(": ", StringComparison.Ordinal) + 2)..];
+            Assert.That(readme, Does.Contain("." + method + "`"), $"the README says why {key} is long");
+        }
+    }
+
+    [Test]
+    public void Methods_MeasuresABraceBlockFromSignatureToClosingBrace()
+    {
+        string[] lines =
+        [
+            "internal static class C",
+            "{",
+            "    public static int Short(int x)",
+            "    {",
+            "        if (x > 0)",
+            "        {",
+            "            return 1;",
+            "        }",
+            "        return 0;",
+            "    }",
+            "",
+            "    private static void Other() => Short(1);",
+            "",
+            "    private sealed record Pair(int A, int B)",
+            "    {",
+            "    }",
+            "",
+            "    public static readonly IReadOnlyDictionary<string, int> Table = new Dictionary<string, int>(StringComparer.Ordinal)",
+            "    {",
+            "    };",
+            "}",
+        ];
+        Assert.That(Methods(lines).ToList(), Is.EqualTo(new[] { ("Short", 3, 8) }));
+    }
+}
