@@ -28,7 +28,7 @@ internal sealed class FeaturizeVerb : IVerbOptions
     [Option("measurement", HelpText = "Override the method's measurement: loss (the diffusion loss, TRAK's default), square (the squared output norm, D-TRAK's) or mean (the mean output, DAS's).")]
     public MeasurementKind? Measurement { get; set; }
 
-    [Option("damping", HelpText = "Methods other than trak/d-trak (those take it at 'finalize'): λ relative to the mean diagonal of the curvature (kfac/ekfac: to each layer's mean eigenvalue; must be > 0). Default: the method's own, chosen on the LDS validation queries: das 1e-2, journey-trak 1e-1, kfac 1e-4, ekfac 1e-3.")]
+    [Option("damping", HelpText = "Methods other than trak/d-trak (those take it at 'finalize'): λ relative to the mean diagonal of the curvature (kfac/ekfac: to each layer's mean eigenvalue; must be > 0). Default: the method's own, chosen on the LDS validation queries: das 1e-2, journey-trak 1e-1, kfac 10, ekfac 10.")]
     public double? Damping { get; set; }
 
     [Option("journey-steps", Default = 10, HelpText = "journey-trak: DDIM steps of the query trajectory attributed (training features at the same timesteps).")]

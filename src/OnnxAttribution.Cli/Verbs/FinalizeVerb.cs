@@ -12,7 +12,7 @@ internal sealed class FinalizeVerb : IVerbOptions
     [Option("store", Required = true)]
     public string Store { get; set; } = "";
 
-    [Option("damping", HelpText = "λ relative to the mean diagonal of ΦᵀΦ. Default: the store's method's own, chosen on the LDS validation queries: trak 10, d-trak 1.")]
+    [Option("damping", HelpText = "λ relative to the mean diagonal of ΦᵀΦ. Default: the store's method's own, chosen on the LDS validation queries: trak 10, d-trak 1e-1.")]
     public double? Damping { get; set; }
 
     [Option("json")]

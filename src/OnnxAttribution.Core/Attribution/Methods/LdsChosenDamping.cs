@@ -12,7 +12,7 @@ public static class LdsChosenDamping
     public const double Trak = 10;
 
     /// <summary>D-TRAK (squared output norm).</summary>
-    public const double DTrak = 1;
+    public const double DTrak = 1e-1;
 
     /// <summary>DAS.</summary>
     public const double Das = 1e-2;
@@ -21,8 +21,8 @@ public static class LdsChosenDamping
     public const double JourneyTrak = 1e-1;
 
     /// <summary>K-FAC (relative to each layer's mean eigenvalue).</summary>
-    public const double Kfac = 1e-4;
+    public const double Kfac = 10;
 
     /// <summary>EK-FAC (relative to each layer's mean eigenvalue).</summary>
-    public const double Ekfac = 1e-3;
+    public const double Ekfac = 10;
 }
