@@ -38,10 +38,12 @@ common=(--data embedded --subset 0:1000 --subset-models "${SUBSET_MODELS:-64}" -
 # The main table: every method at K = 10 timesteps x 1 noise draw, k = 4096, one reference model.
 "$cli" evaluate lds "${common[@]}" --timesteps 10 --dim 4096 "${ensemble[@]}" --methods "$methods" "$@"
 # The curves' other points (CURVES=0 skips them), each sharing the models and measured losses above:
-# R = 3 reference models, scores averaged (lds-R3.json); K = 30 timesteps (lds-K30.json); 3 noise draws per timestep (lds-K10x3.json).
+# R = 3 reference models, scores averaged (lds-R3.json); K = 30 timesteps (lds-K30.json), and with R = 3 (lds-K30-R3.json);
+# 3 noise draws per timestep (lds-K10x3.json).
 if [[ "${CURVES:-1}" != 0 ]]; then
     "$cli" evaluate lds "${common[@]}" --timesteps 10 --dim 4096 --reference-models 3 --methods "${CURVE_METHODS:-trak,d-trak,das}" "$@"
     "$cli" evaluate lds "${common[@]}" --point K30 --timesteps 30 --dim 4096 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
+    "$cli" evaluate lds "${common[@]}" --point K30 --timesteps 30 --dim 4096 --reference-models 3 --methods "${CURVE_METHODS:-d-trak}" "$@"
     "$cli" evaluate lds "${common[@]}" --point K10x3 --timesteps 10 --noise-draws 3 --dim 4096 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
     "$cli" evaluate lds-curves --out eval/lds
 fi
