@@ -24,8 +24,9 @@ internal static partial class EvaluateCommand
     /// <param name="MeasuredLoss">Test queries' mean loss over the S seeds, subset-major (M × Q).</param>
     /// <param name="ValidationLoss">The same for the validation queries (M × V).</param>
     /// <param name="Ceiling">The noise ceiling (S ≥ 2), else null.</param>
+    /// <param name="ImageSize">The reference models' image side.</param>
     private sealed record LdsGround(IReadOnlyList<string> References, int[][] Subsets, IReadOnlyList<SubsetModel> Plan, List<AttributionQuery> Queries,
-        List<AttributionQuery> Validation, double[] MeasuredLoss, double[] ValidationLoss, CeilingResult? Ceiling);
+        List<AttributionQuery> Validation, double[] MeasuredLoss, double[] ValidationLoss, CeilingResult? Ceiling, int ImageSize);
 
     /// <summary>One reference model's store of a method and the folder its scores are kept in.</summary>
     private sealed record ReferenceStore(string Model, string Store, string Scores);
@@ -192,7 +193,7 @@ internal static partial class EvaluateCommand
         {
             Output.Note($"noise ceiling √ρ_S: {100 * ceiling.Mean.Mean:F1}% [{100 * ceiling.Mean.Low:F1}, {100 * ceiling.Mean.High:F1}] (ρ_S {ceiling.MeanReliability.Mean:F3}, {ceiling.Splits} seed splits of {ceiling.HalfSize} against {ceiling.HalfSize})");
         }
-        return new LdsGround(references, subsets, plan, queries, validation, measuredLoss, validationLoss, ceiling);
+        return new LdsGround(references, subsets, plan, queries, validation, measuredLoss, validationLoss, ceiling, size);
     }
 
     /// <summary>
@@ -224,9 +225,8 @@ internal static partial class EvaluateCommand
     private static (List<LdsRow> Rows, List<JourneyStepRow>? Steps) ScoreMethod(EvaluateVerb o, string name, LdsGround ground, Core.Data.ImageDataset data, List<double> grid,
         SessionSettings session, CancellationToken cancel)
     {
-        int size = ModelDirectory.Open(ground.References[0]).Metadata.ImageSize;
         var stores = StoresOf(o, name, ground);
-        double buildSeconds = stores.Sum(s => BuildStore(o, name, s.Store, s.Model, data, new StoreSource(s.Model, o.Data, o.Subset, size), session, cancel));
+        double buildSeconds = stores.Sum(s => BuildStore(o, name, s.Store, s.Model, data, new StoreSource(s.Model, o.Data, o.Subset, ground.ImageSize), session, cancel));
         var damped = name == "ensemble" ? null : AttributionMethods.Find(name) as IDampedMethod;
         var grams = new GramCache();
         Scored Score(List<AttributionQuery> queries, double? damping, bool validation) => MeanOf(stores.Select(s => ScoreCached(name, s.Store, s.Model, session, queries, data.Count,
