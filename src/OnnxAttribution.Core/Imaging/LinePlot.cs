@@ -32,7 +32,7 @@ public static class LinePlot
 {
     private const float FontSize = 11f;
 
-    /// <summary>The series colours, in order (Tableau 10); series i gets colour i mod 10.</summary>
+    /// <summary>The series colours, in order (Tableau 10); series i gets colour i mod 10, drawn dashed from the eleventh series on.</summary>
     public static IReadOnlyList<(byte R, byte G, byte B)> Palette { get; } =
     [
         (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -185,6 +185,9 @@ public static class LinePlot
         {
             var (r, g, b) = Palette[k % Palette.Count];
             using var line = new SKPaint { Color = new SKColor(r, g, b), StrokeWidth = 2.5f, IsAntialias = true, Style = SKPaintStyle.Stroke, StrokeJoin = SKStrokeJoin.Round };
+            // A second round of the palette is dashed, so two series never look alike.
+            using var dash = k >= Palette.Count ? SKPathEffect.CreateDash([7f, 5f], 0) : null;
+            line.PathEffect = dash;
             using var dot = new SKPaint { Color = new SKColor(r, g, b), IsAntialias = true, Style = SKPaintStyle.Fill };
             var series = chart.Series[k];
             var v = series.Values;

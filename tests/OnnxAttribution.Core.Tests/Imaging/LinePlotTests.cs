@@ -46,6 +46,29 @@ public sealed class LinePlotTests : TempDirectoryTest
     }
 
     [Test]
+    public void Write_ElevenSeries_TheEleventhSharesTheFirstColourButIsDashed()
+    {
+        var path = Path.Combine(TempDir, "plot.png");
+        // Series 0 flat at the bottom, series 10 (the palette's first colour again) flat at the top, the others between.
+        var series = Enumerable.Range(0, 11).Select(i => new PlotSeries($"#{i}", [i, i, i, i, i])).ToList();
+        LinePlot.Write(path, new LineChart(["a", "b", "c", "d", "e"], series, "step", "value"), 640, 280);
+
+        var first = PixelsOf(LinePlot.Palette[0], path, 380);
+        double middle = (first.Min(p => p.Y) + first.Max(p => p.Y)) / 2.0;
+        // Along each line's most filled row: the solid line is one run from end to end, the dashed one has gaps.
+        static int Gaps(List<(int X, int Y)> pixels)
+        {
+            int row = pixels.GroupBy(p => p.Y).MaxBy(g => g.Count())!.Key;
+            var xs = pixels.Where(p => p.Y == row).Select(p => p.X).Order().ToList();
+            return xs.Zip(xs.Skip(1)).Count(pair => pair.Second - pair.First > 1);
+        }
+        int solidGaps = Gaps(first.Where(p => p.Y > middle).ToList());
+        int dashedGaps = Gaps(first.Where(p => p.Y < middle).ToList());
+        Assert.That(solidGaps, Is.EqualTo(0), "series 0 is solid");
+        Assert.That(dashedGaps, Is.GreaterThan(5), "series 10 is dashed");
+    }
+
+    [Test]
     public void Write_SeriesWithTooFewValues_Throws()
     {
         var chart = new LineChart(["a", "b"], [new PlotSeries("#1", [1.0])]);
