@@ -14,7 +14,8 @@
 # ('onnx-attribution evaluate lds-report --out docs/results' writes it again from the JSON).
 # Then the curves of the settings that matter (item 4 of the quality issue): R = 3 reference models with their scores
 # averaged, K = 30 timesteps, 3 noise draws per timestep, each its own setting point (--point) sharing the models and
-# measured losses; 'evaluate lds-curves' tabulates every point and plots LDS against build cost (lds-curves.md/.png).
+# measured losses, then K = 100 and k = 16384, 32768; 'evaluate lds-curves' tabulates every point and plots LDS against
+# build cost (lds-curves.md/.png).
 # Extra arguments go to every 'evaluate lds'. METHODS=trak,d-trak scores fewer methods (the ensemble is trained only when
 # listed); SUBSET_MODELS and SUBSET_SEEDS set M and S (a smaller run continues to larger ones); CURVES=0 skips the curves,
 # CURVE_METHODS sets their methods.
@@ -45,6 +46,11 @@ if [[ "${CURVES:-1}" != 0 ]]; then
     "$cli" evaluate lds "${common[@]}" --point K30 --timesteps 30 --dim 4096 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
     "$cli" evaluate lds "${common[@]}" --point K30 --timesteps 30 --dim 4096 --reference-models 3 --methods "${CURVE_METHODS:-d-trak}" "$@"
     "$cli" evaluate lds "${common[@]}" --point K10x3 --timesteps 10 --noise-draws 3 --dim 4096 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
+    # K = 100 timesteps (lds-K100.json); k = 16384 and 32768 (dense; finalized in the dual N × N form, which makes each λ of
+    # the sweep one 1000 × 1000 factorisation instead of a k × k one).
+    "$cli" evaluate lds "${common[@]}" --point K100 --timesteps 100 --dim 4096 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
+    "$cli" evaluate lds "${common[@]}" --point k16384 --timesteps 10 --dim 16384 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
+    "$cli" evaluate lds "${common[@]}" --point k32768 --timesteps 10 --dim 32768 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
     "$cli" evaluate lds-curves --out eval/lds
 fi
 mkdir -p docs/results

@@ -54,7 +54,7 @@ internal static class CliApp
         catch (Exception e) when (e is AttributionException or OnnxGraphException or IOException or UnauthorizedAccessException)
         {
             // IOException covers missing files and folders, a full disk and files held by another process; the messages name the path.
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {OptionChecks.Describe(e)}");
             return BadInput;
         }
         catch (Exception e)

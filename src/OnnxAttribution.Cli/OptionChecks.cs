@@ -14,6 +14,13 @@ internal interface IVerbOptions
 /// <summary>Range checks of option values; each failure is a <see cref="UserInputException"/> naming the option and value.</summary>
 internal static class OptionChecks
 {
+    /// <summary>
+    /// An error as the command line says it: a library <see cref="SettingException"/> names its setting by this program's
+    /// flag for it (the setting's name in kebab case: Damping → --damping), everything else its own message.
+    /// </summary>
+    public static string Describe(Exception e) =>
+        e is SettingException s ? s.Describe((_, value) => $"--{s.KebabName} {value}") : e.Message;
+
     /// <summary>Most queries (generated images) one run takes: their scores, images and grid are held in memory.</summary>
     public const int MaxQueries = 1024;
 

@@ -86,7 +86,8 @@ internal static class EdgeApp
         }
         catch (Exception e) when (e is AttributionException or OnnxGraphException or FileNotFoundException or DirectoryNotFoundException)
         {
-            errors.WriteLine($"error: {e.Message}");
+            // A library setting is named by this program's flag for it (Device → --device).
+            errors.WriteLine($"error: {(e is SettingException s ? s.Describe((_, value) => $"--{s.KebabName} {value}") : e.Message)}");
             return BadInput;
         }
         finally

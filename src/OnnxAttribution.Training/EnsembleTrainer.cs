@@ -140,7 +140,7 @@ public static class EnsembleTrainer
             if (design.FirstDifference(existing) is { } field)
             {
                 throw new UserInputException($"{Path.Combine(dir, EnsembleDesign.FileName)}: field '{field}' differs from this run's; " +
-                    "the folder holds another ensemble (use another --out, or the options it was started with)");
+                    "the folder holds another ensemble (use another folder, or the options it was started with)");
             }
         }
         else

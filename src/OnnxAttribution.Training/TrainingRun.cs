@@ -62,7 +62,7 @@ public sealed record TrainingRunInfo(
         var path = Path.Combine(runDirectory, FileName);
         if (!File.Exists(path))
         {
-            throw new ModelFileException($"{path} not found: --checkpoint must be the --out folder of a finished 'train' run");
+            throw new ModelFileException($"{path} not found: the checkpoint folder must be the output folder of a finished training run");
         }
         try
         {

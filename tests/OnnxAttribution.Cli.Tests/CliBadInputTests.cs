@@ -46,6 +46,20 @@ public sealed partial class CliTests
     }
 
     [Test]
+    public void Featurize_SettingTheLibraryRefuses_NamedByItsFlag()
+    {
+        // DasMethod refuses the factored projector with a SettingException naming 'Projector'; the command line says --projector.
+        var store = Path.Combine(_dir, "s");
+
+        int code = CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:4", "--method", "das", "--projector", "factored", "--out", store]);
+
+        Assert.That(code, Is.EqualTo(CliApp.BadInput), _stderr.ToString());
+        Assert.That(_stderr.ToString(), Does.Contain("error: --projector factored: das normalises each timestep's whole gradient")
+            .And.Contain("; use --projector dense"));
+        Assert.That(_stderr.ToString(), Does.Not.Contain("Projector ="));
+    }
+
+    [Test]
     public void Featurize_MoreTimestepsThanTheModelHas_ExitsTwoNamingTheRange()
     {
         int code = CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:4", "--timesteps", "5000", "--out", Path.Combine(_dir, "s")]);

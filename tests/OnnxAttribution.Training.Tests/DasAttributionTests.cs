@@ -257,6 +257,6 @@ public sealed class DasAttributionTests
     public void Das_FactoredProjection_Refused()
     {
         var request = Request("das-factored") with { Settings = Settings with { Projector = ProjectorKind.Factored } };
-        Assert.That(() => new DasMethod().Build(request), Throws.TypeOf<UserInputException>().With.Message.Contains("dense"));
+        Assert.That(() => new DasMethod().Build(request), Throws.TypeOf<SettingException>().With.Property("Setting").EqualTo("Projector").And.Message.EndsWith("use Projector = dense"));
     }
 }

@@ -194,7 +194,7 @@ public sealed class JourneyTrakTests
             var phi = new float[Dim];
             new DenseProjector(source.Dimension, Dim, ProjectionKind.Rademacher, (ulong)ProjectionSeed).Project(gradient, phi);
             var x = new float[Dim];
-            Preconditioner.Load(Path.Combine(dir, TrakEngine.PreconditionerFile), Dim, TrakEngine.StoreFingerprint(dir)).Solve(phi, x);
+            Preconditioner.Load(Path.Combine(dir, TrakEngine.PreconditionerFile), Dim, Rows, TrakEngine.StoreFingerprint(dir)).Solve(phi, x);
             var expected = new double[Rows];
             var featureRow = new float[Dim];
             for (int r = 0; r < Rows; r++)

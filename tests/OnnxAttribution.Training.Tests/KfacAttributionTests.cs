@@ -201,7 +201,7 @@ public sealed class KfacAttributionTests
     [Test]
     public void Build_ZeroDamping_RefusedNamingTheOption()
     {
-        var e = Assert.Throws<UserInputException>(() => AttributionMethods.Find("kfac").Build(new MethodBuildRequest
+        var e = Assert.Throws<SettingException>(() => AttributionMethods.Find("kfac").Build(new MethodBuildRequest
         {
             ModelDirectory = _model,
             Data = _data,
@@ -209,6 +209,8 @@ public sealed class KfacAttributionTests
             OutDirectory = Path.Combine(_dir, "no-damping"),
             Settings = Settings(1024) with { Damping = 0 },
         }));
-        Assert.That(e!.Message, Does.Contain("--damping"));
+        Assert.That((e!.Setting, e.Value, e.Suggestion), Is.EqualTo(("Damping", (object)0.0, (object)10.0)));
+        Assert.That(e.Message, Does.StartWith("Damping = 0: kfac needs a positive damping").And.EndWith("; use Damping = 10"));
+        Assert.That(e.Message, Does.Not.Contain("--"), "the library names its setting, not a command-line flag");
     }
 }

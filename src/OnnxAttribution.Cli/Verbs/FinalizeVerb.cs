@@ -15,13 +15,28 @@ internal sealed class FinalizeVerb : IVerbOptions
     [Option("damping", HelpText = "λ relative to the mean diagonal of ΦᵀΦ. Default: the store's method's own, chosen on the LDS validation queries: trak 10, d-trak 1e-1.")]
     public double? Damping { get; set; }
 
+    [Option("kernel", Default = "auto", HelpText = "Which kernel to factor: primal (ΦᵀΦ + λI, k × k), dual (ΦΦᵀ + λI, N × N: the same scores, cheaper when the store has fewer rows than k; it reads the features into memory), or auto (dual when k > 8192 and N < k).")]
+    public string Kernel { get; set; } = "auto";
+
     [Option("json")]
     public bool Json { get; set; }
+
+    /// <summary>The form asked for; null for auto.</summary>
+    public KernelForm? Form => Kernel switch
+    {
+        "primal" => KernelForm.Primal,
+        "dual" => KernelForm.Dual,
+        _ => null,
+    };
 
     /// <inheritdoc/>
     public void Validate()
     {
         OptionChecks.Given(Store, "--store");
+        if (Kernel is not ("auto" or "primal" or "dual"))
+        {
+            throw new UserInputException($"--kernel {Kernel}: expected auto, primal or dual");
+        }
         if (Damping is { } damping)
         {
             OptionChecks.NonNegative(damping, "--damping");
@@ -45,15 +60,17 @@ internal static class FinalizeCommand
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var bar = new ConsoleProgress("finalize: ΦᵀΦ");
         double damping = o.Damping ?? DefaultDamping(o.Store);
-        var pre = TrakEngine.Finalize(o.Store, damping, new SyncProgress<(long Done, long Total)>(p => bar.Report(p.Done, p.Total, "rows")));
-        var result = new { store = o.Store, k = pre.Dim, relativeDamping = pre.RelativeDamping, lambda = pre.Damping, seconds = clock.Elapsed.TotalSeconds };
+        var pre = TrakEngine.Finalize(o.Store, damping, new SyncProgress<(long Done, long Total)>(p => bar.Report(p.Done, p.Total, "rows")), o.Form);
+        string kernel = pre.Form == KernelForm.Primal ? "primal" : "dual";
+        var result = new { store = o.Store, kernel, order = pre.Order, relativeDamping = pre.RelativeDamping, lambda = pre.Damping, seconds = clock.Elapsed.TotalSeconds };
         if (o.Json)
         {
             Output.WriteJson(result);
         }
         else
         {
-            Console.WriteLine($"finalized {o.Store}: k = {pre.Dim}, λ = {pre.Damping:G4} ({pre.RelativeDamping:G3} × mean diagonal), {result.seconds:F1} s");
+            string order = pre.Form == KernelForm.Primal ? $"k × k, k = {pre.Order}" : $"dual, N × N, N = {pre.Order}";
+            Console.WriteLine($"finalized {o.Store}: {order}, λ = {pre.Damping:G4} ({pre.RelativeDamping:G3} × mean diagonal of ΦᵀΦ), {result.seconds:F1} s");
         }
         return CliApp.Ok;
     }

@@ -38,6 +38,7 @@ internal static class InspectCommand
             bytesPerExample = (double)features / Math.Max(1, store.Rows),
             finalized = File.Exists(pre),
             preconditionerBytes = File.Exists(pre) ? new FileInfo(pre).Length : 0,
+            kernel = Preconditioner.ReadForm(pre) switch { KernelForm.Primal => "primal", KernelForm.Dual => "dual", _ => null },
             source = StoreSource.TryLoad(o.Store),
         };
         if (o.Json)
@@ -52,7 +53,7 @@ internal static class InspectCommand
             Console.WriteLine($"projector  {m.Projector.Kind}, k = {m.Projector.Dim}, seed {m.Projector.Seed}, {string.Join(", ", m.Projector.Settings.Select(kv => $"{kv.Key}={kv.Value}"))}");
             Console.WriteLine($"rows       {store.Rows} complete, {store.DType}; features.npy {features / 1048576.0:F1} MiB ({info.bytesPerExample:F0} bytes per example)");
             Console.WriteLine($"model      vjp.onnx SHA-256 {m.ModelFingerprint[..16]}…; data {m.DatasetFingerprint[..16]}… subset {m.Subset}; shard {m.Shard.Index}/{m.Shard.Count}");
-            Console.WriteLine($"finalized  {(info.finalized ? $"yes ({info.preconditionerBytes / 1048576.0:F1} MiB preconditioner)" : "no: run 'finalize'")}");
+            Console.WriteLine($"finalized  {(info.finalized ? $"yes ({info.kernel} kernel, {info.preconditionerBytes / 1048576.0:F1} MiB preconditioner)" : "no: run 'finalize'")}");
         }
         return CliApp.Ok;
     }

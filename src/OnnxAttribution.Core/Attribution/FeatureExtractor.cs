@@ -68,7 +68,7 @@ public sealed class FeatureExtractor
             {
                 if (_factors.Count == 0)
                 {
-                    throw new GraphContractException("--projector factored needs a gradient graph with Kronecker factors (a.*, g.* outputs); export it with factors");
+                    throw new GraphContractException("the factored projector needs a gradient graph with Kronecker factors (a.*, g.* outputs); export it with factors");
                 }
                 var layers = _factors.Select(f => (f.Layer, f.InDim, f.OutDim)).ToList();
                 if (factored is not null && !factored.Layers.SequenceEqual(layers))

@@ -9,33 +9,53 @@ namespace OnnxAttribution.Core.Attribution;
 /// </summary>
 /// <remarks>
 /// λ = <c>relativeDamping</c> × mean(diag ΦᵀΦ), so the setting does not depend on the scale of the features.
-/// The factor is kept as a packed lower triangle (k(k+1)/2 doubles).
+/// The factor is kept as a packed lower triangle (n(n+1)/2 doubles). In the <see cref="KernelForm.Primal"/> form the factored
+/// matrix is the k × k ΦᵀΦ + λI; in the <see cref="KernelForm.Dual"/> form it is the N × N ΦΦᵀ + λI, and a query's scores
+/// are τ = (ΦΦᵀ + λI)⁻¹ Φ φ_q, the same numbers (Φ(ΦᵀΦ + λI)⁻¹ = (ΦΦᵀ + λI)⁻¹Φ) at a fraction of the cost when N &lt; k.
 /// </remarks>
 public sealed class Preconditioner
 {
     private const string FileMagic = "OAPREC01";
+    private const string DualFileMagic = "OAPRECD1";
+
+    /// <summary>
+    /// Above this k the k × k Gram matrix (k² doubles, twice while it is factorised) costs more than a store with fewer rows
+    /// than k is worth: <see cref="ChooseForm"/> takes the dual form there.
+    /// </summary>
+    public const int LargestAutomaticPrimalDim = 8192;
     /// <summary>The file version written; readers refuse any other.</summary>
     public const int FormatVersion = 1;
 
     private readonly double[] _lower; // row-major packed: row i holds L[i, 0..i]
     private readonly long[] _rowStart;
 
-    private Preconditioner(int dim, double[] lower, double relativeDamping, double damping, byte[] featuresFingerprint)
+    private Preconditioner(KernelForm form, int order, double[] lower, double relativeDamping, double damping, byte[] featuresFingerprint)
     {
-        Dim = dim;
+        Form = form;
+        Order = order;
         _lower = lower;
         RelativeDamping = relativeDamping;
         Damping = damping;
         FeaturesFingerprint = featuresFingerprint;
-        _rowStart = new long[dim];
-        for (int i = 0; i < dim; i++)
+        _rowStart = new long[order];
+        for (int i = 0; i < order; i++)
         {
             _rowStart[i] = (long)i * (i + 1) / 2;
         }
     }
 
-    /// <summary>k, the feature dimension: the factor is k × k.</summary>
-    public int Dim { get; }
+    /// <summary>Which matrix is factored: ΦᵀΦ + λI (primal) or ΦΦᵀ + λI (dual).</summary>
+    public KernelForm Form { get; }
+
+    /// <summary>The order of the factor: k (the feature dimension) in the primal form, N (the store's rows) in the dual.</summary>
+    public int Order { get; }
+
+    /// <summary>
+    /// The form <see cref="TrakEngine.Finalize(string, double, IProgress{ValueTuple{long, long}}?, KernelForm?)"/> takes unless told:
+    /// primal up to k = <see cref="LargestAutomaticPrimalDim"/> or when the store has at least k rows, dual otherwise.
+    /// </summary>
+    public static KernelForm ChooseForm(long rows, int dim) =>
+        dim > LargestAutomaticPrimalDim && rows < dim ? KernelForm.Dual : KernelForm.Primal;
 
     /// <summary>The damping as given, relative to the mean diagonal of ΦᵀΦ.</summary>
     public double RelativeDamping { get; }
@@ -46,10 +66,14 @@ public sealed class Preconditioner
     /// <summary>SHA-256 of the features the Gram matrix was built from.</summary>
     public byte[] FeaturesFingerprint { get; }
 
-    /// <summary>Accumulates ΦᵀΦ over row blocks, in float64 (the lower triangle; the upper is mirrored at the end).</summary>
+    /// <summary>
+    /// Accumulates ΦᵀΦ over row blocks, in float64 (the lower triangle; the upper is mirrored at the end); or holds the dual
+    /// kernel ΦΦᵀ computed whole (<see cref="Dual"/>).
+    /// </summary>
     public sealed class GramAccumulator
     {
         private readonly int _k;
+        private readonly int _featureDim;
         private readonly double[] _gram;
 
         /// <summary>Starts a zero Gram matrix for rows of length <paramref name="dim"/>.</summary>
@@ -58,15 +82,50 @@ public sealed class Preconditioner
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(dim, 1);
             _k = dim;
+            _featureDim = dim;
             _gram = new double[(long)dim * dim];
         }
+
+        private GramAccumulator(double[] kernelLower, int rows, int featureDim)
+        {
+            Form = KernelForm.Dual;
+            _k = rows;
+            _featureDim = featureDim;
+            _gram = kernelLower;
+            Rows = rows;
+        }
+
+        /// <summary>
+        /// The dual kernel ΦΦᵀ of <paramref name="rows"/> rows of length <paramref name="featureDim"/>, given by its lower
+        /// triangle in a row-major rows × rows array (taken, not copied).
+        /// </summary>
+        /// <exception cref="ArgumentException">The array is not rows × rows, or a dimension is less than 1.</exception>
+        public static GramAccumulator Dual(double[] kernelLower, int rows, int featureDim)
+        {
+            ArgumentNullException.ThrowIfNull(kernelLower);
+            ArgumentOutOfRangeException.ThrowIfLessThan(rows, 1);
+            ArgumentOutOfRangeException.ThrowIfLessThan(featureDim, 1);
+            if (kernelLower.LongLength != (long)rows * rows)
+            {
+                throw new ArgumentException($"a kernel of {rows} rows needs {(long)rows * rows} values, got {kernelLower.LongLength}", nameof(kernelLower));
+            }
+            return new GramAccumulator(kernelLower, rows, featureDim);
+        }
+
+        /// <summary>Which matrix this is: ΦᵀΦ (primal, k × k) or ΦΦᵀ (dual, N × N).</summary>
+        public KernelForm Form { get; } = KernelForm.Primal;
 
         /// <summary>Rows added so far.</summary>
         public long Rows { get; private set; }
 
         /// <summary>Adds <paramref name="count"/> rows of length k (row-major).</summary>
+        /// <exception cref="InvalidOperationException">This is a dual kernel, computed whole.</exception>
         public void Add(ReadOnlySpan<float> rows, int count)
         {
+            if (Form == KernelForm.Dual)
+            {
+                throw new InvalidOperationException("a dual kernel ΦΦᵀ is computed whole; rows cannot be added to it");
+            }
             int k = _k;
             if (rows.Length != (long)count * k)
             {
@@ -121,14 +180,21 @@ public sealed class Preconditioner
             return m;
         }
 
-        /// <summary>Factorises ΦᵀΦ + λI.</summary>
+        /// <summary>Factorises ΦᵀΦ + λI (or ΦΦᵀ + λI for a dual kernel, with the same λ).</summary>
         public Preconditioner Factorize(double relativeDamping, byte[] featuresFingerprint) =>
-            Preconditioner.Factorize(_gram, _k, relativeDamping, featuresFingerprint);
+            Preconditioner.Factorize(Form, _gram, _k, _featureDim, relativeDamping, featuresFingerprint);
     }
 
     /// <summary>Cholesky factorisation of the damped Gram matrix given by its lower triangle (row-major k×k).</summary>
     /// <exception cref="AttributionException">The damped matrix is not positive definite (λ too small for the features).</exception>
-    public static Preconditioner Factorize(double[] gramLower, int k, double relativeDamping, byte[] featuresFingerprint)
+    public static Preconditioner Factorize(double[] gramLower, int k, double relativeDamping, byte[] featuresFingerprint) =>
+        Factorize(KernelForm.Primal, gramLower, k, k, relativeDamping, featuresFingerprint);
+
+    /// <summary>
+    /// Cholesky factorisation of a damped kernel of order <paramref name="k"/>; λ is relative to the mean diagonal of ΦᵀΦ,
+    /// trace / <paramref name="featureDim"/> (the trace of ΦΦᵀ is the same), so both forms give the same λ.
+    /// </summary>
+    private static Preconditioner Factorize(KernelForm form, double[] gramLower, int k, int featureDim, double relativeDamping, byte[] featuresFingerprint)
     {
         ArgumentNullException.ThrowIfNull(gramLower);
         ArgumentOutOfRangeException.ThrowIfNegative(relativeDamping);
@@ -137,7 +203,7 @@ public sealed class Preconditioner
         {
             meanDiag += gramLower[(long)i * k + i];
         }
-        meanDiag /= k;
+        meanDiag /= featureDim;
         double lambda = relativeDamping * (meanDiag > 0 ? meanDiag : 1);
         // Left-looking Cholesky on a row-major square copy: L[i,j] = (A[i,j] − ⟨L[i,:j], L[j,:j]⟩) / L[j,j].
         // Rows are contiguous, so each inner product is one vectorised Dot.
@@ -153,7 +219,7 @@ public sealed class Preconditioner
             double diag = a[(long)j * k + j] - TensorPrimitives.Dot<double>(rowJ, rowJ);
             if (!(diag > 0))
             {
-                throw new AttributionException($"the Gram matrix plus damping λ = {lambda:G3} (relative {relativeDamping:G3}) is not positive definite at column {j}; raise --damping");
+                throw new SettingException("Damping", relativeDamping, $"the kernel plus λ = {lambda:G3} is not positive definite at column {j}: raise the damping");
             }
             double ljj = Math.Sqrt(diag);
             a[(long)j * k + j] = ljj;
@@ -182,13 +248,18 @@ public sealed class Preconditioner
         {
             Array.Copy(a, (long)i * k, packed, (long)i * (i + 1) / 2, i + 1);
         }
-        return new Preconditioner(k, packed, relativeDamping, lambda, featuresFingerprint);
+        return new Preconditioner(form, k, packed, relativeDamping, lambda, featuresFingerprint);
     }
 
-    /// <summary>x = (ΦᵀΦ + λI)⁻¹ q.</summary>
+    /// <summary>x = (ΦᵀΦ + λI)⁻¹ q (primal form).</summary>
+    /// <exception cref="InvalidOperationException">The factor is of the dual form: use <see cref="SolveDual"/> on Φq.</exception>
     public void Solve(ReadOnlySpan<float> query, Span<float> destination)
     {
-        int k = Dim;
+        if (Form != KernelForm.Primal)
+        {
+            throw new InvalidOperationException("a dual factor solves (ΦΦᵀ + λI) τ = Φq for the scores (SolveDual), not for a k-vector");
+        }
+        int k = Order;
         if (query.Length != k || destination.Length != k)
         {
             throw new ArgumentException($"the preconditioner is {k}-dimensional; query has {query.Length} values, destination {destination.Length}");
@@ -196,8 +267,38 @@ public sealed class Preconditioner
         var y = new double[k];
         for (int i = 0; i < k; i++)
         {
+            y[i] = query[i];
+        }
+        SolveInPlace(y);
+        for (int i = 0; i < k; i++)
+        {
+            destination[i] = (float)y[i];
+        }
+    }
+
+    /// <summary>τ = (ΦΦᵀ + λI)⁻¹ r in place, for r = Φφ_q (dual form): the query's scores against every row.</summary>
+    /// <exception cref="InvalidOperationException">The factor is of the primal form.</exception>
+    public void SolveDual(Span<double> values)
+    {
+        if (Form != KernelForm.Dual)
+        {
+            throw new InvalidOperationException("a primal factor solves (ΦᵀΦ + λI) x = φ_q (Solve)");
+        }
+        if (values.Length != Order)
+        {
+            throw new ArgumentException($"the dual factor is over {Order} rows; got {values.Length} values", nameof(values));
+        }
+        SolveInPlace(values);
+    }
+
+    /// <summary>Solves L Lᵀ y' = y in place: forward substitution, then back substitution.</summary>
+    private void SolveInPlace(Span<double> y)
+    {
+        int k = Order;
+        for (int i = 0; i < k; i++)
+        {
             var row = _lower.AsSpan((int)_rowStart[i], i + 1);
-            y[i] = (query[i] - TensorPrimitives.Dot<double>(row[..i], y.AsSpan(0, i))) / row[i];
+            y[i] = (y[i] - TensorPrimitives.Dot<double>(row[..i], y[..i])) / row[i];
         }
         // Lᵀx = y, going up: x[i] is final once rows below are done; subtract its column (row i of L) from y.
         for (int i = k - 1; i >= 0; i--)
@@ -205,33 +306,32 @@ public sealed class Preconditioner
             var row = _lower.AsSpan((int)_rowStart[i], i + 1);
             double xi = y[i] / row[i];
             y[i] = xi;
-            TensorPrimitives.MultiplyAdd(row[..i], -xi, y.AsSpan(0, i), y.AsSpan(0, i));
-        }
-        for (int i = 0; i < k; i++)
-        {
-            destination[i] = (float)y[i];
+            TensorPrimitives.MultiplyAdd(row[..i], -xi, y[..i], y[..i]);
         }
     }
 
-    /// <summary>The size of the file <see cref="Save"/> writes for dimension <paramref name="k"/>: a 64-byte header and the packed triangle.</summary>
+    /// <summary>The size of the file <see cref="Save"/> writes for a factor of order <paramref name="k"/>: a 64-byte header and the packed triangle.</summary>
     public static long FileLength(int k) => 64 + (sizeof(double) * (long)k * (k + 1) / 2);
 
     /// <summary>Writes the factor to <paramref name="path"/> whole or not at all (see <see cref="WriteTo"/>).</summary>
     /// <exception cref="AttributionException">The file cannot be written (a full disk); no partial file is left.</exception>
     public void Save(string path)
     {
-        AtomicFile.Write(path, WriteTo, FileLength(Dim));
+        AtomicFile.Write(path, WriteTo, FileLength(Order));
     }
 
-    /// <summary>Writes the factor: magic, version, k, damping, relative damping, the features' SHA-256, then the packed triangle (little-endian float64).</summary>
+    /// <summary>
+    /// Writes the factor: magic (OAPREC01 primal, OAPRECD1 dual), version, order, damping, relative damping, the features'
+    /// SHA-256, then the packed triangle (little-endian float64).
+    /// </summary>
     public void WriteTo(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
         Span<byte> header = stackalloc byte[64];
         header.Clear();
-        System.Text.Encoding.ASCII.GetBytes(FileMagic, header);
+        System.Text.Encoding.ASCII.GetBytes(Form == KernelForm.Dual ? DualFileMagic : FileMagic, header);
         BinaryPrimitives.WriteInt32LittleEndian(header[8..], FormatVersion);
-        BinaryPrimitives.WriteInt32LittleEndian(header[12..], Dim);
+        BinaryPrimitives.WriteInt32LittleEndian(header[12..], Order);
         BinaryPrimitives.WriteDoubleLittleEndian(header[16..], Damping);
         BinaryPrimitives.WriteDoubleLittleEndian(header[24..], RelativeDamping);
         FeaturesFingerprint.AsSpan(0, 32).CopyTo(header[32..]);
@@ -241,24 +341,49 @@ public sealed class Preconditioner
 
     /// <summary>
     /// Whether <paramref name="path"/> holds a complete factor of these features with this relative damping, from its
-    /// 64-byte header and its length alone (a resumed build skips a finished factorisation without reading it).
+    /// 64-byte header and its length alone (a resumed build skips a finished factorisation without reading it). Either form
+    /// counts: primal of order <paramref name="dim"/>, dual of order <paramref name="rows"/>.
     /// </summary>
-    public static bool IsComplete(string path, int dim, byte[] featuresFingerprint, double relativeDamping)
+    public static bool IsComplete(string path, int dim, long rows, byte[] featuresFingerprint, double relativeDamping)
     {
+        ArgumentNullException.ThrowIfNull(featuresFingerprint);
         if (!File.Exists(path))
         {
             return false;
         }
         using var stream = File.OpenRead(path);
         Span<byte> header = stackalloc byte[64];
-        return stream.Read(header) == 64
-            && System.Text.Encoding.ASCII.GetString(header[..8]) == FileMagic
-            && BinaryPrimitives.ReadInt32LittleEndian(header[8..]) == FormatVersion
-            && BinaryPrimitives.ReadInt32LittleEndian(header[12..]) == dim
+        if (stream.Read(header) != 64 || FormOf(header) is not { } form)
+        {
+            return false;
+        }
+        long order = form == KernelForm.Primal ? dim : rows;
+        return BinaryPrimitives.ReadInt32LittleEndian(header[8..]) == FormatVersion
+            && BinaryPrimitives.ReadInt32LittleEndian(header[12..]) == order
             && BinaryPrimitives.ReadDoubleLittleEndian(header[24..]) == relativeDamping
             && header.Slice(32, 32).SequenceEqual(featuresFingerprint)
-            && stream.Length == 64 + ((long)dim * (dim + 1) / 2 * sizeof(double));
+            && stream.Length == FileLength((int)order);
     }
+
+    /// <summary>The form of the factor in <paramref name="path"/> from its magic, or null when there is no such file or it is not a preconditioner.</summary>
+    public static KernelForm? ReadForm(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+        using var stream = File.OpenRead(path);
+        Span<byte> header = stackalloc byte[64];
+        return stream.Read(header) == 64 ? FormOf(header) : null;
+    }
+
+    /// <summary>The form a header's magic names, or null for a file that is not a preconditioner.</summary>
+    private static KernelForm? FormOf(ReadOnlySpan<byte> header) => System.Text.Encoding.ASCII.GetString(header[..8]) switch
+    {
+        FileMagic => KernelForm.Primal,
+        DualFileMagic => KernelForm.Dual,
+        _ => null,
+    };
 
     /// <summary>Throws unless every entry of the packed factor is finite and its diagonal positive (one NaN would make every score NaN).</summary>
     private static void RequireFiniteFactor(string path, double[] lower, int k)
@@ -278,26 +403,32 @@ public sealed class Preconditioner
         }
     }
 
-    /// <summary>Reads a factor written by <see cref="Save"/>, checking it belongs to the given features and is finite.</summary>
+    /// <summary>
+    /// Reads a factor written by <see cref="Save"/> for a store of <paramref name="rows"/> rows of length
+    /// <paramref name="dim"/>, checking it belongs to those features and is finite.
+    /// </summary>
     /// <exception cref="AttributionException">The file is missing, damaged (<see cref="Store.StoreFormatException"/> for a
     /// non-finite entry), or was built from other features.</exception>
-    public static Preconditioner Load(string path, int expectedDim, byte[] featuresFingerprint)
+    public static Preconditioner Load(string path, int dim, long rows, byte[] featuresFingerprint)
     {
+        ArgumentNullException.ThrowIfNull(featuresFingerprint);
         if (!File.Exists(path))
         {
             throw new AttributionException($"{path} not found: run 'finalize' on the store first");
         }
         using var stream = File.OpenRead(path);
         Span<byte> header = stackalloc byte[64];
-        if (stream.Read(header) != 64 || System.Text.Encoding.ASCII.GetString(header[..8]) != FileMagic)
+        if (stream.Read(header) != 64 || FormOf(header) is not { } form)
         {
-            throw new AttributionException($"{path}: not a preconditioner file (magic {FileMagic} expected)");
+            throw new AttributionException($"{path}: not a preconditioner file (magic {FileMagic} or {DualFileMagic} expected)");
         }
         int version = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
         int k = BinaryPrimitives.ReadInt32LittleEndian(header[12..]);
-        if (version != FormatVersion || k != expectedDim)
+        long expected = form == KernelForm.Primal ? dim : rows;
+        if (version != FormatVersion || k != expected)
         {
-            throw new AttributionException($"{path}: version {version}, dimension {k}; expected version {FormatVersion}, dimension {expectedDim}");
+            string what = form == KernelForm.Primal ? "dimension" : "rows (dual form)";
+            throw new AttributionException($"{path}: version {version}, {what} {k}; expected version {FormatVersion}, {what} {expected}");
         }
         if (!header.Slice(32, 32).SequenceEqual(featuresFingerprint))
         {
@@ -310,6 +441,16 @@ public sealed class Preconditioner
             throw new AttributionException($"{path}: expected {64 + bytes.Length} bytes, the file has {stream.Length}");
         }
         RequireFiniteFactor(path, lower, k);
-        return new Preconditioner(k, lower, BinaryPrimitives.ReadDoubleLittleEndian(header[24..]), BinaryPrimitives.ReadDoubleLittleEndian(header[16..]), header.Slice(32, 32).ToArray());
+        return new Preconditioner(form, k, lower, BinaryPrimitives.ReadDoubleLittleEndian(header[24..]), BinaryPrimitives.ReadDoubleLittleEndian(header[16..]), header.Slice(32, 32).ToArray());
     }
+}
+
+/// <summary>Which kernel matrix a <see cref="Preconditioner"/> factors; both give the same scores.</summary>
+public enum KernelForm
+{
+    /// <summary>ΦᵀΦ + λI, k × k: one k × k solve per query; the store's size does not matter.</summary>
+    Primal,
+
+    /// <summary>ΦΦᵀ + λI, N × N: cheaper when the store has fewer rows than k (large projections of small training sets).</summary>
+    Dual,
 }

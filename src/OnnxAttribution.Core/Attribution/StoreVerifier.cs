@@ -135,8 +135,9 @@ public static class StoreVerifier
         }
         try
         {
-            var pre = Preconditioner.Load(path, store.Dim, TrakEngine.StoreFingerprint(store.Directory));
-            checks.Add(new StoreCheck(path, "factor", true, $"finite, k = {pre.Dim}, built from these features (λ = {pre.Damping.ToString("G3", CultureInfo.InvariantCulture)})"));
+            var pre = Preconditioner.Load(path, store.Dim, store.Rows, TrakEngine.StoreFingerprint(store.Directory));
+            string order = pre.Form == KernelForm.Primal ? $"k = {pre.Order}" : $"dual over N = {pre.Order} rows";
+            checks.Add(new StoreCheck(path, "factor", true, $"finite, {order}, built from these features (λ = {pre.Damping.ToString("G3", CultureInfo.InvariantCulture)})"));
         }
         catch (AttributionException e)
         {

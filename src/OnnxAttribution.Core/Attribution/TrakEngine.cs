@@ -186,21 +186,30 @@ public static class TrakEngine
         return sha.GetHashAndReset();
     }
 
-    /// <summary>Accumulates ΦᵀΦ in float64 over the store, factorises ΦᵀΦ + λI and writes preconditioner.bin beside the features.</summary>
+    /// <summary>
+    /// Accumulates the kernel in float64 over the store — ΦᵀΦ, or ΦΦᵀ in the dual form (<see cref="Preconditioner.ChooseForm"/>
+    /// unless <paramref name="form"/> is given) — factorises it plus λI and writes preconditioner.bin beside the features.
+    /// </summary>
     /// <remarks>Holds the store's <see cref="StoreLock"/> and reserves the file's disk space before the work, so a store being
     /// written or a full disk is refused at once; on any failure no preconditioner.bin.tmp is left.</remarks>
-    /// <exception cref="UserInputException"><paramref name="relativeDamping"/> is negative or not finite, or the store is a shard.</exception>
+    /// <exception cref="UserInputException"><paramref name="relativeDamping"/> is negative or not finite, the store is a shard,
+    /// or the dual form's features do not fit in memory.</exception>
     /// <exception cref="StoreFormatException">A feature is NaN or infinite (the message names the row and column).</exception>
     /// <exception cref="StoreLockedException">Another writer holds the store.</exception>
-    public static Preconditioner Finalize(string storeDirectory, double relativeDamping, IProgress<(long Done, long Total)>? progress = null)
+    public static Preconditioner Finalize(string storeDirectory, double relativeDamping, IProgress<(long Done, long Total)>? progress = null, KernelForm? form = null)
     {
         ArgumentNullException.ThrowIfNull(storeDirectory);
         RequireDamping(relativeDamping);
         using var storeLock = StoreLock.Acquire(storeDirectory, "finalize");
         using var store = OpenWhole(storeDirectory);
-        using var output = AtomicFile.Create(Path.Combine(storeDirectory, PreconditionerFile), Preconditioner.FileLength(store.Dim));
-        return WritePreconditioner(store, Gram(store, progress), relativeDamping, output);
+        var chosen = form ?? Preconditioner.ChooseForm(store.Rows, store.Dim);
+        using var output = AtomicFile.Create(Path.Combine(storeDirectory, PreconditionerFile), Preconditioner.FileLength(OrderOf(store, chosen)));
+        return WritePreconditioner(store, Gram(store, progress, chosen), relativeDamping, output);
     }
+
+    /// <summary>The order of the kernel matrix of <paramref name="form"/> over a store: k, or N rows.</summary>
+    private static int OrderOf(FeatureStore store, KernelForm form) =>
+        form == KernelForm.Primal ? store.Dim : DualKernel.RequireRows(store);
 
     /// <summary>
     /// Factorises ΦᵀΦ + λI from a Gram matrix already accumulated over the store (<c>Gram</c>) and writes preconditioner.bin:
@@ -215,18 +224,21 @@ public static class TrakEngine
         RequireDamping(relativeDamping);
         using var storeLock = StoreLock.Acquire(storeDirectory, "finalize");
         using var store = OpenWhole(storeDirectory);
-        using var output = AtomicFile.Create(Path.Combine(storeDirectory, PreconditionerFile), Preconditioner.FileLength(store.Dim));
+        using var output = AtomicFile.Create(Path.Combine(storeDirectory, PreconditionerFile), Preconditioner.FileLength(OrderOf(store, gram.Form)));
         return WritePreconditioner(store, gram, relativeDamping, output);
     }
 
-    /// <summary>ΦᵀΦ of a whole (merged) store, accumulated in float64.</summary>
-    /// <exception cref="UserInputException">The store is one shard of several.</exception>
+    /// <summary>
+    /// The kernel of a whole (merged) store in float64: ΦᵀΦ, or ΦΦᵀ in the dual form (<see cref="Preconditioner.ChooseForm"/>
+    /// unless <paramref name="form"/> is given).
+    /// </summary>
+    /// <exception cref="UserInputException">The store is one shard of several, or the dual form's features do not fit in memory.</exception>
     /// <exception cref="StoreFormatException">A feature is NaN or infinite (the message names the row and column).</exception>
-    public static Preconditioner.GramAccumulator Gram(string storeDirectory, IProgress<(long Done, long Total)>? progress = null)
+    public static Preconditioner.GramAccumulator Gram(string storeDirectory, IProgress<(long Done, long Total)>? progress = null, KernelForm? form = null)
     {
         ArgumentNullException.ThrowIfNull(storeDirectory);
         using var store = OpenWhole(storeDirectory);
-        return Gram(store, progress);
+        return Gram(store, progress, form ?? Preconditioner.ChooseForm(store.Rows, store.Dim));
     }
 
     private static void RequireDamping(double relativeDamping)
@@ -248,8 +260,12 @@ public static class TrakEngine
         return store;
     }
 
-    private static Preconditioner.GramAccumulator Gram(FeatureStore store, IProgress<(long Done, long Total)>? progress)
+    private static Preconditioner.GramAccumulator Gram(FeatureStore store, IProgress<(long Done, long Total)>? progress, KernelForm form)
     {
+        if (form == KernelForm.Dual)
+        {
+            return DualKernel.Gram(store, progress);
+        }
         var gram = new Preconditioner.GramAccumulator(store.Dim);
         const int block = 256;
         var rows = new float[block * store.Dim];
@@ -308,7 +324,7 @@ public static class TrakEngine
     }
 
     /// <summary>Throws naming the row when a feature is NaN or infinite: no damping makes such a Gram matrix usable.</summary>
-    private static void RequireFinite(FeatureStore store, long row, ReadOnlySpan<float> values)
+    internal static void RequireFinite(FeatureStore store, long row, ReadOnlySpan<float> values)
     {
         // The sum of squares is finite for any finite row of sane magnitude; only then is the row scanned element by element.
         if (float.IsFinite(System.Numerics.Tensors.TensorPrimitives.SumOfSquares(values)))

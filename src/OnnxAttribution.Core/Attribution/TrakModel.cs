@@ -48,7 +48,7 @@ public sealed class TrakModel : IDisposable
                 var layers = Onnx.Differentiation.VjpBuilder.FactorLayers(forward, parameters);
                 if (layers.Count == 0)
                 {
-                    throw new GraphContractException($"{Directory.RequireForward()}: --projector factored needs Conv, Gemm or MatMul weights among the parameters; the graph has none (use --projector dense)");
+                    throw new SettingException("Projector", ProjectorKind.Factored, $"{Directory.RequireForward()} has no Conv, Gemm or MatMul weights among the parameters to factor", ProjectorKind.Dense);
                 }
                 _factored = FeatureExtractor.CreateFactored(layers.Select(l => (l.Layer, checked((int)l.InDim), checked((int)l.OutDim))).ToList(), projection);
             }
@@ -203,7 +203,7 @@ public sealed class TrakModel : IDisposable
         var m = Directory.Metadata;
         if (data.Channels != m.Channels || data.Height != m.ImageSize || data.Width != m.ImageSize)
         {
-            throw new UserInputException($"dataset {data.Name} has images {data.Channels}×{data.Height}×{data.Width}; the model takes {m.Channels}×{m.ImageSize}×{m.ImageSize} (use --size)");
+            throw new UserInputException($"dataset {data.Name} has images {data.Channels}×{data.Height}×{data.Width}; the model takes {m.Channels}×{m.ImageSize}×{m.ImageSize}: resize the images to {m.ImageSize} (the size setting of the data)");
         }
     }
 

@@ -85,7 +85,7 @@ public sealed class TrakScorer : IDisposable
         var extractor = model.ExtractorFor(PlanOf(store), projection);
         model.RequireStore(store, extractor);
         StoreChecksums.RequireFile(storeDirectory, TrakEngine.PreconditionerFile, "run 'finalize' again");
-        var pre = Preconditioner.Load(Path.Combine(storeDirectory, TrakEngine.PreconditionerFile), store.Dim, TrakEngine.StoreFingerprint(storeDirectory));
+        var pre = Preconditioner.Load(Path.Combine(storeDirectory, TrakEngine.PreconditionerFile), store.Dim, store.Rows, TrakEngine.StoreFingerprint(storeDirectory));
         return new TrakScorer(store, model, ownsModel, extractor, pre);
     }
 
@@ -166,7 +166,11 @@ public sealed class TrakScorer : IDisposable
         return phi;
     }
 
-    /// <summary>The preconditioned queries (ΦᵀΦ + λI)⁻¹ φ_q, row by row.</summary>
+    /// <summary>Which kernel the store was finalized with; a dual one scores through <see cref="DualKernel"/>, not a scan.</summary>
+    public KernelForm Kernel => _preconditioner.Form;
+
+    /// <summary>The preconditioned queries (ΦᵀΦ + λI)⁻¹ φ_q, row by row (primal kernel only).</summary>
+    /// <exception cref="InvalidOperationException">The store was finalized with the dual kernel, which yields scores, not k-vectors.</exception>
     public float[] Precondition(ReadOnlySpan<float> features, int count)
     {
         int k = Store.Dim;
@@ -206,7 +210,9 @@ public sealed class TrakScorer : IDisposable
     /// <exception cref="StoreFormatException">A returned score is not finite: a damaged row of the store.</exception>
     public TopKResult[] Attribute(ReadOnlySpan<float> images, int count, int top)
     {
-        var results = Store.TopK(Precondition(Features(images, count), count), count, top);
+        var results = Kernel == KernelForm.Dual
+            ? TopOf(Scores(images, count), count, top)
+            : Store.TopK(Precondition(Features(images, count), count), count, top);
         for (int q = 0; q < results.Length; q++)
         {
             // NaN ranks last and +Infinity first: either among the top means a damaged row (the full scan is 'verify').
@@ -230,9 +236,30 @@ public sealed class TrakScorer : IDisposable
         ArgumentNullException.ThrowIfNull(queries);
         int count = queries.Count;
         var scores = new float[count * Store.Rows];
-        Store.Scores(Precondition(Features(queries), count), count, scores);
+        if (Kernel == KernelForm.Dual)
+        {
+            DualKernel.Scores(Store, _preconditioner, Features(queries), count, scores);
+        }
+        else
+        {
+            Store.Scores(Precondition(Features(queries), count), count, scores);
+        }
         RequireFinite(scores, Store.Rows, NonFiniteScore);
         return scores;
+    }
+
+    /// <summary>The top <paramref name="top"/> of each query's row of a count × N score matrix, in the scan's order.</summary>
+    private TopKResult[] TopOf(float[] scores, int count, int top)
+    {
+        long n = Store.Rows;
+        var results = new TopKResult[count];
+        for (int q = 0; q < count; q++)
+        {
+            var heap = new TopKHeap((int)Math.Min(top, n));
+            heap.Offer(scores.AsSpan((int)(q * n), (int)n), Store.FirstRow);
+            results[q] = TopKHeap.Merge([heap], top);
+        }
+        return results;
     }
 
     /// <inheritdoc/>

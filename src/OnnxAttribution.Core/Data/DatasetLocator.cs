@@ -73,8 +73,8 @@ public sealed record DatasetLocator(string FashionMnistDirectory = DatasetLocato
             var labels = LabelsBeside(data);
             return IdxFile.ReadDataset(data, labels, Path.GetFileName(data));
         }
-        throw new UserInputException(
-            $"--data '{data}': not a known dataset name (fashion-mnist, fashion-mnist-test, embedded), nor an existing folder of PNGs or IDX file");
+        throw new SettingException("Data", data,
+            "not a known dataset name (fashion-mnist, fashion-mnist-test, embedded), nor an existing folder of PNGs or IDX file");
     }
 
     /// <summary>Loads the dataset <paramref name="data"/> names, takes the <paramref name="subset"/>, then resizes to
@@ -87,7 +87,7 @@ public sealed record DatasetLocator(string FashionMnistDirectory = DatasetLocato
         {
             if (s <= 0)
             {
-                throw new UserInputException($"--size {s}: must be positive");
+                throw new SettingException("Size", s, "must be positive");
             }
             dataset = dataset.Resize(s, s);
         }
@@ -145,7 +145,7 @@ public sealed record DatasetLocator(string FashionMnistDirectory = DatasetLocato
             {
                 throw new UserInputException(
                     $"Fashion-MNIST not found: {f} is missing. Install it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), " +
-                    "or pass --data with a path to an idx3-ubyte file or a folder of PNGs");
+                    "or give the path of an idx3-ubyte file or a folder of PNGs as the data");
             }
         }
         return IdxFile.ReadDataset(images, labels, name);

@@ -38,7 +38,7 @@ public static class Lds
         ArgumentOutOfRangeException.ThrowIfLessThan(models, 1);
         if (!(alpha > 0 && alpha < 1))
         {
-            throw new UserInputException($"--alpha {alpha}: must be strictly between 0 and 1");
+            throw new SettingException("Alpha", alpha, "the subset fraction must be strictly between 0 and 1");
         }
         int size = Math.Max(1, (int)Math.Floor(alpha * rows));
         var subsets = new int[models][];

@@ -33,8 +33,8 @@ public static class OrtSessions
             catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException or InvalidOperationException or UserInputException)
             {
                 options.Dispose();
-                throw e as UserInputException ?? new UserInputException(
-                    $"--device cuda: the CUDA execution provider did not start on GPU {settings.CudaDeviceId} ({e.Message}); use --device cpu otherwise", e);
+                throw e as UserInputException ?? new SettingException("Device", ExecutionDevice.Cuda,
+                    $"the CUDA execution provider did not start on GPU {settings.CudaDeviceId} ({e.Message})", ExecutionDevice.Cpu, e);
             }
         }
         return options;
@@ -70,16 +70,16 @@ public static class OrtSessions
     {
         if (!cudaBuild)
         {
-            throw new UserInputException(
-                "--device cuda: this build uses ONNX Runtime's CPU package; build with -p:OrtFlavor=cuda (the package " +
-                "Microsoft.ML.OnnxRuntime.Gpu.Linux, CUDA 13, cuDNN 9) for the CUDA execution provider, or use --device cpu");
+            throw new SettingException("Device", ExecutionDevice.Cuda,
+                "this build uses ONNX Runtime's CPU package; build with -p:OrtFlavor=cuda (the package " +
+                "Microsoft.ML.OnnxRuntime.Gpu.Linux, CUDA 13, cuDNN 9) for the CUDA execution provider", ExecutionDevice.Cpu);
         }
         var missing = MissingLibraries(canLoad);
         if (missing.Count > 0)
         {
-            throw new UserInputException(
-                $"--device cuda: cannot load {string.Join(", ", missing)}; the CUDA execution provider needs CUDA 13 and cuDNN 9 " +
-                "(put their lib folders on LD_LIBRARY_PATH), or use --device cpu");
+            throw new SettingException("Device", ExecutionDevice.Cuda,
+                $"cannot load {string.Join(", ", missing)}; the CUDA execution provider needs CUDA 13 and cuDNN 9 " +
+                "(put their lib folders on LD_LIBRARY_PATH)", ExecutionDevice.Cpu);
         }
     }
 

@@ -45,7 +45,7 @@ public sealed class StoreVerifierTests : TempDirectoryTest
     {
         PoisonFactor(5, 2);
 
-        var e = Assert.Throws<StoreFormatException>(() => Preconditioner.Load(PreconditionerPath, Dim, StoreFingerprint()))!;
+        var e = Assert.Throws<StoreFormatException>(() => Preconditioner.Load(PreconditionerPath, Dim, N, StoreFingerprint()))!;
 
         Assert.That(e.Message, Does.StartWith(PreconditionerPath).And.Contain("entry (5, 2)").And.Contain("NaN").And.Contain("finalize"));
     }
@@ -59,7 +59,7 @@ public sealed class StoreVerifierTests : TempDirectoryTest
             f.Write(BitConverter.GetBytes(0.0));
         }
 
-        var e = Assert.Throws<StoreFormatException>(() => Preconditioner.Load(PreconditionerPath, Dim, StoreFingerprint()))!;
+        var e = Assert.Throws<StoreFormatException>(() => Preconditioner.Load(PreconditionerPath, Dim, N, StoreFingerprint()))!;
 
         Assert.That(e.Message, Does.Contain("entry (3, 3)").And.Contain("> 0 on the diagonal"));
     }

@@ -112,6 +112,6 @@ public sealed class DatasetLocatorTests : TempDirectoryTest
     [Test]
     public void Load_UnknownName_ListsKnownNames()
     {
-        Assert.That(() => Locator.Load("cifar-99"), Throws.TypeOf<UserInputException>().With.Message.Contains("fashion-mnist"));
+        Assert.That(() => Locator.Load("cifar-99"), Throws.TypeOf<SettingException>().With.Message.StartsWith("Data = cifar-99: ").And.Message.Contains("fashion-mnist"));
     }
 }

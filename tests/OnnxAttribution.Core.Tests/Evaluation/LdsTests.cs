@@ -41,8 +41,8 @@ public sealed class LdsTests
     [Test]
     public void DrawSubsets_AlphaOutsideOpenInterval_Refused()
     {
-        Assert.Throws<UserInputException>(() => Lds.DrawSubsets(10, 2, 1.0, 0));
-        Assert.Throws<UserInputException>(() => Lds.DrawSubsets(10, 2, 0, 0));
+        Assert.That(Assert.Throws<SettingException>(() => Lds.DrawSubsets(10, 2, 1.0, 0))!.Setting, Is.EqualTo("Alpha"));
+        Assert.Throws<SettingException>(() => Lds.DrawSubsets(10, 2, 0, 0));
     }
 
     [Test]

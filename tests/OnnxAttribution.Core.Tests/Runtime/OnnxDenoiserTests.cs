@@ -99,13 +99,14 @@ public sealed class OnnxDenoiserTests : TempDirectoryTest
             Assert.Ignore("this is the CUDA flavour's build: the CPU package's refusal does not apply");
         }
         Assert.That(() => OrtSessions.CreateOptions(new SessionSettings(ExecutionDevice.Cuda)),
-            Throws.TypeOf<UserInputException>().With.Message.Contains("Microsoft.ML.OnnxRuntime.Gpu.Linux").And.Message.Contains("-p:OrtFlavor=cuda"));
+            Throws.TypeOf<SettingException>().With.Message.Contains("Microsoft.ML.OnnxRuntime.Gpu.Linux").And.Message.Contains("-p:OrtFlavor=cuda")
+                .And.Message.EndsWith("; use Device = cpu"));
     }
 
     [Test]
     public void RequireCuda_CudaBuildWithoutCudnn_NamesTheMissingLibraries()
     {
-        var error = Assert.Throws<UserInputException>(() => OrtSessions.RequireCuda(true, name => !name.StartsWith("libcudnn", StringComparison.Ordinal) && name != "libcurand.so.10"));
+        var error = Assert.Throws<SettingException>(() => OrtSessions.RequireCuda(true, name => !name.StartsWith("libcudnn", StringComparison.Ordinal) && name != "libcurand.so.10"));
         Assert.That(error!.Message, Does.Contain("cannot load libcurand.so.10, libcudnn.so.9").And.Contain("LD_LIBRARY_PATH"));
         Assert.That(() => OrtSessions.RequireCuda(true, _ => true), Throws.Nothing);
         Assert.That(OrtSessions.MissingLibraries(_ => false), Is.EqualTo(OrtSessions.CudaLibraries));

@@ -102,11 +102,11 @@ public static class CurvatureEstimator
             curvature = KroneckerCurvature.Load(path);
             if (!curvature.Fingerprint.AsSpan().SequenceEqual(fingerprint))
             {
-                throw new UserInputException($"{path} holds factors of other inputs (model, data, timesteps, noise or Fisher seed); delete it or choose another --out");
+                throw new UserInputException($"{path} holds factors of other inputs (model, data, timesteps, noise or Fisher seed); delete it or build into another folder");
             }
             if (curvature.Kind == CurvatureKind.Ekfac && o.Kind == CurvatureKind.Kfac)
             {
-                throw new UserInputException($"{path} holds EK-FAC factors; build K-FAC into another --out");
+                throw new UserInputException($"{path} holds EK-FAC factors; build K-FAC into another folder");
             }
         }
         if (curvature is null)
@@ -183,7 +183,7 @@ public static class CurvatureEstimator
             }
             if (!fileFingerprint.AsSpan().SequenceEqual(fingerprint))
             {
-                throw new UserInputException($"{path} is a partial pass over other inputs (model, data, timesteps, noise or Fisher seed); delete it or choose another --out");
+                throw new UserInputException($"{path} is a partial pass over other inputs (model, data, timesteps, noise or Fisher seed); delete it or build into another folder");
             }
             if (fileStage != stage)
             {

@@ -58,7 +58,7 @@ public sealed class DasMethod : IDampedMethod
         ArgumentNullException.ThrowIfNull(request);
         if (request.Settings.Projector != ProjectorKind.Dense)
         {
-            throw new UserInputException("das normalises each timestep's whole gradient, which only the dense projection forms: use --projector dense");
+            throw new SettingException("Projector", request.Settings.Projector, "das normalises each timestep's whole gradient, which only the dense projection forms", ProjectorKind.Dense);
         }
         var options = TrakMethod.Options(request, Name, MeasurementKind.Mean);
         return options with { Plan = options.Plan with { NormalizePairs = true }, RecordLosses = true };

@@ -73,7 +73,7 @@ public sealed class JourneyTrakMethod : IDampedMethod
             {
                 return;
             }
-            throw new UserInputException($"{request.OutDirectory} already holds a complete {existing.Method} store with other settings; choose another --out");
+            throw new UserInputException($"{request.OutDirectory} already holds a complete {existing.Method} store with other settings; build into another folder");
         }
         Directory.CreateDirectory(request.OutDirectory);
         request.Source.Save(request.OutDirectory);
@@ -101,12 +101,14 @@ public sealed class JourneyTrakMethod : IDampedMethod
                 Session = request.Session,
             };
             int dim;
+            long heldRows;
             using (var store = TrakEngine.Featurize(options, model, progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("featurize", offset + p.Done, total))), cancel))
             {
                 dim = store.Dim;
+                heldRows = store.Rows;
             }
             cancel.ThrowIfCancellationRequested();
-            if (!IsFinalized(directory, dim, ((IDampedMethod)this).DampingOf(s)))
+            if (!IsFinalized(directory, dim, heldRows, ((IDampedMethod)this).DampingOf(s)))
             {
                 TrakEngine.Finalize(directory, ((IDampedMethod)this).DampingOf(s), progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("finalize", offset + p.Done, total))));
             }
@@ -115,8 +117,8 @@ public sealed class JourneyTrakMethod : IDampedMethod
     }
 
     /// <summary>Whether a step's preconditioner.bin is written, whole, for these features with this damping (read from its header).</summary>
-    private static bool IsFinalized(string directory, int dim, double damping) =>
-        Preconditioner.IsComplete(Path.Combine(directory, TrakEngine.PreconditionerFile), dim, TrakEngine.StoreFingerprint(directory), damping);
+    private static bool IsFinalized(string directory, int dim, long rows, double damping) =>
+        Preconditioner.IsComplete(Path.Combine(directory, TrakEngine.PreconditionerFile), dim, rows, TrakEngine.StoreFingerprint(directory), damping);
 
     /// <summary>Finalizes every step's features anew with <paramref name="relativeDamping"/> (<see cref="TrakEngine.Redamp"/>).</summary>
     public void Redamp(string storeDirectory, double relativeDamping, GramCache grams)

@@ -58,7 +58,7 @@ public sealed class KfacMethod(string name, CurvatureKind kind, double defaultDa
         double damping = ((IDampedMethod)this).DampingOf(s);
         if (!(damping > 0))
         {
-            throw new UserInputException($"--damping is {damping}; {Name} needs a positive damping (relative to each layer's mean eigenvalue), e.g. {DefaultDamping:0e0}");
+            throw new SettingException("Damping", damping, $"{Name} needs a positive damping (relative to each layer's mean eigenvalue)", DefaultDamping);
         }
         var schedule = ModelDirectory.Open(request.ModelDirectory).CreateSchedule();
         var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, s.Timesteps), s.NoiseDraws, s.NoiseSeed, MeasurementKind.Loss);

@@ -78,11 +78,11 @@ public sealed class TracInMethod(string name, bool renormalize) : IAttributionMe
         var s = request.Settings;
         if (s.Projector != ProjectorKind.Dense)
         {
-            throw new UserInputException($"method {Name}: --projector {s.Projector.ToString().ToLowerInvariant()}: {Name} needs exact gradient norms, so the dense projector");
+            throw new SettingException("Projector", s.Projector, $"{Name} needs exact gradient norms, which only the dense projection forms", ProjectorKind.Dense);
         }
         if (s.Measurement is not (null or MeasurementKind.Loss))
         {
-            throw new UserInputException($"method {Name}: --measurement {s.Measurement}: TracIn differentiates the training loss (loss)");
+            throw new SettingException("Measurement", s.Measurement, $"{Name} differentiates the training loss", MeasurementKind.Loss);
         }
         var model = ModelDirectory.Open(request.ModelDirectory);
         var checkpoints = OpenCheckpoints(s.Checkpoints, Name);
@@ -134,7 +134,7 @@ public sealed class TracInMethod(string name, bool renormalize) : IAttributionMe
         if (paths.Count == 0)
         {
             throw new UserInputException(
-                $"method {method} needs training checkpoints: pass --checkpoints dir1,dir2,… (model folders with forward.onnx and model.json). " +
+                $"method {method} needs training checkpoints (Checkpoints: model folders with forward.onnx and model.json, oldest first). " +
                 "Make them with 'train --keep-checkpoints-every N' and then 'export --checkpoint RUN --step S --out DIR' for each kept step " +
                 "(tools/make-fm16-checkpoints.sh does this for models/fm16, into models/fm16/checkpoints/step-NNNN)");
         }
