@@ -6,10 +6,10 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 artifacts=${ARTIFACTS:-/tmp/art-store}
-project="$root/tests/OnnxAttribution.Core.Tests"
+project="$root/tests/OnnxAttribution.Store.Tests"
 dotnet build --artifacts-path "$artifacts" "$project" >/dev/null
 for config in "" "DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0" "DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0 DOTNET_EnableAVX=0" \
     "DOTNET_EnableHWIntrinsic=0"; do
     echo "== feature-store tests ${config:-with all hardware features}"
-    env $config dotnet test --no-build --artifacts-path "$artifacts" "$project" --filter "FullyQualifiedName~Store"
+    env $config dotnet test --no-build --artifacts-path "$artifacts" "$project" --filter "FullyQualifiedName~OnnxAttribution.Store.Tests"
 done

@@ -227,8 +227,7 @@ internal static class GradientHarness
         var r = new float[n];
         for (int i = 0; i < n; i++)
         {
-            double u1 = 1 - rng.NextDouble(), u2 = rng.NextDouble();
-            r[i] = offset + scale * (float)(Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+            r[i] = offset + scale * (float)TestRandom.Normal(rng);
         }
         return r;
     }

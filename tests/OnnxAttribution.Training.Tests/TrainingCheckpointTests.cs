@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
 using OnnxAttribution.Core;
-using OnnxAttribution.Training.Tests.Support;
 
 namespace OnnxAttribution.Training.Tests;
 

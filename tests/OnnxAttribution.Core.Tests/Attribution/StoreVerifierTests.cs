@@ -1,6 +1,5 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Store;
-using OnnxAttribution.Core.Tests.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 

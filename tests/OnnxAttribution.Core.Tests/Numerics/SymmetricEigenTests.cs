@@ -39,7 +39,7 @@ public sealed class SymmetricEigenTests
         return q;
     }
 
-    internal static double Normal(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+    internal static double Normal(Random rng) => TestRandom.Normal(rng);
 
     /// <summary>Q diag(values) Qᵀ in float64.</summary>
     internal static double[] Compose(double[] q, double[] values, int n)

@@ -280,8 +280,7 @@ public sealed class DenseProjectorTests
         return v;
     }
 
-    internal static double Gaussian(Random random) =>
-        Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+    internal static double Gaussian(Random random) => TestRandom.Normal(random);
 
     private static double Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {

@@ -34,8 +34,7 @@ internal static class TestData
         var v = new float[length];
         for (int i = 0; i < length; i++)
         {
-            double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-            v[i] = (float)(Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+            v[i] = (float)TestRandom.Normal(rng);
         }
         return v;
     }

@@ -11,7 +11,7 @@ public sealed record FileChecksum(long Bytes, string Hash);
 /// <summary>
 /// checksums.json: the XxHash64 of features.npy's data section in chunks of <see cref="ChunkRows"/> rows, and of whole files
 /// beside it (meta.json, preconditioner.bin, losses.npy, …), so that a changed or damaged byte anywhere is found by
-/// <see cref="Attribution.StoreVerifier"/>, and with a few sampled chunks on every <see cref="FeatureStore.Open"/>.
+/// StoreVerifier (in OnnxAttribution.Core), and with a few sampled chunks on every <see cref="FeatureStore.Open"/>.
 /// </summary>
 /// <remarks>
 /// <para>Written when the store is complete (<see cref="FeatureStoreWriter.Complete"/>, <see cref="FeatureStoreMerge.Merge"/>)

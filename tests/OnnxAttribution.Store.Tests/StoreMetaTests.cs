@@ -1,6 +1,6 @@
 using OnnxAttribution.Core.Store;
 
-namespace OnnxAttribution.Core.Tests.Store;
+namespace OnnxAttribution.Store.Tests;
 
 public sealed class StoreMetaTests
 {

@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Tests;
+namespace OnnxAttribution.TestSupport;
 
 /// <summary>Gives each test its own temporary folder under the test work directory, removed after the test.</summary>
 public abstract class TempDirectoryTest

@@ -1,7 +1,7 @@
 using System.Text;
 using OnnxAttribution.Core.Store;
 
-namespace OnnxAttribution.Core.Tests.Store;
+namespace OnnxAttribution.Store.Tests;
 
 public sealed class NpyFormatTests : TempDirectoryTest
 {

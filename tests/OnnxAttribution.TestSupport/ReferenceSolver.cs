@@ -1,7 +1,7 @@
-namespace OnnxAttribution.Core.Tests;
+namespace OnnxAttribution.TestSupport;
 
 /// <summary>A reference for the engine's Cholesky solves: Gaussian elimination with partial pivoting, in float64.</summary>
-internal static class ReferenceSolver
+public static class ReferenceSolver
 {
     /// <summary>x with A x = b for a square <paramref name="a"/> (not modified).</summary>
     public static double[] Solve(double[,] a, double[] b)

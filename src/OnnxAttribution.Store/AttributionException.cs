@@ -83,6 +83,7 @@ public sealed class SettingException : UserInputException
     public static string Show(object? value) => value switch
     {
         null => "(none)",
+        string { Length: 0 } => "\"\"",
         Enum e => e.ToString().ToLowerInvariant(),
         IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
         _ => value.ToString() ?? "",

@@ -1,9 +1,9 @@
 using OnnxAttribution.Core.Store;
 
-namespace OnnxAttribution.Core.Tests.Store;
+namespace OnnxAttribution.TestSupport;
 
 /// <summary>Metas and deterministic row values shared by the store tests.</summary>
-internal static class StoreTestData
+public static class StoreTestData
 {
     public static StoreMeta Meta(long rows, int dim, StoreDType dtype = StoreDType.Float32, ShardSpec? shard = null) => new()
     {

@@ -1,7 +1,7 @@
 using System.Runtime.Intrinsics;
 using OnnxAttribution.Core.Store;
 
-namespace OnnxAttribution.Core.Tests.Store;
+namespace OnnxAttribution.Store.Tests;
 
 public sealed unsafe class ScanKernelTests
 {

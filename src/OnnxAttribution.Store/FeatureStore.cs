@@ -70,7 +70,7 @@ public sealed unsafe class FeatureStore : IDisposable
     /// </summary>
     /// <remarks>When the store records checksums (<see cref="StoreChecksums"/>), meta.json and a few chunks of features.npy (the first,
     /// the last and <see cref="StoreChecksums.RandomChunksOnOpen"/> drawn at random, a few MiB) are checked against them; a full
-    /// check of every byte is <see cref="Attribution.StoreVerifier"/> (the <c>verify</c> verb).</remarks>
+    /// check of every byte is StoreVerifier (in OnnxAttribution.Core) (the <c>verify</c> verb).</remarks>
     /// <exception cref="StoreFormatException">A missing or damaged file, an incomplete store, a sampled chunk or meta.json that
     /// does not match its checksum, or settings that differ from <paramref name="expected"/> (the message lists each difference).</exception>
     public static FeatureStore Open(string directory, StoreMeta? expected = null)

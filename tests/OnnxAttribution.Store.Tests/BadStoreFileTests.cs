@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using OnnxAttribution.Core.Store;
 
-namespace OnnxAttribution.Core.Tests.Store;
+namespace OnnxAttribution.Store.Tests;
 
 /// <summary>
 /// The bad-input suite for a store's files: malformed meta.json, features.npy headers and done.bitmaps (truncated, wrong magic,
