@@ -38,9 +38,9 @@ internal static class CliApp
             return result.MapResult(
                 (object options) =>
                 {
-                    if (options is EvaluateVerb evaluate)
+                    if (options is LdsVerb lds)
                     {
-                        evaluate.CommandLine = CommandLineOf(args);
+                        lds.CommandLine = CommandLineOf(args);
                     }
                     return Dispatch(options, cancel.Token);
                 },
@@ -83,7 +83,9 @@ internal static class CliApp
         Verb<AttributeVerb>(AttributeCommand.Run),
         Verb<InspectVerb>((o, _) => InspectCommand.Run(o)),
         Verb<VerifyVerb>((o, _) => VerifyCommand.Run(o)),
-        Verb<EvaluateVerb>(EvaluateCommand.Run),
+        Verb<LdsVerb>(LdsCommand.Run),
+        Verb<LdsCurvesVerb>((o, _) => LdsCommand.RunCurves(o)),
+        Verb<CounterfactualVerb>(CounterfactualCommand.Run),
         Verb<InfluentialVerb>(InfluentialCommand.Run),
     ];
 

@@ -110,13 +110,15 @@ public sealed partial class CliTests
         Assert.That(_stderr.ToString(), Does.Contain("--seeds '0:2000000000': 2000000000 queries"));
     }
 
-    [TestCase("alpha", "1")]
-    [TestCase("subset-models", "0")]
-    [TestCase("remove-top", "0")]
-    [TestCase("queries", "0")]
-    public void Evaluate_OptionOutOfRange_ExitsTwoNamingIt(string option, string value)
+    [TestCase("lds", "alpha", "1")]
+    [TestCase("lds", "subset-models", "0")]
+    [TestCase("lds", "queries", "0")]
+    [TestCase("counterfactual", "remove-top", "0")]
+    [TestCase("counterfactual", "queries", "0")]
+    public void Evaluation_OptionOutOfRange_ExitsTwoNamingIt(string verb, string option, string value)
     {
-        int code = CliApp.Run(["evaluate", "lds", "--out", Path.Combine(_dir, "e"), $"--{option}", value]);
+        string[] store = verb == "counterfactual" ? ["--store", Path.Combine(_dir, "s")] : [];
+        int code = CliApp.Run([verb, "--out", Path.Combine(_dir, "e"), .. store, $"--{option}", value]);
 
         Assert.That(code, Is.EqualTo(CliApp.BadInput), _stderr.ToString());
         Assert.That(_stderr.ToString(), Does.Contain($"--{option} {value}:"));

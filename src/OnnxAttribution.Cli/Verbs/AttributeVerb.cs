@@ -8,7 +8,7 @@ using OnnxAttribution.Core.Sampling;
 
 namespace OnnxAttribution.Cli.Verbs;
 [Verb("attribute", HelpText = "Attribute generated images (--seed) or a given image (--image) to training images with a method store: writes a grid (each query beside its top-k training images, with scores) and prints the ranking (--json for machines).")]
-internal sealed class AttributeVerb : IVerbOptions
+internal sealed class AttributeVerb : SessionVerbOptions, IVerbOptions
 {
     [Option("store", Required = true, HelpText = "A method store folder (trak/d-trak: featurized and finalized; others: built by 'featurize --method').")]
     public string Store { get; set; } = "";
@@ -43,12 +43,6 @@ internal sealed class AttributeVerb : IVerbOptions
     [Option("scale", Default = 5, HelpText = "Upscaling of each tile (nearest neighbour), so captions fit under 16-pixel images.")]
     public int Scale { get; set; }
 
-    [Option("threads", Default = 0)]
-    public int Threads { get; set; }
-
-    [Option("device", Default = ExecutionDevice.Cpu)]
-    public ExecutionDevice Device { get; set; }
-
     [Option("json", HelpText = "Print the rankings as JSON.")]
     public bool Json { get; set; }
 
@@ -60,7 +54,7 @@ internal sealed class AttributeVerb : IVerbOptions
         OptionChecks.AtLeast(Steps, 1, "--steps");
         OptionChecks.AtLeast(Top, 1, "--top");
         OptionChecks.InRange(Scale, 1, OptionChecks.MaxScale, "--scale");
-        OptionChecks.AtLeast(Threads, 0, "--threads");
+        ValidateSession();
         OptionChecks.OutputFile(Out, "--out");
     }
 }
@@ -84,7 +78,7 @@ internal static class AttributeCommand
             throw new UserInputException($"--method {o.Method}: {o.Store} is a store of method {AttributionMethods.MethodOf(o.Store).Name}");
         }
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var session = new SessionSettings(o.Device, o.Threads);
+        var session = o.Session;
         using var scorer = AttributionMethods.Open(o.Store, modelDir, session);
         var model = ModelDirectory.Open(modelDir);
         var meta = model.Metadata;

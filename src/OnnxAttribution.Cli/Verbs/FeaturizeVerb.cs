@@ -8,7 +8,7 @@ using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Cli.Verbs;
 [Verb("featurize", HelpText = "Compute projected gradient features of training images into a feature store (features.npy + meta.json + done.bitmap). Resumable: after a kill, run the same command again. --shard i/n computes one part; 'merge' joins the parts.")]
-internal sealed class FeaturizeVerb : IVerbOptions
+internal sealed class FeaturizeVerb : SessionVerbOptions, IVerbOptions
 {
     [Option("model", Required = true, HelpText = "Model folder (model.json, forward.onnx, vjp.onnx).")]
     public string Model { get; set; } = "";
@@ -76,12 +76,6 @@ internal sealed class FeaturizeVerb : IVerbOptions
     [Option("batch-size", Default = 16, HelpText = "Examples read and projected together (does not change the result: the gradient graph runs one example at a time, its timesteps as the batch).")]
     public int BatchSize { get; set; }
 
-    [Option("threads", Default = 0, HelpText = "ONNX Runtime intra-op threads; 0 for its default.")]
-    public int Threads { get; set; }
-
-    [Option("device", Default = ExecutionDevice.Cpu, HelpText = "cpu or cuda.")]
-    public ExecutionDevice Device { get; set; }
-
     [Option("json", HelpText = "Print the store's meta as JSON when done.")]
     public bool Json { get; set; }
 
@@ -102,7 +96,7 @@ internal sealed class FeaturizeVerb : IVerbOptions
         OptionChecks.AtLeast(NoiseDraws, 1, "--noise-draws");
         OptionChecks.InRange(Dim, 1, OptionChecks.MaxDim, "--dim");
         OptionChecks.InRange(BatchSize, 1, OptionChecks.MaxBatchSize, "--batch-size");
-        OptionChecks.AtLeast(Threads, 0, "--threads");
+        ValidateSession();
         OptionChecks.OutputDirectory(Out, "--out");
     }
 }
@@ -133,7 +127,7 @@ internal static class FeaturizeCommand
             OutDirectory = o.Out,
             Shard = shard,
             BatchSize = o.BatchSize,
-            Session = new SessionSettings(o.Device, o.Threads),
+            Session = o.Session,
         };
         var bar = new ConsoleProgress("featurize");
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -197,7 +191,7 @@ internal static class FeaturizeCommand
                 Seed = o.MethodSeed,
                 PixelMetric = o.PixelMetric,
             },
-            Session = new SessionSettings(o.Device, o.Threads),
+            Session = o.Session,
             Progress = new SyncProgress<MethodProgress>(p =>
             {
                 if (!bars.TryGetValue(p.Stage, out var bar))

@@ -8,7 +8,7 @@ using OnnxAttribution.Core.Sampling;
 namespace OnnxAttribution.Cli.Verbs;
 
 [Verb("generate", HelpText = "Generate images with ONNX Runtime from a model folder's forward.onnx (DDIM or DDPM, seeded: the same seed gives the same image on any machine).")]
-internal sealed class GenerateVerb : IVerbOptions
+internal sealed class GenerateVerb : SessionVerbOptions, IVerbOptions
 {
     [Option("model", HelpText = "A model folder (model.json + forward.onnx). Give this or --ensemble.")]
     public string? Model { get; set; }
@@ -46,12 +46,6 @@ internal sealed class GenerateVerb : IVerbOptions
     [Option("columns", Default = 8, HelpText = "Grid columns.")]
     public int Columns { get; set; }
 
-    [Option("threads", Default = 0, HelpText = "ONNX Runtime intra-op threads; 0 for its default.")]
-    public int Threads { get; set; }
-
-    [Option("device", Default = ExecutionDevice.Cpu, HelpText = "cpu or cuda (cuda needs the Microsoft.ML.OnnxRuntime.Gpu package).")]
-    public ExecutionDevice Device { get; set; }
-
     [Option("json", HelpText = "Print what was written as JSON.")]
     public bool Json { get; set; }
 
@@ -64,7 +58,7 @@ internal sealed class GenerateVerb : IVerbOptions
         OptionChecks.NonNegative(Eta, "--eta");
         OptionChecks.InRange(Scale, 1, OptionChecks.MaxScale, "--scale");
         OptionChecks.AtLeast(Columns, 1, "--columns");
-        OptionChecks.AtLeast(Threads, 0, "--threads");
+        ValidateSession();
         OptionChecks.OutputFile(Out, "--out");
         OptionChecks.OutputFile(Trajectory, "--trajectory");
     }
@@ -75,7 +69,7 @@ internal static class GenerateCommand
     public static int Run(GenerateVerb o, CancellationToken cancel)
     {
         var dir = ModelDirectory.Open(ModelFolder(o));
-        using var denoiser = dir.OpenDenoiser(new SessionSettings(o.Device, o.Threads));
+        using var denoiser = dir.OpenDenoiser(o.Session);
         var sampler = new DiffusionSampler(denoiser, dir.CreateSchedule());
         var seeds = Enumerable.Range(0, o.Count).Select(k => o.Seed + k).ToArray();
         var options = new SamplerOptions(o.Sampler, o.Steps, o.Eta, RecordTrajectory: o.Trajectory is not null);

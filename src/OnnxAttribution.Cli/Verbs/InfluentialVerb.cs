@@ -9,7 +9,7 @@ using OnnxAttribution.Core.Sampling;
 namespace OnnxAttribution.Cli.Verbs;
 
 [Verb("influential", HelpText = "Count the 'generally influential' training images of method stores (Xie et al. 2024): those in the top-k of more than a fraction of generated queries. Compares e.g. tracin with retrac; writes JSON.")]
-internal sealed class InfluentialVerb : IVerbOptions
+internal sealed class InfluentialVerb : SessionVerbOptions, IVerbOptions
 {
     [Option("stores", Required = true, Separator = ',', HelpText = "Method store folders, comma-separated.")]
     public IEnumerable<string> Stores { get; set; } = [];
@@ -31,12 +31,6 @@ internal sealed class InfluentialVerb : IVerbOptions
 
     [Option("out", Default = "influential.json", HelpText = "The JSON report.")]
     public string Out { get; set; } = "influential.json";
-
-    [Option("threads", Default = 0)]
-    public int Threads { get; set; }
-
-    [Option("device", Default = ExecutionDevice.Cpu)]
-    public ExecutionDevice Device { get; set; }
 
     [Option("json", HelpText = "Also print the report as JSON on stdout.")]
     public bool Json { get; set; }
@@ -61,7 +55,7 @@ internal sealed class InfluentialVerb : IVerbOptions
         OptionChecks.AtLeast(Top, 1, "--top");
         OptionChecks.Fraction(Fraction, "--fraction");
         OptionChecks.AtLeast(Steps, 1, "--steps");
-        OptionChecks.AtLeast(Threads, 0, "--threads");
+        ValidateSession();
         OptionChecks.OutputFile(Out, "--out");
     }
 }
@@ -72,7 +66,7 @@ internal static class InfluentialCommand
     {
         var stores = o.Stores.ToList();
         var seeds = SubsetSpec.Parse(o.Seeds).Resolve(int.MaxValue).Select(s => (long)s).ToArray();
-        var session = new SessionSettings(o.Device, o.Threads);
+        var session = o.Session;
         // Queries are generated once per model: stores of the same model are compared on the same images.
         var queriesByModel = new Dictionary<string, List<AttributionQuery>>(StringComparer.Ordinal);
         var results = new List<object>();

@@ -7,11 +7,10 @@ using OnnxAttribution.Core.Imaging;
 using OnnxAttribution.Core.Numerics;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
-using OnnxAttribution.Training.Evaluation;
 
-namespace OnnxAttribution.Cli.Verbs;
+namespace OnnxAttribution.Training.Evaluation;
 
-internal static partial class EvaluateCommand
+public static partial class EvaluationRuns
 {
     /// <summary>The seed stream of the random removals (removal r draws from stream index r).</summary>
     private const string RandomRemovalStream = "counterfactual random removal";
@@ -20,7 +19,13 @@ internal static partial class EvaluateCommand
     private sealed record CounterfactualSetup(string[] Stores, List<string> Methods, StoreSource Source, ModelDirectory Reference, Core.Data.ImageDataset Data,
         TrainingRecipe Recipe, long TrainingSeed, int K);
 
-    private static int RunCounterfactual(EvaluateVerb o, CancellationToken cancel)
+    /// <summary>
+    /// Runs (or continues) a remove-and-retrain check into <see cref="CounterfactualOptions.Out"/>: for each query, the
+    /// model retrained without each store's top k and without k random images, compared by the query's loss and pixels.
+    /// </summary>
+    /// <exception cref="UserInputException">A store cannot be used (no training record, other model), or the options do not fit the folder's earlier run.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancel"/> fired; every model trained so far is kept.</exception>
+    public static EvaluationReport RunCounterfactual(CounterfactualOptions o, CancellationToken cancel = default)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var setup = CounterfactualSetupOf(o);
@@ -47,7 +52,7 @@ internal static partial class EvaluateCommand
         {
             removals.AddRange(setup.Methods.Select(method => (TopModelName(method, q), top[method][q].Indices.Select(i => checked((int)i)).ToArray())));
         }
-        var progress = new TrainingProgress("retrain without removed rows", removals.Count, setup.Recipe.Steps);
+        var progress = new TrainingProgress(o.Observer, "retrain without removed rows", removals.Count, setup.Recipe.Steps);
         for (int m = 0; m < removals.Count; m++)
         {
             cancel.ThrowIfCancellationRequested();
@@ -60,12 +65,12 @@ internal static partial class EvaluateCommand
     }
 
     /// <summary>The stores (one model, one method each), the model they attribute and the recipe it was trained with.</summary>
-    private static CounterfactualSetup CounterfactualSetupOf(EvaluateVerb o)
+    private static CounterfactualSetup CounterfactualSetupOf(CounterfactualOptions o)
     {
-        var stores = (o.Store ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var stores = o.Stores.ToArray();
         if (stores.Length == 0)
         {
-            throw new UserInputException("evaluate counterfactual needs --store (one or more method stores on the model to check, comma-separated)");
+            throw new SettingException("Stores", "(none)", "a remove-and-retrain check needs one or more method stores on the model to check");
         }
         var sources = stores.Select(st => StoreSource.TryLoad(st) ?? throw new UserInputException($"{st} has no {StoreSource.FileName}: it does not say which model and data it was built from")).ToList();
         var source = sources[0];
@@ -96,17 +101,17 @@ internal static partial class EvaluateCommand
         var methods = stores.Select(st => AttributionMethods.MethodOf(st).Name).ToList();
         if (methods.Distinct(StringComparer.Ordinal).Count() != methods.Count)
         {
-            throw new UserInputException($"--store: two stores of one method ({string.Join(", ", methods)}); evaluate them into separate --out folders");
+            throw new UserInputException($"two stores of one method ({string.Join(", ", methods)}) among {string.Join(", ", stores)}: check them in separate evaluation folders");
         }
         if (o.RemoveTop >= data.Count)
         {
-            throw new UserInputException($"--remove-top {o.RemoveTop}: must be between 1 and N − 1 = {data.Count - 1}");
+            throw new SettingException("RemoveTop", o.RemoveTop, $"must be between 1 and N − 1 = {data.Count - 1}");
         }
         return new CounterfactualSetup(stores, methods, source, reference, data, recipe, training.Seed, o.RemoveTop);
     }
 
     /// <summary>Regenerates every query from the same noise with each retrained model, measures pixel distance and loss change, writes the results.</summary>
-    private static int CompareRetrained(EvaluateVerb o, CounterfactualSetup setup, List<AttributionQuery> queries, Dictionary<string, Core.Store.TopKResult[]> top,
+    private static EvaluationReport CompareRetrained(CounterfactualOptions o, CounterfactualSetup setup, List<AttributionQuery> queries, Dictionary<string, Core.Store.TopKResult[]> top,
         SessionSettings session, System.Diagnostics.Stopwatch clock, CancellationToken cancel)
     {
         var (reference, methods, k) = (setup.Reference, setup.Methods, setup.K);
@@ -181,7 +186,7 @@ internal static partial class EvaluateCommand
         {
             table.AppendLine(CultureInfo.InvariantCulture, $"| {r.Method} | {r.PixelRmsTop:F3} | {r.PixelRmsRandom:F3} | {r.LossChangeTop:+0.0000;-0.0000} | {r.LossChangeRandom:+0.0000;-0.0000} | {r.QueriesLossAboveRandom}/{o.Queries} | {r.QueriesPixelsAboveRandom}/{o.Queries} |");
         }
-        return Report(o, Path.Combine(o.Out, "counterfactual.md"), table.ToString(), result, $"remove top {k} of {setup.Data.Count}, {o.Queries} queries, {randoms.Count} random removals; {png}");
+        return Report(Path.Combine(o.Out, "counterfactual.md"), table.ToString(), result, $"remove top {k} of {setup.Data.Count}, {o.Queries} queries, {randoms.Count} random removals; {png}");
     }
 
     private static string TopModelName(string method, int query) => $"{method}/query-{query:D3}-top";

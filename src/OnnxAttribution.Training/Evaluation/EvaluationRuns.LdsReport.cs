@@ -5,22 +5,23 @@ using System.Text.Json.Nodes;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Imaging;
 
-namespace OnnxAttribution.Cli.Verbs;
+namespace OnnxAttribution.Training.Evaluation;
 
 /// <summary>The LDS reports: lds.md from lds.json, and the curves over setting points from every lds*.json of a folder.</summary>
-internal static partial class EvaluateCommand
+public static partial class EvaluationRuns
 {
-    /// <summary>'evaluate lds-report': lds.md again from the lds.json in --out (e.g. docs/results; lds-NAME.* with --point NAME), printed.</summary>
-    private static int RunLdsReport(EvaluateVerb o)
+    /// <summary>lds.md again from the lds.json in <see cref="LdsOptions.Out"/> (e.g. docs/results; lds-NAME.* for <see cref="LdsOptions.Point"/> NAME).</summary>
+    /// <exception cref="UserInputException">There is no such lds.json.</exception>
+    public static EvaluationReport LdsReport(LdsOptions o)
     {
         var stem = ResultStem(o);
         var jsonPath = Path.Combine(o.Out, stem + ".json");
         if (!File.Exists(jsonPath))
         {
-            throw new UserInputException($"--out {o.Out}: no {stem}.json there (written by 'evaluate lds'{(o.Point.Length == 0 ? "" : " --point " + o.Point)})");
+            throw new UserInputException($"{o.Out}: no {stem}.json there (written by an LDS run{(o.Point.Length == 0 ? "" : " of point " + o.Point)})");
         }
         var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(jsonPath))!;
-        return Report(o, Path.Combine(o.Out, stem + ".md"), LdsMarkdown(node, jsonPath), node, $"from {jsonPath}");
+        return Report(Path.Combine(o.Out, stem + ".md"), LdsMarkdown(node, jsonPath), node, $"from {jsonPath}");
     }
 
     /// <summary>The Markdown tables of lds.md, generated from lds.json only.</summary>
@@ -31,7 +32,7 @@ internal static partial class EvaluateCommand
         static string Num(System.Text.Json.Nodes.JsonNode? v, string format, string missing = "(cached)") =>
             v is null || v.GetValueKind() != JsonValueKind.Number ? missing : v.GetValue<double>().ToString(format, CultureInfo.InvariantCulture);
         var table = new StringBuilder();
-        table.AppendLine(CultureInfo.InvariantCulture, $"Generated from {Path.GetFileName(source)} by `{r["command"]?.GetValue<string>() ?? "evaluate lds"}`.");
+        table.AppendLine(CultureInfo.InvariantCulture, $"Generated from {Path.GetFileName(source)} by `{r["command"]?.GetValue<string>() ?? "onnx-attribution lds"}`.");
         table.AppendLine();
         table.AppendLine(CultureInfo.InvariantCulture, $"N = {r["n"]}, M = {r["subsetModels"]} subsets × S = {r["subsetSeeds"]} training seeds, α = {r["alpha"]}; {r["queries"]} test queries (seeds {r["querySeeds"]?.GetValue<string>()}), {r["validationQueries"]} validation queries (seeds {r["validationQuerySeeds"]?.GetValue<string>()}); measured output: {r["measured"]?.GetValue<string>()}.");
         table.AppendLine();
@@ -82,19 +83,19 @@ internal static partial class EvaluateCommand
     }
 
     /// <summary>
-    /// 'evaluate lds-curves': every lds*.json in --out (one per setting point of a run: K, noise draws, k, R) as one table,
+    /// Every lds*.json in <paramref name="outDirectory"/> (one per setting point of a run: K, noise draws, k, R) as one table,
     /// lds-curves.md, and LDS against build cost per training example, one line per method, lds-curves.png.
     /// </summary>
-    private static int RunLdsCurves(EvaluateVerb o)
+    public static EvaluationReport LdsCurves(string outDirectory)
     {
-        var files = Directory.Exists(o.Out) ? Directory.GetFiles(o.Out, "lds*.json").Order(StringComparer.Ordinal).ToList() : [];
+        var files = Directory.Exists(outDirectory) ? Directory.GetFiles(outDirectory, "lds*.json").Order(StringComparer.Ordinal).ToList() : [];
         if (files.Count == 0)
         {
-            throw new UserInputException($"--out {o.Out}: no lds*.json there (written by 'evaluate lds', one per setting point)");
+            throw new UserInputException($"{outDirectory}: no lds*.json there (written by LDS runs, one per setting point)");
         }
         var points = files.SelectMany(ReadCurvePoints).ToList();
         var table = new StringBuilder();
-        table.AppendLine(CultureInfo.InvariantCulture, $"Generated from {string.Join(", ", files.Select(Path.GetFileName))} by `evaluate lds-curves`: each method at each setting point (K timesteps × noise draws, projection k, R reference models whose scores are averaged); build cost is the seconds to build the method's stores (all R) per training example.");
+        table.AppendLine(CultureInfo.InvariantCulture, $"Generated from {string.Join(", ", files.Select(Path.GetFileName))} by `onnx-attribution lds-curves`: each method at each setting point (K timesteps × noise draws, projection k, R reference models whose scores are averaged); build cost is the seconds to build the method's stores (all R) per training example.");
         table.AppendLine();
         table.AppendLine("| method | setting | test LDS (%) | 95% interval | p | λ | build per example (ms) | query (ms) | store (MiB) | from |");
         table.AppendLine("|---|---|---:|---|---:|---:|---:|---:|---:|---|");
@@ -109,15 +110,15 @@ internal static partial class EvaluateCommand
             .Select(g => g.OrderBy(p => p.BuildMsPerExample).ToList())
             .Select(g => new PlotSeries(g[0].Method, g.Select(p => 100 * p.Lds).ToList(), g.Select(p => p.BuildMsPerExample).ToList()))
             .ToList();
-        var plotPath = Path.Combine(o.Out, "lds-curves.png");
+        var plotPath = Path.Combine(outDirectory, "lds-curves.png");
         if (series.Count > 0)
         {
             var plot = LinePlot.Write(plotPath, new LineChart([], series, "build cost: ms per training example (log scale)", "test LDS (%)", LogX: true), 760, 360);
             table.AppendLine();
             table.AppendLine(CultureInfo.InvariantCulture, $"![LDS against build cost](lds-curves.png){(plot.Note is null ? "" : " " + plot.Note)}");
         }
-        var markdownPath = Path.Combine(o.Out, "lds-curves.md");
-        return Report(o, markdownPath, table.ToString(), points, $"{points.Count} points from {files.Count} files; {markdownPath}{(series.Count > 0 ? ", " + plotPath : "")}");
+        var markdownPath = Path.Combine(outDirectory, "lds-curves.md");
+        return Report(markdownPath, table.ToString(), points, $"{points.Count} points from {files.Count} files; {markdownPath}{(series.Count > 0 ? ", " + plotPath : "")}");
     }
 
     /// <summary>The final-image rows of one lds*.json as curve points (a file without 'setting' is the default point: K 10 × 1, k 4096, R 1).</summary>
@@ -134,7 +135,7 @@ internal static partial class EvaluateCommand
         }
         if (root["methods"] is not JsonArray methods)
         {
-            throw new UserInputException($"{file}: no 'methods' array (not written by 'evaluate lds')");
+            throw new UserInputException($"{file}: no 'methods' array (not written by an LDS run)");
         }
         var defaults = new Core.Attribution.Methods.MethodSettings();
         var setting = root["setting"];

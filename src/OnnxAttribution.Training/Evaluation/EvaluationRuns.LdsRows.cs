@@ -1,9 +1,9 @@
 using OnnxAttribution.Core.Evaluation;
 
-namespace OnnxAttribution.Cli.Verbs;
+namespace OnnxAttribution.Training.Evaluation;
 
 /// <summary>The rows of an LDS result: one per method (and Journey-TRAK's per-step row), with costs and setting point.</summary>
-internal static partial class EvaluateCommand
+public static partial class EvaluationRuns
 {
     /// <summary>What a method's setting costs: its store's build, its queries and its bytes.</summary>
     /// <param name="BuildSeconds">Building the store (NaN: built by an earlier run that did not record it).</param>

@@ -8,14 +8,12 @@ using OnnxAttribution.Core.Store;
 using OnnxAttribution.Core.Imaging;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
-using OnnxAttribution.Training;
-using OnnxAttribution.Training.Evaluation;
 
-namespace OnnxAttribution.Cli.Verbs;
+namespace OnnxAttribution.Training.Evaluation;
 
-internal static partial class EvaluateCommand
+public static partial class EvaluationRuns
 {
-    /// <summary>What every method of one 'evaluate lds' run is scored against: its models, queries and measured outputs.</summary>
+    /// <summary>What every method of one LDS run is scored against: its models, queries and measured outputs.</summary>
     /// <param name="References">The R reference models' folders; the first is attributed and generated the queries.</param>
     /// <param name="Subsets">The M subsets (rows of N).</param>
     /// <param name="Plan">The M × S subset models.</param>
@@ -31,7 +29,13 @@ internal static partial class EvaluateCommand
     /// <summary>One reference model's store of a method and the folder its scores are kept in.</summary>
     private sealed record ReferenceStore(string Model, string Store, string Scores);
 
-    private static int RunLds(EvaluateVerb o, CancellationToken cancel)
+    /// <summary>
+    /// Runs (or continues) an LDS evaluation into <see cref="LdsOptions.Out"/>: trains what is missing, measures, builds
+    /// and scores every method, chooses each damping on the validation queries, and writes lds*.json and lds*.md.
+    /// </summary>
+    /// <exception cref="UserInputException">The options do not fit the folder's earlier run, or a method cannot be built with them.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancel"/> fired; everything finished so far is kept.</exception>
+    public static EvaluationReport RunLds(LdsOptions o, CancellationToken cancel = default)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
@@ -40,20 +44,23 @@ internal static partial class EvaluateCommand
         {
             AttributionMethods.Find(m);
         }
-        if (o.SubsetSeeds < 1 || o.ValidationQueries < 1 || o.Queries < 1)
+        foreach (var (setting, value) in new[] { ("SubsetSeeds", o.SubsetSeeds), ("ValidationQueries", o.ValidationQueries), ("Queries", o.Queries) })
         {
-            throw new UserInputException($"--subset-seeds {o.SubsetSeeds}, --validation-queries {o.ValidationQueries}, --queries {o.Queries}: each must be at least 1");
+            if (value < 1)
+            {
+                throw new SettingException(setting, value, "must be at least 1");
+            }
         }
         if (o.Model is not null && o.ReferenceModels > 1)
         {
-            throw new UserInputException($"--reference-models {o.ReferenceModels} trains the reference models here; with --model only one reference (yours) is attributed");
+            throw new SettingException("ReferenceModels", o.ReferenceModels, "trains the reference models here; with a model given, only that one reference is attributed", 1);
         }
         var grid = o.DampingGrid.ToList();
         if (grid.Count == 0 || grid.Any(l => !(l > 0)))
         {
-            throw new UserInputException($"--damping-grid {string.Join(',', grid)}: expected positive values");
+            throw new SettingException("DampingGrid", string.Join(',', grid), "expected positive values");
         }
-        var recipe = Recipe(o);
+        var recipe = o.Recipe;
         var data = new Core.Data.DatasetLocator().Load(o.Data, o.Subset, null);
         // A folder started before --subset-seeds (its settings.json has no 'subsetSeeds') keeps its models as seed 0.
         bool legacySeedZero = LegacySeedZero(o.Out);
@@ -104,7 +111,7 @@ internal static partial class EvaluateCommand
     /// r ≥ 1 in reference-r/ with seed <see cref="Core.Numerics.SeedStreams.Derive"/>(--seed, "lds reference model", r, 0).
     /// Each keeps five checkpoints for TracIn/ReTrac.
     /// </summary>
-    private static List<string> TrainReferences(EvaluateVerb o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> methods, Dictionary<string, double> timings,
+    private static List<string> TrainReferences(LdsOptions o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> methods, Dictionary<string, double> timings,
         CancellationToken cancel)
     {
         if (o.Model is not null)
@@ -112,7 +119,7 @@ internal static partial class EvaluateCommand
             return [o.Model];
         }
         var directories = new List<string>();
-        var bar = new TrainingProgress("reference models", o.ReferenceModels, recipe.Steps);
+        var bar = new TrainingProgress(o.Observer, "reference models", o.ReferenceModels, recipe.Steps);
         for (int r = 0; r < o.ReferenceModels; r++)
         {
             string name = r == 0 ? "reference" : $"reference-{r}";
@@ -143,7 +150,7 @@ internal static partial class EvaluateCommand
     }
 
     /// <summary>The subset models (trained where missing), the generated queries and every subset model's loss on them.</summary>
-    private static LdsGround Ground(EvaluateVerb o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> references, bool legacySeedZero, SessionSettings session,
+    private static LdsGround Ground(LdsOptions o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> references, bool legacySeedZero, SessionSettings session,
         Dictionary<string, double> timings, CancellationToken cancel)
     {
         var reference = ModelDirectory.Open(references[0]);
@@ -157,7 +164,7 @@ internal static partial class EvaluateCommand
             rows = s,
         }).ToList());
         var missing = plan.Where(m => !File.Exists(Path.Combine(m.Directory, "model.json"))).ToList();
-        var progress = new TrainingProgress("subset models", Math.Max(1, missing.Count), recipe.Steps);
+        var progress = new TrainingProgress(o.Observer, "subset models", Math.Max(1, missing.Count), recipe.Steps);
         SubsetModels.TrainMissing(missing, (i, m) => RecipeTrainer.TrainAndExport(recipe, data, subsets[m.Subset], m.TrainingSeed, $"lds subset {m.Subset} seed {m.SeedIndex}",
             m.RunDirectory, m.Directory, withVjp: false, progress.For(i), cancel), cancel);
         timings["trainSubsetModelSeconds"] = plan.Select(m => TrainingRunInfo.Load(m.RunDirectory).TrainSeconds).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
@@ -174,7 +181,7 @@ internal static partial class EvaluateCommand
         ImageGrid.Write(Path.Combine(o.Out, "queries.png"), queryImages, o.Queries, c, size, size, new GridLayout(Math.Min(10, o.Queries), 4), queries.Select(q => (string?)q.Label).ToList());
         var measurePlan = new FeaturizationPlan(FeaturizationPlan.Evenly(reference.Metadata.Schedule.Timesteps, o.MeasureTimesteps), o.MeasureDraws, 1_000_003, MeasurementKind.Loss);
         int allCount = allQueries.Count;
-        var perSeed = Enumerable.Range(0, o.SubsetSeeds).Select(s => MeasureModels(Path.Combine(o.Out, "measured", $"loss-seed-{s}.npy"), subsets.Length, allCount, $"measure query losses (seed {s})", j =>
+        var perSeed = Enumerable.Range(0, o.SubsetSeeds).Select(s => MeasureModels(o.Observer, Path.Combine(o.Out, "measured", $"loss-seed-{s}.npy"), subsets.Length, allCount, $"measure query losses (seed {s})", j =>
         {
             var model = ModelDirectory.Open(plan[(s * subsets.Length) + j].Directory);
             using var denoiser = model.OpenDenoiser(session);
@@ -191,7 +198,7 @@ internal static partial class EvaluateCommand
         CeilingResult? ceiling = o.SubsetSeeds >= 2 ? NoiseCeiling.Measure(testPerSeed, subsets.Length, o.Queries, 100, o.Seed) : null;
         if (ceiling is not null)
         {
-            Output.Note($"noise ceiling √ρ_S: {100 * ceiling.Mean.Mean:F1}% [{100 * ceiling.Mean.Low:F1}, {100 * ceiling.Mean.High:F1}] (ρ_S {ceiling.MeanReliability.Mean:F3}, {ceiling.Splits} seed splits of {ceiling.HalfSize} against {ceiling.HalfSize})");
+            o.Observer.Note($"noise ceiling √ρ_S: {100 * ceiling.Mean.Mean:F1}% [{100 * ceiling.Mean.Low:F1}, {100 * ceiling.Mean.High:F1}] (ρ_S {ceiling.MeanReliability.Mean:F3}, {ceiling.Splits} seed splits of {ceiling.HalfSize} against {ceiling.HalfSize})");
         }
         return new LdsGround(references, subsets, plan, queries, validation, measuredLoss, validationLoss, ceiling, size);
     }
@@ -200,19 +207,19 @@ internal static partial class EvaluateCommand
     /// The folder-name suffix of this run's setting point and reference model r: "-{--point}" unless --point is empty,
     /// then "-reference-r" for r ≥ 1 (stores/, scores/ for the first reference of the unnamed point).
     /// </summary>
-    private static string PointSuffix(EvaluateVerb o, int reference) =>
+    private static string PointSuffix(LdsOptions o, int reference) =>
         (o.Point.Length == 0 ? "" : "-" + o.Point) + (reference == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"-reference-{reference}"));
 
     /// <summary>The results' file stem: lds, then "-{--point}" for a named point, then "-R{R}" for R &gt; 1 reference models.</summary>
-    private static string ResultStem(EvaluateVerb o) =>
+    private static string ResultStem(LdsOptions o) =>
         "lds" + PointSuffix(o, 0) + (o.ReferenceModels > 1 ? string.Create(CultureInfo.InvariantCulture, $"-R{o.ReferenceModels}") : "");
 
     /// <summary>A method's stores (one per reference model; the ensemble's own folder) with the folders of their scores.</summary>
-    private static List<ReferenceStore> StoresOf(EvaluateVerb o, string name, LdsGround ground)
+    private static List<ReferenceStore> StoresOf(LdsOptions o, string name, LdsGround ground)
     {
         if (name == "ensemble")
         {
-            var ensemble = o.Ensemble ?? throw new UserInputException("method 'ensemble' needs --ensemble <folder> (train it with train-ensemble on the same --data/--subset)");
+            var ensemble = o.Ensemble ?? throw new SettingException("Ensemble", null, "method 'ensemble' needs a trained ensemble folder (train-ensemble on the same data and subset)");
             return [new ReferenceStore(ground.References[0], ensemble, Path.Combine(o.Out, "scores" + PointSuffix(o, 0)))];
         }
         return ground.References.Select((model, r) => new ReferenceStore(model, Path.Combine(o.Out, "stores" + PointSuffix(o, r), name), Path.Combine(o.Out, "scores" + PointSuffix(o, r)))).ToList();
@@ -222,7 +229,7 @@ internal static partial class EvaluateCommand
     /// One method's rows: its stores built where missing, its damping chosen on the validation queries (the scores being
     /// the mean over the reference models' stores at each λ), the test queries scored once at that λ.
     /// </summary>
-    private static (List<LdsRow> Rows, List<JourneyStepRow>? Steps) ScoreMethod(EvaluateVerb o, string name, LdsGround ground, Core.Data.ImageDataset data, List<double> grid,
+    private static (List<LdsRow> Rows, List<JourneyStepRow>? Steps) ScoreMethod(LdsOptions o, string name, LdsGround ground, Core.Data.ImageDataset data, List<double> grid,
         SessionSettings session, CancellationToken cancel)
     {
         var stores = StoresOf(o, name, ground);
@@ -251,7 +258,7 @@ internal static partial class EvaluateCommand
             {
                 damped.Redamp(s.Store, tuned.Chosen, grams);
             }
-            Output.Note($"{name}: λ = {Lambda(chosen.Value)} chosen on {o.ValidationQueries} validation queries (validation LDS {string.Join(", ", sweep.Select(p => $"{Lambda(p.Damping)}: {100 * p.ValidationLds:F1}%"))})");
+            o.Observer.Note($"{name}: λ = {Lambda(chosen.Value)} chosen on {o.ValidationQueries} validation queries (validation LDS {string.Join(", ", sweep.Select(p => $"{Lambda(p.Damping)}: {100 * p.ValidationLds:F1}%"))})");
         }
         else
         {
@@ -288,7 +295,7 @@ internal static partial class EvaluateCommand
                 Command = o.CommandLine,
             },
         };
-        Output.Note($"{rows[^1].Method}: LDS {100 * interval.Mean:F1}% [{100 * interval.Low:F1}, {100 * interval.High:F1}] over {interval.Count} queries, permutation p = {test.P:F3}" +
+        o.Observer.Note($"{rows[^1].Method}: LDS {100 * interval.Mean:F1}% [{100 * interval.Low:F1}, {100 * interval.High:F1}] over {interval.Count} queries, permutation p = {test.P:F3}" +
             (ceiling is null ? "" : $", {100 * rows[^1].FractionOfCeiling:F0}% of the ceiling"));
         if (!stepwise)
         {
@@ -296,7 +303,7 @@ internal static partial class EvaluateCommand
         }
         var (row, steps) = StepwiseLds(o, name, scored.StepScores!, scored.Timesteps!, ground.References[0], session, ground.Queries, ground.Plan, ground.Subsets, data.Count, costs, cancel);
         rows.Add(row with { ValidationLds = validationLds, Damping = chosen, DampingSweep = sweep, Setting = setting, Command = o.CommandLine });
-        Output.Note($"{name}: per-step LDS {100 * row.Lds:F1}% [{100 * row.Low:F1}, {100 * row.High:F1}] (mean over {steps.Count} steps), permutation p = {row.P:F3}");
+        o.Observer.Note($"{name}: per-step LDS {100 * row.Lds:F1}% [{100 * row.Low:F1}, {100 * row.High:F1}] (mean over {steps.Count} steps), permutation p = {row.P:F3}");
         return (rows, steps);
     }
 
@@ -331,7 +338,7 @@ internal static partial class EvaluateCommand
     }
 
     /// <summary>Writes lds{point}.json and lds{point}.md and reports them.</summary>
-    private static int WriteLdsResult(EvaluateVerb o, Core.Data.ImageDataset data, LdsGround ground, List<double> grid, TrainingRecipe recipe, List<LdsRow> rows,
+    private static EvaluationReport WriteLdsResult(LdsOptions o, Core.Data.ImageDataset data, LdsGround ground, List<double> grid, TrainingRecipe recipe, List<LdsRow> rows,
         List<JourneyStepRow>? journeySteps, Dictionary<string, double> timings, double seconds)
     {
         var reference = ModelDirectory.Open(ground.References[0]);
@@ -379,7 +386,7 @@ internal static partial class EvaluateCommand
         var jsonPath = Path.Combine(o.Out, stem + ".json");
         JsonFile.Save(jsonPath, result);
         var summary = $"N = {data.Count}, M = {ground.Subsets.Length} × S = {o.SubsetSeeds} seeds, α = {o.Alpha}, {o.Queries} test and {o.ValidationQueries} validation queries, R = {ground.References.Count} reference model(s); results in {jsonPath}";
-        return Report(o, Path.Combine(o.Out, stem + ".md"), LdsMarkdown(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(jsonPath))!, jsonPath), result, summary);
+        return Report(Path.Combine(o.Out, stem + ".md"), LdsMarkdown(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(jsonPath))!, jsonPath), result, summary);
     }
 
     /// <summary>A damping as written in tables and file names: 1e-6, 2.5e-3.</summary>
@@ -407,7 +414,7 @@ internal static partial class EvaluateCommand
     private const int TracInCheckpoints = 5;
 
     /// <summary>Builds a method's store unless it is complete; the seconds it took, NaN when it was built before.</summary>
-    private static double BuildStore(EvaluateVerb o, string name, string storeDir, string referenceDir, Core.Data.ImageDataset data, StoreSource source, SessionSettings session, CancellationToken cancel)
+    private static double BuildStore(LdsOptions o, string name, string storeDir, string referenceDir, Core.Data.ImageDataset data, StoreSource source, SessionSettings session, CancellationToken cancel)
     {
         var timingPath = Path.Combine(storeDir, "build-seconds.json");
         var setting = new { timesteps = o.Timesteps, noiseDraws = o.NoiseDraws, dim = o.Dim };
@@ -417,12 +424,12 @@ internal static partial class EvaluateCommand
             var built = saved?["setting"];
             if (name != "ensemble" && built is not null && !System.Text.Json.Nodes.JsonNode.DeepEquals(built, System.Text.Json.JsonSerializer.SerializeToNode(setting, Core.Models.ModelMetadata.JsonOptions)))
             {
-                throw new UserInputException($"{storeDir}: built with {built.ToJsonString()}; this run asks --timesteps {o.Timesteps} --noise-draws {o.NoiseDraws} --dim {o.Dim}: give this setting point its own --point NAME (its stores, scores and lds-NAME.json beside the others)");
+                throw new SettingException("Point", o.Point, $"{storeDir} was built with {built.ToJsonString()}; this run asks timesteps {o.Timesteps}, noise draws {o.NoiseDraws}, dim {o.Dim}: " +
+                    "give this setting point its own name (its stores, scores and lds-NAME.json go beside the others)");
             }
             return saved is null ? double.NaN : ReadSeconds(saved["buildSeconds"]);
         }
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        var bars = new Dictionary<string, ConsoleProgress>(StringComparer.Ordinal);
         AttributionMethods.Find(name).Build(new MethodBuildRequest
         {
             ModelDirectory = referenceDir,
@@ -431,14 +438,7 @@ internal static partial class EvaluateCommand
             OutDirectory = storeDir,
             Session = session,
             Settings = MethodSettingsFor(o, referenceDir),
-            Progress = new SyncProgress<MethodProgress>(p =>
-            {
-                if (!bars.TryGetValue(p.Stage, out var b))
-                {
-                    bars[p.Stage] = b = new ConsoleProgress($"{name}: {p.Stage}");
-                }
-                b.Report(p.Done, p.Total);
-            }),
+            Progress = new SyncProgress<MethodProgress>(p => o.Observer.Progress($"{name}: {p.Stage}", p.Done, p.Total, "")),
         }, cancel);
         double seconds = watch.Elapsed.TotalSeconds;
         JsonFile.Save(timingPath, new { buildSeconds = seconds, setting });
@@ -514,7 +514,7 @@ internal static partial class EvaluateCommand
         : node.GetValueKind() == System.Text.Json.JsonValueKind.String ? double.Parse(node.GetValue<string>(), CultureInfo.InvariantCulture)
         : node.GetValue<double>();
 
-    private static MethodSettings MethodSettingsFor(EvaluateVerb o, string referenceDir) => new()
+    private static MethodSettings MethodSettingsFor(LdsOptions o, string referenceDir) => new()
     {
         Timesteps = o.Timesteps,
         NoiseDraws = o.NoiseDraws,
@@ -545,7 +545,7 @@ internal static partial class EvaluateCommand
     /// is the mean over steps of the per-step LDS of each query (bootstrap over queries; one permutation of the models
     /// for every query and step).
     /// </summary>
-    private static (LdsRow Row, List<JourneyStepRow> Steps) StepwiseLds(EvaluateVerb o, string method, float[] stepScores, long[] timesteps, string referenceDir,
+    private static (LdsRow Row, List<JourneyStepRow> Steps) StepwiseLds(LdsOptions o, string method, float[] stepScores, long[] timesteps, string referenceDir,
         SessionSettings session, List<AttributionQuery> queries, IReadOnlyList<SubsetModel> plan, int[][] subsets, int rows, Costs costs, CancellationToken cancel)
     {
         int q = queries.Count, m = subsets.Length;
@@ -562,7 +562,7 @@ internal static partial class EvaluateCommand
             }
         }
         // Each step's loss under every subset model, per training seed, averaged over the seeds.
-        var measured = NoiseCeiling.MeanOverSeeds(plan.GroupBy(p => p.SeedIndex).Select(seed => MeasureModels(Path.Combine(o.Out, "measured", $"{method}-seed-{seed.Key}.npy"), m, pairs, $"measure trajectory step losses (seed {seed.Key})", j =>
+        var measured = NoiseCeiling.MeanOverSeeds(plan.GroupBy(p => p.SeedIndex).Select(seed => MeasureModels(o.Observer, Path.Combine(o.Out, "measured", $"{method}-seed-{seed.Key}.npy"), m, pairs, $"measure trajectory step losses (seed {seed.Key})", j =>
         {
             var model = ModelDirectory.Open(seed.Single(p => p.Subset == j).Directory);
             using var denoiser = model.OpenDenoiser(session);
