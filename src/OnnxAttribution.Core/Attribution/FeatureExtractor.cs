@@ -20,7 +20,7 @@ public sealed record ProjectionSettings(ProjectorKind Kind, ProjectionKind Distr
 /// Features of images: averaged measurement gradients, projected (TRAK's φ = Pᵀ∇f, averaged over the plan's pairs).
 /// Training rows and queries go through the same instance, so they are comparable by construction.
 /// </summary>
-public sealed class FeatureExtractor
+internal sealed class FeatureExtractor
 {
     private readonly GradientSource _source;
     private readonly DenseProjector? _dense;

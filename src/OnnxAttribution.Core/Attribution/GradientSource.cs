@@ -12,7 +12,7 @@ namespace OnnxAttribution.Core.Attribution;
 /// Averaging before projection follows D-TRAK's code. The gradient of one example is the concatenation of the
 /// graph's <c>grad.*</c> outputs in their order (the model's parameter order).
 /// </remarks>
-public sealed class GradientSource
+internal sealed class GradientSource
 {
     private readonly IDenoiser _forward;
     private readonly VjpSession _vjp;
@@ -480,7 +480,7 @@ public sealed class GradientSource
 /// hands it out: its weight, each example's loss, and the gradient-graph outputs asked for.
 /// </summary>
 /// <remarks>Its arrays and values are valid only during the callback.</remarks>
-public sealed class PairBatch
+internal sealed class PairBatch
 {
     private readonly int _exampleLength;
 
@@ -527,7 +527,7 @@ public sealed class PairBatch
 /// A batch of examples with the (x_t, target noise, t) pairs the gradient graph runs on and their weights, from
 /// <see cref="GradientSource.Clean"/> (the plan's pairs of clean images) or <see cref="GradientSource.Noisy"/> (one given pair).
 /// </summary>
-public sealed class ExampleBatch
+internal sealed class ExampleBatch
 {
     private readonly Action<IReadOnlyList<string>, Action<Dictionary<string, float[]>, float>> _run;
 

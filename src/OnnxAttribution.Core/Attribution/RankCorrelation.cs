@@ -1,7 +1,7 @@
 namespace OnnxAttribution.Core.Attribution;
 
 /// <summary>Spearman rank correlation (Pearson correlation of average ranks, ties sharing their mean rank).</summary>
-public static class RankCorrelation
+internal static class RankCorrelation
 {
     /// <summary>Spearman correlation of two series: the Pearson correlation of their <see cref="Ranks"/>; 0 when either is constant.</summary>
     /// <exception cref="ArgumentException">The lengths differ or are less than 2.</exception>

@@ -137,7 +137,7 @@ public sealed class TrakModel : IDisposable
     }
 
     /// <summary>The extractor for the plan and projection this model was opened with.</summary>
-    public FeatureExtractor Extractor { get; }
+    internal FeatureExtractor Extractor { get; }
 
     /// <summary>
     /// Sessions for querying a feature store: the plan and projection recorded in its meta.json, checked against the model
@@ -170,7 +170,7 @@ public sealed class TrakModel : IDisposable
     /// </summary>
     /// <exception cref="ArgumentException">The projection's kind is not the one the gradient graph was built for, or the graph
     /// computes a factored projection itself and this one differs from it.</exception>
-    public FeatureExtractor ExtractorFor(FeaturizationPlan plan, ProjectionSettings projection)
+    internal FeatureExtractor ExtractorFor(FeaturizationPlan plan, ProjectionSettings projection)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(projection);
@@ -213,7 +213,7 @@ public sealed class TrakModel : IDisposable
     /// <remarks>Checks vjp.onnx's fingerprint (forward.onnx's without one) and, for stores that record them, every model file of
     /// <see cref="StoreMeta.ModelFiles"/>; older stores are checked by the first alone.</remarks>
     /// <exception cref="AttributionException">A model file's fingerprint or the feature length differs.</exception>
-    public void RequireStore(FeatureStore store, FeatureExtractor? extractor = null)
+    internal void RequireStore(FeatureStore store, FeatureExtractor? extractor = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         if (Fingerprint != store.Meta.ModelFingerprint)

@@ -9,7 +9,7 @@ namespace OnnxAttribution.Core.Attribution;
 /// Answers attribution queries against a finalized store: query features with the store's own plan and projection,
 /// x = (ΦᵀΦ + λI)⁻¹ φ_q, then one SIMD scan of the memory-mapped store for τ = Φx and its top k.
 /// </summary>
-public sealed class TrakScorer : IDisposable
+internal sealed class TrakScorer : IDisposable
 {
     private readonly TrakModel _model;
     private readonly bool _ownsModel;

@@ -3,7 +3,7 @@ using OnnxAttribution.Core.Imaging;
 namespace OnnxAttribution.Core.Data;
 
 /// <summary>Reads a folder of PNG images as a dataset, in ordinal order of file name.</summary>
-public static class PngFolder
+internal static class PngFolder
 {
     /// <summary>Reads every <c>*.png</c> in <paramref name="directory"/> (not recursive).</summary>
     /// <param name="directory">The folder.</param>

@@ -11,7 +11,7 @@ namespace OnnxAttribution.Core.Numerics;
 /// numbers do not depend on the machine, the thread count or the order in which blocks are generated.
 /// Checked against the Random123 known-answer vectors.
 /// </remarks>
-public static class Philox4x32
+internal static class Philox4x32
 {
     private const uint M0 = 0xD2511F53;
     private const uint M1 = 0xCD9E8D57;

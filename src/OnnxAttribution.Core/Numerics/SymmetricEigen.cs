@@ -6,7 +6,7 @@ namespace OnnxAttribution.Core.Numerics;
 /// The eigendecomposition M = Q diag(λ) Qᵀ of a real symmetric n×n matrix: eigenvalues in descending order, Q
 /// orthogonal with the eigenvectors as its columns (row-major, so eigenvector j is Q[·, j]).
 /// </summary>
-public sealed record EigenDecomposition(int Dim, double[] Values, double[] Vectors)
+internal sealed record EigenDecomposition(int Dim, double[] Values, double[] Vectors)
 {
     /// <summary>Q diag(λ) Qᵀ, row-major n×n (for checks).</summary>
     public double[] Reconstruct()
@@ -41,7 +41,7 @@ public sealed record EigenDecomposition(int Dim, double[] Values, double[] Vecto
 /// 5n³ flops plus 2n³ strided stores; 10–12 sweeps on the factors seen here (n = 864: about 7 s on one core).
 /// Results are deterministic.</para>
 /// </remarks>
-public static class SymmetricEigen
+internal static class SymmetricEigen
 {
     /// <summary>Sweeps after which a matrix that has not converged is reported (Jacobi needs about 10).</summary>
     public const int MaxSweeps = 60;

@@ -3,7 +3,7 @@ using Microsoft.ML.OnnxRuntime;
 namespace OnnxAttribution.Core.Runtime;
 
 /// <summary>Creates ONNX Runtime sessions with this project's settings and error wrapping.</summary>
-public static class OrtSessions
+internal static class OrtSessions
 {
     /// <summary>Session options for <paramref name="settings"/>: full graph optimisation, the given threads and device.</summary>
     /// <exception cref="UserInputException">CUDA was asked for but this ONNX Runtime build has no CUDA provider, or it failed to start.</exception>

@@ -1,7 +1,7 @@
 namespace OnnxAttribution.Core.Sampling;
 
 /// <summary>The timesteps a sampler visits.</summary>
-public static class SamplingTimesteps
+internal static class SamplingTimesteps
 {
     /// <summary>
     /// <paramref name="steps"/> evenly spaced timesteps out of <paramref name="trainTimesteps"/>, in sampling order

@@ -8,7 +8,7 @@ namespace OnnxAttribution.Core.Attribution.Influence;
 /// Float64 sums over examples and (t, ε) pairs of one pass of a curvature estimate, fed a batch of Kronecker factors
 /// (<see cref="LayerFactors"/>, one entry per layer) at a time; a resumable pass saves and restores them.
 /// </summary>
-public abstract class CurvatureAccumulator
+internal abstract class CurvatureAccumulator
 {
     private protected CurvatureAccumulator(IReadOnlyList<KroneckerLayerShape> layers, IEnumerable<long> sizes)
     {
@@ -104,7 +104,7 @@ public abstract class CurvatureAccumulator
 /// <para>Numerics: each example's S-position product is a float32 fused multiply-add sum; the sums over examples and
 /// pairs are float64. Only the lower triangles are summed; <see cref="Decompose"/> mirrors them.</para>
 /// </remarks>
-public sealed class KroneckerFactorAccumulator : CurvatureAccumulator
+internal sealed class KroneckerFactorAccumulator : CurvatureAccumulator
 {
     /// <summary>Rows of a factor computed by one task.</summary>
     private const int BlockRows = 64;
@@ -202,7 +202,7 @@ public sealed class KroneckerFactorAccumulator : CurvatureAccumulator
 /// Per layer it costs S·(inDim² + outDim² + inDim·outDim) rotating the factors first or outDim·inDim·(S + inDim + outDim)
 /// forming Ĝ first; the cheaper is used.
 /// </remarks>
-public sealed class EigenvalueAccumulator : CurvatureAccumulator
+internal sealed class EigenvalueAccumulator : CurvatureAccumulator
 {
     private readonly KroneckerCurvature _basis;
     private readonly float[][] _qa, _qb, _qbt;

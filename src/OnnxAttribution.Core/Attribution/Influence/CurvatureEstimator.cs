@@ -8,7 +8,7 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution.Core.Attribution.Influence;
 
 /// <summary>What a curvature estimate is computed from and where it goes.</summary>
-public sealed record CurvatureOptions
+internal sealed record CurvatureOptions
 {
     /// <summary>The model folder (model.json, forward.onnx, vjp.onnx).</summary>
     public required string ModelDirectory { get; init; }
@@ -48,7 +48,7 @@ public sealed record CurvatureOptions
 /// resumable: the running float64 sums are saved to kfac.partial every <see cref="CurvatureOptions.CheckpointInterval"/>,
 /// and kfac.bin is written when a pass ends.
 /// </summary>
-public static class CurvatureEstimator
+internal static class CurvatureEstimator
 {
     /// <summary>The curvature file in the store folder (<see cref="KroneckerCurvature"/>).</summary>
     public const string FileName = "kfac.bin";

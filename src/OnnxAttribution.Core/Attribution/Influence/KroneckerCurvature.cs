@@ -5,10 +5,10 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution.Core.Attribution.Influence;
 
 /// <summary>A weight matrix with Kronecker factors: its name, inDim (in-channels × kernel taps), outDim and positions S.</summary>
-public readonly record struct KroneckerLayerShape(string Name, int InDim, int OutDim, int Positions);
+internal readonly record struct KroneckerLayerShape(string Name, int InDim, int OutDim, int Positions);
 
 /// <summary>Which eigenvalues scale the Kronecker eigenbasis.</summary>
-public enum CurvatureKind
+internal enum CurvatureKind
 {
     /// <summary>K-FAC (Martens &amp; Grosse 2015): the products λ_B,i·λ_A,j of the factors' eigenvalues.</summary>
     Kfac,
@@ -22,7 +22,7 @@ public enum CurvatureKind
 /// row-major (vec(g aᵀ) = g ⊗ a), held as the eigendecompositions A = Q_A diag(λ_A) Q_Aᵀ and B = Q_B diag(λ_B) Q_Bᵀ and,
 /// for EK-FAC, the refit eigenvalues Λ (outDim × inDim) of the basis Q_B ⊗ Q_A (George et al. 2018).
 /// </summary>
-public sealed class KroneckerLayer
+internal sealed class KroneckerLayer
 {
     private double[]? _used;
 
@@ -126,7 +126,7 @@ public sealed class KroneckerLayer
 /// SHA-256 (32 bytes) — then per layer: int32 name length in UTF-8 bytes, the name, int32 inDim, outDim, positions, and
 /// float64 Q_A (inDim², row-major), λ_A (inDim), Q_B (outDim²), λ_B (outDim), and for EK-FAC Λ (outDim·inDim).
 /// </remarks>
-public sealed class KroneckerCurvature
+internal sealed class KroneckerCurvature
 {
     private const string FileMagic = "OAKFAC01";
     /// <summary>The file version written; <see cref="Load"/> refuses any other.</summary>

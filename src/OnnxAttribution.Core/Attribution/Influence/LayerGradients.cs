@@ -6,7 +6,7 @@ namespace OnnxAttribution.Core.Attribution.Influence;
 /// Per-example weight gradients of the layers with Kronecker factors, as matrices: G_ℓ = Σₛ gₛ aₛᵀ (outDim × inDim) from
 /// the gradient graph's a.&lt;layer&gt; and g.&lt;layer&gt; outputs, averaged over the plan's (t, ε) pairs.
 /// </summary>
-public static class LayerGradients
+internal static class LayerGradients
 {
     /// <summary>The layers of a gradient graph that has Kronecker factors, in the graph's order.</summary>
     /// <exception cref="GraphContractException">The graph has no factor outputs.</exception>

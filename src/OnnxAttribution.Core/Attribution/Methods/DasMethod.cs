@@ -36,7 +36,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// <para>Sign: positive when the query's and the example's mean-output gradients agree under the kernel, the convention of
 /// D-TRAK's output-only measurements; the LDS compares it with the negated loss like every other method.</para>
 /// </remarks>
-public sealed class DasMethod : IDampedMethod
+internal sealed class DasMethod : IDampedMethod
 {
     /// <summary>rᵢ, one per training row (N×1 float32 .npy).</summary>
     public const string ResidualsFile = "residuals.npy";

@@ -122,7 +122,7 @@ public sealed class EnsembleMethod : IAttributionMethod
 /// An ensemble folder opened for queries: one ONNX Runtime session per member; a query costs M × pairs forward
 /// evaluations (Dai &amp; Gifford 2023, arXiv:2306.02174; see <see cref="EnsembleMethod"/>).
 /// </summary>
-public sealed class EnsembleScorer : IAttributionScorer
+internal sealed class EnsembleScorer : IAttributionScorer
 {
     private readonly OnnxDenoiser[] _members;
     private readonly NoiseSchedule[] _schedules;

@@ -13,7 +13,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// is one scan of the unnormalised rows with φ_q/‖φ_q‖ and a division per row. The projection keeps cosines to within the
 /// usual Johnson–Lindenstrauss distortion of the unprojected gradients'. A row or query with a zero feature scores 0.
 /// </remarks>
-public sealed class GradientCosineMethod : IAttributionMethod
+internal sealed class GradientCosineMethod : IAttributionMethod
 {
     /// <summary>‖φᵢ‖, one per training row (N×1 float32 .npy).</summary>
     public const string NormsFile = "norms.npy";

@@ -8,7 +8,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// <param name="Measurement">The query's measurement m (loss or square); training gradients are always of the loss.</param>
 /// <param name="Damping">λ relative to each layer's mean eigenvalue.</param>
 /// <param name="FisherSeed">Seed of the Monte-Carlo Fisher draws of the curvature.</param>
-public sealed record KfacSettings(string Measurement, double Damping, long FisherSeed);
+internal sealed record KfacSettings(string Measurement, double Damping, long FisherSeed);
 
 /// <summary>
 /// K-FAC and EK-FAC influence functions for diffusion models (Mlodozeniec et al. 2024; EK-FAC: George et al. 2018,
@@ -34,7 +34,7 @@ public sealed record KfacSettings(string Measurement, double Damping, long Fishe
 /// <see cref="MethodSettings.Timesteps"/>, NoiseDraws, NoiseSeed, Measurement (the query's; default loss),
 /// Distribution, Dim, ProjectionSeed, DType, Damping (&gt; 0), Seed (the Fisher draws), BatchSize.</para>
 /// </remarks>
-public sealed class KfacMethod(string name, CurvatureKind kind, double defaultDamping) : IDampedMethod
+internal sealed class KfacMethod(string name, CurvatureKind kind, double defaultDamping) : IDampedMethod
 {
     /// <inheritdoc/>
     public double DefaultDamping { get; } = defaultDamping;

@@ -6,7 +6,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// model, N = 1000). Relative to the kernel's mean diagonal, so it does not depend on the features' scale; another
 /// model may prefer another λ, which the same evaluation measures.
 /// </summary>
-public static class LdsChosenDamping
+internal static class LdsChosenDamping
 {
     /// <summary>TRAK (loss gradients).</summary>
     public const double Trak = 10;

@@ -25,7 +25,7 @@ public enum PixelMetric
 /// the model's size); cosine on [-1, 1] pixels compares patterns around mid-grey, so an all-black and an all-white image are
 /// opposite. A zero image has cosine 0 with everything.
 /// </remarks>
-public sealed class PixelMethod : IAttributionMethod
+internal sealed class PixelMethod : IAttributionMethod
 {
     /// <inheritdoc/>
     public string Name => "pixel";

@@ -14,7 +14,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// so the same query gets the same scores in any batch and on any machine, and a rerun agrees. The store holds only
 /// source.json and method.json (seed, N, the dataset's fingerprint).
 /// </remarks>
-public sealed class RandomMethod : IAttributionMethod
+internal sealed class RandomMethod : IAttributionMethod
 {
     /// <inheritdoc/>
     public string Name => "random";

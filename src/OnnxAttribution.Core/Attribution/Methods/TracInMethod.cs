@@ -10,7 +10,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// <param name="Directory">The checkpoint's model folder as the user named it (forward.onnx + model.json).</param>
 /// <param name="Step">Optimizer steps done when it was saved.</param>
 /// <param name="LearningRate">η_c: the learning rate of the step taken from it.</param>
-public sealed record TracInCheckpoint(string Directory, int Step, double LearningRate);
+internal sealed record TracInCheckpoint(string Directory, int Step, double LearningRate);
 
 /// <summary>The settings of a TracIn / ReTrac store (method.json).</summary>
 /// <param name="Checkpoints">The checkpoints, in the order of the store's <c>checkpoint-c</c> folders.</param>
@@ -21,7 +21,7 @@ public sealed record TracInCheckpoint(string Directory, int Step, double Learnin
 /// <param name="Seed">The build's <see cref="MethodSettings.Seed"/> (stores built before the fixed training plan drew one
 /// random timestep per example and checkpoint from it; recorded, no longer used).</param>
 /// <param name="Projection">The dense projection of every gradient.</param>
-public sealed record TracInSettings(
+internal sealed record TracInSettings(
     IReadOnlyList<TracInCheckpoint> Checkpoints,
     IReadOnlyList<long> QueryTimesteps,
     int NoiseDraws,
@@ -51,7 +51,7 @@ public sealed record TracInSettings(
 /// source.json and method.json. TracIn and ReTrac stores hold the same data; method.json says which, so a copy of a finished
 /// TracIn store becomes a ReTrac store by building it again with the other method (nothing is recomputed).</para>
 /// </remarks>
-public sealed class TracInMethod(string name, bool renormalize) : IAttributionMethod
+internal sealed class TracInMethod(string name, bool renormalize) : IAttributionMethod
 {
     /// <inheritdoc/>
     public string Name { get; } = name;
