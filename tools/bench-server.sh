@@ -76,7 +76,7 @@ grep -ho '"batchedRequests":[0-9]*' "$work"/concurrent/*.json | cut -d: -f2 >"$w
 
 pct() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {i = int(NR * p + 0.999999); if (i < 1) i = 1; print v[i]}'; }
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "top row of the last answer: $(sed -n 's/.*"top":\[{"row":\([0-9]*\).*/\1/p' "$work/body.json")"
+echo "top row of the last answer: $(sed -n 's/.*"top":\[{"rank":1,"index":\([0-9]*\).*/\1/p' "$work/body.json")"
 awk -v p50="$(pct "$work/times" 0.5)" -v p99="$(pct "$work/times" 0.99)" -v s50="$(pct "$work/score" 0.5)" -v s99="$(pct "$work/score" 0.99)" \
     -v n="$n" -v png="$png" -v top="$top" 'BEGIN {
     printf "%d sequential requests of %s (top=%d): curl time_total p50 %.1f ms, p99 %.1f ms; server scoreMs p50 %.1f ms, p99 %.1f ms\n", n, png, top, p50 * 1000, p99 * 1000, s50, s99 }'

@@ -25,10 +25,6 @@ internal sealed record StoreInfo(string Name, string Method, long Rows, int? Dim
 
 internal sealed record StoresResponse(IReadOnlyList<StoreInfo> Stores);
 
-/// <summary>A training row and its score for a query (higher first; ties: lower row first).</summary>
-internal sealed record RankedRow(long Row, float Score);
-
-internal sealed record QueryResult(string Label, IReadOnlyList<RankedRow> Top);
 
 /// <summary>Where the time of a request went, in milliseconds, not counting the wait for the store.</summary>
 /// <param name="GenerateMs">Making the query images: decoding the body (and PNGs), or sampling from seeds.</param>
@@ -36,6 +32,7 @@ internal sealed record QueryResult(string Label, IReadOnlyList<RankedRow> Top);
 /// <param name="BatchedRequests">Requests scored together in that call (this one included): concurrent requests to a store share a scan.</param>
 internal sealed record Timings(double GenerateMs, double ScoreMs, int BatchedRequests);
 
-internal sealed record AttributeResponse(string Store, string Method, IReadOnlyList<QueryResult> Queries, Timings Timings);
+/// <summary>The answer of <c>POST /stores/{name}/attribute</c>: one <see cref="QueryRanking"/> per query, the shape of the CLI's and the edge tool's <c>--json</c>.</summary>
+internal sealed record AttributeResponse(string Store, string Method, IReadOnlyList<QueryRanking> Rankings, Timings Timings);
 
 internal sealed record ErrorResponse(string Error);

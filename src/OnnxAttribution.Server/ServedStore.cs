@@ -476,7 +476,7 @@ internal sealed class ServedStore : IDisposable
                 var queries = request.Queries!;
                 try
                 {
-                    var results = queries.Select((q, i) => new QueryResult(q.Label, Ranked(Name, q, ranked[first + i], request.Top))).ToList();
+                    var results = queries.Select((q, i) => new QueryRanking(q.Label, Ranked(Name, q, ranked[first + i], request.Top))).ToList();
                     request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count)));
                 }
                 catch (AttributionException e)
@@ -515,7 +515,7 @@ internal sealed class ServedStore : IDisposable
                 throw new StoreFormatException(
                     $"store '{store}': query '{query.Label}' scored {score.ToString(System.Globalization.CultureInfo.InvariantCulture)} at row {ranked.Indices[r]}; the store or its model holds non-finite values (run verify on the store)");
             }
-            rows.Add(new RankedRow(ranked.Indices[r], score));
+            rows.Add(new RankedRow(r + 1, ranked.Indices[r], score));
         }
         return rows;
     }

@@ -13,7 +13,7 @@ public sealed class ServedStoreTests
     public void Ranked_FiniteScores_TheFirstTopRowsInOrder()
     {
         var rows = ServedStore.Ranked("s", Query, new TopKResult([5, 2, 9], [0.5f, 0.25f, -1f]), 2);
-        Assert.That(rows, Is.EqualTo(new[] { new RankedRow(5, 0.5f), new RankedRow(2, 0.25f) }));
+        Assert.That(rows, Is.EqualTo(new[] { new RankedRow(1, 5, 0.5f), new RankedRow(2, 2, 0.25f) }));
     }
 
     [TestCase(float.NaN, "NaN")]

@@ -70,14 +70,14 @@ public sealed class ServerMethodsTests
         {
             var direct = scorer.Scores([new AttributionQuery("direct", _data.Image(rows[q]).ToArray())]);
             var expected = TopKSelection.Select(direct, 5);
-            var got = body.Queries[q].Top;
-            Assert.That(got.Select(r => r.Row), Is.EqualTo(expected.Indices), $"query {q}");
-            Assert.That(got.Select(r => r.Score), Is.EqualTo(got.Select(r => direct[r.Row])).Within(1e-5 * direct.Max(Math.Abs)), $"query {q}");
+            var got = body.Rankings[q].Top;
+            Assert.That(got.Select(r => r.Index), Is.EqualTo(expected.Indices), $"query {q}");
+            Assert.That(got.Select(r => r.Score), Is.EqualTo(got.Select(r => direct[r.Index])).Within(1e-5 * direct.Max(Math.Abs)), $"query {q}");
             if (ranksItselfFirst)
             {
                 // k = 1024 factored features for 32 rows: TRAK's kernel gives each training image a direction of its own.
                 // (K-FAC on this trained model does not put row 3 first; for it only the agreement with the scorer is checked.)
-                Assert.That(got[0].Row, Is.EqualTo(rows[q]), $"query {q}: a training image ranks its own row first");
+                Assert.That(got[0].Index, Is.EqualTo(rows[q]), $"query {q}: a training image ranks its own row first");
             }
         }
     }

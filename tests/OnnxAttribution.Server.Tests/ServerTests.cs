@@ -83,12 +83,12 @@ public sealed class ServerTests
         const int row = 17;
         var response = await Attribute(new { images = new[] { Image(row) } }, top: 5);
 
-        var ranking = response.Queries.Single().Top;
-        Assert.That(ranking[0].Row, Is.EqualTo(row));
+        var ranking = response.Rankings.Single().Top;
+        Assert.That(ranking[0].Index, Is.EqualTo(row));
         var direct = _scorer.Scores([new AttributionQuery("direct", Image(row))]);
         var expected = TopKSelection.Select(direct, 5);
-        Assert.That(ranking.Select(r => r.Row), Is.EqualTo(expected.Indices));
-        Assert.That(ranking.Select(r => r.Score), Is.EqualTo(ranking.Select(r => direct[r.Row])).Within(Tolerance(direct)));
+        Assert.That(ranking.Select(r => r.Index), Is.EqualTo(expected.Indices));
+        Assert.That(ranking.Select(r => r.Score), Is.EqualTo(ranking.Select(r => direct[r.Index])).Within(Tolerance(direct)));
         Assert.That(response.Method, Is.EqualTo("d-trak"));
         Assert.That(response.Store, Is.EqualTo(StoreName));
     }
@@ -107,11 +107,11 @@ public sealed class ServerTests
         using var posted = await _server.Http.PostAsync(AttributePath(8), raw);
         var asBody = await Read(posted);
 
-        var a = asJson.Queries.Single().Top;
-        var b = asBody.Queries.Single().Top;
-        Assert.That(b.Select(r => r.Row), Is.EqualTo(a.Select(r => r.Row)));
+        var a = asJson.Rankings.Single().Top;
+        var b = asBody.Rankings.Single().Top;
+        Assert.That(b.Select(r => r.Index), Is.EqualTo(a.Select(r => r.Index)));
         Assert.That(b.Select(r => r.Score), Is.EqualTo(a.Select(r => r.Score)));
-        Assert.That(a[0].Row, Is.EqualTo(row), "an 8-bit training image survives the PNG round trip exactly");
+        Assert.That(a[0].Index, Is.EqualTo(row), "an 8-bit training image survives the PNG round trip exactly");
     }
 
     [Test]
@@ -121,13 +121,13 @@ public sealed class ServerTests
 
         var queries = GeneratedQueries.Generate(ModelDirectory.Open(_model), [7, 8], SamplerKind.Ddim, 10, SessionSettings.Default);
         var direct = _scorer.Scores(queries);
-        Assert.That(response.Queries.Select(q => q.Label), Is.EqualTo(new[] { "seed 7", "seed 8" }));
+        Assert.That(response.Rankings.Select(q => q.Query), Is.EqualTo(new[] { "seed 7", "seed 8" }));
         for (int q = 0; q < 2; q++)
         {
             var scores = direct.AsSpan(q * Rows, Rows).ToArray();
-            var got = response.Queries[q].Top;
-            Assert.That(got.Select(r => r.Row), Is.EqualTo(TopKSelection.Select(scores, 6).Indices), $"seed {7 + q}");
-            Assert.That(got.Select(r => r.Score), Is.EqualTo(got.Select(r => scores[r.Row])).Within(Tolerance(scores)));
+            var got = response.Rankings[q].Top;
+            Assert.That(got.Select(r => r.Index), Is.EqualTo(TopKSelection.Select(scores, 6).Indices), $"seed {7 + q}");
+            Assert.That(got.Select(r => r.Score), Is.EqualTo(got.Select(r => scores[r.Index])).Within(Tolerance(scores)));
         }
         Assert.That(response.Timings.GenerateMs, Is.GreaterThan(0));
     }
@@ -138,12 +138,12 @@ public sealed class ServerTests
         int[] rows = [3, 30, 44];
         var together = await Attribute(new { images = rows.Select(Image).ToArray() }, top: 4);
 
-        Assert.That(together.Queries.Select(q => q.Label), Is.EqualTo(new[] { "images[0]", "images[1]", "images[2]" }));
+        Assert.That(together.Rankings.Select(q => q.Query), Is.EqualTo(new[] { "images[0]", "images[1]", "images[2]" }));
         for (int i = 0; i < rows.Length; i++)
         {
-            var alone = (await Attribute(new { images = new[] { Image(rows[i]) } }, top: 4)).Queries.Single().Top;
-            var batched = together.Queries[i].Top;
-            Assert.That(batched.Select(r => r.Row), Is.EqualTo(alone.Select(r => r.Row)), $"row {rows[i]}");
+            var alone = (await Attribute(new { images = new[] { Image(rows[i]) } }, top: 4)).Rankings.Single().Top;
+            var batched = together.Rankings[i].Top;
+            Assert.That(batched.Select(r => r.Index), Is.EqualTo(alone.Select(r => r.Index)), $"row {rows[i]}");
             Assert.That(batched.Select(r => r.Score), Is.EqualTo(alone.Select(r => r.Score)), "the same bits, batched or alone");
         }
     }
@@ -163,9 +163,9 @@ public sealed class ServerTests
 
         for (int i = 0; i < rows.Length; i++)
         {
-            var s = sequential[i].Queries.Single().Top;
-            var p = parallel[i].Queries.Single().Top;
-            Assert.That(p.Select(r => r.Row), Is.EqualTo(s.Select(r => r.Row)), $"row {rows[i]}");
+            var s = sequential[i].Rankings.Single().Top;
+            var p = parallel[i].Rankings.Single().Top;
+            Assert.That(p.Select(r => r.Index), Is.EqualTo(s.Select(r => r.Index)), $"row {rows[i]}");
             Assert.That(p.Select(r => r.Score), Is.EqualTo(s.Select(r => r.Score)), $"row {rows[i]}");
         }
         Assert.That(sequential.Select(r => r.Timings.BatchedRequests), Has.All.EqualTo(1));
@@ -265,6 +265,20 @@ public sealed class ServerTests
 
     /// <summary>Scores agree to float32 rounding of the largest score (separate ORT sessions, same inputs).</summary>
     private static double Tolerance(float[] scores) => 1e-5 * scores.Max(Math.Abs);
+
+    [Test]
+    public async Task Attribute_Json_HasTheLibrarysRankingShape_AsTheCliAndEdgeTool()
+    {
+        using var response = await _server.Http.PostAsJsonAsync(AttributePath(2), new { seeds = new long[] { 7 }, steps = 4 });
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        using var json = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+
+        var ranking = json.RootElement.GetProperty("rankings")[0];
+        Assert.That(ranking.GetProperty("query").GetString(), Is.EqualTo("seed 7"));
+        var first = ranking.GetProperty("top")[0];
+        Assert.That(first.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "rank", "index", "score" }), "label is left out where unknown");
+        Assert.That(first.GetProperty("rank").GetInt32(), Is.EqualTo(1));
+    }
 
     private async Task<AttributeResponse> Attribute(object body, int top)
     {

@@ -148,17 +148,9 @@ internal static class AttributeCommand
             ? null
             : AttributeJourney.Write((IStepwiseScorer)scorer, stepScores, queryList, top, data, model, session, o.Out, topK, o.Scale);
 
-        var rankings = Enumerable.Range(0, count).Select(q => new
-        {
-            query = labels[q],
-            top = top[q].Indices.Select((row, r) => new
-            {
-                rank = r + 1,
-                index = row,
-                score = top[q].Scores[r],
-                label = data?.Labels is { } l ? l[checked((int)row)] : (int?)null,
-            }).ToList(),
-        }).ToList();
+        // The library's result shape, as the edge tool and the server answer.
+        var rankings = Enumerable.Range(0, count).Select(q => new QueryRanking(labels[q], top[q].Indices.Select((row, r) =>
+            new RankedRow(r + 1, row, top[q].Scores[r], data?.Labels is { } l ? l[checked((int)row)] : null)).ToList())).ToList();
         if (o.Json)
         {
             Output.WriteJson(new
@@ -179,7 +171,7 @@ internal static class AttributeCommand
         {
             foreach (var r in rankings)
             {
-                Console.WriteLine($"{r.query}: " + string.Join("  ", r.top.Take(10).Select(t => $"#{t.index} ({t.score:G3})")) + (r.top.Count > 10 ? "  …" : ""));
+                Console.WriteLine($"{r.Query}: " + string.Join("  ", r.Top.Take(10).Select(t => $"#{t.Index} ({t.Score:G3})")) + (r.Top.Count > 10 ? "  …" : ""));
             }
             foreach (var j in journeys ?? [])
             {
