@@ -182,7 +182,7 @@ public sealed class StoreIntegrityTests
     public void Attribute_NaNInPreconditioner_ExitsTwoNamingIt()
     {
         string store = CopyStore();
-        string pre = Path.Combine(store, TrakEngine.PreconditionerFile);
+        string pre = Path.Combine(store, PreconditionerBuilder.PreconditionerFile);
         using (var f = new FileStream(pre, FileMode.Open))
         {
             f.Position = 64 + (3 * sizeof(double));
@@ -233,16 +233,16 @@ public sealed class StoreIntegrityTests
             w.WriteRows(0, 9000, rows);
             w.Complete().Dispose();
         }
-        TrakEngine.Finalize(clean, 1e-3);
+        PreconditionerBuilder.Finalize(clean, 1e-3);
         rows[(bad * 64) + 10] = float.NaN;
         using (var w = FeatureStoreWriter.Create(damaged, meta))
         {
             w.WriteRows(0, 9000, rows);
             using var store = w.Complete();
-            File.Copy(Path.Combine(clean, TrakEngine.PreconditionerFile), Path.Combine(damaged, TrakEngine.PreconditionerFile));
-            StoreChecksums.RecordFiles(store, replace: true, TrakEngine.PreconditionerFile);
+            File.Copy(Path.Combine(clean, PreconditionerBuilder.PreconditionerFile), Path.Combine(damaged, PreconditionerBuilder.PreconditionerFile));
+            StoreChecksums.RecordFiles(store, replace: true, PreconditionerBuilder.PreconditionerFile);
         }
-        Assert.That(TrakEngine.StoreFingerprint(damaged), Is.EqualTo(TrakEngine.StoreFingerprint(clean)), "the NaN row lies outside the sampled windows");
+        Assert.That(PreconditionerBuilder.StoreFingerprint(damaged), Is.EqualTo(PreconditionerBuilder.StoreFingerprint(clean)), "the NaN row lies outside the sampled windows");
         using var scorer = TrakScorer.Open(damaged, ShippedModel());
         var image = new float[scorer.Model.Metadata.Channels * scorer.Model.Metadata.ImageSize * scorer.Model.Metadata.ImageSize];
 

@@ -227,7 +227,7 @@ public sealed class DasAttributionTests
         Assert.Throws<OperationCanceledException>(() => method.Build(resumed, cancel.Token));
         Assert.That(MethodManifest.TryLoad(resumed.OutDirectory), Is.Null, "an interrupted build has no method.json");
         method.Build(resumed with { Progress = null });
-        foreach (var file in new[] { StoreFiles.Features, TrakEngine.LossesFile, DasMethod.ResidualsFile, TrakEngine.PreconditionerFile })
+        foreach (var file in new[] { StoreFiles.Features, TrakEngine.LossesFile, DasMethod.ResidualsFile, PreconditionerBuilder.PreconditionerFile })
         {
             Assert.That(File.ReadAllBytes(Path.Combine(resumed.OutDirectory, file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole.OutDirectory, file))), file);
         }

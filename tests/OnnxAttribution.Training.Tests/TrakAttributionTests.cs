@@ -44,7 +44,7 @@ public sealed class TrakAttributionTests
                 OutDirectory = dir,
                 BatchSize = 8,
             });
-            TrakEngine.Finalize(dir, 1e-3);
+            PreconditionerBuilder.Finalize(dir, 1e-3);
         }
         return dir;
     }
@@ -235,7 +235,7 @@ public sealed class TrakAttributionTests
         var gq = new float[count * p];
         source.Compute(queries, count, gq);
         var projected = scorer.Scores(queries, count);
-        double lambda = Preconditioner.Load(Path.Combine(storeDir, TrakEngine.PreconditionerFile), dim, scorer.Store.Rows, TrakEngine.StoreFingerprint(storeDir)).Damping;
+        double lambda = Preconditioner.Load(Path.Combine(storeDir, PreconditionerBuilder.PreconditionerFile), dim, scorer.Store.Rows, PreconditionerBuilder.StoreFingerprint(storeDir)).Damping;
 
         // K = GGᵀ + λI (N×N) and b = G g_q, in float64.
         var kernel = new double[Rows * Rows];
@@ -315,7 +315,7 @@ public sealed class TrakAttributionTests
         ((Core.Attribution.Methods.IDampedMethod)Core.Attribution.Methods.AttributionMethods.Find("trak")).Redamp(dir, 1e-1, grams);
         var redamped = Scores();
         Assert.That(Core.Attribution.Methods.MethodManifest.TryLoad(dir)!.Settings["damping"]!.GetValue<double>(), Is.EqualTo(1e-1));
-        TrakEngine.Finalize(dir, 1e-1);
+        PreconditionerBuilder.Finalize(dir, 1e-1);
         Assert.That(redamped, Is.EqualTo(Scores()), "the same kernel inverse as a finalize with λ = 1e-1");
         Assert.That(redamped, Is.Not.EqualTo(before));
         var first = grams.For(dir);

@@ -60,7 +60,7 @@ internal static class FinalizeCommand
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var bar = new ConsoleProgress("finalize: ΦᵀΦ");
         double damping = o.Damping ?? DefaultDamping(o.Store);
-        var pre = TrakEngine.Finalize(o.Store, damping, new SyncProgress<(long Done, long Total)>(p => bar.Report(p.Done, p.Total, "rows")), o.Form);
+        var pre = PreconditionerBuilder.Finalize(o.Store, damping, new SyncProgress<(long Done, long Total)>(p => bar.Report(p.Done, p.Total, "rows")), o.Form);
         string kernel = pre.Form == KernelForm.Primal ? "primal" : "dual";
         var result = new { store = o.Store, kernel, order = pre.Order, relativeDamping = pre.RelativeDamping, lambda = pre.Damping, seconds = clock.Elapsed.TotalSeconds };
         if (o.Json)

@@ -60,7 +60,7 @@ internal static class DualKernel
         for (int i = 0; i < n; i++)
         {
             store.ReadRow(store.FirstRow + i, row);
-            TrakEngine.RequireFinite(store, store.FirstRow + i, row);
+            PreconditionerBuilder.RequireFinite(store, store.FirstRow + i, row);
             var destination = all.AsSpan((int)((long)i * k), k);
             for (int j = 0; j < k; j++)
             {

@@ -9,12 +9,12 @@ public sealed class GramCache
     public Preconditioner.GramAccumulator For(string storeDirectory)
     {
         var key = Path.GetFullPath(storeDirectory);
-        var fingerprint = TrakEngine.StoreFingerprint(storeDirectory);
+        var fingerprint = PreconditionerBuilder.StoreFingerprint(storeDirectory);
         if (_grams.TryGetValue(key, out var hit) && hit.Fingerprint.AsSpan().SequenceEqual(fingerprint))
         {
             return hit.Gram;
         }
-        var gram = TrakEngine.Gram(storeDirectory);
+        var gram = PreconditionerBuilder.Gram(storeDirectory);
         _grams[key] = (fingerprint, gram);
         return gram;
     }

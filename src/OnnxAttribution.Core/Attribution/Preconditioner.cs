@@ -51,7 +51,7 @@ public sealed class Preconditioner
     public int Order { get; }
 
     /// <summary>
-    /// The form <see cref="TrakEngine.Finalize(string, double, IProgress{ValueTuple{long, long}}?, KernelForm?)"/> takes unless told:
+    /// The form <see cref="PreconditionerBuilder.Finalize(string, double, IProgress{ValueTuple{long, long}}?, KernelForm?)"/> takes unless told:
     /// primal up to k = <see cref="LargestAutomaticPrimalDim"/> or when the store has at least k rows, dual otherwise.
     /// </summary>
     public static KernelForm ChooseForm(long rows, int dim) =>

@@ -128,14 +128,14 @@ public static class StoreVerifier
 
     private static void CheckPreconditioner(FeatureStore store, List<StoreCheck> checks)
     {
-        string path = Path.Combine(store.Directory, TrakEngine.PreconditionerFile);
+        string path = Path.Combine(store.Directory, PreconditionerBuilder.PreconditionerFile);
         if (!File.Exists(path))
         {
             return;
         }
         try
         {
-            var pre = Preconditioner.Load(path, store.Dim, store.Rows, TrakEngine.StoreFingerprint(store.Directory));
+            var pre = Preconditioner.Load(path, store.Dim, store.Rows, PreconditionerBuilder.StoreFingerprint(store.Directory));
             string order = pre.Form == KernelForm.Primal ? $"k = {pre.Order}" : $"dual over N = {pre.Order} rows";
             checks.Add(new StoreCheck(path, "factor", true, $"finite, {order}, built from these features (λ = {pre.Damping.ToString("G3", CultureInfo.InvariantCulture)})"));
         }

@@ -16,7 +16,7 @@ public sealed class DualKernelTests : TempDirectoryTest
     /// <summary>Primal scores Φ (ΦᵀΦ + λI)⁻¹ q through the scan, and dual scores (ΦΦᵀ + λI)⁻¹ Φ q, of one store.</summary>
     private static (float[] Primal, float[] Dual) BothScores(string dir, float[] queries, int count, double relativeDamping)
     {
-        var primal = TrakEngine.Finalize(dir, relativeDamping, form: KernelForm.Primal);
+        var primal = PreconditionerBuilder.Finalize(dir, relativeDamping, form: KernelForm.Primal);
         using var store = FeatureStore.Open(dir);
         int k = store.Dim;
         var x = new float[queries.Length];
@@ -27,7 +27,7 @@ public sealed class DualKernelTests : TempDirectoryTest
         var primalScores = new float[count * store.Rows];
         store.Scores(x, count, primalScores);
 
-        var dual = TrakEngine.Finalize(dir, relativeDamping, form: KernelForm.Dual);
+        var dual = PreconditionerBuilder.Finalize(dir, relativeDamping, form: KernelForm.Dual);
         Assert.That((dual.Form, dual.Order), Is.EqualTo((KernelForm.Dual, (int)store.Rows)));
         Assert.That(dual.Damping, Is.EqualTo(primal.Damping).Within(1e-12 * primal.Damping), "the same λ: trace(ΦΦᵀ) = trace(ΦᵀΦ), both over k");
         var dualScores = new float[count * store.Rows];
@@ -70,7 +70,7 @@ public sealed class DualKernelTests : TempDirectoryTest
 
         var (primal, dual) = BothScores(dir, queries, count, relativeDamping);
 
-        double lambda = TrakEngine.Finalize(dir, relativeDamping).Damping;
+        double lambda = PreconditionerBuilder.Finalize(dir, relativeDamping).Damping;
         var phi = StoreTestData.Rows(0, rows, dim);
         double worstPrimal = 0, worstDual = 0, scale = 0;
         for (int q = 0; q < count; q++)
@@ -93,9 +93,9 @@ public sealed class DualKernelTests : TempDirectoryTest
     {
         var dir = MakeStore("s", 12, 64, StoreDType.Float16);
 
-        TrakEngine.Finalize(dir, 1e-2, form: KernelForm.Dual);
+        PreconditionerBuilder.Finalize(dir, 1e-2, form: KernelForm.Dual);
 
-        var path = Path.Combine(dir, TrakEngine.PreconditionerFile);
+        var path = Path.Combine(dir, PreconditionerBuilder.PreconditionerFile);
         Assert.That(new FileInfo(path).Length, Is.EqualTo(Preconditioner.FileLength(12)));
         var report = StoreVerifier.Verify(dir);
         Assert.That(report.Ok, Is.True, string.Join("; ", report.Checks.Where(c => !c.Ok).Select(c => c.Detail)));
@@ -107,10 +107,10 @@ public sealed class DualKernelTests : TempDirectoryTest
     {
         var dir = MakeStore("s", 10, 40);
         var grams = new GramCache();
-        var gram = TrakEngine.Gram(dir, form: KernelForm.Dual);
+        var gram = PreconditionerBuilder.Gram(dir, form: KernelForm.Dual);
 
-        var first = TrakEngine.Finalize(dir, gram, 1e-1);
-        var second = TrakEngine.Finalize(dir, gram, 1e-3);
+        var first = PreconditionerBuilder.Finalize(dir, gram, 1e-1);
+        var second = PreconditionerBuilder.Finalize(dir, gram, 1e-3);
 
         Assert.That((first.Form, second.Form), Is.EqualTo((KernelForm.Dual, KernelForm.Dual)));
         Assert.That(second.Damping, Is.EqualTo(first.Damping / 100).Within(1e-9 * first.Damping));

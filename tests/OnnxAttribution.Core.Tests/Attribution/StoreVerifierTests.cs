@@ -11,13 +11,13 @@ public sealed class StoreVerifierTests : TempDirectoryTest
 
     private string Store => Path.Combine(TempDir, "s");
 
-    private string PreconditionerPath => Path.Combine(Store, TrakEngine.PreconditionerFile);
+    private string PreconditionerPath => Path.Combine(Store, PreconditionerBuilder.PreconditionerFile);
 
     [SetUp]
     public void MakeFinalizedStore()
     {
         StoreTestData.WriteAll(Store, StoreTestData.Meta(N, Dim)).Dispose();
-        TrakEngine.Finalize(Store, 1e-3);
+        PreconditionerBuilder.Finalize(Store, 1e-3);
     }
 
     /// <summary>Writes NaN over the factor's entry (row, column) of the packed lower triangle after the 64-byte header.</summary>
@@ -28,14 +28,14 @@ public sealed class StoreVerifierTests : TempDirectoryTest
         f.Write(BitConverter.GetBytes(double.NaN));
     }
 
-    private byte[] StoreFingerprint() => TrakEngine.StoreFingerprint(Store);
+    private byte[] StoreFingerprint() => PreconditionerBuilder.StoreFingerprint(Store);
 
     [Test]
     public void Finalize_RecordsThePreconditionersChecksum()
     {
         var sums = StoreChecksums.TryLoad(Store)!;
-        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, TrakEngine.PreconditionerFile }));
-        Assert.That(sums.Files[TrakEngine.PreconditionerFile], Is.EqualTo(StoreChecksums.OfFile(PreconditionerPath)));
+        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, PreconditionerBuilder.PreconditionerFile }));
+        Assert.That(sums.Files[PreconditionerBuilder.PreconditionerFile], Is.EqualTo(StoreChecksums.OfFile(PreconditionerPath)));
         Assert.That(StoreVerifier.Verify(Store).Ok, Is.True);
     }
 
@@ -68,7 +68,7 @@ public sealed class StoreVerifierTests : TempDirectoryTest
     {
         PoisonFactor(1, 0);
 
-        var e = Assert.Throws<StoreFormatException>(() => StoreChecksums.RequireFile(Store, TrakEngine.PreconditionerFile, "run 'finalize' again"))!;
+        var e = Assert.Throws<StoreFormatException>(() => StoreChecksums.RequireFile(Store, PreconditionerBuilder.PreconditionerFile, "run 'finalize' again"))!;
 
         Assert.That(e.Message, Does.StartWith(PreconditionerPath).And.Contain("does not match its checksum").And.Contain("run 'finalize' again"));
     }
@@ -90,11 +90,11 @@ public sealed class StoreVerifierTests : TempDirectoryTest
         File.Delete(Path.Combine(Store, StoreChecksums.FileName));
         File.WriteAllText(Path.Combine(Store, StoreFiles.Meta), StoreTestData.Meta(N, Dim).ToJson());
 
-        TrakEngine.Finalize(Store, 1e-2);
+        PreconditionerBuilder.Finalize(Store, 1e-2);
 
         var sums = StoreChecksums.TryLoad(Store)!;
         Assert.That(sums.FeatureChunks, Has.Count.EqualTo(1));
-        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, TrakEngine.PreconditionerFile }));
+        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, PreconditionerBuilder.PreconditionerFile }));
         Assert.That(StoreVerifier.Verify(Store).Ok, Is.True);
     }
 

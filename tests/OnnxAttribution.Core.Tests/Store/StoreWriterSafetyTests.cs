@@ -117,10 +117,10 @@ public sealed class StoreWriterSafetyTests : TempDirectoryTest
         }
         using var holder = StoreLock.Acquire(Dir("s"), "featurize");
 
-        var e = Assert.Throws<StoreLockedException>(() => TrakEngine.Finalize(Dir("s"), 1e-3));
+        var e = Assert.Throws<StoreLockedException>(() => PreconditionerBuilder.Finalize(Dir("s"), 1e-3));
 
         Assert.That(e!.Message, Does.Contain("featurize"));
-        Assert.That(Directory.GetFiles(Dir("s")).Select(Path.GetFileName), Has.None.StartsWith(TrakEngine.PreconditionerFile));
+        Assert.That(Directory.GetFiles(Dir("s")).Select(Path.GetFileName), Has.None.StartsWith(PreconditionerBuilder.PreconditionerFile));
     }
 
     [Test]
@@ -151,10 +151,10 @@ public sealed class StoreWriterSafetyTests : TempDirectoryTest
             writer.Complete().Dispose();
         }
 
-        var e = Assert.Throws<StoreFormatException>(() => TrakEngine.Finalize(Dir("s"), 1e-3));
+        var e = Assert.Throws<StoreFormatException>(() => PreconditionerBuilder.Finalize(Dir("s"), 1e-3));
 
         Assert.That(e!.Message, Does.Contain("row 7").And.Contain("NaN").And.Contain("column 2").And.Not.Contain("damping"));
-        Assert.That(Directory.GetFiles(Dir("s")).Select(Path.GetFileName), Has.None.StartsWith(TrakEngine.PreconditionerFile));
+        Assert.That(Directory.GetFiles(Dir("s")).Select(Path.GetFileName), Has.None.StartsWith(PreconditionerBuilder.PreconditionerFile));
     }
 
     [TestCase(-1.0)]
@@ -166,7 +166,7 @@ public sealed class StoreWriterSafetyTests : TempDirectoryTest
         {
         }
 
-        var e = Assert.Throws<UserInputException>(() => TrakEngine.Finalize(Dir("s"), damping));
+        var e = Assert.Throws<UserInputException>(() => PreconditionerBuilder.Finalize(Dir("s"), damping));
 
         Assert.That(e!.Message, Does.Contain("damping"));
     }

@@ -77,7 +77,7 @@ internal sealed class DasMethod : IDampedMethod
         request.Source.Save(request.OutDirectory);
         string residualsSha256 = RowColumn.Write(request.OutDirectory, ResidualsFile, residuals);
         double damping = ((IDampedMethod)this).DampingOf(request.Settings);
-        TrakEngine.Finalize(request.OutDirectory, damping, MethodProgress.Of(request.Progress, "finalize"));
+        PreconditionerBuilder.Finalize(request.OutDirectory, damping, MethodProgress.Of(request.Progress, "finalize"));
         MethodManifest.Of(Name, new DasSettings(Measurement.StoreName(options.Plan.Measurement), damping, residualsSha256))
             .Save(request.OutDirectory);
     }
@@ -120,9 +120,9 @@ internal sealed class DasMethod : IDampedMethod
         }
     }
 
-    /// <summary>Finalizes the store's features anew with <paramref name="relativeDamping"/> (<see cref="TrakEngine.Redamp"/>).</summary>
+    /// <summary>Finalizes the store's features anew with <paramref name="relativeDamping"/> (<see cref="PreconditionerBuilder.Redamp"/>).</summary>
     public void Redamp(string storeDirectory, double relativeDamping, GramCache grams) =>
-        TrakEngine.Redamp(storeDirectory, Name, relativeDamping, [storeDirectory], grams);
+        PreconditionerBuilder.Redamp(storeDirectory, Name, relativeDamping, [storeDirectory], grams);
 
     /// <summary>method.json settings of a DAS store.</summary>
     private sealed record DasSettings(string Measurement, double Damping, string ResidualsSha256);

@@ -110,7 +110,7 @@ public sealed class JourneyTrakMethod : IDampedMethod
             cancel.ThrowIfCancellationRequested();
             if (!IsFinalized(directory, dim, heldRows, ((IDampedMethod)this).DampingOf(s)))
             {
-                TrakEngine.Finalize(directory, ((IDampedMethod)this).DampingOf(s), progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("finalize", offset + p.Done, total))));
+                PreconditionerBuilder.Finalize(directory, ((IDampedMethod)this).DampingOf(s), progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("finalize", offset + p.Done, total))));
             }
         }
         manifest.Save(request.OutDirectory);
@@ -118,14 +118,14 @@ public sealed class JourneyTrakMethod : IDampedMethod
 
     /// <summary>Whether a step's preconditioner.bin is written, whole, for these features with this damping (read from its header).</summary>
     private static bool IsFinalized(string directory, int dim, long rows, double damping) =>
-        Preconditioner.IsComplete(Path.Combine(directory, TrakEngine.PreconditionerFile), dim, rows, TrakEngine.StoreFingerprint(directory), damping);
+        Preconditioner.IsComplete(Path.Combine(directory, PreconditionerBuilder.PreconditionerFile), dim, rows, PreconditionerBuilder.StoreFingerprint(directory), damping);
 
-    /// <summary>Finalizes every step's features anew with <paramref name="relativeDamping"/> (<see cref="TrakEngine.Redamp"/>).</summary>
+    /// <summary>Finalizes every step's features anew with <paramref name="relativeDamping"/> (<see cref="PreconditionerBuilder.Redamp"/>).</summary>
     public void Redamp(string storeDirectory, double relativeDamping, GramCache grams)
     {
         var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<JourneyStoreSettings>(storeDirectory);
         var steps = (settings.Steps ?? []).Select(t => Path.Combine(storeDirectory, StepFolder(t, settings.TrainTimesteps))).ToList();
-        TrakEngine.Redamp(storeDirectory, Name, relativeDamping, steps, grams);
+        PreconditionerBuilder.Redamp(storeDirectory, Name, relativeDamping, steps, grams);
     }
 
     /// <summary>Opens the step stores on one shared model (one pair of ONNX Runtime sessions for every step).</summary>

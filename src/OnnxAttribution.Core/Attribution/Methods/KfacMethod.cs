@@ -101,7 +101,7 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
     public void Redamp(string storeDirectory, double relativeDamping, GramCache grams)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(relativeDamping);
-        TrakEngine.Redamp(storeDirectory, Name, relativeDamping, [], grams);
+        PreconditionerBuilder.Redamp(storeDirectory, Name, relativeDamping, [], grams);
     }
 
     /// <exception cref="UserInputException">The store is not a complete kfac/ekfac store of this kind.</exception>

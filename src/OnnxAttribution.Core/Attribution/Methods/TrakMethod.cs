@@ -60,7 +60,7 @@ public sealed class TrakMethod(string name, MeasurementKind measurement, double 
         }
         request.Source.Save(request.OutDirectory);
         double damping = ((IDampedMethod)this).DampingOf(request.Settings);
-        TrakEngine.Finalize(request.OutDirectory, damping, MethodProgress.Of(request.Progress, "finalize"));
+        PreconditionerBuilder.Finalize(request.OutDirectory, damping, MethodProgress.Of(request.Progress, "finalize"));
         MethodManifest.Of(Name, new { measurement = options.Plan.Measurement.ToString().ToLowerInvariant(), damping }).Save(request.OutDirectory);
     }
 
@@ -68,9 +68,9 @@ public sealed class TrakMethod(string name, MeasurementKind measurement, double 
     public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session) =>
         new Scorer(Name, TrakScorer.Open(storeDirectory, modelDirectory, session));
 
-    /// <summary>Finalizes the store's features anew with <paramref name="relativeDamping"/> (<see cref="TrakEngine.Redamp"/>).</summary>
+    /// <summary>Finalizes the store's features anew with <paramref name="relativeDamping"/> (<see cref="PreconditionerBuilder.Redamp"/>).</summary>
     public void Redamp(string storeDirectory, double relativeDamping, GramCache grams) =>
-        TrakEngine.Redamp(storeDirectory, Name, relativeDamping, [storeDirectory], grams);
+        PreconditionerBuilder.Redamp(storeDirectory, Name, relativeDamping, [storeDirectory], grams);
 
     /// <summary>The query side: features of the query images, one solve, one scan of the store.</summary>
     private sealed class Scorer(string method, TrakScorer trak) : IAttributionScorer
