@@ -2,20 +2,6 @@ using OnnxAttribution.Core.Projection;
 
 namespace OnnxAttribution.Core.Attribution;
 
-/// <summary>How per-example gradients are turned into k-dimensional features.</summary>
-public enum ProjectorKind
-{
-    /// <summary>JL projection of the whole flattened gradient (every parameter), generated on the fly.</summary>
-    Dense,
-
-    /// <summary>Per-layer Kronecker projection of the Conv/Gemm weight gradients from the graph's factor outputs
-    /// (biases and normalisation parameters are not included).</summary>
-    Factored,
-}
-
-/// <summary>Settings of the projection: kind, entry distribution, requested k and seed.</summary>
-public sealed record ProjectionSettings(ProjectorKind Kind, ProjectionKind Distribution, int Dim, long Seed);
-
 /// <summary>
 /// Features of images: averaged measurement gradients, projected (TRAK's φ = Pᵀ∇f, averaged over the plan's pairs).
 /// Training rows and queries go through the same instance, so they are comparable by construction.

@@ -26,14 +26,7 @@ public static class TrakEngine
         Timesteps = o.Plan.Timesteps.ToArray(),
         NoiseDraws = o.Plan.NoiseDraws,
         NoiseSeed = o.Plan.NoiseSeed,
-        Projector = new ProjectorSpec(o.Projection.Kind == ProjectorKind.Dense ? "dense" : "factored", o.Projection.Seed, dim)
-        {
-            Settings = new SortedDictionary<string, string>(StringComparer.Ordinal)
-            {
-                ["distribution"] = o.Projection.Distribution.ToString().ToLowerInvariant(),
-                ["requestedDim"] = o.Projection.Dim.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            },
-        },
+        Projector = o.Projection.ToSpec(dim),
         DType = o.DType,
         Rows = o.Data.Count,
         DatasetFingerprint = o.Data.Fingerprint,

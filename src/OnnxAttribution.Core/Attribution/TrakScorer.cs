@@ -1,5 +1,4 @@
 using System.Globalization;
-using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Store;
 
@@ -137,19 +136,12 @@ internal sealed class TrakScorer : IDisposable
         };
     }
 
-    /// <summary>The projection recorded in a store's meta.json.</summary>
+    /// <summary>The projection recorded in a store's meta.json (<see cref="ProjectionSettings.FromSpec"/>).</summary>
+    /// <exception cref="AttributionException">An unknown projector kind or distribution.</exception>
     public static ProjectionSettings ProjectionOf(StoreMeta meta)
     {
-        var settings = meta.Projector.Settings;
-        var kind = meta.Projector.Kind switch
-        {
-            "dense" => ProjectorKind.Dense,
-            "factored" => ProjectorKind.Factored,
-            _ => throw new AttributionException($"meta.json: field 'projector.kind' is '{meta.Projector.Kind}'; known: dense, factored"),
-        };
-        var distribution = settings.TryGetValue("distribution", out var d) && d == "gaussian" ? ProjectionKind.Gaussian : ProjectionKind.Rademacher;
-        int requested = settings.TryGetValue("requestedDim", out var r) ? int.Parse(r, CultureInfo.InvariantCulture) : meta.Projector.Dim;
-        return new ProjectionSettings(kind, distribution, requested, meta.Projector.Seed);
+        ArgumentNullException.ThrowIfNull(meta);
+        return ProjectionSettings.FromSpec(meta.Projector);
     }
 
     /// <summary>Query features φ_q: <paramref name="count"/> rows of k.</summary>
