@@ -238,7 +238,7 @@ public sealed class TrakAttributionTests
         double lambda = Preconditioner.Load(Path.Combine(storeDir, PreconditionerBuilder.PreconditionerFile), dim, scorer.Store.Rows, PreconditionerBuilder.StoreFingerprint(storeDir)).Damping;
 
         // K = GGᵀ + λI (N×N) and b = G g_q, in float64.
-        var kernel = new double[Rows * Rows];
+        var kernel = new double[Rows, Rows];
         for (int i = 0; i < Rows; i++)
         {
             for (int j = 0; j <= i; j++)
@@ -248,7 +248,7 @@ public sealed class TrakAttributionTests
                 {
                     s += (double)g[i * p + e] * g[j * p + e];
                 }
-                kernel[i * Rows + j] = kernel[j * Rows + i] = s + (i == j ? lambda : 0);
+                kernel[i, j] = kernel[j, i] = s + (i == j ? lambda : 0);
             }
         }
         double total = 0;
@@ -264,39 +264,11 @@ public sealed class TrakAttributionTests
                 }
                 b[i] = s;
             }
-            var exact = SolveSymmetric(kernel, b, Rows);
+            var exact = ReferenceSolver.Solve(kernel, b);
             var proj = projected.AsSpan(q * Rows, Rows).ToArray().Select(x => (double)x).ToArray();
             total += RankCorrelation.Spearman(exact, proj);
         }
         return total / count;
-    }
-
-    private static double[] SolveSymmetric(double[] a, double[] b, int n)
-    {
-        var m = (double[])a.Clone();
-        var x = (double[])b.Clone();
-        for (int c = 0; c < n; c++)
-        {
-            for (int r = c + 1; r < n; r++)
-            {
-                double f = m[r * n + c] / m[c * n + c];
-                for (int j = c; j < n; j++)
-                {
-                    m[r * n + j] -= f * m[c * n + j];
-                }
-                x[r] -= f * x[c];
-            }
-        }
-        for (int r = n - 1; r >= 0; r--)
-        {
-            double s = x[r];
-            for (int j = r + 1; j < n; j++)
-            {
-                s -= m[r * n + j] * x[j];
-            }
-            x[r] = s / m[r * n + r];
-        }
-        return x;
     }
 
     [Test]

@@ -347,13 +347,8 @@ public sealed class Preconditioner
     public static bool IsComplete(string path, int dim, long rows, byte[] featuresFingerprint, double relativeDamping)
     {
         ArgumentNullException.ThrowIfNull(featuresFingerprint);
-        if (!File.Exists(path))
-        {
-            return false;
-        }
-        using var stream = File.OpenRead(path);
         Span<byte> header = stackalloc byte[64];
-        if (stream.Read(header) != 64 || FormOf(header) is not { } form)
+        if (ReadHeader(path, header, out long length) is not { } form)
         {
             return false;
         }
@@ -362,19 +357,26 @@ public sealed class Preconditioner
             && BinaryPrimitives.ReadInt32LittleEndian(header[12..]) == order
             && BinaryPrimitives.ReadDoubleLittleEndian(header[24..]) == relativeDamping
             && header.Slice(32, 32).SequenceEqual(featuresFingerprint)
-            && stream.Length == FileLength((int)order);
+            && length == FileLength((int)order);
     }
 
     /// <summary>The form of the factor in <paramref name="path"/> from its magic, or null when there is no such file or it is not a preconditioner.</summary>
-    public static KernelForm? ReadForm(string path)
+    public static KernelForm? ReadForm(string path) => ReadHeader(path, stackalloc byte[64], out _);
+
+    /// <summary>
+    /// Reads the 64-byte header of <paramref name="path"/> into <paramref name="header"/>: the form its magic names, or null
+    /// when the file is missing, shorter than a header, or not a preconditioner; <paramref name="length"/> is the file's size.
+    /// </summary>
+    private static KernelForm? ReadHeader(string path, Span<byte> header, out long length)
     {
+        length = 0;
         if (!File.Exists(path))
         {
             return null;
         }
         using var stream = File.OpenRead(path);
-        Span<byte> header = stackalloc byte[64];
-        return stream.Read(header) == 64 ? FormOf(header) : null;
+        length = stream.Length;
+        return stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) == header.Length ? FormOf(header) : null;
     }
 
     /// <summary>The form a header's magic names, or null for a file that is not a preconditioner.</summary>
@@ -418,7 +420,7 @@ public sealed class Preconditioner
         }
         using var stream = File.OpenRead(path);
         Span<byte> header = stackalloc byte[64];
-        if (stream.Read(header) != 64 || FormOf(header) is not { } form)
+        if (stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) != header.Length || FormOf(header) is not { } form)
         {
             throw new AttributionException($"{path}: not a preconditioner file (magic {FileMagic} or {DualFileMagic} expected)");
         }

@@ -203,7 +203,7 @@ internal sealed class TrakScorer : IDisposable
     public TopKResult[] Attribute(ReadOnlySpan<float> images, int count, int top)
     {
         var results = Kernel == KernelForm.Dual
-            ? TopOf(Scores(images, count), count, top)
+            ? TopOfEach(Scores(images, count), count, top)
             : Store.TopK(Precondition(Features(images, count), count), count, top);
         for (int q = 0; q < results.Length; q++)
         {
@@ -240,19 +240,9 @@ internal sealed class TrakScorer : IDisposable
         return scores;
     }
 
-    /// <summary>The top <paramref name="top"/> of each query's row of a count × N score matrix, in the scan's order.</summary>
-    private TopKResult[] TopOf(float[] scores, int count, int top)
-    {
-        long n = Store.Rows;
-        var results = new TopKResult[count];
-        for (int q = 0; q < count; q++)
-        {
-            var heap = new TopKHeap((int)Math.Min(top, n));
-            heap.Offer(scores.AsSpan((int)(q * n), (int)n), Store.FirstRow);
-            results[q] = TopKHeap.Merge([heap], top);
-        }
-        return results;
-    }
+    /// <summary>Each query's top rows of a count × N score matrix (a dual store is whole: row i is dataset row i).</summary>
+    private TopKResult[] TopOfEach(float[] scores, int count, int top) =>
+        Enumerable.Range(0, count).Select(q => Methods.TopKSelection.Select(scores.AsSpan(checked((int)(q * Store.Rows)), (int)Store.Rows), top)).ToArray();
 
     /// <inheritdoc/>
     public void Dispose()
