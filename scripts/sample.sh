@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs OnnxAttribution.Onnx, OnnxAttribution.Store and OnnxAttribution.Core into samples/feed, checks that every package carries the version
+# Packs OnnxAttribution.Onnx, .Store, .Imaging and .Core into samples/feed, checks that every package carries the version
 # set in Directory.Build.props, then builds samples/AttributeOnePng against those packages alone (samples/nuget.config:
 # OnnxAttribution.* only from samples/feed; no project references) and runs it on models/fm16 with a small D-TRAK store
 # it builds with the library. Restores into a fresh packages folder so a package packed earlier with the same version
@@ -15,13 +15,13 @@ version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props | 
 
 feed=samples/feed
 rm -rf "$feed"
-for project in OnnxAttribution.Onnx OnnxAttribution.Store OnnxAttribution.Core; do
+for project in OnnxAttribution.Onnx OnnxAttribution.Store OnnxAttribution.Imaging OnnxAttribution.Core; do
   dotnet pack "src/$project" -c Release -o "$feed" --nologo -v quiet
 done
 
 # Every package in the feed (and its symbols package) carries the one version.
 status=0
-for package in OnnxAttribution.Onnx OnnxAttribution.Store OnnxAttribution.Core; do
+for package in OnnxAttribution.Onnx OnnxAttribution.Store OnnxAttribution.Imaging OnnxAttribution.Core; do
   for ext in nupkg snupkg; do
     file="$feed/$package.$version.$ext"
     if [ ! -f "$file" ]; then echo "sample: $file missing (feed holds: $(ls "$feed" | tr '\n' ' '))"; status=3; fi
@@ -30,10 +30,10 @@ for package in OnnxAttribution.Onnx OnnxAttribution.Store OnnxAttribution.Core; 
   packed=$(echo "$nuspec" | sed -n 's:.*<version>\(.*\)</version>.*:\1:p' | head -1)
   if [ "$packed" != "$version" ]; then echo "sample: $package.nuspec says version '$packed', Directory.Build.props '$version'"; status=3; fi
 done
-others=$(ls "$feed" | grep -v -E "^OnnxAttribution\.(Onnx|Store|Core)\.$version\.s?nupkg$" || true)
+others=$(ls "$feed" | grep -v -E "^OnnxAttribution\.(Onnx|Store|Imaging|Core)\.$version\.s?nupkg$" || true)
 if [ -n "$others" ]; then echo "sample: unexpected packages in the feed: $others"; status=3; fi
 [ "$status" -eq 0 ] || exit $status
-echo "sample: packed OnnxAttribution.Onnx, OnnxAttribution.Store and OnnxAttribution.Core $version into $feed"
+echo "sample: packed OnnxAttribution.Onnx, .Store, .Imaging and .Core $version into $feed"
 
 # A fresh packages folder for our packages; everything else is found in the usual one (read-only fallback). A copy
 # of our packages there would shadow the feed, so refuse rather than test the wrong bits.

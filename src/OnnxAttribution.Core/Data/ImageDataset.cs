@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using OnnxAttribution.Core.Imaging;
 
 namespace OnnxAttribution.Core.Data;
 
@@ -96,28 +97,18 @@ public sealed class ImageDataset
         var pixels = new float[bytes.Length];
         for (int i = 0; i < bytes.Length; i++)
         {
-            pixels[i] = ByteToUnit(bytes[i]);
+            pixels[i] = PixelScale.ByteToUnit(bytes[i]);
         }
         return new ImageDataset(name, count, channels, height, width, pixels, labels);
     }
 
-    /// <summary>The 8-bit value v as a float in [-1, 1]: v/127.5 − 1.</summary>
-    public static float ByteToUnit(byte v) => (float)(v / 127.5 - 1.0);
-
-    /// <summary>A float in [-1, 1] as the nearest 8-bit value (clamped; halves away from zero).</summary>
-    public static byte UnitToByte(float x)
-    {
-        double v = Math.Round((x + 1.0) * 127.5, MidpointRounding.AwayFromZero);
-        return (byte)Math.Clamp(v, 0, 255);
-    }
-
-    /// <summary>The pixels quantised to 8 bits with <see cref="UnitToByte"/>, NCHW.</summary>
+    /// <summary>The pixels quantised to 8 bits with <see cref="PixelScale.UnitToByte"/>, NCHW.</summary>
     public byte[] ToBytes()
     {
         var bytes = new byte[_pixels.Length];
         for (int i = 0; i < bytes.Length; i++)
         {
-            bytes[i] = UnitToByte(_pixels[i]);
+            bytes[i] = PixelScale.UnitToByte(_pixels[i]);
         }
         return bytes;
     }

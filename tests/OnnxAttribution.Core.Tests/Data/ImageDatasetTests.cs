@@ -12,17 +12,6 @@ public sealed class ImageDatasetTests
     }
 
     [Test]
-    public void UnitToByte_RoundTripsEveryByte()
-    {
-        for (int v = 0; v < 256; v++)
-        {
-            Assert.That(ImageDataset.UnitToByte(ImageDataset.ByteToUnit((byte)v)), Is.EqualTo(v));
-        }
-        Assert.That(ImageDataset.UnitToByte(-3f), Is.EqualTo(0));
-        Assert.That(ImageDataset.UnitToByte(7f), Is.EqualTo(255));
-    }
-
-    [Test]
     public void Fingerprint_SamePixels_SameHash_OtherPixelsOrShape_Differ()
     {
         var a = new ImageDataset("a", 2, 1, 1, 2, [0, 1, 2, 3]);

@@ -107,10 +107,10 @@ public static class ImageGrid
                 for (int x = 0; x < tileW; x++)
                 {
                     int src = (y / layout.Scale) * width + (x / layout.Scale), dst = ((top + y) * pictureW + left + x) * 4;
-                    byte r = Data.ImageDataset.UnitToByte(img[src]);
+                    byte r = PixelScale.UnitToByte(img[src]);
                     grid[dst] = r;
-                    grid[dst + 1] = channels == 1 ? r : Data.ImageDataset.UnitToByte(img[plane + src]);
-                    grid[dst + 2] = channels == 1 ? r : Data.ImageDataset.UnitToByte(img[2 * plane + src]);
+                    grid[dst + 1] = channels == 1 ? r : PixelScale.UnitToByte(img[plane + src]);
+                    grid[dst + 2] = channels == 1 ? r : PixelScale.UnitToByte(img[2 * plane + src]);
                 }
             }
         }

@@ -1,6 +1,6 @@
 using OnnxAttribution.Core.Imaging;
 
-namespace OnnxAttribution.Core.Tests.Imaging;
+namespace OnnxAttribution.Imaging.Tests;
 
 public sealed class AreaResizeTests
 {

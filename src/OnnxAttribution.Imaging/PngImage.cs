@@ -37,13 +37,13 @@ public static class PngImage
                 int dst = (y * w + x) * bpp;
                 if (channels == 1)
                 {
-                    pixels[dst] = Data.ImageDataset.UnitToByte(image[src]);
+                    pixels[dst] = PixelScale.UnitToByte(image[src]);
                 }
                 else
                 {
-                    pixels[dst] = Data.ImageDataset.UnitToByte(image[src]);
-                    pixels[dst + 1] = Data.ImageDataset.UnitToByte(image[plane + src]);
-                    pixels[dst + 2] = Data.ImageDataset.UnitToByte(image[2 * plane + src]);
+                    pixels[dst] = PixelScale.UnitToByte(image[src]);
+                    pixels[dst + 1] = PixelScale.UnitToByte(image[plane + src]);
+                    pixels[dst + 2] = PixelScale.UnitToByte(image[2 * plane + src]);
                     pixels[dst + 3] = 255;
                 }
             }
@@ -125,12 +125,12 @@ public static class PngImage
             {
                 for (int k = 0; k < c; k++)
                 {
-                    pixels[k * plane + i] = Data.ImageDataset.ByteToUnit(bytes[k * plane + i]);
+                    pixels[k * plane + i] = PixelScale.ByteToUnit(bytes[k * plane + i]);
                 }
             }
             else if (c == 1)
             {
-                float v = Data.ImageDataset.ByteToUnit(bytes[i]);
+                float v = PixelScale.ByteToUnit(bytes[i]);
                 pixels[i] = pixels[plane + i] = pixels[2 * plane + i] = v;
             }
             else
