@@ -3,6 +3,7 @@
 using OnnxAttribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Core.Store;
 
 if (args.Length is < 2 or > 3)
 {
@@ -10,7 +11,7 @@ if (args.Length is < 2 or > 3)
     return 2;
 }
 string model = args[0], store = args[1];
-if (!File.Exists(Path.Combine(store, MethodManifest.FileName)))
+if (!File.Exists(Path.Combine(store, StoreFiles.Method)))
 {
     // 200 rows of the embedded Fashion-MNIST, D-TRAK with 2 timesteps and k = 512: seconds on a laptop.
     Attributor.BuildStore(new StoreBuildOptions

@@ -313,7 +313,7 @@ public sealed class Attributor : IDisposable
     /// </summary>
     /// <exception cref="UserInputException">The store has no source.json, or its dataset can no longer be loaded.</exception>
     public ImageDataset TrainingData => _trainingData ??= (_source
-        ?? throw new UserInputException($"{StoreDirectory} has no {StoreSource.FileName}: the training images of its rows are unknown")).LoadData();
+        ?? throw new UserInputException($"{StoreDirectory} has no {StoreFiles.Source}: the training images of its rows are unknown")).LoadData();
 
     /// <summary>
     /// Writes a grid PNG: one row per query, the query first, then its ranked training images captioned "#row score".

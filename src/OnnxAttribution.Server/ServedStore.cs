@@ -285,7 +285,7 @@ internal sealed class ServedStore : IDisposable
             throw new UserInputException($"--store {spec.Name}: folder not found: {spec.Directory}");
         }
         var modelPath = modelDirectory ?? StoreSource.TryLoad(spec.Directory)?.ModelDirectory
-            ?? throw new UserInputException($"{spec.Directory} has no {StoreSource.FileName}: pass --model");
+            ?? throw new UserInputException($"{spec.Directory} has no {StoreFiles.Source}: pass --model");
         var model = ModelDirectory.Open(modelPath);
         var opened = AttributionMethods.Open(spec.Directory, model.Path, session);
         IAttributionScorer? seedScorer = null;

@@ -150,7 +150,7 @@ public sealed unsafe class FeatureStore : IDisposable
     private void CheckSampledChunks()
     {
         var sums = StoreChecksums.TryLoad(Directory);
-        string sumsPath = Path.Combine(Directory, StoreChecksums.FileName);
+        string sumsPath = Path.Combine(Directory, StoreFiles.Checksums);
         if (sums is null)
         {
             if (Meta.Checksums is not null)

@@ -117,9 +117,9 @@ public sealed class FeatureStoreWriter : IDisposable
             {
                 // meta.json is written last on creation: without it no row was ever reported written, so the rest can go.
                 string[] ours = [StoreFiles.Features, StoreFiles.Done, StoreFiles.Done + StoreFiles.TempSuffix, StoreFiles.Meta + StoreFiles.TempSuffix,
-                    StoreChecksums.FileName, StoreChecksums.FileName + StoreFiles.TempSuffix];
+                    StoreFiles.Checksums, StoreFiles.Checksums + StoreFiles.TempSuffix];
                 var others = System.IO.Directory.EnumerateFileSystemEntries(directory).Select(Path.GetFileName)
-                    .Where(n => !ours.Contains(n) && n is not StoreLock.FileName and not StoreLock.HolderFileName).ToList();
+                    .Where(n => !ours.Contains(n) && n is not StoreFiles.WriterLock and not StoreFiles.WriterLockHolder).ToList();
                 if (others.Count > 0)
                 {
                     throw new StoreFormatException($"{directory}: not a store (no {StoreFiles.Meta}) and not empty: found {string.Join(", ", others)}");

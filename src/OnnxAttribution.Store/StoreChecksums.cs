@@ -21,9 +21,6 @@ public sealed record FileChecksum(long Bytes, string Hash);
 /// </remarks>
 public sealed record StoreChecksums
 {
-    /// <summary>The file name in the store folder.</summary>
-    public const string FileName = "checksums.json";
-
     /// <summary>The hash algorithm this code writes and reads (also meta.json's <see cref="StoreMeta.Checksums"/>).</summary>
     public const string AlgorithmName = "xxhash64";
 
@@ -177,11 +174,11 @@ public sealed record StoreChecksums
         string path = Path.Combine(directory, name);
         if (!File.Exists(path))
         {
-            return $"{path}: missing, but {FileName} records it ({expected.Bytes} bytes); {remedy}";
+            return $"{path}: missing, but {StoreFiles.Checksums} records it ({expected.Bytes} bytes); {remedy}";
         }
         var actual = OfFile(path);
         return actual == expected ? null
-            : $"{path}: does not match its checksum in {FileName} (recorded {expected.Bytes} bytes, {AlgorithmName} {expected.Hash}; found {actual.Bytes} bytes, {actual.Hash}): the file was changed or damaged after it was written; {remedy}";
+            : $"{path}: does not match its checksum in {StoreFiles.Checksums} (recorded {expected.Bytes} bytes, {AlgorithmName} {expected.Hash}; found {actual.Bytes} bytes, {actual.Hash}): the file was changed or damaged after it was written; {remedy}";
     }
 
     /// <summary>
@@ -242,7 +239,7 @@ public sealed record StoreChecksums
     internal string ChunkMismatch(string featuresPath, long chunk, long firstDatasetRow, string found)
     {
         var (first, end) = ChunkRange(chunk);
-        return $"{featuresPath}: rows {firstDatasetRow + first}–{firstDatasetRow + end - 1} (chunk {chunk} of {FeatureChunks.Count}) do not match their checksum in {FileName} " +
+        return $"{featuresPath}: rows {firstDatasetRow + first}–{firstDatasetRow + end - 1} (chunk {chunk} of {FeatureChunks.Count}) do not match their checksum in {StoreFiles.Checksums} " +
             $"(recorded {FeatureChunks[(int)chunk]}, found {found}): the file was changed or damaged after featurize";
     }
 
@@ -283,7 +280,7 @@ public sealed record StoreChecksums
     /// <summary>Writes checksums.json into <paramref name="directory"/> atomically (a temporary file, flushed, renamed).</summary>
     internal void Save(string directory)
     {
-        string path = Path.Combine(directory, FileName);
+        string path = Path.Combine(directory, StoreFiles.Checksums);
         string tmp = path + StoreFiles.TempSuffix;
         using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
         {
@@ -298,7 +295,7 @@ public sealed record StoreChecksums
     public static StoreChecksums? TryLoad(string directory)
     {
         ArgumentNullException.ThrowIfNull(directory);
-        string path = Path.Combine(directory, FileName);
+        string path = Path.Combine(directory, StoreFiles.Checksums);
         if (!File.Exists(path))
         {
             return null;
@@ -310,7 +307,7 @@ public sealed record StoreChecksums
         }
         catch (JsonException e)
         {
-            throw new StoreFormatException($"{path}: not a valid {FileName}: {e.Message}", e);
+            throw new StoreFormatException($"{path}: not a valid {StoreFiles.Checksums}: {e.Message}", e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -2,7 +2,16 @@ using System.Text;
 
 namespace OnnxAttribution.Core.Store;
 
-/// <summary>The file names of a store directory and the small helpers that write them.</summary>
+/// <summary>
+/// The layout of a store folder: the name of every file a store can hold, in one place. A method store
+/// (<c>featurize --method M</c>) is one folder; an ensemble store holds one such folder per member beside ensemble.json.
+/// </summary>
+/// <remarks>
+/// Every store has <see cref="Features"/>, <see cref="Meta"/> and <see cref="Done"/> while it is built, then
+/// <see cref="Checksums"/>, <see cref="Source"/> and, last, <see cref="Method"/> (its presence says the store is complete).
+/// The others belong to the methods that need them. A file being replaced is written as its name plus
+/// <c>.tmp</c> and renamed over it.
+/// </remarks>
 public static class StoreFiles
 {
     /// <summary>The N×k feature matrix, NumPy .npy version 1.0.</summary>
@@ -13,6 +22,42 @@ public static class StoreFiles
 
     /// <summary>Which rows are complete (see <see cref="FeatureStoreWriter"/>).</summary>
     public const string Done = "done.bitmap";
+
+    /// <summary>SHA-256 of every file of a complete store (<see cref="StoreChecksums"/>).</summary>
+    public const string Checksums = "checksums.json";
+
+    /// <summary>The lock a writer holds while it builds the store (<see cref="StoreLock"/>).</summary>
+    public const string WriterLock = "writer.lock";
+
+    /// <summary>Who holds <see cref="WriterLock"/>: process id and host, for the message a second writer gets.</summary>
+    public const string WriterLockHolder = "writer.lock.holder";
+
+    /// <summary>The method and the settings it used; written last, so its presence says the store is complete.</summary>
+    public const string Method = "method.json";
+
+    /// <summary>Where the rows came from (training set, model, subset), as the user named them.</summary>
+    public const string Source = "source.json";
+
+    /// <summary>The kernel inverse (ΦᵀΦ + λI)⁻¹ or its dual form, written by finalize.</summary>
+    public const string Preconditioner = "preconditioner.bin";
+
+    /// <summary>Per-row training losses (TRAK's Q), float32 .npy.</summary>
+    public const string Losses = "losses.npy";
+
+    /// <summary>Per-row feature norms (pair normalization, gradient cosine), float32 .npy.</summary>
+    public const string Norms = "norms.npy";
+
+    /// <summary>DAS: the per-row residuals, float32 .npy.</summary>
+    public const string Residuals = "residuals.npy";
+
+    /// <summary>K-FAC / EK-FAC: the per-layer curvature factors.</summary>
+    public const string Kfac = "kfac.bin";
+
+    /// <summary>K-FAC / EK-FAC: the factors' running sums while they are estimated (resumable).</summary>
+    public const string KfacPartial = "kfac.partial";
+
+    /// <summary>An ensemble store: its members and how their scores combine.</summary>
+    public const string Ensemble = "ensemble.json";
 
     internal const string TempSuffix = ".tmp";
 

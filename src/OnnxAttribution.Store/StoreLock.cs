@@ -4,11 +4,11 @@ namespace OnnxAttribution.Core.Store;
 
 /// <summary>
 /// The exclusive right to write a store folder: one writer at a time (featurize, finalize, merge, a method build), any number of
-/// readers (readers never take it). Held as an operating-system lock on <see cref="FileName"/>; the holder (process id, host,
-/// what it does, start time) is recorded in <see cref="HolderFileName"/> for the message a second writer gets.
+/// readers (readers never take it). Held as an operating-system lock on <see cref="StoreFiles.WriterLock"/>; the holder (process id, host,
+/// what it does, start time) is recorded in <see cref="StoreFiles.WriterLockHolder"/> for the message a second writer gets.
 /// </summary>
 /// <remarks>
-/// <para>The lock is an exclusive open of <see cref="FileName"/> (<see cref="FileShare.None"/>: flock on Linux and macOS, a share
+/// <para>The lock is an exclusive open of <see cref="StoreFiles.WriterLock"/> (<see cref="FileShare.None"/>: flock on Linux and macOS, a share
 /// mode on Windows). It conflicts between two writers in one process as well as between processes, and the operating system
 /// releases it when the holder exits or is killed: the files a killed writer leaves do not block the next one, which takes the
 /// lock and records itself. (Setting DOTNET_SYSTEM_IO_DISABLEFILELOCKING turns .NET's flock off, and this lock with it.)</para>
@@ -19,12 +19,6 @@ namespace OnnxAttribution.Core.Store;
 /// </remarks>
 public sealed class StoreLock : IDisposable
 {
-    /// <summary>The lock file in the store folder.</summary>
-    public const string FileName = "writer.lock";
-
-    /// <summary>The file that names the last writer to take the lock.</summary>
-    public const string HolderFileName = "writer.lock.holder";
-
     private readonly FileStream _file;
     private readonly string _holderPath;
     private bool _disposed;
@@ -44,7 +38,7 @@ public sealed class StoreLock : IDisposable
         ArgumentNullException.ThrowIfNull(directory);
         ArgumentNullException.ThrowIfNull(purpose);
         Directory.CreateDirectory(directory);
-        string path = Path.Combine(directory, FileName);
+        string path = Path.Combine(directory, StoreFiles.WriterLock);
         FileStream file;
         try
         {
@@ -53,14 +47,14 @@ public sealed class StoreLock : IDisposable
         catch (IOException e) when (e.GetType() == typeof(IOException) && File.Exists(path))
         {
             // A plain IOException on opening an existing file: it is open elsewhere (the subclasses are missing paths and the like).
-            throw new StoreLockedException($"{directory}: another writer holds the store ({DescribeHolder(directory)}; {FileName}); " +
+            throw new StoreLockedException($"{directory}: another writer holds the store ({DescribeHolder(directory)}; {StoreFiles.WriterLock}); " +
                 "wait for it to finish or stop it. Readers are not blocked.", e);
         }
         try
         {
             string holder = string.Create(CultureInfo.InvariantCulture,
                 $"pid {Environment.ProcessId} on host {Environment.MachineName}, {purpose}, since {DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ssZ}");
-            string holderPath = Path.Combine(directory, HolderFileName);
+            string holderPath = Path.Combine(directory, StoreFiles.WriterLockHolder);
             File.WriteAllText(holderPath, holder + "\n");
             return new StoreLock(file, holderPath);
         }
@@ -76,7 +70,7 @@ public sealed class StoreLock : IDisposable
     {
         try
         {
-            string holder = File.ReadAllText(Path.Combine(directory, HolderFileName)).Trim();
+            string holder = File.ReadAllText(Path.Combine(directory, StoreFiles.WriterLockHolder)).Trim();
             return holder.Length > 0 ? $"held by {holder}" : "its holder has not recorded itself yet";
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

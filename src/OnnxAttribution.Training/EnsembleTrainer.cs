@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using OnnxAttribution.Core.Store;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Ensembles;
@@ -139,7 +140,7 @@ public static class EnsembleTrainer
         {
             if (design.FirstDifference(existing) is { } field)
             {
-                throw new UserInputException($"{Path.Combine(dir, EnsembleDesign.FileName)}: field '{field}' differs from this run's; " +
+                throw new UserInputException($"{Path.Combine(dir, StoreFiles.Ensemble)}: field '{field}' differs from this run's; " +
                     "the folder holds another ensemble (use another folder, or the options it was started with)");
             }
         }
@@ -155,7 +156,7 @@ public static class EnsembleTrainer
         {
             var memberDir = Path.Combine(dir, EnsembleDesign.MemberFolder(m));
             var rows = design.RowsOf(m);
-            if (File.Exists(Path.Combine(memberDir, "model.json")))
+            if (File.Exists(Path.Combine(memberDir, ModelMetadata.FileName)))
             {
                 results.Add(new EnsembleMemberResult(m, rows.Length, false, double.NaN, 0, FolderBytes(memberDir)));
                 continue;
@@ -181,7 +182,7 @@ public static class EnsembleTrainer
             {
                 finalLoss = trained.FinalLoss;
                 var info = new TrainingInfo(options.DataName,
-                    $"{options.Subset}, member {m} of {design.Members}: {rows.Length} of {design.Rows} rows ({EnsembleDesign.FileName})",
+                    $"{options.Subset}, member {m} of {design.Members}: {rows.Length} of {design.Rows} rows ({StoreFiles.Ensemble})",
                     trained.Steps, member.BatchSize, member.LearningRate, member.EmaDecay, member.Seed, trained.FinalLoss, trained.Elapsed.TotalSeconds);
                 // forward.onnx first, model.json last: its presence says the member is complete. The name goes into
                 // forward.onnx: the member's, not the folder's, so a moved or resumed ensemble has the same bytes.

@@ -72,7 +72,7 @@ public static class OnnxExporter
             Checkpoint = checkpoint,
         };
         meta.Save(outDir);
-        return new ExportedModel(outDir, forwardPath, Path.Combine(outDir, "model.json"), model, meta);
+        return new ExportedModel(outDir, forwardPath, Path.Combine(outDir, ModelMetadata.FileName), model, meta);
     }
 
     /// <summary>The forward graph of <paramref name="module"/> with its current weights as initializers.</summary>

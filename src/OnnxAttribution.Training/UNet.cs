@@ -171,7 +171,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
     {
         ArgumentNullException.ThrowIfNull(directory);
         var meta = ModelMetadata.Load(directory);
-        var config = UNetConfig.FromJson(meta.Architecture, Path.Combine(directory, "model.json"));
+        var config = UNetConfig.FromJson(meta.Architecture, Path.Combine(directory, ModelMetadata.FileName));
         var forwardPath = Path.Combine(directory, meta.Forward);
         var weights = OnnxWeights.Read(forwardPath, meta.Parameters);
         var net = new UNet(config);

@@ -182,7 +182,7 @@ public sealed class StoreIntegrityTests
     public void Attribute_NaNInPreconditioner_ExitsTwoNamingIt()
     {
         string store = CopyStore();
-        string pre = Path.Combine(store, PreconditionerBuilder.PreconditionerFile);
+        string pre = Path.Combine(store, StoreFiles.Preconditioner);
         using (var f = new FileStream(pre, FileMode.Open))
         {
             f.Position = 64 + (3 * sizeof(double));
@@ -239,8 +239,8 @@ public sealed class StoreIntegrityTests
         {
             w.WriteRows(0, 9000, rows);
             using var store = w.Complete();
-            File.Copy(Path.Combine(clean, PreconditionerBuilder.PreconditionerFile), Path.Combine(damaged, PreconditionerBuilder.PreconditionerFile));
-            StoreChecksums.RecordFiles(store, replace: true, PreconditionerBuilder.PreconditionerFile);
+            File.Copy(Path.Combine(clean, StoreFiles.Preconditioner), Path.Combine(damaged, StoreFiles.Preconditioner));
+            StoreChecksums.RecordFiles(store, replace: true, StoreFiles.Preconditioner);
         }
         Assert.That(PreconditionerBuilder.StoreFingerprint(damaged), Is.EqualTo(PreconditionerBuilder.StoreFingerprint(clean)), "the NaN row lies outside the sampled windows");
         using var scorer = TrakScorer.Open(damaged, ShippedModel());

@@ -197,8 +197,8 @@ public sealed class DasAttributionTests
                 }
             }
         }
-        var stored = NpyFormat.ReadMatrix(Path.Combine(dir, TrakEngine.LossesFile)).Values;
-        var residuals = NpyFormat.ReadMatrix(Path.Combine(dir, DasMethod.ResidualsFile)).Values;
+        var stored = NpyFormat.ReadMatrix(Path.Combine(dir, StoreFiles.Losses)).Values;
+        var residuals = NpyFormat.ReadMatrix(Path.Combine(dir, StoreFiles.Residuals)).Values;
         double mean = losses.Average();
         for (int i = 0; i < Rows; i++)
         {
@@ -227,7 +227,7 @@ public sealed class DasAttributionTests
         Assert.Throws<OperationCanceledException>(() => method.Build(resumed, cancel.Token));
         Assert.That(MethodManifest.TryLoad(resumed.OutDirectory), Is.Null, "an interrupted build has no method.json");
         method.Build(resumed with { Progress = null });
-        foreach (var file in new[] { StoreFiles.Features, TrakEngine.LossesFile, DasMethod.ResidualsFile, PreconditionerBuilder.PreconditionerFile })
+        foreach (var file in new[] { StoreFiles.Features, StoreFiles.Losses, StoreFiles.Residuals, StoreFiles.Preconditioner })
         {
             Assert.That(File.ReadAllBytes(Path.Combine(resumed.OutDirectory, file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole.OutDirectory, file))), file);
         }

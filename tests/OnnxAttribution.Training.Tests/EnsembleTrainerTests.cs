@@ -1,3 +1,4 @@
+using OnnxAttribution.Core.Store;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Ensembles;
@@ -125,7 +126,7 @@ public sealed class EnsembleTrainerTests : TempDirectoryTest
         var dir = Path.Combine(TempDir, "e");
         EnsembleTrainer.Design(Options(dir, data, steps: 3)).Save(dir);
         Assert.That(() => EnsembleTrainer.Train(Options(dir, data, steps: 5)),
-            Throws.TypeOf<UserInputException>().With.Message.Contains("'training'").And.Message.Contains(EnsembleDesign.FileName));
+            Throws.TypeOf<UserInputException>().With.Message.Contains("'training'").And.Message.Contains(StoreFiles.Ensemble));
         Assert.That(() => EnsembleTrainer.Train(Options(dir, data, steps: 3, members: 6)),
             Throws.TypeOf<UserInputException>().With.Message.Contains("'encoding'"));
     }
@@ -138,7 +139,7 @@ public sealed class EnsembleTrainerTests : TempDirectoryTest
         var options = Options(dir, data, steps: 3);
         Assert.That(() => EnsembleTrainer.Train(options with { Training = options.Training with { LearningRate = -1 } }),
             Throws.TypeOf<UserInputException>().With.Message.Contains("learningRate"));
-        Assert.That(File.Exists(Path.Combine(dir, EnsembleDesign.FileName)), Is.False);
+        Assert.That(File.Exists(Path.Combine(dir, StoreFiles.Ensemble)), Is.False);
     }
 
     [Test]

@@ -194,7 +194,7 @@ public sealed class JourneyTrakTests
             var phi = new float[Dim];
             new DenseProjector(source.Dimension, Dim, ProjectionKind.Rademacher, (ulong)ProjectionSeed).Project(gradient, phi);
             var x = new float[Dim];
-            Preconditioner.Load(Path.Combine(dir, PreconditionerBuilder.PreconditionerFile), Dim, Rows, PreconditionerBuilder.StoreFingerprint(dir)).Solve(phi, x);
+            Preconditioner.Load(Path.Combine(dir, StoreFiles.Preconditioner), Dim, Rows, PreconditionerBuilder.StoreFingerprint(dir)).Solve(phi, x);
             var expected = new double[Rows];
             var featureRow = new float[Dim];
             for (int r = 0; r < Rows; r++)
@@ -256,15 +256,15 @@ public sealed class JourneyTrakTests
             }
         });
         Assert.Throws<OperationCanceledException>(() => _method.Build(Request(data, "0:12", resumed, 128, batchSize: 4, progress), cancel.Token));
-        Assert.That(File.Exists(Path.Combine(resumed, MethodManifest.FileName)), Is.False, "method.json only when complete");
-        Assert.That(File.Exists(Path.Combine(resumed, "t0999", PreconditionerBuilder.PreconditionerFile)), Is.True, "the first step was finished");
-        Assert.That(File.Exists(Path.Combine(resumed, "t0665", PreconditionerBuilder.PreconditionerFile)), Is.False);
+        Assert.That(File.Exists(Path.Combine(resumed, StoreFiles.Method)), Is.False, "method.json only when complete");
+        Assert.That(File.Exists(Path.Combine(resumed, "t0999", StoreFiles.Preconditioner)), Is.True, "the first step was finished");
+        Assert.That(File.Exists(Path.Combine(resumed, "t0665", StoreFiles.Preconditioner)), Is.False);
         var reports = new List<MethodProgress>();
         _method.Build(Request(data, "0:12", resumed, 128, batchSize: 4, new SyncProgress<MethodProgress>(reports.Add)));
         Assert.That(reports.Where(p => p.Stage == "featurize").Select(p => p.Done), Has.Member(12L + 8).And.None.InRange(13L, 19L), "the rerun continues where it stopped");
 
         var files = Directory.GetFiles(whole, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(whole, f)).Order(StringComparer.Ordinal).ToList();
-        Assert.That(files, Has.Member(Path.Combine("t0332", PreconditionerBuilder.PreconditionerFile)));
+        Assert.That(files, Has.Member(Path.Combine("t0332", StoreFiles.Preconditioner)));
         Assert.That(Directory.GetFiles(resumed, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(resumed, f)).Order(StringComparer.Ordinal), Is.EqualTo(files));
         foreach (var f in files)
         {

@@ -39,7 +39,7 @@ public sealed class KfacAttributionTests
     private string Store(string method, int dim)
     {
         var dir = Path.Combine(_dir, $"{method}-{dim}");
-        if (!File.Exists(Path.Combine(dir, MethodManifest.FileName)))
+        if (!File.Exists(Path.Combine(dir, StoreFiles.Method)))
         {
             AttributionMethods.Find(method).Build(new MethodBuildRequest
             {
@@ -91,7 +91,7 @@ public sealed class KfacAttributionTests
         using var store = FeatureStore.Open(dir);
         using var model = new TrakModel(_model, TrakScorer.PlanOf(store.Meta), TrakScorer.ProjectionOf(store.Meta), kroneckerFactors: true);
         var source = model.Extractor.Source;
-        var curvature = KroneckerCurvature.Load(Path.Combine(dir, CurvatureEstimator.FileName));
+        var curvature = KroneckerCurvature.Load(Path.Combine(dir, StoreFiles.Kfac));
         var train = LayerGradients.Compute(source, _data.Pixels, Rows);
         var query = LayerGradients.Compute(source, queries, count);
         double total = 0;
@@ -189,13 +189,13 @@ public sealed class KfacAttributionTests
                 }
             });
             Assert.Throws<OperationCanceledException>(() => CurvatureEstimator.Estimate(Options("resumed"), progress, cancel.Token));
-            Assert.That(File.Exists(Path.Combine(_dir, "resumed", CurvatureEstimator.PartialFileName)), stage);
+            Assert.That(File.Exists(Path.Combine(_dir, "resumed", StoreFiles.KfacPartial)), stage);
         }
         int resumedFrom = -1;
         CurvatureEstimator.Estimate(Options("resumed"), new SyncProgress<MethodProgress>(p => resumedFrom = resumedFrom < 0 ? (int)p.Done : resumedFrom));
         Assert.That(resumedFrom, Is.EqualTo(8), "the last run continues the eigenvalue pass after its two saved batches");
-        Assert.That(File.ReadAllBytes(Path.Combine(_dir, "resumed", CurvatureEstimator.FileName)), Is.EqualTo(File.ReadAllBytes(Path.Combine(_dir, "whole", CurvatureEstimator.FileName))));
-        Assert.That(File.Exists(Path.Combine(_dir, "resumed", CurvatureEstimator.PartialFileName)), Is.False);
+        Assert.That(File.ReadAllBytes(Path.Combine(_dir, "resumed", StoreFiles.Kfac)), Is.EqualTo(File.ReadAllBytes(Path.Combine(_dir, "whole", StoreFiles.Kfac))));
+        Assert.That(File.Exists(Path.Combine(_dir, "resumed", StoreFiles.KfacPartial)), Is.False);
     }
 
     [Test]

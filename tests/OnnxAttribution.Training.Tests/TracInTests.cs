@@ -161,7 +161,7 @@ public sealed class TracInTests
         var featuresPath = Path.Combine(TracInMethod.CheckpointFolder(0), StoreFiles.Features);
         Assert.That(File.ReadAllBytes(Path.Combine(retrac, featuresPath)), Is.EqualTo(File.ReadAllBytes(Path.Combine(tracin, featuresPath))));
 
-        var norms = SidecarMatrix.ReadAll(Path.Combine(retrac, TracInMethod.CheckpointFolder(0), TrakEngine.NormsFile), Rows, 1);
+        var norms = SidecarMatrix.ReadAll(Path.Combine(retrac, TracInMethod.CheckpointFolder(0), StoreFiles.Norms), Rows, 1);
         var g = Gradients(QueryPlan, Images(Enumerable.Range(0, Rows).ToArray()), Enumerable.Range(0, Rows).Select(r => (long)r).ToArray());
         int p = g.Length / Rows;
         for (int i = 0; i < Rows; i++)
@@ -257,7 +257,7 @@ public sealed class TracInTests
         using (TrakEngine.Featurize(Options("batch-7", 7)))
         {
         }
-        foreach (var file in new[] { StoreFiles.Features, TrakEngine.NormsFile, StoreFiles.Meta })
+        foreach (var file in new[] { StoreFiles.Features, StoreFiles.Norms, StoreFiles.Meta })
         {
             Assert.That(File.ReadAllBytes(Path.Combine(_dir, "batch-7", file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(_dir, "batch-16", file))), file);
         }

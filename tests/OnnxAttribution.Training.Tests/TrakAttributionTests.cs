@@ -235,7 +235,7 @@ public sealed class TrakAttributionTests
         var gq = new float[count * p];
         source.Compute(queries, count, gq);
         var projected = scorer.Scores(queries, count);
-        double lambda = Preconditioner.Load(Path.Combine(storeDir, PreconditionerBuilder.PreconditionerFile), dim, scorer.Store.Rows, PreconditionerBuilder.StoreFingerprint(storeDir)).Damping;
+        double lambda = Preconditioner.Load(Path.Combine(storeDir, StoreFiles.Preconditioner), dim, scorer.Store.Rows, PreconditionerBuilder.StoreFingerprint(storeDir)).Damping;
 
         // K = GGᵀ + λI (N×N) and b = G g_q, in float64.
         var kernel = new double[Rows, Rows];

@@ -1,4 +1,5 @@
 using CommandLine;
+using OnnxAttribution.Core.Store;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
@@ -72,7 +73,7 @@ internal static class AttributeCommand
         }
         var source = StoreSource.TryLoad(o.Store);
         var modelDir = o.Model ?? source?.ModelDirectory
-            ?? throw new UserInputException($"{o.Store} has no {StoreSource.FileName}: pass --model");
+            ?? throw new UserInputException($"{o.Store} has no {StoreFiles.Source}: pass --model");
         if (o.Method is not null && !string.Equals(AttributionMethods.MethodOf(o.Store).Name, AttributionMethods.Find(o.Method).Name, StringComparison.Ordinal))
         {
             throw new UserInputException($"--method {o.Method}: {o.Store} is a store of method {AttributionMethods.MethodOf(o.Store).Name}");

@@ -1,4 +1,5 @@
 using CommandLine;
+using OnnxAttribution.Core.Store;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
@@ -73,7 +74,7 @@ internal static class InfluentialCommand
         foreach (var store in stores)
         {
             var modelDir = StoreSource.TryLoad(store)?.ModelDirectory
-                ?? throw new UserInputException($"{store} has no {StoreSource.FileName}: cannot tell which model generates the queries");
+                ?? throw new UserInputException($"{store} has no {StoreFiles.Source}: cannot tell which model generates the queries");
             var model = ModelDirectory.Open(modelDir);
             if (!queriesByModel.TryGetValue(model.Path, out var queries))
             {

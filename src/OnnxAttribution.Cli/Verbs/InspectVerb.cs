@@ -26,7 +26,7 @@ internal static class InspectCommand
     {
         using var store = FeatureStore.Open(o.Store);
         var features = new FileInfo(Path.Combine(o.Store, StoreFiles.Features)).Length;
-        var pre = Path.Combine(o.Store, PreconditionerBuilder.PreconditionerFile);
+        var pre = Path.Combine(o.Store, StoreFiles.Preconditioner);
         var info = new
         {
             store = o.Store,

@@ -38,11 +38,11 @@ public sealed record FeaturizeOptions
     public int BatchSize { get; init; } = 16;
 
     /// <summary>
-    /// Also write each row's diffusion loss ‖ε − ε̂‖²/D, averaged over the plan's pairs, to <see cref="TrakEngine.LossesFile"/>
+    /// Also write each row's diffusion loss ‖ε − ε̂‖²/D, averaged over the plan's pairs, to <see cref="StoreFiles.Losses"/>
     /// (N×1 float32) from the same forward passes; resumable with the rows. Does not change the features.
     /// </summary>
     public bool RecordLosses { get; init; }
-    /// <summary>Also write <see cref="TrakEngine.NormsFile"/>: the L2 norm of each row's unprojected gradient (dense projection only).</summary>
+    /// <summary>Also write <see cref="StoreFiles.Norms"/>: the L2 norm of each row's unprojected gradient (dense projection only).</summary>
     public bool GradientNorms { get; init; }
 
     /// <summary>ONNX Runtime settings (device, threads).</summary>

@@ -4,14 +4,11 @@ namespace OnnxAttribution.Core.Attribution;
 
 /// <summary>
 /// The kernel inverse of a finished feature store: accumulates the kernel (ΦᵀΦ, or ΦΦᵀ in the dual form), factorises it
-/// with the damping and writes <see cref="PreconditionerFile"/> beside the features; gives a store another damping
+/// with the damping and writes <see cref="StoreFiles.Preconditioner"/> beside the features; gives a store another damping
 /// without featurizing again. Input: a whole store folder; output: the factor file and its checksum.
 /// </summary>
 public static class PreconditionerBuilder
 {
-    /// <summary>The kernel inverse written by finalize, in the store folder (<see cref="Preconditioner"/>).</summary>
-    public const string PreconditionerFile = "preconditioner.bin";
-
     /// <summary>
     /// The identity of a store's contents for derived files: SHA-256 of meta.json, the size of features.npy and sixteen
     /// 64 KiB samples spread over it (hashing a many-GiB file on every query would cost more than the query).
@@ -49,7 +46,7 @@ public static class PreconditionerBuilder
         using var storeLock = StoreLock.Acquire(storeDirectory, "finalize");
         using var store = OpenWhole(storeDirectory);
         var chosen = form ?? Preconditioner.ChooseForm(store.Rows, store.Dim);
-        using var output = AtomicFile.Create(Path.Combine(storeDirectory, PreconditionerFile), Preconditioner.FileLength(OrderOf(store, chosen)));
+        using var output = AtomicFile.Create(Path.Combine(storeDirectory, StoreFiles.Preconditioner), Preconditioner.FileLength(OrderOf(store, chosen)));
         return WritePreconditioner(store, Gram(store, progress, chosen), relativeDamping, output);
     }
 
@@ -70,7 +67,7 @@ public static class PreconditionerBuilder
         RequireDamping(relativeDamping);
         using var storeLock = StoreLock.Acquire(storeDirectory, "finalize");
         using var store = OpenWhole(storeDirectory);
-        using var output = AtomicFile.Create(Path.Combine(storeDirectory, PreconditionerFile), Preconditioner.FileLength(OrderOf(store, gram.Form)));
+        using var output = AtomicFile.Create(Path.Combine(storeDirectory, StoreFiles.Preconditioner), Preconditioner.FileLength(OrderOf(store, gram.Form)));
         return WritePreconditioner(store, gram, relativeDamping, output);
     }
 
@@ -136,7 +133,7 @@ public static class PreconditionerBuilder
         var pre = gram.Factorize(relativeDamping, StoreFingerprint(store.Directory));
         output.Write(pre.WriteTo);
         output.Commit();
-        StoreChecksums.RecordFiles(store, replace: true, PreconditionerFile);
+        StoreChecksums.RecordFiles(store, replace: true, StoreFiles.Preconditioner);
         return pre;
     }
 
@@ -158,7 +155,7 @@ public static class PreconditionerBuilder
         var manifest = Methods.MethodManifest.Require(methodStore, method);
         if (manifest.Settings["damping"] is null)
         {
-            throw new UserInputException($"{Path.Combine(methodStore, Methods.MethodManifest.FileName)}: field 'settings.damping' is missing; the {method} store has no damping to change");
+            throw new UserInputException($"{Path.Combine(methodStore, StoreFiles.Method)}: field 'settings.damping' is missing; the {method} store has no damping to change");
         }
         foreach (var store in featureStores)
         {

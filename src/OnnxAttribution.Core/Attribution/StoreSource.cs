@@ -1,6 +1,7 @@
 using System.Text.Json;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution;
 
@@ -14,9 +15,6 @@ namespace OnnxAttribution.Core.Attribution;
 /// back as full paths.</remarks>
 public sealed record StoreSource(string ModelDirectory, string Data, string Subset, int ImageSize)
 {
-    /// <summary>The file name in the store folder.</summary>
-    public const string FileName = "source.json";
-
     /// <summary>The value of <see cref="PathsRelativeTo"/> for paths relative to the store folder.</summary>
     public const string StoreFolder = "store";
 
@@ -40,7 +38,7 @@ public sealed record StoreSource(string ModelDirectory, string Data, string Subs
             Data = IsDataPath(Data) ? Relative(Data) : Data,
             PathsRelativeTo = StoreFolder,
         };
-        JsonFile.Save(Path.Combine(storeDirectory, FileName), written);
+        JsonFile.Save(Path.Combine(storeDirectory, StoreFiles.Source), written);
     }
 
     private static bool IsDataPath(string data) => !DatasetLocator.IsName(data) && (Directory.Exists(data) || File.Exists(data));
@@ -55,7 +53,7 @@ public sealed record StoreSource(string ModelDirectory, string Data, string Subs
     public static StoreSource? TryLoad(string storeDirectory)
     {
         ArgumentNullException.ThrowIfNull(storeDirectory);
-        var path = Path.Combine(storeDirectory, FileName);
+        var path = Path.Combine(storeDirectory, StoreFiles.Source);
         if (!File.Exists(path))
         {
             return null;

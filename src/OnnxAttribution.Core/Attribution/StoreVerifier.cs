@@ -56,7 +56,7 @@ public static class StoreVerifier
         {
             checks.Add(new StoreCheck(directory, "open", true, $"meta.json, features.npy header ({store.Rows} × {store.Dim} {store.DType}) and done.bitmap (every row done) agree"));
             StoreChecksums? sums = null;
-            string sumsPath = Path.Combine(directory, StoreChecksums.FileName);
+            string sumsPath = Path.Combine(directory, StoreFiles.Checksums);
             try
             {
                 sums = StoreChecksums.TryLoad(directory);
@@ -108,8 +108,8 @@ public static class StoreVerifier
             }
             progress?.Report((sums.FeatureChunks.Count, sums.FeatureChunks.Count));
             checks.Add(new StoreCheck(features, "chunks", count == 0, count == 0
-                ? $"all {sums.FeatureChunks.Count} chunks match {StoreChecksums.FileName}"
-                : $"{count} of {sums.FeatureChunks.Count} chunks do not match {StoreChecksums.FileName} (changed or damaged after featurize): {string.Join("; ", bad)}{(count > bad.Count ? "; …" : "")}"));
+                ? $"all {sums.FeatureChunks.Count} chunks match {StoreFiles.Checksums}"
+                : $"{count} of {sums.FeatureChunks.Count} chunks do not match {StoreFiles.Checksums} (changed or damaged after featurize): {string.Join("; ", bad)}{(count > bad.Count ? "; …" : "")}"));
         }
         else
         {
@@ -128,7 +128,7 @@ public static class StoreVerifier
 
     private static void CheckPreconditioner(FeatureStore store, List<StoreCheck> checks)
     {
-        string path = Path.Combine(store.Directory, PreconditionerBuilder.PreconditionerFile);
+        string path = Path.Combine(store.Directory, StoreFiles.Preconditioner);
         if (!File.Exists(path))
         {
             return;

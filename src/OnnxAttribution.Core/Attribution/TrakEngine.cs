@@ -9,13 +9,8 @@ namespace OnnxAttribution.Core.Attribution;
 /// </summary>
 public static class TrakEngine
 {
-    /// <summary>Per-row diffusion losses written when <see cref="FeaturizeOptions.RecordLosses"/> is set (N×1 float32 .npy).</summary>
-    public const string LossesFile = "losses.npy";
-
     /// <summary>meta.json settings key recording <see cref="FeaturizationPlan.NormalizePairs"/> (value "l2"; absent when off).</summary>
     public const string PairNormalizationSetting = "pairNormalization";
-    /// <summary>With <see cref="FeaturizeOptions.GradientNorms"/>: an N×1 float32 .npy of ‖∇f(xᵢ)‖ (unprojected), beside the features.</summary>
-    public const string NormsFile = "norms.npy";
 
     /// <summary>The store metadata these options produce (the row contents depend on exactly these fields).</summary>
     public static StoreMeta Meta(FeaturizeOptions o, string modelFingerprint, int dim) => new()
@@ -86,8 +81,8 @@ public static class TrakEngine
         using var writer = FeatureStoreWriter.OpenOrCreate(o.OutDirectory, meta);
         SidecarMatrix? Column(bool wanted, string file) =>
             wanted ? SidecarMatrix.OpenOrCreate(Path.Combine(o.OutDirectory, file), writer.FirstRow, writer.RowCount, 1, create: writer.DoneCount == 0) : null;
-        using var losses = Column(o.RecordLosses, LossesFile);
-        using var norms = Column(o.GradientNorms, NormsFile);
+        using var losses = Column(o.RecordLosses, StoreFiles.Losses);
+        using var norms = Column(o.GradientNorms, StoreFiles.Norms);
         var pending = writer.PendingRows;
         long total = writer.RowCount;
         long done = writer.DoneCount;
@@ -133,7 +128,7 @@ public static class TrakEngine
         var store = writer.Complete();
         try
         {
-            StoreChecksums.RecordFiles(store, replace: pending.Count > 0, LossesFile, NormsFile);
+            StoreChecksums.RecordFiles(store, replace: pending.Count > 0, StoreFiles.Losses, StoreFiles.Norms);
             return store;
         }
         catch
@@ -143,17 +138,17 @@ public static class TrakEngine
         }
     }
 
-    /// <summary>The losses of <see cref="LossesFile"/>, one per row held, in row order.</summary>
+    /// <summary>The losses of <see cref="StoreFiles.Losses"/>, one per row held, in row order.</summary>
     /// <exception cref="StoreFormatException">The file is missing or does not fit the store.</exception>
     public static float[] ReadLosses(FeatureStore store)
     {
         ArgumentNullException.ThrowIfNull(store);
-        var path = Path.Combine(store.Directory, LossesFile);
+        var path = Path.Combine(store.Directory, StoreFiles.Losses);
         if (!File.Exists(path))
         {
             throw new StoreFormatException($"{path}: not found; featurize with losses recorded (FeaturizeOptions.RecordLosses)");
         }
-        StoreChecksums.RequireFile(store.Directory, LossesFile, "featurize the store again");
+        StoreChecksums.RequireFile(store.Directory, StoreFiles.Losses, "featurize the store again");
         return SidecarMatrix.ReadAll(path, store.Rows, 1);
     }
 }

@@ -1,5 +1,6 @@
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Gradients;
+using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Store;
@@ -84,9 +85,6 @@ public sealed class TrakModel : IDisposable
     /// <summary>SHA-256 of every model file featurize and queries depend on (<see cref="ModelFilesOf"/>), as recorded in meta.json.</summary>
     public IReadOnlyDictionary<string, string> ModelFiles { get; }
 
-    /// <summary>The name of model.json in a model folder.</summary>
-    private const string MetadataFile = "model.json";
-
     /// <summary>
     /// SHA-256 (lower-case hex) by file name of what featurize and queries read from a model folder: the forward graph (the
     /// gradient graph run is derived from it), vjp.onnx when present (the store's <see cref="StoreMeta.ModelFingerprint"/>),
@@ -99,7 +97,7 @@ public sealed class TrakModel : IDisposable
         var files = new SortedDictionary<string, string>(StringComparer.Ordinal)
         {
             [Path.GetFileName(directory.RequireForward())] = StoreMeta.FingerprintFile(directory.ForwardPath),
-            [MetadataFile] = StoreMeta.FingerprintFile(Path.Combine(directory.Path, MetadataFile)),
+            [ModelMetadata.FileName] = StoreMeta.FingerprintFile(Path.Combine(directory.Path, ModelMetadata.FileName)),
         };
         if (File.Exists(directory.VjpPath))
         {

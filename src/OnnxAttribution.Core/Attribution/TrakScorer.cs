@@ -83,8 +83,8 @@ internal sealed class TrakScorer : IDisposable
         }
         var extractor = model.ExtractorFor(PlanOf(store), projection);
         model.RequireStore(store, extractor);
-        StoreChecksums.RequireFile(storeDirectory, PreconditionerBuilder.PreconditionerFile, "run 'finalize' again");
-        var pre = Preconditioner.Load(Path.Combine(storeDirectory, PreconditionerBuilder.PreconditionerFile), store.Dim, store.Rows, PreconditionerBuilder.StoreFingerprint(storeDirectory));
+        StoreChecksums.RequireFile(storeDirectory, StoreFiles.Preconditioner, "run 'finalize' again");
+        var pre = Preconditioner.Load(Path.Combine(storeDirectory, StoreFiles.Preconditioner), store.Dim, store.Rows, PreconditionerBuilder.StoreFingerprint(storeDirectory));
         return new TrakScorer(store, model, ownsModel, extractor, pre);
     }
 
@@ -173,7 +173,7 @@ internal sealed class TrakScorer : IDisposable
         }
         RequireFinite(x, k, (q, i, v) => new AttributionException(
             $"query {q}: its preconditioned feature {i} is {v}: the query's features are too large for float32 after (ΦᵀΦ + λI)⁻¹, " +
-            $"or {Path.Combine(Store.Directory, PreconditionerBuilder.PreconditionerFile)} is damaged (run 'verify --store {Store.Directory}'); no scores are returned"));
+            $"or {Path.Combine(Store.Directory, StoreFiles.Preconditioner)} is damaged (run 'verify --store {Store.Directory}'); no scores are returned"));
         return x;
     }
 

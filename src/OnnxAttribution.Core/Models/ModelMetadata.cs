@@ -34,6 +34,9 @@ public sealed record CheckpointInfo(int Step, double LearningRate);
 /// </summary>
 public sealed record ModelMetadata
 {
+    /// <summary>The name of the metadata file in a model folder.</summary>
+    public const string FileName = "model.json";
+
     /// <summary>The version of this file's layout; readers refuse versions they do not know.</summary>
     public const int CurrentFormatVersion = 1;
 
@@ -91,7 +94,7 @@ public sealed record ModelMetadata
     public static ModelMetadata Load(string directoryOrFile)
     {
         ArgumentNullException.ThrowIfNull(directoryOrFile);
-        var path = Directory.Exists(directoryOrFile) ? Path.Combine(directoryOrFile, "model.json") : directoryOrFile;
+        var path = Directory.Exists(directoryOrFile) ? Path.Combine(directoryOrFile, FileName) : directoryOrFile;
         if (!File.Exists(path))
         {
             throw new ModelFileException($"model metadata not found: {path} (a model directory holds model.json, forward.onnx and vjp.onnx)");
@@ -132,7 +135,7 @@ public sealed record ModelMetadata
     public void Save(string directory)
     {
         Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, "model.json");
+        var path = Path.Combine(directory, FileName);
         JsonFile.Save(path, this);
     }
 }

@@ -40,7 +40,7 @@ public sealed class ModelDirectory
         var meta = ModelMetadata.Load(full);
         if (!string.Equals(meta.Prediction, "epsilon", StringComparison.Ordinal))
         {
-            throw new ModelFileException($"{System.IO.Path.Combine(full, "model.json")}: field 'prediction' is '{meta.Prediction}'; only 'epsilon' is supported");
+            throw new ModelFileException($"{System.IO.Path.Combine(full, ModelMetadata.FileName)}: field 'prediction' is '{meta.Prediction}'; only 'epsilon' is supported");
         }
         return new ModelDirectory(full, meta);
     }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using OnnxAttribution.Core.Store;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
@@ -72,7 +73,7 @@ public static partial class EvaluationRuns
         {
             throw new SettingException("Stores", "(none)", "a remove-and-retrain check needs one or more method stores on the model to check");
         }
-        var sources = stores.Select(st => StoreSource.TryLoad(st) ?? throw new UserInputException($"{st} has no {StoreSource.FileName}: it does not say which model and data it was built from")).ToList();
+        var sources = stores.Select(st => StoreSource.TryLoad(st) ?? throw new UserInputException($"{st} has no {StoreFiles.Source}: it does not say which model and data it was built from")).ToList();
         var source = sources[0];
         for (int i = 1; i < stores.Length; i++)
         {

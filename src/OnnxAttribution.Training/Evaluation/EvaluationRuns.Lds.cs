@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
@@ -163,7 +164,7 @@ public static partial class EvaluationRuns
             seeds = plan.Where(p => p.Subset == j).Select(p => new { seed = p.SeedIndex, trainingSeed = p.TrainingSeed, directory = Path.GetFileName(p.Directory) }),
             rows = s,
         }).ToList());
-        var missing = plan.Where(m => !File.Exists(Path.Combine(m.Directory, "model.json"))).ToList();
+        var missing = plan.Where(m => !File.Exists(Path.Combine(m.Directory, ModelMetadata.FileName))).ToList();
         var progress = new TrainingProgress(o.Observer, "subset models", Math.Max(1, missing.Count), recipe.Steps);
         SubsetModels.TrainMissing(missing, (i, m) => RecipeTrainer.TrainAndExport(recipe, data, subsets[m.Subset], m.TrainingSeed, $"lds subset {m.Subset} seed {m.SeedIndex}",
             m.RunDirectory, m.Directory, withVjp: false, progress.For(i), cancel), cancel);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Numerics;
 
 namespace OnnxAttribution.Training.Evaluation;
@@ -61,7 +62,7 @@ public static class SubsetModels
         for (int i = 0; i < plan.Count; i++)
         {
             cancel.ThrowIfCancellationRequested();
-            if (!File.Exists(Path.Combine(plan[i].Directory, "model.json")))
+            if (!File.Exists(Path.Combine(plan[i].Directory, ModelMetadata.FileName)))
             {
                 train(i, plan[i]);
                 trained++;

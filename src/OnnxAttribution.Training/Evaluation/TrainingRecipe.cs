@@ -81,7 +81,7 @@ public static class RecipeTrainer
     {
         ArgumentNullException.ThrowIfNull(recipe);
         ArgumentNullException.ThrowIfNull(data);
-        if (File.Exists(Path.Combine(modelDirectory, "model.json")))
+        if (File.Exists(Path.Combine(modelDirectory, ModelMetadata.FileName)))
         {
             return false;
         }
@@ -121,7 +121,7 @@ public static class RecipeTrainer
         for (int step = recipe.KeepCheckpointsEvery; step <= recipe.Steps; step += recipe.KeepCheckpointsEvery)
         {
             var dir = Path.Combine(modelDirectory, "checkpoints", $"step-{step:D6}");
-            if (!File.Exists(Path.Combine(dir, "model.json")))
+            if (!File.Exists(Path.Combine(dir, ModelMetadata.FileName)))
             {
                 ModelExport.ExportStep(runDirectory, step, dir, $"step-{step}");
             }

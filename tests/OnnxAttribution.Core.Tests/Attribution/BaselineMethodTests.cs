@@ -2,6 +2,7 @@ using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 
@@ -139,7 +140,7 @@ public sealed class BaselineMethodTests : TempDirectoryTest
     public void Open_StoreWithoutMethodJson_SaysItIsIncomplete()
     {
         var dir = Build(new RandomMethod());
-        File.Delete(Path.Combine(dir, MethodManifest.FileName));
+        File.Delete(Path.Combine(dir, StoreFiles.Method));
         Assert.That(() => new RandomMethod().Open(dir, "no-model", SessionSettings.Default), Throws.TypeOf<UserInputException>().With.Message.Contains("not complete"));
     }
 }

@@ -95,7 +95,7 @@ public sealed class DualKernelTests : TempDirectoryTest
 
         PreconditionerBuilder.Finalize(dir, 1e-2, form: KernelForm.Dual);
 
-        var path = Path.Combine(dir, PreconditionerBuilder.PreconditionerFile);
+        var path = Path.Combine(dir, StoreFiles.Preconditioner);
         Assert.That(new FileInfo(path).Length, Is.EqualTo(Preconditioner.FileLength(12)));
         var report = StoreVerifier.Verify(dir);
         Assert.That(report.Ok, Is.True, string.Join("; ", report.Checks.Where(c => !c.Ok).Select(c => c.Detail)));

@@ -1,4 +1,5 @@
 using OnnxAttribution.Core.Attribution.Ensembles;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 
@@ -103,7 +104,7 @@ public sealed class EnsembleDesignTests : TempDirectoryTest
         var design = EnsembleDesign.Create(4, 4, 2, GroupingKind.Contiguous, 0, 0, 0, "abc");
         (design with { Encoding = ["1100", "1011"] }).Save(TempDir);
         Assert.That(() => EnsembleDesign.Load(TempDir), Throws.TypeOf<UserInputException>()
-            .With.Message.Contains("'encoding'").And.Message.Contains("group 0").And.Message.Contains(EnsembleDesign.FileName));
+            .With.Message.Contains("'encoding'").And.Message.Contains("group 0").And.Message.Contains(StoreFiles.Ensemble));
     }
 
     [Test]

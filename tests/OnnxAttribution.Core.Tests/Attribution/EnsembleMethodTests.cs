@@ -4,6 +4,7 @@ using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
 using OnnxAttribution.Core.Tests.Runtime;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
@@ -150,7 +151,7 @@ public sealed class EnsembleMethodTests : TempDirectoryTest
     public void Open_WithoutMethodJson_SaysIncompleteAndRerun()
     {
         var dir = WriteEnsemble([0.5f, 0.5f, 0.5f, 0.5f], new EnsembleScoring([10], 1, 0, 4));
-        File.Delete(Path.Combine(dir, MethodManifest.FileName));
+        File.Delete(Path.Combine(dir, StoreFiles.Method));
         Assert.That(() => EnsembleScorer.Open(dir, SessionSettings.Default), Throws.TypeOf<UserInputException>().With.Message.Contains("not complete"));
     }
 

@@ -1,4 +1,5 @@
 using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 
@@ -16,7 +17,7 @@ public sealed class StoreSourceTests : TempDirectoryTest
 
         new StoreSource(model, images, "0:4", 16).Save(store);
 
-        var text = File.ReadAllText(Path.Combine(store, StoreSource.FileName));
+        var text = File.ReadAllText(Path.Combine(store, StoreFiles.Source));
         Assert.That(text, Does.Contain("\"../../models/m\"").And.Contain("\"../../data/pngs\"").And.Not.Contain(TempDir));
         var loaded = StoreSource.TryLoad(store)!;
         Assert.That((loaded.ModelDirectory, loaded.Data, loaded.Subset), Is.EqualTo((model, images, "0:4")));
@@ -37,7 +38,7 @@ public sealed class StoreSourceTests : TempDirectoryTest
     {
         var store = Path.Combine(TempDir, "s");
         Directory.CreateDirectory(store);
-        File.WriteAllText(Path.Combine(store, StoreSource.FileName),
+        File.WriteAllText(Path.Combine(store, StoreFiles.Source),
             "{ \"modelDirectory\": \"models/fm16\", \"data\": \"embedded\", \"subset\": \"0:10\", \"imageSize\": 16 }");
 
         var loaded = StoreSource.TryLoad(store)!;

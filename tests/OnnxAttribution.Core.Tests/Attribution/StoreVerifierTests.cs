@@ -11,7 +11,7 @@ public sealed class StoreVerifierTests : TempDirectoryTest
 
     private string Store => Path.Combine(TempDir, "s");
 
-    private string PreconditionerPath => Path.Combine(Store, PreconditionerBuilder.PreconditionerFile);
+    private string PreconditionerPath => Path.Combine(Store, StoreFiles.Preconditioner);
 
     [SetUp]
     public void MakeFinalizedStore()
@@ -34,8 +34,8 @@ public sealed class StoreVerifierTests : TempDirectoryTest
     public void Finalize_RecordsThePreconditionersChecksum()
     {
         var sums = StoreChecksums.TryLoad(Store)!;
-        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, PreconditionerBuilder.PreconditionerFile }));
-        Assert.That(sums.Files[PreconditionerBuilder.PreconditionerFile], Is.EqualTo(StoreChecksums.OfFile(PreconditionerPath)));
+        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, StoreFiles.Preconditioner }));
+        Assert.That(sums.Files[StoreFiles.Preconditioner], Is.EqualTo(StoreChecksums.OfFile(PreconditionerPath)));
         Assert.That(StoreVerifier.Verify(Store).Ok, Is.True);
     }
 
@@ -68,7 +68,7 @@ public sealed class StoreVerifierTests : TempDirectoryTest
     {
         PoisonFactor(1, 0);
 
-        var e = Assert.Throws<StoreFormatException>(() => StoreChecksums.RequireFile(Store, PreconditionerBuilder.PreconditionerFile, "run 'finalize' again"))!;
+        var e = Assert.Throws<StoreFormatException>(() => StoreChecksums.RequireFile(Store, StoreFiles.Preconditioner, "run 'finalize' again"))!;
 
         Assert.That(e.Message, Does.StartWith(PreconditionerPath).And.Contain("does not match its checksum").And.Contain("run 'finalize' again"));
     }
@@ -87,14 +87,14 @@ public sealed class StoreVerifierTests : TempDirectoryTest
     [Test]
     public void Finalize_StoreMadeBeforeChecksums_RecordsFeaturesAndPreconditioner()
     {
-        File.Delete(Path.Combine(Store, StoreChecksums.FileName));
+        File.Delete(Path.Combine(Store, StoreFiles.Checksums));
         File.WriteAllText(Path.Combine(Store, StoreFiles.Meta), StoreTestData.Meta(N, Dim).ToJson());
 
         PreconditionerBuilder.Finalize(Store, 1e-2);
 
         var sums = StoreChecksums.TryLoad(Store)!;
         Assert.That(sums.FeatureChunks, Has.Count.EqualTo(1));
-        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, PreconditionerBuilder.PreconditionerFile }));
+        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, StoreFiles.Preconditioner }));
         Assert.That(StoreVerifier.Verify(Store).Ok, Is.True);
     }
 

@@ -62,9 +62,9 @@ public sealed class StoreChecksumsTests : TempDirectoryTest
         }).ToList();
         FeatureStoreMerge.Merge(shards, Dir("merged")).Dispose();
 
-        string whole = File.ReadAllText(Path.Combine(Dir("whole"), StoreChecksums.FileName));
-        Assert.That(File.ReadAllText(Path.Combine(Dir("resumed"), StoreChecksums.FileName)), Is.EqualTo(whole));
-        Assert.That(File.ReadAllText(Path.Combine(Dir("merged"), StoreChecksums.FileName)), Is.EqualTo(whole));
+        string whole = File.ReadAllText(Path.Combine(Dir("whole"), StoreFiles.Checksums));
+        Assert.That(File.ReadAllText(Path.Combine(Dir("resumed"), StoreFiles.Checksums)), Is.EqualTo(whole));
+        Assert.That(File.ReadAllText(Path.Combine(Dir("merged"), StoreFiles.Checksums)), Is.EqualTo(whole));
     }
 
     [Test]
@@ -128,7 +128,7 @@ public sealed class StoreChecksumsTests : TempDirectoryTest
     {
         StoreTestData.WriteAll(Dir("s"), StoreTestData.Meta(37, 13)).Dispose();
         // What an older writer left: no checksums.json, no 'checksums' field.
-        File.Delete(Path.Combine(Dir("s"), StoreChecksums.FileName));
+        File.Delete(Path.Combine(Dir("s"), StoreFiles.Checksums));
         File.WriteAllText(Path.Combine(Dir("s"), StoreFiles.Meta), StoreTestData.Meta(37, 13).ToJson());
 
         using (FeatureStore.Open(Dir("s")))
@@ -137,18 +137,18 @@ public sealed class StoreChecksumsTests : TempDirectoryTest
         var result = StoreVerifier.Verify(Dir("s"));
 
         Assert.That(result.Ok, Is.True);
-        Assert.That(result.Checks.Single(c => c.File.EndsWith(StoreChecksums.FileName, StringComparison.Ordinal)).Detail, Does.Contain("made before checksums"));
+        Assert.That(result.Checks.Single(c => c.File.EndsWith(StoreFiles.Checksums, StringComparison.Ordinal)).Detail, Does.Contain("made before checksums"));
     }
 
     [Test]
     public void Open_ChecksumsFileDeletedFromANewStore_ThrowsNamingIt()
     {
         StoreTestData.WriteAll(Dir("s"), StoreTestData.Meta(37, 13)).Dispose();
-        File.Delete(Path.Combine(Dir("s"), StoreChecksums.FileName));
+        File.Delete(Path.Combine(Dir("s"), StoreFiles.Checksums));
 
         var e = Assert.Throws<StoreFormatException>(() => FeatureStore.Open(Dir("s")))!;
 
-        Assert.That(e.Message, Does.StartWith(Path.Combine(Dir("s"), StoreChecksums.FileName)).And.Contain("'checksums'"));
+        Assert.That(e.Message, Does.StartWith(Path.Combine(Dir("s"), StoreFiles.Checksums)).And.Contain("'checksums'"));
     }
 
     [TestCase("{", "not a valid checksums.json")]
@@ -164,7 +164,7 @@ public sealed class StoreChecksumsTests : TempDirectoryTest
     public void Open_MalformedChecksumsFile_ThrowsNamingFileAndField(string json, string expected)
     {
         StoreTestData.WriteAll(Dir("s"), StoreTestData.Meta(37, 13)).Dispose();
-        string path = Path.Combine(Dir("s"), StoreChecksums.FileName);
+        string path = Path.Combine(Dir("s"), StoreFiles.Checksums);
         File.WriteAllText(path, json);
         var before = Directory.GetFiles(Dir("s")).Order().Select(File.ReadAllBytes).ToList();
 
@@ -190,7 +190,7 @@ public sealed class StoreChecksumsTests : TempDirectoryTest
     public void Json_WrittenFile_HasTheDocumentedFields()
     {
         StoreTestData.WriteAll(Dir("s"), StoreTestData.Meta(37, 13)).Dispose();
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(Dir("s"), StoreChecksums.FileName)));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(Dir("s"), StoreFiles.Checksums)));
         var root = doc.RootElement;
         Assert.That(root.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "formatVersion", "algorithm", "chunkRows", "rows", "featureChunks", "files" }));
         Assert.That(root.GetProperty("featureChunks")[0].GetString(), Has.Length.EqualTo(16));

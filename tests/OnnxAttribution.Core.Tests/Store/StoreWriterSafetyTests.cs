@@ -19,7 +19,7 @@ public sealed class StoreWriterSafetyTests : TempDirectoryTest
 
         var e = Assert.Throws<StoreLockedException>(() => FeatureStoreWriter.OpenOrCreate(Dir("s"), meta));
 
-        Assert.That(e!.Message, Does.Contain(Dir("s")).And.Contain($"pid {Environment.ProcessId}").And.Contain(Environment.MachineName).And.Contain(StoreLock.FileName));
+        Assert.That(e!.Message, Does.Contain(Dir("s")).And.Contain($"pid {Environment.ProcessId}").And.Contain(Environment.MachineName).And.Contain(StoreFiles.WriterLock));
     }
 
     [Test]
@@ -30,7 +30,7 @@ public sealed class StoreWriterSafetyTests : TempDirectoryTest
             Assert.Ignore("needs util-linux flock(1) to hold the lock from another process");
         }
         Directory.CreateDirectory(Dir("s"));
-        var lockPath = Path.Combine(Dir("s"), StoreLock.FileName);
+        var lockPath = Path.Combine(Dir("s"), StoreFiles.WriterLock);
         using var other = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("/usr/bin/flock", [lockPath, "sleep", "60"]))!;
         try
         {
@@ -89,8 +89,8 @@ public sealed class StoreWriterSafetyTests : TempDirectoryTest
         }
 
         // The empty lock file is left behind (as after a kill), the holder's record is not; the next writer is not blocked.
-        Assert.That(new FileInfo(Path.Combine(Dir("s"), StoreLock.FileName)).Length, Is.Zero);
-        Assert.That(File.Exists(Path.Combine(Dir("s"), StoreLock.HolderFileName)), Is.False);
+        Assert.That(new FileInfo(Path.Combine(Dir("s"), StoreFiles.WriterLock)).Length, Is.Zero);
+        Assert.That(File.Exists(Path.Combine(Dir("s"), StoreFiles.WriterLockHolder)), Is.False);
         using var second = FeatureStoreWriter.OpenOrCreate(Dir("s"), meta);
         Assert.That(second.DoneCount, Is.EqualTo(3));
     }
@@ -120,7 +120,7 @@ public sealed class StoreWriterSafetyTests : TempDirectoryTest
         var e = Assert.Throws<StoreLockedException>(() => PreconditionerBuilder.Finalize(Dir("s"), 1e-3));
 
         Assert.That(e!.Message, Does.Contain("featurize"));
-        Assert.That(Directory.GetFiles(Dir("s")).Select(Path.GetFileName), Has.None.StartsWith(PreconditionerBuilder.PreconditionerFile));
+        Assert.That(Directory.GetFiles(Dir("s")).Select(Path.GetFileName), Has.None.StartsWith(StoreFiles.Preconditioner));
     }
 
     [Test]
@@ -154,7 +154,7 @@ public sealed class StoreWriterSafetyTests : TempDirectoryTest
         var e = Assert.Throws<StoreFormatException>(() => PreconditionerBuilder.Finalize(Dir("s"), 1e-3));
 
         Assert.That(e!.Message, Does.Contain("row 7").And.Contain("NaN").And.Contain("column 2").And.Not.Contain("damping"));
-        Assert.That(Directory.GetFiles(Dir("s")).Select(Path.GetFileName), Has.None.StartsWith(PreconditionerBuilder.PreconditionerFile));
+        Assert.That(Directory.GetFiles(Dir("s")).Select(Path.GetFileName), Has.None.StartsWith(StoreFiles.Preconditioner));
     }
 
     [TestCase(-1.0)]

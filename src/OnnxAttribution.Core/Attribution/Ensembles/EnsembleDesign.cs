@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Numerics;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution.Ensembles;
 
@@ -29,9 +30,6 @@ public enum GroupingKind
 /// </remarks>
 public sealed record EnsembleDesign
 {
-    /// <summary>The file name in the ensemble folder.</summary>
-    public const string FileName = "ensemble.json";
-
     /// <summary>Format of ensemble.json; readers refuse newer ones.</summary>
     public int Version { get; init; } = 1;
 
@@ -215,7 +213,7 @@ public sealed record EnsembleDesign
     public void Save(string directory)
     {
         Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, FileName);
+        var path = Path.Combine(directory, StoreFiles.Ensemble);
         JsonFile.Save(path, this);
     }
 
@@ -223,7 +221,7 @@ public sealed record EnsembleDesign
     /// <exception cref="UserInputException">The file is not valid or its fields do not fit together.</exception>
     public static EnsembleDesign? TryLoad(string directory)
     {
-        var path = Path.Combine(directory, FileName);
+        var path = Path.Combine(directory, StoreFiles.Ensemble);
         if (!File.Exists(path))
         {
             return null;
@@ -248,7 +246,7 @@ public sealed record EnsembleDesign
     /// <summary>Reads and checks <c>ensemble.json</c>.</summary>
     /// <exception cref="UserInputException">It is missing, not valid, or its fields do not fit together.</exception>
     public static EnsembleDesign Load(string directory) =>
-        TryLoad(directory) ?? throw new UserInputException($"{Path.Combine(directory, FileName)} not found: not an ensemble folder (train one with 'train-ensemble')");
+        TryLoad(directory) ?? throw new UserInputException($"{Path.Combine(directory, StoreFiles.Ensemble)} not found: not an ensemble folder (train one with 'train-ensemble')");
 
     /// <summary>The first top-level field in which this design differs from <paramref name="other"/>, or null when they are equal.</summary>
     public string? FirstDifference(EnsembleDesign other)

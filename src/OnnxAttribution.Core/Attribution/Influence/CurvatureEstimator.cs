@@ -50,11 +50,6 @@ internal sealed record CurvatureOptions
 /// </summary>
 internal static class CurvatureEstimator
 {
-    /// <summary>The curvature file in the store folder (<see cref="KroneckerCurvature"/>).</summary>
-    public const string FileName = "kfac.bin";
-    /// <summary>The running sums of an unfinished pass, in the store folder; deleted when the pass ends.</summary>
-    public const string PartialFileName = "kfac.partial";
-
     private const string PartialMagic = "OAKFACP1";
 
     /// <summary>
@@ -95,7 +90,7 @@ internal static class CurvatureEstimator
         var shapes = LayerGradients.Shapes(source);
         var fingerprint = Fingerprint(model.Fingerprint, o.Data.Fingerprint, o.Data.Count, o.Plan, o.FisherSeed, shapes);
         Directory.CreateDirectory(o.OutDirectory);
-        var path = Path.Combine(o.OutDirectory, FileName);
+        var path = Path.Combine(o.OutDirectory, StoreFiles.Kfac);
         KroneckerCurvature? curvature = null;
         if (File.Exists(path))
         {
@@ -115,7 +110,7 @@ internal static class CurvatureEstimator
             Pass(o, source, shapes, fingerprint, 1, factors, "curvature", progress, cancel);
             curvature = factors.Decompose(fingerprint, progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("eigenbases", p.Done, p.Total))));
             curvature.Save(path);
-            File.Delete(Path.Combine(o.OutDirectory, PartialFileName));
+            File.Delete(Path.Combine(o.OutDirectory, StoreFiles.KfacPartial));
         }
         if (o.Kind == CurvatureKind.Ekfac && curvature.Kind == CurvatureKind.Kfac)
         {
@@ -123,7 +118,7 @@ internal static class CurvatureEstimator
             Pass(o, source, shapes, fingerprint, 2, eigenvalues, "eigenvalues", progress, cancel);
             curvature = eigenvalues.Refit();
             curvature.Save(path);
-            File.Delete(Path.Combine(o.OutDirectory, PartialFileName));
+            File.Delete(Path.Combine(o.OutDirectory, StoreFiles.KfacPartial));
         }
         return curvature;
     }
@@ -132,7 +127,7 @@ internal static class CurvatureEstimator
     private static void Pass(CurvatureOptions o, GradientSource source, IReadOnlyList<KroneckerLayerShape> shapes, byte[] fingerprint, int stage,
         CurvatureAccumulator accumulator, string label, IProgress<MethodProgress>? progress, CancellationToken cancel)
     {
-        var partial = Path.Combine(o.OutDirectory, PartialFileName);
+        var partial = Path.Combine(o.OutDirectory, StoreFiles.KfacPartial);
         long rows = o.Data.Count;
         long done = TryResume(partial, fingerprint, stage, accumulator);
         progress?.Report(new MethodProgress(label, done, rows));

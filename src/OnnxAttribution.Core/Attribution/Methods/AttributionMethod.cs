@@ -147,9 +147,6 @@ public interface IDampedMethod : IAttributionMethod
 /// </summary>
 public sealed record MethodManifest(string Method, JsonObject Settings)
 {
-    /// <summary>The file name in the store folder.</summary>
-    public const string FileName = "method.json";
-
     /// <summary>Format of method.json; readers refuse newer ones.</summary>
     public int Version { get; init; } = 1;
 
@@ -157,7 +154,7 @@ public sealed record MethodManifest(string Method, JsonObject Settings)
     public void Save(string directory)
     {
         Directory.CreateDirectory(directory);
-        var path = Path.Combine(directory, FileName);
+        var path = Path.Combine(directory, StoreFiles.Method);
         JsonFile.Save(path, this);
     }
 
@@ -165,7 +162,7 @@ public sealed record MethodManifest(string Method, JsonObject Settings)
     /// <exception cref="UserInputException">The file is not valid.</exception>
     public static MethodManifest? TryLoad(string directory)
     {
-        var path = Path.Combine(directory, FileName);
+        var path = Path.Combine(directory, StoreFiles.Method);
         if (!File.Exists(path))
         {
             return null;
@@ -195,10 +192,10 @@ public sealed record MethodManifest(string Method, JsonObject Settings)
     public static MethodManifest Require(string directory, string method)
     {
         var manifest = TryLoad(directory)
-            ?? throw new UserInputException($"{Path.Combine(directory, FileName)} not found: the {method} store is not complete; run 'featurize --method {method}' again to finish it");
+            ?? throw new UserInputException($"{Path.Combine(directory, StoreFiles.Method)} not found: the {method} store is not complete; run 'featurize --method {method}' again to finish it");
         if (!string.Equals(manifest.Method, method, StringComparison.OrdinalIgnoreCase))
         {
-            throw new UserInputException($"{Path.Combine(directory, FileName)}: field 'method' is '{manifest.Method}', expected '{method}'");
+            throw new UserInputException($"{Path.Combine(directory, StoreFiles.Method)}: field 'method' is '{manifest.Method}', expected '{method}'");
         }
         return manifest;
     }
@@ -213,7 +210,7 @@ public sealed record MethodManifest(string Method, JsonObject Settings)
         }
         catch (JsonException e)
         {
-            throw new UserInputException($"{Path.Combine(directory, FileName)}: field 'settings' does not fit method {Method} ({e.Message})", e);
+            throw new UserInputException($"{Path.Combine(directory, StoreFiles.Method)}: field 'settings' does not fit method {Method} ({e.Message})", e);
         }
     }
 

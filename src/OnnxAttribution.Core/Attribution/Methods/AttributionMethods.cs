@@ -45,7 +45,7 @@ public static class AttributionMethods
             using var store = FeatureStore.Open(storeDirectory);
             return Find(store.Meta.Method);
         }
-        throw new UserInputException($"{storeDirectory}: neither {MethodManifest.FileName} nor {StoreFiles.Meta}: not a method store (build one with 'featurize --method …')");
+        throw new UserInputException($"{storeDirectory}: neither {StoreFiles.Method} nor {StoreFiles.Meta}: not a method store (build one with 'featurize --method …')");
     }
 
     /// <summary>Opens a method store with its scorer.</summary>
@@ -56,7 +56,7 @@ public static class AttributionMethods
     {
         var method = MethodOf(storeDirectory);
         var model = modelDirectory ?? StoreSource.TryLoad(storeDirectory)?.ModelDirectory
-            ?? throw new UserInputException($"{storeDirectory} has no {StoreSource.FileName}: pass the model folder");
+            ?? throw new UserInputException($"{storeDirectory} has no {StoreFiles.Source}: pass the model folder");
         return method.Open(storeDirectory, model, session ?? SessionSettings.Default);
     }
 }

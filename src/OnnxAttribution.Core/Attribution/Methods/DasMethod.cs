@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 
@@ -13,7 +14,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// <remarks>
 /// <para>The store is a TRAK feature store (<see cref="TrakEngine"/>, meta.json records the mean-output measurement and the
 /// per-pair normalisation) with <c>preconditioner.bin</c>, <c>losses.npy</c> (Lᵢ, written with the features from the same
-/// forward passes) and <see cref="ResidualsFile"/> (rᵢ).</para>
+/// forward passes) and <see cref="StoreFiles.Residuals"/> (rᵢ).</para>
 /// <para>Where this differs from the paper's DAS formula, and why:</para>
 /// <list type="bullet">
 /// <item><description>The paper compares outputs directly: the Newton-step prediction of how the whole output
@@ -38,9 +39,6 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// </remarks>
 internal sealed class DasMethod : IDampedMethod
 {
-    /// <summary>rᵢ, one per training row (N×1 float32 .npy).</summary>
-    public const string ResidualsFile = "residuals.npy";
-
     /// <inheritdoc/>
     public string Name => "das";
 
@@ -72,10 +70,10 @@ internal sealed class DasMethod : IDampedMethod
         float[] residuals;
         using (var store = TrakEngine.Featurize(options, MethodProgress.Of(request.Progress, "featurize"), cancel))
         {
-            residuals = Residuals(TrakEngine.ReadLosses(store), Path.Combine(request.OutDirectory, TrakEngine.LossesFile));
+            residuals = Residuals(TrakEngine.ReadLosses(store), Path.Combine(request.OutDirectory, StoreFiles.Losses));
         }
         request.Source.Save(request.OutDirectory);
-        string residualsSha256 = RowColumn.Write(request.OutDirectory, ResidualsFile, residuals);
+        string residualsSha256 = RowColumn.Write(request.OutDirectory, StoreFiles.Residuals, residuals);
         double damping = ((IDampedMethod)this).DampingOf(request.Settings);
         PreconditionerBuilder.Finalize(request.OutDirectory, damping, MethodProgress.Of(request.Progress, "finalize"));
         MethodManifest.Of(Name, new DasSettings(Measurement.StoreName(options.Plan.Measurement), damping, residualsSha256))
@@ -111,7 +109,7 @@ internal sealed class DasMethod : IDampedMethod
         var trak = TrakScorer.Open(storeDirectory, modelDirectory, session);
         try
         {
-            return new Scorer(trak, RowColumn.Read(storeDirectory, ResidualsFile, trak.Store.Rows, settings.ResidualsSha256));
+            return new Scorer(trak, RowColumn.Read(storeDirectory, StoreFiles.Residuals, trak.Store.Rows, settings.ResidualsSha256));
         }
         catch
         {

@@ -2,6 +2,7 @@ using System.Text.Json.Serialization;
 using OnnxAttribution.Core.Attribution.Ensembles;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 
@@ -154,16 +155,16 @@ internal sealed class EnsembleScorer : IAttributionScorer
     {
         ArgumentNullException.ThrowIfNull(storeDirectory);
         var manifest = MethodManifest.TryLoad(storeDirectory)
-            ?? throw new UserInputException($"{storeDirectory}: no {MethodManifest.FileName}: the ensemble is not complete (rerun the same 'train-ensemble' command to finish it)");
+            ?? throw new UserInputException($"{storeDirectory}: no {StoreFiles.Method}: the ensemble is not complete (rerun the same 'train-ensemble' command to finish it)");
         if (manifest.Method != EnsembleMethod.MethodName)
         {
-            throw new UserInputException($"{Path.Combine(storeDirectory, MethodManifest.FileName)}: field 'method' is '{manifest.Method}', not 'ensemble'");
+            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: field 'method' is '{manifest.Method}', not 'ensemble'");
         }
         var scoring = manifest.SettingsAs<EnsembleScoring>(storeDirectory);
         var design = EnsembleDesign.Load(storeDirectory);
         if (scoring.Members != design.Members)
         {
-            throw new UserInputException($"{Path.Combine(storeDirectory, MethodManifest.FileName)}: field 'settings.members' is {scoring.Members}; {EnsembleDesign.FileName} has {design.Members}");
+            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: field 'settings.members' is {scoring.Members}; {StoreFiles.Ensemble} has {design.Members}");
         }
         var members = new List<OnnxDenoiser>();
         var schedules = new NoiseSchedule[design.Members];

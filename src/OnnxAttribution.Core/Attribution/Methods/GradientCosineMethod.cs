@@ -9,15 +9,12 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// gradient of the diffusion loss averaged over the plan's timesteps (the TRAK features, no preconditioner).
 /// </summary>
 /// <remarks>
-/// The store is a TRAK feature store plus <see cref="NormsFile"/>, the row norms ‖φᵢ‖ (computed in float64 at build), so a query
+/// The store is a TRAK feature store plus <see cref="StoreFiles.Norms"/>, the row norms ‖φᵢ‖ (computed in float64 at build), so a query
 /// is one scan of the unnormalised rows with φ_q/‖φ_q‖ and a division per row. The projection keeps cosines to within the
 /// usual Johnson–Lindenstrauss distortion of the unprojected gradients'. A row or query with a zero feature scores 0.
 /// </remarks>
 internal sealed class GradientCosineMethod : IAttributionMethod
 {
-    /// <summary>‖φᵢ‖, one per training row (N×1 float32 .npy).</summary>
-    public const string NormsFile = "norms.npy";
-
     /// <inheritdoc/>
     public string Name => "gradient-cosine";
 
@@ -35,7 +32,7 @@ internal sealed class GradientCosineMethod : IAttributionMethod
             norms = RowNorms(store, MethodProgress.Of(request.Progress, "norms"));
         }
         request.Source.Save(request.OutDirectory);
-        string normsSha256 = RowColumn.Write(request.OutDirectory, NormsFile, norms);
+        string normsSha256 = RowColumn.Write(request.OutDirectory, StoreFiles.Norms, norms);
         MethodManifest.Of(Name, new CosineSettings(Measurement.StoreName(options.Plan.Measurement), normsSha256)).Save(request.OutDirectory);
     }
 
@@ -71,7 +68,7 @@ internal sealed class GradientCosineMethod : IAttributionMethod
         try
         {
             model = TrakModel.ForStore(store, modelDirectory, session);
-            return new Scorer(store, model, RowColumn.Read(storeDirectory, NormsFile, store.Rows, settings.NormsSha256));
+            return new Scorer(store, model, RowColumn.Read(storeDirectory, StoreFiles.Norms, store.Rows, settings.NormsSha256));
         }
         catch
         {

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 
@@ -118,7 +119,7 @@ public sealed class JourneyTrakMethod : IDampedMethod
 
     /// <summary>Whether a step's preconditioner.bin is written, whole, for these features with this damping (read from its header).</summary>
     private static bool IsFinalized(string directory, int dim, long rows, double damping) =>
-        Preconditioner.IsComplete(Path.Combine(directory, PreconditionerBuilder.PreconditionerFile), dim, rows, PreconditionerBuilder.StoreFingerprint(directory), damping);
+        Preconditioner.IsComplete(Path.Combine(directory, StoreFiles.Preconditioner), dim, rows, PreconditionerBuilder.StoreFingerprint(directory), damping);
 
     /// <summary>Finalizes every step's features anew with <paramref name="relativeDamping"/> (<see cref="PreconditionerBuilder.Redamp"/>).</summary>
     public void Redamp(string storeDirectory, double relativeDamping, GramCache grams)
@@ -136,12 +137,12 @@ public sealed class JourneyTrakMethod : IDampedMethod
         var settings = manifest.SettingsAs<JourneyStoreSettings>(storeDirectory);
         if (settings.Steps is not { Length: > 0 })
         {
-            throw new UserInputException($"{Path.Combine(storeDirectory, MethodManifest.FileName)}: field 'settings.steps' is empty");
+            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: field 'settings.steps' is empty");
         }
         var schedule = ModelDirectory.Open(modelDirectory).CreateSchedule();
         if (schedule.Timesteps != settings.TrainTimesteps)
         {
-            throw new UserInputException($"{Path.Combine(storeDirectory, MethodManifest.FileName)}: field 'settings.trainTimesteps' is {settings.TrainTimesteps}; the model {modelDirectory} has T = {schedule.Timesteps}");
+            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: field 'settings.trainTimesteps' is {settings.TrainTimesteps}; the model {modelDirectory} has T = {schedule.Timesteps}");
         }
         var folders = settings.Steps.Select(t => Path.Combine(storeDirectory, StepFolder(t, settings.TrainTimesteps))).ToArray();
         TrakModel? model = null;

@@ -112,7 +112,7 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
         var settings = manifest.SettingsAs<KfacSettings>(storeDirectory);
         if (!Enum.TryParse<MeasurementKind>(settings.Measurement, ignoreCase: true, out var measurement) || !(settings.Damping > 0))
         {
-            throw new UserInputException($"{Path.Combine(storeDirectory, MethodManifest.FileName)}: settings measurement '{settings.Measurement}', damping {settings.Damping}; expected loss or square and a positive damping");
+            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: settings measurement '{settings.Measurement}', damping {settings.Damping}; expected loss or square and a positive damping");
         }
         var store = FeatureStore.Open(storeDirectory);
         TrakModel? model = null;
@@ -125,7 +125,7 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
             {
                 throw new AttributionException($"{storeDirectory}: meta.json says projector '{store.Meta.Projector.Kind}'; a {Name} store is featurized with the factored projector");
             }
-            var path = Path.Combine(storeDirectory, CurvatureEstimator.FileName);
+            var path = Path.Combine(storeDirectory, StoreFiles.Kfac);
             var curvature = KroneckerCurvature.Load(path);
             var shapes = LayerGradients.Shapes(model.Extractor.Source);
             var expected = CurvatureEstimator.Fingerprint(store.Meta.ModelFingerprint, store.Meta.DatasetFingerprint, store.Meta.Rows, training, settings.FisherSeed, shapes);

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 
@@ -45,11 +46,11 @@ internal sealed class PixelMethod : IAttributionMethod
     {
         var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<PixelSettings>(storeDirectory);
         var source = StoreSource.TryLoad(storeDirectory)
-            ?? throw new UserInputException($"{Path.Combine(storeDirectory, StoreSource.FileName)} not found: the pixel baseline reads the training images it names");
+            ?? throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Source)} not found: the pixel baseline reads the training images it names");
         var data = source.LoadData();
         if (data.Count != settings.Rows || data.Fingerprint != settings.DatasetFingerprint)
         {
-            throw new UserInputException($"{Path.Combine(storeDirectory, StoreSource.FileName)}: data '{source.Data}' subset '{source.Subset}' now gives {data.Count} images with fingerprint {data.Fingerprint[..12]}…; the store was built on {settings.Rows} with {settings.DatasetFingerprint[..Math.Min(12, settings.DatasetFingerprint.Length)]}…; build it again");
+            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Source)}: data '{source.Data}' subset '{source.Subset}' now gives {data.Count} images with fingerprint {data.Fingerprint[..12]}…; the store was built on {settings.Rows} with {settings.DatasetFingerprint[..Math.Min(12, settings.DatasetFingerprint.Length)]}…; build it again");
         }
         return new Scorer(settings.Metric, data);
     }

@@ -91,7 +91,7 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
             var m = dir.Metadata;
             if (m.Channels != model.Metadata.Channels || m.ImageSize != model.Metadata.ImageSize || m.Schedule != model.Metadata.Schedule)
             {
-                throw new ModelFileException($"{Path.Combine(dir.Path, "model.json")}: images {m.Channels}×{m.ImageSize}² and schedule {m.Schedule} differ from the model's ({model.Metadata.Channels}×{model.Metadata.ImageSize}², {model.Metadata.Schedule}) in {model.Path}");
+                throw new ModelFileException($"{Path.Combine(dir.Path, ModelMetadata.FileName)}: images {m.Channels}×{m.ImageSize}² and schedule {m.Schedule} differ from the model's ({model.Metadata.Channels}×{model.Metadata.ImageSize}², {model.Metadata.Schedule}) in {model.Path}");
             }
         }
         var projection = new ProjectionSettings(ProjectorKind.Dense, s.Distribution, s.Dim, s.ProjectionSeed);
@@ -142,10 +142,10 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
         {
             var dir = ModelDirectory.Open(p);
             var info = dir.Metadata.Checkpoint
-                ?? throw new ModelFileException($"{Path.Combine(dir.Path, "model.json")}: field 'checkpoint' (step and learning rate) is missing: export the checkpoint with 'export --step S'");
+                ?? throw new ModelFileException($"{Path.Combine(dir.Path, ModelMetadata.FileName)}: field 'checkpoint' (step and learning rate) is missing: export the checkpoint with 'export --step S'");
             if (!(info.LearningRate > 0) || info.Step < 0)
             {
-                throw new ModelFileException($"{Path.Combine(dir.Path, "model.json")}: field 'checkpoint': expected step ≥ 0 and learningRate > 0, found {info.Step} and {info.LearningRate}");
+                throw new ModelFileException($"{Path.Combine(dir.Path, ModelMetadata.FileName)}: field 'checkpoint': expected step ≥ 0 and learningRate > 0, found {info.Step} and {info.LearningRate}");
             }
             return (p, dir, info);
         }).ToList();
@@ -160,7 +160,7 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
         var settings = manifest.SettingsAs<TracInSettings>(storeDirectory);
         if (settings.Checkpoints is not { Count: > 0 })
         {
-            throw new UserInputException($"{Path.Combine(storeDirectory, MethodManifest.FileName)}: field 'settings.checkpoints' is empty");
+            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: field 'settings.checkpoints' is empty");
         }
         var parts = new List<CheckpointScorer>();
         try
@@ -212,7 +212,7 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
                 float[]? norms = null;
                 if (renormalize)
                 {
-                    norms = SidecarMatrix.ReadAll(Path.Combine(directory, TrakEngine.NormsFile), store.Rows, 1);
+                    norms = SidecarMatrix.ReadAll(Path.Combine(directory, StoreFiles.Norms), store.Rows, 1);
                     // A zero gradient has no influence: dividing by ∞ gives it score 0 instead of NaN.
                     for (int i = 0; i < norms.Length; i++)
                     {
