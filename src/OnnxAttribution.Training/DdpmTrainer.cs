@@ -25,12 +25,12 @@ public static class DdpmTrainer
     private const double AdamEpsilon = 1e-8;
 
     /// <summary>The checkpoints kept in the checkpoint directory for resuming; older ones are deleted unless kept by
-    /// <see cref="TrainOptions.KeepCheckpointsEvery"/>.</summary>
+    /// <see cref="TrainingRecipe.KeepCheckpointsEvery"/>.</summary>
     private const int CheckpointsKept = 2;
 
     /// <summary>Trains as <paramref name="options"/> say, resuming from the newest checkpoint when asked to.</summary>
     /// <param name="options">The run's settings.</param>
-    /// <param name="progress">Receives the loss and throughput every <see cref="TrainOptions.ProgressEvery"/> steps.</param>
+    /// <param name="progress">Receives the loss and throughput every <see cref="TrainingRecipe.ProgressEvery"/> steps.</param>
     /// <param name="cancellationToken">Cancelling writes a checkpoint (when a directory is set) and throws.</param>
     /// <returns>The trained and EMA networks; the caller disposes them.</returns>
     /// <exception cref="UserInputException">The options are inconsistent (data geometry, sizes, ranges).</exception>
@@ -41,13 +41,13 @@ public static class DdpmTrainer
     {
         ArgumentNullException.ThrowIfNull(options);
         Validate(options);
-        if (options.Threads > 0)
+        if (options.Recipe.Threads > 0)
         {
-            torch.set_num_threads(options.Threads);
+            torch.set_num_threads(options.Recipe.Threads);
         }
         var config = options.Model;
         var configJson = config.ToJson().ToJsonString();
-        var schedule = new NoiseSchedule(options.Schedule);
+        var schedule = new NoiseSchedule(options.Recipe.ScheduleOrDefault);
 
         var model = new UNet(config, options.Seed);
         var ema = new UNet(config);
@@ -81,7 +81,7 @@ public static class DdpmTrainer
             double windowLoss = 0;
             int windowSteps = 0;
             model.train();
-            while (step < options.Steps)
+            while (step < options.Recipe.Steps)
             {
                 if (cancellationToken.IsCancellationRequested)
                 {
@@ -96,16 +96,16 @@ public static class DdpmTrainer
                 losses.Add(loss);
                 windowLoss += loss;
                 windowSteps++;
-                if (progress is not null && (step % options.ProgressEvery == 0 || step == options.Steps))
+                if (progress is not null && (step % options.Recipe.ProgressEvery == 0 || step == options.Recipe.Steps))
                 {
                     double seconds = window.Elapsed.TotalSeconds;
-                    progress.Report(new TrainProgress(step, options.Steps, windowLoss / windowSteps,
-                        windowSteps * options.BatchSize / seconds, 1000 * seconds / windowSteps, clock.Elapsed));
+                    progress.Report(new TrainProgress(step, options.Recipe.Steps, windowLoss / windowSteps,
+                        windowSteps * options.Recipe.BatchSize / seconds, 1000 * seconds / windowSteps, clock.Elapsed));
                     windowLoss = 0;
                     windowSteps = 0;
                     window.Restart();
                 }
-                if (options.CheckpointDirectory is not null && (step % options.CheckpointEvery == 0 || step == options.Steps || IsKept(options, step)))
+                if (options.CheckpointDirectory is not null && (step % options.Recipe.CheckpointEvery == 0 || step == options.Recipe.Steps || IsKept(options, step)))
                 {
                     SaveCheckpoint(options, step, configJson, model, ema, adamM, adamV);
                 }
@@ -153,14 +153,14 @@ public static class DdpmTrainer
         return warmupSteps > 0 ? learningRate * Math.Min(1.0, (stepsDone + 1.0) / warmupSteps) : learningRate;
     }
 
-    private static bool IsKept(TrainOptions o, int step) => o.KeepCheckpointsEvery > 0 && step % o.KeepCheckpointsEvery == 0;
+    private static bool IsKept(TrainOptions o, int step) => o.Recipe.KeepCheckpointsEvery > 0 && step % o.Recipe.KeepCheckpointsEvery == 0;
 
     private static double Step(TrainOptions o, int step, int timesteps, Tensor data, Tensor sqrtAb, Tensor sqrtOneMinusAb,
         UNet model, Parameter[] parameters, Parameter[] emaParameters, Tensor[] adamM, Tensor[] adamV)
     {
         using var scope = torch.NewDisposeScope();
         using var gen = new Generator((ulong)StepSeed(o.Seed, step));
-        int b = o.BatchSize;
+        int b = o.Recipe.BatchSize;
         var idx = torch.randint(data.shape[0], [b], generator: gen);
         var x0 = data.index_select(0, idx);
         var t = torch.randint(timesteps, [b], generator: gen);
@@ -176,19 +176,19 @@ public static class DdpmTrainer
         if (!float.IsFinite(lossValue) || !finiteGradients)
         {
             string what = float.IsFinite(lossValue) ? $"the gradient of step {step + 1} is not finite (batch loss {lossValue})" : $"the batch loss of step {step + 1} is {lossValue}";
-            throw new AttributionException($"training diverged: {what} (learning rate {LearningRateAt(o.LearningRate, o.WarmupSteps, step):G3}); " +
+            throw new AttributionException($"training diverged: {what} (learning rate {LearningRateAt(o.Recipe.LearningRate, o.Recipe.WarmupStepsOrDefault, step):G3}); " +
                 (o.CheckpointDirectory is { } d ? $"the checkpoints in {d} hold the weights before it; " : "") +
                 "a lower learning rate, a longer warm-up or gradient clipping may help");
         }
-        if (o.GradientClipNorm > 0)
+        if (o.Recipe.GradientClipNormOrDefault > 0)
         {
-            nn.utils.clip_grad_norm_(parameters, o.GradientClipNorm);
+            nn.utils.clip_grad_norm_(parameters, o.Recipe.GradientClipNormOrDefault);
         }
         int n = step + 1;
-        double lr = LearningRateAt(o.LearningRate, o.WarmupSteps, step);
+        double lr = LearningRateAt(o.Recipe.LearningRate, o.Recipe.WarmupStepsOrDefault, step);
         double bc1 = 1 - Math.Pow(AdamBeta1, n);
         double bc2 = 1 - Math.Pow(AdamBeta2, n);
-        double emaDecay = Math.Min(o.EmaDecay, (1.0 + step) / (10.0 + step));
+        double emaDecay = Math.Min(o.Recipe.EmaDecay, (1.0 + step) / (10.0 + step));
         // Explicit scalars, alive until the step ends (see KeptScalars), not implicit conversions of these doubles.
         using Scalar beta1 = AdamBeta1, rest1 = 1 - AdamBeta1, beta2 = AdamBeta2, rest2 = 1 - AdamBeta2, epsilon = AdamEpsilon;
         using Scalar sqrtBc2 = Math.Sqrt(bc2), stepSize = -lr / bc1, decay = emaDecay, restDecay = 1 - emaDecay;
@@ -221,15 +221,15 @@ public static class DdpmTrainer
     {
         ArgumentNullException.ThrowIfNull(o.Data);
         ArgumentNullException.ThrowIfNull(o.Model);
-        ArgumentNullException.ThrowIfNull(o.Schedule);
+        ArgumentNullException.ThrowIfNull(o.Recipe);
         o.Model.Validate();
-        if (o.KeepCheckpointsEvery < 0)
+        if (o.Recipe.KeepCheckpointsEvery < 0)
         {
-            throw new UserInputException($"training options: keepCheckpointsEvery is {o.KeepCheckpointsEvery}; expected 0 (keep the newest two) or a positive step count");
+            throw new UserInputException($"training options: keepCheckpointsEvery is {o.Recipe.KeepCheckpointsEvery}; expected 0 (keep the newest two) or a positive step count");
         }
-        if (o.KeepCheckpointsEvery > 0 && o.CheckpointDirectory is null)
+        if (o.Recipe.KeepCheckpointsEvery > 0 && o.CheckpointDirectory is null)
         {
-            throw new UserInputException($"training options: keepCheckpointsEvery is {o.KeepCheckpointsEvery}, but no checkpoint directory is set to keep them in");
+            throw new UserInputException($"training options: keepCheckpointsEvery is {o.Recipe.KeepCheckpointsEvery}, but no checkpoint directory is set to keep them in");
         }
         var d = o.Data;
         if (d.Channels != o.Model.Channels || d.Height != o.Model.ImageSize || d.Width != o.Model.ImageSize)
@@ -241,13 +241,13 @@ public static class DdpmTrainer
         {
             throw new UserInputException($"dataset '{d.Name}': the training subset is empty");
         }
-        if (o.Steps < 0 || o.BatchSize < 1 || o.ProgressEvery < 1 || o.CheckpointEvery < 1 || o.WarmupSteps < 0 || o.Threads < 0)
+        if (o.Recipe.Steps < 0 || o.Recipe.BatchSize < 1 || o.Recipe.ProgressEvery < 1 || o.Recipe.CheckpointEvery < 1 || o.Recipe.WarmupStepsOrDefault < 0 || o.Recipe.Threads < 0)
         {
             throw new UserInputException("training options: steps, warmupSteps and threads must be non-negative; batchSize, progressEvery and checkpointEvery positive");
         }
-        if (!(o.LearningRate > 0) || !(o.EmaDecay >= 0 && o.EmaDecay < 1) || !(o.GradientClipNorm >= 0))
+        if (!(o.Recipe.LearningRate > 0) || !(o.Recipe.EmaDecay >= 0 && o.Recipe.EmaDecay < 1) || !(o.Recipe.GradientClipNormOrDefault >= 0))
         {
-            throw new UserInputException($"training options: need learningRate > 0 (got {o.LearningRate}), 0 ≤ emaDecay < 1 (got {o.EmaDecay}), gradientClipNorm ≥ 0 (got {o.GradientClipNorm})");
+            throw new UserInputException($"training options: need learningRate > 0 (got {o.Recipe.LearningRate}), 0 ≤ emaDecay < 1 (got {o.Recipe.EmaDecay}), gradientClipNorm ≥ 0 (got {o.Recipe.GradientClipNormOrDefault})");
         }
     }
 

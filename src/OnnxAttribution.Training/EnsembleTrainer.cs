@@ -129,7 +129,7 @@ public static class EnsembleTrainer
         // (Each member gets its own checkpoint folder; a stand-in lets kept checkpoints pass the check.)
         DdpmTrainer.Validate(options.Training with { Data = options.Data, Indices = null, CheckpointDirectory = Path.Combine(options.OutDirectory, "checkpoints") });
         var design = Design(options);
-        var schedule = new NoiseSchedule(options.Training.Schedule);
+        var schedule = new NoiseSchedule(options.Training.Recipe.ScheduleOrDefault);
         if (options.ScoringTimesteps < 1 || options.ScoringTimesteps > schedule.Timesteps || options.ScoringNoiseDraws < 1)
         {
             throw new UserInputException($"ensemble scoring plan: needs 1 to {schedule.Timesteps} timesteps (got {options.ScoringTimesteps}) and at least one noise draw (got {options.ScoringNoiseDraws})");
@@ -149,7 +149,7 @@ public static class EnsembleTrainer
             design.Save(dir);
         }
 
-        int steps = options.Training.Steps;
+        int steps = options.Training.Recipe.Steps;
         long total = (long)design.Members * steps;
         var results = new List<EnsembleMemberResult>();
         for (int m = 0; m < design.Members; m++)
@@ -183,10 +183,10 @@ public static class EnsembleTrainer
                 finalLoss = trained.FinalLoss;
                 var info = new TrainingInfo(options.DataName,
                     $"{options.Subset}, member {m} of {design.Members}: {rows.Length} of {design.Rows} rows ({StoreFiles.Ensemble})",
-                    trained.Steps, member.BatchSize, member.LearningRate, member.EmaDecay, member.Seed, trained.FinalLoss, trained.Elapsed.TotalSeconds);
+                    trained.Steps, member.Recipe.BatchSize, member.Recipe.LearningRate, member.Recipe.EmaDecay, member.Seed, trained.FinalLoss, trained.Elapsed.TotalSeconds);
                 // forward.onnx first, model.json last: its presence says the member is complete. The name goes into
                 // forward.onnx: the member's, not the folder's, so a moved or resumed ensemble has the same bytes.
-                OnnxExporter.Export(trained.Ema, member.Schedule, info, memberDir, $"ensemble-{EnsembleDesign.MemberFolder(m)}");
+                OnnxExporter.Export(trained.Ema, member.Recipe.ScheduleOrDefault, info, memberDir, $"ensemble-{EnsembleDesign.MemberFolder(m)}");
             }
             if (!options.KeepCheckpoints && Directory.Exists(checkpoints))
             {
@@ -204,13 +204,13 @@ public static class EnsembleTrainer
     private static JsonObject TrainingJson(TrainOptions t) => new()
     {
         ["model"] = t.Model.ToJson(),
-        ["schedule"] = JsonSerializer.SerializeToNode(t.Schedule, ModelMetadata.JsonOptions),
-        ["steps"] = t.Steps,
-        ["batchSize"] = t.BatchSize,
-        ["learningRate"] = t.LearningRate,
-        ["warmupSteps"] = t.WarmupSteps,
-        ["gradientClipNorm"] = t.GradientClipNorm,
-        ["emaDecay"] = t.EmaDecay,
+        ["schedule"] = JsonSerializer.SerializeToNode(t.Recipe.ScheduleOrDefault, ModelMetadata.JsonOptions),
+        ["steps"] = t.Recipe.Steps,
+        ["batchSize"] = t.Recipe.BatchSize,
+        ["learningRate"] = t.Recipe.LearningRate,
+        ["warmupSteps"] = t.Recipe.WarmupStepsOrDefault,
+        ["gradientClipNorm"] = t.Recipe.GradientClipNormOrDefault,
+        ["emaDecay"] = t.Recipe.EmaDecay,
     };
 
     private static long FolderBytes(string directory) =>

@@ -7,27 +7,78 @@ using OnnxAttribution.Onnx.Differentiation;
 
 namespace OnnxAttribution.Training;
 
-/// <summary>What a training run was asked to do and what it measured: <c>run.json</c> beside its checkpoints.</summary>
+/// <summary>
+/// What a training run was asked to do and what it measured: <c>run.json</c> beside its checkpoints. The settings are
+/// those of its <see cref="TrainingRecipe"/> (<see cref="Recipe"/> gives them back as one), flat in the file as always.
+/// </summary>
 /// <remarks><see cref="WarmupSteps"/> came later: a run.json without it was written by a run with the default 200 warm-up steps.</remarks>
-public sealed record TrainingRunInfo(
-    string Dataset,
-    string DatasetFingerprint,
-    string Subset,
-    int ImageSize,
-    int Examples,
-    ScheduleSettings Schedule,
-    int Steps,
-    int BatchSize,
-    double LearningRate,
-    double EmaDecay,
-    long Seed,
-    double FinalLoss,
-    double TrainSeconds,
-    double MillisecondsPerStep,
-    double ImagesPerSecond,
-    int Threads,
-    int WarmupSteps = 200)
+public sealed record TrainingRunInfo
 {
+    /// <summary>The dataset as the user named it.</summary>
+    public required string Dataset { get; init; }
+
+    /// <summary>The dataset's fingerprint (<see cref="Core.Data.ImageDataset.Fingerprint"/>).</summary>
+    public required string DatasetFingerprint { get; init; }
+
+    /// <summary>The rows trained on, as the user named them.</summary>
+    public required string Subset { get; init; }
+
+    /// <summary>Image height and width.</summary>
+    public int ImageSize { get; init; }
+
+    /// <summary>Images trained on.</summary>
+    public int Examples { get; init; }
+
+    /// <summary>The noise schedule.</summary>
+    public required ScheduleSettings Schedule { get; init; }
+
+    /// <summary>Optimizer steps done.</summary>
+    public int Steps { get; init; }
+
+    /// <summary>Images per step.</summary>
+    public int BatchSize { get; init; }
+
+    /// <summary>Adam's learning rate after the warm-up.</summary>
+    public double LearningRate { get; init; }
+
+    /// <summary>The decay of the weights' moving average.</summary>
+    public double EmaDecay { get; init; }
+
+    /// <summary>The run's seed.</summary>
+    public long Seed { get; init; }
+
+    /// <summary>The mean batch loss of the last up to 100 steps.</summary>
+    public double FinalLoss { get; init; }
+
+    /// <summary>Wall time of the run's last process.</summary>
+    public double TrainSeconds { get; init; }
+
+    /// <summary>Wall time per step (the last measured).</summary>
+    public double MillisecondsPerStep { get; init; }
+
+    /// <summary>Training throughput (the last measured).</summary>
+    public double ImagesPerSecond { get; init; }
+
+    /// <summary>TorchSharp threads (0: its default).</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Steps of learning-rate warm-up.</summary>
+    public int WarmupSteps { get; init; } = TrainingRecipe.DefaultWarmupSteps;
+
+    /// <summary>The run's settings as a recipe (the checkpoint settings and the network's width are not recorded here).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public TrainingRecipe Recipe => new()
+    {
+        Steps = Steps,
+        BatchSize = BatchSize,
+        LearningRate = LearningRate,
+        WarmupSteps = WarmupSteps,
+        EmaDecay = EmaDecay,
+        Schedule = Schedule,
+        Threads = Threads,
+    };
+
+    /// <summary>The file name in the run folder.</summary>
     public const string FileName = "run.json";
 
     /// <summary>What a finished <see cref="DdpmTrainer.Train"/> run with <paramref name="options"/> was asked and measured.</summary>
@@ -42,13 +93,30 @@ public sealed record TrainingRunInfo(
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(result);
         double seconds = result.Elapsed.TotalSeconds;
-        return new TrainingRunInfo(dataset, options.Data.Fingerprint, subset, options.Data.Height, options.Indices?.Count ?? options.Data.Count,
-            options.Schedule, result.Steps, options.BatchSize, options.LearningRate, options.EmaDecay, options.Seed, result.FinalLoss, seconds,
-            millisecondsPerStep ?? (1000 * seconds / Math.Max(1, result.Steps)),
-            imagesPerSecond ?? (seconds > 0 ? result.Steps * (double)options.BatchSize / seconds : 0),
-            options.Threads, options.WarmupSteps);
+        var recipe = options.Recipe;
+        return new TrainingRunInfo
+        {
+            Dataset = dataset,
+            DatasetFingerprint = options.Data.Fingerprint,
+            Subset = subset,
+            ImageSize = options.Data.Height,
+            Examples = options.Indices?.Count ?? options.Data.Count,
+            Schedule = recipe.ScheduleOrDefault,
+            Steps = result.Steps,
+            BatchSize = recipe.BatchSize,
+            LearningRate = recipe.LearningRate,
+            EmaDecay = recipe.EmaDecay,
+            Seed = options.Seed,
+            FinalLoss = result.FinalLoss,
+            TrainSeconds = seconds,
+            MillisecondsPerStep = millisecondsPerStep ?? (1000 * seconds / Math.Max(1, result.Steps)),
+            ImagesPerSecond = imagesPerSecond ?? (seconds > 0 ? result.Steps * (double)recipe.BatchSize / seconds : 0),
+            Threads = recipe.Threads,
+            WarmupSteps = recipe.WarmupStepsOrDefault,
+        };
     }
 
+    /// <summary>Writes run.json into <paramref name="runDirectory"/> (created if missing), atomically.</summary>
     public void Save(string runDirectory)
     {
         Directory.CreateDirectory(runDirectory);

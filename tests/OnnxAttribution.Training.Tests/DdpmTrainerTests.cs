@@ -10,15 +10,19 @@ public sealed class DdpmTrainerTests : TempDirectoryTest
     {
         Data = TestData.Bars(64, 16, seed: 1),
         Indices = Enumerable.Range(0, 48).ToArray(),
-        Steps = steps,
-        BatchSize = 16,
-        LearningRate = 2e-3,
-        WarmupSteps = 5,
+        Recipe = new TrainingRecipe
+        {
+            Steps = steps,
+            BatchSize = 16,
+            LearningRate = 2e-3,
+            WarmupSteps = 5,
+            EmaDecay = 0.999,
+            Threads = 2,
+            CheckpointEvery = checkpointEvery,
+            ProgressEvery = 10,
+        },
         Seed = 42,
-        Threads = 2,
         CheckpointDirectory = checkpoints,
-        CheckpointEvery = checkpointEvery,
-        ProgressEvery = 10,
     };
 
     [Test]
@@ -60,7 +64,8 @@ public sealed class DdpmTrainerTests : TempDirectoryTest
     {
         // Adam moves every weight by about the learning rate per step: at 1e12 the outputs overflow within a few steps.
         var dir = Path.Combine(TempDir, "ckpt");
-        var options = Tiny(30, dir, checkpointEvery: 1) with { LearningRate = 1e12, WarmupSteps = 0, GradientClipNorm = 0 };
+        var tiny = Tiny(30, dir, checkpointEvery: 1);
+        var options = tiny with { Recipe = tiny.Recipe with { LearningRate = 1e12, WarmupSteps = 0, GradientClipNorm = 0 } };
         var e = Assert.Throws<AttributionException>(() => DdpmTrainer.Train(options).Dispose())!;
         Assert.That(e.Message, Does.Contain("diverged").And.Contain(dir));
         int step = int.Parse(System.Text.RegularExpressions.Regex.Match(e.Message, @"step (\d+)").Groups[1].Value);
@@ -102,13 +107,19 @@ public sealed class DdpmTrainerTests : TempDirectoryTest
     public void Train_KeepCheckpointsEvery_KeepsMultiplesAndExportStepRecordsRawWeightsAndLearningRate()
     {
         var dir = Path.Combine(TempDir, "run");
-        var options = Tiny(12, dir, checkpointEvery: 3) with { KeepCheckpointsEvery = 4, WarmupSteps = 10 };
+        var tiny = Tiny(12, dir, checkpointEvery: 3);
+        var options = tiny with { Recipe = tiny.Recipe with { KeepCheckpointsEvery = 4, WarmupSteps = 10 } };
         using var result = DdpmTrainer.Train(options);
         // Saved at 3, 4, 6, 8, 9, 12; kept for good: 4, 8, 12; of the others the newest two stay for resuming.
         Assert.That(Directory.GetFiles(dir, "ckpt-*.bin").Select(Path.GetFileName).Order(),
             Is.EqualTo(new[] { 4, 6, 8, 9, 12 }.Select(TrainingCheckpoint.FileName)));
-        new TrainingRunInfo("bars", "fp", "0:48", 16, 48, options.Schedule, 12, options.BatchSize, options.LearningRate, options.EmaDecay,
-            options.Seed, 0.5, 1, 1, 1, 2, options.WarmupSteps).Save(dir);
+        new TrainingRunInfo
+        {
+            Dataset = "bars", DatasetFingerprint = "fp", Subset = "0:48", ImageSize = 16, Examples = 48, Schedule = options.Recipe.ScheduleOrDefault,
+            Steps = 12, BatchSize = options.Recipe.BatchSize, LearningRate = options.Recipe.LearningRate, EmaDecay = options.Recipe.EmaDecay,
+            Seed = options.Seed, FinalLoss = 0.5, TrainSeconds = 1, MillisecondsPerStep = 1, ImagesPerSecond = 1, Threads = 2,
+            WarmupSteps = options.Recipe.WarmupStepsOrDefault,
+        }.Save(dir);
 
         var four = ModelExport.ExportStep(dir, 4, Path.Combine(TempDir, "step-4"), "step-4");
         var twelve = ModelExport.ExportStep(dir, 12, Path.Combine(TempDir, "step-12"), "step-12");
@@ -133,7 +144,12 @@ public sealed class DdpmTrainerTests : TempDirectoryTest
     [Test]
     public void TrainingRunInfo_WrittenBeforeWarmupWasRecorded_ReadsTheDefault200()
     {
-        var info = new TrainingRunInfo("embedded", "fp", "all", 16, 10, new(ScheduleKind.Linear, 1000), 5, 4, 1e-3, 0.999, 1, 0.5, 1, 1, 1, 2, 7);
+        var info = new TrainingRunInfo
+        {
+            Dataset = "embedded", DatasetFingerprint = "fp", Subset = "all", ImageSize = 16, Examples = 10, Schedule = new(ScheduleKind.Linear, 1000),
+            Steps = 5, BatchSize = 4, LearningRate = 1e-3, EmaDecay = 0.999, Seed = 1, FinalLoss = 0.5, TrainSeconds = 1, MillisecondsPerStep = 1,
+            ImagesPerSecond = 1, Threads = 2, WarmupSteps = 7,
+        };
         info.Save(TempDir);
         var path = Path.Combine(TempDir, TrainingRunInfo.FileName);
         File.WriteAllLines(path, File.ReadAllLines(path).Where(l => !l.Contains("warmupSteps", StringComparison.Ordinal)).Select(l => l.Replace("\"threads\": 2,", "\"threads\": 2", StringComparison.Ordinal)));

@@ -27,13 +27,17 @@ public sealed class EnsembleTrainerTests : TempDirectoryTest
         {
             Data = data,
             Model = Tiny,
-            Steps = steps,
-            BatchSize = 4,
-            LearningRate = 2e-3,
-            WarmupSteps = 2,
-            EmaDecay = 0.9,
-            Threads = 1,
-            ProgressEvery = 1,
+            Recipe = new TrainingRecipe
+            {
+                Steps = steps,
+                BatchSize = 4,
+                LearningRate = 2e-3,
+                WarmupSteps = 2,
+                EmaDecay = 0.9,
+                Threads = 1,
+                CheckpointEvery = 500,
+                ProgressEvery = 1,
+            },
         },
         ScoringTimesteps = 4,
         ScoringNoiseDraws = 1,
@@ -137,7 +141,7 @@ public sealed class EnsembleTrainerTests : TempDirectoryTest
         var data = TestData.Bars(8, 16, seed: 1);
         var dir = Path.Combine(TempDir, "e");
         var options = Options(dir, data, steps: 3);
-        Assert.That(() => EnsembleTrainer.Train(options with { Training = options.Training with { LearningRate = -1 } }),
+        Assert.That(() => EnsembleTrainer.Train(options with { Training = options.Training with { Recipe = options.Training.Recipe with { LearningRate = -1 } } }),
             Throws.TypeOf<UserInputException>().With.Message.Contains("learningRate"));
         Assert.That(File.Exists(Path.Combine(dir, StoreFiles.Ensemble)), Is.False);
     }
@@ -148,7 +152,7 @@ public sealed class EnsembleTrainerTests : TempDirectoryTest
         var data = TestData.Bars(8, 16, seed: 1);
         var dir = Path.Combine(TempDir, "e");
         var options = Options(dir, data, steps: 2, members: 2);
-        EnsembleTrainer.Train(options with { KeepCheckpoints = true, Training = options.Training with { KeepCheckpointsEvery = 1 } });
+        EnsembleTrainer.Train(options with { KeepCheckpoints = true, Training = options.Training with { Recipe = options.Training.Recipe with { KeepCheckpointsEvery = 1 } } });
         Assert.That(Directory.Exists(Path.Combine(dir, "member-01", "checkpoints")), Is.True);
     }
 

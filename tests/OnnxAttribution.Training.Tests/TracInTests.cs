@@ -187,23 +187,29 @@ public sealed class TracInTests
         // Checkpoints kept by a short training run on the 40 images and exported as TracIn uses them. An untrained network
         // gives no signal here: its loss residual ε̂ − ε is the example's own random noise, independent of the query's.
         var run = Path.Combine(_dir, "run");
-        using (DdpmTrainer.Train(new TrainOptions
+        var options = new TrainOptions
         {
             Data = _data,
             Model = Support.TinyAttributionModel.Config,
-            Steps = 60,
-            BatchSize = 16,
-            LearningRate = 2e-3,
-            WarmupSteps = 20,
+            Recipe = new TrainingRecipe
+            {
+                Steps = 60,
+                BatchSize = 16,
+                LearningRate = 2e-3,
+                WarmupSteps = 20,
+                EmaDecay = 0.999,
+                Threads = 1,
+                CheckpointEvery = 20,
+                KeepCheckpointsEvery = 20,
+                ProgressEvery = 20,
+            },
             Seed = 9,
-            Threads = 1,
             CheckpointDirectory = run,
-            CheckpointEvery = 20,
-            KeepCheckpointsEvery = 20,
-        }))
+        };
+        using (var result = DdpmTrainer.Train(options))
         {
+            TrainingRunInfo.Of(options, result, "embedded", $"0:{Rows}").Save(run);
         }
-        new TrainingRunInfo("embedded", _data.Fingerprint, $"0:{Rows}", 16, Rows, new ScheduleSettings(ScheduleKind.Linear, 1000), 60, 16, 2e-3, 0.999, 9, 0, 0, 0, 0, 2, 20).Save(run);
         var checkpoints = new[] { 20, 40, 60 }.Select(step => ModelExport.ExportStep(run, step, Path.Combine(_dir, $"trained-{step}"), $"step-{step}").Directory).ToArray();
         var store = Build("retrac-trained", "retrac", Settings(checkpoints) with { Timesteps = 10, NoiseDraws = 2 });
         using var scorer = AttributionMethods.Open(store);

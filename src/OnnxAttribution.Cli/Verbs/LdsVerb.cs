@@ -1,5 +1,6 @@
 using CommandLine;
 using OnnxAttribution.Core;
+using OnnxAttribution.Training;
 using OnnxAttribution.Training.Evaluation;
 
 namespace OnnxAttribution.Cli.Verbs;

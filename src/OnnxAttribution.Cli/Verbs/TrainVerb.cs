@@ -3,7 +3,6 @@ using OnnxAttribution.Core;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Training;
-using OnnxAttribution.Training.Evaluation;
 
 namespace OnnxAttribution.Cli.Verbs;
 
