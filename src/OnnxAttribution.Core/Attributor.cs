@@ -140,12 +140,14 @@ public sealed class Attributor : IDisposable
     /// <param name="cancel">Stops the build between batches; what was written so far is kept for the rerun.</param>
     /// <exception cref="ArgumentNullException"><paramref name="options"/> is null.</exception>
     /// <exception cref="UserInputException">The method, the data, the subset or a setting is not valid.</exception>
+    /// <exception cref="SettingException">A setting is changed from its default that the method does not use.</exception>
     /// <exception cref="ModelFileException">The model folder is missing a file the method needs.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancel"/> was cancelled.</exception>
     public static void BuildStore(StoreBuildOptions options, IProgress<MethodProgress>? progress = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         var method = AttributionMethods.Find(options.Method);
+        options.Settings.RequireUsedBy(method);
         var model = Core.Runtime.ModelDirectory.Open(options.ModelDirectory);
         int size = model.Metadata.ImageSize;
         method.Build(new MethodBuildRequest

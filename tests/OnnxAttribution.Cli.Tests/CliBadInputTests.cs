@@ -59,6 +59,31 @@ public sealed partial class CliTests
         Assert.That(_stderr.ToString(), Does.Not.Contain("Projector ="));
     }
 
+    [TestCase("pixel", "--timesteps", "5", "--timesteps")]
+    [TestCase("random", "--dim", "64", "--dim")]
+    [TestCase("trak", "--pixel-metric", "l2", "--pixel-metric")]
+    [TestCase("d-trak", "--method-seed", "3", "--method-seed")]
+    [TestCase("trak", "--damping", "0.1", "--damping (trak and d-trak take it at 'finalize --damping')")]
+    [TestCase("kfac", "--projector", "factored", "--projector")]
+    [TestCase("das", "--dtype", "float16", null)]
+    public void Featurize_OptionTheMethodWouldIgnore_IsRefusedByItsFlag(string method, string option, string value, string? flag)
+    {
+        var store = Path.Combine(_dir, "s");
+
+        string[] small = method is "pixel" or "random" ? [] : ["--timesteps", "1", "--dim", "16"];
+        int code = CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:4", .. small, "--method", method, option, value, "--out", store]);
+
+        if (flag is null)
+        {
+            // A setting the method does read: built as usual.
+            Assert.That(code, Is.EqualTo(CliApp.Ok), _stderr.ToString());
+            return;
+        }
+        Assert.That(code, Is.EqualTo(CliApp.BadInput), _stderr.ToString());
+        Assert.That(_stderr.ToString(), Does.Contain($"error: {flag}: method {method} does not use it; leave it out"));
+        Assert.That(Directory.Exists(store), Is.False);
+    }
+
     [Test]
     public void Featurize_MoreTimestepsThanTheModelHas_ExitsTwoNamingTheRange()
     {

@@ -113,8 +113,11 @@ internal static class FeaturizeCommand
         var method = AttributionMethods.Find(o.Method);
         if (method is not TrakMethod trak)
         {
+            RequireUsed(o, method, method.SettingsUsed);
             return BuildMethod(o, method, data, size, cancel);
         }
+        // trak and d-trak take their damping at 'finalize'.
+        RequireUsed(o, method, MethodSettings.GradientFeatureSettings);
         var options = new FeaturizeOptions
         {
             ModelDirectory = o.Model,
@@ -158,6 +161,46 @@ internal static class FeaturizeCommand
         return CliApp.Ok;
     }
 
+    /// <summary>The method settings the options give.</summary>
+    private static MethodSettings SettingsOf(FeaturizeVerb o) => new()
+    {
+        Measurement = o.Measurement,
+        Timesteps = o.Timesteps,
+        NoiseDraws = o.NoiseDraws,
+        NoiseSeed = o.NoiseSeed,
+        Projector = o.Projector,
+        Distribution = o.Distribution,
+        Dim = o.Dim,
+        ProjectionSeed = o.ProjectionSeed,
+        DType = o.DType,
+        Damping = o.Damping,
+        BatchSize = o.BatchSize,
+        JourneySteps = o.JourneySteps,
+        Checkpoints = o.Checkpoints.ToList(),
+        Seed = o.MethodSeed,
+        PixelMetric = o.PixelMetric,
+    };
+
+    /// <summary>Refuses an option set away from its default that <paramref name="method"/> would ignore, naming the flag.</summary>
+    private static void RequireUsed(FeaturizeVerb o, IAttributionMethod method, IReadOnlyCollection<string> used)
+    {
+        try
+        {
+            SettingsOf(o).RequireUsedBy(method, used);
+        }
+        catch (SettingException e)
+        {
+            string flag = e.Setting switch
+            {
+                nameof(MethodSettings.Seed) => "--method-seed",
+                nameof(MethodSettings.DType) => "--dtype",
+                nameof(MethodSettings.Damping) when method is TrakMethod => "--damping (trak and d-trak take it at 'finalize --damping')",
+                _ => "--" + e.KebabName,
+            };
+            throw new UserInputException($"{flag}: method {method.Name} does not use it; leave it out", e);
+        }
+    }
+
     /// <summary>Builds a whole method store (every method but trak/d-trak, whose featurize and finalize are separate verbs).</summary>
     private static int BuildMethod(FeaturizeVerb o, IAttributionMethod method, Core.Data.ImageDataset data, int size, CancellationToken cancel)
     {
@@ -173,24 +216,7 @@ internal static class FeaturizeCommand
             Data = data,
             Source = new StoreSource(o.Model, o.Data, o.Subset, size),
             OutDirectory = o.Out,
-            Settings = new MethodSettings
-            {
-                Measurement = o.Measurement,
-                Timesteps = o.Timesteps,
-                NoiseDraws = o.NoiseDraws,
-                NoiseSeed = o.NoiseSeed,
-                Projector = o.Projector,
-                Distribution = o.Distribution,
-                Dim = o.Dim,
-                ProjectionSeed = o.ProjectionSeed,
-                DType = o.DType,
-                Damping = o.Damping,
-                BatchSize = o.BatchSize,
-                JourneySteps = o.JourneySteps,
-                Checkpoints = o.Checkpoints.ToList(),
-                Seed = o.MethodSeed,
-                PixelMetric = o.PixelMetric,
-            },
+            Settings = SettingsOf(o),
             Session = o.Session,
             Progress = new SyncProgress<MethodProgress>(p =>
             {

@@ -17,11 +17,20 @@ public readonly record struct MethodProgress(string Stage, long Done, long Total
 }
 
 /// <summary>
-/// Settings shared by the methods. Each method reads those it uses, ignores the rest, and records what it used in
-/// its <c>method.json</c>.
+/// The settings a method store can be built with: the union of what the methods take, as a command line offers them.
+/// Each method declares the ones it reads (<see cref="IAttributionMethod.SettingsUsed"/>) and records what it used in its
+/// <c>method.json</c>; <see cref="RequireUsedBy"/> refuses a setting changed from its default that the method would
+/// not read, so that nothing a user asks for is silently ignored.
 /// </summary>
 public sealed record MethodSettings
 {
+    /// <summary>What every method that featurizes projected gradients reads (TRAK, D-TRAK, DAS, gradient cosine).</summary>
+    public static readonly IReadOnlyList<string> GradientFeatureSettings =
+    [
+        nameof(Measurement), nameof(Timesteps), nameof(NoiseDraws), nameof(NoiseSeed), nameof(Projector), nameof(Distribution),
+        nameof(Dim), nameof(ProjectionSeed), nameof(DType), nameof(BatchSize),
+    ];
+
     /// <summary>The measurement differentiated; null for the method's own default (TRAK: loss, D-TRAK: square).</summary>
     public MeasurementKind? Measurement { get; init; }
 
@@ -69,6 +78,54 @@ public sealed record MethodSettings
 
     /// <summary>The pixel baseline's similarity: cosine (default) or negative L2 distance.</summary>
     public PixelMetric PixelMetric { get; init; } = PixelMetric.Cosine;
+
+    /// <summary>The settings (property names and values) that differ from those of <c>new MethodSettings()</c>.</summary>
+    public IReadOnlyList<(string Setting, object? Value)> Changed()
+    {
+        var d = new MethodSettings();
+        var changed = new List<(string, object?)>();
+        void Add(bool differs, string name, object? value)
+        {
+            if (differs)
+            {
+                changed.Add((name, value));
+            }
+        }
+        Add(Measurement is not null, nameof(Measurement), Measurement);
+        Add(Timesteps != d.Timesteps, nameof(Timesteps), Timesteps);
+        Add(NoiseDraws != d.NoiseDraws, nameof(NoiseDraws), NoiseDraws);
+        Add(NoiseSeed != d.NoiseSeed, nameof(NoiseSeed), NoiseSeed);
+        Add(Projector != d.Projector, nameof(Projector), Projector);
+        Add(Distribution != d.Distribution, nameof(Distribution), Distribution);
+        Add(Dim != d.Dim, nameof(Dim), Dim);
+        Add(ProjectionSeed != d.ProjectionSeed, nameof(ProjectionSeed), ProjectionSeed);
+        Add(DType != d.DType, nameof(DType), DType);
+        Add(Damping is not null, nameof(Damping), Damping);
+        Add(BatchSize != d.BatchSize, nameof(BatchSize), BatchSize);
+        Add(JourneySteps != d.JourneySteps, nameof(JourneySteps), JourneySteps);
+        Add(Checkpoints.Count > 0, nameof(Checkpoints), string.Join(",", Checkpoints));
+        Add(Seed != d.Seed, nameof(Seed), Seed);
+        Add(PixelMetric != d.PixelMetric, nameof(PixelMetric), PixelMetric);
+        return changed;
+    }
+
+    /// <summary>Throws when a setting changed from its default is not among <paramref name="used"/>.</summary>
+    /// <param name="method">The method the settings are for (named in the message).</param>
+    /// <param name="used">The settings it reads; by default its <see cref="IAttributionMethod.SettingsUsed"/>.</param>
+    /// <exception cref="SettingException">The first such setting: the method would ignore it.</exception>
+    public void RequireUsedBy(IAttributionMethod method, IReadOnlyCollection<string>? used = null)
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        used ??= method.SettingsUsed;
+        foreach (var (setting, value) in Changed())
+        {
+            if (!used.Contains(setting))
+            {
+                string takes = used.Count == 0 ? "none" : string.Join(", ", used);
+                throw new SettingException(setting, value, $"method {method.Name} does not use this setting (it takes: {takes}); leave it out");
+            }
+        }
+    }
 }
 
 /// <summary>What a method store is built from.</summary>
@@ -108,6 +165,9 @@ public interface IAttributionMethod
 
     /// <summary>One line for help and the README table: what the method differentiates or compares.</summary>
     string Summary { get; }
+
+    /// <summary>The <see cref="MethodSettings"/> properties (by name) this method's build reads; the others it ignores.</summary>
+    IReadOnlyCollection<string> SettingsUsed { get; }
 
     /// <summary>Builds (or finishes building) the method store. A rerun after a kill continues where it stopped.</summary>
     void Build(MethodBuildRequest request, CancellationToken cancel = default);

@@ -48,6 +48,9 @@ internal sealed class DasMethod : IDampedMethod
     /// <inheritdoc/>
     public string Summary => "projected gradients of the mean output, L2-normalised per timestep, kernel-preconditioned, times each example's normalised loss";
 
+    /// <inheritdoc/>
+    public IReadOnlyCollection<string> SettingsUsed { get; } = [.. MethodSettings.GradientFeatureSettings, nameof(MethodSettings.Damping)];
+
     /// <summary>The featurize options a build with <paramref name="request"/> uses: the request's plan and dense projection,
     /// the mean-output measurement unless one is named, per-pair normalisation, losses recorded.</summary>
     /// <exception cref="UserInputException">The settings ask for the factored projection.</exception>

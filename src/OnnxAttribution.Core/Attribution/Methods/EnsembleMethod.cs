@@ -52,6 +52,9 @@ public sealed class EnsembleMethod : IAttributionMethod
     /// <inheritdoc/>
     public string Summary => "encoded ensemble: the query's diffusion loss under members that left a group out minus under those that saw it (forward passes only)";
 
+    /// <inheritdoc/>
+    public IReadOnlyCollection<string> SettingsUsed { get; } = [];
+
     /// <summary>Always refuses: an ensemble store is trained, not featurized.</summary>
     /// <exception cref="UserInputException">Always.</exception>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default) =>

@@ -22,6 +22,9 @@ internal sealed class GradientCosineMethod : IAttributionMethod
     public string Summary => "cosine similarity of projected diffusion-loss gradients (no preconditioner)";
 
     /// <inheritdoc/>
+    public IReadOnlyCollection<string> SettingsUsed => MethodSettings.GradientFeatureSettings;
+
+    /// <inheritdoc/>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -33,6 +33,14 @@ public sealed class JourneyTrakMethod : IDampedMethod
     /// <inheritdoc/>
     public string Summary => "TRAK per step of the query's DDIM trajectory: the denoising loss of x̂_t against training features at the same t";
 
+    /// <inheritdoc/>
+    public IReadOnlyCollection<string> SettingsUsed { get; } =
+    [
+        nameof(MethodSettings.Measurement), nameof(MethodSettings.JourneySteps), nameof(MethodSettings.NoiseDraws), nameof(MethodSettings.NoiseSeed),
+        nameof(MethodSettings.Projector), nameof(MethodSettings.Distribution), nameof(MethodSettings.Dim), nameof(MethodSettings.ProjectionSeed),
+        nameof(MethodSettings.DType), nameof(MethodSettings.BatchSize), nameof(MethodSettings.Damping),
+    ];
+
     /// <summary>
     /// The timesteps attributed: those an S-step DDIM sampler visits (<see cref="SamplingTimesteps.Evenly"/>, the
     /// sampler's own choice), in sampling order.

@@ -51,6 +51,14 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
         : "influence functions, ∇m(q)ᵀ(G + λI)⁻¹∇L(xᵢ) with EK-FAC (eigenvalues refit per coordinate); factored-projected training gradients";
 
     /// <inheritdoc/>
+    public IReadOnlyCollection<string> SettingsUsed { get; } =
+    [
+        nameof(MethodSettings.Measurement), nameof(MethodSettings.Timesteps), nameof(MethodSettings.NoiseDraws), nameof(MethodSettings.NoiseSeed),
+        nameof(MethodSettings.Distribution), nameof(MethodSettings.Dim), nameof(MethodSettings.ProjectionSeed), nameof(MethodSettings.DType),
+        nameof(MethodSettings.BatchSize), nameof(MethodSettings.Damping), nameof(MethodSettings.Seed),
+    ];
+
+    /// <inheritdoc/>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);

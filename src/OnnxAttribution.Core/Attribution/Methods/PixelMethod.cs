@@ -35,6 +35,9 @@ internal sealed class PixelMethod : IAttributionMethod
     public string Summary => "pixel-space nearest neighbours: cosine similarity (or negative L2 distance) to the query image";
 
     /// <inheritdoc/>
+    public IReadOnlyCollection<string> SettingsUsed { get; } = [nameof(MethodSettings.PixelMetric)];
+
+    /// <inheritdoc/>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -23,6 +23,9 @@ internal sealed class RandomMethod : IAttributionMethod
     public string Summary => "seeded uniform scores, independent of the query (the floor every method must beat)";
 
     /// <inheritdoc/>
+    public IReadOnlyCollection<string> SettingsUsed { get; } = [nameof(MethodSettings.Seed)];
+
+    /// <inheritdoc/>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(request);

@@ -64,6 +64,9 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
         ? "Σ over checkpoints of η·(query gradient · unit-norm training gradient), both averaged over K timesteps"
         : "Σ over checkpoints of η·(query gradient · training gradient), both averaged over K timesteps";
 
+    /// <inheritdoc/>
+    public IReadOnlyCollection<string> SettingsUsed { get; } = [.. MethodSettings.GradientFeatureSettings, nameof(MethodSettings.Checkpoints), nameof(MethodSettings.Seed)];
+
     /// <summary>The feature store folder of checkpoint <paramref name="index"/> inside a method store.</summary>
     public static string CheckpointFolder(int index) => "checkpoint-" + index.ToString(CultureInfo.InvariantCulture);
 

@@ -23,6 +23,9 @@ public sealed class TrakMethod(string name, MeasurementKind measurement, double 
         ? "projected gradients of the diffusion loss, kernel-preconditioned (ΦᵀΦ + λI)⁻¹"
         : "projected gradients of the squared output norm ‖ε̂‖², kernel-preconditioned (ΦᵀΦ + λI)⁻¹";
 
+    /// <inheritdoc/>
+    public IReadOnlyCollection<string> SettingsUsed { get; } = [.. MethodSettings.GradientFeatureSettings, nameof(MethodSettings.Damping)];
+
     /// <summary>The featurize options a build with <paramref name="request"/> uses.</summary>
     public FeaturizeOptions Options(MethodBuildRequest request) => Options(request, Name, Measurement);
 
