@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Packs OnnxAttribution.Onnx, .Store, .Imaging and .Core into samples/feed, checks that every package carries the version
+# Packs OnnxAttribution.Onnx, .Store, .Imaging and .Core and the edge tool (OnnxAttribution.Edge, a .NET tool with
+# per-platform packages for linux-x64 and linux-arm64) into samples/feed, checks that every package carries the version
 # set in Directory.Build.props, then builds samples/AttributeOnePng against those packages alone (samples/nuget.config:
 # OnnxAttribution.* only from samples/feed; no project references) and runs it on models/fm16 with a small D-TRAK store
-# it builds with the library. Restores into a fresh packages folder so a package packed earlier with the same version
-# is never reused. Usage: bash scripts/sample.sh
+# it builds with the library; then installs the tool from the feed into an empty folder and runs its 'attribute' on that
+# store, which must give the sample's ranking. Restores into a fresh packages folder so a package packed earlier with the
+# same version is never reused. Usage: bash scripts/sample.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -18,6 +20,7 @@ rm -rf "$feed"
 for project in OnnxAttribution.Onnx OnnxAttribution.Store OnnxAttribution.Imaging OnnxAttribution.Core; do
   dotnet pack "src/$project" -c Release -o "$feed" --nologo -v quiet
 done
+dotnet pack src/OnnxAttribution.Edge -c Release -o "$feed" --nologo -v quiet
 
 # Every package in the feed (and its symbols package) carries the one version.
 status=0
@@ -30,15 +33,21 @@ for package in OnnxAttribution.Onnx OnnxAttribution.Store OnnxAttribution.Imagin
   packed=$(echo "$nuspec" | sed -n 's:.*<version>\(.*\)</version>.*:\1:p' | head -1)
   if [ "$packed" != "$version" ]; then echo "sample: $package.nuspec says version '$packed', Directory.Build.props '$version'"; status=3; fi
 done
-others=$(ls "$feed" | grep -v -E "^OnnxAttribution\.(Onnx|Store|Imaging|Core)\.$version\.s?nupkg$" || true)
+# The tool: a package that points at one per platform (symbols inside the assemblies).
+for package in OnnxAttribution.Edge OnnxAttribution.Edge.linux-x64 OnnxAttribution.Edge.linux-arm64; do
+  [ -f "$feed/$package.$version.nupkg" ] || { echo "sample: $feed/$package.$version.nupkg missing"; status=3; }
+done
+others=$(ls "$feed" | grep -v -E "^OnnxAttribution\.(Onnx|Store|Imaging|Core)\.$version\.s?nupkg$" \
+  | grep -v -E "^OnnxAttribution\.Edge(\.linux-x64|\.linux-arm64)?\.$version\.nupkg$" || true)
 if [ -n "$others" ]; then echo "sample: unexpected packages in the feed: $others"; status=3; fi
 [ "$status" -eq 0 ] || exit $status
-echo "sample: packed OnnxAttribution.Onnx, .Store, .Imaging and .Core $version into $feed"
+echo "sample: packed OnnxAttribution.Onnx, .Store, .Imaging, .Core and the tool OnnxAttribution.Edge $version into $feed"
 
 # A fresh packages folder for our packages; everything else is found in the usual one (read-only fallback). A copy
 # of our packages there would shadow the feed, so refuse rather than test the wrong bits.
 global=${NUGET_PACKAGES:-$HOME/.nuget/packages}
-for package in onnxattribution.onnx onnxattribution.store onnxattribution.core; do
+for package in onnxattribution.onnx onnxattribution.store onnxattribution.imaging onnxattribution.core \
+    onnxattribution.edge onnxattribution.edge.linux-x64 onnxattribution.edge.linux-arm64; do
   if [ -d "$global/$package/$version" ]; then
     echo "sample: $global/$package/$version exists and would be used instead of the feed; remove it"; exit 1
   fi
@@ -56,4 +65,16 @@ grep -q "\"OnnxAttribution.Core/$version\"" "$work/bin/AttributeOnePng.deps.json
 "$work/bin/AttributeOnePng" "$root/models/fm16" "$work/store" | tee "$work/ranking.txt"
 first=$(sed -n 's:^1\. training image #\([0-9]*\) .*:\1:p' "$work/ranking.txt")
 if [ "$first" != "7" ]; then echo "sample: training image 7 ranked #$first first, expected itself"; exit 3; fi
+
+# The edge tool, installed from the feed into an empty folder, answers the same on the same store.
+tool="$work/tool"
+mkdir "$tool"
+dotnet tool install OnnxAttribution.Edge --version "$version" --tool-path "$tool" --add-source "$feed" >/dev/null
+"$tool/onnx-attribution-edge" attribute --model "$root/models/fm16" --store "$work/store" --image "$work/store/row-7.png" \
+    --top 5 --out "$work/edge-grid.png" --json > "$work/edge.json"
+edge=$(tr -d ' \n' < "$work/edge.json" | grep -o '"index":[0-9]*' | sed 's/"index"://' | tr '\n' ' ')
+library=$(sed -n 's:^[0-9]*\. training image #\([0-9]*\) .*:\1:p' "$work/ranking.txt" | tr '\n' ' ')
+if [ "$edge" != "$library" ]; then echo "sample: the installed tool ranks rows $edge; the library ranked $library"; exit 3; fi
+[ -s "$work/edge-grid.png" ] || { echo "sample: the tool wrote no grid"; exit 3; }
+echo "sample: tool ok (onnx-attribution-edge $version installed from the feed into an empty folder: rows $edge)"
 echo "sample: ok (packages $version from the feed; training image 7 ranks itself first)"
