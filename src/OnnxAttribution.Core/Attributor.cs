@@ -10,58 +10,6 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution;
 
 /// <summary>
-/// One training row in a query's ranking: the one result shape of the library, the CLI's and the edge tool's
-/// <c>--json</c> and the HTTP server (<c>rankings[].top[]</c>).
-/// </summary>
-/// <param name="Rank">1 for the row with the highest score.</param>
-/// <param name="Index">The row: index of the training image in the store's dataset.</param>
-/// <param name="Score">The method's score (positive: training on the row is predicted to make the query more likely).</param>
-/// <param name="Label">The training image's class label where the dataset has labels and they were read; null (and left
-/// out of JSON) otherwise.</param>
-public sealed record RankedRow(int Rank, long Index, float Score,
-    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] int? Label = null);
-
-/// <summary>The best training rows of one query, best first (ties: lower row first).</summary>
-/// <param name="Query">The query's label: a file name, "seed N", or the label the caller gave.</param>
-/// <param name="Top">The ranked rows; fewer than asked for when the store has fewer rows.</param>
-public sealed record QueryRanking(string Query, IReadOnlyList<RankedRow> Top);
-
-/// <summary>What <see cref="Attributor.Verify"/> found.</summary>
-/// <param name="FeatureStores">The feature store folders read (the store itself, per-step or per-checkpoint stores in it).</param>
-/// <param name="RowsChecked">Feature rows read, over all of them.</param>
-/// <param name="Problems">What is wrong, each naming the file and row; empty when the store is sound.</param>
-public sealed record StoreCheck(IReadOnlyList<string> FeatureStores, long RowsChecked, IReadOnlyList<string> Problems)
-{
-    /// <summary>True when no problem was found.</summary>
-    public bool Ok => Problems.Count == 0;
-}
-
-/// <summary>What <see cref="Attributor.BuildStore"/> builds.</summary>
-public sealed record StoreBuildOptions
-{
-    /// <summary>The method's name (e.g. "d-trak"; see <see cref="AttributionMethods.Names"/>).</summary>
-    public required string Method { get; init; }
-
-    /// <summary>The model folder (model.json, forward.onnx, vjp.onnx).</summary>
-    public required string ModelDirectory { get; init; }
-
-    /// <summary>The training data: "embedded", "fashion-mnist", a folder of PNGs or an IDX image file.</summary>
-    public required string Data { get; init; }
-
-    /// <summary>The rows of <see cref="Data"/> used, e.g. "0:1000"; empty for all of them.</summary>
-    public string Subset { get; init; } = "";
-
-    /// <summary>The store folder; created if missing, continued if an earlier build was interrupted.</summary>
-    public required string StoreDirectory { get; init; }
-
-    /// <summary>The method's settings (projection dimension, timesteps, …); each method reads those it uses.</summary>
-    public MethodSettings Settings { get; init; } = new();
-
-    /// <summary>ONNX Runtime settings (device, threads).</summary>
-    public SessionSettings Session { get; init; } = SessionSettings.Default;
-}
-
-/// <summary>
 /// The engine in one type: opens a model and a finished method store, attributes images (pixels, PNG files or streams)
 /// or images generated from seeds, and returns each query's ranked training rows. Also builds stores.
 /// </summary>

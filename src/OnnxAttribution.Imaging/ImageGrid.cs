@@ -2,20 +2,6 @@ using SkiaSharp;
 
 namespace OnnxAttribution.Core.Imaging;
 
-/// <summary>How a grid of images is laid out.</summary>
-/// <param name="Columns">Tiles per row; the row count follows from the number of images.</param>
-/// <param name="Scale">Integer upscaling of each image (nearest neighbour).</param>
-/// <param name="Gap">Pixels between tiles and around the border.</param>
-/// <param name="FontSize">Caption text size in pixels.</param>
-public sealed record GridLayout(int Columns, int Scale = 4, int Gap = 4, float FontSize = 11f);
-
-/// <summary>What <see cref="ImageGrid.Write"/> produced.</summary>
-/// <param name="Width">The PNG's width in pixels.</param>
-/// <param name="Height">The PNG's height in pixels.</param>
-/// <param name="CaptionsDrawn">False when captions were asked for but no usable font was found, so they were left out.</param>
-/// <param name="Note">Why captions were left out, or null.</param>
-public sealed record GridResult(int Width, int Height, bool CaptionsDrawn, string? Note);
-
 /// <summary>
 /// Writes rows × columns of same-size images into one RGB PNG, on a white background, with an optional
 /// text caption (a score, an index) under each tile.

@@ -3,23 +3,6 @@ using SkiaSharp;
 
 namespace OnnxAttribution.Core.Imaging;
 
-/// <summary>One line of a <see cref="LineChart"/>: its legend label and its y values (NaN leaves a gap).</summary>
-/// <param name="Label">The legend's text.</param>
-/// <param name="Values">One y value per x label, or per entry of <paramref name="X"/>.</param>
-/// <param name="X">The line's own x values on a numeric axis, in drawing order; null: the chart's evenly spaced labels.</param>
-public sealed record PlotSeries(string Label, IReadOnlyList<double> Values, IReadOnlyList<double>? X = null);
-
-/// <summary>
-/// What a line plot shows: one line per series, either over x positions evenly spaced and labelled, or (when every
-/// series has its own <see cref="PlotSeries.X"/>) over a numeric x axis, logarithmic with <paramref name="LogX"/>.
-/// </summary>
-/// <param name="XLabels">The label of each x position; every series without X values has one value per label.</param>
-/// <param name="Series">The lines, coloured from <see cref="LinePlot.Palette"/> in order.</param>
-/// <param name="XTitle">Text under the x axis, or null.</param>
-/// <param name="YTitle">Text above the y axis, or null.</param>
-/// <param name="LogX">A numeric x axis in decades (x values must then be positive).</param>
-public sealed record LineChart(IReadOnlyList<string> XLabels, IReadOnlyList<PlotSeries> Series, string? XTitle = null, string? YTitle = null, bool LogX = false);
-
 /// <summary>
 /// Draws a line chart into a raster: axes with tick labels, light grid lines, one coloured line with point markers per
 /// series, and a legend on the right.

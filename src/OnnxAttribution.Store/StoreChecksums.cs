@@ -5,9 +5,6 @@ using System.Text.Json;
 
 namespace OnnxAttribution.Core.Store;
 
-/// <summary>A whole file's length and XxHash64 (lower-case hex), as recorded in checksums.json.</summary>
-public sealed record FileChecksum(long Bytes, string Hash);
-
 /// <summary>
 /// checksums.json: the XxHash64 of features.npy's data section in chunks of <see cref="ChunkRows"/> rows, and of whole files
 /// beside it (meta.json, preconditioner.bin, losses.npy, …), so that a changed or damaged byte anywhere is found by

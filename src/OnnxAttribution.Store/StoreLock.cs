@@ -99,10 +99,3 @@ public sealed class StoreLock : IDisposable
         _file.Dispose();
     }
 }
-
-/// <summary>A store folder that another writer holds (<see cref="StoreLock"/>).</summary>
-public sealed class StoreLockedException : AttributionException
-{
-    /// <summary>Creates the exception with its message and the exception that caused it.</summary>
-    public StoreLockedException(string message, Exception inner) : base(message, inner) { }
-}

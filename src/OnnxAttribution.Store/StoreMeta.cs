@@ -5,48 +5,6 @@ using System.Text.Json.Serialization;
 
 namespace OnnxAttribution.Core.Store;
 
-/// <summary>How the features were projected: <c>kind</c> (e.g. "rademacher", "gaussian", "factored"), the RNG seed, the output
-/// dimension k (the store's column count), and free-form settings of that projector.</summary>
-public sealed record ProjectorSpec(string Kind, long Seed, int Dim)
-{
-    /// <summary>Projector settings beyond kind, seed and dim (e.g. block size, layer list). Compared key by key.</summary>
-    public IReadOnlyDictionary<string, string> Settings { get; init; } = new SortedDictionary<string, string>(StringComparer.Ordinal);
-
-    /// <inheritdoc/>
-    public bool Equals(ProjectorSpec? other) =>
-        other is not null && Kind == other.Kind && Seed == other.Seed && Dim == other.Dim && StoreMeta.SameSettings(Settings, other.Settings);
-
-    /// <inheritdoc/>
-    public override int GetHashCode() => HashCode.Combine(Kind, Seed, Dim, Settings.Count);
-}
-
-/// <summary>
-/// Which rows of the dataset a store holds: shard <c>Index</c> of <c>Count</c> holds the contiguous rows
-/// [⌊N·Index/Count⌋, ⌊N·(Index+1)/Count⌋). <see cref="Whole"/> (0 of 1) is an unsharded store.
-/// </summary>
-public sealed record ShardSpec(int Index, int Count)
-{
-    /// <summary>The whole dataset: shard 0 of 1.</summary>
-    public static ShardSpec Whole { get; } = new(0, 1);
-
-    /// <summary>The first dataset row of this shard.</summary>
-    public long FirstRow(long totalRows) => Boundary(totalRows, Index, Count);
-
-    /// <summary>The number of rows of this shard.</summary>
-    public long RowCount(long totalRows) => Boundary(totalRows, Index + 1, Count) - Boundary(totalRows, Index, Count);
-
-    private static long Boundary(long n, int i, int count) => (long)((Int128)n * i / count);
-
-    /// <summary>Throws unless 0 ≤ Index &lt; Count.</summary>
-    internal void Validate(string where)
-    {
-        if (Count < 1 || Index < 0 || Index >= Count)
-        {
-            throw new StoreFormatException($"{where}: field 'shard': expected 0 <= index < count with count >= 1, found index {Index}, count {Count}");
-        }
-    }
-}
-
 /// <summary>
 /// Everything a feature store's rows depend on, written as <c>meta.json</c> (camelCase). Two stores (or a store and a query)
 /// are compatible when every field is equal; <see cref="DescribeDifferences(StoreMeta)"/> says which are not.

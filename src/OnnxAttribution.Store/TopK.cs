@@ -1,14 +1,5 @@
 namespace OnnxAttribution.Core.Store;
 
-/// <summary>The best rows for one query, best first.</summary>
-/// <param name="Indices">Dataset row indices, in descending order of score (ties: lower index first).</param>
-/// <param name="Scores">The scores of those rows.</param>
-public sealed record TopKResult(long[] Indices, float[] Scores)
-{
-    /// <summary>Number of results (k, or fewer when the store has fewer rows).</summary>
-    public int Count => Indices.Length;
-}
-
 /// <summary>
 /// A bounded min-heap of (score, row) keeping the k best seen. The order is total, so the result does not depend on the order
 /// rows are offered in: higher score first, then lower row index; NaN ranks below every number.

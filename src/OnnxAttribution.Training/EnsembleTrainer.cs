@@ -6,84 +6,9 @@ using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Ensembles;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
 
 namespace OnnxAttribution.Training;
-
-/// <summary>The settings of an encoded-ensemble training run (<see cref="EnsembleTrainer.Train"/>).</summary>
-public sealed record EnsembleTrainOptions
-{
-    /// <summary>The training images, already subset: row i of the ensemble is image i of this dataset.</summary>
-    public required ImageDataset Data { get; init; }
-
-    /// <summary>The dataset as the user named it (source.json).</summary>
-    public required string DataName { get; init; }
-
-    /// <summary>The subset as the user wrote it (source.json).</summary>
-    public string Subset { get; init; } = "all";
-
-    /// <summary>The ensemble folder: the design, the member model folders, and the method store files.</summary>
-    public required string OutDirectory { get; init; }
-
-    /// <summary>M, the number of members (at least 2).</summary>
-    public int Members { get; init; } = 8;
-
-    /// <summary>G; null for <see cref="EnsembleTrainer.DefaultGroups"/>.</summary>
-    public int? Groups { get; init; }
-
-    public GroupingKind Grouping { get; init; } = GroupingKind.Random;
-
-    public long GroupingSeed { get; init; }
-
-    public long EncodingSeed { get; init; }
-
-    /// <summary>The seed the members' training seeds are drawn from (<see cref="EnsembleDesign.MemberSeed"/>).</summary>
-    public long Seed { get; init; }
-
-    /// <summary>
-    /// Every member's training settings; <see cref="TrainOptions.Data"/>, <see cref="TrainOptions.Indices"/>,
-    /// <see cref="TrainOptions.Seed"/>, <see cref="TrainOptions.CheckpointDirectory"/> and <see cref="TrainOptions.Resume"/>
-    /// are set per member.
-    /// </summary>
-    public required TrainOptions Training { get; init; }
-
-    /// <summary>Timesteps K of the scoring plan (evenly spaced, as every method's plan).</summary>
-    public int ScoringTimesteps { get; init; } = 20;
-
-    /// <summary>Noise draws per timestep of the scoring plan.</summary>
-    public int ScoringNoiseDraws { get; init; } = 2;
-
-    public long ScoringNoiseSeed { get; init; }
-
-    /// <summary>Keep each member's training checkpoints after its export (by default they are deleted: a member folder
-    /// is then forward.onnx + model.json).</summary>
-    public bool KeepCheckpoints { get; init; }
-}
-
-/// <summary>Progress of an ensemble run, across members.</summary>
-/// <param name="Member">The member training (0-based).</param>
-/// <param name="Members">M.</param>
-/// <param name="Step">Its steps done.</param>
-/// <param name="Steps">Its steps in total.</param>
-/// <param name="Done">Steps done over all members (finished members count in full).</param>
-/// <param name="Total">M × steps.</param>
-/// <param name="Loss">The member's mean batch loss since the previous report.</param>
-/// <param name="MillisecondsPerStep">Wall time per step since the previous report.</param>
-/// <param name="Remaining">The time left at that rate (exports not counted).</param>
-public sealed record EnsembleProgress(int Member, int Members, int Step, int Steps, long Done, long Total, double Loss, double MillisecondsPerStep, TimeSpan Remaining);
-
-/// <summary>What one member of a run did.</summary>
-/// <param name="Member">The member (0-based).</param>
-/// <param name="Rows">The training rows it saw.</param>
-/// <param name="Trained">False when it was already complete and skipped.</param>
-/// <param name="FinalLoss">Its final loss (NaN when skipped or resumed at its end).</param>
-/// <param name="Seconds">Wall time of its training and export in this process.</param>
-/// <param name="Bytes">The size of its model folder.</param>
-public sealed record EnsembleMemberResult(int Member, int Rows, bool Trained, double FinalLoss, double Seconds, long Bytes);
-
-/// <summary>What an ensemble run wrote.</summary>
-public sealed record EnsembleTrainResult(string Directory, EnsembleDesign Design, EnsembleScoring Scoring, IReadOnlyList<EnsembleMemberResult> Members);
 
 /// <summary>
 /// Trains an encoded ensemble (Dai &amp; Gifford 2023, "Training Data Attribution for Diffusion Models", arXiv:2306.02174):

@@ -3,44 +3,6 @@ using static TorchSharp.torch;
 
 namespace OnnxAttribution.Training;
 
-/// <summary>Settings of a gradient check: which batch sizes and timesteps, and the bars to pass.</summary>
-/// <param name="BatchSizes">Batch sizes to run the gradient graph with.</param>
-/// <param name="Timesteps">Timesteps, cycled over the examples of each batch (batch 1 runs once per timestep).</param>
-/// <param name="Seed">Seed of the random inputs and cotangents.</param>
-/// <param name="ForwardTolerance">Bar for max |ε_ORT − ε_torch|.</param>
-/// <param name="GradientTolerance">Bar for each layer's max_b ‖g_ORT[b] − g_torch[b]‖∞ / ‖g_torch[b]‖∞.</param>
-public sealed record GradientCheckOptions(
-    IReadOnlyList<int> BatchSizes,
-    IReadOnlyList<long> Timesteps,
-    long Seed = 0,
-    double ForwardTolerance = 1e-5,
-    double GradientTolerance = 1e-4)
-{
-    public static GradientCheckOptions Default { get; } = new([1, 8], [0, 10, 250, 500, 999]);
-}
-
-/// <summary>The error of one parameter's per-example gradient, worst over the batch.</summary>
-public sealed record LayerGradientError(string Parameter, long Size, double MaxRelativeError, double MaxAbsError);
-
-/// <summary>One run of the gradient graph against TorchSharp: a batch size and its timesteps.</summary>
-public sealed record GradientCheckCase(
-    string Model,
-    int BatchSize,
-    IReadOnlyList<long> Timesteps,
-    double ForwardMaxAbsError,
-    double GradientMaxRelativeError,
-    string WorstParameter,
-    IReadOnlyList<LayerGradientError> Layers);
-
-/// <summary>All cases of a check, with the bars and the verdict.</summary>
-public sealed record GradientCheckReport(
-    IReadOnlyList<GradientCheckCase> Cases,
-    double ForwardTolerance,
-    double GradientTolerance)
-{
-    public bool Passed => Cases.All(c => c.ForwardMaxAbsError <= ForwardTolerance && c.GradientMaxRelativeError <= GradientTolerance);
-}
-
 /// <summary>
 /// Proves the exported graphs: ONNX Runtime's forward output against TorchSharp's, and every parameter's per-example
 /// gradient from the gradient graph against TorchSharp autograd run one example at a time (docs/design.md: float32,

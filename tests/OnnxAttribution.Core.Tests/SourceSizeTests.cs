@@ -57,6 +57,22 @@ public sealed partial class SourceSizeTests : TempDirectoryTest
         }
     }
 
+    /// <summary>A public top-level type declaration (file-scoped namespaces: it starts its line).</summary>
+    [GeneratedRegex(@"^public\s+(?:(?:static|sealed|abstract|readonly|partial|unsafe|ref)\s+)*(?:class|record\s+struct|record|struct|interface|enum)\s+(\w+)")]
+    private static partial Regex PublicType();
+
+    [Test]
+    public void EveryPublicType_LivesInAFileOfItsName()
+    {
+        // Internal helpers may sit beside the type they serve; a type others use is found by its name.
+        var misplaced = SourceFiles().Where(f => f.Contains($"{Path.DirectorySeparatorChar}src{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            .SelectMany(f => File.ReadLines(f).Select(l => PublicType().Match(l)).Where(m => m.Success)
+                .Where(m => m.Groups[1].Value != Path.GetFileName(f).Split('.')[0])
+                .Select(m => $"{Path.GetRelativePath(RepositoryRoot(), f)}: {m.Groups[1].Value}"))
+            .ToList();
+        Assert.That(misplaced, Is.Empty, "public types in a file named after something else: give each its own file");
+    }
+
     [Test]
     public void EveryFile_AtMost600Lines()
     {

@@ -4,17 +4,6 @@ using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution;
 
-/// <summary>How per-example gradients are turned into k-dimensional features.</summary>
-public enum ProjectorKind
-{
-    /// <summary>JL projection of the whole flattened gradient (every parameter), generated on the fly.</summary>
-    Dense,
-
-    /// <summary>Per-layer Kronecker projection of the Conv/Gemm weight gradients from the graph's factor outputs
-    /// (biases and normalisation parameters are not included).</summary>
-    Factored,
-}
-
 /// <summary>
 /// The one description of a projection: kind, entry distribution, requested k and seed. It is what featurization is
 /// given, what a query rebuilds, and — through <see cref="ToSpec"/> and <see cref="FromSpec"/>, the only two places that

@@ -4,22 +4,6 @@ using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution;
 
-/// <summary>One check of <see cref="StoreVerifier.Verify"/>: what was checked, in which file, and what was found.</summary>
-/// <param name="File">The file checked (a path).</param>
-/// <param name="Check">What was checked (e.g. "chunks", "finite", "checksum", "model file").</param>
-/// <param name="Ok">Whether it passed.</param>
-/// <param name="Detail">What was found: the damaged row ranges and hashes when it failed; a note when it passed.</param>
-public sealed record StoreCheck(string File, string Check, bool Ok, string Detail);
-
-/// <summary>The checks of one store folder.</summary>
-/// <param name="Directory">The store folder.</param>
-/// <param name="Checks">Every check run, in order.</param>
-public sealed record StoreVerification(string Directory, IReadOnlyList<StoreCheck> Checks)
-{
-    /// <summary>True when every check passed.</summary>
-    public bool Ok => Checks.All(c => c.Ok);
-}
-
 /// <summary>
 /// The full check of a feature store behind the <c>verify</c> verb: the files open and agree (meta.json, features.npy's
 /// header, done.bitmap), every chunk of features.npy matches checksums.json, every row is finite, every derived file matches

@@ -1,17 +1,5 @@
 namespace OnnxAttribution.Core.Evaluation;
 
-/// <summary>One damping value of a sweep with its mean LDS on the validation queries.</summary>
-/// <param name="Damping">λ, relative to the method's curvature scale.</param>
-/// <param name="ValidationLds">Mean LDS over the validation queries at that λ.</param>
-public readonly record struct DampingPoint(double Damping, double ValidationLds);
-
-/// <summary>The damping chosen on the validation queries, the sweep behind it and what the test queries gave at it.</summary>
-/// <typeparam name="T">The test evaluation's result.</typeparam>
-/// <param name="Chosen">The λ with the highest validation LDS.</param>
-/// <param name="Sweep">Every λ of the grid with its validation LDS.</param>
-/// <param name="Test">The test evaluation, run once at <paramref name="Chosen"/>.</param>
-public sealed record TunedResult<T>(double Chosen, IReadOnlyList<DampingPoint> Sweep, T Test);
-
 /// <summary>
 /// Chooses a method's damping on validation queries and only then evaluates the test queries, once, at the chosen value:
 /// the test queries never influence a setting.

@@ -3,20 +3,6 @@ using OnnxAttribution.Core.Numerics;
 
 namespace OnnxAttribution.Core.Evaluation;
 
-/// <summary>A mean with a bootstrap 95% interval.</summary>
-/// <param name="Mean">The mean over the items.</param>
-/// <param name="Low">2.5th percentile of the bootstrap means.</param>
-/// <param name="High">97.5th percentile of the bootstrap means.</param>
-/// <param name="Count">Number of items (finite values) averaged.</param>
-public readonly record struct Interval(double Mean, double Low, double High, int Count);
-
-/// <summary>A mean LDS against its permutation null.</summary>
-/// <param name="P">One-sided p-value: (1 + #{null means ≥ observed}) / (1 + permutations).</param>
-/// <param name="NullLow">2.5th percentile of the null means.</param>
-/// <param name="NullHigh">97.5th percentile of the null means.</param>
-/// <param name="Permutations">Number of permutations drawn.</param>
-public readonly record struct PermutationResult(double P, double NullLow, double NullHigh, int Permutations);
-
 /// <summary>
 /// The Linear Datamodeling Score (Park et al. 2023, Def. 5; the diffusion setting of Zheng et al. 2024, Sec. 2):
 /// M random subsets S_j of size αN, one model per subset; for a query q the predicted output of model j is

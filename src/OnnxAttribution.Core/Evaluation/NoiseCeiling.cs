@@ -3,21 +3,6 @@ using OnnxAttribution.Core.Numerics;
 
 namespace OnnxAttribution.Core.Evaluation;
 
-/// <summary>One split of a subset's training seeds into two disjoint halves of equal size.</summary>
-/// <param name="A">Seed indices of half A.</param>
-/// <param name="B">Seed indices of half B.</param>
-public sealed record SeedSplit(int[] A, int[] B);
-
-/// <summary>The noise ceiling of an LDS benchmark (<see cref="NoiseCeiling.Measure"/>).</summary>
-/// <param name="HalfCorrelation">Per query: ρ_half, the Spearman correlation over subsets between the halves' mean losses, averaged over the splits.</param>
-/// <param name="Reliability">Per query: ρ_S, ρ_half stepped up to all S seeds by Spearman–Brown.</param>
-/// <param name="Ceiling">Per query: √max(ρ_S, 0), the highest LDS the query's measured output allows.</param>
-/// <param name="Mean">Mean ceiling over queries with its bootstrap 95% interval.</param>
-/// <param name="MeanReliability">Mean ρ_S over queries with its bootstrap 95% interval.</param>
-/// <param name="Splits">Number of seed splits averaged.</param>
-/// <param name="HalfSize">Seeds in each half, ⌊S/2⌋.</param>
-public sealed record CeilingResult(double[] HalfCorrelation, double[] Reliability, double[] Ceiling, Interval Mean, Interval MeanReliability, int Splits, int HalfSize);
-
 /// <summary>
 /// How much of an LDS benchmark's measured output any attribution could predict: each subset is trained with S seeds,
 /// the seeds are split into halves A and B of h = ⌊S/2⌋ seeds each, and per query ρ_half is the Spearman correlation over

@@ -3,31 +3,6 @@ using System.Text.Json.Serialization;
 
 namespace OnnxAttribution.Core.Models;
 
-/// <summary>One trainable parameter of an exported model, in the order of <c>model.json</c>.</summary>
-/// <param name="Name">The initializer name in forward.onnx and the TorchSharp parameter name.</param>
-/// <param name="Shape">Its shape, e.g. [out, in, k, k] for a convolution weight.</param>
-public sealed record ParameterInfo(string Name, long[] Shape);
-
-/// <summary>How the shipped model was trained: enough to reproduce it and to judge it.</summary>
-public sealed record TrainingInfo(
-    string Dataset,
-    string Subset,
-    int Steps,
-    int BatchSize,
-    double LearningRate,
-    double EmaDecay,
-    long Seed,
-    double FinalLoss,
-    double TrainSeconds);
-
-/// <summary>
-/// Which training checkpoint a model folder holds: the raw (non-EMA) weights after <paramref name="Step"/> optimizer steps,
-/// and the learning rate of the step taken from them (TracIn's η_c, Pruthi et al. 2020, Eq. 3; Xie et al. 2024).
-/// </summary>
-/// <param name="Step">Optimizer steps done when the weights were saved.</param>
-/// <param name="LearningRate">The learning rate the trainer applies to the next step (warm-up included).</param>
-public sealed record CheckpointInfo(int Step, double LearningRate);
-
 /// <summary>
 /// The contents of <c>model.json</c> in a model directory: the diffusion settings, the image geometry,
 /// the file names of the graphs and the parameter list.

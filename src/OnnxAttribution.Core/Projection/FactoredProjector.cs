@@ -3,16 +3,6 @@ using System.Buffers;
 namespace OnnxAttribution.Core.Projection;
 
 /// <summary>
-/// One layer's Kronecker factors for a batch: the layer's inputs a (unfolded patches for a convolution) and the gradients
-/// of the loss with respect to its outputs g, at S positions per example. The per-example weight gradient is
-/// G = Σₛ gₛ aₛᵀ, shape [outDim, inDim].
-/// </summary>
-/// <param name="Activations">B × S × inDim values, row-major.</param>
-/// <param name="OutputGradients">B × S × outDim values, row-major.</param>
-/// <param name="Positions">S, the positions per example (1 for a linear layer on vectors, H·W for a convolution).</param>
-public readonly record struct LayerFactors(ReadOnlyMemory<float> Activations, ReadOnlyMemory<float> OutputGradients, int Positions);
-
-/// <summary>
 /// A factored (Kronecker) projection of per-layer weight gradients: for each layer ℓ, y_ℓ = vec(P_outᵀ G P_in) =
 /// Σₛ (P_outᵀ gₛ) ⊗ (P_inᵀ aₛ), with small P_in ∈ ℝ^{inDim×kIn} and P_out ∈ ℝ^{outDim×kOut}, costing
 /// O(S(inDim·kIn + outDim·kOut) + S·kIn·kOut) per example instead of O(inDim·outDim·k) for a dense projection of G.

@@ -1,15 +1,5 @@
 namespace OnnxAttribution.Core.Runtime;
 
-/// <summary>Where ONNX Runtime runs a model.</summary>
-public enum ExecutionDevice
-{
-    /// <summary>The CPU execution provider (always available).</summary>
-    Cpu,
-
-    /// <summary>The CUDA execution provider; needs the Microsoft.ML.OnnxRuntime.Gpu package and an NVIDIA GPU.</summary>
-    Cuda,
-}
-
 /// <summary>How ONNX Runtime sessions are created.</summary>
 /// <param name="Device">CPU or CUDA.</param>
 /// <param name="IntraOpThreads">Threads inside one operator; 0 lets ONNX Runtime choose (one per physical core).</param>

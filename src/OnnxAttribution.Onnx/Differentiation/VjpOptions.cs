@@ -52,14 +52,3 @@ public sealed record VjpOptions
     /// <summary>The weights input [3] of <see cref="CotangentFromOutput"/>.</summary>
     public string WeightsName { get; init; } = "cotangent_weights";
 }
-
-/// <summary>One layer's Kronecker projection for <see cref="VjpOptions.FactorProjections"/>.</summary>
-/// <param name="Layer">The layer's name (its weight's name without ".weight", as in the factor outputs a.&lt;layer&gt;).</param>
-/// <param name="Input">P_in, inDim × kIn row-major; rows follow the weight's input order (in-channel · kh · kw + tap).</param>
-/// <param name="InputDim">kIn.</param>
-/// <param name="Output">P_out, outDim × kOut row-major.</param>
-/// <param name="OutputDim">kOut.</param>
-public sealed record FactorProjection(string Layer, float[] Input, int InputDim, float[] Output, int OutputDim);
-
-/// <summary>A layer with Kronecker factors: its weight, positions per example S, and the weight matrix's in and out sizes.</summary>
-public sealed record FactorLayer(string Layer, string Weight, long Positions, long InDim, long OutDim);

@@ -6,16 +6,6 @@ using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution.Ensembles;
 
-/// <summary>How the training rows are split into groups.</summary>
-public enum GroupingKind
-{
-    /// <summary>A seeded permutation of the rows cut into G runs of equal size (±1).</summary>
-    Random,
-
-    /// <summary>Rows in order cut into G runs of equal size (±1): group of row i = ⌊i·G/N⌋.</summary>
-    Contiguous,
-}
-
 /// <summary>
 /// The design of an encoded ensemble (Dai &amp; Gifford 2023, "Training Data Attribution for Diffusion Models", arXiv:2306.02174; docs/methods.md, Encoded ensembles):
 /// the N training rows split into G groups, and an encoding matrix E ∈ {0,1}^{M×G} saying which groups member m trains

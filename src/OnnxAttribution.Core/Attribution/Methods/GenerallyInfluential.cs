@@ -2,9 +2,6 @@ using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 
-/// <summary>A training row and the number of queries whose top k it is in.</summary>
-public sealed record RowFrequency(long Row, int Queries);
-
 /// <summary>
 /// How concentrated a method's top-k lists are over a set of queries (Xie et al. 2024, Sec. 4, "generally influential"
 /// samples): the training rows in the top k of more than <see cref="Fraction"/> of the <see cref="Queries"/> queries.

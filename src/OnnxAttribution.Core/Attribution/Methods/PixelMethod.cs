@@ -5,16 +5,6 @@ using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 
-/// <summary>The similarity of the pixel baseline.</summary>
-public enum PixelMetric
-{
-    /// <summary>Cosine similarity of the images as vectors of pixels in [-1, 1].</summary>
-    Cosine,
-
-    /// <summary>Negative Euclidean distance −‖q − xᵢ‖.</summary>
-    L2,
-}
-
 /// <summary>
 /// Pixel-space nearest neighbours (docs/methods.md, "Baselines every table must carry"; the raw-pixel baseline of D-TRAK's
 /// comparisons, Zheng et al. 2024): τ(q)ᵢ = cos(q, xᵢ) (default) or −‖q − xᵢ‖₂ over the C·H·W pixels in [-1, 1].

@@ -1,0 +1,116 @@
+using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Core.Store;
+
+namespace OnnxAttribution.Core.Attribution.Methods;
+
+/// <summary>
+/// The settings a method store can be built with: the union of what the methods take, as a command line offers them.
+/// Each method declares the ones it reads (<see cref="IAttributionMethod.SettingsUsed"/>) and records what it used in its
+/// <c>method.json</c>; <see cref="RequireUsedBy"/> refuses a setting changed from its default that the method would
+/// not read, so that nothing a user asks for is silently ignored.
+/// </summary>
+public sealed record MethodSettings
+{
+    /// <summary>What every method that featurizes projected gradients reads (TRAK, D-TRAK, DAS, gradient cosine).</summary>
+    public static readonly IReadOnlyList<string> GradientFeatureSettings =
+    [
+        nameof(Measurement), nameof(Timesteps), nameof(NoiseDraws), nameof(NoiseSeed), nameof(Projector), nameof(Distribution),
+        nameof(Dim), nameof(ProjectionSeed), nameof(DType), nameof(BatchSize),
+    ];
+
+    /// <summary>The measurement differentiated; null for the method's own default (TRAK: loss, D-TRAK: square).</summary>
+    public MeasurementKind? Measurement { get; init; }
+
+    /// <summary>K timesteps t = 0, T/K, … for the methods that average over timesteps.</summary>
+    public int Timesteps { get; init; } = 10;
+
+    /// <summary>Noise draws per timestep.</summary>
+    public int NoiseDraws { get; init; } = 1;
+
+    /// <summary>Seed of the noise draws (<see cref="FeaturizationPlan.Noise"/>).</summary>
+    public long NoiseSeed { get; init; }
+
+    /// <summary>Dense (whole gradient) or factored (per-layer Kronecker) projection; methods that need one kind refuse the other.</summary>
+    public ProjectorKind Projector { get; init; } = ProjectorKind.Dense;
+
+    /// <summary>The distribution of the projection's entries.</summary>
+    public ProjectionKind Distribution { get; init; } = ProjectionKind.Rademacher;
+
+    /// <summary>Feature dimension k of projected methods.</summary>
+    public int Dim { get; init; } = 4096;
+
+    /// <summary>Seed of the projection.</summary>
+    public long ProjectionSeed { get; init; }
+
+    /// <summary>The element type of the stored features.</summary>
+    public StoreDType DType { get; init; } = StoreDType.Float32;
+
+    /// <summary>
+    /// λ relative to the mean diagonal of the curvature (TRAK kernel, K-FAC factors); null for the method's own
+    /// <see cref="IDampedMethod.DefaultDamping"/>, the value chosen on the LDS validation queries.
+    /// </summary>
+    public double? Damping { get; init; }
+
+    /// <summary>Examples per gradient-graph call; never changes a result.</summary>
+    public int BatchSize { get; init; } = 16;
+
+    /// <summary>Journey-TRAK: the number of sampling steps of the query's trajectory (DDIM) that are attributed.</summary>
+    public int JourneySteps { get; init; } = 10;
+
+    /// <summary>TracIn / ReTrac: model folders of the saved training checkpoints (each with its learning rate in model.json).</summary>
+    public IReadOnlyList<string> Checkpoints { get; init; } = [];
+
+    /// <summary>Seed of the method's own random choices (random baseline, per-example timestep draws).</summary>
+    public long Seed { get; init; }
+
+    /// <summary>The pixel baseline's similarity: cosine (default) or negative L2 distance.</summary>
+    public PixelMetric PixelMetric { get; init; } = PixelMetric.Cosine;
+
+    /// <summary>The settings (property names and values) that differ from those of <c>new MethodSettings()</c>.</summary>
+    public IReadOnlyList<(string Setting, object? Value)> Changed()
+    {
+        var d = new MethodSettings();
+        var changed = new List<(string, object?)>();
+        void Add(bool differs, string name, object? value)
+        {
+            if (differs)
+            {
+                changed.Add((name, value));
+            }
+        }
+        Add(Measurement is not null, nameof(Measurement), Measurement);
+        Add(Timesteps != d.Timesteps, nameof(Timesteps), Timesteps);
+        Add(NoiseDraws != d.NoiseDraws, nameof(NoiseDraws), NoiseDraws);
+        Add(NoiseSeed != d.NoiseSeed, nameof(NoiseSeed), NoiseSeed);
+        Add(Projector != d.Projector, nameof(Projector), Projector);
+        Add(Distribution != d.Distribution, nameof(Distribution), Distribution);
+        Add(Dim != d.Dim, nameof(Dim), Dim);
+        Add(ProjectionSeed != d.ProjectionSeed, nameof(ProjectionSeed), ProjectionSeed);
+        Add(DType != d.DType, nameof(DType), DType);
+        Add(Damping is not null, nameof(Damping), Damping);
+        Add(BatchSize != d.BatchSize, nameof(BatchSize), BatchSize);
+        Add(JourneySteps != d.JourneySteps, nameof(JourneySteps), JourneySteps);
+        Add(Checkpoints.Count > 0, nameof(Checkpoints), string.Join(",", Checkpoints));
+        Add(Seed != d.Seed, nameof(Seed), Seed);
+        Add(PixelMetric != d.PixelMetric, nameof(PixelMetric), PixelMetric);
+        return changed;
+    }
+
+    /// <summary>Throws when a setting changed from its default is not among <paramref name="used"/>.</summary>
+    /// <param name="method">The method the settings are for (named in the message).</param>
+    /// <param name="used">The settings it reads; by default its <see cref="IAttributionMethod.SettingsUsed"/>.</param>
+    /// <exception cref="SettingException">The first such setting: the method would ignore it.</exception>
+    public void RequireUsedBy(IAttributionMethod method, IReadOnlyCollection<string>? used = null)
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        used ??= method.SettingsUsed;
+        foreach (var (setting, value) in Changed())
+        {
+            if (!used.Contains(setting))
+            {
+                string takes = used.Count == 0 ? "none" : string.Join(", ", used);
+                throw new SettingException(setting, value, $"method {method.Name} does not use this setting (it takes: {takes}); leave it out");
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+namespace OnnxAttribution.Core.Store;
+
+/// <summary>Sizes and NumPy names of <see cref="StoreDType"/>.</summary>
+public static class StoreDTypeExtensions
+{
+    /// <summary>Bytes per element: 4 or 2.</summary>
+    public static int ElementSize(this StoreDType dtype) => dtype switch
+    {
+        StoreDType.Float32 => 4,
+        StoreDType.Float16 => 2,
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown store dtype"),
+    };
+
+    /// <summary>The NumPy <c>descr</c> string: <c>&lt;f4</c> or <c>&lt;f2</c>.</summary>
+    public static string NpyDescr(this StoreDType dtype) => dtype switch
+    {
+        StoreDType.Float32 => "<f4",
+        StoreDType.Float16 => "<f2",
+        _ => throw new ArgumentOutOfRangeException(nameof(dtype), dtype, "unknown store dtype"),
+    };
+}
