@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using OnnxAttribution.Core.Numerics;
 
 namespace OnnxAttribution.Core.Store;
 
@@ -12,26 +13,6 @@ internal enum SimdWidth
     W128,
     W256,
     W512,
-}
-
-/// <summary>
-/// The operations the scan kernels need at one vector width. Kernels are generic over a struct implementing this, so the JIT
-/// emits one specialised copy per width (the pattern TensorPrimitives uses internally); no call is virtual at run time.
-/// </summary>
-internal unsafe interface IVectorOps<TVec> where TVec : struct
-{
-    /// <summary>Float lanes per vector.</summary>
-    static abstract int Count { get; }
-    static abstract bool IsAccelerated { get; }
-    static abstract TVec Zero { get; }
-    static abstract TVec Load(float* p);
-    /// <summary>a·b + c, fused where the hardware has FMA.</summary>
-    static abstract TVec MultiplyAdd(TVec a, TVec b, TVec c);
-    /// <summary>Sum of the lanes, in a fixed order.</summary>
-    static abstract float Sum(TVec v);
-    static abstract void Store(TVec v, float* p);
-    /// <summary>Loads <see cref="Count"/> binary16 values at <paramref name="source"/> as floats.</summary>
-    static abstract TVec LoadHalf(ushort* source);
 }
 
 /// <summary>
@@ -61,86 +42,19 @@ internal static class HalfBits
         }
         return BitConverter.Int32BitsToSingle(x) * Rebias;
     }
-}
 
-internal unsafe struct ScalarOps : IVectorOps<float>
-{
-    public static int Count => 1;
-    public static bool IsAccelerated => true;
-    public static float Zero => 0f;
-    public static float Load(float* p) => *p;
-    public static float MultiplyAdd(float a, float b, float c) => float.MultiplyAddEstimate(a, b, c);
-    public static float Sum(float v) => v;
-    public static void Store(float v, float* p) => *p = v;
-    public static float LoadHalf(ushort* source) => HalfBits.ToSingle(*source);
-}
-
-// The vector conversions below do per lane what HalfBits.ToSingle does. Lane layout: lane i of the float vector is half i
-// of the loaded block (WidenLower of a sign-extending widen keeps order); callers handle the remainder with the scalar form.
-
-internal unsafe struct Vector128Ops : IVectorOps<Vector128<float>>
-{
-    public static int Count => Vector128<float>.Count;
-    public static bool IsAccelerated => Vector128.IsHardwareAccelerated;
-    public static Vector128<float> Zero => Vector128<float>.Zero;
-    public static Vector128<float> Load(float* p) => Vector128.Load(p);
-    public static Vector128<float> MultiplyAdd(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
-    public static float Sum(Vector128<float> v) => Vector128.Sum(v);
-
-    public static void Store(Vector128<float> v, float* p) => v.Store(p);
-
+    /// <summary>
+    /// <see cref="ToSingle(ushort)"/> per lane, branch-free: each lane of <paramref name="halves"/> holds binary16 bits
+    /// sign-extended to 32 (what <see cref="ISimd{TF,TU}.LoadHalf"/> loads).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> LoadHalf(ushort* source)
+    public static TF ToSingle<TS, TF, TU>(TU halves)
+        where TS : ISimd<TF, TU> where TF : struct where TU : struct
     {
-        Vector128<int> w = Vector128.WidenLower(Vector64.Load((short*)source).ToVector128Unsafe());
-        Vector128<int> x = (w << 13) & Vector128.Create(HalfBits.KeepMask);
-        Vector128<int> special = Vector128.Equals(x & Vector128.Create(HalfBits.HalfExponentMask), Vector128.Create(HalfBits.HalfExponentMask));
-        x |= special & Vector128.Create(HalfBits.SingleExponentMask);
-        return x.AsSingle() * Vector128.Create(HalfBits.Rebias);
-    }
-}
-
-internal unsafe struct Vector256Ops : IVectorOps<Vector256<float>>
-{
-    public static int Count => Vector256<float>.Count;
-    public static bool IsAccelerated => Vector256.IsHardwareAccelerated;
-    public static Vector256<float> Zero => Vector256<float>.Zero;
-    public static Vector256<float> Load(float* p) => Vector256.Load(p);
-    public static Vector256<float> MultiplyAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) => Vector256.MultiplyAddEstimate(a, b, c);
-    public static float Sum(Vector256<float> v) => Vector256.Sum(v);
-
-    public static void Store(Vector256<float> v, float* p) => v.Store(p);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> LoadHalf(ushort* source)
-    {
-        Vector256<int> w = Vector256.WidenLower(Vector128.Load((short*)source).ToVector256Unsafe());
-        Vector256<int> x = (w << 13) & Vector256.Create(HalfBits.KeepMask);
-        Vector256<int> special = Vector256.Equals(x & Vector256.Create(HalfBits.HalfExponentMask), Vector256.Create(HalfBits.HalfExponentMask));
-        x |= special & Vector256.Create(HalfBits.SingleExponentMask);
-        return x.AsSingle() * Vector256.Create(HalfBits.Rebias);
-    }
-}
-
-internal unsafe struct Vector512Ops : IVectorOps<Vector512<float>>
-{
-    public static int Count => Vector512<float>.Count;
-    public static bool IsAccelerated => Vector512.IsHardwareAccelerated;
-    public static Vector512<float> Zero => Vector512<float>.Zero;
-    public static Vector512<float> Load(float* p) => Vector512.Load(p);
-    public static Vector512<float> MultiplyAdd(Vector512<float> a, Vector512<float> b, Vector512<float> c) => Vector512.MultiplyAddEstimate(a, b, c);
-    public static float Sum(Vector512<float> v) => Vector512.Sum(v);
-
-    public static void Store(Vector512<float> v, float* p) => v.Store(p);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> LoadHalf(ushort* source)
-    {
-        Vector512<int> w = Vector512.WidenLower(Vector256.Load((short*)source).ToVector512Unsafe());
-        Vector512<int> x = (w << 13) & Vector512.Create(HalfBits.KeepMask);
-        Vector512<int> special = Vector512.Equals(x & Vector512.Create(HalfBits.HalfExponentMask), Vector512.Create(HalfBits.HalfExponentMask));
-        x |= special & Vector512.Create(HalfBits.SingleExponentMask);
-        return x.AsSingle() * Vector512.Create(HalfBits.Rebias);
+        TU x = TS.And(TS.ShiftLeft(halves, 13), TS.Create(unchecked((uint)KeepMask)));
+        TU special = TS.Equals(TS.And(x, TS.Create((uint)HalfExponentMask)), TS.Create((uint)HalfExponentMask));
+        x = TS.Or(x, TS.And(special, TS.Create((uint)SingleExponentMask)));
+        return TS.Multiply(TS.AsSingle(x), TS.Create(Rebias));
     }
 }
 
@@ -150,8 +64,9 @@ internal unsafe interface IRowElements
     /// <summary>Bytes per element.</summary>
     static abstract int Size { get; }
 
-    /// <summary>Elements [column, column + TOps.Count) of <paramref name="row"/> as floats.</summary>
-    static abstract TVec Load<TOps, TVec>(void* row, int column) where TOps : struct, IVectorOps<TVec> where TVec : struct;
+    /// <summary>Elements [column, column + TS.Count) of <paramref name="row"/> as floats.</summary>
+    static abstract TF Load<TS, TF, TU>(void* row, int column)
+        where TS : ISimd<TF, TU> where TF : struct where TU : struct;
 
     /// <summary>Element <paramref name="column"/> of <paramref name="row"/> as a float.</summary>
     static abstract float Scalar(void* row, int column);
@@ -162,7 +77,8 @@ internal unsafe struct SingleRows : IRowElements
     public static int Size => sizeof(float);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Load<TOps, TVec>(void* row, int column) where TOps : struct, IVectorOps<TVec> where TVec : struct => TOps.Load((float*)row + column);
+    public static TF Load<TS, TF, TU>(void* row, int column)
+        where TS : ISimd<TF, TU> where TF : struct where TU : struct => TS.Load((float*)row + column);
 
     public static float Scalar(void* row, int column) => ((float*)row)[column];
 }
@@ -172,7 +88,8 @@ internal unsafe struct HalfRows : IRowElements
     public static int Size => sizeof(ushort);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Load<TOps, TVec>(void* row, int column) where TOps : struct, IVectorOps<TVec> where TVec : struct => TOps.LoadHalf((ushort*)row + column);
+    public static TF Load<TS, TF, TU>(void* row, int column)
+        where TS : ISimd<TF, TU> where TF : struct where TU : struct => TS.LoadHalf((ushort*)row + column);
 
     public static float Scalar(void* row, int column) => HalfBits.ToSingle(((ushort*)row)[column]);
 }
@@ -222,16 +139,16 @@ internal static unsafe class ScanKernels
         switch (Resolve(width))
         {
             case SimdWidth.W512:
-                ScoreTile<Vector512Ops, Vector512<float>>(rows, dtype, rowCount, dim, queries, queryCount, scores, scoreStride, scratch);
+                ScoreTile<Simd512, Vector512<float>, Vector512<uint>>(rows, dtype, rowCount, dim, queries, queryCount, scores, scoreStride, scratch);
                 break;
             case SimdWidth.W256:
-                ScoreTile<Vector256Ops, Vector256<float>>(rows, dtype, rowCount, dim, queries, queryCount, scores, scoreStride, scratch);
+                ScoreTile<Simd256, Vector256<float>, Vector256<uint>>(rows, dtype, rowCount, dim, queries, queryCount, scores, scoreStride, scratch);
                 break;
             case SimdWidth.W128:
-                ScoreTile<Vector128Ops, Vector128<float>>(rows, dtype, rowCount, dim, queries, queryCount, scores, scoreStride, scratch);
+                ScoreTile<Simd128, Vector128<float>, Vector128<uint>>(rows, dtype, rowCount, dim, queries, queryCount, scores, scoreStride, scratch);
                 break;
             default:
-                ScoreTile<ScalarOps, float>(rows, dtype, rowCount, dim, queries, queryCount, scores, scoreStride, scratch);
+                ScoreTile<SimdScalar, float, uint>(rows, dtype, rowCount, dim, queries, queryCount, scores, scoreStride, scratch);
                 break;
         }
     }
@@ -242,27 +159,27 @@ internal static unsafe class ScanKernels
         switch (Resolve(width))
         {
             case SimdWidth.W512:
-                HalfToSingle<Vector512Ops, Vector512<float>>(source, destination, count);
+                HalfToSingle<Simd512, Vector512<float>, Vector512<uint>>(source, destination, count);
                 break;
             case SimdWidth.W256:
-                HalfToSingle<Vector256Ops, Vector256<float>>(source, destination, count);
+                HalfToSingle<Simd256, Vector256<float>, Vector256<uint>>(source, destination, count);
                 break;
             case SimdWidth.W128:
-                HalfToSingle<Vector128Ops, Vector128<float>>(source, destination, count);
+                HalfToSingle<Simd128, Vector128<float>, Vector128<uint>>(source, destination, count);
                 break;
             default:
-                HalfToSingle<ScalarOps, float>(source, destination, count);
+                HalfToSingle<SimdScalar, float, uint>(source, destination, count);
                 break;
         }
     }
 
-    private static void HalfToSingle<TOps, TVec>(ushort* source, float* destination, long count)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    private static void HalfToSingle<TS, TF, TU>(ushort* source, float* destination, long count)
+        where TS : ISimd<TF, TU> where TF : struct where TU : struct
     {
         long i = 0;
-        for (; i <= count - TOps.Count; i += TOps.Count)
+        for (; i <= count - TS.Count; i += TS.Count)
         {
-            TOps.Store(TOps.LoadHalf(source + i), destination + i);
+            TS.Store(destination + i, TS.LoadHalf(source + i));
         }
         for (; i < count; i++)
         {
@@ -270,9 +187,9 @@ internal static unsafe class ScanKernels
         }
     }
 
-    private static void ScoreTile<TOps, TVec>(byte* rows, StoreDType dtype, int rowCount, int dim,
+    private static void ScoreTile<TS, TF, TU>(byte* rows, StoreDType dtype, int rowCount, int dim,
         float* queries, int queryCount, float* scores, long scoreStride, float* scratch)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct
+        where TS : ISimd<TF, TU> where TF : struct where TU : struct
     {
         Debug.Assert(dim > 0 && rowCount >= 0 && queryCount >= 0);
         for (int c0 = 0; c0 < dim; c0 += ChunkColumns)
@@ -288,7 +205,7 @@ internal static unsafe class ScanKernels
                     ushort* hp = (ushort*)rows + ((long)r0 * dim) + c0;
                     for (int q = 0; q < queryCount; q++)
                     {
-                        Dot4x1<TOps, TVec, HalfRows>(hp, dim, queries + ((long)q * dim) + c0, len, scores + r0 + (q * scoreStride), first);
+                        Dot4x1<TS, TF, TU, HalfRows>(hp, dim, queries + ((long)q * dim) + c0, len, scores + r0 + (q * scoreStride), first);
                     }
                     continue;
                 }
@@ -303,7 +220,7 @@ internal static unsafe class ScanKernels
                 {
                     for (int i = 0; i < nr; i++)
                     {
-                        HalfToSingle<TOps, TVec>((ushort*)rows + ((long)(r0 + i) * dim) + c0, scratch + (i * ChunkColumns), len);
+                        HalfToSingle<TS, TF, TU>((ushort*)rows + ((long)(r0 + i) * dim) + c0, scratch + (i * ChunkColumns), len);
                     }
                     rp = scratch;
                     rs = ChunkColumns;
@@ -314,11 +231,11 @@ internal static unsafe class ScanKernels
                     int q = 0;
                     for (; q <= queryCount - 4; q += 4)
                     {
-                        Dot4x4<TOps, TVec>(rp, rs, queries + ((long)q * dim) + c0, dim, len, sp + (q * scoreStride), scoreStride, first);
+                        Dot4x4<TS, TF, TU>(rp, rs, queries + ((long)q * dim) + c0, dim, len, sp + (q * scoreStride), scoreStride, first);
                     }
                     for (; q < queryCount; q++)
                     {
-                        Dot4x1<TOps, TVec, SingleRows>(rp, rs, queries + ((long)q * dim) + c0, len, sp + (q * scoreStride), first);
+                        Dot4x1<TS, TF, TU, SingleRows>(rp, rs, queries + ((long)q * dim) + c0, len, sp + (q * scoreStride), first);
                     }
                 }
                 else
@@ -328,11 +245,11 @@ internal static unsafe class ScanKernels
                         int q = 0;
                         for (; q <= queryCount - 4; q += 4)
                         {
-                            Dot1x4<TOps, TVec>(rp + (i * rs), queries + ((long)q * dim) + c0, dim, len, sp + i + (q * scoreStride), scoreStride, first);
+                            Dot1x4<TS, TF, TU>(rp + (i * rs), queries + ((long)q * dim) + c0, dim, len, sp + i + (q * scoreStride), scoreStride, first);
                         }
                         for (; q < queryCount; q++)
                         {
-                            Dot1x1<TOps, TVec>(rp + (i * rs), queries + ((long)q * dim) + c0, len, sp + i + (q * scoreStride), first);
+                            Dot1x1<TS, TF, TU>(rp + (i * rs), queries + ((long)q * dim) + c0, len, sp + i + (q * scoreStride), first);
                         }
                     }
                 }
@@ -342,10 +259,10 @@ internal static unsafe class ScanKernels
 
     /// <summary>Lane sum plus the chunk's remainder columns [n, len), then stored or added: the one way a pair's chunk is finished.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Finish<TOps, TVec, TRow>(TVec acc, void* row, float* query, int n, int len, float* destination, bool first)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct where TRow : struct, IRowElements
+    private static void Finish<TS, TF, TU, TRow>(TF acc, void* row, float* query, int n, int len, float* destination, bool first)
+        where TS : ISimd<TF, TU> where TF : struct where TU : struct where TRow : struct, IRowElements
     {
-        float partial = TOps.Sum(acc);
+        float partial = TS.Sum(acc);
         for (int c = n; c < len; c++)
         {
             partial = float.MultiplyAddEstimate(TRow.Scalar(row, c), query[c], partial);
@@ -354,98 +271,98 @@ internal static unsafe class ScanKernels
     }
 
     // 4 rows (r + i·rs) × 4 queries (q + j·qs): 16 accumulators, 8 loads per 16 FMAs. Score of (i, j) at s[j·ss + i].
-    private static void Dot4x4<TOps, TVec>(float* r, long rs, float* q, long qs, int len, float* s, long ss, bool first)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    private static void Dot4x4<TS, TF, TU>(float* r, long rs, float* q, long qs, int len, float* s, long ss, bool first)
+        where TS : ISimd<TF, TU> where TF : struct where TU : struct
     {
         float* r0 = r, r1 = r + rs, r2 = r + (2 * rs), r3 = r + (3 * rs);
         float* q0 = q, q1 = q + qs, q2 = q + (2 * qs), q3 = q + (3 * qs);
-        TVec a00 = TOps.Zero, a01 = TOps.Zero, a02 = TOps.Zero, a03 = TOps.Zero;
-        TVec a10 = TOps.Zero, a11 = TOps.Zero, a12 = TOps.Zero, a13 = TOps.Zero;
-        TVec a20 = TOps.Zero, a21 = TOps.Zero, a22 = TOps.Zero, a23 = TOps.Zero;
-        TVec a30 = TOps.Zero, a31 = TOps.Zero, a32 = TOps.Zero, a33 = TOps.Zero;
-        int n = len - (len % TOps.Count);
-        for (int c = 0; c < n; c += TOps.Count)
+        TF a00 = TS.Zero, a01 = TS.Zero, a02 = TS.Zero, a03 = TS.Zero;
+        TF a10 = TS.Zero, a11 = TS.Zero, a12 = TS.Zero, a13 = TS.Zero;
+        TF a20 = TS.Zero, a21 = TS.Zero, a22 = TS.Zero, a23 = TS.Zero;
+        TF a30 = TS.Zero, a31 = TS.Zero, a32 = TS.Zero, a33 = TS.Zero;
+        int n = len - (len % TS.Count);
+        for (int c = 0; c < n; c += TS.Count)
         {
-            TVec x0 = TOps.Load(r0 + c), x1 = TOps.Load(r1 + c), x2 = TOps.Load(r2 + c), x3 = TOps.Load(r3 + c);
-            TVec y = TOps.Load(q0 + c);
-            a00 = TOps.MultiplyAdd(x0, y, a00); a10 = TOps.MultiplyAdd(x1, y, a10); a20 = TOps.MultiplyAdd(x2, y, a20); a30 = TOps.MultiplyAdd(x3, y, a30);
-            y = TOps.Load(q1 + c);
-            a01 = TOps.MultiplyAdd(x0, y, a01); a11 = TOps.MultiplyAdd(x1, y, a11); a21 = TOps.MultiplyAdd(x2, y, a21); a31 = TOps.MultiplyAdd(x3, y, a31);
-            y = TOps.Load(q2 + c);
-            a02 = TOps.MultiplyAdd(x0, y, a02); a12 = TOps.MultiplyAdd(x1, y, a12); a22 = TOps.MultiplyAdd(x2, y, a22); a32 = TOps.MultiplyAdd(x3, y, a32);
-            y = TOps.Load(q3 + c);
-            a03 = TOps.MultiplyAdd(x0, y, a03); a13 = TOps.MultiplyAdd(x1, y, a13); a23 = TOps.MultiplyAdd(x2, y, a23); a33 = TOps.MultiplyAdd(x3, y, a33);
+            TF x0 = TS.Load(r0 + c), x1 = TS.Load(r1 + c), x2 = TS.Load(r2 + c), x3 = TS.Load(r3 + c);
+            TF y = TS.Load(q0 + c);
+            a00 = TS.MultiplyAddEstimate(x0, y, a00); a10 = TS.MultiplyAddEstimate(x1, y, a10); a20 = TS.MultiplyAddEstimate(x2, y, a20); a30 = TS.MultiplyAddEstimate(x3, y, a30);
+            y = TS.Load(q1 + c);
+            a01 = TS.MultiplyAddEstimate(x0, y, a01); a11 = TS.MultiplyAddEstimate(x1, y, a11); a21 = TS.MultiplyAddEstimate(x2, y, a21); a31 = TS.MultiplyAddEstimate(x3, y, a31);
+            y = TS.Load(q2 + c);
+            a02 = TS.MultiplyAddEstimate(x0, y, a02); a12 = TS.MultiplyAddEstimate(x1, y, a12); a22 = TS.MultiplyAddEstimate(x2, y, a22); a32 = TS.MultiplyAddEstimate(x3, y, a32);
+            y = TS.Load(q3 + c);
+            a03 = TS.MultiplyAddEstimate(x0, y, a03); a13 = TS.MultiplyAddEstimate(x1, y, a13); a23 = TS.MultiplyAddEstimate(x2, y, a23); a33 = TS.MultiplyAddEstimate(x3, y, a33);
         }
-        Finish<TOps, TVec, SingleRows>(a00, r0, q0, n, len, s, first);
-        Finish<TOps, TVec, SingleRows>(a10, r1, q0, n, len, s + 1, first);
-        Finish<TOps, TVec, SingleRows>(a20, r2, q0, n, len, s + 2, first);
-        Finish<TOps, TVec, SingleRows>(a30, r3, q0, n, len, s + 3, first);
-        Finish<TOps, TVec, SingleRows>(a01, r0, q1, n, len, s + ss, first);
-        Finish<TOps, TVec, SingleRows>(a11, r1, q1, n, len, s + ss + 1, first);
-        Finish<TOps, TVec, SingleRows>(a21, r2, q1, n, len, s + ss + 2, first);
-        Finish<TOps, TVec, SingleRows>(a31, r3, q1, n, len, s + ss + 3, first);
-        Finish<TOps, TVec, SingleRows>(a02, r0, q2, n, len, s + (2 * ss), first);
-        Finish<TOps, TVec, SingleRows>(a12, r1, q2, n, len, s + (2 * ss) + 1, first);
-        Finish<TOps, TVec, SingleRows>(a22, r2, q2, n, len, s + (2 * ss) + 2, first);
-        Finish<TOps, TVec, SingleRows>(a32, r3, q2, n, len, s + (2 * ss) + 3, first);
-        Finish<TOps, TVec, SingleRows>(a03, r0, q3, n, len, s + (3 * ss), first);
-        Finish<TOps, TVec, SingleRows>(a13, r1, q3, n, len, s + (3 * ss) + 1, first);
-        Finish<TOps, TVec, SingleRows>(a23, r2, q3, n, len, s + (3 * ss) + 2, first);
-        Finish<TOps, TVec, SingleRows>(a33, r3, q3, n, len, s + (3 * ss) + 3, first);
+        Finish<TS, TF, TU, SingleRows>(a00, r0, q0, n, len, s, first);
+        Finish<TS, TF, TU, SingleRows>(a10, r1, q0, n, len, s + 1, first);
+        Finish<TS, TF, TU, SingleRows>(a20, r2, q0, n, len, s + 2, first);
+        Finish<TS, TF, TU, SingleRows>(a30, r3, q0, n, len, s + 3, first);
+        Finish<TS, TF, TU, SingleRows>(a01, r0, q1, n, len, s + ss, first);
+        Finish<TS, TF, TU, SingleRows>(a11, r1, q1, n, len, s + ss + 1, first);
+        Finish<TS, TF, TU, SingleRows>(a21, r2, q1, n, len, s + ss + 2, first);
+        Finish<TS, TF, TU, SingleRows>(a31, r3, q1, n, len, s + ss + 3, first);
+        Finish<TS, TF, TU, SingleRows>(a02, r0, q2, n, len, s + (2 * ss), first);
+        Finish<TS, TF, TU, SingleRows>(a12, r1, q2, n, len, s + (2 * ss) + 1, first);
+        Finish<TS, TF, TU, SingleRows>(a22, r2, q2, n, len, s + (2 * ss) + 2, first);
+        Finish<TS, TF, TU, SingleRows>(a32, r3, q2, n, len, s + (2 * ss) + 3, first);
+        Finish<TS, TF, TU, SingleRows>(a03, r0, q3, n, len, s + (3 * ss), first);
+        Finish<TS, TF, TU, SingleRows>(a13, r1, q3, n, len, s + (3 * ss) + 1, first);
+        Finish<TS, TF, TU, SingleRows>(a23, r2, q3, n, len, s + (3 * ss) + 2, first);
+        Finish<TS, TF, TU, SingleRows>(a33, r3, q3, n, len, s + (3 * ss) + 3, first);
     }
 
     // 4 rows × 1 query: 4 independent FMA chains (the single-query scan). Rows are float32, or float16 widened as loaded;
     // rs counts elements.
-    private static void Dot4x1<TOps, TVec, TRow>(void* r, long rs, float* q, int len, float* s, bool first)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct where TRow : struct, IRowElements
+    private static void Dot4x1<TS, TF, TU, TRow>(void* r, long rs, float* q, int len, float* s, bool first)
+        where TS : ISimd<TF, TU> where TF : struct where TU : struct where TRow : struct, IRowElements
     {
         byte* r0 = (byte*)r, r1 = r0 + (rs * TRow.Size), r2 = r1 + (rs * TRow.Size), r3 = r2 + (rs * TRow.Size);
-        TVec a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
-        int n = len - (len % TOps.Count);
-        for (int c = 0; c < n; c += TOps.Count)
+        TF a0 = TS.Zero, a1 = TS.Zero, a2 = TS.Zero, a3 = TS.Zero;
+        int n = len - (len % TS.Count);
+        for (int c = 0; c < n; c += TS.Count)
         {
-            TVec y = TOps.Load(q + c);
-            a0 = TOps.MultiplyAdd(TRow.Load<TOps, TVec>(r0, c), y, a0);
-            a1 = TOps.MultiplyAdd(TRow.Load<TOps, TVec>(r1, c), y, a1);
-            a2 = TOps.MultiplyAdd(TRow.Load<TOps, TVec>(r2, c), y, a2);
-            a3 = TOps.MultiplyAdd(TRow.Load<TOps, TVec>(r3, c), y, a3);
+            TF y = TS.Load(q + c);
+            a0 = TS.MultiplyAddEstimate(TRow.Load<TS, TF, TU>(r0, c), y, a0);
+            a1 = TS.MultiplyAddEstimate(TRow.Load<TS, TF, TU>(r1, c), y, a1);
+            a2 = TS.MultiplyAddEstimate(TRow.Load<TS, TF, TU>(r2, c), y, a2);
+            a3 = TS.MultiplyAddEstimate(TRow.Load<TS, TF, TU>(r3, c), y, a3);
         }
-        Finish<TOps, TVec, TRow>(a0, r0, q, n, len, s, first);
-        Finish<TOps, TVec, TRow>(a1, r1, q, n, len, s + 1, first);
-        Finish<TOps, TVec, TRow>(a2, r2, q, n, len, s + 2, first);
-        Finish<TOps, TVec, TRow>(a3, r3, q, n, len, s + 3, first);
+        Finish<TS, TF, TU, TRow>(a0, r0, q, n, len, s, first);
+        Finish<TS, TF, TU, TRow>(a1, r1, q, n, len, s + 1, first);
+        Finish<TS, TF, TU, TRow>(a2, r2, q, n, len, s + 2, first);
+        Finish<TS, TF, TU, TRow>(a3, r3, q, n, len, s + 3, first);
     }
 
     // 1 row × 4 queries (the last rows of a tile).
-    private static void Dot1x4<TOps, TVec>(float* r, float* q, long qs, int len, float* s, long ss, bool first)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    private static void Dot1x4<TS, TF, TU>(float* r, float* q, long qs, int len, float* s, long ss, bool first)
+        where TS : ISimd<TF, TU> where TF : struct where TU : struct
     {
         float* q0 = q, q1 = q + qs, q2 = q + (2 * qs), q3 = q + (3 * qs);
-        TVec a0 = TOps.Zero, a1 = TOps.Zero, a2 = TOps.Zero, a3 = TOps.Zero;
-        int n = len - (len % TOps.Count);
-        for (int c = 0; c < n; c += TOps.Count)
+        TF a0 = TS.Zero, a1 = TS.Zero, a2 = TS.Zero, a3 = TS.Zero;
+        int n = len - (len % TS.Count);
+        for (int c = 0; c < n; c += TS.Count)
         {
-            TVec x = TOps.Load(r + c);
-            a0 = TOps.MultiplyAdd(x, TOps.Load(q0 + c), a0);
-            a1 = TOps.MultiplyAdd(x, TOps.Load(q1 + c), a1);
-            a2 = TOps.MultiplyAdd(x, TOps.Load(q2 + c), a2);
-            a3 = TOps.MultiplyAdd(x, TOps.Load(q3 + c), a3);
+            TF x = TS.Load(r + c);
+            a0 = TS.MultiplyAddEstimate(x, TS.Load(q0 + c), a0);
+            a1 = TS.MultiplyAddEstimate(x, TS.Load(q1 + c), a1);
+            a2 = TS.MultiplyAddEstimate(x, TS.Load(q2 + c), a2);
+            a3 = TS.MultiplyAddEstimate(x, TS.Load(q3 + c), a3);
         }
-        Finish<TOps, TVec, SingleRows>(a0, r, q0, n, len, s, first);
-        Finish<TOps, TVec, SingleRows>(a1, r, q1, n, len, s + ss, first);
-        Finish<TOps, TVec, SingleRows>(a2, r, q2, n, len, s + (2 * ss), first);
-        Finish<TOps, TVec, SingleRows>(a3, r, q3, n, len, s + (3 * ss), first);
+        Finish<TS, TF, TU, SingleRows>(a0, r, q0, n, len, s, first);
+        Finish<TS, TF, TU, SingleRows>(a1, r, q1, n, len, s + ss, first);
+        Finish<TS, TF, TU, SingleRows>(a2, r, q2, n, len, s + (2 * ss), first);
+        Finish<TS, TF, TU, SingleRows>(a3, r, q3, n, len, s + (3 * ss), first);
     }
 
-    private static void Dot1x1<TOps, TVec>(float* r, float* q, int len, float* s, bool first)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    private static void Dot1x1<TS, TF, TU>(float* r, float* q, int len, float* s, bool first)
+        where TS : ISimd<TF, TU> where TF : struct where TU : struct
     {
-        TVec a = TOps.Zero;
-        int n = len - (len % TOps.Count);
-        for (int c = 0; c < n; c += TOps.Count)
+        TF a = TS.Zero;
+        int n = len - (len % TS.Count);
+        for (int c = 0; c < n; c += TS.Count)
         {
-            a = TOps.MultiplyAdd(TOps.Load(r + c), TOps.Load(q + c), a);
+            a = TS.MultiplyAddEstimate(TS.Load(r + c), TS.Load(q + c), a);
         }
-        Finish<TOps, TVec, SingleRows>(a, r, q, n, len, s, first);
+        Finish<TS, TF, TU, SingleRows>(a, r, q, n, len, s, first);
     }
 }

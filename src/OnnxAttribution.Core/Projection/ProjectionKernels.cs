@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using OnnxAttribution.Core.Numerics;
 using static OnnxAttribution.Core.Projection.ProjectionRowRng;
 
 namespace OnnxAttribution.Core.Projection;

@@ -1,18 +1,24 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using OnnxAttribution.Core.Store;
 
-namespace OnnxAttribution.Core.Projection;
+namespace OnnxAttribution.Core.Numerics;
 
 /// <summary>
-/// One SIMD width seen through static abstract members, so that each projection kernel is written once and the
-/// JIT compiles it separately for <see cref="Vector512{T}"/>, <see cref="Vector256{T}"/> and <see cref="Vector128{T}"/>
-/// (a value-type type argument gets its own specialised code; every member inlines to one instruction or a few).
+/// One SIMD width seen through static abstract members, so that each kernel (the projection kernels, the store scan) is
+/// written once and the JIT compiles it separately for <see cref="Vector512{T}"/>, <see cref="Vector256{T}"/>,
+/// <see cref="Vector128{T}"/> and a single float (<see cref="SimdScalar"/>): a value-type type argument gets its own
+/// specialised code, every member inlines to one instruction or a few, and no call is virtual at run time.
 /// </summary>
 /// <remarks>
-/// Lane i of a vector loaded from <c>p</c> holds <c>p[i]</c>: the kernels rely on nothing beyond that, so the numbers
-/// a kernel produces do not depend on the width it runs at. Only operations that IEEE 754 rounds exactly once
-/// (add, subtract, multiply, divide, square root, fused multiply-add) and bit operations are exposed: no
-/// estimates, no library transcendentals, which differ between widths and machines.
+/// Lane i of a vector loaded from <c>p</c> holds <c>p[i]</c>. Most members are operations that IEEE 754 rounds exactly once
+/// (add, subtract, multiply, divide, square root, fused multiply-add), bit operations, or exact conversions
+/// (<see cref="LoadHalf"/>): a kernel that uses only those and sums each element in an order that does not depend on the
+/// lane count produces the same numbers at every width, and the projection kernels rely on this (their golden-value tests
+/// pin the bits across widths). Two members are not like that; the scan uses them, the projection kernels must not:
+/// <see cref="MultiplyAddEstimate"/> is an estimate (fused where the hardware has FMA, a rounded multiply then add where
+/// not, so it differs between machines), and <see cref="Sum"/> adds the lanes in a fixed order that depends on the
+/// width. No other estimates, no library transcendentals, which differ between widths and machines.
 /// </remarks>
 /// <typeparam name="TF">The float vector.</typeparam>
 /// <typeparam name="TU">The uint vector of the same width.</typeparam>
@@ -21,6 +27,8 @@ internal unsafe interface ISimd<TF, TU>
     where TU : struct
 {
     static abstract int Count { get; }
+
+    static abstract TF Zero { get; }
 
     static abstract TF Load(float* source);
     static abstract void Store(float* destination, TF value);
@@ -55,12 +63,32 @@ internal unsafe interface ISimd<TF, TU>
 
     static abstract TF AsSingle(TU a);
     static abstract TU AsUInt32(TF a);
+
+    /// <summary>
+    /// <see cref="Count"/> binary16 values at <paramref name="source"/> as floats, exactly: lane i is
+    /// <see cref="HalfBits.ToSingle(ushort)"/> of <c>source[i]</c>.
+    /// </summary>
+    static abstract TF LoadHalf(ushort* source);
+
+    /// <summary>
+    /// An estimate of a·b + addend: fused (one rounding) where the hardware has FMA, multiply then add (two roundings) where
+    /// not. Not for kernels that must give the same bits everywhere: they use <see cref="FusedMultiplyAdd"/>.
+    /// </summary>
+    static abstract TF MultiplyAddEstimate(TF a, TF b, TF addend);
+
+    /// <summary>Sum of the lanes in a fixed order (<c>VectorN.Sum</c>'s), which depends on the width.</summary>
+    static abstract float Sum(TF value);
 }
+
+// LoadHalf sign-extends Count halves to 32-bit lanes and converts them with HalfBits.ToSingle's lane-wise form. Lane layout:
+// lane i of the float vector is half i of the loaded block (WidenLower of a sign-extending widen keeps order); callers handle
+// the remainder with the scalar form.
 
 /// <summary>512-bit vectors: 16 float lanes.</summary>
 internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<uint>>
 {
     public static int Count => Vector512<float>.Count;
+    public static Vector512<float> Zero => Vector512<float>.Zero;
     public static Vector512<uint> LaneBits => Vector512.Create(1u, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768);
     public static Vector512<uint> Indices => Vector512<uint>.Indices;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Load(float* source) => Vector512.Load(source);
@@ -87,12 +115,19 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<uint
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<uint> GreaterThan(Vector512<float> a, Vector512<float> b) => Vector512.GreaterThan(a, b).AsUInt32();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> AsSingle(Vector512<uint> a) => a.AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<uint> AsUInt32(Vector512<float> a) => a.AsUInt32();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> MultiplyAddEstimate(Vector512<float> a, Vector512<float> b, Vector512<float> addend) => Vector512.MultiplyAddEstimate(a, b, addend);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> value) => Vector512.Sum(value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> LoadHalf(ushort* source) =>
+        HalfBits.ToSingle<Simd512, Vector512<float>, Vector512<uint>>(Vector512.WidenLower(Vector256.Load((short*)source).ToVector512Unsafe()).AsUInt32());
 }
 
 /// <summary>256-bit vectors: 8 float lanes.</summary>
 internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<uint>>
 {
     public static int Count => Vector256<float>.Count;
+    public static Vector256<float> Zero => Vector256<float>.Zero;
     public static Vector256<uint> LaneBits => Vector256.Create(1u, 2, 4, 8, 16, 32, 64, 128);
     public static Vector256<uint> Indices => Vector256<uint>.Indices;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Load(float* source) => Vector256.Load(source);
@@ -119,12 +154,19 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<uint
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<uint> GreaterThan(Vector256<float> a, Vector256<float> b) => Vector256.GreaterThan(a, b).AsUInt32();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> AsSingle(Vector256<uint> a) => a.AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<uint> AsUInt32(Vector256<float> a) => a.AsUInt32();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MultiplyAddEstimate(Vector256<float> a, Vector256<float> b, Vector256<float> addend) => Vector256.MultiplyAddEstimate(a, b, addend);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> value) => Vector256.Sum(value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> LoadHalf(ushort* source) =>
+        HalfBits.ToSingle<Simd256, Vector256<float>, Vector256<uint>>(Vector256.WidenLower(Vector128.Load((short*)source).ToVector256Unsafe()).AsUInt32());
 }
 
 /// <summary>128-bit vectors: 4 float lanes (SSE, NEON).</summary>
 internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<uint>>
 {
     public static int Count => Vector128<float>.Count;
+    public static Vector128<float> Zero => Vector128<float>.Zero;
     public static Vector128<uint> LaneBits => Vector128.Create(1u, 2, 4, 8);
     public static Vector128<uint> Indices => Vector128<uint>.Indices;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Load(float* source) => Vector128.Load(source);
@@ -151,4 +193,46 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<uint
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<uint> GreaterThan(Vector128<float> a, Vector128<float> b) => Vector128.GreaterThan(a, b).AsUInt32();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> AsSingle(Vector128<uint> a) => a.AsSingle();
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<uint> AsUInt32(Vector128<float> a) => a.AsUInt32();
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> MultiplyAddEstimate(Vector128<float> a, Vector128<float> b, Vector128<float> addend) => Vector128.MultiplyAddEstimate(a, b, addend);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector128<float> value) => Vector128.Sum(value);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> LoadHalf(ushort* source) =>
+        HalfBits.ToSingle<Simd128, Vector128<float>, Vector128<uint>>(Vector128.WidenLower(Vector64.Load((short*)source).ToVector128Unsafe()).AsUInt32());
+}
+
+/// <summary>One float lane, no vector instructions: the scan's scalar path (<see cref="Sum"/> is the value itself).</summary>
+internal readonly unsafe struct SimdScalar : ISimd<float, uint>
+{
+    public static int Count => 1;
+    public static float Zero => 0f;
+    public static uint LaneBits => 1u;
+    public static uint Indices => 0u;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Load(float* source) => *source;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* destination, float value) => *destination = value;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint Load(uint* source) => *source;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(uint* destination, uint value) => *destination = value;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Create(float value) => value;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint Create(uint value) => value;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float a, float b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Subtract(float a, float b) => a - b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Multiply(float a, float b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Divide(float a, float b) => a / b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sqrt(float a) => MathF.Sqrt(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float FusedMultiplyAdd(float a, float b, float addend) => MathF.FusedMultiplyAdd(a, b, addend);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Select(uint mask, float whenSet, float whenClear) => AsSingle((mask & AsUInt32(whenSet)) | (~mask & AsUInt32(whenClear)));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint Add(uint a, uint b) => a + b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint Multiply(uint a, uint b) => a * b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint Xor(uint a, uint b) => a ^ b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint And(uint a, uint b) => a & b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint Or(uint a, uint b) => a | b;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint ShiftRight(uint a, int count) => a >> count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint ShiftLeft(uint a, int count) => a << count;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint Equals(uint a, uint b) => a == b ? uint.MaxValue : 0u;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint GreaterThan(float a, float b) => a > b ? uint.MaxValue : 0u;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float AsSingle(uint a) => BitConverter.UInt32BitsToSingle(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static uint AsUInt32(float a) => BitConverter.SingleToUInt32Bits(a);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MultiplyAddEstimate(float a, float b, float addend) => float.MultiplyAddEstimate(a, b, addend);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float value) => value;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadHalf(ushort* source) => HalfBits.ToSingle(*source);
 }
