@@ -74,6 +74,7 @@ internal static class CliApp
         Verb<TrainVerb>(TrainCommand.Run),
         Verb<TrainEnsembleVerb>(TrainEnsembleCommand.Run),
         Verb<ExportVerb>((o, _) => ExportCommand.Run(o)),
+        Verb<ImportVerb>((o, _) => ImportCommand.Run(o)),
         Verb<DifferentiateVerb>((o, _) => DifferentiateCommand.Run(o)),
         Verb<CheckGradientsVerb>((o, _) => CheckGradientsCommand.Run(o)),
         Verb<GenerateVerb>(GenerateCommand.Run),

@@ -49,6 +49,10 @@ public sealed record ModelMetadata
     /// <summary>How the model was trained, or null when not recorded.</summary>
     public TrainingInfo? Training { get; init; }
 
+    /// <summary>Set for a model not trained here (<see cref="ModelImport"/>): where it came from and how it was wired.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ImportInfo? Import { get; init; }
+
     /// <summary>Set when the folder holds one training checkpoint's raw weights (<c>export --step</c>); absent otherwise.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public CheckpointInfo? Checkpoint { get; init; }

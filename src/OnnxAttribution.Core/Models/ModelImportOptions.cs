@@ -1,0 +1,47 @@
+namespace OnnxAttribution.Core.Models;
+
+/// <summary>
+/// What <see cref="ModelImport.Import"/> needs to know about a diffusion model not trained here: an ε-prediction ONNX
+/// model with an image input, a timestep input and an output, and what its graph cannot say — the noise schedule it was
+/// trained with and how it reads its timestep.
+/// </summary>
+public sealed record ModelImportOptions
+{
+    /// <summary>The ONNX file: opset 7 to 26, one image input [batch, C, H, W], one timestep input [batch].</summary>
+    public required string ModelPath { get; init; }
+
+    /// <summary>The model folder to write (forward.onnx, vjp.onnx, model.json); must not hold a model already.</summary>
+    public required string OutDirectory { get; init; }
+
+    /// <summary>The noise schedule the model was trained with (kind, T, β range).</summary>
+    public required ScheduleSettings Schedule { get; init; }
+
+    /// <summary>The image input's name; null to take the one float input of rank 4.</summary>
+    public string? ImageInput { get; init; }
+
+    /// <summary>The timestep input's name; null to take the one input that is not the image.</summary>
+    public string? TimestepInput { get; init; }
+
+    /// <summary>The output holding ε̂; null when the model has one output.</summary>
+    public string? Output { get; init; }
+
+    /// <summary>Image side; null to read it from the image input's shape (it must then be fixed there).</summary>
+    public int? ImageSize { get; init; }
+
+    /// <summary>Image channels; null to read them from the image input's shape.</summary>
+    public int? Channels { get; init; }
+
+    /// <summary>
+    /// The model reads the timestep as <c>TimestepScale · (t + TimestepOffset)</c>, where t is the engine's 0-based step
+    /// 0 … T−1 (the convention of PyTorch's DDPM code and of diffusers' schedulers: scale 1, offset 0). A model that
+    /// takes t / T in [0, 1) has scale 1/T; one that counts steps from 1 has offset 1. Integer timestep inputs take
+    /// integer offsets and scale 1 only.
+    /// </summary>
+    public double TimestepScale { get; init; } = 1;
+
+    /// <inheritdoc cref="TimestepScale"/>
+    public double TimestepOffset { get; init; }
+
+    /// <summary>The model's name in model.json; null for the ONNX file's name.</summary>
+    public string? Name { get; init; }
+}
