@@ -270,7 +270,8 @@ public sealed class Attributor : IDisposable
     /// </summary>
     /// <param name="path">The PNG file written.</param>
     /// <param name="queries">The queries, in the order of <paramref name="rankings"/>.</param>
-    /// <param name="rankings">Their rankings (all of the same length, as <see cref="Attribute(IReadOnlyList{AttributionQuery}, int, IProgress{MethodProgress}, CancellationToken)"/> returns them).</param>
+    /// <param name="rankings">Their rankings (all of the same length, as
+    /// <see cref="Attribute(IReadOnlyList{AttributionQuery}, int, IProgress{MethodProgress}, CancellationToken)"/> returns them).</param>
     /// <param name="scale">Integer upscaling of each tile, so captions fit under small images.</param>
     /// <returns>The grid's size, and a note when captions were left out (no usable font).</returns>
     /// <exception cref="ArgumentNullException">An argument is null.</exception>
@@ -328,7 +329,8 @@ public sealed class Attributor : IDisposable
             using var store = FeatureStore.Open(folder);
             if (_source is not null && store.Meta.DatasetFingerprint != TrainingData.Fingerprint)
             {
-                problems.Add($"{Path.Combine(folder, StoreFiles.Meta)}: field 'datasetFingerprint' is {store.Meta.DatasetFingerprint[..12]}…, but the training images source.json names ({_source.Data}, subset '{_source.Subset}') have {TrainingData.Fingerprint[..12]}…");
+                problems.Add($"{Path.Combine(folder, StoreFiles.Meta)}: field 'datasetFingerprint' is {store.Meta.DatasetFingerprint[..12]}…, " +
+                    $"but the training images source.json names ({_source.Data}, subset '{_source.Subset}') have {TrainingData.Fingerprint[..12]}…");
             }
             var features = new float[store.Dim];
             int found = 0;

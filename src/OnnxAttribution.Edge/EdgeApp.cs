@@ -223,7 +223,8 @@ internal static class EdgeApp
             {
                 output.WriteLine($"problem: {problem}");
             }
-            output.WriteLine($"{(check.Ok ? "ok" : "FAILED")}: {(method is null ? "" : method + " ")}store {o.Store}, {check.FeatureStores.Count} feature store(s), {check.RowsChecked} rows read, {check.Problems.Count} problem(s)");
+            output.WriteLine($"{(check.Ok ? "ok" : "FAILED")}: {(method is null ? "" : method + " ")}store {o.Store}, " +
+                $"{check.FeatureStores.Count} feature store(s), {check.RowsChecked} rows read, {check.Problems.Count} problem(s)");
         }
         return check.Ok ? Ok : CheckFailed;
     }

@@ -167,7 +167,8 @@ internal static class AttributeRequestReader
             var image = images[i] ?? throw Bad($"field 'images[{i}]' is null; expected {store.ImageLength} floats");
             if (image.Length != store.ImageLength)
             {
-                throw Bad($"field 'images[{i}]' has {image.Length} values; the model of store '{store.Name}' takes C×H×W = {info.Channels}×{info.ImageSize}×{info.ImageSize} = {store.ImageLength}");
+                throw Bad($"field 'images[{i}]' has {image.Length} values; the model of store '{store.Name}' takes C×H×W = " +
+                    $"{info.Channels}×{info.ImageSize}×{info.ImageSize} = {store.ImageLength}");
             }
             CheckFinite(image, i);
             queries.Add(new AttributionQuery($"images[{i}]", image));
@@ -196,7 +197,8 @@ internal static class AttributeRequestReader
             long side = (long)limits.PngSideFactor * store.Info.ImageSize;
             if (width > side || height > side)
             {
-                throw Bad($"{source}: a {width}×{height} image; store '{store.Name}' takes images of at most {side}×{side} ({limits.PngSideFactor} × its model's side {store.Info.ImageSize}, --png-side-factor); resize it first");
+                throw Bad($"{source}: a {width}×{height} image; store '{store.Name}' takes images of at most {side}×{side} " +
+                    $"({limits.PngSideFactor} × its model's side {store.Info.ImageSize}, --png-side-factor); resize it first");
             }
             var (pixels, _, _, _) = PngImage.Read(encoded, source, store.Info.Channels, store.Info.ImageSize);
             return new AttributionQuery(label, pixels);
@@ -225,7 +227,8 @@ internal static class AttributeRequestReader
         }
         if ((long)seeds.Length * steps > limits.MaxSeedSteps)
         {
-            throw Bad($"fields 'seeds' × 'steps' = {seeds.Length} × {steps} = {(long)seeds.Length * steps} sampling steps; at most {limits.MaxSeedSteps} per request (--max-seed-steps): send fewer seeds or steps, or split the request");
+            throw Bad($"fields 'seeds' × 'steps' = {seeds.Length} × {steps} = {(long)seeds.Length * steps} sampling steps; " +
+                $"at most {limits.MaxSeedSteps} per request (--max-seed-steps): send fewer seeds or steps, or split the request");
         }
         return new QueryInput.Seeds(seeds, sampler, steps);
     }

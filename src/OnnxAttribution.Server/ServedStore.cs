@@ -513,7 +513,8 @@ internal sealed class ServedStore : IDisposable
             if (!float.IsFinite(score))
             {
                 throw new StoreFormatException(
-                    $"store '{store}': query '{query.Label}' scored {score.ToString(System.Globalization.CultureInfo.InvariantCulture)} at row {ranked.Indices[r]}; the store or its model holds non-finite values (run verify on the store)");
+                    $"store '{store}': query '{query.Label}' scored {score.ToString(System.Globalization.CultureInfo.InvariantCulture)} at row " +
+                    $"{ranked.Indices[r]}; the store or its model holds non-finite values (run verify on the store)");
             }
             rows.Add(new RankedRow(r + 1, ranked.Indices[r], score));
         }

@@ -136,24 +136,35 @@ internal static class ServerCommandLine
 
     private static readonly Setting[] Settings =
     [
-        new("--store", "Stores", "none; at least one is required", "DIR | NAME=DIR: a method store to serve (repeatable). NAME (letters, digits, '.', '_', '-') is its URL segment; it defaults to the folder's name. Opened and warmed up once, at start.", Repeatable: true),
+        new("--store", "Stores", "none; at least one is required",
+            "DIR | NAME=DIR: a method store to serve (repeatable). NAME (letters, digits, '.', '_', '-') is its URL segment; " +
+            "it defaults to the folder's name. Opened and warmed up once, at start.", Repeatable: true),
         new("--model", "Model", "each store's own", "the model folder every store is opened with (default: the one its source.json names, as 'attribute' does)."),
         new("--urls", "Urls", ServerOptions.DefaultUrls, "where to listen, ';'-separated http(s)://HOST:PORT (port 0: any free port)."),
         new("--threads", "Threads", "0", "ONNX Runtime intra-op threads (0: ONNX Runtime's choice, one per core)."),
         new("--device", "Device", "cpu", "cpu | cuda: where ONNX Runtime runs the models (cuda needs Microsoft.ML.OnnxRuntime.Gpu, as the CLI's --device does)."),
-        new("--api-key", "ApiKeys", "none", "an accepted API key (repeatable), sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'. Required when --urls listens beyond loopback, unless --allow-anonymous.", Repeatable: true),
+        new("--api-key", "ApiKeys", "none",
+            "an accepted API key (repeatable), sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'. Required when --urls listens beyond loopback, " +
+            "unless --allow-anonymous.", Repeatable: true),
         new("--allow-anonymous", "AllowAnonymous", "false", "serve beyond loopback without API keys (a warning is logged at start).", Flag: true),
         new("--rate-limit", "RateLimit:PerSecond", "0", "requests per second per API key (per client address without keys); 0: no limit. Beyond it: 429 with Retry-After."),
         new("--rate-burst", "RateLimit:Burst", "0", "requests a key may send at once above its rate (0: max(1, 2 × --rate-limit))."),
         new("--max-queries", "Limits:MaxQueries", Show(DefaultLimits.MaxQueries), "queries (images or seeds) per request."),
         new("--max-seed-steps", "Limits:MaxSeedSteps", Show(DefaultLimits.MaxSeedSteps), "seeds × sampling steps per request (the cost of sampling its queries)."),
-        new("--png-side-factor", "Limits:PngSideFactor", Show(DefaultLimits.PngSideFactor), "an uploaded image may be at most this many times the model's side per axis; checked on its header, before decoding."),
+        new("--png-side-factor", "Limits:PngSideFactor", Show(DefaultLimits.PngSideFactor),
+            "an uploaded image may be at most this many times the model's side per axis; checked on its header, before decoding."),
         new("--max-body-bytes", "Limits:MaxBodyBytes", Show(DefaultLimits.MaxBodyBytes), "the largest request body (413 beyond)."),
         new("--max-url-length", "Limits:MaxUrlLength", Show(DefaultLimits.MaxUrlLength), "the longest path and query string (414 beyond)."),
         new("--queue", "Limits:QueueLength", Show(DefaultLimits.QueueLength), "requests that may wait for a store's scorer; beyond: 429 with Retry-After."),
-        new("--max-wait-ms", "Limits:MaxWaitMs", Show(DefaultLimits.MaxWait.TotalMilliseconds), "the most work (ms, estimated from recent queries) an image query may find ahead of it at a store; beyond: 429 with Retry-After at once. An idle store takes any request."),
-        new("--seed-queue", "Limits:SeedQueueLength", Show(DefaultLimits.SeedQueueLength), "seed requests that may wait for a store's sampler (its own lane: image queries do not wait behind sampling); beyond, or past half of --request-timeout of work ahead: 429."),
-        new("--seed-threads", "Limits:SeedThreads", Show(DefaultLimits.SeedThreads), "ONNX Runtime intra-op threads of a store's seed lane, which samples and scores seed queries (0: one per core); few leave the cores to image queries."),
+        new("--max-wait-ms", "Limits:MaxWaitMs", Show(DefaultLimits.MaxWait.TotalMilliseconds),
+            "the most work (ms, estimated from recent queries) an image query may find ahead of it at a store; beyond: 429 with Retry-After at once. " +
+            "An idle store takes any request."),
+        new("--seed-queue", "Limits:SeedQueueLength", Show(DefaultLimits.SeedQueueLength),
+            "seed requests that may wait for a store's sampler (its own lane: image queries do not wait behind sampling); beyond, " +
+            "or past half of --request-timeout of work ahead: 429."),
+        new("--seed-threads", "Limits:SeedThreads", Show(DefaultLimits.SeedThreads),
+            "ONNX Runtime intra-op threads of a store's seed lane, which samples and scores seed queries (0: one per core); " +
+            "few leave the cores to image queries."),
         new("--request-timeout", "Limits:RequestTimeoutSeconds", Show(DefaultLimits.RequestTimeout.TotalSeconds), "seconds before an unanswered request's work is cancelled (504)."),
         new("--drain-timeout", "DrainTimeoutSeconds", Show(Defaults.DrainTimeout.TotalSeconds), "on SIGTERM / Ctrl+C, seconds in-flight requests may take to finish before their work is cancelled."),
         new("--log-format", "LogFormat", Defaults.LogFormat, "simple | json: log lines as text, or one JSON object per line (the access log's fields as properties)."),
@@ -328,7 +339,8 @@ internal static class ServerCommandLine
         var weak = keys.FirstOrDefault(k => k.Length < 16 || k.Any(char.IsWhiteSpace));
         if (weak is not null)
         {
-            throw new UserInputException($"--api-key: a key of {weak.Length} characters{(weak.Any(char.IsWhiteSpace) ? " with white space" : "")}; use at least 16 characters, no spaces (e.g. openssl rand -hex 16)");
+            throw new UserInputException($"--api-key: a key of {weak.Length} characters{(weak.Any(char.IsWhiteSpace) ? " with white space" : "")}; " +
+                "use at least 16 characters, no spaces (e.g. openssl rand -hex 16)");
         }
         double rate = Double(configuration, "RateLimit:PerSecond", 0);
         var access = new AccessOptions

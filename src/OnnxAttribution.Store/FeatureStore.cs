@@ -105,7 +105,8 @@ public sealed unsafe class FeatureStore : IDisposable
         long missing = meta.ShardRows - done.CountDone();
         if (missing != 0)
         {
-            throw new StoreFormatException($"{donePath}: the store is incomplete: {missing} of {meta.ShardRows} rows are not done; resume the featurization (FeatureStoreWriter.OpenOrCreate) to finish it");
+            throw new StoreFormatException($"{donePath}: the store is incomplete: {missing} of {meta.ShardRows} rows are not done; " +
+                "resume the featurization (FeatureStoreWriter.OpenOrCreate) to finish it");
         }
         if (expected is not null)
         {
@@ -155,7 +156,8 @@ public sealed unsafe class FeatureStore : IDisposable
         {
             if (Meta.Checksums is not null)
             {
-                throw new StoreFormatException($"{sumsPath}: missing, but meta.json (field 'checksums') says the store records checksums: the store is incomplete or was copied without it; copy it again, or featurize again");
+                throw new StoreFormatException($"{sumsPath}: missing, but meta.json (field 'checksums') says the store records checksums: " +
+                    "the store is incomplete or was copied without it; copy it again, or featurize again");
             }
             return;
         }

@@ -63,7 +63,8 @@ public sealed class SidecarMatrix : IDisposable
         long local = firstRow - _firstRow;
         if (values.Length % _header.Columns != 0 || local < 0 || local + (values.Length / _header.Columns) > _header.Rows)
         {
-            throw new ArgumentOutOfRangeException(nameof(firstRow), firstRow, $"{Path}: {values.Length} values from row {firstRow} do not fit rows {_firstRow}..{_firstRow + _header.Rows - 1} of {_header.Columns} columns");
+            throw new ArgumentOutOfRangeException(nameof(firstRow), firstRow, $"{Path}: {values.Length} values from row {firstRow} do not fit rows " +
+                $"{_firstRow}..{_firstRow + _header.Rows - 1} of {_header.Columns} columns");
         }
         RandomAccess.Write(_file.SafeFileHandle, MemoryMarshal.AsBytes(values), _header.DataOffset + (local * _header.Columns * sizeof(float)));
     }

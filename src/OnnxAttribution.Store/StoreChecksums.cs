@@ -175,7 +175,8 @@ public sealed record StoreChecksums
         }
         var actual = OfFile(path);
         return actual == expected ? null
-            : $"{path}: does not match its checksum in {StoreFiles.Checksums} (recorded {expected.Bytes} bytes, {AlgorithmName} {expected.Hash}; found {actual.Bytes} bytes, {actual.Hash}): the file was changed or damaged after it was written; {remedy}";
+            : $"{path}: does not match its checksum in {StoreFiles.Checksums} (recorded {expected.Bytes} bytes, {AlgorithmName} {expected.Hash}; " +
+                $"found {actual.Bytes} bytes, {actual.Hash}): the file was changed or damaged after it was written; {remedy}";
     }
 
     /// <summary>
@@ -263,7 +264,8 @@ public sealed record StoreChecksums
         long chunks = ChunkCount(Rows, ChunkRows);
         if (FeatureChunks is null || FeatureChunks.Count != chunks)
         {
-            throw new StoreFormatException($"{path}: field 'featureChunks': expected {chunks} hashes ({Rows} rows in chunks of {ChunkRows}), found {FeatureChunks?.Count.ToString(CultureInfo.InvariantCulture) ?? "none"}");
+            throw new StoreFormatException($"{path}: field 'featureChunks': expected {chunks} hashes ({Rows} rows in chunks of {ChunkRows}), " +
+                $"found {FeatureChunks?.Count.ToString(CultureInfo.InvariantCulture) ?? "none"}");
         }
         foreach (var (name, sum) in Files)
         {

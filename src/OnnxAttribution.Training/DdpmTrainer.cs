@@ -247,7 +247,8 @@ public static class DdpmTrainer
         }
         if (!(o.Recipe.LearningRate > 0) || !(o.Recipe.EmaDecay >= 0 && o.Recipe.EmaDecay < 1) || !(o.Recipe.GradientClipNormOrDefault >= 0))
         {
-            throw new UserInputException($"training options: need learningRate > 0 (got {o.Recipe.LearningRate}), 0 ≤ emaDecay < 1 (got {o.Recipe.EmaDecay}), gradientClipNorm ≥ 0 (got {o.Recipe.GradientClipNormOrDefault})");
+            throw new UserInputException($"training options: need learningRate > 0 (got {o.Recipe.LearningRate}), " +
+                $"0 ≤ emaDecay < 1 (got {o.Recipe.EmaDecay}), gradientClipNorm ≥ 0 (got {o.Recipe.GradientClipNormOrDefault})");
         }
     }
 

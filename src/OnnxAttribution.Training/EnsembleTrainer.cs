@@ -57,7 +57,8 @@ public static class EnsembleTrainer
         var schedule = new NoiseSchedule(options.Training.Recipe.ScheduleOrDefault);
         if (options.ScoringTimesteps < 1 || options.ScoringTimesteps > schedule.Timesteps || options.ScoringNoiseDraws < 1)
         {
-            throw new UserInputException($"ensemble scoring plan: needs 1 to {schedule.Timesteps} timesteps (got {options.ScoringTimesteps}) and at least one noise draw (got {options.ScoringNoiseDraws})");
+            throw new UserInputException($"ensemble scoring plan: needs 1 to {schedule.Timesteps} timesteps (got {options.ScoringTimesteps}) " +
+                $"and at least one noise draw (got {options.ScoringNoiseDraws})");
         }
         var scoring = EnsembleScoring.Default(schedule, design.Members, options.ScoringTimesteps, options.ScoringNoiseDraws, options.ScoringNoiseSeed);
         var dir = options.OutDirectory;

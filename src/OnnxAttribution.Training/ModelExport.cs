@@ -68,7 +68,8 @@ public static class ModelExport
         var info = TrainingRunInfo.Load(runDirectory);
         var checkpoints = TrainingCheckpoint.List(runDirectory);
         var path = checkpoints.Where(c => c.Step == step).Select(c => c.Path).FirstOrDefault()
-            ?? throw new ModelFileException($"{runDirectory}: no checkpoint of step {step} ({TrainingCheckpoint.FileName(step)}); it has steps {string.Join(", ", checkpoints.Select(c => c.Step))} (keep more with 'train --keep-checkpoints-every N')");
+            ?? throw new ModelFileException($"{runDirectory}: no checkpoint of step {step} ({TrainingCheckpoint.FileName(step)}); " +
+                $"it has steps {string.Join(", ", checkpoints.Select(c => c.Step))} (keep more with 'train --keep-checkpoints-every N')");
         using var model = Load(path, "model.");
         // The run's loss and time are not those of this step: left out (NaN) rather than misreported.
         var training = Training(info, step) with { FinalLoss = double.NaN, TrainSeconds = double.NaN };

@@ -109,7 +109,8 @@ public sealed partial class CliTests
     public void Attribute_JourneyStore_WritesTheJourneyPictureAndPerStepRankings()
     {
         var store = Path.Combine(_dir, "journey");
-        Assert.That(CliApp.Run(["featurize", "--model", FindShippedModel(), "--method", "journey-trak", "--subset", "0:16", "--journey-steps", "2", "--dim", "64", "--out", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(CliApp.Run(["featurize", "--model", FindShippedModel(), "--method", "journey-trak", "--subset", "0:16",
+            "--journey-steps", "2", "--dim", "64", "--out", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
         var png = Path.Combine(_dir, "a.png");
         Assert.That(CliApp.Run(["attribute", "--store", store, "--seed", "7", "--steps", "4", "--top", "3", "--json", "--out", png]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
         Assert.That(File.Exists(Path.Combine(_dir, "a-journey.png")), Is.True);

@@ -34,7 +34,8 @@ public sealed partial class SourceSizeTests : TempDirectoryTest
     }
 
     /// <summary>A member signature ending its line with ')' (a method or constructor), its body's '{' on the next line.</summary>
-    [GeneratedRegex(@"^\s*(?:(?:public|private|internal|protected|static|override|async|sealed|virtual|unsafe|partial|new|extern)\s+)+(?!.*\b(?:class|record|struct|interface)\b)[^=;]*?\b(\w+)\s*(?:<[^()=]*>)?\(.*\)\s*$")]
+    [GeneratedRegex(@"^\s*(?:(?:public|private|internal|protected|static|override|async|sealed|virtual|unsafe|partial|new|extern)\s+)+" +
+        @"(?!.*\b(?:class|record|struct|interface)\b)[^=;]*?\b(\w+)\s*(?:<[^()=]*>)?\(.*\)\s*$")]
     private static partial Regex Signature();
 
     /// <summary>(method name, first line, length in lines) of every method in <paramref name="lines"/> whose body is a brace block.</summary>
@@ -87,7 +88,8 @@ public sealed partial class SourceSizeTests : TempDirectoryTest
     public void EveryMethod_AtMost100Lines_OrNamedInTheReadme()
     {
         var found = SourceFiles()
-            .SelectMany(f => Methods(File.ReadAllLines(f)).Where(m => m.Length > MaxMethodLines).Select(m => (Key: $"{Path.GetFileName(f)}: {m.Name}", Where: $"{Path.GetRelativePath(RepositoryRoot(), f)}:{m.Line}", m.Length)))
+            .SelectMany(f => Methods(File.ReadAllLines(f)).Where(m => m.Length > MaxMethodLines)
+                .Select(m => (Key: $"{Path.GetFileName(f)}: {m.Name}", Where: $"{Path.GetRelativePath(RepositoryRoot(), f)}:{m.Line}", m.Length)))
             .ToList();
         Assert.That(found.Where(m => !LongMethods.Contains(m.Key)).Select(m => $"{m.Where} {m.Key} ({m.Length} lines)"), Is.Empty,
             $"methods over {MaxMethodLines} lines: split them, or say in the README's \"How it works\" why not and list them here");

@@ -35,7 +35,8 @@ public sealed class OpGradientTests
         yield return new("LeakyRelu_alpha", Image, (b, x) => Op(b, "LeakyRelu", [x], Attr.Float("alpha", 0.2f)), none);
         yield return new("Softmax_axis1", Image, (b, x) => Op(b, "Softmax", [Op(b, "Mul", [x, "p"])], Attr.Int("axis", 1)), cparam);
         yield return new("LogSoftmax_last_axis", Vector, (b, x) => Op(b, "LogSoftmax", [x], Attr.Int("axis", -1)), none);
-        yield return new("Reshape_and_square", Image, (b, x) => Op(b, "Mul", [Op(b, "Reshape", [x, Ints(b, 0, 6, -1)]), b.Constant("w", Enumerable.Range(0, 48).Select(i => i * 0.1f).ToArray(), 6, 8)]), none, Linear: true);
+        yield return new("Reshape_and_square", Image, (b, x) => Op(b, "Mul",
+            [Op(b, "Reshape", [x, Ints(b, 0, 6, -1)]), b.Constant("w", Enumerable.Range(0, 48).Select(i => i * 0.1f).ToArray(), 6, 8)]), none, Linear: true);
         yield return new("Flatten_axis1", Image, (b, x) => Op(b, "Flatten", [x], Attr.Int("axis", 1)), none, Linear: true);
         yield return new("Unsqueeze_then_Squeeze", Vector, (b, x) => Op(b, "Squeeze", [Op(b, "Mul", [Op(b, "Unsqueeze", [x, Ints(b, 2)]), "p"]), Ints(b, 2)]), [("p", [5, 1], 0f)], Linear: true);
         yield return new("Transpose_perm", Image, (b, x) => Op(b, "Mul", [Op(b, "Transpose", [x], Attr.Ints("perm", 0, 2, 3, 1)), "p"]), [("p", [3], 0f)], Linear: true);
@@ -50,22 +51,34 @@ public sealed class OpGradientTests
         yield return new("MaxPool_2x2", Image, (b, x) => Op(b, "MaxPool", [x], Attr.Ints("kernel_shape", 2, 2), Attr.Ints("strides", 2, 2)), none);
         yield return new("MaxPool_3x3_padded", Image, (b, x) => Op(b, "MaxPool", [x], Attr.Ints("kernel_shape", 3, 3), Attr.Ints("pads", 1, 1, 1, 1)), none);
         yield return new("AveragePool_2x2", Image, (b, x) => Op(b, "AveragePool", [x], Attr.Ints("kernel_shape", 2, 2), Attr.Ints("strides", 2, 2)), none, Linear: true);
-        yield return new("AveragePool_3x3_count_include_pad", Image6, (b, x) => Op(b, "AveragePool", [x], Attr.Ints("kernel_shape", 3, 3), Attr.Ints("strides", 2, 2), Attr.Ints("pads", 1, 1, 1, 1), Attr.Int("count_include_pad", 1)), none, Linear: true);
-        yield return new("Resize_nearest_asymmetric_x2", Image, (b, x) => Op(b, "Resize", [x, "", b.Constant("s", [1f, 1f, 2f, 2f], 4)], Attr.String("mode", "nearest"), Attr.String("coordinate_transformation_mode", "asymmetric"), Attr.String("nearest_mode", "floor")), none, Linear: true);
+        yield return new("AveragePool_3x3_count_include_pad", Image6, (b, x) => Op(b, "AveragePool", [x], Attr.Ints("kernel_shape", 3, 3),
+            Attr.Ints("strides", 2, 2), Attr.Ints("pads", 1, 1, 1, 1), Attr.Int("count_include_pad", 1)), none, Linear: true);
+        yield return new("Resize_nearest_asymmetric_x2", Image, (b, x) => Op(b, "Resize", [x, "", b.Constant("s", [1f, 1f, 2f, 2f], 4)],
+            Attr.String("mode", "nearest"), Attr.String("coordinate_transformation_mode", "asymmetric"), Attr.String("nearest_mode", "floor")),
+            none, Linear: true);
         yield return new("Resize_nearest_half_pixel_x2", Image, (b, x) => Op(b, "Resize", [x, "", b.Constant("s", [1f, 1f, 2f, 2f], 4)], Attr.String("mode", "nearest")), none, Linear: true);
         (string, long[], float)[] conv = [("w", [4, 3, 3, 3], 0f), ("bias", [4], 0f)];
         yield return new("Conv_3x3_pad1", Image, (b, x) => Op(b, "Conv", [x, "w", "bias"], Attr.Ints("kernel_shape", 3, 3), Attr.Ints("pads", 1, 1, 1, 1)), conv, Linear: true);
-        yield return new("Conv_3x3_stride2", Image6[..1].Concat(new long[] { 3, 7, 7 }).ToArray(), (b, x) => Op(b, "Conv", [x, "w", "bias"], Attr.Ints("kernel_shape", 3, 3), Attr.Ints("strides", 2, 2), Attr.Ints("pads", 1, 1, 1, 1)), conv, Linear: true);
-        yield return new("Conv_3x3_dilation2_asymmetric_pads", [GradientHarness.Batch, 3, 7, 6], (b, x) => Op(b, "Conv", [x, "w"], Attr.Ints("dilations", 2, 2), Attr.Ints("pads", 2, 1, 1, 2)), [("w", [4, 3, 3, 3], 0f)], Linear: true);
+        yield return new("Conv_3x3_stride2", Image6[..1].Concat(new long[] { 3, 7, 7 }).ToArray(),
+            (b, x) => Op(b, "Conv", [x, "w", "bias"], Attr.Ints("kernel_shape", 3, 3), Attr.Ints("strides", 2, 2), Attr.Ints("pads", 1, 1, 1, 1)),
+            conv, Linear: true);
+        yield return new("Conv_3x3_dilation2_asymmetric_pads", [GradientHarness.Batch, 3, 7, 6],
+            (b, x) => Op(b, "Conv", [x, "w"], Attr.Ints("dilations", 2, 2), Attr.Ints("pads", 2, 1, 1, 2)), [("w", [4, 3, 3, 3], 0f)], Linear: true);
         yield return new("Conv_1x1", Image, (b, x) => Op(b, "Conv", [x, "w"]), [("w", [2, 3, 1, 1], 0f)], Linear: true);
-        yield return new("Conv_grouped_input_gradient", [GradientHarness.Batch, 4, 5, 5], (b, x) => Op(b, "Conv", [x, b.Constant("gw", Enumerable.Range(0, 72).Select(i => (i % 7) * 0.1f - 0.3f).ToArray(), 4, 2, 3, 3)], Attr.Int("group", 2)), none, Linear: true);
+        yield return new("Conv_grouped_input_gradient", [GradientHarness.Batch, 4, 5, 5],
+            (b, x) => Op(b, "Conv", [x, b.Constant("gw", Enumerable.Range(0, 72).Select(i => (i % 7) * 0.1f - 0.3f).ToArray(), 4, 2, 3, 3)],
+                Attr.Int("group", 2)),
+            none, Linear: true);
         yield return new("Gemm_transB_bias", Vector, (b, x) => Op(b, "Gemm", [x, "w", "bias"], Attr.Int("transB", 1)), [("w", [3, 5], 0f), ("bias", [3], 0f)], Linear: true);
-        yield return new("Gemm_alpha_beta", Vector, (b, x) => Op(b, "Gemm", [x, "w", "bias"], Attr.Float("alpha", 0.5f), Attr.Float("beta", 2f)), [("w", [5, 3], 0f), ("bias", [1, 3], 0f)], Linear: true);
+        yield return new("Gemm_alpha_beta", Vector, (b, x) => Op(b, "Gemm", [x, "w", "bias"], Attr.Float("alpha", 0.5f), Attr.Float("beta", 2f)),
+            [("w", [5, 3], 0f), ("bias", [1, 3], 0f)], Linear: true);
         yield return new("MatMul_2d", Vector, (b, x) => Op(b, "MatMul", [x, "w"]), [("w", [5, 4], 0f)], Linear: true);
         yield return new("MatMul_3d_tokens", [GradientHarness.Batch, 3, 5], (b, x) => Op(b, "MatMul", [x, "w"]), [("w", [5, 4], 0f)], Linear: true);
-        yield return new("BatchNormalization_inference", Image, (b, x) => Op(b, "BatchNormalization", [x, "scale", "shift", b.Constant("mean", [0.1f, -0.2f, 0.3f], 3), b.Constant("var", [0.5f, 1.5f, 2f], 3)]),
+        yield return new("BatchNormalization_inference", Image, (b, x) => Op(b, "BatchNormalization",
+            [x, "scale", "shift", b.Constant("mean", [0.1f, -0.2f, 0.3f], 3), b.Constant("var", [0.5f, 1.5f, 2f], 3)]),
             [("scale", [3], 1f), ("shift", [3], 0f)], Linear: true);
-        yield return new("GroupNormalization_opset21", [GradientHarness.Batch, 4, 3, 3], (b, x) => Op(b, "GroupNormalization", [x, "scale", "shift"], Attr.Int("num_groups", 2), Attr.Float("epsilon", 1e-5f)),
+        yield return new("GroupNormalization_opset21", [GradientHarness.Batch, 4, 3, 3],
+            (b, x) => Op(b, "GroupNormalization", [x, "scale", "shift"], Attr.Int("num_groups", 2), Attr.Float("epsilon", 1e-5f)),
             [("scale", [4], 1f), ("shift", [4], 0f)], Opset: 21);
         yield return new("GroupNorm_decomposition_with_SiLU", [GradientHarness.Batch, 4, 3, 3], (b, x) =>
         {

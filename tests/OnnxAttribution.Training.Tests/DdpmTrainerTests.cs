@@ -152,7 +152,8 @@ public sealed class DdpmTrainerTests : TempDirectoryTest
         };
         info.Save(TempDir);
         var path = Path.Combine(TempDir, TrainingRunInfo.FileName);
-        File.WriteAllLines(path, File.ReadAllLines(path).Where(l => !l.Contains("warmupSteps", StringComparison.Ordinal)).Select(l => l.Replace("\"threads\": 2,", "\"threads\": 2", StringComparison.Ordinal)));
+        File.WriteAllLines(path, File.ReadAllLines(path).Where(l => !l.Contains("warmupSteps", StringComparison.Ordinal))
+            .Select(l => l.Replace("\"threads\": 2,", "\"threads\": 2", StringComparison.Ordinal)));
         Assert.That(TrainingRunInfo.Load(TempDir), Is.EqualTo(info with { WarmupSteps = 200 }));
     }
 

@@ -240,7 +240,8 @@ public sealed class TracInTests
             Assert.That(t.Average(), Is.EqualTo(499.5).Within(15)); // σ of the mean: 289/√4000 ≈ 4.6
             Assert.That(t.Count(x => x < 100), Is.InRange(330, 470));
             Assert.That(t.Zip(Enumerable.Range(0, 4000).Select(r => TrainPlan(1).ExampleTimestep(r, 1000))).Count(x => x.First == x.Second), Is.LessThan(20));
-            Assert.That(t.Zip(Enumerable.Range(0, 4000).Select(r => FeaturizationPlan.OneRandomTimestep(Seed + 1, 0, MeasurementKind.Loss).ExampleTimestep(r, 1000))).Count(x => x.First == x.Second), Is.LessThan(20));
+            Assert.That(t.Zip(Enumerable.Range(0, 4000).Select(r => FeaturizationPlan.OneRandomTimestep(Seed + 1, 0, MeasurementKind.Loss)
+                .ExampleTimestep(r, 1000))).Count(x => x.First == x.Second), Is.LessThan(20));
         });
     }
 

@@ -215,8 +215,9 @@ public sealed class TrakAttributionTests
 
     /// <summary>
     /// Exact TRAK scores without projection — which are the influence function ∇L(q)ᵀ(GᵀG + λI)⁻¹∇L(xᵢ) with the
-    /// empirical Gauss–Newton curvature of the same gradients, the limit where TRAK and influence functions agree — by the push-through identity G(GᵀG + λI)⁻¹ = (GGᵀ + λI)⁻¹G on the N×p
-    /// gradient matrix, with the same absolute λ as the projected store; mean Spearman over queries.
+    /// empirical Gauss–Newton curvature of the same gradients, the limit where TRAK and influence functions agree — by
+    /// the push-through identity G(GᵀG + λI)⁻¹ = (GGᵀ + λI)⁻¹G on the N×p gradient matrix, with the same absolute λ as
+    /// the projected store; mean Spearman over queries.
     /// </summary>
     private double ProjectedVersusExact(int dim)
     {

@@ -8,7 +8,8 @@ using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
 
 namespace OnnxAttribution.Cli.Verbs;
-[Verb("attribute", HelpText = "Attribute generated images (--seed) or a given image (--image) to training images with a method store: writes a grid (each query beside its top-k training images, with scores) and prints the ranking (--json for machines).")]
+[Verb("attribute", HelpText = "Attribute generated images (--seed) or a given image (--image) to training images with a method store: " +
+    "writes a grid (each query beside its top-k training images, with scores) and prints the ranking (--json for machines).")]
 internal sealed class AttributeVerb : SessionVerbOptions, IVerbOptions
 {
     [Option("store", Required = true, HelpText = "A method store folder (trak/d-trak: featurized and finalized; others: built by 'featurize --method').")]
@@ -178,7 +179,8 @@ internal static class AttributeCommand
             {
                 Console.WriteLine($"wrote {j.Png}: {j.Query} step by step ({string.Join(", ", j.Steps.Select(x => $"t={x.Timestep} #{x.Top.FirstOrDefault()?.Index}"))})");
             }
-            Console.WriteLine($"wrote {o.Out} and {queryPng}; attribution took {attributeSeconds * 1000:F0} ms for {count} quer{(count == 1 ? "y" : "ies")} over {scorer.Rows} rows with {scorer.Method}");
+            Console.WriteLine($"wrote {o.Out} and {queryPng}; attribution took {attributeSeconds * 1000:F0} ms for {count} quer{(count == 1 ? "y" : "ies")} " +
+                $"over {scorer.Rows} rows with {scorer.Method}");
         }
         return CliApp.Ok;
     }

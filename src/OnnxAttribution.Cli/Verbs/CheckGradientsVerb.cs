@@ -6,7 +6,8 @@ using OnnxAttribution.Training;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("check-gradients", HelpText = "Prove the exported graphs: ONNX Runtime's forward output and every layer's per-example gradient from vjp.onnx against TorchSharp autograd (one example at a time), for a model folder and for freshly initialised networks. Exit code 3 when a bar is missed.")]
+[Verb("check-gradients", HelpText = "Prove the exported graphs: ONNX Runtime's forward output and every layer's per-example gradient from vjp.onnx against " +
+    "TorchSharp autograd (one example at a time), for a model folder and for freshly initialised networks. Exit code 3 when a bar is missed.")]
 internal sealed class CheckGradientsVerb : IVerbOptions
 {
     [Option("model", HelpText = "A model folder (model.json, forward.onnx, vjp.onnx). Without it only fresh networks are checked.")]

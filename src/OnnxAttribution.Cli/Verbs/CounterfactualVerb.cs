@@ -3,13 +3,16 @@ using OnnxAttribution.Training.Evaluation;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("counterfactual", HelpText = "Remove-and-retrain: for each store, remove each query's top-k attributed images, retrain, regenerate from the same noise, and compare with removing k random images. The stores' model must record its training (model.json); the retrained models repeat it. Resumes after a kill: every retrained model is saved once.")]
+[Verb("counterfactual", HelpText = "Remove-and-retrain: for each store, remove each query's top-k attributed images, retrain, " +
+    "regenerate from the same noise, and compare with removing k random images. The stores' model must record its training (model.json); " +
+    "the retrained models repeat it. Resumes after a kill: every retrained model is saved once.")]
 internal sealed class CounterfactualVerb : IVerbOptions
 {
     [Option("out", Required = true, HelpText = "Evaluation folder (retrained models, results); rerun the same command to continue.")]
     public string Out { get; set; } = "";
 
-    [Option("store", Required = true, HelpText = "the method stores whose top-k are removed, comma-separated, all on one model (which must record its training recipe in model.json); they share the random removals.")]
+    [Option("store", Required = true, HelpText = "the method stores whose top-k are removed, comma-separated, all on one model " +
+        "(which must record its training recipe in model.json); they share the random removals.")]
     public string? Store { get; set; }
 
     [Option("remove-top", Default = 50, HelpText = "k, how many top-attributed training images to remove per query.")]

@@ -13,7 +13,8 @@ internal sealed class DifferentiateVerb : IVerbOptions
     [Option("out", Required = true, HelpText = "Where to write the gradient graph.")]
     public string Out { get; set; } = "";
 
-    [Option("wrt-initializers", HelpText = "Differentiate with respect to every initializer that acts as a trainable parameter (Conv/Gemm/MatMul weights and biases, normalisation scales, broadcast Add/Mul operands of the data path).")]
+    [Option("wrt-initializers", HelpText = "Differentiate with respect to every initializer that acts as a trainable parameter " +
+        "(Conv/Gemm/MatMul weights and biases, normalisation scales, broadcast Add/Mul operands of the data path).")]
     public bool WrtInitializers { get; set; }
 
     [Option("parameters", Separator = ',', HelpText = "Differentiate with respect to these initializers only (comma-separated, each once).")]
@@ -77,7 +78,8 @@ internal static class DifferentiateCommand
         }
         else
         {
-            Console.WriteLine($"wrote {o.Out}: {summary.forwardNodes} forward nodes -> {summary.nodes} nodes; inputs {string.Join(", ", summary.inputs)}; {summary.outputs.Count} outputs ({string.Join(", ", summary.outputs.Take(6))}{(summary.outputs.Count > 6 ? ", ..." : "")})");
+            Console.WriteLine($"wrote {o.Out}: {summary.forwardNodes} forward nodes -> {summary.nodes} nodes; inputs {string.Join(", ", summary.inputs)}; " +
+                $"{summary.outputs.Count} outputs ({string.Join(", ", summary.outputs.Take(6))}{(summary.outputs.Count > 6 ? ", ..." : "")})");
         }
         return CliApp.Ok;
     }

@@ -3,7 +3,8 @@ using OnnxAttribution.Training;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("export", HelpText = "Export a training run's EMA weights to a model folder: forward.onnx, vjp.onnx (the gradient graph) and model.json. With --step: the raw weights of a kept checkpoint, for TracIn (forward.onnx and model.json with the step and learning rate).")]
+[Verb("export", HelpText = "Export a training run's EMA weights to a model folder: forward.onnx, vjp.onnx (the gradient graph) and model.json. With --step: " +
+    "the raw weights of a kept checkpoint, for TracIn (forward.onnx and model.json with the step and learning rate).")]
 internal sealed class ExportVerb : IVerbOptions
 {
     [Option("checkpoint", Required = true, HelpText = "The run folder written by 'train --out'.")]

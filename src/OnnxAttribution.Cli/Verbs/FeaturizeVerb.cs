@@ -7,7 +7,8 @@ using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Cli.Verbs;
-[Verb("featurize", HelpText = "Compute projected gradient features of training images into a feature store (features.npy + meta.json + done.bitmap). Resumable: after a kill, run the same command again. --shard i/n computes one part; 'merge' joins the parts.")]
+[Verb("featurize", HelpText = "Compute projected gradient features of training images into a feature store (features.npy + meta.json + done.bitmap). " +
+    "Resumable: after a kill, run the same command again. --shard i/n computes one part; 'merge' joins the parts.")]
 internal sealed class FeaturizeVerb : SessionVerbOptions, IVerbOptions
 {
     [Option("model", Required = true, HelpText = "Model folder (model.json, forward.onnx, vjp.onnx).")]
@@ -22,13 +23,17 @@ internal sealed class FeaturizeVerb : SessionVerbOptions, IVerbOptions
     [Option("size", HelpText = "Resize images to this size (default: the model's image size).")]
     public int? Size { get; set; }
 
-    [Option("method", Default = "trak", HelpText = "The attribution method the store is for: trak, d-trak, journey-trak, tracin, retrac, das, kfac, ekfac, pixel, gradient-cosine, random (ensembles: train-ensemble). trak and d-trak only featurize (then run 'finalize'); the others build their whole store.")]
+    [Option("method", Default = "trak", HelpText = "The attribution method the store is for: trak, d-trak, journey-trak, tracin, retrac, das, kfac, ekfac, " +
+        "pixel, gradient-cosine, random (ensembles: train-ensemble). trak and d-trak only featurize (then run 'finalize'); " +
+        "the others build their whole store.")]
     public string Method { get; set; } = "trak";
 
     [Option("measurement", HelpText = "Override the method's measurement: loss (the diffusion loss, TRAK's default), square (the squared output norm, D-TRAK's) or mean (the mean output, DAS's).")]
     public MeasurementKind? Measurement { get; set; }
 
-    [Option("damping", HelpText = "Methods other than trak/d-trak (those take it at 'finalize'): λ relative to the mean diagonal of the curvature (kfac/ekfac: to each layer's mean eigenvalue; must be > 0). Default: the method's own, chosen on the LDS validation queries: das 1e-2, journey-trak 1e-1, kfac 10, ekfac 10.")]
+    [Option("damping", HelpText = "Methods other than trak/d-trak (those take it at 'finalize'): λ relative to the mean diagonal of the curvature " +
+        "(kfac/ekfac: to each layer's mean eigenvalue; must be > 0). Default: the method's own, chosen on the LDS validation queries: das 1e-2, " +
+        "journey-trak 1e-1, kfac 10, ekfac 10.")]
     public double? Damping { get; set; }
 
     [Option("journey-steps", Default = 10, HelpText = "journey-trak: DDIM steps of the query trajectory attributed (training features at the same timesteps).")]
@@ -52,7 +57,8 @@ internal sealed class FeaturizeVerb : SessionVerbOptions, IVerbOptions
     [Option("noise-seed", Default = 0L)]
     public long NoiseSeed { get; set; }
 
-    [Option("projector", Default = ProjectorKind.Dense, HelpText = "dense (JL projection of the whole gradient) or factored (per-layer Kronecker projection of the Conv/Gemm weight gradients). kfac/ekfac always use factored.")]
+    [Option("projector", Default = ProjectorKind.Dense, HelpText = "dense (JL projection of the whole gradient) or factored (per-layer Kronecker projection " +
+        "of the Conv/Gemm weight gradients). kfac/ekfac always use factored.")]
     public ProjectorKind Projector { get; set; }
 
     [Option("distribution", Default = ProjectionKind.Rademacher, HelpText = "Projection entries: rademacher or gaussian.")]
@@ -155,7 +161,8 @@ internal static class FeaturizeCommand
             }
             else
             {
-                Console.WriteLine($"store {o.Out}: {rows} rows × k = {store.Dim} ({store.DType}), {store.Meta.Method}, {options.Plan.Timesteps.Count} timesteps × {options.Plan.NoiseDraws} draws; {seconds:F1} s this run");
+                Console.WriteLine($"store {o.Out}: {rows} rows × k = {store.Dim} ({store.DType}), {store.Meta.Method}, " +
+                    $"{options.Plan.Timesteps.Count} timesteps × {options.Plan.NoiseDraws} draws; {seconds:F1} s this run");
             }
         }
         return CliApp.Ok;

@@ -15,7 +15,8 @@ internal sealed class FinalizeVerb : IVerbOptions
     [Option("damping", HelpText = "λ relative to the mean diagonal of ΦᵀΦ. Default: the store's method's own, chosen on the LDS validation queries: trak 10, d-trak 1e-1.")]
     public double? Damping { get; set; }
 
-    [Option("kernel", Default = "auto", HelpText = "Which kernel to factor: primal (ΦᵀΦ + λI, k × k), dual (ΦΦᵀ + λI, N × N: the same scores, cheaper when the store has fewer rows than k; it reads the features into memory), or auto (dual when k > 8192 and N < k).")]
+    [Option("kernel", Default = "auto", HelpText = "Which kernel to factor: primal (ΦᵀΦ + λI, k × k), dual (ΦΦᵀ + λI, N × N: the same scores, " +
+        "cheaper when the store has fewer rows than k; it reads the features into memory), or auto (dual when k > 8192 and N < k).")]
     public string Kernel { get; set; } = "auto";
 
     [Option("json")]

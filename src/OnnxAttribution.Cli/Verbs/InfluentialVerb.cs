@@ -9,7 +9,8 @@ using OnnxAttribution.Core.Sampling;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("influential", HelpText = "Count the 'generally influential' training images of method stores (Xie et al. 2024): those in the top-k of more than a fraction of generated queries. Compares e.g. tracin with retrac; writes JSON.")]
+[Verb("influential", HelpText = "Count the 'generally influential' training images of method stores (Xie et al. 2024): " +
+    "those in the top-k of more than a fraction of generated queries. Compares e.g. tracin with retrac; writes JSON.")]
 internal sealed class InfluentialVerb : SessionVerbOptions, IVerbOptions
 {
     [Option("stores", Required = true, Separator = ',', HelpText = "Method store folders, comma-separated.")]

@@ -49,7 +49,9 @@ internal static class InspectCommand
         {
             var m = store.Meta;
             Console.WriteLine($"store      {o.Store}");
-            Console.WriteLine($"method     {m.Method} ({m.Measurement}), {m.Timesteps.Count} timesteps [{string.Join(",", m.Timesteps.Take(10))}{(m.Timesteps.Count > 10 ? ",…" : "")}] × {m.NoiseDraws} draws (seed {m.NoiseSeed})");
+            Console.WriteLine($"method     {m.Method} ({m.Measurement}), " +
+                $"{m.Timesteps.Count} timesteps [{string.Join(",", m.Timesteps.Take(10))}{(m.Timesteps.Count > 10 ? ",…" : "")}] × {m.NoiseDraws} draws " +
+                $"(seed {m.NoiseSeed})");
             Console.WriteLine($"projector  {m.Projector.Kind}, k = {m.Projector.Dim}, seed {m.Projector.Seed}, {string.Join(", ", m.Projector.Settings.Select(kv => $"{kv.Key}={kv.Value}"))}");
             Console.WriteLine($"rows       {store.Rows} complete, {store.DType}; features.npy {features / 1048576.0:F1} MiB ({info.bytesPerExample:F0} bytes per example)");
             Console.WriteLine($"model      vjp.onnx SHA-256 {m.ModelFingerprint[..16]}…; data {m.DatasetFingerprint[..16]}… subset {m.Subset}; shard {m.Shard.Index}/{m.Shard.Count}");

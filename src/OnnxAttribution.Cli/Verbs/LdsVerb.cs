@@ -5,7 +5,11 @@ using OnnxAttribution.Training.Evaluation;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("lds", HelpText = "Linear Datamodeling Score: train M random α-subsets S times each (different seeds) and report each method's Linear Datamodeling Score on Q test queries against the subsets' mean loss, with a bootstrap 95% interval over queries, a permutation test against random (Journey-TRAK also per trajectory step), the noise ceiling of the S seeds, and each method's damping chosen beforehand on V validation queries. Resumes after a kill: every trained model and every score file is saved once. --report-only writes lds.md again from lds.json; 'lds-curves' tabulates every setting point.")]
+[Verb("lds", HelpText = "Linear Datamodeling Score: train M random α-subsets S times each (different seeds) and report each method's " +
+    "Linear Datamodeling Score on Q test queries against the subsets' mean loss, with a bootstrap 95% interval over queries, " +
+    "a permutation test against random (Journey-TRAK also per trajectory step), the noise ceiling of the S seeds, " +
+    "and each method's damping chosen beforehand on V validation queries. Resumes after a kill: every trained model and every score file is saved once. " +
+    "--report-only writes lds.md again from lds.json; 'lds-curves' tabulates every setting point.")]
 internal sealed class LdsVerb : IVerbOptions
 {
     [Option("out", Required = true, HelpText = "Evaluation folder (models, stores, scores, results); rerun the same command to continue.")]
@@ -17,19 +21,23 @@ internal sealed class LdsVerb : IVerbOptions
     [Option("subset", Default = "0:1000", HelpText = "which rows of --data are the training set N.")]
     public string Subset { get; set; } = "0:1000";
 
-    [Option("model", HelpText = "attribute this existing model instead of training the reference here. The subset models use the recipe flags, so this is only meaningful for a model trained with the same recipe on the same rows.")]
+    [Option("model", HelpText = "attribute this existing model instead of training the reference here. The subset models use the recipe flags, " +
+        "so this is only meaningful for a model trained with the same recipe on the same rows.")]
     public string? Model { get; set; }
 
     [Option("subset-models", Default = 32, HelpText = "M, the number of retrained subset models. Rerunning with a larger M keeps every model already trained.")]
     public int SubsetModels { get; set; }
 
-    [Option("subset-seeds", Default = 3, HelpText = "S, training seeds per subset model; a query's measured output is its mean loss over them, and S ≥ 2 gives the noise ceiling. Rerunning with a larger S keeps every model already trained.")]
+    [Option("subset-seeds", Default = 3, HelpText = "S, training seeds per subset model; a query's measured output is its mean loss over them, " +
+        "and S ≥ 2 gives the noise ceiling. Rerunning with a larger S keeps every model already trained.")]
     public int SubsetSeeds { get; set; }
 
-    [Option("validation-queries", Default = 20, HelpText = "V generated validation queries (seeds 2^32 + 0 … V−1, never a test query's seed 0 … Q−1): each method's damping is chosen on them, then applied once to the test queries.")]
+    [Option("validation-queries", Default = 20, HelpText = "V generated validation queries (seeds 2^32 + 0 … V−1, " +
+        "never a test query's seed 0 … Q−1): each method's damping is chosen on them, then applied once to the test queries.")]
     public int ValidationQueries { get; set; }
 
-    [Option("damping-grid", Separator = ',', Default = new[] { 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1 }, HelpText = "the relative dampings λ tried on the validation queries (methods with a damping: trak, d-trak, das, journey-trak, kfac, ekfac).")]
+    [Option("damping-grid", Separator = ',', Default = new[] { 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1 },
+        HelpText = "the relative dampings λ tried on the validation queries (methods with a damping: trak, d-trak, das, journey-trak, kfac, ekfac).")]
     public IEnumerable<double> DampingGrid { get; set; } = [];
 
     [Option("alpha", Default = 0.5, HelpText = "subset size as a fraction of N.")]
@@ -80,10 +88,16 @@ internal sealed class LdsVerb : IVerbOptions
     [Option("dim", Default = 4096, HelpText = "Methods: projection dimension k.")]
     public int Dim { get; set; }
 
-    [Option("point", Default = "", HelpText = "name of a setting point of the curves (letters, digits, '.', '_', '-'): its stores, scores and results go to stores-NAME/, scores-NAME/ and lds-NAME.json (lds-NAME-R3.json with --reference-models 3), beside the unnamed point's stores/, scores/ and lds.json, sharing the models and measured losses; every R shares a point's stores. A store built with other --timesteps/--noise-draws/--dim is refused, naming this option.")]
+    [Option("point", Default = "", HelpText = "name of a setting point of the curves (letters, digits, '.', '_', '-'): " +
+        "its stores, scores and results go to stores-NAME/, scores-NAME/ and lds-NAME.json (lds-NAME-R3.json with --reference-models 3), " +
+        "beside the unnamed point's stores/, scores/ and lds.json, sharing the models and measured losses; every R shares a point's stores. " +
+        "A store built with other --timesteps/--noise-draws/--dim is refused, naming this option.")]
     public string Point { get; set; } = "";
 
-    [Option("reference-models", Default = 1, HelpText = "R, independently trained reference models (the first attributed and generating the queries, the others trained with seeds from the stream \"lds reference model\"); a method's scores are the mean of its R stores' scores, TRAK's estimator over models. Reference r's stores go to stores-reference-r/ (stores-NAME-reference-r/ with --point NAME), the results to lds-R{R}.json. A larger R keeps every model and store already built.")]
+    [Option("reference-models", Default = 1, HelpText = "R, independently trained reference models (the first attributed and generating the queries, " +
+        "the others trained with seeds from the stream \"lds reference model\"); a method's scores are the mean of its R stores' scores, " +
+        "TRAK's estimator over models. Reference r's stores go to stores-reference-r/ (stores-NAME-reference-r/ with --point NAME), " +
+        "the results to lds-R{R}.json. A larger R keeps every model and store already built.")]
     public int ReferenceModels { get; set; }
 
     [Option("damping", Default = 1e-3, HelpText = "Methods: relative damping λ a store is first built with (the run then chooses λ from --damping-grid on the validation queries).")]
@@ -183,7 +197,8 @@ internal sealed class LdsVerb : IVerbOptions
     };
 }
 
-[Verb("lds-curves", HelpText = "Every lds*.json in --out (one per setting point of 'lds': K timesteps, noise draws, k, R reference models) as one table, lds-curves.md, and a plot of LDS against build cost per training example, lds-curves.png.")]
+[Verb("lds-curves", HelpText = "Every lds*.json in --out (one per setting point of 'lds': K timesteps, noise draws, k, R reference models) as one table, " +
+    "lds-curves.md, and a plot of LDS against build cost per training example, lds-curves.png.")]
 internal sealed class LdsCurvesVerb : IVerbOptions
 {
     [Option("out", Required = true, HelpText = "The evaluation folder of 'lds' runs (or docs/results).")]

@@ -5,7 +5,9 @@ using OnnxAttribution.Training;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("train-ensemble", HelpText = "Train an encoded ensemble (Dai & Gifford 2023): M U-Nets, each on the groups of training rows its code selects, exported to <out>/member-NN/ (model folders: 'generate --model <out>/member-03' or 'generate --ensemble <out> --member 3'). The folder is the method store of 'attribute --store <out>' (method ensemble). Resumable: run the same command again after a kill.")]
+[Verb("train-ensemble", HelpText = "Train an encoded ensemble (Dai & Gifford 2023): M U-Nets, each on the groups of training rows its code selects, " +
+    "exported to <out>/member-NN/ (model folders: 'generate --model <out>/member-03' or 'generate --ensemble <out> --member 3'). " +
+    "The folder is the method store of 'attribute --store <out>' (method ensemble). Resumable: run the same command again after a kill.")]
 internal sealed class TrainEnsembleVerb : TrainingVerbBase
 {
     [Option("out", Required = true, HelpText = "The ensemble folder (ensemble.json, member-NN/, source.json, method.json).")]

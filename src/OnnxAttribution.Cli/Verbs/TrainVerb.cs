@@ -9,7 +9,8 @@ namespace OnnxAttribution.Cli.Verbs;
 /// <summary>The options of every verb that trains U-Nets ('train', 'train-ensemble'), and their training settings.</summary>
 internal abstract class TrainingVerbBase : IVerbOptions
 {
-    [Option("data", Default = "embedded", HelpText = "Dataset: embedded (the shipped 16×16 Fashion-MNIST subset), fashion-mnist (Debian package dataset-fashion-mnist), a folder of PNGs, or an IDX file.")]
+    [Option("data", Default = "embedded", HelpText = "Dataset: embedded (the shipped 16×16 Fashion-MNIST subset), " +
+        "fashion-mnist (Debian package dataset-fashion-mnist), a folder of PNGs, or an IDX file.")]
     public string Data { get; set; } = "embedded";
 
     [Option("size", Default = 16, HelpText = "Image size to train at; images are resized by area averaging.")]

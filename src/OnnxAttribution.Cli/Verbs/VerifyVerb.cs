@@ -5,7 +5,10 @@ using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("verify", HelpText = "Check a store fully: every chunk of features.npy against checksums.json, every row finite, every derived file (preconditioner.bin, losses.npy, …) against its checksum, the preconditioner finite and built from these features, and the model files against meta.json. Exit 0 when all pass, 3 naming the file and rows when one fails. A method store's feature stores (subfolders) are each checked.")]
+[Verb("verify", HelpText = "Check a store fully: every chunk of features.npy against checksums.json, every row finite, " +
+    "every derived file (preconditioner.bin, losses.npy, …) against its checksum, the preconditioner finite and built from these features, " +
+    "and the model files against meta.json. Exit 0 when all pass, 3 naming the file and rows when one fails. " +
+    "A method store's feature stores (subfolders) are each checked.")]
 internal sealed class VerifyVerb : IVerbOptions
 {
     [Option("store", Required = true, HelpText = "The store folder (or a method store holding feature stores in subfolders).")]

@@ -59,7 +59,8 @@ internal sealed class FeatureExtractor
                 var layers = _factors.Select(f => (f.Layer, f.InDim, f.OutDim)).ToList();
                 if (factored is not null && !factored.Layers.SequenceEqual(layers))
                 {
-                    throw new GraphContractException($"the gradient graph's factor layers ({string.Join(", ", layers.Select(l => l.Layer))}) are not the projector's ({string.Join(", ", factored.Layers.Select(l => l.Layer))})");
+                    throw new GraphContractException($"the gradient graph's factor layers ({string.Join(", ", layers.Select(l => l.Layer))}) " +
+                        $"are not the projector's ({string.Join(", ", factored.Layers.Select(l => l.Layer))})");
                 }
                 _factored = factored ?? CreateFactored(layers, settings);
             }
@@ -104,7 +105,8 @@ internal sealed class FeatureExtractor
     {
         if (destination.Length != (long)count * Dim || (losses.Length != 0 && losses.Length != count) || (!norms.IsEmpty && norms.Length != count))
         {
-            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}; losses and norms 0 or {count}, got {losses.Length} and {norms.Length}");
+            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}; " +
+                $"losses and norms 0 or {count}, got {losses.Length} and {norms.Length}");
         }
         if (_dense is not null)
         {

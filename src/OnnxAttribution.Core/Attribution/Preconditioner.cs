@@ -434,7 +434,8 @@ public sealed class Preconditioner
         }
         if (!header.Slice(32, 32).SequenceEqual(featuresFingerprint))
         {
-            throw new AttributionException($"{path}: built from other features (fingerprint {Convert.ToHexString(header.Slice(32, 8))}… vs the store's {Convert.ToHexString(featuresFingerprint.AsSpan(0, 8))}…); run 'finalize' again");
+            throw new AttributionException($"{path}: built from other features (fingerprint {Convert.ToHexString(header.Slice(32, 8))}… vs the store's " +
+                $"{Convert.ToHexString(featuresFingerprint.AsSpan(0, 8))}…); run 'finalize' again");
         }
         var lower = new double[(long)k * (k + 1) / 2];
         var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(lower.AsSpan());

@@ -93,7 +93,8 @@ public static class StoreVerifier
             progress?.Report((sums.FeatureChunks.Count, sums.FeatureChunks.Count));
             checks.Add(new StoreCheck(features, "chunks", count == 0, count == 0
                 ? $"all {sums.FeatureChunks.Count} chunks match {StoreFiles.Checksums}"
-                : $"{count} of {sums.FeatureChunks.Count} chunks do not match {StoreFiles.Checksums} (changed or damaged after featurize): {string.Join("; ", bad)}{(count > bad.Count ? "; …" : "")}"));
+                : $"{count} of {sums.FeatureChunks.Count} chunks do not match {StoreFiles.Checksums} (changed or damaged after featurize): " +
+                    $"{string.Join("; ", bad)}{(count > bad.Count ? "; …" : "")}"));
         }
         else
         {
@@ -107,7 +108,9 @@ public static class StoreVerifier
         }
         checks.Add(new StoreCheck(features, "finite", nonFinite.Count == 0, nonFinite.Count == 0
             ? $"all {store.Rows} rows finite"
-            : $"{nonFinite.Count} rows hold NaN or Infinity: {string.Join(", ", nonFinite.Take(ListedRanges).Select(r => r.ToString(CultureInfo.InvariantCulture)))}{(nonFinite.Count > ListedRanges ? ", …" : "")}"));
+            : $"{nonFinite.Count} rows hold NaN or Infinity: " +
+                $"{string.Join(", ", nonFinite.Take(ListedRanges).Select(r => r.ToString(CultureInfo.InvariantCulture)))}" +
+                $"{(nonFinite.Count > ListedRanges ? ", …" : "")}"));
     }
 
     private static void CheckPreconditioner(FeatureStore store, List<StoreCheck> checks)

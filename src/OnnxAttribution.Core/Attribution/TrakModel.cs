@@ -49,7 +49,8 @@ public sealed class TrakModel : IDisposable
                 var layers = Onnx.Differentiation.VjpBuilder.FactorLayers(forward, parameters);
                 if (layers.Count == 0)
                 {
-                    throw new SettingException("Projector", ProjectorKind.Factored, $"{Directory.RequireForward()} has no Conv, Gemm or MatMul weights among the parameters to factor", ProjectorKind.Dense);
+                    throw new SettingException("Projector", ProjectorKind.Factored,
+                        $"{Directory.RequireForward()} has no Conv, Gemm or MatMul weights among the parameters to factor", ProjectorKind.Dense);
                 }
                 _factored = FeatureExtractor.CreateFactored(layers.Select(l => (l.Layer, checked((int)l.InDim), checked((int)l.OutDim))).ToList(), projection);
             }
@@ -61,7 +62,8 @@ public sealed class TrakModel : IDisposable
                 FactorProjections = _factored is null ? null : InGraphProjections(_factored),
                 CotangentFromOutput = true,
             });
-            _vjp = VjpSession.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray(graph), $"the gradient graph of {Directory.RequireForward()} ({projection.Kind.ToString().ToLowerInvariant()} features)", session);
+            _vjp = VjpSession.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray(graph),
+                $"the gradient graph of {Directory.RequireForward()} ({projection.Kind.ToString().ToLowerInvariant()} features)", session);
             _projection = projection;
             Extractor = ExtractorFor(plan, projection);
         }
@@ -201,7 +203,8 @@ public sealed class TrakModel : IDisposable
         var m = Directory.Metadata;
         if (data.Channels != m.Channels || data.Height != m.ImageSize || data.Width != m.ImageSize)
         {
-            throw new UserInputException($"dataset {data.Name} has images {data.Channels}×{data.Height}×{data.Width}; the model takes {m.Channels}×{m.ImageSize}×{m.ImageSize}: resize the images to {m.ImageSize} (the size setting of the data)");
+            throw new UserInputException($"dataset {data.Name} has images {data.Channels}×{data.Height}×{data.Width}; " +
+                $"the model takes {m.Channels}×{m.ImageSize}×{m.ImageSize}: resize the images to {m.ImageSize} (the size setting of the data)");
         }
     }
 
@@ -216,7 +219,8 @@ public sealed class TrakModel : IDisposable
         ArgumentNullException.ThrowIfNull(store);
         if (Fingerprint != store.Meta.ModelFingerprint)
         {
-            throw new AttributionException($"{store.Directory}: built from a model with SHA-256 {store.Meta.ModelFingerprint[..12]}…, but {FingerprintPath} has {Fingerprint[..12]}…; featurize again for this model");
+            throw new AttributionException($"{store.Directory}: built from a model with SHA-256 {store.Meta.ModelFingerprint[..12]}…, " +
+                $"but {FingerprintPath} has {Fingerprint[..12]}…; featurize again for this model");
         }
         var diffs = ModelFileDifferences(store.Meta, Directory, ModelFiles);
         if (diffs.Count > 0)

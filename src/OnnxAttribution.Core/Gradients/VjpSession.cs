@@ -36,7 +36,8 @@ public sealed class VjpSession : IDisposable
             if (!inputs.ContainsKey(name))
             {
                 session.Dispose();
-                throw new GraphContractException($"{label}: the gradient graph has no input '{name}' (inputs: {string.Join(", ", inputs.Keys)}); expected x_t, t, cotangent (or target and cotangent_weights)");
+                throw new GraphContractException($"{label}: the gradient graph has no input '{name}' (inputs: {string.Join(", ", inputs.Keys)}); " +
+                    "expected x_t, t, cotangent (or target and cotangent_weights)");
             }
         }
         var dims = inputs[InputXt].Dimensions;
@@ -126,7 +127,8 @@ public sealed class VjpSession : IDisposable
     /// <param name="batch">B.</param>
     /// <param name="outputs">The outputs wanted (all when null).</param>
     /// <exception cref="GraphContractException">The graph takes an explicit cotangent.</exception>
-    public Dictionary<string, float[]> RunMeasured(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> target, ReadOnlySpan<float> weights, int batch, IReadOnlyList<string>? outputs = null)
+    public Dictionary<string, float[]> RunMeasured(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> target, ReadOnlySpan<float> weights,
+        int batch, IReadOnlyList<string>? outputs = null)
     {
         if (!CotangentFromOutput)
         {

@@ -356,7 +356,8 @@ public sealed class FactoredProjector
                 || f.Activations.Length / perA != f.OutputGradients.Length / perG)
             {
                 throw new ArgumentException(
-                    $"Layer '{name}': expected B×{f.Positions}×{inDim} activations and B×{f.Positions}×{outDim} output gradients, found {f.Activations.Length} and {f.OutputGradients.Length} values.",
+                    $"Layer '{name}': expected B×{f.Positions}×{inDim} activations and B×{f.Positions}×{outDim} output gradients, " +
+                    $"found {f.Activations.Length} and {f.OutputGradients.Length} values.",
                     nameof(factors));
             }
             int b = (int)(f.Activations.Length / perA);

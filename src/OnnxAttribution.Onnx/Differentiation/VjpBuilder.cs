@@ -85,7 +85,8 @@ public static class VjpBuilder
                 }
                 if (!parameters.Any(w => VjpContext.LayerName(w) == p.Layer))
                 {
-                    throw new OnnxGraphException($"graph '{graph.Name}': factor projection for layer '{p.Layer}', which has no differentiated weight (layers: {string.Join(", ", parameters.Select(VjpContext.LayerName).Distinct())})");
+                    throw new OnnxGraphException($"graph '{graph.Name}': factor projection for layer '{p.Layer}', " +
+                        $"which has no differentiated weight (layers: {string.Join(", ", parameters.Select(VjpContext.LayerName).Distinct())})");
                 }
             }
             if (!options.PerExampleGradients && !options.KroneckerFactors)
@@ -215,7 +216,8 @@ public static class VjpBuilder
         {
             if (graph.Output.Count != 1)
             {
-                throw new OnnxGraphException($"graph '{graph.Name}': differentiation needs one output, found {graph.Output.Count} ({names}); name the output to differentiate (VjpOptions.Output, differentiate --output)");
+                throw new OnnxGraphException($"graph '{graph.Name}': differentiation needs one output, found {graph.Output.Count} ({names}); " +
+                    "name the output to differentiate (VjpOptions.Output, differentiate --output)");
             }
             return;
         }

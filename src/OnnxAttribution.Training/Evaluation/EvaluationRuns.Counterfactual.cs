@@ -32,7 +32,9 @@ public static partial class EvaluationRuns
         var setup = CounterfactualSetupOf(o);
         // Query q's removal depends on its store and q only, random removal r on the seed and r: more queries, random
         // models or stores reuse every model already retrained.
-        CheckSettings(o.Out, new { kind = "counterfactual", model = Path.GetFullPath(setup.Source.ModelDirectory), subset = setup.Source.Subset, k = setup.K, queries = o.Queries, randomModels = o.RandomModels, seed = o.Seed, recipe = setup.Recipe, samplingSteps = o.SamplingSteps },
+        CheckSettings(o.Out,
+            new { kind = "counterfactual", model = Path.GetFullPath(setup.Source.ModelDirectory), subset = setup.Source.Subset, k = setup.K,
+                queries = o.Queries, randomModels = o.RandomModels, seed = o.Seed, recipe = setup.Recipe, samplingSteps = o.SamplingSteps },
             "queries", "randomModels");
         var session = new SessionSettings(ExecutionDevice.Cpu, o.Threads);
         var queries = GeneratedQueries.Generate(setup.Reference, QuerySeeds(o.Queries), SamplerKind.Ddim, o.SamplingSteps, session, cancel);
@@ -79,7 +81,8 @@ public static partial class EvaluationRuns
         {
             if (Path.GetFullPath(sources[i].ModelDirectory) != Path.GetFullPath(source.ModelDirectory) || sources[i].Subset != source.Subset)
             {
-                throw new UserInputException($"{stores[i]}: built on {sources[i].ModelDirectory} rows {sources[i].Subset}; {stores[0]} on {source.ModelDirectory} rows {source.Subset}. Every --store must attribute the same model and rows");
+                throw new UserInputException($"{stores[i]}: built on {sources[i].ModelDirectory} rows {sources[i].Subset}; " +
+                    $"{stores[0]} on {source.ModelDirectory} rows {source.Subset}. Every --store must attribute the same model and rows");
             }
         }
         var reference = ModelDirectory.Open(source.ModelDirectory);
@@ -164,7 +167,8 @@ public static partial class EvaluationRuns
                 var retrained = Retrained(TopModelName(methods[i], q), [q]);
                 topDist[i][q] = Distance(Query(queryImages, q), retrained.Images);
                 topLoss[i][q] = retrained.Loss[0] - baseLoss[q];
-                perMethod[i].Add(new { query = q, removed = top[methods[i]][q].Indices, pixelRmsTop = topDist[i][q], pixelRmsRandom = randDist[q], lossChangeTop = topLoss[i][q], lossChangeRandom = randLoss[q] });
+                perMethod[i].Add(new { query = q, removed = top[methods[i]][q].Indices, pixelRmsTop = topDist[i][q], pixelRmsRandom = randDist[q],
+                    lossChangeTop = topLoss[i][q], lossChangeRandom = randLoss[q] });
                 retrained.Images.CopyTo(tiles.AsSpan((tile + 1 + i) * d, d));
                 captions.Add($"{methods[i]} {topDist[i][q]:F2}");
             }
@@ -178,14 +182,17 @@ public static partial class EvaluationRuns
             all.Count(q => topLoss[i][q] > randLoss[q]), all.Count(q => topDist[i][q] > randDist[q]), perMethod[i])).ToList();
         var png = Path.Combine(o.Out, "before-after.png");
         ImageGrid.Write(png, tiles, o.Queries * columns, c, size, size, new GridLayout(columns, 5), captions);
-        var result = new { model = setup.Source.ModelDirectory, k, n = setup.Data.Count, queries = o.Queries, randomModels = randoms.Count, methods = results, png, seconds = clock.Elapsed.TotalSeconds };
+        var result = new { model = setup.Source.ModelDirectory, k, n = setup.Data.Count, queries = o.Queries, randomModels = randoms.Count, methods = results,
+            png, seconds = clock.Elapsed.TotalSeconds };
         JsonFile.Save(Path.Combine(o.Out, "counterfactual.json"), result);
         var table = new StringBuilder();
-        table.AppendLine(CultureInfo.InvariantCulture, $"| method | pixel RMS change, top {k} removed | random {k} removed | query loss change, top {k} | random {k} | queries where top > random (loss) | (pixels) |");
+        table.AppendLine(CultureInfo.InvariantCulture, $"| method | pixel RMS change, top {k} removed | random {k} removed | query loss change, top {k} | " +
+            $"random {k} | queries where top > random (loss) | (pixels) |");
         table.AppendLine("|---|---:|---:|---:|---:|---:|---:|");
         foreach (var r in results)
         {
-            table.AppendLine(CultureInfo.InvariantCulture, $"| {r.Method} | {r.PixelRmsTop:F3} | {r.PixelRmsRandom:F3} | {r.LossChangeTop:+0.0000;-0.0000} | {r.LossChangeRandom:+0.0000;-0.0000} | {r.QueriesLossAboveRandom}/{o.Queries} | {r.QueriesPixelsAboveRandom}/{o.Queries} |");
+            table.AppendLine(CultureInfo.InvariantCulture, $"| {r.Method} | {r.PixelRmsTop:F3} | {r.PixelRmsRandom:F3} | {r.LossChangeTop:+0.0000;-0.0000} | " +
+                $"{r.LossChangeRandom:+0.0000;-0.0000} | {r.QueriesLossAboveRandom}/{o.Queries} | {r.QueriesPixelsAboveRandom}/{o.Queries} |");
         }
         return Report(Path.Combine(o.Out, "counterfactual.md"), table.ToString(), result, $"remove top {k} of {setup.Data.Count}, {o.Queries} queries, {randoms.Count} random removals; {png}");
     }

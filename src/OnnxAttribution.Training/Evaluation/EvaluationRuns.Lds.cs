@@ -138,7 +138,10 @@ public static partial class EvaluationRuns
                 }
                 catch (ModelFileException e)
                 {
-                    throw new UserInputException($"{referenceRun}: tracin/retrac use {TracInCheckpoints} checkpoints of the reference, kept every {referenceRecipe.KeepCheckpointsEvery} steps, and this run did not keep them (it was trained by an earlier version): move {referenceDir}, {referenceRun} and {Path.Combine(o.Out, "stores")} aside to train the reference again, or leave tracin and retrac out ({e.Message})", e);
+                    throw new UserInputException($"{referenceRun}: tracin/retrac use {TracInCheckpoints} checkpoints of the reference, " +
+                        $"kept every {referenceRecipe.KeepCheckpointsEvery} steps, and this run did not keep them (it was trained by an earlier version): " +
+                        $"move {referenceDir}, {referenceRun} and {Path.Combine(o.Out, "stores")} aside to train the reference again, " +
+                        $"or leave tracin and retrac out ({e.Message})", e);
                 }
             }
             if (r == 0)
@@ -182,7 +185,8 @@ public static partial class EvaluationRuns
         ImageGrid.Write(Path.Combine(o.Out, "queries.png"), queryImages, o.Queries, c, size, size, new GridLayout(Math.Min(10, o.Queries), 4), queries.Select(q => (string?)q.Label).ToList());
         var measurePlan = new FeaturizationPlan(FeaturizationPlan.Evenly(reference.Metadata.Schedule.Timesteps, o.MeasureTimesteps), o.MeasureDraws, 1_000_003, MeasurementKind.Loss);
         int allCount = allQueries.Count;
-        var perSeed = Enumerable.Range(0, o.SubsetSeeds).Select(s => MeasureModels(o.Observer, Path.Combine(o.Out, "measured", $"loss-seed-{s}.npy"), subsets.Length, allCount, $"measure query losses (seed {s})", j =>
+        var perSeed = Enumerable.Range(0, o.SubsetSeeds).Select(s => MeasureModels(o.Observer,
+            Path.Combine(o.Out, "measured", $"loss-seed-{s}.npy"), subsets.Length, allCount, $"measure query losses (seed {s})", j =>
         {
             var model = ModelDirectory.Open(plan[(s * subsets.Length) + j].Directory);
             using var denoiser = model.OpenDenoiser(session);
@@ -199,7 +203,8 @@ public static partial class EvaluationRuns
         CeilingResult? ceiling = o.SubsetSeeds >= 2 ? NoiseCeiling.Measure(testPerSeed, subsets.Length, o.Queries, 100, o.Seed) : null;
         if (ceiling is not null)
         {
-            o.Observer.Note($"noise ceiling √ρ_S: {100 * ceiling.Mean.Mean:F1}% [{100 * ceiling.Mean.Low:F1}, {100 * ceiling.Mean.High:F1}] (ρ_S {ceiling.MeanReliability.Mean:F3}, {ceiling.Splits} seed splits of {ceiling.HalfSize} against {ceiling.HalfSize})");
+            o.Observer.Note($"noise ceiling √ρ_S: {100 * ceiling.Mean.Mean:F1}% [{100 * ceiling.Mean.Low:F1}, {100 * ceiling.Mean.High:F1}] " +
+                $"(ρ_S {ceiling.MeanReliability.Mean:F3}, {ceiling.Splits} seed splits of {ceiling.HalfSize} against {ceiling.HalfSize})");
         }
         return new LdsGround(references, subsets, plan, queries, validation, measuredLoss, validationLoss, ceiling, size);
     }
@@ -259,7 +264,8 @@ public static partial class EvaluationRuns
             {
                 damped.Redamp(s.Store, tuned.Chosen, grams);
             }
-            o.Observer.Note($"{name}: λ = {Lambda(chosen.Value)} chosen on {o.ValidationQueries} validation queries (validation LDS {string.Join(", ", sweep.Select(p => $"{Lambda(p.Damping)}: {100 * p.ValidationLds:F1}%"))})");
+            o.Observer.Note($"{name}: λ = {Lambda(chosen.Value)} chosen on {o.ValidationQueries} validation queries (validation LDS " +
+                $"{string.Join(", ", sweep.Select(p => $"{Lambda(p.Damping)}: {100 * p.ValidationLds:F1}%"))})");
         }
         else
         {
@@ -386,7 +392,8 @@ public static partial class EvaluationRuns
         var stem = ResultStem(o);
         var jsonPath = Path.Combine(o.Out, stem + ".json");
         JsonFile.Save(jsonPath, result);
-        var summary = $"N = {data.Count}, M = {ground.Subsets.Length} × S = {o.SubsetSeeds} seeds, α = {o.Alpha}, {o.Queries} test and {o.ValidationQueries} validation queries, R = {ground.References.Count} reference model(s); results in {jsonPath}";
+        var summary = $"N = {data.Count}, M = {ground.Subsets.Length} × S = {o.SubsetSeeds} seeds, α = {o.Alpha}, " +
+            $"{o.Queries} test and {o.ValidationQueries} validation queries, R = {ground.References.Count} reference model(s); results in {jsonPath}";
         return Report(Path.Combine(o.Out, stem + ".md"), LdsMarkdown(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(jsonPath))!, jsonPath), result, summary);
     }
 
@@ -415,7 +422,8 @@ public static partial class EvaluationRuns
     private const int TracInCheckpoints = 5;
 
     /// <summary>Builds a method's store unless it is complete; the seconds it took, NaN when it was built before.</summary>
-    private static double BuildStore(LdsOptions o, string name, string storeDir, string referenceDir, Core.Data.ImageDataset data, StoreSource source, SessionSettings session, CancellationToken cancel)
+    private static double BuildStore(LdsOptions o, string name, string storeDir, string referenceDir, Core.Data.ImageDataset data, StoreSource source,
+        SessionSettings session, CancellationToken cancel)
     {
         var timingPath = Path.Combine(storeDir, "build-seconds.json");
         var setting = new { timesteps = o.Timesteps, noiseDraws = o.NoiseDraws, dim = o.Dim };
@@ -423,7 +431,8 @@ public static partial class EvaluationRuns
         {
             var saved = File.Exists(timingPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath)) : null;
             var built = saved?["setting"];
-            if (name != "ensemble" && built is not null && !System.Text.Json.Nodes.JsonNode.DeepEquals(built, System.Text.Json.JsonSerializer.SerializeToNode(setting, Core.Models.ModelMetadata.JsonOptions)))
+            if (name != "ensemble" && built is not null && !System.Text.Json.Nodes.JsonNode.DeepEquals(built,
+                System.Text.Json.JsonSerializer.SerializeToNode(setting, Core.Models.ModelMetadata.JsonOptions)))
             {
                 throw new SettingException("Point", o.Point, $"{storeDir} was built with {built.ToJsonString()}; this run asks timesteps {o.Timesteps}, noise draws {o.NoiseDraws}, dim {o.Dim}: " +
                     "give this setting point its own name (its stores, scores and lds-NAME.json go beside the others)");
@@ -563,7 +572,8 @@ public static partial class EvaluationRuns
             }
         }
         // Each step's loss under every subset model, per training seed, averaged over the seeds.
-        var measured = NoiseCeiling.MeanOverSeeds(plan.GroupBy(p => p.SeedIndex).Select(seed => MeasureModels(o.Observer, Path.Combine(o.Out, "measured", $"{method}-seed-{seed.Key}.npy"), m, pairs, $"measure trajectory step losses (seed {seed.Key})", j =>
+        var measured = NoiseCeiling.MeanOverSeeds(plan.GroupBy(p => p.SeedIndex).Select(seed => MeasureModels(o.Observer,
+            Path.Combine(o.Out, "measured", $"{method}-seed-{seed.Key}.npy"), m, pairs, $"measure trajectory step losses (seed {seed.Key})", j =>
         {
             var model = ModelDirectory.Open(seed.Single(p => p.Subset == j).Directory);
             using var denoiser = model.OpenDenoiser(session);

@@ -27,28 +27,42 @@ public static partial class EvaluationRuns
     /// <summary>The Markdown tables of lds.md, generated from lds.json only.</summary>
     private static string LdsMarkdown(System.Text.Json.Nodes.JsonNode r, string source)
     {
-        static string Pct(System.Text.Json.Nodes.JsonNode? v) => v is null || v.GetValueKind() != JsonValueKind.Number ? "–" : (100 * v.GetValue<double>()).ToString("F1", CultureInfo.InvariantCulture);
+        static string Pct(System.Text.Json.Nodes.JsonNode? v) =>
+            v is null || v.GetValueKind() != JsonValueKind.Number ? "–" : (100 * v.GetValue<double>()).ToString("F1", CultureInfo.InvariantCulture);
         // A number, or "(cached)" for a cost not measured (work done by an earlier run), "–" for a statistic that is undefined.
         static string Num(System.Text.Json.Nodes.JsonNode? v, string format, string missing = "(cached)") =>
             v is null || v.GetValueKind() != JsonValueKind.Number ? missing : v.GetValue<double>().ToString(format, CultureInfo.InvariantCulture);
         var table = new StringBuilder();
         table.AppendLine(CultureInfo.InvariantCulture, $"Generated from {Path.GetFileName(source)} by `{r["command"]?.GetValue<string>() ?? "onnx-attribution lds"}`.");
         table.AppendLine();
-        table.AppendLine(CultureInfo.InvariantCulture, $"N = {r["n"]}, M = {r["subsetModels"]} subsets × S = {r["subsetSeeds"]} training seeds, α = {r["alpha"]}; {r["queries"]} test queries (seeds {r["querySeeds"]?.GetValue<string>()}), {r["validationQueries"]} validation queries (seeds {r["validationQuerySeeds"]?.GetValue<string>()}); measured output: {r["measured"]?.GetValue<string>()}.");
+        table.AppendLine(CultureInfo.InvariantCulture, $"N = {r["n"]}, M = {r["subsetModels"]} subsets × S = {r["subsetSeeds"]} training seeds, " +
+            $"α = {r["alpha"]}; {r["queries"]} test queries (seeds {r["querySeeds"]?.GetValue<string>()}), {r["validationQueries"]} validation queries " +
+            $"(seeds {r["validationQuerySeeds"]?.GetValue<string>()}); measured output: {r["measured"]?.GetValue<string>()}.");
         table.AppendLine();
         var ceiling = r["ceiling"];
         table.AppendLine(ceiling is null
             ? "Noise ceiling: needs --subset-seeds ≥ 2."
-            : string.Create(CultureInfo.InvariantCulture, $"Noise ceiling √ρ_S: **{Pct(ceiling["mean"])}%** [{Pct(ceiling["low"])}, {Pct(ceiling["high"])}] (Spearman–Brown ρ_S {ceiling["reliability"]!.GetValue<double>():F3} [{ceiling["reliabilityLow"]!.GetValue<double>():F3}, {ceiling["reliabilityHigh"]!.GetValue<double>():F3}], {ceiling["splits"]} seed splits of {ceiling["halfSize"]} against {ceiling["halfSize"]})."));
+            : string.Create(CultureInfo.InvariantCulture, $"Noise ceiling √ρ_S: **{Pct(ceiling["mean"])}%** [{Pct(ceiling["low"])}, " +
+                $"{Pct(ceiling["high"])}] (Spearman–Brown ρ_S {ceiling["reliability"]!.GetValue<double>():F3} " +
+                $"[{ceiling["reliabilityLow"]!.GetValue<double>():F3}, {ceiling["reliabilityHigh"]!.GetValue<double>():F3}], " +
+                $"{ceiling["splits"]} seed splits of {ceiling["halfSize"]} against {ceiling["halfSize"]})."));
         table.AppendLine();
-        table.AppendLine("| method | measured output | λ (chosen on validation) | validation LDS (%) | test LDS (%) | 95% interval | fraction of ceiling | p (permutation) | LDS, query-mean removed (%) | rows agree between queries | queries | build (s) | build per example (ms) | query (ms) | store (MiB) |");
+        table.AppendLine("| method | measured output | λ (chosen on validation) | validation LDS (%) | test LDS (%) | 95% interval | fraction of ceiling | " +
+            "p (permutation) | LDS, query-mean removed (%) | rows agree between queries | queries | build (s) | build per example (ms) | " +
+            "query (ms) | store (MiB) |");
         table.AppendLine("|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var m in r["methods"]!.AsArray())
         {
             var d = m!["damping"];
             var fraction = m["fractionOfCeiling"];
             table.AppendLine(CultureInfo.InvariantCulture,
-                $"| {m["method"]} | {m["output"]} | {(d is null ? "–" : Lambda(d.GetValue<double>()))} | {Pct(m["validationLds"])} | {Pct(m["lds"])} | [{Pct(m["low"])}, {Pct(m["high"])}] | {(fraction is null || fraction.GetValueKind() != JsonValueKind.Number ? "–" : fraction.GetValue<double>().ToString("F2", CultureInfo.InvariantCulture))} | {Num(m["p"], "F3", "–")} | {Pct(m["queryMeanRemoved"])} | {Num(m["queryAgreement"], "F2", "–")} | {m["queries"]} | {Num(m["costs"]!["buildSeconds"], "F1")} | {Num(m["costs"]!["buildSecondsPerExample"] is { } b && b.GetValueKind() == JsonValueKind.Number ? 1000 * b.GetValue<double>() : null, "F1")} | {Num(m["costs"]!["queryMilliseconds"], "F0")} | {m["costs"]!["storeBytes"]!.GetValue<long>() / 1048576.0:F1} |");
+                $"| {m["method"]} | {m["output"]} | {(d is null ? "–" : Lambda(d.GetValue<double>()))} | {Pct(m["validationLds"])} | {Pct(m["lds"])} | " +
+                $"[{Pct(m["low"])}, {Pct(m["high"])}] | " +
+                $"{(fraction is null || fraction.GetValueKind() != JsonValueKind.Number ? "–" : fraction.GetValue<double>().ToString("F2", CultureInfo.InvariantCulture))} | " +
+                $"{Num(m["p"], "F3", "–")} | {Pct(m["queryMeanRemoved"])} | {Num(m["queryAgreement"], "F2", "–")} | {m["queries"]} | " +
+                $"{Num(m["costs"]!["buildSeconds"], "F1")} | " +
+                $"{Num(m["costs"]!["buildSecondsPerExample"] is { } b && b.GetValueKind() == JsonValueKind.Number ? 1000 * b.GetValue<double>() : null, "F1")} | " +
+                $"{Num(m["costs"]!["queryMilliseconds"], "F0")} | {m["costs"]!["storeBytes"]!.GetValue<long>() / 1048576.0:F1} |");
         }
         var swept = r["methods"]!.AsArray().Where(m => m!["dampingSweep"] is System.Text.Json.Nodes.JsonArray).ToList();
         if (swept.Count > 0)
@@ -95,7 +109,9 @@ public static partial class EvaluationRuns
         }
         var points = files.SelectMany(ReadCurvePoints).ToList();
         var table = new StringBuilder();
-        table.AppendLine(CultureInfo.InvariantCulture, $"Generated from {string.Join(", ", files.Select(Path.GetFileName))} by `onnx-attribution lds-curves`: each method at each setting point (K timesteps × noise draws, projection k, R reference models whose scores are averaged); build cost is the seconds to build the method's stores (all R) per training example.");
+        table.AppendLine(CultureInfo.InvariantCulture, $"Generated from {string.Join(", ", files.Select(Path.GetFileName))} " +
+            $"by `onnx-attribution lds-curves`: each method at each setting point (K timesteps × noise draws, projection k, R reference models " +
+            $"whose scores are averaged); build cost is the seconds to build the method's stores (all R) per training example.");
         table.AppendLine();
         table.AppendLine("| method | setting | test LDS (%) | 95% interval | p | λ | build per example (ms) | query (ms) | store (MiB) | from |");
         table.AppendLine("|---|---|---:|---|---:|---:|---:|---:|---:|---|");
@@ -103,7 +119,9 @@ public static partial class EvaluationRuns
         foreach (var p in points.OrderBy(p => p.Method, StringComparer.Ordinal).ThenBy(p => p.BuildMsPerExample))
         {
             table.AppendLine(CultureInfo.InvariantCulture,
-                $"| {p.Method} | {p.Setting} | {F(100 * p.Lds, "F1")} | [{F(100 * p.Low, "F1")}, {F(100 * p.High, "F1")}] | {F(p.P, "F3")} | {(p.Damping is { } d ? Lambda(d) : "–")} | {F(p.BuildMsPerExample, "F1")} | {F(p.QueryMs, "F0")} | {p.StoreBytes / 1048576.0:F1} | {p.File} |");
+                $"| {p.Method} | {p.Setting} | {F(100 * p.Lds, "F1")} | [{F(100 * p.Low, "F1")}, {F(100 * p.High, "F1")}] | {F(p.P, "F3")} | " +
+                $"{(p.Damping is { } d ? Lambda(d) : "–")} | {F(p.BuildMsPerExample, "F1")} | {F(p.QueryMs, "F0")} | {p.StoreBytes / 1048576.0:F1} | " +
+                $"{p.File} |");
         }
         var series = points.Where(p => double.IsFinite(p.BuildMsPerExample) && p.BuildMsPerExample > 0 && double.IsFinite(p.Lds))
             .GroupBy(p => p.Method, StringComparer.Ordinal)

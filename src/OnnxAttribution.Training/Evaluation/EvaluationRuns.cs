@@ -31,7 +31,8 @@ public static partial class EvaluationRuns
                 {
                     if (!mayChange.Contains(key))
                     {
-                        throw new UserInputException($"{path}: field '{key}' was {old[key]?.ToJsonString() ?? "absent"} when this evaluation started; now {value?.ToJsonString()}. Use another folder or the same settings.");
+                        throw new UserInputException($"{path}: field '{key}' was {old[key]?.ToJsonString() ?? "absent"} when this evaluation started; " +
+                            $"now {value?.ToJsonString()}. Use another folder or the same settings.");
                     }
                     changed = true;
                 }

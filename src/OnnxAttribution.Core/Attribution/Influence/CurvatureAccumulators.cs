@@ -46,7 +46,9 @@ internal abstract class CurvatureAccumulator
             var f = factors[l];
             if (f.Positions != positions || f.Activations.Length != (long)count * positions * inDim || f.OutputGradients.Length != (long)count * positions * outDim)
             {
-                throw new ArgumentException($"layer {name}: expected {count}×{positions}×{inDim} activations and {count}×{positions}×{outDim} output gradients, got {f.Activations.Length} and {f.OutputGradients.Length} values at {f.Positions} positions", nameof(factors));
+                throw new ArgumentException(
+                    $"layer {name}: expected {count}×{positions}×{inDim} activations and {count}×{positions}×{outDim} output gradients, " +
+                    $"got {f.Activations.Length} and {f.OutputGradients.Length} values at {f.Positions} positions", nameof(factors));
             }
         }
         AddChecked(factors, count);

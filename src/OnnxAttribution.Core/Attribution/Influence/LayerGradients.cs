@@ -53,7 +53,8 @@ internal static class LayerGradients
                 var (_, inDim, outDim, s) = shapes[l];
                 var gradient = new float[outDim * inDim];
                 var scratch = new float[s * outDim];
-                KroneckerKernels.OuterSum(factors[l].Activations.Span.Slice(n * s * inDim, s * inDim), factors[l].OutputGradients.Span.Slice(n * s * outDim, s * outDim), s, inDim, outDim, scratch, gradient);
+                KroneckerKernels.OuterSum(factors[l].Activations.Span.Slice(n * s * inDim, s * inDim),
+                    factors[l].OutputGradients.Span.Slice(n * s * outDim, s * outDim), s, inDim, outDim, scratch, gradient);
                 var target = result[l].AsSpan(n * outDim * inDim, outDim * inDim);
                 System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(gradient, weight, target, target);
             });

@@ -34,7 +34,8 @@ public sealed class EnsembleMethod : IAttributionMethod
     /// <summary>Always refuses: an ensemble store is trained, not featurized.</summary>
     /// <exception cref="UserInputException">Always.</exception>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default) =>
-        throw new UserInputException("method ensemble trains its own models: build its store with 'train-ensemble --out <folder>' (training needs TorchSharp); that folder is the store for 'attribute --store'");
+        throw new UserInputException("method ensemble trains its own models: build its store with 'train-ensemble --out <folder>' " +
+            "(training needs TorchSharp); that folder is the store for 'attribute --store'");
 
     /// <summary>Opens an ensemble folder; <paramref name="modelDirectory"/> is not used (the members are the models).</summary>
     public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session) =>

@@ -111,7 +111,8 @@ public sealed class JourneyTrakMethod : IDampedMethod
             };
             int dim;
             long heldRows;
-            using (var store = TrakEngine.Featurize(options, model, progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("featurize", offset + p.Done, total))), cancel))
+            using (var store = TrakEngine.Featurize(options, model, progress is null ? null
+                : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("featurize", offset + p.Done, total))), cancel))
             {
                 dim = store.Dim;
                 heldRows = store.Rows;
@@ -119,7 +120,8 @@ public sealed class JourneyTrakMethod : IDampedMethod
             cancel.ThrowIfCancellationRequested();
             if (!IsFinalized(directory, dim, heldRows, ((IDampedMethod)this).DampingOf(s)))
             {
-                PreconditionerBuilder.Finalize(directory, ((IDampedMethod)this).DampingOf(s), progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("finalize", offset + p.Done, total))));
+                PreconditionerBuilder.Finalize(directory, ((IDampedMethod)this).DampingOf(s), progress is null ? null
+                    : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("finalize", offset + p.Done, total))));
             }
         }
         manifest.Save(request.OutDirectory);
@@ -150,7 +152,8 @@ public sealed class JourneyTrakMethod : IDampedMethod
         var schedule = ModelDirectory.Open(modelDirectory).CreateSchedule();
         if (schedule.Timesteps != settings.TrainTimesteps)
         {
-            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: field 'settings.trainTimesteps' is {settings.TrainTimesteps}; the model {modelDirectory} has T = {schedule.Timesteps}");
+            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: field 'settings.trainTimesteps' is {settings.TrainTimesteps}; " +
+                $"the model {modelDirectory} has T = {schedule.Timesteps}");
         }
         var folders = settings.Steps.Select(t => Path.Combine(storeDirectory, StepFolder(t, settings.TrainTimesteps))).ToArray();
         TrakModel? model = null;
@@ -261,7 +264,8 @@ public sealed class JourneyTrakMethod : IDampedMethod
                 return i;
             }
         }
-        throw new UserInputException($"the query's trajectory ({trajectory.Steps} steps) does not pass through timestep {timestep}; sample it with a number of steps that is a multiple of the store's journey steps");
+        throw new UserInputException($"the query's trajectory ({trajectory.Steps} steps) does not pass through timestep {timestep}; " +
+            "sample it with a number of steps that is a multiple of the store's journey steps");
     }
 
     /// <summary>Scores every step of a query against that step's store; the overall score is the mean over steps.</summary>

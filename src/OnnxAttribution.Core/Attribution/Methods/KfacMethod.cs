@@ -120,7 +120,8 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
         var settings = manifest.SettingsAs<KfacSettings>(storeDirectory);
         if (!Enum.TryParse<MeasurementKind>(settings.Measurement, ignoreCase: true, out var measurement) || !(settings.Damping > 0))
         {
-            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: settings measurement '{settings.Measurement}', damping {settings.Damping}; expected loss or square and a positive damping");
+            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: settings measurement '{settings.Measurement}', " +
+                $"damping {settings.Damping}; expected loss or square and a positive damping");
         }
         var store = FeatureStore.Open(storeDirectory);
         TrakModel? model = null;

@@ -43,7 +43,9 @@ internal sealed class PixelMethod : IAttributionMethod
         var data = source.LoadData();
         if (data.Count != settings.Rows || data.Fingerprint != settings.DatasetFingerprint)
         {
-            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Source)}: data '{source.Data}' subset '{source.Subset}' now gives {data.Count} images with fingerprint {data.Fingerprint[..12]}…; the store was built on {settings.Rows} with {settings.DatasetFingerprint[..Math.Min(12, settings.DatasetFingerprint.Length)]}…; build it again");
+            throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Source)}: data '{source.Data}' subset '{source.Subset}' now gives " +
+                $"{data.Count} images with fingerprint {data.Fingerprint[..12]}…; the store was built on {settings.Rows} with " +
+                $"{settings.DatasetFingerprint[..Math.Min(12, settings.DatasetFingerprint.Length)]}…; build it again");
         }
         return new Scorer(settings.Metric, data);
     }
@@ -105,7 +107,8 @@ internal sealed class PixelMethod : IAttributionMethod
                 cancel.ThrowIfCancellationRequested();
                 if (queries[q].Image.Length != _data.ImageLength)
                 {
-                    throw new UserInputException($"query {queries[q].Label}: {queries[q].Image.Length} pixel values, but the training images have {_data.Channels}×{_data.Height}×{_data.Width} = {_data.ImageLength}");
+                    throw new UserInputException($"query {queries[q].Label}: {queries[q].Image.Length} pixel values, " +
+                        $"but the training images have {_data.Channels}×{_data.Height}×{_data.Width} = {_data.ImageLength}");
                 }
                 Score(_metric, queries[q].Image, _data, _norms, scores.AsSpan(q * n, n));
             }

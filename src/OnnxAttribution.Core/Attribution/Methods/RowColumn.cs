@@ -28,7 +28,8 @@ internal static class RowColumn
         string actual = StoreMeta.FingerprintFile(path);
         if (actual != sha256)
         {
-            throw new StoreFormatException($"{path}: SHA-256 {actual[..12]}… differs from the {sha256[..Math.Min(12, sha256.Length)]}… recorded in {StoreFiles.Method}: the file is damaged or from another build; build the store again");
+            throw new StoreFormatException($"{path}: SHA-256 {actual[..12]}… differs from the {sha256[..Math.Min(12, sha256.Length)]}… recorded in " +
+                $"{StoreFiles.Method}: the file is damaged or from another build; build the store again");
         }
         return SidecarMatrix.ReadAll(path, rows, 1);
     }

@@ -94,7 +94,9 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
             var m = dir.Metadata;
             if (m.Channels != model.Metadata.Channels || m.ImageSize != model.Metadata.ImageSize || m.Schedule != model.Metadata.Schedule)
             {
-                throw new ModelFileException($"{Path.Combine(dir.Path, ModelMetadata.FileName)}: images {m.Channels}×{m.ImageSize}² and schedule {m.Schedule} differ from the model's ({model.Metadata.Channels}×{model.Metadata.ImageSize}², {model.Metadata.Schedule}) in {model.Path}");
+                throw new ModelFileException(
+                    $"{Path.Combine(dir.Path, ModelMetadata.FileName)}: images {m.Channels}×{m.ImageSize}² and schedule {m.Schedule} differ " +
+                    $"from the model's ({model.Metadata.Channels}×{model.Metadata.ImageSize}², {model.Metadata.Schedule}) in {model.Path}");
             }
         }
         var projection = new ProjectionSettings(ProjectorKind.Dense, s.Distribution, s.Dim, s.ProjectionSeed);
@@ -145,10 +147,12 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
         {
             var dir = ModelDirectory.Open(p);
             var info = dir.Metadata.Checkpoint
-                ?? throw new ModelFileException($"{Path.Combine(dir.Path, ModelMetadata.FileName)}: field 'checkpoint' (step and learning rate) is missing: export the checkpoint with 'export --step S'");
+                ?? throw new ModelFileException($"{Path.Combine(dir.Path, ModelMetadata.FileName)}: field 'checkpoint' (step and learning rate) is missing: " +
+                    "export the checkpoint with 'export --step S'");
             if (!(info.LearningRate > 0) || info.Step < 0)
             {
-                throw new ModelFileException($"{Path.Combine(dir.Path, ModelMetadata.FileName)}: field 'checkpoint': expected step ≥ 0 and learningRate > 0, found {info.Step} and {info.LearningRate}");
+                throw new ModelFileException($"{Path.Combine(dir.Path, ModelMetadata.FileName)}: field 'checkpoint': " +
+                    $"expected step ≥ 0 and learningRate > 0, found {info.Step} and {info.LearningRate}");
             }
             return (p, dir, info);
         }).ToList();
