@@ -3,13 +3,15 @@ using System.Text.RegularExpressions;
 namespace OnnxAttribution.Core.Tests;
 
 /// <summary>
-/// The repository's size rules: no C# file over 600 lines, no method over 100, except the methods the README's "How it
-/// works" section names with its reason (generated code under obj/ aside).
+/// The repository's size rules: no C# file over 600 lines, no line over 200 characters, no method over 100, except the
+/// methods the README's "How it works" section names with its reason (generated code under obj/ aside), and every public
+/// type in a file of its name.
 /// </summary>
 public sealed partial class SourceSizeTests : TempDirectoryTest
 {
     private const int MaxFileLines = 600;
     private const int MaxMethodLines = 100;
+    private const int MaxLineCharacters = 200;
 
     /// <summary>Methods allowed past <see cref="MaxMethodLines"/>, as "File.cs: Method"; the README says why for each.</summary>
     private static readonly string[] LongMethods =
@@ -72,6 +74,16 @@ public sealed partial class SourceSizeTests : TempDirectoryTest
                 .Select(m => $"{Path.GetRelativePath(RepositoryRoot(), f)}: {m.Groups[1].Value}"))
             .ToList();
         Assert.That(misplaced, Is.Empty, "public types in a file named after something else: give each its own file");
+    }
+
+    [Test]
+    public void EveryLine_AtMost200Characters()
+    {
+        var tooWide = SourceFiles()
+            .SelectMany(f => File.ReadLines(f).Select((line, i) => (Where: $"{Path.GetRelativePath(RepositoryRoot(), f)}:{i + 1}", line.Length)))
+            .Where(l => l.Length > MaxLineCharacters)
+            .Select(l => $"{l.Where} ({l.Length} characters)").ToList();
+        Assert.That(tooWide, Is.Empty, $"lines over {MaxLineCharacters} characters: wrap them");
     }
 
     [Test]
