@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Latency of one image query over HTTP: starts the server on the demo store (bash scripts/demo.sh makes it), sends
 # warm-up requests, then N sequential POSTs of one PNG (curl, one process per request) and prints p50 / p99 of curl's
-# time_total, next to the server's own scoreMs; then the same N requests from CLIENTS concurrent clients (the server
+# time_total, next to the server's own scoreMs and its stages (features, solve, scan); then the same N requests from CLIENTS concurrent clients (the server
 # scores the requests queued for a store in one batch), with the throughput of both. Then a bounded load test
 # (LOAD_SECONDS > 0): LOAD_CLIENTS clients for LOAD_SECONDS, every SEED_EVERY-th of them sending expensive seed requests
 # (SEEDS seeds × SEED_STEPS DDPM steps, within the server's default --max-seed-steps), the others the cheap PNG query;
@@ -60,6 +60,9 @@ start=$(date +%s.%N)
 for _ in $(seq 1 "$n"); do
     query >>"$work/times"
     grep -o '"scoreMs":[0-9.]*' "$work/body.json" | cut -d: -f2 >>"$work/score"
+    for stage in features solve scan; do
+        grep -o "\"$stage\":[0-9.]*" "$work/body.json" | cut -d: -f2 >>"$work/stage-$stage" || true
+    done
 done
 sequential_s=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {print b - a}')
 
@@ -80,6 +83,11 @@ echo "top row of the last answer: $(sed -n 's/.*"top":\[{"rank":1,"index":\([0-9
 awk -v p50="$(pct "$work/times" 0.5)" -v p99="$(pct "$work/times" 0.99)" -v s50="$(pct "$work/score" 0.5)" -v s99="$(pct "$work/score" 0.99)" \
     -v n="$n" -v png="$png" -v top="$top" 'BEGIN {
     printf "%d sequential requests of %s (top=%d): curl time_total p50 %.1f ms, p99 %.1f ms; server scoreMs p50 %.1f ms, p99 %.1f ms\n", n, png, top, p50 * 1000, p99 * 1000, s50, s99 }'
+# Where the scorer's time went (timings.stagesMs of TRAK-family stores): p50 of each stage.
+if [ -s "$work/stage-features" ]; then
+    echo "server stages p50: features $(pct "$work/stage-features" 0.5) ms, solve $(pct "$work/stage-solve" 0.5) ms," \
+        "scan with top-k $(pct "$work/stage-scan" 0.5) ms; HTTP, decoding and the rest: curl time_total less these"
+fi
 awk -v p50="$(pct "$work/ctimes" 0.5)" -v p99="$(pct "$work/ctimes" 0.99)" -v n="$n" -v c="$clients" -v seq="$sequential_s" -v conc="$concurrent_s" \
     -v refused="$(cat "$work/refused" 2>/dev/null | wc -l)" -v mean_batch="$(awk '{s += 1 / $1} END {printf "%.1f", NR / s}' "$work/batches")" 'BEGIN {
     printf "%d requests from %d concurrent clients: curl time_total p50 %.1f ms, p99 %.1f ms (answered requests; %d refusals with 429 waited out); mean requests per scan %s\n", n, c, p50 * 1000, p99 * 1000, refused, mean_batch

@@ -30,7 +30,12 @@ internal sealed record StoresResponse(IReadOnlyList<StoreInfo> Stores);
 /// <param name="GenerateMs">Making the query images: decoding the body (and PNGs), or sampling from seeds.</param>
 /// <param name="ScoreMs">The scorer: query features and one scan of the store for all queries of the batch.</param>
 /// <param name="BatchedRequests">Requests scored together in that call (this one included): concurrent requests to a store share a scan.</param>
-internal sealed record Timings(double GenerateMs, double ScoreMs, int BatchedRequests);
+/// <param name="StagesMs">
+/// Where <paramref name="ScoreMs"/> went, by stage (<see cref="Core.Runtime.QueryTrace"/>): for TRAK-family stores
+/// <c>features</c> (the model's passes and the projection), <c>solve</c> (the kernel solve) and <c>scan</c> (the rows,
+/// with the top-k selection in the same pass); empty for methods that report none.
+/// </param>
+internal sealed record Timings(double GenerateMs, double ScoreMs, int BatchedRequests, IReadOnlyDictionary<string, double> StagesMs);
 
 /// <summary>The answer of <c>POST /stores/{name}/attribute</c>: one <see cref="QueryRanking"/> per query, the shape of the CLI's and the edge tool's <c>--json</c>.</summary>
 internal sealed record AttributeResponse(string Store, string Method, IReadOnlyList<QueryRanking> Rankings, Timings Timings);

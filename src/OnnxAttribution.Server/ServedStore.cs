@@ -465,8 +465,14 @@ internal sealed class ServedStore : IDisposable
         try
         {
             var all = batch.SelectMany(r => r.Queries!).ToList();
-            // The largest top of the batch for everyone, each cut to its own: the same rows, as the ordering is total.
-            var ranked = scorer.TopK(all, batch.Max(r => r.Top), cancel);
+            TopKResult[] ranked;
+            IReadOnlyDictionary<string, double> stages;
+            using (var recording = QueryStageRecorder.Begin())
+            {
+                // The largest top of the batch for everyone, each cut to its own: the same rows, as the ordering is total.
+                ranked = scorer.TopK(all, batch.Max(r => r.Top), cancel);
+                stages = recording.Stages;
+            }
             double scoreMs = clock.Elapsed.TotalMilliseconds;
             Average(ref msPerQuery, scoreMs / Math.Max(1, all.Count));
             _metrics.Scan(Name, batch.Count, all.Count, clock.Elapsed);
@@ -477,7 +483,7 @@ internal sealed class ServedStore : IDisposable
                 try
                 {
                     var results = queries.Select((q, i) => new QueryRanking(q.Label, Ranked(Name, q, ranked[first + i], request.Top))).ToList();
-                    request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count)));
+                    request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count, stages)));
                 }
                 catch (AttributionException e)
                 {

@@ -130,6 +130,12 @@ public sealed class ServerTests
             Assert.That(got.Select(r => r.Score), Is.EqualTo(got.Select(r => scores[r.Index])).Within(Tolerance(scores)));
         }
         Assert.That(response.Timings.GenerateMs, Is.GreaterThan(0));
+        // Where the scorer's time went: the engine's query stages, which together take no more than the scorer call.
+        var stages = response.Timings.StagesMs;
+        Assert.That(stages.Keys, Is.EquivalentTo(new[] { "features", "solve", "scan" }));
+        Assert.That(stages.Values, Has.All.GreaterThanOrEqualTo(0));
+        Assert.That(stages["features"], Is.GreaterThan(0), "two queries' gradient passes take time");
+        Assert.That(stages.Values.Sum(), Is.LessThanOrEqualTo(response.Timings.ScoreMs + 0.05));
     }
 
     [Test]

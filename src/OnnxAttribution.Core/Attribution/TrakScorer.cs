@@ -151,6 +151,7 @@ internal sealed class TrakScorer : IDisposable
     public float[] Features(ExampleBatch queries)
     {
         ArgumentNullException.ThrowIfNull(queries);
+        using var span = QueryTrace.Start(QueryTrace.Features);
         var phi = new float[queries.Count * Store.Dim];
         Extractor.Extract(queries, phi);
         RequireFinite(phi, Store.Dim, (q, i, v) => new UserInputException(
@@ -165,6 +166,7 @@ internal sealed class TrakScorer : IDisposable
     /// <exception cref="InvalidOperationException">The store was finalized with the dual kernel, which yields scores, not k-vectors.</exception>
     public float[] Precondition(ReadOnlySpan<float> features, int count)
     {
+        using var span = QueryTrace.Start(QueryTrace.Solve);
         int k = Store.Dim;
         var x = new float[count * k];
         for (int q = 0; q < count; q++)
@@ -202,9 +204,19 @@ internal sealed class TrakScorer : IDisposable
     /// <exception cref="StoreFormatException">A returned score is not finite: a damaged row of the store.</exception>
     public TopKResult[] Attribute(ReadOnlySpan<float> images, int count, int top)
     {
-        var results = Kernel == KernelForm.Dual
-            ? TopOfEach(Scores(images, count), count, top)
-            : Store.TopK(Precondition(Features(images, count), count), count, top);
+        TopKResult[] results;
+        if (Kernel == KernelForm.Dual)
+        {
+            var scores = Scores(images, count);
+            using var span = QueryTrace.Start(QueryTrace.TopK);
+            results = TopOfEach(scores, count, top);
+        }
+        else
+        {
+            var preconditioned = Precondition(Features(images, count), count);
+            using var span = QueryTrace.Start(QueryTrace.Scan);
+            results = Store.TopK(preconditioned, count, top);
+        }
         for (int q = 0; q < results.Length; q++)
         {
             // NaN ranks last and +Infinity first: either among the top means a damaged row (the full scan is 'verify').
@@ -230,11 +242,15 @@ internal sealed class TrakScorer : IDisposable
         var scores = new float[count * Store.Rows];
         if (Kernel == KernelForm.Dual)
         {
-            DualKernel.Scores(Store, _preconditioner, Features(queries), count, scores);
+            var features = Features(queries);
+            using var span = QueryTrace.Start(QueryTrace.Dual);
+            DualKernel.Scores(Store, _preconditioner, features, count, scores);
         }
         else
         {
-            Store.Scores(Precondition(Features(queries), count), count, scores);
+            var preconditioned = Precondition(Features(queries), count);
+            using var span = QueryTrace.Start(QueryTrace.Scan);
+            Store.Scores(preconditioned, count, scores);
         }
         RequireFinite(scores, Store.Rows, NonFiniteScore);
         return scores;
