@@ -76,7 +76,7 @@ public sealed class ForeignModels
         var tokens = b.Node("Transpose", [m.Reshape(patches, 0, d, 16)], null, Attr.Ints("perm", 0, 2, 1));   // [B, 16, d]
         tokens = b.Node("Add", [tokens, m.Random("pos_embed", 0.02f, 1, 16, d)]);
         tokens = b.Node("Add", [tokens, m.Unsqueeze(temb, 1)]);
-        var attended = m.TokenAttention(m.LayerNorm(tokens, d, "norm1"), d, 16, "attn");
+        var attended = m.TokenAttention(m.LayerNorm(tokens, d, "norm1"), d, "attn");
         tokens = b.Node("Add", [tokens, attended]);
         var hidden = b.Node("Gelu", [m.Linear(m.LayerNorm(tokens, d, "norm2"), d, 2 * d, "mlp.fc1")]);
         tokens = b.Node("Add", [tokens, m.Linear(hidden, 2 * d, d, "mlp.fc2")]);
@@ -139,13 +139,13 @@ public sealed class ForeignModels
     private string Attention(string x, int channels, int side)
     {
         var tokens = _b.Node("Transpose", [Reshape(GroupNorm(x, channels, 4), 0, channels, side * side)], null, Attr.Ints("perm", 0, 2, 1));
-        var attended = TokenAttention(tokens, channels, side * side, "attn");
+        var attended = TokenAttention(tokens, channels, "attn");
         var back = Reshape(_b.Node("Transpose", [attended], null, Attr.Ints("perm", 0, 2, 1)), 0, channels, side, side);
         return _b.Node("Add", [x, back]);
     }
 
     /// <summary>One-head attention over [B, N, d] tokens: a fused qkv Linear, Split, softmax(q kᵀ/√d) v, an output Linear.</summary>
-    private string TokenAttention(string tokens, int d, int n, string name)
+    private string TokenAttention(string tokens, int d, string name)
     {
         var qkv = Linear(tokens, d, 3 * d, name + ".qkv");
         var parts = _b.NodeMulti("Split", [qkv, _b.ConstantInt64(name + "_split", d, d, d)],
@@ -153,7 +153,6 @@ public sealed class ForeignModels
         var kT = _b.Node("Transpose", [parts[1]], null, Attr.Ints("perm", 0, 2, 1));
         var logits = _b.Node("Mul", [_b.Node("MatMul", [parts[0], kT]), _b.Scalar(name + "_scale", 1f / MathF.Sqrt(d))]);
         var weights = _b.Node("Softmax", [logits], null, Attr.Int("axis", -1));
-        _ = n;
         return Linear(_b.Node("MatMul", [weights, parts[2]]), d, d, name + ".proj");
     }
 
