@@ -4,7 +4,10 @@ using OnnxAttribution.Core.Projection;
 
 namespace OnnxAttribution.Benchmarks;
 
-/// <summary>DenseProjector.ProjectBatch at the shipped model's size: p = 500,000, batch 16.</summary>
+/// <summary>
+/// DenseProjector.ProjectBatch at the shipped model's size: p = 500,000, batch 16 (featurization) and batch 1 (one query,
+/// which pays for generating the projection's entries alone).
+/// </summary>
 [MemoryDiagnoser]
 public class DenseProjectorBenchmarks : IFlopCount
 {
@@ -16,6 +19,7 @@ public class DenseProjectorBenchmarks : IFlopCount
 
     public int P { get; set; } = 500_000;
 
+    [Params(16, 1)]
     public int Batch { get; set; } = 16;
 
     private DenseProjector _projector = null!;
