@@ -6,7 +6,7 @@ namespace OnnxAttribution.Training;
 
 /// <summary>
 /// What a training run was asked to do and what it measured: <c>run.json</c> beside its checkpoints. The settings are
-/// those of its <see cref="TrainingRecipe"/> (<see cref="Recipe"/> gives them back as one), flat in the file as always.
+/// those of its <see cref="TrainingRecipe"/>, flat in the file as always.
 /// </summary>
 /// <remarks><see cref="WarmupSteps"/> came later: a run.json without it was written by a run with the default 200 warm-up steps.</remarks>
 public sealed record TrainingRunInfo
@@ -61,19 +61,6 @@ public sealed record TrainingRunInfo
 
     /// <summary>Steps of learning-rate warm-up.</summary>
     public int WarmupSteps { get; init; } = TrainingRecipe.DefaultWarmupSteps;
-
-    /// <summary>The run's settings as a recipe (the checkpoint settings and the network's width are not recorded here).</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public TrainingRecipe Recipe => new()
-    {
-        Steps = Steps,
-        BatchSize = BatchSize,
-        LearningRate = LearningRate,
-        WarmupSteps = WarmupSteps,
-        EmaDecay = EmaDecay,
-        Schedule = Schedule,
-        Threads = Threads,
-    };
 
     /// <summary>The file name in the run folder.</summary>
     public const string FileName = "run.json";

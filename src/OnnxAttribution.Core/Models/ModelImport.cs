@@ -1,6 +1,6 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
 using OnnxAttribution.Onnx;
 using OnnxAttribution.Onnx.Differentiation;
 using OnnxAttribution.Onnx.Proto;
@@ -53,7 +53,7 @@ public static class ModelImport
             Channels = wiring.Channels,
             Schedule = options.Schedule,
             Parameters = parameters,
-            Import = new ImportInfo(options.ModelPath, Sha256(options.ModelPath), wiring.ImageInput, wiring.TimestepInput, wiring.TimestepType,
+            Import = new ImportInfo(options.ModelPath, StoreMeta.FingerprintFile(options.ModelPath), wiring.ImageInput, wiring.TimestepInput, wiring.TimestepType,
                 options.TimestepScale, options.TimestepOffset, wiring.Output, OpsetAdapter.OpsetOf(model), factors),
         };
         var temporary = options.OutDirectory.TrimEnd('/') + ".importing";
@@ -159,11 +159,5 @@ public static class ModelImport
         {
             throw new ModelFileException($"{source}: the output is not finite at element {bad.ToString(CultureInfo.InvariantCulture)} for x_t in [-1, 1] at t = 0 and T − 1");
         }
-    }
-
-    private static string Sha256(string path)
-    {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
     }
 }
