@@ -142,6 +142,9 @@ internal static class ServerCommandLine
         new("--model", "Model", "each store's own", "the model folder every store is opened with (default: the one its source.json names, as 'attribute' does)."),
         new("--urls", "Urls", ServerOptions.DefaultUrls, "where to listen, ';'-separated http(s)://HOST:PORT (port 0: any free port)."),
         new("--threads", "Threads", "0", "ONNX Runtime intra-op threads (0: ONNX Runtime's choice, one per core)."),
+        new("--query-timesteps", "QueryTimesteps", "0",
+            "the fast query setting of trak, d-trak and das stores: each image query is measured at this many of the store's K timesteps, " +
+            "spread evenly; 0: all K. Fewer gradient passes per query, at a cost in quality (README, Speed)."),
         new("--device", "Device", "cpu", "cpu | cuda: where ONNX Runtime runs the models (cuda needs Microsoft.ML.OnnxRuntime.Gpu, as the CLI's --device does)."),
         new("--api-key", "ApiKeys", "none",
             "an accepted API key (repeatable), sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'. Required when --urls listens beyond loopback, " +
@@ -350,7 +353,10 @@ internal static class ServerCommandLine
             RequestsPerSecond = rate,
             Burst = Int(configuration, "RateLimit:Burst", 0, 0),
         };
-        var options = new ServerOptions(stores, configuration["Model"], urls, new SessionSettings(device, Int(configuration, "Threads", 0, 0)))
+        var options = new ServerOptions(stores, configuration["Model"], urls, new SessionSettings(device, Int(configuration, "Threads", 0, 0))
+        {
+            QueryTimesteps = Int(configuration, "QueryTimesteps", 0, 0),
+        })
         {
             Limits = limits,
             Access = access,

@@ -3,6 +3,7 @@ using System.Xml.Linq;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
 
 namespace OnnxAttribution.Core.Tests;
@@ -187,5 +188,62 @@ public sealed class AttributorTests : TempDirectoryTest
         Assert.That(informational.Split('+')[0], Is.EqualTo(version));
     }
 
+    /// <summary>
+    /// The fast query setting: with Q = K (2) the scores are the default's bit for bit; with Q = 1 the query is measured at one
+    /// timestep (t = 500 of 0 and 500, the store's own noise there), so its scores differ.
+    /// </summary>
+    [Test]
+    public void QueryTimesteps_AllKIsTheDefault_OneIsAnotherMeasurementOfTheSameImage()
+    {
+        const int row = 17;
+        var query = new[] { new AttributionQuery("row 17", Image(row)) };
+        var baseline = _scorer.Scores(query);
+        using var all = AttributionMethods.Open(_store, _model, SessionSettings.Default with { QueryTimesteps = 2 });
+        using var one = AttributionMethods.Open(_store, _model, SessionSettings.Default with { QueryTimesteps = 1 });
+
+        Assert.That(all.Scores(query), Is.EqualTo(baseline));
+        var fast = one.Scores(query);
+        Assert.That(fast, Is.Not.EqualTo(baseline));
+        using (var trak = OnnxAttribution.Core.Attribution.TrakScorer.Open(_store, _model, SessionSettings.Default with { QueryTimesteps = 1 }))
+        {
+            Assert.That(trak.Extractor.Source.Plan.Timesteps, Is.EqualTo(new long[] { 500 }));
+            Assert.That(trak.Extractor.Source.Plan.TimestepPositions, Is.EqualTo(new[] { 1 }));
+        }
+        // The default is the mean of this measurement (t = 500) and the one at t = 0; on 40 rows they correlate at ≈ 0.3.
+        Assert.That(Pearson(fast, baseline), Is.GreaterThan(0.1));
+        using var attributor = Attributor.Open(_model, _store, SessionSettings.Default with { QueryTimesteps = 1 });
+        Assert.That(attributor.Attribute(Image(row), top: 5).Top.Select(r => r.Score), Is.EqualTo(TopKSelection.Select(fast, 5).Scores));
+    }
+
+    [Test]
+    public void QueryTimesteps_MoreThanTheStoreHas_NamesTheStoresCount()
+    {
+        Assert.That(() => AttributionMethods.Open(_store, _model, SessionSettings.Default with { QueryTimesteps = 3 }),
+            Throws.TypeOf<UserInputException>().With.Message.Contains("featurized at 2 timesteps; choose 1 to 2"));
+    }
+
+    [Test]
+    public void QueryTimesteps_MethodWithoutTimesteps_IsRefusedNamingIt()
+    {
+        var pixel = Path.Combine(_dir, "pixel");
+        Attributor.BuildStore(new StoreBuildOptions { Method = "pixel", ModelDirectory = _model, Data = "embedded", Subset = Subset, StoreDirectory = pixel });
+
+        Assert.That(() => AttributionMethods.Open(pixel, _model, SessionSettings.Default with { QueryTimesteps = 1 }),
+            Throws.TypeOf<UserInputException>().With.Message.Contains("method pixel").And.Message.Contains("trak, d-trak, das"));
+    }
+
     private float[] Image(int row) => _data.Image(row).ToArray();
+
+    private static double Pearson(float[] a, float[] b)
+    {
+        double ma = a.Average(v => (double)v), mb = b.Average(v => (double)v);
+        double ab = 0, aa = 0, bb = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            ab += (a[i] - ma) * (b[i] - mb);
+            aa += (a[i] - ma) * (a[i] - ma);
+            bb += (b[i] - mb) * (b[i] - mb);
+        }
+        return ab / Math.Sqrt(aa * bb);
+    }
 }

@@ -36,6 +36,9 @@ internal sealed class AttributeVerb : SessionVerbOptions, IVerbOptions
     [Option("sampler", Default = SamplerKind.Ddim)]
     public SamplerKind Sampler { get; set; }
 
+    [Option("query-timesteps", Default = 0, HelpText = "The fast query setting (trak, d-trak, das): measure the query at this many of the store's K timesteps, spread evenly; 0: all K.")]
+    public int QueryTimesteps { get; set; }
+
     [Option("top", Default = 16, HelpText = "How many training images to return per query (at most the store's rows; the grid shows the first 100).")]
     public int Top { get; set; }
 
@@ -57,6 +60,7 @@ internal sealed class AttributeVerb : SessionVerbOptions, IVerbOptions
         OptionChecks.AtLeast(Top, 1, "--top");
         OptionChecks.InRange(Scale, 1, OptionChecks.MaxScale, "--scale");
         ValidateSession();
+        OptionChecks.AtLeast(QueryTimesteps, 0, "--query-timesteps");
         OptionChecks.OutputFile(Out, "--out");
     }
 }
@@ -80,7 +84,7 @@ internal static class AttributeCommand
             throw new UserInputException($"--method {o.Method}: {o.Store} is a store of method {AttributionMethods.MethodOf(o.Store).Name}");
         }
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var session = o.Session;
+        var session = o.Session with { QueryTimesteps = o.QueryTimesteps };
         using var scorer = AttributionMethods.Open(o.Store, modelDir, session);
         var model = ModelDirectory.Open(modelDir);
         var meta = model.Metadata;

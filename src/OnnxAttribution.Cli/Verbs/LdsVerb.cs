@@ -88,6 +88,10 @@ internal sealed class LdsVerb : IVerbOptions
     [Option("dim", Default = 4096, HelpText = "Methods: projection dimension k.")]
     public int Dim { get; set; }
 
+    [Option("query-timesteps", Default = 0, HelpText = "Methods: the fast query setting scored: queries measured at Q of the K timesteps, spread evenly " +
+        "(0: all K; trak, d-trak and das only). Give it its own --point: the stores are the same, the scores are not.")]
+    public int QueryTimesteps { get; set; }
+
     [Option("point", Default = "", HelpText = "name of a setting point of the curves (letters, digits, '.', '_', '-'): " +
         "its stores, scores and results go to stores-NAME/, scores-NAME/ and lds-NAME.json (lds-NAME-R3.json with --reference-models 3), " +
         "beside the unnamed point's stores/, scores/ and lds.json, sharing the models and measured losses; every R shares a point's stores. " +
@@ -135,6 +139,7 @@ internal sealed class LdsVerb : IVerbOptions
         OptionChecks.AtLeast(MeasureDraws, 1, "--measure-draws");
         OptionChecks.AtLeast(Timesteps, 1, "--timesteps");
         OptionChecks.AtLeast(NoiseDraws, 1, "--noise-draws");
+        OptionChecks.AtLeast(QueryTimesteps, 0, "--query-timesteps");
         OptionChecks.AtLeast(ReferenceModels, 1, "--reference-models");
         if (!System.Text.RegularExpressions.Regex.IsMatch(Point, "^[A-Za-z0-9._-]*$") || Point.StartsWith('.'))
         {
@@ -186,6 +191,7 @@ internal sealed class LdsVerb : IVerbOptions
         Timesteps = Timesteps,
         NoiseDraws = NoiseDraws,
         Dim = Dim,
+        QueryTimesteps = QueryTimesteps,
         Point = Point,
         ReferenceModels = ReferenceModels,
         Damping = Damping,

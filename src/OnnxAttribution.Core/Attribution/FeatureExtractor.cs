@@ -12,6 +12,7 @@ internal sealed class FeatureExtractor
     private readonly DenseProjector? _dense;
     private readonly FactoredProjector? _factored;
     private readonly IReadOnlyList<(string Layer, string A, string G, int Positions, int InDim, int OutDim)> _factors = [];
+    private readonly Lazy<SignTableProjector?> _queryProjector;
 
     /// <summary>Creates the extractor.</summary>
     /// <param name="source">The gradient source.</param>
@@ -27,6 +28,7 @@ internal sealed class FeatureExtractor
         ArgumentOutOfRangeException.ThrowIfLessThan(settings.Dim, 1);
         _source = source;
         Settings = settings;
+        _queryProjector = new(CreateQueryProjector);
         if (settings.Kind == ProjectorKind.Dense)
         {
             _dense = new DenseProjector(source.Dimension, settings.Dim, settings.Distribution, unchecked((ulong)settings.Seed));
@@ -164,6 +166,44 @@ internal sealed class FeatureExtractor
         batch.Run(FactoredOutputs(), (values, weight) => AddFactoredPair(values, count, weight, pairFeatures, acc));
         acc.CopyTo(destination);
     }
+
+    /// <summary>
+    /// The largest sign cache a dense Rademacher extractor keeps for queries (<see cref="SignTableProjector"/>): 1 GiB, which
+    /// covers p·k ≤ 8.6·10⁹ (p = 4 million parameters at k = 2048). Larger projections project queries as training rows are.
+    /// </summary>
+    public const long QueryCacheLimitBytes = 1L << 30;
+
+    /// <summary>
+    /// Features of queries: the same values as <see cref="Extract(ExampleBatch, Span{float})"/> up to float32 rounding. A dense
+    /// Rademacher projection is evaluated through a sign cache built on the first call (<see cref="SignTableProjector"/>), which
+    /// a lone query needs: generating P costs it ~100 ms where the cached tables cost a few.
+    /// </summary>
+    public void ExtractQueries(ExampleBatch batch, Span<float> destination)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (_dense is null || _queryProjector.Value is not { } tables)
+        {
+            Extract(batch, destination);
+            return;
+        }
+        int count = batch.Count;
+        if (destination.Length != (long)count * Dim)
+        {
+            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}");
+        }
+        int p = checked((int)_source.Dimension);
+        var grads = new float[(long)count * p];
+        _source.Compute(batch, grads);
+        for (int b = 0; b < count; b++)
+        {
+            tables.Project(grads.AsSpan(b * p, p), destination.Slice(b * Dim, Dim));
+        }
+    }
+
+    private SignTableProjector? CreateQueryProjector() =>
+        _dense is { Kind: ProjectionKind.Rademacher } dense && SignTableProjector.CacheBytesFor(dense.InputDim, dense.OutputDim) <= QueryCacheLimitBytes
+            ? new SignTableProjector(dense)
+            : null;
 
     /// <summary>Whether the gradient graph computes the factored projection itself.</summary>
     private bool ProjectedInGraph => _source.ProjectedFactorsOutput is not null;

@@ -53,9 +53,41 @@ public sealed record FeaturizationPlan(IReadOnlyList<long> Timesteps, int NoiseD
     /// <summary>Number of (timestep, draw) pairs each example is measured at.</summary>
     public int Pairs => RandomTimestepRound is null ? Timesteps.Count * NoiseDraws : 1;
 
+    /// <summary>
+    /// Null, or the positions of <see cref="Timesteps"/> in the plan they were taken from (<see cref="ForQueries"/>): a pair's
+    /// noise is keyed by that position, so a query measured at fewer timesteps sees the very noise the store's rows saw there.
+    /// </summary>
+    public IReadOnlyList<int>? TimestepPositions { get; init; }
+
     /// <summary>Fills <paramref name="destination"/> (one example's C·H·W) with the noise of pair (timestep index, draw).</summary>
     public void Noise(int timestepIndex, int draw, Span<float> destination) =>
-        new CounterRng(NoiseSeed, (long)timestepIndex * NoiseDraws + draw).FillNormal(destination);
+        new CounterRng(NoiseSeed, (long)(TimestepPositions?[timestepIndex] ?? timestepIndex) * NoiseDraws + draw).FillNormal(destination);
+
+    /// <summary>
+    /// The fast query setting: the query measured at <paramref name="count"/> of this plan's K timesteps, spread evenly (positions
+    /// ⌊(2j + 1)·K / 2Q⌋, j &lt; Q: the middle one for Q = 1, t = 200 and 700 of 0, 100, …, 900 for Q = 2), each with its own noise.
+    /// Its features average fewer gradient passes than the store's rows; what that costs in LDS is measured in the README.
+    /// </summary>
+    /// <param name="count">Q, from 1 to K; 0 (or K) for the whole plan.</param>
+    /// <exception cref="UserInputException">Q is outside 0..K, or the plan draws one random timestep per example.</exception>
+    public FeaturizationPlan ForQueries(int count)
+    {
+        if (count == 0 || (RandomTimestepRound is null && count == Timesteps.Count && TimestepPositions is null))
+        {
+            return this;
+        }
+        if (RandomTimestepRound is not null || TimestepPositions is not null)
+        {
+            throw new UserInputException($"query timesteps {count}: the store's plan does not measure every example at fixed timesteps; leave the setting out");
+        }
+        int k = Timesteps.Count;
+        if (count < 0 || count > k)
+        {
+            throw new UserInputException($"query timesteps {count}: the store was featurized at {k} timesteps; choose 1 to {k} (0 for all)");
+        }
+        var positions = Enumerable.Range(0, count).Select(j => (int)((2L * j + 1) * k / (2L * count))).ToArray();
+        return this with { Timesteps = positions.Select(i => Timesteps[i]).ToArray(), TimestepPositions = positions };
+    }
 
     /// <summary>The one-random-timestep mode: the timestep of dataset row <paramref name="row"/>, uniform in 0..T−1.</summary>
     /// <remarks>

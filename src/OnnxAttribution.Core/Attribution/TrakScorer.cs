@@ -42,7 +42,7 @@ internal sealed class TrakScorer : IDisposable
         try
         {
             model = new TrakModel(modelDirectory, PlanOf(store), ProjectionOf(store), session);
-            return Open(store, model, ownsModel: true);
+            return Open(store, model, ownsModel: true, session?.QueryTimesteps ?? 0);
         }
         catch
         {
@@ -73,7 +73,7 @@ internal sealed class TrakScorer : IDisposable
         }
     }
 
-    private static TrakScorer Open(FeatureStore store, TrakModel model, bool ownsModel)
+    private static TrakScorer Open(FeatureStore store, TrakModel model, bool ownsModel, int queryTimesteps = 0)
     {
         var storeDirectory = store.Directory;
         var projection = ProjectionOf(store);
@@ -81,7 +81,7 @@ internal sealed class TrakScorer : IDisposable
         {
             throw new AttributionException($"{storeDirectory}: the store has {projection.Kind} features; the model was opened for {model.Projector}");
         }
-        var extractor = model.ExtractorFor(PlanOf(store), projection);
+        var extractor = model.ExtractorFor(PlanOf(store).ForQueries(queryTimesteps), projection);
         model.RequireStore(store, extractor);
         StoreChecksums.RequireFile(storeDirectory, StoreFiles.Preconditioner, "run 'finalize' again");
         var pre = Preconditioner.Load(Path.Combine(storeDirectory, StoreFiles.Preconditioner), store.Dim, store.Rows, PreconditionerBuilder.StoreFingerprint(storeDirectory));
@@ -153,7 +153,7 @@ internal sealed class TrakScorer : IDisposable
         ArgumentNullException.ThrowIfNull(queries);
         using var span = QueryTrace.Start(QueryTrace.Features);
         var phi = new float[queries.Count * Store.Dim];
-        Extractor.Extract(queries, phi);
+        Extractor.ExtractQueries(queries, phi);
         RequireFinite(phi, Store.Dim, (q, i, v) => new UserInputException(
             $"query {q}: its feature {i} is {v}: the query image holds non-finite or extreme pixel values (expected finite values in [-1, 1]), or the model overflows on it; no scores are returned"));
         return phi;

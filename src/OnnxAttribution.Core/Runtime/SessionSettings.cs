@@ -1,6 +1,6 @@
 namespace OnnxAttribution.Core.Runtime;
 
-/// <summary>How ONNX Runtime sessions are created.</summary>
+/// <summary>How ONNX Runtime sessions are created, and how queries are measured.</summary>
 /// <param name="Device">CPU or CUDA.</param>
 /// <param name="IntraOpThreads">Threads inside one operator; 0 lets ONNX Runtime choose (one per physical core).</param>
 /// <param name="CudaDeviceId">The GPU ordinal for <see cref="ExecutionDevice.Cuda"/>.</param>
@@ -8,4 +8,11 @@ public sealed record SessionSettings(ExecutionDevice Device = ExecutionDevice.Cp
 {
     /// <summary>CPU, ONNX Runtime's default thread count.</summary>
     public static SessionSettings Default { get; } = new();
+
+    /// <summary>
+    /// The fast query setting of the TRAK-family stores (trak, d-trak, das): a query is measured at this many of the store's
+    /// K timesteps (<see cref="Attribution.FeaturizationPlan.ForQueries"/>); 0 (the default) for all K. Fewer gradient passes
+    /// per query, at a cost in attribution quality measured in the README.
+    /// </summary>
+    public int QueryTimesteps { get; init; }
 }

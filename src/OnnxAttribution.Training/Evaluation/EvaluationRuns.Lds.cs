@@ -86,7 +86,11 @@ public static partial class EvaluationRuns
             samplingSteps = o.SamplingSteps,
             journeySteps = o.JourneySteps,
         }, "subsetModels", "subsetSeeds", "legacySeedZero", "validationQueries", "dampingGrid", "journeySteps");
-        var session = new SessionSettings(ExecutionDevice.Cpu, o.Threads);
+        if (o.QueryTimesteps != 0 && methods.FirstOrDefault(m => !AttributionMethods.QueryTimestepMethods.Contains(m)) is { } other)
+        {
+            throw new SettingException("QueryTimesteps", o.QueryTimesteps, $"method {other} does not use it (only {string.Join(", ", AttributionMethods.QueryTimestepMethods)} do)");
+        }
+        var session = new SessionSettings(ExecutionDevice.Cpu, o.Threads) { QueryTimesteps = o.QueryTimesteps };
 
         var references = TrainReferences(o, recipe, data, methods, timings, cancel);
         var ground = Ground(o, recipe, data, references, legacySeedZero, session, timings, cancel);
@@ -283,7 +287,7 @@ public static partial class EvaluationRuns
             .Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
         bool stepwise = scored.Timesteps is not null;
         var costs = new Costs(buildSeconds, buildSeconds / data.Count, scored.Seconds, 1000 * scored.Seconds / o.Queries, storeBytes);
-        var setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, stores.Count);
+        var setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, stores.Count, o.QueryTimesteps);
         var ceiling = ground.Ceiling;
         // Journey-TRAK attributes the steps of the trajectory, not the final image: its own row measures that
         // (below); this one says how its mean over steps does on the final image's loss, the other rows' output.
@@ -359,7 +363,7 @@ public static partial class EvaluationRuns
             modelParameters = reference.Metadata.Parameters.Sum(p => p.Shape.Aggregate(1L, (a, b) => a * b)),
             reference = ground.References[0],
             referenceModels = ground.References.Count,
-            setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, ground.References.Count),
+            setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, ground.References.Count, o.QueryTimesteps),
             subsetModels = ground.Subsets.Length,
             subsetSeeds = o.SubsetSeeds,
             alpha = o.Alpha,
@@ -474,8 +478,9 @@ public static partial class EvaluationRuns
         var stepsPath = Path.Combine(folder, stem + "-steps.npy");
         var timingPath = Path.Combine(folder, stem + ".json");
         var saved = File.Exists(timingPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath)) : null;
-        // Scores are reused only from the same store at the same damping, for as many queries.
+        // Scores are reused only from the same store at the same damping and query timesteps, for as many queries.
         bool same = saved?["store"]?.GetValue<string>() == Path.GetFullPath(storeDir)
+            && (saved?["queryTimesteps"]?.GetValue<int>() ?? 0) == session.QueryTimesteps
             && (damping is null ? saved?["damping"] is null : saved?["damping"]?.GetValue<double>() == damping.Value);
         long[]? timesteps = saved?["steps"]?.Deserialize<long[]>();
         var cached = same ? TryReadMatrix(scoresPath) : null;
@@ -512,7 +517,7 @@ public static partial class EvaluationRuns
         }
         double seconds = watch.Elapsed.TotalSeconds;
         NpyFormat.WriteMatrix(scoresPath, scores, queries.Count, rows);
-        JsonFile.Save(timingPath, new { store = Path.GetFullPath(storeDir), damping, scoreSeconds = seconds, steps = timesteps });
+        JsonFile.Save(timingPath, new { store = Path.GetFullPath(storeDir), damping, queryTimesteps = session.QueryTimesteps, scoreSeconds = seconds, steps = timesteps });
         return new Scored(scores, stepScores, timesteps, seconds);
     }
 

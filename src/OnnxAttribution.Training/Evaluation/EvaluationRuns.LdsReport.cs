@@ -93,7 +93,11 @@ public static partial class EvaluationRuns
     private sealed record CurvePoint(string Method, int Timesteps, int NoiseDraws, int Dim, int ReferenceModels, double Lds, double Low, double High, double P,
         double? Damping, double BuildMsPerExample, double QueryMs, long StoreBytes, string File)
     {
-        public string Setting => string.Create(CultureInfo.InvariantCulture, $"K {Timesteps} × {NoiseDraws}, k {Dim}, R {ReferenceModels}");
+        /// <summary>The queries' timesteps Q (0: all K).</summary>
+        public int QueryTimesteps { get; init; }
+
+        public string Setting => string.Create(CultureInfo.InvariantCulture,
+            $"K {Timesteps} × {NoiseDraws}, k {Dim}, R {ReferenceModels}{(QueryTimesteps == 0 ? "" : $", query Q {QueryTimesteps}")}");
     }
 
     /// <summary>
@@ -166,7 +170,10 @@ public static partial class EvaluationRuns
                 m["method"]!.GetValue<string>().Replace(" (final image)", "", StringComparison.Ordinal),
                 Int("timesteps", defaults.Timesteps), Int("noiseDraws", defaults.NoiseDraws), Int("dim", defaults.Dim), Int("referenceModels", 1),
                 Number(m["lds"]), Number(m["low"]), Number(m["high"]), Number(m["p"]), m["damping"] is { } d && d.GetValueKind() == JsonValueKind.Number ? d.GetValue<double>() : null,
-                1000 * Number(costs?["buildSecondsPerExample"]), Number(costs?["queryMilliseconds"]), costs?["storeBytes"]?.GetValue<long>() ?? 0, Path.GetFileName(file));
+                1000 * Number(costs?["buildSecondsPerExample"]), Number(costs?["queryMilliseconds"]), costs?["storeBytes"]?.GetValue<long>() ?? 0, Path.GetFileName(file))
+            {
+                QueryTimesteps = Int("queryTimesteps", 0),
+            };
         }
     }
 }

@@ -54,8 +54,9 @@ public static partial class EvaluationRuns
         public double QueryAgreement { get; init; } = double.NaN;
     }
 
-    /// <summary>A setting point of the curves: the methods' K timesteps × noise draws, projection k, and R reference models.</summary>
-    private sealed record PointSetting(int Timesteps, int NoiseDraws, int Dim, int ReferenceModels);
+    /// <summary>A setting point of the curves: the methods' K timesteps × noise draws, projection k, R reference models, and the
+    /// queries' timesteps Q (0: all K).</summary>
+    private sealed record PointSetting(int Timesteps, int NoiseDraws, int Dim, int ReferenceModels, int QueryTimesteps);
 
     /// <summary>Journey-TRAK's LDS at one step of the trajectory.</summary>
     private sealed record JourneyStepRow(long Timestep, double Lds, double Low, double High);

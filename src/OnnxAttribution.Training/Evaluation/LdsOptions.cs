@@ -64,6 +64,9 @@ public sealed record LdsOptions
     /// <summary>Projection dimension k.</summary>
     public int Dim { get; init; } = 4096;
 
+    /// <summary>The fast query setting scored: queries measured at this many of the K timesteps (0: all K; trak, d-trak, das only).</summary>
+    public int QueryTimesteps { get; init; }
+
     /// <summary>A setting point's name: its stores, scores and lds-NAME.json beside the others; "" for the main point.</summary>
     public string Point { get; init; } = "";
 

@@ -57,6 +57,15 @@ public static class AttributionMethods
         var method = MethodOf(storeDirectory);
         var model = modelDirectory ?? StoreSource.TryLoad(storeDirectory)?.ModelDirectory
             ?? throw new UserInputException($"{storeDirectory} has no {StoreFiles.Source}: pass the model folder");
-        return method.Open(storeDirectory, model, session ?? SessionSettings.Default);
+        session ??= SessionSettings.Default;
+        if (session.QueryTimesteps != 0 && !QueryTimestepMethods.Contains(method.Name))
+        {
+            throw new UserInputException($"query timesteps {session.QueryTimesteps}: method {method.Name} ({storeDirectory}) does not use it; " +
+                $"it applies to {string.Join(", ", QueryTimestepMethods)}: leave it out");
+        }
+        return method.Open(storeDirectory, model, session);
     }
+
+    /// <summary>The methods whose queries honour <see cref="SessionSettings.QueryTimesteps"/>: those scored by the TRAK kernel.</summary>
+    public static IReadOnlyList<string> QueryTimestepMethods { get; } = ["trak", "d-trak", "das"];
 }
