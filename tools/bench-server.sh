@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Latency of one image query over HTTP: starts the server on the demo store (bash scripts/demo.sh makes it), sends
 # warm-up requests, then N sequential POSTs of one PNG (curl, one process per request) and prints p50 / p99 of curl's
-# time_total, next to the server's own scoreMs and its stages (features, solve, scan); then the same N requests from CLIENTS concurrent clients (the server
+# time_total, next to the server's own scoreMs and its stages (decode, features, solve, scan); then the same N requests from CLIENTS concurrent clients (the server
 # scores the requests queued for a store in one batch), with the throughput of both. Then a bounded load test
 # (LOAD_SECONDS > 0): LOAD_CLIENTS clients for LOAD_SECONDS, every SEED_EVERY-th of them sending expensive seed requests
 # (SEEDS seeds × SEED_STEPS DDPM steps, within the server's default --max-seed-steps), the others the cheap PNG query;
@@ -60,6 +60,7 @@ start=$(date +%s.%N)
 for _ in $(seq 1 "$n"); do
     query >>"$work/times"
     grep -o '"scoreMs":[0-9.]*' "$work/body.json" | cut -d: -f2 >>"$work/score"
+    grep -o '"generateMs":[0-9.]*' "$work/body.json" | cut -d: -f2 >>"$work/stage-decode"
     for stage in features solve scan; do
         grep -o "\"$stage\":[0-9.]*" "$work/body.json" | cut -d: -f2 >>"$work/stage-$stage" || true
     done
@@ -85,8 +86,8 @@ awk -v p50="$(pct "$work/times" 0.5)" -v p99="$(pct "$work/times" 0.99)" -v s50=
     printf "%d sequential requests of %s (top=%d): curl time_total p50 %.1f ms, p99 %.1f ms; server scoreMs p50 %.1f ms, p99 %.1f ms\n", n, png, top, p50 * 1000, p99 * 1000, s50, s99 }'
 # Where the scorer's time went (timings.stagesMs of TRAK-family stores): p50 of each stage.
 if [ -s "$work/stage-features" ]; then
-    echo "server stages p50: features $(pct "$work/stage-features" 0.5) ms, solve $(pct "$work/stage-solve" 0.5) ms," \
-        "scan with top-k $(pct "$work/stage-scan" 0.5) ms; HTTP, decoding and the rest: curl time_total less these"
+    echo "server stages p50: decode $(pct "$work/stage-decode" 0.5) ms, features $(pct "$work/stage-features" 0.5) ms, solve $(pct "$work/stage-solve" 0.5) ms," \
+        "scan with top-k $(pct "$work/stage-scan" 0.5) ms; HTTP and the rest: curl time_total less these"
 fi
 awk -v p50="$(pct "$work/ctimes" 0.5)" -v p99="$(pct "$work/ctimes" 0.99)" -v n="$n" -v c="$clients" -v seq="$sequential_s" -v conc="$concurrent_s" \
     -v refused="$(cat "$work/refused" 2>/dev/null | wc -l)" -v mean_batch="$(awk '{s += 1 / $1} END {printf "%.1f", NR / s}' "$work/batches")" 'BEGIN {

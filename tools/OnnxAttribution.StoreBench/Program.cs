@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.Intrinsics;
 using OnnxAttribution.Core.Store;
+using OnnxAttribution.Tools;
 
 // Usage: OnnxAttribution.StoreBench <dir> <rows> <dim> <float32|float16> [--keep]
 // Creates a synthetic store in <dir> (unless one with the same settings is complete there), then times, on a warm page cache:
@@ -57,7 +57,7 @@ using var store = FeatureStore.Open(dir, meta);
 double gb = store.Header.DataLength / 1e9;
 
 // The bandwidth bound: a plain parallel SIMD sum over the same bytes.
-double seq = Median(Repeat(() => SequentialRead(store), minSeconds: 1.5, minRuns: 3, maxRuns: 50).Skip(1).ToList());
+double seq = Median(Repeat(() => ReadBound.SequentialRead(store), minSeconds: 1.5, minRuns: 3, maxRuns: 50).Skip(1).ToList());
 
 var random = new Random(1);
 float[] queries = Enumerable.Range(0, 64 * dim).Select(_ => (float)random.NextDouble() - 0.5f).ToArray();
@@ -114,67 +114,4 @@ static void Fill(Span<float> values, ulong seed)
         s ^= s << 17;
         values[i] = ((int)(s >> 40) - (1 << 23)) * (1f / (1 << 23));
     }
-}
-
-// Sums every 32-bit word of the data (float32: as floats; float16: pairs of halves as integers): the least work that still
-// reads every byte, split over all cores like the scan.
-static unsafe void SequentialRead(FeatureStore store)
-{
-    long rowBytes = (long)store.Dim * store.DType.ElementSize();
-    int threads = Environment.ProcessorCount;
-    long rowsPer = (store.Rows + threads - 1) / threads;
-    bool asFloat = store.DType == StoreDType.Float32;
-    double sink = 0;
-    Parallel.For(0, threads, t =>
-    {
-        double local = SumRows(store, t * rowsPer, Math.Min(store.Rows, (t + 1) * rowsPer), rowBytes, asFloat);
-        lock (store)
-        {
-            sink += local;
-        }
-    });
-    if (sink == 1.2345)
-    {
-        Console.Error.Write("");
-    }
-}
-
-// Fully optimised from the first call: it runs once per thread per measurement, too rarely for tiered JIT to promote it.
-[System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-static unsafe double SumRows(FeatureStore store, long r0, long r1, long rowBytes, bool asFloat)
-{
-    // Four independent accumulators (256 bytes per step) so the add latency does not bound the read.
-    Vector512<float> f0 = default, f1 = default, f2 = default, f3 = default;
-    Vector512<uint> i0 = default, i1 = default, i2 = default, i3 = default;
-    for (long r = r0; r < r1; r++)
-    {
-        fixed (byte* p = store.GetRowBytes(store.FirstRow + r))
-        {
-            long b = 0;
-            for (; b + 256 <= rowBytes; b += 256)
-            {
-                if (asFloat)
-                {
-                    f0 += Vector512.Load((float*)(p + b));
-                    f1 += Vector512.Load((float*)(p + b + 64));
-                    f2 += Vector512.Load((float*)(p + b + 128));
-                    f3 += Vector512.Load((float*)(p + b + 192));
-                }
-                else
-                {
-                    i0 += Vector512.Load((uint*)(p + b));
-                    i1 += Vector512.Load((uint*)(p + b + 64));
-                    i2 += Vector512.Load((uint*)(p + b + 128));
-                    i3 += Vector512.Load((uint*)(p + b + 192));
-                }
-            }
-            for (; b < rowBytes; b++)
-            {
-                i0 += Vector512.Create((uint)p[b]);
-            }
-        }
-    }
-    var accF = f0 + f1 + f2 + f3;
-    var accI = i0 + i1 + i2 + i3;
-    return Vector512.Sum(accF) + Vector512.Sum(accI);
 }
