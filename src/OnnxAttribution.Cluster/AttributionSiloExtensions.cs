@@ -19,6 +19,7 @@ public static class AttributionSiloExtensions
         {
             silo.Services.AddHostedService<FeaturizeWorker>();
         }
+        silo.Services.AddHostedService<Serving.ShardServer>();
         return silo;
     }
 }
