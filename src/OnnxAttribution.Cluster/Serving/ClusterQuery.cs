@@ -55,23 +55,40 @@ public sealed class ClusterQuery : IDisposable
     public async Task<ClusterAnswer> AttributeAsync(IReadOnlyList<AttributionQuery> queries, int top, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
-        ArgumentOutOfRangeException.ThrowIfNegative(top);
         var clock = Stopwatch.StartNew();
         var features = _head.Features(TrakMethod.Images(queries), queries.Count);
         double featuresMs = clock.Elapsed.TotalMilliseconds;
         var x = _head.Precondition(features, queries.Count);
         double solveMs = clock.Elapsed.TotalMilliseconds - featuresMs;
+        var answer = await FanOutAsync(x, queries.Select(q => q.Label).ToList(), top, cancel);
+        LastTimings = (featuresMs, solveMs, clock.Elapsed.TotalMilliseconds - featuresMs - solveMs);
+        return answer;
+    }
+
+    /// <summary>The preconditioned vectors (ΦᵀΦ + λI)⁻¹ φ_q of the queries, count × k: what the fan-out sends.</summary>
+    public float[] Precondition(IReadOnlyList<AttributionQuery> queries)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        return _head.Precondition(_head.Features(TrakMethod.Images(queries), queries.Count), queries.Count);
+    }
+
+    /// <summary>Sends preconditioned vectors (labels.Count × k) to one replica of every shard and merges their top rows.</summary>
+    public async Task<ClusterAnswer> FanOutAsync(float[] preconditioned, IReadOnlyList<string> labels, int top, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(preconditioned);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentOutOfRangeException.ThrowIfNegative(top);
+        int count = labels.Count;
         var replicas = await _grains.GetGrain<IShardRegistryGrain>(Store).GetAsync().WaitAsync(cancel);
         int shards = replicas.Count > 0 ? replicas[0].ShardCount : 1;
-        var asked = Enumerable.Range(0, shards).Select(s => AskShardAsync(s, shards, replicas.Where(r => r.Shard == s).ToList(), x, queries.Count, top, cancel)).ToList();
+        var asked = Enumerable.Range(0, shards).Select(s => AskShardAsync(s, shards, replicas.Where(r => r.Shard == s).ToList(), preconditioned, count, top, cancel)).ToList();
         var answers = await Task.WhenAll(asked);
-        LastTimings = (featuresMs, solveMs, clock.Elapsed.TotalMilliseconds - featuresMs - solveMs);
-        var rankings = new QueryRanking[queries.Count];
-        for (int q = 0; q < queries.Count; q++)
+        var rankings = new QueryRanking[count];
+        for (int q = 0; q < count; q++)
         {
             var rows = answers.Where(a => a.Result is not null).SelectMany(a => a.Result!.Indices[q].Zip(a.Result.Scores[q]))
                 .Order(RowOrder.Instance).Take(top).Select((r, i) => new RankedRow(i + 1, r.Item1, r.Item2)).ToArray();
-            rankings[q] = new QueryRanking(queries[q].Label, rows);
+            rankings[q] = new QueryRanking(labels[q], rows);
         }
         return new ClusterAnswer(rankings, answers.Where(a => a.Missing is not null).Select(a => a.Missing!).ToList(),
             answers.Where(a => a.Replica is not null).Select(a => a.Replica!).ToList());

@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OnnxAttribution.Cluster.Featurize;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Cluster.Serving;
 
@@ -16,18 +18,26 @@ internal sealed class ShardServer(IGrainFactory grains, ILocalSiloDetails silo, 
         {
             return;
         }
-        var keys = served.Select(s => (s.Store, Key: ShardInfo.KeyOf(s.Store,
-            Core.Store.StoreMeta.Load(Path.Combine(s.Directory, Core.Store.StoreFiles.Meta)).Shard.Index, silo.Name))).ToList();
+        var ready = new HashSet<string>(StringComparer.Ordinal);
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                foreach (var (store, key) in keys)
+                foreach (var shard in served)
                 {
+                    // A folder may not hold its store yet (a featurization still writing it): skip it until it is complete.
+                    if (!ready.Contains(shard.Directory) && ShardFolder.Incomplete(shard.Directory) is { } why)
+                    {
+                        log.LogDebug("{Silo}: not serving {Folder} yet: {Why}", silo.Name, shard.Directory, why);
+                        continue;
+                    }
+                    ready.Add(shard.Directory);
+                    var meta = StoreMeta.Load(Path.Combine(shard.Directory, StoreFiles.Meta));
+                    string key = ShardInfo.KeyOf(shard.Store, meta.Shard.Index, silo.Name);
                     try
                     {
                         var info = await grains.GetGrain<IShardScanGrain>(key).DescribeAsync().WaitAsync(stoppingToken);
-                        await grains.GetGrain<IShardRegistryGrain>(store).RegisterAsync(info).WaitAsync(stoppingToken);
+                        await grains.GetGrain<IShardRegistryGrain>(shard.Store).RegisterAsync(info).WaitAsync(stoppingToken);
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
