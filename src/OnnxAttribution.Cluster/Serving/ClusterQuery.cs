@@ -46,7 +46,8 @@ public sealed class ClusterQuery : IDisposable
         if (head.Kernel == KernelForm.Dual)
         {
             head.Dispose();
-            throw new AttributionException($"{headStore}: finalized with the dual kernel (N ≤ k): its scores are not one scan per row; finalize it with the primal kernel to serve it on the cluster");
+            throw new AttributionException($"{headStore}: finalized with the dual kernel (N ≤ k): its scores are not one scan per row; " +
+                "finalize it with the primal kernel to serve it on the cluster");
         }
         return new ClusterQuery(grains, store, head, shardTimeout ?? TimeSpan.FromSeconds(10));
     }
