@@ -1,0 +1,145 @@
+using OnnxAttribution.Cluster.Serving;
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
+using Orleans.TestingHost;
+
+namespace OnnxAttribution.Cluster.Tests;
+
+/// <summary>
+/// A D-TRAK store of 90 rows in 3 shards served by a 3-silo test cluster: store "replicated" has each shard on two silos,
+/// store "single" on one. Answers are compared row by row and score by score with the single-machine scan of the merged store.
+/// </summary>
+[TestFixture]
+[Category("Slow")]
+public sealed class ClusterServeTests : TempDirectoryTest
+{
+    private const int Shards = 3, Top = 7;
+    private string _dir = "";
+    private string _model = "";
+    private string _merged = "";
+    private readonly List<string> _shards = [];
+    private TestCluster _cluster = null!;
+    private List<AttributionQuery> _queries = null!;
+
+    [OneTimeSetUp]
+    public async Task ServeStore()
+    {
+        _dir = Directory.CreateTempSubdirectory("oa-cluster-serve-").FullName;
+        _model = Path.Combine(RepositoryRoot(), "models", "fm16");
+        var model = ModelDirectory.Open(_model);
+        var data = new DatasetLocator().Load("embedded", "0:90", 16);
+        for (int i = 0; i < Shards; i++)
+        {
+            _shards.Add(Path.Combine(_dir, $"shard{i}"));
+            var options = new FeaturizeOptions
+            {
+                ModelDirectory = _model,
+                Data = data,
+                Subset = "0:90",
+                Plan = new FeaturizationPlan(FeaturizationPlan.Evenly(model.CreateSchedule().Timesteps, 2), 1, 0, MeasurementKind.Square),
+                Projection = new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 64, 0),
+                Method = "d-trak",
+                OutDirectory = _shards[i],
+                Shard = new ShardSpec(i, Shards),
+            };
+            using (TrakEngine.Featurize(options))
+            {
+            }
+        }
+        _merged = Path.Combine(_dir, "merged");
+        using (FeatureStoreMerge.Merge(_shards, _merged))
+        {
+        }
+        // k = 64 < N = 90: the primal kernel, one scan per row.
+        PreconditionerBuilder.Finalize(_merged, 0.1);
+        var queryImages = new DatasetLocator().Load("embedded", "200:208", 16);
+        _queries = Enumerable.Range(0, queryImages.Count).Select(i => new AttributionQuery($"image {200 + i}", queryImages.Image(i).ToArray())).ToList();
+        _cluster = await StartAsync();
+    }
+
+    private Task<TestCluster> StartAsync() =>
+        TestSilos.StartAsync(3, new AttributionSiloOptions { Featurize = false, Serves = Served, RegisterInterval = TimeSpan.FromMilliseconds(200) });
+
+    /// <summary>Silo j serves shard j of both stores, and shard j+1 of "replicated".</summary>
+    private IReadOnlyList<ServedShard> Served(string silo)
+    {
+        int j = silo == "Primary" ? 0 : int.Parse(silo["Secondary_".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        return [new ServedShard("single", _shards[j]), new ServedShard("replicated", _shards[j]), new ServedShard("replicated", _shards[(j + 1) % Shards])];
+    }
+
+    [OneTimeTearDown]
+    public async Task Stop()
+    {
+        await _cluster.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private TopKResult[] SingleMachine()
+    {
+        using var scorer = TrakScorer.Open(_merged, _model);
+        return scorer.Attribute(TrakMethod.Images(_queries), _queries.Count, Top);
+    }
+
+    private Task<ClusterAnswer> AskAsync(string store) => AskAsync(_cluster, store);
+
+    private async Task<ClusterAnswer> AskAsync(TestCluster cluster, string store)
+    {
+        using var query = ClusterQuery.Open(cluster.Client, store, _model, _merged, shardTimeout: TimeSpan.FromSeconds(5));
+        // The silos register every 200 ms: wait until all three shards are known.
+        for (int i = 0; i < 50 && (await cluster.Client.GetGrain<IShardRegistryGrain>(store).GetAsync()).Select(r => r.Shard).Distinct().Count() < Shards; i++)
+        {
+            await Task.Delay(100);
+        }
+        return await query.AttributeAsync(_queries, Top);
+    }
+
+    private static void AssertSame(ClusterAnswer answer, TopKResult[] expected)
+    {
+        Assert.That(answer.Rankings, Has.Count.EqualTo(expected.Length));
+        for (int q = 0; q < expected.Length; q++)
+        {
+            Assert.That(answer.Rankings[q].Top.Select(r => r.Index), Is.EqualTo(expected[q].Indices), $"query {q} rows");
+            Assert.That(answer.Rankings[q].Top.Select(r => r.Score), Is.EqualTo(expected[q].Scores), $"query {q} scores");
+        }
+    }
+
+    [Test]
+    public async Task Attribute_AllSilosUp_RowsAndScoresEqualTheSingleMachineScan()
+    {
+        var expected = SingleMachine();
+        foreach (var store in new[] { "single", "replicated" })
+        {
+            var answer = await AskAsync(store);
+            Assert.That(answer.Complete, Is.True, string.Join("; ", answer.Missing));
+            AssertSame(answer, expected);
+            Assert.That(answer.Answered.Select(a => a.Shard).Order(), Is.EqualTo(new[] { 0, 1, 2 }));
+        }
+    }
+
+    [Test]
+    public async Task Attribute_SiloStopped_ReplicaAnswersOrTheMissingRowsAreNamed()
+    {
+        var expected = SingleMachine();
+        // A cluster of its own: the other test's cluster keeps its three silos.
+        await using var cluster = await StartAsync();
+        Assert.That((await AskAsync(cluster, "single")).Complete, Is.True);
+        await cluster.StopSiloAsync(cluster.SecondarySilos.Single(s => s.Name == "Secondary_1"));
+
+        var replicated = await AskAsync(cluster, "replicated");
+        Assert.That(replicated.Complete, Is.True, string.Join("; ", replicated.Missing));
+        AssertSame(replicated, expected);
+        Assert.That(replicated.Answered.Single(a => a.Shard == 1).SiloName, Is.EqualTo("Primary"));
+
+        var single = await AskAsync(cluster, "single");
+        Assert.That(single.Missing.Select(m => (m.Shard, m.FirstRow, m.Rows)), Is.EqualTo(new[] { (1, 30L, 30L) }));
+        foreach (var ranking in single.Rankings)
+        {
+            Assert.That(ranking.Top.Select(r => r.Index), Has.None.InRange(30L, 59L));
+            Assert.That(ranking.Top, Has.Count.EqualTo(Top));
+        }
+    }
+}
