@@ -1,5 +1,6 @@
 using CommandLine;
 using OnnxAttribution.Core;
+using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Training;
 using OnnxAttribution.Training.Evaluation;
 
@@ -87,6 +88,10 @@ internal sealed class LdsVerb : IVerbOptions
 
     [Option("dim", Default = 4096, HelpText = "Methods: projection dimension k.")]
     public int Dim { get; set; }
+
+    [Option("projector", Default = ProjectorKind.Dense, HelpText = "Methods: dense or factored projection of the gradient methods' features " +
+        "(factored: trak, d-trak, das, kfac, ekfac). Give it its own --point.")]
+    public ProjectorKind Projector { get; set; }
 
     [Option("query-timesteps", Default = 0, HelpText = "Methods: the fast query setting scored: queries measured at Q of the K timesteps, spread evenly " +
         "(0: all K; trak, d-trak and das only). Give it its own --point: the stores are the same, the scores are not.")]
@@ -192,6 +197,7 @@ internal sealed class LdsVerb : IVerbOptions
         NoiseDraws = NoiseDraws,
         Dim = Dim,
         QueryTimesteps = QueryTimesteps,
+        Projector = Projector,
         Point = Point,
         ReferenceModels = ReferenceModels,
         Damping = Damping,

@@ -287,7 +287,7 @@ public static partial class EvaluationRuns
             .Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
         bool stepwise = scored.Timesteps is not null;
         var costs = new Costs(buildSeconds, buildSeconds / data.Count, scored.Seconds, 1000 * scored.Seconds / o.Queries, storeBytes);
-        var setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, stores.Count, o.QueryTimesteps);
+        var setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, stores.Count, o.QueryTimesteps, o.Projector.ToString().ToLowerInvariant());
         var ceiling = ground.Ceiling;
         // Journey-TRAK attributes the steps of the trajectory, not the final image: its own row measures that
         // (below); this one says how its mean over steps does on the final image's loss, the other rows' output.
@@ -363,7 +363,7 @@ public static partial class EvaluationRuns
             modelParameters = reference.Metadata.Parameters.Sum(p => p.Shape.Aggregate(1L, (a, b) => a * b)),
             reference = ground.References[0],
             referenceModels = ground.References.Count,
-            setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, ground.References.Count, o.QueryTimesteps),
+            setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, ground.References.Count, o.QueryTimesteps, o.Projector.ToString().ToLowerInvariant()),
             subsetModels = ground.Subsets.Length,
             subsetSeeds = o.SubsetSeeds,
             alpha = o.Alpha,
@@ -430,7 +430,10 @@ public static partial class EvaluationRuns
         SessionSettings session, CancellationToken cancel)
     {
         var timingPath = Path.Combine(storeDir, "build-seconds.json");
-        var setting = new { timesteps = o.Timesteps, noiseDraws = o.NoiseDraws, dim = o.Dim };
+        // The projector is recorded only when it is not the default, so that stores built before it was a setting still match.
+        object setting = o.Projector == ProjectorKind.Dense
+            ? new { timesteps = o.Timesteps, noiseDraws = o.NoiseDraws, dim = o.Dim }
+            : new { timesteps = o.Timesteps, noiseDraws = o.NoiseDraws, dim = o.Dim, projector = o.Projector.ToString().ToLowerInvariant() };
         if (name == "ensemble" || MethodManifest.TryLoad(storeDir) is not null)
         {
             var saved = File.Exists(timingPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath)) : null;
@@ -438,7 +441,7 @@ public static partial class EvaluationRuns
             if (name != "ensemble" && built is not null && !System.Text.Json.Nodes.JsonNode.DeepEquals(built,
                 System.Text.Json.JsonSerializer.SerializeToNode(setting, Core.Models.ModelMetadata.JsonOptions)))
             {
-                throw new SettingException("Point", o.Point, $"{storeDir} was built with {built.ToJsonString()}; this run asks timesteps {o.Timesteps}, noise draws {o.NoiseDraws}, dim {o.Dim}: " +
+                throw new SettingException("Point", o.Point, $"{storeDir} was built with {built.ToJsonString()}; this run asks timesteps {o.Timesteps}, noise draws {o.NoiseDraws}, dim {o.Dim}, projector {o.Projector}: " +
                     "give this setting point its own name (its stores, scores and lds-NAME.json go beside the others)");
             }
             return saved is null ? double.NaN : ReadSeconds(saved["buildSeconds"]);
@@ -534,6 +537,7 @@ public static partial class EvaluationRuns
         Timesteps = o.Timesteps,
         NoiseDraws = o.NoiseDraws,
         Dim = o.Dim,
+        Projector = o.Projector,
         Damping = o.Damping,
         Seed = o.Seed,
         JourneySteps = o.JourneySteps,

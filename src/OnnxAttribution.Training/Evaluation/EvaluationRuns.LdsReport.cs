@@ -96,8 +96,11 @@ public static partial class EvaluationRuns
         /// <summary>The queries' timesteps Q (0: all K).</summary>
         public int QueryTimesteps { get; init; }
 
+        /// <summary>The projector, "dense" unless the point says otherwise.</summary>
+        public string Projector { get; init; } = "dense";
+
         public string Setting => string.Create(CultureInfo.InvariantCulture,
-            $"K {Timesteps} × {NoiseDraws}, k {Dim}, R {ReferenceModels}{(QueryTimesteps == 0 ? "" : $", query Q {QueryTimesteps}")}");
+            $"K {Timesteps} × {NoiseDraws}, k {Dim}{(Projector == "dense" ? "" : $" {Projector}")}, R {ReferenceModels}{(QueryTimesteps == 0 ? "" : $", query Q {QueryTimesteps}")}");
     }
 
     /// <summary>
@@ -173,6 +176,7 @@ public static partial class EvaluationRuns
                 1000 * Number(costs?["buildSecondsPerExample"]), Number(costs?["queryMilliseconds"]), costs?["storeBytes"]?.GetValue<long>() ?? 0, Path.GetFileName(file))
             {
                 QueryTimesteps = Int("queryTimesteps", 0),
+                Projector = setting?["projector"]?.GetValue<string>() ?? "dense",
             };
         }
     }

@@ -55,8 +55,8 @@ public static partial class EvaluationRuns
     }
 
     /// <summary>A setting point of the curves: the methods' K timesteps × noise draws, projection k, R reference models, and the
-    /// queries' timesteps Q (0: all K).</summary>
-    private sealed record PointSetting(int Timesteps, int NoiseDraws, int Dim, int ReferenceModels, int QueryTimesteps);
+    /// queries' timesteps Q (0: all K), and the projector (dense or factored).</summary>
+    private sealed record PointSetting(int Timesteps, int NoiseDraws, int Dim, int ReferenceModels, int QueryTimesteps, string Projector);
 
     /// <summary>Journey-TRAK's LDS at one step of the trajectory.</summary>
     private sealed record JourneyStepRow(long Timestep, double Lds, double Low, double High);
