@@ -83,29 +83,39 @@ public sealed class SignTableProjector
         {
             throw new ArgumentException($"Expected {_rows} gradient values and {Source.OutputDim} destination values, found {gradient.Length} and {destination.Length}.");
         }
-        var tables = GC.AllocateUninitializedArray<float>(_blocks * 32);
-        BuildTables(gradient, Source.Scale, tables);
-        var acc = new float[_kPad];
-        int tiles = (_kPad + TileWidth - 1) / TileWidth;
-        int parts = Math.Min(tiles, _maxDegreeOfParallelism);
-        if (parts <= 1)
+        // Pooled: a query's tables are megabytes (32 floats per eight rows), which would otherwise land on the large-object heap each time.
+        var tables = System.Buffers.ArrayPool<float>.Shared.Rent(_blocks * 32);
+        var acc = System.Buffers.ArrayPool<float>.Shared.Rent(_kPad);
+        try
         {
-            for (int t = 0; t < tiles; t++)
+            BuildTables(gradient, Source.Scale, tables);
+            Array.Clear(acc, 0, _kPad);
+            int tiles = (_kPad + TileWidth - 1) / TileWidth;
+            int parts = Math.Min(tiles, _maxDegreeOfParallelism);
+            if (parts <= 1)
             {
-                RunTile(t, tables, acc);
-            }
-        }
-        else
-        {
-            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
-            {
-                for (int t = tiles * part / parts; t < tiles * (part + 1) / parts; t++)
+                for (int t = 0; t < tiles; t++)
                 {
                     RunTile(t, tables, acc);
                 }
-            });
+            }
+            else
+            {
+                Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+                {
+                    for (int t = tiles * part / parts; t < tiles * (part + 1) / parts; t++)
+                    {
+                        RunTile(t, tables, acc);
+                    }
+                });
+            }
+            acc.AsSpan(0, destination.Length).CopyTo(destination);
         }
-        acc.AsSpan(0, destination.Length).CopyTo(destination);
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(tables);
+            System.Buffers.ArrayPool<float>.Shared.Return(acc);
+        }
     }
 
     private static int Pad(int k) => checked((k + ProjectionKernels.ColumnAlignment - 1) / ProjectionKernels.ColumnAlignment * ProjectionKernels.ColumnAlignment);
