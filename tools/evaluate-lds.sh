@@ -51,6 +51,8 @@ if [[ "${CURVES:-1}" != 0 ]]; then
     "$cli" lds "${common[@]}" --point K100 --timesteps 100 --dim 4096 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
     "$cli" lds "${common[@]}" --point k16384 --timesteps 10 --dim 16384 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
     "$cli" lds "${common[@]}" --point k32768 --timesteps 10 --dim 32768 --methods "${CURVE_METHODS:-d-trak,das}" "$@"
+    # The factored projector (per-layer Kronecker, k = layers × side² ≤ 4096) instead of the dense one (lds-factored.json).
+    "$cli" lds "${common[@]}" --point factored --timesteps 10 --dim 4096 --projector factored --methods d-trak "$@"
     "$cli" lds-curves --out eval/lds
 fi
 mkdir -p docs/results
