@@ -215,6 +215,22 @@ public sealed class AttributorTests : TempDirectoryTest
         Assert.That(attributor.Attribute(Image(row), top: 5).Top.Select(r => r.Score), Is.EqualTo(TopKSelection.Select(fast, 5).Scores));
     }
 
+    /// <summary>
+    /// Training rows and queries project through the same sign tables one gradient at a time, so a training image asked as a
+    /// query gives its own row's features bit for bit (rows were featurized in batches of 16, the query alone).
+    /// </summary>
+    [Test]
+    public void Features_TrainingImageAsQuery_EqualsItsStoredRowBitForBit()
+    {
+        using var trak = OnnxAttribution.Core.Attribution.TrakScorer.Open(_store, _model);
+        foreach (int row in new[] { 0, 17, 39 })
+        {
+            var features = trak.Features(Image(row), 1);
+            var stored = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(trak.Store.GetRowBytes(row)).ToArray();
+            Assert.That(features.Select(BitConverter.SingleToInt32Bits), Is.EqualTo(stored.Select(BitConverter.SingleToInt32Bits)), $"row {row}");
+        }
+    }
+
     [Test]
     public void QueryTimesteps_MoreThanTheStoreHas_NamesTheStoresCount()
     {

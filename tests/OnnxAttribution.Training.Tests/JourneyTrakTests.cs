@@ -192,7 +192,9 @@ public sealed class JourneyTrakTests
             var gradient = new float[source.Dimension];
             source.Compute(source.Noisy(xt, target, t, 1), gradient);
             var phi = new float[Dim];
-            new DenseProjector(source.Dimension, Dim, ProjectionKind.Rademacher, (ulong)ProjectionSeed).Project(gradient, phi);
+            // The engine's projection: P of the dense projector, summed through its sign tables (their agreement is
+            // SignTableProjectorTests'); here x amplifies rounding ~1e3×, so the hand computation takes the same path.
+            new SignTableProjector(new DenseProjector(source.Dimension, Dim, ProjectionKind.Rademacher, (ulong)ProjectionSeed)).Project(gradient, phi);
             var x = new float[Dim];
             Preconditioner.Load(Path.Combine(dir, StoreFiles.Preconditioner), Dim, Rows, PreconditionerBuilder.StoreFingerprint(dir)).Solve(phi, x);
             var expected = new double[Rows];

@@ -12,7 +12,7 @@ internal sealed class FeatureExtractor
     private readonly DenseProjector? _dense;
     private readonly FactoredProjector? _factored;
     private readonly IReadOnlyList<(string Layer, string A, string G, int Positions, int InDim, int OutDim)> _factors = [];
-    private readonly Lazy<SignTableProjector?> _queryProjector;
+    private readonly Lazy<SignTableProjector?> _signTables;
 
     /// <summary>Creates the extractor.</summary>
     /// <param name="source">The gradient source.</param>
@@ -28,7 +28,7 @@ internal sealed class FeatureExtractor
         ArgumentOutOfRangeException.ThrowIfLessThan(settings.Dim, 1);
         _source = source;
         Settings = settings;
-        _queryProjector = new(CreateQueryProjector);
+        _signTables = new(CreateSignTables);
         if (settings.Kind == ProjectorKind.Dense)
         {
             _dense = new DenseProjector(source.Dimension, settings.Dim, settings.Distribution, unchecked((ulong)settings.Seed));
@@ -118,7 +118,7 @@ internal sealed class FeatureExtractor
             {
                 norms[b] = System.Numerics.Tensors.TensorPrimitives.Norm(grads.AsSpan(checked((int)(b * _source.Dimension)), checked((int)_source.Dimension)));
             }
-            _dense.ProjectBatch(grads, count, destination);
+            ProjectDense(grads, count, destination);
             return;
         }
         if (!norms.IsEmpty)
@@ -158,7 +158,7 @@ internal sealed class FeatureExtractor
         {
             var grads = new float[count * _source.Dimension];
             _source.Compute(batch, grads);
-            _dense.ProjectBatch(grads, count, destination);
+            ProjectDense(grads, count, destination);
             return;
         }
         var acc = new float[count * Dim];
@@ -168,41 +168,33 @@ internal sealed class FeatureExtractor
     }
 
     /// <summary>
-    /// The largest sign cache a dense Rademacher extractor keeps for queries (<see cref="SignTableProjector"/>): 1 GiB, which
-    /// covers p·k ≤ 8.6·10⁹ (p = 4 million parameters at k = 2048). Larger projections project queries as training rows are.
+    /// The largest sign cache a dense Rademacher extractor keeps (<see cref="SignTableProjector"/>): 1 GiB, which covers
+    /// p·k ≤ 8.6·10⁹ (p = 2 million parameters at k = 4096). Larger projections generate P as they go (<see cref="DenseProjector"/>).
     /// </summary>
-    public const long QueryCacheLimitBytes = 1L << 30;
+    public const long SignCacheLimitBytes = 1L << 30;
 
     /// <summary>
-    /// Features of queries: the same values as <see cref="Extract(ExampleBatch, Span{float})"/> up to float32 rounding. A dense
-    /// Rademacher projection is evaluated through a sign cache built on the first call (<see cref="SignTableProjector"/>), which
-    /// a lone query needs: generating P costs it ~100 ms where the cached tables cost a few.
+    /// y = Pᵀg for each of <paramref name="count"/> gradients. A Rademacher P whose signs fit in <see cref="SignCacheLimitBytes"/>
+    /// is evaluated through the shared sign cache one gradient at a time, for training rows and queries alike, so a training
+    /// image queried gives its own row's bits; otherwise the dense projector generates P once per batch.
     /// </summary>
-    public void ExtractQueries(ExampleBatch batch, Span<float> destination)
+    private void ProjectDense(float[] grads, int count, Span<float> destination)
     {
-        ArgumentNullException.ThrowIfNull(batch);
-        if (_dense is null || _queryProjector.Value is not { } tables)
+        if (_signTables.Value is not { } tables)
         {
-            Extract(batch, destination);
+            _dense!.ProjectBatch(grads, count, destination);
             return;
         }
-        int count = batch.Count;
-        if (destination.Length != (long)count * Dim)
-        {
-            throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}");
-        }
         int p = checked((int)_source.Dimension);
-        var grads = new float[(long)count * p];
-        _source.Compute(batch, grads);
         for (int b = 0; b < count; b++)
         {
             tables.Project(grads.AsSpan(b * p, p), destination.Slice(b * Dim, Dim));
         }
     }
 
-    private SignTableProjector? CreateQueryProjector() =>
-        _dense is { Kind: ProjectionKind.Rademacher } dense && SignTableProjector.CacheBytesFor(dense.InputDim, dense.OutputDim) <= QueryCacheLimitBytes
-            ? new SignTableProjector(dense)
+    private SignTableProjector? CreateSignTables() =>
+        _dense is { Kind: ProjectionKind.Rademacher } dense && SignTableProjector.CacheBytesFor(dense.InputDim, dense.OutputDim) <= SignCacheLimitBytes
+            ? SignTableProjector.Shared(dense)
             : null;
 
     /// <summary>Whether the gradient graph computes the factored projection itself.</summary>

@@ -153,7 +153,7 @@ internal sealed class TrakScorer : IDisposable
         ArgumentNullException.ThrowIfNull(queries);
         using var span = QueryTrace.Start(QueryTrace.Features);
         var phi = new float[queries.Count * Store.Dim];
-        Extractor.ExtractQueries(queries, phi);
+        Extractor.Extract(queries, phi);
         RequireFinite(phi, Store.Dim, (q, i, v) => new UserInputException(
             $"query {q}: its feature {i} is {v}: the query image holds non-finite or extreme pixel values (expected finite values in [-1, 1]), or the model overflows on it; no scores are returned"));
         return phi;

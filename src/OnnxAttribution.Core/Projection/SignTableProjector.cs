@@ -5,12 +5,13 @@ using System.Runtime.Intrinsics.X86;
 namespace OnnxAttribution.Core.Projection;
 
 /// <summary>
-/// The Rademacher projection of a <see cref="DenseProjector"/>, for one gradient at a time (a query): P's signs are generated
-/// once and kept as bits, and y = Pᵀg is evaluated through lookup tables instead of one sign flip per entry.
+/// The Rademacher projection of a <see cref="DenseProjector"/>, one gradient at a time: P's signs are generated once and kept
+/// as bits, and y = Pᵀg is evaluated through lookup tables instead of one sign flip per entry.
 /// </summary>
 /// <remarks>
 /// <para>Why: <see cref="DenseProjector"/> generates P on every call, which a batch of training rows shares but a lone query pays
-/// for alone (about 100 ms at p = 300,000, k = 2048 on two cores). Here the rows of P are taken eight at a time; the eight sign
+/// for alone (about 100 ms at p = 300,000, k = 2048 on two cores); even shared by 16 rows it costs ~4× what the tables do
+/// (QueryProjectionBenchmarks and DenseProjectorBenchmarks). Here the rows of P are taken eight at a time; the eight sign
 /// bits of column j form one byte, kept in a cache of ⌈p/8⌉·k bytes (p·k/8: 75 MB for the shipped model at k = 2048). For
 /// each group of eight gradient values x₀…x₇ (already scaled by s = 1/√k), two tables hold every signed sum of four of them,
 /// L[m] = Σᵢ₌₀³ (−1)^{bit i of m} xᵢ and H[m] likewise for x₄…x₇; then y[j] += L[byte &amp; 15] + H[byte ≫ 4]. With AVX-512 a
@@ -59,6 +60,28 @@ public sealed class SignTableProjector
         _maxDegreeOfParallelism = maxDegreeOfParallelism == -1 ? Environment.ProcessorCount : maxDegreeOfParallelism;
         _signs = GC.AllocateUninitializedArray<byte>((int)bytes);
         Parallel.For(0, _blocks, new ParallelOptions { MaxDegreeOfParallelism = _maxDegreeOfParallelism }, FillBlock);
+    }
+
+    private static readonly Dictionary<(long InputDim, int OutputDim, ulong Seed), WeakReference<SignTableProjector>> Cache = [];
+
+    /// <summary>
+    /// The sign tables of <paramref name="projector"/>'s P, shared by every caller that asks while one is alive: extractors of the
+    /// same projection with other plans (Journey-TRAK's per-timestep stores) keep one cache between them, not one each.
+    /// </summary>
+    public static SignTableProjector Shared(DenseProjector projector)
+    {
+        ArgumentNullException.ThrowIfNull(projector);
+        var key = (projector.InputDim, projector.OutputDim, projector.Seed);
+        lock (Cache)
+        {
+            if (projector.Kind == ProjectionKind.Rademacher && Cache.TryGetValue(key, out var weak) && weak.TryGetTarget(out var alive))
+            {
+                return alive;
+            }
+            var created = new SignTableProjector(projector);
+            Cache[key] = new WeakReference<SignTableProjector>(created);
+            return created;
+        }
     }
 
     /// <summary>The projector whose P this evaluates.</summary>

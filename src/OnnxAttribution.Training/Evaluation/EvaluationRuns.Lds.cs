@@ -441,7 +441,8 @@ public static partial class EvaluationRuns
             if (name != "ensemble" && built is not null && !System.Text.Json.Nodes.JsonNode.DeepEquals(built,
                 System.Text.Json.JsonSerializer.SerializeToNode(setting, Core.Models.ModelMetadata.JsonOptions)))
             {
-                throw new SettingException("Point", o.Point, $"{storeDir} was built with {built.ToJsonString()}; this run asks timesteps {o.Timesteps}, noise draws {o.NoiseDraws}, dim {o.Dim}, projector {o.Projector}: " +
+                throw new SettingException("Point", o.Point, $"{storeDir} was built with {built.ToJsonString()}; " +
+                    $"this run asks timesteps {o.Timesteps}, noise draws {o.NoiseDraws}, dim {o.Dim}, projector {o.Projector}: " +
                     "give this setting point its own name (its stores, scores and lds-NAME.json go beside the others)");
             }
             return saved is null ? double.NaN : ReadSeconds(saved["buildSeconds"]);
@@ -531,31 +532,6 @@ public static partial class EvaluationRuns
     private static double ReadSeconds(System.Text.Json.Nodes.JsonNode? node) => node is null ? double.NaN
         : node.GetValueKind() == System.Text.Json.JsonValueKind.String ? double.Parse(node.GetValue<string>(), CultureInfo.InvariantCulture)
         : node.GetValue<double>();
-
-    private static MethodSettings MethodSettingsFor(LdsOptions o, string referenceDir) => new()
-    {
-        Timesteps = o.Timesteps,
-        NoiseDraws = o.NoiseDraws,
-        Dim = o.Dim,
-        Projector = o.Projector,
-        Damping = o.Damping,
-        Seed = o.Seed,
-        JourneySteps = o.JourneySteps,
-        Checkpoints = CheckpointsOf(referenceDir),
-    };
-
-    /// <summary>Saved training checkpoints exported beside a model (checkpoints/step-*), for TracIn.</summary>
-    private static List<string> CheckpointsOf(string modelDirectory)
-    {
-        var dir = Path.Combine(modelDirectory, "checkpoints");
-        return Directory.Exists(dir) ? Directory.GetDirectories(dir, "step-*").Order(StringComparer.Ordinal).ToList() : [];
-    }
-
-    /// <summary>
-    /// Permutations in each method's permutation test: the measured outputs of the M subsets are permuted among the
-    /// subsets (one permutation for every query at once, <see cref="Lds.PermutationTest"/>), so p ≥ 1/1001.
-    /// </summary>
-    private const int Permutations = 1000;
 
     /// <summary>
     /// Journey-TRAK evaluated as its paper does (Georgiev et al. 2023, Sec. 4): at each step t the measured output of a

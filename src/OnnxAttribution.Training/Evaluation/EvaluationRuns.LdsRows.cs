@@ -1,3 +1,4 @@
+using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Evaluation;
 
 namespace OnnxAttribution.Training.Evaluation;
@@ -60,4 +61,29 @@ public static partial class EvaluationRuns
 
     /// <summary>Journey-TRAK's LDS at one step of the trajectory.</summary>
     private sealed record JourneyStepRow(long Timestep, double Lds, double Low, double High);
+
+    private static MethodSettings MethodSettingsFor(LdsOptions o, string referenceDir) => new()
+    {
+        Timesteps = o.Timesteps,
+        NoiseDraws = o.NoiseDraws,
+        Dim = o.Dim,
+        Projector = o.Projector,
+        Damping = o.Damping,
+        Seed = o.Seed,
+        JourneySteps = o.JourneySteps,
+        Checkpoints = CheckpointsOf(referenceDir),
+    };
+
+    /// <summary>Saved training checkpoints exported beside a model (checkpoints/step-*), for TracIn.</summary>
+    private static List<string> CheckpointsOf(string modelDirectory)
+    {
+        var dir = Path.Combine(modelDirectory, "checkpoints");
+        return Directory.Exists(dir) ? Directory.GetDirectories(dir, "step-*").Order(StringComparer.Ordinal).ToList() : [];
+    }
+
+    /// <summary>
+    /// Permutations in each method's permutation test: the measured outputs of the M subsets are permuted among the
+    /// subsets (one permutation for every query at once, <see cref="Lds.PermutationTest"/>), so p ≥ 1/1001.
+    /// </summary>
+    private const int Permutations = 1000;
 }

@@ -95,6 +95,18 @@ public sealed class SignTableProjectorTests
     }
 
     [Test]
+    public void Shared_SameProjection_OneCache_OtherSeedOrKindAnother()
+    {
+        var dense = new DenseProjector(1000, 64, ProjectionKind.Rademacher, 8);
+        var first = SignTableProjector.Shared(dense);
+
+        Assert.That(SignTableProjector.Shared(new DenseProjector(1000, 64, ProjectionKind.Rademacher, 8)), Is.SameAs(first));
+        Assert.That(SignTableProjector.Shared(new DenseProjector(1000, 64, ProjectionKind.Rademacher, 9)), Is.Not.SameAs(first));
+        Assert.That(() => SignTableProjector.Shared(new DenseProjector(1000, 64, ProjectionKind.Gaussian, 8)), Throws.ArgumentException);
+        GC.KeepAlive(first);
+    }
+
+    [Test]
     public void Transpose8_SwapsRowAndColumnBits()
     {
         var random = new Random(11);
