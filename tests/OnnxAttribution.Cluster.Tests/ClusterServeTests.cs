@@ -21,6 +21,7 @@ public sealed class ClusterServeTests : TempDirectoryTest
     private string _dir = "";
     private string _model = "";
     private string _merged = "";
+    private string _head = "";
     private readonly List<string> _shards = [];
     private TestCluster _cluster = null!;
     private List<AttributionQuery> _queries = null!;
@@ -56,9 +57,21 @@ public sealed class ClusterServeTests : TempDirectoryTest
         }
         // k = 64 < N = 90: the primal kernel, one scan per row.
         PreconditionerBuilder.Finalize(_merged, 0.1);
+        // The head holds the merged store's small files only: no features.npy, no done.bitmap.
+        _head = CopyFiles(_merged, Path.Combine(_dir, "head"), StoreFiles.Meta, StoreFiles.Preconditioner, StoreFiles.Checksums);
         var queryImages = new DatasetLocator().Load("embedded", "200:208", 16);
         _queries = Enumerable.Range(0, queryImages.Count).Select(i => new AttributionQuery($"image {200 + i}", queryImages.Image(i).ToArray())).ToList();
         _cluster = await StartAsync();
+    }
+
+    private static string CopyFiles(string from, string to, params string[] names)
+    {
+        Directory.CreateDirectory(to);
+        foreach (string name in names)
+        {
+            File.Copy(Path.Combine(from, name), Path.Combine(to, name));
+        }
+        return to;
     }
 
     private Task<TestCluster> StartAsync() =>
@@ -88,7 +101,7 @@ public sealed class ClusterServeTests : TempDirectoryTest
 
     private async Task<ClusterAnswer> AskAsync(TestCluster cluster, string store)
     {
-        using var query = ClusterQuery.Open(cluster.Client, store, _model, _merged, shardTimeout: TimeSpan.FromSeconds(5));
+        using var query = ClusterQuery.Open(cluster.Client, store, _model, _head, shardTimeout: TimeSpan.FromSeconds(5));
         // The silos register every 200 ms: wait until all three shards are known.
         for (int i = 0; i < 50 && (await cluster.Client.GetGrain<IShardRegistryGrain>(store).GetAsync()).Select(r => r.Shard).Distinct().Count() < Shards; i++)
         {
@@ -141,5 +154,14 @@ public sealed class ClusterServeTests : TempDirectoryTest
             Assert.That(ranking.Top.Select(r => r.Index), Has.None.InRange(30L, 59L));
             Assert.That(ranking.Top, Has.Count.EqualTo(Top));
         }
+    }
+
+    [Test]
+    public void Open_HeadWithoutChecksums_IsRefusedNamingTheFile()
+    {
+        // Without features.npy, checksums.json is all that ties preconditioner.bin to the store: a head without it is refused.
+        string bare = CopyFiles(_merged, Path.Combine(_dir, "bare-head"), StoreFiles.Meta, StoreFiles.Preconditioner);
+        var e = Assert.Throws<StoreFormatException>(() => ClusterQuery.Open(_cluster.Client, "single", _model, bare).Dispose());
+        Assert.That(e!.Message, Does.Contain(Path.Combine(bare, StoreFiles.Checksums)).And.Contain("missing"));
     }
 }
