@@ -143,18 +143,10 @@ internal static class HostCommands
 
     private static async Task<int> WithClientAsync(ClusterVerb o, Func<IClusterClient, Task<int>> run)
     {
-        var builder = Host.CreateApplicationBuilder();
-        Quiet(builder.Logging);
-        builder.UseOrleansClient(c =>
-        {
-            c.UseRedisClustering(o.Redis);
-            c.Configure<ClusterOptions>(x => (x.ClusterId, x.ServiceId) = (o.ClusterId, o.ClusterId));
-        });
-        using var host = builder.Build();
-        await host.StartAsync();
+        using var host = await ClusterClient.StartAsync(o.Redis, o.ClusterId, Quiet);
         try
         {
-            return await run(host.Services.GetRequiredService<IClusterClient>());
+            return await run(ClusterClient.Of(host));
         }
         catch (AttributionException e)
         {

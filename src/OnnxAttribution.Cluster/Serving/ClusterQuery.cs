@@ -32,6 +32,12 @@ public sealed class ClusterQuery : IDisposable
     /// <summary>The served store's name.</summary>
     public string Store { get; }
 
+    /// <summary>The stage name of the fan-out in query traces (beside features and solve).</summary>
+    public const string FanOutStage = "fan-out";
+
+    /// <summary>The store's method, as the CLI spells it (meta.json's).</summary>
+    public string Method => _head.Meta.Method;
+
     /// <summary>N, the store's rows.</summary>
     public long Rows => _head.Meta.Rows;
 
@@ -67,7 +73,11 @@ public sealed class ClusterQuery : IDisposable
         double featuresMs = clock.Elapsed.TotalMilliseconds;
         var x = _head.Precondition(features, queries.Count);
         double solveMs = clock.Elapsed.TotalMilliseconds - featuresMs;
-        var answer = await FanOutAsync(x, queries.Select(q => q.Label).ToList(), top, cancel);
+        ClusterAnswer answer;
+        using (QueryTrace.Start(FanOutStage))
+        {
+            answer = await FanOutAsync(x, queries.Select(q => q.Label).ToList(), top, cancel);
+        }
         LastTimings = (featuresMs, solveMs, clock.Elapsed.TotalMilliseconds - featuresMs - solveMs);
         return answer;
     }
@@ -111,7 +121,7 @@ public sealed class ClusterQuery : IDisposable
             if (replica.Settings != _settings)
             {
                 // Another featurization registered under this store's name: its rows are not the rows the head preconditions for.
-                errors.Add($"{replica.SiloName}: its meta.json differs from the head's {Path.Combine(_head.Directory, StoreFiles.Meta)} (another featurization)");
+                errors.Add($"{replica.SiloName}: its shard's meta.json differs from the head's (another featurization under this store's name)");
                 continue;
             }
             try
