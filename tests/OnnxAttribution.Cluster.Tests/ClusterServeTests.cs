@@ -164,4 +164,66 @@ public sealed class ClusterServeTests : TempDirectoryTest
         var e = Assert.Throws<StoreFormatException>(() => ClusterQuery.Open(_cluster.Client, "single", _model, bare).Dispose());
         Assert.That(e!.Message, Does.Contain(Path.Combine(bare, StoreFiles.Checksums)).And.Contain("missing"));
     }
+
+    /// <summary>Waits until the registry of <paramref name="store"/> knows a replica of every shard (silos register every 200 ms).</summary>
+    private static async Task WaitForShardsAsync(TestCluster cluster, string store)
+    {
+        for (int i = 0; i < 50 && (await cluster.Client.GetGrain<IShardRegistryGrain>(store).GetAsync()).Select(r => r.Shard).Distinct().Count() < Shards; i++)
+        {
+            await Task.Delay(100);
+        }
+    }
+
+    [Test]
+    public async Task Server_ClusterStore_AnswersAPngAsTheSingleMachineServerDoes()
+    {
+        await WaitForShardsAsync(_cluster, "single");
+        await using var server = await ClusterServer.StartAsync(_cluster, _model, _head, _merged, "single");
+        foreach (int q in new[] { 0, 5 })
+        {
+            var png = ClusterServer.Png(_dir, _queries[q].Image);
+            var local = (await server.AttributeAsync(ClusterServer.Local, png, Top)).Rankings.Single().Top;
+            var answer = await server.AttributeAsync("single", png, Top);
+            var cluster = answer.Rankings.Single().Top;
+            Assert.That(cluster.Select(r => r.Index), Is.EqualTo(local.Select(r => r.Index)), $"query {q} rows");
+            Assert.That(cluster.Select(r => r.Score), Is.EqualTo(local.Select(r => r.Score)), $"query {q} scores");
+            Assert.That(answer.Partial, Is.False);
+            Assert.That(answer.Missing, Is.Not.Null.And.Empty);
+            Assert.That(answer.Timings.StagesMs.Keys, Is.SupersetOf(new[] { "features", "solve", ClusterQuery.FanOutStage }));
+        }
+    }
+
+    [Test]
+    public async Task Server_ClusterStoreWithASiloStopped_AnswersPartialNamingTheMissingRows()
+    {
+        await using var cluster = await StartAsync();
+        await WaitForShardsAsync(cluster, "single");
+        await WaitForShardsAsync(cluster, "replicated");
+        await cluster.StopSiloAsync(cluster.SecondarySilos.Single(s => s.Name == "Secondary_1"));
+        await using var server = await ClusterServer.StartAsync(cluster, _model, _head, _merged, "single", "replicated");
+        var png = ClusterServer.Png(_dir, _queries[3].Image);
+        // Every row of the merged store, ranked: the partial answer must be its top rows outside shard 1.
+        var all = (await server.AttributeAsync(ClusterServer.Local, png, 90)).Rankings.Single().Top;
+
+        var replicated = await server.AttributeAsync("replicated", png, Top);
+        Assert.That(replicated.Partial, Is.False, string.Join("; ", replicated.Missing ?? []));
+        Assert.That(replicated.Rankings.Single().Top.Select(r => (r.Index, r.Score)), Is.EqualTo(all.Take(Top).Select(r => (r.Index, r.Score))));
+
+        var single = await server.AttributeAsync("single", png, Top);
+        Assert.That(single.Partial, Is.True);
+        Assert.That(single.Missing!.Select(m => (m.Shard, m.FirstRow, m.Rows)), Is.EqualTo(new[] { (1, 30L, 30L) }));
+        // The registry drops a dead silo's replicas: the reason says none is left (or each replica's error, while it still lists them).
+        Assert.That(single.Missing![0].Reason, Does.Contain("no replica registered").Or.Contain("Secondary_1"));
+        var expected = all.Where(r => r.Index is < 30 or > 59).Take(Top).Select(r => (r.Index, r.Score));
+        Assert.That(single.Rankings.Single().Top.Select(r => (r.Index, r.Score)), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void ClusterScorer_NoShardServesTheStore_ThrowsNamingTheStoreAndWhy()
+    {
+        using var scorer = ClusterScorer.Open(_cluster.Client, "nobody", _model, _head);
+        var e = Assert.Throws<ClusterUnavailableException>(() => scorer.TopK(_queries.Take(1).ToList(), Top));
+        Assert.That(e!.Message, Does.Contain("store 'nobody'").And.Contain("no replica registered"));
+        Assert.That(scorer.LastAnswer, Is.Null);
+    }
 }
