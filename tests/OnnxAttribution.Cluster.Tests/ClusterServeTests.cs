@@ -165,6 +165,39 @@ public sealed class ClusterServeTests : TempDirectoryTest
         Assert.That(e!.Message, Does.Contain(Path.Combine(bare, StoreFiles.Checksums)).And.Contain("missing"));
     }
 
+    [Test]
+    public void Open_HeadWithADamagedPreconditioner_IsRefusedByItsChecksum()
+    {
+        string damaged = CopyFiles(_merged, Path.Combine(_dir, "damaged-head"), StoreFiles.Meta, StoreFiles.Preconditioner, StoreFiles.Checksums);
+        string path = Path.Combine(damaged, StoreFiles.Preconditioner);
+        var bytes = File.ReadAllBytes(path);
+        bytes[^9] ^= 0x10;  // a bit of the factor's last entry: still finite, so only the checksum can tell
+        File.WriteAllBytes(path, bytes);
+        var e = Assert.Throws<StoreFormatException>(() => ClusterQuery.Open(_cluster.Client, "single", _model, damaged).Dispose());
+        Assert.That(e!.Message, Does.Contain(path));
+    }
+
+    [Test]
+    public async Task Attribute_AReplicaOfAnotherFeaturization_IsNotAskedAndItsRowsAreMissing()
+    {
+        await WaitForShardsAsync(_cluster, "single");
+        var real = await _cluster.Client.GetGrain<IShardRegistryGrain>("single").GetAsync();
+        // Store "mixed": shards 0 and 2 as served, shard 1 registered with another featurization's settings.
+        foreach (var replica in real)
+        {
+            await _cluster.Client.GetGrain<IShardRegistryGrain>("mixed").RegisterAsync(replica with
+            {
+                Store = "mixed",
+                Settings = replica.Shard == 1 ? new string('0', 64) : replica.Settings,
+            });
+        }
+        using var query = ClusterQuery.Open(_cluster.Client, "mixed", _model, _head);
+        var answer = await query.AttributeAsync(_queries.Take(2).ToList(), Top);
+        Assert.That(answer.Missing.Select(m => (m.Shard, m.FirstRow, m.Rows)), Is.EqualTo(new[] { (1, 30L, 30L) }));
+        Assert.That(answer.Missing[0].Reason, Does.Contain("meta.json differs from the head's"));
+        Assert.That(answer.Answered.Select(a => a.Shard), Is.EqualTo(new[] { 0, 2 }));
+    }
+
     /// <summary>Waits until the registry of <paramref name="store"/> knows a replica of every shard (silos register every 200 ms).</summary>
     private static async Task WaitForShardsAsync(TestCluster cluster, string store)
     {
