@@ -135,8 +135,21 @@ PY
 )
 echo "server answers of 5 seed queries (rows and scores, --cluster-store vs --store on one server): identical: $http_same"
 python3 -c 'import json, random; random.seed(7); print(json.dumps({"images": [[random.uniform(-1, 1) for _ in range(256)]]}))' >"$out/http/image.json"
-for store in local demo; do
-  for _ in $(seq 50); do
-    curl -s -o /dev/null -w '%{time_total}\n' -H 'Content-Type: application/json' --data @"$out/http/image.json" "$url/stores/$store/attribute?top=10"
-  done | sort -n | awk -v s="$store" '{ t[NR] = $1 } END { printf "   %s: p50 %.1f ms over %d requests (curl, one image query each)\n", s, 1000 * t[int((NR + 1) / 2)], NR }'
+for i in $(seq 50); do  # alternating, so both stores see the same load of the machine
+  for store in local demo; do
+    t=$(curl -s -o "$out/http/$store-$i.json" -w '%{time_total}' -H 'Content-Type: application/json' \
+      --data @"$out/http/image.json" "$url/stores/$store/attribute?top=10")
+    echo "$store $t" >>"$out/http/latency.txt"
+  done
 done
+python3 - "$out/http" <<'PY'
+import json, statistics, sys
+d = sys.argv[1]
+lines = [l.split() for l in open(f"{d}/latency.txt")]
+for store, last in (("local", "scan"), ("demo", "fan-out")):
+    ms = [1000 * float(t) for s, t in lines if s == store]
+    stages = [json.load(open(f"{d}/{store}-{i}.json"))["timings"]["stagesMs"] for i in range(1, len(ms) + 1)]
+    med = lambda k: statistics.median(x.get(k, 0.0) for x in stages)
+    print(f"   {store}: p50 {statistics.median(ms):.1f} ms over {len(ms)} requests (curl, one image query each); "
+          f"server's stages p50: features {med('features'):.1f} ms, solve {med('solve'):.1f} ms, {last} {med(last):.2f} ms")
+PY
