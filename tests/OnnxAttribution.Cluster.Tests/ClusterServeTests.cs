@@ -5,6 +5,7 @@ using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Store;
+using OnnxAttribution.Server;
 using Orleans.TestingHost;
 
 namespace OnnxAttribution.Cluster.Tests;
@@ -249,6 +250,15 @@ public sealed class ClusterServeTests : TempDirectoryTest
         Assert.That(single.Missing![0].Reason, Does.Contain("no replica registered").Or.Contain("Secondary_1"));
         var expected = all.Where(r => r.Index is < 30 or > 59).Take(Top).Select(r => (r.Index, r.Score));
         Assert.That(single.Rankings.Single().Top.Select(r => (r.Index, r.Score)), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void Server_ClusterStoreNoSiloServes_DoesNotStartAndSaysWhy()
+    {
+        // The warm-up asks the cluster: a store no shard answers for stops the start (exit 2) rather than serving nothing.
+        var options = new ServerOptions([new StoreSpec("nobody", _head, Cluster: true)], _model, "http://127.0.0.1:0", SessionSettings.Default) { ClusterGrains = _cluster.Client };
+        var e = Assert.Throws<ClusterUnavailableException>(() => ServerApp.Build(options));
+        Assert.That(e!.Message, Does.Contain("store 'nobody': no shard answered").And.Contain("onnx-attribution-cluster silo --serve nobody=FOLDER"));
     }
 
     [Test]
