@@ -8,7 +8,9 @@ using OnnxAttribution.Cluster;
 using OnnxAttribution.Cluster.Featurize;
 using OnnxAttribution.Cluster.Serving;
 using OnnxAttribution.Core;
+using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Sampling;
 using OnnxAttribution.Core.Store;
 using Orleans.Configuration;
 
@@ -78,14 +80,15 @@ internal static class HostCommands
 
     public static Task<int> QueryAsync(QueryVerb o)
     {
-        using var attributor = Attributor.Open(o.Model, o.Head);
         var seeds = Enumerable.Range(0, o.Count).Select(i => o.Seed + i).ToList();
-        var queries = attributor.GenerateQueries(seeds, steps: o.Steps);
         if (o.Local)
         {
-            Write(o.Out, attributor.Attribute(queries, o.Top), []);
+            using var attributor = Attributor.Open(o.Model, o.Head);
+            Write(o.Out, attributor.Attribute(attributor.GenerateQueries(seeds, steps: o.Steps), o.Top), []);
             return Task.FromResult(0);
         }
+        // The model alone makes the queries: the head folder may hold the store's small files only (no features.npy).
+        var queries = GeneratedQueries.Generate(ModelDirectory.Open(o.Model), seeds, SamplerKind.Ddim, o.Steps, SessionSettings.Default);
         return WithClientAsync(o, async client =>
         {
             using var head = ClusterQuery.Open(client, o.Store, o.Model, o.Head);
@@ -143,18 +146,10 @@ internal static class HostCommands
 
     private static async Task<int> WithClientAsync(ClusterVerb o, Func<IClusterClient, Task<int>> run)
     {
-        var builder = Host.CreateApplicationBuilder();
-        Quiet(builder.Logging);
-        builder.UseOrleansClient(c =>
-        {
-            c.UseRedisClustering(o.Redis);
-            c.Configure<ClusterOptions>(x => (x.ClusterId, x.ServiceId) = (o.ClusterId, o.ClusterId));
-        });
-        using var host = builder.Build();
-        await host.StartAsync();
+        using var host = await ClusterClient.StartAsync(o.Redis, o.ClusterId, Quiet);
         try
         {
-            return await run(host.Services.GetRequiredService<IClusterClient>());
+            return await run(ClusterClient.Of(host));
         }
         catch (AttributionException e)
         {

@@ -12,7 +12,8 @@ internal sealed class QueryVerb : ClusterVerb
     [Option("model", Required = true)]
     public string Model { get; set; } = "";
 
-    [Option("head", Required = true, HelpText = "The merged, finalized store: its preconditioner.bin precondition the queries (and --local scans it).")]
+    [Option("head", Required = true, HelpText = "The merged, finalized store, or a folder with a copy of its meta.json, preconditioner.bin and checksums.json: " +
+        "they precondition the queries (--local and --bench also scan its features.npy).")]
     public string Head { get; set; } = "";
 
     [Option("seed", Default = 0L)]

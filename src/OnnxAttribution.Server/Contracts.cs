@@ -1,3 +1,6 @@
+using System.Text.Json.Serialization;
+using OnnxAttribution.Cluster.Serving;
+
 namespace OnnxAttribution.Server;
 
 /// <summary>The body of <c>POST /stores/{name}/attribute</c> as JSON: exactly one of images, png and seeds.</summary>
@@ -38,6 +41,15 @@ internal sealed record StoresResponse(IReadOnlyList<StoreInfo> Stores);
 internal sealed record Timings(double GenerateMs, double ScoreMs, int BatchedRequests, IReadOnlyDictionary<string, double> StagesMs);
 
 /// <summary>The answer of <c>POST /stores/{name}/attribute</c>: one <see cref="QueryRanking"/> per query, the shape of the CLI's and the edge tool's <c>--json</c>.</summary>
-internal sealed record AttributeResponse(string Store, string Method, IReadOnlyList<QueryRanking> Rankings, Timings Timings);
+/// <param name="Store">The store's name.</param>
+/// <param name="Method">Its method.</param>
+/// <param name="Rankings">One per query, best first.</param>
+/// <param name="Timings">Where the time went.</param>
+/// <param name="Partial">Stores served by the cluster only (absent otherwise): true when some shard did not answer, so the
+/// rankings cover the other rows only.</param>
+/// <param name="Missing">Stores served by the cluster only: the shards no replica answered for, with their rows and why; empty when complete.</param>
+internal sealed record AttributeResponse(string Store, string Method, IReadOnlyList<QueryRanking> Rankings, Timings Timings,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? Partial = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<MissingRows>? Missing = null);
 
 internal sealed record ErrorResponse(string Error);

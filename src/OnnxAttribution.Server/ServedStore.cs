@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using OnnxAttribution.Cluster.Serving;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
@@ -275,19 +276,25 @@ internal sealed class ServedStore : IDisposable
     /// <summary>Refuses new requests from now on (503); those already queued are still answered.</summary>
     public void BeginDrain() => _draining = true;
 
-    /// <summary>Opens a store with <paramref name="modelDirectory"/>, or with the model its source.json names.</summary>
+    /// <summary>
+    /// Opens a store with <paramref name="modelDirectory"/>, or with the model its source.json names; a cluster store
+    /// (<see cref="StoreSpec.Cluster"/>) is scored through <paramref name="cluster"/>'s shards by a <see cref="ClusterScorer"/>.
+    /// </summary>
     /// <exception cref="AttributionException">The store or model is missing, damaged, or they do not belong together.</exception>
-    public static ServedStore Open(StoreSpec spec, string? modelDirectory, SessionSettings session, ServerLimits limits, ServerMetrics metrics)
+    public static ServedStore Open(StoreSpec spec, string? modelDirectory, SessionSettings session, ServerLimits limits, ServerMetrics metrics, IGrainFactory? cluster = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (!Directory.Exists(spec.Directory))
         {
-            throw new UserInputException($"--store {spec.Name}: folder not found: {spec.Directory}");
+            throw new UserInputException($"{spec.Option} {spec.Name}: folder not found: {spec.Directory}");
         }
         var modelPath = modelDirectory ?? StoreSource.TryLoad(spec.Directory)?.ModelDirectory
             ?? throw new UserInputException($"{spec.Directory} has no {StoreFiles.Source}: pass --model");
         var model = ModelDirectory.Open(modelPath);
-        var opened = AttributionMethods.Open(spec.Directory, model.Path, session);
+        Func<SessionSettings, IAttributionScorer> open = spec.Cluster
+            ? s => ClusterScorer.Open(cluster ?? throw new InvalidOperationException("a cluster store needs the cluster's client"), spec.Name, model.Path, spec.Directory, s)
+            : s => AttributionMethods.Open(spec.Directory, model.Path, s);
+        var opened = open(session);
         IAttributionScorer? seedScorer = null;
         OnnxDenoiser? forward = null;
         try
@@ -295,7 +302,7 @@ internal sealed class ServedStore : IDisposable
             // The seed lane's own threads (--seed-threads): sampling and scoring seed queries run beside the image
             // queries' scorer, not instead of it.
             var seedSession = session with { IntraOpThreads = limits.SeedThreads };
-            seedScorer = AttributionMethods.Open(spec.Directory, model.Path, seedSession);
+            seedScorer = open(seedSession);
             forward = model.OpenDenoiser(seedSession);
             var meta = model.Metadata;
             var info = new StoreInfo(spec.Name, opened.Method, opened.Rows, DimOf(spec.Directory), Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)), meta.Channels, meta.ImageSize);
@@ -473,6 +480,8 @@ internal sealed class ServedStore : IDisposable
                 ranked = scorer.TopK(all, batch.Max(r => r.Top), cancel);
                 stages = recording.Stages;
             }
+            // A cluster store's answer may leave out shards that did not answer: every response says so (partial, missing).
+            var coverage = (scorer as ClusterScorer)?.LastAnswer;
             double scoreMs = clock.Elapsed.TotalMilliseconds;
             Average(ref msPerQuery, scoreMs / Math.Max(1, all.Count));
             _metrics.Scan(Name, batch.Count, all.Count, clock.Elapsed);
@@ -483,7 +492,8 @@ internal sealed class ServedStore : IDisposable
                 try
                 {
                     var results = queries.Select((q, i) => new QueryRanking(q.Label, Ranked(Name, q, ranked[first + i], request.Top))).ToList();
-                    request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count, stages)));
+                    request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count, stages),
+                        coverage is null ? null : !coverage.Complete, coverage?.Missing));
                 }
                 catch (AttributionException e)
                 {

@@ -5,6 +5,8 @@ using System.Text;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.RateLimiting;
+using OnnxAttribution.Cluster;
+using OnnxAttribution.Cluster.Serving;
 using OnnxAttribution.Core;
 using OnnxAttribution.Onnx;
 
@@ -65,6 +67,21 @@ internal static class ServerApp
         }
     }
 
+    /// <summary>Joins the Orleans cluster of the --cluster-stores as a client (membership in Redis); the host holds the connection.</summary>
+    /// <exception cref="UserInputException">The cluster cannot be reached: the message names --cluster-redis and --cluster-id.</exception>
+    private static IHost JoinCluster(ServerOptions options)
+    {
+        try
+        {
+            return ClusterClient.StartAsync(options.ClusterRedis!, options.ClusterId, logging => logging.SetMinimumLevel(LogLevel.Warning)).GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new UserInputException($"--cluster-redis {options.ClusterRedis} (--cluster-id {options.ClusterId}): cannot join the cluster: {e.Message}; " +
+                "start redis-server and at least one silo (onnx-attribution-cluster silo) first", e);
+        }
+    }
+
     /// <summary>Errors that come from the options or the files they name, not from a bug.</summary>
     private static bool IsBadInput(Exception e) =>
         e is AttributionException or OnnxGraphException or FileNotFoundException or DirectoryNotFoundException;
@@ -114,12 +131,19 @@ internal static class ServerApp
         var accessLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxAttribution.Server.Access");
         var metrics = new ServerMetrics();
         var stores = new Dictionary<string, ServedStore>(StringComparer.Ordinal);
+        IHost? clusterClient = null;
         try
         {
+            var cluster = options.ClusterGrains;
+            if (cluster is null && options.Stores.Any(s => s.Cluster))
+            {
+                clusterClient = JoinCluster(options);
+                cluster = ClusterClient.Of(clusterClient);
+            }
             foreach (var spec in options.Stores)
             {
                 var clock = Stopwatch.StartNew();
-                var store = ServedStore.Open(spec, options.ModelDirectory, options.Session, limits, metrics);
+                var store = ServedStore.Open(spec, options.ModelDirectory, options.Session, limits, metrics, cluster);
                 stores.Add(spec.Name, store);
                 metrics.AddQueues(store.Queues);
                 store.WarmUp();
@@ -134,6 +158,7 @@ internal static class ServerApp
             {
                 store.Dispose();
             }
+            clusterClient?.Dispose();
             ((IDisposable)app).Dispose();
             throw;
         }
@@ -155,6 +180,11 @@ internal static class ServerApp
             foreach (var store in stores.Values)
             {
                 store.Dispose();
+            }
+            if (clusterClient is not null)
+            {
+                clusterClient.StopAsync(TimeSpan.FromSeconds(5)).GetAwaiter().GetResult();
+                clusterClient.Dispose();
             }
         });
 
@@ -350,6 +380,7 @@ internal static class ServerApp
                 BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } large => (large.StatusCode, $"request body too large: {large.Message} (--max-body-bytes)"),
                 BadHttpRequestException bad => (bad.StatusCode, bad.Message),
                 UserInputException input => (StatusCodes.Status400BadRequest, input.Message),
+                ClusterUnavailableException none => (StatusCodes.Status503ServiceUnavailable, none.Message),
                 AttributionException damaged => (StatusCodes.Status500InternalServerError, damaged.Message),
                 _ => (StatusCodes.Status500InternalServerError, $"internal error (request {context.TraceIdentifier}); the server's log has the details"),
             };
@@ -361,6 +392,10 @@ internal static class ServerApp
             if (e is HttpProblem { RetryAfterSeconds: { } seconds })
             {
                 context.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            }
+            else if (e is ClusterUnavailableException)
+            {
+                context.Response.Headers.RetryAfter = "5";
             }
             if (status == StatusCodes.Status401Unauthorized)
             {

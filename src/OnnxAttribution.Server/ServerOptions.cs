@@ -7,8 +7,14 @@ namespace OnnxAttribution.Server;
 
 /// <summary>A store the server answers for, under the name used in its URL (<c>/stores/{Name}/attribute</c>).</summary>
 /// <param name="Name">Letters, digits, '.', '_' and '-'.</param>
-/// <param name="Directory">The method store folder (as built by <c>featurize</c>, <c>finalize</c> or <c>train-ensemble</c>).</param>
-internal sealed record StoreSpec(string Name, string Directory);
+/// <param name="Directory">The method store folder (as built by <c>featurize</c>, <c>finalize</c> or <c>train-ensemble</c>); for a
+/// cluster store, the head folder: the merged store's meta.json, preconditioner.bin and checksums.json.</param>
+/// <param name="Cluster">True for a store served by the Orleans cluster under the same name (<c>--cluster-store</c>).</param>
+internal sealed record StoreSpec(string Name, string Directory, bool Cluster = false)
+{
+    /// <summary>The option that named it, for messages.</summary>
+    public string Option => Cluster ? "--cluster-store" : "--store";
+}
 
 /// <summary>What one request may cost, and how much work may wait: the bounds that keep one client from holding a store.</summary>
 internal sealed record ServerLimits
@@ -76,6 +82,9 @@ internal sealed record ServerOptions(IReadOnlyList<StoreSpec> Stores, string? Mo
 {
     public const string DefaultUrls = "http://127.0.0.1:5080";
 
+    /// <summary>The cluster id unless --cluster-id says otherwise (the silos' default).</summary>
+    public const string DefaultClusterId = OnnxAttribution.Cluster.ClusterClient.DefaultClusterId;
+
     public ServerLimits Limits { get; init; } = new();
 
     public AccessOptions Access { get; init; } = new();
@@ -85,6 +94,15 @@ internal sealed record ServerOptions(IReadOnlyList<StoreSpec> Stores, string? Mo
 
     /// <summary>Log lines as text ("simple") or one JSON object per line ("json"), each field of the access log a property.</summary>
     public string LogFormat { get; init; } = "simple";
+
+    /// <summary>The Redis server of the cluster's membership table (host:port), for <c>--cluster-store</c>s.</summary>
+    public string? ClusterRedis { get; init; }
+
+    /// <summary>The cluster's id (the silos' --cluster-id).</summary>
+    public string ClusterId { get; init; } = DefaultClusterId;
+
+    /// <summary>A cluster client to use instead of joining through <see cref="ClusterRedis"/> (tests: an in-process TestCluster's).</summary>
+    public IGrainFactory? ClusterGrains { get; init; }
 
     /// <summary>The whole configuration (Logging:…, Kestrel:… as ASP.NET Core reads them); null: none beyond these options.</summary>
     public IConfiguration? Configuration { get; init; }
@@ -139,6 +157,11 @@ internal static class ServerCommandLine
         new("--store", "Stores", "none; at least one is required",
             "DIR | NAME=DIR: a method store to serve (repeatable). NAME (letters, digits, '.', '_', '-') is its URL segment; " +
             "it defaults to the folder's name. Opened and warmed up once, at start.", Repeatable: true),
+        new("--cluster-store", "ClusterStores", "none",
+            "NAME=DIR: a store served by the Orleans cluster under NAME (the silos' --serve NAME=...), repeatable; DIR holds the merged store's " +
+            "meta.json, preconditioner.bin and checksums.json (no features.npy). Needs --cluster-redis.", Repeatable: true),
+        new("--cluster-redis", "Cluster:Redis", "none", "the cluster's membership table, Redis host:port (the silos' --redis)."),
+        new("--cluster-id", "Cluster:Id", ServerOptions.DefaultClusterId, "the cluster's id (the silos' --cluster-id)."),
         new("--model", "Model", "each store's own", "the model folder every store is opened with (default: the one its source.json names, as 'attribute' does)."),
         new("--urls", "Urls", ServerOptions.DefaultUrls, "where to listen, ';'-separated http(s)://HOST:PORT (port 0: any free port)."),
         new("--threads", "Threads", "0", "ONNX Runtime intra-op threads (0: ONNX Runtime's choice, one per core)."),
@@ -184,7 +207,7 @@ internal static class ServerCommandLine
         var text = new System.Text.StringBuilder();
         text.AppendLine("onnx-attribution-server: attribution lookups over HTTP on method stores (Core + ONNX Runtime, no libtorch).");
         text.AppendLine();
-        text.AppendLine("usage: onnx-attribution-server --store DIR [--store NAME=DIR ...] [options]");
+        text.AppendLine("usage: onnx-attribution-server --store DIR [--store NAME=DIR ...] [--cluster-store NAME=DIR --cluster-redis HOST:PORT] [options]");
         text.AppendLine();
         text.AppendLine("settings: command line > environment ONNX_ATTRIBUTION_<Key> (':' as '__') > appsettings.json (or --config FILE)");
         foreach (var s in Settings)
@@ -208,6 +231,8 @@ internal static class ServerCommandLine
                    application/json {"seeds": [7, 8], "sampler": "ddim", "steps": 50}   generated as 'attribute --seed' does
                    image/png        the PNG itself as the body
                  -> {store, method, queries: [{label, top: [{row, score}]}], timings: {generateMs, scoreMs, batchedRequests}}
+                    a --cluster-store's answer adds partial (true when a shard did not answer) and missing: [{shard, firstRow,
+                    rows, reason}], the rows the ranking leaves out; 503 (Retry-After) when no shard answered.
                  All queries of one request are scored together (one scan of the store). Requests to one store queue for
                  its worker, which scores every request waiting (up to 64 queries) in one scan; seed requests are sampled
                  and scored in a lane of their own. A lane with more work ahead than its budget answers 429 at once.
@@ -306,15 +331,21 @@ internal static class ServerCommandLine
     public static ServerOptions FromConfiguration(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        var stores = List(configuration, "Stores").Select(ParseStore).ToList();
+        var stores = List(configuration, "Stores").Select(v => ParseStore(v, cluster: false))
+            .Concat(List(configuration, "ClusterStores").Select(v => ParseStore(v, cluster: true))).ToList();
         if (stores.Count == 0)
         {
-            throw new UserInputException("no store to serve: pass --store DIR (or --store NAME=DIR), once per store");
+            throw new UserInputException("no store to serve: pass --store DIR (or --store NAME=DIR), or --cluster-store NAME=DIR, once per store");
         }
         var twice = stores.GroupBy(s => s.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
         if (twice is not null)
         {
-            throw new UserInputException($"--store: two stores are named '{twice.Key}' ({string.Join(", ", twice.Select(s => s.Directory))}); name them with --store NAME=DIR");
+            throw new UserInputException($"{twice.First().Option}: two stores are named '{twice.Key}' ({string.Join(", ", twice.Select(s => s.Directory))}); name them with --store NAME=DIR");
+        }
+        string? redis = configuration["Cluster:Redis"];
+        if (stores.Any(s => s.Cluster) && string.IsNullOrEmpty(redis))
+        {
+            throw new UserInputException("--cluster-store needs --cluster-redis HOST:PORT: the Redis server of the cluster's membership table (the silos' --redis)");
         }
         string urls = configuration["Urls"] ?? ServerOptions.DefaultUrls;
         CheckUrls(urls);
@@ -364,6 +395,8 @@ internal static class ServerCommandLine
                 ? (format is "simple" or "json" ? format : throw Bad("LogFormat", format, "simple or json"))
                 : Defaults.LogFormat,
             DrainTimeout = TimeSpan.FromSeconds(Int(configuration, "DrainTimeoutSeconds", (int)Defaults.DrainTimeout.TotalSeconds, 0)),
+            ClusterRedis = redis,
+            ClusterId = configuration["Cluster:Id"] ?? ServerOptions.DefaultClusterId,
             Configuration = configuration,
         };
         if (keys.Count == 0 && !access.AllowAnonymous && !options.LoopbackOnly)
@@ -456,17 +489,18 @@ internal static class ServerCommandLine
     }
 
     /// <summary>"NAME=DIR" or "DIR" (named after its folder).</summary>
-    private static StoreSpec ParseStore(string value)
+    private static StoreSpec ParseStore(string value, bool cluster)
     {
+        string option = new StoreSpec("", "", cluster).Option;
         int eq = value.IndexOf('=', StringComparison.Ordinal);
         if (eq > 0 && IsName(value[..eq]))
         {
             var dir = value[(eq + 1)..];
-            return dir.Length > 0 ? new StoreSpec(value[..eq], dir) : throw new UserInputException($"--store '{value}': no folder after '='");
+            return dir.Length > 0 ? new StoreSpec(value[..eq], dir, cluster) : throw new UserInputException($"{option} '{value}': no folder after '='");
         }
         var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(value)));
-        return IsName(name) ? new StoreSpec(name, value)
-            : throw new UserInputException($"--store '{value}': the folder name '{name}' cannot be a URL segment (letters, digits, '.', '_', '-'); name it with --store NAME={value}");
+        return IsName(name) ? new StoreSpec(name, value, cluster)
+            : throw new UserInputException($"{option} '{value}': the folder name '{name}' cannot be a URL segment (letters, digits, '.', '_', '-'); name it with {option} NAME={value}");
     }
 
     private static bool IsName(string s) =>

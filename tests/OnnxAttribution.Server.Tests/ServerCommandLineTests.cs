@@ -42,6 +42,7 @@ public sealed class ServerCommandLineTests
             "--store", "--model", "--urls", "--threads", "--device", "--api-key", "--allow-anonymous", "--rate-limit", "--rate-burst",
             "--max-queries", "--max-seed-steps", "--png-side-factor", "--max-body-bytes", "--max-url-length", "--queue", "--max-wait-ms", "--seed-queue", "--seed-threads",
             "--request-timeout", "--drain-timeout", "--log-format", "--config", "Limits:QueueLength", "ONNX_ATTRIBUTION_",
+            "--cluster-store", "--cluster-redis", "--cluster-id", "partial", "missing",
             "/healthz", "/readyz", "/metrics", "/stores", "/stores/{name}/attribute", "image/png", "seeds", "413", "414", "429", "503", "504",
         })
         {
@@ -49,6 +50,18 @@ public sealed class ServerCommandLineTests
         }
     }
 
+    [Test]
+    public void Parse_ClusterStore_IsAClusterSpecWithTheMembershipSettings()
+    {
+        var options = ServerCommandLine.Parse(["--store", "s", "--cluster-store", "big=heads/big", "--cluster-redis", "127.0.0.1:6390", "--cluster-id", "c1"])!;
+        Assert.That(options.Stores, Is.EqualTo(new[] { new StoreSpec("s", "s"), new StoreSpec("big", "heads/big", Cluster: true) }));
+        Assert.That((options.ClusterRedis, options.ClusterId), Is.EqualTo(("127.0.0.1:6390", "c1")));
+        Assert.That(ServerCommandLine.Parse(["--store", "s"])!.ClusterId, Is.EqualTo("onnx-attribution"));
+    }
+
+    [TestCase(new[] { "--cluster-store", "big=h" }, "--cluster-store needs --cluster-redis HOST:PORT")]
+    [TestCase(new[] { "--store", "big=a", "--cluster-store", "big=h", "--cluster-redis", "r:1" }, "two stores are named 'big'")]
+    [TestCase(new[] { "--cluster-store", "big=", "--cluster-redis", "r:1" }, "--cluster-store 'big=': no folder after '='")]
     [TestCase(new[] { "--store", "s", "--threads", "-1" }, "--threads '-1'")]
     [TestCase(new[] { "--store", "s", "--port", "80" }, "'--port'")]
     [TestCase(new[] { "--store", "s", "--device", "gpu" }, "--device 'gpu': expected cpu or cuda")]

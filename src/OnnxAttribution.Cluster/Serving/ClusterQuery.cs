@@ -16,12 +16,14 @@ namespace OnnxAttribution.Cluster.Serving;
 public sealed class ClusterQuery : IDisposable
 {
     private readonly IGrainFactory _grains;
-    private readonly TrakScorer _head;
+    private readonly TrakQueryHead _head;
+    private readonly string _settings;
     private readonly TimeSpan _shardTimeout;
 
-    private ClusterQuery(IGrainFactory grains, string store, TrakScorer head, TimeSpan shardTimeout)
+    private ClusterQuery(IGrainFactory grains, string store, TrakQueryHead head, TimeSpan shardTimeout)
     {
         _grains = grains;
+        _settings = ShardInfo.SettingsOf(head.Meta);
         Store = store;
         _head = head;
         _shardTimeout = shardTimeout;
@@ -30,19 +32,29 @@ public sealed class ClusterQuery : IDisposable
     /// <summary>The served store's name.</summary>
     public string Store { get; }
 
+    /// <summary>The stage name of the fan-out in query traces (beside features and solve).</summary>
+    public const string FanOutStage = "fan-out";
+
+    /// <summary>The store's method, as the CLI spells it (meta.json's).</summary>
+    public string Method => _head.Meta.Method;
+
     /// <summary>N, the store's rows.</summary>
-    public long Rows => _head.Store.Rows;
+    public long Rows => _head.Meta.Rows;
 
     /// <summary>Time of the last batch's stages (features, solve, fan-out) in milliseconds.</summary>
     public (double Features, double Solve, double FanOut) LastTimings { get; private set; }
 
-    /// <summary>Opens the head: <paramref name="headStore"/> is the merged, finalized store (its meta.json and preconditioner.bin are read; its rows are not scanned here).</summary>
-    /// <exception cref="AttributionException">The store is not finalized, or finalized with the dual kernel (which the fan-out cannot split).</exception>
+    /// <summary>
+    /// Opens the head: <paramref name="headStore"/> is the merged, finalized store's folder, or a folder with a copy of its
+    /// small files: meta.json, preconditioner.bin and checksums.json (features.npy is not read; see
+    /// <see cref="TrakQueryHead.OpenWithoutFeatures"/>).
+    /// </summary>
+    /// <exception cref="AttributionException">A file is missing or damaged, the store is not finalized, or finalized with the dual kernel (which the fan-out cannot split).</exception>
     public static ClusterQuery Open(IGrainFactory grains, string store, string modelDirectory, string headStore, SessionSettings? session = null, TimeSpan? shardTimeout = null)
     {
         ArgumentNullException.ThrowIfNull(grains);
         ArgumentNullException.ThrowIfNull(store);
-        var head = TrakScorer.Open(headStore, modelDirectory, session);
+        var head = TrakQueryHead.OpenWithoutFeatures(headStore, modelDirectory, session);
         if (head.Kernel == KernelForm.Dual)
         {
             head.Dispose();
@@ -61,7 +73,11 @@ public sealed class ClusterQuery : IDisposable
         double featuresMs = clock.Elapsed.TotalMilliseconds;
         var x = _head.Precondition(features, queries.Count);
         double solveMs = clock.Elapsed.TotalMilliseconds - featuresMs;
-        var answer = await FanOutAsync(x, queries.Select(q => q.Label).ToList(), top, cancel);
+        ClusterAnswer answer;
+        using (QueryTrace.Start(FanOutStage))
+        {
+            answer = await FanOutAsync(x, queries.Select(q => q.Label).ToList(), top, cancel);
+        }
         LastTimings = (featuresMs, solveMs, clock.Elapsed.TotalMilliseconds - featuresMs - solveMs);
         return answer;
     }
@@ -102,6 +118,12 @@ public sealed class ClusterQuery : IDisposable
         var errors = new List<string>();
         foreach (var replica in replicas)
         {
+            if (replica.Settings != _settings)
+            {
+                // Another featurization registered under this store's name: its rows are not the rows the head preconditions for.
+                errors.Add($"{replica.SiloName}: its shard's meta.json differs from the head's (another featurization under this store's name)");
+                continue;
+            }
             try
             {
                 var result = await _grains.GetGrain<IShardScanGrain>(replica.GrainKey).TopKAsync(x, count, top).WaitAsync(_shardTimeout, cancel);

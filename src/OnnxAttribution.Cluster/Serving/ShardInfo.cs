@@ -1,3 +1,5 @@
+using OnnxAttribution.Core.Store;
+
 namespace OnnxAttribution.Cluster.Serving;
 
 /// <summary>One replica of one shard of a served store: which rows it holds and where it is mapped.</summary>
@@ -30,6 +32,19 @@ public sealed record ShardInfo
 
     /// <summary>The key of its <see cref="IShardScanGrain"/>.</summary>
     [Id(8)] public required string GrainKey { get; init; }
+
+    /// <summary>
+    /// SHA-256 of the shard's meta.json with its shard fields set to the whole store's (<see cref="SettingsOf"/>): equal
+    /// for every shard of one featurization and its merged store, so the head refuses rows of another one.
+    /// </summary>
+    [Id(9)] public string Settings { get; init; } = "";
+
+    /// <summary>The identity of a store's settings whatever shard it is: see <see cref="Settings"/>.</summary>
+    public static string SettingsOf(StoreMeta meta)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes((meta with { Shard = ShardSpec.Whole }).ToJson())));
+    }
 
     /// <summary>The grain key of shard <paramref name="shard"/> of <paramref name="store"/> on silo <paramref name="siloName"/>.</summary>
     public static string KeyOf(string store, int shard, string siloName) => $"{store}|{shard}|{siloName}";

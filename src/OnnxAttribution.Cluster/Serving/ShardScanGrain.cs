@@ -48,6 +48,7 @@ internal sealed class ShardScanGrain(AttributionSiloOptions options, ILocalSiloD
         SiloName = silo.Name,
         Silo = silo.SiloAddress,
         GrainKey = key,
+        Settings = ShardInfo.SettingsOf(shard.Meta),
     };
 
     public Task<ShardInfo> DescribeAsync() => Task.FromResult(_info!);

@@ -414,6 +414,17 @@ public sealed class Preconditioner
     public static Preconditioner Load(string path, int dim, long rows, byte[] featuresFingerprint)
     {
         ArgumentNullException.ThrowIfNull(featuresFingerprint);
+        return LoadFile(path, dim, rows, featuresFingerprint);
+    }
+
+    /// <summary>
+    /// As <see cref="Load"/>, taking the features' fingerprint the file records as it is: for a query head that holds the
+    /// store's small files but not its features.npy (TrakQueryHead.OpenWithoutFeatures checks the file's checksum instead).
+    /// </summary>
+    internal static Preconditioner LoadRecorded(string path, int dim, long rows) => LoadFile(path, dim, rows, null);
+
+    private static Preconditioner LoadFile(string path, int dim, long rows, byte[]? featuresFingerprint)
+    {
         if (!File.Exists(path))
         {
             throw new AttributionException($"{path} not found: run 'finalize' on the store first");
@@ -432,7 +443,7 @@ public sealed class Preconditioner
             string what = form == KernelForm.Primal ? "dimension" : "rows (dual form)";
             throw new AttributionException($"{path}: version {version}, {what} {k}; expected version {FormatVersion}, {what} {expected}");
         }
-        if (!header.Slice(32, 32).SequenceEqual(featuresFingerprint))
+        if (featuresFingerprint is not null && !header.Slice(32, 32).SequenceEqual(featuresFingerprint))
         {
             throw new AttributionException($"{path}: built from other features (fingerprint {Convert.ToHexString(header.Slice(32, 8))}… vs the store's " +
                 $"{Convert.ToHexString(featuresFingerprint.AsSpan(0, 8))}…); run 'finalize' again");

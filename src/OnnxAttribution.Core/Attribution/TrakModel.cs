@@ -217,21 +217,28 @@ public sealed class TrakModel : IDisposable
     internal void RequireStore(FeatureStore store, FeatureExtractor? extractor = null)
     {
         ArgumentNullException.ThrowIfNull(store);
-        if (Fingerprint != store.Meta.ModelFingerprint)
+        RequireStore(store.Meta, store.Directory, extractor);
+    }
+
+    /// <summary>As <see cref="RequireStore(FeatureStore, FeatureExtractor?)"/> on a store's meta.json alone (a query head without features.npy).</summary>
+    internal void RequireStore(StoreMeta meta, string storeDirectory, FeatureExtractor? extractor = null)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        if (Fingerprint != meta.ModelFingerprint)
         {
-            throw new AttributionException($"{store.Directory}: built from a model with SHA-256 {store.Meta.ModelFingerprint[..12]}…, " +
+            throw new AttributionException($"{storeDirectory}: built from a model with SHA-256 {meta.ModelFingerprint[..12]}…, " +
                 $"but {FingerprintPath} has {Fingerprint[..12]}…; featurize again for this model");
         }
-        var diffs = ModelFileDifferences(store.Meta, Directory, ModelFiles);
+        var diffs = ModelFileDifferences(meta, Directory, ModelFiles);
         if (diffs.Count > 0)
         {
-            throw new AttributionException($"{store.Directory}: the model folder is not the one the store was built from (queries would run another model's graph):\n  " +
+            throw new AttributionException($"{storeDirectory}: the model folder is not the one the store was built from (queries would run another model's graph):\n  " +
                 string.Join("\n  ", diffs) + "\nPass the model folder the store was built from, or featurize again for this model");
         }
         int dim = (extractor ?? Extractor).Dim;
-        if (dim != store.Dim)
+        if (dim != meta.Projector.Dim)
         {
-            throw new AttributionException($"{store.Directory}: the store has k = {store.Dim}; the model's projection gives {dim}");
+            throw new AttributionException($"{storeDirectory}: the store has k = {meta.Projector.Dim}; the model's projection gives {dim}");
         }
     }
 

@@ -10,27 +10,22 @@ namespace OnnxAttribution.Core.Attribution;
 /// </summary>
 internal sealed class TrakScorer : IDisposable
 {
-    private readonly TrakModel _model;
-    private readonly bool _ownsModel;
-    private readonly Preconditioner _preconditioner;
+    private readonly TrakQueryHead _head;
 
-    private TrakScorer(FeatureStore store, TrakModel model, bool ownsModel, FeatureExtractor extractor, Preconditioner preconditioner)
+    private TrakScorer(FeatureStore store, TrakQueryHead head)
     {
         Store = store;
-        _model = model;
-        _ownsModel = ownsModel;
-        Extractor = extractor;
-        _preconditioner = preconditioner;
+        _head = head;
     }
 
     /// <summary>The feature store scanned.</summary>
     public FeatureStore Store { get; }
 
     /// <summary>Query features with the store's plan and projection.</summary>
-    public FeatureExtractor Extractor { get; }
+    public FeatureExtractor Extractor => _head.Extractor;
 
     /// <summary>The model folder the queries are featurized with.</summary>
-    public ModelDirectory Model => _model.Directory;
+    public ModelDirectory Model => _head.Model;
 
     /// <summary>Opens a finalized store with the model it was built from.</summary>
     /// <exception cref="StoreFormatException">The store is damaged or incomplete.</exception>
@@ -42,7 +37,7 @@ internal sealed class TrakScorer : IDisposable
         try
         {
             model = new TrakModel(modelDirectory, PlanOf(store), ProjectionOf(store), session);
-            return Open(store, model, ownsModel: true, session?.QueryTimesteps ?? 0);
+            return new TrakScorer(store, TrakQueryHead.ForStore(store, model, ownsModel: true, session?.QueryTimesteps ?? 0));
         }
         catch
         {
@@ -64,28 +59,13 @@ internal sealed class TrakScorer : IDisposable
         var store = FeatureStore.Open(storeDirectory);
         try
         {
-            return Open(store, model, ownsModel: false);
+            return new TrakScorer(store, TrakQueryHead.ForStore(store, model, ownsModel: false));
         }
         catch
         {
             store.Dispose();
             throw;
         }
-    }
-
-    private static TrakScorer Open(FeatureStore store, TrakModel model, bool ownsModel, int queryTimesteps = 0)
-    {
-        var storeDirectory = store.Directory;
-        var projection = ProjectionOf(store);
-        if (projection.Kind != model.Projector)
-        {
-            throw new AttributionException($"{storeDirectory}: the store has {projection.Kind} features; the model was opened for {model.Projector}");
-        }
-        var extractor = model.ExtractorFor(PlanOf(store).ForQueries(queryTimesteps), projection);
-        model.RequireStore(store, extractor);
-        StoreChecksums.RequireFile(storeDirectory, StoreFiles.Preconditioner, "run 'finalize' again");
-        var pre = Preconditioner.Load(Path.Combine(storeDirectory, StoreFiles.Preconditioner), store.Dim, store.Rows, PreconditionerBuilder.StoreFingerprint(storeDirectory));
-        return new TrakScorer(store, model, ownsModel, extractor, pre);
     }
 
     /// <summary>The featurization plan recorded in the store's meta.json; errors name the store's file.</summary>
@@ -145,54 +125,20 @@ internal sealed class TrakScorer : IDisposable
     }
 
     /// <summary>Query features φ_q: <paramref name="count"/> rows of k.</summary>
-    public float[] Features(ReadOnlySpan<float> images, int count) => Features(Extractor.Source.Clean(images, count));
+    public float[] Features(ReadOnlySpan<float> images, int count) => _head.Features(images, count);
 
     /// <summary>Query features φ_q of a batch of pairs (e.g. given noisy states, <see cref="GradientSource.Noisy"/>): one row of k per example.</summary>
-    public float[] Features(ExampleBatch queries)
-    {
-        ArgumentNullException.ThrowIfNull(queries);
-        using var span = QueryTrace.Start(QueryTrace.Features);
-        var phi = new float[queries.Count * Store.Dim];
-        Extractor.Extract(queries, phi);
-        RequireFinite(phi, Store.Dim, (q, i, v) => new UserInputException(
-            $"query {q}: its feature {i} is {v}: the query image holds non-finite or extreme pixel values (expected finite values in [-1, 1]), or the model overflows on it; no scores are returned"));
-        return phi;
-    }
+    public float[] Features(ExampleBatch queries) => _head.Features(queries);
 
     /// <summary>Which kernel the store was finalized with; a dual one scores through <see cref="DualKernel"/>, not a scan.</summary>
-    public KernelForm Kernel => _preconditioner.Form;
+    public KernelForm Kernel => _head.Kernel;
 
     /// <summary>The preconditioned queries (ΦᵀΦ + λI)⁻¹ φ_q, row by row (primal kernel only).</summary>
     /// <exception cref="InvalidOperationException">The store was finalized with the dual kernel, which yields scores, not k-vectors.</exception>
-    public float[] Precondition(ReadOnlySpan<float> features, int count)
-    {
-        using var span = QueryTrace.Start(QueryTrace.Solve);
-        int k = Store.Dim;
-        var x = new float[count * k];
-        for (int q = 0; q < count; q++)
-        {
-            _preconditioner.Solve(features.Slice(q * k, k), x.AsSpan(q * k, k));
-        }
-        RequireFinite(x, k, (q, i, v) => new AttributionException(
-            $"query {q}: its preconditioned feature {i} is {v}: the query's features are too large for float32 after (ΦᵀΦ + λI)⁻¹, " +
-            $"or {Path.Combine(Store.Directory, StoreFiles.Preconditioner)} is damaged (run 'verify --store {Store.Directory}'); no scores are returned"));
-        return x;
-    }
+    public float[] Precondition(ReadOnlySpan<float> features, int count) => _head.Precondition(features, count);
 
-    /// <summary>
-    /// Throws <paramref name="error"/>(item, index in item, value) for the first NaN or ±Infinity in <paramref name="values"/>
-    /// (items of <paramref name="length"/> values): a non-finite score must never be ranked as if it were one.
-    /// </summary>
-    private static void RequireFinite(ReadOnlySpan<float> values, long length, Func<long, long, string, Exception> error)
-    {
-        for (int i = 0; i < values.Length; i++)
-        {
-            if (!float.IsFinite(values[i]))
-            {
-                throw error(i / length, i % length, values[i].ToString(CultureInfo.InvariantCulture));
-            }
-        }
-    }
+    private static void RequireFinite(ReadOnlySpan<float> values, long length, Func<long, long, string, Exception> error) =>
+        TrakQueryHead.RequireFinite(values, length, error);
 
     /// <summary>The error for a non-finite score of a finite preconditioned query: the store's row is the likely cause.</summary>
     private StoreFormatException NonFiniteScore(long query, long localRow, string value) => new(
@@ -244,7 +190,7 @@ internal sealed class TrakScorer : IDisposable
         {
             var features = Features(queries);
             using var span = QueryTrace.Start(QueryTrace.Dual);
-            DualKernel.Scores(Store, _preconditioner, features, count, scores);
+            DualKernel.Scores(Store, _head.Preconditioner, features, count, scores);
         }
         else
         {
@@ -263,10 +209,7 @@ internal sealed class TrakScorer : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
-        if (_ownsModel)
-        {
-            _model.Dispose();
-        }
+        _head.Dispose();
         Store.Dispose();
     }
 }
