@@ -6,19 +6,21 @@ using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Store;
 using OnnxAttribution.Tools;
 
-// Usage: OnnxAttribution.QueryBench <store> <model> <png> [queries] [--query-timesteps Q]
+// Usage: OnnxAttribution.QueryBench <store> <model> <png> [queries] [--query-timesteps Q] [--threads N]
 // Opens the store through the library (as the server does), answers 10 warm-up queries, then <queries> (default 200) of
 // the same PNG one after another, and prints the p50 and p99 of each stage (decode, features, solve, scan with top-k) and
 // of the whole query, next to a plain parallel read of the store's feature bytes in the same run (the scan's bound).
 if (args.Length < 3)
 {
-    Console.Error.WriteLine("usage: OnnxAttribution.QueryBench <store> <model> <png> [queries] [--query-timesteps Q]");
+    Console.Error.WriteLine("usage: OnnxAttribution.QueryBench <store> <model> <png> [queries] [--query-timesteps Q] [--threads N]");
     return 2;
 }
 string storeDir = args[0], model = args[1], png = args[2];
 int n = args.Length > 3 && !args[3].StartsWith("--", StringComparison.Ordinal) ? int.Parse(args[3], CultureInfo.InvariantCulture) : 200;
 int at = Array.IndexOf(args, "--query-timesteps");
 int queryTimesteps = at >= 0 ? int.Parse(args[at + 1], CultureInfo.InvariantCulture) : 0;
+int threadsAt = Array.IndexOf(args, "--threads");
+int threads = threadsAt >= 0 ? int.Parse(args[threadsAt + 1], CultureInfo.InvariantCulture) : 0;
 
 var stages = new Dictionary<string, List<double>>(StringComparer.Ordinal);
 Dictionary<string, double>? current = null;
@@ -37,7 +39,7 @@ using var listener = new ActivityListener
 ActivitySource.AddActivityListener(listener);
 
 var open = Stopwatch.StartNew();
-using var attributor = Attributor.Open(model, storeDir, SessionSettings.Default with { QueryTimesteps = queryTimesteps });
+using var attributor = Attributor.Open(model, storeDir, SessionSettings.Default with { QueryTimesteps = queryTimesteps, IntraOpThreads = threads });
 Console.Error.WriteLine($"opened in {open.Elapsed.TotalMilliseconds:F0} ms: {attributor.Method}, {attributor.Rows} rows");
 var totals = new List<double>();
 for (int i = -10; i < n; i++)

@@ -17,6 +17,11 @@ internal static class OrtSessions
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             IntraOpNumThreads = settings.IntraOpThreads,
         };
+        // ONNX Runtime's idle threads spin after a run by default, and on two cores they take the time of what the run hands
+        // over to: a query's projection and scan ran 1.4-1.7x slower behind them (query p50 34 against 23 ms, 60,000 x 1024
+        // float16, QueryBench), while featurization, a run after a run, lost nothing without the spinning (13.3-13.4 s
+        // against 13.7-16.3 s for 240 rows x 10 timesteps, whole process).
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         // ONNX Runtime's own per-node profile (a JSON file per session, named from this prefix), for finding where time goes.
         if (Environment.GetEnvironmentVariable("ONNX_ATTRIBUTION_ORT_PROFILE") is { Length: > 0 } profile)
         {
