@@ -5,7 +5,8 @@
 #   - the default store, queries measured at Q of its K timesteps (--query-timesteps; points Q1, Q2, k2048-Q2).
 # It reuses the subset models and measured losses of tools/evaluate-lds.sh in eval/lds (run that first; with its models
 # present each point takes a few minutes: one store build and a damping sweep) and copies lds-POINT.json/.md to
-# docs/results. 'lds-curves' then tabulates them with the other points. POINTS="K2-k1024 Q2" runs only those.
+# docs/results (the README's table; docs/results/lds-curves.* leave them out: their build times were taken while other
+# jobs shared the machine). POINTS="K2-k1024 Q2" runs only those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build src/OnnxAttribution.Cli -c Release -v q -nologo -o out/cli
@@ -31,5 +32,3 @@ for point in ${POINTS:-Q1 Q2 k2048 k2048-Q2 K10-k1024 K4-k1024 K2-k2048 K2-k1024
     "$cli" lds "${common[@]}" --point "$point" ${settings[$point]} "$@"
     cp "eval/lds/lds-$point.json" "eval/lds/lds-$point.md" docs/results/
 done
-"$cli" lds-curves --out eval/lds
-cp eval/lds/lds-curves.md eval/lds/lds-curves.png docs/results/
