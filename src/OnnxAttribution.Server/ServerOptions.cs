@@ -169,6 +169,8 @@ internal static class ServerCommandLine
             "the fast query setting of trak, d-trak and das stores: each image query is measured at this many of the store's K timesteps, " +
             "spread evenly; 0: all K. Fewer gradient passes per query, at a cost in quality (README, Speed)."),
         new("--device", "Device", "cpu", "cpu | cuda: where ONNX Runtime runs the models (cuda needs Microsoft.ML.OnnxRuntime.Gpu, as the CLI's --device does)."),
+        new("--scan", "Scan", "auto",
+            "auto | simd | onnx: what scans a store for a query's best rows (auto: simd on cpu, onnx on cuda, where the rows stay in GPU memory)."),
         new("--api-key", "ApiKeys", "none",
             "an accepted API key (repeatable), sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'. Required when --urls listens beyond loopback, " +
             "unless --allow-anonymous.", Repeatable: true),
@@ -355,6 +357,11 @@ internal static class ServerCommandLine
         {
             throw new UserInputException($"--device '{deviceName}': expected cpu or cuda");
         }
+        var scanName = configuration["Scan"] ?? "auto";
+        if (scanName.Any(char.IsDigit) || !Enum.TryParse(scanName, ignoreCase: true, out ScanEngine scan) || !Enum.IsDefined(scan))
+        {
+            throw new UserInputException($"--scan '{scanName}': expected auto, simd or onnx");
+        }
         var d = DefaultLimits;
         var limits = new ServerLimits
         {
@@ -387,6 +394,7 @@ internal static class ServerCommandLine
         var options = new ServerOptions(stores, configuration["Model"], urls, new SessionSettings(device, Int(configuration, "Threads", 0, 0))
         {
             QueryTimesteps = Int(configuration, "QueryTimesteps", 0, 0),
+            Scan = scan,
         })
         {
             Limits = limits,

@@ -268,6 +268,29 @@ public sealed partial class CliTests
         Assert.That(json.RootElement.GetProperty("rankings")[0].GetProperty("top").GetArrayLength(), Is.EqualTo(6));
     }
 
+    [Test]
+    public void Attribute_ScanOnnx_SameRankingAsTheSimdScan()
+    {
+        var store = Path.Combine(_dir, "dtrak");
+        Assert.That(CliApp.Run(["featurize", "--model", FindShippedModel(), "--method", "d-trak", "--subset", "0:12", "--timesteps", "1",
+            "--dim", "64", "--out", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(CliApp.Run(["finalize", "--store", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        string Ranking(params string[] extra)
+        {
+            _stdout.GetStringBuilder().Clear();
+            int code = CliApp.Run(["attribute", "--store", store, "--seed", "3", "--steps", "2", "--top", "5", "--json", "--out", Path.Combine(_dir, "a.png"), .. extra]);
+            Assert.That(code, Is.EqualTo(CliApp.Ok), _stderr.ToString());
+            var stdout = _stdout.ToString();
+            using var json = System.Text.Json.JsonDocument.Parse(stdout[stdout.LastIndexOf("{\n  \"store\"", StringComparison.Ordinal)..]);
+            return string.Join(",", json.RootElement.GetProperty("rankings")[0].GetProperty("top").EnumerateArray().Select(r => r.GetProperty("index").GetInt64()));
+        }
+
+        string simd = Ranking("--scan", "simd");
+
+        Assert.That(Ranking("--scan", "onnx"), Is.EqualTo(simd));
+        Assert.That(simd.Split(','), Has.Length.EqualTo(5));
+    }
+
     /// <summary>A complete 3-row store written through the library (no model needed).</summary>
     private static void WriteTinyStore(string directory)
     {

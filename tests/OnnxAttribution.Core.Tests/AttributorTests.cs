@@ -231,6 +231,48 @@ public sealed class AttributorTests : TempDirectoryTest
         }
     }
 
+    /// <summary>The whole query path with the ONNX Runtime scan: the same rows as the SIMD scan, scores to float32 rounding.</summary>
+    [Test]
+    public void Scan_Onnx_SameTopRowsAsTheSimdScan()
+    {
+        var images = new[] { 3, 17, 28 }.SelectMany(Image).ToArray();
+        using var simd = OnnxAttribution.Core.Attribution.TrakScorer.Open(_store, _model, SessionSettings.Default with { Scan = ScanEngine.Simd });
+        using var onnx = OnnxAttribution.Core.Attribution.TrakScorer.Open(_store, _model, SessionSettings.Default with { Scan = ScanEngine.Onnx });
+        Assert.That((simd.Scan, onnx.Scan), Is.EqualTo((ScanEngine.Simd, ScanEngine.Onnx)));
+
+        var expected = simd.Attribute(images, 3, 8);
+        var found = onnx.Attribute(images, 3, 8);
+
+        for (int q = 0; q < 3; q++)
+        {
+            Assert.That(found[q].Indices, Is.EqualTo(expected[q].Indices), $"query {q}");
+            float tolerance = 1e-5f * expected[q].Scores.Max(MathF.Abs);
+            Assert.That(found[q].Scores, Is.EqualTo(expected[q].Scores).Within(tolerance), $"query {q}");
+        }
+    }
+
+    /// <summary>
+    /// On a GPU (<c>-p:OrtFlavor=cuda</c>, CUDA 13, cuDNN 9; run by tools/gpu-check.sh, never by scripts/test.sh): the query
+    /// features computed by the CUDA provider, and the query's ranking with the scan on the GPU, against the CPU's.
+    /// </summary>
+    [Test]
+    [Category("Gpu")]
+    public void Cuda_FeaturesAndRanking_AgreeWithTheCpu()
+    {
+        var images = new[] { 3, 17, 28 }.SelectMany(Image).ToArray();
+        using var cpu = OnnxAttribution.Core.Attribution.TrakScorer.Open(_store, _model, SessionSettings.Default);
+        using var gpu = OnnxAttribution.Core.Attribution.TrakScorer.Open(_store, _model, new SessionSettings(ExecutionDevice.Cuda));
+        Assert.That(gpu.Scan, Is.EqualTo(ScanEngine.Onnx));
+
+        var expected = cpu.Features(images, 3);
+        var found = gpu.Features(images, 3);
+        float scale = expected.Max(MathF.Abs);
+        Assert.That(found, Is.EqualTo(expected).Within(1e-3f * scale), "features");
+        var cpuTop = cpu.Attribute(images, 3, 5);
+        var gpuTop = gpu.Attribute(images, 3, 5);
+        Assert.That(gpuTop.Select(r => r.Indices[0]), Is.EqualTo(cpuTop.Select(r => r.Indices[0])), "each query's best row");
+    }
+
     [Test]
     public void QueryTimesteps_MoreThanTheStoreHas_NamesTheStoresCount()
     {

@@ -32,6 +32,14 @@ public sealed class ServerCommandLineTests
         Assert.That(ServerCommandLine.Parse(["--store", "s", "--device", name])!.Session.Device, Is.EqualTo(expected));
     }
 
+    [TestCase("onnx", ScanEngine.Onnx)]
+    [TestCase("SIMD", ScanEngine.Simd)]
+    public void Parse_Scan_SetsTheSessionsScanEngine(string name, ScanEngine expected)
+    {
+        Assert.That(ServerCommandLine.Parse(["--store", "s", "--scan", name])!.Session.Scan, Is.EqualTo(expected));
+        Assert.That(ServerCommandLine.Parse(["--store", "s"])!.Session.Scan, Is.EqualTo(ScanEngine.Auto));
+    }
+
     [Test]
     public void Parse_Help_ReturnsNullAndTheTextNamesEveryOptionAndEndpoint()
     {
@@ -39,7 +47,7 @@ public sealed class ServerCommandLineTests
         string help = ServerCommandLine.Help;
         foreach (var word in new[]
         {
-            "--store", "--model", "--urls", "--threads", "--device", "--api-key", "--allow-anonymous", "--rate-limit", "--rate-burst",
+            "--store", "--model", "--urls", "--threads", "--device", "--scan", "--api-key", "--allow-anonymous", "--rate-limit", "--rate-burst",
             "--max-queries", "--max-seed-steps", "--png-side-factor", "--max-body-bytes", "--max-url-length", "--queue", "--max-wait-ms", "--seed-queue", "--seed-threads",
             "--request-timeout", "--drain-timeout", "--log-format", "--config", "Limits:QueueLength", "ONNX_ATTRIBUTION_",
             "--cluster-store", "--cluster-redis", "--cluster-id", "partial", "missing",
@@ -66,6 +74,7 @@ public sealed class ServerCommandLineTests
     [TestCase(new[] { "--store", "s", "--port", "80" }, "'--port'")]
     [TestCase(new[] { "--store", "s", "--device", "gpu" }, "--device 'gpu': expected cpu or cuda")]
     [TestCase(new[] { "--store", "s", "--device", "1" }, "--device '1'")]
+    [TestCase(new[] { "--store", "s", "--scan", "gpu" }, "--scan 'gpu': expected auto, simd or onnx")]
     [TestCase(new[] { "--store" }, "--store needs a value")]
     [TestCase(new[] { "--model", "m" }, "no store")]
     [TestCase(new[] { "--store", "a/s", "--store", "b/s" }, "two stores are named 's'")]

@@ -3,15 +3,21 @@ using System.Globalization;
 using OnnxAttribution.Core.Store;
 using OnnxAttribution.Tools;
 
-// Usage: OnnxAttribution.StoreBench <dir> <rows> <dim> <float32|float16> [--keep]
+using OnnxAttribution.Core.Runtime;
+
+// Usage: OnnxAttribution.StoreBench <dir> <rows> <dim> <float32|float16> [--keep] [--engine simd|onnx] [--device cpu|cuda]
 // Creates a synthetic store in <dir> (unless one with the same settings is complete there), then times, on a warm page cache:
 // a plain SIMD sequential read of the same bytes (the bandwidth bound), TopK(k=10) for one query, and for a batch of 64.
-// Prints one markdown table row. Deletes the store afterwards unless --keep.
+// --engine onnx scores with OrtStoreScan (Gemm + TopK run by ONNX Runtime on --device; on cuda the rows are copied to GPU
+// memory once, and that copy is timed apart). Prints one markdown table row. Deletes the store afterwards unless --keep.
 if (args.Length < 4)
 {
-    Console.Error.WriteLine("usage: OnnxAttribution.StoreBench <dir> <rows> <dim> <float32|float16> [--keep]");
+    Console.Error.WriteLine("usage: OnnxAttribution.StoreBench <dir> <rows> <dim> <float32|float16> [--keep] [--engine simd|onnx] [--device cpu|cuda]");
     return 2;
 }
+string Option(string name, string fallback) => Array.IndexOf(args, name) is int at and >= 0 && at + 1 < args.Length ? args[at + 1] : fallback;
+bool onnx = Option("--engine", "simd") == "onnx";
+var device = Option("--device", "cpu") == "cuda" ? ExecutionDevice.Cuda : ExecutionDevice.Cpu;
 string dir = args[0];
 long rows = long.Parse(args[1], CultureInfo.InvariantCulture);
 int dim = int.Parse(args[2], CultureInfo.InvariantCulture);
@@ -62,20 +68,29 @@ double seq = Median(Repeat(() => ReadBound.SequentialRead(store), minSeconds: 1.
 var random = new Random(1);
 float[] queries = Enumerable.Range(0, 64 * dim).Select(_ => (float)random.NextDouble() - 0.5f).ToArray();
 float[] one = queries[..dim];
-var single = Repeat(() => store.TopK(one, 1, 10), minSeconds: 1.5, minRuns: 5, maxRuns: 100000); // warm-up (tiered JIT)
-single = Repeat(() => store.TopK(one, 1, 10), minSeconds: 5, minRuns: 30, maxRuns: 1000);
-var batch = Repeat(() => store.TopK(queries, 64, 10), minSeconds: 1.5, minRuns: 2, maxRuns: 1000); // warm-up
-batch = Repeat(() => store.TopK(queries, 64, 10), minSeconds: 10, minRuns: 8, maxRuns: 1000);
+var opening = Stopwatch.StartNew();
+var scan = onnx ? OrtStoreScan.Open(store, new SessionSettings(device)) : null;
+if (scan is not null)
+{
+    Console.Error.WriteLine($"onnx scan on {device}: {scan.Chunks} chunks, resident {scan.Resident}, float16 Gemm {scan.HalfGemm}; " +
+        $"opened in {opening.Elapsed.TotalSeconds:F2} s");
+}
+Func<float[], int, TopKResult[]> topK = scan is null ? (q, n) => store.TopK(q, n, 10) : (q, n) => scan.TopK(q, n, 10);
+var single = Repeat(() => topK(one, 1), minSeconds: 1.5, minRuns: 5, maxRuns: 100000); // warm-up (tiered JIT)
+single = Repeat(() => topK(one, 1), minSeconds: 5, minRuns: 30, maxRuns: 1000);
+var batch = Repeat(() => topK(queries, 64), minSeconds: 1.5, minRuns: 2, maxRuns: 1000); // warm-up
+batch = Repeat(() => topK(queries, 64), minSeconds: 10, minRuns: 8, maxRuns: 1000);
 single.Sort();
 batch.Sort();
 
 string F(double ms) => ms.ToString("F1", CultureInfo.InvariantCulture);
 string G(double ms) => (gb / (ms / 1000)).ToString("F1", CultureInfo.InvariantCulture);
 Console.WriteLine(
-    $"| {rows:N0} × {dim} | {(dtype == StoreDType.Float16 ? "float16" : "float32")} | {gb:F2} | {F(seq)} ({G(seq)} GB/s) | " +
+    $"| {rows:N0} × {dim} | {(dtype == StoreDType.Float16 ? "float16" : "float32")}{(onnx ? $", onnx on {device.ToString().ToLowerInvariant()}" : "")} | {gb:F2} | {F(seq)} ({G(seq)} GB/s) | " +
     $"{F(P(single, 0.5))} / {F(P(single, 0.99))} ({G(P(single, 0.5))} GB/s) | {single.Count} | " +
     $"{F(P(batch, 0.5))} / {F(P(batch, 0.99))} ({F(P(batch, 0.5) / 64)} per query) | {batch.Count} |");
 
+scan?.Dispose();
 store.Dispose();
 if (!keep)
 {

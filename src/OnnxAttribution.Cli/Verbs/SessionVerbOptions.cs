@@ -12,8 +12,12 @@ internal abstract class SessionVerbOptions
     [Option("device", Default = ExecutionDevice.Cpu, HelpText = "cpu or cuda (cuda needs the build with -p:OrtFlavor=cuda: ONNX Runtime's GPU package, CUDA 13, cuDNN 9).")]
     public ExecutionDevice Device { get; set; }
 
+    [Option("scan", Default = ScanEngine.Auto, HelpText = "what scans the store for a query's best rows: auto (simd on cpu, onnx on cuda), " +
+        "simd (the SIMD scan on the CPU), or onnx (a Gemm + TopK graph ONNX Runtime runs on --device; on cuda the rows stay in GPU memory).")]
+    public ScanEngine Scan { get; set; }
+
     /// <summary>The session settings these options ask for.</summary>
-    public SessionSettings Session => new(Device, Threads);
+    public SessionSettings Session => new(Device, Threads) { Scan = Scan };
 
     /// <summary>Range checks of the session options, for the verb's Validate.</summary>
     protected void ValidateSession() => OptionChecks.AtLeast(Threads, 0, "--threads");

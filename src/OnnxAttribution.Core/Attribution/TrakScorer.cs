@@ -11,12 +11,20 @@ namespace OnnxAttribution.Core.Attribution;
 internal sealed class TrakScorer : IDisposable
 {
     private readonly TrakQueryHead _head;
+    private readonly OrtStoreScan? _scan;
 
-    private TrakScorer(FeatureStore store, TrakQueryHead head)
+    private TrakScorer(FeatureStore store, TrakQueryHead head, SessionSettings? session = null)
     {
         Store = store;
         _head = head;
+        if (session?.ResolvedScan == ScanEngine.Onnx && head.Kernel == KernelForm.Primal)
+        {
+            _scan = OrtStoreScan.Open(store, session);
+        }
     }
+
+    /// <summary>The scan engine a query's best rows come from: <see cref="ScanEngine.Onnx"/> or <see cref="ScanEngine.Simd"/>.</summary>
+    public ScanEngine Scan => _scan is null ? ScanEngine.Simd : ScanEngine.Onnx;
 
     /// <summary>The feature store scanned.</summary>
     public FeatureStore Store { get; }
@@ -37,7 +45,7 @@ internal sealed class TrakScorer : IDisposable
         try
         {
             model = new TrakModel(modelDirectory, PlanOf(store), ProjectionOf(store), session);
-            return new TrakScorer(store, TrakQueryHead.ForStore(store, model, ownsModel: true, session?.QueryTimesteps ?? 0));
+            return new TrakScorer(store, TrakQueryHead.ForStore(store, model, ownsModel: true, session?.QueryTimesteps ?? 0), session);
         }
         catch
         {
@@ -161,7 +169,7 @@ internal sealed class TrakScorer : IDisposable
         {
             var preconditioned = Precondition(Features(images, count), count);
             using var span = QueryTrace.Start(QueryTrace.Scan);
-            results = Store.TopK(preconditioned, count, top);
+            results = _scan?.TopK(preconditioned, count, top) ?? Store.TopK(preconditioned, count, top);
         }
         for (int q = 0; q < results.Length; q++)
         {
@@ -209,6 +217,7 @@ internal sealed class TrakScorer : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
+        _scan?.Dispose();
         _head.Dispose();
         Store.Dispose();
     }

@@ -15,4 +15,10 @@ public sealed record SessionSettings(ExecutionDevice Device = ExecutionDevice.Cp
     /// per query, at a cost in attribution quality measured in the README.
     /// </summary>
     public int QueryTimesteps { get; init; }
+
+    /// <summary>What scans the store for a query's best rows (<see cref="ScanEngine"/>); Auto: the SIMD scan on CPU, ONNX Runtime's on CUDA.</summary>
+    public ScanEngine Scan { get; init; }
+
+    /// <summary>The scan engine <see cref="Scan"/> resolves to on <see cref="Device"/>.</summary>
+    public ScanEngine ResolvedScan => Scan != ScanEngine.Auto ? Scan : Device == ExecutionDevice.Cuda ? ScanEngine.Onnx : ScanEngine.Simd;
 }
