@@ -24,39 +24,9 @@ int dim = int.Parse(args[2], CultureInfo.InvariantCulture);
 var dtype = args[3] == "float16" ? StoreDType.Float16 : StoreDType.Float32;
 bool keep = args.Contains("--keep");
 
-// Stores insist on SHA-256 fingerprints: a synthetic store uses the hash of the word "synthetic".
-string synthetic = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData("synthetic"u8));
-var meta = new StoreMeta
-{
-    ModelFingerprint = synthetic,
-    Method = "bench",
-    Measurement = "none",
-    Timesteps = [0],
-    NoiseDraws = 1,
-    NoiseSeed = 0,
-    Projector = new ProjectorSpec("synthetic", 1, dim),
-    DType = dtype,
-    Rows = rows,
-    DatasetFingerprint = synthetic,
-};
-
+var meta = SyntheticStore.Meta(rows, dim, dtype);
 var create = Stopwatch.StartNew();
-using (var writer = FeatureStoreWriter.OpenOrCreate(dir, meta))
-{
-    const int block = 1024;
-    var values = new float[block * dim];
-    foreach (long start in writer.PendingRows.Where(r => r % block == 0).ToList())
-    {
-        int n = (int)Math.Min(block, rows - start);
-        Fill(values.AsSpan(0, n * dim), (ulong)start);
-        writer.WriteRows(start, n, values.AsSpan(0, n * dim));
-        if (start / block % 256 == 255)
-        {
-            writer.Flush();
-        }
-    }
-    writer.Complete().Dispose();
-}
+SyntheticStore.Create(dir, meta);
 Console.Error.WriteLine($"store ready in {create.Elapsed.TotalSeconds:F1} s");
 
 using var store = FeatureStore.Open(dir, meta);
@@ -117,16 +87,4 @@ static List<double> Repeat(Action action, double minSeconds, int minRuns, int ma
         times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
     }
     return times;
-}
-
-static void Fill(Span<float> values, ulong seed)
-{
-    ulong s = (seed * 0x9E3779B97F4A7C15UL) | 1;
-    for (int i = 0; i < values.Length; i++)
-    {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        values[i] = ((int)(s >> 40) - (1 << 23)) * (1f / (1 << 23));
-    }
 }
