@@ -22,6 +22,7 @@ internal static class OrtSessions
         // float16, QueryBench), while featurization, a run after a run, lost nothing without the spinning (13.3-13.4 s
         // against 13.7-16.3 s for 240 rows x 10 timesteps, whole process).
         options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        ApplyConfig(options, Environment.GetEnvironmentVariable(ConfigVariable));
         // ONNX Runtime's own per-node profile (a JSON file per session, named from this prefix), for finding where time goes.
         if (Environment.GetEnvironmentVariable("ONNX_ATTRIBUTION_ORT_PROFILE") is { Length: > 0 } profile)
         {
@@ -43,6 +44,25 @@ internal static class OrtSessions
             }
         }
         return options;
+    }
+
+    /// <summary>The environment variable of extra session config entries, for experiments: "key=value;key=value" (ONNX Runtime's keys).</summary>
+    public const string ConfigVariable = "ONNX_ATTRIBUTION_ORT_CONFIG";
+
+    /// <summary>Adds the entries of <paramref name="spec"/> ("key=value;…") to <paramref name="options"/>; null or empty adds none.</summary>
+    /// <exception cref="UserInputException">An entry is not key=value; the options are disposed.</exception>
+    internal static void ApplyConfig(SessionOptions options, string? spec)
+    {
+        foreach (var entry in (spec ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int eq = entry.IndexOf('=');
+            if (eq <= 0)
+            {
+                options.Dispose();
+                throw new UserInputException($"{ConfigVariable}: '{entry}' is not key=value (e.g. session.set_denormal_as_zero=1)");
+            }
+            options.AddSessionConfigEntry(entry[..eq], entry[(eq + 1)..]);
+        }
     }
 
     /// <summary>Whether this assembly was built against the CUDA flavour of ONNX Runtime (<c>-p:OrtFlavor=cuda</c>).</summary>
