@@ -85,6 +85,18 @@ public sealed partial class CliTests
     }
 
     [Test]
+    public void Lds_DasWithTheFactoredProjector_RefusedBeforeAnyTraining()
+    {
+        var outDir = Path.Combine(_dir, "lds");
+
+        int code = CliApp.Run(["lds", "--methods", "d-trak,das", "--projector", "factored", "--out", outDir]);
+
+        Assert.That(code, Is.EqualTo(CliApp.BadInput), _stderr.ToString());
+        Assert.That(_stderr.ToString(), Does.Contain("--projector factored: das normalises each timestep's whole gradient"));
+        Assert.That(Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any(), Is.False, "nothing trained or written");
+    }
+
+    [Test]
     public void Featurize_MoreTimestepsThanTheModelHas_ExitsTwoNamingTheRange()
     {
         int code = CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:4", "--timesteps", "5000", "--out", Path.Combine(_dir, "s")]);

@@ -56,6 +56,10 @@ public static partial class EvaluationRuns
         {
             throw new SettingException("ReferenceModels", o.ReferenceModels, "trains the reference models here; with a model given, only that one reference is attributed", 1);
         }
+        foreach (var m in methods)
+        {
+            AttributionMethods.CheckProjector(m, o.Projector); // before hours of training, not after the other methods' scores
+        }
         var grid = o.DampingGrid.ToList();
         if (grid.Count == 0 || grid.Any(l => !(l > 0)))
         {

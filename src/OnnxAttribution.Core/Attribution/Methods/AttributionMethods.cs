@@ -66,6 +66,16 @@ public static class AttributionMethods
         return method.Open(storeDirectory, model, session);
     }
 
+    /// <summary>Refuses a projector the method cannot build with (das: only dense), before any work is done.</summary>
+    /// <exception cref="SettingException">The method needs another projector.</exception>
+    public static void CheckProjector(string method, ProjectorKind projector)
+    {
+        if (method == "das")
+        {
+            DasMethod.RequireDense(projector);
+        }
+    }
+
     /// <summary>The methods whose queries honour <see cref="SessionSettings.QueryTimesteps"/>: those scored by the TRAK kernel.</summary>
     public static IReadOnlyList<string> QueryTimestepMethods { get; } = ["trak", "d-trak", "das"];
 }

@@ -57,12 +57,19 @@ internal sealed class DasMethod : IDampedMethod
     public FeaturizeOptions Options(MethodBuildRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Settings.Projector != ProjectorKind.Dense)
-        {
-            throw new SettingException("Projector", request.Settings.Projector, "das normalises each timestep's whole gradient, which only the dense projection forms", ProjectorKind.Dense);
-        }
+        RequireDense(request.Settings.Projector);
         var options = TrakMethod.Options(request, Name, MeasurementKind.Mean);
         return options with { Plan = options.Plan with { NormalizePairs = true }, RecordLosses = true };
+    }
+
+    /// <summary>Refuses any projector but the dense one: DAS normalises each timestep's whole gradient.</summary>
+    /// <exception cref="SettingException">The projector is not dense.</exception>
+    internal static void RequireDense(ProjectorKind projector)
+    {
+        if (projector != ProjectorKind.Dense)
+        {
+            throw new SettingException("Projector", projector, "das normalises each timestep's whole gradient, which only the dense projection forms", ProjectorKind.Dense);
+        }
     }
 
     /// <inheritdoc/>
