@@ -67,6 +67,27 @@ foreach (var kind in paths.Contains("ort") ? new[] { ProjectorKind.Dense, Projec
     }, $"{examples * timesteps} example×timesteps");
 }
 
+// 2b. The same as featurize runs it (TrakEngine): one example per core at once, each on one ONNX Runtime thread.
+int streams = Environment.ProcessorCount;
+foreach (var kind in paths.Contains("ort") && streams > 1 ? new[] { ProjectorKind.Dense, ProjectorKind.Factored } : [])
+{
+    var trak = new TrakModel(modelDir, plan, new ProjectionSettings(kind, ProjectionKind.Rademacher, dim, 0), FeaturizeOptions.StreamSessionOf(SessionSettings.Default, 0));
+    owned.Add(trak);
+    int kdim = trak.Extractor.Dim;
+    var pixels = data.Pixels.ToArray();
+    Time($"featurize, {streams} streams × 1 thread, ORT + {kind.ToString().ToLowerInvariant()} projection (k = {kdim})", () =>
+    {
+        Parallel.For(0, streams, w =>
+        {
+            var features = new float[batch * kdim];
+            for (int start = w * batch; start < examples; start += streams * batch)
+            {
+                trak.Extractor.Extract(pixels.AsSpan(start * d, batch * d), batch, features);
+            }
+        });
+    }, $"{examples * timesteps} example×timesteps");
+}
+
 // 3. The straightforward way: TorchSharp autograd one example at a time, gradients averaged over the timesteps, then the
 // same projection as the ORT row (dense of every parameter; factored of the Conv/Gemm weights, P_outᵀ G P_in per layer).
 if (paths.Contains("torch"))

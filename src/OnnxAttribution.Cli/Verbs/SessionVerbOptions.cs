@@ -6,7 +6,8 @@ namespace OnnxAttribution.Cli.Verbs;
 /// <summary>The ONNX Runtime options of every verb that runs a model (--threads, --device): declared once, inherited.</summary>
 internal abstract class SessionVerbOptions
 {
-    [Option("threads", Default = 0, HelpText = "ONNX Runtime intra-op threads; 0 for its default.")]
+    [Option("threads", Default = 0, HelpText = "ONNX Runtime intra-op threads; 0 for its default. With 0 on the CPU, featurizing runs one example per core " +
+        "at once, each on one thread (the same bits, 1.4-1.8x the throughput); a number runs one example at a time on that many threads.")]
     public int Threads { get; set; }
 
     [Option("device", Default = ExecutionDevice.Cpu, HelpText = "cpu or cuda (cuda needs the build with -p:OrtFlavor=cuda: ONNX Runtime's GPU package, CUDA 13, cuDNN 9).")]

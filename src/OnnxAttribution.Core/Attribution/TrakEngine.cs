@@ -58,7 +58,7 @@ public static class TrakEngine
     public static FeatureStore Featurize(FeaturizeOptions o, IProgress<(long Done, long Total)>? progress = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(o);
-        using var model = new TrakModel(o.ModelDirectory, o.Plan, o.Projection, o.Session);
+        using var model = new TrakModel(o.ModelDirectory, o.Plan, o.Projection, o.StreamSession);
         return Featurize(o, model, progress, cancel);
     }
 
@@ -94,6 +94,7 @@ public static class TrakEngine
         var rowLosses = new float[o.BatchSize];
         var rows = new long[o.BatchSize];
         var rowNorms = new float[o.BatchSize];
+        int streams = o.ResolvedStreams;
         int index = 0;
         while (index < pending.Count)
         {
@@ -110,8 +111,7 @@ public static class TrakEngine
                 rows[b] = first + b;
             }
             o.Data.Pixels.Slice(checked((int)(first * d)), count * d).CopyTo(images);
-            extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k), losses is null ? default : rowLosses.AsSpan(0, count),
-                rows.AsSpan(0, count), norms is null ? default : rowNorms.AsSpan(0, count));
+            ExtractInStreams(extractor, streams, count, d, k, images, features, losses is null ? null : rowLosses, rows, norms is null ? null : rowNorms, cancel);
             // Losses and norms reach the disk before the rows are marked done, so a done row always has them.
             losses?.WriteRows(first, rowLosses.AsSpan(0, count));
             losses?.Flush();
@@ -135,6 +135,36 @@ public static class TrakEngine
         {
             store.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Extracts a batch as up to <paramref name="streams"/> contiguous parts at once. Each example is computed on its own
+    /// (see docs/design.md, "Reproducibility"), so the parts give the same bits as one call.
+    /// </summary>
+    private static void ExtractInStreams(FeatureExtractor extractor, int streams, int count, int d, int k, float[] images, float[] features,
+        float[]? rowLosses, long[] rows, float[]? rowNorms, CancellationToken cancel)
+    {
+        int parts = Math.Min(streams, count);
+        void Part(int part)
+        {
+            int start = (int)((long)count * part / parts), end = (int)((long)count * (part + 1) / parts), n = end - start;
+            extractor.Extract(images.AsSpan(start * d, n * d), n, features.AsSpan(start * k, n * k), rowLosses is null ? default : rowLosses.AsSpan(start, n),
+                rows.AsSpan(start, n), rowNorms is null ? default : rowNorms.AsSpan(start, n));
+        }
+        if (parts <= 1)
+        {
+            Part(0);
+            return;
+        }
+        try
+        {
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts, CancellationToken = cancel }, Part);
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
+        {
+            // One part's error, as it was raised (not wrapped): the callers name the file and field from it.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
         }
     }
 

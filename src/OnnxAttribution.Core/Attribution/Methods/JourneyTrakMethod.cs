@@ -91,7 +91,7 @@ public sealed class JourneyTrakMethod : IDampedMethod
         FeaturizationPlan PlanAt(long t) => new([t], s.NoiseDraws, s.NoiseSeed, measurement);
         long rows = request.Data.Count, total = rows * steps.Count;
         var progress = request.Progress;
-        using var model = new TrakModel(request.ModelDirectory, PlanAt(steps[0]), projection, request.Session);
+        using var model = new TrakModel(request.ModelDirectory, PlanAt(steps[0]), projection, FeaturizeOptions.StreamSessionOf(request.Session, 0));
         for (int j = 0; j < steps.Count; j++)
         {
             long offset = j * rows;
