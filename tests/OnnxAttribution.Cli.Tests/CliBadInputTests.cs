@@ -300,6 +300,7 @@ public sealed partial class CliTests
         string simd = Ranking("--scan", "simd");
 
         Assert.That(Ranking("--scan", "onnx"), Is.EqualTo(simd));
+        Assert.That(Ranking("--reduce", "device"), Is.EqualTo(simd), "query features summed and projected in the graph");
         Assert.That(simd.Split(','), Has.Length.EqualTo(5));
     }
 

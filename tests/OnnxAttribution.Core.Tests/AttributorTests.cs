@@ -274,6 +274,25 @@ public sealed class AttributorTests : TempDirectoryTest
     }
 
     [Test]
+    public void ReducedInTheGraph_QueryFeaturesAndRanking_AgreeWithTheHost()
+    {
+        // What CUDA runs by default (the pairs summed and P applied in ONNX Runtime's graph), here on the CPU provider.
+        var images = new[] { 3, 17, 28 }.SelectMany(Image).ToArray();
+        using var host = OnnxAttribution.Core.Attribution.TrakScorer.Open(_store, _model, SessionSettings.Default);
+        using var graph = OnnxAttribution.Core.Attribution.TrakScorer.Open(_store, _model, SessionSettings.Default with { Reduction = GradientReduction.Device });
+        Assert.That((host.Extractor.ReducedInGraph, graph.Extractor.ReducedInGraph), Is.EqualTo((false, true)));
+
+        var expected = host.Features(images, 3);
+        var found = graph.Features(images, 3);
+        float scale = expected.Max(MathF.Abs);
+        Assert.That(found, Is.EqualTo(expected).Within(1e-4f * scale), "features");
+        Assert.That(found, Is.Not.EqualTo(expected), "computed another way, so not bit for bit");
+        var hostTop = host.Attribute(images, 3, 5);
+        var graphTop = graph.Attribute(images, 3, 5);
+        Assert.That(graphTop.Select(r => r.Indices), Is.EqualTo(hostTop.Select(r => r.Indices)), "each query's five best rows");
+    }
+
+    [Test]
     public void QueryTimesteps_MoreThanTheStoreHas_NamesTheStoresCount()
     {
         Assert.That(() => AttributionMethods.Open(_store, _model, SessionSettings.Default with { QueryTimesteps = 3 }),

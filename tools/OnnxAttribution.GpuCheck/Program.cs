@@ -10,14 +10,15 @@ using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Store;
 using OnnxAttribution.Tools;
 
-// Usage: OnnxAttribution.GpuCheck <model dir> <work dir> [--device cuda|cpu] [--rows N] [--featurize-rows N] [--json FILE]
+// Usage: OnnxAttribution.GpuCheck <model dir> <work dir> [--device cuda|cpu] [--reduce host|device] [--rows N] [--featurize-rows N] [--json FILE]
 // The GPU machine's checks and benchmarks in one self-contained program (that machine has no .NET SDK; tools/gpu-check.sh
 // publishes and runs it): the CUDA results against the CPU's, then the speeds the README asks for. Each step prints a line
 // and goes into the JSON; a failed step records its error and the rest still run. Exit 0 when every check agreed.
-// --device cpu runs the same steps on the CPU provider (to try the program where there is no GPU).
+// --device cpu runs the same steps on the CPU provider (to try the program where there is no GPU); --reduce device then runs the
+// GPU's way of featurizing there (pairs summed and projected in the graph; the default on CUDA).
 if (args.Length < 2)
 {
-    Console.Error.WriteLine("usage: OnnxAttribution.GpuCheck <model dir> <work dir> [--device cuda|cpu] [--rows N] [--featurize-rows N] [--json FILE]");
+    Console.Error.WriteLine("usage: OnnxAttribution.GpuCheck <model dir> <work dir> [--device cuda|cpu] [--reduce host|device] [--rows N] [--featurize-rows N] [--json FILE]");
     return 2;
 }
 string modelDir = args[0], work = args[1];
@@ -28,11 +29,13 @@ int featurizeRows = int.Parse(Option("--featurize-rows", "256"), CultureInfo.Inv
 string jsonPath = Option("--json", Path.Combine(work, "gpu-check.json"));
 Directory.CreateDirectory(work);
 
-var gpu = new SessionSettings(device);
+var reduction = Option("--reduce", "auto") switch { "host" => GradientReduction.Host, "device" => GradientReduction.Device, _ => GradientReduction.Auto };
+var gpu = new SessionSettings(device) { Reduction = reduction };
 var cpu = SessionSettings.Default;
 var results = new Dictionary<string, object>
 {
     ["device"] = device.ToString().ToLowerInvariant(),
+    ["reduction"] = gpu.ResolvedReduction.ToString().ToLowerInvariant(),
     ["machine"] = $"{Environment.ProcessorCount} cores",
     ["started"] = DateTime.UtcNow.ToString("u", CultureInfo.InvariantCulture),
 };
@@ -128,7 +131,8 @@ Step("featurize", () =>
     var schedule = ModelDirectory.Open(modelDir).CreateSchedule();
     var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, 10), 1, 0, MeasurementKind.Square);
     var found = new Dictionary<string, object>();
-    foreach (var (label, session) in new[] { ("device", gpu), ("cpu", cpu) })
+    var hostReduced = gpu with { Reduction = GradientReduction.Host };
+    foreach (var (label, session) in new[] { ("device", gpu), ("device, summed and projected on the host", hostReduced), ("cpu", cpu) })
     {
         using var trak = new TrakModel(modelDir, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 4096, 0), session);
         var features = new float[16 * trak.Extractor.Dim];

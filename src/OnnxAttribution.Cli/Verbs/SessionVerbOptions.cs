@@ -17,8 +17,13 @@ internal abstract class SessionVerbOptions
         "simd (the SIMD scan on the CPU), or onnx (a Gemm + TopK graph ONNX Runtime runs on --device; on cuda the rows stay in GPU memory).")]
     public ScanEngine Scan { get; set; }
 
+    [Option("reduce", Default = GradientReduction.Auto, HelpText = "where an example's per-pair gradients are summed and projected: auto " +
+        "(host on cpu, device on cuda), host (the gradients come back; the stores' reference bits), or device (inside ONNX Runtime's graph: " +
+        "only k values per example come back; P held in device memory; agrees with host to float32 rounding).")]
+    public GradientReduction Reduce { get; set; }
+
     /// <summary>The session settings these options ask for.</summary>
-    public SessionSettings Session => new(Device, Threads) { Scan = Scan };
+    public SessionSettings Session => new(Device, Threads) { Scan = Scan, Reduction = Reduce };
 
     /// <summary>Range checks of the session options, for the verb's Validate.</summary>
     protected void ValidateSession() => OptionChecks.AtLeast(Threads, 0, "--threads");

@@ -13,15 +13,19 @@ internal sealed class FeatureExtractor
     private readonly FactoredProjector? _factored;
     private readonly IReadOnlyList<(string Layer, string A, string G, int Positions, int InDim, int OutDim)> _factors = [];
     private readonly Lazy<SignTableProjector?> _signTables;
+    private readonly Gradients.ReducedGradientSession? _reduced;
+    private IReadOnlyList<Gradients.PairRun>? _fixedRuns;
 
     /// <summary>Creates the extractor.</summary>
     /// <param name="source">The gradient source.</param>
     /// <param name="settings">The projection.</param>
     /// <param name="factored">For factored projection: the projector the source's graph was built with when the graph projects its
     /// factors itself (<see cref="GradientSource.ProjectedFactorsOutput"/>); null to derive it from the graph's a.*/g.* outputs.</param>
+    /// <param name="reduced">The source's graph reduced in ONNX Runtime for these settings (<see cref="Runtime.GradientReduction.Device"/>),
+    /// or null to sum and project on the host.</param>
     /// <exception cref="UserInputException">The settings ask for what the factored projector cannot give.</exception>
     /// <exception cref="GraphContractException">The graph has neither factors nor a projection of the given projector's width.</exception>
-    public FeatureExtractor(GradientSource source, ProjectionSettings settings, FactoredProjector? factored = null)
+    public FeatureExtractor(GradientSource source, ProjectionSettings settings, FactoredProjector? factored = null, Gradients.ReducedGradientSession? reduced = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(settings);
@@ -68,7 +72,13 @@ internal sealed class FeatureExtractor
             }
             Dim = _factored.OutputDim;
         }
+        _reduced = reduced is not null && !source.Plan.NormalizePairs && source.CotangentFromOutput && reduced.Dim == Dim
+            && reduced.Dense == (_dense is not null) ? reduced : null;
     }
+
+    /// <summary>Whether <see cref="Extract(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long}, Span{float})"/>
+    /// sums and projects in ONNX Runtime's graph (<see cref="Runtime.GradientReduction.Device"/>).</summary>
+    public bool ReducedInGraph => _reduced is not null;
 
     /// <summary>
     /// The factored projector of <paramref name="settings"/> for these layers: the same kIn = kOut for every layer, the largest
@@ -110,6 +120,10 @@ internal sealed class FeatureExtractor
             throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}; " +
                 $"losses and norms 0 or {count}, got {losses.Length} and {norms.Length}");
         }
+        if (_reduced is not null && ExtractReduced(images, count, destination, losses, rows, norms))
+        {
+            return;
+        }
         if (_dense is not null)
         {
             var grads = new float[count * _source.Dimension];
@@ -145,6 +159,47 @@ internal sealed class FeatureExtractor
         }
     }
 
+    /// <summary>
+    /// The features through the reduced graph, one run per example and chunk of pairs; false (nothing written) when norms are
+    /// asked and the plan's pairs take more than one run (the norm is of the sum over all of them).
+    /// </summary>
+    private bool ExtractReduced(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows, Span<float> norms)
+    {
+        var outputs = _dense is not null ? _source.GradientOutputs : [_source.ProjectedFactorsOutput!];
+        bool random = _source.Plan.RandomTimestepRound is not null;
+        if (random && rows.Length != count)
+        {
+            throw new ArgumentException($"the plan draws one timestep per example from its dataset row: pass the {count} rows (got {rows.Length})", nameof(rows));
+        }
+        var fixedRuns = random ? null : _fixedRuns ??= _source.PairRuns(outputs, 0);
+        if (!norms.IsEmpty && (fixedRuns ?? _source.PairRuns(outputs, rows[0])).Count > 1)
+        {
+            return false;
+        }
+        var weights = Measurement.CotangentWeights(_source.Plan.Measurement, _source.ExampleLength);
+        int d = _source.ExampleLength;
+        for (int b = 0; b < count; b++)
+        {
+            var features = destination.Slice(b * Dim, Dim);
+            features.Clear();
+            double loss = 0;
+            float norm = 0;
+            foreach (var run in fixedRuns ?? _source.PairRuns(outputs, rows[b]))
+            {
+                norm = _reduced!.Run(images.Slice(b * d, d), run, weights, features, ref loss);
+            }
+            if (losses.Length > 0)
+            {
+                losses[b] = (float)loss;
+            }
+            if (!norms.IsEmpty)
+            {
+                norms[b] = norm;
+            }
+        }
+        return true;
+    }
+
     /// <summary>Features of a batch of pairs (<see cref="GradientSource.Clean"/> or <see cref="GradientSource.Noisy"/>): one row of <see cref="Dim"/> per example.</summary>
     public void Extract(ExampleBatch batch, Span<float> destination)
     {
@@ -153,6 +208,11 @@ internal sealed class FeatureExtractor
         if (destination.Length != (long)count * Dim)
         {
             throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}");
+        }
+        if (_reduced is not null && batch.CleanImages is { } images)
+        {
+            ExtractReduced(images, count, destination, default, default, default);
+            return;
         }
         if (_dense is not null)
         {

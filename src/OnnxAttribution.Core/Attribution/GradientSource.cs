@@ -167,6 +167,50 @@ internal sealed class GradientSource
         }
     }
 
+    /// <summary>
+    /// The plan's pairs for one example in the runs <see cref="ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction?)"/>
+    /// makes for <paramref name="outputs"/> (the same chunks, timesteps, noise and weights), as inputs of the reduced graph.
+    /// </summary>
+    /// <param name="outputs">The gradient-graph outputs the runs are sized for.</param>
+    /// <param name="row">The example's dataset row (a one-random-timestep plan draws from it; ignored by fixed plans).</param>
+    internal IReadOnlyList<PairRun> PairRuns(IReadOnlyList<string> outputs, long row)
+    {
+        ArgumentNullException.ThrowIfNull(outputs);
+        int d = ExampleLength;
+        int pairs = Plan.Pairs;
+        int perRun = PairsPerRun(outputs);
+        int chunks = (pairs + perRun - 1) / perRun;
+        var runs = new List<PairRun>(chunks);
+        int done = 0;
+        for (int c = 0; c < chunks; c++)
+        {
+            int n = (pairs - done) / (chunks - c);
+            var run = new PairRun(new long[n], new float[n * d], new float[n], new float[n], new float[n]);
+            for (int i = 0; i < n; i++)
+            {
+                int pair = done + i;
+                int timestepIndex = pair / Plan.NoiseDraws;
+                var noise = run.Noise.AsSpan(i * d, d);
+                if (Plan.RandomTimestepRound is not null)
+                {
+                    run.Timesteps[i] = Plan.ExampleTimestep(row, _schedule.Timesteps);
+                    Plan.ExampleNoise(row, noise);
+                }
+                else
+                {
+                    run.Timesteps[i] = Plan.Timesteps[timestepIndex];
+                    Plan.Noise(timestepIndex, pair % Plan.NoiseDraws, noise);
+                }
+                run.SignalScales[i] = (float)Math.Sqrt(_schedule.AlphaBars[run.Timesteps[i]]);
+                run.NoiseScales[i] = (float)Math.Sqrt(1 - _schedule.AlphaBars[run.Timesteps[i]]);
+                run.Weights[i] = 1f / pairs;
+            }
+            runs.Add(run);
+            done += n;
+        }
+        return runs;
+    }
+
     /// <summary>The most pairs of one example that go into one run.</summary>
     public const int MaxPairsPerRun = 16;
 
@@ -344,7 +388,7 @@ internal sealed class GradientSource
     {
         CheckBatch(images, count, nameof(images));
         var x0 = images.ToArray();
-        return new ExampleBatch(count, (outputs, accumulate) => ForEachPair(x0, count, outputs, accumulate));
+        return new ExampleBatch(count, (outputs, accumulate) => ForEachPair(x0, count, outputs, accumulate)) { CleanImages = x0 };
     }
 
     /// <summary>
@@ -539,6 +583,9 @@ internal sealed class ExampleBatch
 
     /// <summary>B, the number of examples.</summary>
     public int Count { get; }
+
+    /// <summary>The B clean images of a <see cref="GradientSource.Clean"/> batch (B·C·H·W values); null for other batches.</summary>
+    public float[]? CleanImages { get; init; }
 
     /// <summary>Runs each pair and hands the requested gradient-graph outputs (B rows each) and the pair's weight to <paramref name="accumulate"/>.</summary>
     public void Run(IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate)

@@ -13,6 +13,7 @@ public sealed class TrakModel : IDisposable
     private readonly OnnxDenoiser _forward;
     private readonly VjpSession _vjp;
     private readonly FactoredProjector? _factored;
+    private readonly ReducedGradientSession? _reduced;
     private readonly ProjectionSettings _projection = null!;
 
     /// <summary>Opens the sessions.</summary>
@@ -65,12 +66,19 @@ public sealed class TrakModel : IDisposable
             _vjp = VjpSession.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray(graph),
                 $"the gradient graph of {Directory.RequireForward()} ({projection.Kind.ToString().ToLowerInvariant()} features)", session);
             _projection = projection;
+            if ((session ?? SessionSettings.Default).ResolvedReduction == GradientReduction.Device && !kroneckerFactors)
+            {
+                // Sum the pairs and project inside ONNX Runtime's graph: only k values per example come back (GPU memory holds the rest on CUDA).
+                _reduced = ReducedGradientSession.Open(graph, _vjp, projection.Kind == ProjectorKind.Dense ? projection : null, _factored?.OutputDim ?? 0,
+                    session ?? SessionSettings.Default);
+            }
             Extractor = ExtractorFor(plan, projection);
         }
         catch
         {
             _forward.Dispose();
             _vjp?.Dispose();
+            _reduced?.Dispose();
             throw;
         }
     }
@@ -182,7 +190,8 @@ public sealed class TrakModel : IDisposable
         {
             throw new ArgumentException($"the gradient graph applies the factored projection {_projection} itself, not {projection}", nameof(projection));
         }
-        return new FeatureExtractor(new GradientSource(_forward, _vjp, Directory.CreateSchedule(), plan), projection, _factored);
+        return new FeatureExtractor(new GradientSource(_forward, _vjp, Directory.CreateSchedule(), plan), projection, _factored,
+            projection == _projection ? _reduced : null);
     }
 
     private static List<Onnx.Differentiation.FactorProjection> InGraphProjections(FactoredProjector projector) =>
@@ -245,6 +254,7 @@ public sealed class TrakModel : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
+        _reduced?.Dispose();
         _vjp.Dispose();
         _forward.Dispose();
     }

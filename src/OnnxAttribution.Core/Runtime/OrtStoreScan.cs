@@ -120,7 +120,7 @@ public sealed class OrtStoreScan : IDisposable
     }
 
     /// <summary>The device memory the rows are copied to: the GPU's for CUDA, ONNX Runtime's CPU memory otherwise.</summary>
-    private static OrtMemoryInfo DeviceMemory(SessionSettings settings) => settings.Device == ExecutionDevice.Cuda
+    internal static OrtMemoryInfo DeviceMemory(SessionSettings settings) => settings.Device == ExecutionDevice.Cuda
         ? new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, settings.CudaDeviceId, OrtMemType.Default)
         : new OrtMemoryInfo(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.DeviceAllocator, 0, OrtMemType.Default);
 
@@ -244,7 +244,7 @@ public sealed class OrtStoreScan : IDisposable
     }
 
     /// <summary>Copies a host tensor into <paramref name="device"/> memory by running the copy graph bound there.</summary>
-    private static OrtValue CopyTo(InferenceSession copier, OrtMemoryInfo device, OrtValue mapped)
+    internal static OrtValue CopyTo(InferenceSession copier, OrtMemoryInfo device, OrtValue mapped)
     {
         using (mapped)
         {

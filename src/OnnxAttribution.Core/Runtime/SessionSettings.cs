@@ -21,4 +21,11 @@ public sealed record SessionSettings(ExecutionDevice Device = ExecutionDevice.Cp
 
     /// <summary>The scan engine <see cref="Scan"/> resolves to on <see cref="Device"/>.</summary>
     public ScanEngine ResolvedScan => Scan != ScanEngine.Auto ? Scan : Device == ExecutionDevice.Cuda ? ScanEngine.Onnx : ScanEngine.Simd;
+
+    /// <summary>Where featurization and query features sum and project the pairs' gradients (<see cref="GradientReduction"/>).</summary>
+    public GradientReduction Reduction { get; init; }
+
+    /// <summary>The reduction <see cref="Reduction"/> resolves to on <see cref="Device"/>: in the graph on CUDA, on the host otherwise.</summary>
+    public GradientReduction ResolvedReduction =>
+        Reduction != GradientReduction.Auto ? Reduction : Device == ExecutionDevice.Cuda ? GradientReduction.Device : GradientReduction.Host;
 }
