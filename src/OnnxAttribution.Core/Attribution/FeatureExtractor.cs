@@ -217,7 +217,16 @@ internal sealed class FeatureExtractor
         if (_dense is not null)
         {
             var grads = new float[count * _source.Dimension];
-            _source.Compute(batch, grads);
+            if (batch.CleanImages is { } clean && !_source.Plan.NormalizePairs)
+            {
+                // Clean images (a query's): their runs' gradients read in place, the same bits as pair by pair (a batch of
+                // pairs never normalises them, so a plan that does keeps the pair-by-pair way).
+                _source.Compute(clean, count, grads);
+            }
+            else
+            {
+                _source.Compute(batch, grads);
+            }
             ProjectDense(grads, count, destination);
             return;
         }

@@ -12,7 +12,7 @@ namespace OnnxAttribution.Core.Attribution;
 /// Averaging before projection follows D-TRAK's code. The gradient of one example is the concatenation of the
 /// graph's <c>grad.*</c> outputs in their order (the model's parameter order).
 /// </remarks>
-internal sealed class GradientSource
+internal sealed partial class GradientSource
 {
     private readonly IDenoiser _forward;
     private readonly VjpSession _vjp;
@@ -167,50 +167,6 @@ internal sealed class GradientSource
         }
     }
 
-    /// <summary>
-    /// The plan's pairs for one example in the runs <see cref="ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction?)"/>
-    /// makes for <paramref name="outputs"/> (the same chunks, timesteps, noise and weights), as inputs of the reduced graph.
-    /// </summary>
-    /// <param name="outputs">The gradient-graph outputs the runs are sized for.</param>
-    /// <param name="row">The example's dataset row (a one-random-timestep plan draws from it; ignored by fixed plans).</param>
-    internal IReadOnlyList<PairRun> PairRuns(IReadOnlyList<string> outputs, long row)
-    {
-        ArgumentNullException.ThrowIfNull(outputs);
-        int d = ExampleLength;
-        int pairs = Plan.Pairs;
-        int perRun = PairsPerRun(outputs);
-        int chunks = (pairs + perRun - 1) / perRun;
-        var runs = new List<PairRun>(chunks);
-        int done = 0;
-        for (int c = 0; c < chunks; c++)
-        {
-            int n = (pairs - done) / (chunks - c);
-            var run = new PairRun(new long[n], new float[n * d], new float[n], new float[n], new float[n]);
-            for (int i = 0; i < n; i++)
-            {
-                int pair = done + i;
-                int timestepIndex = pair / Plan.NoiseDraws;
-                var noise = run.Noise.AsSpan(i * d, d);
-                if (Plan.RandomTimestepRound is not null)
-                {
-                    run.Timesteps[i] = Plan.ExampleTimestep(row, _schedule.Timesteps);
-                    Plan.ExampleNoise(row, noise);
-                }
-                else
-                {
-                    run.Timesteps[i] = Plan.Timesteps[timestepIndex];
-                    Plan.Noise(timestepIndex, pair % Plan.NoiseDraws, noise);
-                }
-                run.SignalScales[i] = (float)Math.Sqrt(_schedule.AlphaBars[run.Timesteps[i]]);
-                run.NoiseScales[i] = (float)Math.Sqrt(1 - _schedule.AlphaBars[run.Timesteps[i]]);
-                run.Weights[i] = 1f / pairs;
-            }
-            runs.Add(run);
-            done += n;
-        }
-        return runs;
-    }
-
     /// <summary>The most pairs of one example that go into one run.</summary>
     public const int MaxPairsPerRun = 16;
 
@@ -358,6 +314,11 @@ internal sealed class GradientSource
         if (losses.Length != 0 && losses.Length != count)
         {
             throw new ArgumentException($"batch of {count}: losses need 0 or {count} values, got {losses.Length}", nameof(losses));
+        }
+        if (_vjp.CotangentFromOutput && !Plan.NormalizePairs)
+        {
+            ComputeInPlace(images, count, destination, losses, rows);
+            return;
         }
         // Accumulated in arrays (a span cannot be captured by the per-pair callback), then copied out once.
         var dest = new float[count * p];

@@ -141,8 +141,37 @@ public sealed class VjpSession : IDisposable
         return RunCore(xt, t, target, weights, batch, outputs);
     }
 
+    /// <summary>
+    /// As <see cref="RunMeasured"/>, but <paramref name="read"/> reads the outputs where ONNX Runtime left them (in
+    /// <paramref name="outputs"/>' order, valid only during the call) instead of receiving copies.
+    /// </summary>
+    internal void RunMeasuredInPlace(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> target, ReadOnlySpan<float> weights,
+        int batch, IReadOnlyList<string> outputs, Action<IReadOnlyList<OrtValue>> read)
+    {
+        if (!CotangentFromOutput || weights.Length != 3)
+        {
+            throw new GraphContractException($"{Label}: the gradient graph must take target and cotangent_weights, with 3 weights (got {weights.Length})");
+        }
+        RunCore(xt, t, target, weights, batch, outputs, read);
+    }
+
     /// <summary>One run: <paramref name="image"/> is the cotangent, or the target when <paramref name="weights"/> is not empty.</summary>
     private Dictionary<string, float[]> RunCore(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> image, ReadOnlySpan<float> weights, int batch, IReadOnlyList<string>? outputs)
+    {
+        outputs ??= _session.OutputNames;
+        var dict = new Dictionary<string, float[]>(outputs.Count, StringComparer.Ordinal);
+        RunCore(xt, t, image, weights, batch, outputs, results =>
+        {
+            for (int i = 0; i < outputs.Count; i++)
+            {
+                dict[outputs[i]] = results[i].GetTensorDataAsSpan<float>().ToArray();
+            }
+        });
+        return dict;
+    }
+
+    private void RunCore(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> image, ReadOnlySpan<float> weights, int batch,
+        IReadOnlyList<string> outputs, Action<IReadOnlyList<OrtValue>> read)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
         long per = (long)Channels * ImageSize * ImageSize;
@@ -151,7 +180,6 @@ public sealed class VjpSession : IDisposable
         {
             throw new ArgumentException($"{Label}: batch {batch} needs x_t and {imageInput} of {batch * per} values and t of {batch}; got {xt.Length}, {image.Length}, {t.Length}");
         }
-        outputs ??= _session.OutputNames;
         long[] imageShape = [batch, Channels, ImageSize, ImageSize];
         using var xv = AlignedTensors.Float(xt, imageShape);
         using var tv = AlignedTensors.Int64(t, [batch]);
@@ -163,12 +191,7 @@ public sealed class VjpSession : IDisposable
             using var results = wv is null
                 ? _session.Run(run, [InputXt, InputT, InputCotangent], [xv, tv, cv], outputs)
                 : _session.Run(run, [InputXt, InputT, InputTarget, InputCotangentWeights], [xv, tv, cv, wv], outputs);
-            var dict = new Dictionary<string, float[]>(outputs.Count, StringComparer.Ordinal);
-            for (int i = 0; i < outputs.Count; i++)
-            {
-                dict[outputs[i]] = results[i].GetTensorDataAsSpan<float>().ToArray();
-            }
-            return dict;
+            read(results);
         }
         catch (OnnxRuntimeException e)
         {
