@@ -171,6 +171,8 @@ internal static class ServerCommandLine
         new("--device", "Device", "cpu", "cpu | cuda: where ONNX Runtime runs the models (cuda needs Microsoft.ML.OnnxRuntime.Gpu, as the CLI's --device does)."),
         new("--scan", "Scan", "auto",
             "auto | simd | onnx: what scans a store for a query's best rows (auto: simd on cpu, onnx on cuda, where the rows stay in GPU memory)."),
+        new("--reduce", "Reduce", "auto",
+            "auto | host | device: where a query's per-pair gradients are summed and projected (auto: host on cpu, device on cuda, inside the graph)."),
         new("--api-key", "ApiKeys", "none",
             "an accepted API key (repeatable), sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'. Required when --urls listens beyond loopback, " +
             "unless --allow-anonymous.", Repeatable: true),
@@ -362,6 +364,11 @@ internal static class ServerCommandLine
         {
             throw new UserInputException($"--scan '{scanName}': expected auto, simd or onnx");
         }
+        var reduceName = configuration["Reduce"] ?? "auto";
+        if (reduceName.Any(char.IsDigit) || !Enum.TryParse(reduceName, ignoreCase: true, out GradientReduction reduce) || !Enum.IsDefined(reduce))
+        {
+            throw new UserInputException($"--reduce '{reduceName}': expected auto, host or device");
+        }
         var d = DefaultLimits;
         var limits = new ServerLimits
         {
@@ -395,6 +402,7 @@ internal static class ServerCommandLine
         {
             QueryTimesteps = Int(configuration, "QueryTimesteps", 0, 0),
             Scan = scan,
+            Reduction = reduce,
         })
         {
             Limits = limits,

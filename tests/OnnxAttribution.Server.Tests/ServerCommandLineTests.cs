@@ -40,6 +40,14 @@ public sealed class ServerCommandLineTests
         Assert.That(ServerCommandLine.Parse(["--store", "s"])!.Session.Scan, Is.EqualTo(ScanEngine.Auto));
     }
 
+    [TestCase("device", GradientReduction.Device)]
+    [TestCase("Host", GradientReduction.Host)]
+    public void Parse_Reduce_SetsTheSessionsReduction(string name, GradientReduction expected)
+    {
+        Assert.That(ServerCommandLine.Parse(["--store", "s", "--reduce", name])!.Session.Reduction, Is.EqualTo(expected));
+        Assert.That(ServerCommandLine.Parse(["--store", "s"])!.Session.Reduction, Is.EqualTo(GradientReduction.Auto));
+    }
+
     [Test]
     public void Parse_Help_ReturnsNullAndTheTextNamesEveryOptionAndEndpoint()
     {
@@ -47,7 +55,7 @@ public sealed class ServerCommandLineTests
         string help = ServerCommandLine.Help;
         foreach (var word in new[]
         {
-            "--store", "--model", "--urls", "--threads", "--device", "--scan", "--api-key", "--allow-anonymous", "--rate-limit", "--rate-burst",
+            "--store", "--model", "--urls", "--threads", "--device", "--scan", "--reduce", "--api-key", "--allow-anonymous", "--rate-limit", "--rate-burst",
             "--max-queries", "--max-seed-steps", "--png-side-factor", "--max-body-bytes", "--max-url-length", "--queue", "--max-wait-ms", "--seed-queue", "--seed-threads",
             "--request-timeout", "--drain-timeout", "--log-format", "--config", "Limits:QueueLength", "ONNX_ATTRIBUTION_",
             "--cluster-store", "--cluster-redis", "--cluster-id", "partial", "missing",
@@ -75,6 +83,7 @@ public sealed class ServerCommandLineTests
     [TestCase(new[] { "--store", "s", "--device", "gpu" }, "--device 'gpu': expected cpu or cuda")]
     [TestCase(new[] { "--store", "s", "--device", "1" }, "--device '1'")]
     [TestCase(new[] { "--store", "s", "--scan", "gpu" }, "--scan 'gpu': expected auto, simd or onnx")]
+    [TestCase(new[] { "--store", "s", "--reduce", "2" }, "--reduce '2': expected auto, host or device")]
     [TestCase(new[] { "--store" }, "--store needs a value")]
     [TestCase(new[] { "--model", "m" }, "no store")]
     [TestCase(new[] { "--store", "a/s", "--store", "b/s" }, "two stores are named 's'")]

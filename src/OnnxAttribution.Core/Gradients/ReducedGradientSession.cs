@@ -8,8 +8,8 @@ using OnnxAttribution.Onnx.Proto;
 namespace OnnxAttribution.Core.Gradients;
 
 /// <summary>
-/// Runs a <see cref="ReducedGradientGraph"/> through IOBinding: the dense projection's blocks of P are bound once (copied to
-/// GPU memory on CUDA), each run binds one example's image and its pairs, and only the k features, the n losses and the
+/// Runs a <see cref="ReducedGradientGraph"/> through IOBinding: the dense projection's blocks of P are made once (copied to
+/// GPU memory on CUDA) and bound to every run with one example's image and its pairs, and only the k features, the n losses and the
 /// gradient's norm are bound to host memory. Every intermediate — x_t, the per-pair gradients, their sum — stays with the
 /// execution provider.
 /// </summary>
@@ -19,17 +19,14 @@ internal sealed class ReducedGradientSession : IDisposable
     public const long ProjectionLimitBytes = 32L << 30;
 
     private readonly InferenceSession _session;
-    private readonly OrtIoBinding _binding;
-    private readonly List<OrtValue> _projection = [];
+    private readonly List<(string Name, OrtValue Value)> _projection = [];
     private readonly OrtMemoryInfo _host = OrtMemoryInfo.DefaultInstance;
     private readonly int _channels;
     private readonly int _size;
-    private readonly Lock _gate = new();
 
     private ReducedGradientSession(InferenceSession session, int dim, VjpSession vjp, bool dense, string label)
     {
         _session = session;
-        _binding = session.CreateIoBinding();
         Dim = dim;
         Dense = dense;
         Label = label;
@@ -106,9 +103,7 @@ internal sealed class ReducedGradientSession : IDisposable
             long first = offset;
             Parallel.For(0, size, r => dense.FillRow(first + r, rows.AsSpan(checked((int)(r * Dim)), Dim)));
             var host = OrtValue.CreateTensorValueFromMemory(rows, [size, Dim]);
-            var value = cuda ? OrtStoreScan.CopyTo(copier!, device!, host) : host;
-            _projection.Add(value);
-            _binding.BindInput(ReducedGradientGraph.ProjectionPrefix + output, value);
+            _projection.Add((ReducedGradientGraph.ProjectionPrefix + output, cuda ? OrtStoreScan.CopyTo(copier!, device!, host) : host));
             offset += size;
         }
     }
@@ -136,53 +131,55 @@ internal sealed class ReducedGradientSession : IDisposable
         }
         long[] image = [1, _channels, _size, _size];
         long[] pairs = [n, _channels, _size, _size];
-        lock (_gate)
+        // A binding per run (cheap: it holds references), so streams may share the session.
+        using var binding = _session.CreateIoBinding();
+        using var xv = OrtValue.CreateTensorValueFromMemory(x0.ToArray(), image);
+        using var nv = OrtValue.CreateTensorValueFromMemory(run.Noise, pairs);
+        using var tv = OrtValue.CreateTensorValueFromMemory(run.Timesteps, [n]);
+        using var sv = OrtValue.CreateTensorValueFromMemory(run.SignalScales, [n, 1, 1, 1]);
+        using var qv = OrtValue.CreateTensorValueFromMemory(run.NoiseScales, [n, 1, 1, 1]);
+        using var wv = OrtValue.CreateTensorValueFromMemory(run.Weights, [1, n]);
+        using var cv = OrtValue.CreateTensorValueFromMemory(cotangentWeights, [3]);
+        binding.BindInput(ReducedGradientGraph.CleanInput, xv);
+        binding.BindInput(ReducedGradientGraph.NoiseInput, nv);
+        binding.BindInput(VjpSession.InputT, tv);
+        binding.BindInput(ReducedGradientGraph.SignalScaleInput, sv);
+        binding.BindInput(ReducedGradientGraph.NoiseScaleInput, qv);
+        binding.BindInput(ReducedGradientGraph.WeightsInput, wv);
+        binding.BindInput(VjpSession.InputCotangentWeights, cv);
+        foreach (var (name, value) in _projection)
         {
-            using var xv = OrtValue.CreateTensorValueFromMemory(x0.ToArray(), image);
-            using var nv = OrtValue.CreateTensorValueFromMemory(run.Noise, pairs);
-            using var tv = OrtValue.CreateTensorValueFromMemory(run.Timesteps, [n]);
-            using var sv = OrtValue.CreateTensorValueFromMemory(run.SignalScales, [n, 1, 1, 1]);
-            using var qv = OrtValue.CreateTensorValueFromMemory(run.NoiseScales, [n, 1, 1, 1]);
-            using var wv = OrtValue.CreateTensorValueFromMemory(run.Weights, [1, n]);
-            using var cv = OrtValue.CreateTensorValueFromMemory(cotangentWeights, [3]);
-            _binding.BindInput(ReducedGradientGraph.CleanInput, xv);
-            _binding.BindInput(ReducedGradientGraph.NoiseInput, nv);
-            _binding.BindInput(VjpSession.InputT, tv);
-            _binding.BindInput(ReducedGradientGraph.SignalScaleInput, sv);
-            _binding.BindInput(ReducedGradientGraph.NoiseScaleInput, qv);
-            _binding.BindInput(ReducedGradientGraph.WeightsInput, wv);
-            _binding.BindInput(VjpSession.InputCotangentWeights, cv);
-            _binding.BindOutputToDevice(ReducedGradientGraph.FeaturesOutput, _host);
-            _binding.BindOutputToDevice(ReducedGradientGraph.LossesOutput, _host);
-            if (Dense)
-            {
-                _binding.BindOutputToDevice(ReducedGradientGraph.NormOutput, _host);
-            }
-            try
-            {
-                using var runOptions = new RunOptions();
-                _session.RunWithBinding(runOptions, _binding);
-            }
-            catch (OnnxRuntimeException e)
-            {
-                throw new AttributionException($"{Label}: ONNX Runtime failed on one image and {n} pairs: {e.Message}", e);
-            }
-            using var outputs = _binding.GetOutputValues();
-            System.Numerics.Tensors.TensorPrimitives.Add(features, outputs[0].GetTensorDataAsSpan<float>(), features);
-            var losses = outputs[1].GetTensorDataAsSpan<float>();
-            for (int i = 0; i < n; i++)
-            {
-                loss += run.Weights[i] * (double)losses[i];
-            }
-            return Dense ? outputs[2].GetTensorDataAsSpan<float>()[0] : 0f;
+            binding.BindInput(name, value);
         }
+        binding.BindOutputToDevice(ReducedGradientGraph.FeaturesOutput, _host);
+        binding.BindOutputToDevice(ReducedGradientGraph.LossesOutput, _host);
+        if (Dense)
+        {
+            binding.BindOutputToDevice(ReducedGradientGraph.NormOutput, _host);
+        }
+        try
+        {
+            using var runOptions = new RunOptions();
+            _session.RunWithBinding(runOptions, binding);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new AttributionException($"{Label}: ONNX Runtime failed on one image and {n} pairs: {e.Message}", e);
+        }
+        using var outputs = binding.GetOutputValues();
+        System.Numerics.Tensors.TensorPrimitives.Add(features, outputs[0].GetTensorDataAsSpan<float>(), features);
+        var losses = outputs[1].GetTensorDataAsSpan<float>();
+        for (int i = 0; i < n; i++)
+        {
+            loss += run.Weights[i] * (double)losses[i];
+        }
+        return Dense ? outputs[2].GetTensorDataAsSpan<float>()[0] : 0f;
     }
 
     /// <inheritdoc/>
     public void Dispose()
     {
-        _binding.Dispose();
-        foreach (var value in _projection)
+        foreach (var (_, value) in _projection)
         {
             value.Dispose();
         }

@@ -127,6 +127,35 @@ public sealed class ReducedGradientTests : TempDirectoryTest
         Assert.That(inPlace.Count(v => v != 0), Is.GreaterThan(inPlace.Length / 2));
     }
 
+    /// <summary>Featurize in two streams sharing one reduced session (a binding per run), against the host's one stream.</summary>
+    [Test]
+    public void Featurize_DeviceReductionInTwoStreams_AgreesWithTheHost()
+    {
+        var data = new DatasetLocator().Load("embedded", "0:9", 16);
+        FeaturizeOptions Options(string name, GradientReduction reduction, int streams) => new()
+        {
+            ModelDirectory = Model,
+            Data = data,
+            Plan = new FeaturizationPlan([100, 600], 1, 3, MeasurementKind.Square),
+            Projection = new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 96, 5),
+            OutDirectory = Path.Combine(TempDir, name),
+            BatchSize = 4,
+            Streams = streams,
+            Session = SessionSettings.Default with { Reduction = reduction },
+        };
+        using var host = TrakEngine.Featurize(Options("host", GradientReduction.Host, 1));
+        using var device = TrakEngine.Featurize(Options("device", GradientReduction.Device, 2));
+
+        var expected = new float[host.Rows * host.Dim];
+        var found = new float[expected.Length];
+        for (int r = 0; r < host.Rows; r++)
+        {
+            host.ReadRow(r, expected.AsSpan(r * host.Dim, host.Dim));
+            device.ReadRow(r, found.AsSpan(r * host.Dim, host.Dim));
+        }
+        AssertClose(found, expected, 1e-4, "features of 9 rows");
+    }
+
     [Test]
     public void ResolvedReduction_AutoIsTheHostOnCpuAndTheGraphOnCuda()
     {
