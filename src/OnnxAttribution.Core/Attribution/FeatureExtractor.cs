@@ -14,7 +14,6 @@ internal sealed class FeatureExtractor
     private readonly IReadOnlyList<(string Layer, string A, string G, int Positions, int InDim, int OutDim)> _factors = [];
     private readonly Lazy<SignTableProjector?> _signTables;
     private readonly Gradients.ReducedGradientSession? _reduced;
-    private IReadOnlyList<Gradients.PairRun>? _fixedRuns;
 
     /// <summary>Creates the extractor.</summary>
     /// <param name="source">The gradient source.</param>
@@ -35,7 +34,7 @@ internal sealed class FeatureExtractor
         _signTables = new(CreateSignTables);
         if (settings.Kind == ProjectorKind.Dense)
         {
-            _dense = new DenseProjector(source.Dimension, settings.Dim, settings.Distribution, unchecked((ulong)settings.Seed));
+            _dense = settings.DenseProjector(source.Dimension);
             Dim = settings.Dim;
         }
         else
@@ -166,13 +165,8 @@ internal sealed class FeatureExtractor
     private bool ExtractReduced(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows, Span<float> norms)
     {
         var outputs = _dense is not null ? _source.GradientOutputs : [_source.ProjectedFactorsOutput!];
-        bool random = _source.Plan.RandomTimestepRound is not null;
-        if (random && rows.Length != count)
-        {
-            throw new ArgumentException($"the plan draws one timestep per example from its dataset row: pass the {count} rows (got {rows.Length})", nameof(rows));
-        }
-        var fixedRuns = random ? null : _fixedRuns ??= _source.PairRuns(outputs, 0);
-        if (!norms.IsEmpty && (fixedRuns ?? _source.PairRuns(outputs, rows[0])).Count > 1)
+        bool random = _source.RequireRows(rows, count);
+        if (!norms.IsEmpty && count > 0 && _source.PairRuns(outputs, random ? rows[0] : 0).Count > 1)
         {
             return false;
         }
@@ -184,7 +178,7 @@ internal sealed class FeatureExtractor
             features.Clear();
             double loss = 0;
             float norm = 0;
-            foreach (var run in fixedRuns ?? _source.PairRuns(outputs, rows[b]))
+            foreach (var run in _source.PairRuns(outputs, random ? rows[b] : 0))
             {
                 norm = _reduced!.Run(images.Slice(b * d, d), run, weights, features, ref loss);
             }

@@ -7,22 +7,27 @@ internal sealed partial class GradientSource
 {
     /// <summary>
     /// The plan's pairs for one example in the runs <see cref="ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction?)"/>
-    /// makes for <paramref name="outputs"/> (the same chunks, timesteps, noise and weights), as inputs of the reduced graph.
+    /// makes for <paramref name="outputs"/> (the same chunks, timesteps, noise and weights), as inputs of the reduced graph. A
+    /// fixed plan's runs are the same for every example: made once per run size and shared (read only).
     /// </summary>
     /// <param name="outputs">The gradient-graph outputs the runs are sized for.</param>
     /// <param name="row">The example's dataset row (a one-random-timestep plan draws from it; ignored by fixed plans).</param>
     internal IReadOnlyList<PairRun> PairRuns(IReadOnlyList<string> outputs, long row)
     {
         ArgumentNullException.ThrowIfNull(outputs);
+        return Plan.RandomTimestepRound is not null
+            ? MakePairRuns(outputs, row)
+            : _fixedRuns.GetOrAdd(PairsPerRun(outputs), _ => MakePairRuns(outputs, 0));
+    }
+
+    private List<PairRun> MakePairRuns(IReadOnlyList<string> outputs, long row)
+    {
         int d = ExampleLength;
         int pairs = Plan.Pairs;
-        int perRun = PairsPerRun(outputs);
-        int chunks = (pairs + perRun - 1) / perRun;
-        var runs = new List<PairRun>(chunks);
+        var runs = new List<PairRun>();
         int done = 0;
-        for (int c = 0; c < chunks; c++)
+        foreach (int n in RunSizes(outputs))
         {
-            int n = (pairs - done) / (chunks - c);
             var run = new PairRun(new long[n], new float[n * d], new float[n], new float[n], new float[n]);
             for (int i = 0; i < n; i++)
             {
@@ -50,6 +55,45 @@ internal sealed partial class GradientSource
     }
 
     /// <summary>
+    /// The pairs of each run of one example for these outputs: chunks of near-equal size (30 pairs at 16 a run: 15 + 15),
+    /// fixed by the plan and the outputs alone.
+    /// </summary>
+    private IEnumerable<int> RunSizes(IReadOnlyList<string> outputs)
+    {
+        int pairs = Plan.Pairs;
+        int perRun = PairsPerRun(outputs);
+        int chunks = (pairs + perRun - 1) / perRun;
+        int done = 0;
+        for (int c = 0; c < chunks; c++)
+        {
+            int n = (pairs - done) / (chunks - c);
+            yield return n;
+            done += n;
+        }
+    }
+
+    /// <summary>Whether the plan draws each example's pair from its row; then the batch's rows must be given.</summary>
+    /// <exception cref="ArgumentException">A one-random-timestep plan without one row per example.</exception>
+    internal bool RequireRows(ReadOnlySpan<long> rows, int count)
+    {
+        bool random = Plan.RandomTimestepRound is not null;
+        if (random && rows.Length != count)
+        {
+            throw new ArgumentException($"the plan draws one timestep per example from its dataset row: pass the {count} rows (got {rows.Length})", nameof(rows));
+        }
+        return random;
+    }
+
+    /// <summary>x_t = a·x₀ + s·ε, in float32 as every path forms it (the bits of the graph's input depend on it).</summary>
+    private static void FormNoisy(ReadOnlySpan<float> x0, float a, float s, ReadOnlySpan<float> e, Span<float> destination)
+    {
+        for (int k = 0; k < x0.Length; k++)
+        {
+            destination[k] = a * x0[k] + s * e[k];
+        }
+    }
+
+    /// <summary>
     /// <see cref="Compute(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long})"/> for a graph that computes its
     /// own cotangent: each example's runs are added into its row straight from ONNX Runtime's output buffers, with no copy of
     /// the per-pair gradients (B·pairs·p values) in between.
@@ -61,14 +105,9 @@ internal sealed partial class GradientSource
     /// </remarks>
     private void ComputeInPlace(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows)
     {
-        bool random = Plan.RandomTimestepRound is not null;
-        if (random && rows.Length != count)
-        {
-            throw new ArgumentException($"the plan draws one timestep per example from its dataset row: pass the {count} rows (got {rows.Length})", nameof(rows));
-        }
+        bool random = RequireRows(rows, count);
         int d = ExampleLength;
         long p = Dimension;
-        var fixedRuns = random ? null : PairRuns(_vjp.GradientOutputs, 0);
         IReadOnlyList<string> wanted = [VjpSession.OutputEps, .. _vjp.GradientOutputs];
         var weights = Measurement.CotangentWeights(Plan.Measurement, d);
         var xt = new float[Math.Min(Plan.Pairs, MaxPairsPerRun) * d];
@@ -78,18 +117,12 @@ internal sealed partial class GradientSource
         {
             var x0 = images.Slice(b * d, d);
             double loss = 0;
-            foreach (var run in fixedRuns ?? PairRuns(_vjp.GradientOutputs, rows[b]))
+            foreach (var run in PairRuns(_vjp.GradientOutputs, random ? rows[b] : 0))
             {
                 int n = run.Count;
                 for (int i = 0; i < n; i++)
                 {
-                    float a = run.SignalScales[i], s = run.NoiseScales[i];
-                    var e = run.Noise.AsSpan(i * d, d);
-                    var dst = xt.AsSpan(i * d, d);
-                    for (int k = 0; k < d; k++)
-                    {
-                        dst[k] = a * x0[k] + s * e[k];
-                    }
+                    FormNoisy(x0, run.SignalScales[i], run.NoiseScales[i], run.Noise.AsSpan(i * d, d), xt.AsSpan(i * d, d));
                 }
                 loss += AddRun(xt.AsSpan(0, n * d), run, weights, wanted, dest, b * p);
             }

@@ -18,6 +18,7 @@ internal sealed partial class GradientSource
     private readonly VjpSession _vjp;
     private readonly NoiseSchedule _schedule;
     private readonly long[] _sizes;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, List<PairRun>> _fixedRuns = new();
 
     /// <summary>Creates the source on a model's forward and gradient graphs, with <paramref name="plan"/> checked against <paramref name="schedule"/>.</summary>
     /// <exception cref="UserInputException">The plan does not fit the schedule.</exception>
@@ -117,20 +118,12 @@ internal sealed partial class GradientSource
         ArgumentNullException.ThrowIfNull(handle);
         int d = ExampleLength;
         CheckBatch(images, count, nameof(images));
-        bool random = Plan.RandomTimestepRound is not null;
-        if (random && rows.Length != count)
-        {
-            throw new ArgumentException($"the plan draws one timestep per example from its dataset row: pass the {count} rows (got {rows.Length})", nameof(rows));
-        }
+        bool random = RequireRows(rows, count);
         int pairs = Plan.Pairs;
-        int perRun = PairsPerRun(outputs);
-        int chunks = (pairs + perRun - 1) / perRun;
         var noise = new float[d];
         int done = 0;
-        for (int c = 0; c < chunks; c++)
+        foreach (int n in RunSizes(outputs))
         {
-            // Chunks of near-equal size (30 pairs at 16 a run: 15 + 15), fixed by the plan and the outputs alone.
-            int n = (pairs - done) / (chunks - c);
             var chunk = new PairBatch[n];
             var ts = new long[count * n];
             for (int i = 0; i < n; i++)
@@ -211,11 +204,7 @@ internal sealed partial class GradientSource
                 float a = (float)Math.Sqrt(_schedule.AlphaBars[t]);
                 float s = (float)Math.Sqrt(1 - _schedule.AlphaBars[t]);
                 var e = chunk[i].NoiseArray.AsSpan(b * d, d);
-                var dst = xt.AsSpan(i * d, d);
-                for (int k = 0; k < d; k++)
-                {
-                    dst[k] = a * x0[k] + s * e[k];
-                }
+                FormNoisy(x0, a, s, e, xt.AsSpan(i * d, d));
                 e.CopyTo(target.AsSpan(i * d, d));
             }
             var tb = ts.AsSpan(b * n, n);

@@ -18,6 +18,9 @@ public sealed record ProjectionSettings(ProjectorKind Kind, ProjectionKind Distr
     private const string DistributionKey = "distribution";
     private const string RequestedDimKey = "requestedDim";
 
+    /// <summary>The dense projector P (p × k) these settings give for gradients of <paramref name="inputDim"/> values.</summary>
+    internal DenseProjector DenseProjector(long inputDim) => new(inputDim, Dim, Distribution, unchecked((ulong)Seed));
+
     /// <summary>meta.json's <c>projector</c> for features of <paramref name="producedDim"/> columns made with these settings.</summary>
     public ProjectorSpec ToSpec(int producedDim) => new(Kind == ProjectorKind.Dense ? "dense" : "factored", Seed, producedDim)
     {

@@ -73,7 +73,7 @@ internal sealed class ReducedGradientSession : IDisposable
             reduced = new ReducedGradientSession(new InferenceSession(graph.ToByteArray(), options), dim, vjp, dense is not null, label);
             if (dense is not null)
             {
-                reduced.BindProjection(new DenseProjector(p, dim, dense.Distribution, unchecked((ulong)dense.Seed)), blocks!, settings, options);
+                reduced.BindProjection(dense.DenseProjector(p), blocks!, settings, options);
             }
             return reduced;
         }
