@@ -98,6 +98,9 @@ public sealed class GraphBuilder
     public string ConstantInt64(string prefix, params long[] data) =>
         AddInitializer(TensorData.FromInt64s(Fresh(prefix), data, data.Length));
 
+    /// <summary>A scalar (rank 0) int64 constant: an index, as PyTorch's exporter writes x.shape[i].</summary>
+    public string ScalarInt64(string prefix, long value) => AddInitializer(TensorData.FromInt64s(Fresh(prefix), [value]));
+
     /// <summary>A scalar float constant.</summary>
     public string Scalar(string prefix, float value) => AddInitializer(TensorData.FromFloats(Fresh(prefix), [value]));
 

@@ -2,6 +2,7 @@ using CommandLine;
 using Google.Protobuf;
 using OnnxAttribution.Core.Gradients;
 using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core;
 using OnnxAttribution.Training;
 
 namespace OnnxAttribution.Cli.Verbs;
@@ -12,6 +13,11 @@ internal sealed class CheckGradientsVerb : IVerbOptions
 {
     [Option("model", HelpText = "A model folder (model.json, forward.onnx, vjp.onnx). Without it only fresh networks are checked.")]
     public string? Model { get; set; }
+
+    [Option("reference", HelpText = "A folder of reference gradients from another framework (tools/torch-models/export.py writes PyTorch autograd's "
+        + "for the ONNX file it exports): checks the --model folder's forward output (≤ 1e-5 relative) and every parameter tensor's gradient of "
+        + "D-TRAK's output (≤ 1e-4 relative) against it, prints the table worst first, and checks nothing else. The model folder may be imported.")]
+    public string? Reference { get; set; }
 
     [Option("fresh", Default = 2, HelpText = "How many freshly initialised networks (of the model's architecture, or the default one) to export, differentiate and check.")]
     public int Fresh { get; set; }
@@ -32,6 +38,10 @@ internal sealed class CheckGradientsVerb : IVerbOptions
     public void Validate()
     {
         OptionChecks.AtLeast(Fresh, 0, "--fresh");
+        if (Reference is not null && Model is null)
+        {
+            throw new UserInputException("--reference needs --model: the model folder whose gradient graph the reference checks");
+        }
         OptionChecks.AllAtLeast(BatchSizes.Select(b => (long)b), 1, "--batch-sizes");
         OptionChecks.AllAtLeast(Timesteps, 0, "--timesteps");
     }
@@ -41,6 +51,10 @@ internal static class CheckGradientsCommand
 {
     public static int Run(CheckGradientsVerb o)
     {
+        if (o.Reference is not null)
+        {
+            return RunReference(o);
+        }
         var options = new GradientCheckOptions(o.BatchSizes.ToList(), o.Timesteps.ToList(), o.Seed);
         var cases = new List<GradientCheckCase>();
         UNetConfig config = new();
@@ -80,6 +94,47 @@ internal static class CheckGradientsCommand
                 ? $"PASSED: forward ≤ {report.ForwardTolerance:E0} abs, every layer's gradient ≤ {report.GradientTolerance:E0} relative"
                 : $"FAILED: a case exceeds forward {report.ForwardTolerance:E0} abs or gradient {report.GradientTolerance:E0} relative");
         }
+        return report.Passed ? CliApp.Ok : CliApp.CheckFailed;
+    }
+
+    private static int RunReference(CheckGradientsVerb o)
+    {
+        var dir = ModelDirectory.Open(o.Model!);
+        Output.Note($"checking {dir.VjpPath} against the reference in {o.Reference}...");
+        var report = ReferenceGradientCheck.Run(dir, o.Reference!);
+        if (o.Json)
+        {
+            Output.WriteJson(new { passed = report.Passed, forward_bar = ReferenceGradientReport.ForwardBar, gradient_bar = ReferenceGradientReport.GradientBar, report });
+            return report.Passed ? CliApp.Ok : CliApp.CheckFailed;
+        }
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        Console.WriteLine(string.Create(inv, $"t = {report.Timestep}: forward ε̂ max relative error {report.ForwardMaxRelativeError:E2} (bar {ReferenceGradientReport.ForwardBar:E0})"));
+        Console.WriteLine($"{"parameter",-48} {"elements",10} {"max rel",10} {"max abs",10}");
+        foreach (var t in report.Tensors.Take(10))
+        {
+            Console.WriteLine(string.Create(inv, $"{Short(t.Parameter, 48),-48} {t.Elements,10} {t.MaxRelativeError,10:E2} {t.MaxAbsoluteError,10:E2}{(t.Vanishing ? "  (vanishing)" : "")}"));
+        }
+        if (report.Tensors.Count(t => t.Vanishing) is > 0 and var vanishing)
+        {
+            Console.WriteLine($"{vanishing} tensors have a vanishing reference gradient (below {ReferenceGradientReport.VanishingFraction:E0} of the largest: a bias that a "
+                + "normalisation or softmax removes); their error is measured against that floor");
+        }
+        if (report.Tensors.Count > 10)
+        {
+            Console.WriteLine($"… {report.Tensors.Count - 10} more tensors, each within the worst above");
+        }
+        foreach (var (what, list) in new[] { ("no gradient in the graph for", report.MissingGradients), ("gradients with no reference (frozen there, or folded)", report.UnmatchedGradients),
+            ("reference parameters no initializer holds", report.ReferenceWithoutInitializer) })
+        {
+            if (list.Count > 0)
+            {
+                Console.WriteLine($"{what}: {string.Join(", ", list.Take(8))}{(list.Count > 8 ? $", … ({list.Count})" : "")}");
+            }
+        }
+        var worst = report.Worst;
+        Console.WriteLine(report.Passed
+            ? string.Create(inv, $"PASSED: {report.Tensors.Count} tensors, worst {worst!.Parameter} at {worst.MaxRelativeError:E2} relative (bar {ReferenceGradientReport.GradientBar:E0})")
+            : $"FAILED: {(report.MissingGradients.Count > 0 ? "parameters without a gradient; " : "")}a bar is missed (forward {ReferenceGradientReport.ForwardBar:E0}, gradient {ReferenceGradientReport.GradientBar:E0} relative)");
         return report.Passed ? CliApp.Ok : CliApp.CheckFailed;
     }
 

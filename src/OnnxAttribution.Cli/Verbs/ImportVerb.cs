@@ -50,6 +50,15 @@ internal sealed class ImportVerb : IVerbOptions
     [Option("timestep-offset", Default = 0.0, HelpText = "See --timestep-scale: 1 for a model that counts steps from 1.")]
     public double TimestepOffset { get; set; }
 
+    [Option("parameters", Separator = ',', HelpText = "The initializers to attribute through, as comma-separated name patterns "
+        + "(* any characters, ? one), e.g. 'blocks.*,final_*'. Default: chosen from the graph (Conv/Gemm/MatMul weights and biases, "
+        + "embedding tables, norm scales and shifts, and tensors added to or multiplying the data); the choice is recorded in model.json.")]
+    public IEnumerable<string> Parameters { get; set; } = [];
+
+    [Option("exclude-parameters", Separator = ',', HelpText = "Name patterns of initializers to leave out of the parameters: buffers that "
+        + "PyTorch exports like weights, e.g. a fixed position embedding ('pos_embed').")]
+    public IEnumerable<string> ExcludeParameters { get; set; } = [];
+
     [Option("name", HelpText = "The model's name in model.json (default: the ONNX file's name).")]
     public string? Name { get; set; }
 
@@ -82,6 +91,8 @@ internal static class ImportCommand
             TimestepScale = o.TimestepScale,
             TimestepOffset = o.TimestepOffset,
             Name = o.Name,
+            Parameters = o.Parameters.Any() ? o.Parameters.ToList() : null,
+            ExcludeParameters = o.ExcludeParameters.Any() ? o.ExcludeParameters.ToList() : null,
         });
         if (o.Json)
         {

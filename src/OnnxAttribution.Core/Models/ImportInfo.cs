@@ -11,5 +11,8 @@ namespace OnnxAttribution.Core.Models;
 /// <param name="Output">The model's output, now <c>eps</c>.</param>
 /// <param name="Opset">The model's default-domain opset.</param>
 /// <param name="KroneckerFactors">Whether vjp.onnx has Kronecker factors (K-FAC and the factored projector need them).</param>
+/// <param name="ParameterPatterns">The <c>--parameters</c> patterns that chose the parameters; null for the default choice from the graph.</param>
+/// <param name="ExcludedParameterPatterns">The <c>--exclude-parameters</c> patterns; null when none were given.</param>
 public sealed record ImportInfo(string Source, string SourceSha256, string ImageInput, string TimestepInput, string TimestepType,
-    double TimestepScale, double TimestepOffset, string Output, int Opset, bool KroneckerFactors);
+    double TimestepScale, double TimestepOffset, string Output, int Opset, bool KroneckerFactors,
+    IReadOnlyList<string>? ParameterPatterns = null, IReadOnlyList<string>? ExcludedParameterPatterns = null);

@@ -44,7 +44,7 @@ public static class ModelImport
             throw new ModelFileException(e.Message, e);
         }
         var wiring = ImportWiring.Wire(model, options);
-        var parameters = FindParameters(model, options.ModelPath);
+        var parameters = FindParameters(model, options);
         var (vjp, factors) = Differentiate(model, parameters.Select(p => p.Name).ToList(), options.ModelPath);
         var meta = new ModelMetadata
         {
@@ -54,7 +54,8 @@ public static class ModelImport
             Schedule = options.Schedule,
             Parameters = parameters,
             Import = new ImportInfo(options.ModelPath, StoreMeta.FingerprintFile(options.ModelPath), wiring.ImageInput, wiring.TimestepInput, wiring.TimestepType,
-                options.TimestepScale, options.TimestepOffset, wiring.Output, OpsetAdapter.OpsetOf(model), factors),
+                options.TimestepScale, options.TimestepOffset, wiring.Output, OpsetAdapter.OpsetOf(model), factors,
+                options.Parameters?.ToList(), options.ExcludeParameters?.ToList()),
         };
         var temporary = options.OutDirectory.TrimEnd('/') + ".importing";
         if (Directory.Exists(temporary))
@@ -87,25 +88,55 @@ public static class ModelImport
         return meta;
     }
 
-    /// <summary>The initializers that act as trainable parameters, with their shapes.</summary>
-    private static List<ParameterInfo> FindParameters(ModelProto model, string source)
+    /// <summary>The initializers that act as trainable parameters, with their shapes: the graph's default choice, or the patterns given.</summary>
+    private static List<ParameterInfo> FindParameters(ModelProto model, ModelImportOptions options)
     {
+        string source = options.ModelPath;
+        var inits = model.Graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
         IReadOnlyList<string> names;
-        try
+        if (options.Parameters is { } patterns)
         {
-            names = VjpBuilder.DefaultParameters(model);
+            var floats = model.Graph.Initializer.Where(i => i.DataType == TensorData.Float).Select(i => i.Name).ToList();
+            foreach (var pattern in patterns)
+            {
+                if (!floats.Any(n => NamePattern.Matches(pattern, n)))
+                {
+                    throw new SettingException("Parameters", pattern, $"no float initializer of {source} matches it; its float initializers: {Sample(floats)}");
+                }
+            }
+            names = floats.Where(n => patterns.Any(p => NamePattern.Matches(p, n))).ToList();
         }
-        catch (OnnxGraphException e)
+        else
         {
-            throw new ModelFileException($"{source}: {e.Message}", e);
+            try
+            {
+                names = VjpBuilder.DefaultParameters(model);
+            }
+            catch (OnnxGraphException e)
+            {
+                throw new ModelFileException($"{source}: {e.Message}", e);
+            }
+        }
+        if (options.ExcludeParameters is { } excluded)
+        {
+            foreach (var pattern in excluded)
+            {
+                if (!names.Any(n => NamePattern.Matches(pattern, n)))
+                {
+                    throw new SettingException("ExcludeParameters", pattern, $"it matches none of the parameters: {Sample(names)}");
+                }
+            }
+            names = names.Where(n => !excluded.Any(p => NamePattern.Matches(p, n))).ToList();
         }
         if (names.Count == 0)
         {
             throw new ModelFileException($"{source}: no initializer acts as a trainable parameter (Conv/Gemm/MatMul weights, normalisation scales): nothing to attribute through");
         }
-        var inits = model.Graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
         return names.Select(n => new ParameterInfo(n, inits[n].Dims.ToArray())).ToList();
     }
+
+    private static string Sample(IReadOnlyList<string> names) =>
+        string.Join(", ", names.Take(12)) + (names.Count > 12 ? $", … ({names.Count} in all)" : "");
 
     /// <summary>The gradient graph with per-example gradients and, where every layer has them, Kronecker factors.</summary>
     private static (ModelProto Vjp, bool Factors) Differentiate(ModelProto forward, IReadOnlyList<string> parameters, string source)

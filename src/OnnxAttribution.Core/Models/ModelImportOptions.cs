@@ -42,6 +42,15 @@ public sealed record ModelImportOptions
     /// <inheritdoc cref="TimestepScale"/>
     public double TimestepOffset { get; init; }
 
+    /// <summary>
+    /// Which initializers are the parameters to attribute through, as name patterns (<c>*</c> any run of characters,
+    /// <c>?</c> one): null for the default choice from the graph (<see cref="Onnx.Differentiation.VjpBuilder.DefaultParameters"/>).
+    /// </summary>
+    public IReadOnlyList<string>? Parameters { get; init; }
+
+    /// <summary>Name patterns of initializers to leave out of the parameters (a frozen buffer such as a fixed position embedding).</summary>
+    public IReadOnlyList<string>? ExcludeParameters { get; init; }
+
     /// <summary>The model's name in model.json; null for the ONNX file's name.</summary>
     public string? Name { get; init; }
 }

@@ -93,16 +93,28 @@ internal sealed partial class ShapeInference
         return [.. batch, a[^2], b[^1]];
     }
 
-    private static long[]? ReshapeShape(long[]? x, long[]? shape, bool allowZero)
+    private static long[]? ReshapeShape(long[]? x, SymInt[]? target, bool allowZero)
     {
-        if (x is null || shape is null)
+        if (x is null || target is null)
         {
             return null;
         }
-        var result = new long[shape.Length];
+        var result = new long[target.Length];
+        var shape = new long[target.Length];
         int inferred = -1;
         for (int i = 0; i < shape.Length; i++)
         {
+            if (!target[i].IsConstant)
+            {
+                // A dimension computed from the input's own batch (Shape → Gather → Concat): the batch, or not representable.
+                if (target[i] != SymInt.Batch)
+                {
+                    return null;
+                }
+                result[i] = Batch;
+                continue;
+            }
+            shape[i] = target[i].Const;
             if (shape[i] == 0 && !allowZero)
             {
                 result[i] = i < x.Length ? x[i] : 0;

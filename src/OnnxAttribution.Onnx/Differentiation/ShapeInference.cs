@@ -57,6 +57,7 @@ internal sealed partial class ShapeInference
         foreach (var node in graph.Node)
         {
             Infer(node);
+            EvaluateValue(node);
             Blame(node);
         }
     }
@@ -188,7 +189,7 @@ internal sealed partial class ShapeInference
                 Out(EinsumShape(node, Enumerable.Range(0, node.Input.Count).Select(S).ToArray()), T(0));
                 break;
             case "Shape":
-                Out(x is null ? null : [x.Length], TensorData.Int64);
+                Out(x is null ? null : [ShapeRange(node, x.Length) is var (from, to) ? to - from : 0], TensorData.Int64);
                 if (Attr.Find(node, "start") is null && Attr.Find(node, "end") is null)
                 {
                     _shapeOf[node.Output[0]] = node.Input[0];
@@ -229,8 +230,24 @@ internal sealed partial class ShapeInference
                 Out(TryShape(like), T(0));
                 break;
             case "Reshape":
-                Out(ReshapeShape(x, TryIntConstant(node.Input[1]), Attr.GetInt(node, "allowzero", 0) != 0), T(0));
+                Out(ReshapeShape(x, TryIntValue(node.Input[1]), Attr.GetInt(node, "allowzero", 0) != 0), T(0));
                 break;
+            case "Size":
+                Out(x is null ? null : [], TensorData.Int64);
+                break;
+            case "Range":
+                {
+                    var start = TryIntConstant(node.Input[0]);
+                    var limit = TryIntConstant(node.Input[1]);
+                    var delta = TryIntConstant(node.Input[2]);
+                    var starts = TryFloatConstant(node.Input[0]);
+                    var limits = TryFloatConstant(node.Input[1]);
+                    var deltas = TryFloatConstant(node.Input[2]);
+                    double? count = start is [var s0] && limit is [var l0] && delta is [var d0] && d0 != 0 ? Math.Ceiling((double)(l0 - s0) / d0)
+                        : starts is [var s1] && limits is [var l1] && deltas is [var d1] && d1 != 0 ? Math.Ceiling((l1 - s1) / d1) : null;
+                    Out(count is { } n ? [(long)Math.Max(0, n)] : null, T(0));
+                    break;
+                }
             case "Flatten":
                 if (x is not null)
                 {
@@ -326,7 +343,7 @@ internal sealed partial class ShapeInference
             case "Resize":
                 {
                     var scales = node.Input.Count > 2 ? TryFloatConstant(node.Input[2]) : null;
-                    var sizes = node.Input.Count > 3 ? TryIntConstant(node.Input[3]) : null;
+                    var sizes = node.Input.Count > 3 ? AsDims(TryIntValue(node.Input[3])) : null;
                     if (x is not null && scales is { Length: > 0 })
                     {
                         Out(x.Select((d, i) => d < 0 ? d : (long)Math.Floor(d * scales[i])).ToArray(), T(0));
@@ -349,7 +366,7 @@ internal sealed partial class ShapeInference
                 }
             case "Expand":
                 {
-                    var shape = TryIntConstant(node.Input[1]);
+                    var shape = AsDims(TryIntValue(node.Input[1]));
                     Out(shape is null ? null : Broadcast(x, shape), T(0));
                     break;
                 }

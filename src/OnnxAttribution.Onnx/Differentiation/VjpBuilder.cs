@@ -243,49 +243,60 @@ public static class VjpBuilder
         return DefaultParameters(model.Graph, shapes, floatInputs);
     }
 
+    /// <summary>
+    /// The default choice of parameters, from the graph alone (PyTorch exports a frozen buffer and a learned tensor alike):
+    /// every float initializer that is a Conv/ConvTranspose/Gemm/MatMul weight or bias, an embedding table read by Gather,
+    /// or a normalisation's scale or shift, whatever its size; and every float initializer of more than one element that an
+    /// Add, Sub, Mul or Div combines with a value computed from the data (the float inputs) or from a parameter already
+    /// chosen — a bias, a norm scale written as Mul, a learned row folded into the step embedding. Constants combined with the
+    /// timestep alone (a sinusoidal embedding's frequencies) are not chosen. <c>import --parameters/--exclude-parameters</c>
+    /// override the choice where the graph cannot tell (a fixed position embedding added to the data looks like a bias).
+    /// </summary>
     private static List<string> DefaultParameters(GraphProto graph, ShapeInference shapes, HashSet<string> floatInputs)
     {
-        var floatInits = graph.Initializer.Where(i => i.DataType == TensorData.Float && i.Dims.Count > 0 && TensorData.ElementCount(i.Dims) > 1)
-            .Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
-        // Values that depend on the float inputs (the data), to tell scale/shift parameters from constants.
-        var dataActive = new HashSet<string>(floatInputs, StringComparer.Ordinal);
-        foreach (var node in graph.Node)
-        {
-            if (node.Input.Any(dataActive.Contains))
-            {
-                dataActive.UnionWith(node.Output.Where(o => IsFloat(shapes.ElemType(o))));
-            }
-        }
+        var floatInits = graph.Initializer.Where(i => i.DataType == TensorData.Float).ToDictionary(i => i.Name, i => TensorData.ElementCount(i.Dims), StringComparer.Ordinal);
         // A weight may reach its layer through Identity, Cast, Transpose, Reshape… (a view): the initializer is the parameter.
-        var views = ParameterView.Find(graph.Node, floatInits.Contains, shapes);
+        var views = ParameterView.Find(graph.Node, floatInits.ContainsKey, shapes);
+        string Root(string value) => views.TryGetValue(value, out var v) ? v.Root : value;
         var chosen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var node in graph.Node)
         {
-            var inputs = node.Input.Select(i => views.TryGetValue(i, out var v) ? v.Root : i).ToList();
+            var inputs = node.Input.Select(Root).ToList();
             switch (node.OpType)
             {
-                case "Conv" or "Gemm":
-                    chosen.UnionWith(inputs.Skip(1).Where(floatInits.Contains));
+                case "Conv" or "ConvTranspose" or "Gemm":
+                    chosen.UnionWith(inputs.Skip(1).Where(floatInits.ContainsKey));
                     break;
                 case "MatMul":
-                    chosen.UnionWith(inputs.Where(floatInits.Contains));
+                    chosen.UnionWith(inputs.Where(floatInits.ContainsKey));
                     break;
                 case "Gather":
                     // An embedding table (rows picked by the data, or fixed rows such as positions).
-                    chosen.UnionWith(inputs.Take(1).Where(floatInits.Contains));
+                    chosen.UnionWith(inputs.Take(1).Where(floatInits.ContainsKey));
                     break;
                 case "BatchNormalization" or "GroupNormalization" or "LayerNormalization" or "InstanceNormalization":
-                    chosen.UnionWith(inputs.Skip(1).Take(2).Where(floatInits.Contains));
+                    chosen.UnionWith(inputs.Skip(1).Take(2).Where(floatInits.ContainsKey));
                     break;
-                case "Add" or "Sub" or "Mul" or "Div":
-                    for (int k = 0; k < 2; k++)
+            }
+        }
+        // In graph order: values computed from the data or from a chosen parameter, and the tensors combined with them.
+        var active = new HashSet<string>(floatInputs, StringComparer.Ordinal);
+        foreach (var node in graph.Node)
+        {
+            var inputs = node.Input.Select(Root).ToList();
+            if (node.OpType is "Add" or "Sub" or "Mul" or "Div" && inputs.Count == 2)
+            {
+                for (int k = 0; k < 2; k++)
+                {
+                    if (floatInits.TryGetValue(inputs[k], out long count) && count > 1 && active.Contains(node.Input[1 - k]))
                     {
-                        if (floatInits.Contains(inputs[k]) && dataActive.Contains(node.Input[1 - k]))
-                        {
-                            chosen.Add(inputs[k]);
-                        }
+                        chosen.Add(inputs[k]);
                     }
-                    break;
+                }
+            }
+            if (node.Input.Any(i => active.Contains(i) || chosen.Contains(Root(i))))
+            {
+                active.UnionWith(node.Output.Where(o => o.Length > 0 && IsFloat(shapes.ElemType(o))));
             }
         }
         // Keep the initializers' order: it is the order of the model's parameter list.

@@ -1,0 +1,161 @@
+using System.Text.Json;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
+
+namespace OnnxAttribution.Core.Gradients;
+
+/// <summary>One parameter tensor of a <see cref="ReferenceGradientCheck"/>: the derived graph's gradient against the reference's.</summary>
+/// <param name="Initializer">The ONNX initializer (the gradient graph's <c>grad.</c> output).</param>
+/// <param name="Parameter">The reference framework's name for it (e.g. PyTorch's state-dict name).</param>
+/// <param name="Elements">Its number of elements.</param>
+/// <param name="MaxRelativeError">max |ours − reference| / max(max |reference|, <see cref="ReferenceGradientReport.VanishingFraction"/> · the model's largest gradient).</param>
+/// <param name="MaxAbsoluteError">max |ours − reference|.</param>
+/// <param name="MaxReference">max |reference| over the tensor.</param>
+/// <param name="Vanishing">The tensor's reference gradient is below the floor: its true gradient is zero (a bias that a following
+/// normalisation or softmax removes) and both sides hold rounding noise, so the error is measured against the floor.</param>
+public sealed record ReferenceTensorError(string Initializer, string Parameter, long Elements, double MaxRelativeError, double MaxAbsoluteError,
+    double MaxReference, bool Vanishing);
+
+/// <summary>The result of <see cref="ReferenceGradientCheck.Run"/>.</summary>
+/// <param name="Model">The model folder checked.</param>
+/// <param name="Timestep">The step of the reference example.</param>
+/// <param name="ForwardMaxRelativeError">max |ε̂ ours − ε̂ reference| / max |ε̂ reference|.</param>
+/// <param name="Tensors">Every parameter tensor both sides have, worst first.</param>
+/// <param name="MissingGradients">Reference parameters that the gradient graph has no gradient for (not chosen as parameters).</param>
+/// <param name="UnmatchedGradients">Gradient outputs with no reference: initializers taken as parameters that the reference holds frozen or not at all.</param>
+/// <param name="ReferenceWithoutInitializer">Reference parameters that no initializer holds (the exporter folded them away).</param>
+public sealed record ReferenceGradientReport(string Model, long Timestep, double ForwardMaxRelativeError, IReadOnlyList<ReferenceTensorError> Tensors,
+    IReadOnlyList<string> MissingGradients, IReadOnlyList<string> UnmatchedGradients, IReadOnlyList<string> ReferenceWithoutInitializer)
+{
+    /// <summary>The bar for the forward output (relative to its largest magnitude).</summary>
+    public const double ForwardBar = 1e-5;
+
+    /// <summary>The bar for each tensor's gradient (relative to its largest magnitude).</summary>
+    public const double GradientBar = 1e-4;
+
+    /// <summary>
+    /// The floor of a tensor's scale, as a fraction of the largest gradient magnitude in the model: a tensor whose true
+    /// gradient is zero holds only float32 rounding noise on both sides, and a relative error against that noise says nothing.
+    /// </summary>
+    public const double VanishingFraction = 1e-3;
+
+    /// <summary>The worst tensor, or null when none was compared.</summary>
+    public ReferenceTensorError? Worst => Tensors.Count > 0 ? Tensors[0] : null;
+
+    /// <summary>Whether every bar is met and every reference parameter has its gradient.</summary>
+    public bool Passed => ForwardMaxRelativeError <= ForwardBar && Tensors.Count > 0 && Tensors.All(t => t.MaxRelativeError <= GradientBar)
+        && MissingGradients.Count == 0;
+}
+
+/// <summary>
+/// Checks a model folder's gradient graph against gradients computed elsewhere — PyTorch autograd on the model the ONNX
+/// file was exported from (<c>tools/torch-models/export.py</c> writes them). The reference is a folder with
+/// <c>oracle.json</c> (the step <c>t</c>, and <c>pairs</c>: which initializer holds which parameter), <c>x_t.npy</c> and
+/// <c>eps.npy</c> (one example, flattened to a 1 × C·H·W matrix) and <c>grad.&lt;initializer&gt;.npy</c> (1 × elements, in the
+/// initializer's layout): the gradient of D-TRAK's output f = ‖ε̂(x_t, t)‖², which the graph computes with the
+/// cotangent 2·ε̂.
+/// </summary>
+public static class ReferenceGradientCheck
+{
+    private sealed record Pair(string Initializer, string Parameter);
+
+    private sealed record Oracle(long T, List<Pair> Pairs, List<string>? UnmatchedParameters);
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, PropertyNameCaseInsensitive = true };
+
+    /// <summary>Runs the check.</summary>
+    /// <param name="model">The model folder (its vjp.onnx).</param>
+    /// <param name="reference">The reference folder.</param>
+    /// <exception cref="UserInputException">The reference folder is missing a file or does not fit the model.</exception>
+    public static ReferenceGradientReport Run(ModelDirectory model, string reference)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(reference);
+        string jsonPath = Path.Combine(reference, "oracle.json");
+        if (!File.Exists(jsonPath))
+        {
+            throw new UserInputException($"{reference}: no oracle.json (write the reference with tools/torch-models/export.py)");
+        }
+        Oracle oracle;
+        try
+        {
+            oracle = JsonSerializer.Deserialize<Oracle>(File.ReadAllText(jsonPath), JsonOptions)
+                ?? throw new UserInputException($"{jsonPath}: empty");
+        }
+        catch (JsonException e)
+        {
+            throw new UserInputException($"{jsonPath}: not a reference description: {e.Message}", e);
+        }
+        var x = Read(reference, "x_t");
+        var epsRef = Read(reference, "eps");
+        int per = model.Metadata.Channels * model.Metadata.ImageSize * model.Metadata.ImageSize;
+        if (x.Length != per || epsRef.Length != per)
+        {
+            throw new UserInputException($"{reference}: x_t.npy holds {x.Length} values; the model takes {model.Metadata.Channels}×{model.Metadata.ImageSize}×{model.Metadata.ImageSize} = {per}");
+        }
+        using var vjp = VjpSession.Open(model.RequireVjp());
+        var first = vjp.Run(x, [oracle.T], new float[per], 1, [VjpSession.OutputEps]);
+        var eps = first[VjpSession.OutputEps];
+        var cotangent = Array.ConvertAll(eps, v => 2 * v);
+        var outputs = vjp.Run(x, [oracle.T], cotangent, 1);
+
+        var compared = new List<(Pair Pair, long Elements, double MaxDiff, double MaxRef)>();
+        var missing = new List<string>();
+        foreach (var pair in oracle.Pairs)
+        {
+            if (!outputs.TryGetValue("grad." + pair.Initializer, out var ours))
+            {
+                missing.Add($"{pair.Initializer} ({pair.Parameter})");
+                continue;
+            }
+            var theirs = Read(reference, "grad." + pair.Initializer);
+            if (theirs.Length != ours.Length)
+            {
+                throw new UserInputException($"{reference}: grad.{pair.Initializer}.npy holds {theirs.Length} values; the graph's gradient has {ours.Length}");
+            }
+            var (maxDiff, maxRef) = Compare(ours, theirs);
+            compared.Add((pair, ours.Length, maxDiff, maxRef));
+        }
+        double floor = ReferenceGradientReport.VanishingFraction * compared.Select(c => c.MaxRef).DefaultIfEmpty(0).Max();
+        var tensors = compared.Select(c =>
+        {
+            double scale = Math.Max(c.MaxRef, floor);
+            return new ReferenceTensorError(c.Pair.Initializer, c.Pair.Parameter, c.Elements, scale > 0 ? c.MaxDiff / scale : c.MaxDiff, c.MaxDiff,
+                c.MaxRef, c.MaxRef < floor);
+        }).ToList();
+        var matched = oracle.Pairs.Select(p => "grad." + p.Initializer).ToHashSet(StringComparer.Ordinal);
+        var unmatched = vjp.GradientOutputs.Where(g => !matched.Contains(g)).Select(g => g["grad.".Length..]).ToList();
+        var (epsDiff, epsMax) = Compare(eps, epsRef);
+        return new ReferenceGradientReport(model.Path, oracle.T, epsMax > 0 ? epsDiff / epsMax : epsDiff,
+            tensors.OrderByDescending(t => t.MaxRelativeError).ToList(), missing, unmatched, oracle.UnmatchedParameters ?? []);
+    }
+
+    private static float[] Read(string folder, string name)
+    {
+        string path = Path.Combine(folder, name + ".npy");
+        if (!File.Exists(path))
+        {
+            throw new UserInputException($"{folder}: {name}.npy is missing");
+        }
+        try
+        {
+            return NpyFormat.ReadMatrix(path).Values;
+        }
+        catch (StoreFormatException e)
+        {
+            throw new UserInputException($"{path}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>max |ours − reference| and max |reference|.</summary>
+    private static (double MaxDiff, double MaxRef) Compare(float[] ours, float[] reference)
+    {
+        double maxDiff = 0, maxRef = 0;
+        for (int i = 0; i < ours.Length; i++)
+        {
+            maxDiff = Math.Max(maxDiff, Math.Abs((double)ours[i] - reference[i]));
+            maxRef = Math.Max(maxRef, Math.Abs((double)reference[i]));
+        }
+        return (maxDiff, maxRef);
+    }
+}
