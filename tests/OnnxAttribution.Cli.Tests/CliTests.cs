@@ -150,10 +150,8 @@ public sealed partial class CliTests
         Assert.That(_stderr.ToString(), Does.Contain("train-ensemble"));
     }
 
-    private static string FindShippedModel()
-    {
-        var root = typeof(CliTests).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
-            .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "RepositoryRoot").Value!;
-        return Path.Combine(root, "models", "fm16");
-    }
+    private static string FindShippedModel() => Path.Combine(RepositoryRoot(), "models", "fm16");
+
+    private static string RepositoryRoot() => typeof(CliTests).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+        .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "RepositoryRoot").Value!;
 }

@@ -200,22 +200,10 @@ class Attention(nn.Module):
         return o + x
 
 
-class Downsample2D(nn.Module):
-    def __init__(self, ch):
-        super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=0)
-
-    def forward(self, x):
-        return self.conv(F.pad(x, (0, 1, 0, 1), mode="constant", value=0))
-
-
-class Upsample2D(nn.Module):
-    def __init__(self, ch):
-        super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, padding=1)
-
-    def forward(self, x):
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+# diffusers' Downsample2D (pad (0, 1, 0, 1), then a 3x3 conv with stride 2) and Upsample2D (nearest x2, then a 3x3 conv) are the
+# DDPM blocks above under diffusers' names.
+Downsample2D = Downsample
+Upsample2D = Upsample
 
 
 class DiffusersUNet(nn.Module):

@@ -123,8 +123,13 @@ internal static class CheckGradientsCommand
         {
             Console.WriteLine($"… {report.Tensors.Count - 10} more tensors, each within the worst above");
         }
-        foreach (var (what, list) in new[] { ("no gradient in the graph for", report.MissingGradients), ("gradients with no reference (frozen there, or folded)", report.UnmatchedGradients),
-            ("reference parameters no initializer holds", report.ReferenceWithoutInitializer) })
+        var lists = new[]
+        {
+            ("no gradient in the graph for", report.MissingGradients),
+            ("gradients with no reference (frozen there, or folded)", report.UnmatchedGradients),
+            ("reference parameters no initializer holds", report.ReferenceWithoutInitializer),
+        };
+        foreach (var (what, list) in lists)
         {
             if (list.Count > 0)
             {
@@ -132,9 +137,10 @@ internal static class CheckGradientsCommand
             }
         }
         var worst = report.Worst;
+        string bars = string.Create(inv, $"forward {ReferenceGradientReport.ForwardBar:E0}, gradient {ReferenceGradientReport.GradientBar:E0} relative");
         Console.WriteLine(report.Passed
-            ? string.Create(inv, $"PASSED: {report.Tensors.Count} tensors, worst {worst!.Parameter} at {worst.MaxRelativeError:E2} relative (bar {ReferenceGradientReport.GradientBar:E0})")
-            : $"FAILED: {(report.MissingGradients.Count > 0 ? "parameters without a gradient; " : "")}a bar is missed (forward {ReferenceGradientReport.ForwardBar:E0}, gradient {ReferenceGradientReport.GradientBar:E0} relative)");
+            ? string.Create(inv, $"PASSED: {report.Tensors.Count} tensors, worst {worst!.Parameter} at {worst.MaxRelativeError:E2} relative ({bars})")
+            : $"FAILED: {(report.MissingGradients.Count > 0 ? "parameters without a gradient; " : "")}a bar is missed ({bars})");
         return report.Passed ? CliApp.Ok : CliApp.CheckFailed;
     }
 

@@ -4,49 +4,6 @@ using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Gradients;
 
-/// <summary>One parameter tensor of a <see cref="ReferenceGradientCheck"/>: the derived graph's gradient against the reference's.</summary>
-/// <param name="Initializer">The ONNX initializer (the gradient graph's <c>grad.</c> output).</param>
-/// <param name="Parameter">The reference framework's name for it (e.g. PyTorch's state-dict name).</param>
-/// <param name="Elements">Its number of elements.</param>
-/// <param name="MaxRelativeError">max |ours − reference| / max(max |reference|, <see cref="ReferenceGradientReport.VanishingFraction"/> · the model's largest gradient).</param>
-/// <param name="MaxAbsoluteError">max |ours − reference|.</param>
-/// <param name="MaxReference">max |reference| over the tensor.</param>
-/// <param name="Vanishing">The tensor's reference gradient is below the floor: its true gradient is zero (a bias that a following
-/// normalisation or softmax removes) and both sides hold rounding noise, so the error is measured against the floor.</param>
-public sealed record ReferenceTensorError(string Initializer, string Parameter, long Elements, double MaxRelativeError, double MaxAbsoluteError,
-    double MaxReference, bool Vanishing);
-
-/// <summary>The result of <see cref="ReferenceGradientCheck.Run"/>.</summary>
-/// <param name="Model">The model folder checked.</param>
-/// <param name="Timestep">The step of the reference example.</param>
-/// <param name="ForwardMaxRelativeError">max |ε̂ ours − ε̂ reference| / max |ε̂ reference|.</param>
-/// <param name="Tensors">Every parameter tensor both sides have, worst first.</param>
-/// <param name="MissingGradients">Reference parameters that the gradient graph has no gradient for (not chosen as parameters).</param>
-/// <param name="UnmatchedGradients">Gradient outputs with no reference: initializers taken as parameters that the reference holds frozen or not at all.</param>
-/// <param name="ReferenceWithoutInitializer">Reference parameters that no initializer holds (the exporter folded them away).</param>
-public sealed record ReferenceGradientReport(string Model, long Timestep, double ForwardMaxRelativeError, IReadOnlyList<ReferenceTensorError> Tensors,
-    IReadOnlyList<string> MissingGradients, IReadOnlyList<string> UnmatchedGradients, IReadOnlyList<string> ReferenceWithoutInitializer)
-{
-    /// <summary>The bar for the forward output (relative to its largest magnitude).</summary>
-    public const double ForwardBar = 1e-5;
-
-    /// <summary>The bar for each tensor's gradient (relative to its largest magnitude).</summary>
-    public const double GradientBar = 1e-4;
-
-    /// <summary>
-    /// The floor of a tensor's scale, as a fraction of the largest gradient magnitude in the model: a tensor whose true
-    /// gradient is zero holds only float32 rounding noise on both sides, and a relative error against that noise says nothing.
-    /// </summary>
-    public const double VanishingFraction = 1e-3;
-
-    /// <summary>The worst tensor, or null when none was compared.</summary>
-    public ReferenceTensorError? Worst => Tensors.Count > 0 ? Tensors[0] : null;
-
-    /// <summary>Whether every bar is met and every reference parameter has its gradient.</summary>
-    public bool Passed => ForwardMaxRelativeError <= ForwardBar && Tensors.Count > 0 && Tensors.All(t => t.MaxRelativeError <= GradientBar)
-        && MissingGradients.Count == 0;
-}
-
 /// <summary>
 /// Checks a model folder's gradient graph against gradients computed elsewhere — PyTorch autograd on the model the ONNX
 /// file was exported from (<c>tools/torch-models/export.py</c> writes them). The reference is a folder with

@@ -48,6 +48,37 @@ public sealed class ModelImportTests : TempDirectoryTest
         Assert.That(ModelMetadata.Load(Path.Combine(TempDir, "probe")).Import, Is.EqualTo(meta.Import), "model.json records the wiring");
     }
 
+    [Test]
+    public void Import_ParameterPatterns_ChooseAndExcludeAndAreRecorded()
+    {
+        var onnx = Save(ForeignModels.UNet(13), "unet");
+        var all = Import(onnx, "default").Parameters.Select(p => p.Name).ToList();
+
+        var meta = Import(onnx, "chosen", o => o with { Parameters = ["*.weight", "time_table"], ExcludeParameters = ["attn.*"] });
+
+        var expected = all.Where(n => (n.EndsWith(".weight", StringComparison.Ordinal) || n == "time_table") && !n.StartsWith("attn.", StringComparison.Ordinal)).ToList();
+        Assert.That(expected, Is.Not.Empty);
+        Assert.That(meta.Parameters.Select(p => p.Name), Is.EqualTo(expected));
+        var loaded = ModelMetadata.Load(Path.Combine(TempDir, "chosen")).Import!;
+        Assert.That(loaded.ParameterPatterns, Is.EqualTo(new[] { "*.weight", "time_table" }));
+        Assert.That(loaded.ExcludedParameterPatterns, Is.EqualTo(new[] { "attn.*" }));
+        Assert.That(ModelMetadata.Load(Path.Combine(TempDir, "default")).Import!.ParameterPatterns, Is.Null, "the default choice records no pattern");
+    }
+
+    [TestCase("Parameters", "nothing.*")]
+    [TestCase("ExcludeParameters", "nothing.*")]
+    public void Import_ParameterPatternMatchingNothing_NamesTheSettingAndWritesNothing(string setting, string pattern)
+    {
+        var onnx = Save(ForeignModels.UNet(13), "unet");
+
+        var e = Assert.Throws<SettingException>(() => Import(onnx, "model",
+            o => setting == "Parameters" ? o with { Parameters = [pattern] } : o with { ExcludeParameters = [pattern] }));
+
+        Assert.That(e!.Setting, Is.EqualTo(setting));
+        Assert.That(e.Message, Does.Contain(pattern));
+        Assert.That(Directory.Exists(Path.Combine(TempDir, "model")), Is.False);
+    }
+
     [TestCase(13)]
     [TestCase(21)]
     [TestCase(26)]
