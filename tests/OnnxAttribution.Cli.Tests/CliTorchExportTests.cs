@@ -53,6 +53,21 @@ public sealed partial class CliTests
 
     [Test]
     [Category("Torch")]
+    public void TorchExport_DynamicHeightAndWidth_ImportsWithImageSizeAndMatchesAutograd()
+    {
+        var exported = TorchExports.Export(RepositoryRoot(), "diffusers_unet", 17, dynamicSize: true);
+        var onnx = Path.Combine(exported, "model.onnx");
+
+        Assert.That(CliApp.Run(["import", "--onnx", onnx, "--out", Path.Combine(_dir, "open")]), Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("--image-size"), "the size the export left open is asked for by its option");
+        var folder = Path.Combine(_dir, "model");
+        Assert.That(CliApp.Run(["import", "--onnx", onnx, "--out", folder, "--image-size", "16"]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(CliApp.Run(["check-gradients", "--model", folder, "--reference", Path.Combine(exported, "oracle")]), Is.EqualTo(CliApp.Ok),
+            _stdout.ToString() + _stderr);
+    }
+
+    [Test]
+    [Category("Torch")]
     public void CheckGradientsReference_OneTensorOffByOnePercent_ExitsThreeNamingIt()
     {
         var exported = TorchExports.Export(RepositoryRoot(), "ddpm_unet", 17);

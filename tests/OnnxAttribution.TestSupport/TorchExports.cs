@@ -18,14 +18,22 @@ public static class TorchExports
         : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "onnx-attribution", "torch-models");
 
     /// <summary>Exports a model (small width) and returns the folder holding model.onnx and oracle/.</summary>
-    public static string Export(string repositoryRoot, string model, int opset, int channels = 1, int size = 16, string width = "small")
+    /// <param name="repositoryRoot">The repository (tools/torch-models is read from it).</param>
+    /// <param name="model">A model of models.py.</param>
+    /// <param name="opset">The opset to export at.</param>
+    /// <param name="channels">Image channels.</param>
+    /// <param name="size">Image side.</param>
+    /// <param name="width">small or full.</param>
+    /// <param name="dynamicSize">Leave height and width open in the export, as well as the batch.</param>
+    public static string Export(string repositoryRoot, string model, int opset, int channels = 1, int size = 16, string width = "small", bool dynamicSize = false)
     {
         var tools = Path.Combine(repositoryRoot, "tools", "torch-models");
         string[] args = ["--model", model, "--width", width, "--opset", opset.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--channels", channels.ToString(System.Globalization.CultureInfo.InvariantCulture), "--size", size.ToString(System.Globalization.CultureInfo.InvariantCulture)];
+            "--channels", channels.ToString(System.Globalization.CultureInfo.InvariantCulture), "--size", size.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            .. (dynamicSize ? new[] { "--dynamic-size" } : [])];
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(
             File.ReadAllText(Path.Combine(tools, "models.py")) + File.ReadAllText(Path.Combine(tools, "export.py")) + string.Join(' ', args)));
-        var folder = Path.Combine(CacheRoot, $"{model}-{opset}-{Convert.ToHexStringLower(hash)[..16]}");
+        var folder = Path.Combine(CacheRoot, $"{model}-{opset}{(dynamicSize ? "-dynamic" : "")}-{Convert.ToHexStringLower(hash)[..16]}");
         if (File.Exists(Path.Combine(folder, "oracle", "oracle.json")))
         {
             return folder;

@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--t", type=int, default=100, help="the step of the oracle's example")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--dynamic-size", action="store_true", help="leave height and width open too (import then needs --image-size)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.threads > 0:
@@ -56,7 +57,9 @@ def main():
     t = torch.tensor([a.t, 999 - a.t], dtype=torch.int64)
     path = os.path.join(a.out, "model.onnx")
     torch.onnx.export(model, (x, t), path, opset_version=a.opset, input_names=["x", "t"], output_names=["eps"],
-                      dynamic_axes={"x": {0: "batch"}, "t": {0: "batch"}, "eps": {0: "batch"}}, do_constant_folding=True)
+                      dynamic_axes={"x": {0: "batch", 2: "height", 3: "width"} if a.dynamic_size else {0: "batch"}, "t": {0: "batch"},
+                                    "eps": {0: "batch", 2: "height", 3: "width"} if a.dynamic_size else {0: "batch"}},
+                      do_constant_folding=True)
 
     # The oracle: one example, D-TRAK's output function, autograd.
     g = torch.Generator().manual_seed(a.seed + 1)
@@ -83,19 +86,20 @@ def main():
                 match = (pname, False)
                 break
         if match is None:
+            candidates = []
             for pname, p in params:
                 if pname in used:
                     continue
                 pv = p.detach().numpy()
                 if pv.shape == value.shape and np.array_equal(pv, value):
-                    match = (pname, False)
-                    break
-                if pv.ndim == 2 and pv.T.shape == value.shape and np.array_equal(pv.T, value):
-                    match = (pname, True)
-                    break
-                if pv.size == value.size and pv.size > 1 and np.array_equal(pv.reshape(-1), value.reshape(-1)):
-                    match = (pname, False)  # the same values in another shape (a norm's scale as [C, 1, 1])
-                    break
+                    candidates.append((pname, False))
+                elif pv.ndim == 2 and pv.T.shape == value.shape and np.array_equal(pv.T, value):
+                    candidates.append((pname, True))
+                elif pv.size == value.size and pv.size > 1 and np.array_equal(pv.reshape(-1), value.reshape(-1)):
+                    candidates.append((pname, False))  # the same values in another shape (a norm's scale as [C, 1, 1])
+            # Several parameters with the same values (zeros, ones) cannot be told apart: such an initializer stays unpaired.
+            if len(candidates) == 1:
+                match = candidates[0]
         row = None
         if match is None and value.size > 1:
             # A row of a table that the exporter folded into a constant (an embedding looked up at a fixed index).

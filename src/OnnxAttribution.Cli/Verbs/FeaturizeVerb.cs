@@ -140,14 +140,24 @@ internal static class FeaturizeCommand
         };
         var bar = new ConsoleProgress("featurize");
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        long first = -1;
+        // The rate is the steady one: from the end of the first batch on, so the set-up (sessions, the first run's
+        // allocations) does not count; until a second batch ends it is the rate so far.
+        long first = -1, steadyFrom = -1;
+        double steadySince = 0;
         var progress = new SyncProgress<(long Done, long Total)>(p =>
         {
+            double now = clock.Elapsed.TotalSeconds;
             if (first < 0)
             {
                 first = p.Done;
             }
-            double rate = (p.Done - first) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+            else if (steadyFrom < 0 && p.Done > first)
+            {
+                (steadyFrom, steadySince) = (p.Done, now);
+            }
+            double rate = steadyFrom >= 0 && p.Done > steadyFrom
+                ? (p.Done - steadyFrom) / Math.Max(now - steadySince, 1e-9)
+                : (p.Done - first) / Math.Max(now, 1e-9);
             bar.Report(p.Done, p.Total, $"rows, {rate * options.Plan.Pairs:F1} example×timesteps/s");
         });
         using (var store = TrakEngine.Featurize(options, progress, cancel))

@@ -1,14 +1,21 @@
 using CommandLine;
 using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core;
 using OnnxAttribution.Core.Store;
+using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Cli.Verbs;
 
-[Verb("inspect", HelpText = "Describe a feature store: settings, completeness, sizes, whether it is finalized.")]
+[Verb("inspect", HelpText = "Describe a feature store (--store: settings, completeness, sizes, whether it is finalized) or a model folder "
+    + "(--model: parameters, and the operation count of one forward pass and of one run of the gradient graph per example×timestep, "
+    + "dense and factored, against which featurization's share of the machine's FMA peak is measured).")]
 internal sealed class InspectVerb : IVerbOptions
 {
-    [Option("store", Required = true)]
-    public string Store { get; set; } = "";
+    [Option("store", HelpText = "A feature store folder.")]
+    public string? Store { get; set; }
+
+    [Option("model", HelpText = "A model folder (model.json, forward.onnx, vjp.onnx).")]
+    public string? Model { get; set; }
 
     [Option("json")]
     public bool Json { get; set; }
@@ -16,17 +23,63 @@ internal sealed class InspectVerb : IVerbOptions
     /// <inheritdoc/>
     public void Validate()
     {
-        OptionChecks.Given(Store, "--store");
+        if ((Store is null) == (Model is null))
+        {
+            throw new UserInputException("inspect takes one of --store or --model");
+        }
+        OptionChecks.Given(Store ?? Model!, Store is not null ? "--store" : "--model");
     }
 }
 
 internal static class InspectCommand
 {
-    public static int Run(InspectVerb o)
+    public static int Run(InspectVerb o) => o.Model is not null ? RunModel(o.Model, o.Json) : RunStore(o);
+
+    private static int RunModel(string folder, bool json)
     {
-        using var store = FeatureStore.Open(o.Store);
-        var features = new FileInfo(Path.Combine(o.Store, StoreFiles.Features)).Length;
-        var pre = Path.Combine(o.Store, StoreFiles.Preconditioner);
+        var dir = Core.Runtime.ModelDirectory.Open(folder);
+        var forward = GraphCost.Count(Load(dir.ForwardPath));
+        var vjpModel = Load(dir.RequireVjp());
+        var outputs = vjpModel.Graph.Output.Select(v => v.Name).ToList();
+        var eps = outputs.Where(n => n == Core.Gradients.VjpSession.OutputEps).ToList();
+        var grads = outputs.Where(n => n.StartsWith("grad.", StringComparison.Ordinal)).ToList();
+        var factors = outputs.Where(n => n.StartsWith("a.", StringComparison.Ordinal) || n.StartsWith("g.", StringComparison.Ordinal)).ToList();
+        var dense = GraphCost.Count(vjpModel, 1, [.. eps, .. grads]);
+        var factored = factors.Count > 0 ? GraphCost.Count(vjpModel, 1, [.. eps, .. factors]) : null;
+        long parameters = dir.Metadata.Parameters.Sum(p => p.Shape.Aggregate(1L, (a, b) => a * b));
+        if (json)
+        {
+            Output.WriteJson(new { model = folder, parameters, forward, vjpDense = dense, vjpFactored = factored });
+            return CliApp.Ok;
+        }
+        string G(GraphCostReport r) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{r.MultiplyAddFlops / 1e9:F3} GFLOP in multiply-adds (+ ≥ {r.OtherFlops / 1e9:F3} element-wise)")
+            + (r.Uncounted.Count > 0 ? $"; {r.Uncounted.Count} nodes without static shapes not counted" : "");
+        var m = dir.Metadata;
+        Console.WriteLine($"model          {folder}: {m.Channels}×{m.ImageSize}×{m.ImageSize}, {m.Parameters.Count} parameter tensors, {parameters:N0} parameters");
+        Console.WriteLine($"forward        {G(forward)} per image");
+        Console.WriteLine($"vjp, dense     {G(dense)} per example×timestep (ε̂ and every per-example gradient)");
+        Console.WriteLine(factored is null ? "vjp, factored  no Kronecker factors" : $"vjp, factored  {G(factored)} per example×timestep (ε̂ and the factors)");
+        return CliApp.Ok;
+    }
+
+    private static Onnx.Proto.ModelProto Load(string path)
+    {
+        try
+        {
+            return OnnxModelFile.Load(path);
+        }
+        catch (OnnxGraphException e)
+        {
+            throw new ModelFileException($"{path}: {e.Message}", e);
+        }
+    }
+
+    private static int RunStore(InspectVerb o)
+    {
+        using var store = FeatureStore.Open(o.Store!);
+        var features = new FileInfo(Path.Combine(o.Store!, StoreFiles.Features)).Length;
+        var pre = Path.Combine(o.Store!, StoreFiles.Preconditioner);
         var info = new
         {
             store = o.Store,
@@ -39,7 +92,7 @@ internal static class InspectCommand
             finalized = File.Exists(pre),
             preconditionerBytes = File.Exists(pre) ? new FileInfo(pre).Length : 0,
             kernel = Preconditioner.ReadForm(pre) switch { KernelForm.Primal => "primal", KernelForm.Dual => "dual", _ => null },
-            source = StoreSource.TryLoad(o.Store),
+            source = StoreSource.TryLoad(o.Store!),
         };
         if (o.Json)
         {

@@ -125,13 +125,7 @@ internal sealed class FeatureExtractor
         }
         if (_dense is not null)
         {
-            var grads = new float[count * _source.Dimension];
-            _source.Compute(images, count, grads, losses, rows);
-            for (int b = 0; b < norms.Length; b++)
-            {
-                norms[b] = System.Numerics.Tensors.TensorPrimitives.Norm(grads.AsSpan(checked((int)(b * _source.Dimension)), checked((int)_source.Dimension)));
-            }
-            ProjectDense(grads, count, destination);
+            ExtractDense(images, count, destination, losses, rows, norms);
             return;
         }
         if (!norms.IsEmpty)
@@ -155,6 +149,70 @@ internal sealed class FeatureExtractor
         for (int b = 0; b < losses.Length; b++)
         {
             losses[b] = (float)loss[b];
+        }
+    }
+
+    /// <summary>
+    /// The most bytes of whole per-example gradients one dense extraction holds at once (default 512 MiB; the environment
+    /// variable <c>ONNX_ATTRIBUTION_DENSE_BUDGET_MB</c> sets it). A batch whose gradients would take more is computed and
+    /// projected in chunks of as many examples as fit (at least one), each into a buffer the extractor keeps and reuses, so
+    /// the memory of dense featurization is bounded by streams × budget whatever the batch size and the model's size. At
+    /// p = 35.7M (143 MB a gradient) the default holds 3 examples. Chunks change the speed (a P generated for fewer
+    /// examples at a time, where it is generated rather than cached) and never the bits: each example's gradient and
+    /// projection are computed on their own.
+    /// </summary>
+    public static long DenseBudgetBytes { get; } = ReadDenseBudget();
+
+    private static long ReadDenseBudget()
+    {
+        const long fallback = 512L << 20;
+        var text = Environment.GetEnvironmentVariable("ONNX_ATTRIBUTION_DENSE_BUDGET_MB");
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return fallback;
+        }
+        return long.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long mb) && mb is >= 1 and <= 1L << 20
+            ? mb << 20
+            : throw new SettingException("ONNX_ATTRIBUTION_DENSE_BUDGET_MB", text, "must be a whole number of MiB between 1 and 1048576");
+    }
+
+    /// <summary>This extractor's budget (<see cref="DenseBudgetBytes"/>; tests set a smaller one).</summary>
+    internal long DenseBudget { get; set; } = DenseBudgetBytes;
+
+    /// <summary>Gradient buffers for dense extraction, kept between calls (one per concurrent call at most).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentBag<float[]> _denseBuffers = [];
+
+    /// <summary>How many examples' whole gradients one dense chunk holds for a gradient of <paramref name="p"/> values.</summary>
+    internal static int DenseChunk(long p, int count, long budgetBytes) =>
+        (int)Math.Clamp(budgetBytes / Math.Max(1, p * sizeof(float)), 1, Math.Max(1, Math.Min(count, Array.MaxLength / Math.Max(1, p))));
+
+    private void ExtractDense(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows, Span<float> norms)
+    {
+        long p = _source.Dimension;
+        int chunk = DenseChunk(p, count, DenseBudget);
+        int d = images.Length / Math.Max(1, count);
+        if (!_denseBuffers.TryTake(out var buffer) || buffer.LongLength < chunk * p)
+        {
+            buffer = GC.AllocateUninitializedArray<float>(checked((int)(chunk * p)));
+        }
+        try
+        {
+            for (int start = 0; start < count; start += chunk)
+            {
+                int n = Math.Min(chunk, count - start);
+                _source.Compute(images.Slice(start * d, n * d), n, buffer, losses.IsEmpty ? default : losses.Slice(start, n),
+                    rows.IsEmpty ? default : rows.Slice(start, n));
+                var grads = buffer.AsSpan(0, checked((int)(n * p)));
+                for (int b = 0; b < n && !norms.IsEmpty; b++)
+                {
+                    norms[start + b] = System.Numerics.Tensors.TensorPrimitives.Norm(grads.Slice(checked((int)(b * p)), checked((int)p)));
+                }
+                ProjectDense(grads, n, destination.Slice(start * Dim, n * Dim));
+            }
+        }
+        finally
+        {
+            _denseBuffers.Add(buffer);
         }
     }
 
@@ -241,7 +299,7 @@ internal sealed class FeatureExtractor
     /// is evaluated through the shared sign cache one gradient at a time, for training rows and queries alike, so a training
     /// image queried gives its own row's bits; otherwise the dense projector generates P once per batch.
     /// </summary>
-    private void ProjectDense(float[] grads, int count, Span<float> destination)
+    private void ProjectDense(ReadOnlySpan<float> grads, int count, Span<float> destination)
     {
         if (_signTables.Value is not { } tables)
         {
@@ -251,7 +309,7 @@ internal sealed class FeatureExtractor
         int p = checked((int)_source.Dimension);
         for (int b = 0; b < count; b++)
         {
-            tables.Project(grads.AsSpan(b * p, p), destination.Slice(b * Dim, Dim));
+            tables.Project(grads.Slice(b * p, p), destination.Slice(b * Dim, Dim));
         }
     }
 

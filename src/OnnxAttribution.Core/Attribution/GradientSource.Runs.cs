@@ -105,14 +105,26 @@ internal sealed partial class GradientSource
     /// </remarks>
     private void ComputeInPlace(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows)
     {
+        // Accumulated in an array (a span cannot be captured by the run's callback), then copied out once.
+        var dest = new float[count * Dimension];
+        ComputeInPlace(images, count, dest, losses, rows);
+        dest.AsSpan(0, destination.Length).CopyTo(destination);
+    }
+
+    /// <summary>
+    /// <see cref="ComputeInPlace(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long})"/> straight into the
+    /// first count·p values of <paramref name="dest"/> (cleared first), with no buffer of its own: the dense extractor's
+    /// chunks, which hold whole gradients under a memory budget.
+    /// </summary>
+    internal void ComputeInPlace(ReadOnlySpan<float> images, int count, float[] dest, Span<float> losses, ReadOnlySpan<long> rows)
+    {
         bool random = RequireRows(rows, count);
         int d = ExampleLength;
         long p = Dimension;
         IReadOnlyList<string> wanted = [VjpSession.OutputEps, .. _vjp.GradientOutputs];
         var weights = Measurement.CotangentWeights(Plan.Measurement, d);
         var xt = new float[Math.Min(Plan.Pairs, MaxPairsPerRun) * d];
-        // Accumulated in an array (a span cannot be captured by the run's callback), then copied out once.
-        var dest = new float[count * p];
+        dest.AsSpan(0, checked((int)(count * p))).Clear();
         for (int b = 0; b < count; b++)
         {
             var x0 = images.Slice(b * d, d);
@@ -131,7 +143,6 @@ internal sealed partial class GradientSource
                 losses[b] = (float)loss;
             }
         }
-        dest.CopyTo(destination);
     }
 
     /// <summary>One run of an example's pairs, each pair's gradient times its weight added to its row of <paramref name="dest"/>

@@ -285,6 +285,26 @@ internal sealed partial class GradientSource
         return _vjp.RunMeasured(xt, ts, noise, Measurement.CotangentWeights(Plan.Measurement, ExampleLength), count, wanted);
     }
 
+    /// <summary>
+    /// <see cref="Compute(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long})"/> into the first count·p values of an
+    /// array the caller keeps: a graph that computes its own cotangent adds its runs there directly, with no buffer of its own.
+    /// </summary>
+    internal void Compute(ReadOnlySpan<float> images, int count, float[] destination, Span<float> losses, ReadOnlySpan<long> rows)
+    {
+        if (_vjp.CotangentFromOutput && !Plan.NormalizePairs)
+        {
+            CheckBatch(images, count, nameof(images));
+            RequireGradients(count, checked((int)(count * Dimension)));
+            if (losses.Length != 0 && losses.Length != count)
+            {
+                throw new ArgumentException($"batch of {count}: losses need 0 or {count} values, got {losses.Length}", nameof(losses));
+            }
+            ComputeInPlace(images, count, destination, losses, rows);
+            return;
+        }
+        Compute(images, count, destination.AsSpan(0, checked((int)(count * Dimension))), losses, rows);
+    }
+
     /// <summary>Averaged per-example gradients of a batch of clean images.</summary>
     /// <param name="images">B clean images x₀ in [-1, 1], B·C·H·W values.</param>
     /// <param name="count">B.</param>

@@ -10,7 +10,7 @@ namespace OnnxAttribution.Core.Gradients;
 /// <c>oracle.json</c> (the step <c>t</c>, and <c>pairs</c>: which initializer holds which parameter), <c>x_t.npy</c> and
 /// <c>eps.npy</c> (one example, flattened to a 1 × C·H·W matrix) and <c>grad.&lt;initializer&gt;.npy</c> (1 × elements, in the
 /// initializer's layout): the gradient of D-TRAK's output f = ‖ε̂(x_t, t)‖², which the graph computes with the
-/// cotangent 2·ε̂.
+/// cotangent 2·ε̂ — for the reference example run in a batch of two beside another image at another step.
 /// </summary>
 public static class ReferenceGradientCheck
 {
@@ -43,6 +43,10 @@ public static class ReferenceGradientCheck
         {
             throw new UserInputException($"{jsonPath}: not a reference description: {e.Message}", e);
         }
+        if (oracle.Pairs is null)
+        {
+            throw new UserInputException($"{jsonPath}: no 'pairs' (which initializer holds which parameter)");
+        }
         var x = Read(reference, "x_t");
         var epsRef = Read(reference, "eps");
         int per = model.Metadata.Channels * model.Metadata.ImageSize * model.Metadata.ImageSize;
@@ -50,28 +54,38 @@ public static class ReferenceGradientCheck
         {
             throw new UserInputException($"{reference}: x_t.npy holds {x.Length} values; the model takes {model.Metadata.Channels}×{model.Metadata.ImageSize}×{model.Metadata.ImageSize} = {per}");
         }
+        // The reference example runs in a batch of two beside another image at another step: its per-example gradient
+        // must not depend on what shares its batch (the batch axis stays symbolic through the exporter's shape arithmetic).
         using var vjp = VjpSession.Open(model.RequireVjp());
-        var first = vjp.Run(x, [oracle.T], new float[per], 1, [VjpSession.OutputEps]);
-        var eps = first[VjpSession.OutputEps];
-        var cotangent = Array.ConvertAll(eps, v => 2 * v);
-        var outputs = vjp.Run(x, [oracle.T], cotangent, 1);
+        var pair = new float[2 * per];
+        x.CopyTo(pair, 0);
+        var other = new Random(7);
+        for (int i = per; i < pair.Length; i++)
+        {
+            pair[i] = (float)(other.NextDouble() * 2 - 1);
+        }
+        long[] steps = [oracle.T, (oracle.T + model.Metadata.Schedule.Timesteps / 2) % model.Metadata.Schedule.Timesteps];
+        var first = vjp.Run(pair, steps, new float[2 * per], 2, [VjpSession.OutputEps]);
+        var cotangent = Array.ConvertAll(first[VjpSession.OutputEps], v => 2 * v);
+        var outputs = vjp.Run(pair, steps, cotangent, 2);
+        var eps = outputs[VjpSession.OutputEps][..per];
 
         var compared = new List<(Pair Pair, long Elements, double MaxDiff, double MaxRef)>();
         var missing = new List<string>();
-        foreach (var pair in oracle.Pairs)
+        foreach (var tensor in oracle.Pairs)
         {
-            if (!outputs.TryGetValue("grad." + pair.Initializer, out var ours))
+            if (!outputs.TryGetValue("grad." + tensor.Initializer, out var ours))
             {
-                missing.Add($"{pair.Initializer} ({pair.Parameter})");
+                missing.Add($"{tensor.Initializer} ({tensor.Parameter})");
                 continue;
             }
-            var theirs = Read(reference, "grad." + pair.Initializer);
-            if (theirs.Length != ours.Length)
+            var theirs = Read(reference, "grad." + tensor.Initializer);
+            if (2 * theirs.Length != ours.Length)
             {
-                throw new UserInputException($"{reference}: grad.{pair.Initializer}.npy holds {theirs.Length} values; the graph's gradient has {ours.Length}");
+                throw new UserInputException($"{reference}: grad.{tensor.Initializer}.npy holds {theirs.Length} values; the graph's gradient has {ours.Length / 2}");
             }
-            var (maxDiff, maxRef) = Compare(ours, theirs);
-            compared.Add((pair, ours.Length, maxDiff, maxRef));
+            var (maxDiff, maxRef) = Compare(ours[..theirs.Length], theirs);
+            compared.Add((tensor, theirs.Length, maxDiff, maxRef));
         }
         double floor = ReferenceGradientReport.VanishingFraction * compared.Select(c => c.MaxRef).DefaultIfEmpty(0).Max();
         var tensors = compared.Select(c =>
@@ -84,7 +98,8 @@ public static class ReferenceGradientCheck
         var unmatched = vjp.GradientOutputs.Where(g => !matched.Contains(g)).Select(g => g["grad.".Length..]).ToList();
         var (epsDiff, epsMax) = Compare(eps, epsRef);
         return new ReferenceGradientReport(model.Path, oracle.T, epsMax > 0 ? epsDiff / epsMax : epsDiff,
-            tensors.OrderByDescending(t => t.MaxRelativeError).ToList(), missing, unmatched, oracle.UnmatchedParameters ?? []);
+            tensors.OrderByDescending(t => double.IsNaN(t.MaxRelativeError) ? double.PositiveInfinity : t.MaxRelativeError).ToList(), missing, unmatched,
+            oracle.UnmatchedParameters ?? []);
     }
 
     private static float[] Read(string folder, string name)

@@ -65,6 +65,7 @@ internal sealed record ImportWiring(string ImageInput, string TimestepInput, str
         Rename(graph, output, ContractOutput);
         FeedTimestep(graph, timestep, tType, o);
         var (fixedBatch, batch) = MakeBatchSymbolic(graph);
+        FixImageSize(graph, channels, size);
         return new ImportWiring(imageName, timestepName, tTypeName, outputName, size, channels, fixedBatch, batch);
     }
 
@@ -219,6 +220,31 @@ internal sealed record ImportWiring(string ImageInput, string TimestepInput, str
         var nodes = graph.Node.Skip(before).Concat(graph.Node.Take(before)).ToList();
         graph.Node.Clear();
         graph.Node.AddRange(nodes);
+    }
+
+    /// <summary>
+    /// Fixes the channel and spatial axes of the image input and the ε̂ output where the export left them open (a model
+    /// exported with dynamic height and width): the gradient graph needs static shapes for everything but the batch, and
+    /// the exporter's shape arithmetic reduces to constants once the image size is known.
+    /// </summary>
+    private static void FixImageSize(GraphProto graph, int channels, int size)
+    {
+        foreach (var v in graph.Input.Concat(graph.Output).Where(v => v.Name is ContractImage or ContractOutput))
+        {
+            var dims = v.Type?.TensorType?.Shape?.Dim;
+            if (dims is not { Count: 4 })
+            {
+                continue;
+            }
+            long[] want = [0, channels, size, size];
+            for (int axis = 1; axis < 4; axis++)
+            {
+                if (dims[axis].ValueCase != TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue)
+                {
+                    dims[axis] = new TensorShapeProto.Types.Dimension { DimValue = want[axis] };
+                }
+            }
+        }
     }
 
     /// <summary>Makes a fixed batch axis of the inputs and outputs symbolic; intermediate shapes are dropped (ORT infers them).</summary>

@@ -357,7 +357,7 @@ internal sealed partial class ShapeInference
         }
         var axes = node.Input.Count > 3 && node.Input[3].Length > 0 ? TryIntConstant(node.Input[3]) : Enumerable.Range(0, starts.Length).Select(i => (long)i).ToArray();
         var steps = node.Input.Count > 4 && node.Input[4].Length > 0 ? TryIntConstant(node.Input[4]) : Enumerable.Repeat(1L, starts.Length).ToArray();
-        if (axes is null || steps is null)
+        if (axes is null || steps is null || steps.Contains(0) || axes.Length != starts.Length || ends.Length != starts.Length || steps.Length != starts.Length)
         {
             return null;
         }

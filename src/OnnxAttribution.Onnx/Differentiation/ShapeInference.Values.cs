@@ -124,20 +124,24 @@ internal sealed partial class ShapeInference
         {
             "Shape" => ShapeValue(node),
             "Size" => TryShape(node.Input[0]) is { } sizeOf ? Multiply(sizeOf) : null,
-            "Identity" or "Unsqueeze" or "Squeeze" or "Reshape" or "Flatten" or "Cast" => V(0),
+            "Identity" or "Unsqueeze" or "Squeeze" or "Reshape" or "Flatten" => V(0),
+            "Cast" => CastValue(V(0), (int)Attr.GetInt(node, "to", 0)),
             "Gather" => GatherValue(node),
             "Slice" => SliceValue(node),
             "Transpose" => TransposeValue(node),
-            "Concat" => Enumerable.Range(0, node.Input.Count).Select(V).ToArray() is var parts && parts.All(p => p is not null)
-                ? parts.SelectMany(p => p!).ToArray() : null,
+            // Joined end to end: right for vectors (axis 0 of rank-1 values), the only Concat of shapes the exporter writes.
+            "Concat" => node.Input.All(i => TryShape(i) is { Length: <= 1 }) && Enumerable.Range(0, node.Input.Count).Select(V).ToArray() is var parts
+                && parts.All(p => p is not null) ? parts.SelectMany(p => p!).ToArray() : null,
+            "Mod" when Attr.GetInt(node, "fmod", 0) != 0 => Elementwise("FMod", V(0), V(1), node),
             "Add" or "Sub" or "Mul" or "Div" or "Mod" or "Max" or "Min" or "Equal" or "Less" or "Greater" or "LessOrEqual" or "GreaterOrEqual"
-                => Elementwise(node.OpType, V(0), V(1)),
+                when node.Input.Count == 2 => Elementwise(node.OpType, V(0), V(1), node),
             "Neg" => V(0)?.Select(v => new SymInt(-v.Coef, -v.Const)).ToArray(),
             "Not" => V(0) is { } n && n.All(v => v.IsConstant) ? n.Select(v => SymInt.Of(v.Const == 0 ? 1 : 0)).ToArray() : null,
-            "Where" => WhereValue(V(0), V(1), V(2)),
+            "Where" => WhereValue(node, V(0), V(1), V(2)),
             "Range" => RangeValue(V(0), V(1), V(2)),
             "Expand" => V(0) is [var one] && AsDims(V(1)) is { Length: 1 } e && e[0] >= 0 ? Enumerable.Repeat(one, (int)e[0]).ToArray() : null,
-            "ReduceProd" when TryShape(node.Input[0]) is { Length: 1 } && (node.Input.Count < 2 || node.Input[1].Length == 0) => Multiply(V(0)),
+            "ReduceProd" when TryShape(node.Input[0]) is { Length: 1 } && (node.Input.Count < 2 || node.Input[1].Length == 0)
+                && Attr.GetInt(node, "noop_with_empty_axes", 0) == 0 => Multiply(V(0)),
             _ => null,
         };
         if (value is not null)
@@ -281,9 +285,50 @@ internal sealed partial class ShapeInference
         return strides;
     }
 
-    private static SymInt[]? Elementwise(string op, SymInt[]? a, SymInt[]? b)
+    /// <summary>A Cast of a tracked value: to int64 or int32 as it is, to bool as 0/1; other targets are not tracked.</summary>
+    private static SymInt[]? CastValue(SymInt[]? value, int to) => to switch
     {
-        if (a is null || b is null || a.Length != b.Length && a.Length != 1 && b.Length != 1)
+        TensorData.Int64 or (int)TensorProto.Types.DataType.Int32 => value,
+        (int)TensorProto.Types.DataType.Bool when value is not null && value.All(v => v.IsConstant) => value.Select(v => SymInt.Of(v.Const != 0 ? 1 : 0)).ToArray(),
+        _ => null,
+    };
+
+    /// <summary>
+    /// Whether the inputs of an element-wise node pair up entry by entry: all the same shape, or a single element (which
+    /// broadcasts). Other broadcasts (a column against a row) are not tracked.
+    /// </summary>
+    private bool PairsEntryByEntry(NodeProto node, params SymInt[]?[] values)
+    {
+        if (values.Any(v => v is null))
+        {
+            return false;
+        }
+        long[]? common = null;
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (values[i]!.Length == 1)
+            {
+                continue;
+            }
+            if (TryShape(node.Input[i]) is not { } shape)
+            {
+                return false;
+            }
+            if (common is null)
+            {
+                common = shape;
+            }
+            else if (!common.SequenceEqual(shape))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private SymInt[]? Elementwise(string op, SymInt[]? a, SymInt[]? b, NodeProto node)
+    {
+        if (a is null || b is null || !PairsEntryByEntry(node, a, b) || a.Length == 0 || b.Length == 0)
         {
             return null;
         }
@@ -313,6 +358,7 @@ internal sealed partial class ShapeInference
                 "Mul" => SymInt.Of(x * y),
                 "Div" => y == 0 ? null : SymInt.Of(x / y),
                 "Mod" => y == 0 ? null : SymInt.Of(((x % y) + y) % y),
+                "FMod" => y == 0 ? null : SymInt.Of(x % y),
                 "Max" => SymInt.Of(Math.Max(x, y)),
                 "Min" => SymInt.Of(Math.Min(x, y)),
                 "Equal" => SymInt.Of(x == y ? 1 : 0),
@@ -352,9 +398,10 @@ internal sealed partial class ShapeInference
         }
     }
 
-    private static SymInt[]? WhereValue(SymInt[]? condition, SymInt[]? x, SymInt[]? y)
+    private SymInt[]? WhereValue(NodeProto node, SymInt[]? condition, SymInt[]? x, SymInt[]? y)
     {
-        if (condition is null || x is null || y is null || condition.Any(c => !c.IsConstant))
+        if (condition is null || x is null || y is null || !PairsEntryByEntry(node, condition, x, y) || condition.Any(c => !c.IsConstant)
+            || condition.Length == 0 || x.Length == 0 || y.Length == 0)
         {
             return null;
         }
@@ -399,7 +446,7 @@ internal sealed partial class ShapeInference
             return;
         }
         long count = TensorData.ElementCount(dims);
-        if (IsIntegerType(type) && type != (int)TensorProto.Types.DataType.Bool && count <= MaxTrackedValues)
+        if (type is TensorData.Int64 or (int)TensorProto.Types.DataType.Int32 && count <= MaxTrackedValues)
         {
             long fill = value is null ? 0 : TensorData.ToInt64s(value).FirstOrDefault();
             _intConstants[output] = Enumerable.Repeat(fill, (int)count).ToArray();

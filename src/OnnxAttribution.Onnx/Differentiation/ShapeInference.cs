@@ -51,7 +51,12 @@ internal sealed partial class ShapeInference
             _types[input.Name] = tt.ElemType;
             if (tt.Shape is not null)
             {
-                _shapes[input.Name] = tt.Shape.Dim.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : Batch).ToArray();
+                // Axis 0 may be open (the batch); an input with any other axis open has no static shape (refused where a rule needs it).
+                var dims = tt.Shape.Dim;
+                if (dims.Skip(1).All(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue))
+                {
+                    _shapes[input.Name] = dims.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue : Batch).ToArray();
+                }
             }
         }
         foreach (var node in graph.Node)
@@ -87,9 +92,35 @@ internal sealed partial class ShapeInference
             if (o.Length > 0 && !_shapes.ContainsKey(o))
             {
                 _blockers[o] = upstream ?? new ShapeBlocker(node.OpType, VjpBuilder.NodeLabel(node),
-                    $"shape inference stops at node '{VjpBuilder.NodeLabel(node)}' ({node.OpType}): no inference for this op, or its shape inputs are not constant");
+                    $"shape inference stops at node '{VjpBuilder.NodeLabel(node)}' ({node.OpType}): {WhyNoShape(node)}");
             }
         }
+    }
+
+    /// <summary>Why a node's output shape is unknown although its inputs' shapes are known, and what would make it work.</summary>
+    private string WhyNoShape(NodeProto node)
+    {
+        int shapeInput = node.OpType switch
+        {
+            "Reshape" or "Expand" or "Tile" => 1,
+            "ConstantOfShape" => 0,
+            "Resize" => node.Input.Count > 3 && node.Input[3].Length > 0 ? 3 : 2,
+            "Pad" or "Slice" or "Range" or "Unsqueeze" or "Squeeze" or "Split" => 1,
+            _ => -1,
+        };
+        if (shapeInput < 0 || shapeInput >= node.Input.Count || node.Input[shapeInput].Length == 0)
+        {
+            return "no shape inference for this op with these attributes";
+        }
+        string input = node.Input[shapeInput];
+        if (_symbolic.TryGetValue(input, out var value))
+        {
+            return $"its shape input '{input}' is [{string.Join(", ", value)}]: a dimension that is a multiple of the batch (other than the batch itself) "
+                + "has no per-example meaning; write the model so that the batch stays its own axis (e.g. view(b, -1, heads, d).transpose(1, 2) "
+                + "instead of reshape(b * heads, -1, d))";
+        }
+        return $"its shape input '{input}' is not known statically (it depends on the data, or on an op whose value the inference does not "
+            + "evaluate): export with a fixed image size and shapes that depend only on it, and the exporter's shape arithmetic reduces to constants";
     }
 
     public int Opset { get; }
@@ -171,7 +202,8 @@ internal sealed partial class ShapeInference
                     var repeats = TryIntConstant(node.Input[1]);
                     if (x is not null && repeats is not null && repeats.Length == x.Length)
                     {
-                        Out(x.Select((d, i) => d < 0 ? (repeats[i] == 1 ? d : Batch) : d * repeats[i]).ToArray(), T(0));
+                        // A repeated batch axis is a multiple of the batch: not a shape with one symbolic batch.
+                        Out(x.Where((d, i) => d < 0 && repeats[i] != 1).Any() ? null : x.Select((d, i) => d < 0 ? d : d * repeats[i]).ToArray(), T(0));
                     }
                     break;
                 }
@@ -256,7 +288,11 @@ internal sealed partial class ShapeInference
                     {
                         axis += x.Length;
                     }
-                    Out([Product(x[..(int)axis]), Product(x[(int)axis..])], T(0));
+                    // The batch may stand alone in one part (times ones); merged with other dimensions it has no per-example meaning.
+                    long Part(long[] dims) => dims.Contains(Batch) && dims.Where(d => d != Batch).Aggregate(1L, (a, b) => a * b) != 1 || dims.Count(d => d == Batch) > 1
+                        ? long.MinValue : Product(dims);
+                    long head = Part(x[..(int)axis]), tail = Part(x[(int)axis..]);
+                    Out(head == long.MinValue || tail == long.MinValue ? null : [head, tail], T(0));
                 }
                 break;
             case "Transpose":
@@ -309,8 +345,9 @@ internal sealed partial class ShapeInference
                             axis += first.Length;
                         }
                         var result = (long[])first.Clone();
-                        result[axis] = shapes.Any(s => s![axis] < 0) ? Batch : shapes.Sum(s => s![axis]);
-                        Out(result, T(0));
+                        // Along the batch axis the result is a multiple of the batch: not a shape with one symbolic batch.
+                        result[axis] = shapes.Any(s => s![axis] < 0) ? 0 : shapes.Sum(s => s![axis]);
+                        Out(shapes.Any(s => s![axis] < 0) ? null : result, T(0));
                     }
                     break;
                 }
