@@ -75,7 +75,7 @@ internal sealed class FeatureExtractor
             && reduced.Dense == (_dense is not null) ? reduced : null;
     }
 
-    /// <summary>Whether <see cref="Extract(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long}, Span{float})"/>
+    /// <summary>Whether <see cref="Extract(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long}, Span{float}, int)"/>
     /// sums and projects in ONNX Runtime's graph (<see cref="Runtime.GradientReduction.Device"/>).</summary>
     public bool ReducedInGraph => _reduced is not null;
 
@@ -112,7 +112,10 @@ internal sealed class FeatureExtractor
     /// <param name="rows">The images' dataset rows (a one-random-timestep plan needs them).</param>
     /// <param name="norms">Empty, or B values that receive the L2 norm of each unprojected gradient (dense projection only).</param>
     /// <exception cref="UserInputException">Norms are asked of the factored projector, which never forms the gradient.</exception>
-    public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default, ReadOnlySpan<long> rows = default, Span<float> norms = default)
+    /// <param name="streams">Where <see cref="SharesProjectionAcrossBatch"/>: how many examples' gradient runs go at once inside this
+    /// call (the caller then gives the whole batch to one call); otherwise ignored.</param>
+    public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default, ReadOnlySpan<long> rows = default,
+        Span<float> norms = default, int streams = 1)
     {
         if (destination.Length != (long)count * Dim || (losses.Length != 0 && losses.Length != count) || (!norms.IsEmpty && norms.Length != count))
         {
@@ -125,7 +128,7 @@ internal sealed class FeatureExtractor
         }
         if (_dense is not null)
         {
-            ExtractDense(images, count, destination, losses, rows, norms);
+            ExtractDense(images, count, destination, losses, rows, norms, SharesProjectionAcrossBatch ? streams : 1);
             return;
         }
         if (!norms.IsEmpty)
@@ -153,19 +156,20 @@ internal sealed class FeatureExtractor
     }
 
     /// <summary>
-    /// The most bytes of whole per-example gradients one dense extraction holds at once (default 512 MiB; the environment
+    /// The most bytes of whole per-example gradients one dense extraction call holds at once (default 1 GiB; the environment
     /// variable <c>ONNX_ATTRIBUTION_DENSE_BUDGET_MB</c> sets it). A batch whose gradients would take more is computed and
-    /// projected in chunks of as many examples as fit (at least one), each into a buffer the extractor keeps and reuses, so
-    /// the memory of dense featurization is bounded by streams × budget whatever the batch size and the model's size. At
-    /// p = 35.7M (143 MB a gradient) the default holds 3 examples. Chunks change the speed (a P generated for fewer
-    /// examples at a time, where it is generated rather than cached) and never the bits: each example's gradient and
+    /// projected in chunks of as many examples as fit (at least one), into a buffer the extractor keeps and reuses, so the
+    /// memory of dense featurization is bounded whatever the batch size and the model's size: one budget for the whole batch
+    /// where P is generated as it projects (<see cref="SharesProjectionAcrossBatch"/>, a large model), one per stream where
+    /// the sign cache projects (a small model, whose batch fits anyway). At p = 35.7M (143 MB a gradient) the default holds
+    /// 7 examples, and P is generated once for them. Chunks change the speed, never the bits: each example's gradient and
     /// projection are computed on their own.
     /// </summary>
     public static long DenseBudgetBytes { get; } = ReadDenseBudget();
 
     private static long ReadDenseBudget()
     {
-        const long fallback = 512L << 20;
+        const long fallback = 1L << 30;
         var text = Environment.GetEnvironmentVariable("ONNX_ATTRIBUTION_DENSE_BUDGET_MB");
         if (string.IsNullOrWhiteSpace(text))
         {
@@ -186,7 +190,16 @@ internal sealed class FeatureExtractor
     internal static int DenseChunk(long p, int count, long budgetBytes) =>
         (int)Math.Clamp(budgetBytes / Math.Max(1, p * sizeof(float)), 1, Math.Max(1, Math.Min(count, Array.MaxLength / Math.Max(1, p))));
 
-    private void ExtractDense(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows, Span<float> norms)
+    /// <summary>
+    /// Whether dense extraction generates P as it projects (Gaussian entries, or a Rademacher P too large for the sign cache:
+    /// a large model). Generating P is then the cost, shared by all the gradients projected at once, so the featurizer gives
+    /// one call the whole batch and the call runs the examples' gradients on <c>streams</c> threads itself, then projects
+    /// as many as the budget holds together.
+    /// </summary>
+    internal bool SharesProjectionAcrossBatch => _dense is not null && _reduced is null && _signTables.Value is null;
+
+    private void ExtractDense(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows, Span<float> norms,
+        int streams)
     {
         long p = _source.Dimension;
         int chunk = DenseChunk(p, count, DenseBudget);
@@ -200,8 +213,16 @@ internal sealed class FeatureExtractor
             for (int start = 0; start < count; start += chunk)
             {
                 int n = Math.Min(chunk, count - start);
-                _source.Compute(images.Slice(start * d, n * d), n, buffer, losses.IsEmpty ? default : losses.Slice(start, n),
-                    rows.IsEmpty ? default : rows.Slice(start, n));
+                if (streams > 1 && n > 1)
+                {
+                    ComputeInStreams(images.Slice(start * d, n * d), n, buffer, losses.IsEmpty ? default : losses.Slice(start, n),
+                        rows.IsEmpty ? default : rows.Slice(start, n), streams);
+                }
+                else
+                {
+                    _source.Compute(images.Slice(start * d, n * d), n, buffer, 0, losses.IsEmpty ? default : losses.Slice(start, n),
+                        rows.IsEmpty ? default : rows.Slice(start, n));
+                }
                 var grads = buffer.AsSpan(0, checked((int)(n * p)));
                 for (int b = 0; b < n && !norms.IsEmpty; b++)
                 {
@@ -214,6 +235,31 @@ internal sealed class FeatureExtractor
         {
             _denseBuffers.Add(buffer);
         }
+    }
+
+    /// <summary>The whole gradients of <paramref name="count"/> examples into <paramref name="buffer"/>, up to <paramref name="streams"/> examples' runs at once.</summary>
+    private void ComputeInStreams(ReadOnlySpan<float> images, int count, float[] buffer, Span<float> losses, ReadOnlySpan<long> rows, int streams)
+    {
+        // The lambda cannot hold spans: the chunk's inputs as arrays (a few images), the losses gathered and copied back.
+        var x = images.ToArray();
+        var r = rows.IsEmpty ? null : rows.ToArray();
+        var l = losses.IsEmpty ? null : new float[count];
+        int d = x.Length / count;
+        long p = _source.Dimension;
+        int parts = Math.Min(streams, count);
+        try
+        {
+            Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+            {
+                int from = (int)((long)count * part / parts), to = (int)((long)count * (part + 1) / parts), n = to - from;
+                _source.Compute(x.AsSpan(from * d, n * d), n, buffer, from * p, l is null ? default : l.AsSpan(from, n), r is null ? default : r.AsSpan(from, n));
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
+        l?.CopyTo(losses);
     }
 
     /// <summary>

@@ -107,16 +107,16 @@ internal sealed partial class GradientSource
     {
         // Accumulated in an array (a span cannot be captured by the run's callback), then copied out once.
         var dest = new float[count * Dimension];
-        ComputeInPlace(images, count, dest, losses, rows);
+        ComputeInPlace(images, count, dest, 0, losses, rows);
         dest.AsSpan(0, destination.Length).CopyTo(destination);
     }
 
     /// <summary>
     /// <see cref="ComputeInPlace(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long})"/> straight into the
-    /// first count·p values of <paramref name="dest"/> (cleared first), with no buffer of its own: the dense extractor's
-    /// chunks, which hold whole gradients under a memory budget.
+    /// count·p values of <paramref name="dest"/> from <paramref name="offset"/> (cleared first), with no buffer of its own: the
+    /// dense extractor's chunks, which hold whole gradients under a memory budget.
     /// </summary>
-    internal void ComputeInPlace(ReadOnlySpan<float> images, int count, float[] dest, Span<float> losses, ReadOnlySpan<long> rows)
+    internal void ComputeInPlace(ReadOnlySpan<float> images, int count, float[] dest, long offset, Span<float> losses, ReadOnlySpan<long> rows)
     {
         bool random = RequireRows(rows, count);
         int d = ExampleLength;
@@ -124,7 +124,7 @@ internal sealed partial class GradientSource
         IReadOnlyList<string> wanted = [VjpSession.OutputEps, .. _vjp.GradientOutputs];
         var weights = Measurement.CotangentWeights(Plan.Measurement, d);
         var xt = new float[Math.Min(Plan.Pairs, MaxPairsPerRun) * d];
-        dest.AsSpan(0, checked((int)(count * p))).Clear();
+        dest.AsSpan(checked((int)offset), checked((int)(count * p))).Clear();
         for (int b = 0; b < count; b++)
         {
             var x0 = images.Slice(b * d, d);
@@ -136,7 +136,7 @@ internal sealed partial class GradientSource
                 {
                     FormNoisy(x0, run.SignalScales[i], run.NoiseScales[i], run.Noise.AsSpan(i * d, d), xt.AsSpan(i * d, d));
                 }
-                loss += AddRun(xt.AsSpan(0, n * d), run, weights, wanted, dest, b * p);
+                loss += AddRun(xt.AsSpan(0, n * d), run, weights, wanted, dest, offset + b * p);
             }
             if (losses.Length > 0)
             {

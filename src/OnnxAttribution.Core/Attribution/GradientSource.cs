@@ -286,10 +286,11 @@ internal sealed partial class GradientSource
     }
 
     /// <summary>
-    /// <see cref="Compute(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long})"/> into the first count·p values of an
-    /// array the caller keeps: a graph that computes its own cotangent adds its runs there directly, with no buffer of its own.
+    /// <see cref="Compute(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long})"/> into count·p values of an array the
+    /// caller keeps, from <paramref name="offset"/>: a graph that computes its own cotangent adds its runs there directly, with no
+    /// buffer of its own.
     /// </summary>
-    internal void Compute(ReadOnlySpan<float> images, int count, float[] destination, Span<float> losses, ReadOnlySpan<long> rows)
+    internal void Compute(ReadOnlySpan<float> images, int count, float[] destination, long offset, Span<float> losses, ReadOnlySpan<long> rows)
     {
         if (_vjp.CotangentFromOutput && !Plan.NormalizePairs)
         {
@@ -299,10 +300,10 @@ internal sealed partial class GradientSource
             {
                 throw new ArgumentException($"batch of {count}: losses need 0 or {count} values, got {losses.Length}", nameof(losses));
             }
-            ComputeInPlace(images, count, destination, losses, rows);
+            ComputeInPlace(images, count, destination, offset, losses, rows);
             return;
         }
-        Compute(images, count, destination.AsSpan(0, checked((int)(count * Dimension))), losses, rows);
+        Compute(images, count, destination.AsSpan(checked((int)offset), checked((int)(count * Dimension))), losses, rows);
     }
 
     /// <summary>Averaged per-example gradients of a batch of clean images.</summary>

@@ -145,6 +145,13 @@ public static class TrakEngine
     private static void ExtractInStreams(FeatureExtractor extractor, int streams, int count, int d, int k, float[] images, float[] features,
         float[]? rowLosses, long[] rows, float[]? rowNorms, CancellationToken cancel)
     {
+        if (extractor.SharesProjectionAcrossBatch)
+        {
+            // P is generated as it projects: one call takes the whole batch, runs the gradients in streams and projects them together.
+            extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k), rowLosses is null ? default : rowLosses.AsSpan(0, count),
+                rows.AsSpan(0, count), rowNorms is null ? default : rowNorms.AsSpan(0, count), streams);
+            return;
+        }
         int parts = Math.Min(streams, count);
         void Part(int part)
         {

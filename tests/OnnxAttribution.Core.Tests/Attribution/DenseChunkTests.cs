@@ -32,29 +32,36 @@ public sealed class DenseChunkTests : TempDirectoryTest
         }
         long gradientBytes = extractor.Source.Dimension * sizeof(float);
 
-        (float[] Features, float[] Losses, float[] Norms) Run(long budget)
+        (float[] Features, float[] Losses, float[] Norms) Run(long budget, int streams = 1)
         {
             extractor.DenseBudget = budget;
             var features = new float[count * extractor.Dim];
             var losses = new float[count];
             var norms = new float[count];
-            extractor.Extract(images, count, features, losses, default, norms);
+            extractor.Extract(images, count, features, losses, default, norms, streams);
             return (features, losses, norms);
         }
 
         var whole = Run(FeatureExtractor.DenseBudgetBytes);
         Assert.That(FeatureExtractor.DenseChunk(extractor.Source.Dimension, count, FeatureExtractor.DenseBudgetBytes), Is.EqualTo(count), "the default holds the batch");
-        foreach (long budget in new[] { 2 * gradientBytes + 1, gradientBytes, 1L })
+        // Gaussian entries are generated as they project (no sign cache): the extractor then runs a batch's gradients in
+        // streams itself and projects them together.
+        Assert.That(extractor.SharesProjectionAcrossBatch, Is.EqualTo(distribution == ProjectionKind.Gaussian));
+        foreach (long budget in new[] { 2 * gradientBytes + 1, gradientBytes, 1L, FeatureExtractor.DenseBudgetBytes })
         {
-            var chunked = Run(budget);
-            Assert.That(chunked.Features, Is.EqualTo(whole.Features), $"features, budget {budget}");
-            Assert.That(chunked.Losses, Is.EqualTo(whole.Losses), $"losses, budget {budget}");
-            Assert.That(chunked.Norms, Is.EqualTo(whole.Norms), $"norms, budget {budget}");
+            foreach (int streams in new[] { 1, 2, 3 })
+            {
+                var chunked = Run(budget, streams);
+                Assert.That(chunked.Features, Is.EqualTo(whole.Features), $"features, budget {budget}, {streams} streams");
+                Assert.That(chunked.Losses, Is.EqualTo(whole.Losses), $"losses, budget {budget}, {streams} streams");
+                Assert.That(chunked.Norms, Is.EqualTo(whole.Norms), $"norms, budget {budget}, {streams} streams");
+            }
         }
         Assert.That(whole.Features.Distinct().Count(), Is.GreaterThan(count), "the features are not trivially equal");
     }
 
-    [TestCase(283_000L, 16, 512L << 20, 16)]
+    [TestCase(283_000L, 16, 1L << 30, 16)]
+    [TestCase(35_741_697L, 16, 1L << 30, 7)]
     [TestCase(35_741_697L, 16, 512L << 20, 3)]
     [TestCase(35_741_697L, 16, 1L, 1)]
     [TestCase(35_741_697L, 2, 2L << 30, 2)]

@@ -14,12 +14,13 @@ public sealed class FeaturizeStreamsTests : TempDirectoryTest
 {
     private static readonly ImageDataset Data = new DatasetLocator().Load("embedded", "0:22", 16);
 
-    private FeaturizeOptions Options(string name, ProjectorKind projector, int streams, int threads = 0) => new()
+    private FeaturizeOptions Options(string name, ProjectorKind projector, int streams, int threads = 0,
+        ProjectionKind distribution = ProjectionKind.Rademacher) => new()
     {
         ModelDirectory = Path.Combine(RepositoryRoot(), "models", "fm16"),
         Data = Data,
         Plan = new FeaturizationPlan([100, 600], 1, 3, MeasurementKind.Square),
-        Projection = new ProjectionSettings(projector, ProjectionKind.Rademacher, 256, 5),
+        Projection = new ProjectionSettings(projector, distribution, 256, 5),
         OutDirectory = Path.Combine(TempDir, name),
         BatchSize = 8,
         RecordLosses = true,
@@ -30,14 +31,15 @@ public sealed class FeaturizeStreamsTests : TempDirectoryTest
 
     private byte[] File(string name, string file) => System.IO.File.ReadAllBytes(Path.Combine(TempDir, name, file));
 
-    [TestCase(ProjectorKind.Dense)]
-    [TestCase(ProjectorKind.Factored)]
-    public void Featurize_TwoOrThreeStreams_SameBytesAsOne(ProjectorKind projector)
+    [TestCase(ProjectorKind.Dense, ProjectionKind.Rademacher)]
+    [TestCase(ProjectorKind.Dense, ProjectionKind.Gaussian)] // P generated as it projects: the batch's gradients in streams, projected together
+    [TestCase(ProjectorKind.Factored, ProjectionKind.Rademacher)]
+    public void Featurize_TwoOrThreeStreams_SameBytesAsOne(ProjectorKind projector, ProjectionKind distribution)
     {
         // 22 rows in batches of 8: the last batch is 6 rows, and three streams split 8 rows 2 + 3 + 3.
         foreach (var (name, streams) in new[] { ("one", 1), ("two", 2), ("three", 3) })
         {
-            using var store = TrakEngine.Featurize(Options(name, projector, streams));
+            using var store = TrakEngine.Featurize(Options(name, projector, streams, distribution: distribution));
         }
 
         var files = projector == ProjectorKind.Dense ? new[] { StoreFiles.Features, StoreFiles.Losses, StoreFiles.Norms } : [StoreFiles.Features, StoreFiles.Losses];
