@@ -19,7 +19,6 @@ internal sealed partial class ShapeInference
     private readonly Dictionary<string, int> _types = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long[]> _intConstants = new(StringComparer.Ordinal);
     private readonly Dictionary<string, float[]> _floatConstants = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> _shapeOf = new(StringComparer.Ordinal);
 
     public ShapeInference(GraphProto graph, int opset)
     {
@@ -222,10 +221,6 @@ internal sealed partial class ShapeInference
                 break;
             case "Shape":
                 Out(x is null ? null : [ShapeRange(node, x.Length) is var (from, to) ? to - from : 0], TensorData.Int64);
-                if (Attr.Find(node, "start") is null && Attr.Find(node, "end") is null)
-                {
-                    _shapeOf[node.Output[0]] = node.Input[0];
-                }
                 break;
             case "Cast":
                 Out(x, (int)Attr.GetInt(node, "to", 1));
@@ -256,10 +251,6 @@ internal sealed partial class ShapeInference
                 }
             case "MatMul":
                 Out(MatMulShape(x, S(1)), T(0));
-                break;
-            case "Reshape" when _shapeOf.TryGetValue(node.Input[1], out var like):
-                // Reshape to the runtime shape of another value (the opset adapter's form of the old Softmax).
-                Out(TryShape(like), T(0));
                 break;
             case "Reshape":
                 Out(ReshapeShape(x, TryIntValue(node.Input[1]), Attr.GetInt(node, "allowzero", 0) != 0), T(0));

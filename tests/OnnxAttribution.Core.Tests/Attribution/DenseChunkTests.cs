@@ -24,12 +24,7 @@ public sealed class DenseChunkTests : TempDirectoryTest
         using var model = new TrakModel(Model, plan, projection, new SessionSettings(ExecutionDevice.Cpu, 1));
         var extractor = model.Extractor;
         int count = Data.Count;
-        int d = Data.Image(0).Length;
-        var images = new float[count * d];
-        for (int i = 0; i < count; i++)
-        {
-            Data.Image(i).CopyTo(images.AsSpan(i * d));
-        }
+        var images = Data.Pixels.ToArray();
         long gradientBytes = extractor.Source.Dimension * sizeof(float);
 
         (float[] Features, float[] Losses, float[] Norms) Run(long budget, int streams = 1)
