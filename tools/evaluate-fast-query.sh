@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# What a faster query costs in attribution quality (README, Speed: "Query latency"): D-TRAK's LDS at fewer timesteps
+# What a faster query costs in attribution quality (docs/results/performance.md, "Query latency"): D-TRAK's LDS at fewer timesteps
 # and a smaller k than the default (K = 10, k = 4096), in two ways:
 #   - the store featurized at K timesteps and queries measured at all K (points K1/K2/K4/K10 × k1024/k2048);
 #   - the default store, queries measured at Q of its K timesteps (--query-timesteps; points Q1, Q2, k2048-Q2).
 # It reuses the subset models and measured losses of tools/evaluate-lds.sh in eval/lds (run that first; with its models
 # present each point takes a few minutes: one store build and a damping sweep) and copies lds-POINT.json/.md to
-# docs/results (the README's table; docs/results/lds-curves.* leave them out: their build times were taken while other
+# docs/results (docs/results/performance.md's table; docs/results/lds-curves.* leave them out: their build times were taken while other
 # jobs shared the machine). POINTS="K2-k1024 Q2" runs only those.
 set -euo pipefail
 cd "$(dirname "$0")/.."

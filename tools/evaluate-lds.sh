@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's LDS table, on the papers' protocol: N = 1000 embedded 16×16 images, a reference model (5 checkpoints kept for
+# The LDS table of docs/guides/evaluate.md, on the papers' protocol: N = 1000 embedded 16×16 images, a reference model (5 checkpoints kept for
 # TracIn/ReTrac) and M = 64 subset models (α = 0.5) each trained with S = 3 seeds, all with the fast recipe; a 32-member
 # encoded ensemble trained with the same recipe; Q = 50 generated test queries (seeds 0 … 49) and V = 20 validation
 # queries (seeds 2^32 + 0 … 19) on which every method's damping is chosen from 1e-6 … 1000 before the test queries are
@@ -10,7 +10,7 @@
 # eval/lds/reference-run and eval/lds/stores aside first (the command says so).
 # Cost: about 3 × 64 + 33 trainings of ~33 s on 2 idle cores (~2 h), then the builds and the damping sweeps (each λ one
 # Cholesky factorisation of the k × k kernel and one scoring of the 20 validation queries per method); still to be measured.
-# The results are copied to docs/results (lds*.json, lds*.md, lds-curves.png): the README's LDS table is that lds.md
+# The results are copied to docs/results (lds*.json, lds*.md, lds-curves.png): docs/guides/evaluate.md's LDS table is that lds.md
 # ('onnx-attribution lds --report-only --out docs/results' writes it again from the JSON).
 # Then the curves of the settings that matter (item 4 of the quality issue): R = 3 reference models with their scores
 # averaged, K = 30 timesteps, 3 noise draws per timestep, each its own setting point (--point) sharing the models and

@@ -11,7 +11,7 @@
 #                                            ARGS go to GpuCheck (e.g. --device cpu --rows 20000 to try it without a GPU).
 #
 # The GPU machine keeps files between calls while it is warm (about 30 s): copy the parts to one folder there in
-# back-to-back calls (each carrying one part), then call 'run' on that folder. See README, "GPU: the CUDA flavour".
+# back-to-back calls (each carrying one part), then call 'run' on that folder. See docs/guides/gpu.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

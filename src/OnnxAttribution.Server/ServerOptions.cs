@@ -40,7 +40,7 @@ internal sealed record ServerLimits
     /// <summary>
     /// The most work an image query may find ahead of it at a store's scorer (queued and running, estimated from the recent
     /// cost per query); beyond it the request gets 429 with Retry-After at once rather than waiting. An idle store takes any
-    /// request. The default keeps a lookup within about twice its own time on two cores (README, HTTP server).
+    /// request. The default keeps a lookup within about twice its own time on two cores (docs/guides/serve.md).
     /// </summary>
     public TimeSpan MaxWait { get; init; } = TimeSpan.FromMilliseconds(200);
 
@@ -167,7 +167,7 @@ internal static class ServerCommandLine
         new("--threads", "Threads", "0", "ONNX Runtime intra-op threads (0: ONNX Runtime's choice, one per core)."),
         new("--query-timesteps", "QueryTimesteps", "0",
             "the fast query setting of trak, d-trak and das stores: each image query is measured at this many of the store's K timesteps, " +
-            "spread evenly; 0: all K. Fewer gradient passes per query, at a cost in quality (README, Speed)."),
+            "spread evenly; 0: all K. Fewer gradient passes per query, at a cost in quality (docs/results/performance.md, Speed)."),
         new("--device", "Device", "cpu", "cpu | cuda: where ONNX Runtime runs the models (cuda needs Microsoft.ML.OnnxRuntime.Gpu, as the CLI's --device does)."),
         new("--scan", "Scan", "auto",
             "auto | simd | onnx: what scans a store for a query's best rows (auto: simd on cpu, onnx on cuda, where the rows stay in GPU memory)."),

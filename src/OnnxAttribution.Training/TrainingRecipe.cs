@@ -9,7 +9,7 @@ namespace OnnxAttribution.Training;
 /// trainer and every model of an evaluation (the reference model and each retrained one share it, so they differ only
 /// in their data and seed). What a run is trained on and where it keeps its checkpoints are in <see cref="TrainOptions"/>;
 /// what it measured is <see cref="TrainingRunInfo"/>. The defaults are the fast recipe that fits M ≥ 32 retrainings
-/// in about two hours on 2 cores (README, "Evaluation"); <c>train</c> sets its own from the command line.
+/// in about two hours on 2 cores (docs/guides/evaluate.md); <c>train</c> sets its own from the command line.
 /// </summary>
 /// <remarks>
 /// The settings that came later (<see cref="Schedule"/>, <see cref="WarmupSteps"/>, <see cref="GradientClipNorm"/>) are

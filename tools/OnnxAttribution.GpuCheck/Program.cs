@@ -12,7 +12,7 @@ using OnnxAttribution.Tools;
 
 // Usage: OnnxAttribution.GpuCheck <model dir> <work dir> [--device cuda|cpu] [--reduce host|device] [--rows N] [--featurize-rows N] [--json FILE]
 // The GPU machine's checks and benchmarks in one self-contained program (that machine has no .NET SDK; tools/gpu-check.sh
-// publishes and runs it): the CUDA results against the CPU's, then the speeds the README asks for. Each step prints a line
+// publishes and runs it): the CUDA results against the CPU's, then the speeds docs/guides/gpu.md asks for. Each step prints a line
 // and goes into the JSON; a failed step records its error and the rest still run. Exit 0 when every check agreed.
 // --device cpu runs the same steps on the CPU provider (to try the program where there is no GPU); --reduce device then runs the
 // GPU's way of featurizing there (pairs summed and projected in the graph; the default on CUDA).

@@ -66,7 +66,7 @@ public sealed record FeaturizationPlan(IReadOnlyList<long> Timesteps, int NoiseD
     /// <summary>
     /// The fast query setting: the query measured at <paramref name="count"/> of this plan's K timesteps, spread evenly (positions
     /// ⌊(2j + 1)·K / 2Q⌋, j &lt; Q: the middle one for Q = 1, t = 200 and 700 of 0, 100, …, 900 for Q = 2), each with its own noise.
-    /// Its features average fewer gradient passes than the store's rows; what that costs in LDS is measured in the README.
+    /// Its features average fewer gradient passes than the store's rows; what that costs in LDS is measured in docs/results/performance.md (Query latency).
     /// </summary>
     /// <param name="count">Q, from 1 to K; 0 (or K) for the whole plan.</param>
     /// <exception cref="UserInputException">Q is outside 0..K, or the plan draws one random timestep per example.</exception>

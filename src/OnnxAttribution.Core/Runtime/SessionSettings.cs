@@ -12,7 +12,7 @@ public sealed record SessionSettings(ExecutionDevice Device = ExecutionDevice.Cp
     /// <summary>
     /// The fast query setting of the TRAK-family stores (trak, d-trak, das): a query is measured at this many of the store's
     /// K timesteps (<see cref="Attribution.FeaturizationPlan.ForQueries"/>); 0 (the default) for all K. Fewer gradient passes
-    /// per query, at a cost in attribution quality measured in the README.
+    /// per query, at a cost in attribution quality measured in docs/results/performance.md.
     /// </summary>
     public int QueryTimesteps { get; init; }
 

@@ -6,7 +6,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// <summary>Every method the engine has, by name, and opening a method store whatever its method.</summary>
 public static class AttributionMethods
 {
-    /// <summary>The methods in the order the README's table lists them.</summary>
+    /// <summary>The methods in the order docs/guides/methods.md's table lists them.</summary>
     public static IReadOnlyList<IAttributionMethod> All { get; } =
     [
         new TrakMethod("trak", MeasurementKind.Loss, LdsChosenDamping.Trak),

@@ -12,7 +12,7 @@ public interface IAttributionMethod
     /// <summary>The name the CLI uses with <c>--method</c>.</summary>
     string Name { get; }
 
-    /// <summary>One line for help and the README table: what the method differentiates or compares.</summary>
+    /// <summary>One line for help and docs/guides/methods.md's table: what the method differentiates or compares.</summary>
     string Summary { get; }
 
     /// <summary>The <see cref="MethodSettings"/> properties (by name) this method's build reads; the others it ignores.</summary>

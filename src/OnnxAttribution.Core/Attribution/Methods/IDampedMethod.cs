@@ -8,7 +8,7 @@ public interface IDampedMethod : IAttributionMethod
 {
     /// <summary>
     /// The damping a build uses when <see cref="MethodSettings.Damping"/> is null: the λ chosen for this method on the
-    /// validation queries of the LDS evaluation (docs/results/lds.json; the README's LDS section).
+    /// validation queries of the LDS evaluation (docs/results/lds.json; docs/guides/evaluate.md).
     /// </summary>
     double DefaultDamping { get; }
 

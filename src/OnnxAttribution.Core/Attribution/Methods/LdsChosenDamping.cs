@@ -2,7 +2,7 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 
 /// <summary>
 /// Each damped method's default λ (relative, as <see cref="MethodSettings.Damping"/>): the value the LDS evaluation chose on its
-/// validation queries from the decades 1e-6 … 1e3 (docs/results/lds.json, the README's LDS section; the fast recipe's
+/// validation queries from the decades 1e-6 … 1e3 (docs/results/lds.json, docs/guides/evaluate.md; the fast recipe's
 /// model, N = 1000). Relative to the kernel's mean diagonal, so it does not depend on the features' scale; another
 /// model may prefer another λ, which the same evaluation measures.
 /// </summary>
