@@ -81,6 +81,8 @@ internal static class CliApp
         Verb<FeaturizeVerb>(FeaturizeCommand.Run),
         Verb<FinalizeVerb>((o, _) => FinalizeCommand.Run(o)),
         Verb<MergeVerb>((o, _) => MergeCommand.Run(o)),
+        Verb<AppendVerb>(AppendCommand.Run),
+        Verb<RemoveVerb>((o, _) => RemoveCommand.Run(o)),
         Verb<AttributeVerb>(AttributeCommand.Run),
         Verb<InspectVerb>((o, _) => InspectCommand.Run(o)),
         Verb<VerifyVerb>((o, _) => VerifyCommand.Run(o)),

@@ -58,6 +58,45 @@ public sealed unsafe class FeatureStore : IDisposable
     /// <summary>Element type of the rows.</summary>
     public StoreDType DType => Header.DType;
 
+    /// <summary>Rows removed from every answer (<see cref="StoreMeta.RemovedRows"/>), ascending; empty when none.</summary>
+    public IReadOnlyList<long> RemovedRows => Meta.RemovedRows ?? [];
+
+    /// <summary>Whether <paramref name="row"/> (a dataset row) was removed: its features are zero and <see cref="TopK"/> never returns it.</summary>
+    public bool IsRemoved(long row) => Meta.RemovedRows is { Count: > 0 } removed && BinarySearch(removed, row);
+
+    private static bool BinarySearch(IReadOnlyList<long> sorted, long value)
+    {
+        int lo = 0, hi = sorted.Count - 1;
+        while (lo <= hi)
+        {
+            int mid = lo + ((hi - lo) / 2);
+            if (sorted[mid] == value)
+            {
+                return true;
+            }
+            (lo, hi) = sorted[mid] < value ? (mid + 1, hi) : (lo, mid - 1);
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Each result without the removed rows, cut to <paramref name="k"/>: a scan asked for k plus the number of removed rows
+    /// keeps at least k answered rows, whatever the removed rows scored.
+    /// </summary>
+    public TopKResult[] WithoutRemoved(TopKResult[] results, int k)
+    {
+        ArgumentNullException.ThrowIfNull(results);
+        if (RemovedRows.Count == 0)
+        {
+            return results;
+        }
+        return results.Select(r =>
+        {
+            var keep = Enumerable.Range(0, r.Indices.Length).Where(i => !IsRemoved(r.Indices[i])).Take(k).ToArray();
+            return new TopKResult(keep.Select(i => r.Indices[i]).ToArray(), keep.Select(i => r.Scores[i]).ToArray());
+        }).ToArray();
+    }
+
     /// <summary>Threads a scan may use; −1 (default) for all cores. Results do not depend on it.</summary>
     public int MaxDegreeOfParallelism { get; set; } = -1;
 
@@ -96,6 +135,8 @@ public sealed unsafe class FeatureStore : IDisposable
         {
             throw new StoreFormatException($"{directory}: store directory not found");
         }
+        // A change (append, remove) that a kill interrupted after it was decided is finished first.
+        StoreCommit.Recover(directory);
         var meta = StoreMeta.Load(Path.Combine(directory, StoreFiles.Meta));
         string featuresPath = Path.Combine(directory, StoreFiles.Features);
         var header = NpyFormat.ReadHeader(featuresPath);
@@ -253,7 +294,8 @@ public sealed unsafe class FeatureStore : IDisposable
         }
     }
 
-    /// <summary>The <paramref name="k"/> best rows for each query, by descending dot product (ties: lower row first; NaN last).</summary>
+    /// <summary>The <paramref name="k"/> best rows for each query, by descending dot product (ties: lower row first; NaN last);
+    /// removed rows (<see cref="RemovedRows"/>) are never among them.</summary>
     /// <param name="queries">queryCount × Dim float32 values, row-major.</param>
     /// <param name="queryCount">Number of queries, scanned together.</param>
     /// <param name="k">Rows to return per query; fewer when the store holds fewer.</param>
@@ -265,7 +307,7 @@ public sealed unsafe class FeatureStore : IDisposable
     {
         CheckQueries(queries, queryCount);
         ArgumentOutOfRangeException.ThrowIfNegative(k);
-        int kept = (int)Math.Min(k, Rows);
+        int kept = (int)Math.Min(k + (long)RemovedRows.Count, Rows);
         float[] q = CopyQueries(queries);
         var workers = RunTiles(q, queryCount,
             static (qn, kept, _) => new TileState(qn, kept),
@@ -284,7 +326,7 @@ public sealed unsafe class FeatureStore : IDisposable
         {
             results[j] = TopKHeap.Merge(workers.Select(w => ((TileState)w.State!).Heaps[j]), kept);
         }
-        return results;
+        return WithoutRemoved(results, k);
     }
 
     private sealed class TileState

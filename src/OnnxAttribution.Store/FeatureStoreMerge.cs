@@ -99,6 +99,7 @@ public static class FeatureStoreMerge
             StoreFiles.WriteMetaAtomically(outDir, merged);
             // Hashed from the merged file, so the chunks do not depend on where the shards' boundaries fell.
             StoreChecksums.ForFeatures(featuresPath, header).WithFiles(outDir, [StoreFiles.Meta]).Save(outDir);
+            StoreHistory.Record(outDir, "merge", new StoreChange { AddedRows = [0, merged.Rows] });
         }
         finally
         {

@@ -59,6 +59,15 @@ public static class StoreFiles
     /// <summary>An ensemble store: its members and how their scores combine.</summary>
     public const string Ensemble = "ensemble.json";
 
+    /// <summary>The store's versions (<see cref="StoreHistory"/>).</summary>
+    public const string History = "history.json";
+
+    /// <summary>ΦᵀΦ in float64 as finalize accumulated it, so <c>append</c> adds only the new rows (<c>gram.bin</c>).</summary>
+    public const string Gram = "gram.bin";
+
+    /// <summary>The folder inside a store where append and remove build its next version (<see cref="StoreCommit"/>).</summary>
+    public const string Staging = ".next";
+
     internal const string TempSuffix = ".tmp";
 
     /// <summary>Writes meta.json through a temporary file, flushed, then renamed over the old one.</summary>

@@ -56,7 +56,18 @@ public sealed class StoreLock : IDisposable
                 $"pid {Environment.ProcessId} on host {Environment.MachineName}, {purpose}, since {DateTimeOffset.UtcNow:yyyy-MM-ddTHH:mm:ssZ}");
             string holderPath = Path.Combine(directory, StoreFiles.WriterLockHolder);
             File.WriteAllText(holderPath, holder + "\n");
-            return new StoreLock(file, holderPath);
+            var storeLock = new StoreLock(file, holderPath);
+            try
+            {
+                // A change that a killed writer decided but did not finish is finished before anyone writes again.
+                StoreCommit.RollForward(directory);
+            }
+            catch
+            {
+                storeLock.Dispose();
+                throw;
+            }
+            return storeLock;
         }
         catch
         {

@@ -73,6 +73,17 @@ public sealed record StoreMeta
     /// </summary>
     public string? Checksums { get; init; }
 
+    /// <summary>
+    /// Rows taken out of every answer by <c>remove</c>, ascending: their features are zero and scans skip them. Row numbers
+    /// stay those of the dataset, so a row keeps its number in every version. Null (not written) when none were removed.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<long>? RemovedRows { get; init; }
+
+    /// <summary>How many rows are answered: <see cref="ShardRows"/> less <see cref="RemovedRows"/>.</summary>
+    [JsonIgnore]
+    public long LiveRows => ShardRows - (RemovedRows?.Count ?? 0);
+
     /// <summary>First dataset row held by this store.</summary>
     [JsonIgnore]
     public long FirstRow => Shard.FirstRow(Rows);
@@ -135,6 +146,8 @@ public sealed record StoreMeta
         Check("subset", Subset, other.Subset, Str);
         Check("shard", Shard, other.Shard, s => $"{s.Index} of {s.Count}");
         CheckSettings(diffs, "settings", Settings, other.Settings, thisLabel, otherLabel);
+        Check("removedRows", RemovedRows ?? [], other.RemovedRows ?? [], r => r.Count == 0 ? "none" : $"{r.Count} rows [{string.Join(", ", r.Take(8))}{(r.Count > 8 ? ", …" : "")}]",
+            (a, b) => a.SequenceEqual(b));
         var recordedByBoth = ModelFiles.Where(kv => other.ModelFiles.ContainsKey(kv.Key)).ToDictionary();
         CheckSettings(diffs, "modelFiles", recordedByBoth, other.ModelFiles.Where(kv => recordedByBoth.ContainsKey(kv.Key)).ToDictionary(), thisLabel, otherLabel);
         return diffs;
@@ -191,6 +204,16 @@ public sealed record StoreMeta
         if (Checksums is not null && Checksums != StoreChecksums.AlgorithmName)
         {
             throw new StoreFormatException($"{where}: field 'checksums': expected '{StoreChecksums.AlgorithmName}' or null, found '{Checksums}'");
+        }
+        if (RemovedRows is { } removed)
+        {
+            for (int i = 0; i < removed.Count; i++)
+            {
+                if (removed[i] < FirstRow || removed[i] >= FirstRow + ShardRows || (i > 0 && removed[i] <= removed[i - 1]))
+                {
+                    throw new StoreFormatException($"{where}: field 'removedRows[{i}]': expected ascending rows of the store ({FirstRow} to {FirstRow + ShardRows - 1}), found {removed[i]}");
+                }
+            }
         }
         if (ModelFiles is null)
         {
@@ -253,6 +276,8 @@ public sealed record StoreMeta
     public static StoreMeta Load(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        // A change that a kill interrupted after it was decided is finished before its files are read.
+        StoreCommit.Recover(Path.GetDirectoryName(Path.GetFullPath(path))!);
         string text;
         try
         {

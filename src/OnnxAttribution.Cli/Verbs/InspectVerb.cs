@@ -17,6 +17,9 @@ internal sealed class InspectVerb : IVerbOptions
     [Option("model", HelpText = "A model folder (model.json, forward.onnx, vjp.onnx).")]
     public string? Model { get; set; }
 
+    [Option("history", HelpText = "With --store: list the store's versions (what changed, when, by whom, why, rows added or removed), oldest first.")]
+    public bool History { get; set; }
+
     [Option("json")]
     public bool Json { get; set; }
 
@@ -28,12 +31,37 @@ internal sealed class InspectVerb : IVerbOptions
             throw new UserInputException("inspect takes one of --store or --model");
         }
         OptionChecks.Given(Store ?? Model!, Store is not null ? "--store" : "--model");
+        if (History && Store is null)
+        {
+            throw new UserInputException("--history lists a store's versions: give --store");
+        }
     }
 }
 
 internal static class InspectCommand
 {
-    public static int Run(InspectVerb o) => o.Model is not null ? RunModel(o.Model, o.Json) : RunStore(o);
+    public static int Run(InspectVerb o) => o.Model is not null ? RunModel(o.Model, o.Json) : o.History ? RunHistory(o.Store!, o.Json) : RunStore(o);
+
+    private static int RunHistory(string store, bool json)
+    {
+        using (FeatureStore.Open(store))
+        {
+        }
+        var history = StoreHistory.TryLoad(store);
+        if (json)
+        {
+            Output.WriteJson(new { store, versions = history?.Versions ?? [] });
+        }
+        else if (history is null)
+        {
+            Console.WriteLine($"{store}: no history.json: the store was made before versions were recorded");
+        }
+        else
+        {
+            StoreVersionOutput.WriteHistory(history);
+        }
+        return CliApp.Ok;
+    }
 
     private static int RunModel(string folder, bool json)
     {
@@ -93,6 +121,7 @@ internal static class InspectCommand
             preconditionerBytes = File.Exists(pre) ? new FileInfo(pre).Length : 0,
             kernel = Preconditioner.ReadForm(pre) switch { KernelForm.Primal => "primal", KernelForm.Dual => "dual", _ => null },
             source = StoreSource.TryLoad(o.Store!),
+            version = StoreHistory.TryLoad(o.Store!)?.Head,
         };
         if (o.Json)
         {
@@ -108,6 +137,11 @@ internal static class InspectCommand
             Console.WriteLine($"projector  {m.Projector.Kind}, k = {m.Projector.Dim}, seed {m.Projector.Seed}, {string.Join(", ", m.Projector.Settings.Select(kv => $"{kv.Key}={kv.Value}"))}");
             Console.WriteLine($"rows       {store.Rows} complete, {store.DType}; features.npy {features / 1048576.0:F1} MiB ({info.bytesPerExample:F0} bytes per example)");
             Console.WriteLine($"model      vjp.onnx SHA-256 {m.ModelFingerprint[..16]}…; data {m.DatasetFingerprint[..16]}… subset {m.Subset}; shard {m.Shard.Index}/{m.Shard.Count}");
+            if (store.RemovedRows.Count > 0)
+            {
+                Console.WriteLine($"removed    {store.RemovedRows.Count} rows ({store.Meta.LiveRows} answered): {string.Join(",", store.RemovedRows.Take(20))}{(store.RemovedRows.Count > 20 ? ",…" : "")}");
+            }
+            Console.WriteLine(info.version is { } v ? $"version    {v.Number} ({v.Change}, {v.Time:yyyy-MM-dd HH:mm}Z) {v.Id}" : "version    none recorded (made before versions)");
             Console.WriteLine($"finalized  {(info.finalized ? $"yes ({info.kernel} kernel, {info.preconditionerBytes / 1048576.0:F1} MiB preconditioner)" : "no: run 'finalize'")}");
         }
         return CliApp.Ok;

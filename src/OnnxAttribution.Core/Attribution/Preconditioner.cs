@@ -115,6 +115,9 @@ public sealed class Preconditioner
         /// <summary>Which matrix this is: ΦᵀΦ (primal, k × k) or ΦΦᵀ (dual, N × N).</summary>
         public KernelForm Form { get; } = KernelForm.Primal;
 
+        /// <summary>The order of the kernel: k (primal) or N (dual).</summary>
+        public int Order => _k;
+
         /// <summary>Rows added so far.</summary>
         public long Rows { get; private set; }
 
@@ -178,6 +181,66 @@ public sealed class Preconditioner
                 }
             }
             return m;
+        }
+
+        private const string GramMagic = "OAGRAM01";
+
+        /// <summary>
+        /// Writes ΦᵀΦ (primal form) to <paramref name="path"/> whole or not at all: magic OAGRAM01, k, the rows summed, the
+        /// fingerprint of the store it sums (<see cref="PreconditionerBuilder.StoreFingerprint"/>), then the lower triangle row
+        /// by row (little-endian float64): adding rows to it later gives the same bits as one pass over all of them.
+        /// </summary>
+        /// <exception cref="InvalidOperationException">This is a dual kernel.</exception>
+        public void Save(string path, byte[] storeFingerprint)
+        {
+            ArgumentNullException.ThrowIfNull(storeFingerprint);
+            if (Form == KernelForm.Dual)
+            {
+                throw new InvalidOperationException("a dual kernel is not kept: it is computed whole");
+            }
+            long packed = (long)_k * (_k + 1) / 2;
+            AtomicFile.Write(path, stream =>
+            {
+                Span<byte> header = stackalloc byte[64];
+                header.Clear();
+                System.Text.Encoding.ASCII.GetBytes(GramMagic, header);
+                BinaryPrimitives.WriteInt32LittleEndian(header[8..], _k);
+                BinaryPrimitives.WriteInt64LittleEndian(header[16..], Rows);
+                storeFingerprint.AsSpan(0, 32).CopyTo(header[32..]);
+                stream.Write(header);
+                for (int a = 0; a < _k; a++)
+                {
+                    stream.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_gram.AsSpan((int)((long)a * _k), a + 1)));
+                }
+            }, 64 + (packed * sizeof(double)));
+        }
+
+        /// <summary>
+        /// The ΦᵀΦ in <paramref name="path"/> when it is a gram file of order <paramref name="dim"/> summed over the store whose
+        /// fingerprint is <paramref name="storeFingerprint"/>; null when the file is missing or belongs to other features.
+        /// </summary>
+        public static GramAccumulator? TryLoad(string path, int dim, byte[] storeFingerprint)
+        {
+            ArgumentNullException.ThrowIfNull(storeFingerprint);
+            if (!File.Exists(path))
+            {
+                return null;
+            }
+            using var stream = File.OpenRead(path);
+            Span<byte> header = stackalloc byte[64];
+            long packed = (long)dim * (dim + 1) / 2;
+            if (stream.Length != 64 + (packed * sizeof(double)) || stream.ReadAtLeast(header, 64, throwOnEndOfStream: false) != 64
+                || System.Text.Encoding.ASCII.GetString(header[..8]) != GramMagic || BinaryPrimitives.ReadInt32LittleEndian(header[8..]) != dim
+                || !header.Slice(32, 32).SequenceEqual(storeFingerprint))
+            {
+                return null;
+            }
+            var gram = new GramAccumulator(dim) { Rows = BinaryPrimitives.ReadInt64LittleEndian(header[16..]) };
+            for (int a = 0; a < dim; a++)
+            {
+                stream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(gram._gram.AsSpan((int)((long)a * dim), a + 1)));
+            }
+            return gram;
         }
 
         /// <summary>Factorises ΦᵀΦ + λI (or ΦΦᵀ + λI for a dual kernel, with the same λ).</summary>

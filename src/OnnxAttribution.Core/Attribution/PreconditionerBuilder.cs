@@ -47,8 +47,21 @@ public static class PreconditionerBuilder
         using var store = OpenWhole(storeDirectory);
         var chosen = form ?? Preconditioner.ChooseForm(store.Rows, store.Dim);
         using var output = AtomicFile.Create(Path.Combine(storeDirectory, StoreFiles.Preconditioner), Preconditioner.FileLength(OrderOf(store, chosen)));
-        return WritePreconditioner(store, Gram(store, progress, chosen), relativeDamping, output);
+        var gram = Gram(store, progress, chosen);
+        if (KeepsGram(gram))
+        {
+            // Kept so that 'append' adds only its new rows to it (the same bits as one pass over all rows).
+            gram.Save(Path.Combine(storeDirectory, StoreFiles.Gram), StoreFingerprint(storeDirectory));
+        }
+        return WritePreconditioner(store, gram, relativeDamping, output, "finalize");
     }
+
+    /// <summary>
+    /// Whether finalize keeps ΦᵀΦ in gram.bin: primal kernels up to k = <see cref="Preconditioner.LargestAutomaticPrimalDim"/>
+    /// (at most 256 MiB); above that <c>append</c> sums the old rows again.
+    /// </summary>
+    internal static bool KeepsGram(Preconditioner.GramAccumulator gram) =>
+        gram.Form == KernelForm.Primal && gram.Order <= Preconditioner.LargestAutomaticPrimalDim;
 
     /// <summary>The order of the kernel matrix of <paramref name="form"/> over a store: k, or N rows.</summary>
     private static int OrderOf(FeatureStore store, KernelForm form) =>
@@ -68,7 +81,7 @@ public static class PreconditionerBuilder
         using var storeLock = StoreLock.Acquire(storeDirectory, "finalize");
         using var store = OpenWhole(storeDirectory);
         using var output = AtomicFile.Create(Path.Combine(storeDirectory, StoreFiles.Preconditioner), Preconditioner.FileLength(OrderOf(store, gram.Form)));
-        return WritePreconditioner(store, gram, relativeDamping, output);
+        return WritePreconditioner(store, gram, relativeDamping, output, "redamp");
     }
 
     /// <summary>
@@ -110,6 +123,17 @@ public static class PreconditionerBuilder
             return DualKernel.Gram(store, progress);
         }
         var gram = new Preconditioner.GramAccumulator(store.Dim);
+        AddRows(gram, store, progress);
+        return gram;
+    }
+
+    /// <summary>
+    /// Adds every row of <paramref name="store"/> to ΦᵀΦ in row order. Each entry receives its rows' products one after the
+    /// other, so adding a store's rows to the sum of another's gives the same bits as one pass over both in that order.
+    /// </summary>
+    /// <exception cref="StoreFormatException">A feature is NaN or infinite.</exception>
+    internal static void AddRows(Preconditioner.GramAccumulator gram, FeatureStore store, IProgress<(long Done, long Total)>? progress)
+    {
         const int block = 256;
         var rows = new float[block * store.Dim];
         for (long start = 0; start < store.Rows; start += block)
@@ -124,16 +148,16 @@ public static class PreconditionerBuilder
             gram.Add(rows.AsSpan(0, n * store.Dim), n);
             progress?.Report((start + n, store.Rows));
         }
-        return gram;
     }
 
     /// <summary>Factorises, writes preconditioner.bin through <paramref name="output"/> and records its checksum.</summary>
-    private static Preconditioner WritePreconditioner(FeatureStore store, Preconditioner.GramAccumulator gram, double relativeDamping, AtomicFile output)
+    private static Preconditioner WritePreconditioner(FeatureStore store, Preconditioner.GramAccumulator gram, double relativeDamping, AtomicFile output, string change)
     {
         var pre = gram.Factorize(relativeDamping, StoreFingerprint(store.Directory));
         output.Write(pre.WriteTo);
         output.Commit();
-        StoreChecksums.RecordFiles(store, replace: true, StoreFiles.Preconditioner);
+        StoreChecksums.RecordFiles(store, replace: true, StoreFiles.Preconditioner, StoreFiles.Gram);
+        StoreHistory.Record(store.Directory, change, new StoreChange { Damping = relativeDamping });
         return pre;
     }
 

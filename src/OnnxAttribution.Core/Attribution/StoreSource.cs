@@ -24,21 +24,33 @@ public sealed record StoreSource(string ModelDirectory, string Data, string Subs
     /// </summary>
     public string? PathsRelativeTo { get; init; }
 
+    /// <summary>
+    /// Rows added by <c>append</c>, in order after those of <see cref="Data"/> and <see cref="Subset"/>; null when none.
+    /// Their dataset paths are written relative to the store folder like <see cref="Data"/>.
+    /// </summary>
+    public IReadOnlyList<StoreSourcePart>? Appended { get; init; }
+
     /// <summary>Writes source.json into <paramref name="storeDirectory"/> (created if missing), with the model folder and a
     /// dataset path relative to the store folder.</summary>
-    public void Save(string storeDirectory)
+    public void Save(string storeDirectory) => Save(storeDirectory, storeDirectory);
+
+    /// <summary>Writes source.json into <paramref name="folder"/> with paths relative to <paramref name="storeDirectory"/>
+    /// (a store's next version staged in a folder of its own).</summary>
+    public void Save(string storeDirectory, string folder)
     {
         ArgumentNullException.ThrowIfNull(storeDirectory);
-        Directory.CreateDirectory(storeDirectory);
+        ArgumentNullException.ThrowIfNull(folder);
+        Directory.CreateDirectory(folder);
         string store = Path.GetFullPath(storeDirectory);
         string Relative(string path) => Path.GetRelativePath(store, Path.GetFullPath(path));
         var written = this with
         {
             ModelDirectory = Relative(ModelDirectory),
             Data = IsDataPath(Data) ? Relative(Data) : Data,
+            Appended = Appended?.Select(p => p with { Data = IsDataPath(p.Data) ? Relative(p.Data) : p.Data }).ToList(),
             PathsRelativeTo = StoreFolder,
         };
-        JsonFile.Save(Path.Combine(storeDirectory, StoreFiles.Source), written);
+        JsonFile.Save(Path.Combine(folder, StoreFiles.Source), written);
     }
 
     private static bool IsDataPath(string data) => !DatasetLocator.IsName(data) && (Directory.Exists(data) || File.Exists(data));
@@ -46,13 +58,23 @@ public sealed record StoreSource(string ModelDirectory, string Data, string Subs
     /// <summary>The training images of the store's rows, loaded again as the user named them (row i is image i).</summary>
     /// <param name="locator">Where named datasets are found; null for the default.</param>
     /// <exception cref="UserInputException">The dataset can no longer be loaded.</exception>
-    public ImageDataset LoadData(DatasetLocator? locator = null) => (locator ?? new DatasetLocator()).Load(Data, Subset, ImageSize);
+    public ImageDataset LoadData(DatasetLocator? locator = null)
+    {
+        var loader = locator ?? new DatasetLocator();
+        var data = loader.Load(Data, Subset, ImageSize);
+        foreach (var part in Appended ?? [])
+        {
+            data = data.Concat(loader.Load(part.Data, part.Subset, ImageSize));
+        }
+        return data;
+    }
 
     /// <summary>Reads source.json, or null when the store has none; paths relative to the store folder come back as full paths.</summary>
     /// <exception cref="UserInputException">The file is not valid.</exception>
     public static StoreSource? TryLoad(string storeDirectory)
     {
         ArgumentNullException.ThrowIfNull(storeDirectory);
+        StoreCommit.Recover(storeDirectory);
         var path = Path.Combine(storeDirectory, StoreFiles.Source);
         if (!File.Exists(path))
         {
@@ -71,10 +93,12 @@ public sealed record StoreSource(string ModelDirectory, string Data, string Subs
                 throw new UserInputException($"{path}: field 'pathsRelativeTo': expected \"{StoreFolder}\" or absent, found \"{source.PathsRelativeTo}\"");
             }
             string FromStore(string relative) => Path.GetFullPath(Path.Combine(storeDirectory, relative));
+            string DataFromStore(string data) => DatasetLocator.IsName(data) ? data : FromStore(data);
             return source with
             {
                 ModelDirectory = FromStore(source.ModelDirectory),
-                Data = DatasetLocator.IsName(source.Data) ? source.Data : FromStore(source.Data),
+                Data = DataFromStore(source.Data),
+                Appended = source.Appended?.Select(p => p with { Data = DataFromStore(p.Data) }).ToList(),
             };
         }
         catch (JsonException e)

@@ -64,12 +64,35 @@ public static class StoreVerifier
                 }
             }
             CheckPreconditioner(store, checks);
+            CheckHistory(directory, checks);
             if (modelDirectory is not null)
             {
                 CheckModel(store, modelDirectory, checks);
             }
         }
         return new StoreVerification(directory, checks);
+    }
+
+    /// <summary>The version chain of history.json: ids, parents, numbers, and the newest version against the files.</summary>
+    private static void CheckHistory(string directory, List<StoreCheck> checks)
+    {
+        string path = Path.Combine(directory, StoreFiles.History);
+        try
+        {
+            if (StoreHistory.TryLoad(directory) is not { } history)
+            {
+                checks.Add(new StoreCheck(path, "versions", true, "none: the store was made before versions were recorded"));
+                return;
+            }
+            var problems = history.Verify(directory);
+            checks.Add(new StoreCheck(path, "versions", problems.Count == 0, problems.Count == 0
+                ? $"{history.Versions.Count} versions, each id its content's hash and each parent the version before; the newest ({history.Head!.Number}, {history.Head.Id![..12]}…) is the store's files"
+                : string.Join("; ", problems)));
+        }
+        catch (StoreFormatException e)
+        {
+            checks.Add(new StoreCheck(path, "versions", false, e.Message));
+        }
     }
 
     /// <summary>Every chunk against its hash and every row for NaN/Infinity, in one pass over the mapping.</summary>

@@ -129,6 +129,10 @@ public static class TrakEngine
         try
         {
             StoreChecksums.RecordFiles(store, replace: pending.Count > 0, StoreFiles.Losses, StoreFiles.Norms);
+            if (pending.Count > 0 || StoreHistory.TryLoad(o.OutDirectory) is null)
+            {
+                StoreHistory.Record(o.OutDirectory, "featurize", new StoreChange { AddedRows = [store.FirstRow, store.FirstRow + store.Rows] });
+            }
             return store;
         }
         catch

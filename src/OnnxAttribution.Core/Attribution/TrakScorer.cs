@@ -163,13 +163,13 @@ internal sealed class TrakScorer : IDisposable
         {
             var scores = Scores(images, count);
             using var span = QueryTrace.Start(QueryTrace.TopK);
-            results = TopOfEach(scores, count, top);
+            results = Store.WithoutRemoved(TopOfEach(scores, count, WithRemoved(top)), top);
         }
         else
         {
             var preconditioned = Precondition(Features(images, count), count);
             using var span = QueryTrace.Start(QueryTrace.Scan);
-            results = _scan?.TopK(preconditioned, count, top) ?? Store.TopK(preconditioned, count, top);
+            results = _scan is null ? Store.TopK(preconditioned, count, top) : Store.WithoutRemoved(_scan.TopK(preconditioned, count, WithRemoved(top)), top);
         }
         for (int q = 0; q < results.Length; q++)
         {
@@ -183,7 +183,10 @@ internal sealed class TrakScorer : IDisposable
         return results;
     }
 
-    /// <summary>Every training row's score for each query image: count × N.</summary>
+    /// <summary>How many rows to select so that <paramref name="top"/> answered rows remain once the removed rows are left out.</summary>
+    private int WithRemoved(int top) => (int)Math.Min(top + (long)Store.RemovedRows.Count, Store.Rows);
+
+    /// <summary>Every training row's score for each query image: count × N (a removed row's features are zero, so it scores 0).</summary>
     /// <exception cref="UserInputException">A query's features are not finite.</exception>
     /// <exception cref="StoreFormatException">A score is not finite: a damaged row of the store.</exception>
     public float[] Scores(ReadOnlySpan<float> images, int count) => Scores(Extractor.Source.Clean(images, count));

@@ -137,6 +137,26 @@ public sealed class ImageDataset
         return new ImageDataset(name ?? Name, indices.Count, Channels, Height, Width, pixels, labels);
     }
 
+    /// <summary>
+    /// This dataset's images followed by <paramref name="other"/>'s, in that order (labels kept only when both have them):
+    /// its <see cref="Fingerprint"/> is that of the same images loaded as one dataset.
+    /// </summary>
+    /// <exception cref="UserInputException">The images differ in channels, height or width.</exception>
+    public ImageDataset Concat(ImageDataset other, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        if (other.Channels != Channels || other.Height != Height || other.Width != Width)
+        {
+            throw new UserInputException($"dataset '{other.Name}': its images are {other.Channels}×{other.Height}×{other.Width}, " +
+                $"those of '{Name}' {Channels}×{Height}×{Width}; they cannot be rows of one store");
+        }
+        var pixels = new float[_pixels.LongLength + other._pixels.LongLength];
+        _pixels.CopyTo(pixels, 0);
+        other._pixels.CopyTo(pixels, _pixels.LongLength);
+        int[]? labels = _labels is null || other._labels is null ? null : [.. _labels, .. other._labels];
+        return new ImageDataset(name ?? Name, Count + other.Count, Channels, Height, Width, pixels, labels);
+    }
+
     /// <summary>Every image resized to <paramref name="height"/>×<paramref name="width"/> by area averaging (see <see cref="Imaging.AreaResize"/>).</summary>
     public ImageDataset Resize(int height, int width, string? name = null)
     {
