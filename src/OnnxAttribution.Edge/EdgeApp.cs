@@ -23,7 +23,8 @@ internal sealed record EdgeAttributeOptions(string Model, string Store, string I
 internal sealed record EdgeVerifyOptions(string Model, string Store, bool Json);
 
 /// <summary>The JSON <c>attribute --json</c> prints (the fields of the CLI's, without its timings).</summary>
-internal sealed record EdgeAttributeResult(string Store, string Model, string Method, long Rows, string? Png, IReadOnlyList<QueryRanking> Rankings);
+internal sealed record EdgeAttributeResult(string Store, string Model, string Method, long Rows, string? Png, IReadOnlyList<QueryRanking> Rankings,
+    int? StoreVersion = null, string? StoreVersionId = null, string? ModelSha256 = null);
 
 /// <summary>Source-generated JSON for the output, so the trimmed (or NativeAOT) binary needs no reflection to write it.</summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true)]
@@ -175,7 +176,9 @@ internal static class EdgeApp
         }
         if (o.Json)
         {
-            var result = new EdgeAttributeResult(o.Store, attributor.ModelDirectory, attributor.Method, attributor.Rows, o.Out, rankings);
+            var provenance = Core.Attribution.StoreProvenance.Of(o.Store);
+            var result = new EdgeAttributeResult(o.Store, attributor.ModelDirectory, attributor.Method, attributor.Rows, o.Out, rankings,
+                provenance.Version, provenance.VersionId, provenance.ModelSha256);
             output.WriteLine(JsonSerializer.Serialize(result, EdgeJson.Default.EdgeAttributeResult));
         }
         else

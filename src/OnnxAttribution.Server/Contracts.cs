@@ -24,7 +24,11 @@ internal sealed record ReadyResponse(string Status, IReadOnlyList<string> Reason
 /// <param name="Model">The name of the model folder it was opened with (no path: clients are not told the server's file layout).</param>
 /// <param name="Channels">C of the images queries are given in.</param>
 /// <param name="ImageSize">H = W of the images queries are given in.</param>
-internal sealed record StoreInfo(string Name, string Method, long Rows, int? Dim, string Model, int Channels, int ImageSize);
+/// <param name="Version">The number of the store's version being served (its history.json); null for a store without versions.</param>
+/// <param name="VersionId">That version's id (SHA-256 of its entry); null for a store without versions.</param>
+/// <param name="ModelSha256">SHA-256 of the model's gradient graph the store was built from (meta.json's modelFingerprint); null where the folder has no meta.json.</param>
+internal sealed record StoreInfo(string Name, string Method, long Rows, int? Dim, string Model, int Channels, int ImageSize,
+    int? Version = null, string? VersionId = null, string? ModelSha256 = null);
 
 internal sealed record StoresResponse(IReadOnlyList<StoreInfo> Stores);
 
@@ -48,8 +52,12 @@ internal sealed record Timings(double GenerateMs, double ScoreMs, int BatchedReq
 /// <param name="Partial">Stores served by the cluster only (absent otherwise): true when some shard did not answer, so the
 /// rankings cover the other rows only.</param>
 /// <param name="Missing">Stores served by the cluster only: the shards no replica answered for, with their rows and why; empty when complete.</param>
+/// <param name="StoreVersion">The id of the store version that answered (history.json); absent for a store without versions.</param>
+/// <param name="ModelSha256">SHA-256 of the model's gradient graph the store was built from; absent where unknown.</param>
 internal sealed record AttributeResponse(string Store, string Method, IReadOnlyList<QueryRanking> Rankings, Timings Timings,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? Partial = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<MissingRows>? Missing = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<MissingRows>? Missing = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? StoreVersion = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ModelSha256 = null);
 
 internal sealed record ErrorResponse(string Error);

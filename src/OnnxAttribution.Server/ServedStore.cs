@@ -305,7 +305,9 @@ internal sealed class ServedStore : IDisposable
             seedScorer = open(seedSession);
             forward = model.OpenDenoiser(seedSession);
             var meta = model.Metadata;
-            var info = new StoreInfo(spec.Name, opened.Method, opened.Rows, DimOf(spec.Directory), Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)), meta.Channels, meta.ImageSize);
+            var provenance = StoreProvenance.Of(spec.Directory);
+            var info = new StoreInfo(spec.Name, opened.Method, opened.Rows, DimOf(spec.Directory), Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)), meta.Channels, meta.ImageSize,
+                provenance.Version, provenance.VersionId, provenance.ModelSha256);
             return new ServedStore(info, opened, seedScorer, forward, model.CreateSchedule(), limits, metrics)
             {
                 Location = $"{Path.GetFullPath(spec.Directory)}, model {model.Path}",
@@ -493,7 +495,7 @@ internal sealed class ServedStore : IDisposable
                 {
                     var results = queries.Select((q, i) => new QueryRanking(q.Label, Ranked(Name, q, ranked[first + i], request.Top))).ToList();
                     request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count, stages),
-                        coverage is null ? null : !coverage.Complete, coverage?.Missing));
+                        coverage is null ? null : !coverage.Complete, coverage?.Missing, Info.VersionId, Info.ModelSha256));
                 }
                 catch (AttributionException e)
                 {

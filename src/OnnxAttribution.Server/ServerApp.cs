@@ -130,7 +130,7 @@ internal static class ServerApp
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxAttribution.Server");
         var accessLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxAttribution.Server.Access");
         var metrics = new ServerMetrics();
-        var stores = new Dictionary<string, ServedStore>(StringComparer.Ordinal);
+        var stores = new Dictionary<string, StoreSlot>(StringComparer.Ordinal);
         IHost? clusterClient = null;
         try
         {
@@ -144,8 +144,9 @@ internal static class ServerApp
             {
                 var clock = Stopwatch.StartNew();
                 var store = ServedStore.Open(spec, options.ModelDirectory, options.Session, limits, metrics, cluster);
-                stores.Add(spec.Name, store);
-                metrics.AddQueues(store.Queues);
+                var slot = new StoreSlot(store, spec);
+                stores.Add(spec.Name, slot);
+                metrics.AddQueues(() => slot.Current.Queues());
                 store.WarmUp();
                 var i = store.Info;
                 log.LogInformation("store '{Name}': {Method}, {Rows} rows, dim {Dim}, {Channels}×{Height}×{Width}, {Location}; opened and warmed up in {Ms:F0} ms",
@@ -168,11 +169,20 @@ internal static class ServerApp
         }
         // SIGTERM / Ctrl+C: refuse new work (503, not ready) while in-flight requests finish; after --drain-timeout Kestrel
         // aborts them, which cancels their sampling and scans.
+        // Disposed when the application stops (below), not here: the watcher runs as long as the server.
+        var stopWatching = new CancellationTokenSource();
+        var watcher = new StoreWatcher(stores.Values, spec => ServedStore.Open(spec, options.ModelDirectory, options.Session, limits, metrics),
+            log, options.ReloadInterval);
+        var watching = Task.CompletedTask;
+        app.Lifetime.ApplicationStarted.Register(() => watching = Task.Run(() => watcher.RunAsync(stopWatching.Token)));
         app.Lifetime.ApplicationStopping.Register(() =>
         {
-            foreach (var store in stores.Values)
+            stopWatching.Cancel();
+            watching.Wait(TimeSpan.FromSeconds(30));
+            stopWatching.Dispose();
+            foreach (var slot in stores.Values)
             {
-                store.BeginDrain();
+                slot.Current.BeginDrain();
             }
         });
         app.Lifetime.ApplicationStopped.Register(() =>
@@ -201,24 +211,27 @@ internal static class ServerApp
         app.MapGet("/healthz", () => new HealthResponse("ok"));
         app.MapGet("/readyz", () =>
         {
-            var reasons = stores.Values.SelectMany(s => s.NotReadyReasons()).ToList();
+            var reasons = stores.Values.SelectMany(s => s.Current.NotReadyReasons()).ToList();
             return reasons.Count == 0
                 ? Results.Json(new ReadyResponse("ready", reasons))
                 : Results.Json(new ReadyResponse("not ready", reasons), statusCode: StatusCodes.Status503ServiceUnavailable);
         });
         app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
-        app.MapGet("/stores", () => new StoresResponse(stores.Values.Select(s => s.Info).ToList()));
+        app.MapGet("/stores", () => new StoresResponse(stores.Values.Select(s => s.Current.Info).ToList()));
         app.MapPost("/stores/{name}/attribute", (string name, HttpContext context) => Attribute(stores, name, context, limits));
         return app;
     }
 
-    private static async Task<IResult> Attribute(Dictionary<string, ServedStore> stores, string name, HttpContext context, ServerLimits limits)
+    private static async Task<IResult> Attribute(Dictionary<string, StoreSlot> stores, string name, HttpContext context, ServerLimits limits)
     {
-        if (!stores.TryGetValue(name, out var store))
+        if (!stores.TryGetValue(name, out var slot))
         {
             return Results.Json(new ErrorResponse($"no store named '{name}'; stores: {string.Join(", ", stores.Keys)}"), statusCode: StatusCodes.Status404NotFound);
         }
         int top = AttributeRequestReader.Top(context.Request.Query);
+        // The request starts and finishes on the version it leases, whatever the watcher swaps in meanwhile.
+        using var lease = slot.Acquire();
+        var store = lease.Store;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         timeout.CancelAfter(limits.RequestTimeout);
         try

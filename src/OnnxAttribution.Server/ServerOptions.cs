@@ -92,6 +92,9 @@ internal sealed record ServerOptions(IReadOnlyList<StoreSpec> Stores, string? Mo
     /// <summary>On SIGTERM / Ctrl+C: how long in-flight requests may take to finish before their work is cancelled.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How often each store folder is checked for a new version (append, remove, finalize); zero: never (the stores stay as opened).</summary>
+    public TimeSpan ReloadInterval { get; init; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Log lines as text ("simple") or one JSON object per line ("json"), each field of the access log a property.</summary>
     public string LogFormat { get; init; } = "simple";
 
@@ -197,6 +200,9 @@ internal static class ServerCommandLine
             "few leave the cores to image queries."),
         new("--request-timeout", "Limits:RequestTimeoutSeconds", Show(DefaultLimits.RequestTimeout.TotalSeconds), "seconds before an unanswered request's work is cancelled (504)."),
         new("--drain-timeout", "DrainTimeoutSeconds", Show(Defaults.DrainTimeout.TotalSeconds), "on SIGTERM / Ctrl+C, seconds in-flight requests may take to finish before their work is cancelled."),
+        new("--reload-interval-ms", "ReloadIntervalMs", Show(Defaults.ReloadInterval.TotalMilliseconds),
+            "how often each store folder is checked for a new version (after append, remove, finalize); a new version is opened and warmed up " +
+            "beside the old, then takes the next requests, while requests already on the old version finish on it. 0: never."),
         new("--log-format", "LogFormat", Defaults.LogFormat, "simple | json: log lines as text, or one JSON object per line (the access log's fields as properties)."),
         new("--config", "", "appsettings.json if present", "a JSON settings file (the keys below as JSON paths, e.g. {\"Limits\": {\"QueueLength\": 32}, \"Stores\": [\"DIR\"]})."),
     ];
@@ -411,6 +417,7 @@ internal static class ServerCommandLine
                 ? (format is "simple" or "json" ? format : throw Bad("LogFormat", format, "simple or json"))
                 : Defaults.LogFormat,
             DrainTimeout = TimeSpan.FromSeconds(Int(configuration, "DrainTimeoutSeconds", (int)Defaults.DrainTimeout.TotalSeconds, 0)),
+            ReloadInterval = TimeSpan.FromMilliseconds(Int(configuration, "ReloadIntervalMs", (int)Defaults.ReloadInterval.TotalMilliseconds, 0)),
             ClusterRedis = redis,
             ClusterId = configuration["Cluster:Id"] ?? ServerOptions.DefaultClusterId,
             Configuration = configuration,

@@ -159,9 +159,13 @@ internal static class AttributeCommand
             new RankedRow(r + 1, row, top[q].Scores[r], data?.Labels is { } l ? l[checked((int)row)] : null)).ToList())).ToList();
         if (o.Json)
         {
+            var provenance = StoreProvenance.Of(o.Store);
             Output.WriteJson(new
             {
                 store = o.Store,
+                storeVersion = provenance.Version,
+                storeVersionId = provenance.VersionId,
+                modelSha256 = provenance.ModelSha256,
                 model = modelDir,
                 method = scorer.Method,
                 rows = scorer.Rows,

@@ -139,7 +139,8 @@ internal static class InspectCommand
             Console.WriteLine($"model      vjp.onnx SHA-256 {m.ModelFingerprint[..16]}…; data {m.DatasetFingerprint[..16]}… subset {m.Subset}; shard {m.Shard.Index}/{m.Shard.Count}");
             if (store.RemovedRows.Count > 0)
             {
-                Console.WriteLine($"removed    {store.RemovedRows.Count} rows ({store.Meta.LiveRows} answered): {string.Join(",", store.RemovedRows.Take(20))}{(store.RemovedRows.Count > 20 ? ",…" : "")}");
+                string list = string.Join(",", store.RemovedRows.Take(20)) + (store.RemovedRows.Count > 20 ? ",…" : "");
+                Console.WriteLine($"removed    {store.RemovedRows.Count} rows ({store.Meta.LiveRows} answered): {list}");
             }
             Console.WriteLine(info.version is { } v ? $"version    {v.Number} ({v.Change}, {v.Time:yyyy-MM-dd HH:mm}Z) {v.Id}" : "version    none recorded (made before versions)");
             Console.WriteLine($"finalized  {(info.finalized ? $"yes ({info.kernel} kernel, {info.preconditionerBytes / 1048576.0:F1} MiB preconditioner)" : "no: run 'finalize'")}");

@@ -85,9 +85,9 @@ public static class StoreVerifier
                 return;
             }
             var problems = history.Verify(directory);
-            checks.Add(new StoreCheck(path, "versions", problems.Count == 0, problems.Count == 0
-                ? $"{history.Versions.Count} versions, each id its content's hash and each parent the version before; the newest ({history.Head!.Number}, {history.Head.Id![..12]}…) is the store's files"
-                : string.Join("; ", problems)));
+            string held = $"{history.Versions.Count} versions, each id its content's hash and each parent the version before; " +
+                $"the newest ({history.Head!.Number}, {history.Head.Id![..12]}…) is the store's files";
+            checks.Add(new StoreCheck(path, "versions", problems.Count == 0, problems.Count == 0 ? held : string.Join("; ", problems)));
         }
         catch (StoreFormatException e)
         {

@@ -34,7 +34,7 @@ public sealed class StoreVerifierTests : TempDirectoryTest
     public void Finalize_RecordsThePreconditionersChecksum()
     {
         var sums = StoreChecksums.TryLoad(Store)!;
-        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, StoreFiles.Preconditioner }));
+        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, StoreFiles.Preconditioner, StoreFiles.Gram }));
         Assert.That(sums.Files[StoreFiles.Preconditioner], Is.EqualTo(StoreChecksums.OfFile(PreconditionerPath)));
         Assert.That(StoreVerifier.Verify(Store).Ok, Is.True);
     }
@@ -94,7 +94,7 @@ public sealed class StoreVerifierTests : TempDirectoryTest
 
         var sums = StoreChecksums.TryLoad(Store)!;
         Assert.That(sums.FeatureChunks, Has.Count.EqualTo(1));
-        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, StoreFiles.Preconditioner }));
+        Assert.That(sums.Files.Keys, Is.EquivalentTo(new[] { StoreFiles.Meta, StoreFiles.Preconditioner, StoreFiles.Gram }));
         Assert.That(StoreVerifier.Verify(Store).Ok, Is.True);
     }
 
