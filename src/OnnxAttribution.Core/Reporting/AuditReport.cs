@@ -27,6 +27,9 @@ public sealed record AuditReport(string Store, string Query, QueryOrigin Origin,
         "mean, and the percentile the share of rows scoring at most as much. A row with z of 3 or more lies far in the tail and stands " +
         "out; a top row with z below 2 is barely distinguishable from the bulk of the training set, so its rank says little.";
 
+    /// <summary>The reading guide, in the JSON form of the report.</summary>
+    public string Guide => ReadingGuide;
+
     /// <summary>z at or above which a row stands out (the reading guide's words).</summary>
     public const double StandsOutZ = 3;
 
