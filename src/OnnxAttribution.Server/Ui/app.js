@@ -51,14 +51,14 @@ async function loadStores() {
 }
 
 const store = () => encodeURIComponent($('store').value);
-const top = () => Math.max(1, parseInt($('top').value, 10) || 10);
+const topCount = () => Math.max(1, parseInt($('top').value, 10) || 10);
 
 async function attribute(query) {
   $('error').hidden = true;
   $('status').textContent = 'attributing…';
   current = query;
   try {
-    const url = `/stores/${store()}/attribute?top=${top()}`;
+    const url = `/stores/${store()}/attribute?top=${topCount()}`;
     const answer = query.kind === 'seed'
       ? await call(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ seeds: [query.seed] }) })
       : await call(url, { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: query.file });
@@ -115,8 +115,8 @@ async function downloadReport() {
   $('status').textContent = 'making the report…';
   try {
     const answer = current.kind === 'seed'
-      ? await call(`/stores/${store()}/report?seed=${current.seed}&top=${top()}`)
-      : await call(`/stores/${store()}/report?top=${top()}&name=${encodeURIComponent(current.file.name)}`,
+      ? await call(`/stores/${store()}/report?seed=${current.seed}&top=${topCount()}`)
+      : await call(`/stores/${store()}/report?top=${topCount()}&name=${encodeURIComponent(current.file.name)}`,
           { method: 'POST', headers: { 'Content-Type': 'image/png' }, body: current.file });
     const link = document.createElement('a');
     link.href = URL.createObjectURL(await answer.blob());
