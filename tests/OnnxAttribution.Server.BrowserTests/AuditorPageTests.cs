@@ -106,7 +106,8 @@ public sealed partial class AuditorPageTests
         await second.ClickAsync();
         await Assertions.Expect(page.Locator("#d-row")).ToHaveTextAsync(row);
         await Assertions.Expect(page.Locator("#d-rank")).ToHaveTextAsync("2");
-        await Assertions.Expect(page.Locator("#d-label")).ToHaveTextAsync(_data.Labels![int.Parse(row, System.Globalization.CultureInfo.InvariantCulture)].ToString(System.Globalization.CultureInfo.InvariantCulture));
+        int label = _data.Labels![int.Parse(row, System.Globalization.CultureInfo.InvariantCulture)];
+        await Assertions.Expect(page.Locator("#d-label")).ToHaveTextAsync(label.ToString(System.Globalization.CultureInfo.InvariantCulture));
         await page.CloseAsync();
     }
 

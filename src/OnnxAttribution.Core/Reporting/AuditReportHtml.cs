@@ -56,14 +56,20 @@ public static class AuditReportHtml
         {
             return "0.000";
         }
-        string scientific = x.ToString("E3", CultureInfo.InvariantCulture);
-        int e = int.Parse(scientific[(scientific.IndexOf('E', StringComparison.Ordinal) + 1)..], CultureInfo.InvariantCulture);
+        // Many exact digits, then half away from zero at the fourth as JavaScript rounds (1234.5 → "1235"; .NET's "E3" gives "1234").
+        string exact = Math.Abs(x).ToString("E20", CultureInfo.InvariantCulture);
+        int e = int.Parse(exact[(exact.IndexOf('E', StringComparison.Ordinal) + 1)..], CultureInfo.InvariantCulture);
+        int n = int.Parse(exact[..1] + exact[2..5], CultureInfo.InvariantCulture) + (exact[5] >= '5' ? 1 : 0);
+        if (n == 10000)
+        {
+            (n, e) = (1000, e + 1);
+        }
+        string sign = x < 0 ? "-" : "", d = n.ToString(CultureInfo.InvariantCulture);
         if (e < -6 || e >= 4)
         {
-            string mantissa = scientific[..scientific.IndexOf('E', StringComparison.Ordinal)];
-            return string.Create(CultureInfo.InvariantCulture, $"{mantissa}e{(e >= 0 ? "+" : "-")}{Math.Abs(e)}");
+            return string.Create(CultureInfo.InvariantCulture, $"{sign}{d[0]}.{d[1..]}e{(e >= 0 ? "+" : "-")}{Math.Abs(e)}");
         }
-        return x.ToString("F" + (3 - e).ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        return sign + (e >= 3 ? d : e >= 0 ? $"{d[..(e + 1)]}.{d[(e + 1)..]}" : $"0.{new string('0', -e - 1)}{d}");
     }
 
     /// <summary>An image as a <c>data:image/png;base64,…</c> URI.</summary>
