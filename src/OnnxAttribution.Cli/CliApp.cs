@@ -65,7 +65,7 @@ internal static class CliApp
     }
 
     /// <summary>The arguments as a shell command line ('onnx-attribution' and each argument, single-quoted where needed).</summary>
-    private static string CommandLineOf(string[] args) => string.Join(' ', new[] { "onnx-attribution" }.Concat(args.Select(a =>
+    internal static string CommandLineOf(string[] args) => string.Join(' ', new[] { "onnx-attribution" }.Concat(args.Select(a =>
         a.Length > 0 && a.All(c => char.IsAsciiLetterOrDigit(c) || "-_.,:/=+@%".Contains(c)) ? a : "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'")));
 
     /// <summary>Every verb, once: its options type (the parser's verb list, in --help's order) and the command that runs it.</summary>
@@ -84,6 +84,7 @@ internal static class CliApp
         Verb<AppendVerb>(AppendCommand.Run),
         Verb<RemoveVerb>((o, _) => RemoveCommand.Run(o)),
         Verb<AttributeVerb>(AttributeCommand.Run),
+        Verb<ReportVerb>(ReportCommand.Run),
         Verb<InspectVerb>((o, _) => InspectCommand.Run(o)),
         Verb<VerifyVerb>((o, _) => VerifyCommand.Run(o)),
         Verb<LdsVerb>(LdsCommand.Run),

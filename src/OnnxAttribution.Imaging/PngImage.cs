@@ -21,11 +21,35 @@ public static class PngImage
     public static void Write(string path, ReadOnlySpan<float> image, int channels, int height, int width, int scale = 1)
     {
         ArgumentNullException.ThrowIfNull(path);
+        using var bitmap = ToBitmap(image, channels, height, width, scale);
+        Save(bitmap, path);
+    }
+
+    /// <summary>Encodes a CHW image as PNG bytes in memory (for data: URIs and HTTP answers), as <see cref="Write"/> writes a file.</summary>
+    /// <param name="image">C·H·W values in [-1, 1]; values outside are clamped.</param>
+    /// <param name="channels">1 or 3.</param>
+    /// <param name="height">H.</param>
+    /// <param name="width">W.</param>
+    /// <param name="scale">An integer upscaling factor (nearest neighbour); 1 keeps the size.</param>
+    /// <returns>The encoded PNG.</returns>
+    /// <exception cref="ArgumentException">The value count is not C·H·W, or C is not 1 or 3.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="scale"/> is below 1.</exception>
+    public static byte[] Encode(ReadOnlySpan<float> image, int channels, int height, int width, int scale = 1)
+    {
+        using var bitmap = ToBitmap(image, channels, height, width, scale);
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100)
+            ?? throw new AttributionException($"SkiaSharp could not encode a {bitmap.Width}×{bitmap.Height} {bitmap.ColorType} PNG");
+        return data.ToArray();
+    }
+
+    /// <summary>The image as an 8-bit bitmap (gray or RGBA), upscaled by <paramref name="scale"/>.</summary>
+    private static SKBitmap ToBitmap(ReadOnlySpan<float> image, int channels, int height, int width, int scale)
+    {
         CheckGeometry(image.Length, channels, height, width);
         ArgumentOutOfRangeException.ThrowIfLessThan(scale, 1);
         int h = height * scale, w = width * scale;
         var colorType = channels == 1 ? SKColorType.Gray8 : SKColorType.Rgba8888;
-        using var bitmap = new SKBitmap(new SKImageInfo(w, h, colorType, SKAlphaType.Opaque));
+        var bitmap = new SKBitmap(new SKImageInfo(w, h, colorType, SKAlphaType.Opaque));
         int bpp = channels == 1 ? 1 : 4;
         var pixels = new byte[w * h * bpp];
         int plane = height * width;
@@ -49,7 +73,7 @@ public static class PngImage
             }
         }
         CopyInto(bitmap, pixels, w * bpp);
-        Save(bitmap, path);
+        return bitmap;
     }
 
     /// <summary>

@@ -61,3 +61,9 @@ internal sealed record AttributeResponse(string Store, string Method, IReadOnlyL
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? ModelSha256 = null);
 
 internal sealed record ErrorResponse(string Error);
+
+/// <summary>The answer of <c>GET /stores/{name}/rows/{row}</c>: a training row and its class label.</summary>
+/// <param name="Store">The store's name.</param>
+/// <param name="Row">The row.</param>
+/// <param name="Label">The training image's class label; null (left out) where the dataset has none.</param>
+internal sealed record RowResponse(string Store, long Row, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? Label);

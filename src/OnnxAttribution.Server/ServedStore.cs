@@ -30,7 +30,7 @@ namespace OnnxAttribution.Server;
 /// ScanKernels). A request cancelled (client gone, timed out) while queued is dropped; its sampling stops; a scan
 /// stops once every request of its batch is cancelled.
 /// </remarks>
-internal sealed class ServedStore : IDisposable
+internal sealed partial class ServedStore : IDisposable
 {
     /// <summary>The most queries the worker takes into one batch (a request is never split; one larger than this goes alone).</summary>
     public const int BatchQueries = 64;
@@ -73,6 +73,9 @@ internal sealed class ServedStore : IDisposable
 
         /// <summary>The estimated milliseconds of work, counted against the lane's budget while it waits and runs.</summary>
         public double CostMs { get; init; }
+
+        /// <summary>Set for a report: every row's score and the queries come back here too (shared by the copies <c>with</c> makes).</summary>
+        public FullScores? Full { get; init; }
 
         /// <summary>Where the lane counts the request's cost (shared by the copies <c>with</c> makes).</summary>
         public LaneTicket Ticket { get; } = new();
@@ -311,6 +314,7 @@ internal sealed class ServedStore : IDisposable
             return new ServedStore(info, opened, seedScorer, forward, model.CreateSchedule(), limits, metrics)
             {
                 Location = $"{Path.GetFullPath(spec.Directory)}, model {model.Path}",
+                StoreDirectory = spec.Directory,
             };
         }
         catch
@@ -351,8 +355,9 @@ internal sealed class ServedStore : IDisposable
     /// <param name="top">Rows per query, ≥ 1.</param>
     /// <param name="preparedMs">Time already spent decoding the given images, added to <see cref="Timings.GenerateMs"/>.</param>
     /// <param name="cancel">The request's token (client gone, timed out): a queued request is dropped, its work stops.</param>
+    /// <param name="full">For a report: receives every row's score and the queries (sampled ones too); null for a plain lookup.</param>
     /// <exception cref="HttpProblem">429: the lane is busy (with Retry-After); 503: the server is draining.</exception>
-    public Task<AttributeResponse> AttributeAsync(QueryInput input, int top, double preparedMs, CancellationToken cancel)
+    public Task<AttributeResponse> AttributeAsync(QueryInput input, int top, double preparedMs, CancellationToken cancel, FullScores? full = null)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentOutOfRangeException.ThrowIfLessThan(top, 1);
@@ -363,6 +368,7 @@ internal sealed class ServedStore : IDisposable
         var pending = new Pending(input, top, preparedMs, cancel, new TaskCompletionSource<AttributeResponse>(TaskCreationOptions.RunContinuationsAsynchronously))
         {
             Queries = (input as QueryInput.Given)?.Queries,
+            Full = full,
             CostMs = input switch
             {
                 QueryInput.Seeds seeds => seeds.Values.Length * ((seeds.Steps * Volatile.Read(ref _msPerSeedStep)) + Volatile.Read(ref _msPerSeedQuery)),
@@ -475,11 +481,15 @@ internal sealed class ServedStore : IDisposable
         {
             var all = batch.SelectMany(r => r.Queries!).ToList();
             TopKResult[] ranked;
+            float[]? scores;
             IReadOnlyDictionary<string, double> stages;
             using (var recording = QueryStageRecorder.Begin())
             {
                 // The largest top of the batch for everyone, each cut to its own: the same rows, as the ordering is total.
-                ranked = scorer.TopK(all, batch.Max(r => r.Top), cancel);
+                // A report needs every row's score: the scorer's full-score path then serves the whole batch.
+                int most = batch.Max(r => r.Top);
+                scores = batch.Any(r => r.Full is not null) ? scorer.Scores(all, cancel) : null;
+                ranked = scores is null ? scorer.TopK(all, most, cancel) : TopOf(scores, all.Count, scorer.Rows, most);
                 stages = recording.Stages;
             }
             // A cluster store's answer may leave out shards that did not answer: every response says so (partial, missing).
@@ -493,6 +503,7 @@ internal sealed class ServedStore : IDisposable
                 var queries = request.Queries!;
                 try
                 {
+                    request.Full?.Receive(queries, scores!, first, scorer.Rows);
                     var results = queries.Select((q, i) => new QueryRanking(q.Label, Ranked(Name, q, ranked[first + i], request.Top))).ToList();
                     request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count, stages),
                         coverage is null ? null : !coverage.Complete, coverage?.Missing, Info.VersionId, Info.ModelSha256));

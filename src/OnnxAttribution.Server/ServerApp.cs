@@ -219,6 +219,8 @@ internal static class ServerApp
         app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
         app.MapGet("/stores", () => new StoresResponse(stores.Values.Select(s => s.Current.Info).ToList()));
         app.MapPost("/stores/{name}/attribute", (string name, HttpContext context) => Attribute(stores, name, context, limits));
+        ReportEndpoints.Map(app, stores, options);
+        UiEndpoints.Map(app);
         return app;
     }
 
@@ -288,7 +290,8 @@ internal static class ServerApp
     /// </summary>
     private static Task Authenticate(HttpContext context, RequestDelegate next, List<byte[]> keys)
     {
-        if (keys.Count == 0 || IsProbe(context.Request.Path))
+        // The auditor's page itself holds no data (the key is typed into it); everything it asks for needs the key.
+        if (keys.Count == 0 || IsProbe(context.Request.Path) || UiEndpoints.IsPage(context.Request.Path))
         {
             return next(context);
         }
@@ -364,7 +367,8 @@ internal static class ServerApp
         var request = context.Request;
         return context.Response.StatusCode switch
         {
-            StatusCodes.Status404NotFound => $"no endpoint {request.Method} {request.Path}; endpoints: GET /healthz, /readyz, /metrics, /stores; POST /stores/{{name}}/attribute",
+            StatusCodes.Status404NotFound => $"no endpoint {request.Method} {request.Path}; endpoints: GET /healthz, /readyz, /metrics, /stores, /ui, " +
+                "/stores/{{name}}/report?seed=N, /stores/{{name}}/rows/{{row}}.png, /stores/{{name}}/query.png?seed=N; POST /stores/{{name}}/attribute, /stores/{{name}}/report",
             StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed on {request.Path}" + (context.Response.Headers.Allow is { Count: > 0 } allow ? $"; allowed: {allow}" : ""),
             int status => $"{status} {Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status)}",
         };

@@ -1,0 +1,80 @@
+using System.Reflection;
+using System.Text.Json;
+using OnnxAttribution.Core.Store;
+
+namespace OnnxAttribution.Core.Reporting;
+
+/// <summary>Where a report's numbers come from: the model, the store's settings and version, the tool and the command.</summary>
+/// <param name="ModelFingerprint">SHA-256 of the model's gradient graph (meta.json's <c>modelFingerprint</c>); null for a store without meta.json.</param>
+/// <param name="Method">The attribution method (e.g. "d-trak").</param>
+/// <param name="Measurement">The measurement featurized (meta.json); null without meta.json.</param>
+/// <param name="Timesteps">The timesteps featurized (meta.json); null without meta.json.</param>
+/// <param name="Dim">k, the projected dimension (meta.json); null without meta.json.</param>
+/// <param name="StoreVersion">The number of history.json's last version; null for an unversioned store.</param>
+/// <param name="StoreVersionId">That version's id (64 hex digits); null for an unversioned store.</param>
+/// <param name="ToolVersion">The engine's version (OnnxAttribution.Core's informational version).</param>
+/// <param name="Command">The command that makes the same report again.</param>
+public sealed record ReportProvenance(string? ModelFingerprint, string Method, string? Measurement, IReadOnlyList<long>? Timesteps, int? Dim,
+    long? StoreVersion, string? StoreVersionId, string ToolVersion, string Command)
+{
+    /// <summary>The store's version history, if it keeps one: a file written by the store's versioning.</summary>
+    public const string HistoryFile = "history.json";
+
+    /// <summary>The engine's version, as the tool reports it.</summary>
+    public static string EngineVersion { get; } = typeof(ReportProvenance).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(ReportProvenance).Assembly.GetName().Version?.ToString() ?? "unknown";
+
+    /// <summary>"version N (id)" or "unversioned".</summary>
+    public string DescribeVersion() => StoreVersion is long n ? $"version {n} ({StoreVersionId})" : "unversioned";
+
+    /// <summary>Reads a store folder's meta.json (when it has one) and history.json (when it has one).</summary>
+    /// <param name="storeDirectory">The store folder.</param>
+    /// <param name="method">The method its scorer reports.</param>
+    /// <param name="command">The command that reproduces the report.</param>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="StoreFormatException">meta.json or history.json is there but damaged: the message names the file and field.</exception>
+    public static ReportProvenance Read(string storeDirectory, string method, string command)
+    {
+        ArgumentNullException.ThrowIfNull(storeDirectory);
+        ArgumentNullException.ThrowIfNull(method);
+        ArgumentNullException.ThrowIfNull(command);
+        string metaPath = Path.Combine(storeDirectory, StoreFiles.Meta);
+        var meta = File.Exists(metaPath) ? StoreMeta.Load(metaPath) : null;
+        var (number, id) = LastVersion(Path.Combine(storeDirectory, HistoryFile));
+        return new ReportProvenance(meta?.ModelFingerprint, method, meta?.Measurement, meta?.Timesteps, meta?.Projector.Dim, number, id, EngineVersion, command);
+    }
+
+    /// <summary>The last entry of history.json (<c>{"formatVersion":1,"versions":[{"number":…,"id":…},…]}</c>), or nulls without the file.</summary>
+    private static (long? Number, string? Id) LastVersion(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return (null, null);
+        }
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllText(path));
+            var root = document.RootElement;
+            if (!root.TryGetProperty("formatVersion", out var format) || format.GetInt32() != 1)
+            {
+                throw new StoreFormatException($"{path}: field 'formatVersion' is missing or not 1; this tool reads version 1");
+            }
+            if (!root.TryGetProperty("versions", out var versions) || versions.ValueKind != JsonValueKind.Array || versions.GetArrayLength() == 0)
+            {
+                throw new StoreFormatException($"{path}: field 'versions' is missing or empty; expected at least one version");
+            }
+            var last = versions[versions.GetArrayLength() - 1];
+            long number = last.GetProperty("number").GetInt64();
+            string id = last.GetProperty("id").GetString() ?? "";
+            if (id.Length != 64 || !id.All(char.IsAsciiHexDigit))
+            {
+                throw new StoreFormatException($"{path}: versions[{versions.GetArrayLength() - 1}].id is '{id}'; expected 64 hexadecimal digits");
+            }
+            return (number, id);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
+        {
+            throw new StoreFormatException($"{path}: not a version history this tool reads ({e.Message})", e);
+        }
+    }
+}
