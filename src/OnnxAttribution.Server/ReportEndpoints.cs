@@ -18,23 +18,29 @@ internal static class ReportEndpoints
     /// <summary>The most rows a report lists.</summary>
     public const int MaxTop = 1000;
 
-    public static void Map(WebApplication app, Dictionary<string, ServedStore> stores, ServerOptions options)
+    public static void Map(WebApplication app, Dictionary<string, StoreSlot> stores, ServerOptions options)
     {
         var limits = options.Limits;
         bool keys = options.Access.ApiKeys.Count > 0;
         app.MapGet("/stores/{name}/report", (string name, HttpContext context) =>
-            WithTimeout(Find(stores, name), context, limits, cancel => Report(Find(stores, name), context, limits, keys, cancel)));
+            Leased(stores, name, store => WithTimeout(store, context, limits, cancel => Report(store, context, limits, keys, cancel))));
         app.MapPost("/stores/{name}/report", (string name, HttpContext context) =>
-            WithTimeout(Find(stores, name), context, limits, cancel => Report(Find(stores, name), context, limits, keys, cancel)));
-        app.MapGet("/stores/{name}/rows/{row}.png", (string name, string row) => RowPng(Find(stores, name), row));
-        app.MapGet("/stores/{name}/rows/{row}", (string name, string row) => RowInfo(Find(stores, name), row));
+            Leased(stores, name, store => WithTimeout(store, context, limits, cancel => Report(store, context, limits, keys, cancel))));
+        app.MapGet("/stores/{name}/rows/{row}.png", (string name, string row) => Leased(stores, name, store => Task.FromResult(RowPng(store, row))));
+        app.MapGet("/stores/{name}/rows/{row}", (string name, string row) => Leased(stores, name, store => Task.FromResult(Results.Ok(RowInfo(store, row)))));
         app.MapGet("/stores/{name}/query.png", (string name, HttpContext context) =>
-            WithTimeout(Find(stores, name), context, limits, cancel => QueryPng(Find(stores, name), context, limits, cancel)));
+            Leased(stores, name, store => WithTimeout(store, context, limits, cancel => QueryPng(store, context, limits, cancel))));
     }
 
-    private static ServedStore Find(Dictionary<string, ServedStore> stores, string name) => stores.TryGetValue(name, out var store)
-        ? store
-        : throw new HttpProblem(StatusCodes.Status404NotFound, $"no store named '{name}'; stores: {string.Join(", ", stores.Keys)}");
+    /// <summary>Runs <paramref name="handle"/> on the version of the store current now, held until it has answered (<see cref="StoreSlot"/>).</summary>
+    private static async Task<IResult> Leased(Dictionary<string, StoreSlot> stores, string name, Func<ServedStore, Task<IResult>> handle)
+    {
+        var slot = stores.TryGetValue(name, out var found)
+            ? found
+            : throw new HttpProblem(StatusCodes.Status404NotFound, $"no store named '{name}'; stores: {string.Join(", ", stores.Keys)}");
+        using var lease = slot.Acquire();
+        return await handle(lease.Store).ConfigureAwait(false);
+    }
 
     private static async Task<IResult> Report(ServedStore store, HttpContext context, ServerLimits limits, bool keys, CancellationToken cancel)
     {
@@ -49,7 +55,12 @@ internal static class ReportEndpoints
         var (input, origin) = await ReadQuery(store, context, limits, cancel).ConfigureAwait(false);
         var full = new FullScores();
         await store.AttributeAsync(input, top, clock.Elapsed.TotalMilliseconds, cancel, full).ConfigureAwait(false);
-        var provenance = ReportProvenance.Read(store.StoreDirectory, store.Info.Method, Reproduce(context, keys));
+        // The version that answered, which a change since it was opened does not alter (the files on disk may be newer).
+        var provenance = ReportProvenance.Read(store.StoreDirectory, store.Info.Method, Reproduce(context, keys)) with
+        {
+            StoreVersion = store.Info.Version,
+            StoreVersionId = store.Info.VersionId,
+        };
         var report = AuditReport.Create(store.Name, full.Queries![0], origin, full.Scores, top, store.TrainingData, provenance, store.Info.ImageSize);
         return Results.Content(AuditReportHtml.Render(report), "text/html; charset=utf-8");
     }

@@ -51,7 +51,7 @@ public sealed partial class ReportEndpointTests
         Assert.That(Regex.Matches(html, "<tr class=\"result\">").Count, Is.EqualTo(4));
         Assert.That(Regex.Matches(html, "src=\"data:image/png;base64,").Count, Is.EqualTo(5), "the query and 4 training images, inlined");
         Assert.That(html, Does.Contain(fingerprint).And.Contain("trust: z, percentile").And.Contain("th percentile: "));
-        Assert.That(html, Does.Contain("seed 3").And.Contain("unversioned").And.Contain("/stores/s/report?seed=3&amp;top=4"));
+        Assert.That(html, Does.Contain("seed 3").And.Contain("version 2 (").And.Contain("/stores/s/report?seed=3&amp;top=4"));
         Assert.That(Regex.IsMatch(html, "(src|href)=\"(https?:)?//"), Is.False);
     }
 

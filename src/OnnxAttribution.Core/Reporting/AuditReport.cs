@@ -50,6 +50,27 @@ public sealed record AuditReport(string Store, string Query, QueryOrigin Origin,
     /// <summary>H = W of the images.</summary>
     public int ImageSize { get; init; }
 
+    /// <summary>The rows not removed and their scores; (empty, null) when none was removed.</summary>
+    private static (long[] RowOf, float[]? Live) LiveRows(ReadOnlySpan<float> scores, IReadOnlyList<long> removedRows)
+    {
+        if (removedRows.Count == 0)
+        {
+            return ([], null);
+        }
+        var removed = removedRows.ToHashSet();
+        var rows = new List<long>(scores.Length);
+        var live = new List<float>(scores.Length);
+        for (int i = 0; i < scores.Length; i++)
+        {
+            if (!removed.Contains(i))
+            {
+                rows.Add(i);
+                live.Add(scores[i]);
+            }
+        }
+        return ([.. rows], [.. live]);
+    }
+
     /// <summary>
     /// Builds a report from a query's scores over all rows (as <see cref="IAttributionScorer.Scores"/> gives them):
     /// the top rows, their z-scores and percentiles, their labels and images from <paramref name="data"/>.
@@ -78,6 +99,12 @@ public sealed record AuditReport(string Store, string Query, QueryOrigin Origin,
         {
             throw new ArgumentException($"the training data has {data.Count} images; the store has {scores.Length} rows", nameof(data));
         }
+        // Removed rows (their features are zero, so they score 0) count neither among the rows nor in the statistics.
+        var (rowOf, live) = LiveRows(scores, provenance.RemovedRows);
+        if (live is not null)
+        {
+            scores = live;
+        }
         ScoreSummary summary;
         try
         {
@@ -92,7 +119,7 @@ public sealed record AuditReport(string Store, string Query, QueryOrigin Origin,
         var images = new List<float[]>();
         for (int r = 0; r < best.Indices.Length; r++)
         {
-            int row = checked((int)best.Indices[r]);
+            int row = checked((int)(live is null ? best.Indices[r] : rowOf[best.Indices[r]]));
             float score = best.Scores[r];
             rows.Add(new ReportRow(r + 1, row, score, data?.Labels?[row], summary.ZScore(score), ScoreSummary.Percentile(scores, score)));
             if (data is not null)

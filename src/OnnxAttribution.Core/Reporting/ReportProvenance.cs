@@ -1,5 +1,3 @@
-using System.Reflection;
-using System.Text.Json;
 using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Reporting;
@@ -17,12 +15,11 @@ namespace OnnxAttribution.Core.Reporting;
 public sealed record ReportProvenance(string? ModelFingerprint, string Method, string? Measurement, IReadOnlyList<long>? Timesteps, int? Dim,
     long? StoreVersion, string? StoreVersionId, string ToolVersion, string Command)
 {
-    /// <summary>The store's version history, if it keeps one: a file written by the store's versioning.</summary>
-    public const string HistoryFile = "history.json";
-
     /// <summary>The engine's version, as the tool reports it.</summary>
-    public static string EngineVersion { get; } = typeof(ReportProvenance).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
-        ?? typeof(ReportProvenance).Assembly.GetName().Version?.ToString() ?? "unknown";
+    public static string EngineVersion => StoreHistory.ToolVersion;
+
+    /// <summary>Rows removed from the store (meta.json's removedRows): never among a report's rows nor in its statistics.</summary>
+    public IReadOnlyList<long> RemovedRows { get; init; } = [];
 
     /// <summary>"version N (id)" or "unversioned".</summary>
     public string DescribeVersion() => StoreVersion is long n ? $"version {n} ({StoreVersionId})" : "unversioned";
@@ -40,41 +37,10 @@ public sealed record ReportProvenance(string? ModelFingerprint, string Method, s
         ArgumentNullException.ThrowIfNull(command);
         string metaPath = Path.Combine(storeDirectory, StoreFiles.Meta);
         var meta = File.Exists(metaPath) ? StoreMeta.Load(metaPath) : null;
-        var (number, id) = LastVersion(Path.Combine(storeDirectory, HistoryFile));
-        return new ReportProvenance(meta?.ModelFingerprint, method, meta?.Measurement, meta?.Timesteps, meta?.Projector.Dim, number, id, EngineVersion, command);
-    }
-
-    /// <summary>The last entry of history.json (<c>{"formatVersion":1,"versions":[{"number":…,"id":…},…]}</c>), or nulls without the file.</summary>
-    private static (long? Number, string? Id) LastVersion(string path)
-    {
-        if (!File.Exists(path))
+        var version = Attribution.StoreProvenance.Of(storeDirectory);
+        return new ReportProvenance(meta?.ModelFingerprint, method, meta?.Measurement, meta?.Timesteps, meta?.Projector.Dim, version.Version, version.VersionId, EngineVersion, command)
         {
-            return (null, null);
-        }
-        try
-        {
-            using var document = JsonDocument.Parse(File.ReadAllText(path));
-            var root = document.RootElement;
-            if (!root.TryGetProperty("formatVersion", out var format) || format.GetInt32() != 1)
-            {
-                throw new StoreFormatException($"{path}: field 'formatVersion' is missing or not 1; this tool reads version 1");
-            }
-            if (!root.TryGetProperty("versions", out var versions) || versions.ValueKind != JsonValueKind.Array || versions.GetArrayLength() == 0)
-            {
-                throw new StoreFormatException($"{path}: field 'versions' is missing or empty; expected at least one version");
-            }
-            var last = versions[versions.GetArrayLength() - 1];
-            long number = last.GetProperty("number").GetInt64();
-            string id = last.GetProperty("id").GetString() ?? "";
-            if (id.Length != 64 || !id.All(char.IsAsciiHexDigit))
-            {
-                throw new StoreFormatException($"{path}: versions[{versions.GetArrayLength() - 1}].id is '{id}'; expected 64 hexadecimal digits");
-            }
-            return (number, id);
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
-        {
-            throw new StoreFormatException($"{path}: not a version history this tool reads ({e.Message})", e);
-        }
+            RemovedRows = meta?.RemovedRows ?? [],
+        };
     }
 }

@@ -45,14 +45,27 @@ public sealed class AuditReportTests : TempDirectoryTest
     }
 
     [Test]
+    public void Create_RowsRemovedFromTheStore_NeitherListedNorCounted()
+    {
+        var provenance = new ReportProvenance(null, "d-trak", null, null, null, null, null, "1", "cmd") { RemovedRows = [0, 3] };
+        // Row 0 scores highest and row 3 lowest: removed, they must change neither the ranking nor the statistics.
+        var report = AuditReport.Create("s", new AttributionQuery("q", new float[4]), QueryOrigin.FromFile("q.png"), [9f, 1f, 2f, -5f, 3f], 5, null, provenance, 2);
+
+        Assert.That(report.Top.Select(r => r.Index), Is.EqualTo(new long[] { 4, 2, 1 }));
+        Assert.That(report.Summary.Rows, Is.EqualTo(3));
+        Assert.That(report.Summary.Mean, Is.EqualTo(2).Within(1e-12));
+        Assert.That(report.Top[0].Percentile, Is.EqualTo(100));
+    }
+
+    [Test]
     public void Read_DamagedHistory_StoreFormatExceptionNamingTheFile()
     {
-        string history = Path.Combine(TempDir, ReportProvenance.HistoryFile);
+        string history = Path.Combine(TempDir, StoreFiles.History);
         File.WriteAllText(history, "{\"formatVersion\":1,\"versions\":[{\"number\":1,\"id\":\"short\"}]}");
 
         var e = Assert.Throws<StoreFormatException>(() => ReportProvenance.Read(TempDir, "d-trak", "cmd"));
 
-        Assert.That(e!.Message, Does.Contain(history).And.Contain("versions[0].id is 'short'"));
+        Assert.That(e!.Message, Does.Contain(history).And.Contain("not a valid history.json"));
     }
 
     [Test]
