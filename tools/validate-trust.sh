@@ -12,6 +12,7 @@ out=${1:-eval/trust}; m=${2:-32}; q=${3:-50}
 export MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456
 dotnet build src/OnnxAttribution.Cli -c Release -v q -nologo -o out/cli >/dev/null
 cli=out/cli/onnx-attribution
+mkdir -p "$out"
 lds=(lds --out "$out" --data embedded --subset 0:1000 --subset-models "$m" --subset-seeds 1 --alpha 0.5 --queries "$q" --validation-queries 20
      --damping-grid 1e-3,1e-2,1e-1,1,10 --steps 1500 --batch-size 32 --lr 2e-3 --ema 0.995 --base-channels 16 --seed 0
      --measure-timesteps 100 --measure-draws 3 --timesteps 10 --dim 4096 --methods d-trak)

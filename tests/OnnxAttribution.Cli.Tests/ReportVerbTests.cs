@@ -41,6 +41,43 @@ public sealed partial class CliTests
     }
 
     [Test]
+    public void Report_CompareWithAnotherMethodsStore_ShowsItsTopRowsAndTheOverlap()
+    {
+        var dtrak = Path.Combine(_dir, "d-trak");
+        var trak = Path.Combine(_dir, "trak");
+        foreach (var (store, method) in new[] { (dtrak, "d-trak"), (trak, "trak") })
+        {
+            Assert.That(CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:12", "--method", method, "--timesteps", "1", "--dim", "32",
+                "--out", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+            Assert.That(CliApp.Run(["finalize", "--store", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        }
+        HashSet<long> Top4(string store)
+        {
+            _stdout.GetStringBuilder().Clear();
+            Assert.That(CliApp.Run(["attribute", "--store", store, "--seed", "4", "--top", "4", "--json"]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+            using var answer = JsonDocument.Parse(_stdout.ToString());
+            return [.. answer.RootElement.GetProperty("rankings")[0].GetProperty("top").EnumerateArray().Select(r => r.GetProperty("index").GetInt64())];
+        }
+        int expected = Top4(trak).Intersect(Top4(dtrak)).Count();
+        var html = Path.Combine(_dir, "report.html");
+        _stdout.GetStringBuilder().Clear();
+
+        int code = CliApp.Run(["report", "--store", dtrak, "--seed", "4", "--top", "4", "--out", html, "--json", "--compare", trak + "," + dtrak]);
+
+        Assert.That(code, Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        using var json = JsonDocument.Parse(_stdout.ToString());
+        var agreement = json.RootElement.GetProperty("agreement").EnumerateArray().ToList();
+        Assert.That(agreement.Select(a => a.GetProperty("method").GetString()), Is.EqualTo(new[] { "trak", "d-trak" }));
+        Assert.That(agreement[0].GetProperty("overlap").GetInt32(), Is.EqualTo(expected), "the rows trak and d-trak both rank in their top 4");
+        Assert.That(agreement[1].GetProperty("overlap").GetInt32(), Is.EqualTo(4), "the store compared with itself agrees on every row");
+        string page = File.ReadAllText(html);
+        Assert.That(Regex.Matches(page, "<tr class=\"agreement\">").Count, Is.EqualTo(2));
+        Assert.That(page, Does.Contain($"{expected} of 4").And.Contain("4 of 4"));
+        Assert.That(CliApp.Run(["report", "--store", dtrak, "--seed", "4", "--out", html, "--compare", Path.Combine(_dir, "none")]), Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("--compare").And.Contain("none"));
+    }
+
+    [Test]
     public void Report_MissingStore_ExitsTwoNamingIt()
     {
         var missing = Path.Combine(_dir, "no-store");

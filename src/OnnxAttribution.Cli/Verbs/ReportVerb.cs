@@ -37,6 +37,10 @@ internal sealed class ReportVerb : SessionVerbOptions, IVerbOptions
     [Option("out", Default = "report.html", HelpText = "The HTML file written.")]
     public string Out { get; set; } = "report.html";
 
+    [Option("compare", Separator = ',', HelpText = "Other method stores (comma-separated folders, e.g. a DAS and a K-FAC store of the same model) " +
+        "that answer the same query: the report shows their top rows and how many they share with this store's (agreement between methods).")]
+    public IEnumerable<string> Compare { get; set; } = [];
+
     [Option("json", HelpText = "Also print the report as JSON (no images) on stdout.")]
     public bool Json { get; set; }
 
@@ -87,6 +91,7 @@ internal static class ReportCommand
         var provenance = ReportProvenance.Read(o.Store, attributor.Method, Reproduce(o));
         var report = AuditReport.Score(attributor.Scorer, Path.GetFileName(Path.TrimEndingDirectorySeparator(o.Store)), query, origin, o.Top,
             source is null ? null : attributor.TrainingData, provenance, attributor.ImageSize, cancel);
+        report = report with { Agreement = [.. o.Compare.Select(other => Agree(other, o, query, report, cancel))] };
         byte[] html = System.Text.Encoding.UTF8.GetBytes(AuditReportHtml.Render(report));
         AtomicFile.Write(o.Out, stream => stream.Write(html), html.Length);
         if (o.Json)
@@ -102,6 +107,20 @@ internal static class ReportCommand
         return CliApp.Ok;
     }
 
+    /// <summary>The answer of the store in <paramref name="other"/> (with its own model, from its source.json) to the same query.</summary>
+    private static MethodAgreement Agree(string other, ReportVerb o, AttributionQuery query, AuditReport report, CancellationToken cancel)
+    {
+        if (!Directory.Exists(other))
+        {
+            throw new UserInputException($"--compare {other}: folder not found");
+        }
+        string model = StoreSource.TryLoad(other)?.ModelDirectory ?? o.Model
+            ?? throw new UserInputException($"--compare {other}: the folder has no {StoreFiles.Source}: pass --model");
+        using var attributor = Attributor.Open(model, other, o.Session);
+        var ranking = attributor.Attribute([query], report.Top.Count, null, cancel)[0];
+        return MethodAgreement.Of(Path.GetFileName(Path.TrimEndingDirectorySeparator(other)), attributor.Method, ranking, report.Top);
+    }
+
     /// <summary>The command that makes the same report: every setting that changes it written out, defaults included.</summary>
     private static string Reproduce(ReportVerb o)
     {
@@ -115,6 +134,10 @@ internal static class ReportCommand
                 "--steps", o.Steps.ToString(System.Globalization.CultureInfo.InvariantCulture)]
             : ["--image", o.Image!]);
         args.AddRange(["--top", o.Top.ToString(System.Globalization.CultureInfo.InvariantCulture), "--out", o.Out]);
+        if (o.Compare.Any())
+        {
+            args.AddRange(["--compare", string.Join(",", o.Compare)]);
+        }
         return CliApp.CommandLineOf([.. args]);
     }
 }

@@ -50,6 +50,9 @@ public sealed record AuditReport(string Store, string Query, QueryOrigin Origin,
     /// <summary>H = W of the images.</summary>
     public int ImageSize { get; init; }
 
+    /// <summary>Other stores' answers to the same query and their overlap with <see cref="Top"/> (report --compare); empty when none.</summary>
+    public IReadOnlyList<MethodAgreement> Agreement { get; init; } = [];
+
     /// <summary>The rows not removed and their scores; (empty, null) when none was removed.</summary>
     private static (long[] RowOf, float[]? Live) LiveRows(ReadOnlySpan<float> scores, IReadOnlyList<long> removedRows)
     {

@@ -38,6 +38,7 @@ public static class AuditReportHtml
         Query(html, report);
         html.Append("<h2>How to read this report</h2>\n<p class=\"guide\">").Append(E(AuditReport.ReadingGuide)).Append("</p>\n");
         Rows(html, report);
+        Agreement(html, report);
         Provenance(html, report);
         html.Append("</body>\n</html>\n");
         return html.ToString();
@@ -118,6 +119,28 @@ public static class AuditReportHtml
             html.Append(Invariant($"</td><td class=\"num\">{row.Index}</td><td class=\"num score\">{FormatScore(row.Score)}</td><td>"))
                 .Append(row.Label is int label ? label.ToString(CultureInfo.InvariantCulture) : "—")
                 .Append(Invariant($"</td><td class=\"trust {css}\">z = {row.ZScore:F2}, {row.Percentile:F1}th percentile: {words}</td></tr>\n"));
+        }
+        html.Append("</tbody>\n</table>\n");
+    }
+
+    /// <summary>The other stores' top rows and their overlap with this report's; nothing when none was compared.</summary>
+    private static void Agreement(StringBuilder html, AuditReport report)
+    {
+        if (report.Agreement.Count == 0)
+        {
+            return;
+        }
+        int k = report.Top.Count;
+        html.Append("<h2>Agreement between methods</h2>\n<p>The same query answered by other stores. A row that several methods rank high is ")
+            .Append("stronger evidence than one that a single method does; rows that are also in this report's top ")
+            .Append(k.ToString(CultureInfo.InvariantCulture)).Append(" are marked.</p>\n<table id=\"agreement\">\n")
+            .Append("<thead><tr><th>store</th><th>method</th><th class=\"num\">in common</th><th>its top rows</th></tr></thead>\n<tbody>\n");
+        var ours = report.Top.Select(r => r.Index).ToHashSet();
+        foreach (var a in report.Agreement)
+        {
+            string rows = string.Join(" ", a.Top.Select(r => ours.Contains(r) ? $"<b>#{r}</b>" : $"#{r}"));
+            html.Append("<tr class=\"agreement\"><td>").Append(E(a.Store)).Append("</td><td>").Append(E(a.Method)).Append("</td><td class=\"num\">")
+                .Append(Invariant($"{a.Overlap} of {a.Top.Count}")).Append("</td><td>").Append(rows).Append("</td></tr>\n");
         }
         html.Append("</tbody>\n</table>\n");
     }
