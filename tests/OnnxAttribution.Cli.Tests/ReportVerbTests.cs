@@ -78,6 +78,24 @@ public sealed partial class CliTests
     }
 
     [Test]
+    public void Report_Pdf_PrintedByHeadlessChromium()
+    {
+        var store = Path.Combine(_dir, "store");
+        Assert.That(CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:12", "--method", "d-trak", "--timesteps", "1", "--dim", "32",
+            "--out", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(CliApp.Run(["finalize", "--store", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var pdf = Path.Combine(_dir, "report.pdf");
+
+        int code = CliApp.Run(["report", "--store", store, "--seed", "2", "--top", "3", "--out", Path.Combine(_dir, "report.html"), "--pdf", pdf]);
+
+        Assert.That(code, Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var bytes = File.ReadAllBytes(pdf);
+        Assert.That(System.Text.Encoding.ASCII.GetString(bytes, 0, 5), Is.EqualTo("%PDF-"));
+        Assert.That(bytes.Length, Is.GreaterThan(5000), "a page with images, not an empty document");
+        Assert.That(File.Exists(pdf + ".tmp"), Is.False);
+    }
+
+    [Test]
     public void Report_MissingStore_ExitsTwoNamingIt()
     {
         var missing = Path.Combine(_dir, "no-store");

@@ -41,6 +41,9 @@ internal sealed class ReportVerb : SessionVerbOptions, IVerbOptions
         "that answer the same query: the report shows their top rows and how many they share with this store's (agreement between methods).")]
     public IEnumerable<string> Compare { get; set; } = [];
 
+    [Option("pdf", HelpText = "Also print the report to this PDF file, through a headless Chromium (Debian's /usr/bin/chromium, or ONNX_ATTRIBUTION_CHROMIUM).")]
+    public string? Pdf { get; set; }
+
     [Option("json", HelpText = "Also print the report as JSON (no images) on stdout.")]
     public bool Json { get; set; }
 
@@ -52,6 +55,10 @@ internal sealed class ReportVerb : SessionVerbOptions, IVerbOptions
         OptionChecks.InRange(Top, 1, 1000, "--top");
         ValidateSession();
         OptionChecks.OutputFile(Out, "--out");
+        if (Pdf is not null)
+        {
+            OptionChecks.OutputFile(Pdf, "--pdf");
+        }
         if ((Seed is null) == (Image is null))
         {
             throw new UserInputException("give exactly one query: --seed N (generate it) or --image file.png");
@@ -94,6 +101,10 @@ internal static class ReportCommand
         report = report with { Agreement = [.. o.Compare.Select(other => Agree(other, o, query, report, cancel))] };
         byte[] html = System.Text.Encoding.UTF8.GetBytes(AuditReportHtml.Render(report));
         AtomicFile.Write(o.Out, stream => stream.Write(html), html.Length);
+        if (o.Pdf is not null)
+        {
+            PdfPrinter.Print(o.Out, o.Pdf);
+        }
         if (o.Json)
         {
             Output.WriteJson(report);
