@@ -6,13 +6,20 @@ namespace OnnxAttribution.Cli.Tests;
 /// <summary>The report verb: one self-contained HTML file, the same content as JSON, exit 2 naming a bad input.</summary>
 public sealed partial class CliTests
 {
+    /// <summary>A finalized store of <paramref name="method"/> on 12 rows of the shipped model (1 timestep, k = 32) in _dir/<paramref name="name"/>.</summary>
+    private string ReportStore(string name, string method)
+    {
+        var store = Path.Combine(_dir, name);
+        Assert.That(CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:12", "--method", method, "--timesteps", "1", "--dim", "32",
+            "--out", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(CliApp.Run(["finalize", "--store", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        return store;
+    }
+
     [Test]
     public void Report_SeedOnAVersionedStore_HtmlWithTopRowsTrustProvenanceAndJson()
     {
-        var store = Path.Combine(_dir, "store");
-        Assert.That(CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:12", "--method", "d-trak", "--timesteps", "1", "--dim", "32",
-            "--out", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
-        Assert.That(CliApp.Run(["finalize", "--store", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var store = ReportStore("store", "d-trak");
         // featurize and finalize each wrote a version: the report names the newest.
         string id = Core.Store.StoreHistory.TryLoad(store)!.Head!.Id!;
         var html = Path.Combine(_dir, "report.html");
@@ -43,14 +50,8 @@ public sealed partial class CliTests
     [Test]
     public void Report_CompareWithAnotherMethodsStore_ShowsItsTopRowsAndTheOverlap()
     {
-        var dtrak = Path.Combine(_dir, "d-trak");
-        var trak = Path.Combine(_dir, "trak");
-        foreach (var (store, method) in new[] { (dtrak, "d-trak"), (trak, "trak") })
-        {
-            Assert.That(CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:12", "--method", method, "--timesteps", "1", "--dim", "32",
-                "--out", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
-            Assert.That(CliApp.Run(["finalize", "--store", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
-        }
+        var dtrak = ReportStore("d-trak", "d-trak");
+        var trak = ReportStore("trak", "trak");
         HashSet<long> Top4(string store)
         {
             _stdout.GetStringBuilder().Clear();
@@ -80,10 +81,7 @@ public sealed partial class CliTests
     [Test]
     public void Report_Pdf_PrintedByHeadlessChromium()
     {
-        var store = Path.Combine(_dir, "store");
-        Assert.That(CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:12", "--method", "d-trak", "--timesteps", "1", "--dim", "32",
-            "--out", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
-        Assert.That(CliApp.Run(["finalize", "--store", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var store = ReportStore("store", "d-trak");
         var pdf = Path.Combine(_dir, "report.pdf");
 
         int code = CliApp.Run(["report", "--store", store, "--seed", "2", "--top", "3", "--out", Path.Combine(_dir, "report.html"), "--pdf", pdf]);
@@ -93,6 +91,33 @@ public sealed partial class CliTests
         Assert.That(System.Text.Encoding.ASCII.GetString(bytes, 0, 5), Is.EqualTo("%PDF-"));
         Assert.That(bytes.Length, Is.GreaterThan(5000), "a page with images, not an empty document");
         Assert.That(File.Exists(pdf + ".tmp"), Is.False);
+    }
+
+    [Test]
+    public void Report_JourneyTrakStore_PerStepStripOfEachStepsBestRows()
+    {
+        var store = Path.Combine(_dir, "journey");
+        Assert.That(CliApp.Run(["featurize", "--model", FindShippedModel(), "--subset", "0:12", "--method", "journey-trak", "--journey-steps", "2",
+            "--dim", "32", "--out", store]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var html = Path.Combine(_dir, "report.html");
+        _stdout.GetStringBuilder().Clear();
+
+        int code = CliApp.Run(["report", "--store", store, "--seed", "3", "--steps", "4", "--top", "3", "--out", html, "--json"]);
+
+        Assert.That(code, Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        using var json = JsonDocument.Parse(_stdout.ToString());
+        var steps = json.RootElement.GetProperty("journey").EnumerateArray().ToList();
+        Assert.That(steps, Has.Count.EqualTo(2));
+        Assert.That(steps.Select(s => s.GetProperty("timestep").GetInt64()), Is.Ordered.Descending, "noise first");
+        foreach (var step in steps)
+        {
+            var scores = step.GetProperty("scores").EnumerateArray().Select(v => v.GetSingle()).ToList();
+            Assert.That(scores, Has.Count.EqualTo(5));
+            Assert.That(scores, Is.Ordered.Descending);
+        }
+        string page = File.ReadAllText(html);
+        Assert.That(Regex.Matches(page, "<tr class=\"step\">").Count, Is.EqualTo(2));
+        Assert.That(Regex.Matches(page, "width=\"40\"").Count, Is.EqualTo(10), "five thumbnails per step");
     }
 
     [Test]

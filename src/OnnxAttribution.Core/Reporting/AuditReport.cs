@@ -159,7 +159,32 @@ public sealed record AuditReport(string Store, string Query, QueryOrigin Origin,
         ImageDataset? data, ReportProvenance provenance, int imageSize, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(scorer);
-        var scores = scorer.Scores([query], cancel);
-        return Create(store, query, origin, scores, top, data, provenance, imageSize);
+        if (scorer is not IStepwiseScorer stepwise)
+        {
+            return Create(store, query, origin, scorer.Scores([query], cancel), top, data, provenance, imageSize);
+        }
+        // Journey-TRAK: the step scores once; the overall scores are their mean, as the scorer's own Scores gives them.
+        var steps = stepwise.StepScores(query, cancel);
+        int n = checked((int)stepwise.Rows), count = stepwise.Steps.Count;
+        var report = Create(store, query, origin, IStepwiseScorer.MeanOverSteps(steps, 1, count, n), top, data, provenance, imageSize);
+        var removed = provenance.RemovedRows.ToHashSet();
+        var strip = Enumerable.Range(0, count).Select(j =>
+        {
+            var best = TopKSelection.Select(steps.AsSpan(j * n, n), Math.Min(n, StripRows + removed.Count));
+            var keep = Enumerable.Range(0, best.Indices.Length).Where(i => !removed.Contains(best.Indices[i])).Take(StripRows).ToList();
+            return new StepRows(stepwise.Steps[j], [.. keep.Select(i => best.Indices[i])], [.. keep.Select(i => best.Scores[i])]);
+        }).ToList();
+        var images = data is null ? [] : strip.SelectMany(s => s.Rows).Distinct().ToDictionary(r => r, r => data.Image(checked((int)r)).ToArray());
+        return report with { Journey = strip, JourneyImages = images };
     }
+
+    /// <summary>Rows the per-step strip shows at each step.</summary>
+    public const int StripRows = 5;
+
+    /// <summary>Journey-TRAK stores: each sampling step's best rows, in sampling order (noise first); empty for other methods.</summary>
+    public IReadOnlyList<StepRows> Journey { get; init; } = [];
+
+    /// <summary>The training images of the rows in <see cref="Journey"/>, by row (not written to JSON).</summary>
+    [JsonIgnore]
+    public IReadOnlyDictionary<long, float[]> JourneyImages { get; init; } = new Dictionary<long, float[]>();
 }

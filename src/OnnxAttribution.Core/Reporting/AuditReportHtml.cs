@@ -39,6 +39,7 @@ public static class AuditReportHtml
         html.Append("<h2>How to read this report</h2>\n<p class=\"guide\">").Append(E(AuditReport.ReadingGuide)).Append("</p>\n");
         Rows(html, report);
         Agreement(html, report);
+        JourneyStrip(html, report);
         Provenance(html, report);
         html.Append("</body>\n</html>\n");
         return html.ToString();
@@ -141,6 +142,39 @@ public static class AuditReportHtml
             string rows = string.Join(" ", a.Top.Select(r => ours.Contains(r) ? $"<b>#{r}</b>" : $"#{r}"));
             html.Append("<tr class=\"agreement\"><td>").Append(E(a.Store)).Append("</td><td>").Append(E(a.Method)).Append("</td><td class=\"num\">")
                 .Append(Invariant($"{a.Overlap} of {a.Top.Count}")).Append("</td><td>").Append(rows).Append("</td></tr>\n");
+        }
+        html.Append("</tbody>\n</table>\n");
+    }
+
+    /// <summary>Journey-TRAK's per-step strip: each sampling step's best rows, noise first; nothing for other methods.</summary>
+    private static void JourneyStrip(StringBuilder html, AuditReport report)
+    {
+        if (report.Journey.Count == 0)
+        {
+            return;
+        }
+        html.Append("<h2>Across the sampling steps</h2>\n<p>Journey-TRAK scores each step of the query's sampling trajectory on its own: ")
+            .Append("the rows each step credits most, from pure noise (top) to the final image (bottom). Rows that stay from step to step ")
+            .Append("shaped the image throughout; rows that appear only early or late shaped its coarse layout or its details.</p>\n")
+            .Append("<table id=\"journey\">\n<thead><tr><th class=\"num\">t</th><th>its best rows</th></tr></thead>\n<tbody>\n");
+        foreach (var step in report.Journey)
+        {
+            html.Append("<tr class=\"step\"><td class=\"num\">").Append(step.Timestep.ToString(CultureInfo.InvariantCulture)).Append("</td><td>");
+            for (int i = 0; i < step.Rows.Count; i++)
+            {
+                long row = step.Rows[i];
+                string label = Invariant($"#{row} {FormatScore(step.Scores[i])}");
+                if (report.JourneyImages.TryGetValue(row, out var image))
+                {
+                    html.Append("<img class=\"px\" width=\"40\" height=\"40\" alt=\"").Append(label).Append("\" title=\"").Append(label)
+                        .Append("\" src=\"").Append(PngDataUri(image, report.Channels, report.ImageSize)).Append("\"> ");
+                }
+                else
+                {
+                    html.Append(label).Append(' ');
+                }
+            }
+            html.Append("</td></tr>\n");
         }
         html.Append("</tbody>\n</table>\n");
     }
