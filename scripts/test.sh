@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (all but the Gpu category), the Slow category included (7 tests that train toy models, about a minute on 2 cores)
-# and the Torch category (15 tests on files written by PyTorch's own exporter: about 2.5 minutes the first time, when the exports are made and
-# cached in ~/.cache/onnx-attribution/torch-models; setup.sh --torch installs Debian's python3-torch). CI runs this same command; it ends
-# with the counts parsed from the test results: "Tests: N passed, M failed[, K skipped]".
+# Runs the whole test suite (all but the Gpu category): the Slow category included (fixtures that train toy models, pack and
+# install the NuGet packages, run an Orleans cluster: a few minutes on 2 cores), the Torch category (files written by PyTorch's own
+# exporter: about 2.5 minutes the first time, when the exports are made and cached in ~/.cache/onnx-attribution/torch-models;
+# setup.sh --torch installs Debian's python3-torch) and the browser tests of the auditor's page (Playwright driving Debian's
+# chromium, which setup.sh --torch installs). CI runs this same command; it ends with the counts parsed from the test results:
+# "Tests: N passed, M failed[, K skipped]". (The counts of each category are in the TRX results, not written here, so they cannot go stale.)
 # Usage: bash scripts/test.sh [--fast]     (--fast leaves out the tests marked [Category("Slow")] and [Category("Torch")])
 set -uo pipefail
 cd "$(dirname "$0")/.."
