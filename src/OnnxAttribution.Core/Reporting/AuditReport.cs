@@ -25,7 +25,9 @@ public sealed record AuditReport(string Store, string Query, QueryOrigin Origin,
         "read it as a pointer to images worth looking at, never as a finding that an image was copied. The trust column says how far a " +
         "score stands out from the scores of all training rows for the same query: z is the number of standard deviations above their " +
         "mean, and the percentile the share of rows scoring at most as much. A row with z of 3 or more lies far in the tail and stands " +
-        "out; a top row with z below 2 is barely distinguishable from the bulk of the training set, so its rank says little.";
+        "out; a top row with z below 2 is barely distinguishable from the bulk of the training set, so its rank says little. The column " +
+        "describes the scores; it does not certify them: on this project's benchmark, queries whose top rows stood out more were not the " +
+        "queries whose rankings agreed better with retraining the model.";
 
     /// <summary>The reading guide, in the JSON form of the report.</summary>
     public string Guide => ReadingGuide;
