@@ -14,10 +14,12 @@ its Philox4x32-10 counter RNG is ported below, so x_t is the engine's x_t bit fo
 
 Usage (python3 is Debian's /usr/bin/python3 with torch 1.13):
     peer.py reference --model models/fm16 --t 100 --out DIR        # files for `check-gradients --reference DIR`
+    peer.py reference --torch-model ddpm_unet:full --oracle out/real-size/torch/oracle --out DIR   # the same at real size
     peer.py featurize --model models/fm16 --subset 0:64 --timesteps 10 --dim 4096 --batch 64 --out feats.npy
     peer.py featurize --model models/fm16 --queries q0.png,q1.png ... --out qfeats.npy
     peer.py featurize --torch-model ddpm_unet:full --image-size 32 --subset 0:4 ... --out feats.npy
     peer.py score --train feats.npy --queries qfeats.npy --damping 0.1 --top 10 --out top.json
+    peer.py collect --out top.json a0.json a1.json ...               # the engine's `attribute --json` rankings as one file
     peer.py overlap --a top_a.json --b top_b.json                    # mean top-k overlap of two rankings
 featurize prints one line `peer: N examples x K timesteps in S s steady -> R example*timesteps/s` (the steady time
 leaves out start-up: imports, model load, the first (warm-up) batch is included; see --warmup).
@@ -266,24 +268,38 @@ def per_example_grads(net):
 
 class ChunkedRademacher:
     """TRAK's CPU projection as its BasicProjector does it: P in {-1, +1}^{p x k} / sqrt(k), generated in column blocks of
-    `block` columns from torch's CPU generator (one seed per block), G @ P_block per block, regenerated on every call."""
+    `block` columns from torch's CPU generator (one seed per block), G @ P_block per block, regenerated on every call.
 
-    def __init__(self, p, k, seed, block):
+    signs: "bernoulli" draws each block as TRAK does (bernoulli_(0.5), then 2b - 1; on this torch build a serial loop, ~25 ns
+    an entry); "random" uses random_(0, 2) instead (~4 ns an entry), a kinder peer than the recipe. budget: when positive,
+    a call stops generating blocks after that many seconds and its time is extrapolated to all blocks (every block is the
+    same work); the features are then incomplete and only the timing is meaningful."""
+
+    def __init__(self, p, k, seed, block, signs="bernoulli", budget=0.0):
         self.p, self.k, self.block = p, k, max(1, min(block, k))
-        self.seed = seed
+        self.seed, self.signs, self.budget = seed, signs, budget
         self.buf = torch.empty(p, self.block)
         self.gen = torch.Generator()
+        self.extrapolated = None  # (blocks done, blocks) of the last call that ran out of budget
 
     def project(self, g):
-        out = torch.empty(g.shape[0], self.k)
-        for j, start in enumerate(range(0, self.k, self.block)):
+        out = torch.zeros(g.shape[0], self.k)
+        starts = list(range(0, self.k, self.block))
+        t0 = time.perf_counter()
+        for j, start in enumerate(starts):
+            if self.budget > 0 and time.perf_counter() - t0 > self.budget:
+                self.extrapolated = (j, len(starts))
+                return out, (time.perf_counter() - t0) * len(starts) / j
             end = min(start + self.block, self.k)
             self.gen.manual_seed(self.seed * 1_000_003 + j)
             m = self.buf[:, : end - start]
-            m.bernoulli_(0.5, generator=self.gen)
+            if self.signs == "bernoulli":
+                m.bernoulli_(0.5, generator=self.gen)
+            else:
+                m.random_(0, 2, generator=self.gen)
             m.mul_(2.0).sub_(1.0)
             torch.matmul(g, m, out=out[:, start:end])
-        return out.mul_(1.0 / math.sqrt(self.k))
+        return out.mul_(1.0 / math.sqrt(self.k)), time.perf_counter() - t0
 
 
 def featurize(a):
@@ -308,13 +324,13 @@ def featurize(a):
     names = list(params)
     p = sum(v.numel() for v in params.values())
     grads_fn = per_example_grads(net)
-    proj = ChunkedRademacher(p, a.dim, a.projection_seed, a.block) if a.dim > 0 else None
+    proj = ChunkedRademacher(p, a.dim, a.projection_seed, a.block, a.signs, a.projection_budget) if a.dim > 0 else None
     feats = np.zeros((n, a.dim if proj else p), np.float32)
     setup = time.perf_counter() - t0
     print(f"peer: {p:,} parameters, {n} examples x {len(ts)} timesteps, batch {a.batch}, k = {a.dim}, block {a.block}; "
           f"set-up {setup:.1f} s", file=sys.stderr)
     steady_start, warm_rows = None, 0
-    grad_s = proj_s = 0.0
+    grad_s = proj_s = extra = 0.0
     for b0 in range(0, n, a.batch):
         if b0 >= a.warmup * a.batch and steady_start is None:
             steady_start, warm_rows = time.perf_counter(), b0
@@ -331,25 +347,61 @@ def featurize(a):
         acc /= len(ts)
         tp = time.perf_counter()
         grad_s += tp - tg
-        feats[b0:b0 + bsz] = (proj.project(acc) if proj else acc).numpy()
-        proj_s += time.perf_counter() - tp
+        y, seconds = proj.project(acc) if proj else (acc, 0.0)
+        feats[b0:b0 + bsz] = y.numpy()
+        extra += seconds - (time.perf_counter() - tp)  # what an extrapolated projection did not spend
+        proj_s += seconds
+        del acc, y
         print(f"peer: {b0 + bsz}/{n} rows, gradients {grad_s:.1f} s, projection {proj_s:.1f} s", file=sys.stderr)
-    end = time.perf_counter()
+    end = time.perf_counter() + extra
     if steady_start is None:
         steady_start, warm_rows = t0 + setup, 0
     steady_rows = n - warm_rows
     rate = steady_rows * len(ts) / (end - steady_start)
     total = n * len(ts) / (end - t0)
+    note = ""
+    if proj and proj.extrapolated:
+        note = f", extrapolated from {proj.extrapolated[0]} of {proj.extrapolated[1]} blocks: {extra:.0f} s not run"
     np.save(a.out, feats)
     print(f"peer: {steady_rows} examples x {len(ts)} timesteps in {end - steady_start:.2f} s steady -> {rate:.2f} example*timesteps/s "
-          f"({total:.2f} with set-up; gradients {grad_s:.1f} s, projection {proj_s:.1f} s)")
+          f"({total:.2f} with set-up; gradients {grad_s:.1f} s, projection {proj_s:.1f} s{note})")
+    print(f"peer-extra-seconds: {extra:.1f}")
 
 
 # ---------------------------------------------------------------- the oracle for check-gradients --reference
 
+def reference_torch(a):
+    """--torch-model: export.py's oracle (its x_t, t and initializer <-> parameter map) with the gradients recomputed by the
+    peer's vmap(grad) path (the example in a batch of two), so `check-gradients --reference` checks the peer at real size."""
+    with open(os.path.join(a.oracle, "oracle.json")) as f:
+        oracle = json.load(f)
+    net, _ = load_torch_model(a.torch_model, oracle["channels"], oracle["size"], oracle["seed"])
+    x = torch.from_numpy(np.load(os.path.join(a.oracle, "x_t.npy")).reshape(1, oracle["channels"], oracle["size"], oracle["size"]))
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    g = per_example_grads(net)(params, torch.cat([x, torch.rand_like(x) * 2 - 1]), torch.tensor([oracle["t"], (oracle["t"] + 500) % 1000]))
+    os.makedirs(a.out, exist_ok=True)
+    save = lambda name, v: np.save(os.path.join(a.out, name + ".npy"), np.ascontiguousarray(v, np.float32).reshape(1, -1))  # noqa: E731
+    with torch.no_grad():
+        save("eps", net(x, torch.tensor([oracle["t"]])).numpy())
+    save("x_t", x.numpy())
+    for pr in oracle["pairs"]:
+        name, row = pr["parameter"], None
+        if name.endswith("]"):
+            name, row = name[:-1].split("[")
+        v = (g[name][0] * x.numel()).numpy()
+        v = v[int(row)] if row is not None else v
+        save("grad." + pr["initializer"], v.T if pr["transposed"] else v)
+    oracle["path"] = "functorch vmap(grad), batch of 2"
+    with open(os.path.join(a.out, "oracle.json"), "w") as f:
+        json.dump(oracle, f, indent=1)
+    print(f"reference: {len(oracle['pairs'])} tensors at t = {oracle['t']} -> {a.out}")
+
+
 def reference(a):
     """x_t, eps and grad.<initializer> of f = sum(eps^2) (what ReferenceGradientCheck compares), one example at step t."""
     torch.set_num_threads(a.threads)
+    if a.torch_model:
+        return reference_torch(a)
     net, meta = load_engine_model(a.model)
     ch, size = meta["channels"], meta["imageSize"]
     os.makedirs(a.out, exist_ok=True)
@@ -399,6 +451,18 @@ def read_top(path, top):
     return [r[:top] for r in data["top"]]
 
 
+def collect(a):
+    """The engine's `attribute --json` outputs (one file per query, in query order) as {"top": [[row, ...], ...]}."""
+    top = []
+    for path in a.inputs:
+        with open(path) as f:
+            data = json.load(f)
+        for r in data["rankings"]:
+            top.append([int(x["index"]) for x in r["top"]])
+    with open(a.out, "w") as f:
+        json.dump({"top": top}, f)
+
+
 def overlap(a):
     ta, tb = read_top(a.a, a.top), read_top(a.b, a.top)
     ov = [len(set(x) & set(y)) / a.top for x, y in zip(ta, tb)]
@@ -410,7 +474,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="verb", required=True)
     r = sub.add_parser("reference")
-    r.add_argument("--model", required=True)
+    r.add_argument("--model", help="engine model folder (fm16)")
+    r.add_argument("--torch-model", help="name:width of models.py, with --oracle: export.py's oracle folder")
+    r.add_argument("--oracle")
     r.add_argument("--t", type=int, default=100)
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--threads", type=int, default=2)
@@ -427,6 +493,8 @@ def main():
     f.add_argument("--dim", type=int, default=4096, help="k; 0 writes the unprojected averaged gradients")
     f.add_argument("--projection-seed", type=int, default=0)
     f.add_argument("--block", type=int, default=100, help="columns of P generated at once (TRAK's BasicProjector default: 100)")
+    f.add_argument("--signs", default="bernoulli", choices=["bernoulli", "random"], help="bernoulli_ as TRAK; random_(0, 2): faster")
+    f.add_argument("--projection-budget", type=float, default=0, help="seconds per call before the projection is extrapolated (0: none)")
     f.add_argument("--batch", type=int, default=64)
     f.add_argument("--warmup", type=int, default=0, help="batches left out of the steady rate")
     f.add_argument("--threads", type=int, default=2)
@@ -442,10 +510,13 @@ def main():
     o.add_argument("--b", required=True)
     o.add_argument("--top", type=int, default=10)
     o.add_argument("--label", default="overlap")
+    c = sub.add_parser("collect")
+    c.add_argument("--out", required=True)
+    c.add_argument("inputs", nargs="+")
     a = ap.parse_args()
     if a.verb == "featurize" and (a.model is None) == (a.torch_model is None):
         ap.error("featurize: give --model or --torch-model")
-    {"reference": reference, "featurize": featurize, "score": score, "overlap": overlap}[a.verb](a)
+    {"reference": reference, "featurize": featurize, "score": score, "overlap": overlap, "collect": collect}[a.verb](a)
 
 
 if __name__ == "__main__":
