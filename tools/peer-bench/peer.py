@@ -365,7 +365,7 @@ def featurize(a):
     np.save(a.out, feats)
     print(f"peer: {steady_rows} examples x {len(ts)} timesteps in {end - steady_start:.2f} s steady -> {rate:.2f} example*timesteps/s "
           f"({total:.2f} with set-up; gradients {grad_s:.1f} s, projection {proj_s:.1f} s{note})")
-    print(f"peer-extra-seconds: {extra:.1f}")
+    print(f"peer-extra-seconds: {extra:.1f}", flush=True)
 
 
 # ---------------------------------------------------------------- the oracle for check-gradients --reference
@@ -463,6 +463,24 @@ def collect(a):
         json.dump({"top": top}, f)
 
 
+def engine_rate(a):
+    """The engine's steady rate from featurize's progress lines ("featurize: d/n (..) rows, .. [12.3s]" or [1m02s]): from the end of
+    the first batch to the last line, as featurize reports it, but with more digits; with one batch, from the 0/n line (set-up done)."""
+    import re
+    with open(a.log, encoding="utf-8", errors="replace") as f:
+        text = f.read().replace("\r", "\n")
+    points = []
+    for m in re.finditer(r"featurize: (\d+)/(\d+) .*?\[(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?[,\]]", text):
+        h, mi, sec = (float(v) if v else 0.0 for v in m.group(3, 4, 5))
+        points.append((int(m.group(1)), 3600 * h + 60 * mi + sec))
+    if len(points) < 2:
+        raise SystemExit(f"{a.log}: no progress lines")
+    done = [p for p in points if p[0] > 0]
+    first = done[0] if done[-1][0] > done[0][0] else [p for p in points if p[0] == 0][-1]
+    last = done[-1]
+    print(f"{(last[0] - first[0]) * a.timesteps / (last[1] - first[1]):.3f}")
+
+
 def overlap(a):
     ta, tb = read_top(a.a, a.top), read_top(a.b, a.top)
     ov = [len(set(x) & set(y)) / a.top for x, y in zip(ta, tb)]
@@ -513,10 +531,13 @@ def main():
     c = sub.add_parser("collect")
     c.add_argument("--out", required=True)
     c.add_argument("inputs", nargs="+")
+    e = sub.add_parser("engine-rate")
+    e.add_argument("log")
+    e.add_argument("timesteps", type=int)
     a = ap.parse_args()
     if a.verb == "featurize" and (a.model is None) == (a.torch_model is None):
         ap.error("featurize: give --model or --torch-model")
-    {"reference": reference, "featurize": featurize, "score": score, "overlap": overlap, "collect": collect}[a.verb](a)
+    {"reference": reference, "featurize": featurize, "score": score, "overlap": overlap, "collect": collect, "engine-rate": engine_rate}[a.verb](a)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@
 #      engine dense and factored vs the peer on REAL_ROWS rows × TIMESTEPS timesteps.
 # Usage: bash tools/peer-bench/run.sh [out-folder]
 #   (ROWS=128 TIMESTEPS=10 DIM=4096 PEER_BATCH=64 QUERIES=16 REAL=1 REAL_ROWS=4 REAL_PEER_BATCH=ROWS REAL_BLOCK=32 REAL_BUDGET=120
-#    SKIP_CHECKS=0). The peer's projection at 35.7M (p·k = 1.5e11 signs a batch) is timed for REAL_BUDGET s and extrapolated
+#    SKIP_CHECKS=0 FM16=1). The peer's projection at 35.7M (p·k = 1.5e11 signs a batch) is timed for REAL_BUDGET s and extrapolated
 #    (every block is the same work); REAL_BLOCK = 32 columns keep its block at 4.6 GB (TRAK's default 100 would take 14.3 GB).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,16 +36,16 @@ timed() { # name, command...: runs it, keeps its output in $out/name.log, leaves
     /usr/bin/time -f "%e %M" -o "$out/$name.time" "$@" >"$out/$name.log" 2>&1 || { cat "$out/$name.log" >&2; exit 1; }
 }
 wall() { # wall seconds, plus what an extrapolated peer projection did not run
-    echo "$(cut -d' ' -f1 "$out/$1.time") + $(grep -o 'peer-extra-seconds: [0-9.]*' "$out/$1.log" | cut -d' ' -f2 || echo 0)" | bc -l
+    echo "$(cut -d' ' -f1 "$out/$1.time") + $(awk '/^peer-extra-seconds:/ { s = $2 } END { print s + 0 }' "$out/$1.log")" | bc -l
 }
 rss() { awk '{printf "%.2f", $2 / 1048576}' "$out/$1.time"; }
-engine_steady() { grep -ao '[0-9.]* example×timesteps/s' "$out/$1.log" | tail -1 | cut -d' ' -f1; }
+engine_steady() { $peer engine-rate "$out/$1.log" "$ts"; }
 peer_steady() { grep -o '[0-9.]* example\*timesteps/s' "$out/$1.log" | tail -1 | cut -d' ' -f1; }
 row() { # setting, engine log, peer log, examples×timesteps
     local e p ew pw
     e=$(engine_steady "$2"); p=$(peer_steady "$3")
     ew=$(echo "$4 / $(wall "$2")" | bc -l); pw=$(echo "$4 / $(wall "$3")" | bc -l)
-    printf '| %s | %.1f (%.1f whole, %s GB) | %.2f (%.2f whole, %s GB) | **%.1f×** (%.1f× whole) |\n' "$1" "$e" "$ew" "$(rss "$2")" "$p" "$pw" "$(rss "$3")" \
+    printf '| %s | %.3g (%.3g whole, %s GB) | %.3g (%.3g whole, %s GB) | **%.1f×** (%.1f× whole) |\n' "$1" "$e" "$ew" "$(rss "$2")" "$p" "$pw" "$(rss "$3")" \
         "$(echo "$e / $p" | bc -l)" "$(echo "$ew / $pw" | bc -l)"
 }
 
@@ -62,26 +62,28 @@ if [ "${SKIP_CHECKS:-0}" != 1 ]; then
         "$cli" featurize --model models/fm16 --data embedded --subset 0:8 --method d-trak --timesteps "$ts" --dim "$dim" --projector dense \
             --projection-seed "$s" --out "$out/jl-$s" >/dev/null 2>&1
     done
-    $py - "$out" <<'EOF'
+    $py - "$out" "$dim" <<'EOF'
 import sys, numpy as np
 o = sys.argv[1]
 g = np.load(f"{o}/grad8.npy").astype(np.float64)
 n2 = (g * g).sum(1)
 r = np.stack([((np.load(f"{o}/jl-{s}/features.npy").astype(np.float64) ** 2).sum(1) / n2 - 1) for s in range(3)])
 print(f"  ||P^T g||^2 / ||g||^2 - 1 per projection seed (mean over rows): {', '.join(f'{v:+.4f}' for v in r.mean(1))}; "
-      f"mean over seeds and rows {r.mean():+.4f} (JL noise of one seed at k = 4096: sqrt(2/k) = 0.022)")
+      f"mean over seeds and rows {r.mean():+.4f} (JL noise of one seed at k = {sys.argv[2]}: sqrt(2/k) = {(2 / int(sys.argv[2])) ** 0.5:.3f})")
 EOF
 fi
 
+if [ "${FM16:-1}" = 1 ]; then
 echo "== fm16: $rows rows × $ts timesteps, k = $dim"
 rm -rf "$out/engine-dense" "$out/engine-dense-seed1" "$out/engine-factored"
-feat() { "$cli" featurize --model models/fm16 --data embedded --subset "0:$rows" --method d-trak --timesteps "$ts" --dim "$dim" "$@"; }
-timed engine-dense feat --projector dense --out "$out/engine-dense"
-timed engine-factored feat --projector factored --out "$out/engine-factored"
-pfeat() { $peer featurize --model models/fm16 --subset "0:$rows" --timesteps "$ts" --dim "$dim" "$@"; }
-timed peer-fm16 pfeat --batch "$peer_batch" --out "$out/peer-train.npy"
-timed peer-fm16-random pfeat --batch "$peer_batch" --signs random --out "$out/peer-train-random.npy"
-timed peer-fm16-all pfeat --batch "$rows" --signs random --out "$out/peer-train-all.npy"
+# Arrays rather than functions: /usr/bin/time runs programs.
+feat=("$cli" featurize --model models/fm16 --data embedded --subset "0:$rows" --method d-trak --timesteps "$ts" --dim "$dim")
+timed engine-dense "${feat[@]}" --projector dense --out "$out/engine-dense"
+timed engine-factored "${feat[@]}" --projector factored --out "$out/engine-factored"
+pfeat=($py tools/peer-bench/peer.py featurize --model models/fm16 --subset "0:$rows" --timesteps "$ts" --dim "$dim")
+timed peer-fm16 "${pfeat[@]}" --batch "$peer_batch" --out "$out/peer-train.npy"
+timed peer-fm16-random "${pfeat[@]}" --batch "$peer_batch" --signs random --out "$out/peer-train-random.npy"
+timed peer-fm16-all "${pfeat[@]}" --batch "$rows" --signs random --out "$out/peer-train-all.npy"
 n=$((rows * ts))
 kf=$(grep -o '"dim": [0-9]*' "$out/engine-factored/meta.json" | head -1 | cut -d' ' -f2)
 echo "| setting | engine ex×ts/s steady (whole process, peak RSS) | peer ex×ts/s steady (whole, RSS) | engine/peer |"
@@ -94,7 +96,7 @@ row "fm16, engine factored k = $kf; peer random_, one batch of $rows" engine-fac
 for f in peer-fm16 peer-fm16-random peer-fm16-all; do echo "  $f: $(grep -h "peer:.*steady" "$out/$f.log")"; done
 
 echo "== rankings: $queries generated queries, top-10"
-feat --projector dense --projection-seed 1 --out "$out/engine-dense-seed1" >/dev/null 2>&1
+"${feat[@]}" --projector dense --projection-seed 1 --out "$out/engine-dense-seed1" >/dev/null 2>&1
 mkdir -p "$out/queries"
 qs=()
 for s in $(seq 0 $((queries - 1))); do
@@ -117,6 +119,7 @@ $peer overlap --a "$out/top-engine-dense.json" --b "$out/top-peer.json" --label 
 $peer overlap --a "$out/top-engine-dense.json" --b "$out/top-engine-dense-seed1.json" --label "engine dense seed 0 vs seed 1 (projection noise alone)"
 $peer overlap --a "$out/top-engine-dense-seed1.json" --b "$out/top-peer.json" --label "engine dense seed 1 vs peer"
 $peer overlap --a "$out/top-engine-dense.json" --b "$out/top-engine-factored.json" --label "engine dense vs engine factored"
+fi
 
 if [ "${REAL:-1}" = 1 ]; then
     echo "== real size: DDPM U-Net (tools/torch-models, --width full, 1×32×32, random weights), $real_rows rows × $ts timesteps, k = $dim"
@@ -129,14 +132,14 @@ if [ "${REAL:-1}" = 1 ]; then
         "$cli" check-gradients --model "$rs/model" --reference "$out/ref-real" 2>&1 | grep -E "forward ε̂|PASSED|FAILED"
     fi
     rm -rf "$out/real-dense" "$out/real-factored"
-    rfeat() { "$cli" featurize --model "$rs/model" --data embedded --size 32 --subset "0:$real_rows" --method d-trak --timesteps "$ts" --dim "$dim" "$@"; }
-    timed real-engine-factored rfeat --projector factored --out "$out/real-factored"
-    timed real-engine-dense rfeat --projector dense --out "$out/real-dense"
+    rfeat=("$cli" featurize --model "$rs/model" --data embedded --size 32 --subset "0:$real_rows" --method d-trak --timesteps "$ts" --dim "$dim")
+    timed real-engine-factored "${rfeat[@]}" --projector factored --out "$out/real-factored"
+    timed real-engine-dense "${rfeat[@]}" --projector dense --out "$out/real-dense"
     budget=${REAL_BUDGET:-120}
-    rpeer() { $peer featurize --torch-model ddpm_unet:full --image-size 32 --subset "0:$real_rows" --timesteps "$ts" --dim "$dim" \
-        --batch "${REAL_PEER_BATCH:-$real_rows}" --block "${REAL_BLOCK:-32}" --projection-budget "$budget" "$@"; }
-    timed real-peer rpeer --out "$out/real-peer.npy"
-    timed real-peer-random rpeer --signs random --out "$out/real-peer-random.npy"
+    rpeer=($py tools/peer-bench/peer.py featurize --torch-model ddpm_unet:full --image-size 32 --subset "0:$real_rows" --timesteps "$ts" \
+        --dim "$dim" --batch "${REAL_PEER_BATCH:-$real_rows}" --block "${REAL_BLOCK:-32}" --projection-budget "$budget")
+    timed real-peer "${rpeer[@]}" --out "$out/real-peer.npy"
+    timed real-peer-random "${rpeer[@]}" --signs random --out "$out/real-peer-random.npy"
     rn=$((real_rows * ts))
     rk=$(grep -o '"dim": [0-9]*' "$out/real-factored/meta.json" | head -1 | cut -d' ' -f2)
     echo "| setting | engine ex×ts/s steady (whole process, peak RSS) | peer ex×ts/s steady (whole, RSS) | engine/peer |"
