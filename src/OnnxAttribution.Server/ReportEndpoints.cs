@@ -23,23 +23,13 @@ internal static class ReportEndpoints
         var limits = options.Limits;
         bool keys = options.Access.ApiKeys.Count > 0;
         app.MapGet("/stores/{name}/report", (string name, HttpContext context) =>
-            Leased(stores, name, store => WithTimeout(store, context, limits, cancel => Report(store, context, limits, keys, cancel))));
+            StoreRequests.Leased(stores, name, store => StoreRequests.WithTimeout(store, context, limits, cancel => Report(store, context, limits, keys, cancel))));
         app.MapPost("/stores/{name}/report", (string name, HttpContext context) =>
-            Leased(stores, name, store => WithTimeout(store, context, limits, cancel => Report(store, context, limits, keys, cancel))));
-        app.MapGet("/stores/{name}/rows/{row}.png", (string name, string row) => Leased(stores, name, store => Task.FromResult(RowPng(store, row))));
-        app.MapGet("/stores/{name}/rows/{row}", (string name, string row) => Leased(stores, name, store => Task.FromResult(Results.Ok(RowInfo(store, row)))));
+            StoreRequests.Leased(stores, name, store => StoreRequests.WithTimeout(store, context, limits, cancel => Report(store, context, limits, keys, cancel))));
+        app.MapGet("/stores/{name}/rows/{row}.png", (string name, string row) => StoreRequests.Leased(stores, name, store => Task.FromResult(RowPng(store, row))));
+        app.MapGet("/stores/{name}/rows/{row}", (string name, string row) => StoreRequests.Leased(stores, name, store => Task.FromResult(Results.Ok(RowInfo(store, row)))));
         app.MapGet("/stores/{name}/query.png", (string name, HttpContext context) =>
-            Leased(stores, name, store => WithTimeout(store, context, limits, cancel => QueryPng(store, context, limits, cancel))));
-    }
-
-    /// <summary>Runs <paramref name="handle"/> on the version of the store current now, held until it has answered (<see cref="StoreSlot"/>).</summary>
-    private static async Task<IResult> Leased(Dictionary<string, StoreSlot> stores, string name, Func<ServedStore, Task<IResult>> handle)
-    {
-        var slot = stores.TryGetValue(name, out var found)
-            ? found
-            : throw new HttpProblem(StatusCodes.Status404NotFound, $"no store named '{name}'; stores: {string.Join(", ", stores.Keys)}");
-        using var lease = slot.Acquire();
-        return await handle(lease.Store).ConfigureAwait(false);
+            StoreRequests.Leased(stores, name, store => StoreRequests.WithTimeout(store, context, limits, cancel => QueryPng(store, context, limits, cancel))));
     }
 
     private static async Task<IResult> Report(ServedStore store, HttpContext context, ServerLimits limits, bool keys, CancellationToken cancel)
@@ -158,25 +148,10 @@ internal static class ReportEndpoints
     private static async Task<IResult> QueryPng(ServedStore store, HttpContext context, ServerLimits limits, CancellationToken cancel)
     {
         var input = AttributeRequestReader.FromJson(SeedRequest(context.Request.Query), store, limits);
-        var full = new FullScores();
-        await store.AttributeAsync(input, 1, 0, cancel, full).ConfigureAwait(false);
-        AttributionQuery query = full.Queries![0];
+        // The seed lane samples it as /attribute does; only its queries are wanted back, not every row's score.
+        var sampled = new FullScores(wantsScores: false);
+        await store.AttributeAsync(input, 1, 0, cancel, sampled).ConfigureAwait(false);
+        AttributionQuery query = sampled.Queries![0];
         return Results.Bytes(PngImage.Encode(query.Image, store.Info.Channels, store.Info.ImageSize, store.Info.ImageSize), "image/png");
-    }
-
-    /// <summary>Runs a request's work under --request-timeout: 504 naming it when the time runs out.</summary>
-    private static async Task<IResult> WithTimeout(ServedStore store, HttpContext context, ServerLimits limits, Func<CancellationToken, Task<IResult>> work)
-    {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        timeout.CancelAfter(limits.RequestTimeout);
-        try
-        {
-            return await work(timeout.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException e) when (timeout.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
-        {
-            throw new HttpProblem(StatusCodes.Status504GatewayTimeout,
-                $"store '{store.Name}': no answer within {limits.RequestTimeout.TotalSeconds:0.###} s (--request-timeout); its work was cancelled", null, e);
-        }
     }
 }

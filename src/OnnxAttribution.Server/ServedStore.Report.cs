@@ -2,25 +2,30 @@ using OnnxAttribution.Cluster.Serving;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Server;
 
-/// <summary>What a report request gets back beside its answer: its queries (sampled ones included) and every row's score of each.</summary>
-internal sealed class FullScores
+/// <summary>
+/// What a request gets back beside its answer: its queries as scored (sampled ones included) and, for a report, every
+/// row's score of each (<see cref="WantsScores"/>; the auditor's page asks only for a seed's query image).
+/// </summary>
+internal sealed class FullScores(bool wantsScores = true)
 {
+    /// <summary>Whether the request needs every row's score (a report), not only its queries (a seed's query image).</summary>
+    public bool WantsScores { get; } = wantsScores;
+
     /// <summary>The request's queries, as scored; null until the worker has scored them.</summary>
     public IReadOnlyList<AttributionQuery>? Queries { get; private set; }
 
-    /// <summary>Query q's score of row i at [q·N + i]; null until the worker has scored them.</summary>
+    /// <summary>Query q's score of row i at [q·N + i]; null until the worker has scored them, or when not wanted.</summary>
     public float[]? Scores { get; private set; }
 
-    /// <summary>Takes the request's part of a batch's scores: its queries start at <paramref name="first"/> of the batch.</summary>
-    public void Receive(IReadOnlyList<AttributionQuery> queries, float[] batchScores, int first, long rows)
+    /// <summary>Takes the request's queries and, when wanted, its part of the reported queries' scores, which start at query <paramref name="first"/>.</summary>
+    public void Receive(IReadOnlyList<AttributionQuery> queries, float[]? reportedScores, int first, long rows)
     {
         int n = checked((int)rows);
         Queries = queries;
-        Scores = batchScores.AsSpan(checked(first * n), checked(queries.Count * n)).ToArray();
+        Scores = reportedScores?.AsSpan(checked(first * n), checked(queries.Count * n)).ToArray();
     }
 }
 
@@ -58,10 +63,4 @@ internal sealed partial class ServedStore
         }
     }
 
-    /// <summary>Each query's best rows from its full scores, as the scorer's own top-k gives them.</summary>
-    private static TopKResult[] TopOf(float[] scores, int queries, long rows, int top)
-    {
-        int n = checked((int)rows);
-        return Enumerable.Range(0, queries).Select(q => TopKSelection.Select(scores.AsSpan(q * n, n), top)).ToArray();
-    }
 }

@@ -486,10 +486,10 @@ internal sealed partial class ServedStore : IDisposable
             using (var recording = QueryStageRecorder.Begin())
             {
                 // The largest top of the batch for everyone, each cut to its own: the same rows, as the ordering is total.
-                // A report needs every row's score: the scorer's full-score path then serves the whole batch.
-                int most = batch.Max(r => r.Top);
-                scores = batch.Any(r => r.Full is not null) ? scorer.Scores(all, cancel) : null;
-                ranked = scores is null ? scorer.TopK(all, most, cancel) : TopOf(scores, all.Count, scorer.Rows, most);
+                ranked = scorer.TopK(all, batch.Max(r => r.Top), cancel);
+                // A report also needs every row's score of its query: those queries alone take the full-score path too.
+                var reported = batch.Where(r => r.Full is { WantsScores: true }).SelectMany(r => r.Queries!).ToList();
+                scores = reported.Count > 0 ? scorer.Scores(reported, cancel) : null;
                 stages = recording.Stages;
             }
             // A cluster store's answer may leave out shards that did not answer: every response says so (partial, missing).
@@ -497,13 +497,17 @@ internal sealed partial class ServedStore : IDisposable
             double scoreMs = clock.Elapsed.TotalMilliseconds;
             Average(ref msPerQuery, scoreMs / Math.Max(1, all.Count));
             _metrics.Scan(Name, batch.Count, all.Count, clock.Elapsed);
-            int first = 0;
+            int first = 0, firstReported = 0;
             foreach (var request in batch)
             {
                 var queries = request.Queries!;
                 try
                 {
-                    request.Full?.Receive(queries, scores!, first, scorer.Rows);
+                    if (request.Full is { } full)
+                    {
+                        full.Receive(queries, full.WantsScores ? scores : null, firstReported, scorer.Rows);
+                        firstReported += full.WantsScores ? queries.Count : 0;
+                    }
                     var results = queries.Select((q, i) => new QueryRanking(q.Label, Ranked(Name, q, ranked[first + i], request.Top))).ToList();
                     request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count, stages),
                         coverage is null ? null : !coverage.Complete, coverage?.Missing, Info.VersionId, Info.ModelSha256));

@@ -224,33 +224,14 @@ internal static class ServerApp
         return app;
     }
 
-    private static async Task<IResult> Attribute(Dictionary<string, StoreSlot> stores, string name, HttpContext context, ServerLimits limits)
-    {
-        if (!stores.TryGetValue(name, out var slot))
+    private static Task<IResult> Attribute(Dictionary<string, StoreSlot> stores, string name, HttpContext context, ServerLimits limits) =>
+        StoreRequests.Leased(stores, name, store => StoreRequests.WithTimeout(store, context, limits, async cancel =>
         {
-            return Results.Json(new ErrorResponse($"no store named '{name}'; stores: {string.Join(", ", stores.Keys)}"), statusCode: StatusCodes.Status404NotFound);
-        }
-        int top = AttributeRequestReader.Top(context.Request.Query);
-        // The request starts and finishes on the version it leases, whatever the watcher swaps in meanwhile.
-        using var lease = slot.Acquire();
-        var store = lease.Store;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
-        timeout.CancelAfter(limits.RequestTimeout);
-        try
-        {
+            int top = AttributeRequestReader.Top(context.Request.Query);
             var clock = Stopwatch.StartNew();
-            var input = await AttributeRequestReader.ReadAsync(context.Request, store, limits, timeout.Token).ConfigureAwait(false);
-            return Results.Ok(await store.AttributeAsync(input, top, clock.Elapsed.TotalMilliseconds, timeout.Token).ConfigureAwait(false));
-        }
-        catch (OperationCanceledException e) when (timeout.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
-        {
-            throw new HttpProblem(
-                StatusCodes.Status504GatewayTimeout,
-                $"store '{name}': no answer within {limits.RequestTimeout.TotalSeconds:0.###} s (--request-timeout); its work was cancelled. Send fewer queries, seeds or steps",
-                retryAfterSeconds: null,
-                e);
-        }
-    }
+            var input = await AttributeRequestReader.ReadAsync(context.Request, store, limits, cancel).ConfigureAwait(false);
+            return Results.Ok(await store.AttributeAsync(input, top, clock.Elapsed.TotalMilliseconds, cancel).ConfigureAwait(false));
+        }));
 
     /// <summary>/healthz and /readyz: open to probes without a key and never rate-limited.</summary>
     private static bool IsProbe(PathString path) => path == "/healthz" || path == "/readyz";
@@ -368,7 +349,8 @@ internal static class ServerApp
         return context.Response.StatusCode switch
         {
             StatusCodes.Status404NotFound => $"no endpoint {request.Method} {request.Path}; endpoints: GET /healthz, /readyz, /metrics, /stores, /ui, " +
-                "/stores/{{name}}/report?seed=N, /stores/{{name}}/rows/{{row}}.png, /stores/{{name}}/query.png?seed=N; POST /stores/{{name}}/attribute, /stores/{{name}}/report",
+                "/stores/{name}/report?seed=N, /stores/{name}/rows/{row}.png, /stores/{name}/rows/{row}, /stores/{name}/query.png?seed=N; " +
+                "POST /stores/{name}/attribute, /stores/{name}/report",
             StatusCodes.Status405MethodNotAllowed => $"{request.Method} is not allowed on {request.Path}" + (context.Response.Headers.Allow is { Count: > 0 } allow ? $"; allowed: {allow}" : ""),
             int status => $"{status} {Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status)}",
         };

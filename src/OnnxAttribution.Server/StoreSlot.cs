@@ -17,7 +17,8 @@ internal sealed class StoreSlot : IDisposable
     {
         _current = new Entry(store);
         Spec = spec;
-        Version = VersionKey(spec.Directory);
+        // The version the store opened, not the folder's now: a change committed since then is picked up on the next check.
+        Version = store.Info.VersionId ?? VersionKey(spec.Directory);
     }
 
     /// <summary>How the store was named on the command line.</summary>
@@ -104,7 +105,7 @@ internal sealed class StoreSlot : IDisposable
         {
             old = _current;
             _current = new Entry(next);
-            Version = version;
+            Version = next.Info.VersionId ?? version;
             old.Retired = true;
             idle = old.Leases == 0;
         }

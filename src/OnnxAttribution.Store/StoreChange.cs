@@ -1,6 +1,6 @@
 namespace OnnxAttribution.Core.Store;
 
-/// <summary>What a <see cref="StoreHistory"/> entry records beyond the files: who, why, which rows, the damping.</summary>
+/// <summary>What a <see cref="StoreHistory"/> entry records beyond the files: who, why, which rows, the damping (the time is the time of recording).</summary>
 public sealed record StoreChange
 {
     /// <summary>Who asked for the change; null for the user name of the process.</summary>
@@ -17,7 +17,4 @@ public sealed record StoreChange
 
     /// <summary>The relative damping of the preconditioner after the change.</summary>
     public double? Damping { get; init; }
-
-    /// <summary>When; null for now.</summary>
-    public DateTimeOffset? Time { get; init; }
 }

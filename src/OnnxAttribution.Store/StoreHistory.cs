@@ -86,7 +86,7 @@ public sealed record StoreHistory
             Number = (history.Head?.Number ?? 0) + 1,
             Parent = history.Head?.Id,
             Change = change,
-            Time = details?.Time ?? DateTimeOffset.UtcNow,
+            Time = DateTimeOffset.UtcNow,
             Tool = ToolVersion,
             By = details?.By ?? Environment.UserName,
             Reason = details?.Reason,

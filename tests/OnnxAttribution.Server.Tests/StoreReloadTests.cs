@@ -42,6 +42,38 @@ public sealed class StoreReloadTests
     }
 
     [Test]
+    public async Task RemovedRows_ReportAndLookupsAskedTogether_NeitherListsThem()
+    {
+        string store = SmallStore.BuildDtrak(Path.Combine(_root, "store"), 12, 64);
+        var removed = new long[] { 2, 7 };
+        StoreUpdate.Remove(new RemoveRequest { StoreDirectory = store, Rows = removed, Reason = "takedown" });
+        await using var server = await RunningServer.StartAsync(new ServerOptions([new StoreSpec("s", store)], null, "http://127.0.0.1:0", SessionSettings.Default)
+        {
+            Limits = new ServerLimits { MaxWait = TimeSpan.FromMinutes(1) },
+        });
+
+        // Asked at once, so that the report (every row's score) and the lookups can share one batch of the store's worker.
+        var report = server.Http.GetStringAsync("/stores/s/report?seed=3&top=12");
+        var lookups = Enumerable.Range(0, 3).Select(_ => Ask(server.Http, "s")).ToList();
+        string html = await report;
+        var answers = await Task.WhenAll(lookups);
+
+        var reportRows = System.Text.RegularExpressions.Regex.Matches(html, "<tr class=\"result\">").Count;
+        Assert.That(reportRows, Is.EqualTo(10), "12 rows less the 2 removed");
+        foreach (long row in removed)
+        {
+            Assert.That(html, Does.Not.Contain($"alt=\"training row {row}\""), $"row {row} in the report");
+        }
+        foreach (var answer in answers)
+        {
+            Assert.That(answer.Status, Is.EqualTo(HttpStatusCode.OK), answer.Rankings);
+            var rows = JsonNode.Parse(answer.Rankings)!.AsArray().SelectMany(r => r!["top"]!.AsArray().Select(t => t!["index"]!.GetValue<long>())).ToList();
+            Assert.That(rows, Has.Count.EqualTo(16), "8 rows for each of 2 queries");
+            Assert.That(rows, Has.None.AnyOf(2L, 7L));
+        }
+    }
+
+    [Test]
     public async Task Append_WhileClientsAsk_NewVersionPickedUp_NoRequestFailsOrMixesVersions()
     {
         string store = SmallStore.BuildDtrak(Path.Combine(_root, "store"), 20, 64);

@@ -5,6 +5,7 @@ using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Store;
+using OnnxAttribution.Tools;
 
 // Usage: OnnxAttribution.AppendBench <dir> <model> [rows] [added] [k] [timesteps]
 // The cost of the living-store verbs at the store setting featurize uses by default (d-trak, dense k = 4096, 10 timesteps) on the
@@ -58,20 +59,7 @@ var meta = TrakEngine.Meta(Options(baseData, baseSubset, store), StoreMeta.Finge
 };
 double synthetic = Time(() =>
 {
-    using var writer = FeatureStoreWriter.OpenOrCreate(store, meta);
-    var random = new Random(7);
-    const int block = 256;
-    var values = new float[block * k];
-    for (long start = 0; start < baseRows; start += block)
-    {
-        int n = (int)Math.Min(block, baseRows - start);
-        for (int i = 0; i < n * k; i++)
-        {
-            values[i] = (float)(random.NextDouble() - 0.5);
-        }
-        writer.WriteRows(start, n, values.AsSpan(0, n * k));
-    }
-    writer.Complete().Dispose();
+    SyntheticStore.Create(store, meta);
     new StoreSource(model, "fashion-mnist", baseSubset, size).Save(store);
 });
 double finalizeBase = Time(() => PreconditionerBuilder.Finalize(store, 0.1));

@@ -44,9 +44,12 @@ internal static class InspectCommand
 
     private static int RunHistory(string store, bool json)
     {
-        using (FeatureStore.Open(store))
+        if (!Directory.Exists(store))
         {
+            throw new UserInputException($"--store {store}: folder not found");
         }
+        // A change a kill interrupted after it was decided is finished first, so the history read is the store's.
+        StoreCommit.Recover(store);
         var history = StoreHistory.TryLoad(store);
         if (json)
         {

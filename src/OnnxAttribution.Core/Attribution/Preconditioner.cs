@@ -427,6 +427,16 @@ public sealed class Preconditioner
     public static KernelForm? ReadForm(string path) => ReadHeader(path, stackalloc byte[64], out _);
 
     /// <summary>
+    /// The form and relative damping of the factor in <paramref name="path"/>, from its 64-byte header alone (a store's next
+    /// version is finalized with the same, without reading the factor); null when there is no such file or it is not a preconditioner.
+    /// </summary>
+    public static (KernelForm Form, double RelativeDamping)? ReadSettings(string path)
+    {
+        Span<byte> header = stackalloc byte[64];
+        return ReadHeader(path, header, out _) is { } form ? (form, BinaryPrimitives.ReadDoubleLittleEndian(header[24..])) : null;
+    }
+
+    /// <summary>
     /// Reads the 64-byte header of <paramref name="path"/> into <paramref name="header"/>: the form its magic names, or null
     /// when the file is missing, shorter than a header, or not a preconditioner; <paramref name="length"/> is the file's size.
     /// </summary>

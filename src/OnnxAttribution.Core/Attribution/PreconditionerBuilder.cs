@@ -48,12 +48,13 @@ public static class PreconditionerBuilder
         var chosen = form ?? Preconditioner.ChooseForm(store.Rows, store.Dim);
         using var output = AtomicFile.Create(Path.Combine(storeDirectory, StoreFiles.Preconditioner), Preconditioner.FileLength(OrderOf(store, chosen)));
         var gram = Gram(store, progress, chosen);
+        byte[] fingerprint = StoreFingerprint(storeDirectory);
         if (KeepsGram(gram))
         {
             // Kept so that 'append' adds only its new rows to it (the same bits as one pass over all rows).
-            gram.Save(Path.Combine(storeDirectory, StoreFiles.Gram), StoreFingerprint(storeDirectory));
+            gram.Save(Path.Combine(storeDirectory, StoreFiles.Gram), fingerprint);
         }
-        return WritePreconditioner(store, gram, relativeDamping, output, "finalize");
+        return WritePreconditioner(store, gram, relativeDamping, output, fingerprint, "finalize", StoreFiles.Preconditioner, StoreFiles.Gram);
     }
 
     /// <summary>
@@ -81,7 +82,7 @@ public static class PreconditionerBuilder
         using var storeLock = StoreLock.Acquire(storeDirectory, "finalize");
         using var store = OpenWhole(storeDirectory);
         using var output = AtomicFile.Create(Path.Combine(storeDirectory, StoreFiles.Preconditioner), Preconditioner.FileLength(OrderOf(store, gram.Form)));
-        return WritePreconditioner(store, gram, relativeDamping, output, "redamp");
+        return WritePreconditioner(store, gram, relativeDamping, output, StoreFingerprint(storeDirectory), "redamp", StoreFiles.Preconditioner);
     }
 
     /// <summary>
@@ -150,13 +151,15 @@ public static class PreconditionerBuilder
         }
     }
 
-    /// <summary>Factorises, writes preconditioner.bin through <paramref name="output"/> and records its checksum.</summary>
-    private static Preconditioner WritePreconditioner(FeatureStore store, Preconditioner.GramAccumulator gram, double relativeDamping, AtomicFile output, string change)
+    /// <summary>Factorises, writes preconditioner.bin through <paramref name="output"/>, records the checksums of the files the step wrote
+    /// (a re-damping leaves gram.bin as it was) and the version.</summary>
+    private static Preconditioner WritePreconditioner(FeatureStore store, Preconditioner.GramAccumulator gram, double relativeDamping, AtomicFile output,
+        byte[] fingerprint, string change, params string[] written)
     {
-        var pre = gram.Factorize(relativeDamping, StoreFingerprint(store.Directory));
+        var pre = gram.Factorize(relativeDamping, fingerprint);
         output.Write(pre.WriteTo);
         output.Commit();
-        StoreChecksums.RecordFiles(store, replace: true, StoreFiles.Preconditioner, StoreFiles.Gram);
+        StoreChecksums.RecordFiles(store, replace: true, written);
         StoreHistory.Record(store.Directory, change, new StoreChange { Damping = relativeDamping });
         return pre;
     }

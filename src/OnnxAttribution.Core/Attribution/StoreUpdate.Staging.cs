@@ -43,44 +43,38 @@ public static partial class StoreUpdate
     }
 
     /// <summary>
-    /// When the store is finalized, the next version's ΦᵀΦ, preconditioner.bin (the store's damping and kernel form) and
-    /// gram.bin in <paramref name="staging"/>. With <paramref name="addRows"/> (append, primal form) the store's kept ΦᵀΦ
-    /// (summed again when gram.bin is missing or stale) gets the new rows; otherwise the kernel is summed over the staged rows.
+    /// When the store is finalized, the next version's ΦᵀΦ, preconditioner.bin (the store's damping and kernel form, read
+    /// from its header) and gram.bin in <paramref name="staging"/>. With <paramref name="addRows"/> (append, primal form) the
+    /// store's kept ΦᵀΦ (summed again when gram.bin is missing or stale) gets the new rows; otherwise the kernel is summed
+    /// over the staged rows.
     /// </summary>
     /// <returns>The relative damping, or null when the store is not finalized (then 'finalize' sums every row later).</returns>
-    private static double? StageKernel(string dir, string staging, Action<Preconditioner.GramAccumulator>? addRows, IProgress<(long Done, long Total)>? progress = null)
+    private static double? StageKernel(FeatureStore store, string staging, Action<Preconditioner.GramAccumulator>? addRows, IProgress<(long Done, long Total)>? progress = null)
     {
-        string prePath = Path.Combine(dir, StoreFiles.Preconditioner);
-        if (!File.Exists(prePath))
+        string dir = store.Directory;
+        if (Preconditioner.ReadSettings(Path.Combine(dir, StoreFiles.Preconditioner)) is not var (form, damping))
         {
             return null;
         }
-        Preconditioner old;
-        int dim;
-        using (var store = FeatureStore.Open(dir))
-        {
-            dim = store.Dim;
-            old = Preconditioner.LoadRecorded(prePath, store.Dim, store.Rows);
-        }
         Preconditioner.GramAccumulator gram;
-        if (old.Form == KernelForm.Primal && addRows is not null)
+        if (form == KernelForm.Primal && addRows is not null)
         {
-            gram = Preconditioner.GramAccumulator.TryLoad(Path.Combine(dir, StoreFiles.Gram), dim, PreconditionerBuilder.StoreFingerprint(dir))
+            gram = Preconditioner.GramAccumulator.TryLoad(Path.Combine(dir, StoreFiles.Gram), store.Dim, PreconditionerBuilder.StoreFingerprint(dir))
                 ?? PreconditionerBuilder.Gram(dir, progress, KernelForm.Primal);
             addRows(gram);
         }
         else
         {
-            gram = PreconditionerBuilder.Gram(staging, progress, old.Form);
+            gram = PreconditionerBuilder.Gram(staging, progress, form);
         }
         byte[] fingerprint = PreconditionerBuilder.StoreFingerprint(staging);
-        gram.Factorize(old.RelativeDamping, fingerprint).Save(Path.Combine(staging, StoreFiles.Preconditioner));
+        gram.Factorize(damping, fingerprint).Save(Path.Combine(staging, StoreFiles.Preconditioner));
         if (PreconditionerBuilder.KeepsGram(gram))
         {
             gram.Save(Path.Combine(staging, StoreFiles.Gram), fingerprint);
         }
         StoreChecksums.TryLoad(staging)!.WithFiles(staging, [StoreFiles.Preconditioner, StoreFiles.Gram]).Save(staging);
-        return old.RelativeDamping;
+        return damping;
     }
 
     private static void AddRows(Preconditioner.GramAccumulator gram, FeatureStore added) => PreconditionerBuilder.AddRows(gram, added, null);

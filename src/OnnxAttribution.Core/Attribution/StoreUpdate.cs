@@ -39,12 +39,16 @@ public static partial class StoreUpdate
         string dir = request.StoreDirectory;
         StoreCommit.Recover(dir);
         using var storeLock = StoreLock.Acquire(dir, "append");
-        var meta = RequireUpdatable(dir, "append");
+        using var store = FeatureStore.Open(dir);
+        var meta = RequireUpdatable(store, "append");
         var source = StoreSource.TryLoad(dir)
             ?? throw new UserInputException($"{Path.Combine(dir, StoreFiles.Source)} not found: append needs to know the store's rows (made by featurize)");
         string model = request.ModelDirectory ?? source.ModelDirectory;
-        var differences = TrakModel.ModelFileDifferences(meta, ModelDirectory.Open(model));
-        if (differences.Count > 0 || StoreMeta.FingerprintFile(FingerprintPath(model)) != meta.ModelFingerprint)
+        var modelDirectory = ModelDirectory.Open(model);
+        var files = TrakModel.ModelFilesOf(modelDirectory);
+        var differences = TrakModel.ModelFileDifferences(meta, modelDirectory, files);
+        string graph = File.Exists(modelDirectory.VjpPath) ? modelDirectory.VjpPath : modelDirectory.RequireForward();
+        if (differences.Count > 0 || files[Path.GetFileName(graph)] != meta.ModelFingerprint)
         {
             throw new UserInputException($"--model {model}: not the model the store {dir} was built from" +
                 (differences.Count > 0 ? ":\n  " + string.Join("\n  ", differences) : " (its gradient graph's SHA-256 differs from meta.json's modelFingerprint)"));
@@ -82,12 +86,9 @@ public static partial class StoreUpdate
         };
         var part = new StoreSourcePart(request.DataName, request.Subset, added.Rows);
         (source with { Appended = [.. source.Appended ?? [], part] }).Save(dir, staging);
-        using (var store = FeatureStore.Open(dir))
-        {
-            StageFeatures(staging, next, [store, added], []);
-        }
+        StageFeatures(staging, next, [store, added], []);
         StoreCommit.KillPoint("append:staged");
-        var damping = StageKernel(dir, staging, gram => AddRows(gram, added));
+        var damping = StageKernel(store, staging, gram => AddRows(gram, added));
         var version = StoreHistory.Record(staging, "append",
             new StoreChange { By = request.By, AddedRows = [meta.Rows, next.Rows], Damping = damping }, historyFrom: dir);
         StoreCommit.Commit(dir, Files(staging));
@@ -114,7 +115,8 @@ public static partial class StoreUpdate
         }
         StoreCommit.Recover(dir);
         using var storeLock = StoreLock.Acquire(dir, "remove");
-        var meta = RequireUpdatable(dir, "remove");
+        using var store = FeatureStore.Open(dir);
+        var meta = RequireUpdatable(store, "remove");
         var removing = request.Rows.Distinct().Order().ToList();
         if (removing.Count == 0)
         {
@@ -138,12 +140,9 @@ public static partial class StoreUpdate
         }
         StoreCommit.Discard(dir);
         var next = meta with { RemovedRows = [.. (meta.RemovedRows ?? []).Concat(removing).Order()], Checksums = StoreChecksums.AlgorithmName };
-        using (var store = FeatureStore.Open(dir))
-        {
-            StageFeatures(staging, next, [store], next.RemovedRows!);
-        }
+        StageFeatures(staging, next, [store], next.RemovedRows!);
         StoreCommit.KillPoint("remove:staged");
-        var damping = StageKernel(dir, staging, null, progress);
+        var damping = StageKernel(store, staging, null, progress);
         var version = StoreHistory.Record(staging, "remove",
             new StoreChange { By = request.By, Reason = request.Reason, RemovedRows = removing, Damping = damping }, historyFrom: dir);
         StoreCommit.Commit(dir, Files(staging));
@@ -151,19 +150,15 @@ public static partial class StoreUpdate
     }
 
     /// <summary>The store's meta when it is a whole, complete store of an updatable method; otherwise refuses naming the verb.</summary>
-    private static StoreMeta RequireUpdatable(string dir, string verb)
+    private static StoreMeta RequireUpdatable(FeatureStore store, string verb)
     {
+        string dir = store.Directory;
         if (File.Exists(Path.Combine(dir, StoreFiles.Ensemble)))
         {
             throw new UserInputException($"{verb}: {dir} is an ensemble store; ensembles cannot be updated in place: build the store again with the new rows");
         }
-        string method;
-        StoreMeta meta;
-        using (var store = FeatureStore.Open(dir))
-        {
-            meta = store.Meta;
-            method = Methods.MethodManifest.TryLoad(dir)?.Method ?? meta.Method;
-        }
+        var meta = store.Meta;
+        string method = Methods.MethodManifest.TryLoad(dir)?.Method ?? meta.Method;
         string[] sidecars = [StoreFiles.Losses, StoreFiles.Norms, StoreFiles.Residuals, StoreFiles.Kfac];
         if (!UpdatableMethods.Contains(method) || !UpdatableMethods.Contains(meta.Method) || sidecars.Any(f => File.Exists(Path.Combine(dir, f))))
         {
@@ -223,9 +218,4 @@ public static partial class StoreUpdate
         return File.Exists(meta) && StoreMeta.Load(meta).DatasetFingerprint == data.Fingerprint;
     }
 
-    private static string FingerprintPath(string model)
-    {
-        var directory = ModelDirectory.Open(model);
-        return File.Exists(directory.VjpPath) ? directory.VjpPath : directory.RequireForward();
-    }
 }

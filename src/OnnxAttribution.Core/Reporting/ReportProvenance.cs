@@ -37,8 +37,8 @@ public sealed record ReportProvenance(string? ModelFingerprint, string Method, s
         ArgumentNullException.ThrowIfNull(command);
         string metaPath = Path.Combine(storeDirectory, StoreFiles.Meta);
         var meta = File.Exists(metaPath) ? StoreMeta.Load(metaPath) : null;
-        var version = Attribution.StoreProvenance.Of(storeDirectory);
-        return new ReportProvenance(meta?.ModelFingerprint, method, meta?.Measurement, meta?.Timesteps, meta?.Projector.Dim, version.Version, version.VersionId, EngineVersion, command)
+        var head = StoreHistory.TryLoad(storeDirectory)?.Head;
+        return new ReportProvenance(meta?.ModelFingerprint, method, meta?.Measurement, meta?.Timesteps, meta?.Projector.Dim, head?.Number, head?.Id, EngineVersion, command)
         {
             RemovedRows = meta?.RemovedRows ?? [],
         };
