@@ -22,7 +22,8 @@ public sealed partial class CliTests
     private string LivingStore(string name, string subset)
     {
         string store = Path.Combine(_dir, name);
-        Assert.That(RunAfresh("featurize", "--model", FindShippedModel(), "--subset", subset, "--timesteps", "2", "--dim", "64", "--batch-size", "3", "--out", store), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(RunAfresh("featurize", "--model", FindShippedModel(), "--subset", subset, "--timesteps", "2", "--dim", "64", "--batch-size", "3",
+            "--out", store), Is.EqualTo(CliApp.Ok), _stderr.ToString());
         Assert.That(RunAfresh("finalize", "--store", store), Is.EqualTo(CliApp.Ok), _stderr.ToString());
         return store;
     }
