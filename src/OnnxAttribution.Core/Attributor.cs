@@ -48,6 +48,9 @@ public sealed class Attributor : IDisposable
     /// <summary>The model's image size (H = W).</summary>
     public int ImageSize => _model.Metadata.ImageSize;
 
+    /// <summary>The condition every query must carry (<see cref="AttributionQuery.Condition"/>) for a conditional model; null otherwise.</summary>
+    public Core.Models.ConditionSpec? Condition => _model.Metadata.Condition;
+
     /// <summary>The store folder.</summary>
     public string StoreDirectory { get; }
 
@@ -97,6 +100,7 @@ public sealed class Attributor : IDisposable
         var method = AttributionMethods.Find(options.Method);
         options.Settings.RequireUsedBy(method);
         var model = Core.Runtime.ModelDirectory.Open(options.ModelDirectory);
+        AttributionMethods.RequireConditionSupport(method, model.Path);
         int size = model.Metadata.ImageSize;
         method.Build(new MethodBuildRequest
         {
@@ -165,7 +169,10 @@ public sealed class Attributor : IDisposable
         for (int q = 0; q < queries.Count; q++)
         {
             var best = TopKSelection.Select(scores.AsSpan(q * n, n), top);
-            rankings[q] = new QueryRanking(queries[q].Label, best.Indices.Select((row, r) => new RankedRow(r + 1, row, best.Scores[r])).ToArray());
+            rankings[q] = new QueryRanking(queries[q].Label, best.Indices.Select((row, r) => new RankedRow(r + 1, row, best.Scores[r])).ToArray())
+            {
+                Condition = queries[q].Condition,
+            };
         }
         progress?.Report(new MethodProgress("score", queries.Count, queries.Count));
         return rankings;
@@ -230,9 +237,10 @@ public sealed class Attributor : IDisposable
     /// <exception cref="ModelFileException">The model has no forward graph.</exception>
     /// <exception cref="ObjectDisposedException">This instance was disposed.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancel"/> was cancelled.</exception>
+    /// <param name="condition">For a class-conditional model: the labels and guidance to generate with; each query is attributed under its label.</param>
     public IReadOnlyList<QueryRanking> AttributeSeeds(IReadOnlyList<long> seeds, int top, SamplerKind sampler = SamplerKind.Ddim, int steps = 50,
-        IProgress<MethodProgress>? progress = null, CancellationToken cancel = default) =>
-        Attribute(GenerateQueries(seeds, sampler, steps, progress, cancel), top, progress, cancel);
+        IProgress<MethodProgress>? progress = null, CancellationToken cancel = default, QueryCondition? condition = null) =>
+        Attribute(GenerateQueries(seeds, sampler, steps, progress, cancel, condition), top, progress, cancel);
 
     /// <summary>Generates one query per seed, as <see cref="AttributeSeeds"/> does before scoring (to keep the images).</summary>
     /// <param name="seeds">The seeds.</param>
@@ -245,14 +253,15 @@ public sealed class Attributor : IDisposable
     /// <exception cref="ModelFileException">The model has no forward graph.</exception>
     /// <exception cref="ObjectDisposedException">This instance was disposed.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancel"/> was cancelled.</exception>
+    /// <param name="condition">For a class-conditional model: the labels (one for all or one per seed) and guidance; null otherwise.</param>
     public IReadOnlyList<AttributionQuery> GenerateQueries(IReadOnlyList<long> seeds, SamplerKind sampler = SamplerKind.Ddim, int steps = 50,
-        IProgress<MethodProgress>? progress = null, CancellationToken cancel = default)
+        IProgress<MethodProgress>? progress = null, CancellationToken cancel = default, QueryCondition? condition = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(seeds);
         cancel.ThrowIfCancellationRequested();
         progress?.Report(new MethodProgress("generate", 0, seeds.Count));
-        var queries = GeneratedQueries.Generate(_model, seeds, sampler, steps, _session, cancel);
+        var queries = GeneratedQueries.Generate(_model, seeds, sampler, steps, _session, cancel, condition);
         progress?.Report(new MethodProgress("generate", seeds.Count, seeds.Count));
         return queries;
     }

@@ -14,7 +14,8 @@ namespace OnnxAttribution.Edge;
 /// <param name="Out">The grid PNG, or null for none.</param>
 /// <param name="Json">Print the rankings as JSON.</param>
 /// <param name="Threads">ONNX Runtime intra-op threads (0: its default).</param>
-internal sealed record EdgeAttributeOptions(string Model, string Store, string Image, int Top, string? Out, bool Json, int Threads);
+/// <param name="Label">The class label the images are attributed under (a class-conditional model), or null.</param>
+internal sealed record EdgeAttributeOptions(string Model, string Store, string Image, int Top, string? Out, bool Json, int Threads, long? Label = null);
 
 /// <summary>What <c>verify</c> is asked to check.</summary>
 /// <param name="Model">The model folder.</param>
@@ -44,11 +45,12 @@ internal static class EdgeApp
     public const int Cancelled = 130;
 
     public const string Usage = """
-        usage: onnx-attribution-edge attribute --model DIR --store DIR --image PNG|FOLDER [--top K] [--out grid.png] [--json] [--threads N]
+        usage: onnx-attribution-edge attribute --model DIR --store DIR --image PNG|FOLDER [--label L] [--top K] [--out grid.png] [--json] [--threads N]
                onnx-attribution-edge verify --model DIR --store DIR [--json]
           --model    the model folder (model.json, forward.onnx, vjp.onnx)
           --store    a finished method store of that model (any method)
           --image    a PNG, or a folder: its *.png files are attributed as one batch
+          --label    for a class-conditional model (required there): the class label the images are attributed under
           --top      training rows per query (default 16)
           --out      the grid PNG: one row per query, the query first (default attribution.png; '-' for none)
           --json     print the rankings as JSON on stdout
@@ -101,7 +103,7 @@ internal static class EdgeApp
     /// <exception cref="UserInputException">An option is unknown, repeated, missing its value, or out of range; a required one is missing.</exception>
     public static EdgeAttributeOptions Parse(ReadOnlySpan<string> args)
     {
-        var (values, json) = Options(args, ["--model", "--store", "--image", "--top", "--out", "--threads"]);
+        var (values, json) = Options(args, ["--model", "--store", "--image", "--label", "--top", "--out", "--threads"]);
         int Count(string name, int fallback, int min)
         {
             if (!values.TryGetValue(name, out var text))
@@ -113,8 +115,15 @@ internal static class EdgeApp
                 : throw new UserInputException($"{name} {text}: expected a whole number ≥ {min}");
         }
         var output = values.GetValueOrDefault("--out", "attribution.png");
+        long? label = null;
+        if (values.TryGetValue("--label", out var labelText))
+        {
+            label = long.TryParse(labelText, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out long l)
+                ? l
+                : throw new UserInputException($"--label {labelText}: expected a whole number (a class label)");
+        }
         return new EdgeAttributeOptions(Required(values, "--model"), Required(values, "--store"), Required(values, "--image"), Count("--top", 16, 1),
-            output == "-" ? null : output, json, Count("--threads", 0, 0));
+            output == "-" ? null : output, json, Count("--threads", 0, 0), label);
     }
 
     /// <summary>The options of <c>verify</c>.</summary>
@@ -164,7 +173,14 @@ internal static class EdgeApp
         ArgumentNullException.ThrowIfNull(o);
         var files = QueryFiles(o.Image);
         using var attributor = Attributor.Open(o.Model, o.Store, new SessionSettings(ExecutionDevice.Cpu, o.Threads));
-        var queries = files.Select(attributor.ReadPng).ToList();
+        long? label = attributor.Condition switch
+        {
+            null when o.Label is not null => throw new UserInputException("--label: the model is unconditional; leave --label out"),
+            null => null,
+            { } condition => condition.RequireLabel(o.Label ?? throw new UserInputException(
+                $"--label is required: the model is conditioned on a class label (0 … {condition.Classes - 1})"), "--label"),
+        };
+        var queries = files.Select(f => attributor.ReadPng(f) with { Condition = label }).ToList();
         var rankings = attributor.Attribute(queries, o.Top, null, cancel);
         if (o.Out is not null)
         {

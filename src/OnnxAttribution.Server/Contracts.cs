@@ -9,7 +9,11 @@ namespace OnnxAttribution.Server;
 /// <param name="Seeds">Seeds to generate the queries from, as <c>attribute --seed</c> does.</param>
 /// <param name="Sampler">With seeds: "ddim" (default) or "ddpm".</param>
 /// <param name="Steps">With seeds: sampling steps, 1..T (default 50).</param>
-internal sealed record AttributeRequest(float[][]? Images, string? Png, long[]? Seeds, string? Sampler, int? Steps);
+/// <param name="Label">For a class-conditional model: the class label of every query (or give <paramref name="Labels"/>).</param>
+/// <param name="Labels">For a class-conditional model: one class label per query.</param>
+/// <param name="Guidance">With seeds, for a class-conditional model: the classifier-free guidance scale they are sampled with (default 1).</param>
+internal sealed record AttributeRequest(float[][]? Images, string? Png, long[]? Seeds, string? Sampler, int? Steps,
+    long? Label = null, long[]? Labels = null, double? Guidance = null);
 
 internal sealed record HealthResponse(string Status);
 
@@ -27,8 +31,9 @@ internal sealed record ReadyResponse(string Status, IReadOnlyList<string> Reason
 /// <param name="Version">The number of the store's version being served (its history.json); null for a store without versions.</param>
 /// <param name="VersionId">That version's id (SHA-256 of its entry); null for a store without versions.</param>
 /// <param name="ModelSha256">SHA-256 of the model's gradient graph the store was built from (meta.json's modelFingerprint); null where the folder has no meta.json.</param>
+/// <param name="Condition">The condition the store's model needs with every query (a class label: its classes and names); null for an unconditional model.</param>
 internal sealed record StoreInfo(string Name, string Method, long Rows, int? Dim, string Model, int Channels, int ImageSize,
-    int? Version = null, string? VersionId = null, string? ModelSha256 = null);
+    int? Version = null, string? VersionId = null, string? ModelSha256 = null, Core.Models.ConditionSpec? Condition = null);
 
 internal sealed record StoresResponse(IReadOnlyList<StoreInfo> Stores);
 

@@ -26,7 +26,7 @@ internal abstract record QueryInput
     }
 
     /// <summary>Seeds to sample the queries from with the store's model, with their trajectories.</summary>
-    public sealed record Seeds(long[] Values, SamplerKind Sampler, int Steps) : QueryInput
+    public sealed record Seeds(long[] Values, SamplerKind Sampler, int Steps, QueryCondition? Condition = null) : QueryInput
     {
         public override int Count => Values.Length;
     }
@@ -93,7 +93,8 @@ internal static class AttributeRequestReader
         {
             using var buffer = new MemoryStream();
             await request.Body.CopyToAsync(buffer, cancel).ConfigureAwait(false);
-            return new QueryInput.Given([Decode(buffer.GetBuffer().AsSpan(0, checked((int)buffer.Length)), "request body (image/png)", "body", store, limits)]);
+            var png = new QueryInput.Given([Decode(buffer.GetBuffer().AsSpan(0, checked((int)buffer.Length)), "request body (image/png)", "body", store, limits)]);
+            return QueryConditions.Apply(png, store, QueryConditions.LabelParameter(request.Query), null, null, "label (query parameter)");
         }
         throw new BadHttpRequestException(
             $"Content-Type '{request.ContentType}': send application/json ('images', 'png' or 'seeds') or image/png", StatusCodes.Status415UnsupportedMediaType);
@@ -109,7 +110,7 @@ internal static class AttributeRequestReader
             int open = message.IndexOf('\'', StringComparison.Ordinal);
             int close = open < 0 ? -1 : message.IndexOf('\'', open + 1);
             string name = close > open ? message[open..(close + 1)] : "a field";
-            return $"unknown field {name}; the fields are 'images', 'png', 'seeds', 'sampler' and 'steps'";
+            return $"unknown field {name}; the fields are 'images', 'png', 'seeds', 'sampler', 'steps', 'label', 'labels' and 'guidance'";
         }
         if (message.Contains("could not be converted", StringComparison.Ordinal))
         {
@@ -127,6 +128,11 @@ internal static class AttributeRequestReader
         ArgumentNullException.ThrowIfNull(body);
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(limits);
+        return QueryConditions.Apply(Queries(body, store, limits), store, body.Label, body.Labels, body.Guidance);
+    }
+
+    private static QueryInput Queries(AttributeRequest body, ServedStore store, ServerLimits limits)
+    {
         var given = new[] { ("images", body.Images is not null), ("png", body.Png is not null), ("seeds", body.Seeds is not null) }
             .Where(f => f.Item2).Select(f => $"'{f.Item1}'").ToList();
         if (given.Count != 1)

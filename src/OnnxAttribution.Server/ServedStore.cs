@@ -310,7 +310,7 @@ internal sealed partial class ServedStore : IDisposable
             var meta = model.Metadata;
             var provenance = StoreProvenance.Of(spec.Directory);
             var info = new StoreInfo(spec.Name, opened.Method, opened.Rows, DimOf(spec.Directory), Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)), meta.Channels, meta.ImageSize,
-                provenance.Version, provenance.VersionId, provenance.ModelSha256);
+                provenance.Version, provenance.VersionId, provenance.ModelSha256, meta.Condition);
             return new ServedStore(info, opened, seedScorer, forward, model.CreateSchedule(), limits, metrics)
             {
                 Location = $"{Path.GetFullPath(spec.Directory)}, model {model.Path}",
@@ -333,8 +333,10 @@ internal sealed partial class ServedStore : IDisposable
     public void WarmUp(CancellationToken cancel = default)
     {
         // Both lanes: a seed (sampled and scored by the seed lane), then its image as an image query.
-        var queries = GeneratedQueries.Generate(_denoiser, _schedule, [0], SamplerKind.Ddim, 1, cancel);
-        AttributeAsync(new QueryInput.Seeds([0], SamplerKind.Ddim, 1), 1, 0, cancel).GetAwaiter().GetResult();
+        // A conditional model's first class stands in for any label.
+        var condition = Info.Condition is null ? null : new QueryCondition([0]);
+        var queries = GeneratedQueries.Generate(_denoiser, _schedule, [0], SamplerKind.Ddim, 1, cancel, condition);
+        AttributeAsync(new QueryInput.Seeds([0], SamplerKind.Ddim, 1, condition), 1, 0, cancel).GetAwaiter().GetResult();
         AttributeAsync(new QueryInput.Given(queries), 1, 0, cancel).GetAwaiter().GetResult();
         IsWarm = true;
     }
@@ -405,7 +407,7 @@ internal sealed partial class ServedStore : IDisposable
                     }
                     var clock = Stopwatch.StartNew();
                     var seeds = (QueryInput.Seeds)request.Input;
-                    var queries = GeneratedQueries.Generate(_denoiser, _schedule, seeds.Values, seeds.Sampler, seeds.Steps, request.Cancel);
+                    var queries = GeneratedQueries.Generate(_denoiser, _schedule, seeds.Values, seeds.Sampler, seeds.Steps, request.Cancel, seeds.Condition);
                     double sampleMs = clock.Elapsed.TotalMilliseconds;
                     _metrics.Generate(Name, clock.Elapsed);
                     Average(ref _msPerSeedStep, sampleMs / (seeds.Values.Length * seeds.Steps));
@@ -508,7 +510,7 @@ internal sealed partial class ServedStore : IDisposable
                         full.Receive(queries, full.WantsScores ? scores : null, firstReported, scorer.Rows);
                         firstReported += full.WantsScores ? queries.Count : 0;
                     }
-                    var results = queries.Select((q, i) => new QueryRanking(q.Label, Ranked(Name, q, ranked[first + i], request.Top))).ToList();
+                    var results = queries.Select((q, i) => new QueryRanking(q.Label, Ranked(Name, q, ranked[first + i], request.Top)) { Condition = q.Condition }).ToList();
                     request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count, stages),
                         coverage is null ? null : !coverage.Complete, coverage?.Missing, Info.VersionId, Info.ModelSha256));
                 }

@@ -72,6 +72,7 @@ public static class DdpmTrainer
             }
 
             using var data = SubsetTensor(options);
+            using var labels = LabelTensor(options);
             using var sqrtAlphaBar = torch.tensor(schedule.AlphaBars.Select(a => (float)Math.Sqrt(a)).ToArray());
             using var sqrtOneMinusAlphaBar = torch.tensor(schedule.AlphaBars.Select(a => (float)Math.Sqrt(1 - a)).ToArray());
 
@@ -91,7 +92,7 @@ public static class DdpmTrainer
                     }
                     cancellationToken.ThrowIfCancellationRequested();
                 }
-                double loss = Step(options, step, schedule.Timesteps, data, sqrtAlphaBar, sqrtOneMinusAlphaBar, model, parameters, emaParameters, adamM, adamV);
+                double loss = Step(options, step, schedule.Timesteps, data, labels, sqrtAlphaBar, sqrtOneMinusAlphaBar, model, parameters, emaParameters, adamM, adamV);
                 step++;
                 losses.Add(loss);
                 windowLoss += loss;
@@ -155,7 +156,7 @@ public static class DdpmTrainer
 
     private static bool IsKept(TrainOptions o, int step) => o.Recipe.KeepCheckpointsEvery > 0 && step % o.Recipe.KeepCheckpointsEvery == 0;
 
-    private static double Step(TrainOptions o, int step, int timesteps, Tensor data, Tensor sqrtAb, Tensor sqrtOneMinusAb,
+    private static double Step(TrainOptions o, int step, int timesteps, Tensor data, Tensor? labels, Tensor sqrtAb, Tensor sqrtOneMinusAb,
         UNet model, Parameter[] parameters, Parameter[] emaParameters, Tensor[] adamM, Tensor[] adamV)
     {
         using var scope = torch.NewDisposeScope();
@@ -166,7 +167,14 @@ public static class DdpmTrainer
         var t = torch.randint(timesteps, [b], generator: gen);
         var noise = torch.randn(x0.shape, generator: gen);
         var xt = (sqrtAb.index_select(0, t).view(b, 1, 1, 1) * x0).add(sqrtOneMinusAb.index_select(0, t).view(b, 1, 1, 1) * noise, KeptScalars.One);
-        var pred = model.forward(xt, t);
+        Tensor? y = null;
+        if (labels is not null)
+        {
+            // Drawn after the images, timesteps and noise, so an unconditional run's draws are those it always made.
+            var dropped = torch.rand([b], generator: gen).lt(o.ConditionDropout);
+            y = labels.index_select(0, idx).masked_fill(dropped, o.Model.NullLabel);
+        }
+        var pred = model.Forward(xt, t, y);
         var loss = nn.functional.mse_loss(pred, noise);
         model.zero_grad();
         loss.backward();
@@ -215,6 +223,17 @@ public static class DdpmTrainer
         return torch.tensor(subset.Pixels.ToArray(), [subset.Count, subset.Channels, subset.Height, subset.Width]);
     }
 
+    /// <summary>The training rows' labels [N] int64 for a class-conditional model; null for an unconditional one.</summary>
+    private static Tensor? LabelTensor(TrainOptions o)
+    {
+        if (o.Model.Classes == 0)
+        {
+            return null;
+        }
+        var subset = o.Indices is null ? o.Data : o.Data.Select(o.Indices);
+        return torch.tensor(subset.Labels!.Select(l => (long)l).ToArray(), [subset.Count]);
+    }
+
     /// <summary>Checks the options without training.</summary>
     /// <exception cref="UserInputException">The options are inconsistent (data geometry, sizes, ranges).</exception>
     internal static void Validate(TrainOptions o)
@@ -223,6 +242,22 @@ public static class DdpmTrainer
         ArgumentNullException.ThrowIfNull(o.Model);
         ArgumentNullException.ThrowIfNull(o.Recipe);
         o.Model.Validate();
+        if (o.Model.Classes > 0)
+        {
+            if (o.Data.Labels is not { } labels)
+            {
+                throw new UserInputException($"dataset '{o.Data.Name}' has no labels: a class-conditional model needs each training image's label");
+            }
+            int bad = labels.ToList().FindIndex(l => l < 0 || l >= o.Model.Classes);
+            if (bad >= 0)
+            {
+                throw new UserInputException($"dataset '{o.Data.Name}' row {bad} has label {labels[bad]}; the model has {o.Model.Classes} classes (0 … {o.Model.Classes - 1})");
+            }
+            if (!(o.ConditionDropout is >= 0 and < 1))
+            {
+                throw new UserInputException($"training options: condition dropout is {o.ConditionDropout}; expected a probability in [0, 1)");
+            }
+        }
         if (o.Recipe.KeepCheckpointsEvery < 0)
         {
             throw new UserInputException($"training options: keepCheckpointsEvery is {o.Recipe.KeepCheckpointsEvery}; expected 0 (keep the newest two) or a positive step count");

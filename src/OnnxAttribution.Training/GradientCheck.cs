@@ -52,14 +52,18 @@ public static class GradientCheck
         int per = c * s * s;
         var x = Normal(rng, batch * per);
         var cot = Normal(rng, batch * per);
-        var onnx = vjp.Run(x, ts, cot, batch);
+        // A conditional network's labels: every class and the null label can come up (drawn after x and the cotangent, so an
+        // unconditional check draws what it always did).
+        int classes = module.Config.Classes;
+        long[]? y = classes == 0 ? null : Enumerable.Range(0, batch).Select(_ => (long)rng.Next(classes + 1)).ToArray();
+        var onnx = vjp.Run(x, ts, cot, batch, null, y ?? []);
 
         // Forward: the whole batch at once.
         double forwardErr;
         using (var scope = NewDisposeScope())
         using (no_grad())
         {
-            var eps = module.forward(tensor(x, [batch, c, s, s]), tensor(ts, [batch])).contiguous().data<float>().ToArray();
+            var eps = module.Forward(tensor(x, [batch, c, s, s]), tensor(ts, [batch]), y is null ? null : tensor(y, [batch])).contiguous().data<float>().ToArray();
             var onnxEps = onnx[VjpSession.OutputEps];
             forwardErr = 0;
             for (int i = 0; i < eps.Length; i++)
@@ -78,7 +82,7 @@ public static class GradientCheck
             module.zero_grad();
             var xb = tensor(x.AsSpan(b * per, per).ToArray(), [1, c, s, s]);
             var cb = tensor(cot.AsSpan(b * per, per).ToArray(), [1, c, s, s]);
-            var loss = (module.forward(xb, tensor(new[] { ts[b] }, [1])) * cb).sum();
+            var loss = (module.Forward(xb, tensor(new[] { ts[b] }, [1]), y is null ? null : tensor(new[] { y[b] }, [1])) * cb).sum();
             loss.backward();
             foreach (var (name, p) in module.named_parameters())
             {

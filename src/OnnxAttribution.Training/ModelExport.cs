@@ -54,7 +54,8 @@ public static class ModelExport
         using var ema = LoadEma(runDirectory);
         var parameters = ema.ParameterInfos();
         return OnnxExporter.Export(ema, info.Schedule, Training(info, info.Steps), outDirectory, name,
-            withVjp ? (forward, dir) => OnnxModelFile.Save(BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")) : null);
+            withVjp ? (forward, dir) => OnnxModelFile.Save(BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")) : null,
+            classNames: Core.Data.DatasetLocator.ClassNamesOf(info.Dataset));
     }
 
     /// <summary>
@@ -74,7 +75,8 @@ public static class ModelExport
         // The run's loss and time are not those of this step: left out (NaN) rather than misreported.
         var training = Training(info, step) with { FinalLoss = double.NaN, TrainSeconds = double.NaN };
         return OnnxExporter.Export(model, info.Schedule, training, outDirectory, name,
-            checkpoint: new CheckpointInfo(step, DdpmTrainer.LearningRateAt(info.LearningRate, info.WarmupSteps, step)));
+            checkpoint: new CheckpointInfo(step, DdpmTrainer.LearningRateAt(info.LearningRate, info.WarmupSteps, step)),
+            classNames: Core.Data.DatasetLocator.ClassNamesOf(info.Dataset));
     }
 
     private static TrainingInfo Training(TrainingRunInfo info, int steps) =>

@@ -22,6 +22,9 @@ public static class OnnxExporter
     /// <summary>Name of the timestep input of the forward graph.</summary>
     public const string InputTimestep = "t";
 
+    /// <summary>Name of the label input of a class-conditional network's forward graph.</summary>
+    public const string InputLabel = ConditionSpec.DefaultLabelInput;
+
     /// <summary>Name of the output of the forward graph.</summary>
     public const string OutputNoise = "eps";
 
@@ -34,6 +37,7 @@ public static class OnnxExporter
     /// <param name="afterForward">Called with the forward graph and the directory after <c>forward.onnx</c> is written and
     /// before <c>model.json</c> is: the place to write <c>vjp.onnx</c> from it.</param>
     /// <param name="checkpoint">For the raw weights of a training checkpoint: its step and learning rate, recorded in model.json.</param>
+    /// <param name="classNames">For a class-conditional network, the classes' names (recorded in model.json's condition); or null.</param>
     public static ExportedModel Export(
         UNet module,
         ScheduleSettings schedule,
@@ -41,7 +45,8 @@ public static class OnnxExporter
         string outDir,
         string name = "ddpm-unet",
         Action<ModelProto, string>? afterForward = null,
-        CheckpointInfo? checkpoint = null)
+        CheckpointInfo? checkpoint = null,
+        IReadOnlyList<string>? classNames = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(schedule);
@@ -62,9 +67,25 @@ public static class OnnxExporter
             Parameters = module.ParameterInfos(),
             Training = training,
             Checkpoint = checkpoint,
+            Condition = ConditionOf(config, classNames),
         };
         meta.Save(outDir);
         return new ExportedModel(outDir, forwardPath, Path.Combine(outDir, ModelMetadata.FileName), model, meta);
+    }
+
+    /// <summary>model.json's condition for a network built from <paramref name="config"/>: a label input for a class-conditional
+    /// one (its null label the table's last row), null for an unconditional one.</summary>
+    public static ConditionSpec? ConditionOf(UNetConfig config, IReadOnlyList<string>? classNames = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.Classes == 0 ? null : new ConditionSpec
+        {
+            Kind = ConditionKind.Label,
+            Input = InputLabel,
+            Classes = config.Classes,
+            NullLabel = config.NullLabel,
+            ClassNames = classNames is { } names && names.Count == config.Classes ? names.ToArray() : [],
+        };
     }
 
     /// <summary>The forward graph of <paramref name="module"/> with its current weights as initializers.</summary>
@@ -100,6 +121,14 @@ public static class OnnxExporter
             var t = _b.Input(InputTimestep, TensorData.Int64, -1);
 
             var temb = TimeEmbedding(t);
+            if (_c.Classes > 0)
+            {
+                // The label's row of the embedding table added to the time embedding: a Gather of per-example rows.
+                var y = _b.Input(InputLabel, TensorData.Int64, -1);
+                var table = Parameter("label.weight", _shapes["label.weight"]);
+                var row = _b.Node("Gather", [table, y], _b.Fresh("label.embedding"), Attr.Int("axis", 0));
+                temb = _b.Node("Add", [temb, row], _b.Fresh("time.with_label"));
+            }
             var tact = Silu(temb, "time.act");
 
             var h = Conv(x, "conv_in", stride: 1, pad: 1);

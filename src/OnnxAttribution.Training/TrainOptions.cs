@@ -30,4 +30,11 @@ public sealed record TrainOptions
 
     /// <summary>Resume from the newest checkpoint in <see cref="CheckpointDirectory"/> if there is one.</summary>
     public bool Resume { get; init; } = true;
+
+    /// <summary>
+    /// For a class-conditional <see cref="Model"/>: the probability that a training example's label is replaced by the null
+    /// label, so the network also learns the unconditional ε̂ that classifier-free guidance needs (Ho &amp; Salimans 2022
+    /// use 0.1–0.2). Ignored by an unconditional model.
+    /// </summary>
+    public double ConditionDropout { get; init; } = 0.1;
 }

@@ -17,6 +17,7 @@ namespace OnnxAttribution.Training;
 public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly TimeEmbedding _time;
+    private readonly Embedding? _label;
     private readonly Conv2d _convIn;
     private readonly ResBlock[] _down;
     private readonly Conv2d[] _downsample;
@@ -44,6 +45,11 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         int tdim = config.TimeEmbeddingDim;
         _time = new TimeEmbedding(config);
         register_module("time", _time);
+        if (config.Classes > 0)
+        {
+            _label = nn.Embedding(config.Classes + 1, tdim);
+            register_module("label", _label);
+        }
         _convIn = nn.Conv2d(config.Channels, config.LevelChannels(0), 3, padding: 1);
         register_module("conv_in", _convIn);
 
@@ -86,13 +92,27 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>The number of trainable scalars.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 
-    /// <summary>Predicts the noise ε in <paramref name="xt"/> at timesteps <paramref name="t"/>.</summary>
+    /// <summary>Predicts the noise ε in <paramref name="xt"/> at timesteps <paramref name="t"/> (an unconditional network).</summary>
     /// <param name="xt">Noisy images [B, C, H, W], float32.</param>
     /// <param name="t">Integer timesteps [B], int64 (0-based: 0..T−1).</param>
-    public override Tensor forward(Tensor xt, Tensor t)
+    /// <exception cref="InvalidOperationException">The network is class-conditional: use <see cref="Forward"/> with labels.</exception>
+    public override Tensor forward(Tensor xt, Tensor t) => Forward(xt, t, null);
+
+    /// <summary>Predicts the noise ε in <paramref name="xt"/> at timesteps <paramref name="t"/> under labels <paramref name="y"/>.</summary>
+    /// <param name="xt">Noisy images [B, C, H, W], float32.</param>
+    /// <param name="t">Integer timesteps [B], int64 (0-based: 0..T−1).</param>
+    /// <param name="y">Class labels [B], int64 in 0 … classes (classes = the null label) for a conditional network; null for an
+    /// unconditional one.</param>
+    /// <exception cref="InvalidOperationException">Labels missing for a conditional network, or given to an unconditional one.</exception>
+    public Tensor Forward(Tensor xt, Tensor t, Tensor? y)
     {
+        if ((_label is null) != (y is null))
+        {
+            throw new InvalidOperationException(_label is null ? "this U-Net is unconditional: it takes no labels" : "this U-Net is class-conditional: pass the labels");
+        }
         using var scope = torch.NewDisposeScope();
-        var temb = nn.functional.silu(_time.forward(t));
+        var time = _time.forward(t);
+        var temb = nn.functional.silu(_label is null ? time : time.add(_label.forward(y!), KeptScalars.One));
         var h = Conv(_convIn, xt);
         var skips = new Tensor[_down.Length - 1];
         for (int i = 0; i < _down.Length; i++)

@@ -47,6 +47,17 @@ public sealed record UNetConfig
     /// <summary>The ε added to the variance inside every GroupNorm.</summary>
     public double GroupNormEpsilon { get; init; } = 1e-5;
 
+    /// <summary>
+    /// For a class-conditional network the number of classes (0, the default, for an unconditional one): an embedding table
+    /// <c>label.weight</c> of Classes + 1 rows (the last is the null label, for classifier-free guidance) whose row y is added
+    /// to the time embedding before its SiLU. Left out of model.json when 0, so unconditional models are written as before.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public int Classes { get; init; }
+
+    /// <summary>The label that stands for "no condition": <see cref="Classes"/> (the table's last row).</summary>
+    public int NullLabel => Classes;
+
     /// <summary>Channels at level <paramref name="level"/>.</summary>
     public int LevelChannels(int level) => BaseChannels * ChannelMultipliers[level];
 
@@ -81,6 +92,10 @@ public sealed record UNetConfig
             {
                 throw new UserInputException($"U-Net config: level {i} has {LevelChannels(i)} channels, not divisible by groups = {Groups}");
             }
+        }
+        if (Classes < 0)
+        {
+            throw new UserInputException($"U-Net config: classes must be 0 (unconditional) or positive (found {Classes})");
         }
         if (!(GroupNormEpsilon > 0))
         {

@@ -9,7 +9,7 @@ namespace OnnxAttribution.Training.Tests;
 /// <summary>
 /// An example's features and loss are the same bits whatever the batch it is computed in: alone, with others, split
 /// differently. ONNX Runtime's CPU kernels pick their blocking by the shapes of a run, so this holds only because every run
-/// holds one example's pairs (<see cref="GradientSource.ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction)"/>).
+/// holds one example's pairs (<see cref="GradientSource.ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction, ReadOnlySpan{long})"/>).
 /// On the shipped model, where a batch of several examples per run gave other last bits than one alone.
 /// </summary>
 [TestFixture]

@@ -30,6 +30,14 @@ internal sealed class AttributeVerb : SessionVerbOptions, IVerbOptions
     [Option("image", HelpText = "A PNG to attribute instead (resized to the model's size, converted to its channels).")]
     public string? Image { get; set; }
 
+    [Option("label", HelpText = "For a class-conditional model: the query's class label — the one a --seed query is generated with, or the one " +
+        "a given --image is attributed under. Required for such a model, refused for an unconditional one.")]
+    public long? Label { get; set; }
+
+    [Option("guidance", Default = 1.0, HelpText = "With --seed and --label: the classifier-free guidance scale the query is generated with " +
+        "(its features are always gradients of the conditional prediction).")]
+    public double Guidance { get; set; } = 1.0;
+
     [Option("steps", Default = 50)]
     public int Steps { get; set; }
 
@@ -67,6 +75,19 @@ internal sealed class AttributeVerb : SessionVerbOptions, IVerbOptions
 
 internal static class AttributeCommand
 {
+    /// <summary>A given image's label: required by a conditional model (checked against its classes), refused by an unconditional one.</summary>
+    /// <exception cref="UserInputException">It is missing, out of range, or given to an unconditional model.</exception>
+    internal static long? QueryLabel(Core.Models.ModelMetadata meta, long? label)
+    {
+        if (meta.Condition is not { } condition)
+        {
+            return label is null ? null : throw new UserInputException("--label: the model is unconditional; leave --label out");
+        }
+        return label is long l
+            ? condition.RequireLabel(l, "--label")
+            : throw new UserInputException($"--label is required: the model is conditioned on a class label (0 … {condition.Classes - 1})");
+    }
+
     /// <summary>Most training images per query drawn in the grid (a picture wider than this is no use, and its size would grow with --top).</summary>
     private const int MaxGridColumns = 100;
 
@@ -94,12 +115,13 @@ internal static class AttributeCommand
         if (o.Seed is long seed)
         {
             var seeds = Enumerable.Range(0, o.Count).Select(k => seed + k).ToArray();
-            queryList = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel);
+            queryList = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel,
+                o.Label is long label ? new QueryCondition([label], o.Guidance) : null);
         }
         else
         {
             var (pixels, _, _, _) = PngImage.Read(o.Image!, c, s);
-            queryList = [new AttributionQuery(Path.GetFileName(o.Image!), pixels)];
+            queryList = [new AttributionQuery(Path.GetFileName(o.Image!), pixels) { Condition = QueryLabel(meta, o.Label) }];
         }
         int count = queryList.Count;
         var queries = TrakMethod.Images(queryList);
@@ -156,7 +178,7 @@ internal static class AttributeCommand
 
         // The library's result shape, as the edge tool and the server answer.
         var rankings = Enumerable.Range(0, count).Select(q => new QueryRanking(labels[q], top[q].Indices.Select((row, r) =>
-            new RankedRow(r + 1, row, top[q].Scores[r], data?.Labels is { } l ? l[checked((int)row)] : null)).ToList())).ToList();
+            new RankedRow(r + 1, row, top[q].Scores[r], data?.Labels is { } l ? l[checked((int)row)] : null)).ToList()) { Condition = queryList[q].Condition }).ToList();
         if (o.Json)
         {
             var provenance = StoreProvenance.Of(o.Store);

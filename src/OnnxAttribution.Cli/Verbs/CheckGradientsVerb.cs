@@ -63,7 +63,7 @@ internal static class CheckGradientsCommand
             var dir = ModelDirectory.Open(o.Model);
             using var net = UNet.FromModelDirectory(dir.Path);
             config = net.Config;
-            using var vjp = VjpSession.Open(dir.RequireVjp());
+            using var vjp = VjpSession.Open(dir.RequireVjp(), null, dir.Metadata.Condition);
             Output.Note($"checking {dir.VjpPath} against TorchSharp autograd...");
             cases.AddRange(GradientCheck.Run(net, vjp, dir.Path, options));
         }
@@ -73,7 +73,7 @@ internal static class CheckGradientsCommand
             using var net = new UNet(config, seed);
             var forward = OnnxExporter.BuildForward(net);
             var graph = ModelExport.BuildVjp(forward, net.ParameterInfos());
-            using var vjp = VjpSession.FromBytes(graph.ToByteArray(), $"fresh network (seed {seed})");
+            using var vjp = VjpSession.FromBytes(graph.ToByteArray(), $"fresh network (seed {seed})", null, OnnxExporter.ConditionOf(config));
             Output.Note($"checking a freshly initialised network (seed {seed})...");
             cases.AddRange(GradientCheck.Run(net, vjp, $"fresh-seed-{seed}", options));
         }

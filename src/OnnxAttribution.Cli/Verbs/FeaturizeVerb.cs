@@ -244,6 +244,7 @@ internal static class FeaturizeCommand
                 bar.Report(p.Done, p.Total, "");
             }),
         };
+        AttributionMethods.RequireConditionSupport(method, request.ModelDirectory);
         method.Build(request, cancel);
         double seconds = clock.Elapsed.TotalSeconds;
         if (o.Json)

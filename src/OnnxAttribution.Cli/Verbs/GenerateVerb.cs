@@ -46,6 +46,13 @@ internal sealed class GenerateVerb : SessionVerbOptions, IVerbOptions
     [Option("columns", Default = 8, HelpText = "Grid columns.")]
     public int Columns { get; set; }
 
+    [Option("label", HelpText = "For a class-conditional model (train --condition label): the class label to generate (0-based; Fashion-MNIST 7 = Sneaker).")]
+    public long? Label { get; set; }
+
+    [Option("guidance", Default = 1.0, HelpText = "Classifier-free guidance scale w for a class-conditional model: ε̂ = ε̂(∅) + w·(ε̂(label) − ε̂(∅)); " +
+        "1 is the conditional prediction alone, larger values follow the label more closely (two model runs per step).")]
+    public double Guidance { get; set; } = 1.0;
+
     [Option("json", HelpText = "Print what was written as JSON.")]
     public bool Json { get; set; }
 
@@ -72,7 +79,11 @@ internal static class GenerateCommand
         using var denoiser = dir.OpenDenoiser(o.Session);
         var sampler = new DiffusionSampler(denoiser, dir.CreateSchedule());
         var seeds = Enumerable.Range(0, o.Count).Select(k => o.Seed + k).ToArray();
-        var options = new SamplerOptions(o.Sampler, o.Steps, o.Eta, RecordTrajectory: o.Trajectory is not null);
+        var options = new SamplerOptions(o.Sampler, o.Steps, o.Eta, RecordTrajectory: o.Trajectory is not null)
+        {
+            Labels = o.Label is long label ? [label] : null,
+            Guidance = o.Guidance,
+        };
         var bar = new ConsoleProgress("generate");
         var progress = new SyncProgress<int>(step => bar.Report(step, o.Steps, $"{o.Sampler} step"));
         var result = sampler.Sample(seeds, options, progress, cancel);

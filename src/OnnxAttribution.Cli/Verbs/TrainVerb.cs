@@ -48,8 +48,31 @@ internal abstract class TrainingVerbBase : IVerbOptions
 
     [Option("keep-checkpoints-every", Default = 0, HelpText = "Keep the checkpoints at every multiple of this step (for TracIn; export one with 'export --step S'); 0 keeps only the newest two.")]
     public int KeepCheckpointsEvery { get; set; }
+
+    [Option("condition", Default = "none", HelpText = "What the model is conditioned on: none (unconditional) or label (class-conditional: each " +
+        "image's class label is embedded and added to the time embedding; generate and attribute then take --label).")]
+    public string Condition { get; set; } = "none";
+
+    [Option("condition-dropout", Default = 0.1, HelpText = "With --condition label: the probability that a training image's label is replaced by " +
+        "the null label, so the model also learns the unconditional prediction that classifier-free guidance (generate --guidance) needs.")]
+    public double ConditionDropout { get; set; }
+
     /// <summary>The training settings these options give for <paramref name="dataset"/>.</summary>
-    public TrainOptions ToTrainOptions(ImageDataset dataset) => new TrainingRecipe
+    public TrainOptions ToTrainOptions(ImageDataset dataset)
+    {
+        var options = Recipe().Options(dataset, null, Seed, runDirectory: null);
+        return Condition == "label"
+            ? options with { Model = options.Model with { Classes = ClassesOf(Data, dataset) }, ConditionDropout = ConditionDropout }
+            : options;
+    }
+
+    /// <summary>The number of classes: a named dataset's (Fashion-MNIST: 10, whatever the subset holds), else the largest label + 1.</summary>
+    /// <exception cref="UserInputException">The dataset has no labels.</exception>
+    private static int ClassesOf(string data, ImageDataset dataset) => dataset.Labels is not { Count: > 0 } labels
+        ? throw new UserInputException($"--condition label: dataset '{dataset.Name}' has no labels")
+        : DatasetLocator.ClassNamesOf(data).Count is > 0 and var named ? named : labels.Max() + 1;
+
+    private TrainingRecipe Recipe() => new()
     {
         Steps = Steps,
         BatchSize = BatchSize,
@@ -61,7 +84,7 @@ internal abstract class TrainingVerbBase : IVerbOptions
         KeepCheckpointsEvery = KeepCheckpointsEvery,
         Threads = Threads,
         ProgressEvery = 20,
-    }.Options(dataset, null, Seed, runDirectory: null);
+    };
 
     /// <inheritdoc/>
     public void Validate()
@@ -75,6 +98,14 @@ internal abstract class TrainingVerbBase : IVerbOptions
         OptionChecks.AtLeast(Threads, 0, "--threads");
         OptionChecks.AtLeast(CheckpointEvery, 1, "--checkpoint-every");
         OptionChecks.AtLeast(KeepCheckpointsEvery, 0, "--keep-checkpoints-every");
+        if (Condition is not ("none" or "label"))
+        {
+            throw new UserInputException($"--condition is '{Condition}'; expected none or label");
+        }
+        if (!(ConditionDropout is >= 0 and < 1))
+        {
+            throw new UserInputException($"--condition-dropout is {ConditionDropout}; expected a probability in [0, 1)");
+        }
         OptionChecks.OutputDirectory(Out, "--out");
         ValidateVerb();
     }

@@ -69,7 +69,7 @@ public sealed class ClusterQuery : IDisposable
     {
         ArgumentNullException.ThrowIfNull(queries);
         var clock = Stopwatch.StartNew();
-        var features = _head.Features(TrakMethod.Images(queries), queries.Count);
+        var features = _head.Features(TrakMethod.Images(queries), queries.Count, TrakMethod.Conditions(queries));
         double featuresMs = clock.Elapsed.TotalMilliseconds;
         var x = _head.Precondition(features, queries.Count);
         double solveMs = clock.Elapsed.TotalMilliseconds - featuresMs;
@@ -86,7 +86,7 @@ public sealed class ClusterQuery : IDisposable
     public float[] Precondition(IReadOnlyList<AttributionQuery> queries)
     {
         ArgumentNullException.ThrowIfNull(queries);
-        return _head.Precondition(_head.Features(TrakMethod.Images(queries), queries.Count), queries.Count);
+        return _head.Precondition(_head.Features(TrakMethod.Images(queries), queries.Count, TrakMethod.Conditions(queries)), queries.Count);
     }
 
     /// <summary>Sends preconditioned vectors (labels.Count × k) to one replica of every shard and merges their top rows.</summary>

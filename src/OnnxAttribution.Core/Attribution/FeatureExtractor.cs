@@ -75,7 +75,7 @@ internal sealed class FeatureExtractor
             && reduced.Dense == (_dense is not null) ? reduced : null;
     }
 
-    /// <summary>Whether <see cref="Extract(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long}, Span{float}, int)"/>
+    /// <summary>Whether <see cref="Extract(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long}, Span{float}, int, ReadOnlySpan{long})"/>
     /// sums and projects in ONNX Runtime's graph (<see cref="Runtime.GradientReduction.Device"/>).</summary>
     public bool ReducedInGraph => _reduced is not null;
 
@@ -108,27 +108,29 @@ internal sealed class FeatureExtractor
     /// <param name="count">B.</param>
     /// <param name="destination">B·<see cref="Dim"/> values, overwritten.</param>
     /// <param name="losses">Empty, or B values: each example's diffusion loss averaged over the plan's pairs (see
-    /// <see cref="GradientSource.Compute(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long})"/>).</param>
+    /// <see cref="GradientSource.Compute(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long}, ReadOnlySpan{long})"/>).</param>
     /// <param name="rows">The images' dataset rows (a one-random-timestep plan needs them).</param>
     /// <param name="norms">Empty, or B values that receive the L2 norm of each unprojected gradient (dense projection only).</param>
     /// <exception cref="UserInputException">Norms are asked of the factored projector, which never forms the gradient.</exception>
     /// <param name="streams">Where <see cref="SharesProjectionAcrossBatch"/>: how many examples' gradient runs go at once inside this
     /// call (the caller then gives the whole batch to one call); otherwise ignored.</param>
+    /// <param name="conditions">One condition value per image for a conditional model (<see cref="GradientSource.Condition"/>); empty otherwise.</param>
     public void Extract(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default, ReadOnlySpan<long> rows = default,
-        Span<float> norms = default, int streams = 1)
+        Span<float> norms = default, int streams = 1, ReadOnlySpan<long> conditions = default)
     {
+        _source.RequireConditions(conditions, count);
         if (destination.Length != (long)count * Dim || (losses.Length != 0 && losses.Length != count) || (!norms.IsEmpty && norms.Length != count))
         {
             throw new ArgumentException($"{count} feature rows of {Dim} need {(long)count * Dim} values, got {destination.Length}; " +
                 $"losses and norms 0 or {count}, got {losses.Length} and {norms.Length}");
         }
-        if (_reduced is not null && ExtractReduced(images, count, destination, losses, rows, norms))
+        if (_reduced is not null && ExtractReduced(images, count, destination, losses, rows, norms, conditions))
         {
             return;
         }
         if (_dense is not null)
         {
-            ExtractDense(images, count, destination, losses, rows, norms, SharesProjectionAcrossBatch ? streams : 1);
+            ExtractDense(images, count, destination, losses, rows, norms, SharesProjectionAcrossBatch ? streams : 1, conditions);
             return;
         }
         if (!norms.IsEmpty)
@@ -147,7 +149,7 @@ internal sealed class FeatureExtractor
             {
                 loss[b] += pair.Weight * pair.Loss(b);
             }
-        });
+        }, null, conditions);
         acc.CopyTo(destination);
         for (int b = 0; b < losses.Length; b++)
         {
@@ -199,7 +201,7 @@ internal sealed class FeatureExtractor
     internal bool SharesProjectionAcrossBatch => _dense is not null && _reduced is null && _signTables.Value is null;
 
     private void ExtractDense(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows, Span<float> norms,
-        int streams)
+        int streams, ReadOnlySpan<long> conditions)
     {
         long p = _source.Dimension;
         int chunk = DenseChunk(p, count, DenseBudget);
@@ -216,12 +218,12 @@ internal sealed class FeatureExtractor
                 if (streams > 1 && n > 1)
                 {
                     ComputeInStreams(images.Slice(start * d, n * d), n, buffer, losses.IsEmpty ? default : losses.Slice(start, n),
-                        rows.IsEmpty ? default : rows.Slice(start, n), streams);
+                        rows.IsEmpty ? default : rows.Slice(start, n), streams, conditions.IsEmpty ? default : conditions.Slice(start, n));
                 }
                 else
                 {
                     _source.Compute(images.Slice(start * d, n * d), n, buffer, 0, losses.IsEmpty ? default : losses.Slice(start, n),
-                        rows.IsEmpty ? default : rows.Slice(start, n));
+                        rows.IsEmpty ? default : rows.Slice(start, n), conditions.IsEmpty ? default : conditions.Slice(start, n));
                 }
                 var grads = buffer.AsSpan(0, checked((int)(n * p)));
                 for (int b = 0; b < n && !norms.IsEmpty; b++)
@@ -238,11 +240,13 @@ internal sealed class FeatureExtractor
     }
 
     /// <summary>The whole gradients of <paramref name="count"/> examples into <paramref name="buffer"/>, up to <paramref name="streams"/> examples' runs at once.</summary>
-    private void ComputeInStreams(ReadOnlySpan<float> images, int count, float[] buffer, Span<float> losses, ReadOnlySpan<long> rows, int streams)
+    private void ComputeInStreams(ReadOnlySpan<float> images, int count, float[] buffer, Span<float> losses, ReadOnlySpan<long> rows, int streams,
+        ReadOnlySpan<long> conditions)
     {
         // The lambda cannot hold spans: the chunk's inputs as arrays (a few images), the losses gathered and copied back.
         var x = images.ToArray();
         var r = rows.IsEmpty ? null : rows.ToArray();
+        var y = conditions.IsEmpty ? null : conditions.ToArray();
         var l = losses.IsEmpty ? null : new float[count];
         int d = x.Length / count;
         long p = _source.Dimension;
@@ -252,7 +256,8 @@ internal sealed class FeatureExtractor
             Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
             {
                 int from = (int)((long)count * part / parts), to = (int)((long)count * (part + 1) / parts), n = to - from;
-                _source.Compute(x.AsSpan(from * d, n * d), n, buffer, from * p, l is null ? default : l.AsSpan(from, n), r is null ? default : r.AsSpan(from, n));
+                _source.Compute(x.AsSpan(from * d, n * d), n, buffer, from * p, l is null ? default : l.AsSpan(from, n), r is null ? default : r.AsSpan(from, n),
+                    y is null ? default : y.AsSpan(from, n));
             });
         }
         catch (AggregateException e) when (e.InnerExceptions.Count >= 1)
@@ -266,7 +271,8 @@ internal sealed class FeatureExtractor
     /// The features through the reduced graph, one run per example and chunk of pairs; false (nothing written) when norms are
     /// asked and the plan's pairs take more than one run (the norm is of the sum over all of them).
     /// </summary>
-    private bool ExtractReduced(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows, Span<float> norms)
+    private bool ExtractReduced(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows, Span<float> norms,
+        ReadOnlySpan<long> conditions)
     {
         var outputs = _dense is not null ? _source.GradientOutputs : [_source.ProjectedFactorsOutput!];
         bool random = _source.RequireRows(rows, count);
@@ -284,7 +290,7 @@ internal sealed class FeatureExtractor
             float norm = 0;
             foreach (var run in _source.PairRuns(outputs, random ? rows[b] : 0))
             {
-                norm = _reduced!.Run(images.Slice(b * d, d), run, weights, features, ref loss);
+                norm = _reduced!.Run(images.Slice(b * d, d), run, ConditionsOf(conditions, b, run.Count), weights, features, ref loss);
             }
             if (losses.Length > 0)
             {
@@ -309,7 +315,7 @@ internal sealed class FeatureExtractor
         }
         if (_reduced is not null && batch.CleanImages is { } images)
         {
-            ExtractReduced(images, count, destination, default, default, default);
+            ExtractReduced(images, count, destination, default, default, default, batch.Conditions);
             return;
         }
         if (_dense is not null)
@@ -319,7 +325,7 @@ internal sealed class FeatureExtractor
             {
                 // Clean images (a query's): their runs' gradients read in place, the same bits as pair by pair (a batch of
                 // pairs never normalises them, so a plan that does keeps the pair-by-pair way).
-                _source.Compute(clean, count, grads);
+                _source.Compute(clean, count, grads.AsSpan(), conditions: batch.Conditions);
             }
             else
             {
@@ -332,6 +338,18 @@ internal sealed class FeatureExtractor
         var pairFeatures = new float[count * Dim];
         batch.Run(FactoredOutputs(), (values, weight) => AddFactoredPair(values, count, weight, pairFeatures, acc));
         acc.CopyTo(destination);
+    }
+
+    /// <summary>Example <paramref name="b"/>'s condition value for each of a run's <paramref name="n"/> pairs; empty when there are none.</summary>
+    private static long[] ConditionsOf(ReadOnlySpan<long> conditions, int b, int n)
+    {
+        if (conditions.IsEmpty)
+        {
+            return [];
+        }
+        var y = new long[n];
+        Array.Fill(y, conditions[b]);
+        return y;
     }
 
     /// <summary>

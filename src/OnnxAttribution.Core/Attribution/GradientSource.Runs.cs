@@ -6,7 +6,7 @@ namespace OnnxAttribution.Core.Attribution;
 internal sealed partial class GradientSource
 {
     /// <summary>
-    /// The plan's pairs for one example in the runs <see cref="ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction?)"/>
+    /// The plan's pairs for one example in the runs <see cref="ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction?, ReadOnlySpan{long})"/>
     /// makes for <paramref name="outputs"/> (the same chunks, timesteps, noise and weights), as inputs of the reduced graph. A
     /// fixed plan's runs are the same for every example: made once per run size and shared (read only).
     /// </summary>
@@ -94,7 +94,7 @@ internal sealed partial class GradientSource
     }
 
     /// <summary>
-    /// <see cref="Compute(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long})"/> for a graph that computes its
+    /// <see cref="Compute(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long}, ReadOnlySpan{long})"/> for a graph that computes its
     /// own cotangent: each example's runs are added into its row straight from ONNX Runtime's output buffers, with no copy of
     /// the per-pair gradients (B·pairs·p values) in between.
     /// </summary>
@@ -103,22 +103,25 @@ internal sealed partial class GradientSource
     /// weights, <c>MultiplyAdd</c>) in the same order, pair after pair in plan order; only the order between rows, which never
     /// meet, differs.
     /// </remarks>
-    private void ComputeInPlace(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows)
+    private void ComputeInPlace(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses, ReadOnlySpan<long> rows,
+        ReadOnlySpan<long> conditions)
     {
         // Accumulated in an array (a span cannot be captured by the run's callback), then copied out once.
         var dest = new float[count * Dimension];
-        ComputeInPlace(images, count, dest, 0, losses, rows);
+        ComputeInPlace(images, count, dest, 0, losses, rows, conditions);
         dest.AsSpan(0, destination.Length).CopyTo(destination);
     }
 
     /// <summary>
-    /// <see cref="ComputeInPlace(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long})"/> straight into the
+    /// <see cref="ComputeInPlace(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long}, ReadOnlySpan{long})"/> straight into the
     /// count·p values of <paramref name="dest"/> from <paramref name="offset"/> (cleared first), with no buffer of its own: the
     /// dense extractor's chunks, which hold whole gradients under a memory budget.
     /// </summary>
-    internal void ComputeInPlace(ReadOnlySpan<float> images, int count, float[] dest, long offset, Span<float> losses, ReadOnlySpan<long> rows)
+    internal void ComputeInPlace(ReadOnlySpan<float> images, int count, float[] dest, long offset, Span<float> losses, ReadOnlySpan<long> rows,
+        ReadOnlySpan<long> conditions = default)
     {
         bool random = RequireRows(rows, count);
+        RequireConditions(conditions, count);
         int d = ExampleLength;
         long p = Dimension;
         IReadOnlyList<string> wanted = [VjpSession.OutputEps, .. _vjp.GradientOutputs];
@@ -136,7 +139,7 @@ internal sealed partial class GradientSource
                 {
                     FormNoisy(x0, run.SignalScales[i], run.NoiseScales[i], run.Noise.AsSpan(i * d, d), xt.AsSpan(i * d, d));
                 }
-                loss += AddRun(xt.AsSpan(0, n * d), run, weights, wanted, dest, offset + b * p);
+                loss += AddRun(xt.AsSpan(0, n * d), run, RunConditions(conditions, b, n), weights, wanted, dest, offset + b * p);
             }
             if (losses.Length > 0)
             {
@@ -147,12 +150,12 @@ internal sealed partial class GradientSource
 
     /// <summary>One run of an example's pairs, each pair's gradient times its weight added to its row of <paramref name="dest"/>
     /// (from <paramref name="first"/>); returns Σ weight·loss.</summary>
-    private double AddRun(ReadOnlySpan<float> xt, PairRun run, float[] weights, IReadOnlyList<string> wanted, float[] dest, long first)
+    private double AddRun(ReadOnlySpan<float> xt, PairRun run, ReadOnlySpan<long> conditions, float[] weights, IReadOnlyList<string> wanted, float[] dest, long first)
     {
         int d = ExampleLength;
         int n = run.Count;
         double loss = 0;
-        _vjp.RunMeasuredInPlace(xt, run.Timesteps, run.Noise, weights, n, wanted, values =>
+        _vjp.RunMeasuredInPlace(xt, run.Timesteps, conditions, run.Noise, weights, n, wanted, values =>
         {
             var eps = values[0].GetTensorDataAsSpan<float>();
             for (int i = 0; i < n; i++)

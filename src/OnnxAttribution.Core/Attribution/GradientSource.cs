@@ -34,6 +34,11 @@ internal sealed partial class GradientSource
         {
             throw new GraphContractException($"{vjp.Label}: image geometry {vjp.Channels}×{vjp.ImageSize}² differs from the forward graph's {forward.Channels}×{forward.ImageSize}²");
         }
+        if (forward.Condition != vjp.Condition)
+        {
+            throw new GraphContractException($"{vjp.Label}: the gradient graph's condition ({vjp.Condition?.Input ?? "none"}) differs from the forward graph's " +
+                $"({forward.Condition?.Input ?? "none"})");
+        }
         if (vjp.GradientOutputs.Count == 0 && vjp.FactorOutputs.Count == 0 && vjp.ProjectedFactorsOutput is null)
         {
             throw new GraphContractException($"{vjp.Label}: the gradient graph has none of grad.*, a.*/g.* or projected_factors outputs");
@@ -54,6 +59,9 @@ internal sealed partial class GradientSource
 
     /// <summary>The gradient graph's grad.* outputs in parameter order: one example's gradient is their concatenation.</summary>
     public IReadOnlyList<string> GradientOutputs => _vjp.GradientOutputs;
+
+    /// <summary>The model's condition (every example carries one value), or null for an unconditional model.</summary>
+    public ConditionSpec? Condition => _vjp.Condition;
 
     /// <summary>C·H·W of one example.</summary>
     public int ExampleLength => _vjp.Channels * _vjp.ImageSize * _vjp.ImageSize;
@@ -87,11 +95,12 @@ internal sealed partial class GradientSource
     /// <param name="accumulate">Receives each pair's outputs and its weight.</param>
     /// <param name="rows">The images' dataset rows: needed by a one-random-timestep plan (the draws are keyed by row), ignored otherwise.</param>
     /// <param name="cotangent">The cotangents fed to the graph; null for the plan's measurement.</param>
+    /// <param name="conditions">One condition value per image for a conditional model (<see cref="Condition"/>); empty otherwise.</param>
     public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate,
-        ReadOnlySpan<long> rows = default, CotangentFunction? cotangent = null)
+        ReadOnlySpan<long> rows = default, CotangentFunction? cotangent = null, ReadOnlySpan<long> conditions = default)
     {
         ArgumentNullException.ThrowIfNull(accumulate);
-        ForEachPair(images, count, outputs, rows, pair => accumulate(pair.Outputs, pair.Weight), cotangent);
+        ForEachPair(images, count, outputs, rows, pair => accumulate(pair.Outputs, pair.Weight), cotangent, conditions);
     }
 
     /// <summary>
@@ -105,6 +114,7 @@ internal sealed partial class GradientSource
     /// from its row and runs a single pair; ignored by fixed plans.</param>
     /// <param name="handle">Called once per pair, in plan order; each <see cref="PairBatch"/> is valid only during its call.</param>
     /// <param name="cotangent">The cotangents fed to the graph (e.g. Monte-Carlo Fisher samples for K-FAC); null for the plan's measurement.</param>
+    /// <param name="conditions">One condition value per image for a conditional model (<see cref="Condition"/>); empty otherwise.</param>
     /// <remarks>
     /// <para>ONNX Runtime runs one example at a time, its pairs as the run's batch (<see cref="PairsPerRun"/> at a time), never
     /// several examples in one run. Its CPU kernels choose their blocking and reduction order by the shapes of a run, so an
@@ -112,12 +122,13 @@ internal sealed partial class GradientSource
     /// outputs are the same bits whatever B, the other examples, the batch boundaries, shards or a resumed run.</para>
     /// </remarks>
     public void ForEachPair(ReadOnlySpan<float> images, int count, IReadOnlyList<string> outputs, ReadOnlySpan<long> rows, Action<PairBatch> handle,
-        CotangentFunction? cotangent = null)
+        CotangentFunction? cotangent = null, ReadOnlySpan<long> conditions = default)
     {
         ArgumentNullException.ThrowIfNull(outputs);
         ArgumentNullException.ThrowIfNull(handle);
         int d = ExampleLength;
         CheckBatch(images, count, nameof(images));
+        RequireConditions(conditions, count);
         bool random = RequireRows(rows, count);
         int pairs = Plan.Pairs;
         var noise = new float[d];
@@ -151,7 +162,7 @@ internal sealed partial class GradientSource
                     }
                 }
             }
-            RunChunk(images, count, chunk, ts, outputs, cotangent);
+            RunChunk(images, count, chunk, ts, outputs, cotangent, conditions);
             foreach (var pair in chunk)
             {
                 handle(pair);
@@ -186,7 +197,8 @@ internal sealed partial class GradientSource
     /// scattered into the pairs' B-row arrays.
     /// </summary>
     /// <remarks>The timesteps <paramref name="ts"/> are example-major: example b's pair i at b·n + i.</remarks>
-    private void RunChunk(ReadOnlySpan<float> images, int count, PairBatch[] chunk, long[] ts, IReadOnlyList<string> outputs, CotangentFunction? cotangent)
+    private void RunChunk(ReadOnlySpan<float> images, int count, PairBatch[] chunk, long[] ts, IReadOnlyList<string> outputs, CotangentFunction? cotangent,
+        ReadOnlySpan<long> conditions)
     {
         int d = ExampleLength;
         int n = chunk.Length;
@@ -208,14 +220,15 @@ internal sealed partial class GradientSource
                 e.CopyTo(target.AsSpan(i * d, d));
             }
             var tb = ts.AsSpan(b * n, n);
+            var yb = RunConditions(conditions, b, n);
             if (measured)
             {
-                var result = RunMeasurement(xt, tb, target, n, outputs);
+                var result = RunMeasurement(xt, tb, target, n, outputs, yb);
                 Scatter(result[VjpSession.OutputEps], chunk, b, pair => pair.PredictionArray);
                 Scatter(result, outputs, chunk, b, count);
                 continue;
             }
-            _forward.Predict(xt, tb, n, prediction);
+            _forward.Predict(xt, tb, yb, n, prediction);
             Scatter(prediction, chunk, b, pair => pair.PredictionArray);
             xt.CopyTo(states.AsSpan(b * n * d, n * d));
         }
@@ -243,7 +256,8 @@ internal sealed partial class GradientSource
         }
         for (int b = 0; b < count; b++)
         {
-            var result = _vjp.Run(states.AsSpan(b * n * d, n * d), ts.AsSpan(b * n, n), cotangents.AsSpan(b * n * d, n * d), n, outputs);
+            var result = _vjp.Run(states.AsSpan(b * n * d, n * d), ts.AsSpan(b * n, n), cotangents.AsSpan(b * n * d, n * d), n, outputs,
+                RunConditions(conditions, b, n));
             Scatter(result, outputs, chunk, b, count);
         }
     }
@@ -279,31 +293,52 @@ internal sealed partial class GradientSource
     /// One run of a graph that computes the plan measurement's cotangent from its own ε̂ (instead of a forward pass, then the
     /// graph): the requested outputs and <c>eps</c>.
     /// </summary>
-    private Dictionary<string, float[]> RunMeasurement(ReadOnlySpan<float> xt, ReadOnlySpan<long> ts, ReadOnlySpan<float> noise, int count, IReadOnlyList<string> outputs)
+    private Dictionary<string, float[]> RunMeasurement(ReadOnlySpan<float> xt, ReadOnlySpan<long> ts, ReadOnlySpan<float> noise, int count, IReadOnlyList<string> outputs,
+        ReadOnlySpan<long> conditions)
     {
         var wanted = outputs.Contains(VjpSession.OutputEps) ? outputs : [VjpSession.OutputEps, .. outputs];
-        return _vjp.RunMeasured(xt, ts, noise, Measurement.CotangentWeights(Plan.Measurement, ExampleLength), count, wanted);
+        return _vjp.RunMeasured(xt, ts, noise, Measurement.CotangentWeights(Plan.Measurement, ExampleLength), count, wanted, conditions);
+    }
+
+    /// <summary>Checks one condition value per image for a conditional model, none for an unconditional one.</summary>
+    /// <exception cref="ArgumentException">They do not fit.</exception>
+    internal void RequireConditions(ReadOnlySpan<long> conditions, int count) =>
+        OnnxDenoiser.CheckConditions(Condition, conditions, count, _vjp.Label);
+
+    /// <summary>Example <paramref name="b"/>'s condition value repeated for the <paramref name="n"/> pairs of its run; empty for an
+    /// unconditional model.</summary>
+    private long[] RunConditions(ReadOnlySpan<long> conditions, int b, int n)
+    {
+        if (Condition is null)
+        {
+            return [];
+        }
+        var y = new long[n];
+        Array.Fill(y, conditions[b]);
+        return y;
     }
 
     /// <summary>
-    /// <see cref="Compute(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long})"/> into count·p values of an array the
+    /// <see cref="Compute(ReadOnlySpan{float}, int, Span{float}, Span{float}, ReadOnlySpan{long}, ReadOnlySpan{long})"/> into count·p values of an array the
     /// caller keeps, from <paramref name="offset"/>: a graph that computes its own cotangent adds its runs there directly, with no
     /// buffer of its own.
     /// </summary>
-    internal void Compute(ReadOnlySpan<float> images, int count, float[] destination, long offset, Span<float> losses, ReadOnlySpan<long> rows)
+    internal void Compute(ReadOnlySpan<float> images, int count, float[] destination, long offset, Span<float> losses, ReadOnlySpan<long> rows,
+        ReadOnlySpan<long> conditions = default)
     {
         if (_vjp.CotangentFromOutput && !Plan.NormalizePairs)
         {
             CheckBatch(images, count, nameof(images));
+            RequireConditions(conditions, count);
             RequireGradients(count, checked((int)(count * Dimension)));
             if (losses.Length != 0 && losses.Length != count)
             {
                 throw new ArgumentException($"batch of {count}: losses need 0 or {count} values, got {losses.Length}", nameof(losses));
             }
-            ComputeInPlace(images, count, destination, offset, losses, rows);
+            ComputeInPlace(images, count, destination, offset, losses, rows, conditions);
             return;
         }
-        Compute(images, count, destination.AsSpan(checked((int)offset), checked((int)(count * Dimension))), losses, rows);
+        Compute(images, count, destination.AsSpan(checked((int)offset), checked((int)(count * Dimension))), losses, rows, conditions);
     }
 
     /// <summary>Averaged per-example gradients of a batch of clean images.</summary>
@@ -317,9 +352,12 @@ internal sealed partial class GradientSource
     /// parameters; a zero gradient adds nothing); otherwise as g, bit for bit as before the option existed.
     /// </remarks>
     /// <param name="rows">The images' dataset rows (a one-random-timestep plan needs them).</param>
-    public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default, ReadOnlySpan<long> rows = default)
+    /// <param name="conditions">One condition value per image for a conditional model (<see cref="Condition"/>); empty otherwise.</param>
+    public void Compute(ReadOnlySpan<float> images, int count, Span<float> destination, Span<float> losses = default, ReadOnlySpan<long> rows = default,
+        ReadOnlySpan<long> conditions = default)
     {
         CheckBatch(images, count, nameof(images));
+        RequireConditions(conditions, count);
         long p = RequireGradients(count, destination.Length);
         if (losses.Length != 0 && losses.Length != count)
         {
@@ -327,7 +365,7 @@ internal sealed partial class GradientSource
         }
         if (_vjp.CotangentFromOutput && !Plan.NormalizePairs)
         {
-            ComputeInPlace(images, count, destination, losses, rows);
+            ComputeInPlace(images, count, destination, losses, rows, conditions);
             return;
         }
         // Accumulated in arrays (a span cannot be captured by the per-pair callback), then copied out once.
@@ -343,7 +381,7 @@ internal sealed partial class GradientSource
                 scale[b] = Plan.NormalizePairs ? UnitScale(pair.Outputs, b, pair.Weight) : pair.Weight;
             }
             AddScaled(pair.Outputs, count, scale, dest);
-        });
+        }, null, conditions);
         dest.CopyTo(destination);
         for (int b = 0; b < losses.Length; b++)
         {
@@ -355,11 +393,16 @@ internal sealed partial class GradientSource
     /// The plan's pairs for a batch of clean images x₀ (B·C·H·W values in [-1, 1]): x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε for
     /// every (timestep, draw) of the plan, each weighted 1/pairs.
     /// </summary>
-    public ExampleBatch Clean(ReadOnlySpan<float> images, int count)
+    /// <param name="images">B clean images.</param>
+    /// <param name="count">B.</param>
+    /// <param name="conditions">One condition value per image for a conditional model (<see cref="Condition"/>); empty otherwise.</param>
+    public ExampleBatch Clean(ReadOnlySpan<float> images, int count, ReadOnlySpan<long> conditions = default)
     {
         CheckBatch(images, count, nameof(images));
+        RequireConditions(conditions, count);
         var x0 = images.ToArray();
-        return new ExampleBatch(count, (outputs, accumulate) => ForEachPair(x0, count, outputs, accumulate)) { CleanImages = x0 };
+        var y = conditions.ToArray();
+        return new ExampleBatch(count, (outputs, accumulate) => ForEachPair(x0, count, outputs, accumulate, default, null, y)) { CleanImages = x0, Conditions = y };
     }
 
     /// <summary>
@@ -371,9 +414,12 @@ internal sealed partial class GradientSource
     /// <param name="targetNoise">B target noises, B·C·H·W values (unused by <see cref="MeasurementKind.Square"/>).</param>
     /// <param name="timestep">t, 0..T−1.</param>
     /// <param name="count">B.</param>
-    public ExampleBatch Noisy(ReadOnlySpan<float> noisy, ReadOnlySpan<float> targetNoise, long timestep, int count)
+    /// <param name="conditions">One condition value per image for a conditional model (<see cref="Condition"/>); empty otherwise.</param>
+    public ExampleBatch Noisy(ReadOnlySpan<float> noisy, ReadOnlySpan<float> targetNoise, long timestep, int count, ReadOnlySpan<long> conditions = default)
     {
         CheckBatch(noisy, count, nameof(noisy));
+        RequireConditions(conditions, count);
+        var y = conditions.ToArray();
         CheckBatch(targetNoise, count, nameof(targetNoise));
         ArgumentOutOfRangeException.ThrowIfNegative(timestep);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(timestep, _schedule.Timesteps);
@@ -392,16 +438,17 @@ internal sealed partial class GradientSource
             {
                 var x = xt.AsSpan(b * d, d);
                 var e = eps.AsSpan(b * d, d);
+                var yb = RunConditions(y, b, 1);
                 Dictionary<string, float[]> result;
                 if (_vjp.CotangentFromOutput)
                 {
-                    result = RunMeasurement(x, ts.AsSpan(b, 1), e, 1, outputs);
+                    result = RunMeasurement(x, ts.AsSpan(b, 1), e, 1, outputs, yb);
                 }
                 else
                 {
-                    _forward.Predict(x, ts.AsSpan(b, 1), 1, prediction);
+                    _forward.Predict(x, ts.AsSpan(b, 1), yb, 1, prediction);
                     Measurement.Cotangent(Plan.Measurement, prediction, e, d, cot);
-                    result = _vjp.Run(x, ts.AsSpan(b, 1), cot, 1, outputs);
+                    result = _vjp.Run(x, ts.AsSpan(b, 1), cot, 1, outputs, yb);
                 }
                 foreach (var (name, values) in result)
                 {
@@ -487,82 +534,5 @@ internal sealed partial class GradientSource
             squares += System.Numerics.Tensors.TensorPrimitives.SumOfSquares(grads[_vjp.GradientOutputs[k]].AsSpan(b * n, n));
         }
         return squares > 0 ? (float)(weight / Math.Sqrt(squares)) : 0f;
-    }
-}
-
-/// <summary>
-/// One (timestep, draw) pair of a batch as <see cref="GradientSource.ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction)"/>
-/// hands it out: its weight, each example's loss, and the gradient-graph outputs asked for.
-/// </summary>
-/// <remarks>Its arrays and values are valid only during the callback.</remarks>
-internal sealed class PairBatch
-{
-    private readonly int _exampleLength;
-
-    internal PairBatch(int count, int exampleLength, float weight, int timestepIndex, int draw)
-    {
-        Count = count;
-        TimestepIndex = timestepIndex;
-        Draw = draw;
-        _exampleLength = exampleLength;
-        Weight = weight;
-        NoiseArray = new float[count * exampleLength];
-        PredictionArray = new float[count * exampleLength];
-    }
-
-    /// <summary>B, the examples of the batch.</summary>
-    public int Count { get; }
-
-    /// <summary>The pair's weight in the plan's average, 1/pairs.</summary>
-    public float Weight { get; }
-
-    /// <summary>The pair's timestep index in the plan (0 in the one-random-timestep mode).</summary>
-    public int TimestepIndex { get; }
-
-    /// <summary>The pair's noise draw at its timestep.</summary>
-    public int Draw { get; }
-
-    /// <summary>The gradient-graph outputs asked for, each B·(per-example size) values; empty when none were asked for.</summary>
-    public Dictionary<string, float[]> Outputs { get; internal set; } = [];
-
-    internal float[] NoiseArray { get; }
-
-    internal float[] PredictionArray { get; }
-
-    /// <summary>The diffusion loss ‖ε − ε̂‖²/D of example <paramref name="example"/> at this pair, in float64.</summary>
-    public double Loss(int example)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(example);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(example, Count);
-        return Measurement.Loss(PredictionArray.AsSpan(example * _exampleLength, _exampleLength), NoiseArray.AsSpan(example * _exampleLength, _exampleLength));
-    }
-}
-
-/// <summary>
-/// A batch of examples with the (x_t, target noise, t) pairs the gradient graph runs on and their weights, from
-/// <see cref="GradientSource.Clean"/> (the plan's pairs of clean images) or <see cref="GradientSource.Noisy"/> (one given pair).
-/// </summary>
-internal sealed class ExampleBatch
-{
-    private readonly Action<IReadOnlyList<string>, Action<Dictionary<string, float[]>, float>> _run;
-
-    internal ExampleBatch(int count, Action<IReadOnlyList<string>, Action<Dictionary<string, float[]>, float>> run)
-    {
-        Count = count;
-        _run = run;
-    }
-
-    /// <summary>B, the number of examples.</summary>
-    public int Count { get; }
-
-    /// <summary>The B clean images of a <see cref="GradientSource.Clean"/> batch (B·C·H·W values); null for other batches.</summary>
-    public float[]? CleanImages { get; init; }
-
-    /// <summary>Runs each pair and hands the requested gradient-graph outputs (B rows each) and the pair's weight to <paramref name="accumulate"/>.</summary>
-    public void Run(IReadOnlyList<string> outputs, Action<Dictionary<string, float[]>, float> accumulate)
-    {
-        ArgumentNullException.ThrowIfNull(outputs);
-        ArgumentNullException.ThrowIfNull(accumulate);
-        _run(outputs, accumulate);
     }
 }

@@ -32,7 +32,7 @@ public static class TrakEngine
     };
 
     /// <summary>The meta.json settings a plan needs recorded: pair normalisation and the one-random-timestep mode, each only when on.</summary>
-    private static SortedDictionary<string, string> SettingsOf(FeaturizationPlan plan)
+    internal static SortedDictionary<string, string> SettingsOf(FeaturizationPlan plan)
     {
         var settings = new SortedDictionary<string, string>(StringComparer.Ordinal);
         if (plan.NormalizePairs)
@@ -76,8 +76,13 @@ public static class TrakEngine
             throw new UserInputException($"{o.OutDirectory}: gradient norms need the dense projector; the factored projector never forms the whole gradient");
         }
         var extractor = model.ExtractorFor(o.Plan, o.Projection);
-        var meta = Meta(o, model.Fingerprint, extractor.Dim) with { ModelFiles = model.ModelFiles };
         model.RequireGeometry(o.Data);
+        var labels = DatasetConditions.Of(model.Directory.Metadata.Condition, o.Data, model.Directory.Path);
+        var meta = Meta(o, model.Fingerprint, extractor.Dim) with
+        {
+            ModelFiles = model.ModelFiles,
+            Settings = DatasetConditions.WithSettings(SettingsOf(o.Plan), model.Directory.Metadata.Condition, labels),
+        };
         using var writer = FeatureStoreWriter.OpenOrCreate(o.OutDirectory, meta);
         SidecarMatrix? Column(bool wanted, string file) =>
             wanted ? SidecarMatrix.OpenOrCreate(Path.Combine(o.OutDirectory, file), writer.FirstRow, writer.RowCount, 1, create: writer.DoneCount == 0) : null;
@@ -94,6 +99,7 @@ public static class TrakEngine
         var rowLosses = new float[o.BatchSize];
         var rows = new long[o.BatchSize];
         var rowNorms = new float[o.BatchSize];
+        var conditions = labels is null ? null : new long[o.BatchSize];
         int streams = o.ResolvedStreams;
         int index = 0;
         while (index < pending.Count)
@@ -109,9 +115,14 @@ public static class TrakEngine
             for (int b = 0; b < count; b++)
             {
                 rows[b] = first + b;
+                if (conditions is not null)
+                {
+                    conditions[b] = labels![first + b];
+                }
             }
             o.Data.Pixels.Slice(checked((int)(first * d)), count * d).CopyTo(images);
-            ExtractInStreams(extractor, streams, count, d, k, images, features, losses is null ? null : rowLosses, rows, norms is null ? null : rowNorms, cancel);
+            ExtractInStreams(extractor, streams, count, d, k, images, features, losses is null ? null : rowLosses, rows, norms is null ? null : rowNorms,
+                conditions, cancel);
             // Losses and norms reach the disk before the rows are marked done, so a done row always has them.
             losses?.WriteRows(first, rowLosses.AsSpan(0, count));
             losses?.Flush();
@@ -147,13 +158,13 @@ public static class TrakEngine
     /// (see docs/design.md, "Reproducibility"), so the parts give the same bits as one call.
     /// </summary>
     private static void ExtractInStreams(FeatureExtractor extractor, int streams, int count, int d, int k, float[] images, float[] features,
-        float[]? rowLosses, long[] rows, float[]? rowNorms, CancellationToken cancel)
+        float[]? rowLosses, long[] rows, float[]? rowNorms, long[]? conditions, CancellationToken cancel)
     {
         if (extractor.SharesProjectionAcrossBatch)
         {
             // P is generated as it projects: one call takes the whole batch, runs the gradients in streams and projects them together.
             extractor.Extract(images.AsSpan(0, count * d), count, features.AsSpan(0, count * k), rowLosses is null ? default : rowLosses.AsSpan(0, count),
-                rows.AsSpan(0, count), rowNorms is null ? default : rowNorms.AsSpan(0, count), streams);
+                rows.AsSpan(0, count), rowNorms is null ? default : rowNorms.AsSpan(0, count), streams, conditions is null ? default : conditions.AsSpan(0, count));
             return;
         }
         int parts = Math.Min(streams, count);
@@ -161,7 +172,7 @@ public static class TrakEngine
         {
             int start = (int)((long)count * part / parts), end = (int)((long)count * (part + 1) / parts), n = end - start;
             extractor.Extract(images.AsSpan(start * d, n * d), n, features.AsSpan(start * k, n * k), rowLosses is null ? default : rowLosses.AsSpan(start, n),
-                rows.AsSpan(start, n), rowNorms is null ? default : rowNorms.AsSpan(start, n));
+                rows.AsSpan(start, n), rowNorms is null ? default : rowNorms.AsSpan(start, n), 1, conditions is null ? default : conditions.AsSpan(start, n));
         }
         if (parts <= 1)
         {

@@ -64,7 +64,7 @@ public sealed class TrakModel : IDisposable
                 CotangentFromOutput = true,
             });
             _vjp = VjpSession.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray(graph),
-                $"the gradient graph of {Directory.RequireForward()} ({projection.Kind.ToString().ToLowerInvariant()} features)", session);
+                $"the gradient graph of {Directory.RequireForward()} ({projection.Kind.ToString().ToLowerInvariant()} features)", session, Directory.Metadata.Condition);
             _projection = projection;
             if ((session ?? SessionSettings.Default).ResolvedReduction == GradientReduction.Device && !kroneckerFactors)
             {
@@ -238,6 +238,7 @@ public sealed class TrakModel : IDisposable
             throw new AttributionException($"{storeDirectory}: built from a model with SHA-256 {meta.ModelFingerprint[..12]}…, " +
                 $"but {FingerprintPath} has {Fingerprint[..12]}…; featurize again for this model");
         }
+        DatasetConditions.RequireMatch(meta.Settings, Directory.Metadata.Condition, storeDirectory, Directory.Path);
         var diffs = ModelFileDifferences(meta, Directory, ModelFiles);
         if (diffs.Count > 0)
         {

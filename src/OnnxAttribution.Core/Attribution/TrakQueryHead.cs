@@ -134,7 +134,11 @@ internal sealed class TrakQueryHead : IDisposable
     }
 
     /// <summary>Query features φ_q: <paramref name="count"/> rows of k.</summary>
-    public float[] Features(ReadOnlySpan<float> images, int count) => Features(Extractor.Source.Clean(images, count));
+    /// <param name="images">The query images.</param>
+    /// <param name="count">How many.</param>
+    /// <param name="conditions">One condition value per query for a conditional model; empty otherwise.</param>
+    public float[] Features(ReadOnlySpan<float> images, int count, ReadOnlySpan<long> conditions = default) =>
+        Features(Extractor.Source.Clean(images, count, conditions));
 
     /// <summary>Query features φ_q of a batch of pairs (e.g. given noisy states, <see cref="GradientSource.Noisy"/>): one row of k per example.</summary>
     /// <exception cref="UserInputException">A feature is not finite (non-finite or extreme pixels).</exception>

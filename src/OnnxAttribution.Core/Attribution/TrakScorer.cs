@@ -133,7 +133,10 @@ internal sealed class TrakScorer : IDisposable
     }
 
     /// <summary>Query features φ_q: <paramref name="count"/> rows of k.</summary>
-    public float[] Features(ReadOnlySpan<float> images, int count) => _head.Features(images, count);
+    /// <param name="images">The query images.</param>
+    /// <param name="count">How many.</param>
+    /// <param name="conditions">One condition value per query for a conditional model; empty otherwise.</param>
+    public float[] Features(ReadOnlySpan<float> images, int count, ReadOnlySpan<long> conditions = default) => _head.Features(images, count, conditions);
 
     /// <summary>Query features φ_q of a batch of pairs (e.g. given noisy states, <see cref="GradientSource.Noisy"/>): one row of k per example.</summary>
     public float[] Features(ExampleBatch queries) => _head.Features(queries);
@@ -156,18 +159,22 @@ internal sealed class TrakScorer : IDisposable
     /// <summary>The top <paramref name="top"/> training rows for each of <paramref name="count"/> query images (one scan for all).</summary>
     /// <exception cref="UserInputException">A query's features are not finite (non-finite or extreme pixels).</exception>
     /// <exception cref="StoreFormatException">A returned score is not finite: a damaged row of the store.</exception>
-    public TopKResult[] Attribute(ReadOnlySpan<float> images, int count, int top)
+    /// <param name="images">The query images.</param>
+    /// <param name="count">How many.</param>
+    /// <param name="top">How many rows to return per query.</param>
+    /// <param name="conditions">One condition value per query for a conditional model; empty otherwise.</param>
+    public TopKResult[] Attribute(ReadOnlySpan<float> images, int count, int top, ReadOnlySpan<long> conditions = default)
     {
         TopKResult[] results;
         if (Kernel == KernelForm.Dual)
         {
-            var scores = Scores(images, count);
+            var scores = Scores(images, count, conditions);
             using var span = QueryTrace.Start(QueryTrace.TopK);
             results = Store.WithoutRemoved(TopOfEach(scores, count, WithRemoved(top)), top);
         }
         else
         {
-            var preconditioned = Precondition(Features(images, count), count);
+            var preconditioned = Precondition(Features(images, count, conditions), count);
             using var span = QueryTrace.Start(QueryTrace.Scan);
             results = _scan is null ? Store.TopK(preconditioned, count, top) : Store.WithoutRemoved(_scan.TopK(preconditioned, count, WithRemoved(top)), top);
         }
@@ -189,7 +196,10 @@ internal sealed class TrakScorer : IDisposable
     /// <summary>Every training row's score for each query image: count × N (a removed row's features are zero, so it scores 0).</summary>
     /// <exception cref="UserInputException">A query's features are not finite.</exception>
     /// <exception cref="StoreFormatException">A score is not finite: a damaged row of the store.</exception>
-    public float[] Scores(ReadOnlySpan<float> images, int count) => Scores(Extractor.Source.Clean(images, count));
+    /// <param name="images">The query images.</param>
+    /// <param name="count">How many.</param>
+    /// <param name="conditions">One condition value per query for a conditional model; empty otherwise.</param>
+    public float[] Scores(ReadOnlySpan<float> images, int count, ReadOnlySpan<long> conditions = default) => Scores(Extractor.Source.Clean(images, count, conditions));
 
     /// <summary>Every training row's score for each query of a batch of pairs: count × N.</summary>
     public float[] Scores(ExampleBatch queries)

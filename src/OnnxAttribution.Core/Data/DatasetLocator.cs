@@ -39,6 +39,13 @@ public sealed record DatasetLocator(string FashionMnistDirectory = DatasetLocato
         return data.Trim().ToLowerInvariant() is "fashion-mnist" or "fashion-mnist-train" or "fashion-mnist-test" or "embedded" or EmbeddedName;
     }
 
+    /// <summary>The Fashion-MNIST classes' names, label 0 … 9 (Xiao et al. 2017).</summary>
+    public static IReadOnlyList<string> FashionMnistClasses { get; } =
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+
+    /// <summary>The class names of a named dataset (every named dataset is Fashion-MNIST); empty for a path.</summary>
+    public static IReadOnlyList<string> ClassNamesOf(string data) => IsName(data) ? FashionMnistClasses : [];
+
     /// <summary>Loads the dataset <paramref name="data"/> names.</summary>
     /// <exception cref="UserInputException">The name is unknown, or its files are missing or unreadable (the message says how to get them).</exception>
     public ImageDataset Load(string data)

@@ -23,6 +23,7 @@ internal sealed class ReducedGradientSession : IDisposable
     private readonly OrtMemoryInfo _host = OrtMemoryInfo.DefaultInstance;
     private readonly int _channels;
     private readonly int _size;
+    private readonly Models.ConditionSpec? _condition;
 
     private ReducedGradientSession(InferenceSession session, int dim, VjpSession vjp, bool dense, string label)
     {
@@ -32,6 +33,7 @@ internal sealed class ReducedGradientSession : IDisposable
         Label = label;
         _channels = vjp.Channels;
         _size = vjp.ImageSize;
+        _condition = vjp.Condition;
     }
 
     /// <summary>k: the features one run returns.</summary>
@@ -115,11 +117,12 @@ internal sealed class ReducedGradientSession : IDisposable
     /// <param name="x0">C·H·W values.</param>
     /// <param name="run">The pairs.</param>
     /// <param name="cotangentWeights">The measurement's w₀, w₁, w₂.</param>
+    /// <param name="conditions">The example's condition value once per pair for a conditional model; empty otherwise.</param>
     /// <param name="features">k values, accumulated into.</param>
     /// <param name="loss">Accumulated into.</param>
     /// <returns>‖Σᵢ wᵢ gᵢ‖ over this run's pairs (dense), or 0.</returns>
     /// <exception cref="AttributionException">ONNX Runtime failed.</exception>
-    public float Run(ReadOnlySpan<float> x0, PairRun run, float[] cotangentWeights, Span<float> features, ref double loss)
+    public float Run(ReadOnlySpan<float> x0, PairRun run, ReadOnlySpan<long> conditions, float[] cotangentWeights, Span<float> features, ref double loss)
     {
         ArgumentNullException.ThrowIfNull(run);
         int length = _channels * _size * _size;
@@ -140,6 +143,12 @@ internal sealed class ReducedGradientSession : IDisposable
         using var qv = OrtValue.CreateTensorValueFromMemory(run.NoiseScales, [n, 1, 1, 1]);
         using var wv = OrtValue.CreateTensorValueFromMemory(run.Weights, [1, n]);
         using var cv = OrtValue.CreateTensorValueFromMemory(cotangentWeights, [3]);
+        OnnxDenoiser.CheckConditions(_condition, conditions, n, Label);
+        using var yv = _condition is null ? null : OrtValue.CreateTensorValueFromMemory(conditions.ToArray(), [n]);
+        if (yv is not null)
+        {
+            binding.BindInput(_condition!.Input, yv);
+        }
         binding.BindInput(ReducedGradientGraph.CleanInput, xv);
         binding.BindInput(ReducedGradientGraph.NoiseInput, nv);
         binding.BindInput(VjpSession.InputT, tv);

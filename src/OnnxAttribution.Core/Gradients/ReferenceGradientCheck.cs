@@ -56,6 +56,11 @@ public static class ReferenceGradientCheck
         }
         // The reference example runs in a batch of two beside another image at another step: its per-example gradient
         // must not depend on what shares its batch (the batch axis stays symbolic through the exporter's shape arithmetic).
+        if (model.Metadata.Condition is { } condition)
+        {
+            throw new UserInputException($"{model.Path} takes a {condition.Kind.ToString().ToLowerInvariant()} condition (input '{condition.Input}'); " +
+                "check-gradients --reference compares unconditional models only (the reference files carry no condition)");
+        }
         using var vjp = VjpSession.Open(model.RequireVjp());
         var pair = new float[2 * per];
         x.CopyTo(pair, 0);

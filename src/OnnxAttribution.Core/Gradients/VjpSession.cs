@@ -1,4 +1,5 @@
 using Microsoft.ML.OnnxRuntime;
+using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
 
 namespace OnnxAttribution.Core.Gradients;
@@ -25,11 +26,18 @@ public sealed class VjpSession : IDisposable
 
     private readonly InferenceSession _session;
 
-    private VjpSession(InferenceSession session, string label)
+    private VjpSession(InferenceSession session, string label, ConditionSpec? condition)
     {
         _session = session;
         Label = label;
+        Condition = condition;
         var inputs = session.InputMetadata;
+        if (condition is not null && (!inputs.TryGetValue(condition.Input, out var y) || y.ElementDataType != Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Int64))
+        {
+            session.Dispose();
+            throw new GraphContractException($"{label}: the gradient graph has no int64 input '{condition.Input}' for the model's " +
+                $"{condition.Kind.ToString().ToLowerInvariant()} condition (inputs: {string.Join(", ", inputs.Keys)})");
+        }
         CotangentFromOutput = !inputs.ContainsKey(InputCotangent) && inputs.ContainsKey(InputTarget) && inputs.ContainsKey(InputCotangentWeights);
         foreach (var name in CotangentFromOutput ? new[] { InputXt, InputT, InputTarget, InputCotangentWeights } : [InputXt, InputT, InputCotangent])
         {
@@ -61,19 +69,22 @@ public sealed class VjpSession : IDisposable
     }
 
     /// <summary>Opens <c>vjp.onnx</c> from a file.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="settings">Device and threads; null for CPU defaults.</param>
+    /// <param name="condition">The model's condition (model.json's <c>condition</c>); null for an unconditional model.</param>
     /// <exception cref="ModelFileException">The file is missing or cannot be loaded.</exception>
     /// <exception cref="GraphContractException">The graph does not follow the gradient-graph contract.</exception>
-    public static VjpSession Open(string path, SessionSettings? settings = null) =>
-        new(OrtSessions.Open(path, settings ?? SessionSettings.Default), path);
+    public static VjpSession Open(string path, SessionSettings? settings = null, ConditionSpec? condition = null) =>
+        new(OrtSessions.Open(path, settings ?? SessionSettings.Default), path, condition);
 
     /// <summary>Opens a gradient graph held in memory (e.g. just built for a freshly initialised model).</summary>
-    public static VjpSession FromBytes(byte[] model, string label, SessionSettings? settings = null)
+    public static VjpSession FromBytes(byte[] model, string label, SessionSettings? settings = null, ConditionSpec? condition = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         using var options = OrtSessions.CreateOptions(settings ?? SessionSettings.Default);
         try
         {
-            return new VjpSession(new InferenceSession(model, options), label);
+            return new VjpSession(new InferenceSession(model, options), label, condition);
         }
         catch (OnnxRuntimeException e)
         {
@@ -83,6 +94,9 @@ public sealed class VjpSession : IDisposable
 
     /// <summary>The graph's file path, or the label given to <see cref="FromBytes"/>; names the graph in messages.</summary>
     public string Label { get; }
+
+    /// <summary>The model's condition, bound to its input in every run; null for an unconditional model.</summary>
+    public ConditionSpec? Condition { get; }
 
     /// <summary>C of the images the graph takes (from the shape of <c>x_t</c>).</summary>
     public int Channels { get; }
@@ -111,10 +125,17 @@ public sealed class VjpSession : IDisposable
     /// <summary>Runs the graph on a batch with an explicit cotangent and returns copies of the requested outputs (all when null).</summary>
     /// <exception cref="ArgumentException">The spans do not match the batch size and the model's geometry.</exception>
     /// <exception cref="AttributionException">ONNX Runtime failed; the message names the model and inputs.</exception>
-    public Dictionary<string, float[]> Run(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> cotangent, int batch, IReadOnlyList<string>? outputs = null) =>
+    /// <param name="xt">B·C·H·W inputs.</param>
+    /// <param name="t">B timesteps.</param>
+    /// <param name="cotangent">B·C·H·W cotangents.</param>
+    /// <param name="batch">B.</param>
+    /// <param name="outputs">The outputs wanted (all when null).</param>
+    /// <param name="conditions">B condition values for a conditional model; empty for an unconditional one.</param>
+    public Dictionary<string, float[]> Run(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> cotangent, int batch, IReadOnlyList<string>? outputs = null,
+        ReadOnlySpan<long> conditions = default) =>
         CotangentFromOutput
-            ? RunCore(xt, t, cotangent, [0f, 1f, 0f], batch, outputs)
-            : RunCore(xt, t, cotangent, default, batch, outputs);
+            ? RunCore(xt, t, conditions, cotangent, [0f, 1f, 0f], batch, outputs)
+            : RunCore(xt, t, conditions, cotangent, default, batch, outputs);
 
     /// <summary>
     /// Runs a graph that computes its cotangent (<see cref="CotangentFromOutput"/>): cotangent = w₀·ε̂ + w₁·target + w₂ from the
@@ -126,9 +147,10 @@ public sealed class VjpSession : IDisposable
     /// <param name="weights">w₀, w₁, w₂.</param>
     /// <param name="batch">B.</param>
     /// <param name="outputs">The outputs wanted (all when null).</param>
+    /// <param name="conditions">B condition values for a conditional model; empty for an unconditional one.</param>
     /// <exception cref="GraphContractException">The graph takes an explicit cotangent.</exception>
     public Dictionary<string, float[]> RunMeasured(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> target, ReadOnlySpan<float> weights,
-        int batch, IReadOnlyList<string>? outputs = null)
+        int batch, IReadOnlyList<string>? outputs = null, ReadOnlySpan<long> conditions = default)
     {
         if (!CotangentFromOutput)
         {
@@ -138,29 +160,30 @@ public sealed class VjpSession : IDisposable
         {
             throw new ArgumentException($"{Label}: cotangent_weights needs 3 values, got {weights.Length}", nameof(weights));
         }
-        return RunCore(xt, t, target, weights, batch, outputs);
+        return RunCore(xt, t, conditions, target, weights, batch, outputs);
     }
 
     /// <summary>
     /// As <see cref="RunMeasured"/>, but <paramref name="read"/> reads the outputs where ONNX Runtime left them (in
     /// <paramref name="outputs"/>' order, valid only during the call) instead of receiving copies.
     /// </summary>
-    internal void RunMeasuredInPlace(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> target, ReadOnlySpan<float> weights,
-        int batch, IReadOnlyList<string> outputs, Action<IReadOnlyList<OrtValue>> read)
+    internal void RunMeasuredInPlace(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<long> conditions, ReadOnlySpan<float> target,
+        ReadOnlySpan<float> weights, int batch, IReadOnlyList<string> outputs, Action<IReadOnlyList<OrtValue>> read)
     {
         if (!CotangentFromOutput || weights.Length != 3)
         {
             throw new GraphContractException($"{Label}: the gradient graph must take target and cotangent_weights, with 3 weights (got {weights.Length})");
         }
-        RunCore(xt, t, target, weights, batch, outputs, read);
+        RunCore(xt, t, conditions, target, weights, batch, outputs, read);
     }
 
     /// <summary>One run: <paramref name="image"/> is the cotangent, or the target when <paramref name="weights"/> is not empty.</summary>
-    private Dictionary<string, float[]> RunCore(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> image, ReadOnlySpan<float> weights, int batch, IReadOnlyList<string>? outputs)
+    private Dictionary<string, float[]> RunCore(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<long> conditions, ReadOnlySpan<float> image,
+        ReadOnlySpan<float> weights, int batch, IReadOnlyList<string>? outputs)
     {
         outputs ??= _session.OutputNames;
         var dict = new Dictionary<string, float[]>(outputs.Count, StringComparer.Ordinal);
-        RunCore(xt, t, image, weights, batch, outputs, results =>
+        RunCore(xt, t, conditions, image, weights, batch, outputs, results =>
         {
             for (int i = 0; i < outputs.Count; i++)
             {
@@ -170,10 +193,11 @@ public sealed class VjpSession : IDisposable
         return dict;
     }
 
-    private void RunCore(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<float> image, ReadOnlySpan<float> weights, int batch,
-        IReadOnlyList<string> outputs, Action<IReadOnlyList<OrtValue>> read)
+    private void RunCore(ReadOnlySpan<float> xt, ReadOnlySpan<long> t, ReadOnlySpan<long> conditions, ReadOnlySpan<float> image, ReadOnlySpan<float> weights,
+        int batch, IReadOnlyList<string> outputs, Action<IReadOnlyList<OrtValue>> read)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        OnnxDenoiser.CheckConditions(Condition, conditions, batch, Label);
         long per = (long)Channels * ImageSize * ImageSize;
         string imageInput = weights.IsEmpty ? InputCotangent : InputTarget;
         if (xt.Length != batch * per || image.Length != batch * per || t.Length != batch)
@@ -185,12 +209,18 @@ public sealed class VjpSession : IDisposable
         using var tv = AlignedTensors.Int64(t, [batch]);
         using var cv = AlignedTensors.Float(image, imageShape);
         using var wv = weights.IsEmpty ? null : AlignedTensors.Float(weights, [3]);
+        using var yv = Condition is null ? null : AlignedTensors.Int64(conditions, [batch]);
+        List<string> names = wv is null ? [InputXt, InputT, InputCotangent] : [InputXt, InputT, InputTarget, InputCotangentWeights];
+        List<OrtValue> values = wv is null ? [xv, tv, cv] : [xv, tv, cv, wv];
+        if (yv is not null)
+        {
+            names.Add(Condition!.Input);
+            values.Add(yv);
+        }
         try
         {
             using var run = new RunOptions();
-            using var results = wv is null
-                ? _session.Run(run, [InputXt, InputT, InputCotangent], [xv, tv, cv], outputs)
-                : _session.Run(run, [InputXt, InputT, InputTarget, InputCotangentWeights], [xv, tv, cv, wv], outputs);
+            using var results = _session.Run(run, names, values, outputs);
             read(results);
         }
         catch (OnnxRuntimeException e)

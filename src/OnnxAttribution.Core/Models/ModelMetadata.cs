@@ -33,6 +33,10 @@ public sealed record ModelMetadata
     /// <summary>What the network predicts; only <c>epsilon</c> is supported.</summary>
     public string Prediction { get; init; } = "epsilon";
 
+    /// <summary>The condition the model takes besides x_t and t (a class label); null for an unconditional model.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public ConditionSpec? Condition { get; init; }
+
     /// <summary>File name of the forward graph inside the model directory.</summary>
     public string Forward { get; init; } = "forward.onnx";
 
@@ -106,6 +110,10 @@ public sealed record ModelMetadata
         if (meta.Schedule.CheckError() is { } error)
         {
             throw new ModelFileException($"{path}: {error}");
+        }
+        if (meta.Condition?.CheckError() is { } conditionError)
+        {
+            throw new ModelFileException($"{path}: {conditionError}");
         }
         return meta;
     }

@@ -58,7 +58,7 @@ public sealed class ModelDirectory
 
     /// <summary>Opens the forward graph as a denoiser, checked against this directory's geometry.</summary>
     public OnnxDenoiser OpenDenoiser(SessionSettings? settings = null) =>
-        new(RequireForward(), Metadata.Channels, Metadata.ImageSize, settings);
+        new(RequireForward(), Metadata.Channels, Metadata.ImageSize, settings, Metadata.Condition);
 
     private string Require(string file, string field) =>
         File.Exists(file) ? file

@@ -59,6 +59,8 @@ public sealed class DiffusionSampler
         }
 
         int b = seeds.Count, c = _denoiser.Channels, size = _denoiser.ImageSize, d = c * size * size;
+        var labels = LabelsOf(options, b);
+        var guided = labels is not null && options.Guidance != 1.0 ? new GuidedDenoiser(_denoiser, labels, options.Guidance, d) : null;
         var timesteps = SamplingTimesteps.Evenly(T, options.Steps);
         int steps = timesteps.Length;
         var x = new float[(long)b * d];
@@ -87,7 +89,14 @@ public sealed class DiffusionSampler
                 }
             }
             Array.Fill(t, tNow);
-            _denoiser.Predict(x, t, b, eps);
+            if (guided is not null)
+            {
+                guided.Predict(x, t, eps);
+            }
+            else
+            {
+                _denoiser.Predict(x, t, labels ?? [], b, eps);
+            }
 
             double ab = _schedule.AlphaBars[tNow];
             double abPrev = s + 1 < steps ? _schedule.AlphaBars[timesteps[s + 1]] : 1.0;
@@ -121,6 +130,63 @@ public sealed class DiffusionSampler
             }
         }
         return new SamplingResult(x, seeds.ToArray(), c, size, size, timesteps, trajectories);
+    }
+
+    /// <summary>Each image's label for a conditional model (checked), null for an unconditional one.</summary>
+    /// <exception cref="UserInputException">Labels missing, misplaced, of the wrong count or out of range, or guidance without a null label.</exception>
+    private long[]? LabelsOf(SamplerOptions options, int count)
+    {
+        if (_denoiser.Condition is not { } condition)
+        {
+            if (options.Labels is not null || options.Guidance != 1.0)
+            {
+                throw new UserInputException("the model is unconditional: it takes no label and no guidance (leave out --label and --guidance)");
+            }
+            return null;
+        }
+        if (options.Labels is not { Count: > 0 } given || (given.Count != 1 && given.Count != count))
+        {
+            throw new UserInputException($"the model is conditioned on a class label (0 … {condition.Classes - 1}): give one label for all images " +
+                $"or one per seed ({count}), e.g. --label 3");
+        }
+        if (!double.IsFinite(options.Guidance) || options.Guidance < 0)
+        {
+            throw new UserInputException($"guidance is {options.Guidance}; expected a finite value ≥ 0 (1 = the conditional prediction alone)");
+        }
+        if (options.Guidance != 1.0 && condition.NullLabel is null)
+        {
+            throw new UserInputException("the model has no null label (model.json condition.nullLabel), so classifier-free guidance cannot run: leave --guidance at 1");
+        }
+        var labels = new long[count];
+        for (int k = 0; k < count; k++)
+        {
+            labels[k] = condition.RequireLabel(given[given.Count == 1 ? 0 : k], "--label");
+        }
+        return labels;
+    }
+
+    /// <summary>Classifier-free guidance: the labels' and the null label's predictions in one batch of 2B, combined.</summary>
+    private sealed class GuidedDenoiser(IDenoiser denoiser, long[] labels, double guidance, int length)
+    {
+        private readonly long[] _both = [.. labels, .. Enumerable.Repeat(denoiser.Condition!.NullLabel!.Value, labels.Length)];
+        private readonly long[] _t = new long[2 * labels.Length];
+        private readonly float[] _x = new float[2 * labels.Length * length];
+        private readonly float[] _eps = new float[2 * labels.Length * length];
+
+        public void Predict(float[] x, long[] t, float[] eps)
+        {
+            int half = x.Length;
+            x.CopyTo(_x, 0);
+            x.CopyTo(_x, half);
+            t.CopyTo(_t, 0);
+            t.CopyTo(_t, t.Length);
+            denoiser.Predict(_x, _t, _both, _t.Length, _eps);
+            for (int i = 0; i < half; i++)
+            {
+                double unconditional = _eps[half + i];
+                eps[i] = (float)(unconditional + guidance * (_eps[i] - unconditional));
+            }
+        }
     }
 
     /// <summary>The per-step constants of one reverse step; see the class remarks for the formulas.</summary>

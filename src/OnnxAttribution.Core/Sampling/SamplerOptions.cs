@@ -11,4 +11,16 @@ public sealed record SamplerOptions(
     int Steps = 50,
     double Eta = 0.0,
     bool ClipDenoised = true,
-    bool RecordTrajectory = false);
+    bool RecordTrajectory = false)
+{
+    /// <summary>For a class-conditional model: the label each image is generated with, one per seed or one for all; null for an
+    /// unconditional model.</summary>
+    public IReadOnlyList<long>? Labels { get; init; }
+
+    /// <summary>
+    /// Classifier-free guidance scale w (Ho &amp; Salimans 2022): ε̂ = ε̂(x, ∅) + w·(ε̂(x, y) − ε̂(x, ∅)). 1 (the default) is
+    /// the conditional prediction alone, one model run per step; any other value runs the model twice per step (the null
+    /// label's prediction beside the label's) and needs a model with a null label.
+    /// </summary>
+    public double Guidance { get; init; } = 1.0;
+}

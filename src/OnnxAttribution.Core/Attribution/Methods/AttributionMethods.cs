@@ -63,7 +63,26 @@ public static class AttributionMethods
             throw new UserInputException($"query timesteps {session.QueryTimesteps}: method {method.Name} ({storeDirectory}) does not use it; " +
                 $"it applies to {string.Join(", ", QueryTimestepMethods)}: leave it out");
         }
+        RequireConditionSupport(method, model);
         return method.Open(storeDirectory, model, session);
+    }
+
+    /// <summary>Refuses a method that does not attribute conditional models for a model that takes a condition.</summary>
+    /// <exception cref="UserInputException">The model is conditional and the method is not among those that attribute it.</exception>
+    public static void RequireConditionSupport(IAttributionMethod method, string modelDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(method);
+        ArgumentNullException.ThrowIfNull(modelDirectory);
+        if (method.AttributesConditionalModels || !Directory.Exists(modelDirectory) || !File.Exists(Path.Combine(modelDirectory, Models.ModelMetadata.FileName)))
+        {
+            return;
+        }
+        if (Models.ModelMetadata.Load(modelDirectory).Condition is { } condition)
+        {
+            throw new UserInputException($"method {method.Name} does not attribute conditional models yet; model {modelDirectory} takes a " +
+                $"{condition.Kind.ToString().ToLowerInvariant()} (input '{condition.Input}'). Methods that do: " +
+                string.Join(", ", All.Where(m => m.AttributesConditionalModels).Select(m => m.Name)));
+        }
     }
 
     /// <summary>Refuses a projector the method cannot build with (das: only dense), before any work is done.</summary>

@@ -43,6 +43,9 @@ internal sealed class DasMethod : IDampedMethod
     public string Name => "das";
 
     /// <inheritdoc/>
+    public bool AttributesConditionalModels => true;
+
+    /// <inheritdoc/>
     public double DefaultDamping => LdsChosenDamping.Das;
 
     /// <inheritdoc/>
@@ -144,7 +147,7 @@ internal sealed class DasMethod : IDampedMethod
 
         public float[] Scores(IReadOnlyList<AttributionQuery> queries, CancellationToken cancel = default)
         {
-            var scores = trak.Scores(TrakMethod.Images(queries), queries.Count);
+            var scores = trak.Scores(TrakMethod.Images(queries), queries.Count, TrakMethod.Conditions(queries));
             int n = residuals.Length;
             for (int q = 0; q < queries.Count; q++)
             {

@@ -19,6 +19,9 @@ internal sealed class GradientCosineMethod : IAttributionMethod
     public string Name => "gradient-cosine";
 
     /// <inheritdoc/>
+    public bool AttributesConditionalModels => true;
+
+    /// <inheritdoc/>
     public string Summary => "cosine similarity of projected diffusion-loss gradients (no preconditioner)";
 
     /// <inheritdoc/>
@@ -95,7 +98,7 @@ internal sealed class GradientCosineMethod : IAttributionMethod
         {
             int count = queries.Count, k = store.Dim, n = norms.Length;
             var phi = new float[count * k];
-            model.Extractor.Extract(TrakMethod.Images(queries), count, phi);
+            model.Extractor.Extract(TrakMethod.Images(queries), count, phi, conditions: TrakMethod.Conditions(queries));
             for (int q = 0; q < count; q++)
             {
                 var f = phi.AsSpan(q * k, k);

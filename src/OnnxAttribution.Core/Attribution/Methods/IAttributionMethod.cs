@@ -18,6 +18,12 @@ public interface IAttributionMethod
     /// <summary>The <see cref="MethodSettings"/> properties (by name) this method's build reads; the others it ignores.</summary>
     IReadOnlyCollection<string> SettingsUsed { get; }
 
+    /// <summary>
+    /// Whether the method attributes a conditional model (model.json's <c>condition</c>): each training row featurized with
+    /// its own condition, each query with the one it carries. Methods that do not yet are refused for such models.
+    /// </summary>
+    bool AttributesConditionalModels => false;
+
     /// <summary>Builds (or finishes building) the method store. A rerun after a kill continues where it stopped.</summary>
     void Build(MethodBuildRequest request, CancellationToken cancel = default);
 

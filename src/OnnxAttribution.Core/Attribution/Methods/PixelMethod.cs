@@ -22,6 +22,9 @@ internal sealed class PixelMethod : IAttributionMethod
     public string Name => "pixel";
 
     /// <inheritdoc/>
+    public bool AttributesConditionalModels => true;
+
+    /// <inheritdoc/>
     public string Summary => "pixel-space nearest neighbours: cosine similarity (or negative L2 distance) to the query image";
 
     /// <inheritdoc/>

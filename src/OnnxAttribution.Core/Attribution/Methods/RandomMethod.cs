@@ -20,6 +20,9 @@ internal sealed class RandomMethod : IAttributionMethod
     public string Name => "random";
 
     /// <inheritdoc/>
+    public bool AttributesConditionalModels => true;
+
+    /// <inheritdoc/>
     public string Summary => "seeded uniform scores, independent of the query (the floor every method must beat)";
 
     /// <inheritdoc/>

@@ -13,6 +13,9 @@ public sealed class TrakMethod(string name, MeasurementKind measurement, double 
     public string Name { get; } = name;
 
     /// <inheritdoc/>
+    public bool AttributesConditionalModels => true;
+
+    /// <inheritdoc/>
     public double DefaultDamping { get; } = defaultDamping;
 
     /// <summary>The default measurement of this method (loss for TRAK, square for D-TRAK).</summary>
@@ -82,12 +85,31 @@ public sealed class TrakMethod(string name, MeasurementKind measurement, double 
 
         public long Rows => trak.Store.Rows;
 
-        public float[] Scores(IReadOnlyList<AttributionQuery> queries, CancellationToken cancel = default) => trak.Scores(Images(queries), queries.Count);
+        public float[] Scores(IReadOnlyList<AttributionQuery> queries, CancellationToken cancel = default) =>
+            trak.Scores(Images(queries), queries.Count, Conditions(queries));
 
         public Store.TopKResult[] TopK(IReadOnlyList<AttributionQuery> queries, int top, CancellationToken cancel = default) =>
-            trak.Attribute(Images(queries), queries.Count, top);
+            trak.Attribute(Images(queries), queries.Count, top, Conditions(queries));
 
         public void Dispose() => trak.Dispose();
+    }
+
+    /// <summary>The queries' condition values in order: empty when no query has one (an unconditional model).</summary>
+    /// <exception cref="UserInputException">Some queries have a condition and others not.</exception>
+    public static long[] Conditions(IReadOnlyList<AttributionQuery> queries)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        int with = queries.Count(q => q.Condition is not null);
+        if (with == 0)
+        {
+            return [];
+        }
+        if (with != queries.Count)
+        {
+            var missing = queries.First(q => q.Condition is null);
+            throw new UserInputException($"query '{missing.Label}' has no condition, but {with} of the {queries.Count} queries do: give each query its label");
+        }
+        return queries.Select(q => q.Condition!.Value).ToArray();
     }
 
     /// <summary>The query images side by side: count·C·H·W values.</summary>
