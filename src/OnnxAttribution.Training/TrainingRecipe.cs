@@ -50,6 +50,11 @@ public sealed record TrainingRecipe
     /// <summary>The U-Net's width (<see cref="UNetConfig.BaseChannels"/>) of the networks <see cref="Options"/> makes.</summary>
     public int BaseChannels { get; init; } = 16;
 
+    /// <summary>For class-conditional models the number of classes (<see cref="UNetConfig.Classes"/>); 0 (the default, left out
+    /// of JSON) for unconditional ones.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int Classes { get; init; }
+
     /// <summary>The noise schedule (a retrained model must use its reference's); null for <see cref="DefaultSchedule"/>.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public ScheduleSettings? Schedule { get; init; }
@@ -92,7 +97,7 @@ public sealed record TrainingRecipe
         {
             Data = data,
             Indices = indices,
-            Model = new UNetConfig { ImageSize = data.Height, Channels = data.Channels, BaseChannels = BaseChannels },
+            Model = new UNetConfig { ImageSize = data.Height, Channels = data.Channels, BaseChannels = BaseChannels, Classes = Classes },
             Recipe = this,
             Seed = seed,
             CheckpointDirectory = runDirectory,

@@ -29,6 +29,23 @@ public sealed class GradientCheckTests
     }
 
     [Test]
+    public void Run_OneChannelPerGroup_VanishingBiasGradientsAreNotNoiseAgainstNoise()
+    {
+        // With 8 groups of 8 channels a bias added just before a GroupNorm is taken away again with its channel's mean: its true
+        // gradient is 0 and both sides hold float32 noise, which must not read as a 100% error (it did before the floor).
+        var config = new UNetConfig { BaseChannels = 8, Groups = 8 };
+        using var net = new UNet(config, 31);
+        var vjp = VjpBuilder.Build(OnnxExporter.BuildForward(net), new VjpOptions { Parameters = net.ParameterInfos().Select(p => p.Name).ToList() });
+        using var session = VjpSession.FromBytes(vjp.ToByteArray(), "one channel per group");
+        var options = new GradientCheckOptions([1, 2], [10, 500]);
+        var cases = GradientCheck.Run(net, session, "groups-8", options);
+        var report = new GradientCheckReport(cases, options.ForwardTolerance, options.GradientTolerance);
+        var vanishing = cases[0].Layers.Single(l => l.Parameter == "down0.conv1.bias");
+        Assert.That(vanishing.MaxAbsError, Is.LessThan(1e-5));
+        Assert.That(report.Passed, Is.True, string.Join("; ", cases.Select(c => $"B={c.BatchSize} worst {c.WorstParameter} {c.GradientMaxRelativeError:E2}")));
+    }
+
+    [Test]
     public void Run_GraphOfOtherWeights_Fails()
     {
         // The check must be able to fail: a graph exported from different weights is caught.

@@ -71,6 +71,11 @@ internal sealed class LdsVerb : IVerbOptions
     [Option("base-channels", Default = 16, HelpText = "Recipe: U-Net width.")]
     public int BaseChannels { get; set; }
 
+    [Option("condition", Default = "none", HelpText = "Recipe: none, or label for class-conditional models (every model trained with the rows' " +
+        "labels; test query q generated with and attributed under label q mod 10, validation query v under v mod 10). Needs a named " +
+        "(Fashion-MNIST) dataset and methods that attribute conditional models.")]
+    public string Condition { get; set; } = "none";
+
     [Option("train-threads", Default = 0, HelpText = "TorchSharp threads per training; 0 for its default.")]
     public int TrainThreads { get; set; }
 
@@ -190,6 +195,13 @@ internal sealed class LdsVerb : IVerbOptions
             EmaDecay = Ema,
             BaseChannels = BaseChannels,
             Threads = TrainThreads,
+            Classes = Condition switch
+            {
+                "none" => 0,
+                "label" => Core.Data.DatasetLocator.ClassNamesOf(Data).Count is > 0 and var classes ? classes
+                    : throw new UserInputException($"--condition label: '{Data}' is not a named dataset whose classes are known (embedded, fashion-mnist)"),
+                _ => throw new UserInputException($"--condition is '{Condition}'; expected none or label"),
+            },
         },
         MeasureTimesteps = MeasureTimesteps,
         MeasureDraws = MeasureDraws,

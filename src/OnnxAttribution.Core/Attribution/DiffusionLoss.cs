@@ -22,9 +22,11 @@ public static class DiffusionLoss
     /// <param name="images">Clean images x₀ in [-1, 1], count·C·H·W values.</param>
     /// <param name="count">The number of images.</param>
     /// <param name="batchSize">(image, pair) evaluations per forward call; never changes a result.</param>
+    /// <param name="conditions">For a conditional model, each image's condition value (its class label); empty otherwise.</param>
     /// <returns>count values.</returns>
     /// <exception cref="UserInputException">The plan does not fit the schedule.</exception>
-    public static double[] Measure(IDenoiser denoiser, NoiseSchedule schedule, FeaturizationPlan plan, ReadOnlySpan<float> images, int count, int batchSize = 64)
+    public static double[] Measure(IDenoiser denoiser, NoiseSchedule schedule, FeaturizationPlan plan, ReadOnlySpan<float> images, int count, int batchSize = 64,
+        ReadOnlySpan<long> conditions = default)
     {
         ArgumentNullException.ThrowIfNull(denoiser);
         ArgumentNullException.ThrowIfNull(schedule);
@@ -50,6 +52,12 @@ public static class DiffusionLoss
         var xt = new float[capacity * d];
         var eps = new float[capacity * d];
         var ts = new long[capacity];
+        bool conditional = denoiser.Condition is not null;
+        if (conditional && conditions.Length != count)
+        {
+            throw new ArgumentException($"the model takes a condition per image: {count} images need {count} condition values, got {conditions.Length}");
+        }
+        var ys = conditional ? new long[capacity] : [];
         for (long start = 0; start < total; start += capacity)
         {
             int b = (int)Math.Min(capacity, total - start);
@@ -58,6 +66,10 @@ public static class DiffusionLoss
                 int image = (int)((start + k) / pairs), pair = (int)((start + k) % pairs);
                 long t = plan.Timesteps[pair / plan.NoiseDraws];
                 ts[k] = t;
+                if (conditional)
+                {
+                    ys[k] = conditions[image];
+                }
                 float a = (float)Math.Sqrt(schedule.AlphaBars[t]);
                 float s = (float)Math.Sqrt(1 - schedule.AlphaBars[t]);
                 var x0 = images.Slice(image * d, d);
@@ -68,7 +80,7 @@ public static class DiffusionLoss
                     dst[i] = a * x0[i] + s * n[i];
                 }
             }
-            denoiser.Predict(xt.AsSpan(0, b * d), ts.AsSpan(0, b), b, eps.AsSpan(0, b * d));
+            denoiser.Predict(xt.AsSpan(0, b * d), ts.AsSpan(0, b), conditional ? ys.AsSpan(0, b) : default, b, eps.AsSpan(0, b * d));
             for (int k = 0; k < b; k++)
             {
                 int image = (int)((start + k) / pairs), pair = (int)((start + k) % pairs);

@@ -161,6 +161,15 @@ public static partial class EvaluationRuns
         return directories;
     }
 
+    /// <summary>
+    /// For a class-conditional model, the label each query is generated with and attributed under: test query q gets
+    /// q mod classes and validation query v gets v mod classes, so every class is asked about equally often; null for an
+    /// unconditional model.
+    /// </summary>
+    internal static QueryCondition? QueryLabels(ConditionSpec? condition, int queries, int validationQueries) =>
+        condition is null ? null : new QueryCondition(
+            [.. Enumerable.Range(0, queries).Select(q => (long)(q % condition.Classes)), .. Enumerable.Range(0, validationQueries).Select(v => (long)(v % condition.Classes))]);
+
     /// <summary>The subset models (trained where missing), the generated queries and every subset model's loss on them.</summary>
     private static LdsGround Ground(LdsOptions o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> references, bool legacySeedZero, SessionSettings session,
         Dictionary<string, double> timings, CancellationToken cancel)
@@ -184,7 +193,9 @@ public static partial class EvaluationRuns
         // Test and validation queries, and the measured output of every subset model: its loss on each query, per seed.
         var testSeeds = QuerySeeds(o.Queries);
         var validationSeeds = ValidationQuerySeeds(o.ValidationQueries);
-        var allQueries = GeneratedQueries.Generate(reference, [.. testSeeds, .. validationSeeds], SamplerKind.Ddim, o.SamplingSteps, session, cancel);
+        var allQueries = GeneratedQueries.Generate(reference, [.. testSeeds, .. validationSeeds], SamplerKind.Ddim, o.SamplingSteps, session, cancel,
+            QueryLabels(reference.Metadata.Condition, o.Queries, o.ValidationQueries));
+        var allConditions = TrakMethod.Conditions(allQueries);
         var queries = allQueries.Take(o.Queries).ToList();
         var validation = allQueries.Skip(o.Queries).ToList();
         var queryImages = TrakMethod.Images(queries);
@@ -198,7 +209,7 @@ public static partial class EvaluationRuns
         {
             var model = ModelDirectory.Open(plan[(s * subsets.Length) + j].Directory);
             using var denoiser = model.OpenDenoiser(session);
-            return DiffusionLoss.Measure(denoiser, model.CreateSchedule(), measurePlan, allImages, allCount).Select(v => (float)v).ToArray();
+            return DiffusionLoss.Measure(denoiser, model.CreateSchedule(), measurePlan, allImages, allCount, conditions: allConditions).Select(v => (float)v).ToArray();
         }, cancel).Select(v => (double)v).ToArray()).ToList();
         if (TrySecondsPerModel(Path.Combine(o.Out, "measured", "loss-seed-0.json")) is { } perModel)
         {
@@ -452,6 +463,7 @@ public static partial class EvaluationRuns
             return saved is null ? double.NaN : ReadSeconds(saved["buildSeconds"]);
         }
         var watch = System.Diagnostics.Stopwatch.StartNew();
+        AttributionMethods.RequireConditionSupport(AttributionMethods.Find(name), referenceDir);
         AttributionMethods.Find(name).Build(new MethodBuildRequest
         {
             ModelDirectory = referenceDir,

@@ -1,0 +1,94 @@
+using System.Text.Json.Nodes;
+
+namespace OnnxAttribution.Cli.Tests;
+
+/// <summary>
+/// A class-conditional model through the CLI, as docs/guides/conditional.md runs it: train --condition label → export →
+/// check-gradients → generate --label → featurize → attribute --label; and every condition that does not fit is exit 2
+/// naming the option, with nothing written. (Part of <see cref="CliTests"/>.)
+/// </summary>
+public sealed partial class CliTests
+{
+    /// <summary>A conditional model (2 training steps: what is checked is the wiring, not the quality) and a D-TRAK store of
+    /// 30 rows, made once for these tests.</summary>
+    private static readonly string ConditionalRoot = Path.Combine(Path.GetTempPath(), $"oa-cli-conditional-{Environment.ProcessId}");
+
+    private static readonly Lazy<(string Model, string Store)> Conditional = new(() =>
+    {
+        var root = Directory.CreateDirectory(ConditionalRoot).FullName;
+        string run = Path.Combine(root, "run"), model = Path.Combine(root, "model"), store = Path.Combine(root, "store");
+        Require(CliApp.Run(["train", "--condition", "label", "--data", "embedded", "--subset", "0:30", "--steps", "2", "--batch-size", "4",
+            "--base-channels", "8", "--out", run]), "train");
+        Require(CliApp.Run(["export", "--checkpoint", run, "--out", model]), "export");
+        Require(CliApp.Run(["featurize", "--model", model, "--subset", "0:30", "--timesteps", "2", "--dim", "64", "--out", store]), "featurize");
+        Require(CliApp.Run(["finalize", "--store", store]), "finalize");
+        return (model, store);
+    });
+
+    [OneTimeTearDown]
+    public void DeleteConditionalModel()
+    {
+        if (Directory.Exists(ConditionalRoot))
+        {
+            Directory.Delete(ConditionalRoot, recursive: true);
+        }
+    }
+
+    private static void Require(int code, string verb)
+    {
+        if (code != CliApp.Ok)
+        {
+            throw new InvalidOperationException($"setting up the conditional model: '{verb}' exited {code}");
+        }
+    }
+
+    [Test]
+    public void Conditional_TrainExportCheckGenerateAttribute_WorksUnderALabel()
+    {
+        var (model, store) = Conditional.Value;
+        var meta = JsonNode.Parse(File.ReadAllText(Path.Combine(model, "model.json")))!;
+        Assert.That(meta["condition"]!["classes"]!.GetValue<int>(), Is.EqualTo(10));
+        Assert.That(RunAfresh("check-gradients", "--model", model, "--fresh", "0", "--batch-sizes", "1,2", "--timesteps", "10,900"), Is.EqualTo(CliApp.Ok),
+            _stderr.ToString() + _stdout.ToString());
+        Assert.That(RunAfresh("generate", "--model", model, "--label", "7", "--guidance", "2", "--steps", "3", "--out", Path.Combine(_dir, "g.png")),
+            Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.Exists(Path.Combine(_dir, "g.png")), Is.True);
+
+        JsonNode Answer(string label)
+        {
+            Assert.That(RunAfresh("attribute", "--store", store, "--seed", "4", "--steps", "3", "--label", label, "--top", "5", "--json",
+                "--out", Path.Combine(_dir, $"a{label}.png")), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+            return JsonNode.Parse(_stdout.ToString())!["rankings"]![0]!;
+        }
+        var sneaker = Answer("7");
+        var trouser = Answer("1");
+        Assert.That(sneaker["condition"]!.GetValue<long>(), Is.EqualTo(7));
+        Assert.That(trouser["condition"]!.GetValue<long>(), Is.EqualTo(1));
+        Assert.That(sneaker["top"]!.ToJsonString(), Is.Not.EqualTo(trouser["top"]!.ToJsonString()));
+    }
+
+    [Test]
+    public void Conditional_LabelMissingOutOfRangeOrForAnUnconditionalModel_ExitsTwoNamingIt()
+    {
+        var (model, store) = Conditional.Value;
+        string png = Path.Combine(_dir, "q.png");
+        Assert.That(RunAfresh("generate", "--model", model, "--label", "2", "--steps", "2", "--out", png), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var cases = new (string[] Args, string Message)[]
+        {
+            (["attribute", "--store", store, "--image", png, "--out", Path.Combine(_dir, "x.png")], "--label is required"),
+            (["attribute", "--store", store, "--image", png, "--label", "10", "--out", Path.Combine(_dir, "x.png")], "--label is 10"),
+            (["attribute", "--store", store, "--seed", "1", "--out", Path.Combine(_dir, "x.png")], "--label"),
+            (["generate", "--model", model, "--steps", "2", "--out", Path.Combine(_dir, "x.png")], "--label"),
+            (["generate", "--model", FindShippedModel(), "--label", "3", "--steps", "2", "--out", Path.Combine(_dir, "x.png")], "unconditional"),
+            (["featurize", "--model", model, "--method", "kfac", "--subset", "0:4", "--out", Path.Combine(_dir, "k")], "does not attribute conditional models"),
+            (["train", "--condition", "text", "--steps", "1", "--out", Path.Combine(_dir, "r")], "--condition is 'text'"),
+        };
+        foreach (var (args, message) in cases)
+        {
+            Assert.That(RunAfresh(args), Is.EqualTo(CliApp.BadInput), string.Join(' ', args));
+            Assert.That(_stderr.ToString(), Does.Contain(message), string.Join(' ', args));
+        }
+        Assert.That(File.Exists(Path.Combine(_dir, "x.png")), Is.False);
+        Assert.That(Directory.Exists(Path.Combine(_dir, "k")), Is.False);
+    }
+}
