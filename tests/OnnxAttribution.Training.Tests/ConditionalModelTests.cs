@@ -135,6 +135,28 @@ public sealed class ConditionalModelTests
     }
 
     [Test]
+    public void Kfac_QueryUnderItsLabel_DiffersFromAnotherLabel_AndNeedsOne()
+    {
+        var store = Path.Combine(_dir, "kfac");
+        AttributionMethods.Find("kfac").Build(new MethodBuildRequest
+        {
+            ModelDirectory = _model,
+            Data = _data,
+            Source = new StoreSource(_model, "embedded", $"0:{Rows}", 16),
+            OutDirectory = store,
+            Settings = new MethodSettings { Timesteps = 2, Dim = 256, BatchSize = 8, Seed = 2 },
+        });
+        using var scorer = AttributionMethods.Open(store, _model);
+        var image = _data.Image(4).ToArray();
+        long label = _data.Labels![4];
+        var own = scorer.Scores([new AttributionQuery("own", image) { Condition = label }]);
+        var other = scorer.Scores([new AttributionQuery("other", image) { Condition = (label + 3) % 10 }]);
+        Assert.That(own, Has.All.Matches<float>(float.IsFinite));
+        Assert.That(own, Is.Not.EqualTo(other));
+        Assert.That(() => scorer.Scores([new AttributionQuery("none", image)]), Throws.ArgumentException.With.Message.Contains("input 'y'"));
+    }
+
+    [Test]
     public void Featurize_DatasetWithoutLabels_RefusedNamingIt()
     {
         var unlabelled = new ImageDataset("no-labels", 2, 1, 16, 16, _data.Pixels[..(2 * _data.ImageLength)].ToArray());
@@ -152,12 +174,9 @@ public sealed class ConditionalModelTests
     [Test]
     public void Methods_WithoutConditionSupport_RefusedForAConditionalModel()
     {
-        foreach (var name in new[] { "kfac", "ekfac", "tracin", "journey-trak", "ensemble" })
-        {
-            Assert.That(() => AttributionMethods.RequireConditionSupport(AttributionMethods.Find(name), _model),
-                Throws.TypeOf<UserInputException>().With.Message.Contains($"method {name} does not attribute conditional models"), name);
-        }
-        foreach (var name in new[] { "trak", "d-trak", "das", "gradient-cosine", "pixel", "random" })
+        Assert.That(() => AttributionMethods.RequireConditionSupport(AttributionMethods.Find("ensemble"), _model),
+            Throws.TypeOf<UserInputException>().With.Message.Contains("method ensemble does not attribute conditional models"));
+        foreach (var name in new[] { "trak", "d-trak", "das", "gradient-cosine", "pixel", "random", "kfac", "ekfac", "tracin", "retrac", "journey-trak" })
         {
             Assert.That(() => AttributionMethods.RequireConditionSupport(AttributionMethods.Find(name), _model), Throws.Nothing, name);
         }

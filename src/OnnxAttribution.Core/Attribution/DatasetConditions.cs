@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution;
 
@@ -58,6 +59,20 @@ public static class DatasetConditions
         settings[ConditionSetting] = Describe(condition);
         settings[FingerprintSetting] = Fingerprint(labels);
         return settings;
+    }
+
+    /// <summary>
+    /// What identifies a training set for state derived from its rows (K-FAC's factors): the images' fingerprint, and for a
+    /// conditional model the labels' too — the same images under other labels give other gradients.
+    /// </summary>
+    public static string DataIdentity(string datasetFingerprint, long[]? labels) =>
+        labels is null ? datasetFingerprint : datasetFingerprint + ":" + Fingerprint(labels);
+
+    /// <summary><see cref="DataIdentity(string, long[])"/> as a store's meta.json records it.</summary>
+    public static string DataIdentity(StoreMeta meta)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        return meta.Settings.TryGetValue(FingerprintSetting, out var labels) ? meta.DatasetFingerprint + ":" + labels : meta.DatasetFingerprint;
     }
 
     /// <summary>How meta.json names a model's condition: <c>label:INPUT</c>.</summary>

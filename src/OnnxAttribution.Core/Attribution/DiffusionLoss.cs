@@ -102,8 +102,10 @@ public static class DiffusionLoss
     /// <param name="targets">The target noise ε* of each state.</param>
     /// <param name="timesteps">The timestep of each state.</param>
     /// <param name="batchSize">States per forward call; never changes a result.</param>
+    /// <param name="conditions">For a conditional model, each state's condition value; null otherwise.</param>
     /// <returns>One loss per state.</returns>
-    public static double[] MeasureStates(IDenoiser denoiser, IReadOnlyList<float[]> states, IReadOnlyList<float[]> targets, IReadOnlyList<long> timesteps, int batchSize = 64)
+    public static double[] MeasureStates(IDenoiser denoiser, IReadOnlyList<float[]> states, IReadOnlyList<float[]> targets, IReadOnlyList<long> timesteps, int batchSize = 64,
+        IReadOnlyList<long>? conditions = null)
     {
         ArgumentNullException.ThrowIfNull(denoiser);
         ArgumentNullException.ThrowIfNull(states);
@@ -120,9 +122,14 @@ public static class DiffusionLoss
         var xt = new float[capacity * d];
         var eps = new float[capacity * d];
         var ts = new long[capacity];
+        var ys = new long[conditions is null ? 0 : capacity];
         for (int start = 0; start < count; start += capacity)
         {
             int b = Math.Min(capacity, count - start);
+            for (int k = 0; k < ys.Length && k < b; k++)
+            {
+                ys[k] = conditions![start + k];
+            }
             for (int k = 0; k < b; k++)
             {
                 if (states[start + k].Length != d || targets[start + k].Length != d)
@@ -132,7 +139,7 @@ public static class DiffusionLoss
                 states[start + k].CopyTo(xt.AsSpan(k * d, d));
                 ts[k] = timesteps[start + k];
             }
-            denoiser.Predict(xt.AsSpan(0, b * d), ts.AsSpan(0, b), b, eps.AsSpan(0, b * d));
+            denoiser.Predict(xt.AsSpan(0, b * d), ts.AsSpan(0, b), ys.AsSpan(0, Math.Min(ys.Length, b)), b, eps.AsSpan(0, b * d));
             for (int k = 0; k < b; k++)
             {
                 result[start + k] = Measurement.Value(MeasurementKind.Loss, eps.AsSpan(k * d, d), targets[start + k]);

@@ -6,7 +6,8 @@ namespace OnnxAttribution.Core.Attribution;
 internal sealed partial class GradientSource
 {
     /// <summary>
-    /// The plan's pairs for one example in the runs <see cref="ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction?, ReadOnlySpan{long})"/>
+    /// The plan's pairs for one example in the runs
+    /// <see cref="ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction?, ReadOnlySpan{long})"/>
     /// makes for <paramref name="outputs"/> (the same chunks, timesteps, noise and weights), as inputs of the reduced graph. A
     /// fixed plan's runs are the same for every example: made once per run size and shared (read only).
     /// </summary>

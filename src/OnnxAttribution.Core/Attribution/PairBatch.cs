@@ -1,7 +1,8 @@
 namespace OnnxAttribution.Core.Attribution;
 
 /// <summary>
-/// One (timestep, draw) pair of a batch as <see cref="GradientSource.ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction, ReadOnlySpan{long})"/>
+/// One (timestep, draw) pair of a batch as
+/// <see cref="GradientSource.ForEachPair(ReadOnlySpan{float}, int, IReadOnlyList{string}, ReadOnlySpan{long}, Action{PairBatch}, CotangentFunction, ReadOnlySpan{long})"/>
 /// hands it out: its weight, each example's loss, and the gradient-graph outputs asked for.
 /// </summary>
 /// <remarks>Its arrays and values are valid only during the callback.</remarks>

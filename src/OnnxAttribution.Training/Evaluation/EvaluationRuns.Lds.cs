@@ -562,24 +562,25 @@ public static partial class EvaluationRuns
         int q = queries.Count, m = subsets.Length;
         int s = timesteps.Length, pairs = q * s;
         var schedule = ModelDirectory.Open(referenceDir).CreateSchedule();
-        var inputs = new List<(float[] Noisy, float[] Target, long T)>(pairs);
+        var inputs = new List<(float[] Noisy, float[] Target, long T, long? Y)>(pairs);
         foreach (var query in queries)
         {
             var trajectory = query.Trajectory ?? throw new InvalidOperationException("generated queries record their trajectories");
             foreach (var t in timesteps)
             {
                 var (noisy, target) = JourneyTrakMethod.StepInput(trajectory, t, schedule);
-                inputs.Add((noisy, target, t));
+                inputs.Add((noisy, target, t, query.Condition));
             }
         }
+        var conditions = inputs.All(x => x.Y is not null) && inputs.Count > 0 ? inputs.Select(x => x.Y!.Value).ToArray() : null;
         // Each step's loss under every subset model, per training seed, averaged over the seeds.
         var measured = NoiseCeiling.MeanOverSeeds(plan.GroupBy(p => p.SeedIndex).Select(seed => MeasureModels(o.Observer,
             Path.Combine(o.Out, "measured", $"{method}-seed-{seed.Key}.npy"), m, pairs, $"measure trajectory step losses (seed {seed.Key})", j =>
         {
             var model = ModelDirectory.Open(seed.Single(p => p.Subset == j).Directory);
             using var denoiser = model.OpenDenoiser(session);
-            return DiffusionLoss.MeasureStates(denoiser, inputs.Select(x => x.Noisy).ToArray(), inputs.Select(x => x.Target).ToArray(), inputs.Select(x => x.T).ToArray())
-                .Select(v => (float)v).ToArray();
+            return DiffusionLoss.MeasureStates(denoiser, inputs.Select(x => x.Noisy).ToArray(), inputs.Select(x => x.Target).ToArray(), inputs.Select(x => x.T).ToArray(),
+                conditions: conditions).Select(v => (float)v).ToArray();
         }, cancel).Select(v => (double)v).ToArray()).ToList());
 
         // (query, step) pairs as the LDS's "queries": row q·S + j.

@@ -88,7 +88,8 @@ internal static class CurvatureEstimator
         model.RequireGeometry(o.Data);
         var source = model.Extractor.Source;
         var shapes = LayerGradients.Shapes(source);
-        var fingerprint = Fingerprint(model.Fingerprint, o.Data.Fingerprint, o.Data.Count, o.Plan, o.FisherSeed, shapes);
+        var labels = DatasetConditions.Of(model.Directory.Metadata.Condition, o.Data, model.Directory.Path);
+        var fingerprint = Fingerprint(model.Fingerprint, DatasetConditions.DataIdentity(o.Data.Fingerprint, labels), o.Data.Count, o.Plan, o.FisherSeed, shapes);
         Directory.CreateDirectory(o.OutDirectory);
         var path = Path.Combine(o.OutDirectory, StoreFiles.Kfac);
         KroneckerCurvature? curvature = null;
@@ -107,7 +108,7 @@ internal static class CurvatureEstimator
         if (curvature is null)
         {
             var factors = new KroneckerFactorAccumulator(shapes);
-            Pass(o, source, shapes, fingerprint, 1, factors, "curvature", progress, cancel);
+            Pass(o, source, labels, shapes, fingerprint, 1, factors, "curvature", progress, cancel);
             curvature = factors.Decompose(fingerprint, progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("eigenbases", p.Done, p.Total))));
             curvature.Save(path);
             File.Delete(Path.Combine(o.OutDirectory, StoreFiles.KfacPartial));
@@ -115,7 +116,7 @@ internal static class CurvatureEstimator
         if (o.Kind == CurvatureKind.Ekfac && curvature.Kind == CurvatureKind.Kfac)
         {
             var eigenvalues = new EigenvalueAccumulator(curvature);
-            Pass(o, source, shapes, fingerprint, 2, eigenvalues, "eigenvalues", progress, cancel);
+            Pass(o, source, labels, shapes, fingerprint, 2, eigenvalues, "eigenvalues", progress, cancel);
             curvature = eigenvalues.Refit();
             curvature.Save(path);
             File.Delete(Path.Combine(o.OutDirectory, StoreFiles.KfacPartial));
@@ -124,7 +125,7 @@ internal static class CurvatureEstimator
     }
 
     /// <summary>One pass over the rows with Fisher-sample cotangents, continuing from kfac.partial when it holds this pass.</summary>
-    private static void Pass(CurvatureOptions o, GradientSource source, IReadOnlyList<KroneckerLayerShape> shapes, byte[] fingerprint, int stage,
+    private static void Pass(CurvatureOptions o, GradientSource source, long[]? labels, IReadOnlyList<KroneckerLayerShape> shapes, byte[] fingerprint, int stage,
         CurvatureAccumulator accumulator, string label, IProgress<MethodProgress>? progress, CancellationToken cancel)
     {
         var partial = Path.Combine(o.OutDirectory, StoreFiles.KfacPartial);
@@ -142,7 +143,7 @@ internal static class CurvatureEstimator
             o.Data.Pixels.Slice(checked((int)(done * d)), count * d).CopyTo(images);
             source.ForEachPair(images.AsSpan(0, count * d), count, outputs,
                 (values, _) => accumulator.Add(LayerGradients.Factors(shapes, values), count),
-                cotangent: Measurement.FisherSample(o.FisherSeed, done, o.Plan, d));
+                cotangent: Measurement.FisherSample(o.FisherSeed, done, o.Plan, d), conditions: labels is null ? default : labels.AsSpan(checked((int)done), count));
             done += count;
             if (done < rows && clock.Elapsed >= o.CheckpointInterval)
             {

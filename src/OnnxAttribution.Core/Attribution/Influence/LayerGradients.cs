@@ -40,7 +40,11 @@ internal static class LayerGradients
     /// The gradients of <paramref name="count"/> images for the source's measurement: per layer, count × outDim × inDim
     /// values (example-major), each the average over the plan's pairs.
     /// </summary>
-    public static float[][] Compute(GradientSource source, ReadOnlySpan<float> images, int count)
+    /// <param name="source">The gradient source.</param>
+    /// <param name="images">The images.</param>
+    /// <param name="count">How many.</param>
+    /// <param name="conditions">One condition value per image for a conditional model; empty otherwise.</param>
+    public static float[][] Compute(GradientSource source, ReadOnlySpan<float> images, int count, ReadOnlySpan<long> conditions = default)
     {
         var shapes = Shapes(source);
         var result = shapes.Select(s => new float[(long)count * s.OutDim * s.InDim]).ToArray();
@@ -58,7 +62,7 @@ internal static class LayerGradients
                 var target = result[l].AsSpan(n * outDim * inDim, outDim * inDim);
                 System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(gradient, weight, target, target);
             });
-        });
+        }, default, null, conditions);
         return result;
     }
 }

@@ -28,6 +28,9 @@ public sealed class JourneyTrakMethod : IDampedMethod
     public string Name => "journey-trak";
 
     /// <inheritdoc/>
+    public bool AttributesConditionalModels => true;
+
+    /// <inheritdoc/>
     public double DefaultDamping => LdsChosenDamping.JourneyTrak;
 
     /// <inheritdoc/>
@@ -228,7 +231,7 @@ public sealed class JourneyTrakMethod : IDampedMethod
             long t = timesteps[j];
             var xt = trajectory.State(NamingQuery(query, () => StateIndex(trajectory, t, schedule))).ToArray();
             var eps = new float[d];
-            denoiser.Predict(xt, [t], 1, eps);
+            denoiser.Predict(xt, [t], query.Condition is long c ? [c] : [], 1, eps);
             double ab = schedule.AlphaBars[t], a = Math.Sqrt(ab), s = Math.Sqrt(1 - ab);
             for (int i = 0; i < d; i++)
             {
@@ -299,11 +302,12 @@ public sealed class JourneyTrakMethod : IDampedMethod
                     var inputs = traced.Select(q => NamingQuery(queries[q], () => StepInput(queries[q].Trajectory!, steps[j], schedule))).ToList();
                     var noisy = inputs.SelectMany(x => x.Noisy).ToArray();
                     var target = inputs.SelectMany(x => x.TargetNoise).ToArray();
-                    Place(step.Scores(step.Extractor.Source.Noisy(noisy, target, steps[j], traced.Length)), traced, j);
+                    var tracedConditions = TrakMethod.Conditions(traced.Select(q => queries[q]).ToList());
+                    Place(step.Scores(step.Extractor.Source.Noisy(noisy, target, steps[j], traced.Length, tracedConditions)), traced, j);
                 }
                 if (plain.Length > 0)
                 {
-                    Place(step.Scores(plainImages, plain.Length), plain, j);
+                    Place(step.Scores(plainImages, plain.Length, TrakMethod.Conditions(plain.Select(q => queries[q]).ToList())), plain, j);
                 }
             }
             return result;

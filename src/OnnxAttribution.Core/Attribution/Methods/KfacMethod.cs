@@ -42,6 +42,9 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
     /// <inheritdoc/>
     public string Name { get; } = name;
 
+    /// <inheritdoc/>
+    public bool AttributesConditionalModels => true;
+
     /// <summary>K-FAC or EK-FAC: the eigenvalues that scale each layer's Kronecker eigenbasis.</summary>
     public CurvatureKind Kind { get; } = kind;
 
@@ -137,7 +140,8 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
             var path = Path.Combine(storeDirectory, StoreFiles.Kfac);
             var curvature = KroneckerCurvature.Load(path);
             var shapes = LayerGradients.Shapes(model.Extractor.Source);
-            var expected = CurvatureEstimator.Fingerprint(store.Meta.ModelFingerprint, store.Meta.DatasetFingerprint, store.Meta.Rows, training, settings.FisherSeed, shapes);
+            var expected = CurvatureEstimator.Fingerprint(store.Meta.ModelFingerprint, DatasetConditions.DataIdentity(store.Meta), store.Meta.Rows, training,
+                settings.FisherSeed, shapes);
             if (!curvature.Fingerprint.AsSpan().SequenceEqual(expected) || curvature.Kind != Kind)
             {
                 throw new AttributionException($"{path}: {curvature.Kind} factors of other inputs than this {Name} store's (model, data, plan, Fisher seed or layers); build the store again");
@@ -180,6 +184,7 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
         {
             ArgumentNullException.ThrowIfNull(queries);
             var images = TrakMethod.Images(queries);
+            var conditions = TrakMethod.Conditions(queries);
             var source = model.Extractor.Source;
             var projector = model.Extractor.Factored!;
             int d = source.ExampleLength, k = store.Dim;
@@ -188,7 +193,8 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
             {
                 cancel.ThrowIfCancellationRequested();
                 int count = Math.Min(QueryBatch, queries.Count - start);
-                var gradients = LayerGradients.Compute(source, images.AsSpan(start * d, count * d), count);
+                var gradients = LayerGradients.Compute(source, images.AsSpan(start * d, count * d), count,
+                    conditions.Length == 0 ? default : conditions.AsSpan(start, count));
                 for (int q = 0; q < count; q++)
                 {
                     var preconditioned = curvature.Layers.Select((layer, l) =>

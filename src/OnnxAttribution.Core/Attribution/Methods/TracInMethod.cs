@@ -56,6 +56,9 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
     /// <inheritdoc/>
     public string Name { get; } = name;
 
+    /// <inheritdoc/>
+    public bool AttributesConditionalModels => true;
+
     /// <summary>True for ReTrac: each training gradient divided by its norm.</summary>
     public bool Renormalize { get; } = renormalize;
 
@@ -237,11 +240,11 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
         }
 
         /// <summary>Adds η_c φ_q · φᵢ (ReTrac: divided by ‖∇L(xᵢ)‖) for every query and row to <paramref name="total"/>.</summary>
-        public void AddScores(ReadOnlySpan<float> images, int count, Span<float> total)
+        public void AddScores(ReadOnlySpan<float> images, int count, Span<float> total, ReadOnlySpan<long> conditions)
         {
             int k = Store.Dim;
             var phi = new float[count * k];
-            _model.Extractor.Extract(images, count, phi);
+            _model.Extractor.Extract(images, count, phi, conditions: conditions);
             TensorPrimitives.Multiply(phi, _learningRate, phi);
             var part = new float[total.Length];
             Store.Scores(phi, count, part);
@@ -271,11 +274,12 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
         public float[] Scores(IReadOnlyList<AttributionQuery> queries, CancellationToken cancel = default)
         {
             var images = TrakMethod.Images(queries);
+            var conditions = TrakMethod.Conditions(queries);
             var total = new float[checked(queries.Count * Rows)];
             foreach (var part in parts)
             {
                 cancel.ThrowIfCancellationRequested();
-                part.AddScores(images, queries.Count, total);
+                part.AddScores(images, queries.Count, total, conditions);
             }
             return total;
         }
