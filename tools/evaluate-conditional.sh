@@ -15,7 +15,7 @@ cli=out/cli/onnx-attribution
 "$cli" lds --condition label --data embedded --subset 0:1000 --subset-models "${SUBSET_MODELS:-32}" --subset-seeds "${SUBSET_SEEDS:-3}" \
     --alpha 0.5 --queries 50 --validation-queries 20 --damping-grid 1e-6,1e-5,1e-4,1e-3,1e-2,1e-1,1,10,100,1000 \
     --steps 1500 --batch-size 32 --lr 2e-3 --ema 0.995 --base-channels 16 --seed 0 --measure-timesteps 100 --measure-draws 3 \
-    --damping 1e-3 --timesteps 10 --dim 4096 --methods "${METHODS:-trak,d-trak,das,pixel,gradient-cosine,random}" \
+    --damping 1e-3 --timesteps 10 --dim 4096 --methods "${METHODS:-trak,d-trak,das,kfac,ekfac,tracin,retrac,journey-trak,pixel,gradient-cosine,random}" \
     --out eval/lds-conditional "$@"
 mkdir -p docs/results
 cp eval/lds-conditional/lds.json docs/results/lds-conditional.json
