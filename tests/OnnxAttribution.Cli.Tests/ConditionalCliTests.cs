@@ -65,6 +65,9 @@ public sealed partial class CliTests
         Assert.That(sneaker["condition"]!.GetValue<long>(), Is.EqualTo(7));
         Assert.That(trouser["condition"]!.GetValue<long>(), Is.EqualTo(1));
         Assert.That(sneaker["top"]!.ToJsonString(), Is.Not.EqualTo(trouser["top"]!.ToJsonString()));
+        Assert.That(RunAfresh("report", "--store", store, "--seed", "4", "--steps", "3", "--label", "7", "--out", Path.Combine(_dir, "r.html")),
+            Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.Exists(Path.Combine(_dir, "r.html")), Is.True);
     }
 
     [Test]

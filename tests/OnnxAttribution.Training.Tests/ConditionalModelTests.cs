@@ -157,6 +157,44 @@ public sealed class ConditionalModelTests
     }
 
     [Test]
+    public void Append_ToAConditionalStore_SameFeaturesAndLabelRecordAsAStoreBuiltOnAllRows()
+    {
+        string Build(string name, string subset)
+        {
+            string dir = Path.Combine(_dir, name);
+            TrakEngine.Featurize(new FeaturizeOptions
+            {
+                ModelDirectory = _model,
+                Data = SubsetSpec.Parse(subset).Apply(Repository.Locator.Load("embedded")),
+                Subset = subset,
+                Plan = new FeaturizationPlan([100, 600], 1, 5, MeasurementKind.Square),
+                Projection = new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 64, 2),
+                Method = "d-trak",
+                OutDirectory = dir,
+                BatchSize = 4,
+            }).Dispose();
+            new StoreSource(_model, "embedded", subset, 16).Save(dir);
+            PreconditionerBuilder.Finalize(dir, 1e-2);
+            return dir;
+        }
+        string appended = Build("append-a", "0:14");
+        string whole = Build("append-ab", "0:22");
+        StoreUpdate.Append(new AppendRequest
+        {
+            StoreDirectory = appended,
+            Data = SubsetSpec.Parse("14:22").Apply(Repository.Locator.Load("embedded")),
+            DataName = "embedded",
+            Subset = "14:22",
+            BatchSize = 3,
+        });
+        using var a = FeatureStore.Open(appended);
+        using var b = FeatureStore.Open(whole);
+        Assert.That(a.Meta.Settings[DatasetConditions.FingerprintSetting], Is.EqualTo(b.Meta.Settings[DatasetConditions.FingerprintSetting]));
+        Assert.That(Enumerable.Range(0, 22).Select(r => a.GetRowBytes(r).ToArray()), Is.EqualTo(Enumerable.Range(0, 22).Select(r => b.GetRowBytes(r).ToArray())),
+            "features, each row under its own label");
+    }
+
+    [Test]
     public void Featurize_DatasetWithoutLabels_RefusedNamingIt()
     {
         var unlabelled = new ImageDataset("no-labels", 2, 1, 16, 16, _data.Pixels[..(2 * _data.ImageLength)].ToArray());

@@ -77,9 +77,12 @@ internal static class AttributeCommand
 {
     /// <summary>A given image's label: required by a conditional model (checked against its classes), refused by an unconditional one.</summary>
     /// <exception cref="UserInputException">It is missing, out of range, or given to an unconditional model.</exception>
-    internal static long? QueryLabel(Core.Models.ModelMetadata meta, long? label)
+    internal static long? QueryLabel(Core.Models.ModelMetadata meta, long? label) => QueryLabel(meta.Condition, label);
+
+    /// <summary>As <see cref="QueryLabel(Core.Models.ModelMetadata, long?)"/> for a model's condition.</summary>
+    internal static long? QueryLabel(Core.Models.ConditionSpec? modelCondition, long? label)
     {
-        if (meta.Condition is not { } condition)
+        if (modelCondition is not { } condition)
         {
             return label is null ? null : throw new UserInputException("--label: the model is unconditional; leave --label out");
         }

@@ -25,6 +25,9 @@ internal sealed class InfluentialVerb : SessionVerbOptions, IVerbOptions
     [Option("fraction", Default = 0.2, HelpText = "A training image counts when it is in the top-k of more than this share of the queries.")]
     public double Fraction { get; set; }
 
+    [Option("label", HelpText = "For stores of a class-conditional model: the class label every query is generated with and attributed under.")]
+    public long? Label { get; set; }
+
     [Option("steps", Default = 50)]
     public int Steps { get; set; }
 
@@ -80,7 +83,8 @@ internal static class InfluentialCommand
             if (!queriesByModel.TryGetValue(model.Path, out var queries))
             {
                 Output.Note($"generating {seeds.Length} queries with {modelDir} ({o.Sampler.ToString().ToLowerInvariant()}, {o.Steps} steps)");
-                queries = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel);
+                queries = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel,
+                    AttributeCommand.QueryLabel(model.Metadata.Condition, o.Label) is long label ? new QueryCondition([label]) : null);
                 queriesByModel[model.Path] = queries;
             }
             var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -25,6 +25,9 @@ internal sealed class ReportVerb : SessionVerbOptions, IVerbOptions
     [Option("image", HelpText = "A PNG to report on instead (resized to the model's size, converted to its channels).")]
     public string? Image { get; set; }
 
+    [Option("label", HelpText = "For a class-conditional model: the query's class label (generated with it, or a given image attributed under it).")]
+    public long? Label { get; set; }
+
     [Option("steps", Default = 50)]
     public int Steps { get; set; }
 
@@ -87,12 +90,13 @@ internal static class ReportCommand
         QueryOrigin origin;
         if (o.Seed is long seed)
         {
-            query = attributor.GenerateQueries([seed], o.Sampler, o.Steps, null, cancel)[0];
+            query = attributor.GenerateQueries([seed], o.Sampler, o.Steps, null, cancel,
+                AttributeCommand.QueryLabel(attributor.Condition, o.Label) is long label ? new QueryCondition([label]) : null)[0];
             origin = QueryOrigin.FromSeed(seed, o.Sampler, o.Steps);
         }
         else
         {
-            query = attributor.ReadPng(o.Image!);
+            query = attributor.ReadPng(o.Image!) with { Condition = AttributeCommand.QueryLabel(attributor.Condition, o.Label) };
             origin = QueryOrigin.FromFile(o.Image!);
         }
         var provenance = ReportProvenance.Read(o.Store, attributor.Method, Reproduce(o));

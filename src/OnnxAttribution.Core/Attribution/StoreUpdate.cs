@@ -77,10 +77,14 @@ public static partial class StoreUpdate
         };
         using var added = TrakEngine.Featurize(options, progress, cancel);
         StoreCommit.KillPoint("append:featurized");
+        var all = existing.Concat(request.Data);
         var next = meta with
         {
             Rows = meta.Rows + added.Rows,
-            DatasetFingerprint = existing.Concat(request.Data).Fingerprint,
+            DatasetFingerprint = all.Fingerprint,
+            // A conditional store records the labels of all its rows, as a store built on them at once does.
+            Settings = DatasetConditions.WithSettings(new SortedDictionary<string, string>(meta.Settings.ToDictionary(), StringComparer.Ordinal),
+                modelDirectory.Metadata.Condition, DatasetConditions.Of(modelDirectory.Metadata.Condition, all, model)),
             Subset = $"{meta.Subset} + {request.DataName}:{request.Subset}",
             Checksums = StoreChecksums.AlgorithmName,
         };
