@@ -2,12 +2,13 @@
 
     python3 tools/torch-models/export.py --model ddpm_unet --width small --opset 17 --out DIR [--channels 3 --size 32 --seed 0 --t 100]
 
-Writes DIR/model.onnx (torch.onnx.export, dynamic batch axis on x, t and eps) and DIR/oracle/:
+Writes DIR/model.onnx (torch.onnx.export, dynamic batch axis on x, t and eps; a model that takes a class label, dit_label,
+has a third input y, int64 [batch]) and DIR/oracle/:
   x_t.npy and eps.npy (one example and the forward output, float32, flattened to 1 x C*H*W; its step is oracle.json's t),
   grad.<initializer>.npy: PyTorch autograd's gradient of D-TRAK's output f = ||eps(x_t, t)||^2 for each ONNX initializer
   that holds a trainable PyTorch parameter, in the initializer's own layout (the exporter stores some Linear weights
   transposed, under names such as onnx::MatMul_123, flattened to 1 x elements), and oracle.json: the initializer <-> parameter map, the parameters
-  no initializer holds, and the parameter count.
+  no initializer holds, the parameter count, and for a labelled model the oracle example's label ("label").
 Random weights from --seed; the model is in eval mode (dropout off), as it is when generating and attributing.
 """
 import argparse
@@ -56,17 +57,22 @@ def main():
     x = torch.randn(2, a.channels, a.size, a.size)
     t = torch.tensor([a.t, 999 - a.t], dtype=torch.int64)
     path = os.path.join(a.out, "model.onnx")
-    torch.onnx.export(model, (x, t), path, opset_version=a.opset, input_names=["x", "t"], output_names=["eps"],
-                      dynamic_axes={"x": {0: "batch", 2: "height", 3: "width"} if a.dynamic_size else {0: "batch"}, "t": {0: "batch"},
-                                    "eps": {0: "batch", 2: "height", 3: "width"} if a.dynamic_size else {0: "batch"}},
+    labelled = getattr(model, "takes_label", False)
+    inputs, names = ((x, t, torch.tensor([3, 7], dtype=torch.int64)), ["x", "t", "y"]) if labelled else ((x, t), ["x", "t"])
+    axes = {"x": {0: "batch", 2: "height", 3: "width"} if a.dynamic_size else {0: "batch"}, "t": {0: "batch"},
+            "eps": {0: "batch", 2: "height", 3: "width"} if a.dynamic_size else {0: "batch"}}
+    if labelled:
+        axes["y"] = {0: "batch"}
+    torch.onnx.export(model, inputs, path, opset_version=a.opset, input_names=names, output_names=["eps"], dynamic_axes=axes,
                       do_constant_folding=True)
 
     # The oracle: one example, D-TRAK's output function, autograd.
     g = torch.Generator().manual_seed(a.seed + 1)
     x1 = torch.randn(1, a.channels, a.size, a.size, generator=g)
     t1 = torch.tensor([a.t], dtype=torch.int64)
+    label = 3
     model.zero_grad()
-    eps = model(x1, t1)
+    eps = model(x1, t1, torch.tensor([label], dtype=torch.int64)) if labelled else model(x1, t1)
     (eps ** 2).sum().backward()
     ora = os.path.join(a.out, "oracle")
     save(ora, "x_t", x1.numpy())
@@ -123,7 +129,7 @@ def main():
                       "elements": int(value.size)})
     info = {
         "model": a.model, "width": a.width, "opset": a.opset, "channels": a.channels, "size": a.size, "seed": a.seed, "t": a.t,
-        "torch": torch.__version__, "output_function": "sum(eps^2)",
+        "torch": torch.__version__, "output_function": "sum(eps^2)", **({"label": label} if labelled else {}),
         "parameters": sum(p.numel() for _, p in params),
         "pairs": pairs,
         "unmatched_parameters": [n for n, _ in params if n not in used and not any(q["parameter"].startswith(n + "[") for q in pairs)],

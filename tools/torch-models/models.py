@@ -337,9 +337,12 @@ class DiT(nn.Module):
         # gradients reach every parameter in the checks (a trained model has none of these zeros either).
 
     def forward(self, x, t):
+        return self.denoise(x, t, self.null_label)
+
+    def denoise(self, x, t, y):
         h = self.x_embedder(x).flatten(2).transpose(1, 2) + self.pos_embed
         temb = self.t_fc2(F.silu(self.t_fc1(timestep_embedding(t, self.freq))))
-        c = temb + self.y_embedding_table(self.null_label)
+        c = temb + self.y_embedding_table(y)
         for block in self.blocks:
             h = block(h, c)
         shift, scale = self.final_adaLN(F.silu(c)).chunk(2, dim=1)
@@ -348,6 +351,15 @@ class DiT(nn.Module):
         h = h.reshape(b, g, g, p, p, ch)
         h = torch.einsum("nhwpqc->nchpwq", h)
         return h.reshape(b, ch, g * p, g * p)
+
+
+class DiTLabel(DiT):
+    """The DiT with its class label as an input (int64 [B], 0 … classes − 1, or classes for the null class), as a
+    class-conditional DiT is exported: the label's row of the embedding table is added to the time embedding."""
+    takes_label = True
+
+    def forward(self, x, t, y):
+        return self.denoise(x, t, y)
 
 
 # ---------------------------------------------------------------- the catalogue
@@ -359,9 +371,10 @@ def build(name, width, channels=3, size=32):
         return DdpmUNet(channels, size, ch=128 if full else 32, attn_resolutions=(size // 2,))
     if name == "diffusers_unet":
         return DiffusersUNet(channels, size, block_out=(128, 256, 256, 256) if full else (32, 64, 64), head_dim=64 if full else 32)
-    if name == "dit":
-        return DiT(channels, size, patch=4, hidden=384 if full else 64, depth=12 if full else 2, heads=6 if full else 4)
-    raise ValueError(f"unknown model '{name}' (ddpm_unet, diffusers_unet, dit)")
+    if name in ("dit", "dit_label"):
+        kind = DiTLabel if name == "dit_label" else DiT
+        return kind(channels, size, patch=4, hidden=384 if full else 64, depth=12 if full else 2, heads=6 if full else 4)
+    raise ValueError(f"unknown model '{name}' (ddpm_unet, diffusers_unet, dit, dit_label)")
 
 
-MODELS = ["ddpm_unet", "diffusers_unet", "dit"]
+MODELS = ["ddpm_unet", "diffusers_unet", "dit", "dit_label"]

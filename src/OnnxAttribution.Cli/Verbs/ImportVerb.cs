@@ -62,6 +62,16 @@ internal sealed class ImportVerb : IVerbOptions
     [Option("name", HelpText = "The model's name in model.json (default: the ONNX file's name).")]
     public string? Name { get; set; }
 
+    [Option("condition-input", HelpText = "A class-conditional model's label input (int64 [batch], e.g. diffusers' class_labels, or y): " +
+        "every training row and query then carries its class label (docs/guides/conditional.md). Needs --classes.")]
+    public string? ConditionInput { get; set; }
+
+    [Option("classes", HelpText = "With --condition-input: the number of classes (labels 0 … classes − 1).")]
+    public int? Classes { get; set; }
+
+    [Option("null-label", HelpText = "With --condition-input: the label the model reads as 'no class' (classifier-free guidance), often the number of classes.")]
+    public long? NullLabel { get; set; }
+
     [Option("json", HelpText = "Print model.json on stdout.")]
     public bool Json { get; set; }
 
@@ -93,6 +103,9 @@ internal static class ImportCommand
             Name = o.Name,
             Parameters = o.Parameters.Any() ? o.Parameters.ToList() : null,
             ExcludeParameters = o.ExcludeParameters.Any() ? o.ExcludeParameters.ToList() : null,
+            ConditionInput = o.ConditionInput,
+            Classes = o.Classes,
+            NullLabel = o.NullLabel,
         });
         if (o.Json)
         {

@@ -16,7 +16,7 @@ public static class ReferenceGradientCheck
 {
     private sealed record Pair(string Initializer, string Parameter);
 
-    private sealed record Oracle(long T, List<Pair> Pairs, List<string>? UnmatchedParameters);
+    private sealed record Oracle(long T, List<Pair> Pairs, List<string>? UnmatchedParameters, long? Label = null);
 
     private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, PropertyNameCaseInsensitive = true };
 
@@ -56,12 +56,16 @@ public static class ReferenceGradientCheck
         }
         // The reference example runs in a batch of two beside another image at another step: its per-example gradient
         // must not depend on what shares its batch (the batch axis stays symbolic through the exporter's shape arithmetic).
-        if (model.Metadata.Condition is { } condition)
+        // A class-conditional model's reference example carries its label (oracle.json "label"); both images of the pair run under it.
+        var condition = model.Metadata.Condition;
+        if ((condition is null) != (oracle.Label is null))
         {
-            throw new UserInputException($"{model.Path} takes a {condition.Kind.ToString().ToLowerInvariant()} condition (input '{condition.Input}'); " +
-                "check-gradients --reference compares unconditional models only (the reference files carry no condition)");
+            throw new UserInputException(condition is null
+                ? $"{jsonPath}: the reference example has a label ({oracle.Label}), but {model.Path} is unconditional"
+                : $"{jsonPath}: no 'label', but {model.Path} takes a class label (input '{condition.Input}'): write the reference of a labelled model");
         }
-        using var vjp = VjpSession.Open(model.RequireVjp());
+        long[] labels = oracle.Label is long label ? [condition!.RequireLabel(label, $"{jsonPath}: 'label'"), label] : [];
+        using var vjp = VjpSession.Open(model.RequireVjp(), null, condition);
         var pair = new float[2 * per];
         x.CopyTo(pair, 0);
         var other = new Random(7);
@@ -70,9 +74,9 @@ public static class ReferenceGradientCheck
             pair[i] = (float)(other.NextDouble() * 2 - 1);
         }
         long[] steps = [oracle.T, (oracle.T + model.Metadata.Schedule.Timesteps / 2) % model.Metadata.Schedule.Timesteps];
-        var first = vjp.Run(pair, steps, new float[2 * per], 2, [VjpSession.OutputEps]);
+        var first = vjp.Run(pair, steps, new float[2 * per], 2, [VjpSession.OutputEps], labels);
         var cotangent = Array.ConvertAll(first[VjpSession.OutputEps], v => 2 * v);
-        var outputs = vjp.Run(pair, steps, cotangent, 2);
+        var outputs = vjp.Run(pair, steps, cotangent, 2, null, labels);
         var eps = outputs[VjpSession.OutputEps][..per];
 
         var compared = new List<(Pair Pair, long Elements, double MaxDiff, double MaxRef)>();

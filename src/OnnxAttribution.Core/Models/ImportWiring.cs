@@ -22,7 +22,8 @@ internal sealed record ImportWiring(string ImageInput, string TimestepInput, str
         var initializers = graph.Initializer.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
         var inputs = graph.Input.Where(i => !initializers.Contains(i.Name)).ToList();
         var image = PickImage(inputs, o);
-        var timestep = PickTimestep(inputs, image, o);
+        var condition = PickCondition(inputs, image, o);
+        var timestep = PickTimestep(inputs.Where(i => i != condition).ToList(), image, o);
         var output = PickOutput(graph, o);
         var (channels, size) = Geometry(image, o);
         int tType = timestep.Type?.TensorType?.ElemType ?? 0;
@@ -82,6 +83,28 @@ internal sealed record ImportWiring(string ImageInput, string TimestepInput, str
                 $"the model has {candidates.Count} float inputs of rank 4 (of inputs {string.Join(", ", inputs.Select(i => i.Name))}); name the image input");
     }
 
+    /// <summary>The class-label input the options name (int64, a vector [batch]), or null when they name none.</summary>
+    private static ValueInfoProto? PickCondition(List<ValueInfoProto> inputs, ValueInfoProto image, ModelImportOptions o)
+    {
+        if (o.ConditionInput is not { } named)
+        {
+            return null;
+        }
+        var input = inputs.FirstOrDefault(i => i.Name == named && i != image)
+            ?? throw new SettingException("ConditionInput", named, $"the model has no such input besides the image; its inputs: {string.Join(", ", inputs.Select(i => i.Name))}");
+        if (named is ContractImage or ContractTimestep)
+        {
+            throw new SettingException("ConditionInput", named, "the engine feeds an input of that name itself; rename the model's label input before importing");
+        }
+        if (input.Type?.TensorType?.ElemType != TensorData.Int64 || input.Type.TensorType.Shape?.Dim.Count is not (null or 1))
+        {
+            throw new SettingException("ConditionInput", named,
+                $"it is {(TensorProto.Types.DataType)(input.Type?.TensorType?.ElemType ?? 0)} of rank {input.Type?.TensorType?.Shape?.Dim.Count}; " +
+                "a class-label input is int64 [batch] (export the labels as a LongTensor with a batch axis)");
+        }
+        return input;
+    }
+
     private static ValueInfoProto PickTimestep(List<ValueInfoProto> inputs, ValueInfoProto image, ModelImportOptions o)
     {
         if (o.TimestepInput is { } named)
@@ -94,7 +117,7 @@ internal sealed record ImportWiring(string ImageInput, string TimestepInput, str
             : throw new SettingException("TimestepInput", null, others.Count == 0
                 ? "the model has no input besides the image: an ε-prediction model takes the timestep too"
                 : $"the model has {others.Count} inputs besides the image ({string.Join(", ", others.Select(i => i.Name))}); name the timestep input "
-                    + "(the others are not supported: a class or text condition is not fed by the engine)");
+                    + "(a class-label input is named with --condition-input; a text condition is not fed by the engine yet)");
     }
 
     private static string PickOutput(GraphProto graph, ModelImportOptions o)

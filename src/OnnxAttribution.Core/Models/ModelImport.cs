@@ -53,6 +53,7 @@ public static class ModelImport
             Channels = wiring.Channels,
             Schedule = options.Schedule,
             Parameters = parameters,
+            Condition = ConditionOf(options),
             Import = new ImportInfo(options.ModelPath, StoreMeta.FingerprintFile(options.ModelPath), wiring.ImageInput, wiring.TimestepInput, wiring.TimestepType,
                 options.TimestepScale, options.TimestepOffset, wiring.Output, OpsetAdapter.OpsetOf(model), factors,
                 options.Parameters?.ToList(), options.ExcludeParameters?.ToList()),
@@ -160,6 +161,24 @@ public static class ModelImport
         }
     }
 
+    /// <summary>model.json's condition for the options' label input, checked; null without one.</summary>
+    /// <exception cref="SettingException">A label input without its class count, or a class count or null label without a label input.</exception>
+    private static ConditionSpec? ConditionOf(ModelImportOptions o)
+    {
+        if (o.ConditionInput is null)
+        {
+            return o.Classes is null && o.NullLabel is null ? null
+                : throw new SettingException(o.Classes is null ? "NullLabel" : "Classes", (object?)o.Classes ?? o.NullLabel, "goes with a class-label input: name it (--condition-input)");
+        }
+        var condition = new ConditionSpec
+        {
+            Input = o.ConditionInput,
+            Classes = o.Classes ?? throw new SettingException("Classes", null, $"the label input '{o.ConditionInput}' needs the number of classes (--classes)"),
+            NullLabel = o.NullLabel,
+        };
+        return condition.CheckError() is { } error ? throw new SettingException("Classes", o.Classes, error) : condition;
+    }
+
     /// <summary>Runs the wired forward graph on two images at the first and last step; its ε̂ must be finite.</summary>
     private static void CheckRuns(string forwardPath, ModelMetadata meta, ImportWiring wiring, string source)
     {
@@ -174,8 +193,8 @@ public static class ModelImport
         var eps = new float[x.Length];
         try
         {
-            using var denoiser = new OnnxDenoiser(forwardPath, meta.Channels, meta.ImageSize);
-            denoiser.Predict(x, [0, meta.Schedule.Timesteps - 1], batch, eps);
+            using var denoiser = new OnnxDenoiser(forwardPath, meta.Channels, meta.ImageSize, null, meta.Condition);
+            denoiser.Predict(x, [0, meta.Schedule.Timesteps - 1], meta.Condition is null ? [] : [0, meta.Condition.Classes - 1], batch, eps);
         }
         catch (Exception e) when (e is ArgumentException or AttributionException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
         {

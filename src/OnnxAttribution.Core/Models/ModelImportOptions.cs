@@ -53,4 +53,15 @@ public sealed record ModelImportOptions
 
     /// <summary>The model's name in model.json; null for the ONNX file's name.</summary>
     public string? Name { get; init; }
+
+    /// <summary>For a class-conditional model: its class-label input (int64 [batch], e.g. diffusers' <c>class_labels</c>); null for
+    /// an unconditional model.</summary>
+    public string? ConditionInput { get; init; }
+
+    /// <summary>With <see cref="ConditionInput"/>: the number of classes (labels 0 … classes − 1).</summary>
+    public int? Classes { get; init; }
+
+    /// <summary>With <see cref="ConditionInput"/>: the label the model was trained to read as "no class" (classifier-free
+    /// guidance), or null when it has none.</summary>
+    public long? NullLabel { get; init; }
 }
