@@ -1,4 +1,5 @@
 using CommandLine;
+using OnnxAttribution.Core;
 using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Cli.Verbs;
