@@ -6,6 +6,7 @@ namespace OnnxAttribution.Core.Store;
 public sealed unsafe partial class FeatureStore
 {
     private bool[]? _removedMask;
+    private long _removedHeld = -1;
 
     /// <summary>Whether the store holds an 8-bit copy of its rows (<see cref="StoreFiles.QuantizedFeatures"/>), made by <see cref="StoreQuantizer"/>.</summary>
     public bool HasQuantizedRows => _quantized is not null;
@@ -49,57 +50,66 @@ public sealed unsafe partial class FeatureStore
     /// left, or so many candidates that the exact scan is cheaper): the caller then scans the exact rows.
     /// </summary>
     /// <remarks>
-    /// One pass over the int8 rows gives each row an interval [lower, upper] that holds its exact score
-    /// (<see cref="QuantizedRows.ScoreBound"/>). L is the k-th best lower bound over the rows not removed; a row whose upper bound
+    /// One pass over the int8 rows (<see cref="Int8Kernels"/>, the query quantised to int16) gives each row an interval
+    /// [lower, upper] that holds its exact score (<see cref="QuantizedRows.ScoreBound"/>). L is the k-th best lower bound over the rows not removed; a row whose upper bound
     /// is below L has k rows certainly above it and cannot be in the answer, so the rows with upper ≥ L are a superset of it.
     /// Each of them is scored again by the exact kernel from features.npy (only their pages are read), and the best k of those
     /// scores, in <see cref="TopKHeap"/>'s total order, are the answer: the same rows and the same score bits as the exact scan.
-    /// Workers prune their candidates against their own running L (never above the final one) so the lists stay short.
+    /// Workers prune their candidates against their own running L (never above the final one) so the lists stay short; when
+    /// all workers together hold more than max(4096, 16·k) candidates a query the exact scan is cheaper, and memory stays bounded.
     /// </remarks>
     internal TopKResult[]? QuantizedTopK(ReadOnlySpan<float> queries, int queryCount, int k)
     {
         var copy = _quantized!;
-        long live = Rows - RemovedMask().Count(r => r);
+        long live = Rows - (RemovedRows.Count > 0 ? RemovedHeld() : 0);
         int kept = (int)Math.Min(k, live);
         if (queryCount == 0 || kept == 0)
         {
             return null;
         }
         var factors = new double[queryCount];
+        var steps = new double[queryCount];
+        short[] quantized = GC.AllocateUninitializedArray<short>(Math.Max(1, queryCount * Dim), pinned: true);
         for (int j = 0; j < queryCount; j++)
         {
+            var query = queries.Slice(j * Dim, Dim);
             double l1 = 0;
-            foreach (float v in queries.Slice(j * Dim, Dim))
+            foreach (float v in query)
             {
                 l1 += Math.Abs(v);
             }
-            factors[j] = QuantizedRows.BoundFactor(l1, Dim);
+            steps[j] = Int8Kernels.QuantizeQuery(query, quantized.AsSpan(j * Dim, Dim));
+            factors[j] = QuantizedRows.BoundFactor(l1, steps[j], Dim);
             if (double.IsPositiveInfinity(factors[j]))
             {
                 return null;
             }
         }
         bool[]? removed = RemovedRows.Count > 0 ? RemovedMask() : null;
-        long limit = Math.Max(1L << 12, 16L * kept);
-        var abandon = new int[1];
+        long limit = queryCount * Math.Max(1L << 12, 16L * kept);
+        // abandon[0]: set once the candidates of all workers together outgrow the limit; abandon[1]: how many they hold.
+        var abandon = new long[2];
+        nint shorts = (nint)Unsafe.AsPointer(ref quantized[0]);
         float[] q = CopyQueries(queries);
-        var workers = RunTiles(q, queryCount, static (qn, kept, _) => new BoundState(qn, kept), (ctx, tileStart, tileRows, state) =>
+        var workers = RunTiles(q, queryCount, static (qn, kept, _) => new BoundState(qn, kept), (_, tileStart, tileRows, state) =>
         {
             if (Volatile.Read(ref abandon[0]) != 0)
             {
                 return;
             }
             var st = (BoundState)state!;
-            ScanKernels.ScoreTile(Width, (byte*)copy.Data + (tileStart * Dim), StoreDType.Int8, tileRows, Dim,
-                ctx.Queries, queryCount, st.TileScoresPtr, TileRows, ctx.Scratch);
+            Int8Kernels.DotTile(Width, copy.Data + (tileStart * Dim), tileRows, Dim, (short*)shorts, queryCount, st.TileSumsPtr, TileRows);
             for (int j = 0; j < queryCount; j++)
             {
-                if (!st.Queries[j].Offer(st.TileScoresPtr + (j * TileRows), tileRows, tileStart, copy.Scales, removed, factors[j], Dim, limit))
+                var bound = new RowBound(copy.Scales, removed, steps[j], factors[j], Dim);
+                int added = st.Queries[j].Offer(st.TileSumsPtr + (j * TileRows), tileRows, tileStart, bound);
+                if (added != 0 && Interlocked.Add(ref abandon[1], added) > limit)
                 {
                     Volatile.Write(ref abandon[0], 1);
                 }
             }
         }, kept);
+        GC.KeepAlive(quantized);
         if (abandon[0] != 0)
         {
             return null;
@@ -135,6 +145,16 @@ public sealed unsafe partial class FeatureStore
         return TopKHeap.Merge([heap], kept);
     }
 
+    /// <summary>How many of the rows this store holds are removed, counted once.</summary>
+    private long RemovedHeld()
+    {
+        if (_removedHeld < 0)
+        {
+            _removedHeld = RemovedMask().LongCount(r => r);
+        }
+        return _removedHeld;
+    }
+
     /// <summary>Which local rows are removed (<see cref="RemovedRows"/>), computed once.</summary>
     private bool[] RemovedMask()
     {
@@ -155,17 +175,20 @@ public sealed unsafe partial class FeatureStore
 
     private sealed class BoundState
     {
-        private readonly float[] _tileScores;
+        private readonly long[] _tileSums;
 
         public BoundState(int queryCount, int kept)
         {
-            _tileScores = GC.AllocateUninitializedArray<float>(Math.Max(1, queryCount * TileRows), pinned: true);
+            _tileSums = GC.AllocateUninitializedArray<long>(Math.Max(1, queryCount * TileRows), pinned: true);
             Queries = Enumerable.Range(0, queryCount).Select(_ => new CandidateBounds(kept)).ToArray();
         }
 
         public CandidateBounds[] Queries { get; }
-        public float* TileScoresPtr => (float*)Unsafe.AsPointer(ref _tileScores[0]);
+        public long* TileSumsPtr => (long*)Unsafe.AsPointer(ref _tileSums[0]);
     }
+
+    /// <summary>What turns a row's integer sum into its interval for one query: the scales, the removed rows, the query's step and bound factor.</summary>
+    private readonly record struct RowBound(float[] Scales, bool[]? Removed, double Step, double Factor, int Dim);
 
     /// <summary>One worker's view of one query: the best lower bounds it saw (a min-heap) and the rows that may still be in the answer.</summary>
     private sealed class CandidateBounds
@@ -183,17 +206,18 @@ public sealed unsafe partial class FeatureStore
         /// <summary>The worker's running L: its k-th best lower bound, −∞ until it has seen k rows.</summary>
         private double Threshold => _count < _lowers.Length ? double.NegativeInfinity : _lowers[0];
 
-        /// <summary>Takes the int8 sums of local rows tileStart…; false when the candidates outgrow <paramref name="limit"/>.</summary>
-        public bool Offer(float* sums, int count, long tileStart, float[] scales, bool[]? removed, double factor, int dim, long limit)
+        /// <summary>Takes the integer sums of local rows tileStart…; returns by how much the candidates grew (negative: pruned).</summary>
+        public int Offer(long* sums, int count, long tileStart, in RowBound bound)
         {
+            int before = _candidates.Count;
             for (int i = 0; i < count; i++)
             {
                 long row = tileStart + i;
-                if (removed is not null && removed[row])
+                if (bound.Removed is not null && bound.Removed[row])
                 {
                     continue;
                 }
-                var (lower, upper) = QuantizedRows.ScoreBound(sums[i], scales[row], factor, dim);
+                var (lower, upper) = QuantizedRows.ScoreBound(sums[i], bound.Scales[row], bound.Step, bound.Factor, bound.Dim);
                 PushLower(lower);
                 if (upper >= Threshold)
                 {
@@ -206,7 +230,7 @@ public sealed unsafe partial class FeatureStore
                 _candidates.RemoveAll(c => c.Upper < threshold);
                 _pruneAt = Math.Max(1024, 2 * _candidates.Count);
             }
-            return _candidates.Count <= limit;
+            return _candidates.Count - before;
         }
 
         private void PushLower(double value)

@@ -6,13 +6,15 @@ namespace OnnxAttribution.Core.Store;
 /// symmetric per-row quantisation sᵢ = max|xᵢ| / 127, qᵢⱼ = round(xᵢⱼ / sᵢ).
 /// </summary>
 /// <remarks>
-/// <para>The error bound the exact re-rank relies on (<see cref="ScoreBound"/>): for a query q, the exact kernel's score Sᵢ and
-/// Aᵢ = sᵢ · fl(Σⱼ qⱼ·qᵢⱼ) (the int8 kernel's sum, times the scale in double, exactly) differ by at most
-/// ‖q‖₁·sᵢ·(½ + 2⁻³⁰) (quantisation: |xᵢⱼ − sᵢqᵢⱼ| ≤ sᵢ/2, the quotient rounded in double) plus the float32 rounding of both
-/// sums, each at most γₙ·127·sᵢ·‖q‖₁ with γₙ = n·2⁻²⁴/(1 − n·2⁻²⁴) for n = k terms in any summation order (Higham, Accuracy
-/// and Stability of Numerical Algorithms, §3.1; |xᵢⱼ| ≤ 127·sᵢ·(1 + 2⁻²³)), plus the absolute error of products that underflow
-/// (at most 2⁻¹⁵⁰ each). The bound is computed in double and widened by 2⁻²⁰ relative and by 2⁻⁵⁰ of |Aᵢ| + bound for the
-/// double rounding of the bound itself.</para>
+/// <para>The error bound the exact re-rank relies on (<see cref="ScoreBound"/>). The scan quantises the query too, to int16:
+/// q ≈ t·q̂ with |qⱼ − t·q̂ⱼ| ≤ t/2 (<see cref="Int8Kernels.QuantizeQuery"/>), and sums Iᵢ = Σⱼ q̂ⱼ·cᵢⱼ exactly in integers
+/// (<see cref="Int8Kernels"/>); Aᵢ = t·sᵢ·Iᵢ in double. The exact kernel's float32 score Sᵢ differs from it by at most
+/// ‖q‖₁·sᵢ·(½ + 2⁻³⁰) (the rows' quantisation: |xᵢⱼ − sᵢcᵢⱼ| ≤ sᵢ/2, the quotient rounded in double)
+/// + (t/2)·sᵢ·Σⱼ|cᵢⱼ| ≤ (t/2)·sᵢ·127·n (the query's quantisation)
+/// + γₙ·Σⱼ|qⱼxᵢⱼ| ≤ γₙ·127·sᵢ·(1 + 2⁻²³)·‖q‖₁, the float32 rounding of the exact kernel with γₙ = n·2⁻²⁴/(1 − n·2⁻²⁴) for
+/// n = k terms in any summation order (Higham, Accuracy and Stability of Numerical Algorithms, §3.1)
+/// + n·2⁻¹⁴⁹ for products that underflow. The bound is computed in double and widened by 2⁻²⁰ relative and by 2⁻⁵⁰ of
+/// |Aᵢ| + bound for the double rounding of Aᵢ and of the bound itself.</para>
 /// <para>A row the rule cannot bound gets a NaN scale and is always re-ranked exactly: a row holding NaN or ±Infinity, or one
 /// whose scale would be subnormal (its quotients would no longer be within ½ of an integer ≤ 127).</para>
 /// <para><see cref="Data"/> points into the mapping and is valid until <see cref="Dispose"/>.</para>
@@ -92,35 +94,40 @@ internal sealed unsafe class QuantizedRows : IDisposable
         return scale;
     }
 
-    /// <summary>The factor c of the bound |Sᵢ − Aᵢ| ≤ c·sᵢ + n·2⁻¹⁴⁹·(1 + sᵢ) for a query of absolute sum <paramref name="queryL1"/>
-    /// (‖q‖₁ computed in double); +∞ when the query is not finite or k is too large for the rounding bound.</summary>
-    public static double BoundFactor(double queryL1, int dim)
+    /// <summary>
+    /// The factor c of the bound |Sᵢ − Aᵢ| ≤ c·sᵢ + n·2⁻¹⁴⁹ for a query of absolute sum <paramref name="queryL1"/> (computed in
+    /// double) quantised with step <paramref name="queryStep"/> (<see cref="Int8Kernels.QuantizeQuery"/>); +∞ when the query is
+    /// not finite or k is too large for the rounding bound.
+    /// </summary>
+    public static double BoundFactor(double queryL1, double queryStep, int dim)
     {
         const double u = 1.0 / (1 << 24);
         double nu = dim * u;
-        if (!double.IsFinite(queryL1) || nu >= 0.5)
+        if (!double.IsFinite(queryL1) || !double.IsFinite(queryStep) || nu >= 0.5)
         {
             return double.PositiveInfinity;
         }
         double gamma = nu / (1 - nu);
-        return queryL1 * (0.5 + Math.ScaleB(1, -30) + (254 * gamma * (1 + Math.ScaleB(1, -22)))) * (1 + Math.ScaleB(1, -20));
+        double rows = queryL1 * (0.5 + Math.ScaleB(1, -30) + (127 * gamma * (1 + Math.ScaleB(1, -22))));
+        double query = queryStep * (0.5 + Math.ScaleB(1, -40)) * 127 * dim;
+        return (rows + query) * (1 + Math.ScaleB(1, -20));
     }
 
     /// <summary>
-    /// [lower, upper] holding the exact kernel's score of a row of scale <paramref name="scale"/> whose int8 sum is
-    /// <paramref name="sum"/>, for a query of <see cref="BoundFactor"/> <paramref name="factor"/>; (−∞, +∞) when the row or the
-    /// query cannot be bounded (NaN scale, a non-finite sum, or magnitudes near float32 overflow).
+    /// [lower, upper] holding the exact kernel's score of a row of scale <paramref name="scale"/> whose integer sum with the
+    /// quantised query is <paramref name="sum"/>, for a query of step <paramref name="queryStep"/> and <see cref="BoundFactor"/>
+    /// <paramref name="factor"/>; (−∞, +∞) when the row cannot be bounded (NaN scale, or magnitudes near float32 overflow).
     /// </summary>
-    public static (double Lower, double Upper) ScoreBound(float sum, float scale, double factor, int dim)
+    public static (double Lower, double Upper) ScoreBound(long sum, float scale, double queryStep, double factor, int dim)
     {
         double bound = factor * scale;
-        // The exact kernel's partial sums stay below ‖q‖₁·max|x| ≈ 254·c·s; far from float32 overflow here, so no infinities.
-        if (!(bound < 1e35) || !float.IsFinite(sum))
+        // The exact kernel's partial sums stay below ‖q‖₁·max|x| ≤ 254·c·s; far from float32 overflow here, so no infinities.
+        if (!(bound < 1e35))
         {
             return (double.NegativeInfinity, double.PositiveInfinity);
         }
-        double center = (double)scale * sum;
-        bound += dim * Math.ScaleB(1, -149) * (1 + scale);
+        double center = queryStep * scale * sum;
+        bound += dim * Math.ScaleB(1, -149);
         bound += (Math.Abs(center) + bound) * Math.ScaleB(1, -50);
         return (center - bound, center + bound);
     }

@@ -94,17 +94,6 @@ internal unsafe struct HalfRows : IRowElements
     public static float Scalar(void* row, int column) => HalfBits.ToSingle(((ushort*)row)[column]);
 }
 
-internal unsafe struct SByteRows : IRowElements
-{
-    public static int Size => sizeof(sbyte);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TF Load<TS, TF, TU>(void* row, int column)
-        where TS : ISimd<TF, TU> where TF : struct where TU : struct => TS.LoadSByte((sbyte*)row + column);
-
-    public static float Scalar(void* row, int column) => ((sbyte*)row)[column];
-}
-
 /// <summary>
 /// Dot products of store rows with query vectors: scores[q, r] = Σⱼ row_r[j]·query_q[j], float32 accumulation.
 /// </summary>
@@ -118,9 +107,7 @@ internal unsafe struct SByteRows : IRowElements
 /// Blocking: a chunk of 4 rows (at most 16 KiB float32) stays in L1 while all queries' chunks (in L2) stream past it, 4 queries at
 /// a time, so the 4×4 kernel does 16 FMAs per 8 loads and a row is read from memory once for the whole batch. float16 rows are
 /// converted chunk-wise into a float scratch first, so the conversion is paid once per row, not once per query; for fewer than
-/// <see cref="FusedHalfQueries"/> queries they are widened in registers instead, saving the scratch round trip. int8 rows (the
-/// 8-bit copy, <see cref="QuantizedRows"/>) go the same two ways as float16: each byte becomes the float of its integer value,
-/// exactly, so a score is Σⱼ qⱼ·rowⱼ over the integers, summed in the same order as any other row.
+/// <see cref="FusedHalfQueries"/> queries they are widened in registers instead, saving the scratch round trip.
 /// </remarks>
 internal static unsafe class ScanKernels
 {
@@ -130,7 +117,7 @@ internal static unsafe class ScanKernels
     /// <summary>Rows per block kernel.</summary>
     public const int BlockRows = 4;
 
-    /// <summary>Below this many queries, float16 and int8 rows are widened in registers per query instead of once into scratch.</summary>
+    /// <summary>Below this many queries, float16 rows are widened in registers per query instead of once into scratch.</summary>
     public const int FusedHalfQueries = 4;
 
     /// <summary>Floats of scratch <see cref="ScoreTile"/> needs.</summary>
@@ -144,7 +131,7 @@ internal static unsafe class ScanKernels
 
     /// <summary>
     /// scores[q·scoreStride + r] = ⟨row r, query q⟩ for r &lt; rowCount, q &lt; queryCount. Rows are contiguous, <paramref name="dim"/>
-    /// elements each, float32, float16 bits or int8; queries are contiguous float32. <paramref name="scratch"/> holds <see cref="ScratchFloats"/>.
+    /// elements each, float32 or float16 bits; queries are contiguous float32. <paramref name="scratch"/> holds <see cref="ScratchFloats"/>.
     /// </summary>
     public static void ScoreTile(SimdWidth width, byte* rows, StoreDType dtype, int rowCount, int dim,
         float* queries, int queryCount, float* scores, long scoreStride, float* scratch)
@@ -200,20 +187,6 @@ internal static unsafe class ScanKernels
         }
     }
 
-    private static void SByteToSingle<TS, TF, TU>(sbyte* source, float* destination, long count)
-        where TS : ISimd<TF, TU> where TF : struct where TU : struct
-    {
-        long i = 0;
-        for (; i <= count - TS.Count; i += TS.Count)
-        {
-            TS.Store(destination + i, TS.LoadSByte(source + i));
-        }
-        for (; i < count; i++)
-        {
-            destination[i] = source[i];
-        }
-    }
-
     private static void ScoreTile<TS, TF, TU>(byte* rows, StoreDType dtype, int rowCount, int dim,
         float* queries, int queryCount, float* scores, long scoreStride, float* scratch)
         where TS : ISimd<TF, TU> where TF : struct where TU : struct
@@ -226,20 +199,13 @@ internal static unsafe class ScanKernels
             for (int r0 = 0; r0 < rowCount; r0 += BlockRows)
             {
                 int nr = Math.Min(BlockRows, rowCount - r0);
-                if (dtype != StoreDType.Float32 && nr == BlockRows && queryCount < FusedHalfQueries)
+                if (dtype == StoreDType.Float16 && nr == BlockRows && queryCount < FusedHalfQueries)
                 {
                     // Few queries: widen in registers as the rows stream past (same floats, same FMA order as via scratch).
+                    ushort* hp = (ushort*)rows + ((long)r0 * dim) + c0;
                     for (int q = 0; q < queryCount; q++)
                     {
-                        float* qp = queries + ((long)q * dim) + c0, sq = scores + r0 + (q * scoreStride);
-                        if (dtype == StoreDType.Float16)
-                        {
-                            Dot4x1<TS, TF, TU, HalfRows>((ushort*)rows + ((long)r0 * dim) + c0, dim, qp, len, sq, first);
-                        }
-                        else
-                        {
-                            Dot4x1<TS, TF, TU, SByteRows>((sbyte*)rows + ((long)r0 * dim) + c0, dim, qp, len, sq, first);
-                        }
+                        Dot4x1<TS, TF, TU, HalfRows>(hp, dim, queries + ((long)q * dim) + c0, len, scores + r0 + (q * scoreStride), first);
                     }
                     continue;
                 }
@@ -254,15 +220,7 @@ internal static unsafe class ScanKernels
                 {
                     for (int i = 0; i < nr; i++)
                     {
-                        long at = ((long)(r0 + i) * dim) + c0;
-                        if (dtype == StoreDType.Float16)
-                        {
-                            HalfToSingle<TS, TF, TU>((ushort*)rows + at, scratch + (i * ChunkColumns), len);
-                        }
-                        else
-                        {
-                            SByteToSingle<TS, TF, TU>((sbyte*)rows + at, scratch + (i * ChunkColumns), len);
-                        }
+                        HalfToSingle<TS, TF, TU>((ushort*)rows + ((long)(r0 + i) * dim) + c0, scratch + (i * ChunkColumns), len);
                     }
                     rp = scratch;
                     rs = ChunkColumns;

@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Numerics;
@@ -71,9 +70,6 @@ internal unsafe interface ISimd<TF, TU>
     /// </summary>
     static abstract TF LoadHalf(ushort* source);
 
-    /// <summary>Count signed bytes from <paramref name="source"/>, each widened to float32 (exact: every int8 is a float).</summary>
-    static abstract TF LoadSByte(sbyte* source);
-
     /// <summary>
     /// An estimate of a·b + addend: fused (one rounding) where the hardware has FMA, multiply then add (two roundings) where
     /// not. Not for kernels that must give the same bits everywhere: they use <see cref="FusedMultiplyAdd"/>.
@@ -86,8 +82,7 @@ internal unsafe interface ISimd<TF, TU>
 
 // LoadHalf sign-extends Count halves to 32-bit lanes and converts them with HalfBits.ToSingle's lane-wise form. Lane layout:
 // lane i of the float vector is half i of the loaded block (WidenLower of a sign-extending widen keeps order); callers handle
-// the remainder with the scalar form. LoadSByte sign-extends Count bytes to 32-bit lanes in order (one vpmovsxbd where the
-// hardware has it) and converts them to float, which is exact.
+// the remainder with the scalar form.
 
 /// <summary>512-bit vectors: 16 float lanes.</summary>
 internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<uint>>
@@ -129,11 +124,6 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>, Vector512<uint
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> LoadHalf(ushort* source) =>
         HalfBits.ToSingle<Simd512, Vector512<float>, Vector512<uint>>(Vector512.WidenLower(Vector256.Load((short*)source).ToVector512Unsafe()).AsUInt32());
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> LoadSByte(sbyte* source) => Vector512.ConvertToSingle(Avx512F.IsSupported
-        ? Avx512F.ConvertToVector512Int32(Vector128.Load(source))
-        : Vector512.WidenLower(Vector512.WidenLower(Vector128.Load(source).ToVector256Unsafe().ToVector512Unsafe())));
 }
 
 /// <summary>256-bit vectors: 8 float lanes.</summary>
@@ -176,11 +166,6 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>, Vector256<uint
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> LoadHalf(ushort* source) =>
         HalfBits.ToSingle<Simd256, Vector256<float>, Vector256<uint>>(Vector256.WidenLower(Vector128.Load((short*)source).ToVector256Unsafe()).AsUInt32());
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> LoadSByte(sbyte* source) => Vector256.ConvertToSingle(Avx2.IsSupported
-        ? Avx2.ConvertToVector256Int32(source)
-        : Vector256.WidenLower(Vector256.WidenLower(Vector64.Load(source).ToVector128Unsafe().ToVector256Unsafe())));
 }
 
 /// <summary>128-bit vectors: 4 float lanes (SSE, NEON).</summary>
@@ -223,11 +208,6 @@ internal readonly unsafe struct Simd128 : ISimd<Vector128<float>, Vector128<uint
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<float> LoadHalf(ushort* source) =>
         HalfBits.ToSingle<Simd128, Vector128<float>, Vector128<uint>>(Vector128.WidenLower(Vector64.Load((short*)source).ToVector128Unsafe()).AsUInt32());
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> LoadSByte(sbyte* source) => Vector128.ConvertToSingle(Sse41.IsSupported
-        ? Sse41.ConvertToVector128Int32(source)
-        : Vector128.Create((int)source[0], source[1], source[2], source[3]));
 }
 
 /// <summary>One float lane, no vector instructions: the scan's scalar path (<see cref="Sum"/> is the value itself).</summary>
@@ -264,5 +244,4 @@ internal readonly unsafe struct SimdScalar : ISimd<float, uint>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MultiplyAddEstimate(float a, float b, float addend) => float.MultiplyAddEstimate(a, b, addend);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float value) => value;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadHalf(ushort* source) => HalfBits.ToSingle(*source);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float LoadSByte(sbyte* source) => *source;
 }

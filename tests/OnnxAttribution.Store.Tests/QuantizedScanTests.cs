@@ -235,23 +235,32 @@ public sealed unsafe class QuantizedScanTests : TempDirectoryTest
         const int dim = 777;
         var random = new Random(17);
         float* scratch = stackalloc float[ScanKernels.ScratchFloats];
-        for (int trial = 0; trial < 200; trial++)
+        for (int trial = 0; trial < 300; trial++)
         {
             float magnitude = (float)Math.Pow(10, random.Next(-6, 6));
             var row = Uniform(dim, 1000 + trial, magnitude);
-            var query = Uniform(dim, 2000 + trial, 1f / magnitude);
+            var query = Uniform(dim, 2000 + trial, (float)Math.Pow(10, random.Next(-6, 6)));
+            if (trial % 3 == 0)
+            {
+                query[trial % dim] *= 1000; // one large value: a coarse query step
+            }
             var codes = new sbyte[dim];
+            var shorts = new short[dim];
             float scale = QuantizedRows.Quantize(row, codes);
-            float exact, sum;
+            double step = Int8Kernels.QuantizeQuery(query, shorts);
+            float exact;
+            long sum;
             fixed (float* r = row)
             fixed (sbyte* c = codes)
             fixed (float* q = query)
+            fixed (short* qs = shorts)
             {
                 ScanKernels.ScoreTile(SimdWidth.Auto, (byte*)r, StoreDType.Float32, 1, dim, q, 1, &exact, 1, scratch);
-                ScanKernels.ScoreTile(SimdWidth.Auto, (byte*)c, StoreDType.Int8, 1, dim, q, 1, &sum, 1, scratch);
+                Int8Kernels.DotTile(SimdWidth.Auto, c, 1, dim, qs, 1, &sum, 1);
             }
-            var (lower, upper) = QuantizedRows.ScoreBound(sum, scale, QuantizedRows.BoundFactor(query.Sum(v => Math.Abs((double)v)), dim), dim);
+            var (lower, upper) = QuantizedRows.ScoreBound(sum, scale, step, QuantizedRows.BoundFactor(query.Sum(v => Math.Abs((double)v)), step, dim), dim);
             Assert.That(exact, Is.InRange(lower, upper), $"trial {trial}");
+            Assert.That(upper - lower, Is.LessThan(0.1 * query.Sum(v => Math.Abs((double)v)) * magnitude), "the bound is about ‖q‖₁·s, not looser");
         }
     }
 
