@@ -50,8 +50,9 @@ public sealed record StoreChecksums
 
     /// <summary>
     /// <see cref="FeaturesFingerprint"/> when the 8-bit copy (<see cref="StoreFiles.QuantizedFeatures"/>) was made from the rows;
-    /// null when the store has none. A copy whose value differs from the rows' fingerprint now is stale.
+    /// null (and not written) when the store has none. A copy whose value differs from the rows' fingerprint now is stale.
     /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public string? QuantizedFrom { get; init; }
 
     /// <summary>The XxHash64 of the row count, chunk size and every chunk hash: names the content of features.npy.</summary>

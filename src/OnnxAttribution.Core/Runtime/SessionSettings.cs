@@ -25,6 +25,7 @@ public sealed record SessionSettings(ExecutionDevice Device = ExecutionDevice.Cp
     /// <summary>
     /// True to scan a store's exact rows even where it holds an 8-bit copy (<see cref="Store.StoreQuantizer"/>); false (the default)
     /// scans the copy and re-ranks its candidates exactly. Both give the same rows and scores; only the bytes read differ.
+    /// Read by the TRAK-family scorers (trak, d-trak, das, which open their store with these settings).
     /// </summary>
     public bool ExactScan { get; init; }
 
