@@ -83,6 +83,7 @@ internal static class CliApp
         Verb<MergeVerb>((o, _) => MergeCommand.Run(o)),
         Verb<AppendVerb>(AppendCommand.Run),
         Verb<RemoveVerb>((o, _) => RemoveCommand.Run(o)),
+        Verb<QuantizeVerb>((o, _) => QuantizeCommand.Run(o)),
         Verb<AttributeVerb>(AttributeCommand.Run),
         Verb<ReportVerb>(ReportCommand.Run),
         Verb<InspectVerb>((o, _) => InspectCommand.Run(o)),

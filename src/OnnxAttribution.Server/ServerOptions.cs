@@ -174,6 +174,9 @@ internal static class ServerCommandLine
         new("--device", "Device", "cpu", "cpu | cuda: where ONNX Runtime runs the models (cuda needs Microsoft.ML.OnnxRuntime.Gpu, as the CLI's --device does)."),
         new("--scan", "Scan", "auto",
             "auto | simd | onnx: what scans a store for a query's best rows (auto: simd on cpu, onnx on cuda, where the rows stay in GPU memory)."),
+        new("--exact-scan", "ExactScan", "false",
+            "scan each store's exact rows even where it has an 8-bit copy ('quantize'); by default the copy is scanned and its candidates re-scored exactly " +
+            "(the same rows and scores from fewer bytes).", Flag: true),
         new("--reduce", "Reduce", "auto",
             "auto | host | device: where a query's per-pair gradients are summed and projected (auto: host on cpu, device on cuda, inside the graph)."),
         new("--api-key", "ApiKeys", "none",
@@ -409,6 +412,7 @@ internal static class ServerCommandLine
             QueryTimesteps = Int(configuration, "QueryTimesteps", 0, 0),
             Scan = scan,
             Reduction = reduce,
+            ExactScan = Bool(configuration, "ExactScan"),
         })
         {
             Limits = limits,

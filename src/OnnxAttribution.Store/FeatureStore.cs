@@ -1,4 +1,3 @@
-using System.IO.MemoryMappedFiles;
 using System.Runtime.CompilerServices;
 
 namespace OnnxAttribution.Core.Store;
@@ -18,22 +17,21 @@ namespace OnnxAttribution.Core.Store;
 /// from disk.</para>
 /// <para>Scores are float32 dot products; see <see cref="Scores"/> for their summation order and determinism.</para>
 /// </remarks>
-public sealed unsafe class FeatureStore : IDisposable
+public sealed unsafe partial class FeatureStore : IDisposable
 {
     /// <summary>Rows per tile of the scan: the unit of parallel work and of the top-k scratch.</summary>
     private const int TileRows = 32;
 
-    private readonly MemoryMappedFile _file;
-    private readonly MemoryMappedViewAccessor _view;
+    private readonly ReadOnlyMapping _mapping;
     private byte* _data;
+    private QuantizedRows? _quantized;
 
-    private FeatureStore(string directory, StoreMeta meta, NpyHeader header, MemoryMappedFile file, MemoryMappedViewAccessor view, byte* data)
+    private FeatureStore(string directory, StoreMeta meta, NpyHeader header, ReadOnlyMapping mapping, byte* data)
     {
         Directory = directory;
         Meta = meta;
         Header = header;
-        _file = file;
-        _view = view;
+        _mapping = mapping;
         _data = data;
     }
 
@@ -111,13 +109,18 @@ public sealed unsafe class FeatureStore : IDisposable
     /// the last and <see cref="StoreChecksums.RandomChunksOnOpen"/> drawn at random, a few MiB) are checked against them; a full
     /// check of every byte is StoreVerifier (in OnnxAttribution.Core) (the <c>verify</c> verb).</remarks>
     /// <exception cref="StoreFormatException">A missing or damaged file, an incomplete store, a sampled chunk or meta.json that
-    /// does not match its checksum, or settings that differ from <paramref name="expected"/> (the message lists each difference).</exception>
+    /// does not match its checksum, an 8-bit copy (<see cref="StoreQuantizer"/>) not made from these rows, or settings that differ
+    /// from <paramref name="expected"/> (the message lists each difference).</exception>
     public static FeatureStore Open(string directory, StoreMeta? expected = null)
     {
         var store = OpenUnchecked(directory, expected);
         try
         {
             store.CheckSampledChunks();
+            if (store.QuantizedCopyProblem(StoreChecksums.TryLoad(directory)) is { } stale)
+            {
+                throw new StoreFormatException(stale);
+            }
             return store;
         }
         catch
@@ -157,24 +160,18 @@ public sealed unsafe class FeatureStore : IDisposable
                 throw new StoreFormatException($"{Path.Combine(directory, StoreFiles.Meta)}: the store does not match the query settings:\n  " + string.Join("\n  ", diffs));
             }
         }
-        MemoryMappedFile? file = null;
-        MemoryMappedViewAccessor? view = null;
+        var mapping = ReadOnlyMapping.Open(featuresPath, "the feature matrix");
+        var store = new FeatureStore(directory, meta, header, mapping, mapping.Start + header.DataOffset);
         try
         {
-            file = MemoryMappedFile.CreateFromFile(featuresPath, FileMode.Open, mapName: null, capacity: 0, MemoryMappedFileAccess.Read);
-            view = file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            byte* basePtr = null;
-            view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
-            // The view may start before offset 0 of the request (page alignment): PointerOffset says by how much.
-            byte* data = basePtr + view.PointerOffset + header.DataOffset;
-            return new FeatureStore(directory, meta, header, file, view, data);
+            store._quantized = QuantizedRows.TryOpen(directory, header);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch
         {
-            view?.Dispose();
-            file?.Dispose();
-            throw new StoreFormatException($"{featuresPath}: cannot map the feature matrix: {e.Message}", e);
+            store.Dispose();
+            throw;
         }
+        return store;
     }
 
     /// <summary>The bytes of the store's local rows [<paramref name="first"/>, <paramref name="end"/>) (at most 2 GiB), valid until <see cref="Dispose"/>.</summary>
@@ -300,13 +297,19 @@ public sealed unsafe class FeatureStore : IDisposable
     /// <param name="queryCount">Number of queries, scanned together.</param>
     /// <param name="k">Rows to return per query; fewer when the store holds fewer.</param>
     /// <remarks>Scores are those of <see cref="Scores"/>. Each worker keeps a bounded min-heap per query; the heaps are merged at the end,
-    /// and the order is total, so the result does not depend on the thread count.</remarks>
+    /// and the order is total, so the result does not depend on the thread count. With an 8-bit copy (<see cref="HasQuantizedRows"/>,
+    /// <see cref="UseQuantizedRows"/>) the copy is scanned and its candidates re-scored from the exact rows: the same rows and
+    /// score bits as without it.</remarks>
     /// <exception cref="ArgumentException">The queries span does not hold queryCount × Dim values.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="k"/> is negative.</exception>
     public TopKResult[] TopK(ReadOnlySpan<float> queries, int queryCount, int k)
     {
         CheckQueries(queries, queryCount);
         ArgumentOutOfRangeException.ThrowIfNegative(k);
+        if (UseQuantizedRows && _quantized is not null && QuantizedTopK(queries, queryCount, k) is { } fromCopy)
+        {
+            return fromCopy;
+        }
         int kept = (int)Math.Min(k + (long)RemovedRows.Count, Rows);
         float[] q = CopyQueries(queries);
         var workers = RunTiles(q, queryCount,
@@ -443,8 +446,7 @@ public sealed unsafe class FeatureStore : IDisposable
             return;
         }
         _data = null;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _file.Dispose();
+        _quantized?.Dispose();
+        _mapping.Dispose();
     }
 }

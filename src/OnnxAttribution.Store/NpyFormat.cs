@@ -5,7 +5,7 @@ using System.Text;
 namespace OnnxAttribution.Core.Store;
 
 /// <summary>
-/// NumPy's <c>.npy</c> format, version 1.0, for C-ordered 2-D float32/float16 matrices, so that
+/// NumPy's <c>.npy</c> format, version 1.0, for C-ordered 2-D float32/float16 (and the 8-bit copy's int8) matrices, so that
 /// <c>numpy.load(path, mmap_mode="r")</c> reads a store's features.
 /// </summary>
 /// <remarks>
@@ -126,9 +126,12 @@ public static class NpyFormat
         var values = new float[checked((int)(header.Rows * header.Columns))];
         for (int i = 0; i < values.Length; i++)
         {
-            values[i] = header.DType == StoreDType.Float32
-                ? BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * 4))
-                : (float)BinaryPrimitives.ReadHalfLittleEndian(bytes.AsSpan(i * 2));
+            values[i] = header.DType switch
+            {
+                StoreDType.Float32 => BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * 4)),
+                StoreDType.Float16 => (float)BinaryPrimitives.ReadHalfLittleEndian(bytes.AsSpan(i * 2)),
+                _ => (sbyte)bytes[i],
+            };
         }
         return (header, values);
     }
@@ -224,7 +227,8 @@ public static class NpyFormat
         {
             "<f4" => StoreDType.Float32,
             "<f2" => StoreDType.Float16,
-            _ => throw new StoreFormatException($"{name}: .npy field 'descr': expected '<f4' or '<f2', found '{parsed.Descr}'"),
+            "|i1" => StoreDType.Int8,
+            _ => throw new StoreFormatException($"{name}: .npy field 'descr': expected '<f4', '<f2' or '|i1', found '{parsed.Descr}'"),
         };
         if (parsed.FortranOrder)
         {

@@ -48,6 +48,18 @@ public sealed record StoreChecksums
     /// <summary>Whole files of the store folder by name.</summary>
     public IReadOnlyDictionary<string, FileChecksum> Files { get; init; } = new SortedDictionary<string, FileChecksum>(StringComparer.Ordinal);
 
+    /// <summary>
+    /// <see cref="FeaturesFingerprint"/> when the 8-bit copy (<see cref="StoreFiles.QuantizedFeatures"/>) was made from the rows;
+    /// null (and not written) when the store has none. A copy whose value differs from the rows' fingerprint now is stale.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? QuantizedFrom { get; init; }
+
+    /// <summary>The XxHash64 of the row count, chunk size and every chunk hash: names the content of features.npy.</summary>
+    public string FeaturesFingerprint() =>
+        Hash(Encoding.UTF8.GetBytes(string.Join("\n", new[] { Rows.ToString(CultureInfo.InvariantCulture), ChunkRows.ToString(CultureInfo.InvariantCulture) }
+            .Concat(FeatureChunks))));
+
     /// <summary>The number of chunks of a store of <paramref name="rows"/> rows.</summary>
     internal static long ChunkCount(long rows, long chunkRows) => (rows + chunkRows - 1) / chunkRows;
 

@@ -65,6 +65,13 @@ public static class StoreFiles
     /// <summary>ΦᵀΦ in float64 as finalize accumulated it, so <c>append</c> adds only the new rows (<c>gram.bin</c>).</summary>
     public const string Gram = "gram.bin";
 
+    /// <summary>The 8-bit copy of the rows, int8 N×k .npy (<c>'|i1'</c>): row i is round(features_i / s_i), s_i from
+    /// <see cref="QuantizedScales"/>; written by <see cref="StoreQuantizer"/>, scanned first by <see cref="FeatureStore.TopK"/>.</summary>
+    public const string QuantizedFeatures = "features.i8.npy";
+
+    /// <summary>The 8-bit copy's per-row scales s_i = max|features_i| / 127, float32 N×1 .npy (NaN: a row the copy cannot bound).</summary>
+    public const string QuantizedScales = "features.i8scale.npy";
+
     /// <summary>The folder inside a store where append and remove build its next version (<see cref="StoreCommit"/>).</summary>
     public const string Staging = ".next";
 

@@ -192,7 +192,7 @@ public sealed record StoreMeta
         {
             throw new StoreFormatException($"{where}: field 'projector.dim': expected a positive dimension, found {Projector?.Dim.ToString(CultureInfo.InvariantCulture) ?? "no projector"}");
         }
-        if (!Enum.IsDefined(DType))
+        if (DType is not (StoreDType.Float32 or StoreDType.Float16))
         {
             throw new StoreFormatException($"{where}: field 'dtype': expected float32 or float16, found {DType}");
         }

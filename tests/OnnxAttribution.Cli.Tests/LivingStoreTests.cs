@@ -78,6 +78,34 @@ public sealed partial class CliTests
     }
 
     [Test]
+    public void Quantize_VerifyChecksTheCopy_AnswersUnchanged_RemoveDeletesIt()
+    {
+        string store = LivingStore("store", "0:9");
+        string before = LivingAnswers(store);
+        string codes = Path.Combine(store, StoreFiles.QuantizedFeatures);
+
+        Assert.That(RunAfresh("quantize", "--store", store), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(_stdout.ToString(), Does.Contain(StoreFiles.QuantizedFeatures));
+        Assert.That(File.Exists(codes), Is.True);
+        Assert.That(RunAfresh("verify", "--store", store), Is.EqualTo(CliApp.Ok), _stdout.ToString());
+        Assert.That(_stdout.ToString(), Does.Contain("8-bit copy"));
+        Assert.That(LivingAnswers(store), Is.EqualTo(before));
+
+        var bytes = File.ReadAllBytes(codes);
+        bytes[^1] ^= 0x01;
+        File.WriteAllBytes(codes, bytes);
+        Assert.That(RunAfresh("verify", "--store", store), Is.EqualTo(CliApp.CheckFailed));
+        Assert.That(_stdout.ToString(), Does.Contain($"FAIL  {codes}"));
+
+        Assert.That(RunAfresh("remove", "--store", store, "--rows", "4", "--reason", "test", "--by", "t"), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.Exists(codes), Is.False, "remove deletes the 8-bit copy of the old rows");
+        Assert.That(RunAfresh("quantize", "--store", store), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(RunAfresh("quantize", "--store", store, "--delete"), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.Exists(codes), Is.False);
+        Assert.That(RunAfresh("verify", "--store", store), Is.EqualTo(CliApp.Ok), _stdout.ToString());
+    }
+
+    [Test]
     public void Remove_KilledBeforeCommit_PreviousVersionAnswers_AndTheSameCommandFinishes()
     {
         string store = LivingStore("store", "0:9");

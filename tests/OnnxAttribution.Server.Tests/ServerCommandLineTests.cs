@@ -49,6 +49,14 @@ public sealed class ServerCommandLineTests
     }
 
     [Test]
+    public void Parse_ExactScan_TurnsTheEightBitCopyOff()
+    {
+        Assert.That(ServerCommandLine.Parse(["--store", "s", "--exact-scan"])!.Session.ExactScan, Is.True);
+        Assert.That(ServerCommandLine.Parse(["--store", "s"])!.Session.ExactScan, Is.False);
+        Assert.That(ServerCommandLine.Help, Does.Contain("--exact-scan"));
+    }
+
+    [Test]
     public void Parse_Help_ReturnsNullAndTheTextNamesEveryOptionAndEndpoint()
     {
         Assert.That(ServerCommandLine.Parse(["--store", "s", "--help"]), Is.Null);

@@ -35,6 +35,21 @@ public sealed class NpyFormatTests : TempDirectoryTest
     }
 
     [Test]
+    public void BuildHeader_Int8_1000000x4096_PinnedAndReadBack()
+    {
+        byte[] header = NpyFormat.BuildHeader(StoreDType.Int8, 1000000, 4096);
+        string text = Encoding.ASCII.GetString(header, 10, header.Length - 10);
+        Assert.Multiple(() =>
+        {
+            Assert.That(header.Take(10).ToArray(), Is.EqualTo(new byte[] { 0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0x01, 0x00, 0x76, 0x00 }));
+            Assert.That(text, Is.EqualTo("{'descr': '|i1', 'fortran_order': False, 'shape': (1000000, 4096), }" + new string(' ', 49) + "\n"));
+            var read = NpyFormat.ReadHeader(new MemoryStream(header), "int8.npy");
+            Assert.That(read, Is.EqualTo(new NpyHeader(StoreDType.Int8, 1000000, 4096, 128)));
+            Assert.That(read.DataLength, Is.EqualTo(4096000000L));
+        });
+    }
+
+    [Test]
     public void BuildHeader_EveryDigitCount_PadsWithOneToSixtyFourSpacesToAMultipleOf64()
     {
         // NumPy's rule: the dict, then 1 to 64 spaces and '\n', so that the data starts at a multiple of 64. Together these fix

@@ -5,14 +5,17 @@ using OnnxAttribution.Tools;
 
 using OnnxAttribution.Core.Runtime;
 
-// Usage: OnnxAttribution.StoreBench <dir> <rows> <dim> <float32|float16> [--keep] [--engine simd|onnx] [--device cpu|cuda]
+// Usage: OnnxAttribution.StoreBench <dir> <rows> <dim> <float32|float16> [--keep] [--int8] [--engine simd|onnx] [--device cpu|cuda]
 // Creates a synthetic store in <dir> (unless one with the same settings is complete there), then times, on a warm page cache:
 // a plain SIMD sequential read of the same bytes (the bandwidth bound), TopK(k=10) for one query, and for a batch of 64.
+// --int8 also writes the store's 8-bit copy (StoreQuantizer, timed) and times the same over it: the read of the int8 bytes,
+// and TopK through the copy with its exact re-rank (checked to give the exact scan's answer); the exact rows are timed first
+// with the copy turned off. Ends with the process's peak and current resident memory from /proc/self/status.
 // --engine onnx scores with OrtStoreScan (Gemm + TopK run by ONNX Runtime on --device; on cuda the rows are copied to GPU
-// memory once, and that copy is timed apart). Prints one markdown table row. Deletes the store afterwards unless --keep.
+// memory once, and that copy is timed apart). Prints markdown table rows. Deletes the store afterwards unless --keep.
 if (args.Length < 4)
 {
-    Console.Error.WriteLine("usage: OnnxAttribution.StoreBench <dir> <rows> <dim> <float32|float16> [--keep] [--engine simd|onnx] [--device cpu|cuda]");
+    Console.Error.WriteLine("usage: OnnxAttribution.StoreBench <dir> <rows> <dim> <float32|float16> [--keep] [--int8] [--engine simd|onnx] [--device cpu|cuda]");
     return 2;
 }
 string Option(string name, string fallback) => Array.IndexOf(args, name) is int at and >= 0 && at + 1 < args.Length ? args[at + 1] : fallback;
@@ -23,13 +26,21 @@ long rows = long.Parse(args[1], CultureInfo.InvariantCulture);
 int dim = int.Parse(args[2], CultureInfo.InvariantCulture);
 var dtype = args[3] == "float16" ? StoreDType.Float16 : StoreDType.Float32;
 bool keep = args.Contains("--keep");
+bool int8 = args.Contains("--int8");
 
 var meta = SyntheticStore.Meta(rows, dim, dtype);
 var create = Stopwatch.StartNew();
 SyntheticStore.Create(dir, meta);
 Console.Error.WriteLine($"store ready in {create.Elapsed.TotalSeconds:F1} s");
 
+if (int8 && !File.Exists(Path.Combine(dir, StoreFiles.QuantizedFeatures)))
+{
+    var quantizing = Stopwatch.StartNew();
+    StoreQuantizer.Quantize(dir);
+    Console.Error.WriteLine($"8-bit copy written in {quantizing.Elapsed.TotalSeconds:F1} s");
+}
 using var store = FeatureStore.Open(dir, meta);
+store.UseQuantizedRows = false;
 double gb = store.Header.DataLength / 1e9;
 
 // The bandwidth bound: a plain parallel SIMD sum over the same bytes.
@@ -59,6 +70,12 @@ Console.WriteLine(
     $"| {rows:N0} × {dim} | {(dtype == StoreDType.Float16 ? "float16" : "float32")}{(onnx ? $", onnx on {device.ToString().ToLowerInvariant()}" : "")} | {gb:F2} | {F(seq)} ({G(seq)} GB/s) | " +
     $"{F(P(single, 0.5))} / {F(P(single, 0.99))} ({G(P(single, 0.5))} GB/s) | {single.Count} | " +
     $"{F(P(batch, 0.5))} / {F(P(batch, 0.99))} ({F(P(batch, 0.5) / 64)} per query) | {batch.Count} |");
+
+if (int8)
+{
+    Int8Section.Run(store, dir, one, queries, Repeat, P, Median, seq, P(single, 0.5));
+}
+Console.WriteLine($"  (memory: {Int8Section.Memory()})");
 
 scan?.Dispose();
 store.Dispose();

@@ -22,8 +22,12 @@ internal abstract class SessionVerbOptions
         "only k values per example come back; P held in device memory; agrees with host to float32 rounding).")]
     public GradientReduction Reduce { get; set; }
 
+    [Option("exact-scan", HelpText = "scan a store's exact rows even where it has an 8-bit copy ('quantize'); by default the copy is scanned " +
+        "and its candidates re-scored from the exact rows, which gives the same rows and scores from fewer bytes.")]
+    public bool ExactScan { get; set; }
+
     /// <summary>The session settings these options ask for.</summary>
-    public SessionSettings Session => new(Device, Threads) { Scan = Scan, Reduction = Reduce };
+    public SessionSettings Session => new(Device, Threads) { Scan = Scan, Reduction = Reduce, ExactScan = ExactScan };
 
     /// <summary>Range checks of the session options, for the verb's Validate.</summary>
     protected void ValidateSession() => OptionChecks.AtLeast(Threads, 0, "--threads");

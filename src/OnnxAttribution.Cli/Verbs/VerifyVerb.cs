@@ -32,18 +32,26 @@ internal sealed class VerifyVerb : IVerbOptions
 
 internal static class VerifyCommand
 {
-    public static int Run(VerifyVerb o)
+    /// <summary>The feature stores <c>--store</c> names: the folder itself, or the subfolders of a method store, in name order.</summary>
+    /// <exception cref="UserInputException">The folder is missing or holds no store.</exception>
+    public static List<string> StoreFolders(string store)
     {
-        if (!Directory.Exists(o.Store))
+        if (!Directory.Exists(store))
         {
-            throw new UserInputException($"--store {o.Store}: folder not found");
+            throw new UserInputException($"--store {store}: folder not found");
         }
-        var stores = File.Exists(Path.Combine(o.Store, StoreFiles.Meta)) ? [o.Store]
-            : Directory.EnumerateDirectories(o.Store).Where(d => File.Exists(Path.Combine(d, StoreFiles.Meta))).Order(StringComparer.Ordinal).ToList();
+        var stores = File.Exists(Path.Combine(store, StoreFiles.Meta)) ? [store]
+            : Directory.EnumerateDirectories(store).Where(d => File.Exists(Path.Combine(d, StoreFiles.Meta))).Order(StringComparer.Ordinal).ToList();
         if (stores.Count == 0)
         {
-            throw new UserInputException($"--store {o.Store}: no {StoreFiles.Meta} in it or its subfolders: not a store");
+            throw new UserInputException($"--store {store}: no {StoreFiles.Meta} in it or its subfolders: not a store");
         }
+        return stores;
+    }
+
+    public static int Run(VerifyVerb o)
+    {
+        var stores = StoreFolders(o.Store);
         string? model = o.Model;
         if (model is not null && !Directory.Exists(model))
         {

@@ -12,6 +12,8 @@ namespace OnnxAttribution.Core.Attribution;
 /// the store's history.
 /// </summary>
 /// <remarks>
+/// Either change deletes the store's 8-bit copy (<see cref="StoreQuantizer"/>), which describes the old rows: queries read the
+/// exact rows until <c>quantize</c> is run again.
 /// Only TRAK and D-TRAK stores can be updated: what they derive from the rows, ΦᵀΦ, is a sum over rows. Appending adds the new
 /// rows' products to the kept ΦᵀΦ (gram.bin) in row order, the same operations in the same order as one pass over all rows, so
 /// the appended store answers with the same bits as one built on all rows at once. Removing zeroes the rows' features and sums
@@ -95,6 +97,8 @@ public static partial class StoreUpdate
         var damping = StageKernel(store, staging, gram => AddRows(gram, added));
         var version = StoreHistory.Record(staging, "append",
             new StoreChange { By = request.By, AddedRows = [meta.Rows, next.Rows], Damping = damping }, historyFrom: dir);
+        // The 8-bit copy describes the old rows: delete it (queries read the exact rows) before the new version is decided.
+        StoreQuantizer.Delete(dir);
         StoreCommit.Commit(dir, Files(staging));
         return version;
     }
@@ -149,6 +153,8 @@ public static partial class StoreUpdate
         var damping = StageKernel(store, staging, null, progress);
         var version = StoreHistory.Record(staging, "remove",
             new StoreChange { By = request.By, Reason = request.Reason, RemovedRows = removing, Damping = damping }, historyFrom: dir);
+        // The 8-bit copy describes the old rows: delete it (queries read the exact rows) before the new version is decided.
+        StoreQuantizer.Delete(dir);
         StoreCommit.Commit(dir, Files(staging));
         return version;
     }

@@ -63,6 +63,12 @@ public static class StoreVerifier
                     checks.Add(new StoreCheck(Path.Combine(directory, name), "checksum", problem is null, problem ?? $"matches ({sums.Files[name].Bytes} bytes)"));
                 }
             }
+            if (store.HasQuantizedRows)
+            {
+                string? stale = store.QuantizedCopyProblem(sums);
+                checks.Add(new StoreCheck(Path.Combine(directory, StoreFiles.QuantizedFeatures), "8-bit copy", stale is null,
+                    stale ?? $"made from the rows features.npy holds ({StoreFiles.Checksums} field 'quantizedFrom')"));
+            }
             CheckPreconditioner(store, checks);
             CheckHistory(directory, checks);
             if (modelDirectory is not null)

@@ -17,6 +17,7 @@ internal sealed class TrakScorer : IDisposable
     {
         Store = store;
         _head = head;
+        store.UseQuantizedRows = session?.ExactScan != true;
         if (session?.ResolvedScan == ScanEngine.Onnx && head.Kernel == KernelForm.Primal)
         {
             _scan = OrtStoreScan.Open(store, session);

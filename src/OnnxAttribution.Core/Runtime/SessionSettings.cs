@@ -22,6 +22,13 @@ public sealed record SessionSettings(ExecutionDevice Device = ExecutionDevice.Cp
     /// <summary>The scan engine <see cref="Scan"/> resolves to on <see cref="Device"/>.</summary>
     public ScanEngine ResolvedScan => Scan != ScanEngine.Auto ? Scan : Device == ExecutionDevice.Cuda ? ScanEngine.Onnx : ScanEngine.Simd;
 
+    /// <summary>
+    /// True to scan a store's exact rows even where it holds an 8-bit copy (<see cref="Store.StoreQuantizer"/>); false (the default)
+    /// scans the copy and re-ranks its candidates exactly. Both give the same rows and scores; only the bytes read differ.
+    /// Read by the TRAK-family scorers (trak, d-trak, das, which open their store with these settings).
+    /// </summary>
+    public bool ExactScan { get; init; }
+
     /// <summary>Where featurization and query features sum and project the pairs' gradients (<see cref="GradientReduction"/>).</summary>
     public GradientReduction Reduction { get; init; }
 

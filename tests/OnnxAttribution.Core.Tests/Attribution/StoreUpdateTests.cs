@@ -1,6 +1,7 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
@@ -45,10 +46,11 @@ public sealed class StoreUpdateTests : TempDirectoryTest
         new() { StoreDirectory = store, Data = Locator.Load("embedded", subset, 16), DataName = "embedded", Subset = subset, BatchSize = 5 };
 
     /// <summary>Top rows and scores of three query images (embedded rows 200–202) and every row's score.</summary>
-    private static (TopKResult[] Top, float[] Scores) Answers(string store, int top)
+    private static (TopKResult[] Top, float[] Scores) Answers(string store, int top, SessionSettings? session = null)
     {
         var images = Locator.Load("embedded", "200:203", 16).Pixels.ToArray();
-        using var scorer = TrakScorer.Open(store, Model);
+        using var scorer = TrakScorer.Open(store, Model, session);
+        Assert.That(scorer.Store.UseQuantizedRows, Is.EqualTo(session?.ExactScan != true), "ExactScan turns the 8-bit copy off");
         return (scorer.Attribute(images, 3, top), scorer.Scores(images, 3));
     }
 
@@ -128,6 +130,45 @@ public sealed class StoreUpdateTests : TempDirectoryTest
             Assert.That(row, Is.All.EqualTo(0f), $"row {r}'s features are erased from features.npy");
         }
         Assert.That(StoreHistory.TryLoad(store)!.Head!.Reason, Is.EqualTo("takedown #7"));
+    }
+
+    [Test]
+    public void Quantize_AnswersAsTheExactScan_VerifyChecksTheCopy_RemoveDeletesIt()
+    {
+        string store = Build("q", "0:40");
+        var exact = new SessionSettings { ExactScan = true };
+        var (before, _) = Answers(store, 10, exact);
+        StoreQuantizer.Quantize(store);
+        var (fromCopy, _) = Answers(store, 10);
+        AssertSameAnswers(fromCopy, before);
+        Assert.That(StoreVerifier.Verify(store).Ok, Is.True, "verify passes a fresh copy");
+
+        // An edited byte of the int8 rows: verify names the file.
+        string codes = Path.Combine(store, StoreFiles.QuantizedFeatures);
+        var bytes = File.ReadAllBytes(codes);
+        bytes[^3] ^= 0x11;
+        File.WriteAllBytes(codes, bytes);
+        var failed = StoreVerifier.Verify(store).Checks.Where(c => !c.Ok).ToList();
+        Assert.That(failed.Select(c => c.File), Is.EqualTo(new[] { codes }), string.Join("\n", failed));
+
+        StoreQuantizer.Quantize(store);
+        StoreUpdate.Remove(new RemoveRequest { StoreDirectory = store, Rows = [before[0].Indices[0], 5], Reason = "test", By = "t" });
+        Assert.That(File.Exists(codes) || File.Exists(Path.Combine(store, StoreFiles.QuantizedScales)), Is.False, "remove deletes the stale copy");
+        var (exactAfter, _) = Answers(store, 10, exact);
+        StoreQuantizer.Quantize(store);
+        var (copyAfter, _) = Answers(store, 10);
+        AssertSameAnswers(copyAfter, exactAfter);
+        Assert.That(copyAfter.SelectMany(r => r.Indices), Has.None.EqualTo(before[0].Indices[0]).And.None.EqualTo(5L));
+    }
+
+    private static void AssertSameAnswers(TopKResult[] actual, TopKResult[] expected)
+    {
+        Assert.That(actual, Has.Length.EqualTo(expected.Length));
+        for (int q = 0; q < expected.Length; q++)
+        {
+            Assert.That(actual[q].Indices, Is.EqualTo(expected[q].Indices), $"query {q}: rows");
+            Assert.That(actual[q].Scores, Is.EqualTo(expected[q].Scores), $"query {q}: scores");
+        }
     }
 
     [Test]

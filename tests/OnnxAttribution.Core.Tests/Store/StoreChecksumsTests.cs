@@ -195,4 +195,17 @@ public sealed class StoreChecksumsTests : TempDirectoryTest
         Assert.That(root.EnumerateObject().Select(p => p.Name), Is.EqualTo(new[] { "formatVersion", "algorithm", "chunkRows", "rows", "featureChunks", "files" }));
         Assert.That(root.GetProperty("featureChunks")[0].GetString(), Has.Length.EqualTo(16));
     }
+
+    [Test]
+    public void Json_WithAnEightBitCopy_AddsQuantizedFromAndItsFiles()
+    {
+        StoreTestData.WriteAll(Dir("q"), StoreTestData.Meta(37, 13)).Dispose();
+        StoreQuantizer.Quantize(Dir("q"));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(Dir("q"), StoreFiles.Checksums)));
+        var root = doc.RootElement;
+        Assert.That(root.EnumerateObject().Select(p => p.Name),
+            Is.EqualTo(new[] { "formatVersion", "algorithm", "chunkRows", "rows", "featureChunks", "files", "quantizedFrom" }));
+        Assert.That(root.GetProperty("quantizedFrom").GetString(), Has.Length.EqualTo(16));
+        Assert.That(root.GetProperty("files").EnumerateObject().Select(p => p.Name), Is.SupersetOf(new[] { StoreFiles.QuantizedFeatures, StoreFiles.QuantizedScales }));
+    }
 }
