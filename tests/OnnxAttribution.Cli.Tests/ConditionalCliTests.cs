@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using OnnxAttribution.TestSupport;
 
 namespace OnnxAttribution.Cli.Tests;
 
@@ -83,7 +84,7 @@ public sealed partial class CliTests
             (["attribute", "--store", store, "--seed", "1", "--out", Path.Combine(_dir, "x.png")], "--label"),
             (["generate", "--model", model, "--steps", "2", "--out", Path.Combine(_dir, "x.png")], "--label"),
             (["generate", "--model", FindShippedModel(), "--label", "3", "--steps", "2", "--out", Path.Combine(_dir, "x.png")], "unconditional"),
-            (["featurize", "--model", model, "--method", "kfac", "--subset", "0:4", "--out", Path.Combine(_dir, "k")], "does not attribute conditional models"),
+            (["featurize", "--model", model, "--method", "ensemble", "--subset", "0:4", "--out", Path.Combine(_dir, "k")], "does not attribute conditional models"),
             (["train", "--condition", "text", "--steps", "1", "--out", Path.Combine(_dir, "r")], "--condition is 'text'"),
         };
         foreach (var (args, message) in cases)
@@ -93,5 +94,44 @@ public sealed partial class CliTests
         }
         Assert.That(File.Exists(Path.Combine(_dir, "x.png")), Is.False);
         Assert.That(Directory.Exists(Path.Combine(_dir, "k")), Is.False);
+    }
+
+    /// <summary>
+    /// A class-conditional DiT written by PyTorch's own exporter, its label an int64 input: import names it, the derived
+    /// gradient graph matches PyTorch autograd under the oracle's label, and the model attributes under a label end to end.
+    /// </summary>
+    [Test]
+    [Category("Torch")]
+    public void TorchExport_ClassConditionalDiT_ImportsMatchesAutogradAndAttributesUnderALabel()
+    {
+        var exported = TorchExports.Export(RepositoryRoot(), "dit_label", 16);
+        var folder = Path.Combine(_dir, "dit-label");
+        Assert.That(RunAfresh("import", "--onnx", Path.Combine(exported, "model.onnx"), "--out", folder, "--exclude-parameters", "pos_embed",
+            "--condition-input", "y", "--classes", "10", "--null-label", "10"), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var condition = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "model.json")))!["condition"]!;
+        Assert.That((condition["input"]!.GetValue<string>(), condition["classes"]!.GetValue<int>()), Is.EqualTo(("y", 10)));
+
+        Assert.That(RunAfresh("check-gradients", "--model", folder, "--reference", Path.Combine(exported, "oracle"), "--json"), Is.EqualTo(CliApp.Ok),
+            _stdout.ToString() + _stderr);
+        var report = JsonNode.Parse(_stdout.ToString())!["report"]!;
+        Assert.That((double)report["forwardMaxRelativeError"]!, Is.LessThanOrEqualTo(1e-5));
+        Assert.That(report["tensors"]!.AsArray().Select(t => (double)t!["maxRelativeError"]!), Has.All.LessThanOrEqualTo(1e-4));
+        Assert.That(report["tensors"]!.AsArray().Select(t => (string)t!["initializer"]!), Does.Contain("y_embedding_table.weight"));
+
+        string store = Path.Combine(_dir, "dit-store");
+        Assert.That(RunAfresh("featurize", "--model", folder, "--subset", "0:12", "--timesteps", "2", "--dim", "32", "--out", store), Is.EqualTo(CliApp.Ok),
+            _stderr.ToString());
+        Assert.That(RunAfresh("finalize", "--store", store), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(RunAfresh("attribute", "--store", store, "--seed", "2", "--steps", "2", "--label", "4", "--top", "3", "--json",
+            "--out", Path.Combine(_dir, "dit.png")), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(JsonNode.Parse(_stdout.ToString())!["rankings"]![0]!["condition"]!.GetValue<long>(), Is.EqualTo(4));
+
+        // A label input that is not there, or a class count without one: exit 2 naming the option, nothing written.
+        Assert.That(RunAfresh("import", "--onnx", Path.Combine(exported, "model.onnx"), "--out", Path.Combine(_dir, "x"), "--condition-input", "class_labels",
+            "--classes", "10"), Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("class_labels"));
+        Assert.That(RunAfresh("import", "--onnx", Path.Combine(exported, "model.onnx"), "--out", Path.Combine(_dir, "x"), "--classes", "10"),
+            Is.EqualTo(CliApp.BadInput));
+        Assert.That(Directory.Exists(Path.Combine(_dir, "x")), Is.False);
     }
 }
