@@ -68,7 +68,7 @@ public sealed partial class CliTests
         Assert.That(sneaker["top"]!.ToJsonString(), Is.Not.EqualTo(trouser["top"]!.ToJsonString()));
         Assert.That(RunAfresh("report", "--store", store, "--seed", "4", "--steps", "3", "--label", "7", "--out", Path.Combine(_dir, "r.html")),
             Is.EqualTo(CliApp.Ok), _stderr.ToString());
-        Assert.That(File.Exists(Path.Combine(_dir, "r.html")), Is.True);
+        Assert.That(File.ReadAllText(Path.Combine(_dir, "r.html")), Does.Contain("under class label <code>7</code>"));
     }
 
     [Test]

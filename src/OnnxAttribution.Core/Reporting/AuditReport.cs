@@ -163,7 +163,7 @@ public sealed record AuditReport(string Store, string Query, QueryOrigin Origin,
         ArgumentNullException.ThrowIfNull(scorer);
         if (scorer is not IStepwiseScorer stepwise)
         {
-            return Create(store, query, origin, scorer.Scores([query], cancel), top, data, provenance, imageSize);
+            return Create(store, query, origin, scorer.Scores([query], cancel), top, data, provenance, imageSize) with { Condition = query.Condition };
         }
         // Journey-TRAK: the step scores once; the overall scores are their mean, as the scorer's own Scores gives them.
         var steps = stepwise.StepScores(query, cancel);
@@ -177,8 +177,12 @@ public sealed record AuditReport(string Store, string Query, QueryOrigin Origin,
             return new StepRows(stepwise.Steps[j], [.. keep.Select(i => best.Indices[i])], [.. keep.Select(i => best.Scores[i])]);
         }).ToList();
         var images = data is null ? [] : strip.SelectMany(s => s.Rows).Distinct().ToDictionary(r => r, r => data.Image(checked((int)r)).ToArray());
-        return report with { Journey = strip, JourneyImages = images };
+        return report with { Journey = strip, JourneyImages = images, Condition = query.Condition };
     }
+
+    /// <summary>For a class-conditional model, the class label the query was attributed under; null (left out of JSON) otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? Condition { get; init; }
 
     /// <summary>Rows the per-step strip shows at each step.</summary>
     public const int StripRows = 5;
