@@ -55,6 +55,11 @@ const topCount = () => Math.max(1, parseInt($('top').value, 10) || 10);
 
 async function attribute(query) {
   $('error').hidden = true;
+  if (!$('store').value) {
+    // Before the store list has loaded (or when the key was refused) there is nothing to ask.
+    showError('no store chosen yet: enter the API key and load the stores first');
+    return;
+  }
   $('status').textContent = 'attributing…';
   current = query;
   try {
