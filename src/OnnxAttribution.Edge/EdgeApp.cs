@@ -173,13 +173,7 @@ internal static class EdgeApp
         ArgumentNullException.ThrowIfNull(o);
         var files = QueryFiles(o.Image);
         using var attributor = Attributor.Open(o.Model, o.Store, new SessionSettings(ExecutionDevice.Cpu, o.Threads));
-        long? label = attributor.Condition switch
-        {
-            null when o.Label is not null => throw new UserInputException("--label: the model is unconditional; leave --label out"),
-            null => null,
-            { } condition => condition.RequireLabel(o.Label ?? throw new UserInputException(
-                $"--label is required: the model is conditioned on a class label (0 … {condition.Classes - 1})"), "--label"),
-        };
+        long? label = Core.Models.ConditionSpec.QueryLabel(attributor.Condition, o.Label, "--label");
         var queries = files.Select(f => attributor.ReadPng(f) with { Condition = label }).ToList();
         var rankings = attributor.Attribute(queries, o.Top, null, cancel);
         if (o.Out is not null)

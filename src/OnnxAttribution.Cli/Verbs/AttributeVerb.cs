@@ -75,22 +75,6 @@ internal sealed class AttributeVerb : SessionVerbOptions, IVerbOptions
 
 internal static class AttributeCommand
 {
-    /// <summary>A given image's label: required by a conditional model (checked against its classes), refused by an unconditional one.</summary>
-    /// <exception cref="UserInputException">It is missing, out of range, or given to an unconditional model.</exception>
-    internal static long? QueryLabel(Core.Models.ModelMetadata meta, long? label) => QueryLabel(meta.Condition, label);
-
-    /// <summary>As <see cref="QueryLabel(Core.Models.ModelMetadata, long?)"/> for a model's condition.</summary>
-    internal static long? QueryLabel(Core.Models.ConditionSpec? modelCondition, long? label)
-    {
-        if (modelCondition is not { } condition)
-        {
-            return label is null ? null : throw new UserInputException("--label: the model is unconditional; leave --label out");
-        }
-        return label is long l
-            ? condition.RequireLabel(l, "--label")
-            : throw new UserInputException($"--label is required: the model is conditioned on a class label (0 … {condition.Classes - 1})");
-    }
-
     /// <summary>Most training images per query drawn in the grid (a picture wider than this is no use, and its size would grow with --top).</summary>
     private const int MaxGridColumns = 100;
 
@@ -124,7 +108,7 @@ internal static class AttributeCommand
         else
         {
             var (pixels, _, _, _) = PngImage.Read(o.Image!, c, s);
-            queryList = [new AttributionQuery(Path.GetFileName(o.Image!), pixels) { Condition = QueryLabel(meta, o.Label) }];
+            queryList = [new AttributionQuery(Path.GetFileName(o.Image!), pixels) { Condition = Core.Models.ConditionSpec.QueryLabel(meta.Condition, o.Label, "--label") }];
         }
         int count = queryList.Count;
         var queries = TrakMethod.Images(queryList);

@@ -84,7 +84,7 @@ internal static class InfluentialCommand
             {
                 Output.Note($"generating {seeds.Length} queries with {modelDir} ({o.Sampler.ToString().ToLowerInvariant()}, {o.Steps} steps)");
                 queries = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel,
-                    AttributeCommand.QueryLabel(model.Metadata.Condition, o.Label) is long label ? new QueryCondition([label]) : null);
+                    Core.Models.ConditionSpec.QueryLabel(model.Metadata.Condition, o.Label, "--label") is long label ? new QueryCondition([label]) : null);
                 queriesByModel[model.Path] = queries;
             }
             var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -91,12 +91,12 @@ internal static class ReportCommand
         if (o.Seed is long seed)
         {
             query = attributor.GenerateQueries([seed], o.Sampler, o.Steps, null, cancel,
-                AttributeCommand.QueryLabel(attributor.Condition, o.Label) is long label ? new QueryCondition([label]) : null)[0];
+                Core.Models.ConditionSpec.QueryLabel(attributor.Condition, o.Label, "--label") is long label ? new QueryCondition([label]) : null)[0];
             origin = QueryOrigin.FromSeed(seed, o.Sampler, o.Steps);
         }
         else
         {
-            query = attributor.ReadPng(o.Image!) with { Condition = AttributeCommand.QueryLabel(attributor.Condition, o.Label) };
+            query = attributor.ReadPng(o.Image!) with { Condition = Core.Models.ConditionSpec.QueryLabel(attributor.Condition, o.Label, "--label") };
             origin = QueryOrigin.FromFile(o.Image!);
         }
         var provenance = ReportProvenance.Read(o.Store, attributor.Method, Reproduce(o));

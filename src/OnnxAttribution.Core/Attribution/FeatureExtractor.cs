@@ -290,7 +290,7 @@ internal sealed class FeatureExtractor
             float norm = 0;
             foreach (var run in _source.PairRuns(outputs, random ? rows[b] : 0))
             {
-                norm = _reduced!.Run(images.Slice(b * d, d), run, ConditionsOf(conditions, b, run.Count), weights, features, ref loss);
+                norm = _reduced!.Run(images.Slice(b * d, d), run, GradientSource.RunConditions(conditions, b, run.Count), weights, features, ref loss);
             }
             if (losses.Length > 0)
             {
@@ -338,18 +338,6 @@ internal sealed class FeatureExtractor
         var pairFeatures = new float[count * Dim];
         batch.Run(FactoredOutputs(), (values, weight) => AddFactoredPair(values, count, weight, pairFeatures, acc));
         acc.CopyTo(destination);
-    }
-
-    /// <summary>Example <paramref name="b"/>'s condition value for each of a run's <paramref name="n"/> pairs; empty when there are none.</summary>
-    private static long[] ConditionsOf(ReadOnlySpan<long> conditions, int b, int n)
-    {
-        if (conditions.IsEmpty)
-        {
-            return [];
-        }
-        var y = new long[n];
-        Array.Fill(y, conditions[b]);
-        return y;
     }
 
     /// <summary>

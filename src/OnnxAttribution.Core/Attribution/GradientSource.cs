@@ -305,11 +305,11 @@ internal sealed partial class GradientSource
     internal void RequireConditions(ReadOnlySpan<long> conditions, int count) =>
         OnnxDenoiser.CheckConditions(Condition, conditions, count, _vjp.Label);
 
-    /// <summary>Example <paramref name="b"/>'s condition value repeated for the <paramref name="n"/> pairs of its run; empty for an
-    /// unconditional model.</summary>
-    private long[] RunConditions(ReadOnlySpan<long> conditions, int b, int n)
+    /// <summary>Example <paramref name="b"/>'s condition value repeated for the <paramref name="n"/> pairs of its run; empty when
+    /// there are no conditions (an unconditional model: <see cref="RequireConditions"/> has checked which).</summary>
+    internal static long[] RunConditions(ReadOnlySpan<long> conditions, int b, int n)
     {
-        if (Condition is null)
+        if (conditions.IsEmpty)
         {
             return [];
         }

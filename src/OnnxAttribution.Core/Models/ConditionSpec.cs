@@ -67,6 +67,22 @@ public sealed record ConditionSpec
         return label;
     }
 
+    /// <summary>
+    /// A query's label as a user gave it (<paramref name="option"/>, e.g. <c>--label</c>): required by a conditional model and
+    /// checked against its classes, refused by an unconditional one (<paramref name="condition"/> null).
+    /// </summary>
+    /// <exception cref="UserInputException">It is missing, out of range, or given to an unconditional model.</exception>
+    public static long? QueryLabel(ConditionSpec? condition, long? label, string option)
+    {
+        if (condition is null)
+        {
+            return label is null ? null : throw new UserInputException($"{option}: the model is unconditional; leave {option} out");
+        }
+        return label is long l
+            ? condition.RequireLabel(l, option)
+            : throw new UserInputException($"{option} is required: the model is conditioned on a class label (0 … {condition.Classes - 1})");
+    }
+
     /// <summary>A label's name for people: its class name when recorded, else the number.</summary>
     public string NameOf(long label) =>
         label >= 0 && label < ClassNames.Count ? ClassNames[(int)label] : label.ToString(CultureInfo.InvariantCulture);
