@@ -51,8 +51,15 @@ public static class DdpmTrainer
 
         var model = new UNet(config, options.Seed);
         var ema = new UNet(config);
-        var parameters = model.parameters().ToArray();
-        var emaParameters = ema.parameters().ToArray();
+        var baseWeights = options.BaseModel is { } baseDirectory ? LoraBase.Weights(baseDirectory, config) : null;
+        if (baseWeights is not null)
+        {
+            model.LoadBaseWeights(baseWeights, options.BaseModel!);
+            ema.LoadBaseWeights(baseWeights, options.BaseModel!);
+        }
+        // What the optimizer updates: every parameter, or a LoRA network's adapters alone (the base stays frozen).
+        var parameters = model.TrainableParameters().Select(p => p.Parameter).ToArray();
+        var emaParameters = ema.TrainableParameters().Select(p => p.Parameter).ToArray();
         var adamM = parameters.Select(p => torch.zeros_like(p)).ToArray();
         var adamV = parameters.Select(p => torch.zeros_like(p)).ToArray();
         bool done = false;
@@ -69,6 +76,10 @@ public static class DdpmTrainer
             if (options.Resume && options.CheckpointDirectory is { } dir && TrainingCheckpoint.FindLatest(dir) is { } latest)
             {
                 step = Restore(latest, options.Seed, configJson, model, ema, adamM, adamV);
+                if (baseWeights is not null)
+                {
+                    LoraBase.RequireSameBase(model, baseWeights, options.BaseModel!, dir);
+                }
             }
 
             using var data = SubsetTensor(options);
@@ -242,6 +253,12 @@ public static class DdpmTrainer
         ArgumentNullException.ThrowIfNull(o.Model);
         ArgumentNullException.ThrowIfNull(o.Recipe);
         o.Model.Validate();
+        if ((o.Model.Lora is null) != (o.BaseModel is null))
+        {
+            throw new UserInputException(o.BaseModel is null
+                ? "training options: a network with LoRA adapters is fine-tuned from a base model; none is set"
+                : $"training options: base model {o.BaseModel} is set, but the network has no LoRA adapters to train on it");
+        }
         if (o.Model.Classes > 0)
         {
             if (o.Data.Labels is not { } labels)
@@ -293,11 +310,12 @@ public static class DdpmTrainer
         Directory.CreateDirectory(dir);
         using var scope = torch.NewDisposeScope();
         var tensors = new List<(string, long[], float[])>();
-        var names = model.named_parameters().Select(p => p.name).ToArray();
-        Add("model.", model.named_parameters().Select(p => (Tensor)p.parameter));
-        Add("ema.", ema.named_parameters().Select(p => (Tensor)p.parameter));
-        Add("adam_m.", adamM);
-        Add("adam_v.", adamV);
+        var all = model.named_parameters().Select(p => p.name).ToArray();
+        var trained = model.TrainableParameters().Select(p => p.Name).ToArray();
+        Add("model.", all, model.named_parameters().Select(p => (Tensor)p.parameter));
+        Add("ema.", all, ema.named_parameters().Select(p => (Tensor)p.parameter));
+        Add("adam_m.", trained, adamM);
+        Add("adam_v.", trained, adamV);
         var ckpt = new TrainingCheckpoint { Step = step, Seed = o.Seed, ConfigJson = configJson, Tensors = tensors };
         ckpt.Save(Path.Combine(dir, TrainingCheckpoint.FileName(step)));
         var old = TrainingCheckpoint.List(dir).Where(c => !IsKept(o, c.Step)).ToList();
@@ -306,7 +324,7 @@ public static class DdpmTrainer
             File.Delete(old[i].Path);
         }
 
-        void Add(string prefix, IEnumerable<Tensor> values)
+        void Add(string prefix, string[] names, IEnumerable<Tensor> values)
         {
             int i = 0;
             foreach (var t in values)
@@ -328,11 +346,12 @@ public static class DdpmTrainer
             throw new ModelFileException($"{path}: the checkpoint's U-Net config {ckpt.ConfigJson} differs from this run's {configJson}");
         }
         var byName = ckpt.Tensors.ToDictionary(t => t.Name, t => t.Values, StringComparer.Ordinal);
-        var names = model.named_parameters().Select(p => p.name).ToArray();
-        model.LoadWeights(Pick("model."), path);
-        ema.LoadWeights(Pick("ema."), path);
-        var m = Pick("adam_m.");
-        var v = Pick("adam_v.");
+        var all = model.named_parameters().Select(p => p.name).ToArray();
+        model.LoadWeights(Pick("model.", all), path);
+        ema.LoadWeights(Pick("ema.", all), path);
+        var names = model.TrainableParameters().Select(p => p.Name).ToArray();
+        var m = Pick("adam_m.", names);
+        var v = Pick("adam_v.", names);
         using (torch.no_grad())
         {
             for (int i = 0; i < names.Length; i++)
@@ -345,10 +364,10 @@ public static class DdpmTrainer
         }
         return ckpt.Step;
 
-        Dictionary<string, float[]> Pick(string prefix)
+        Dictionary<string, float[]> Pick(string prefix, string[] wanted)
         {
             var result = new Dictionary<string, float[]>(StringComparer.Ordinal);
-            foreach (var name in names)
+            foreach (var name in wanted)
             {
                 if (!byName.TryGetValue(prefix + name, out var values))
                 {

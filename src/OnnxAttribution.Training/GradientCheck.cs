@@ -25,7 +25,8 @@ public static class GradientCheck
         {
             throw new ArgumentException($"{vjp.Label}: image geometry {vjp.Channels}×{vjp.ImageSize}² differs from the network's {config.Channels}×{config.ImageSize}²");
         }
-        var parameters = module.named_parameters().Select(p => p.name).ToList();
+        // The trainable parameters (of a LoRA network: the adapters), those the gradient graph differentiates.
+        var parameters = module.TrainableParameters().Select(p => p.Name).ToList();
         var missing = parameters.Where(p => !vjp.GradientOutputs.Contains("grad." + p)).ToList();
         if (missing.Count > 0)
         {
@@ -75,7 +76,7 @@ public static class GradientCheck
         // Gradients: autograd one example at a time with that example's cotangent.
         var reference = parameters.ToDictionary(p => p, _ => 0.0);
         var abs = parameters.ToDictionary(p => p, _ => 0.0);
-        var sizes = module.named_parameters().ToDictionary(p => p.name, p => p.parameter.numel());
+        var sizes = module.TrainableParameters().ToDictionary(p => p.Name, p => p.Parameter.numel());
         for (int b = 0; b < batch; b++)
         {
             using var scope = NewDisposeScope();
@@ -84,7 +85,7 @@ public static class GradientCheck
             var cb = tensor(cot.AsSpan(b * per, per).ToArray(), [1, c, s, s]);
             var loss = (module.Forward(xb, tensor(new[] { ts[b] }, [1]), y is null ? null : tensor(new[] { y[b] }, [1])) * cb).sum();
             loss.backward();
-            foreach (var (name, p) in module.named_parameters())
+            foreach (var (name, p) in module.TrainableParameters())
             {
                 var expected = p.grad is { } g ? g.contiguous().data<float>().ToArray() : new float[p.numel()];
                 var got = onnx["grad." + name];

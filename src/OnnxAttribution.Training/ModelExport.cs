@@ -38,7 +38,8 @@ public static class ModelExport
         return net;
     }
 
-    /// <summary>The gradient graph of a model's forward graph, for its parameters: per-example gradients and Kronecker factors.</summary>
+    /// <summary>The gradient graph of a model's forward graph, for its parameters (of a LoRA fine-tune: the adapters'):
+    /// per-example gradients and Kronecker factors.</summary>
     public static Onnx.Proto.ModelProto BuildVjp(Onnx.Proto.ModelProto forward, IEnumerable<ParameterInfo> parameters) =>
         VjpBuilder.Build(forward, new VjpOptions
         {
@@ -55,7 +56,7 @@ public static class ModelExport
         var parameters = ema.ParameterInfos();
         return OnnxExporter.Export(ema, info.Schedule, Training(info, info.Steps), outDirectory, name,
             withVjp ? (forward, dir) => OnnxModelFile.Save(BuildVjp(forward, parameters), Path.Combine(dir, "vjp.onnx")) : null,
-            classNames: Core.Data.DatasetLocator.ClassNamesOf(info.Dataset));
+            classNames: Core.Data.DatasetLocator.ClassNamesOf(info.Dataset), lora: LoraOf(info, ema.Config));
     }
 
     /// <summary>
@@ -76,8 +77,14 @@ public static class ModelExport
         var training = Training(info, step) with { FinalLoss = double.NaN, TrainSeconds = double.NaN };
         return OnnxExporter.Export(model, info.Schedule, training, outDirectory, name,
             checkpoint: new CheckpointInfo(step, DdpmTrainer.LearningRateAt(info.LearningRate, info.WarmupSteps, step)),
-            classNames: Core.Data.DatasetLocator.ClassNamesOf(info.Dataset));
+            classNames: Core.Data.DatasetLocator.ClassNamesOf(info.Dataset), lora: LoraOf(info, model.Config));
     }
+
+    /// <summary>model.json's <c>lora</c> record of a run: its base and adapters, or null for a run without adapters.</summary>
+    /// <exception cref="ModelFileException">The network has adapters but run.json names no base.</exception>
+    private static LoraSpec? LoraOf(TrainingRunInfo info, UNetConfig config) => config.Lora is not { } settings ? null
+        : info.Base is { } baseModel && info.BaseSha256 is { } sha ? LoraBase.Spec(baseModel, sha, settings)
+        : throw new ModelFileException($"{TrainingRunInfo.FileName}: the network has LoRA adapters but fields 'base' and 'baseSha256' are missing");
 
     private static TrainingInfo Training(TrainingRunInfo info, int steps) =>
         new(info.Dataset, info.Subset, steps, info.BatchSize, info.LearningRate, info.EmaDecay, info.Seed, info.FinalLoss, info.TrainSeconds);

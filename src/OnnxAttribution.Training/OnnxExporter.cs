@@ -38,6 +38,7 @@ public static class OnnxExporter
     /// before <c>model.json</c> is: the place to write <c>vjp.onnx</c> from it.</param>
     /// <param name="checkpoint">For the raw weights of a training checkpoint: its step and learning rate, recorded in model.json.</param>
     /// <param name="classNames">For a class-conditional network, the classes' names (recorded in model.json's condition); or null.</param>
+    /// <param name="lora">For a LoRA fine-tune, its base and adapters (model.json's <c>lora</c>); or null.</param>
     public static ExportedModel Export(
         UNet module,
         ScheduleSettings schedule,
@@ -46,7 +47,8 @@ public static class OnnxExporter
         string name = "ddpm-unet",
         Action<ModelProto, string>? afterForward = null,
         CheckpointInfo? checkpoint = null,
-        IReadOnlyList<string>? classNames = null)
+        IReadOnlyList<string>? classNames = null,
+        LoraSpec? lora = null)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(schedule);
@@ -68,6 +70,7 @@ public static class OnnxExporter
             Training = training,
             Checkpoint = checkpoint,
             Condition = ConditionOf(config, classNames),
+            Lora = lora,
         };
         meta.Save(outDir);
         return new ExportedModel(outDir, forwardPath, Path.Combine(outDir, ModelMetadata.FileName), model, meta);
@@ -98,19 +101,25 @@ public static class OnnxExporter
 
     private sealed class Writer
     {
+        private const string LoraA = LoraAdapter.Suffix + ".a";
+        private const string LoraB = LoraAdapter.Suffix + ".b";
+
         private readonly GraphBuilder _b;
         private readonly UNetConfig _c;
         private readonly Dictionary<string, float[]> _weights;
         private readonly Dictionary<string, long[]> _shapes;
         private readonly Dictionary<string, string> _int64Constants = new(StringComparer.Ordinal);
+        private readonly double? _loraScale;
         private string? _gnEps;
+        private string? _loraScaleConstant;
 
         public Writer(UNet module, string name)
         {
             _b = new GraphBuilder(name);
             _c = module.Config;
             _weights = module.GetWeights();
-            _shapes = module.ParameterInfos().ToDictionary(p => p.Name, p => p.Shape, StringComparer.Ordinal);
+            _shapes = module.AllParameterInfos().ToDictionary(p => p.Name, p => p.Shape, StringComparer.Ordinal);
+            _loraScale = module.Config.Lora?.Scale;
         }
 
         public ModelProto Build()
@@ -202,18 +211,50 @@ public static class OnnxExporter
             var w = Parameter($"{prefix}.weight", wShape);
             var bias = Parameter($"{prefix}.bias", _shapes[$"{prefix}.bias"]);
             long k = wShape[2];
-            return _b.Node("Conv", [x, w, bias], output ?? _b.Fresh(prefix),
-                Attr.Ints("kernel_shape", k, k),
-                Attr.Ints("strides", stride, stride),
-                Attr.Ints("pads", pad, pad, pad, pad),
-                Attr.Int("group", 1));
+            bool adapted = _shapes.ContainsKey(prefix + LoraA);
+            var y = _b.Node("Conv", [x, w, bias], adapted ? _b.Fresh(prefix) : output ?? _b.Fresh(prefix), ConvAttributes(k, stride, pad));
+            if (!adapted)
+            {
+                return y;
+            }
+            // The adapter: A, a convolution of the layer's kernel, stride and padding to rank channels; B a 1×1 convolution back.
+            var a = Parameter(prefix + LoraA, _shapes[prefix + LoraA]);
+            var b = Parameter(prefix + LoraB, _shapes[prefix + LoraB]);
+            var down = _b.Node("Conv", [x, a], _b.Fresh($"{prefix}_lora.down"), ConvAttributes(k, stride, pad));
+            var up = _b.Node("Conv", [down, b], _b.Fresh($"{prefix}_lora.up"), ConvAttributes(1, 1, 0));
+            return AddAdapter(y, up, prefix, output);
         }
+
+        private static AttributeProto[] ConvAttributes(long k, int stride, int pad) =>
+        [
+            Attr.Ints("kernel_shape", k, k),
+            Attr.Ints("strides", stride, stride),
+            Attr.Ints("pads", pad, pad, pad, pad),
+            Attr.Int("group", 1),
+        ];
 
         private string Gemm(string x, string prefix)
         {
             var w = Parameter($"{prefix}.weight", _shapes[$"{prefix}.weight"]);
             var bias = Parameter($"{prefix}.bias", _shapes[$"{prefix}.bias"]);
-            return _b.Node("Gemm", [x, w, bias], _b.Fresh(prefix), Attr.Int("transB", 1));
+            var y = _b.Node("Gemm", [x, w, bias], _b.Fresh(prefix), Attr.Int("transB", 1));
+            if (!_shapes.ContainsKey(prefix + LoraA))
+            {
+                return y;
+            }
+            var a = Parameter(prefix + LoraA, _shapes[prefix + LoraA]);
+            var b = Parameter(prefix + LoraB, _shapes[prefix + LoraB]);
+            var down = _b.Node("Gemm", [x, a], _b.Fresh($"{prefix}_lora.down"), Attr.Int("transB", 1));
+            var up = _b.Node("Gemm", [down, b], _b.Fresh($"{prefix}_lora.up"), Attr.Int("transB", 1));
+            return AddAdapter(y, up, prefix, null);
+        }
+
+        /// <summary>The layer's output <paramref name="y"/> plus (alpha / rank) × its adapter's <paramref name="up"/>.</summary>
+        private string AddAdapter(string y, string up, string prefix, string? output)
+        {
+            _loraScaleConstant ??= _b.Initializer("lora_scale", [(float)_loraScale!.Value]);
+            var scaled = _b.Node("Mul", [up, _loraScaleConstant], _b.Fresh($"{prefix}_lora.scaled"));
+            return _b.Node("Add", [y, scaled], output ?? _b.Fresh($"{prefix}.adapted"));
         }
 
         private string Silu(string x, string name)

@@ -28,6 +28,12 @@ public sealed record TrainOptions
     /// <see cref="Resume"/> is set.</summary>
     public string? CheckpointDirectory { get; init; }
 
+    /// <summary>
+    /// For a LoRA fine-tune (<see cref="UNetConfig.Lora"/> set): the base model folder whose weights the network starts from
+    /// and keeps frozen (its architecture must be <see cref="Model"/>'s without the adapters); null otherwise.
+    /// </summary>
+    public string? BaseModel { get; init; }
+
     /// <summary>Resume from the newest checkpoint in <see cref="CheckpointDirectory"/> if there is one.</summary>
     public bool Resume { get; init; } = true;
 

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using OnnxAttribution.Core;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
 
@@ -55,6 +56,16 @@ public sealed record TrainingRecipe
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public int Classes { get; init; }
 
+    /// <summary>For LoRA fine-tunes, the base model folder every model starts from (<see cref="TrainOptions.BaseModel"/>); null
+    /// (left out of JSON) for models trained from scratch. The base decides the architecture: <see cref="BaseChannels"/> and
+    /// <see cref="Classes"/> are then not used.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? BaseModel { get; init; }
+
+    /// <summary>With <see cref="BaseModel"/>: the adapters trained on it.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public LoraSettings? Lora { get; init; }
+
     /// <summary>The noise schedule (a retrained model must use its reference's); null for <see cref="DefaultSchedule"/>.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public ScheduleSettings? Schedule { get; init; }
@@ -97,7 +108,10 @@ public sealed record TrainingRecipe
         {
             Data = data,
             Indices = indices,
-            Model = new UNetConfig { ImageSize = data.Height, Channels = data.Channels, BaseChannels = BaseChannels, Classes = Classes },
+            Model = BaseModel is { } baseModel
+                ? LoraBase.ConfigOf(baseModel, Lora ?? throw new UserInputException("training recipe: a base model is set but no LoRA settings"))
+                : new UNetConfig { ImageSize = data.Height, Channels = data.Channels, BaseChannels = BaseChannels, Classes = Classes },
+            BaseModel = BaseModel,
             Recipe = this,
             Seed = seed,
             CheckpointDirectory = runDirectory,

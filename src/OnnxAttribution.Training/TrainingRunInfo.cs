@@ -62,6 +62,14 @@ public sealed record TrainingRunInfo
     /// <summary>Steps of learning-rate warm-up.</summary>
     public int WarmupSteps { get; init; } = TrainingRecipe.DefaultWarmupSteps;
 
+    /// <summary>For a LoRA fine-tune, the base model folder as given (<see cref="TrainOptions.BaseModel"/>); null otherwise.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Base { get; init; }
+
+    /// <summary>For a LoRA fine-tune, SHA-256 of the base's forward graph when the run finished; null otherwise.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? BaseSha256 { get; init; }
+
     /// <summary>The file name in the run folder.</summary>
     public const string FileName = "run.json";
 
@@ -97,6 +105,8 @@ public sealed record TrainingRunInfo
             ImagesPerSecond = imagesPerSecond ?? (seconds > 0 ? result.Steps * (double)recipe.BatchSize / seconds : 0),
             Threads = recipe.Threads,
             WarmupSteps = recipe.WarmupStepsOrDefault,
+            Base = options.BaseModel,
+            BaseSha256 = options.BaseModel is { } baseModel ? LoraBase.Sha256(baseModel) : null,
         };
     }
 

@@ -26,6 +26,10 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
     private readonly ResBlock[] _up;
     private readonly GroupNorm _normOut;
     private readonly Conv2d _convOut;
+    private readonly LoraAdapter? _convInLora;
+    private readonly LoraAdapter?[] _downsampleLora;
+    private readonly LoraAdapter?[] _upsampleLora;
+    private readonly LoraAdapter? _convOutLora;
 
     /// <summary>Builds a freshly initialised network (TorchSharp's default initialisation).</summary>
     /// <param name="config">The architecture.</param>
@@ -52,9 +56,11 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         }
         _convIn = nn.Conv2d(config.Channels, config.LevelChannels(0), 3, padding: 1);
         register_module("conv_in", _convIn);
+        _convInLora = Adapt(Register, "conv_in", _convIn, config.Lora, LoraTargets.All);
 
         _down = new ResBlock[levels];
         _downsample = new Conv2d[levels - 1];
+        _downsampleLora = new LoraAdapter?[levels - 1];
         int ch = config.LevelChannels(0);
         for (int i = 0; i < levels; i++)
         {
@@ -65,17 +71,20 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             {
                 _downsample[i] = nn.Conv2d(ch, ch, 3, stride: 2, padding: 1);
                 register_module($"downsample{i}", _downsample[i]);
+                _downsampleLora[i] = Adapt(Register, $"downsample{i}", _downsample[i], config.Lora, LoraTargets.All);
             }
         }
         _mid = new ResBlock(ch, ch, tdim, config);
         register_module("mid", _mid);
 
         _upsample = new Conv2d[levels - 1];
+        _upsampleLora = new LoraAdapter?[levels - 1];
         _up = new ResBlock[levels - 1];
         for (int i = levels - 2; i >= 0; i--)
         {
             _upsample[i] = nn.Conv2d(ch, ch, 3, padding: 1);
             register_module($"upsample{i}", _upsample[i]);
+            _upsampleLora[i] = Adapt(Register, $"upsample{i}", _upsample[i], config.Lora, LoraTargets.All);
             _up[i] = new ResBlock(ch + config.LevelChannels(i), config.LevelChannels(i), tdim, config);
             register_module($"up{i}", _up[i]);
             ch = config.LevelChannels(i);
@@ -84,7 +93,10 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         register_module("norm_out", _normOut);
         _convOut = nn.Conv2d(ch, config.Channels, 3, padding: 1);
         register_module("conv_out", _convOut);
+        _convOutLora = Adapt(Register, "conv_out", _convOut, config.Lora, LoraTargets.All);
     }
+
+    private void Register(string name, nn.Module module) => register_module(name, module);
 
     /// <summary>The architecture this network was built from.</summary>
     public UNetConfig Config { get; }
@@ -113,7 +125,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         var time = _time.forward(t);
         var temb = nn.functional.silu(_label is null ? time : time.add(_label.forward(y!), KeptScalars.One));
-        var h = Conv(_convIn, xt);
+        var h = Conv(_convIn, _convInLora, xt);
         var skips = new Tensor[_down.Length - 1];
         for (int i = 0; i < _down.Length; i++)
         {
@@ -121,24 +133,62 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             if (i < _down.Length - 1)
             {
                 skips[i] = h;
-                h = Conv(_downsample[i], h);
+                h = Conv(_downsample[i], _downsampleLora[i], h);
             }
         }
         h = _mid.forward(h, temb);
         for (int i = _up.Length - 1; i >= 0; i--)
         {
             h = nn.functional.interpolate(h, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
-            h = Conv(_upsample[i], h);
+            h = Conv(_upsample[i], _upsampleLora[i], h);
             h = torch.cat([h, skips[i]], 1);
             h = _up[i].forward(h, temb);
         }
-        h = Conv(_convOut, nn.functional.silu(_normOut.forward(h)));
+        h = Conv(_convOut, _convOutLora, nn.functional.silu(_normOut.forward(h)));
         return h.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The parameter names and shapes in <c>named_parameters</c> order (the order of <c>model.json</c>).</summary>
+    /// <summary>
+    /// The trainable parameters' names and shapes in <c>named_parameters</c> order (the order of <c>model.json</c>): every
+    /// parameter, or for a LoRA network (<see cref="UNetConfig.Lora"/>) the adapters' alone, the base being frozen.
+    /// </summary>
     public IReadOnlyList<ParameterInfo> ParameterInfos() =>
+        TrainableParameters().Select(p => new ParameterInfo(p.Name, p.Parameter.shape)).ToList();
+
+    /// <summary>Every parameter's name and shape, the frozen base weights of a LoRA network included.</summary>
+    public IReadOnlyList<ParameterInfo> AllParameterInfos() =>
         named_parameters().Select(p => new ParameterInfo(p.name, p.parameter.shape)).ToList();
+
+    /// <summary>The parameters training changes: all of them, or for a LoRA network the adapters' (<c>…_lora.a</c>, <c>…_lora.b</c>).</summary>
+    public IReadOnlyList<(string Name, Parameter Parameter)> TrainableParameters() =>
+        named_parameters().Where(p => Config.Lora is null || LoraAdapter.IsAdapterParameter(p.name)).Select(p => (p.name, p.parameter)).ToList();
+
+    /// <summary>
+    /// Loads a base network's weights into this LoRA network: every parameter that is not an adapter's, from
+    /// <paramref name="baseWeights"/> (the base's parameters by name), and stops them from being trained.
+    /// </summary>
+    /// <exception cref="ModelFileException">The base has a parameter this network lacks, or lacks one it has, or a size differs.</exception>
+    public void LoadBaseWeights(IReadOnlyDictionary<string, float[]> baseWeights, string source)
+    {
+        ArgumentNullException.ThrowIfNull(baseWeights);
+        var frozen = named_parameters().Where(p => !LoraAdapter.IsAdapterParameter(p.name)).ToList();
+        var names = new HashSet<string>(frozen.Select(p => p.name), StringComparer.Ordinal);
+        if (baseWeights.Keys.FirstOrDefault(k => !names.Contains(k)) is { } extra)
+        {
+            throw new ModelFileException($"{source}: the base's parameter '{extra}' is not one of this network's (is the base's architecture the same?)");
+        }
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in frozen)
+        {
+            if (!baseWeights.TryGetValue(name, out var values) || values.LongLength != p.numel())
+            {
+                throw new ModelFileException($"{source}: the base has no parameter '{name}' of {p.numel()} values [{string.Join(",", p.shape)}]");
+            }
+            using var src = torch.tensor(values, p.shape);
+            p.copy_(src);
+            p.requires_grad_(false);
+        }
+    }
 
     /// <summary>Copies every parameter's values out, by name (row-major, float32).</summary>
     public Dictionary<string, float[]> GetWeights()
@@ -193,11 +243,12 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         var meta = ModelMetadata.Load(directory);
         var config = UNetConfig.FromJson(meta.Architecture, Path.Combine(directory, ModelMetadata.FileName));
         var forwardPath = Path.Combine(directory, meta.Forward);
-        var weights = OnnxWeights.Read(forwardPath, meta.Parameters);
         var net = new UNet(config);
         try
         {
-            net.LoadWeights(weights, forwardPath);
+            // Every parameter of the network: for a LoRA fine-tune model.json lists the adapters, the graph also holds the base.
+            net.LoadWeights(OnnxWeights.Read(forwardPath, net.AllParameterInfos()), forwardPath);
+            net.FreezeBase();
         }
         catch
         {
@@ -208,7 +259,8 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
     }
 
     /// <summary>
-    /// <paramref name="conv"/>'s forward on <paramref name="x"/> (a square kernel; stride and padding as the module has them).
+    /// <paramref name="conv"/>'s forward on <paramref name="x"/> (a square kernel; stride and padding as the module has them),
+    /// with its low-rank <paramref name="adapter"/> when it has one.
     /// Unless both channel counts are multiples of 16 (or the input is an image of 1–3 channels), it is taken as im2col
     /// (<c>unfold</c>) and a matrix product: the same function up to float32 rounding.
     /// </summary>
@@ -219,18 +271,68 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
     /// with NaN first: through <c>conv2d</c> it fails at 8 and 24 base channels. Layers of 16, 32 or 64 channels and image
     /// inputs were not affected when tried, so the shipped models (32 base channels) only go this way for the final
     /// convolution.
+    /// With an adapter the layer runs once with the merged weight W + scale · B A (one convolution; the same function as
+    /// W x + scale · B (A x), which is how the exported graph writes it), and autograd carries the gradient to A and B.
     /// </remarks>
-    internal static Tensor Conv(Conv2d conv, Tensor x)
+    internal static Tensor Conv(Conv2d conv, LoraAdapter? adapter, Tensor x)
+    {
+        if (adapter is null)
+        {
+            return ConvWith(conv, null, x);
+        }
+        using var scope = torch.NewDisposeScope();
+        return ConvWith(conv, conv.weight!.add(adapter.DeltaWeight(), KeptScalars.One), x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A low-rank adapter of <paramref name="layer"/>, registered through <paramref name="register"/> as <c>{name}_lora</c>,
+    /// when <paramref name="lora"/> targets layers of kind <paramref name="kind"/>; null otherwise.</summary>
+    internal static LoraAdapter? Adapt(Action<string, nn.Module> register, string name, nn.Module layer, LoraSettings? lora, LoraTargets kind)
+    {
+        if (lora is null || (lora.Targets != LoraTargets.All && lora.Targets != kind))
+        {
+            return null;
+        }
+        var adapter = layer switch
+        {
+            Conv2d conv => LoraAdapter.ForConv(conv, lora),
+            Linear linear => LoraAdapter.ForLinear(linear, lora),
+            _ => throw new ArgumentException($"no LoRA adapter for a {layer.GetType().Name}", nameof(layer)),
+        };
+        register(name + LoraAdapter.Suffix, adapter);
+        return adapter;
+    }
+
+    /// <summary>Stops a LoRA network's base weights from being trained (no-op for a network without adapters).</summary>
+    internal void FreezeBase()
+    {
+        if (Config.Lora is null)
+        {
+            return;
+        }
+        foreach (var (name, p) in named_parameters())
+        {
+            if (!LoraAdapter.IsAdapterParameter(name))
+            {
+                p.requires_grad_(false);
+            }
+        }
+    }
+
+    internal static Tensor Conv(Conv2d conv, Tensor x) => ConvWith(conv, null, x);
+
+    /// <summary><paramref name="conv"/>'s forward with <paramref name="weightOverride"/> in place of its own weight when given (see
+    /// <see cref="Conv(Conv2d, LoraAdapter?, Tensor)"/>).</summary>
+    private static Tensor ConvWith(Conv2d conv, Tensor? weightOverride, Tensor x)
     {
         using var scope = torch.NewDisposeScope();
-        var weight = conv.weight!;
+        var weight = weightOverride ?? conv.weight!;
         long outChannels = weight.shape[0], inChannels = weight.shape[1], kernel = weight.shape[2];
-        if (outChannels % 16 == 0 && (inChannels % 16 == 0 || inChannels <= 3))
-        {
-            return conv.forward(x).MoveToOuterDisposeScope();
-        }
         long b = x.shape[0], stride = conv.stride[0];
         long padding = conv.padding?[0] ?? throw new InvalidOperationException("UNet.Conv takes convolutions with explicit padding");
+        if (outChannels % 16 == 0 && (inChannels % 16 == 0 || inChannels <= 3))
+        {
+            return (weightOverride is null ? conv.forward(x) : nn.functional.conv2d(x, weight, conv.bias, [stride], [padding])).MoveToOuterDisposeScope();
+        }
         long h = ((x.shape[2] + (2 * padding) - kernel) / stride) + 1, w = ((x.shape[3] + (2 * padding) - kernel) / stride) + 1;
         var cols = nn.functional.unfold(x, kernel, padding: padding, stride: stride);
         var y = torch.matmul(weight.view(outChannels, -1), cols).add(conv.bias!.view(1, outChannels, 1), KeptScalars.One);
@@ -270,6 +372,8 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
     {
         private readonly Linear _fc1;
         private readonly Linear _fc2;
+        private readonly LoraAdapter? _fc1Lora;
+        private readonly LoraAdapter? _fc2Lora;
         private readonly float[] _frequencies;
 
         public TimeEmbedding(UNetConfig config) : base("time")
@@ -277,8 +381,10 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             _frequencies = config.TimeFrequencies();
             _fc1 = nn.Linear(config.SinusoidDim, config.TimeEmbeddingDim);
             register_module("fc1", _fc1);
+            _fc1Lora = Adapt((n, m) => register_module(n, m), "fc1", _fc1, config.Lora, LoraTargets.Linear);
             _fc2 = nn.Linear(config.TimeEmbeddingDim, config.TimeEmbeddingDim);
             register_module("fc2", _fc2);
+            _fc2Lora = Adapt((n, m) => register_module(n, m), "fc2", _fc2, config.Lora, LoraTargets.Linear);
         }
 
         public override Tensor forward(Tensor t)
@@ -287,7 +393,8 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             var freq = torch.tensor(_frequencies, [1, _frequencies.Length], device: t.device);
             var arg = t.to_type(ScalarType.Float32).unsqueeze(1) * freq;
             var emb = torch.cat([torch.sin(arg), torch.cos(arg)], 1);
-            return _fc2.forward(nn.functional.silu(_fc1.forward(emb))).MoveToOuterDisposeScope();
+            var h = nn.functional.silu(LoraAdapter.Linear(_fc1, _fc1Lora, emb));
+            return LoraAdapter.Linear(_fc2, _fc2Lora, h).MoveToOuterDisposeScope();
         }
     }
 
@@ -301,6 +408,10 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         private readonly GroupNorm _norm2;
         private readonly Conv2d _conv2;
         private readonly Conv2d? _skip;
+        private readonly LoraAdapter? _conv1Lora;
+        private readonly LoraAdapter? _timeProjLora;
+        private readonly LoraAdapter? _conv2Lora;
+        private readonly LoraAdapter? _skipLora;
 
         public ResBlock(int inChannels, int outChannels, int timeDim, UNetConfig config) : base("resblock")
         {
@@ -310,16 +421,20 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             register_module("norm1", _norm1);
             _conv1 = nn.Conv2d(inChannels, outChannels, 3, padding: 1);
             register_module("conv1", _conv1);
+            _conv1Lora = Adapt((n, m) => register_module(n, m), "conv1", _conv1, config.Lora, LoraTargets.Conv);
             _timeProj = nn.Linear(timeDim, outChannels);
             register_module("time_proj", _timeProj);
+            _timeProjLora = Adapt((n, m) => register_module(n, m), "time_proj", _timeProj, config.Lora, LoraTargets.Linear);
             _norm2 = NewGroupNorm(config.Groups, outChannels, config.GroupNormEpsilon);
             register_module("norm2", _norm2);
             _conv2 = nn.Conv2d(outChannels, outChannels, 3, padding: 1);
             register_module("conv2", _conv2);
+            _conv2Lora = Adapt((n, m) => register_module(n, m), "conv2", _conv2, config.Lora, LoraTargets.Conv);
             if (inChannels != outChannels)
             {
                 _skip = nn.Conv2d(inChannels, outChannels, 1);
                 register_module("skip", _skip);
+                _skipLora = Adapt((n, m) => register_module(n, m), "skip", _skip, config.Lora, LoraTargets.All);
             }
         }
 
@@ -332,10 +447,11 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         public override Tensor forward(Tensor x, Tensor tembAct)
         {
             using var scope = torch.NewDisposeScope();
-            var h = Conv(_conv1, nn.functional.silu(_norm1.forward(x)));
-            h = h.add(_timeProj.forward(tembAct).unsqueeze(2).unsqueeze(3), KeptScalars.One);
-            h = Conv(_conv2, nn.functional.silu(_norm2.forward(h)));
-            var skip = _skip is null ? x : Conv(_skip, x);
+            var h = Conv(_conv1, _conv1Lora, nn.functional.silu(_norm1.forward(x)));
+            var time = LoraAdapter.Linear(_timeProj, _timeProjLora, tembAct);
+            h = h.add(time.unsqueeze(2).unsqueeze(3), KeptScalars.One);
+            h = Conv(_conv2, _conv2Lora, nn.functional.silu(_norm2.forward(h)));
+            var skip = _skip is null ? x : Conv(_skip, _skipLora, x);
             return skip.add(h, KeptScalars.One).MoveToOuterDisposeScope();
         }
     }

@@ -55,6 +55,13 @@ public sealed record UNetConfig
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
     public int Classes { get; init; }
 
+    /// <summary>
+    /// For a LoRA fine-tune the adapters' settings: which layers get low-rank adapters (named <c>{layer}_lora.a</c> and
+    /// <c>…_lora.b</c>) beside the frozen base weights. Null (the default, left out of model.json) for a network without.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public LoraSettings? Lora { get; init; }
+
     /// <summary>The label that stands for "no condition": <see cref="Classes"/> (the table's last row).</summary>
     public int NullLabel => Classes;
 
@@ -96,6 +103,10 @@ public sealed record UNetConfig
         if (Classes < 0)
         {
             throw new UserInputException($"U-Net config: classes must be 0 (unconditional) or positive (found {Classes})");
+        }
+        if (Lora?.CheckError() is { } loraError)
+        {
+            throw new UserInputException($"U-Net config: {loraError}");
         }
         if (!(GroupNormEpsilon > 0))
         {

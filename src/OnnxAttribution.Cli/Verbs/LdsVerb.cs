@@ -76,6 +76,19 @@ internal sealed class LdsVerb : IVerbOptions
         "(Fashion-MNIST) dataset and methods that attribute conditional models.")]
     public string Condition { get; set; } = "none";
 
+    [Option("base", HelpText = "Recipe: every model (the reference and each subset model) is a LoRA fine-tune of this model folder on its rows " +
+        "(the papers' LoRA setting: the base trained on other data, --subset the fine-tuning set); the base decides the architecture and condition.")]
+    public string? Base { get; set; }
+
+    [Option("lora-rank", Default = 4, HelpText = "Recipe, with --base: the adapters' rank.")]
+    public int LoraRank { get; set; }
+
+    [Option("lora-alpha", Default = 4.0, HelpText = "Recipe, with --base: the adapters' output is scaled by alpha / rank.")]
+    public double LoraAlpha { get; set; }
+
+    [Option("lora-targets", Default = "conv", HelpText = "Recipe, with --base: conv, linear or all (see 'train --lora-targets').")]
+    public string LoraTargets { get; set; } = "conv";
+
     [Option("train-threads", Default = 0, HelpText = "TorchSharp threads per training; 0 for its default.")]
     public int TrainThreads { get; set; }
 
@@ -161,6 +174,10 @@ internal sealed class LdsVerb : IVerbOptions
         OptionChecks.AtLeast(SamplingSteps, 1, "--sampling-steps");
         OptionChecks.AtLeast(Threads, 0, "--threads");
         OptionChecks.AtLeast(SubsetSeeds, 1, "--subset-seeds");
+        if (Base is not null)
+        {
+            OptionChecks.Lora(LoraRank, LoraAlpha, LoraTargets);
+        }
         OptionChecks.InRange(ValidationQueries, 0, OptionChecks.MaxQueries, "--validation-queries");
         foreach (double damping in DampingGrid)
         {
@@ -195,7 +212,9 @@ internal sealed class LdsVerb : IVerbOptions
             EmaDecay = Ema,
             BaseChannels = BaseChannels,
             Threads = TrainThreads,
-            Classes = Condition switch
+            BaseModel = Base,
+            Lora = Base is null ? null : OptionChecks.Lora(LoraRank, LoraAlpha, LoraTargets),
+            Classes = Base is not null ? 0 : Condition switch
             {
                 "none" => 0,
                 "label" => Core.Data.DatasetLocator.ClassNamesOf(Data).Count is > 0 and var classes ? classes

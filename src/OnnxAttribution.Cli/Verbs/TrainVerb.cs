@@ -57,10 +57,31 @@ internal abstract class TrainingVerbBase : IVerbOptions
         "the null label, so the model also learns the unconditional prediction that classifier-free guidance (generate --guidance) needs.")]
     public double ConditionDropout { get; set; }
 
+    [Option("base", HelpText = "Fine-tune low-rank adapters (LoRA) of this model folder instead of training a U-Net from scratch: its weights " +
+        "stay frozen, only the adapters are trained (on --data/--subset: the fine-tuning set), and the exported folder's gradients are the " +
+        "adapters' (what featurize and attribute then use). The base decides the architecture and the condition: --base-channels and " +
+        "--condition are not used.")]
+    public string? Base { get; set; }
+
+    [Option("lora-rank", Default = 4, HelpText = "With --base: the adapters' rank r.")]
+    public int LoraRank { get; set; }
+
+    [Option("lora-alpha", Default = 4.0, HelpText = "With --base: the adapters' output is scaled by alpha / rank.")]
+    public double LoraAlpha { get; set; }
+
+    [Option("lora-targets", Default = "conv", HelpText = "With --base: which layers get adapters: conv (the residual blocks' 3×3 " +
+        "convolutions), linear (the time-embedding layers) or all (every convolution and linear layer). This U-Net has no attention layers.")]
+    public string LoraTargets { get; set; } = "conv";
+
     /// <summary>The training settings these options give for <paramref name="dataset"/>.</summary>
     public TrainOptions ToTrainOptions(ImageDataset dataset)
     {
         var options = Recipe().Options(dataset, null, Seed, runDirectory: null);
+        if (Base is { } baseModel)
+        {
+            var lora = OptionChecks.Lora(LoraRank, LoraAlpha, LoraTargets);
+            return options with { Model = LoraBase.ConfigOf(baseModel, lora), BaseModel = baseModel, ConditionDropout = ConditionDropout };
+        }
         return Condition == "label"
             ? options with { Model = options.Model with { Classes = ClassesOf(Data, dataset) }, ConditionDropout = ConditionDropout }
             : options;
@@ -105,6 +126,10 @@ internal abstract class TrainingVerbBase : IVerbOptions
         if (!(ConditionDropout is >= 0 and < 1))
         {
             throw new UserInputException($"--condition-dropout is {ConditionDropout}; expected a probability in [0, 1)");
+        }
+        if (Base is not null)
+        {
+            OptionChecks.Lora(LoraRank, LoraAlpha, LoraTargets);
         }
         OptionChecks.OutputDirectory(Out, "--out");
         ValidateVerb();

@@ -37,6 +37,10 @@ public sealed record ModelMetadata
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public ConditionSpec? Condition { get; init; }
 
+    /// <summary>Set for a LoRA fine-tune (<c>train --base</c>): its base model and adapter settings; absent otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public LoraSpec? Lora { get; init; }
+
     /// <summary>File name of the forward graph inside the model directory.</summary>
     public string Forward { get; init; } = "forward.onnx";
 
