@@ -72,6 +72,17 @@ public sealed partial class CliTests
     }
 
     [Test]
+    public void Conditional_RemoveAndRetrain_RetrainsConditionalModelsAndRegeneratesUnderTheQueryLabels()
+    {
+        var (_, store) = Conditional.Value;
+        string counterfactual = Path.Combine(_dir, "conditional-counterfactual");
+        Assert.That(RunAfresh("counterfactual", "--store", store, "--queries", "2", "--random-models", "1", "--remove-top", "3", "--sampling-steps", "2",
+            "--out", counterfactual), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var retrained = JsonNode.Parse(File.ReadAllText(Path.Combine(counterfactual, "models", "random-00", "model.json")))!;
+        Assert.That(retrained["condition"]!["classes"]!.GetValue<int>(), Is.EqualTo(10));
+    }
+
+    [Test]
     public void Conditional_LabelMissingOutOfRangeOrForAnUnconditionalModel_ExitsTwoNamingIt()
     {
         var (model, store) = Conditional.Value;

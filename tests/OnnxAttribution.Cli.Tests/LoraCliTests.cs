@@ -36,6 +36,14 @@ public sealed partial class CliTests
         var top = JsonNode.Parse(_stdout.ToString())!["rankings"]![0]!["top"]!.AsArray();
         Assert.That(top, Has.Count.EqualTo(5));
 
+        // Remove-and-retrain in the LoRA setting: each retrained model is a fine-tune of the same base without the removed rows.
+        string counterfactual = Path.Combine(_dir, "lora-counterfactual");
+        Assert.That(RunAfresh("counterfactual", "--store", store, "--queries", "2", "--random-models", "1", "--remove-top", "3", "--sampling-steps", "2",
+            "--out", counterfactual, "--json"), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var retrained = JsonNode.Parse(File.ReadAllText(Path.Combine(counterfactual, "models", "random-00", "model.json")))!;
+        Assert.That(retrained["lora"]!["baseSha256"]!.GetValue<string>(), Is.EqualTo(meta["lora"]!["baseSha256"]!.GetValue<string>()));
+        Assert.That(retrained["training"]!["steps"]!.GetValue<int>(), Is.EqualTo(3));
+
         // A base that does not fit: exit 2 naming the option, nothing written. Another base of the same architecture cannot
         // resume the run either.
         string otherBase = Path.Combine(_dir, "other-base");

@@ -37,7 +37,9 @@ public static partial class EvaluationRuns
                 queries = o.Queries, randomModels = o.RandomModels, seed = o.Seed, recipe = setup.Recipe, samplingSteps = o.SamplingSteps },
             "queries", "randomModels");
         var session = new SessionSettings(ExecutionDevice.Cpu, o.Threads);
-        var queries = GeneratedQueries.Generate(setup.Reference, QuerySeeds(o.Queries), SamplerKind.Ddim, o.SamplingSteps, session, cancel);
+        // A class-conditional model's query q is generated under label q mod classes, as the LDS run's.
+        var labels = QueryLabels(setup.Reference.Metadata.Condition, o.Queries, 0);
+        var queries = GeneratedQueries.Generate(setup.Reference, QuerySeeds(o.Queries), SamplerKind.Ddim, o.SamplingSteps, session, cancel, labels);
         var top = new Dictionary<string, Core.Store.TopKResult[]>(StringComparer.Ordinal);
         for (int i = 0; i < setup.Stores.Length; i++)
         {
@@ -91,7 +93,13 @@ public static partial class EvaluationRuns
         var data = source.LoadData();
         int baseChannels = reference.Metadata.Architecture?["baseChannels"]?.GetValue<int>()
             ?? throw new UserInputException($"{reference.Path}/model.json: field 'architecture.baseChannels' is missing");
-        // The model's own recipe: the same data minus the removed rows, the same seed and steps.
+        // The model's own recipe: the same data minus the removed rows, the same seed and steps; for a LoRA fine-tune the same
+        // base and adapters, for a class-conditional model the same classes.
+        var lora = reference.Metadata.Lora;
+        if (lora is not null && !Directory.Exists(lora.Base))
+        {
+            throw new UserInputException($"{reference.Path}/model.json: the LoRA fine-tune's base '{lora.Base}' is not found from here; run from the folder it was trained in");
+        }
         var recipe = new TrainingRecipe
         {
             Steps = training.Steps,
@@ -99,6 +107,9 @@ public static partial class EvaluationRuns
             LearningRate = training.LearningRate,
             EmaDecay = training.EmaDecay,
             BaseChannels = baseChannels,
+            Classes = reference.Metadata.Condition?.Classes ?? 0,
+            BaseModel = lora?.Base,
+            Lora = lora is null ? null : new Core.Models.LoraSettings { Rank = lora.Rank, Alpha = lora.Alpha, Targets = lora.Targets },
             Schedule = reference.Metadata.Schedule == TrainingRecipe.DefaultSchedule ? null : reference.Metadata.Schedule,
             Threads = o.TrainThreads,
         };
@@ -123,18 +134,22 @@ public static partial class EvaluationRuns
         int c = reference.Metadata.Channels, size = reference.Metadata.ImageSize, d = c * size * size;
         var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(reference.Metadata.Schedule.Timesteps, 100), 3, 1_000_003, MeasurementKind.Loss);
         double[] baseLoss;
+        var conditions = TrakMethod.Conditions(queries);
         using (var denoiser = reference.OpenDenoiser(session))
         {
-            baseLoss = DiffusionLoss.Measure(denoiser, reference.CreateSchedule(), plan, queryImages, o.Queries);
+            baseLoss = DiffusionLoss.Measure(denoiser, reference.CreateSchedule(), plan, queryImages, o.Queries, conditions: conditions);
         }
-        // Only the queries a model is compared on are regenerated: every query for a random removal, query q for its top-k's.
+        // Only the queries a model is compared on are regenerated: every query for a random removal, query q for its top-k's
+        // (a conditional model's under the query's own label).
         (float[] Images, double[] Loss) Retrained(string name, int[] which)
         {
             var model = ModelDirectory.Open(Path.Combine(o.Out, "models", name));
-            var images = TrakMethod.Images(GeneratedQueries.Generate(model, which.Select(q => (long)q).ToArray(), SamplerKind.Ddim, o.SamplingSteps, session, cancel));
+            long[] labels = conditions.Length == 0 ? [] : [.. which.Select(q => conditions[q])];
+            var images = TrakMethod.Images(GeneratedQueries.Generate(model, which.Select(q => (long)q).ToArray(), SamplerKind.Ddim, o.SamplingSteps, session, cancel,
+                labels.Length == 0 ? null : new QueryCondition(labels)));
             var originals = which.SelectMany(q => queryImages.AsSpan(q * d, d).ToArray()).ToArray();
             using var denoiser = model.OpenDenoiser(session);
-            return (images, DiffusionLoss.Measure(denoiser, model.CreateSchedule(), plan, originals, which.Length));
+            return (images, DiffusionLoss.Measure(denoiser, model.CreateSchedule(), plan, originals, which.Length, conditions: labels));
         }
         double Distance(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
         {
