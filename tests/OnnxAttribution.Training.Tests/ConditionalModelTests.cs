@@ -210,14 +210,28 @@ public sealed class ConditionalModelTests
     }
 
     [Test]
-    public void Methods_WithoutConditionSupport_RefusedForAConditionalModel()
+    public void Methods_EveryOneAttributesConditionalModels_AndOneThatDoesNotIsRefused()
     {
-        Assert.That(() => AttributionMethods.RequireConditionSupport(AttributionMethods.Find("ensemble"), _model),
-            Throws.TypeOf<UserInputException>().With.Message.Contains("method ensemble does not attribute conditional models"));
-        foreach (var name in new[] { "trak", "d-trak", "das", "gradient-cosine", "pixel", "random", "kfac", "ekfac", "tracin", "retrac", "journey-trak" })
+        foreach (var name in new[] { "trak", "d-trak", "das", "gradient-cosine", "pixel", "random", "kfac", "ekfac", "tracin", "retrac", "journey-trak", "ensemble" })
         {
             Assert.That(() => AttributionMethods.RequireConditionSupport(AttributionMethods.Find(name), _model), Throws.Nothing, name);
         }
+        Assert.That(() => AttributionMethods.RequireConditionSupport(new UnconditionalOnly(), _model),
+            Throws.TypeOf<UserInputException>().With.Message.Contains("method unconditional-only does not attribute conditional models"));
+    }
+
+    /// <summary>A method that leaves <see cref="IAttributionMethod.AttributesConditionalModels"/> at its default (false).</summary>
+    private sealed class UnconditionalOnly : IAttributionMethod
+    {
+        public string Name => "unconditional-only";
+
+        public string Summary => "a test double";
+
+        public IReadOnlyCollection<string> SettingsUsed => [];
+
+        public void Build(MethodBuildRequest request, CancellationToken cancel = default) => throw new NotSupportedException();
+
+        public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session) => throw new NotSupportedException();
     }
 
     [Test]

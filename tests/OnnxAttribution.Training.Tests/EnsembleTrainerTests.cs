@@ -4,6 +4,7 @@ using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Ensembles;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
+using OnnxAttribution.Core.Models;
 using OnnxAttribution.Training.Tests.Support;
 
 namespace OnnxAttribution.Training.Tests;
@@ -84,6 +85,25 @@ public sealed class EnsembleTrainerTests : TempDirectoryTest
             var unseen = Enumerable.Range(0, 4).Where(m => !design.Sees(m, group)).Select(m => losses[m]).Average();
             Assert.That(scores[row], Is.EqualTo(unseen - seen).Within(1e-6 * Math.Abs(unseen)), $"row {row}");
         }
+    }
+
+    [Test]
+    public void Train_ClassConditional_MembersTakeLabels_AndAQueryIsScoredUnderItsOwn()
+    {
+        var bars = TestData.Bars(8, 16, seed: 1);
+        var data = new ImageDataset("bars", bars.Count, 1, 16, 16, bars.Pixels.ToArray(), Enumerable.Range(0, bars.Count).Select(i => i % 3).ToArray());
+        var dir = Path.Combine(TempDir, "conditional");
+        var options = Options(dir, data, steps: 3);
+        EnsembleTrainer.Train(options with { Training = options.Training with { Model = Tiny with { Classes = 3 } } });
+        Assert.That(ModelMetadata.Load(Path.Combine(dir, "member-02")).Condition!.Classes, Is.EqualTo(3));
+
+        using var scorer = (EnsembleScorer)AttributionMethods.Open(dir);
+        AttributionQuery Query(long label) => new("row 3", data.Image(3).ToArray()) { Condition = label };
+        var one = scorer.Losses([Query(1)]);
+        var two = scorer.Losses([Query(2)]);
+        Assert.That(one.Concat(two), Has.All.Matches<double>(double.IsFinite));
+        Assert.That(one, Is.Not.EqualTo(two), "the label is an input of every member");
+        Assert.That(() => scorer.Losses([new AttributionQuery("row 3", data.Image(3).ToArray())]), Throws.ArgumentException.With.Message.Contains("takes a condition per image"));
     }
 
     [Test]

@@ -31,6 +31,10 @@ public sealed class EnsembleMethod : IAttributionMethod
     /// <inheritdoc/>
     public IReadOnlyCollection<string> SettingsUsed { get; } = [];
 
+    /// <summary>True: a query's loss is measured under every member with the query's own condition (the members of a
+    /// conditional ensemble are trained with each row's label).</summary>
+    public bool AttributesConditionalModels => true;
+
     /// <summary>Always refuses: an ensemble store is trained, not featurized.</summary>
     /// <exception cref="UserInputException">Always.</exception>
     public void Build(MethodBuildRequest request, CancellationToken cancel = default) =>
@@ -148,6 +152,7 @@ internal sealed class EnsembleScorer : IAttributionScorer
         }
         var members = new List<OnnxDenoiser>();
         var schedules = new NoiseSchedule[design.Members];
+        ConditionSpec? first = null;
         try
         {
             for (int m = 0; m < design.Members; m++)
@@ -159,6 +164,12 @@ internal sealed class EnsembleScorer : IAttributionScorer
                 if (members[m].Channels != members[0].Channels || members[m].ImageSize != members[0].ImageSize)
                 {
                     throw new ModelFileException($"{dir.Path}: {members[m].Channels}×{members[m].ImageSize}² images, member 0 takes {members[0].Channels}×{members[0].ImageSize}²");
+                }
+                var condition = dir.Metadata.Condition;
+                first = m == 0 ? condition : first;
+                if ((condition?.Kind, condition?.Input, condition?.Classes, condition?.NullLabel) != (first?.Kind, first?.Input, first?.Classes, first?.NullLabel))
+                {
+                    throw new ModelFileException($"{dir.Path}: its condition differs from member 0's; every member of an ensemble takes the same condition");
                 }
             }
         }
@@ -175,12 +186,13 @@ internal sealed class EnsembleScorer : IAttributionScorer
     {
         ArgumentNullException.ThrowIfNull(queries);
         var images = TrakMethod.Images(queries);
+        var conditions = TrakMethod.Conditions(queries);
         int m = _members.Length;
         var losses = new double[queries.Count * m];
         for (int k = 0; k < m; k++)
         {
             cancel.ThrowIfCancellationRequested();
-            var l = DiffusionLoss.Measure(_members[k], _schedules[k], Scoring.Plan, images, queries.Count, Scoring.BatchSize);
+            var l = DiffusionLoss.Measure(_members[k], _schedules[k], Scoring.Plan, images, queries.Count, Scoring.BatchSize, conditions);
             for (int q = 0; q < queries.Count; q++)
             {
                 losses[q * m + k] = l[q];
