@@ -32,8 +32,9 @@ internal sealed record ReadyResponse(string Status, IReadOnlyList<string> Reason
 /// <param name="VersionId">That version's id (SHA-256 of its entry); null for a store without versions.</param>
 /// <param name="ModelSha256">SHA-256 of the model's gradient graph the store was built from (meta.json's modelFingerprint); null where the folder has no meta.json.</param>
 /// <param name="Condition">The condition the store's model needs with every query (a class label: its classes and names); null for an unconditional model.</param>
+/// <param name="LoraBaseSha256">For a LoRA fine-tune (its gradients the adapters'), SHA-256 of its base model's forward.onnx; null otherwise.</param>
 internal sealed record StoreInfo(string Name, string Method, long Rows, int? Dim, string Model, int Channels, int ImageSize,
-    int? Version = null, string? VersionId = null, string? ModelSha256 = null, Core.Models.ConditionSpec? Condition = null);
+    int? Version = null, string? VersionId = null, string? ModelSha256 = null, Core.Models.ConditionSpec? Condition = null, string? LoraBaseSha256 = null);
 
 internal sealed record StoresResponse(IReadOnlyList<StoreInfo> Stores);
 

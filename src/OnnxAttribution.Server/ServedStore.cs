@@ -310,7 +310,7 @@ internal sealed partial class ServedStore : IDisposable
             var meta = model.Metadata;
             var provenance = StoreProvenance.Of(spec.Directory);
             var info = new StoreInfo(spec.Name, opened.Method, opened.Rows, DimOf(spec.Directory), Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)), meta.Channels, meta.ImageSize,
-                provenance.Version, provenance.VersionId, provenance.ModelSha256, meta.Condition);
+                provenance.Version, provenance.VersionId, provenance.ModelSha256, meta.Condition, meta.Lora?.BaseSha256);
             return new ServedStore(info, opened, seedScorer, forward, model.CreateSchedule(), limits, metrics)
             {
                 Location = $"{Path.GetFullPath(spec.Directory)}, model {model.Path}",
