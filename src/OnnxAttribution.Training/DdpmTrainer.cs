@@ -49,14 +49,7 @@ public static class DdpmTrainer
         var configJson = config.ToJson().ToJsonString();
         var schedule = new NoiseSchedule(options.Recipe.ScheduleOrDefault);
 
-        var model = new UNet(config, options.Seed);
-        var ema = new UNet(config);
-        var baseWeights = options.BaseModel is { } baseDirectory ? LoraBase.Weights(baseDirectory, config) : null;
-        if (baseWeights is not null)
-        {
-            model.LoadBaseWeights(baseWeights, options.BaseModel!);
-            ema.LoadBaseWeights(baseWeights, options.BaseModel!);
-        }
+        var (model, ema, baseWeights) = NewNetworks(options);
         // What the optimizer updates: every parameter, or a LoRA network's adapters alone (the base stays frozen).
         var parameters = model.TrainableParameters().Select(p => p.Parameter).ToArray();
         var emaParameters = ema.TrainableParameters().Select(p => p.Parameter).ToArray();
@@ -137,6 +130,31 @@ public static class DdpmTrainer
                 model.Dispose();
                 ema.Dispose();
             }
+        }
+    }
+
+    /// <summary>The network to train and its moving average, both with the base's frozen weights for a LoRA fine-tune (and
+    /// those weights, to check a resumed run against).</summary>
+    private static (UNet Model, UNet Ema, Dictionary<string, float[]>? BaseWeights) NewNetworks(TrainOptions options)
+    {
+        var model = new UNet(options.Model, options.Seed);
+        var ema = new UNet(options.Model);
+        if (options.BaseModel is not { } baseDirectory)
+        {
+            return (model, ema, null);
+        }
+        try
+        {
+            var baseWeights = LoraBase.Weights(baseDirectory, options.Model);
+            model.LoadBaseWeights(baseWeights, baseDirectory);
+            ema.LoadBaseWeights(baseWeights, baseDirectory);
+            return (model, ema, baseWeights);
+        }
+        catch
+        {
+            model.Dispose();
+            ema.Dispose();
+            throw;
         }
     }
 
