@@ -20,7 +20,7 @@ public static class LoraBase
         {
             throw new UserInputException(error);
         }
-        var config = BaseConfig(baseDirectory) with { Lora = settings };
+        var config = BaseConfig(baseDirectory).Config with { Lora = settings };
         config.Validate();
         return config;
     }
@@ -31,13 +31,12 @@ public static class LoraBase
     public static Dictionary<string, float[]> Weights(string baseDirectory, UNetConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
-        var baseConfig = BaseConfig(baseDirectory);
+        var (baseConfig, meta) = BaseConfig(baseDirectory);
         if (!System.Text.Json.Nodes.JsonNode.DeepEquals(baseConfig.ToJson(), (config with { Lora = null }).ToJson()))
         {
             throw new UserInputException($"base model {baseDirectory}: its architecture {baseConfig.ToJson().ToJsonString()} is not the one the " +
                 $"adapters were made for ({(config with { Lora = null }).ToJson().ToJsonString()})");
         }
-        var meta = ModelMetadata.Load(baseDirectory);
         using var net = new UNet(baseConfig);
         return OnnxWeights.Read(Path.Combine(baseDirectory, meta.Forward), net.AllParameterInfos());
     }
@@ -84,7 +83,7 @@ public static class LoraBase
         return new LoraSpec { Base = baseDirectory, BaseSha256 = baseSha256, Rank = settings.Rank, Alpha = settings.Alpha, Targets = settings.Targets };
     }
 
-    private static UNetConfig BaseConfig(string baseDirectory)
+    private static (UNetConfig Config, ModelMetadata Meta) BaseConfig(string baseDirectory)
     {
         ArgumentNullException.ThrowIfNull(baseDirectory);
         if (!Directory.Exists(baseDirectory))
@@ -100,6 +99,6 @@ public static class LoraBase
         {
             throw new UserInputException($"--base {baseDirectory}: model.json has no 'architecture'; a base must be a U-Net trained here ('train' then 'export')");
         }
-        return UNetConfig.FromJson(meta.Architecture, Path.Combine(baseDirectory, ModelMetadata.FileName));
+        return (UNetConfig.FromJson(meta.Architecture, Path.Combine(baseDirectory, ModelMetadata.FileName)), meta);
     }
 }

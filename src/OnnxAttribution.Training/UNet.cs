@@ -186,8 +186,8 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             }
             using var src = torch.tensor(values, p.shape);
             p.copy_(src);
-            p.requires_grad_(false);
         }
+        FreezeBase();
     }
 
     /// <summary>Copies every parameter's values out, by name (row-major, float32).</summary>

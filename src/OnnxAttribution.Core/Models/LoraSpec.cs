@@ -21,4 +21,8 @@ public sealed record LoraSpec
 
     /// <summary>Which layers have adapters.</summary>
     public LoraTargets Targets { get; init; }
+
+    /// <summary>The adapters' settings (rank, alpha, targets), e.g. to fine-tune the same base again.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public LoraSettings Settings => new() { Rank = Rank, Alpha = Alpha, Targets = Targets };
 }

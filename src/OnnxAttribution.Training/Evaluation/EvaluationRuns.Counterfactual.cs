@@ -109,7 +109,7 @@ public static partial class EvaluationRuns
             BaseChannels = baseChannels,
             Classes = reference.Metadata.Condition?.Classes ?? 0,
             BaseModel = lora?.Base,
-            Lora = lora is null ? null : new Core.Models.LoraSettings { Rank = lora.Rank, Alpha = lora.Alpha, Targets = lora.Targets },
+            Lora = lora?.Settings,
             Schedule = reference.Metadata.Schedule == TrainingRecipe.DefaultSchedule ? null : reference.Metadata.Schedule,
             Threads = o.TrainThreads,
         };
