@@ -172,6 +172,7 @@ public sealed class Attributor : IDisposable
             rankings[q] = new QueryRanking(queries[q].Label, best.Indices.Select((row, r) => new RankedRow(r + 1, row, best.Scores[r])).ToArray())
             {
                 Condition = queries[q].Condition,
+                Prompt = Condition?.PromptOf(queries[q].Condition),
             };
         }
         progress?.Report(new MethodProgress("score", queries.Count, queries.Count));

@@ -5,7 +5,12 @@ namespace OnnxAttribution;
 /// <param name="Top">The ranked rows; fewer than asked for when the store has fewer rows.</param>
 public sealed record QueryRanking(string Query, IReadOnlyList<RankedRow> Top)
 {
-    /// <summary>For a class-conditional model, the class label the query was attributed under; null (and left out of JSON) otherwise.</summary>
+    /// <summary>For a conditional model, the condition value the query was attributed under (a class label, or a text model's
+    /// packed prompt); null (and left out of JSON) otherwise.</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public long? Condition { get; init; }
+
+    /// <summary>For a text-conditioned model, the prompt the query was attributed under, in words; null (and left out of JSON) otherwise.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Prompt { get; init; }
 }

@@ -10,4 +10,9 @@ namespace OnnxAttribution;
 /// <param name="Label">The training image's class label where the dataset has labels and they were read; null (and left
 /// out of JSON) otherwise.</param>
 public sealed record RankedRow(int Rank, long Index, float Score,
-    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] int? Label = null);
+    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] int? Label = null)
+{
+    /// <summary>For a text-conditioned model, the caption the row was featurized under ("a dark sneaker"); null (left out of JSON) otherwise.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? Caption { get; init; }
+}

@@ -15,7 +15,9 @@ namespace OnnxAttribution.Edge;
 /// <param name="Json">Print the rankings as JSON.</param>
 /// <param name="Threads">ONNX Runtime intra-op threads (0: its default).</param>
 /// <param name="Label">The class label the images are attributed under (a class-conditional model), or null.</param>
-internal sealed record EdgeAttributeOptions(string Model, string Store, string Image, int Top, string? Out, bool Json, int Threads, long? Label = null);
+/// <param name="Prompt">The prompt the images are attributed under (a text-conditioned model), or null.</param>
+internal sealed record EdgeAttributeOptions(string Model, string Store, string Image, int Top, string? Out, bool Json, int Threads, long? Label = null,
+    string? Prompt = null);
 
 /// <summary>What <c>verify</c> is asked to check.</summary>
 /// <param name="Model">The model folder.</param>
@@ -45,12 +47,13 @@ internal static class EdgeApp
     public const int Cancelled = 130;
 
     public const string Usage = """
-        usage: onnx-attribution-edge attribute --model DIR --store DIR --image PNG|FOLDER [--label L] [--top K] [--out grid.png] [--json] [--threads N]
+        usage: onnx-attribution-edge attribute --model DIR --store DIR --image PNG|FOLDER [--label L | --prompt P] [--top K] [--out grid.png] [--json] [--threads N]
                onnx-attribution-edge verify --model DIR --store DIR [--json]
           --model    the model folder (model.json, forward.onnx, vjp.onnx)
           --store    a finished method store of that model (any method)
           --image    a PNG, or a folder: its *.png files are attributed as one batch
           --label    for a class-conditional model (required there): the class label the images are attributed under
+          --prompt   for a text-conditioned model (required there): the prompt the images are attributed under, e.g. "a dark sneaker"
           --top      training rows per query (default 16)
           --out      the grid PNG: one row per query, the query first (default attribution.png; '-' for none)
           --json     print the rankings as JSON on stdout
@@ -103,7 +106,7 @@ internal static class EdgeApp
     /// <exception cref="UserInputException">An option is unknown, repeated, missing its value, or out of range; a required one is missing.</exception>
     public static EdgeAttributeOptions Parse(ReadOnlySpan<string> args)
     {
-        var (values, json) = Options(args, ["--model", "--store", "--image", "--label", "--top", "--out", "--threads"]);
+        var (values, json) = Options(args, ["--model", "--store", "--image", "--label", "--prompt", "--top", "--out", "--threads"]);
         int Count(string name, int fallback, int min)
         {
             if (!values.TryGetValue(name, out var text))
@@ -123,7 +126,7 @@ internal static class EdgeApp
                 : throw new UserInputException($"--label {labelText}: expected a whole number (a class label)");
         }
         return new EdgeAttributeOptions(Required(values, "--model"), Required(values, "--store"), Required(values, "--image"), Count("--top", 16, 1),
-            output == "-" ? null : output, json, Count("--threads", 0, 0), label);
+            output == "-" ? null : output, json, Count("--threads", 0, 0), label, values.GetValueOrDefault("--prompt"));
     }
 
     /// <summary>The options of <c>verify</c>.</summary>
@@ -173,7 +176,7 @@ internal static class EdgeApp
         ArgumentNullException.ThrowIfNull(o);
         var files = QueryFiles(o.Image);
         using var attributor = Attributor.Open(o.Model, o.Store, new SessionSettings(ExecutionDevice.Cpu, o.Threads));
-        long? label = Core.Models.ConditionSpec.QueryLabel(attributor.Condition, o.Label, "--label");
+        long? label = Core.Models.ConditionSpec.Query(attributor.Condition, o.Label, o.Prompt, "--label", "--prompt");
         var queries = files.Select(f => attributor.ReadPng(f) with { Condition = label }).ToList();
         var rankings = attributor.Attribute(queries, o.Top, null, cancel);
         if (o.Out is not null)

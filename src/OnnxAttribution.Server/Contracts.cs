@@ -11,9 +11,11 @@ namespace OnnxAttribution.Server;
 /// <param name="Steps">With seeds: sampling steps, 1..T (default 50).</param>
 /// <param name="Label">For a class-conditional model: the class label of every query (or give <paramref name="Labels"/>).</param>
 /// <param name="Labels">For a class-conditional model: one class label per query.</param>
-/// <param name="Guidance">With seeds, for a class-conditional model: the classifier-free guidance scale they are sampled with (default 1).</param>
+/// <param name="Guidance">With seeds, for a conditional model: the classifier-free guidance scale they are sampled with (default 1).</param>
+/// <param name="Prompt">For a text-conditioned model: the prompt of every query, e.g. "a dark sneaker" (or give <paramref name="Prompts"/>).</param>
+/// <param name="Prompts">For a text-conditioned model: one prompt per query.</param>
 internal sealed record AttributeRequest(float[][]? Images, string? Png, long[]? Seeds, string? Sampler, int? Steps,
-    long? Label = null, long[]? Labels = null, double? Guidance = null);
+    long? Label = null, long[]? Labels = null, double? Guidance = null, string? Prompt = null, string[]? Prompts = null);
 
 internal sealed record HealthResponse(string Status);
 

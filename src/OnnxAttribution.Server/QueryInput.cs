@@ -94,7 +94,8 @@ internal static class AttributeRequestReader
             using var buffer = new MemoryStream();
             await request.Body.CopyToAsync(buffer, cancel).ConfigureAwait(false);
             var png = new QueryInput.Given([Decode(buffer.GetBuffer().AsSpan(0, checked((int)buffer.Length)), "request body (image/png)", "body", store, limits)]);
-            return QueryConditions.Apply(png, store, QueryConditions.LabelParameter(request.Query), null, null, "label (query parameter)");
+            return QueryConditions.Apply(png, store, new QueryConditions.Given(QueryConditions.LabelParameter(request.Query), null, null,
+                QueryConditions.PromptParameter(request.Query), null), " (query parameter)");
         }
         throw new BadHttpRequestException(
             $"Content-Type '{request.ContentType}': send application/json ('images', 'png' or 'seeds') or image/png", StatusCodes.Status415UnsupportedMediaType);
@@ -128,7 +129,7 @@ internal static class AttributeRequestReader
         ArgumentNullException.ThrowIfNull(body);
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(limits);
-        return QueryConditions.Apply(Queries(body, store, limits), store, body.Label, body.Labels, body.Guidance);
+        return QueryConditions.Apply(Queries(body, store, limits), store, new QueryConditions.Given(body.Label, body.Labels, body.Guidance, body.Prompt, body.Prompts));
     }
 
     private static QueryInput Queries(AttributeRequest body, ServedStore store, ServerLimits limits)

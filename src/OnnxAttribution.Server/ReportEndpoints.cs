@@ -94,7 +94,7 @@ internal static class ReportEndpoints
                 ? n
                 : throw new HttpProblem(StatusCodes.Status400BadRequest, $"query parameter 'steps' is '{stepsText}'; expected a whole number");
         }
-        return new AttributeRequest(null, null, [seed], query["sampler"], steps, QueryConditions.LabelParameter(query));
+        return new AttributeRequest(null, null, [seed], query["sampler"], steps, QueryConditions.LabelParameter(query), Prompt: QueryConditions.PromptParameter(query));
     }
 
     /// <summary>The <c>top</c> parameter: 1..<see cref="MaxTop"/>, <see cref="DefaultTop"/> when absent.</summary>

@@ -333,8 +333,8 @@ internal sealed partial class ServedStore : IDisposable
     public void WarmUp(CancellationToken cancel = default)
     {
         // Both lanes: a seed (sampled and scored by the seed lane), then its image as an image query.
-        // A conditional model's first class stands in for any label.
-        var condition = Info.Condition is null ? null : new QueryCondition([0]);
+        // A conditional model's first class (a text model's caption of it) stands in for any condition.
+        var condition = Info.Condition is null ? null : new QueryCondition([Core.Data.Captions.EvaluationCondition(Info.Condition, 0)]);
         var queries = GeneratedQueries.Generate(_denoiser, _schedule, [0], SamplerKind.Ddim, 1, cancel, condition);
         AttributeAsync(new QueryInput.Seeds([0], SamplerKind.Ddim, 1, condition), 1, 0, cancel).GetAwaiter().GetResult();
         AttributeAsync(new QueryInput.Given(queries), 1, 0, cancel).GetAwaiter().GetResult();
@@ -510,7 +510,11 @@ internal sealed partial class ServedStore : IDisposable
                         full.Receive(queries, full.WantsScores ? scores : null, firstReported, scorer.Rows);
                         firstReported += full.WantsScores ? queries.Count : 0;
                     }
-                    var results = queries.Select((q, i) => new QueryRanking(q.Label, Ranked(Name, q, ranked[first + i], request.Top)) { Condition = q.Condition }).ToList();
+                    var results = queries.Select((q, i) => new QueryRanking(q.Label, Ranked(Name, q, ranked[first + i], request.Top))
+                    {
+                        Condition = q.Condition,
+                        Prompt = Info.Condition?.PromptOf(q.Condition),
+                    }).ToList();
                     request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count, stages),
                         coverage is null ? null : !coverage.Complete, coverage?.Missing, Info.VersionId, Info.ModelSha256));
                 }

@@ -252,15 +252,18 @@ public static class DdpmTrainer
         return torch.tensor(subset.Pixels.ToArray(), [subset.Count, subset.Channels, subset.Height, subset.Width]);
     }
 
-    /// <summary>The training rows' labels [N] int64 for a class-conditional model; null for an unconditional one.</summary>
+    /// <summary>The training rows' condition values [N] int64: labels for a class-conditional model, packed captions for a
+    /// text-conditioned one (<see cref="Core.Data.Captions"/>); null for an unconditional one.</summary>
     private static Tensor? LabelTensor(TrainOptions o)
     {
-        if (o.Model.Classes == 0)
+        if (!o.Model.Conditional)
         {
             return null;
         }
         var subset = o.Indices is null ? o.Data : o.Data.Select(o.Indices);
-        return torch.tensor(subset.Labels!.Select(l => (long)l).ToArray(), [subset.Count]);
+        return o.Model.Text is { } text
+            ? torch.tensor(Core.Data.Captions.Packed(text.Spec([]), subset, text.ClassNames, "being trained"), [subset.Count])
+            : torch.tensor(subset.Labels!.Select(l => (long)l).ToArray(), [subset.Count]);
     }
 
     /// <summary>Checks the options without training.</summary>
@@ -277,16 +280,17 @@ public static class DdpmTrainer
                 ? "training options: a network with LoRA adapters is fine-tuned from a base model; none is set"
                 : $"training options: base model {o.BaseModel} is set, but the network has no LoRA adapters to train on it");
         }
-        if (o.Model.Classes > 0)
+        if (o.Model.Conditional)
         {
             if (o.Data.Labels is not { } labels)
             {
-                throw new UserInputException($"dataset '{o.Data.Name}' has no labels: a class-conditional model needs each training image's label");
+                throw new UserInputException($"dataset '{o.Data.Name}' has no labels: a conditional model needs each training image's label (or its caption's class)");
             }
-            int bad = labels.ToList().FindIndex(l => l < 0 || l >= o.Model.Classes);
+            int classes = o.Model.Text?.ClassNames.Count ?? o.Model.Classes;
+            int bad = labels.ToList().FindIndex(l => l < 0 || l >= classes);
             if (bad >= 0)
             {
-                throw new UserInputException($"dataset '{o.Data.Name}' row {bad} has label {labels[bad]}; the model has {o.Model.Classes} classes (0 … {o.Model.Classes - 1})");
+                throw new UserInputException($"dataset '{o.Data.Name}' row {bad} has label {labels[bad]}; the model has {classes} classes (0 … {classes - 1})");
             }
             if (!(o.ConditionDropout is >= 0 and < 1))
             {

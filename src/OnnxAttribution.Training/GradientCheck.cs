@@ -25,8 +25,8 @@ public static class GradientCheck
         {
             throw new ArgumentException($"{vjp.Label}: image geometry {vjp.Channels}×{vjp.ImageSize}² differs from the network's {config.Channels}×{config.ImageSize}²");
         }
-        // The trainable parameters (of a LoRA network: the adapters), those the gradient graph differentiates.
-        var parameters = module.TrainableParameters().Select(p => p.Name).ToList();
+        // The attributed parameters (of a LoRA network: the adapters; not a caption encoder's), those the gradient graph differentiates.
+        var parameters = module.ParameterInfos().Select(p => p.Name).ToList();
         var missing = parameters.Where(p => !vjp.GradientOutputs.Contains("grad." + p)).ToList();
         if (missing.Count > 0)
         {
@@ -56,7 +56,8 @@ public static class GradientCheck
         // A conditional network's labels: every class and the null label can come up (drawn after x and the cotangent, so an
         // unconditional check draws what it always did).
         int classes = module.Config.Classes;
-        long[]? y = classes == 0 ? null : Enumerable.Range(0, batch).Select(_ => (long)rng.Next(classes + 1)).ToArray();
+        long[]? y = module.Config.Text is { } text ? RandomPrompts(rng, text, batch)
+            : classes == 0 ? null : Enumerable.Range(0, batch).Select(_ => (long)rng.Next(classes + 1)).ToArray();
         var onnx = vjp.Run(x, ts, cot, batch, null, y ?? []);
 
         // Forward: the whole batch at once.
@@ -85,7 +86,7 @@ public static class GradientCheck
             var cb = tensor(cot.AsSpan(b * per, per).ToArray(), [1, c, s, s]);
             var loss = (module.Forward(xb, tensor(new[] { ts[b] }, [1]), y is null ? null : tensor(new[] { y[b] }, [1])) * cb).sum();
             loss.backward();
-            foreach (var (name, p) in module.TrainableParameters())
+            foreach (var (name, p) in module.TrainableParameters().Where(p => abs.ContainsKey(p.Name)))
             {
                 var expected = p.grad is { } g ? g.contiguous().data<float>().ToArray() : new float[p.numel()];
                 var got = onnx["grad." + name];
@@ -114,6 +115,15 @@ public static class GradientCheck
     /// <summary>The fraction of a case's largest parameter gradient below which a parameter's gradient counts as vanishing
     /// (its error is then relative to this fraction of the largest, not to itself).</summary>
     public const double VanishingScale = 1e-2;
+
+    /// <summary>Random prompts of a text-conditioned network: each word position a random token (padding included), the
+    /// empty prompt among them.</summary>
+    private static long[] RandomPrompts(Random rng, TextConditionSettings text, int batch)
+    {
+        var spec = text.Spec([]);
+        long limit = spec.PromptLimit();
+        return Enumerable.Range(0, batch).Select(i => i == 0 ? 0 : rng.NextInt64(limit)).ToArray();
+    }
 
     private static float[] Normal(Random rng, int n)
     {

@@ -38,7 +38,7 @@ public static class LoraBase
                 $"adapters were made for ({(config with { Lora = null }).ToJson().ToJsonString()})");
         }
         using var net = new UNet(baseConfig);
-        return OnnxWeights.Read(Path.Combine(baseDirectory, meta.Forward), net.AllParameterInfos());
+        return net.ReadWeights(baseDirectory, meta);
     }
 
     /// <summary>SHA-256 of the base's forward graph (lower-case hex): what <see cref="LoraSpec.BaseSha256"/> records.</summary>

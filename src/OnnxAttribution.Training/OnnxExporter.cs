@@ -1,4 +1,5 @@
 using OnnxAttribution.Core.Models;
+using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Onnx;
 using OnnxAttribution.Onnx.Proto;
 
@@ -8,9 +9,10 @@ namespace OnnxAttribution.Training;
 /// Writes a <see cref="UNet"/> as an ONNX forward graph plus <c>model.json</c>.
 /// </summary>
 /// <remarks>
-/// The graph is <c>eps = f(x_t float[batch,C,H,W], t int64[batch])</c>, opset 18, IR 10, and uses only Conv, Gemm (transB=1),
-/// Sigmoid, Mul, Add, Sub, Div, Sqrt, Sin, Cos, Cast, Unsqueeze, Concat, Reshape, ReduceMean and Resize (nearest, asymmetric,
-/// floor) — the forms the gradient-graph builder expects. GroupNorm is decomposed (Reshape → mean → centred → variance →
+/// The graph is <c>eps = f(x_t float[batch,C,H,W], t int64[batch])</c> (plus the label, or a text model's context), opset 18,
+/// IR 10, and uses only Conv, Gemm (transB=1), Sigmoid, Mul, Add, Sub, Div, Sqrt, Sin, Cos, Cast, Unsqueeze, Concat, Reshape,
+/// ReduceMean, Resize (nearest, asymmetric, floor) and for cross-attention Transpose, MatMul and Softmax — the forms the
+/// gradient-graph builder expects. GroupNorm is decomposed (Reshape → mean → centred → variance →
 /// divide by √(v+ε) → Reshape → scale and shift with [C,1,1] initializers). Initializer names are the TorchSharp parameter names.
 /// Numerically the graph agrees with <see cref="UNet.forward"/> to float32 rounding (≈1e-6).
 /// </remarks>
@@ -28,6 +30,15 @@ public static class OnnxExporter
     /// <summary>Name of the output of the forward graph.</summary>
     public const string OutputNoise = "eps";
 
+    /// <summary>Name of a text-conditioned network's embedding input, float [batch, L, D] (the caption encoder's output).</summary>
+    public const string InputContext = "context";
+
+    /// <summary>Name of the caption encoder's input, token ids int64 [batch, L].</summary>
+    public const string InputTokens = "tokens";
+
+    /// <summary>Name of the caption encoder's output, float [batch, L, D].</summary>
+    public const string OutputContext = "context";
+
     /// <summary>Exports <paramref name="module"/> (pass the EMA network of a training run) to <paramref name="outDir"/>.</summary>
     /// <param name="module">The network; its <see cref="UNet.Config"/> is written as the architecture.</param>
     /// <param name="schedule">The noise schedule it was trained with.</param>
@@ -35,7 +46,8 @@ public static class OnnxExporter
     /// <param name="outDir">The model directory (created if needed); <c>forward.onnx</c> and <c>model.json</c> are replaced.</param>
     /// <param name="name">The model's name in <c>model.json</c>.</param>
     /// <param name="afterForward">Called with the forward graph and the directory after <c>forward.onnx</c> is written and
-    /// before <c>model.json</c> is: the place to write <c>vjp.onnx</c> from it.</param>
+    /// before <c>model.json</c> is: the place to write <c>vjp.onnx</c> from it. For a text-conditioned network the graph is
+    /// forward.onnx composed with <c>text-encoder.onnx</c> (<see cref="PromptGraph"/>), the graph the engine runs.</param>
     /// <param name="checkpoint">For the raw weights of a training checkpoint: its step and learning rate, recorded in model.json.</param>
     /// <param name="classNames">For a class-conditional network, the classes' names (recorded in model.json's condition); or null.</param>
     /// <param name="lora">For a LoRA fine-tune, its base and adapters (model.json's <c>lora</c>); or null.</param>
@@ -57,8 +69,18 @@ public static class OnnxExporter
         var model = BuildForward(module, name);
         var forwardPath = Path.Combine(outDir, "forward.onnx");
         OnnxModelFile.Save(model, forwardPath);
-        afterForward?.Invoke(model, outDir);
         var config = module.Config;
+        var condition = ConditionOf(config, classNames);
+        if (config.Text is not null)
+        {
+            var encoder = BuildTextEncoder(module);
+            OnnxModelFile.Save(encoder, Path.Combine(outDir, TextConditionSettings.EncoderFile));
+            afterForward?.Invoke(PromptGraph.Compose(model, encoder, condition!, forwardPath), outDir);
+        }
+        else
+        {
+            afterForward?.Invoke(model, outDir);
+        }
         var meta = new ModelMetadata
         {
             Name = name,
@@ -69,7 +91,7 @@ public static class OnnxExporter
             Parameters = module.ParameterInfos(),
             Training = training,
             Checkpoint = checkpoint,
-            Condition = ConditionOf(config, classNames),
+            Condition = condition,
             Lora = lora,
         };
         meta.Save(outDir);
@@ -77,10 +99,14 @@ public static class OnnxExporter
     }
 
     /// <summary>model.json's condition for a network built from <paramref name="config"/>: a label input for a class-conditional
-    /// one (its null label the table's last row), null for an unconditional one.</summary>
+    /// one (its null label the table's last row), a packed prompt for a text-conditioned one, null for an unconditional one.</summary>
     public static ConditionSpec? ConditionOf(UNetConfig config, IReadOnlyList<string>? classNames = null)
     {
         ArgumentNullException.ThrowIfNull(config);
+        if (config.Text is { } text)
+        {
+            return text.Spec(classNames ?? []);
+        }
         return config.Classes == 0 ? null : new ConditionSpec
         {
             Kind = ConditionKind.Label,
@@ -97,6 +123,46 @@ public static class OnnxExporter
         ArgumentNullException.ThrowIfNull(module);
         var writer = new Writer(module, name);
         return writer.Build();
+    }
+
+    /// <summary>The forward graph the engine runs for <paramref name="module"/>: <see cref="BuildForward"/>, for a text-conditioned
+    /// network composed with <see cref="BuildTextEncoder"/> (<see cref="PromptGraph"/>: it takes the packed prompt). The
+    /// gradient graph is derived from this one.</summary>
+    public static ModelProto BuildRunnable(UNet module, string name = "ddpm-unet")
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        var forward = BuildForward(module, name);
+        return module.Config.Text is null ? forward
+            : PromptGraph.Compose(forward, BuildTextEncoder(module), ConditionOf(module.Config)!, $"the forward graph of {name}");
+    }
+
+    /// <summary>The caption encoder of a text-conditioned <paramref name="module"/>: <c>tokens</c> int64 [batch, L] →
+    /// <c>context</c> float [batch, L, D]; initializers named as the TorchSharp parameters (<c>text.token.weight</c>, …).</summary>
+    /// <exception cref="ArgumentException">The network has no text condition.</exception>
+    public static ModelProto BuildTextEncoder(UNet module, string name = "caption-encoder")
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        var text = module.Config.Text ?? throw new ArgumentException("the network has no text condition", nameof(module));
+        var weights = module.GetWeights();
+        var shapes = module.CaptionEncoderInfos().ToDictionary(p => p.Name, p => p.Shape, StringComparer.Ordinal);
+        var b = new GraphBuilder(name);
+        int length = text.Length(), width = text.Width;
+        string P(string n) => b.Initializer(UNet.CaptionEncoderPrefix + n, weights[UNet.CaptionEncoderPrefix + n], shapes[UNet.CaptionEncoderPrefix + n]);
+        var tokens = b.Input(InputTokens, TensorData.Int64, -1, length);
+        var e = b.Node("Gather", [P("token.weight"), tokens], b.Fresh("embedded"), Attr.Int("axis", 0));
+        e = b.Node("Add", [e, P("position")], b.Fresh("positioned"));
+        // The MLP on [batch, L, D]: MatMul with the transposed weight (a Transpose of the initializer, stored as TorchSharp has it).
+        string Linear(string x, string layer)
+        {
+            var wt = b.Node("Transpose", [P($"{layer}.weight")], b.Fresh($"{layer}.weight_t"), Attr.Ints("perm", 1, 0));
+            return b.Node("Add", [b.Node("MatMul", [x, wt], b.Fresh($"{layer}.matmul")), P($"{layer}.bias")], b.Fresh(layer));
+        }
+        var h = Linear(e, "fc1");
+        h = b.Node("Mul", [h, b.Node("Sigmoid", [h], b.Fresh("fc1.sigmoid"))], b.Fresh("fc1.act"));
+        h = Linear(h, "fc2");
+        b.Node("Add", [e, h], OutputContext);
+        b.Output(OutputContext, TensorData.Float, -1, length, width);
+        return b.Build();
     }
 
     private sealed class Writer
@@ -139,6 +205,7 @@ public static class OnnxExporter
                 temb = _b.Node("Add", [temb, row], _b.Fresh("time.with_label"));
             }
             var tact = Silu(temb, "time.act");
+            var context = _c.Text is { } text ? _b.Input(InputContext, TensorData.Float, -1, text.Length(), text.Width) : null;
 
             var h = Conv(x, "conv_in", stride: 1, pad: 1);
             var skips = new (string Value, int Channels, int Size)[levels - 1];
@@ -155,6 +222,10 @@ public static class OnnxExporter
                 }
             }
             h = ResBlock(h, tact, "mid", ch, ch, size);
+            if (context is not null)
+            {
+                h = CrossAttention(h, context, "mid_attn", ch, size);
+            }
             var scales = _b.Constant("upsample_scales", [1f, 1f, 2f, 2f], 4);
             for (int i = levels - 2; i >= 0; i--)
             {
@@ -203,6 +274,29 @@ public static class OnnxExporter
             h = Conv(h, $"{prefix}.conv2", stride: 1, pad: 1);
             var skip = inCh == outCh ? x : Conv(x, $"{prefix}.skip", stride: 1, pad: 0);
             return _b.Node("Add", [skip, h], _b.Fresh($"{prefix}.out"));
+        }
+
+        /// <summary>As <see cref="UNet.CrossAttention"/>: h + out(softmax(q kᵀ / √C) v), q from GroupNorm(h), k and v from the context.</summary>
+        private string CrossAttention(string h, string context, string prefix, int channels, int size)
+        {
+            int length = _c.Text!.Length();
+            var q = Conv(GroupNorm(h, $"{prefix}.norm", channels, size), $"{prefix}.q", stride: 1, pad: 0);
+            q = _b.Node("Reshape", [q, Int64Constant($"shape_0_{channels}_m1", 0, channels, -1)], _b.Fresh($"{prefix}.q.flat"));
+            q = _b.Node("Transpose", [q], _b.Fresh($"{prefix}.q.rows"), Attr.Ints("perm", 0, 2, 1));
+            var ctx = _b.Node("Transpose", [context], _b.Fresh($"{prefix}.context.columns"), Attr.Ints("perm", 0, 2, 1));
+            ctx = _b.Node("Unsqueeze", [ctx, Int64Constant("axes_3", 3)], _b.Fresh($"{prefix}.context.map"));
+            var k = _b.Node("Reshape", [Conv(ctx, $"{prefix}.k", stride: 1, pad: 0), Int64Constant($"shape_0_{channels}_{length}", 0, channels, length)],
+                _b.Fresh($"{prefix}.k.flat"));
+            var v = _b.Node("Reshape", [Conv(ctx, $"{prefix}.v", stride: 1, pad: 0), Int64Constant($"shape_0_{channels}_{length}", 0, channels, length)],
+                _b.Fresh($"{prefix}.v.flat"));
+            v = _b.Node("Transpose", [v], _b.Fresh($"{prefix}.v.rows"), Attr.Ints("perm", 0, 2, 1));
+            var scores = _b.Node("MatMul", [q, k], _b.Fresh($"{prefix}.scores"));
+            scores = _b.Node("Mul", [scores, _b.Scalar($"{prefix}.scale", (float)(1.0 / Math.Sqrt(channels)))], _b.Fresh($"{prefix}.scaled"));
+            var weights = _b.Node("Softmax", [scores], _b.Fresh($"{prefix}.weights"), Attr.Int("axis", -1));
+            var o = _b.Node("MatMul", [weights, v], _b.Fresh($"{prefix}.attended"));
+            o = _b.Node("Transpose", [o], _b.Fresh($"{prefix}.attended.columns"), Attr.Ints("perm", 0, 2, 1));
+            o = _b.Node("Reshape", [o, Int64Constant($"shape_0_{channels}_{size}_{size}", 0, channels, size, size)], _b.Fresh($"{prefix}.attended.map"));
+            return _b.Node("Add", [h, Conv(o, $"{prefix}.out", stride: 1, pad: 0)], _b.Fresh(prefix));
         }
 
         private string Conv(string x, string prefix, int stride, int pad, string? output = null)

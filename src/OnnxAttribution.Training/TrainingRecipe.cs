@@ -56,6 +56,10 @@ public sealed record TrainingRecipe
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
     public int Classes { get; init; }
 
+    /// <summary>For text-conditioned models their prompt settings (<see cref="UNetConfig.Text"/>); null (left out of JSON) otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public TextConditionSettings? Text { get; init; }
+
     /// <summary>For LoRA fine-tunes, the base model folder every model starts from (<see cref="TrainOptions.BaseModel"/>); null
     /// (left out of JSON) for models trained from scratch. The base decides the architecture: <see cref="BaseChannels"/> and
     /// <see cref="Classes"/> are then not used.</summary>
@@ -110,7 +114,7 @@ public sealed record TrainingRecipe
             Indices = indices,
             Model = BaseModel is { } baseModel
                 ? LoraBase.ConfigOf(baseModel, Lora ?? throw new UserInputException("training recipe: a base model is set but no LoRA settings"))
-                : new UNetConfig { ImageSize = data.Height, Channels = data.Channels, BaseChannels = BaseChannels, Classes = Classes },
+                : new UNetConfig { ImageSize = data.Height, Channels = data.Channels, BaseChannels = BaseChannels, Classes = Classes, Text = Text },
             BaseModel = BaseModel,
             Recipe = this,
             Seed = seed,

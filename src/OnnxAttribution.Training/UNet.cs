@@ -14,10 +14,12 @@ namespace OnnxAttribution.Training;
 /// <c>down0.conv1.weight</c>, <c>time.fc1.bias</c>. The module owns its parameters: dispose it.
 /// See <see cref="UNetConfig"/> for the layout; <see cref="OnnxExporter"/> writes the same computation as ONNX.
 /// </remarks>
-public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
+public sealed partial class UNet : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly TimeEmbedding _time;
     private readonly Embedding? _label;
+    private readonly CaptionEncoder? _text;
+    private readonly CrossAttention? _midAttention;
     private readonly Conv2d _convIn;
     private readonly ResBlock[] _down;
     private readonly Conv2d[] _downsample;
@@ -76,6 +78,13 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         }
         _mid = new ResBlock(ch, ch, tdim, config);
         register_module("mid", _mid);
+        if (config.Text is { } text)
+        {
+            _text = new CaptionEncoder(text);
+            register_module(CaptionEncoderPrefix.TrimEnd('.'), _text);
+            _midAttention = new CrossAttention(ch, text.Width, config);
+            register_module("mid_attn", _midAttention);
+        }
 
         _upsample = new Conv2d[levels - 1];
         _upsampleLora = new LoraAdapter?[levels - 1];
@@ -113,14 +122,14 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Predicts the noise ε in <paramref name="xt"/> at timesteps <paramref name="t"/> under labels <paramref name="y"/>.</summary>
     /// <param name="xt">Noisy images [B, C, H, W], float32.</param>
     /// <param name="t">Integer timesteps [B], int64 (0-based: 0..T−1).</param>
-    /// <param name="y">Class labels [B], int64 in 0 … classes (classes = the null label) for a conditional network; null for an
-    /// unconditional one.</param>
+    /// <param name="y">Class labels [B], int64 in 0 … classes (classes = the null label) for a class-conditional network; packed
+    /// prompts [B] for a text-conditioned one (0 = the empty prompt); null for an unconditional one.</param>
     /// <exception cref="InvalidOperationException">Labels missing for a conditional network, or given to an unconditional one.</exception>
     public Tensor Forward(Tensor xt, Tensor t, Tensor? y)
     {
-        if ((_label is null) != (y is null))
+        if (Config.Conditional != (y is not null))
         {
-            throw new InvalidOperationException(_label is null ? "this U-Net is unconditional: it takes no labels" : "this U-Net is class-conditional: pass the labels");
+            throw new InvalidOperationException(y is not null ? "this U-Net is unconditional: it takes no labels" : "this U-Net is conditional: pass the labels or prompts");
         }
         using var scope = torch.NewDisposeScope();
         var time = _time.forward(t);
@@ -137,6 +146,10 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             }
         }
         h = _mid.forward(h, temb);
+        if (_midAttention is not null)
+        {
+            h = _midAttention.forward(h, _text!.forward(y!));
+        }
         for (int i = _up.Length - 1; i >= 0; i--)
         {
             h = nn.functional.interpolate(h, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
@@ -148,16 +161,27 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         return h.MoveToOuterDisposeScope();
     }
 
+    /// <summary>The prefix of a text-conditioned network's caption encoder parameters (exported to their own graph).</summary>
+    public const string CaptionEncoderPrefix = "text.";
+
     /// <summary>
-    /// The trainable parameters' names and shapes in <c>named_parameters</c> order (the order of <c>model.json</c>): every
-    /// parameter, or for a LoRA network (<see cref="UNetConfig.Lora"/>) the adapters' alone, the base being frozen.
+    /// The attributed parameters' names and shapes in <c>named_parameters</c> order (the order of <c>model.json</c>): every
+    /// parameter of forward.onnx, or for a LoRA network (<see cref="UNetConfig.Lora"/>) the adapters' alone, the base being
+    /// frozen. A text-conditioned network's caption encoder is trained with it but not attributed: its parameters are left out.
     /// </summary>
     public IReadOnlyList<ParameterInfo> ParameterInfos() =>
-        TrainableParameters().Select(p => new ParameterInfo(p.Name, p.Parameter.shape)).ToList();
+        TrainableParameters().Where(p => !IsCaptionEncoder(p.Name)).Select(p => new ParameterInfo(p.Name, p.Parameter.shape)).ToList();
 
-    /// <summary>Every parameter's name and shape, the frozen base weights of a LoRA network included.</summary>
+    /// <summary>Every parameter's name and shape in forward.onnx, the frozen base weights of a LoRA network included (the
+    /// caption encoder's are in its own graph).</summary>
     public IReadOnlyList<ParameterInfo> AllParameterInfos() =>
-        named_parameters().Select(p => new ParameterInfo(p.name, p.parameter.shape)).ToList();
+        named_parameters().Where(p => !IsCaptionEncoder(p.name)).Select(p => new ParameterInfo(p.name, p.parameter.shape)).ToList();
+
+    /// <summary>The caption encoder's parameters' names and shapes (none for a network without a text condition).</summary>
+    public IReadOnlyList<ParameterInfo> CaptionEncoderInfos() =>
+        named_parameters().Where(p => IsCaptionEncoder(p.name)).Select(p => new ParameterInfo(p.name, p.parameter.shape)).ToList();
+
+    private static bool IsCaptionEncoder(string name) => name.StartsWith(CaptionEncoderPrefix, StringComparison.Ordinal);
 
     /// <summary>The parameters training changes: all of them, or for a LoRA network the adapters' (<c>…_lora.a</c>, <c>…_lora.b</c>).</summary>
     public IReadOnlyList<(string Name, Parameter Parameter)> TrainableParameters() =>
@@ -247,7 +271,7 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
         try
         {
             // Every parameter of the network: for a LoRA fine-tune model.json lists the adapters, the graph also holds the base.
-            net.LoadWeights(OnnxWeights.Read(forwardPath, net.AllParameterInfos()), forwardPath);
+            net.LoadWeights(net.ReadWeights(directory, meta), forwardPath);
             net.FreezeBase();
         }
         catch
@@ -256,6 +280,23 @@ public sealed class UNet : nn.Module<Tensor, Tensor, Tensor>
             throw;
         }
         return net;
+    }
+
+    /// <summary>Every parameter of this architecture as a model folder holds them: forward.onnx's initializers, and a text model's
+    /// caption encoder from its own graph.</summary>
+    /// <exception cref="ModelFileException">A file is missing, or a parameter is missing or of another size.</exception>
+    internal Dictionary<string, float[]> ReadWeights(string directory, ModelMetadata meta)
+    {
+        var forwardPath = Path.Combine(directory, meta.Forward);
+        var weights = OnnxWeights.Read(forwardPath, AllParameterInfos());
+        if (meta.Condition is { Kind: ConditionKind.Text } text)
+        {
+            foreach (var (name, values) in OnnxWeights.Read(Core.Runtime.PromptGraph.EncoderPath(forwardPath, text), CaptionEncoderInfos()))
+            {
+                weights[name] = values;
+            }
+        }
+        return weights;
     }
 
     /// <summary>

@@ -62,8 +62,21 @@ public sealed record UNetConfig
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public LoraSettings? Lora { get; init; }
 
-    /// <summary>The label that stands for "no condition": <see cref="Classes"/> (the table's last row).</summary>
-    public int NullLabel => Classes;
+    /// <summary>
+    /// For a text-conditioned network its prompt settings (null, the default, left out of model.json, otherwise): a caption
+    /// encoder <c>text.*</c> (token and position embeddings, then a residual two-layer MLP) whose output the middle block's
+    /// cross-attention <c>mid_attn.*</c> reads. The network takes the packed prompt (<see cref="ConditionSpec.EncodePrompt"/>)
+    /// as its condition; the empty prompt, 0, is the null condition.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public TextConditionSettings? Text { get; init; }
+
+    /// <summary>The condition value that stands for "no condition": <see cref="Classes"/> (the table's last row), or for a
+    /// text-conditioned network 0 (the empty prompt).</summary>
+    public int NullLabel => Text is null ? Classes : 0;
+
+    /// <summary>Whether the network takes a condition (a class label or a prompt).</summary>
+    public bool Conditional => Classes > 0 || Text is not null;
 
     /// <summary>Channels at level <paramref name="level"/>.</summary>
     public int LevelChannels(int level) => BaseChannels * ChannelMultipliers[level];
@@ -103,6 +116,14 @@ public sealed record UNetConfig
         if (Classes < 0)
         {
             throw new UserInputException($"U-Net config: classes must be 0 (unconditional) or positive (found {Classes})");
+        }
+        if (Text is not null && Classes != 0)
+        {
+            throw new UserInputException("U-Net config: a network is conditioned on a class label (classes) or on a prompt (text), not both");
+        }
+        if (Text?.CheckError() is { } textError)
+        {
+            throw new UserInputException($"U-Net config: {textError}");
         }
         if (Lora?.CheckError() is { } loraError)
         {

@@ -14,24 +14,27 @@ public sealed partial class CliTests
     /// 30 rows, made once for these tests.</summary>
     private static readonly string ConditionalRoot = Path.Combine(Path.GetTempPath(), $"oa-cli-conditional-{Environment.ProcessId}");
 
-    private static readonly Lazy<(string Model, string Store)> Conditional = new(() =>
+    private static readonly Lazy<(string Model, string Store)> Conditional = new(() => TrainConditional("label", ConditionalRoot));
+
+    /// <summary>Trains (2 steps), exports, featurizes and finalizes a model conditioned on <paramref name="condition"/> in <paramref name="root"/>.</summary>
+    private static (string Model, string Store) TrainConditional(string condition, string root)
     {
-        var root = Directory.CreateDirectory(ConditionalRoot).FullName;
+        root = Directory.CreateDirectory(root).FullName;
         string run = Path.Combine(root, "run"), model = Path.Combine(root, "model"), store = Path.Combine(root, "store");
-        Require(CliApp.Run(["train", "--condition", "label", "--data", "embedded", "--subset", "0:30", "--steps", "2", "--batch-size", "4",
+        Require(CliApp.Run(["train", "--condition", condition, "--data", "embedded", "--subset", "0:30", "--steps", "2", "--batch-size", "4",
             "--base-channels", "8", "--out", run]), "train");
         Require(CliApp.Run(["export", "--checkpoint", run, "--out", model]), "export");
         Require(CliApp.Run(["featurize", "--model", model, "--subset", "0:30", "--timesteps", "2", "--dim", "64", "--out", store]), "featurize");
         Require(CliApp.Run(["finalize", "--store", store]), "finalize");
         return (model, store);
-    });
+    }
 
     [OneTimeTearDown]
-    public void DeleteConditionalModel()
+    public void DeleteConditionalModels()
     {
-        if (Directory.Exists(ConditionalRoot))
+        foreach (var root in new[] { ConditionalRoot, TextRoot }.Where(Directory.Exists))
         {
-            Directory.Delete(ConditionalRoot, recursive: true);
+            Directory.Delete(root, recursive: true);
         }
     }
 
@@ -96,7 +99,7 @@ public sealed partial class CliTests
             (["generate", "--model", model, "--steps", "2", "--out", Path.Combine(_dir, "x.png")], "--label"),
             (["generate", "--model", FindShippedModel(), "--label", "3", "--steps", "2", "--out", Path.Combine(_dir, "x.png")], "unconditional"),
             (["featurize", "--model", model, "--method", "ensemble", "--subset", "0:4", "--out", Path.Combine(_dir, "k")], "train-ensemble"),
-            (["train", "--condition", "text", "--steps", "1", "--out", Path.Combine(_dir, "r")], "--condition is 'text'"),
+            (["train", "--condition", "caption", "--steps", "1", "--out", Path.Combine(_dir, "r")], "--condition is 'caption'"),
         };
         foreach (var (args, message) in cases)
         {

@@ -81,6 +81,19 @@ public sealed class EdgeAppTests
     }
 
     [Test]
+    public void Attribute_ConditionForAnUnconditionalModel_ExitsTwoNamingTheOption()
+    {
+        var png = Path.Combine(_dir, "c.png");
+        PngImage.Write(png, _data.Image(2), 1, 16, 16);
+        foreach (var (option, value) in new[] { ("--prompt", "a dark sneaker"), ("--label", "3") })
+        {
+            var (code, stdout, stderr) = Run("attribute", "--model", _model, "--store", _store, "--image", png, option, value, "--out", "-");
+            Assert.That(code, Is.EqualTo(EdgeApp.BadInput), stdout);
+            Assert.That(stderr, Does.Contain($"{option}: the model is unconditional"));
+        }
+    }
+
+    [Test]
     public void Attribute_MissingImage_ExitsTwoNamingIt()
     {
         var missing = Path.Combine(_dir, "nope.png");

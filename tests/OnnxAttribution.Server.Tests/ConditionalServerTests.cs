@@ -116,6 +116,7 @@ public sealed class ConditionalServerTests
     [TestCase("""{"seeds": [1], "steps": 2, "labels": [-1]}""", "field 'labels[0]' is -1")]
     [TestCase("""{"seeds": [1], "steps": 2, "label": 1, "labels": [1]}""", "not both")]
     [TestCase("""{"images": [IMAGE], "label": 1, "guidance": 2}""", "'guidance' goes with 'seeds' only")]
+    [TestCase("""{"seeds": [1], "steps": 2, "prompt": "a bag"}""", "field 'prompt': the model of store 'c' is conditioned on a class label")]
     public async Task Attribute_ConditionThatDoesNotFit_Is400NamingTheField(string body, string message)
     {
         string image = "[" + string.Join(",", Enumerable.Repeat("0", 256)) + "]";

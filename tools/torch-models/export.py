@@ -3,12 +3,14 @@
     python3 tools/torch-models/export.py --model ddpm_unet --width small --opset 17 --out DIR [--channels 3 --size 32 --seed 0 --t 100]
 
 Writes DIR/model.onnx (torch.onnx.export, dynamic batch axis on x, t and eps; a model that takes a class label, dit_label,
-has a third input y, int64 [batch]) and DIR/oracle/:
+has a third input y, int64 [batch]; a text-conditioned one, diffusers_text, a third input encoder_hidden_states, float
+[batch, L, D], and DIR/text-encoder.onnx, vocabulary.txt and class-names.txt beside it) and DIR/oracle/:
   x_t.npy and eps.npy (one example and the forward output, float32, flattened to 1 x C*H*W; its step is oracle.json's t),
   grad.<initializer>.npy: PyTorch autograd's gradient of D-TRAK's output f = ||eps(x_t, t)||^2 for each ONNX initializer
   that holds a trainable PyTorch parameter, in the initializer's own layout (the exporter stores some Linear weights
   transposed, under names such as onnx::MatMul_123, flattened to 1 x elements), and oracle.json: the initializer <-> parameter map, the parameters
-  no initializer holds, the parameter count, and for a labelled model the oracle example's label ("label").
+  no initializer holds, the parameter count, and for a labelled model the oracle example's label ("label"), for a
+  text-conditioned one its prompt ("prompt", run through the caption encoder; the encoder is not differentiated).
 Random weights from --seed; the model is in eval mode (dropout off), as it is when generating and attributing.
 """
 import argparse
@@ -58,11 +60,29 @@ def main():
     t = torch.tensor([a.t, 999 - a.t], dtype=torch.int64)
     path = os.path.join(a.out, "model.onnx")
     labelled = getattr(model, "takes_label", False)
-    inputs, names = ((x, t, torch.tensor([3, 7], dtype=torch.int64)), ["x", "t", "y"]) if labelled else ((x, t), ["x", "t"])
+    text = getattr(model, "takes_text", False)
+    encoder = models.CaptionEncoder().eval() if text else None
+    inputs, names = ((x, t), ["x", "t"])
+    if labelled:
+        inputs, names = (x, t, torch.tensor([3, 7], dtype=torch.int64)), ["x", "t", "y"]
+    if text:
+        with torch.no_grad():
+            context = encoder(torch.cat([models.caption_tokens("a dark sneaker"), models.caption_tokens("a light bag")]))
+        inputs, names = (x, t, context), ["x", "t", "encoder_hidden_states"]
     axes = {"x": {0: "batch", 2: "height", 3: "width"} if a.dynamic_size else {0: "batch"}, "t": {0: "batch"},
             "eps": {0: "batch", 2: "height", 3: "width"} if a.dynamic_size else {0: "batch"}}
     if labelled:
         axes["y"] = {0: "batch"}
+    if text:
+        axes["encoder_hidden_states"] = {0: "batch"}
+        # The caption encoder, its own graph at the same opset, and the words its token ids stand for (1 … V-1, 0 the padding).
+        torch.onnx.export(encoder, (models.caption_tokens("a dark sneaker"),), os.path.join(a.out, "text-encoder.onnx"), opset_version=a.opset,
+                          input_names=["input_ids"], output_names=["last_hidden_state"],
+                          dynamic_axes={"input_ids": {0: "batch"}, "last_hidden_state": {0: "batch"}}, do_constant_folding=True)
+        with open(os.path.join(a.out, "vocabulary.txt"), "w") as f:
+            f.write("\n".join(models.CAPTION_WORDS) + "\n")
+        with open(os.path.join(a.out, "class-names.txt"), "w") as f:
+            f.write("\n".join(models.CAPTION_CLASSES) + "\n")
     torch.onnx.export(model, inputs, path, opset_version=a.opset, input_names=names, output_names=["eps"], dynamic_axes=axes,
                       do_constant_folding=True)
 
@@ -70,9 +90,14 @@ def main():
     g = torch.Generator().manual_seed(a.seed + 1)
     x1 = torch.randn(1, a.channels, a.size, a.size, generator=g)
     t1 = torch.tensor([a.t], dtype=torch.int64)
-    label = 3
+    label, prompt = 3, "a dark sneaker"
     model.zero_grad()
-    eps = model(x1, t1, torch.tensor([label], dtype=torch.int64)) if labelled else model(x1, t1)
+    if text:
+        with torch.no_grad():
+            context1 = encoder(models.caption_tokens(prompt))
+        eps = model(x1, t1, context1)
+    else:
+        eps = model(x1, t1, torch.tensor([label], dtype=torch.int64)) if labelled else model(x1, t1)
     (eps ** 2).sum().backward()
     ora = os.path.join(a.out, "oracle")
     save(ora, "x_t", x1.numpy())
@@ -129,7 +154,7 @@ def main():
                       "elements": int(value.size)})
     info = {
         "model": a.model, "width": a.width, "opset": a.opset, "channels": a.channels, "size": a.size, "seed": a.seed, "t": a.t,
-        "torch": torch.__version__, "output_function": "sum(eps^2)", **({"label": label} if labelled else {}),
+        "torch": torch.__version__, "output_function": "sum(eps^2)", **({"label": label} if labelled else {}), **({"prompt": prompt} if text else {}),
         "parameters": sum(p.numel() for _, p in params),
         "pairs": pairs,
         "unmatched_parameters": [n for n, _ in params if n not in used and not any(q["parameter"].startswith(n + "[") for q in pairs)],

@@ -8,6 +8,9 @@ Widths are arguments so that the tests can export small versions of the same lay
   nearest upsampling + conv): 35.7M parameters at 3 channels, 32x32.
 - diffusers_unet: the block layout of diffusers' UNet2DModel (ResnetBlock2D with time_emb_proj, Attention with group
   norm over [B, HW, C] and heads, Downsample2D with pad (0,1,0,1) + strided conv, Upsample2D with F.interpolate).
+- diffusers_text: the same layout with a third input, encoder_hidden_states [B, L, D], read by a cross-attention in the
+  middle block (UNet2DConditionModel's attn2: to_q/to_k/to_v without bias); its caption encoder (CaptionEncoder: token
+  ids of the engine's Fashion-MNIST caption words → [B, L, D]) is exported as its own graph.
 - dit: Peebles & Xie 2023, DiT with adaLN-Zero (patch embedding, fixed 2-D sin-cos position embedding, step MLP,
   label table with a null class, multi-head attention, tanh-GELU MLP, final adaLN layer, unpatchify by einsum);
   exported unconditional: the label is the null class, fixed inside the graph. DiT-S/4: hidden 384, 12 blocks, 6 heads.
@@ -247,6 +250,12 @@ class DiffusersUNet(nn.Module):
         self.conv_out = nn.Conv2d(cur, channels, 3, padding=1)
 
     def forward(self, x, t):
+        return self.denoise(x, t, None)
+
+    def middle(self, h, temb, context):
+        return self.mid_resnet1(self.mid_attention(self.mid_resnet0(h, temb)), temb)
+
+    def denoise(self, x, t, context):
         temb = self.time_linear_2(F.silu(self.time_linear_1(timestep_embedding(t, self.block0))))
         h = self.conv_in(x)
         skips = [h]
@@ -259,7 +268,7 @@ class DiffusersUNet(nn.Module):
             if "downsamplers" in block:
                 h = block["downsamplers"](h)
                 skips.append(h)
-        h = self.mid_resnet1(self.mid_attention(self.mid_resnet0(h, temb)), temb)
+        h = self.middle(h, temb, context)
         for block in self.up_blocks:
             for i, r in enumerate(block["resnets"]):
                 h = r(torch.cat([h, skips.pop()], dim=1), temb)
@@ -268,6 +277,79 @@ class DiffusersUNet(nn.Module):
             if "upsamplers" in block:
                 h = block["upsamplers"](h)
         return self.conv_out(F.silu(self.conv_norm_out(h)))
+
+
+# ---------------------------------------------------------------- diffusers' UNet2DConditionModel: cross-attention to a caption
+
+# The words of the engine's Fashion-MNIST captions ("a dark sneaker"), token ids 1 … 15 in this order (0 is the padding).
+CAPTION_WORDS = ["a", "dark", "light", "t", "shirt", "top", "trouser", "pullover", "dress", "coat", "sandal", "sneaker", "bag", "ankle", "boot"]
+CAPTION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CAPTION_LENGTH = 5
+
+
+def caption_tokens(prompt):
+    """A prompt's token ids [1, L], padded with 0."""
+    ids = [CAPTION_WORDS.index(w) + 1 for w in prompt.lower().split()]
+    return torch.tensor([ids + [0] * (CAPTION_LENGTH - len(ids))], dtype=torch.int64)
+
+
+class CrossAttention(nn.Module):
+    """diffusers' Attention with encoder_hidden_states: queries from the group-normed feature map, keys and values from the
+    caption (to_q, to_k, to_v without bias, as UNet2DConditionModel's attn2), split into heads, to_out with bias."""
+
+    def __init__(self, ch, context_dim, head_dim):
+        super().__init__()
+        self.heads = max(1, ch // head_dim)
+        self.group_norm = norm(ch)
+        self.to_q = nn.Linear(ch, ch, bias=False)
+        self.to_k = nn.Linear(context_dim, ch, bias=False)
+        self.to_v = nn.Linear(context_dim, ch, bias=False)
+        self.to_out = nn.Linear(ch, ch)
+
+    def forward(self, x, context):
+        b, c, h, w = x.shape
+        s = self.group_norm(x).view(b, c, h * w).transpose(1, 2)
+        q, k, v = self.to_q(s), self.to_k(context), self.to_v(context)
+        d = c // self.heads
+        q = q.view(b, -1, self.heads, d).transpose(1, 2)
+        k = k.view(b, -1, self.heads, d).transpose(1, 2)
+        v = v.view(b, -1, self.heads, d).transpose(1, 2)
+        a = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d), dim=-1)
+        o = torch.matmul(a, v).transpose(1, 2).reshape(b, -1, c)
+        return self.to_out(o).transpose(-1, -2).reshape(b, c, h, w) + x
+
+
+class DiffusersTextUNet(DiffusersUNet):
+    """The diffusers block layout with a third input, encoder_hidden_states [B, L, D] (a caption encoder's output), read by a
+    cross-attention after the middle block's self-attention, as a text-conditioned UNet2DConditionModel takes its prompt."""
+    takes_text = True
+
+    def __init__(self, channels, size, block_out, head_dim, context_dim=32):
+        super().__init__(channels, size, block_out=block_out, head_dim=head_dim)
+        self.mid_cross_attention = CrossAttention(block_out[-1], context_dim, head_dim)
+
+    def middle(self, h, temb, context):
+        return self.mid_resnet1(self.mid_cross_attention(self.mid_attention(self.mid_resnet0(h, temb)), context), temb)
+
+    def forward(self, x, t, encoder_hidden_states):
+        return self.denoise(x, t, encoder_hidden_states)
+
+
+class CaptionEncoder(nn.Module):
+    """A small text encoder exported as its own graph: token ids [B, L] → [B, L, D] (token and position embeddings, a
+    residual GELU MLP, LayerNorm), the shape of a CLIP text model's last_hidden_state."""
+
+    def __init__(self, dim=32):
+        super().__init__()
+        self.token = nn.Embedding(len(CAPTION_WORDS) + 1, dim)
+        self.position = nn.Parameter(0.02 * torch.randn(CAPTION_LENGTH, dim))
+        self.fc1 = nn.Linear(dim, dim)
+        self.fc2 = nn.Linear(dim, dim)
+        self.final_layer_norm = nn.LayerNorm(dim)
+
+    def forward(self, input_ids):
+        e = self.token(input_ids) + self.position
+        return self.final_layer_norm(e + self.fc2(F.gelu(self.fc1(e))))
 
 
 # ---------------------------------------------------------------- DiT with adaLN-Zero (Peebles & Xie 2023)
@@ -371,10 +453,12 @@ def build(name, width, channels=3, size=32):
         return DdpmUNet(channels, size, ch=128 if full else 32, attn_resolutions=(size // 2,))
     if name == "diffusers_unet":
         return DiffusersUNet(channels, size, block_out=(128, 256, 256, 256) if full else (32, 64, 64), head_dim=64 if full else 32)
+    if name == "diffusers_text":
+        return DiffusersTextUNet(channels, size, block_out=(128, 256, 256, 256) if full else (32, 64, 64), head_dim=64 if full else 32)
     if name in ("dit", "dit_label"):
         kind = DiTLabel if name == "dit_label" else DiT
         return kind(channels, size, patch=4, hidden=384 if full else 64, depth=12 if full else 2, heads=6 if full else 4)
-    raise ValueError(f"unknown model '{name}' (ddpm_unet, diffusers_unet, dit, dit_label)")
+    raise ValueError(f"unknown model '{name}' (ddpm_unet, diffusers_unet, diffusers_text, dit, dit_label)")
 
 
-MODELS = ["ddpm_unet", "diffusers_unet", "dit", "dit_label"]
+MODELS = ["ddpm_unet", "diffusers_unet", "diffusers_text", "dit", "dit_label"]

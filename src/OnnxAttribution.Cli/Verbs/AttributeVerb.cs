@@ -34,7 +34,11 @@ internal sealed class AttributeVerb : SessionVerbOptions, IVerbOptions
         "a given --image is attributed under. Required for such a model, refused for an unconditional one.")]
     public long? Label { get; set; }
 
-    [Option("guidance", Default = 1.0, HelpText = "With --seed and --label: the classifier-free guidance scale the query is generated with " +
+    [Option("prompt", HelpText = "For a text-conditioned model (train --condition text): the query's prompt, e.g. \"a dark sneaker\" — the one a " +
+        "--seed query is generated with, or the one a given --image is attributed under. Words from the model's vocabulary (inspect lists it).")]
+    public string? Prompt { get; set; }
+
+    [Option("guidance", Default = 1.0, HelpText = "With --seed and --label or --prompt: the classifier-free guidance scale the query is generated with " +
         "(its features are always gradients of the conditional prediction).")]
     public double Guidance { get; set; } = 1.0;
 
@@ -75,6 +79,12 @@ internal sealed class AttributeVerb : SessionVerbOptions, IVerbOptions
 
 internal static class AttributeCommand
 {
+    /// <summary>A training row's caption for a text-conditioned model (what it was featurized under), else null.</summary>
+    private static string? CaptionOf(Core.Models.ConditionSpec? condition, Core.Data.ImageDataset? data, long row) =>
+        condition is { Kind: Core.Models.ConditionKind.Text } && data?.Labels is { } labels && labels[checked((int)row)] < condition.ClassNames.Count
+            ? condition.DecodePrompt(condition.EncodePrompt(Core.Data.Captions.Of(data.Image(checked((int)row)), condition.ClassNames[labels[checked((int)row)]]), "caption"))
+            : null;
+
     /// <summary>Most training images per query drawn in the grid (a picture wider than this is no use, and its size would grow with --top).</summary>
     private const int MaxGridColumns = 100;
 
@@ -103,12 +113,13 @@ internal static class AttributeCommand
         {
             var seeds = Enumerable.Range(0, o.Count).Select(k => seed + k).ToArray();
             queryList = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel,
-                o.Label is long label ? new QueryCondition([label], o.Guidance) : null);
+                Core.Models.ConditionSpec.Query(meta.Condition, o.Label, o.Prompt, "--label", "--prompt") is long value ? new QueryCondition([value], o.Guidance)
+                : o.Guidance != 1.0 ? new QueryCondition([], o.Guidance) : null);
         }
         else
         {
             var (pixels, _, _, _) = PngImage.Read(o.Image!, c, s);
-            queryList = [new AttributionQuery(Path.GetFileName(o.Image!), pixels) { Condition = Core.Models.ConditionSpec.QueryLabel(meta.Condition, o.Label, "--label") }];
+            queryList = [new AttributionQuery(Path.GetFileName(o.Image!), pixels) { Condition = Core.Models.ConditionSpec.Query(meta.Condition, o.Label, o.Prompt, "--label", "--prompt") }];
         }
         int count = queryList.Count;
         var queries = TrakMethod.Images(queryList);
@@ -165,7 +176,11 @@ internal static class AttributeCommand
 
         // The library's result shape, as the edge tool and the server answer.
         var rankings = Enumerable.Range(0, count).Select(q => new QueryRanking(labels[q], top[q].Indices.Select((row, r) =>
-            new RankedRow(r + 1, row, top[q].Scores[r], data?.Labels is { } l ? l[checked((int)row)] : null)).ToList()) { Condition = queryList[q].Condition }).ToList();
+            new RankedRow(r + 1, row, top[q].Scores[r], data?.Labels is { } l ? l[checked((int)row)] : null) { Caption = CaptionOf(meta.Condition, data, row) }).ToList())
+        {
+            Condition = queryList[q].Condition,
+            Prompt = meta.Condition?.PromptOf(queryList[q].Condition),
+        }).ToList();
         if (o.Json)
         {
             var provenance = StoreProvenance.Of(o.Store);

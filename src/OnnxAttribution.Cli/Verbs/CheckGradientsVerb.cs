@@ -71,7 +71,7 @@ internal static class CheckGradientsCommand
         {
             long seed = o.Seed + 1000 + i;
             using var net = new UNet(config, seed);
-            var forward = OnnxExporter.BuildForward(net);
+            var forward = OnnxExporter.BuildRunnable(net);
             var graph = ModelExport.BuildVjp(forward, net.ParameterInfos());
             using var vjp = VjpSession.FromBytes(graph.ToByteArray(), $"fresh network (seed {seed})", null, OnnxExporter.ConditionOf(config));
             Output.Note($"checking a freshly initialised network (seed {seed})...");

@@ -2,6 +2,7 @@ using CommandLine;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution.Ensembles;
 using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
 
@@ -49,8 +50,12 @@ internal sealed class GenerateVerb : SessionVerbOptions, IVerbOptions
     [Option("label", HelpText = "For a class-conditional model (train --condition label): the class label to generate (0-based; Fashion-MNIST 7 = Sneaker).")]
     public long? Label { get; set; }
 
-    [Option("guidance", Default = 1.0, HelpText = "Classifier-free guidance scale w for a class-conditional model: ε̂ = ε̂(∅) + w·(ε̂(label) − ε̂(∅)); " +
-        "1 is the conditional prediction alone, larger values follow the label more closely (two model runs per step).")]
+    [Option("prompt", HelpText = "For a text-conditioned model (train --condition text): the prompt to generate, e.g. \"a dark sneaker\" " +
+        "(words from the model's vocabulary, which inspect lists).")]
+    public string? Prompt { get; set; }
+
+    [Option("guidance", Default = 1.0, HelpText = "Classifier-free guidance scale w for a conditional model: ε̂ = ε̂(∅) + w·(ε̂(label) − ε̂(∅)) " +
+        "(∅: the null label, or the empty prompt); 1 is the conditional prediction alone, larger values follow the condition more closely (two model runs per step).")]
     public double Guidance { get; set; } = 1.0;
 
     [Option("json", HelpText = "Print what was written as JSON.")]
@@ -81,7 +86,8 @@ internal static class GenerateCommand
         var seeds = Enumerable.Range(0, o.Count).Select(k => o.Seed + k).ToArray();
         var options = new SamplerOptions(o.Sampler, o.Steps, o.Eta, RecordTrajectory: o.Trajectory is not null)
         {
-            Labels = o.Label is long label ? [label] : null,
+            Labels = dir.Metadata.Condition is null && o.Prompt is null ? o.Label is long label ? [label] : null
+                : [ConditionSpec.Query(dir.Metadata.Condition, o.Label, o.Prompt, "--label", "--prompt")!.Value],
             Guidance = o.Guidance,
         };
         var bar = new ConsoleProgress("generate");

@@ -63,8 +63,20 @@ internal sealed class ImportVerb : IVerbOptions
     public string? Name { get; set; }
 
     [Option("condition-input", HelpText = "A class-conditional model's label input (int64 [batch], e.g. diffusers' class_labels, or y): " +
-        "every training row and query then carries its class label (docs/guides/conditional.md). Needs --classes.")]
+        "every training row and query then carries its class label (docs/guides/conditional.md); needs --classes. With --text-encoder: a " +
+        "text-conditioned model's embedding input (float [batch, L, D], e.g. encoder_hidden_states; docs/guides/text.md).")]
     public string? ConditionInput { get; set; }
+
+    [Option("text-encoder", HelpText = "A text-conditioned model's caption encoder: an ONNX file from token ids int64 [batch, L] to " +
+        "[batch, L, D], exported at the model's opset; copied into the folder as text-encoder.onnx. Needs --condition-input and --vocabulary.")]
+    public string? TextEncoder { get; set; }
+
+    [Option("vocabulary", HelpText = "With --text-encoder: a text file of the words of token ids 1, 2, … one per line (0 is the padding).")]
+    public string? Vocabulary { get; set; }
+
+    [Option("class-names", HelpText = "With --text-encoder: a text file of the class names, one per line (label order), whose captions " +
+        "(\"a dark sneaker\") the training rows are featurized under.")]
+    public string? ClassNames { get; set; }
 
     [Option("classes", HelpText = "With --condition-input: the number of classes (labels 0 … classes − 1).")]
     public int? Classes { get; set; }
@@ -86,6 +98,15 @@ internal sealed class ImportVerb : IVerbOptions
 
 internal static class ImportCommand
 {
+    /// <summary>The non-empty lines of a text file.</summary>
+    /// <exception cref="Core.UserInputException">It is missing or has no line.</exception>
+    private static List<string> Lines(string path, string option)
+    {
+        var lines = File.Exists(path) ? File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0).ToList()
+            : throw new Core.UserInputException($"{option} {path}: file not found");
+        return lines.Count > 0 ? lines : throw new Core.UserInputException($"{option} {path}: the file has no lines");
+    }
+
     public static int Run(ImportVerb o)
     {
         var meta = ModelImport.Import(new ModelImportOptions
@@ -106,6 +127,9 @@ internal static class ImportCommand
             ConditionInput = o.ConditionInput,
             Classes = o.Classes,
             NullLabel = o.NullLabel,
+            TextEncoderPath = o.TextEncoder,
+            Vocabulary = o.Vocabulary is null ? null : Lines(o.Vocabulary, "--vocabulary"),
+            ClassNames = o.ClassNames is null ? null : Lines(o.ClassNames, "--class-names"),
         });
         if (o.Json)
         {

@@ -80,7 +80,7 @@ internal static class InspectCommand
         long parameters = dir.Metadata.Parameters.Sum(p => p.Shape.Aggregate(1L, (a, b) => a * b));
         if (json)
         {
-            Output.WriteJson(new { model = folder, parameters, forward, vjpDense = dense, vjpFactored = factored });
+            Output.WriteJson(new { model = folder, parameters, forward, vjpDense = dense, vjpFactored = factored, condition = dir.Metadata.Condition });
             return CliApp.Ok;
         }
         string G(GraphCostReport r) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
@@ -91,6 +91,13 @@ internal static class InspectCommand
         Console.WriteLine($"forward        {G(forward)} per image");
         Console.WriteLine($"vjp, dense     {G(dense)} per example×timestep (ε̂ and every per-example gradient)");
         Console.WriteLine(factored is null ? "vjp, factored  no Kronecker factors" : $"vjp, factored  {G(factored)} per example×timestep (ε̂ and the factors)");
+        Console.WriteLine(m.Condition switch
+        {
+            null => "condition      none (unconditional)",
+            { Kind: Core.Models.ConditionKind.Text } c => $"condition      a prompt of at most {c.Length} words (--prompt), caption encoder {c.Encoder}; " +
+                $"words: {string.Join(" ", c.Vocabulary!.Skip(1))}",
+            var c => $"condition      a class label (--label): {string.Join(", ", Enumerable.Range(0, c.Classes).Select(i => $"{i} {c.NameOf(i)}"))}",
+        });
         return CliApp.Ok;
     }
 

@@ -71,10 +71,14 @@ internal sealed class LdsVerb : IVerbOptions
     [Option("base-channels", Default = 16, HelpText = "Recipe: U-Net width.")]
     public int BaseChannels { get; set; }
 
-    [Option("condition", Default = "none", HelpText = "Recipe: none, or label for class-conditional models (every model trained with the rows' " +
-        "labels; test query q generated with and attributed under label q mod 10, validation query v under v mod 10). Needs a named " +
+    [Option("condition", Default = "none", HelpText = "Recipe: none; label for class-conditional models (every model trained with the rows' " +
+        "labels; test query q generated with and attributed under label q mod 10, validation query v under v mod 10); or text for " +
+        "text-conditioned ones (the rows' captions; query q under \"a dark|light <class q mod 10>\"). Needs a named " +
         "(Fashion-MNIST) dataset and methods that attribute conditional models.")]
     public string Condition { get; set; } = "none";
+
+    private IReadOnlyList<string> NamedClasses() => Core.Data.DatasetLocator.ClassNamesOf(Data) is { Count: > 0 } classes ? classes
+        : throw new UserInputException($"--condition {Condition}: '{Data}' is not a named dataset whose classes are known (embedded, fashion-mnist)");
 
     [Option("base", HelpText = "Recipe: every model (the reference and each subset model) is a LoRA fine-tune of this model folder on its rows " +
         "(the papers' LoRA setting: the base trained on other data, --subset the fine-tuning set); the base decides the architecture and condition.")]
@@ -216,11 +220,11 @@ internal sealed class LdsVerb : IVerbOptions
             Lora = Base is null ? null : OptionChecks.Lora(LoraRank, LoraAlpha, LoraTargets),
             Classes = Base is not null ? 0 : Condition switch
             {
-                "none" => 0,
-                "label" => Core.Data.DatasetLocator.ClassNamesOf(Data).Count is > 0 and var classes ? classes
-                    : throw new UserInputException($"--condition label: '{Data}' is not a named dataset whose classes are known (embedded, fashion-mnist)"),
-                _ => throw new UserInputException($"--condition is '{Condition}'; expected none or label"),
+                "none" or "text" => 0,
+                "label" => NamedClasses().Count,
+                _ => throw new UserInputException($"--condition is '{Condition}'; expected none, label or text"),
             },
+            Text = Base is null && Condition == "text" ? new TextConditionSettings { ClassNames = NamedClasses() } : null,
         },
         MeasureTimesteps = MeasureTimesteps,
         MeasureDraws = MeasureDraws,

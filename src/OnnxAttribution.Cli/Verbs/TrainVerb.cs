@@ -49,12 +49,14 @@ internal abstract class TrainingVerbBase : IVerbOptions
     [Option("keep-checkpoints-every", Default = 0, HelpText = "Keep the checkpoints at every multiple of this step (for TracIn; export one with 'export --step S'); 0 keeps only the newest two.")]
     public int KeepCheckpointsEvery { get; set; }
 
-    [Option("condition", Default = "none", HelpText = "What the model is conditioned on: none (unconditional) or label (class-conditional: each " +
-        "image's class label is embedded and added to the time embedding; generate and attribute then take --label).")]
+    [Option("condition", Default = "none", HelpText = "What the model is conditioned on: none (unconditional), label (class-conditional: each " +
+        "image's class label is embedded and added to the time embedding; generate and attribute then take --label) or text (each image's " +
+        "caption, \"a dark sneaker\" from its class name and shade, read by a small caption encoder trained with the U-Net and by cross-attention " +
+        "in its middle block; the encoder is exported as text-encoder.onnx; generate and attribute then take --prompt).")]
     public string Condition { get; set; } = "none";
 
-    [Option("condition-dropout", Default = 0.1, HelpText = "With --condition label: the probability that a training image's label is replaced by " +
-        "the null label, so the model also learns the unconditional prediction that classifier-free guidance (generate --guidance) needs.")]
+    [Option("condition-dropout", Default = 0.1, HelpText = "With --condition label or text: the probability that a training image's label is " +
+        "replaced by the null label (its caption by the empty prompt), so the model also learns the unconditional prediction that classifier-free guidance (generate --guidance) needs.")]
     public double ConditionDropout { get; set; }
 
     [Option("base", HelpText = "Fine-tune low-rank adapters (LoRA) of this model folder instead of training a U-Net from scratch: its weights " +
@@ -82,15 +84,25 @@ internal abstract class TrainingVerbBase : IVerbOptions
             var lora = OptionChecks.Lora(LoraRank, LoraAlpha, LoraTargets);
             return options with { Model = LoraBase.ConfigOf(baseModel, lora), BaseModel = baseModel, ConditionDropout = ConditionDropout };
         }
-        return Condition == "label"
-            ? options with { Model = options.Model with { Classes = ClassesOf(Data, dataset) }, ConditionDropout = ConditionDropout }
-            : options;
+        return Condition switch
+        {
+            "label" => options with { Model = options.Model with { Classes = ClassesOf(Data, dataset) }, ConditionDropout = ConditionDropout },
+            "text" => options with
+            {
+                Model = options.Model with
+                {
+                    Text = new TextConditionSettings { ClassNames = Captions.ClassNames(DatasetLocator.ClassNamesOf(Data), ClassesOf(Data, dataset)) },
+                },
+                ConditionDropout = ConditionDropout,
+            },
+            _ => options,
+        };
     }
 
     /// <summary>The number of classes: a named dataset's (Fashion-MNIST: 10, whatever the subset holds), else the largest label + 1.</summary>
     /// <exception cref="UserInputException">The dataset has no labels.</exception>
     private static int ClassesOf(string data, ImageDataset dataset) => dataset.Labels is not { Count: > 0 } labels
-        ? throw new UserInputException($"--condition label: dataset '{dataset.Name}' has no labels")
+        ? throw new UserInputException($"--condition: dataset '{dataset.Name}' has no labels (a label, or a caption's class, per image)")
         : DatasetLocator.ClassNamesOf(data).Count is > 0 and var named ? named : labels.Max() + 1;
 
     private TrainingRecipe Recipe() => new()
@@ -119,9 +131,9 @@ internal abstract class TrainingVerbBase : IVerbOptions
         OptionChecks.AtLeast(Threads, 0, "--threads");
         OptionChecks.AtLeast(CheckpointEvery, 1, "--checkpoint-every");
         OptionChecks.AtLeast(KeepCheckpointsEvery, 0, "--keep-checkpoints-every");
-        if (Condition is not ("none" or "label"))
+        if (Condition is not ("none" or "label" or "text"))
         {
-            throw new UserInputException($"--condition is '{Condition}'; expected none or label");
+            throw new UserInputException($"--condition is '{Condition}'; expected none, label or text");
         }
         if (!(ConditionDropout is >= 0 and < 1))
         {

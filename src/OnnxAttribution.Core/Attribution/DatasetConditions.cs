@@ -7,7 +7,8 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution.Core.Attribution;
 
 /// <summary>
-/// Each training row's condition value for a conditional model (its class label, from the dataset), and how a store
+/// Each training row's condition value for a conditional model (its class label, from the dataset; for a text model its
+/// caption, "a dark sneaker", made from the label and the image and packed: <see cref="Captions"/>), and how a store
 /// records them: meta.json settings <c>condition</c> (the kind and input) and <c>condition.sha256</c> (SHA-256 of the
 /// rows' labels as little-endian int64), so a store is tied to the labels its rows were featurized with.
 /// </summary>
@@ -30,6 +31,12 @@ public static class DatasetConditions
         if (condition is null)
         {
             return null;
+        }
+        if (condition.Kind == ConditionKind.Text)
+        {
+            return condition.ClassNames.Count > 0 ? Captions.Packed(condition, data, condition.ClassNames, model)
+                : throw new UserInputException($"model {model} is conditioned on a prompt but model.json's condition records no class names: " +
+                    "featurize makes each row's caption from its label's class name");
         }
         if (data.Labels is not { } labels)
         {

@@ -42,7 +42,7 @@ public sealed class TrakModel : IDisposable
             // The graph also computes the measurement's cotangent from its own ε̂, so a pair takes one run, not a forward pass
             // first. Factored features without the factors: the graph applies the projector's P_in and P_out itself (convolving each
             // layer's input with P_in's columns), so no layer's input is unfolded and only ε̂ and k values per example leave ORT.
-            var forward = Onnx.OnnxModelFile.Load(Directory.RequireForward());
+            var forward = Directory.LoadForward();
             var parameters = Directory.Metadata.Parameters.Count > 0 ? Directory.Metadata.Parameters.Select(p => p.Name).ToList() : null;
             bool inGraph = projection.Kind == ProjectorKind.Factored && !kroneckerFactors;
             if (inGraph)
@@ -112,6 +112,11 @@ public sealed class TrakModel : IDisposable
         if (File.Exists(directory.VjpPath))
         {
             files[Path.GetFileName(directory.VjpPath)] = StoreMeta.FingerprintFile(directory.VjpPath);
+        }
+        if (directory.Metadata.Condition is { Kind: ConditionKind.Text } text)
+        {
+            var encoder = PromptGraph.EncoderPath(directory.ForwardPath, text);
+            files[Path.GetFileName(encoder)] = StoreMeta.FingerprintFile(encoder);
         }
         return files;
     }

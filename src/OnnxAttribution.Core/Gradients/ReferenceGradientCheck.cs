@@ -16,7 +16,7 @@ public static class ReferenceGradientCheck
 {
     private sealed record Pair(string Initializer, string Parameter);
 
-    private sealed record Oracle(long T, List<Pair> Pairs, List<string>? UnmatchedParameters, long? Label = null);
+    private sealed record Oracle(long T, List<Pair> Pairs, List<string>? UnmatchedParameters, long? Label = null, string? Prompt = null);
 
     private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, PropertyNameCaseInsensitive = true };
 
@@ -56,15 +56,20 @@ public static class ReferenceGradientCheck
         }
         // The reference example runs in a batch of two beside another image at another step: its per-example gradient
         // must not depend on what shares its batch (the batch axis stays symbolic through the exporter's shape arithmetic).
-        // A class-conditional model's reference example carries its label (oracle.json "label"); both images of the pair run under it.
+        // A conditional model's reference example carries its condition (oracle.json "label", or a text model's "prompt"); both
+        // images of the pair run under it.
         var condition = model.Metadata.Condition;
-        if ((condition is null) != (oracle.Label is null))
+        bool text = condition?.Kind == Models.ConditionKind.Text;
+        object? given = condition is null ? oracle.Label ?? (object?)oracle.Prompt : text ? oracle.Prompt : oracle.Label;
+        if ((condition is null) != (given is null))
         {
             throw new UserInputException(condition is null
-                ? $"{jsonPath}: the reference example has a label ({oracle.Label}), but {model.Path} is unconditional"
-                : $"{jsonPath}: no 'label', but {model.Path} takes a class label (input '{condition.Input}'): write the reference of a labelled model");
+                ? $"{jsonPath}: the reference example has a condition ({oracle.Label?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? oracle.Prompt}), but {model.Path} is unconditional"
+                : $"{jsonPath}: no '{(text ? "prompt" : "label")}', but {model.Path} takes one (input '{condition.Input}'): write the reference of a conditional model");
         }
-        long[] labels = oracle.Label is long label ? [condition!.RequireLabel(label, $"{jsonPath}: 'label'"), label] : [];
+        long[] labels = condition is null ? []
+            : text ? [condition.EncodePrompt(oracle.Prompt!, $"{jsonPath}: 'prompt'"), condition.EncodePrompt(oracle.Prompt!, "prompt")]
+            : [condition.RequireLabel(oracle.Label!.Value, $"{jsonPath}: 'label'"), oracle.Label!.Value];
         using var vjp = VjpSession.Open(model.RequireVjp(), null, condition);
         var pair = new float[2 * per];
         x.CopyTo(pair, 0);

@@ -96,6 +96,13 @@ internal sealed record ImportWiring(string ImageInput, string TimestepInput, str
         {
             throw new SettingException("ConditionInput", named, "the engine feeds an input of that name itself; rename the model's label input before importing");
         }
+        if (o.TextEncoderPath is not null)
+        {
+            return input.Type?.TensorType?.ElemType == TensorData.Float && input.Type.TensorType.Shape?.Dim.Count == 3 ? input
+                : throw new SettingException("ConditionInput", named,
+                    $"it is {(TensorProto.Types.DataType)(input.Type?.TensorType?.ElemType ?? 0)} of rank {input.Type?.TensorType?.Shape?.Dim.Count}; " +
+                    "a text-conditioned model's embedding input is float [batch, L, D] (the caption encoder's output)");
+        }
         if (input.Type?.TensorType?.ElemType != TensorData.Int64 || input.Type.TensorType.Shape?.Dim.Count is not (null or 1))
         {
             throw new SettingException("ConditionInput", named,
@@ -117,7 +124,7 @@ internal sealed record ImportWiring(string ImageInput, string TimestepInput, str
             : throw new SettingException("TimestepInput", null, others.Count == 0
                 ? "the model has no input besides the image: an ε-prediction model takes the timestep too"
                 : $"the model has {others.Count} inputs besides the image ({string.Join(", ", others.Select(i => i.Name))}); name the timestep input "
-                    + "(a class-label input is named with --condition-input; a text condition is not fed by the engine yet)");
+                    + "(a class-label input, or with --text-encoder a text embedding input, is named with --condition-input)");
     }
 
     private static string PickOutput(GraphProto graph, ModelImportOptions o)

@@ -15,7 +15,7 @@ namespace OnnxAttribution.Core.Models;
 /// Cast and the given scale and offset. Then the result is run in ONNX Runtime on a batch of two, its trainable
 /// parameters are found (<see cref="VjpBuilder.DefaultParameters"/>) and its gradient graph is derived.
 /// </summary>
-public static class ModelImport
+public static partial class ModelImport
 {
     /// <summary>Imports the model; the folder is written to a temporary name and renamed, so it is complete or absent.</summary>
     /// <param name="options">The model and what the engine needs to know about it.</param>
@@ -44,8 +44,11 @@ public static class ModelImport
             throw new ModelFileException(e.Message, e);
         }
         var wiring = ImportWiring.Wire(model, options);
+        var text = TextOf(model, options);
         var parameters = FindParameters(model, options);
-        var (vjp, factors) = Differentiate(model, parameters.Select(p => p.Name).ToList(), options.ModelPath);
+        // A text model's gradient graph is derived from the graph the engine runs: the caption encoder composed in front.
+        var differentiated = text is var (encoder, spec) ? PromptGraph.Compose(model, encoder, spec, options.ModelPath) : model;
+        var (vjp, factors) = Differentiate(differentiated, parameters.Select(p => p.Name).ToList(), options.ModelPath);
         var meta = new ModelMetadata
         {
             Name = options.Name ?? Path.GetFileNameWithoutExtension(options.ModelPath),
@@ -53,7 +56,7 @@ public static class ModelImport
             Channels = wiring.Channels,
             Schedule = options.Schedule,
             Parameters = parameters,
-            Condition = ConditionOf(options),
+            Condition = text?.Condition ?? ConditionOf(options),
             Import = new ImportInfo(options.ModelPath, StoreMeta.FingerprintFile(options.ModelPath), wiring.ImageInput, wiring.TimestepInput, wiring.TimestepType,
                 options.TimestepScale, options.TimestepOffset, wiring.Output, OpsetAdapter.OpsetOf(model), factors,
                 options.Parameters?.ToList(), options.ExcludeParameters?.ToList()),
@@ -68,6 +71,10 @@ public static class ModelImport
         {
             OnnxModelFile.Save(model, Path.Combine(temporary, meta.Forward));
             OnnxModelFile.Save(vjp, Path.Combine(temporary, meta.Vjp));
+            if (text is var (textEncoder, textCondition))
+            {
+                OnnxModelFile.Save(textEncoder, Path.Combine(temporary, textCondition.Encoder!));
+            }
             CheckRuns(Path.Combine(temporary, meta.Forward), meta, wiring, options.ModelPath);
             meta.Save(temporary);
         }
@@ -194,7 +201,13 @@ public static class ModelImport
         try
         {
             using var denoiser = new OnnxDenoiser(forwardPath, meta.Channels, meta.ImageSize, null, meta.Condition);
-            denoiser.Predict(x, [0, meta.Schedule.Timesteps - 1], meta.Condition is null ? [] : [0, meta.Condition.Classes - 1], batch, eps);
+            long[] conditions = meta.Condition switch
+            {
+                null => [],
+                { Kind: ConditionKind.Text } => [1, 0], // the first word alone, and the empty prompt
+                var c => [0, c.Classes - 1],
+            };
+            denoiser.Predict(x, [0, meta.Schedule.Timesteps - 1], conditions, batch, eps);
         }
         catch (Exception e) when (e is ArgumentException or AttributionException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException)
         {

@@ -54,9 +54,22 @@ public sealed record ModelImportOptions
     /// <summary>The model's name in model.json; null for the ONNX file's name.</summary>
     public string? Name { get; init; }
 
-    /// <summary>For a class-conditional model: its class-label input (int64 [batch], e.g. diffusers' <c>class_labels</c>); null for
-    /// an unconditional model.</summary>
+    /// <summary>For a class-conditional model: its class-label input (int64 [batch], e.g. diffusers' <c>class_labels</c>); for a
+    /// text-conditioned one (with <see cref="TextEncoderPath"/>) its embedding input (float [batch, L, D], diffusers'
+    /// <c>encoder_hidden_states</c>); null for an unconditional model.</summary>
     public string? ConditionInput { get; init; }
+
+    /// <summary>For a text-conditioned model: its caption encoder, an ONNX graph from token ids int64 [batch, L] to float
+    /// [batch, L, D] at the model's opset; copied into the folder as <c>text-encoder.onnx</c>.</summary>
+    public string? TextEncoderPath { get; init; }
+
+    /// <summary>With <see cref="TextEncoderPath"/>: the words of token ids 1, 2, … (0 is the padding).</summary>
+    public IReadOnlyList<string>? Vocabulary { get; init; }
+
+    /// <summary>With <see cref="TextEncoderPath"/>: the class names (index = label) that make the training rows' captions
+    /// ("a dark sneaker", <see cref="Data.Captions"/>); without them the folder generates and attributes under prompts but
+    /// cannot be featurized.</summary>
+    public IReadOnlyList<string>? ClassNames { get; init; }
 
     /// <summary>With <see cref="ConditionInput"/>: the number of classes (labels 0 … classes − 1).</summary>
     public int? Classes { get; init; }

@@ -56,6 +56,10 @@ public sealed class ModelDirectory
     /// <exception cref="ModelFileException">It does not.</exception>
     public string RequireVjp() => Require(VjpPath, "vjp");
 
+    /// <summary>The forward graph as the engine runs it: for a text model composed with its caption encoder (<see cref="PromptGraph"/>).</summary>
+    /// <exception cref="ModelFileException">A file is missing or the graphs do not fit.</exception>
+    public Onnx.Proto.ModelProto LoadForward() => PromptGraph.LoadForward(RequireForward(), Metadata.Condition);
+
     /// <summary>Opens the forward graph as a denoiser, checked against this directory's geometry.</summary>
     public OnnxDenoiser OpenDenoiser(SessionSettings? settings = null) =>
         new(RequireForward(), Metadata.Channels, Metadata.ImageSize, settings, Metadata.Condition);

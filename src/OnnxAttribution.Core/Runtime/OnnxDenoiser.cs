@@ -49,7 +49,7 @@ public sealed class OnnxDenoiser : IDenoiser, IDisposable
         Channels = channels;
         ImageSize = imageSize;
         Condition = condition;
-        _session = OrtSessions.Open(modelPath, settings ?? SessionSettings.Default);
+        _session = OrtSessions.Open(modelPath, settings ?? SessionSettings.Default, condition);
         try
         {
             _fixedBatch = CheckContract();
@@ -149,8 +149,7 @@ public sealed class OnnxDenoiser : IDenoiser, IDisposable
         {
             if (!condition.Accepts(c))
             {
-                throw new ArgumentException($"{label}: condition value {c} is not one the model takes (classes 0 … {condition.Classes - 1}" +
-                    (condition.NullLabel is { } n ? $", null label {n})" : ")"));
+                throw new ArgumentException($"{label}: condition value {c} is not one the model takes ({condition.DescribeValues()})");
             }
         }
     }

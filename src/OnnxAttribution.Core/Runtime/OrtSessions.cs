@@ -121,7 +121,7 @@ internal static class OrtSessions
     /// <summary>Opens a session on <paramref name="modelPath"/>.</summary>
     /// <exception cref="ModelFileException">The file is missing or ONNX Runtime cannot load it (the message names the file).</exception>
     /// <exception cref="UserInputException">The device cannot be used.</exception>
-    public static InferenceSession Open(string modelPath, SessionSettings settings)
+    public static InferenceSession Open(string modelPath, SessionSettings settings, Models.ConditionSpec? condition = null)
     {
         ArgumentNullException.ThrowIfNull(modelPath);
         if (!File.Exists(modelPath))
@@ -131,7 +131,10 @@ internal static class OrtSessions
         using var options = CreateOptions(settings);
         try
         {
-            return new InferenceSession(modelPath, options);
+            // A text model's forward graph runs with its caption encoder in front (PromptGraph): the session takes the packed prompt.
+            return condition is { Kind: Models.ConditionKind.Text }
+                ? new InferenceSession(Google.Protobuf.MessageExtensions.ToByteArray(PromptGraph.LoadForward(modelPath, condition)), options)
+                : new InferenceSession(modelPath, options);
         }
         catch (OnnxRuntimeException e)
         {

@@ -146,8 +146,9 @@ public sealed class DiffusionSampler
         }
         if (options.Labels is not { Count: > 0 } given || (given.Count != 1 && given.Count != count))
         {
-            throw new UserInputException($"the model is conditioned on a class label (0 … {condition.Classes - 1}): give one label for all images " +
-                $"or one per seed ({count}), e.g. --label 3");
+            throw new UserInputException(condition.Kind == ConditionKind.Text
+                ? $"the model is conditioned on a prompt ({condition.DescribeValues()}): give one prompt for all images, e.g. --prompt \"a dark sneaker\""
+                : $"the model is conditioned on a class label (0 … {condition.Classes - 1}): give one label for all images or one per seed ({count}), e.g. --label 3");
         }
         if (!double.IsFinite(options.Guidance) || options.Guidance < 0)
         {
@@ -160,7 +161,7 @@ public sealed class DiffusionSampler
         var labels = new long[count];
         for (int k = 0; k < count; k++)
         {
-            labels[k] = condition.RequireLabel(given[given.Count == 1 ? 0 : k], "--label");
+            labels[k] = condition.RequireValue(given[given.Count == 1 ? 0 : k], "--label");
         }
         return labels;
     }

@@ -158,7 +158,7 @@ internal sealed partial class ShapeInference
         var x = S(0);
         switch (node.OpType)
         {
-            case "Add": case "Sub": case "Mul": case "Div": case "Pow": case "PRelu":
+            case "Add": case "Sub": case "Mul": case "Div": case "Mod": case "Pow": case "PRelu":
                 Out(Broadcast(x, S(1)), T(0));
                 break;
             case "Sum": case "Max": case "Min": case "Mean":

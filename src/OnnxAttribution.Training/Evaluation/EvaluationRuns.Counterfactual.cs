@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using OnnxAttribution.Core.Store;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
@@ -94,7 +95,7 @@ public static partial class EvaluationRuns
         int baseChannels = reference.Metadata.Architecture?["baseChannels"]?.GetValue<int>()
             ?? throw new UserInputException($"{reference.Path}/model.json: field 'architecture.baseChannels' is missing");
         // The model's own recipe: the same data minus the removed rows, the same seed and steps; for a LoRA fine-tune the same
-        // base and adapters, for a class-conditional model the same classes.
+        // base and adapters, for a class-conditional model the same classes, for a text-conditioned one the same captions.
         var lora = reference.Metadata.Lora;
         if (lora is not null && !Directory.Exists(lora.Base))
         {
@@ -108,6 +109,7 @@ public static partial class EvaluationRuns
             EmaDecay = training.EmaDecay,
             BaseChannels = baseChannels,
             Classes = reference.Metadata.Condition?.Classes ?? 0,
+            Text = reference.Metadata.Architecture?["text"]?.Deserialize<TextConditionSettings>(Core.Models.ModelMetadata.JsonOptions),
             BaseModel = lora?.Base,
             Lora = lora?.Settings,
             Schedule = reference.Metadata.Schedule == TrainingRecipe.DefaultSchedule ? null : reference.Metadata.Schedule,

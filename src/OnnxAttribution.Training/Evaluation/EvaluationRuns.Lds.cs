@@ -162,13 +162,14 @@ public static partial class EvaluationRuns
     }
 
     /// <summary>
-    /// For a class-conditional model, the label each query is generated with and attributed under: test query q gets
-    /// q mod classes and validation query v gets v mod classes, so every class is asked about equally often; null for an
-    /// unconditional model.
+    /// For a conditional model, the condition each query is generated with and attributed under: test query q gets
+    /// <see cref="Core.Data.Captions.EvaluationCondition"/>(q) (label q mod classes, or a text model's caption of class q mod C)
+    /// and validation query v gets that of v, so every class is asked about equally often; null for an unconditional model.
     /// </summary>
     internal static QueryCondition? QueryLabels(ConditionSpec? condition, int queries, int validationQueries) =>
         condition is null ? null : new QueryCondition(
-            [.. Enumerable.Range(0, queries).Select(q => (long)(q % condition.Classes)), .. Enumerable.Range(0, validationQueries).Select(v => (long)(v % condition.Classes))]);
+            [.. Enumerable.Range(0, queries).Select(q => Core.Data.Captions.EvaluationCondition(condition, q)),
+             .. Enumerable.Range(0, validationQueries).Select(v => Core.Data.Captions.EvaluationCondition(condition, v))]);
 
     /// <summary>The subset models (trained where missing), the generated queries and every subset model's loss on them.</summary>
     private static LdsGround Ground(LdsOptions o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> references, bool legacySeedZero, SessionSettings session,
