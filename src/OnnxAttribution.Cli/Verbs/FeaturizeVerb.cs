@@ -48,8 +48,17 @@ internal sealed class FeaturizeVerb : SessionVerbOptions, IVerbOptions
     [Option("pixel-metric", Default = PixelMetric.Cosine, HelpText = "pixel: cosine (similarity of the pixel vectors) or l2 (negative Euclidean distance).")]
     public PixelMetric PixelMetric { get; set; }
 
-    [Option("timesteps", Default = 10, HelpText = "K timesteps t = 0, T/K, 2T/K, … (the same for every example and the query, tracin/retrac included).")]
-    public int Timesteps { get; set; }
+    [Option("preset", Default = StorePreset.Default, HelpText = "The store setting on the quality–cost front (docs/results/presets.md): fast (1 " +
+        "timestep, k = 1024, float16: 25 ms queries over HTTP on 60,000 rows), default (10 timesteps, k = 4096, float32) or quality (30 timesteps, " +
+        "k = 4096: 3× default's build cost). --timesteps, --dim and --dtype, when given, replace the preset's.")]
+    public StorePreset Preset { get; set; }
+
+    [Option("timesteps", HelpText = "K timesteps t = 0, T/K, 2T/K, … (the same for every example and the query, tracin/retrac included). " +
+        "Default: the preset's (10).")]
+    public int? TimestepsGiven { get; set; }
+
+    /// <summary>K: --timesteps, or the preset's.</summary>
+    public int Timesteps => TimestepsGiven ?? StorePresets.Of(Preset).Timesteps;
 
     [Option("noise-draws", Default = 1, HelpText = "Noise draws per timestep.")]
     public int NoiseDraws { get; set; }
@@ -64,14 +73,20 @@ internal sealed class FeaturizeVerb : SessionVerbOptions, IVerbOptions
     [Option("distribution", Default = ProjectionKind.Rademacher, HelpText = "Projection entries: rademacher or gaussian.")]
     public ProjectionKind Distribution { get; set; }
 
-    [Option("dim", Default = 4096, HelpText = "Feature dimension k (factored: layers × side², the largest not above it).")]
-    public int Dim { get; set; }
+    [Option("dim", HelpText = "Feature dimension k (factored: layers × side², the largest not above it). Default: the preset's (4096).")]
+    public int? DimGiven { get; set; }
+
+    /// <summary>k: --dim, or the preset's.</summary>
+    public int Dim => DimGiven ?? StorePresets.Of(Preset).Dim;
 
     [Option("projection-seed", Default = 0L)]
     public long ProjectionSeed { get; set; }
 
-    [Option("dtype", Default = StoreDType.Float32, HelpText = "float32 or float16 (half the size; same top-k in our checks).")]
-    public StoreDType DType { get; set; }
+    [Option("dtype", HelpText = "float32 or float16 (half the size; same top-k in our checks). Default: the preset's (float32).")]
+    public StoreDType? DTypeGiven { get; set; }
+
+    /// <summary>The rows' type: --dtype, or the preset's.</summary>
+    public StoreDType DType => DTypeGiven ?? StorePresets.Of(Preset).DType;
 
     [Option("out", Required = true, HelpText = "Store folder.")]
     public string Out { get; set; } = "";
