@@ -343,6 +343,21 @@ public sealed partial class UNet : nn.Module<Tensor, Tensor, Tensor>
         return adapter;
     }
 
+    /// <summary>
+    /// Draws every adapter's B (zero in a fresh adapter) uniform in ±<paramref name="bound"/> from <paramref name="seed"/>, so a
+    /// fresh LoRA network's A matrices have nonzero gradients: what a gradient check of fresh networks needs to test anything
+    /// of A. No-op for a network without adapters.
+    /// </summary>
+    public void RandomizeAdapters(long seed, double bound = 0.1)
+    {
+        using var noGrad = torch.no_grad();
+        using var generator = new torch.Generator((ulong)seed);
+        foreach (var (_, p) in named_parameters().Where(p => p.name.EndsWith(LoraAdapter.Suffix + ".b", StringComparison.Ordinal)))
+        {
+            p.uniform_(-bound, bound, generator);
+        }
+    }
+
     /// <summary>Stops a LoRA network's base weights from being trained (no-op for a network without adapters).</summary>
     internal void FreezeBase()
     {

@@ -169,4 +169,24 @@ public sealed class LoraTests
         }
         Assert.That(() => LoraBase.ConfigOf(lora, Rank2), Throws.TypeOf<UserInputException>().With.Message.Contains("itself a LoRA fine-tune"));
     }
+
+    [Test]
+    public void RandomizedAdapters_FreshNetwork_GradientCheckPassesWithNonzeroGradientsOfA()
+    {
+        using var lora = new UNet(LoraBase.ConfigOf(_base, Rank2 with { Targets = LoraTargets.All }), seed: 8);
+        lora.RandomizeAdapters(8);
+        var graph = ModelExport.BuildVjp(OnnxExporter.BuildRunnable(lora), lora.ParameterInfos());
+        using var session = VjpSession.FromBytes(Google.Protobuf.MessageExtensions.ToByteArray(graph), "fresh lora", null, null);
+        var options = new GradientCheckOptions([1, 3], [0, 500], 3);
+        var cases = GradientCheck.Run(lora, session, "fresh lora", options);
+        Assert.That(new GradientCheckReport(cases, options.ForwardTolerance, options.GradientTolerance).Passed, Is.True,
+            string.Join("; ", cases.Select(c => $"worst {c.WorstParameter} {c.GradientMaxRelativeError:E2}")));
+        Assert.That(cases.SelectMany(c => c.Layers).Select(l => l.Parameter), Has.Some.EndsWith("_lora.a"));
+        // Without the draw B is zero and so is every gradient of A: the check would compare zeros with zeros.
+        var x = Enumerable.Range(0, 256).Select(i => MathF.Cos(i * 0.17f)).ToArray();
+        var outputs = session.Run(x, [300], x, 1, null, []);
+        var gradientsOfA = outputs.Where(o => o.Key.EndsWith("_lora.a", StringComparison.Ordinal)).ToList();
+        Assert.That(gradientsOfA, Is.Not.Empty);
+        Assert.That(gradientsOfA, Has.All.Matches<KeyValuePair<string, float[]>>(o => o.Value.Any(v => v != 0)), "every A has a nonzero gradient");
+    }
 }

@@ -71,6 +71,8 @@ internal static class CheckGradientsCommand
         {
             long seed = o.Seed + 1000 + i;
             using var net = new UNet(config, seed);
+            // A fresh adapter's B is zero, which would leave its A without gradient on both sides: draw B so the check tests A too.
+            net.RandomizeAdapters(seed);
             var forward = OnnxExporter.BuildRunnable(net);
             var graph = ModelExport.BuildVjp(forward, net.ParameterInfos());
             using var vjp = VjpSession.FromBytes(graph.ToByteArray(), $"fresh network (seed {seed})", null, OnnxExporter.ConditionOf(config));
