@@ -47,6 +47,28 @@ public sealed class EvaluateTests
     ];
 
     [Test]
+    public void Lds_Combinations_ScoreTheStandardisedMeanOfTheMethods_FromTheirSavedScores()
+    {
+        Assert.That(_firstRun, Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        var lds = Path.Combine(_dir, "lds");
+        var scores = Path.Combine(lds, "scores", "trak.npy");
+        var stamp = File.GetLastWriteTimeUtc(scores);
+        Assert.That(CliApp.Run([.. Lds(), "--combinations", "trak+random"]), Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.GetLastWriteTimeUtc(scores), Is.EqualTo(stamp), "the methods' scores are reused, not recomputed");
+        var methods = JsonNode.Parse(File.ReadAllText(Path.Combine(lds, "lds.json")))!["methods"]!.AsArray();
+        var combined = methods.Single(m => m!["method"]!.GetValue<string>() == "trak+random")!;
+        var (trak, random) = (methods.Single(m => m!["method"]!.GetValue<string>() == "trak")!, methods.Single(m => m!["method"]!.GetValue<string>() == "random")!);
+        Assert.That(combined["perQuery"]!.AsArray(), Has.Count.EqualTo(2));
+        Assert.That(combined["validationLds"]!.GetValue<double>(), Is.InRange(-1.0, 1.0));
+        Assert.That(combined["lds"]!.GetValue<double>(), Is.Not.EqualTo(trak["lds"]!.GetValue<double>()), "random's half changes the ranking");
+        Assert.That(combined["costs"]!["buildSecondsPerExample"]!.GetValue<double>(),
+            Is.EqualTo(trak["costs"]!["buildSecondsPerExample"]!.GetValue<double>() + random["costs"]!["buildSecondsPerExample"]!.GetValue<double>()).Within(1e-9));
+
+        Assert.That(CliApp.Run([.. Lds(), "--combinations", "trak+das"]), Is.EqualTo(CliApp.BadInput));
+        Assert.That(_stderr.ToString(), Does.Contain("--combinations trak+das"));
+    }
+
+    [Test]
     public void Lds_ToySize_WritesResultsAndRerunsFromSavedFiles()
     {
         Assert.That(_firstRun, Is.EqualTo(CliApp.Ok), _stderr.ToString());

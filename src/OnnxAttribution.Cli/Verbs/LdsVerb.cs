@@ -50,6 +50,10 @@ internal sealed class LdsVerb : IVerbOptions
     [Option("methods", Separator = ',', Default = new[] { "trak", "d-trak", "pixel", "random" }, HelpText = "methods to score, comma-separated (see 'featurize --method').")]
     public IEnumerable<string> Methods { get; set; } = [];
 
+    [Option("combinations", Separator = ',', HelpText = "combinations to score after the methods, comma-separated, each two or more of --methods joined by '+' " +
+        "(e.g. d-trak+kfac): per query, each method's scores at its chosen λ standardised over the rows and averaged.")]
+    public IEnumerable<string> Combinations { get; set; } = [];
+
     [Option("ensemble", HelpText = "a trained ensemble folder (train-ensemble on the same rows) to score as method 'ensemble'.")]
     public string? Ensemble { get; set; }
 
@@ -206,6 +210,7 @@ internal sealed class LdsVerb : IVerbOptions
         Alpha = Alpha,
         Queries = Queries,
         Methods = Methods.ToList(),
+        Combinations = Combinations.ToList(),
         Ensemble = Ensemble,
         Seed = Seed,
         Recipe = new TrainingRecipe

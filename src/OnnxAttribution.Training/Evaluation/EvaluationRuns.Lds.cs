@@ -1,11 +1,9 @@
 using System.Globalization;
-using System.Text.Json;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Evaluation;
-using OnnxAttribution.Core.Store;
 using OnnxAttribution.Core.Imaging;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
@@ -102,13 +100,15 @@ public static partial class EvaluationRuns
         // Every method's scores: damping chosen on the validation queries, then the test queries once.
         var rows = new List<LdsRow>();
         List<JourneyStepRow>? journeySteps = null;
+        var chosenScores = new Dictionary<string, (float[] Validation, float[] Test)>(StringComparer.Ordinal);
         foreach (var name in methods)
         {
             cancel.ThrowIfCancellationRequested();
-            var (methodRows, steps) = ScoreMethod(o, name, ground, data, grid, session, cancel);
+            var (methodRows, steps) = ScoreMethod(o, name, ground, data, grid, session, chosenScores, cancel);
             rows.AddRange(methodRows);
             journeySteps = steps ?? journeySteps;
         }
+        rows.AddRange(o.Combinations.Select(c => ScoreCombination(o, c, ground, data.Count, rows, chosenScores)));
         return WriteLdsResult(o, data, ground, grid, recipe, rows, journeySteps, timings, clock.Elapsed.TotalSeconds);
     }
 
@@ -256,7 +256,7 @@ public static partial class EvaluationRuns
     /// the mean over the reference models' stores at each λ), the test queries scored once at that λ.
     /// </summary>
     private static (List<LdsRow> Rows, List<JourneyStepRow>? Steps) ScoreMethod(LdsOptions o, string name, LdsGround ground, Core.Data.ImageDataset data, List<double> grid,
-        SessionSettings session, CancellationToken cancel)
+        SessionSettings session, Dictionary<string, (float[] Validation, float[] Test)> chosenScores, CancellationToken cancel)
     {
         var stores = StoresOf(o, name, ground);
         double buildSeconds = stores.Sum(s => BuildStore(o, name, s.Store, s.Model, data, new StoreSource(s.Model, o.Data, o.Subset, ground.ImageSize), session, cancel));
@@ -294,6 +294,7 @@ public static partial class EvaluationRuns
         }
         grams.Clear();
         var scores = scored.Scores;
+        chosenScores[name] = (Score(ground.Validation, chosen, validation: true).Scores, scores);
         long storeBytes = stores.Sum(s => Directory.Exists(s.Store) ? new DirectoryInfo(s.Store).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0);
         var predicted = Lds.Predict(scores, o.Queries, data.Count, ground.Subsets);
         var perQuery = Lds.PerQuery(predicted, ground.MeasuredLoss, o.Queries, ground.Subsets.Length);
@@ -478,68 +479,6 @@ public static partial class EvaluationRuns
         double seconds = watch.Elapsed.TotalSeconds;
         JsonFile.Save(timingPath, new { buildSeconds = seconds, setting });
         return seconds;
-    }
-
-    /// <summary>A method's scores for a set of queries (and, for a stepwise method, per step), with the seconds scoring took.</summary>
-    private sealed record Scored(float[] Scores, float[]? StepScores, long[]? Timesteps, double Seconds);
-
-    /// <summary>
-    /// The scores of <paramref name="queries"/> at <paramref name="damping"/> (null: the method has none), read from
-    /// <paramref name="folder"/> when scored before from the same store at the same damping, else scored now (the store
-    /// re-damped first when it holds another λ) and saved; with <paramref name="perDamping"/> each λ has its own file
-    /// (a sweep), else one file per method holds the last λ scored.
-    /// </summary>
-    private static Scored ScoreCached(string name, string storeDir, string referenceDir, SessionSettings session, List<AttributionQuery> queries, int rows,
-        double? damping, IDampedMethod? damped, GramCache grams, string folder, bool perDamping, CancellationToken cancel)
-    {
-        cancel.ThrowIfCancellationRequested();
-        Directory.CreateDirectory(folder);
-        string stem = damping is null || !perDamping ? name : $"{name}-lambda-{Lambda(damping.Value)}";
-        var scoresPath = Path.Combine(folder, stem + ".npy");
-        var stepsPath = Path.Combine(folder, stem + "-steps.npy");
-        var timingPath = Path.Combine(folder, stem + ".json");
-        var saved = File.Exists(timingPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath)) : null;
-        // Scores are reused only from the same store at the same damping and query timesteps, for as many queries.
-        bool same = saved?["store"]?.GetValue<string>() == Path.GetFullPath(storeDir)
-            && (saved?["queryTimesteps"]?.GetValue<int>() ?? 0) == session.QueryTimesteps
-            && (damping is null ? saved?["damping"] is null : saved?["damping"]?.GetValue<double>() == damping.Value);
-        long[]? timesteps = saved?["steps"]?.Deserialize<long[]>();
-        var cached = same ? TryReadMatrix(scoresPath) : null;
-        var cachedSteps = same && timesteps is not null ? TryReadMatrix(stepsPath) : null;
-        if (cached is { } hit && hit.Header.Rows == queries.Count && (timesteps is null || cachedSteps is not null))
-        {
-            return new Scored(hit.Values, cachedSteps?.Values, timesteps, ReadSeconds(saved?["scoreSeconds"]));
-        }
-        if (damping is { } l && damped is not null && MethodManifest.Require(storeDir, name).Settings["damping"]?.GetValue<double>() != l)
-        {
-            damped.Redamp(storeDir, l, grams);
-        }
-        var watch = System.Diagnostics.Stopwatch.StartNew();
-        float[] scores;
-        float[]? stepScores = null;
-        using (var scorer = AttributionMethods.Open(storeDir, name == "ensemble" ? null : referenceDir, session))
-        {
-            if (scorer.Rows != rows)
-            {
-                throw new UserInputException($"{storeDir}: scores {scorer.Rows} rows; the training set has {rows}");
-            }
-            if (scorer is IStepwiseScorer stepScorer)
-            {
-                timesteps = stepScorer.Steps.ToArray();
-                stepScores = stepScorer.StepScores(queries, cancel);
-                scores = IStepwiseScorer.MeanOverSteps(stepScores, queries.Count, timesteps.Length, rows);
-                NpyFormat.WriteMatrix(stepsPath, stepScores, queries.Count, (long)timesteps.Length * rows);
-            }
-            else
-            {
-                timesteps = null;
-                scores = scorer.Scores(queries, cancel);
-            }
-        }
-        double seconds = watch.Elapsed.TotalSeconds;
-        NpyFormat.WriteMatrix(scoresPath, scores, queries.Count, rows);
-        JsonFile.Save(timingPath, new { store = Path.GetFullPath(storeDir), damping, queryTimesteps = session.QueryTimesteps, scoreSeconds = seconds, steps = timesteps });
-        return new Scored(scores, stepScores, timesteps, seconds);
     }
 
     private static double? TrySecondsPerModel(string path) =>

@@ -40,6 +40,13 @@ public sealed record LdsOptions
     /// <summary>The methods scored.</summary>
     public IReadOnlyList<string> Methods { get; init; } = ["trak", "d-trak", "pixel", "random"];
 
+    /// <summary>
+    /// Combinations scored after the methods, each methods joined by '+' (e.g. <c>d-trak+kfac</c>): per query, each method's
+    /// scores at its chosen λ standardised over the rows (mean 0, deviation 1) and averaged. Every method named must be in
+    /// <see cref="Methods"/>.
+    /// </summary>
+    public IReadOnlyList<string> Combinations { get; init; } = [];
+
     /// <summary>A trained ensemble folder on the same rows, scored as method 'ensemble'; null for none.</summary>
     public string? Ensemble { get; init; }
 

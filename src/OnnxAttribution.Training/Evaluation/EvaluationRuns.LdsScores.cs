@@ -1,0 +1,144 @@
+using System.Text.Json;
+using OnnxAttribution.Core;
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Evaluation;
+using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Core.Store;
+
+namespace OnnxAttribution.Training.Evaluation;
+
+public static partial class EvaluationRuns
+{
+    /// <summary>A method's scores for a set of queries (and, for a stepwise method, per step), with the seconds scoring took.</summary>
+    private sealed record Scored(float[] Scores, float[]? StepScores, long[]? Timesteps, double Seconds);
+
+    /// <summary>
+    /// The scores of <paramref name="queries"/> at <paramref name="damping"/> (null: the method has none), read from
+    /// <paramref name="folder"/> when scored before from the same store at the same damping, else scored now (the store
+    /// re-damped first when it holds another λ) and saved; with <paramref name="perDamping"/> each λ has its own file
+    /// (a sweep), else one file per method holds the last λ scored.
+    /// </summary>
+    private static Scored ScoreCached(string name, string storeDir, string referenceDir, SessionSettings session, List<AttributionQuery> queries, int rows,
+        double? damping, IDampedMethod? damped, GramCache grams, string folder, bool perDamping, CancellationToken cancel)
+    {
+        cancel.ThrowIfCancellationRequested();
+        Directory.CreateDirectory(folder);
+        string stem = damping is null || !perDamping ? name : $"{name}-lambda-{Lambda(damping.Value)}";
+        var scoresPath = Path.Combine(folder, stem + ".npy");
+        var stepsPath = Path.Combine(folder, stem + "-steps.npy");
+        var timingPath = Path.Combine(folder, stem + ".json");
+        var saved = File.Exists(timingPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath)) : null;
+        // Scores are reused only from the same store at the same damping and query timesteps, for as many queries.
+        bool same = saved?["store"]?.GetValue<string>() == Path.GetFullPath(storeDir)
+            && (saved?["queryTimesteps"]?.GetValue<int>() ?? 0) == session.QueryTimesteps
+            && (damping is null ? saved?["damping"] is null : saved?["damping"]?.GetValue<double>() == damping.Value);
+        long[]? timesteps = saved?["steps"]?.Deserialize<long[]>();
+        var cached = same ? TryReadMatrix(scoresPath) : null;
+        var cachedSteps = same && timesteps is not null ? TryReadMatrix(stepsPath) : null;
+        if (cached is { } hit && hit.Header.Rows == queries.Count && (timesteps is null || cachedSteps is not null))
+        {
+            return new Scored(hit.Values, cachedSteps?.Values, timesteps, ReadSeconds(saved?["scoreSeconds"]));
+        }
+        if (damping is { } l && damped is not null && MethodManifest.Require(storeDir, name).Settings["damping"]?.GetValue<double>() != l)
+        {
+            damped.Redamp(storeDir, l, grams);
+        }
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        float[] scores;
+        float[]? stepScores = null;
+        using (var scorer = AttributionMethods.Open(storeDir, name == "ensemble" ? null : referenceDir, session))
+        {
+            if (scorer.Rows != rows)
+            {
+                throw new UserInputException($"{storeDir}: scores {scorer.Rows} rows; the training set has {rows}");
+            }
+            if (scorer is IStepwiseScorer stepScorer)
+            {
+                timesteps = stepScorer.Steps.ToArray();
+                stepScores = stepScorer.StepScores(queries, cancel);
+                scores = IStepwiseScorer.MeanOverSteps(stepScores, queries.Count, timesteps.Length, rows);
+                NpyFormat.WriteMatrix(stepsPath, stepScores, queries.Count, (long)timesteps.Length * rows);
+            }
+            else
+            {
+                timesteps = null;
+                scores = scorer.Scores(queries, cancel);
+            }
+        }
+        double seconds = watch.Elapsed.TotalSeconds;
+        NpyFormat.WriteMatrix(scoresPath, scores, queries.Count, rows);
+        JsonFile.Save(timingPath, new { store = Path.GetFullPath(storeDir), damping, queryTimesteps = session.QueryTimesteps, scoreSeconds = seconds, steps = timesteps });
+        return new Scored(scores, stepScores, timesteps, seconds);
+    }
+
+    /// <summary>
+    /// The LDS row of a combination of methods (<see cref="LdsOptions.Combinations"/>, e.g. <c>d-trak+kfac</c>): per query, each
+    /// method's scores at its chosen λ standardised over the rows and averaged with equal weights; nothing is tuned on the
+    /// test queries (the validation queries give its validation LDS, for the record). Build and query costs are the methods' sums.
+    /// </summary>
+    /// <exception cref="SettingException">A method of the combination is not among those scored.</exception>
+    private static LdsRow ScoreCombination(LdsOptions o, string combination, LdsGround ground, int rows, List<LdsRow> scored,
+        Dictionary<string, (float[] Validation, float[] Test)> chosenScores)
+    {
+        var parts = combination.Split('+', StringSplitOptions.TrimEntries);
+        if (parts.Length < 2 || parts.Any(p => !chosenScores.ContainsKey(p)) || parts.Distinct(StringComparer.Ordinal).Count() != parts.Length)
+        {
+            throw new SettingException("Combinations", combination, $"joins two or more different methods scored in this run with '+' ({string.Join(", ", chosenScores.Keys)})");
+        }
+        float[] Combine(Func<(float[] Validation, float[] Test), float[]> pick, int queries)
+        {
+            var sum = new float[queries * rows];
+            foreach (var part in parts)
+            {
+                var scores = pick(chosenScores[part]);
+                for (int q = 0; q < queries; q++)
+                {
+                    var row = scores.AsSpan(q * rows, rows);
+                    double mean = 0, square = 0;
+                    foreach (float v in row)
+                    {
+                        mean += v;
+                    }
+                    mean /= rows;
+                    foreach (float v in row)
+                    {
+                        square += (v - mean) * (v - mean);
+                    }
+                    double scale = square > 0 ? 1 / Math.Sqrt(square / rows) : 0;
+                    for (int r = 0; r < rows; r++)
+                    {
+                        sum[(q * rows) + r] += (float)((row[r] - mean) * scale / parts.Length);
+                    }
+                }
+            }
+            return sum;
+        }
+        var test = Combine(s => s.Test, o.Queries);
+        var validation = Combine(s => s.Validation, o.ValidationQueries);
+        double validationLds = Lds.PerQuery(Lds.Predict(validation, o.ValidationQueries, rows, ground.Subsets), ground.ValidationLoss, o.ValidationQueries,
+            ground.Subsets.Length).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
+        var predicted = Lds.Predict(test, o.Queries, rows, ground.Subsets);
+        var perQuery = Lds.PerQuery(predicted, ground.MeasuredLoss, o.Queries, ground.Subsets.Length);
+        var interval = Lds.Bootstrap(perQuery, 2000, o.Seed);
+        var permutation = Lds.PermutationTest(predicted, ground.MeasuredLoss, o.Queries, ground.Subsets.Length, Permutations, o.Seed);
+        var members = scored.Where(r => parts.Contains(r.Method, StringComparer.Ordinal)).ToList();
+        var costs = new Costs(members.Sum(r => r.Costs.BuildSeconds), members.Sum(r => r.Costs.BuildSecondsPerExample), members.Sum(r => r.Costs.ScoreSeconds),
+            members.Sum(r => r.Costs.QueryMilliseconds), members.Sum(r => r.Costs.StoreBytes));
+        var ceiling = ground.Ceiling;
+        var row = new LdsRow(combination, "final image", interval, permutation, costs, perQuery)
+        {
+            QueryMeanRemoved = Lds.PerQuery(Lds.Predict(Lds.RemoveQueryMean(test, o.Queries, rows), o.Queries, rows, ground.Subsets), ground.MeasuredLoss, o.Queries,
+                ground.Subsets.Length).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average(),
+            QueryAgreement = Lds.QueryAgreement(test, o.Queries, rows),
+            ValidationLds = validationLds,
+            Ceiling = ceiling?.Mean.Mean,
+            FractionOfCeiling = ceiling is { Mean.Mean: > 0 } ? interval.Mean / ceiling.Mean.Mean : null,
+            Setting = members[0].Setting,
+            Command = o.CommandLine,
+        };
+        o.Observer.Note($"{combination}: LDS {100 * interval.Mean:F1}% [{100 * interval.Low:F1}, {100 * interval.High:F1}] over {interval.Count} queries, " +
+            $"permutation p = {permutation.P:F3}" + (ceiling is null ? "" : $", {100 * row.FractionOfCeiling:F0}% of the ceiling"));
+        return row;
+    }
+}
