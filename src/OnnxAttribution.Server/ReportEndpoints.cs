@@ -51,7 +51,12 @@ internal static class ReportEndpoints
             StoreVersion = store.Info.Version,
             StoreVersionId = store.Info.VersionId,
         };
-        var report = AuditReport.Create(store.Name, full.Queries![0], origin, full.Scores, top, store.TrainingData, provenance, store.Info.ImageSize);
+        var query = full.Queries![0];
+        var report = AuditReport.Create(store.Name, query, origin, full.Scores, top, store.TrainingData, provenance, store.Info.ImageSize) with
+        {
+            Condition = query.Condition,
+            Prompt = store.Info.Condition?.PromptOf(query.Condition),
+        };
         return Results.Content(AuditReportHtml.Render(report), "text/html; charset=utf-8");
     }
 

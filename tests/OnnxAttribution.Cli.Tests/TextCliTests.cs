@@ -40,6 +40,10 @@ public sealed partial class CliTests
         Assert.That(sneaker["prompt"]!.GetValue<string>(), Is.EqualTo("a dark sneaker"));
         Assert.That(trouser["prompt"]!.GetValue<string>(), Is.EqualTo("a light trouser"));
         Assert.That(sneaker["top"]!.ToJsonString(), Is.Not.EqualTo(trouser["top"]!.ToJsonString()));
+        Assert.That(sneaker["top"]![0]!["caption"]!.GetValue<string>(), Does.Match("^a (dark|light) "), "each credited row's caption");
+        Assert.That(RunAfresh("report", "--store", store, "--seed", "4", "--steps", "3", "--prompt", "a dark sneaker", "--out", Path.Combine(_dir, "r.html")),
+            Is.EqualTo(CliApp.Ok), _stderr.ToString());
+        Assert.That(File.ReadAllText(Path.Combine(_dir, "r.html")), Does.Contain("under the prompt <code>a dark sneaker</code>"));
     }
 
     [Test]

@@ -119,6 +119,15 @@ public sealed class TextServerTests
         Assert.That(await Responses.Error(refused), Does.Contain("prompt (query parameter)"));
     }
 
+    [Test]
+    public async Task Report_SeedUnderAPrompt_SaysThePrompt()
+    {
+        using var response = await _server.Http.GetAsync("/stores/t/report?seed=2&steps=2&top=3&prompt=a%20dark%20coat");
+        string html = await response.Content.ReadAsStringAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), html);
+        Assert.That(html, Does.Contain("under the prompt <code>a dark coat</code>"));
+    }
+
     [TestCase("""{"seeds": [1], "steps": 2}""", "field 'prompt' is required")]
     [TestCase("""{"seeds": [1], "steps": 2, "prompt": ""}""", "field 'prompt' is empty")]
     [TestCase("""{"seeds": [1], "steps": 2, "prompt": "a purple bag"}""", "the word 'purple' is not in the model's vocabulary")]

@@ -28,6 +28,9 @@ internal sealed class InfluentialVerb : SessionVerbOptions, IVerbOptions
     [Option("label", HelpText = "For stores of a class-conditional model: the class label every query is generated with and attributed under.")]
     public long? Label { get; set; }
 
+    [Option("prompt", HelpText = "For stores of a text-conditioned model: the prompt every query is generated with and attributed under.")]
+    public string? Prompt { get; set; }
+
     [Option("steps", Default = 50)]
     public int Steps { get; set; }
 
@@ -84,7 +87,7 @@ internal static class InfluentialCommand
             {
                 Output.Note($"generating {seeds.Length} queries with {modelDir} ({o.Sampler.ToString().ToLowerInvariant()}, {o.Steps} steps)");
                 queries = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel,
-                    Core.Models.ConditionSpec.QueryLabel(model.Metadata.Condition, o.Label, "--label") is long label ? new QueryCondition([label]) : null);
+                    Core.Models.ConditionSpec.Query(model.Metadata.Condition, o.Label, o.Prompt, "--label", "--prompt") is long label ? new QueryCondition([label]) : null);
                 queriesByModel[model.Path] = queries;
             }
             var clock = System.Diagnostics.Stopwatch.StartNew();

@@ -28,6 +28,9 @@ internal sealed class ReportVerb : SessionVerbOptions, IVerbOptions
     [Option("label", HelpText = "For a class-conditional model: the query's class label (generated with it, or a given image attributed under it).")]
     public long? Label { get; set; }
 
+    [Option("prompt", HelpText = "For a text-conditioned model: the query's prompt, e.g. \"a dark sneaker\" (generated with it, or a given image attributed under it).")]
+    public string? Prompt { get; set; }
+
     [Option("steps", Default = 50)]
     public int Steps { get; set; }
 
@@ -91,18 +94,22 @@ internal static class ReportCommand
         if (o.Seed is long seed)
         {
             query = attributor.GenerateQueries([seed], o.Sampler, o.Steps, null, cancel,
-                Core.Models.ConditionSpec.QueryLabel(attributor.Condition, o.Label, "--label") is long label ? new QueryCondition([label]) : null)[0];
+                Core.Models.ConditionSpec.Query(attributor.Condition, o.Label, o.Prompt, "--label", "--prompt") is long label ? new QueryCondition([label]) : null)[0];
             origin = QueryOrigin.FromSeed(seed, o.Sampler, o.Steps);
         }
         else
         {
-            query = attributor.ReadPng(o.Image!) with { Condition = Core.Models.ConditionSpec.QueryLabel(attributor.Condition, o.Label, "--label") };
+            query = attributor.ReadPng(o.Image!) with { Condition = Core.Models.ConditionSpec.Query(attributor.Condition, o.Label, o.Prompt, "--label", "--prompt") };
             origin = QueryOrigin.FromFile(o.Image!);
         }
         var provenance = ReportProvenance.Read(o.Store, attributor.Method, Reproduce(o));
         var report = AuditReport.Score(attributor.Scorer, Path.GetFileName(Path.TrimEndingDirectorySeparator(o.Store)), query, origin, o.Top,
             source is null ? null : attributor.TrainingData, provenance, attributor.ImageSize, cancel);
-        report = report with { Agreement = [.. o.Compare.Select(other => Agree(other, o, query, report, cancel))] };
+        report = report with
+        {
+            Agreement = [.. o.Compare.Select(other => Agree(other, o, query, report, cancel))],
+            Prompt = attributor.Condition?.PromptOf(query.Condition),
+        };
         byte[] html = System.Text.Encoding.UTF8.GetBytes(AuditReportHtml.Render(report));
         AtomicFile.Write(o.Out, stream => stream.Write(html), html.Length);
         if (o.Pdf is not null)

@@ -180,9 +180,15 @@ public sealed record AuditReport(string Store, string Query, QueryOrigin Origin,
         return report with { Journey = strip, JourneyImages = images, Condition = query.Condition };
     }
 
-    /// <summary>For a class-conditional model, the class label the query was attributed under; null (left out of JSON) otherwise.</summary>
+    /// <summary>For a conditional model, the condition value the query was attributed under (a class label, or a text model's
+    /// packed prompt); null (left out of JSON) otherwise.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long? Condition { get; init; }
+
+    /// <summary>For a text-conditioned model, the prompt the query was attributed under, in words (the report shows it instead
+    /// of <see cref="Condition"/>); null (left out of JSON) otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Prompt { get; init; }
 
     /// <summary>Rows the per-step strip shows at each step.</summary>
     public const int StripRows = 5;

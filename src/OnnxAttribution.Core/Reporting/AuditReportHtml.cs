@@ -90,7 +90,8 @@ public static class AuditReportHtml
                 .Append(PngDataUri(report.QueryImage, report.Channels, report.ImageSize)).Append("\"><br>\n");
         }
         html.Append("Query <code>").Append(E(report.Query)).Append("</code>, ").Append(E(report.Origin.Describe()))
-            .Append(report.Condition is long label ? $", under class label <code>{label.ToString(CultureInfo.InvariantCulture)}</code>" : "")
+            .Append(report.Prompt is { } prompt ? $", under the prompt <code>{E(prompt)}</code>"
+                : report.Condition is long label ? $", under class label <code>{label.ToString(CultureInfo.InvariantCulture)}</code>" : "")
             .Append(", attributed to the ").Append(report.Summary.Rows.ToString(CultureInfo.InvariantCulture))
             .Append(" training rows of store <code>").Append(E(report.Store)).Append("</code> with method <code>")
             .Append(E(report.Provenance.Method)).Append("</code>.</p>\n");
