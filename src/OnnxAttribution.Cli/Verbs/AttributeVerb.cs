@@ -18,6 +18,11 @@ internal sealed class AttributeVerb : SessionVerbOptions, IVerbOptions
     [Option("method", HelpText = "The method expected (checked against the store; the store decides by default).")]
     public string? Method { get; set; }
 
+    [Option("combine-with", Separator = ',', HelpText = "Other methods' stores of the same model and training rows, comma-separated: each " +
+        "query's scores are the standardised mean of every store's (docs/results/presets.md: D-TRAK + K-FAC + DAS on a LoRA fine-tune). " +
+        "Stores with removed rows are refused.")]
+    public IEnumerable<string> CombineWith { get; set; } = [];
+
     [Option("model", HelpText = "Model folder (default: the one the store was featurized with, from source.json).")]
     public string? Model { get; set; }
 
@@ -85,6 +90,43 @@ internal static class AttributeCommand
             ? condition.DecodePrompt(condition.EncodePrompt(Core.Data.Captions.Of(data.Image(checked((int)row)), condition.ClassNames[labels[checked((int)row)]]), "caption"))
             : null;
 
+    /// <summary>The store's scorer, or with --combine-with the combination of it and the other stores' (checked to share its model and rows).</summary>
+    /// <exception cref="UserInputException">Another store is of other rows or another model, or a store has removed rows.</exception>
+    private static IAttributionScorer OpenScorer(AttributeVerb o, StoreSource? source, string modelDir, SessionSettings session)
+    {
+        var others = o.CombineWith.ToList();
+        if (others.Count == 0)
+        {
+            return AttributionMethods.Open(o.Store, modelDir, session);
+        }
+        var scorers = new List<IAttributionScorer>();
+        try
+        {
+            foreach (var store in others.Prepend(o.Store))
+            {
+                var other = StoreSource.TryLoad(store);
+                if (store != o.Store && (other is null || source is null || other with { ModelDirectory = Path.GetFullPath(other.ModelDirectory) }
+                    != source with { ModelDirectory = Path.GetFullPath(source.ModelDirectory) }))
+                {
+                    throw new UserInputException($"--combine-with {store}: built on {other?.ModelDirectory ?? "(no source.json)"} rows {other?.Subset}; " +
+                        $"{o.Store} on {source?.ModelDirectory} rows {source?.Subset}: a combination scores one model's training rows");
+                }
+                string metaPath = Path.Combine(store, StoreFiles.Meta);
+                if (File.Exists(metaPath) && StoreMeta.Load(metaPath).RemovedRows is { Count: > 0 })
+                {
+                    throw new UserInputException($"--combine-with: {store} has removed rows; a combination of stores scores stores without removals");
+                }
+                scorers.Add(AttributionMethods.Open(store, modelDir, session));
+            }
+            return new CombinedScorer(scorers);
+        }
+        catch
+        {
+            scorers.ForEach(sc => sc.Dispose());
+            throw;
+        }
+    }
+
     /// <summary>Most training images per query drawn in the grid (a picture wider than this is no use, and its size would grow with --top).</summary>
     private const int MaxGridColumns = 100;
 
@@ -103,7 +145,7 @@ internal static class AttributeCommand
         }
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var session = o.Session with { QueryTimesteps = o.QueryTimesteps };
-        using var scorer = AttributionMethods.Open(o.Store, modelDir, session);
+        using var scorer = OpenScorer(o, source, modelDir, session);
         var model = ModelDirectory.Open(modelDir);
         var meta = model.Metadata;
         int c = meta.Channels, s = meta.ImageSize, d = c * s * s;

@@ -91,26 +91,7 @@ public static partial class EvaluationRuns
             var sum = new float[queries * rows];
             foreach (var part in parts)
             {
-                var scores = pick(chosenScores[part]);
-                for (int q = 0; q < queries; q++)
-                {
-                    var row = scores.AsSpan(q * rows, rows);
-                    double mean = 0, square = 0;
-                    foreach (float v in row)
-                    {
-                        mean += v;
-                    }
-                    mean /= rows;
-                    foreach (float v in row)
-                    {
-                        square += (v - mean) * (v - mean);
-                    }
-                    double scale = square > 0 ? 1 / Math.Sqrt(square / rows) : 0;
-                    for (int r = 0; r < rows; r++)
-                    {
-                        sum[(q * rows) + r] += (float)((row[r] - mean) * scale / parts.Length);
-                    }
-                }
+                CombinedScorer.AddStandardised(pick(chosenScores[part]), queries, rows, 1.0 / parts.Length, sum);
             }
             return sum;
         }
