@@ -24,7 +24,7 @@ public static class StoreVerifier
     public static StoreVerification Verify(string directory, string? modelDirectory = null, IProgress<(long Done, long Total)>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(directory);
-        var checks = new List<StoreCheck>();
+        var checks = new List<StoreFileCheck>();
         string features = Path.Combine(directory, StoreFiles.Features);
         FeatureStore store;
         try
@@ -33,26 +33,26 @@ public static class StoreVerifier
         }
         catch (StoreFormatException e)
         {
-            checks.Add(new StoreCheck(directory, "open", false, e.Message));
+            checks.Add(new StoreFileCheck(directory, "open", false, e.Message));
             return new StoreVerification(directory, checks);
         }
         using (store)
         {
-            checks.Add(new StoreCheck(directory, "open", true, $"meta.json, features.npy header ({store.Rows} × {store.Dim} {store.DType}) and done.bitmap (every row done) agree"));
+            checks.Add(new StoreFileCheck(directory, "open", true, $"meta.json, features.npy header ({store.Rows} × {store.Dim} {store.DType}) and done.bitmap (every row done) agree"));
             StoreChecksums? sums = null;
             string sumsPath = Path.Combine(directory, StoreFiles.Checksums);
             try
             {
                 sums = StoreChecksums.TryLoad(directory);
                 sums?.Validate(sumsPath, store.Header);
-                checks.Add(sums is not null ? new StoreCheck(sumsPath, "read", true, $"{sums.FeatureChunks.Count} chunks of {sums.ChunkRows} rows, {sums.Files.Count} files")
-                    : store.Meta.Checksums is not null ? new StoreCheck(sumsPath, "read", false, $"missing, but meta.json (field 'checksums') says the store records checksums")
-                    : new StoreCheck(sumsPath, "read", true, "none: the store was made before checksums were recorded; rows are checked for finite values only (featurize again to record them)"));
+                checks.Add(sums is not null ? new StoreFileCheck(sumsPath, "read", true, $"{sums.FeatureChunks.Count} chunks of {sums.ChunkRows} rows, {sums.Files.Count} files")
+                    : store.Meta.Checksums is not null ? new StoreFileCheck(sumsPath, "read", false, $"missing, but meta.json (field 'checksums') says the store records checksums")
+                    : new StoreFileCheck(sumsPath, "read", true, "none: the store was made before checksums were recorded; rows are checked for finite values only (featurize again to record them)"));
             }
             catch (StoreFormatException e)
             {
                 sums = null;
-                checks.Add(new StoreCheck(sumsPath, "read", false, e.Message));
+                checks.Add(new StoreFileCheck(sumsPath, "read", false, e.Message));
             }
             CheckRows(store, sums, features, checks, progress);
             if (sums is not null)
@@ -60,13 +60,13 @@ public static class StoreVerifier
                 foreach (string name in sums.Files.Keys)
                 {
                     string? problem = sums.CheckFile(directory, name, "restore it or write it again");
-                    checks.Add(new StoreCheck(Path.Combine(directory, name), "checksum", problem is null, problem ?? $"matches ({sums.Files[name].Bytes} bytes)"));
+                    checks.Add(new StoreFileCheck(Path.Combine(directory, name), "checksum", problem is null, problem ?? $"matches ({sums.Files[name].Bytes} bytes)"));
                 }
             }
             if (store.HasQuantizedRows)
             {
                 string? stale = store.QuantizedCopyProblem(sums);
-                checks.Add(new StoreCheck(Path.Combine(directory, StoreFiles.QuantizedFeatures), "8-bit copy", stale is null,
+                checks.Add(new StoreFileCheck(Path.Combine(directory, StoreFiles.QuantizedFeatures), "8-bit copy", stale is null,
                     stale ?? $"made from the rows features.npy holds ({StoreFiles.Checksums} field 'quantizedFrom')"));
             }
             CheckPreconditioner(store, checks);
@@ -80,29 +80,29 @@ public static class StoreVerifier
     }
 
     /// <summary>The version chain of history.json: ids, parents, numbers, and the newest version against the files.</summary>
-    private static void CheckHistory(string directory, List<StoreCheck> checks)
+    private static void CheckHistory(string directory, List<StoreFileCheck> checks)
     {
         string path = Path.Combine(directory, StoreFiles.History);
         try
         {
             if (StoreHistory.TryLoad(directory) is not { } history)
             {
-                checks.Add(new StoreCheck(path, "versions", true, "none: the store was made before versions were recorded"));
+                checks.Add(new StoreFileCheck(path, "versions", true, "none: the store was made before versions were recorded"));
                 return;
             }
             var problems = history.Verify(directory);
             string held = $"{history.Versions.Count} versions, each id its content's hash and each parent the version before; " +
                 $"the newest ({history.Head!.Number}, {history.Head.Id![..12]}…) is the store's files";
-            checks.Add(new StoreCheck(path, "versions", problems.Count == 0, problems.Count == 0 ? held : string.Join("; ", problems)));
+            checks.Add(new StoreFileCheck(path, "versions", problems.Count == 0, problems.Count == 0 ? held : string.Join("; ", problems)));
         }
         catch (StoreFormatException e)
         {
-            checks.Add(new StoreCheck(path, "versions", false, e.Message));
+            checks.Add(new StoreFileCheck(path, "versions", false, e.Message));
         }
     }
 
     /// <summary>Every chunk against its hash and every row for NaN/Infinity, in one pass over the mapping.</summary>
-    private static void CheckRows(FeatureStore store, StoreChecksums? sums, string features, List<StoreCheck> checks, IProgress<(long Done, long Total)>? progress)
+    private static void CheckRows(FeatureStore store, StoreChecksums? sums, string features, List<StoreFileCheck> checks, IProgress<(long Done, long Total)>? progress)
     {
         var nonFinite = new List<long>();
         void Report(long localRow) => nonFinite.Add(store.FirstRow + localRow);
@@ -120,7 +120,7 @@ public static class StoreVerifier
                 }
             }
             progress?.Report((sums.FeatureChunks.Count, sums.FeatureChunks.Count));
-            checks.Add(new StoreCheck(features, "chunks", count == 0, count == 0
+            checks.Add(new StoreFileCheck(features, "chunks", count == 0, count == 0
                 ? $"all {sums.FeatureChunks.Count} chunks match {StoreFiles.Checksums}"
                 : $"{count} of {sums.FeatureChunks.Count} chunks do not match {StoreFiles.Checksums} (changed or damaged after featurize): " +
                     $"{string.Join("; ", bad)}{(count > bad.Count ? "; …" : "")}"));
@@ -135,14 +135,14 @@ public static class StoreVerifier
                 progress?.Report((end, store.Rows));
             }
         }
-        checks.Add(new StoreCheck(features, "finite", nonFinite.Count == 0, nonFinite.Count == 0
+        checks.Add(new StoreFileCheck(features, "finite", nonFinite.Count == 0, nonFinite.Count == 0
             ? $"all {store.Rows} rows finite"
             : $"{nonFinite.Count} rows hold NaN or Infinity: " +
                 $"{string.Join(", ", nonFinite.Take(ListedRanges).Select(r => r.ToString(CultureInfo.InvariantCulture)))}" +
                 $"{(nonFinite.Count > ListedRanges ? ", …" : "")}"));
     }
 
-    private static void CheckPreconditioner(FeatureStore store, List<StoreCheck> checks)
+    private static void CheckPreconditioner(FeatureStore store, List<StoreFileCheck> checks)
     {
         string path = Path.Combine(store.Directory, StoreFiles.Preconditioner);
         if (!File.Exists(path))
@@ -153,15 +153,15 @@ public static class StoreVerifier
         {
             var pre = Preconditioner.Load(path, store.Dim, store.Rows, PreconditionerBuilder.StoreFingerprint(store.Directory));
             string order = pre.Form == KernelForm.Primal ? $"k = {pre.Order}" : $"dual over N = {pre.Order} rows";
-            checks.Add(new StoreCheck(path, "factor", true, $"finite, {order}, built from these features (λ = {pre.Damping.ToString("G3", CultureInfo.InvariantCulture)})"));
+            checks.Add(new StoreFileCheck(path, "factor", true, $"finite, {order}, built from these features (λ = {pre.Damping.ToString("G3", CultureInfo.InvariantCulture)})"));
         }
         catch (AttributionException e)
         {
-            checks.Add(new StoreCheck(path, "factor", false, e.Message));
+            checks.Add(new StoreFileCheck(path, "factor", false, e.Message));
         }
     }
 
-    private static void CheckModel(FeatureStore store, string modelDirectory, List<StoreCheck> checks)
+    private static void CheckModel(FeatureStore store, string modelDirectory, List<StoreFileCheck> checks)
     {
         ModelDirectory model;
         try
@@ -170,7 +170,7 @@ public static class StoreVerifier
         }
         catch (ModelFileException e)
         {
-            checks.Add(new StoreCheck(modelDirectory, "model files", false, e.Message));
+            checks.Add(new StoreFileCheck(modelDirectory, "model files", false, e.Message));
             return;
         }
         // The fingerprint every store records (vjp.onnx, or forward.onnx in a folder without one), then the files newer stores record.
@@ -178,14 +178,14 @@ public static class StoreVerifier
         string? mainHash = File.Exists(main) ? StoreMeta.FingerprintFile(main) : null;
         if (mainHash != store.Meta.ModelFingerprint)
         {
-            checks.Add(new StoreCheck(main, "model fingerprint", false, $"SHA-256 {mainHash?[..12] ?? "(missing)"}…, but meta.json's modelFingerprint is {store.Meta.ModelFingerprint}"));
+            checks.Add(new StoreFileCheck(main, "model fingerprint", false, $"SHA-256 {mainHash?[..12] ?? "(missing)"}…, but meta.json's modelFingerprint is {store.Meta.ModelFingerprint}"));
         }
         else
         {
-            checks.Add(new StoreCheck(main, "model fingerprint", true, "matches meta.json's modelFingerprint"));
+            checks.Add(new StoreFileCheck(main, "model fingerprint", true, "matches meta.json's modelFingerprint"));
         }
         var diffs = TrakModel.ModelFileDifferences(store.Meta, model);
-        checks.Add(new StoreCheck(model.Path, "model files", diffs.Count == 0, diffs.Count > 0 ? string.Join("; ", diffs)
+        checks.Add(new StoreFileCheck(model.Path, "model files", diffs.Count == 0, diffs.Count > 0 ? string.Join("; ", diffs)
             : store.Meta.ModelFiles.Count == 0 ? "not recorded: the store was made before model files were recorded (checked by modelFingerprint alone)"
             : $"{string.Join(", ", store.Meta.ModelFiles.Keys)} match meta.json"));
     }

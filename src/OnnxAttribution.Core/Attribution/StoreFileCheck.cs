@@ -5,4 +5,4 @@ namespace OnnxAttribution.Core.Attribution;
 /// <param name="Check">What was checked (e.g. "chunks", "finite", "checksum", "model file").</param>
 /// <param name="Ok">Whether it passed.</param>
 /// <param name="Detail">What was found: the damaged row ranges and hashes when it failed; a note when it passed.</param>
-public sealed record StoreCheck(string File, string Check, bool Ok, string Detail);
+public sealed record StoreFileCheck(string File, string Check, bool Ok, string Detail);
