@@ -33,7 +33,7 @@ public sealed class BatchInvarianceTests
     public void Extract_AloneTogetherOrSplit_SameBits(ProjectorKind projector, MeasurementKind measurement, int timesteps)
     {
         var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(1000, timesteps), 1, 5, measurement);
-        using var model = new TrakModel(_model, plan, new ProjectionSettings(projector, ProjectionKind.Rademacher, 1024, 11));
+        using var model = new GradientModel(_model, plan, new ProjectionSettings(projector, ProjectionKind.Rademacher, 1024, 11));
         var extractor = model.Extractor;
         int k = extractor.Dim, d = _data.ImageLength;
         var pixels = _data.Pixels.ToArray();
@@ -96,7 +96,7 @@ public sealed class BatchInvarianceTests
     public void Noisy_AloneOrTogether_SameBits()
     {
         var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(1000, 2), 1, 5, MeasurementKind.Loss);
-        using var model = new TrakModel(_model, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 512, 11));
+        using var model = new GradientModel(_model, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 512, 11));
         var extractor = model.Extractor;
         int k = extractor.Dim, d = _data.ImageLength;
         var states = _data.Pixels.ToArray();

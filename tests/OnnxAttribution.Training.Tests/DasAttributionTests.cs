@@ -118,7 +118,7 @@ public sealed class DasAttributionTests
         Assert.That(plan.Measurement, Is.EqualTo(MeasurementKind.Mean));
         int[] rows = [0, 17, 39];
         // Raw per-pair gradients of the mean output from an unnormalised source, normalised and averaged here in float64.
-        using var model = new TrakModel(_model, plan with { NormalizePairs = false }, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, Dim, 11));
+        using var model = new GradientModel(_model, plan with { NormalizePairs = false }, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, Dim, 11));
         var source = model.Extractor.Source;
         long p = source.Dimension;
         var average = new double[rows.Length * p];

@@ -187,7 +187,7 @@ public sealed class JourneyTrakTests
             }
             var dir = Path.Combine(_store, JourneyTrakMethod.StepFolder(t, 1000));
             using var store = FeatureStore.Open(dir);
-            using var model = new TrakModel(_model, TrakScorer.PlanOf(store.Meta), TrakScorer.ProjectionOf(store.Meta));
+            using var model = new GradientModel(_model, TrakScorer.PlanOf(store.Meta), TrakScorer.ProjectionOf(store.Meta));
             var source = model.Extractor.Source;
             var gradient = new float[source.Dimension];
             source.Compute(source.Noisy(xt, target, t, 1), gradient);

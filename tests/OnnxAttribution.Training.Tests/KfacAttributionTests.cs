@@ -89,7 +89,7 @@ public sealed class KfacAttributionTests
         var projected = scorer.Scores(Queries(queries, d));
 
         using var store = FeatureStore.Open(dir);
-        using var model = new TrakModel(_model, TrakScorer.PlanOf(store.Meta), TrakScorer.ProjectionOf(store.Meta), kroneckerFactors: true);
+        using var model = new GradientModel(_model, TrakScorer.PlanOf(store.Meta), TrakScorer.ProjectionOf(store.Meta), kroneckerFactors: true);
         var source = model.Extractor.Source;
         var curvature = KroneckerCurvature.Load(Path.Combine(dir, StoreFiles.Kfac));
         var train = LayerGradients.Compute(source, _data.Pixels, Rows);

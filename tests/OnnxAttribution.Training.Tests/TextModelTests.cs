@@ -55,7 +55,7 @@ public sealed class TextModelTests
         Assert.That(File.Exists(Path.Combine(_model, "text-encoder.onnx")), Is.True);
         Assert.That(meta.Parameters.Select(p => p.Name), Has.None.StartsWith("text."), "the caption encoder is not attributed");
         Assert.That(meta.Parameters.Select(p => p.Name), Does.Contain("mid_attn.k.weight"));
-        Assert.That(TrakModel.ModelFilesOf(ModelDirectory.Open(_model)).Keys, Does.Contain("text-encoder.onnx"), "stores fingerprint the encoder");
+        Assert.That(GradientModel.ModelFilesOf(ModelDirectory.Open(_model)).Keys, Does.Contain("text-encoder.onnx"), "stores fingerprint the encoder");
 
         using var net = UNet.FromModelDirectory(_model);
         using var denoiser = ModelDirectory.Open(_model).OpenDenoiser();

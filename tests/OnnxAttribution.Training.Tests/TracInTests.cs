@@ -94,7 +94,7 @@ public sealed class TracInTests
     /// <summary>Exact per-example gradients of a plan on <paramref name="images"/> at the unit-rate checkpoint: count × p.</summary>
     private float[] Gradients(FeaturizationPlan plan, float[] images, long[]? rows = null)
     {
-        using var model = new TrakModel(_unitRate, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, Dim, 11));
+        using var model = new GradientModel(_unitRate, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, Dim, 11));
         int count = images.Length / _data.ImageLength;
         var g = new float[count * model.Extractor.Source.Dimension];
         model.Extractor.Source.Compute(images, count, g, rows: rows);

@@ -101,7 +101,7 @@ public sealed class TrakAttributionTests
         // Featurizing runs one graph that computes the measurement's cotangent from its own ε̂; the shipped vjp.onnx takes the
         // cotangent from a forward pass run first. Same gradients, and the same losses.
         var plan = new FeaturizationPlan([100, 700], 1, 5, measurement);
-        using var model = new TrakModel(_model, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 64, 11));
+        using var model = new GradientModel(_model, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 64, 11));
         var directory = Core.Runtime.ModelDirectory.Open(_model);
         using var forward = directory.OpenDenoiser();
         using var vjp = Core.Gradients.VjpSession.Open(directory.RequireVjp());
@@ -132,8 +132,8 @@ public sealed class TrakAttributionTests
         // the FactoredProjector. Both must give the same features, or stores and queries would not be comparable.
         var plan = new FeaturizationPlan([100, 700], 1, 5, MeasurementKind.Loss);
         var projection = new ProjectionSettings(ProjectorKind.Factored, ProjectionKind.Rademacher, 512, 11);
-        using var inGraph = new TrakModel(_model, plan, projection);
-        using var factors = new TrakModel(_model, plan, projection, kroneckerFactors: true);
+        using var inGraph = new GradientModel(_model, plan, projection);
+        using var factors = new GradientModel(_model, plan, projection, kroneckerFactors: true);
         Assert.That(inGraph.Extractor.Source.ProjectedFactorsOutput, Is.Not.Null);
         Assert.That(factors.Extractor.Source.ProjectedFactorsOutput, Is.Null);
         Assert.That(inGraph.Extractor.Dim, Is.EqualTo(factors.Extractor.Dim));

@@ -55,7 +55,7 @@ double Time(Action action)
 string store = Path.Combine(dir, "store");
 var meta = TrakEngine.Meta(Options(baseData, baseSubset, store), StoreMeta.FingerprintFile(directory.VjpPath), k) with
 {
-    ModelFiles = TrakModel.ModelFilesOf(directory),
+    ModelFiles = GradientModel.ModelFilesOf(directory),
 };
 double synthetic = Time(() =>
 {

@@ -134,7 +134,7 @@ Step("featurize", () =>
     var hostReduced = gpu with { Reduction = GradientReduction.Host };
     foreach (var (label, session) in new[] { ("device", gpu), ("device, summed and projected on the host", hostReduced), ("cpu", cpu) })
     {
-        using var trak = new TrakModel(modelDir, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 4096, 0), session);
+        using var trak = new GradientModel(modelDir, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 4096, 0), session);
         var features = new float[16 * trak.Extractor.Dim];
         trak.Extractor.Extract(data.Pixels[..(16 * data.ImageLength)], 16, features); // warm-up
         var clock = Stopwatch.StartNew();

@@ -55,7 +55,7 @@ if (paths.Contains("ort"))
 // 2. Featurization through ONNX Runtime, dense and factored.
 foreach (var kind in paths.Contains("ort") ? new[] { ProjectorKind.Dense, ProjectorKind.Factored } : [])
 {
-    var trak = new TrakModel(modelDir, plan, new ProjectionSettings(kind, ProjectionKind.Rademacher, dim, 0));
+    var trak = new GradientModel(modelDir, plan, new ProjectionSettings(kind, ProjectionKind.Rademacher, dim, 0));
     owned.Add(trak);
     var features = new float[batch * trak.Extractor.Dim];
     Time($"featurize, ORT + {kind.ToString().ToLowerInvariant()} projection (k = {trak.Extractor.Dim})", () =>
@@ -71,7 +71,7 @@ foreach (var kind in paths.Contains("ort") ? new[] { ProjectorKind.Dense, Projec
 int streams = Environment.ProcessorCount;
 foreach (var kind in paths.Contains("ort") && streams > 1 ? new[] { ProjectorKind.Dense, ProjectorKind.Factored } : [])
 {
-    var trak = new TrakModel(modelDir, plan, new ProjectionSettings(kind, ProjectionKind.Rademacher, dim, 0), FeaturizeOptions.StreamSessionOf(SessionSettings.Default, 0));
+    var trak = new GradientModel(modelDir, plan, new ProjectionSettings(kind, ProjectionKind.Rademacher, dim, 0), FeaturizeOptions.StreamSessionOf(SessionSettings.Default, 0));
     owned.Add(trak);
     int kdim = trak.Extractor.Dim;
     var pixels = data.Pixels.ToArray();
@@ -98,7 +98,7 @@ if (paths.Contains("torch"))
     long p = parameters.Sum(x => x.numel());
     var dense = new DenseProjector(p, dim, ProjectionKind.Rademacher, 0);
     FactoredProjector factored;
-    using (var trak = new TrakModel(modelDir, plan, new ProjectionSettings(ProjectorKind.Factored, ProjectionKind.Rademacher, dim, 0)))
+    using (var trak = new GradientModel(modelDir, plan, new ProjectionSettings(ProjectorKind.Factored, ProjectionKind.Rademacher, dim, 0)))
     {
         factored = trak.Extractor.Factored!;
     }

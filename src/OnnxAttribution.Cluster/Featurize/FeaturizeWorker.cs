@@ -16,7 +16,7 @@ internal sealed class FeaturizeWorker(IGrainFactory grains, ILocalSiloDetails si
     : BackgroundService
 {
     private FeaturizeJob? _openJob;
-    private TrakModel? _model;
+    private GradientModel? _model;
     private ImageDataset? _data;
 
     private string Name => $"{silo.Name}@{silo.SiloAddress}";
@@ -130,7 +130,7 @@ internal sealed class FeaturizeWorker(IGrainFactory grains, ILocalSiloDetails si
             var runtime = Core.Runtime.ModelDirectory.Open(job.ModelDirectory);
             _data = new DatasetLocator().Load(job.Data, job.Subset, runtime.Metadata.ImageSize);
             var first = job.Options(lease.Item, _data, options.Session);
-            _model = new TrakModel(job.ModelDirectory, first.Plan, first.Projection, first.StreamSession);
+            _model = new GradientModel(job.ModelDirectory, first.Plan, first.Projection, first.StreamSession);
             _openJob = job;
         }
         var o = job.Options(lease.Item, _data!, options.Session);

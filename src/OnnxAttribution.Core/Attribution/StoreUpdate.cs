@@ -47,8 +47,8 @@ public static partial class StoreUpdate
             ?? throw new UserInputException($"{Path.Combine(dir, StoreFiles.Source)} not found: append needs to know the store's rows (made by featurize)");
         string model = request.ModelDirectory ?? source.ModelDirectory;
         var modelDirectory = ModelDirectory.Open(model);
-        var files = TrakModel.ModelFilesOf(modelDirectory);
-        var differences = TrakModel.ModelFileDifferences(meta, modelDirectory, files);
+        var files = GradientModel.ModelFilesOf(modelDirectory);
+        var differences = GradientModel.ModelFileDifferences(meta, modelDirectory, files);
         string graph = File.Exists(modelDirectory.VjpPath) ? modelDirectory.VjpPath : modelDirectory.RequireForward();
         if (differences.Count > 0 || files[Path.GetFileName(graph)] != meta.ModelFingerprint)
         {

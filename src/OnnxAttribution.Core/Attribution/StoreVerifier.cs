@@ -184,7 +184,7 @@ public static class StoreVerifier
         {
             checks.Add(new StoreFileCheck(main, "model fingerprint", true, "matches meta.json's modelFingerprint"));
         }
-        var diffs = TrakModel.ModelFileDifferences(store.Meta, model);
+        var diffs = GradientModel.ModelFileDifferences(store.Meta, model);
         checks.Add(new StoreFileCheck(model.Path, "model files", diffs.Count == 0, diffs.Count > 0 ? string.Join("; ", diffs)
             : store.Meta.ModelFiles.Count == 0 ? "not recorded: the store was made before model files were recorded (checked by modelFingerprint alone)"
             : $"{string.Join(", ", store.Meta.ModelFiles.Keys)} match meta.json"));

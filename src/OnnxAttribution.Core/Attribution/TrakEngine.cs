@@ -58,7 +58,7 @@ public static class TrakEngine
     public static FeatureStore Featurize(FeaturizeOptions o, IProgress<(long Done, long Total)>? progress = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(o);
-        using var model = new TrakModel(o.ModelDirectory, o.Plan, o.Projection, o.StreamSession);
+        using var model = new GradientModel(o.ModelDirectory, o.Plan, o.Projection, o.StreamSession);
         return Featurize(o, model, progress, cancel);
     }
 
@@ -66,7 +66,7 @@ public static class TrakEngine
     /// <see cref="Featurize(FeaturizeOptions, IProgress{ValueTuple{long, long}}?, CancellationToken)"/> on an open model,
     /// so several stores can share its sessions; <c>o.ModelDirectory</c> and <c>o.Session</c> are taken to be the model's.
     /// </summary>
-    public static FeatureStore Featurize(FeaturizeOptions o, TrakModel model, IProgress<(long Done, long Total)>? progress = null, CancellationToken cancel = default)
+    public static FeatureStore Featurize(FeaturizeOptions o, GradientModel model, IProgress<(long Done, long Total)>? progress = null, CancellationToken cancel = default)
     {
         ArgumentNullException.ThrowIfNull(o);
         ArgumentNullException.ThrowIfNull(model);

@@ -15,10 +15,10 @@ namespace OnnxAttribution.Core.Attribution;
 /// </remarks>
 internal sealed class TrakQueryHead : IDisposable
 {
-    private readonly TrakModel _model;
+    private readonly GradientModel _model;
     private readonly bool _ownsModel;
 
-    private TrakQueryHead(string directory, StoreMeta meta, TrakModel model, bool ownsModel, FeatureExtractor extractor, Preconditioner preconditioner)
+    private TrakQueryHead(string directory, StoreMeta meta, GradientModel model, bool ownsModel, FeatureExtractor extractor, Preconditioner preconditioner)
     {
         Directory = directory;
         Meta = meta;
@@ -58,7 +58,7 @@ internal sealed class TrakQueryHead : IDisposable
     /// <param name="ownsModel">Whether disposing the head disposes the model.</param>
     /// <param name="queryTimesteps">The fast query setting (0: the store's timesteps).</param>
     /// <exception cref="AttributionException">The model is not the store's, or the store is not finalized.</exception>
-    public static TrakQueryHead ForStore(FeatureStore store, TrakModel model, bool ownsModel, int queryTimesteps = 0)
+    public static TrakQueryHead ForStore(FeatureStore store, GradientModel model, bool ownsModel, int queryTimesteps = 0)
     {
         ArgumentNullException.ThrowIfNull(store);
         return Create(store.Directory, store.Meta, store.Rows, model, ownsModel, queryTimesteps, PreconditionerBuilder.StoreFingerprint(store.Directory));
@@ -91,7 +91,7 @@ internal sealed class TrakQueryHead : IDisposable
             throw new AttributionException($"{Path.Combine(storeDirectory, StoreFiles.Meta)}: shard {meta.Shard.Index} of {meta.Shard.Count}; " +
                 "a query head needs the merged (whole) store's small files: merge the shards and finalize the merged store");
         }
-        var model = new TrakModel(modelDirectory, TrakScorer.PlanOf(meta), TrakScorer.ProjectionOf(meta), session);
+        var model = new GradientModel(modelDirectory, TrakScorer.PlanOf(meta), TrakScorer.ProjectionOf(meta), session);
         try
         {
             return Create(storeDirectory, meta, meta.Rows, model, ownsModel: true, session?.QueryTimesteps ?? 0, featuresFingerprint: null);
@@ -116,7 +116,7 @@ internal sealed class TrakQueryHead : IDisposable
         }
     }
 
-    private static TrakQueryHead Create(string directory, StoreMeta meta, long rows, TrakModel model, bool ownsModel, int queryTimesteps, byte[]? featuresFingerprint)
+    private static TrakQueryHead Create(string directory, StoreMeta meta, long rows, GradientModel model, bool ownsModel, int queryTimesteps, byte[]? featuresFingerprint)
     {
         var projection = TrakScorer.ProjectionOf(meta);
         if (projection.Kind != model.Projector)

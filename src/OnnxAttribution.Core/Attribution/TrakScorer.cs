@@ -42,10 +42,10 @@ internal sealed class TrakScorer : IDisposable
     public static TrakScorer Open(string storeDirectory, string modelDirectory, SessionSettings? session = null)
     {
         var store = FeatureStore.Open(storeDirectory);
-        TrakModel? model = null;
+        GradientModel? model = null;
         try
         {
-            model = new TrakModel(modelDirectory, PlanOf(store), ProjectionOf(store), session);
+            model = new GradientModel(modelDirectory, PlanOf(store), ProjectionOf(store), session);
             return new TrakScorer(store, TrakQueryHead.ForStore(store, model, ownsModel: true, session?.QueryTimesteps ?? 0), session);
         }
         catch
@@ -62,7 +62,7 @@ internal sealed class TrakScorer : IDisposable
     /// </summary>
     /// <exception cref="StoreFormatException">The store is damaged or incomplete.</exception>
     /// <exception cref="AttributionException">The model is not the one the store was built from, or the store is not finalized.</exception>
-    public static TrakScorer Open(string storeDirectory, TrakModel model)
+    public static TrakScorer Open(string storeDirectory, GradientModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
         var store = FeatureStore.Open(storeDirectory);

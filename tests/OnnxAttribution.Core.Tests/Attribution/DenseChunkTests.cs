@@ -21,7 +21,7 @@ public sealed class DenseChunkTests : TempDirectoryTest
     {
         var plan = new FeaturizationPlan([100, 400, 800], 1, 7, MeasurementKind.Square);
         var projection = new ProjectionSettings(ProjectorKind.Dense, distribution, 128, 3);
-        using var model = new TrakModel(Model, plan, projection, new SessionSettings(ExecutionDevice.Cpu, 1));
+        using var model = new GradientModel(Model, plan, projection, new SessionSettings(ExecutionDevice.Cpu, 1));
         var extractor = model.Extractor;
         int count = Data.Count;
         var images = Data.Pixels.ToArray();

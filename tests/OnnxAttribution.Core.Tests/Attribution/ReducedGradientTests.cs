@@ -23,7 +23,7 @@ public sealed class ReducedGradientTests : TempDirectoryTest
         GradientReduction reduction, bool norms)
     {
         var projection = new ProjectionSettings(projector, ProjectionKind.Rademacher, 128, 3);
-        using var model = new TrakModel(Model, plan, projection, new SessionSettings(ExecutionDevice.Cpu, 1) { Reduction = reduction });
+        using var model = new GradientModel(Model, plan, projection, new SessionSettings(ExecutionDevice.Cpu, 1) { Reduction = reduction });
         var extractor = model.Extractor;
         int count = Data.Count;
         var images = new float[count * Data.Channels * Data.Height * Data.Width];
@@ -98,7 +98,7 @@ public sealed class ReducedGradientTests : TempDirectoryTest
     public void Host_GradientsReadInPlace_SameBitsAsPairByPair(MeasurementKind measurement)
     {
         var plan = new FeaturizationPlan([200, 700], 9, 11, measurement);
-        using var model = new TrakModel(Model, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 64, 3),
+        using var model = new GradientModel(Model, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 64, 3),
             new SessionSettings(ExecutionDevice.Cpu, 1));
         var source = model.Extractor.Source;
         int count = 3, d = source.ExampleLength;
@@ -187,7 +187,7 @@ public sealed class ReducedGradientTests : TempDirectoryTest
         var plan = new FeaturizationPlan([100], 1, 7, MeasurementKind.Loss);
 
         // 283,105 parameters × 40,000 × 4 bytes = 42 GiB: refused before anything is allocated.
-        var e = Assert.Throws<SettingException>(() => new TrakModel(Model, plan, projection, session).Dispose());
+        var e = Assert.Throws<SettingException>(() => new GradientModel(Model, plan, projection, session).Dispose());
         Assert.That(e!.Message, Does.Contain("larger than the 32 GiB"));
     }
 }

@@ -84,7 +84,7 @@ internal static class CurvatureEstimator
         {
             throw new UserInputException("K-FAC needs at least one training image");
         }
-        using var model = new TrakModel(o.ModelDirectory, o.Plan, o.Projection, o.Session, kroneckerFactors: true);
+        using var model = new GradientModel(o.ModelDirectory, o.Plan, o.Projection, o.Session, kroneckerFactors: true);
         model.RequireGeometry(o.Data);
         var source = model.Extractor.Source;
         var shapes = LayerGradients.Shapes(source);

@@ -70,10 +70,10 @@ internal sealed class GradientCosineMethod : IAttributionMethod
     {
         var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<CosineSettings>(storeDirectory);
         var store = FeatureStore.Open(storeDirectory);
-        TrakModel? model = null;
+        GradientModel? model = null;
         try
         {
-            model = TrakModel.ForStore(store, modelDirectory, session);
+            model = GradientModel.ForStore(store, modelDirectory, session);
             return new Scorer(store, model, RowColumn.Read(storeDirectory, StoreFiles.Norms, store.Rows, settings.NormsSha256));
         }
         catch
@@ -88,7 +88,7 @@ internal sealed class GradientCosineMethod : IAttributionMethod
     private sealed record CosineSettings(string Measurement, string NormsSha256);
 
     /// <summary>Query features, normalised, one scan of the store, each row divided by its norm.</summary>
-    private sealed class Scorer(FeatureStore store, TrakModel model, float[] norms) : IAttributionScorer
+    private sealed class Scorer(FeatureStore store, GradientModel model, float[] norms) : IAttributionScorer
     {
         public string Method => "gradient-cosine";
 

@@ -66,7 +66,7 @@ public sealed class JourneyTrakMethod : IDampedMethod
     }
 
     /// <summary>
-    /// Builds one TRAK store per step with <see cref="TrakEngine.Featurize(FeaturizeOptions, TrakModel, IProgress{ValueTuple{long, long}}?, CancellationToken)"/>
+    /// Builds one TRAK store per step with <see cref="TrakEngine.Featurize(FeaturizeOptions, GradientModel, IProgress{ValueTuple{long, long}}?, CancellationToken)"/>
     /// on one shared model, finalizing each as it completes: a killed build continues in the step it stopped in, and
     /// a step whose kernel inverse is already written is not factorised again.
     /// </summary>
@@ -94,7 +94,7 @@ public sealed class JourneyTrakMethod : IDampedMethod
         FeaturizationPlan PlanAt(long t) => new([t], s.NoiseDraws, s.NoiseSeed, measurement);
         long rows = request.Data.Count, total = rows * steps.Count;
         var progress = request.Progress;
-        using var model = new TrakModel(request.ModelDirectory, PlanAt(steps[0]), projection, FeaturizeOptions.StreamSessionOf(request.Session, 0));
+        using var model = new GradientModel(request.ModelDirectory, PlanAt(steps[0]), projection, FeaturizeOptions.StreamSessionOf(request.Session, 0));
         for (int j = 0; j < steps.Count; j++)
         {
             long offset = j * rows;
@@ -159,13 +159,13 @@ public sealed class JourneyTrakMethod : IDampedMethod
                 $"the model {modelDirectory} has T = {schedule.Timesteps}");
         }
         var folders = settings.Steps.Select(t => Path.Combine(storeDirectory, StepFolder(t, settings.TrainTimesteps))).ToArray();
-        TrakModel? model = null;
+        GradientModel? model = null;
         var scorers = new List<TrakScorer>();
         try
         {
             using (var first = Store.FeatureStore.Open(folders[0]))
             {
-                model = new TrakModel(modelDirectory, TrakScorer.PlanOf(first), TrakScorer.ProjectionOf(first), session);
+                model = new GradientModel(modelDirectory, TrakScorer.PlanOf(first), TrakScorer.ProjectionOf(first), session);
             }
             foreach (var folder in folders)
             {
@@ -272,7 +272,7 @@ public sealed class JourneyTrakMethod : IDampedMethod
     }
 
     /// <summary>Scores every step of a query against that step's store; the overall score is the mean over steps.</summary>
-    private sealed class Scorer(string method, long[] steps, TrakModel model, IReadOnlyList<TrakScorer> stepScorers, NoiseSchedule schedule) : IStepwiseScorer
+    private sealed class Scorer(string method, long[] steps, GradientModel model, IReadOnlyList<TrakScorer> stepScorers, NoiseSchedule schedule) : IStepwiseScorer
     {
         public string Method { get; } = method;
 

@@ -127,11 +127,11 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
                 $"damping {settings.Damping}; expected loss or square and a positive damping");
         }
         var store = FeatureStore.Open(storeDirectory);
-        TrakModel? model = null;
+        GradientModel? model = null;
         try
         {
             var training = TrakScorer.PlanOf(store);
-            model = new TrakModel(modelDirectory, training with { Measurement = measurement }, TrakScorer.ProjectionOf(store), session, kroneckerFactors: true);
+            model = new GradientModel(modelDirectory, training with { Measurement = measurement }, TrakScorer.ProjectionOf(store), session, kroneckerFactors: true);
             model.RequireStore(store);
             if (model.Extractor.Factored is null)
             {
@@ -160,7 +160,7 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
     /// The query side: per-layer query gradients, the damped inverse of each layer's Kronecker block in full dimension,
     /// the store's factored projection, one scan.
     /// </summary>
-    private sealed class Scorer(string method, FeatureStore store, TrakModel model, KroneckerCurvature curvature, double damping) : IAttributionScorer
+    private sealed class Scorer(string method, FeatureStore store, GradientModel model, KroneckerCurvature curvature, double damping) : IAttributionScorer
     {
         /// <summary>Queries whose per-layer gradients are held at once.</summary>
         private const int QueryBatch = 16;

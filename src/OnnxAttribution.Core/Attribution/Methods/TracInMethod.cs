@@ -195,11 +195,11 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
     /// <summary>One checkpoint's part of the score: its store, its query features and (ReTrac) its training-gradient norms.</summary>
     private sealed class CheckpointScorer : IDisposable
     {
-        private readonly TrakModel _model;
+        private readonly GradientModel _model;
         private readonly float _learningRate;
         private readonly float[]? _norms;
 
-        private CheckpointScorer(FeatureStore store, TrakModel model, float learningRate, float[]? norms)
+        private CheckpointScorer(FeatureStore store, GradientModel model, float learningRate, float[]? norms)
         {
             Store = store;
             _model = model;
@@ -213,11 +213,11 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
         {
             var checkpoint = settings.Checkpoints[index];
             var store = FeatureStore.Open(directory);
-            TrakModel? model = null;
+            GradientModel? model = null;
             try
             {
                 var plan = new FeaturizationPlan(settings.QueryTimesteps, settings.NoiseDraws, settings.NoiseSeed, MeasurementKind.Loss);
-                model = new TrakModel(checkpoint.Directory, plan, settings.Projection, session);
+                model = new GradientModel(checkpoint.Directory, plan, settings.Projection, session);
                 model.RequireStore(store);
                 float[]? norms = null;
                 if (renormalize)

@@ -7,8 +7,9 @@ using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Attribution;
 
-/// <summary>Open sessions on a model directory for featurizing or querying with one plan and projection.</summary>
-public sealed class TrakModel : IDisposable
+/// <summary>Open sessions on a model directory for featurizing or querying with one plan and projection: the gradient side of
+/// every gradient method (the TRAK family, DAS, K-FAC/EK-FAC, TracIn, Journey-TRAK).</summary>
+public sealed class GradientModel : IDisposable
 {
     private readonly OnnxDenoiser _forward;
     private readonly VjpSession _vjp;
@@ -23,7 +24,7 @@ public sealed class TrakModel : IDisposable
     /// <param name="session">ONNX Runtime settings.</param>
     /// <param name="kroneckerFactors">For factored projection: give the gradient graph the layers' Kronecker factors as outputs
     /// (K-FAC's curvature and preconditioned queries need them) instead of the projection computed inside the graph.</param>
-    public TrakModel(string modelDirectory, FeaturizationPlan plan, ProjectionSettings projection, SessionSettings? session = null, bool kroneckerFactors = false)
+    public GradientModel(string modelDirectory, FeaturizationPlan plan, ProjectionSettings projection, SessionSettings? session = null, bool kroneckerFactors = false)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(projection);
@@ -158,10 +159,10 @@ public sealed class TrakModel : IDisposable
     /// </summary>
     /// <exception cref="AttributionException">The model is not the one the store was built from, or meta.json names an
     /// unknown measurement, projector or setting.</exception>
-    public static TrakModel ForStore(FeatureStore store, string modelDirectory, SessionSettings? session = null)
+    public static GradientModel ForStore(FeatureStore store, string modelDirectory, SessionSettings? session = null)
     {
         ArgumentNullException.ThrowIfNull(store);
-        var model = new TrakModel(modelDirectory, TrakScorer.PlanOf(store), TrakScorer.ProjectionOf(store), session);
+        var model = new GradientModel(modelDirectory, TrakScorer.PlanOf(store), TrakScorer.ProjectionOf(store), session);
         try
         {
             model.RequireStore(store);
