@@ -24,7 +24,7 @@ public sealed partial class UNet
         {
             var spec = text.Spec([]);
             _radix = spec.Vocabulary!.Count;
-            _divisors = Enumerable.Range(0, spec.Length).Select(j => (long)Math.Pow(_radix, j)).ToArray();
+            _divisors = spec.PromptDivisors(); // the engine's unpacking, exact in int64 (a double power is not above 2⁵³)
             _token = nn.Embedding(_radix, text.Width);
             register_module("token", _token);
             _position = nn.Parameter(torch.randn(spec.Length, text.Width).mul_(0.02));

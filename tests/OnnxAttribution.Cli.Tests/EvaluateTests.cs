@@ -60,7 +60,6 @@ public sealed class EvaluateTests
         var (trak, random) = (methods.Single(m => m!["method"]!.GetValue<string>() == "trak")!, methods.Single(m => m!["method"]!.GetValue<string>() == "random")!);
         Assert.That(combined["perQuery"]!.AsArray(), Has.Count.EqualTo(2));
         Assert.That(combined["validationLds"]!.GetValue<double>(), Is.InRange(-1.0, 1.0));
-        Assert.That(combined["lds"]!.GetValue<double>(), Is.Not.EqualTo(trak["lds"]!.GetValue<double>()), "random's half changes the ranking");
         Assert.That(combined["costs"]!["buildSecondsPerExample"]!.GetValue<double>(),
             Is.EqualTo(trak["costs"]!["buildSecondsPerExample"]!.GetValue<double>() + random["costs"]!["buildSecondsPerExample"]!.GetValue<double>()).Within(1e-9));
 

@@ -177,6 +177,17 @@ class ResnetBlock2D(nn.Module):
         return (x + h) / 1.0
 
 
+def heads_attention(q, k, v, heads):
+    """softmax(q kᵀ / √d) v over `heads` heads of d = C / heads channels: q [B, N, C], k and v [B, M, C] → [B, N, C]."""
+    b, c = q.shape[0], q.shape[-1]
+    d = c // heads
+    q = q.view(b, -1, heads, d).transpose(1, 2)
+    k = k.view(b, -1, heads, d).transpose(1, 2)
+    v = v.view(b, -1, heads, d).transpose(1, 2)
+    a = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d), dim=-1)
+    return torch.matmul(a, v).transpose(1, 2).reshape(b, -1, c)
+
+
 class Attention(nn.Module):
     """Attention with group norm over the flattened positions, split into heads (diffusers' Attention processor)."""
 
@@ -192,13 +203,7 @@ class Attention(nn.Module):
     def forward(self, x):
         b, c, h, w = x.shape
         s = self.group_norm(x).view(b, c, h * w).transpose(1, 2)
-        q, k, v = self.to_q(s), self.to_k(s), self.to_v(s)
-        d = c // self.heads
-        q = q.view(b, -1, self.heads, d).transpose(1, 2)
-        k = k.view(b, -1, self.heads, d).transpose(1, 2)
-        v = v.view(b, -1, self.heads, d).transpose(1, 2)
-        a = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d), dim=-1)
-        o = torch.matmul(a, v).transpose(1, 2).reshape(b, -1, c)
+        o = heads_attention(self.to_q(s), self.to_k(s), self.to_v(s), self.heads)
         o = self.to_out(o).transpose(-1, -2).reshape(b, c, h, w)
         return o + x
 
@@ -309,13 +314,7 @@ class CrossAttention(nn.Module):
     def forward(self, x, context):
         b, c, h, w = x.shape
         s = self.group_norm(x).view(b, c, h * w).transpose(1, 2)
-        q, k, v = self.to_q(s), self.to_k(context), self.to_v(context)
-        d = c // self.heads
-        q = q.view(b, -1, self.heads, d).transpose(1, 2)
-        k = k.view(b, -1, self.heads, d).transpose(1, 2)
-        v = v.view(b, -1, self.heads, d).transpose(1, 2)
-        a = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d), dim=-1)
-        o = torch.matmul(a, v).transpose(1, 2).reshape(b, -1, c)
+        o = heads_attention(self.to_q(s), self.to_k(context), self.to_v(context), self.heads)
         return self.to_out(o).transpose(-1, -2).reshape(b, c, h, w) + x
 
 

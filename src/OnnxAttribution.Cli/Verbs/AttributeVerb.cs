@@ -156,7 +156,7 @@ internal static class AttributeCommand
             var seeds = Enumerable.Range(0, o.Count).Select(k => seed + k).ToArray();
             queryList = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel,
                 Core.Models.ConditionSpec.Query(meta.Condition, o.Label, o.Prompt, "--label", "--prompt") is long value ? new QueryCondition([value], o.Guidance)
-                : o.Guidance != 1.0 ? new QueryCondition([], o.Guidance) : null);
+                : o.Guidance != 1.0 ? throw new UserInputException($"--guidance {o.Guidance}: the model is unconditional; leave --guidance out") : null);
         }
         else
         {

@@ -86,8 +86,7 @@ internal static class GenerateCommand
         var seeds = Enumerable.Range(0, o.Count).Select(k => o.Seed + k).ToArray();
         var options = new SamplerOptions(o.Sampler, o.Steps, o.Eta, RecordTrajectory: o.Trajectory is not null)
         {
-            Labels = dir.Metadata.Condition is null && o.Prompt is null ? o.Label is long label ? [label] : null
-                : [ConditionSpec.Query(dir.Metadata.Condition, o.Label, o.Prompt, "--label", "--prompt")!.Value],
+            Labels = ConditionSpec.Query(dir.Metadata.Condition, o.Label, o.Prompt, "--label", "--prompt") is long value ? [value] : null,
             Guidance = o.Guidance,
         };
         var bar = new ConsoleProgress("generate");

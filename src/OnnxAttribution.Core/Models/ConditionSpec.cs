@@ -113,6 +113,9 @@ public sealed record ConditionSpec
     /// <summary>A text model's condition value in words (null for another kind of model, or no value).</summary>
     public string? PromptOf(long? value) => Kind == ConditionKind.Text && value is long v ? DecodePrompt(v) : null;
 
+    /// <summary>A text model's Vʲ for j = 0 … L − 1: token j of a packed prompt is ⌊value / Vʲ⌋ mod V (exact, in int64).</summary>
+    public long[] PromptDivisors() => PromptCodec.Divisors(this);
+
     /// <summary>A text model's Vᴸ: every packed prompt is below it.</summary>
     public long PromptLimit() => PromptCodec.Limit(this);
 
@@ -143,13 +146,6 @@ public sealed record ConditionSpec
     public long RequireValue(long value, string source) => Kind != ConditionKind.Text ? RequireLabel(value, source)
         : value != 0 && Accepts(value) ? value
         : throw new UserInputException($"{source} is {value.ToString(CultureInfo.InvariantCulture)}; the model takes {DescribeValues()} (see ConditionSpec.EncodePrompt)");
-
-    /// <summary>
-    /// A query's label as a user gave it (<paramref name="option"/>, e.g. <c>--label</c>): required by a conditional model and
-    /// checked against its classes, refused by an unconditional one (<paramref name="condition"/> null).
-    /// </summary>
-    /// <exception cref="UserInputException">It is missing, out of range, or given to an unconditional model.</exception>
-    public static long? QueryLabel(ConditionSpec? condition, long? label, string option) => Query(condition, label, null, option, "--prompt");
 
     /// <summary>
     /// A query's condition value as a user gave it: a class label (<paramref name="labelOption"/>) for a label model, a prompt

@@ -294,7 +294,11 @@ public static partial class EvaluationRuns
         }
         grams.Clear();
         var scores = scored.Scores;
-        chosenScores[name] = (Score(ground.Validation, chosen, validation: true).Scores, scores);
+        if (o.Combinations.Any(c => c.Split('+', StringSplitOptions.TrimEntries).Contains(name, StringComparer.Ordinal)))
+        {
+            // Kept only for a combination that names the method (the validation scores at λ are read back from their file).
+            chosenScores[name] = (Score(ground.Validation, chosen, validation: true).Scores, scores);
+        }
         long storeBytes = stores.Sum(s => Directory.Exists(s.Store) ? new DirectoryInfo(s.Store).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0);
         var predicted = Lds.Predict(scores, o.Queries, data.Count, ground.Subsets);
         var perQuery = Lds.PerQuery(predicted, ground.MeasuredLoss, o.Queries, ground.Subsets.Length);

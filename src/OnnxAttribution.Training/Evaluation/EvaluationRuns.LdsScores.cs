@@ -84,7 +84,7 @@ public static partial class EvaluationRuns
         var parts = combination.Split('+', StringSplitOptions.TrimEntries);
         if (parts.Length < 2 || parts.Any(p => !chosenScores.ContainsKey(p)) || parts.Distinct(StringComparer.Ordinal).Count() != parts.Length)
         {
-            throw new SettingException("Combinations", combination, $"joins two or more different methods scored in this run with '+' ({string.Join(", ", chosenScores.Keys)})");
+            throw new SettingException("Combinations", combination, $"must join two or more different methods of --methods with '+' ({string.Join(", ", o.Methods)})");
         }
         float[] Combine(Func<(float[] Validation, float[] Test), float[]> pick, int queries)
         {
