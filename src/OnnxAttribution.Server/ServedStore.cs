@@ -198,8 +198,8 @@ internal sealed partial class ServedStore : IDisposable
             Release(pending);
         }
 
-        /// <summary>Removes the request's cost from the count, once.</summary>
-        private void Release(Pending pending)
+        /// <summary>Removes the request's cost from the count, once (finished, or cancelled while waiting or running).</summary>
+        public void Release(Pending pending)
         {
             lock (_gate)
             {
@@ -387,7 +387,25 @@ internal sealed partial class ServedStore : IDisposable
                 $"store '{Name}' is busy: in its {lane.Name} lane {busy}; retry after {retry} s",
                 retry);
         }
-        return pending.Done.Task.WaitAsync(cancel);
+        return Answer(lane, pending);
+    }
+
+    /// <summary>
+    /// The request's answer; when it is cancelled, its cost leaves the lane's count before the caller hears of it. The
+    /// lane's own cancellation callback may run after this one (callbacks run newest first), and a client told 504 may ask
+    /// again at once: it must not find the cancelled work still counted ahead of it.
+    /// </summary>
+    private static async Task<AttributeResponse> Answer(Lane lane, Pending pending)
+    {
+        try
+        {
+            return await pending.Done.Task.WaitAsync(pending.Cancel).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (pending.Cancel.IsCancellationRequested)
+        {
+            lane.Release(pending);
+            throw;
+        }
     }
 
     /// <summary>The sampling lane: one seed request at a time, sampled, then scored by the lane's own scorer.</summary>
