@@ -10,33 +10,41 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution;
 
 /// <summary>
-/// The engine in one type: opens a model and a finished method store, attributes images (pixels, PNG files or streams)
-/// or images generated from seeds, and returns each query's ranked training rows. Also builds stores.
+/// The engine in one type: opens a model and a finished method store (or several methods' stores of one training set,
+/// combined), attributes images (pixels, PNG files or streams) or images generated from seeds, and returns each query's
+/// ranked training rows. Also builds stores. The CLI's <c>attribute</c>, the HTTP server and the edge tool all answer
+/// through this type: a query is ranked the same way whichever of them asks.
 /// </summary>
 /// <remarks>
 /// An instance holds the store's mapped files and ONNX Runtime sessions until <see cref="Dispose"/>. It is not meant to
 /// be called from several threads at once. A batch of queries is scored with one scan of the store, so attributing many
 /// images in one call costs much less than one call per image.
 /// </remarks>
-public sealed class Attributor : IDisposable
+public sealed partial class Attributor : IDisposable
 {
+    /// <summary>The most training images per query <see cref="WriteGrid"/> draws: a wider picture is no use, and its size would grow with the top.</summary>
+    public const int MaxGridColumns = 100;
+
     private readonly IAttributionScorer _scorer;
     private readonly ModelDirectory _model;
     private readonly SessionSettings _session;
     private readonly StoreSource? _source;
+    private readonly Lock _denoiserGate = new();
     private ImageDataset? _trainingData;
+    private OnnxDenoiser? _denoiser;
     private bool _disposed;
 
-    private Attributor(IAttributionScorer scorer, ModelDirectory model, SessionSettings session, string storeDirectory, StoreSource? source)
+    private Attributor(IAttributionScorer scorer, ModelDirectory model, SessionSettings session, string storeDirectory, StoreSource? source, string name)
     {
         _scorer = scorer;
         _model = model;
         _session = session;
         _source = source;
         StoreDirectory = storeDirectory;
+        Name = name;
     }
 
-    /// <summary>The method of the store (e.g. "d-trak").</summary>
+    /// <summary>The method of the store (e.g. "d-trak"; a combination's methods joined by '+').</summary>
     public string Method => _scorer.Method;
 
     /// <summary>N, the number of training rows every query is scored against.</summary>
@@ -51,11 +59,21 @@ public sealed class Attributor : IDisposable
     /// <summary>The condition every query must carry (<see cref="AttributionQuery.Condition"/>) for a conditional model; null otherwise.</summary>
     public Core.Models.ConditionSpec? Condition => _model.Metadata.Condition;
 
-    /// <summary>The store folder.</summary>
+    /// <summary>The store folder (of a combination: the first store's).</summary>
     public string StoreDirectory { get; }
+
+    /// <summary>How errors name the store: its folder, or the name it was opened under (a server's store name).</summary>
+    public string Name { get; }
 
     /// <summary>The model folder (full path).</summary>
     public string ModelDirectory => _model.Path;
+
+    /// <summary>
+    /// When true, each ranked row also carries its training image's class label and, for a text-conditioned model, the
+    /// caption it was featurized under (<see cref="RankedRow.Label"/>, <see cref="RankedRow.Caption"/>): the training data
+    /// of the store's source.json is loaded on the first query. False (the default): rank, row and score only.
+    /// </summary>
+    public bool RowDetails { get; set; }
 
     /// <summary>
     /// The scorer underneath, for what this type does not cover (all scores of a query, per-step scores of a stepwise
@@ -73,16 +91,99 @@ public sealed class Attributor : IDisposable
     /// <exception cref="StoreFormatException">A store file is damaged or does not fit the model.</exception>
     public static Attributor Open(string modelDirectory, string storeDirectory, SessionSettings? session = null)
     {
-        ArgumentNullException.ThrowIfNull(modelDirectory);
         ArgumentNullException.ThrowIfNull(storeDirectory);
-        if (!Directory.Exists(storeDirectory))
+        return Open(modelDirectory, [storeDirectory], session);
+    }
+
+    /// <summary>
+    /// Opens a model folder and one or more finished method stores of its training rows. Two or more stores are scored
+    /// as one (<see cref="CombinedScorer"/>: each store's scores standardised per query and averaged).
+    /// </summary>
+    /// <param name="modelDirectory">The model the stores were built from.</param>
+    /// <param name="storeDirectories">The stores; the first names the training data (its source.json).</param>
+    /// <param name="session">ONNX Runtime settings; null for the CPU with its default threads.</param>
+    /// <exception cref="ArgumentNullException">An argument or a folder is null.</exception>
+    /// <exception cref="ArgumentException">No store is given.</exception>
+    /// <exception cref="ModelFileException">The model folder or its model.json is missing or invalid.</exception>
+    /// <exception cref="UserInputException">A store folder is not a finished method store; of a combination, a store is of
+    /// other rows or another model than the first, or has removed rows.</exception>
+    /// <exception cref="StoreFormatException">A store file is damaged or does not fit the model.</exception>
+    public static Attributor Open(string modelDirectory, IReadOnlyList<string> storeDirectories, SessionSettings? session = null)
+    {
+        ArgumentNullException.ThrowIfNull(modelDirectory);
+        ArgumentNullException.ThrowIfNull(storeDirectories);
+        if (storeDirectories.Count == 0)
         {
-            throw new UserInputException($"store folder not found: {storeDirectory}");
+            throw new ArgumentException("give at least one store folder", nameof(storeDirectories));
+        }
+        foreach (var store in storeDirectories)
+        {
+            ArgumentNullException.ThrowIfNull(store, nameof(storeDirectories));
+            if (!Directory.Exists(store))
+            {
+                throw new UserInputException($"store folder not found: {store}");
+            }
         }
         var model = Core.Runtime.ModelDirectory.Open(modelDirectory);
         var settings = session ?? SessionSettings.Default;
-        var scorer = AttributionMethods.Open(storeDirectory, model.Path, settings);
-        return new Attributor(scorer, model, settings, storeDirectory, StoreSource.TryLoad(storeDirectory));
+        var source = StoreSource.TryLoad(storeDirectories[0]);
+        var scorer = storeDirectories.Count == 1
+            ? AttributionMethods.Open(storeDirectories[0], model.Path, settings)
+            : OpenCombination(storeDirectories, source, model.Path, settings);
+        return new Attributor(scorer, model, settings, storeDirectories[0], source, storeDirectories[0]);
+    }
+
+    /// <summary>
+    /// Answers through a scorer opened elsewhere (e.g. a cluster's, or one on its own threads), which the new instance owns
+    /// and disposes.
+    /// </summary>
+    /// <param name="scorer">The store's scorer.</param>
+    /// <param name="modelDirectory">The model the store was built from.</param>
+    /// <param name="storeDirectory">The store folder (its source.json names the training data).</param>
+    /// <param name="session">The settings the model's sessions open with (sampling); null for the CPU with its default threads.</param>
+    /// <param name="name">How errors name the store; null for its folder.</param>
+    /// <exception cref="ArgumentNullException">The scorer or a folder is null.</exception>
+    /// <exception cref="ModelFileException">The model folder or its model.json is missing or invalid.</exception>
+    public static Attributor Over(IAttributionScorer scorer, string modelDirectory, string storeDirectory, SessionSettings? session = null, string? name = null)
+    {
+        ArgumentNullException.ThrowIfNull(scorer);
+        ArgumentNullException.ThrowIfNull(modelDirectory);
+        ArgumentNullException.ThrowIfNull(storeDirectory);
+        var model = Core.Runtime.ModelDirectory.Open(modelDirectory);
+        return new Attributor(scorer, model, session ?? SessionSettings.Default, storeDirectory, StoreSource.TryLoad(storeDirectory), name ?? storeDirectory);
+    }
+
+    /// <summary>The combination of several stores, checked to score the same model's training rows, none with removals.</summary>
+    /// <exception cref="UserInputException">A store is of other rows or another model, or has removed rows.</exception>
+    private static CombinedScorer OpenCombination(IReadOnlyList<string> stores, StoreSource? source, string modelDirectory, SessionSettings session)
+    {
+        var first = stores[0];
+        var scorers = new List<IAttributionScorer>();
+        try
+        {
+            foreach (var store in stores)
+            {
+                var other = StoreSource.TryLoad(store);
+                if (store != first && (other is null || source is null || other with { ModelDirectory = Path.GetFullPath(other.ModelDirectory) }
+                    != source with { ModelDirectory = Path.GetFullPath(source.ModelDirectory) }))
+                {
+                    throw new UserInputException($"--combine-with {store}: built on {other?.ModelDirectory ?? "(no source.json)"} rows {other?.Subset}; " +
+                        $"{first} on {source?.ModelDirectory} rows {source?.Subset}: a combination scores one model's training rows");
+                }
+                string metaPath = Path.Combine(store, StoreFiles.Meta);
+                if (File.Exists(metaPath) && StoreMeta.Load(metaPath).RemovedRows is { Count: > 0 })
+                {
+                    throw new UserInputException($"--combine-with: {store} has removed rows; a combination of stores scores stores without removals");
+                }
+                scorers.Add(AttributionMethods.Open(store, modelDirectory, session));
+            }
+            return new CombinedScorer(scorers);
+        }
+        catch
+        {
+            scorers.ForEach(sc => sc.Dispose());
+            throw;
+        }
     }
 
     /// <summary>Builds (or finishes building) a method store; a rerun after an interruption continues where it stopped.</summary>
@@ -162,21 +263,104 @@ public sealed class Attributor : IDisposable
         // The scorers check the token between chunks of the store; a small store has one chunk, so check once here too.
         cancel.ThrowIfCancellationRequested();
         progress?.Report(new MethodProgress("score", 0, queries.Count));
-        // A stepwise scorer's Scores are its mean over the steps, as the CLI ranks them.
-        var scores = _scorer.Scores(queries, cancel);
-        int n = checked((int)Rows);
-        var rankings = new QueryRanking[queries.Count];
-        for (int q = 0; q < queries.Count; q++)
-        {
-            var best = TopKSelection.Select(scores.AsSpan(q * n, n), top);
-            rankings[q] = new QueryRanking(queries[q].Label, best.Indices.Select((row, r) => new RankedRow(r + 1, row, best.Scores[r])).ToArray())
-            {
-                Condition = queries[q].Condition,
-                Prompt = Condition?.PromptOf(queries[q].Condition),
-            };
-        }
+        // No more than the store holds: memory stays in proportion to the store, whatever the top asks. A stepwise
+        // scorer's ranking is by its mean over the steps.
+        var best = _scorer.TopK(queries, (int)Math.Min(top, Rows), cancel);
+        var rankings = queries.Select((query, q) => Rank(query, best[q], best[q].Count)).ToList();
         progress?.Report(new MethodProgress("score", queries.Count, queries.Count));
         return rankings;
+    }
+
+    /// <summary>
+    /// Ranks queries whose scores the caller already has (e.g. a stepwise scorer's mean over its steps, computed with the
+    /// per-step scores it also shows), as <see cref="Attribute(IReadOnlyList{AttributionQuery}, int, IProgress{MethodProgress}, CancellationToken)"/> would.
+    /// </summary>
+    /// <param name="queries">The queries scored.</param>
+    /// <param name="scores">Their scores, queries × <see cref="Rows"/>, query-major.</param>
+    /// <param name="top">How many rows to return per query (at most <see cref="Rows"/>).</param>
+    /// <exception cref="ArgumentNullException"><paramref name="queries"/> is null.</exception>
+    /// <exception cref="ArgumentException">The number of scores is not queries × rows.</exception>
+    /// <exception cref="StoreFormatException">A score among the best is NaN or infinite.</exception>
+    public IReadOnlyList<QueryRanking> Rank(IReadOnlyList<AttributionQuery> queries, ReadOnlySpan<float> scores, int top)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        ArgumentOutOfRangeException.ThrowIfNegative(top);
+        int n = checked((int)Rows);
+        if (scores.Length != (long)queries.Count * n)
+        {
+            throw new ArgumentException($"{queries.Count} queries × {n} rows need {(long)queries.Count * n} scores, got {scores.Length}", nameof(scores));
+        }
+        var rankings = new List<QueryRanking>(queries.Count);
+        for (int q = 0; q < queries.Count; q++)
+        {
+            rankings.Add(Rank(queries[q], TopKSelection.Select(scores.Slice(q * n, n), Math.Min(top, n)), top));
+        }
+        return rankings;
+    }
+
+    /// <summary>
+    /// A query's ranking from its best rows as a scorer returned them (<see cref="IAttributionScorer.TopK"/>): the first
+    /// <paramref name="top"/>, with the query's condition and prompt, and each row's details when <see cref="RowDetails"/>
+    /// asks for them. The one place rankings are made: <see cref="Attribute(IReadOnlyList{AttributionQuery}, int, IProgress{MethodProgress}, CancellationToken)"/>
+    /// and <see cref="Rank(IReadOnlyList{AttributionQuery}, ReadOnlySpan{float}, int)"/> end here, and so does a server that
+    /// scores several requests' queries with one call of the scorer.
+    /// </summary>
+    /// <param name="query">The query scored.</param>
+    /// <param name="best">Its best rows, best first.</param>
+    /// <param name="top">How many of them to keep.</param>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="StoreFormatException">A kept score is NaN or infinite: the store or its model is damaged.</exception>
+    public QueryRanking Rank(AttributionQuery query, TopKResult best, int top)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentNullException.ThrowIfNull(best);
+        var rows = Ranked(Name, query, best, top);
+        if (RowDetails && _source is not null)
+        {
+            var data = TrainingData;
+            rows = rows.ConvertAll(row => row with
+            {
+                Label = data.Labels is { } labels ? labels[checked((int)row.Index)] : null,
+                Caption = CaptionOf(data, row.Index),
+            });
+        }
+        return new QueryRanking(query.Label, rows)
+        {
+            Condition = query.Condition,
+            Prompt = Condition?.PromptOf(query.Condition),
+        };
+    }
+
+    /// <summary>A training row's caption for a text-conditioned model (what it was featurized under), else null.</summary>
+    private string? CaptionOf(ImageDataset data, long row)
+    {
+        int i = checked((int)row);
+        return Condition is { Kind: Core.Models.ConditionKind.Text } condition && data.Labels is { } labels && labels[i] < condition.ClassNames.Count
+            ? condition.DecodePrompt(condition.EncodePrompt(Captions.Of(data.Image(i), condition.ClassNames[labels[i]]), "caption"))
+            : null;
+    }
+
+    /// <summary>A query's best rows, the first <paramref name="top"/> of them; a non-finite score is an error, never an answer.</summary>
+    /// <param name="store">How the message names the store.</param>
+    /// <param name="query">The query (its label names it in the message).</param>
+    /// <param name="best">Its best rows, best first.</param>
+    /// <param name="top">How many to keep.</param>
+    /// <exception cref="StoreFormatException">A score is NaN or infinite: the store or its model is damaged.</exception>
+    internal static List<RankedRow> Ranked(string store, AttributionQuery query, TopKResult best, int top)
+    {
+        var rows = new List<RankedRow>(Math.Min(top, best.Indices.Length));
+        for (int r = 0; r < best.Indices.Length && r < top; r++)
+        {
+            float score = best.Scores[r];
+            if (!float.IsFinite(score))
+            {
+                throw new StoreFormatException(
+                    $"store '{store}': query '{query.Label}' scored {score.ToString(System.Globalization.CultureInfo.InvariantCulture)} at row " +
+                    $"{best.Indices[r]}; the store or its model holds non-finite values (run verify on the store)");
+            }
+            rows.Add(new RankedRow(r + 1, best.Indices[r], score));
+        }
+        return rows;
     }
 
     /// <summary>Attributes a PNG file (resized to the model's size by area averaging, converted to its channels).</summary>
@@ -262,110 +446,18 @@ public sealed class Attributor : IDisposable
         ArgumentNullException.ThrowIfNull(seeds);
         cancel.ThrowIfCancellationRequested();
         progress?.Report(new MethodProgress("generate", 0, seeds.Count));
-        var queries = GeneratedQueries.Generate(_model, seeds, sampler, steps, _session, cancel, condition);
+        var queries = GeneratedQueries.Generate(Denoiser(), _model.CreateSchedule(), seeds, sampler, steps, cancel, condition);
         progress?.Report(new MethodProgress("generate", seeds.Count, seeds.Count));
         return queries;
     }
 
-    /// <summary>
-    /// The training images of the store's rows (row i is image i), loaded on first use from where the store's
-    /// source.json says they came from.
-    /// </summary>
-    /// <exception cref="UserInputException">The store has no source.json, or its dataset can no longer be loaded.</exception>
-    public ImageDataset TrainingData => _trainingData ??= (_source
-        ?? throw new UserInputException($"{StoreDirectory} has no {StoreFiles.Source}: the training images of its rows are unknown")).LoadData();
-
-    /// <summary>
-    /// Writes a grid PNG: one row per query, the query first, then its ranked training images captioned "#row score".
-    /// </summary>
-    /// <param name="path">The PNG file written.</param>
-    /// <param name="queries">The queries, in the order of <paramref name="rankings"/>.</param>
-    /// <param name="rankings">Their rankings (all of the same length, as
-    /// <see cref="Attribute(IReadOnlyList{AttributionQuery}, int, IProgress{MethodProgress}, CancellationToken)"/> returns them).</param>
-    /// <param name="scale">Integer upscaling of each tile, so captions fit under small images.</param>
-    /// <returns>The grid's size, and a note when captions were left out (no usable font).</returns>
-    /// <exception cref="ArgumentNullException">An argument is null.</exception>
-    /// <exception cref="ArgumentException">The counts of queries and rankings differ, or there are none.</exception>
-    /// <exception cref="UserInputException">The training images cannot be loaded (see <see cref="TrainingData"/>).</exception>
-    public GridResult WriteGrid(string path, IReadOnlyList<AttributionQuery> queries, IReadOnlyList<QueryRanking> rankings, int scale = 5)
+    /// <summary>The model's forward graph for sampling, opened on first use and kept until <see cref="Dispose"/>.</summary>
+    private OnnxDenoiser Denoiser()
     {
-        ArgumentNullException.ThrowIfNull(path);
-        ArgumentNullException.ThrowIfNull(queries);
-        ArgumentNullException.ThrowIfNull(rankings);
-        if (queries.Count != rankings.Count || queries.Count == 0)
+        lock (_denoiserGate)
         {
-            throw new ArgumentException($"{queries.Count} queries and {rankings.Count} rankings: need the same number, at least one", nameof(rankings));
+            return _denoiser ??= _model.OpenDenoiser(_session);
         }
-        int d = Channels * ImageSize * ImageSize;
-        int columns = 1 + rankings.Max(r => r.Top.Count);
-        var tiles = new float[queries.Count * columns * d];
-        var captions = new string?[queries.Count * columns];
-        for (int q = 0; q < queries.Count; q++)
-        {
-            queries[q].Image.CopyTo(tiles.AsSpan(q * columns * d, d));
-            captions[q * columns] = $"query {queries[q].Label}";
-            foreach (var row in rankings[q].Top)
-            {
-                int tile = q * columns + row.Rank;
-                TrainingData.Image(checked((int)row.Index)).CopyTo(tiles.AsSpan(tile * d, d));
-                captions[tile] = $"#{row.Index} {row.Score:0.###}";
-            }
-        }
-        return ImageGrid.Write(path, tiles, queries.Count * columns, Channels, ImageSize, ImageSize, new GridLayout(columns, scale), captions);
-    }
-
-    /// <summary>
-    /// Checks the store beyond what opening it checks (method.json, file headers against meta.json, the model's
-    /// fingerprint): every feature store in the folder has every row's features finite, and was built from the training
-    /// images its source.json names (their fingerprint).
-    /// </summary>
-    /// <param name="progress">Reports the stage "verify FOLDER" with the rows of that feature store read; may be null.</param>
-    /// <param name="cancel">Stops between rows.</param>
-    /// <returns>The problems found, at most 20 per feature store (the first ones).</returns>
-    /// <exception cref="StoreFormatException">A feature store's files cannot be read at all.</exception>
-    /// <exception cref="UserInputException">The training images of source.json cannot be loaded.</exception>
-    /// <exception cref="ObjectDisposedException">This instance was disposed.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancel"/> was cancelled.</exception>
-    public StoreCheck Verify(IProgress<MethodProgress>? progress = null, CancellationToken cancel = default)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        const int MaxProblems = 20;
-        var folders = Directory.EnumerateFiles(StoreDirectory, StoreFiles.Meta, SearchOption.AllDirectories)
-            .Select(f => Path.GetDirectoryName(f)!).Order(StringComparer.Ordinal).ToList();
-        var problems = new List<string>();
-        long checkedRows = 0;
-        foreach (var folder in folders)
-        {
-            using var store = FeatureStore.Open(folder);
-            if (_source is not null && store.Meta.DatasetFingerprint != TrainingData.Fingerprint)
-            {
-                problems.Add($"{Path.Combine(folder, StoreFiles.Meta)}: field 'datasetFingerprint' is {store.Meta.DatasetFingerprint[..12]}…, " +
-                    $"but the training images source.json names ({_source.Data}, subset '{_source.Subset}') have {TrainingData.Fingerprint[..12]}…");
-            }
-            var features = new float[store.Dim];
-            int found = 0;
-            for (long row = store.FirstRow; row < store.FirstRow + store.Rows; row++)
-            {
-                cancel.ThrowIfCancellationRequested();
-                store.ReadRow(row, features);
-                int bad = Array.FindIndex(features, v => !float.IsFinite(v));
-                if (bad >= 0 && found++ < MaxProblems)
-                {
-                    problems.Add($"{Path.Combine(folder, StoreFiles.Features)}: row {row}, feature {bad} is {features[bad]}");
-                }
-                checkedRows++;
-                long done = row - store.FirstRow + 1;
-                if (done % 1024 == 0 || done == store.Rows)
-                {
-                    progress?.Report(new MethodProgress($"verify {folder}", done, store.Rows));
-                }
-            }
-            if (found > MaxProblems)
-            {
-                problems.Add($"{Path.Combine(folder, StoreFiles.Features)}: {found - MaxProblems} more rows with non-finite features");
-            }
-        }
-        return new StoreCheck(folders, checkedRows, problems);
     }
 
     /// <summary>Closes the store and the model's sessions.</summary>
@@ -375,6 +467,7 @@ public sealed class Attributor : IDisposable
         {
             _disposed = true;
             _scorer.Dispose();
+            _denoiser?.Dispose();
         }
     }
 }

@@ -40,7 +40,7 @@ internal sealed partial class ServedStore
     public string StoreDirectory { get; private init; } = "";
 
     /// <summary>True for a store scored by the cluster's shards: they answer top rows only, not every row's score.</summary>
-    public bool IsCluster => _scorer is ClusterScorer;
+    public bool IsCluster => _images.Scorer is ClusterScorer;
 
     /// <summary>
     /// The training images of the store's rows (row i is image i), loaded on first use from where its source.json says

@@ -35,9 +35,8 @@ internal sealed partial class ServedStore : IDisposable
     /// <summary>The most queries the worker takes into one batch (a request is never split; one larger than this goes alone).</summary>
     public const int BatchQueries = 64;
 
-    private readonly IAttributionScorer _scorer;
-    private readonly IAttributionScorer _seedScorer;
-    private readonly OnnxDenoiser _denoiser;
+    private readonly Attributor _images;
+    private readonly Attributor _seeds;
     private readonly NoiseSchedule _schedule;
     private readonly ServerMetrics _metrics;
     private readonly Lane _scoring;
@@ -52,12 +51,11 @@ internal sealed partial class ServedStore : IDisposable
     private double _msPerSeedQuery = 100;
     private double _msPerSeedStep = 1;
 
-    private ServedStore(StoreInfo info, IAttributionScorer scorer, IAttributionScorer seedScorer, OnnxDenoiser denoiser, NoiseSchedule schedule, ServerLimits limits, ServerMetrics metrics)
+    private ServedStore(StoreInfo info, Attributor images, Attributor seeds, NoiseSchedule schedule, ServerLimits limits, ServerMetrics metrics)
     {
         Info = info;
-        _scorer = scorer;
-        _seedScorer = seedScorer;
-        _denoiser = denoiser;
+        _images = images;
+        _seeds = seeds;
         _schedule = schedule;
         _metrics = metrics;
         _scoring = new Lane("score", limits.QueueLength, "--queue", limits.MaxWait.TotalMilliseconds, "--max-wait-ms");
@@ -297,21 +295,24 @@ internal sealed partial class ServedStore : IDisposable
         Func<SessionSettings, IAttributionScorer> open = spec.Cluster
             ? s => ClusterScorer.Open(cluster ?? throw new InvalidOperationException("a cluster store needs the cluster's client"), spec.Name, model.Path, spec.Directory, s)
             : s => AttributionMethods.Open(spec.Directory, model.Path, s);
-        var opened = open(session);
-        IAttributionScorer? seedScorer = null;
-        OnnxDenoiser? forward = null;
+        // The image lane's scorer, and the seed lane's own (--seed-threads): sampling and scoring seed queries run beside
+        // the image queries' scorer, not instead of it. Each is answered through an Attributor, as the CLI and the edge tool are.
+        var seedSession = session with { IntraOpThreads = limits.SeedThreads };
+        Attributor? images = null, seeds = null;
+        IAttributionScorer? pending = open(session);
         try
         {
-            // The seed lane's own threads (--seed-threads): sampling and scoring seed queries run beside the image
-            // queries' scorer, not instead of it.
-            var seedSession = session with { IntraOpThreads = limits.SeedThreads };
-            seedScorer = open(seedSession);
-            forward = model.OpenDenoiser(seedSession);
+            images = Attributor.Over(pending, model.Path, spec.Directory, session, spec.Name);
+            pending = open(seedSession);
+            seeds = Attributor.Over(pending, model.Path, spec.Directory, seedSession, spec.Name);
+            pending = null;
+            // The forward graph is needed for seed queries: a model without one fails here, at start, not at the first seed.
+            model.OpenDenoiser(seedSession).Dispose();
             var meta = model.Metadata;
             var provenance = StoreProvenance.Of(spec.Directory);
-            var info = new StoreInfo(spec.Name, opened.Method, opened.Rows, DimOf(spec.Directory), Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)), meta.Channels, meta.ImageSize,
+            var info = new StoreInfo(spec.Name, images.Method, images.Rows, DimOf(spec.Directory), Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)), meta.Channels, meta.ImageSize,
                 provenance.Version, provenance.VersionId, provenance.ModelSha256, meta.Condition, meta.Lora?.BaseSha256);
-            return new ServedStore(info, opened, seedScorer, forward, model.CreateSchedule(), limits, metrics)
+            return new ServedStore(info, images, seeds, model.CreateSchedule(), limits, metrics)
             {
                 Location = $"{Path.GetFullPath(spec.Directory)}, model {model.Path}",
                 StoreDirectory = spec.Directory,
@@ -319,9 +320,9 @@ internal sealed partial class ServedStore : IDisposable
         }
         catch
         {
-            forward?.Dispose();
-            seedScorer?.Dispose();
-            opened.Dispose();
+            pending?.Dispose();
+            seeds?.Dispose();
+            images?.Dispose();
             throw;
         }
     }
@@ -335,7 +336,7 @@ internal sealed partial class ServedStore : IDisposable
         // Both lanes: a seed (sampled and scored by the seed lane), then its image as an image query.
         // A conditional model's first class (a text model's caption of it) stands in for any condition.
         var condition = Info.Condition is null ? null : new QueryCondition([Core.Data.Captions.EvaluationCondition(Info.Condition, 0)]);
-        var queries = GeneratedQueries.Generate(_denoiser, _schedule, [0], SamplerKind.Ddim, 1, cancel, condition);
+        var queries = _seeds.GenerateQueries([0], SamplerKind.Ddim, 1, null, cancel, condition);
         AttributeAsync(new QueryInput.Seeds([0], SamplerKind.Ddim, 1, condition), 1, 0, cancel).GetAwaiter().GetResult();
         AttributeAsync(new QueryInput.Given(queries), 1, 0, cancel).GetAwaiter().GetResult();
         IsWarm = true;
@@ -425,12 +426,12 @@ internal sealed partial class ServedStore : IDisposable
                     }
                     var clock = Stopwatch.StartNew();
                     var seeds = (QueryInput.Seeds)request.Input;
-                    var queries = GeneratedQueries.Generate(_denoiser, _schedule, seeds.Values, seeds.Sampler, seeds.Steps, request.Cancel, seeds.Condition);
+                    var queries = _seeds.GenerateQueries(seeds.Values, seeds.Sampler, seeds.Steps, null, request.Cancel, seeds.Condition);
                     double sampleMs = clock.Elapsed.TotalMilliseconds;
                     _metrics.Generate(Name, clock.Elapsed);
                     Average(ref _msPerSeedStep, sampleMs / (seeds.Values.Length * seeds.Steps));
                     var sampled = request with { Queries = queries, PreparedMs = request.PreparedMs + sampleMs };
-                    Score(_seedScorer, [sampled], request.Cancel, ref _msPerSeedQuery);
+                    Score(_seeds, [sampled], request.Cancel, ref _msPerSeedQuery);
                 }
                 catch (Exception e)
                 {
@@ -480,7 +481,7 @@ internal sealed partial class ServedStore : IDisposable
                 })).ToList();
                 try
                 {
-                    Score(_scorer, batch, whole.Token, ref _msPerQuery);
+                    Score(_images, batch, whole.Token, ref _msPerQuery);
                 }
                 finally
                 {
@@ -491,12 +492,14 @@ internal sealed partial class ServedStore : IDisposable
     }
 
     /// <summary>
-    /// Scores every request's queries in one call of <paramref name="scorer"/> and hands each request its part; each
-    /// request's work is then finished in its lane, and the cost per query recorded in <paramref name="msPerQuery"/>.
+    /// Scores every request's queries in one call of <paramref name="attributor"/>'s scorer and hands each request its part,
+    /// ranked by the attributor; each request's work is then finished in its lane, and the cost per query recorded in
+    /// <paramref name="msPerQuery"/>.
     /// </summary>
-    private void Score(IAttributionScorer scorer, List<Pending> batch, CancellationToken cancel, ref double msPerQuery)
+    private void Score(Attributor attributor, List<Pending> batch, CancellationToken cancel, ref double msPerQuery)
     {
         var clock = Stopwatch.StartNew();
+        var scorer = attributor.Scorer;
         try
         {
             var all = batch.SelectMany(r => r.Queries!).ToList();
@@ -528,11 +531,8 @@ internal sealed partial class ServedStore : IDisposable
                         full.Receive(queries, full.WantsScores ? scores : null, firstReported, scorer.Rows);
                         firstReported += full.WantsScores ? queries.Count : 0;
                     }
-                    var results = queries.Select((q, i) => new QueryRanking(q.Label, Ranked(Name, q, ranked[first + i], request.Top))
-                    {
-                        Condition = q.Condition,
-                        Prompt = Info.Condition?.PromptOf(q.Condition),
-                    }).ToList();
+                    // A non-finite score fails its own request, not the batch.
+                    var results = queries.Select((q, i) => attributor.Rank(q, ranked[first + i], request.Top)).ToList();
                     request.Done.TrySetResult(new AttributeResponse(Name, scorer.Method, results, new Timings(request.PreparedMs, scoreMs, batch.Count, stages),
                         coverage is null ? null : !coverage.Complete, coverage?.Missing, Info.VersionId, Info.ModelSha256));
                 }
@@ -552,30 +552,11 @@ internal sealed partial class ServedStore : IDisposable
         }
         finally
         {
-            if (scorer == _scorer)
+            if (attributor == _images)
             {
                 batch.ForEach(_scoring.Finished);
             }
         }
-    }
-
-    /// <summary>A query's best rows, cut to its own top; a non-finite score is an error, never an answer.</summary>
-    /// <exception cref="StoreFormatException">A score is NaN or infinite: the store or its model is damaged.</exception>
-    internal static List<RankedRow> Ranked(string store, AttributionQuery query, TopKResult ranked, int top)
-    {
-        var rows = new List<RankedRow>(Math.Min(top, ranked.Indices.Length));
-        for (int r = 0; r < ranked.Indices.Length && r < top; r++)
-        {
-            float score = ranked.Scores[r];
-            if (!float.IsFinite(score))
-            {
-                throw new StoreFormatException(
-                    $"store '{store}': query '{query.Label}' scored {score.ToString(System.Globalization.CultureInfo.InvariantCulture)} at row " +
-                    $"{ranked.Indices[r]}; the store or its model holds non-finite values (run verify on the store)");
-            }
-            rows.Add(new RankedRow(r + 1, ranked.Indices[r], score));
-        }
-        return rows;
     }
 
     private static void Fail(Pending request, Exception e)
@@ -597,8 +578,7 @@ internal sealed partial class ServedStore : IDisposable
         _sampleWorker.Wait(TimeSpan.FromSeconds(30));
         _scoring.Queue.Writer.TryComplete();
         _scoreWorker.Wait(TimeSpan.FromSeconds(30));
-        _scorer.Dispose();
-        _seedScorer.Dispose();
-        _denoiser.Dispose();
+        _images.Dispose();
+        _seeds.Dispose();
     }
 }

@@ -5,6 +5,7 @@ using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Imaging;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Core.Tests;
 
@@ -307,6 +308,108 @@ public sealed class AttributorTests : TempDirectoryTest
 
         Assert.That(() => AttributionMethods.Open(pixel, _model, SessionSettings.Default with { QueryTimesteps = 1 }),
             Throws.TypeOf<UserInputException>().With.Message.Contains("method pixel").And.Message.Contains("trak, d-trak, das"));
+    }
+
+    [Test]
+    public void Rank_ScoresTheCallerHas_SameRankingsAsAttribute()
+    {
+        var queries = new[] { 4, 33 }.Select(r => new AttributionQuery($"row {r}", Image(r))).ToList();
+
+        var ranked = _attributor.Rank(queries, _scorer.Scores(queries), 7);
+
+        var attributed = _attributor.Attribute(queries, 7);
+        Assert.That(ranked.Select(r => r.Query), Is.EqualTo(attributed.Select(r => r.Query)));
+        Assert.That(ranked.Select(r => r.Top), Is.EqualTo(attributed.Select(r => r.Top)));
+        Assert.That(() => _attributor.Rank(queries, new float[Rows], 7), Throws.ArgumentException.With.Message.Contains("2 queries × 40 rows"));
+    }
+
+    [Test]
+    public void RowDetails_On_EachRowCarriesItsTrainingLabel_OffLeavesThemOut()
+    {
+        using var detailed = Attributor.Open(_model, _store);
+        detailed.RowDetails = true;
+
+        var ranking = detailed.Attribute(Image(11), top: 8);
+
+        Assert.That(ranking.Top.Select(r => r.Label), Is.EqualTo(ranking.Top.Select(r => (int?)_data.Labels![(int)r.Index])));
+        Assert.That(ranking.Top.Select(r => r.Caption), Is.All.Null, "an unconditional model's rows have no captions");
+        Assert.That(_attributor.Attribute(Image(11), top: 8).Top.Select(r => r.Label), Is.All.Null);
+        Assert.That(ranking.Top.Select(r => r.Index), Is.EqualTo(_attributor.Attribute(Image(11), top: 8).Top.Select(r => r.Index)));
+    }
+
+    [Test]
+    public void Open_TwoStores_RanksAsTheirCombination()
+    {
+        var pixel = PixelStore(Subset, "pixel-combined");
+        var queries = new[] { 6, 25 }.Select(r => new AttributionQuery($"row {r}", Image(r))).ToList();
+
+        using var combined = Attributor.Open(_model, [_store, pixel]);
+        var rankings = combined.Attribute(queries, 9);
+
+        using IAttributionScorer direct = new CombinedScorer([AttributionMethods.Open(_store, _model), AttributionMethods.Open(pixel, _model)]);
+        var expected = direct.TopK(queries, 9);
+        Assert.That(combined.Method, Is.EqualTo("d-trak+pixel"));
+        Assert.That(rankings.Select(r => r.Top.Select(t => t.Index)), Is.EqualTo(expected.Select(e => e.Indices)));
+        Assert.That(rankings.Select(r => r.Top.Select(t => t.Score)), Is.EqualTo(expected.Select(e => e.Scores)));
+        Assert.That(rankings[0].Top.Select(t => t.Index), Is.Not.EqualTo(_attributor.Attribute(queries, 9)[0].Top.Select(t => t.Index)),
+            "the combination ranks otherwise than D-TRAK alone");
+    }
+
+    [Test]
+    public void Open_CombinationWithAStoreOfOtherRows_RefusedNamingIt()
+    {
+        var other = PixelStore("0:30", "pixel-30");
+
+        var e = Assert.Throws<UserInputException>(() => Attributor.Open(_model, [_store, other]));
+
+        Assert.That(e!.Message, Does.Contain(other).And.Contain("rows 0:30").And.Contain("one model's training rows"));
+    }
+
+    [Test]
+    public void WriteGrid_MoreRowsThanItDraws_CappedAtMaxGridColumns()
+    {
+        var query = new AttributionQuery("row 5", Image(5));
+        var many = new QueryRanking("row 5", Enumerable.Range(0, Attributor.MaxGridColumns + 20).Select(r => new RankedRow(r + 1, r % Rows, 1f - (r / 1000f))).ToList());
+        var capped = new QueryRanking("row 5", many.Top.Take(Attributor.MaxGridColumns).ToList());
+
+        _attributor.WriteGrid(Path.Combine(TempDir, "many.png"), [query], [many], scale: 1);
+        _attributor.WriteGrid(Path.Combine(TempDir, "capped.png"), [query], [capped], scale: 1);
+
+        Assert.That(File.ReadAllBytes(Path.Combine(TempDir, "many.png")), Is.EqualTo(File.ReadAllBytes(Path.Combine(TempDir, "capped.png"))));
+    }
+
+    [Test]
+    public void WriteGrid_StoreWithoutSourceJson_DrawsBlankTilesInsteadOfTheUnknownImages()
+    {
+        var bare = Path.Combine(TempDir, "bare");
+        Directory.CreateDirectory(bare);
+        foreach (var file in Directory.EnumerateFiles(_store).Where(f => Path.GetFileName(f) != StoreFiles.Source))
+        {
+            File.Copy(file, Path.Combine(bare, Path.GetFileName(file)));
+        }
+        using var attributor = Attributor.Open(_model, bare);
+        var query = new AttributionQuery("row 12", Image(12));
+        var ranking = attributor.Attribute([query], 3);
+
+        attributor.WriteGrid(Path.Combine(TempDir, "bare.png"), [query], ranking, scale: 1);
+        _attributor.WriteGrid(Path.Combine(TempDir, "full.png"), [query], ranking, scale: 1);
+
+        Assert.That(() => attributor.TrainingData, Throws.TypeOf<UserInputException>().With.Message.Contains(StoreFiles.Source));
+        var (blank, _, _, _) = PngImage.Read(Path.Combine(TempDir, "bare.png"), 1);
+        var (full, _, _, _) = PngImage.Read(Path.Combine(TempDir, "full.png"), 1);
+        Assert.That(blank, Has.Length.EqualTo(full.Length));
+        Assert.That(blank, Is.Not.EqualTo(full), "the training images are drawn only where they are known");
+    }
+
+    /// <summary>A pixel-method store of the given rows (cheap: no gradients), built once per name.</summary>
+    private string PixelStore(string subset, string name)
+    {
+        var store = Path.Combine(_dir, name);
+        if (!Directory.Exists(store))
+        {
+            Attributor.BuildStore(new StoreBuildOptions { Method = "pixel", ModelDirectory = _model, Data = "embedded", Subset = subset, StoreDirectory = store });
+        }
+        return store;
     }
 
     private float[] Image(int row) => _data.Image(row).ToArray();

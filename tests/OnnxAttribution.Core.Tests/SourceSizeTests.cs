@@ -20,7 +20,6 @@ public sealed partial class SourceSizeTests : TempDirectoryTest
         "OpsetAdapter.cs: Up",
         "VjpBuilder.cs: BuildCore",
         "GradientRules.Linear.cs: Conv",
-        "AttributeVerb.cs: Run",
         "ServerApp.cs: Build",
         "MoreOpGradientTests.cs: Cases",
     ];

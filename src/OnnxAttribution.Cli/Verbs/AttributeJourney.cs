@@ -2,7 +2,6 @@ using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Imaging;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Cli.Verbs;
 
@@ -30,7 +29,7 @@ internal static class AttributeJourney
     /// query's overall top 5 rows change over the steps. <paramref name="allStepScores"/> are the scorer's step scores of
     /// <paramref name="queries"/> (queries × steps × rows), computed once by the caller.
     /// </summary>
-    public static List<Journey> Write(IStepwiseScorer scorer, float[] allStepScores, IReadOnlyList<AttributionQuery> queries, IReadOnlyList<TopKResult> overall,
+    public static List<Journey> Write(IStepwiseScorer scorer, float[] allStepScores, IReadOnlyList<AttributionQuery> queries, IReadOnlyList<QueryRanking> overall,
         ImageDataset? data, ModelDirectory model, SessionSettings session, string outPath, int top, int scale)
     {
         var schedule = model.CreateSchedule();
@@ -58,7 +57,7 @@ internal static class AttributeJourney
                     captions.Add(has ? $"#{ranked[j].Indices[r]} {ranked[j].Scores[r]:0.###}" : null);
                 }
             }
-            var series = overall[q].Indices.Take(Lines)
+            var series = overall[q].Top.Select(row => row.Index).Take(Lines)
                 .Select(row => new PlotSeries($"#{row}", Enumerable.Range(0, steps).Select(j => (double)stepScores[j * rows + row]).ToList()))
                 .ToList();
             var chart = new LineChart(stepLabels, series, "sampling step (timestep t)", $"score per step (overall top {series.Count})");

@@ -84,52 +84,6 @@ internal sealed class AttributeVerb : SessionVerbOptions, IVerbOptions
 
 internal static class AttributeCommand
 {
-    /// <summary>A training row's caption for a text-conditioned model (what it was featurized under), else null.</summary>
-    private static string? CaptionOf(Core.Models.ConditionSpec? condition, Core.Data.ImageDataset? data, long row) =>
-        condition is { Kind: Core.Models.ConditionKind.Text } && data?.Labels is { } labels && labels[checked((int)row)] < condition.ClassNames.Count
-            ? condition.DecodePrompt(condition.EncodePrompt(Core.Data.Captions.Of(data.Image(checked((int)row)), condition.ClassNames[labels[checked((int)row)]]), "caption"))
-            : null;
-
-    /// <summary>The store's scorer, or with --combine-with the combination of it and the other stores' (checked to share its model and rows).</summary>
-    /// <exception cref="UserInputException">Another store is of other rows or another model, or a store has removed rows.</exception>
-    private static IAttributionScorer OpenScorer(AttributeVerb o, StoreSource? source, string modelDir, SessionSettings session)
-    {
-        var others = o.CombineWith.ToList();
-        if (others.Count == 0)
-        {
-            return AttributionMethods.Open(o.Store, modelDir, session);
-        }
-        var scorers = new List<IAttributionScorer>();
-        try
-        {
-            foreach (var store in others.Prepend(o.Store))
-            {
-                var other = StoreSource.TryLoad(store);
-                if (store != o.Store && (other is null || source is null || other with { ModelDirectory = Path.GetFullPath(other.ModelDirectory) }
-                    != source with { ModelDirectory = Path.GetFullPath(source.ModelDirectory) }))
-                {
-                    throw new UserInputException($"--combine-with {store}: built on {other?.ModelDirectory ?? "(no source.json)"} rows {other?.Subset}; " +
-                        $"{o.Store} on {source?.ModelDirectory} rows {source?.Subset}: a combination scores one model's training rows");
-                }
-                string metaPath = Path.Combine(store, StoreFiles.Meta);
-                if (File.Exists(metaPath) && StoreMeta.Load(metaPath).RemovedRows is { Count: > 0 })
-                {
-                    throw new UserInputException($"--combine-with: {store} has removed rows; a combination of stores scores stores without removals");
-                }
-                scorers.Add(AttributionMethods.Open(store, modelDir, session));
-            }
-            return new CombinedScorer(scorers);
-        }
-        catch
-        {
-            scorers.ForEach(sc => sc.Dispose());
-            throw;
-        }
-    }
-
-    /// <summary>Most training images per query drawn in the grid (a picture wider than this is no use, and its size would grow with --top).</summary>
-    private const int MaxGridColumns = 100;
-
     public static int Run(AttributeVerb o, CancellationToken cancel)
     {
         if ((o.Seed is null) == (o.Image is null))
@@ -145,84 +99,49 @@ internal static class AttributeCommand
         }
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var session = o.Session with { QueryTimesteps = o.QueryTimesteps };
-        using var scorer = OpenScorer(o, source, modelDir, session);
-        var model = ModelDirectory.Open(modelDir);
-        var meta = model.Metadata;
-        int c = meta.Channels, s = meta.ImageSize, d = c * s * s;
-
-        List<AttributionQuery> queryList;
+        using var attributor = Attributor.Open(modelDir, [o.Store, .. o.CombineWith], session);
+        attributor.RowDetails = true;
+        var condition = attributor.Condition;
+        long? value = Core.Models.ConditionSpec.Query(condition, o.Label, o.Prompt, "--label", "--prompt");
+        IReadOnlyList<AttributionQuery> queries;
         if (o.Seed is long seed)
         {
             var seeds = Enumerable.Range(0, o.Count).Select(k => seed + k).ToArray();
-            queryList = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel,
-                Core.Models.ConditionSpec.Query(meta.Condition, o.Label, o.Prompt, "--label", "--prompt") is long value ? new QueryCondition([value], o.Guidance)
+            queries = attributor.GenerateQueries(seeds, o.Sampler, o.Steps, null, cancel, value is long v ? new QueryCondition([v], o.Guidance)
                 : o.Guidance != 1.0 ? throw new UserInputException($"--guidance {o.Guidance}: the model is unconditional; leave --guidance out") : null);
         }
         else
         {
-            var (pixels, _, _, _) = PngImage.Read(o.Image!, c, s);
-            queryList = [new AttributionQuery(Path.GetFileName(o.Image!), pixels) { Condition = Core.Models.ConditionSpec.Query(meta.Condition, o.Label, o.Prompt, "--label", "--prompt") }];
+            queries = [attributor.ReadPng(o.Image!) with { Condition = value }];
         }
-        int count = queryList.Count;
-        var queries = TrakMethod.Images(queryList);
-        var labels = queryList.Select(q => q.Label).ToList();
         double generateSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
-        // A stepwise method (journey-trak) scores every step once; its overall ranking is the mean over the steps.
-        var stepScores = scorer is IStepwiseScorer stepwise ? stepwise.StepScores(queryList, cancel) : null;
-        var overall = stepScores is null ? scorer.Scores(queryList, cancel) : IStepwiseScorer.MeanOverSteps(stepScores, count, ((IStepwiseScorer)scorer).Steps.Count, scorer.Rows);
         // No more than the store holds: memory stays in proportion to the store, whatever --top asks.
-        int topK = (int)Math.Min(o.Top, scorer.Rows);
-        var top = Enumerable.Range(0, count).Select(q => TopKSelection.Select(overall.AsSpan(checked((int)(q * scorer.Rows)), checked((int)scorer.Rows)), topK)).ToArray();
+        int topK = (int)Math.Min(o.Top, attributor.Rows);
+        // A stepwise method (journey-trak) scores every step once: its ranking is the mean over the steps, its picture each step's.
+        var stepwise = attributor.Scorer as IStepwiseScorer;
+        var stepScores = stepwise?.StepScores(queries, cancel);
+        var rankings = stepScores is null
+            ? attributor.Attribute(queries, topK, null, cancel)
+            : attributor.Rank(queries, IStepwiseScorer.MeanOverSteps(stepScores, queries.Count, stepwise!.Steps.Count, attributor.Rows), topK);
         double attributeSeconds = clock.Elapsed.TotalSeconds;
 
-        // The training images for the grid: the store's dataset, as featurized.
-        var data = source?.LoadData();
-        int shown = Math.Min(topK, MaxGridColumns);
-        if (shown < topK)
+        if (topK > Attributor.MaxGridColumns)
         {
-            Output.Note($"the grid shows the first {shown} of the top {topK} of each query; the ranking lists all of them");
+            Output.Note($"the grid shows the first {Attributor.MaxGridColumns} of the top {topK} of each query; the ranking lists all of them");
         }
-        int columns = shown + 1;
-        var tiles = new float[checked(count * columns * d)];
-        var captions = new List<string?>();
-        for (int q = 0; q < count; q++)
-        {
-            queries.AsSpan(q * d, d).CopyTo(tiles.AsSpan(q * columns * d, d));
-            captions.Add($"query {labels[q]}");
-            for (int r = 0; r < Math.Min(top[q].Count, shown); r++)
-            {
-                long row = top[q].Indices[r];
-                if (data is not null)
-                {
-                    data.Image(checked((int)row)).CopyTo(tiles.AsSpan((q * columns + 1 + r) * d, d));
-                }
-                captions.Add($"#{row} {top[q].Scores[r]:0.###}");
-            }
-            for (int r = Math.Min(top[q].Count, shown); r < shown; r++)
-            {
-                captions.Add(null);
-            }
-        }
-        var grid = ImageGrid.Write(o.Out, tiles, count * columns, c, s, s, new GridLayout(columns, o.Scale), captions);
+        var grid = attributor.WriteGrid(o.Out, queries, rankings, o.Scale);
         if (grid.Note is not null)
         {
             Output.Note(grid.Note);
         }
         var queryPng = Path.ChangeExtension(o.Out, null) + "-query.png";
-        PngImage.Write(queryPng, queries.AsSpan(0, d), c, s, s, 8);
+        PngImage.Write(queryPng, queries[0].Image, attributor.Channels, attributor.ImageSize, attributor.ImageSize, 8);
         // Methods that score each step of the trajectory (journey-trak): a picture per query and the per-step rankings.
         var journeys = stepScores is null
             ? null
-            : AttributeJourney.Write((IStepwiseScorer)scorer, stepScores, queryList, top, data, model, session, o.Out, topK, o.Scale);
-
-        // The library's result shape, as the edge tool and the server answer.
-        var rankings = Enumerable.Range(0, count).Select(q => new QueryRanking(labels[q], top[q].Indices.Select((row, r) =>
-            new RankedRow(r + 1, row, top[q].Scores[r], data?.Labels is { } l ? l[checked((int)row)] : null) { Caption = CaptionOf(meta.Condition, data, row) }).ToList())
-        {
-            Condition = queryList[q].Condition,
-            Prompt = meta.Condition?.PromptOf(queryList[q].Condition),
-        }).ToList();
+            : AttributeJourney.Write(stepwise!, stepScores, queries, rankings, source is null ? null : attributor.TrainingData,
+                ModelDirectory.Open(modelDir), session, o.Out, topK, o.Scale);
         if (o.Json)
         {
             var provenance = StoreProvenance.Of(o.Store);
@@ -233,8 +152,8 @@ internal static class AttributeCommand
                 storeVersionId = provenance.VersionId,
                 modelSha256 = provenance.ModelSha256,
                 model = modelDir,
-                method = scorer.Method,
-                rows = scorer.Rows,
+                method = attributor.Method,
+                rows = attributor.Rows,
                 png = o.Out,
                 queryPng,
                 generateSeconds,
@@ -253,8 +172,8 @@ internal static class AttributeCommand
             {
                 Console.WriteLine($"wrote {j.Png}: {j.Query} step by step ({string.Join(", ", j.Steps.Select(x => $"t={x.Timestep} #{x.Top.FirstOrDefault()?.Index}"))})");
             }
-            Console.WriteLine($"wrote {o.Out} and {queryPng}; attribution took {attributeSeconds * 1000:F0} ms for {count} quer{(count == 1 ? "y" : "ies")} " +
-                $"over {scorer.Rows} rows with {scorer.Method}");
+            Console.WriteLine($"wrote {o.Out} and {queryPng}; attribution took {attributeSeconds * 1000:F0} ms for {queries.Count} quer{(queries.Count == 1 ? "y" : "ies")} " +
+                $"over {attributor.Rows} rows with {attributor.Method}");
         }
         return CliApp.Ok;
     }

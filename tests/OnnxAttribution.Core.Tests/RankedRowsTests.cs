@@ -1,18 +1,18 @@
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Store;
 
-namespace OnnxAttribution.Server.Tests;
+namespace OnnxAttribution.Core.Tests;
 
-/// <summary>How a store's answer is cut to a request's rows: a non-finite score is an error, never an answer.</summary>
+/// <summary>How a scorer's best rows are cut to a query's top (every ranking passes here): a non-finite score is an error, never an answer.</summary>
 [TestFixture]
-public sealed class ServedStoreTests
+public sealed class RankedRowsTests
 {
     private static readonly AttributionQuery Query = new("images[0]", new float[4]);
 
     [Test]
     public void Ranked_FiniteScores_TheFirstTopRowsInOrder()
     {
-        var rows = ServedStore.Ranked("s", Query, new TopKResult([5, 2, 9], [0.5f, 0.25f, -1f]), 2);
+        var rows = Attributor.Ranked("s", Query, new TopKResult([5, 2, 9], [0.5f, 0.25f, -1f]), 2);
         Assert.That(rows, Is.EqualTo(new[] { new RankedRow(1, 5, 0.5f), new RankedRow(2, 2, 0.25f) }));
     }
 
@@ -22,8 +22,15 @@ public sealed class ServedStoreTests
     public void Ranked_NonFiniteScore_StoreFormatExceptionNamingStoreQueryAndRow(float score, string shown)
     {
         Assert.That(
-            () => ServedStore.Ranked("small", Query, new TopKResult([5, 2], [0.5f, score]), 2),
+            () => Attributor.Ranked("small", Query, new TopKResult([5, 2], [0.5f, score]), 2),
             Throws.TypeOf<StoreFormatException>().With.Message.Contains("store 'small'").And.Message.Contains("'images[0]'")
                 .And.Message.Contains($"scored {shown} at row 2"));
+    }
+
+    [Test]
+    public void Ranked_NonFiniteScoreBeyondTheTop_NotLookedAt()
+    {
+        var rows = Attributor.Ranked("s", Query, new TopKResult([5, 2], [0.5f, float.NaN]), 1);
+        Assert.That(rows, Is.EqualTo(new[] { new RankedRow(1, 5, 0.5f) }));
     }
 }
