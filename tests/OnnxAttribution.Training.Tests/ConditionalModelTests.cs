@@ -220,7 +220,7 @@ public sealed class ConditionalModelTests
             Throws.TypeOf<UserInputException>().With.Message.Contains("method unconditional-only does not attribute conditional models"));
     }
 
-    /// <summary>A method that leaves <see cref="IAttributionMethod.AttributesConditionalModels"/> at its default (false).</summary>
+    /// <summary>A method whose <see cref="IAttributionMethod.Capabilities"/> leave conditional models out.</summary>
     private sealed class UnconditionalOnly : IAttributionMethod
     {
         public string Name => "unconditional-only";
@@ -228,6 +228,8 @@ public sealed class ConditionalModelTests
         public string Summary => "a test double";
 
         public IReadOnlyCollection<string> SettingsUsed => [];
+
+        public MethodCapabilities Capabilities { get; } = new() { QueryTimesteps = true, Updatable = true };
 
         public void Build(MethodBuildRequest request, CancellationToken cancel = default) => throw new NotSupportedException();
 

@@ -21,9 +21,6 @@ namespace OnnxAttribution.Core.Attribution;
 /// </remarks>
 public static partial class StoreUpdate
 {
-    /// <summary>The methods whose stores can be updated in place.</summary>
-    public static readonly IReadOnlyList<string> UpdatableMethods = ["trak", "d-trak"];
-
     private const string StagedRows = "rows";
 
     /// <summary>
@@ -170,9 +167,10 @@ public static partial class StoreUpdate
         var meta = store.Meta;
         string method = Methods.MethodManifest.TryLoad(dir)?.Method ?? meta.Method;
         string[] sidecars = [StoreFiles.Losses, StoreFiles.Norms, StoreFiles.Residuals, StoreFiles.Kfac];
-        if (!UpdatableMethods.Contains(method) || !UpdatableMethods.Contains(meta.Method) || sidecars.Any(f => File.Exists(Path.Combine(dir, f))))
+        var updatable = Methods.AttributionMethods.UpdatableMethods;
+        if (!updatable.Contains(method) || !updatable.Contains(meta.Method) || sidecars.Any(f => File.Exists(Path.Combine(dir, f))))
         {
-            throw new UserInputException($"{verb}: {dir} is a {method} store; only {string.Join(" and ", UpdatableMethods)} stores can be updated in place " +
+            throw new UserInputException($"{verb}: {dir} is a {method} store; only {string.Join(" and ", updatable)} stores can be updated in place " +
                 $"(their kernel is a sum over rows): build the {method} store again ('featurize --method {method}')");
         }
         if (meta.Shard != ShardSpec.Whole)

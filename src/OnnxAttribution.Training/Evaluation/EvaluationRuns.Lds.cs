@@ -39,7 +39,7 @@ public static partial class EvaluationRuns
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
         var methods = o.Methods.Select(m => m.Trim()).Where(m => m.Length > 0).ToList();
-        foreach (var m in methods.Where(m => m != "ensemble"))
+        foreach (var m in methods)
         {
             AttributionMethods.Find(m);
         }
@@ -56,7 +56,7 @@ public static partial class EvaluationRuns
         }
         foreach (var m in methods)
         {
-            AttributionMethods.CheckProjector(m, o.Projector); // before hours of training, not after the other methods' scores
+            AttributionMethods.CheckProjector(AttributionMethods.Find(m), o.Projector); // before hours of training, not after the other methods' scores
         }
         var grid = o.DampingGrid.ToList();
         if (grid.Count == 0 || grid.Any(l => !(l > 0)))
@@ -138,7 +138,7 @@ public static partial class EvaluationRuns
             // A reference keeps five checkpoints for TracIn/ReTrac (keeping them does not change the weights).
             var referenceRecipe = recipe with { KeepCheckpointsEvery = Math.Max(1, recipe.Steps / TracInCheckpoints) };
             RecipeTrainer.TrainAndExport(referenceRecipe, data, null, seed, o.Subset, referenceRun, referenceDir, withVjp: true, bar.For(r), cancel);
-            if (methods.Any(m => m is "tracin" or "retrac"))
+            if (methods.Any(m => AttributionMethods.Find(m).Capabilities.NeedsCheckpoints))
             {
                 try
                 {
@@ -243,7 +243,7 @@ public static partial class EvaluationRuns
     /// <summary>A method's stores (one per reference model; the ensemble's own folder) with the folders of their scores.</summary>
     private static List<ReferenceStore> StoresOf(LdsOptions o, string name, LdsGround ground)
     {
-        if (name == "ensemble")
+        if (AttributionMethods.Find(name).Capabilities.OwnModels)
         {
             var ensemble = o.Ensemble ?? throw new SettingException("Ensemble", null, "method 'ensemble' needs a trained ensemble folder (train-ensemble on the same data and subset)");
             return [new ReferenceStore(ground.References[0], ensemble, Path.Combine(o.Out, "scores" + PointSuffix(o, 0)))];
@@ -260,7 +260,7 @@ public static partial class EvaluationRuns
     {
         var stores = StoresOf(o, name, ground);
         double buildSeconds = stores.Sum(s => BuildStore(o, name, s.Store, s.Model, data, new StoreSource(s.Model, o.Data, o.Subset, ground.ImageSize), session, cancel));
-        var damped = name == "ensemble" ? null : AttributionMethods.Find(name) as IDampedMethod;
+        var damped = AttributionMethods.Find(name) as IDampedMethod;
         var grams = new GramCache();
         Scored Score(List<AttributionQuery> queries, double? damping, bool validation) => MeanOf(stores.Select(s => ScoreCached(name, s.Store, s.Model, session, queries, data.Count,
             damping, damped, grams, validation ? Path.Combine(s.Scores, "validation") : s.Scores, perDamping: validation, cancel)).ToList());
@@ -455,11 +455,12 @@ public static partial class EvaluationRuns
         object setting = o.Projector == ProjectorKind.Dense
             ? new { timesteps = o.Timesteps, noiseDraws = o.NoiseDraws, dim = o.Dim }
             : new { timesteps = o.Timesteps, noiseDraws = o.NoiseDraws, dim = o.Dim, projector = o.Projector.ToString().ToLowerInvariant() };
-        if (name == "ensemble" || MethodManifest.TryLoad(storeDir) is not null)
+        bool ownModels = AttributionMethods.Find(name).Capabilities.OwnModels;
+        if (ownModels || MethodManifest.TryLoad(storeDir) is not null)
         {
             var saved = File.Exists(timingPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath)) : null;
             var built = saved?["setting"];
-            if (name != "ensemble" && built is not null && !System.Text.Json.Nodes.JsonNode.DeepEquals(built,
+            if (!ownModels && built is not null && !System.Text.Json.Nodes.JsonNode.DeepEquals(built,
                 System.Text.Json.JsonSerializer.SerializeToNode(setting, Core.Models.ModelMetadata.JsonOptions)))
             {
                 throw new SettingException("Point", o.Point, $"{storeDir} was built with {built.ToJsonString()}; " +

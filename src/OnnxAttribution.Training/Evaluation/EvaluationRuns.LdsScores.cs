@@ -47,7 +47,7 @@ public static partial class EvaluationRuns
         var watch = System.Diagnostics.Stopwatch.StartNew();
         float[] scores;
         float[]? stepScores = null;
-        using (var scorer = AttributionMethods.Open(storeDir, name == "ensemble" ? null : referenceDir, session))
+        using (var scorer = AttributionMethods.Open(storeDir, AttributionMethods.Find(name).Capabilities.OwnModels ? null : referenceDir, session))
         {
             if (scorer.Rows != rows)
             {

@@ -58,7 +58,7 @@ public static class AttributionMethods
         var model = modelDirectory ?? StoreSource.TryLoad(storeDirectory)?.ModelDirectory
             ?? throw new UserInputException($"{storeDirectory} has no {StoreFiles.Source}: pass the model folder");
         session ??= SessionSettings.Default;
-        if (session.QueryTimesteps != 0 && !QueryTimestepMethods.Contains(method.Name))
+        if (session.QueryTimesteps != 0 && !method.Capabilities.QueryTimesteps)
         {
             throw new UserInputException($"query timesteps {session.QueryTimesteps}: method {method.Name} ({storeDirectory}) does not use it; " +
                 $"it applies to {string.Join(", ", QueryTimestepMethods)}: leave it out");
@@ -73,7 +73,7 @@ public static class AttributionMethods
     {
         ArgumentNullException.ThrowIfNull(method);
         ArgumentNullException.ThrowIfNull(modelDirectory);
-        if (method.AttributesConditionalModels || !Directory.Exists(modelDirectory) || !File.Exists(Path.Combine(modelDirectory, Models.ModelMetadata.FileName)))
+        if (method.Capabilities.ConditionalModels || !Directory.Exists(modelDirectory) || !File.Exists(Path.Combine(modelDirectory, Models.ModelMetadata.FileName)))
         {
             return;
         }
@@ -81,20 +81,24 @@ public static class AttributionMethods
         {
             throw new UserInputException($"method {method.Name} does not attribute conditional models yet; model {modelDirectory} takes a " +
                 $"{condition.Kind.ToString().ToLowerInvariant()} (input '{condition.Input}'). Methods that do: " +
-                string.Join(", ", All.Where(m => m.AttributesConditionalModels).Select(m => m.Name)));
+                string.Join(", ", All.Where(m => m.Capabilities.ConditionalModels).Select(m => m.Name)));
         }
     }
 
-    /// <summary>Refuses a projector the method cannot build with (das: only dense), before any work is done.</summary>
+    /// <summary>Refuses a projector the method cannot build with (<see cref="MethodCapabilities.DenseProjectorOnly"/>), before any work is done.</summary>
     /// <exception cref="SettingException">The method needs another projector.</exception>
-    public static void CheckProjector(string method, ProjectorKind projector)
+    public static void CheckProjector(IAttributionMethod method, ProjectorKind projector)
     {
-        if (method == "das")
+        ArgumentNullException.ThrowIfNull(method);
+        if (method.Capabilities.DenseProjectorOnly && projector != ProjectorKind.Dense)
         {
-            DasMethod.RequireDense(projector);
+            throw new SettingException("Projector", projector, $"{method.Name} normalises each timestep's whole gradient, which only the dense projection forms", ProjectorKind.Dense);
         }
     }
 
-    /// <summary>The methods whose queries honour <see cref="SessionSettings.QueryTimesteps"/>: those scored by the TRAK kernel.</summary>
-    public static IReadOnlyList<string> QueryTimestepMethods { get; } = ["trak", "d-trak", "das"];
+    /// <summary>The methods whose queries honour <see cref="SessionSettings.QueryTimesteps"/> (<see cref="MethodCapabilities.QueryTimesteps"/>).</summary>
+    public static IReadOnlyList<string> QueryTimestepMethods { get; } = [.. All.Where(m => m.Capabilities.QueryTimesteps).Select(m => m.Name)];
+
+    /// <summary>The methods whose stores can be updated in place (<see cref="MethodCapabilities.Updatable"/>).</summary>
+    public static IReadOnlyList<string> UpdatableMethods { get; } = [.. All.Where(m => m.Capabilities.Updatable).Select(m => m.Name)];
 }

@@ -43,7 +43,8 @@ internal sealed class DasMethod : IDampedMethod
     public string Name => "das";
 
     /// <inheritdoc/>
-    public bool AttributesConditionalModels => true;
+
+    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true, QueryTimesteps = true, DenseProjectorOnly = true };
 
     /// <inheritdoc/>
     public double DefaultDamping => LdsChosenDamping.Das;
@@ -60,19 +61,9 @@ internal sealed class DasMethod : IDampedMethod
     public FeaturizeOptions Options(MethodBuildRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        RequireDense(request.Settings.Projector);
+        AttributionMethods.CheckProjector(this, request.Settings.Projector);
         var options = TrakMethod.Options(request, Name, MeasurementKind.Mean);
         return options with { Plan = options.Plan with { NormalizePairs = true }, RecordLosses = true };
-    }
-
-    /// <summary>Refuses any projector but the dense one: DAS normalises each timestep's whole gradient.</summary>
-    /// <exception cref="SettingException">The projector is not dense.</exception>
-    internal static void RequireDense(ProjectorKind projector)
-    {
-        if (projector != ProjectorKind.Dense)
-        {
-            throw new SettingException("Projector", projector, "das normalises each timestep's whole gradient, which only the dense projection forms", ProjectorKind.Dense);
-        }
     }
 
     /// <inheritdoc/>

@@ -33,7 +33,8 @@ public sealed class EnsembleMethod : IAttributionMethod
 
     /// <summary>True: a query's loss is measured under every member with the query's own condition (the members of a
     /// conditional ensemble are trained with each row's label).</summary>
-    public bool AttributesConditionalModels => true;
+    /// <inheritdoc/>
+    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true, OwnModels = true };
 
     /// <summary>Always refuses: an ensemble store is trained, not featurized.</summary>
     /// <exception cref="UserInputException">Always.</exception>

@@ -19,7 +19,8 @@ internal sealed class GradientCosineMethod : IAttributionMethod
     public string Name => "gradient-cosine";
 
     /// <inheritdoc/>
-    public bool AttributesConditionalModels => true;
+
+    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
 
     /// <inheritdoc/>
     public string Summary => "cosine similarity of projected diffusion-loss gradients (no preconditioner)";

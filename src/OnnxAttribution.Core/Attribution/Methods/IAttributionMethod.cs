@@ -19,10 +19,11 @@ public interface IAttributionMethod
     IReadOnlyCollection<string> SettingsUsed { get; }
 
     /// <summary>
-    /// Whether the method attributes a conditional model (model.json's <c>condition</c>): each training row featurized with
-    /// its own condition, each query with the one it carries. Methods that do not yet are refused for such models.
+    /// What the method can do (conditional models, the fast query setting, updates in place, …): asked instead of its name.
+    /// A conditional model (model.json's <c>condition</c>) is attributed with each training row featurized under its own
+    /// condition and each query under the one it carries; a method without <see cref="MethodCapabilities.ConditionalModels"/> is refused for it.
     /// </summary>
-    bool AttributesConditionalModels => false;
+    MethodCapabilities Capabilities { get; }
 
     /// <summary>Builds (or finishes building) the method store. A rerun after a kill continues where it stopped.</summary>
     void Build(MethodBuildRequest request, CancellationToken cancel = default);

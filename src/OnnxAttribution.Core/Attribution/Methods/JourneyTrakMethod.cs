@@ -28,7 +28,8 @@ public sealed class JourneyTrakMethod : IDampedMethod
     public string Name => "journey-trak";
 
     /// <inheritdoc/>
-    public bool AttributesConditionalModels => true;
+
+    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
 
     /// <inheritdoc/>
     public double DefaultDamping => LdsChosenDamping.JourneyTrak;

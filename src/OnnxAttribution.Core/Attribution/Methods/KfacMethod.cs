@@ -43,7 +43,8 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
     public string Name { get; } = name;
 
     /// <inheritdoc/>
-    public bool AttributesConditionalModels => true;
+
+    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
 
     /// <summary>K-FAC or EK-FAC: the eigenvalues that scale each layer's Kronecker eigenbasis.</summary>
     public CurvatureKind Kind { get; } = kind;

@@ -66,33 +66,31 @@ public sealed record MethodSettings
     /// <summary>The pixel baseline's similarity: cosine (default) or negative L2 distance.</summary>
     public PixelMetric PixelMetric { get; init; } = PixelMetric.Cosine;
 
-    /// <summary>The settings (property names and values) that differ from those of <c>new MethodSettings()</c>.</summary>
+    /// <summary>
+    /// The settings (property names and values, in declaration order) that differ from those of <c>new MethodSettings()</c>:
+    /// every public property, found by reflection, so a setting added later cannot escape <see cref="RequireUsedBy"/>. A list
+    /// differs when its items do, and is given as its items joined by commas.
+    /// </summary>
     public IReadOnlyList<(string Setting, object? Value)> Changed()
     {
-        var d = new MethodSettings();
+        var defaults = new MethodSettings();
         var changed = new List<(string, object?)>();
-        void Add(bool differs, string name, object? value)
+        foreach (var property in typeof(MethodSettings).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
+            .OrderBy(p => p.MetadataToken))
         {
-            if (differs)
+            object? value = property.GetValue(this), initial = property.GetValue(defaults);
+            if (value is IEnumerable<string> items && initial is IEnumerable<string> initialItems)
             {
-                changed.Add((name, value));
+                if (!items.SequenceEqual(initialItems, StringComparer.Ordinal))
+                {
+                    changed.Add((property.Name, string.Join(",", items)));
+                }
+            }
+            else if (!Equals(value, initial))
+            {
+                changed.Add((property.Name, value));
             }
         }
-        Add(Measurement is not null, nameof(Measurement), Measurement);
-        Add(Timesteps != d.Timesteps, nameof(Timesteps), Timesteps);
-        Add(NoiseDraws != d.NoiseDraws, nameof(NoiseDraws), NoiseDraws);
-        Add(NoiseSeed != d.NoiseSeed, nameof(NoiseSeed), NoiseSeed);
-        Add(Projector != d.Projector, nameof(Projector), Projector);
-        Add(Distribution != d.Distribution, nameof(Distribution), Distribution);
-        Add(Dim != d.Dim, nameof(Dim), Dim);
-        Add(ProjectionSeed != d.ProjectionSeed, nameof(ProjectionSeed), ProjectionSeed);
-        Add(DType != d.DType, nameof(DType), DType);
-        Add(Damping is not null, nameof(Damping), Damping);
-        Add(BatchSize != d.BatchSize, nameof(BatchSize), BatchSize);
-        Add(JourneySteps != d.JourneySteps, nameof(JourneySteps), JourneySteps);
-        Add(Checkpoints.Count > 0, nameof(Checkpoints), string.Join(",", Checkpoints));
-        Add(Seed != d.Seed, nameof(Seed), Seed);
-        Add(PixelMetric != d.PixelMetric, nameof(PixelMetric), PixelMetric);
         return changed;
     }
 

@@ -22,7 +22,8 @@ internal sealed class PixelMethod : IAttributionMethod
     public string Name => "pixel";
 
     /// <inheritdoc/>
-    public bool AttributesConditionalModels => true;
+
+    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
 
     /// <inheritdoc/>
     public string Summary => "pixel-space nearest neighbours: cosine similarity (or negative L2 distance) to the query image";

@@ -20,7 +20,8 @@ internal sealed class RandomMethod : IAttributionMethod
     public string Name => "random";
 
     /// <inheritdoc/>
-    public bool AttributesConditionalModels => true;
+
+    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
 
     /// <inheritdoc/>
     public string Summary => "seeded uniform scores, independent of the query (the floor every method must beat)";

@@ -57,7 +57,8 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
     public string Name { get; } = name;
 
     /// <inheritdoc/>
-    public bool AttributesConditionalModels => true;
+
+    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true, NeedsCheckpoints = true };
 
     /// <summary>True for ReTrac: each training gradient divided by its norm.</summary>
     public bool Renormalize { get; } = renormalize;

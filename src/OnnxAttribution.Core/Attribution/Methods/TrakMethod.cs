@@ -13,7 +13,8 @@ public sealed class TrakMethod(string name, MeasurementKind measurement, double 
     public string Name { get; } = name;
 
     /// <inheritdoc/>
-    public bool AttributesConditionalModels => true;
+
+    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true, QueryTimesteps = true, Updatable = true };
 
     /// <inheritdoc/>
     public double DefaultDamping { get; } = defaultDamping;
