@@ -1,4 +1,5 @@
 using OnnxAttribution.Onnx;
+using OnnxAttribution.TestSupport;
 
 namespace OnnxAttribution.Cli.Tests;
 
@@ -152,6 +153,5 @@ public sealed partial class CliTests
 
     private static string FindShippedModel() => Path.Combine(RepositoryRoot(), "models", "fm16");
 
-    private static string RepositoryRoot() => typeof(CliTests).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
-        .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "RepositoryRoot").Value!;
+    private static string RepositoryRoot() => RepositoryFiles.Root;
 }

@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Text.Json;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
@@ -162,6 +161,5 @@ public sealed class EdgeAppTests
         return (code, stdout.ToString(), stderr.ToString());
     }
 
-    private static string RepositoryRoot() =>
-        Path.GetFullPath(typeof(EdgeAppTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "RepositoryRoot").Value!);
+    private static string RepositoryRoot() => RepositoryFiles.Root;
 }

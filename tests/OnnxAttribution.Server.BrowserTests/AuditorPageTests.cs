@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Playwright;
@@ -196,8 +195,7 @@ public sealed partial class AuditorPageTests
 
     private byte[] TrainingPng(int row) => PngImage.Encode(_data.Image(row), 1, 16, 16);
 
-    private static string RepositoryRoot() => Path.GetFullPath(typeof(AuditorPageTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-        .Single(a => a.Key == "RepositoryRoot").Value!);
+    private static string RepositoryRoot() => RepositoryFiles.Root;
 
     [GeneratedRegex("(src|href)\\s*=\\s*[\"']?\\s*(https?:)?//", RegexOptions.IgnoreCase)]
     private static partial Regex ExternalReference();

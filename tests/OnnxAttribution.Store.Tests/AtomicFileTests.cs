@@ -1,4 +1,6 @@
-namespace OnnxAttribution.Core.Tests;
+using OnnxAttribution.Core;
+
+namespace OnnxAttribution.Store.Tests;
 
 /// <summary>Files written whole or not at all: a failure leaves no partial or temporary file.</summary>
 public sealed class AtomicFileTests : TempDirectoryTest

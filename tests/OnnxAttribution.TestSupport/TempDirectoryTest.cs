@@ -22,12 +22,6 @@ public abstract class TempDirectoryTest
         }
     }
 
-    /// <summary>The repository root, recorded at build time (the binaries may live under another artifacts path).</summary>
-    protected static string RepositoryRoot()
-    {
-        var root = typeof(TempDirectoryTest).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
-            .Cast<System.Reflection.AssemblyMetadataAttribute>()
-            .Single(a => a.Key == "RepositoryRoot").Value!;
-        return Path.GetFullPath(root);
-    }
+    /// <summary>The repository root (<see cref="RepositoryFiles.Root"/>).</summary>
+    protected static string RepositoryRoot() => RepositoryFiles.Root;
 }

@@ -1,4 +1,3 @@
-using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
@@ -6,9 +5,8 @@ using OnnxAttribution.Core.Numerics;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Store;
-using OnnxAttribution.Training.Tests.Support;
 
-namespace OnnxAttribution.Training.Tests;
+namespace OnnxAttribution.Core.Tests.Attribution;
 
 /// <summary>
 /// DAS and the gradient-cosine baseline on a small untrained U-Net and 40 embedded training images: planted duplicates, and
@@ -29,8 +27,8 @@ public sealed class DasAttributionTests
     {
         _dir = Directory.CreateTempSubdirectory("oa-das-").FullName;
         _model = Path.Combine(_dir, "model");
-        TinyAttributionModel.Export(_model);
-        _data = TinyAttributionModel.EmbeddedRows(Rows);
+        TinyModelFixture.CopyTo(_model);
+        _data = new DatasetLocator().Load("embedded", $"0:{Rows}", null);
     }
 
     [OneTimeTearDown]

@@ -1,4 +1,3 @@
-using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
@@ -9,7 +8,7 @@ using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
 using OnnxAttribution.Core.Store;
 
-namespace OnnxAttribution.Training.Tests;
+namespace OnnxAttribution.Core.Tests.Attribution;
 
 /// <summary>
 /// Journey-TRAK (Georgiev et al. 2023) on a small untrained U-Net and 40 embedded training images, three DDIM steps,
@@ -34,8 +33,8 @@ public sealed class JourneyTrakTests
     {
         _dir = Directory.CreateTempSubdirectory("oa-journey-").FullName;
         _model = Path.Combine(_dir, "model");
-        Support.TinyAttributionModel.Export(_model);
-        _data = Support.TinyAttributionModel.EmbeddedRows(Rows);
+        TinyModelFixture.CopyTo(_model);
+        _data = new DatasetLocator().Load("embedded", $"0:{Rows}", null);
         _schedule = ModelDirectory.Open(_model).CreateSchedule();
         _store = Path.Combine(_dir, "journey");
         _method.Build(Request(_data, "0:40", _store, Dim, batchSize: 8));
@@ -137,7 +136,7 @@ public sealed class JourneyTrakTests
     [Category("Slow")]
     public void StepScores_TrainedModelFreshNoise_RanksMostSourceImagesFirstAtTheLowestNoiseStep()
     {
-        var model = Path.Combine(Support.TestData.RepositoryRoot(), "models", "fm16");
+        var model = Path.Combine(RepositoryFiles.Root, "models", "fm16");
         var store = Path.Combine(_dir, "fm16-journey");
         _method.Build(new MethodBuildRequest
         {

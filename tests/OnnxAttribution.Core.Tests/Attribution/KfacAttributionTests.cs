@@ -1,4 +1,3 @@
-using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Influence;
 using OnnxAttribution.Core.Attribution.Methods;
@@ -6,7 +5,7 @@ using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Store;
 
-namespace OnnxAttribution.Training.Tests;
+namespace OnnxAttribution.Core.Tests.Attribution;
 
 /// <summary>
 /// K-FAC / EK-FAC influence (kfac, ekfac) end to end on a small untrained U-Net and 30 embedded training images: planted
@@ -26,8 +25,8 @@ public sealed class KfacAttributionTests
     {
         _dir = Directory.CreateTempSubdirectory("oa-kfac-").FullName;
         _model = Path.Combine(_dir, "model");
-        Support.TinyAttributionModel.Export(_model);
-        _data = SubsetSpec.Parse($"0:{Rows}").Apply(Repository.Locator.Load("embedded"));
+        TinyModelFixture.CopyTo(_model);
+        _data = SubsetSpec.Parse($"0:{Rows}").Apply(new DatasetLocator().Load("embedded"));
     }
 
     [OneTimeTearDown]

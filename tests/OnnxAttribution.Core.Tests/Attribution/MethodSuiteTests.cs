@@ -1,9 +1,8 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
 
-namespace OnnxAttribution.Training.Tests;
+namespace OnnxAttribution.Core.Tests.Attribution;
 
 /// <summary>
 /// Every registered method on one toy problem with a known answer: a tiny U-Net, 40 embedded training images, and queries
@@ -29,8 +28,8 @@ public sealed class MethodSuiteTests
     {
         _dir = Directory.CreateTempSubdirectory("oa-suite-").FullName;
         _model = Path.Combine(_dir, "model");
-        Support.TinyAttributionModel.Export(_model, new TrainingInfo("embedded", "0:40", 1, 8, 1e-3, 0.999, 3, 1, 1));
-        _data = Support.TinyAttributionModel.EmbeddedRows(Rows);
+        TinyModelFixture.CopyTo(_model);
+        _data = new DatasetLocator().Load("embedded", $"0:{Rows}", null);
     }
 
     [OneTimeTearDown]

@@ -2,9 +2,8 @@ using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Store;
-using OnnxAttribution.Training.Tests.Support;
 
-namespace OnnxAttribution.Training.Tests;
+namespace OnnxAttribution.Core.Tests.Attribution;
 
 /// <summary>
 /// The scoring engine end to end on a small U-Net and 40 embedded training images: quality floors that can fail.
@@ -22,8 +21,8 @@ public sealed class TrakAttributionTests
     {
         _dir = Directory.CreateTempSubdirectory("oa-trak-").FullName;
         _model = Path.Combine(_dir, "model");
-        TinyAttributionModel.Export(_model);
-        _data = TinyAttributionModel.EmbeddedRows(Rows);
+        TinyModelFixture.CopyTo(_model);
+        _data = new DatasetLocator().Load("embedded", $"0:{Rows}", null);
     }
 
     [OneTimeTearDown]

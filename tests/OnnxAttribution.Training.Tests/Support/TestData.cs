@@ -40,8 +40,5 @@ internal static class TestData
     }
 
     /// <summary>The repository root, as recorded at build time.</summary>
-    public static string RepositoryRoot() =>
-        typeof(TestData).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
-            .Cast<System.Reflection.AssemblyMetadataAttribute>()
-            .Single(a => a.Key == "RepositoryRoot").Value!;
+    public static string RepositoryRoot() => RepositoryFiles.Root;
 }
