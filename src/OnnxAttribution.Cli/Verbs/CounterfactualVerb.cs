@@ -71,5 +71,5 @@ internal sealed class CounterfactualVerb : IVerbOptions
 internal static class CounterfactualCommand
 {
     public static int Run(CounterfactualVerb o, CancellationToken cancel) =>
-        EvaluationOutput.Print(EvaluationRuns.RunCounterfactual(o.ToOptions(new ConsoleEvaluationObserver()), cancel), o.Json);
+        EvaluationOutput.Print(CounterfactualRun.Run(o.ToOptions(new ConsoleEvaluationObserver()), cancel), o.Json);
 }

@@ -268,8 +268,8 @@ internal static class LdsCommand
     public static int Run(LdsVerb o, CancellationToken cancel)
     {
         var options = o.ToOptions(new ConsoleEvaluationObserver());
-        return EvaluationOutput.Print(o.ReportOnly ? EvaluationRuns.LdsReport(options) : EvaluationRuns.RunLds(options, cancel), o.Json);
+        return EvaluationOutput.Print(o.ReportOnly ? LdsReportWriter.Report(options) : LdsRun.Run(options, cancel), o.Json);
     }
 
-    public static int RunCurves(LdsCurvesVerb o) => EvaluationOutput.Print(EvaluationRuns.LdsCurves(o.Out), o.Json);
+    public static int RunCurves(LdsCurvesVerb o) => EvaluationOutput.Print(LdsReportWriter.Curves(o.Out), o.Json);
 }

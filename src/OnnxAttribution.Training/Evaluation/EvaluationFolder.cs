@@ -4,18 +4,18 @@ using OnnxAttribution.Core.Store;
 namespace OnnxAttribution.Training.Evaluation;
 
 /// <summary>
-/// The evaluation workflows: LDS (<c>EvaluationRuns.Lds.cs</c>, its report and rows) and remove-and-retrain
-/// (<c>EvaluationRuns.Counterfactual.cs</c>); the helpers they share are here. Every run resumes after a kill: each trained
-/// model, measurement and score file is saved once.
+/// What the evaluation runs (<see cref="LdsRun"/>, <see cref="CounterfactualRun"/>) share about their output folder: its
+/// settings.json, matrices of measurements saved once and read back on a rerun, and the report (Markdown and JSON) they
+/// end with. Every run resumes after a kill: each trained model, measurement and score file is saved once.
 /// </summary>
-public static partial class EvaluationRuns
+internal static class EvaluationFolder
 {
     /// <summary>
     /// Every setting a result depends on; a rerun with other settings into the same folder is refused, except for the
     /// fields in <paramref name="mayChange"/> (a larger M reuses every model already trained: subset j depends on the seed
     /// and j only), which are updated.
     /// </summary>
-    private static void CheckSettings(string outDirectory, object settings, params string[] mayChange)
+    internal static void CheckSettings(string outDirectory, object settings, params string[] mayChange)
     {
         Directory.CreateDirectory(outDirectory);
         var path = Path.Combine(outDirectory, "settings.json");
@@ -49,7 +49,7 @@ public static partial class EvaluationRuns
     /// A models × <paramref name="perModel"/> matrix of measurements saved at <paramref name="path"/>, computing only the
     /// rows of models not measured before (M may grow between runs; the rows already there are the same models).
     /// </summary>
-    private static float[] MeasureModels(IEvaluationObserver observer, string path, int models, int perModel, string label, Func<int, float[]> measure, CancellationToken cancel)
+    internal static float[] MeasureModels(IEvaluationObserver observer, string path, int models, int perModel, string label, Func<int, float[]> measure, CancellationToken cancel)
     {
         var cached = TryReadMatrix(path);
         int have = cached is { } c && c.Header.Columns == perModel ? (int)Math.Min(c.Header.Rows, models) : 0;
@@ -71,7 +71,7 @@ public static partial class EvaluationRuns
         }
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         NpyFormat.WriteMatrix(path, result, models, perModel);
-        JsonFile.Save(Path.ChangeExtension(path, ".json"), new { secondsPerModel = watch.Elapsed.TotalSeconds / (models - have) });
+        JsonFile.Save(Path.ChangeExtension(path, ".json"), new MeasureRecord(watch.Elapsed.TotalSeconds / (models - have)));
         return result;
     }
 
@@ -79,7 +79,7 @@ public static partial class EvaluationRuns
     /// Trains models one after another with one progress line over all their steps. Models trained by an earlier run
     /// report nothing, so the line (and its estimate of the time left) counts from the first model trained in this run.
     /// </summary>
-    private sealed class TrainingProgress(IEvaluationObserver observer, string label, int models, int stepsPerModel)
+    internal sealed class TrainingProgress(IEvaluationObserver observer, string label, int models, int stepsPerModel)
     {
         private long _first = -1;
 
@@ -95,15 +95,15 @@ public static partial class EvaluationRuns
     }
 
     /// <summary>Writes the Markdown table beside the JSON results and returns what the run reports.</summary>
-    private static EvaluationReport Report(string markdownPath, string table, object result, string summary)
+    internal static EvaluationReport Report(string markdownPath, string table, object result, string summary)
     {
         File.WriteAllText(markdownPath, table);
         return new EvaluationReport(markdownPath, table, result, summary);
     }
 
     /// <summary>A saved score or loss matrix, or null when it was not written yet.</summary>
-    private static (NpyHeader Header, float[] Values)? TryReadMatrix(string path) => File.Exists(path) ? NpyFormat.ReadMatrix(path) : null;
+    internal static (NpyHeader Header, float[] Values)? TryReadMatrix(string path) => File.Exists(path) ? NpyFormat.ReadMatrix(path) : null;
 
     /// <summary>The evaluations' queries: images generated from seeds 0 … count − 1.</summary>
-    private static long[] QuerySeeds(int count) => Enumerable.Range(0, count).Select(q => (long)q).ToArray();
+    internal static long[] QuerySeeds(int count) => Enumerable.Range(0, count).Select(q => (long)q).ToArray();
 }

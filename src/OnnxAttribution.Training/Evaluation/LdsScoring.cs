@@ -1,4 +1,3 @@
-using System.Text.Json;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
@@ -8,37 +7,33 @@ using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Training.Evaluation;
 
-public static partial class EvaluationRuns
+/// <summary>An LDS run's scores: each method's at a damping, cached in the run's folder, and the combinations of methods.</summary>
+internal static class LdsScoring
 {
-    /// <summary>A method's scores for a set of queries (and, for a stepwise method, per step), with the seconds scoring took.</summary>
-    private sealed record Scored(float[] Scores, float[]? StepScores, long[]? Timesteps, double Seconds);
-
     /// <summary>
     /// The scores of <paramref name="queries"/> at <paramref name="damping"/> (null: the method has none), read from
     /// <paramref name="folder"/> when scored before from the same store at the same damping, else scored now (the store
     /// re-damped first when it holds another λ) and saved; with <paramref name="perDamping"/> each λ has its own file
     /// (a sweep), else one file per method holds the last λ scored.
     /// </summary>
-    private static Scored ScoreCached(string name, string storeDir, string referenceDir, SessionSettings session, List<AttributionQuery> queries, int rows,
+    internal static Scored ScoreCached(string name, string storeDir, string referenceDir, SessionSettings session, List<AttributionQuery> queries, int rows,
         double? damping, IDampedMethod? damped, GramCache grams, string folder, bool perDamping, CancellationToken cancel)
     {
         cancel.ThrowIfCancellationRequested();
         Directory.CreateDirectory(folder);
-        string stem = damping is null || !perDamping ? name : $"{name}-lambda-{Lambda(damping.Value)}";
+        string stem = damping is null || !perDamping ? name : $"{name}-lambda-{LdsRun.Lambda(damping.Value)}";
         var scoresPath = Path.Combine(folder, stem + ".npy");
         var stepsPath = Path.Combine(folder, stem + "-steps.npy");
         var timingPath = Path.Combine(folder, stem + ".json");
-        var saved = File.Exists(timingPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath)) : null;
+        var saved = LdsFiles.TryRead<ScoreRecord>(timingPath);
         // Scores are reused only from the same store at the same damping and query timesteps, for as many queries.
-        bool same = saved?["store"]?.GetValue<string>() == Path.GetFullPath(storeDir)
-            && (saved?["queryTimesteps"]?.GetValue<int>() ?? 0) == session.QueryTimesteps
-            && (damping is null ? saved?["damping"] is null : saved?["damping"]?.GetValue<double>() == damping.Value);
-        long[]? timesteps = saved?["steps"]?.Deserialize<long[]>();
-        var cached = same ? TryReadMatrix(scoresPath) : null;
-        var cachedSteps = same && timesteps is not null ? TryReadMatrix(stepsPath) : null;
+        bool same = saved is not null && saved.Store == Path.GetFullPath(storeDir) && saved.QueryTimesteps == session.QueryTimesteps && saved.Damping == damping;
+        long[]? timesteps = saved?.Steps;
+        var cached = same ? EvaluationFolder.TryReadMatrix(scoresPath) : null;
+        var cachedSteps = same && timesteps is not null ? EvaluationFolder.TryReadMatrix(stepsPath) : null;
         if (cached is { } hit && hit.Header.Rows == queries.Count && (timesteps is null || cachedSteps is not null))
         {
-            return new Scored(hit.Values, cachedSteps?.Values, timesteps, ReadSeconds(saved?["scoreSeconds"]));
+            return new Scored(hit.Values, cachedSteps?.Values, timesteps, saved?.ScoreSeconds ?? double.NaN);
         }
         if (damping is { } l && damped is not null && MethodManifest.Require(storeDir, name).Settings["damping"]?.GetValue<double>() != l)
         {
@@ -68,7 +63,7 @@ public static partial class EvaluationRuns
         }
         double seconds = watch.Elapsed.TotalSeconds;
         NpyFormat.WriteMatrix(scoresPath, scores, queries.Count, rows);
-        JsonFile.Save(timingPath, new { store = Path.GetFullPath(storeDir), damping, queryTimesteps = session.QueryTimesteps, scoreSeconds = seconds, steps = timesteps });
+        JsonFile.Save(timingPath, new ScoreRecord(Path.GetFullPath(storeDir), damping, session.QueryTimesteps, seconds, timesteps));
         return new Scored(scores, stepScores, timesteps, seconds);
     }
 
@@ -78,7 +73,7 @@ public static partial class EvaluationRuns
     /// test queries (the validation queries give its validation LDS, for the record). Build and query costs are the methods' sums.
     /// </summary>
     /// <exception cref="SettingException">A method of the combination is not among those scored.</exception>
-    private static LdsRow ScoreCombination(LdsOptions o, string combination, LdsGround ground, int rows, List<LdsRow> scored,
+    internal static LdsRow ScoreCombination(LdsOptions o, string combination, LdsGround ground, int rows, List<LdsRow> scored,
         Dictionary<string, (float[] Validation, float[] Test)> chosenScores)
     {
         var parts = combination.Split('+', StringSplitOptions.TrimEntries);
@@ -102,7 +97,7 @@ public static partial class EvaluationRuns
         var predicted = Lds.Predict(test, o.Queries, rows, ground.Subsets);
         var perQuery = Lds.PerQuery(predicted, ground.MeasuredLoss, o.Queries, ground.Subsets.Length);
         var interval = Lds.Bootstrap(perQuery, 2000, o.Seed);
-        var permutation = Lds.PermutationTest(predicted, ground.MeasuredLoss, o.Queries, ground.Subsets.Length, Permutations, o.Seed);
+        var permutation = Lds.PermutationTest(predicted, ground.MeasuredLoss, o.Queries, ground.Subsets.Length, LdsRun.Permutations, o.Seed);
         var members = scored.Where(r => parts.Contains(r.Method, StringComparer.Ordinal)).ToList();
         var costs = new Costs(members.Sum(r => r.Costs.BuildSeconds), members.Sum(r => r.Costs.BuildSecondsPerExample), members.Sum(r => r.Costs.ScoreSeconds),
             members.Sum(r => r.Costs.QueryMilliseconds), members.Sum(r => r.Costs.StoreBytes));
@@ -123,3 +118,6 @@ public static partial class EvaluationRuns
         return row;
     }
 }
+
+/// <summary>A method's scores for a set of queries (and, for a stepwise method, per step), with the seconds scoring took.</summary>
+internal sealed record Scored(float[] Scores, float[]? StepScores, long[]? Timesteps, double Seconds);

@@ -10,31 +10,20 @@ using OnnxAttribution.Core.Sampling;
 
 namespace OnnxAttribution.Training.Evaluation;
 
-public static partial class EvaluationRuns
+/// <summary>
+/// The LDS protocol of docs/results/lds.md as one resumable run: reference and subset models trained (or reused), each
+/// method's stores built and its damping chosen on validation queries, the test queries scored, the LDS with its interval,
+/// permutation test and noise ceiling written to lds{point}.json and .md (<see cref="LdsReportWriter"/>).
+/// </summary>
+public static class LdsRun
 {
-    /// <summary>What every method of one LDS run is scored against: its models, queries and measured outputs.</summary>
-    /// <param name="References">The R reference models' folders; the first is attributed and generated the queries.</param>
-    /// <param name="Subsets">The M subsets (rows of N).</param>
-    /// <param name="Plan">The M × S subset models.</param>
-    /// <param name="Queries">The Q test queries.</param>
-    /// <param name="Validation">The V validation queries.</param>
-    /// <param name="MeasuredLoss">Test queries' mean loss over the S seeds, subset-major (M × Q).</param>
-    /// <param name="ValidationLoss">The same for the validation queries (M × V).</param>
-    /// <param name="Ceiling">The noise ceiling (S ≥ 2), else null.</param>
-    /// <param name="ImageSize">The reference models' image side.</param>
-    private sealed record LdsGround(IReadOnlyList<string> References, int[][] Subsets, IReadOnlyList<SubsetModel> Plan, List<AttributionQuery> Queries,
-        List<AttributionQuery> Validation, double[] MeasuredLoss, double[] ValidationLoss, CeilingResult? Ceiling, int ImageSize);
-
-    /// <summary>One reference model's store of a method and the folder its scores are kept in.</summary>
-    private sealed record ReferenceStore(string Model, string Store, string Scores);
-
     /// <summary>
     /// Runs (or continues) an LDS evaluation into <see cref="LdsOptions.Out"/>: trains what is missing, measures, builds
     /// and scores every method, chooses each damping on the validation queries, and writes lds*.json and lds*.md.
     /// </summary>
     /// <exception cref="UserInputException">The options do not fit the folder's earlier run, or a method cannot be built with them.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancel"/> fired; everything finished so far is kept.</exception>
-    public static EvaluationReport RunLds(LdsOptions o, CancellationToken cancel = default)
+    public static EvaluationReport Run(LdsOptions o, CancellationToken cancel = default)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var timings = new Dictionary<string, double>(StringComparer.Ordinal);
@@ -67,7 +56,7 @@ public static partial class EvaluationRuns
         var data = new Core.Data.DatasetLocator().Load(o.Data, o.Subset, null);
         // A folder started before --subset-seeds (its settings.json has no 'subsetSeeds') keeps its models as seed 0.
         bool legacySeedZero = LegacySeedZero(o.Out);
-        CheckSettings(o.Out, new
+        EvaluationFolder.CheckSettings(o.Out, new
         {
             kind = "lds",
             data = o.Data,
@@ -108,19 +97,19 @@ public static partial class EvaluationRuns
             rows.AddRange(methodRows);
             journeySteps = steps ?? journeySteps;
         }
-        rows.AddRange(o.Combinations.Select(c => ScoreCombination(o, c, ground, data.Count, rows, chosenScores)));
+        rows.AddRange(o.Combinations.Select(c => LdsScoring.ScoreCombination(o, c, ground, data.Count, rows, chosenScores)));
         return WriteLdsResult(o, data, ground, grid, recipe, rows, journeySteps, timings, clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>The seed stream of the reference models after the first (which trains with --seed).</summary>
-    private const string ReferenceSeedStream = "lds reference model";
+    internal const string ReferenceSeedStream = "lds reference model";
 
     /// <summary>
     /// The R reference models, trained here unless done (or --model's one): reference r = 0 in reference/ with --seed,
     /// r ≥ 1 in reference-r/ with seed <see cref="Core.Numerics.SeedStreams.Derive"/>(--seed, "lds reference model", r, 0).
     /// Each keeps five checkpoints for TracIn/ReTrac.
     /// </summary>
-    private static List<string> TrainReferences(LdsOptions o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> methods, Dictionary<string, double> timings,
+    internal static List<string> TrainReferences(LdsOptions o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> methods, Dictionary<string, double> timings,
         CancellationToken cancel)
     {
         if (o.Model is not null)
@@ -128,7 +117,7 @@ public static partial class EvaluationRuns
             return [o.Model];
         }
         var directories = new List<string>();
-        var bar = new TrainingProgress(o.Observer, "reference models", o.ReferenceModels, recipe.Steps);
+        var bar = new EvaluationFolder.TrainingProgress(o.Observer, "reference models", o.ReferenceModels, recipe.Steps);
         for (int r = 0; r < o.ReferenceModels; r++)
         {
             string name = r == 0 ? "reference" : $"reference-{r}";
@@ -172,7 +161,7 @@ public static partial class EvaluationRuns
              .. Enumerable.Range(0, validationQueries).Select(v => Core.Data.Captions.EvaluationCondition(condition, v))]);
 
     /// <summary>The subset models (trained where missing), the generated queries and every subset model's loss on them.</summary>
-    private static LdsGround Ground(LdsOptions o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> references, bool legacySeedZero, SessionSettings session,
+    internal static LdsGround Ground(LdsOptions o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> references, bool legacySeedZero, SessionSettings session,
         Dictionary<string, double> timings, CancellationToken cancel)
     {
         var reference = ModelDirectory.Open(references[0]);
@@ -186,13 +175,13 @@ public static partial class EvaluationRuns
             rows = s,
         }).ToList());
         var missing = plan.Where(m => !File.Exists(Path.Combine(m.Directory, ModelMetadata.FileName))).ToList();
-        var progress = new TrainingProgress(o.Observer, "subset models", Math.Max(1, missing.Count), recipe.Steps);
+        var progress = new EvaluationFolder.TrainingProgress(o.Observer, "subset models", Math.Max(1, missing.Count), recipe.Steps);
         SubsetModels.TrainMissing(missing, (i, m) => RecipeTrainer.TrainAndExport(recipe, data, subsets[m.Subset], m.TrainingSeed, $"lds subset {m.Subset} seed {m.SeedIndex}",
             m.RunDirectory, m.Directory, withVjp: false, progress.For(i), cancel), cancel);
         timings["trainSubsetModelSeconds"] = plan.Select(m => TrainingRunInfo.Load(m.RunDirectory).TrainSeconds).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Average();
 
         // Test and validation queries, and the measured output of every subset model: its loss on each query, per seed.
-        var testSeeds = QuerySeeds(o.Queries);
+        var testSeeds = EvaluationFolder.QuerySeeds(o.Queries);
         var validationSeeds = ValidationQuerySeeds(o.ValidationQueries);
         var allQueries = GeneratedQueries.Generate(reference, [.. testSeeds, .. validationSeeds], SamplerKind.Ddim, o.SamplingSteps, session, cancel,
             QueryLabels(reference.Metadata.Condition, o.Queries, o.ValidationQueries));
@@ -205,7 +194,7 @@ public static partial class EvaluationRuns
         ImageGrid.Write(Path.Combine(o.Out, "queries.png"), queryImages, o.Queries, c, size, size, new GridLayout(Math.Min(10, o.Queries), 4), queries.Select(q => (string?)q.Label).ToList());
         var measurePlan = new FeaturizationPlan(FeaturizationPlan.Evenly(reference.Metadata.Schedule.Timesteps, o.MeasureTimesteps), o.MeasureDraws, 1_000_003, MeasurementKind.Loss);
         int allCount = allQueries.Count;
-        var perSeed = Enumerable.Range(0, o.SubsetSeeds).Select(s => MeasureModels(o.Observer,
+        var perSeed = Enumerable.Range(0, o.SubsetSeeds).Select(s => EvaluationFolder.MeasureModels(o.Observer,
             Path.Combine(o.Out, "measured", $"loss-seed-{s}.npy"), subsets.Length, allCount, $"measure query losses (seed {s})", j =>
         {
             var model = ModelDirectory.Open(plan[(s * subsets.Length) + j].Directory);
@@ -233,15 +222,15 @@ public static partial class EvaluationRuns
     /// The folder-name suffix of this run's setting point and reference model r: "-{--point}" unless --point is empty,
     /// then "-reference-r" for r ≥ 1 (stores/, scores/ for the first reference of the unnamed point).
     /// </summary>
-    private static string PointSuffix(LdsOptions o, int reference) =>
+    internal static string PointSuffix(LdsOptions o, int reference) =>
         (o.Point.Length == 0 ? "" : "-" + o.Point) + (reference == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"-reference-{reference}"));
 
     /// <summary>The results' file stem: lds, then "-{--point}" for a named point, then "-R{R}" for R &gt; 1 reference models.</summary>
-    private static string ResultStem(LdsOptions o) =>
+    internal static string ResultStem(LdsOptions o) =>
         "lds" + PointSuffix(o, 0) + (o.ReferenceModels > 1 ? string.Create(CultureInfo.InvariantCulture, $"-R{o.ReferenceModels}") : "");
 
     /// <summary>A method's stores (one per reference model; the ensemble's own folder) with the folders of their scores.</summary>
-    private static List<ReferenceStore> StoresOf(LdsOptions o, string name, LdsGround ground)
+    internal static List<ReferenceStore> StoresOf(LdsOptions o, string name, LdsGround ground)
     {
         if (AttributionMethods.Find(name).Capabilities.OwnModels)
         {
@@ -255,14 +244,14 @@ public static partial class EvaluationRuns
     /// One method's rows: its stores built where missing, its damping chosen on the validation queries (the scores being
     /// the mean over the reference models' stores at each λ), the test queries scored once at that λ.
     /// </summary>
-    private static (List<LdsRow> Rows, List<JourneyStepRow>? Steps) ScoreMethod(LdsOptions o, string name, LdsGround ground, Core.Data.ImageDataset data, List<double> grid,
+    internal static (List<LdsRow> Rows, List<JourneyStepRow>? Steps) ScoreMethod(LdsOptions o, string name, LdsGround ground, Core.Data.ImageDataset data, List<double> grid,
         SessionSettings session, Dictionary<string, (float[] Validation, float[] Test)> chosenScores, CancellationToken cancel)
     {
         var stores = StoresOf(o, name, ground);
         double buildSeconds = stores.Sum(s => BuildStore(o, name, s.Store, s.Model, data, new StoreSource(s.Model, o.Data, o.Subset, ground.ImageSize), session, cancel));
         var damped = AttributionMethods.Find(name) as IDampedMethod;
         var grams = new GramCache();
-        Scored Score(List<AttributionQuery> queries, double? damping, bool validation) => MeanOf(stores.Select(s => ScoreCached(name, s.Store, s.Model, session, queries, data.Count,
+        Scored Score(List<AttributionQuery> queries, double? damping, bool validation) => MeanOf(stores.Select(s => LdsScoring.ScoreCached(name, s.Store, s.Model, session, queries, data.Count,
             damping, damped, grams, validation ? Path.Combine(s.Scores, "validation") : s.Scores, perDamping: validation, cancel)).ToList());
         double ValidationLds(double? damping)
         {
@@ -340,7 +329,7 @@ public static partial class EvaluationRuns
     }
 
     /// <summary>The mean of a method's scores over its reference models' stores (the seconds added up).</summary>
-    private static Scored MeanOf(IReadOnlyList<Scored> parts)
+    internal static Scored MeanOf(IReadOnlyList<Scored> parts)
     {
         if (parts.Count == 1)
         {
@@ -370,63 +359,53 @@ public static partial class EvaluationRuns
     }
 
     /// <summary>Writes lds{point}.json and lds{point}.md and reports them.</summary>
-    private static EvaluationReport WriteLdsResult(LdsOptions o, Core.Data.ImageDataset data, LdsGround ground, List<double> grid, TrainingRecipe recipe, List<LdsRow> rows,
+    internal static EvaluationReport WriteLdsResult(LdsOptions o, Core.Data.ImageDataset data, LdsGround ground, List<double> grid, TrainingRecipe recipe, List<LdsRow> rows,
         List<JourneyStepRow>? journeySteps, Dictionary<string, double> timings, double seconds)
     {
         var reference = ModelDirectory.Open(ground.References[0]);
         var ceiling = ground.Ceiling;
-        var result = new
+        var result = new LdsResultFile
         {
-            data = o.Data,
-            subset = o.Subset,
-            n = data.Count,
-            imageSize = reference.Metadata.ImageSize,
-            modelParameters = reference.Metadata.Parameters.Sum(p => p.Shape.Aggregate(1L, (a, b) => a * b)),
-            reference = ground.References[0],
-            referenceModels = ground.References.Count,
-            setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, ground.References.Count, o.QueryTimesteps, o.Projector.ToString().ToLowerInvariant()),
-            subsetModels = ground.Subsets.Length,
-            subsetSeeds = o.SubsetSeeds,
-            alpha = o.Alpha,
-            queries = o.Queries,
-            querySeeds = $"0 … {o.Queries - 1}",
-            validationQueries = o.ValidationQueries,
-            validationQuerySeeds = $"2^32 + 0 … 2^32 + {o.ValidationQueries - 1}",
-            dampingGrid = grid,
-            recipe,
-            measured = $"diffusion loss over {o.MeasureTimesteps} timesteps × {o.MeasureDraws} noise draws, mean over {o.SubsetSeeds} training seeds per subset",
-            ceiling = ceiling is null ? null : new
-            {
-                mean = ceiling.Mean.Mean,
-                low = ceiling.Mean.Low,
-                high = ceiling.Mean.High,
-                reliability = ceiling.MeanReliability.Mean,
-                reliabilityLow = ceiling.MeanReliability.Low,
-                reliabilityHigh = ceiling.MeanReliability.High,
-                splits = ceiling.Splits,
-                halfSize = ceiling.HalfSize,
-                perQuery = ceiling.Ceiling,
-            },
-            methods = rows,
-            permutations = Permutations,
-            journeySteps,
-            timings,
-            command = o.CommandLine,
-            seconds,
+            Data = o.Data,
+            Subset = o.Subset,
+            N = data.Count,
+            ImageSize = reference.Metadata.ImageSize,
+            ModelParameters = reference.Metadata.Parameters.Sum(p => p.Shape.Aggregate(1L, (a, b) => a * b)),
+            Reference = ground.References[0],
+            ReferenceModels = ground.References.Count,
+            Setting = new PointSetting(o.Timesteps, o.NoiseDraws, o.Dim, ground.References.Count, o.QueryTimesteps, o.Projector.ToString().ToLowerInvariant()),
+            SubsetModels = ground.Subsets.Length,
+            SubsetSeeds = o.SubsetSeeds,
+            Alpha = o.Alpha,
+            Queries = o.Queries,
+            QuerySeeds = $"0 … {o.Queries - 1}",
+            ValidationQueries = o.ValidationQueries,
+            ValidationQuerySeeds = $"2^32 + 0 … 2^32 + {o.ValidationQueries - 1}",
+            DampingGrid = grid,
+            Recipe = recipe,
+            Measured = $"diffusion loss over {o.MeasureTimesteps} timesteps × {o.MeasureDraws} noise draws, mean over {o.SubsetSeeds} training seeds per subset",
+            Ceiling = ceiling is null ? null : new LdsCeiling(ceiling.Mean.Mean, ceiling.Mean.Low, ceiling.Mean.High, ceiling.MeanReliability.Mean,
+                ceiling.MeanReliability.Low, ceiling.MeanReliability.High, ceiling.Splits, ceiling.HalfSize, ceiling.Ceiling),
+            Methods = rows,
+            Permutations = Permutations,
+            JourneySteps = journeySteps,
+            Timings = timings,
+            Command = o.CommandLine,
+            Seconds = seconds,
         };
         var stem = ResultStem(o);
         var jsonPath = Path.Combine(o.Out, stem + ".json");
         JsonFile.Save(jsonPath, result);
         var summary = $"N = {data.Count}, M = {ground.Subsets.Length} × S = {o.SubsetSeeds} seeds, α = {o.Alpha}, " +
             $"{o.Queries} test and {o.ValidationQueries} validation queries, R = {ground.References.Count} reference model(s); results in {jsonPath}";
-        return Report(Path.Combine(o.Out, stem + ".md"), LdsMarkdown(System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(jsonPath))!, jsonPath), result, summary);
+        return EvaluationFolder.Report(Path.Combine(o.Out, stem + ".md"), LdsReportWriter.LdsMarkdown(result, jsonPath), result, summary);
     }
 
     /// <summary>A damping as written in tables and file names: 1e-6, 2.5e-3.</summary>
-    private static string Lambda(double damping) => damping.ToString("0.###e0", CultureInfo.InvariantCulture);
+    internal static string Lambda(double damping) => damping.ToString("0.###e0", CultureInfo.InvariantCulture);
 
     /// <summary>Whether an evaluation folder was started before --subset-seeds: its models are seed 0 with the old seeds.</summary>
-    private static bool LegacySeedZero(string outDirectory)
+    internal static bool LegacySeedZero(string outDirectory)
     {
         var path = Path.Combine(outDirectory, "settings.json");
         if (!File.Exists(path))
@@ -441,33 +420,29 @@ public static partial class EvaluationRuns
     /// The validation queries' generation seeds: 2³² + v, v = 0 … V − 1. Test queries use seeds 0 … Q − 1 with Q an int,
     /// so no validation query shares a test query's seed.
     /// </summary>
-    private static long[] ValidationQuerySeeds(int count) => Enumerable.Range(0, count).Select(v => (1L << 32) + v).ToArray();
+    internal static long[] ValidationQuerySeeds(int count) => Enumerable.Range(0, count).Select(v => (1L << 32) + v).ToArray();
 
     /// <summary>Checkpoints of the reference kept for TracIn/ReTrac: every Steps/5 steps.</summary>
-    private const int TracInCheckpoints = 5;
+    internal const int TracInCheckpoints = 5;
 
     /// <summary>Builds a method's store unless it is complete; the seconds it took, NaN when it was built before.</summary>
-    private static double BuildStore(LdsOptions o, string name, string storeDir, string referenceDir, Core.Data.ImageDataset data, StoreSource source,
+    internal static double BuildStore(LdsOptions o, string name, string storeDir, string referenceDir, Core.Data.ImageDataset data, StoreSource source,
         SessionSettings session, CancellationToken cancel)
     {
         var timingPath = Path.Combine(storeDir, "build-seconds.json");
         // The projector is recorded only when it is not the default, so that stores built before it was a setting still match.
-        object setting = o.Projector == ProjectorKind.Dense
-            ? new { timesteps = o.Timesteps, noiseDraws = o.NoiseDraws, dim = o.Dim }
-            : new { timesteps = o.Timesteps, noiseDraws = o.NoiseDraws, dim = o.Dim, projector = o.Projector.ToString().ToLowerInvariant() };
+        var setting = new StoreBuildSetting(o.Timesteps, o.NoiseDraws, o.Dim, o.Projector == ProjectorKind.Dense ? null : o.Projector.ToString().ToLowerInvariant());
         bool ownModels = AttributionMethods.Find(name).Capabilities.OwnModels;
         if (ownModels || MethodManifest.TryLoad(storeDir) is not null)
         {
-            var saved = File.Exists(timingPath) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(timingPath)) : null;
-            var built = saved?["setting"];
-            if (!ownModels && built is not null && !System.Text.Json.Nodes.JsonNode.DeepEquals(built,
-                System.Text.Json.JsonSerializer.SerializeToNode(setting, Core.Models.ModelMetadata.JsonOptions)))
+            var saved = LdsFiles.TryRead<StoreBuildRecord>(timingPath);
+            if (!ownModels && saved?.Setting is { } built && built != setting)
             {
-                throw new SettingException("Point", o.Point, $"{storeDir} was built with {built.ToJsonString()}; " +
+                throw new SettingException("Point", o.Point, $"{storeDir} was built with {LdsFiles.Compact(built)}; " +
                     $"this run asks timesteps {o.Timesteps}, noise draws {o.NoiseDraws}, dim {o.Dim}, projector {o.Projector}: " +
                     "give this setting point its own name (its stores, scores and lds-NAME.json go beside the others)");
             }
-            return saved is null ? double.NaN : ReadSeconds(saved["buildSeconds"]);
+            return saved?.BuildSeconds ?? double.NaN;
         }
         var watch = System.Diagnostics.Stopwatch.StartNew();
         AttributionMethods.RequireConditionSupport(AttributionMethods.Find(name), referenceDir);
@@ -482,17 +457,11 @@ public static partial class EvaluationRuns
             Progress = new SyncProgress<MethodProgress>(p => o.Observer.Progress($"{name}: {p.Stage}", p.Done, p.Total, "")),
         }, cancel);
         double seconds = watch.Elapsed.TotalSeconds;
-        JsonFile.Save(timingPath, new { buildSeconds = seconds, setting });
+        JsonFile.Save(timingPath, new StoreBuildRecord(seconds, setting));
         return seconds;
     }
 
-    private static double? TrySecondsPerModel(string path) =>
-        File.Exists(path) ? System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))?["secondsPerModel"]?.GetValue<double>() : null;
-
-    /// <summary>A timing saved as a number, or as "NaN" where it was not measured (a store built by an earlier run).</summary>
-    private static double ReadSeconds(System.Text.Json.Nodes.JsonNode? node) => node is null ? double.NaN
-        : node.GetValueKind() == System.Text.Json.JsonValueKind.String ? double.Parse(node.GetValue<string>(), CultureInfo.InvariantCulture)
-        : node.GetValue<double>();
+    internal static double? TrySecondsPerModel(string path) => LdsFiles.TryRead<MeasureRecord>(path)?.SecondsPerModel;
 
     /// <summary>
     /// Journey-TRAK evaluated as its paper does (Georgiev et al. 2023, Sec. 4): at each step t the measured output of a
@@ -501,7 +470,7 @@ public static partial class EvaluationRuns
     /// is the mean over steps of the per-step LDS of each query (bootstrap over queries; one permutation of the models
     /// for every query and step).
     /// </summary>
-    private static (LdsRow Row, List<JourneyStepRow> Steps) StepwiseLds(LdsOptions o, string method, float[] stepScores, long[] timesteps, string referenceDir,
+    internal static (LdsRow Row, List<JourneyStepRow> Steps) StepwiseLds(LdsOptions o, string method, float[] stepScores, long[] timesteps, string referenceDir,
         SessionSettings session, List<AttributionQuery> queries, IReadOnlyList<SubsetModel> plan, int[][] subsets, int rows, Costs costs, CancellationToken cancel)
     {
         int q = queries.Count, m = subsets.Length;
@@ -519,7 +488,7 @@ public static partial class EvaluationRuns
         }
         var conditions = inputs.All(x => x.Y is not null) && inputs.Count > 0 ? inputs.Select(x => x.Y!.Value).ToArray() : null;
         // Each step's loss under every subset model, per training seed, averaged over the seeds.
-        var measured = NoiseCeiling.MeanOverSeeds(plan.GroupBy(p => p.SeedIndex).Select(seed => MeasureModels(o.Observer,
+        var measured = NoiseCeiling.MeanOverSeeds(plan.GroupBy(p => p.SeedIndex).Select(seed => EvaluationFolder.MeasureModels(o.Observer,
             Path.Combine(o.Out, "measured", $"{method}-seed-{seed.Key}.npy"), m, pairs, $"measure trajectory step losses (seed {seed.Key})", j =>
         {
             var model = ModelDirectory.Open(seed.Single(p => p.Subset == j).Directory);
@@ -541,4 +510,45 @@ public static partial class EvaluationRuns
         var row = new LdsRow(method, $"trajectory step losses (mean of {s} steps)", Lds.Bootstrap(perQuery, 2000, o.Seed), test, costs, perQuery);
         return (row, steps);
     }
+
+    internal static MethodSettings MethodSettingsFor(LdsOptions o, string referenceDir) => new()
+    {
+        Timesteps = o.Timesteps,
+        NoiseDraws = o.NoiseDraws,
+        Dim = o.Dim,
+        Projector = o.Projector,
+        Damping = o.Damping,
+        Seed = o.Seed,
+        JourneySteps = o.JourneySteps,
+        Checkpoints = CheckpointsOf(referenceDir),
+    };
+
+    /// <summary>Saved training checkpoints exported beside a model (checkpoints/step-*), for TracIn.</summary>
+    internal static List<string> CheckpointsOf(string modelDirectory)
+    {
+        var dir = Path.Combine(modelDirectory, "checkpoints");
+        return Directory.Exists(dir) ? Directory.GetDirectories(dir, "step-*").Order(StringComparer.Ordinal).ToList() : [];
+    }
+
+    /// <summary>
+    /// Permutations in each method's permutation test: the measured outputs of the M subsets are permuted among the
+    /// subsets (one permutation for every query at once, <see cref="Lds.PermutationTest"/>), so p ≥ 1/1001.
+    /// </summary>
+    internal const int Permutations = 1000;
 }
+
+/// <summary>What every method of one LDS run is scored against: its models, queries and measured outputs.</summary>
+/// <param name="References">The R reference models' folders; the first is attributed and generated the queries.</param>
+/// <param name="Subsets">The M subsets (rows of N).</param>
+/// <param name="Plan">The M × S subset models.</param>
+/// <param name="Queries">The Q test queries.</param>
+/// <param name="Validation">The V validation queries.</param>
+/// <param name="MeasuredLoss">Test queries' mean loss over the S seeds, subset-major (M × Q).</param>
+/// <param name="ValidationLoss">The same for the validation queries (M × V).</param>
+/// <param name="Ceiling">The noise ceiling (S ≥ 2), else null.</param>
+/// <param name="ImageSize">The reference models' image side.</param>
+internal sealed record LdsGround(IReadOnlyList<string> References, int[][] Subsets, IReadOnlyList<SubsetModel> Plan, List<AttributionQuery> Queries,
+    List<AttributionQuery> Validation, double[] MeasuredLoss, double[] ValidationLoss, CeilingResult? Ceiling, int ImageSize);
+
+/// <summary>One reference model's store of a method and the folder its scores are kept in.</summary>
+internal sealed record ReferenceStore(string Model, string Store, string Scores);

@@ -12,7 +12,11 @@ using OnnxAttribution.Core.Sampling;
 
 namespace OnnxAttribution.Training.Evaluation;
 
-public static partial class EvaluationRuns
+/// <summary>
+/// Remove-and-retrain as one resumable run: for each query, the model retrained without each store's top k training
+/// images and without k random ones, compared by the query's loss and pixels (docs/results/counterfactual*).
+/// </summary>
+public static class CounterfactualRun
 {
     /// <summary>The seed stream of the random removals (removal r draws from stream index r).</summary>
     private const string RandomRemovalStream = "counterfactual random removal";
@@ -27,20 +31,20 @@ public static partial class EvaluationRuns
     /// </summary>
     /// <exception cref="UserInputException">A store cannot be used (no training record, other model), or the options do not fit the folder's earlier run.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancel"/> fired; every model trained so far is kept.</exception>
-    public static EvaluationReport RunCounterfactual(CounterfactualOptions o, CancellationToken cancel = default)
+    public static EvaluationReport Run(CounterfactualOptions o, CancellationToken cancel = default)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var setup = CounterfactualSetupOf(o);
         // Query q's removal depends on its store and q only, random removal r on the seed and r: more queries, random
         // models or stores reuse every model already retrained.
-        CheckSettings(o.Out,
+        EvaluationFolder.CheckSettings(o.Out,
             new { kind = "counterfactual", model = Path.GetFullPath(setup.Source.ModelDirectory), subset = setup.Source.Subset, k = setup.K,
                 queries = o.Queries, randomModels = o.RandomModels, seed = o.Seed, recipe = setup.Recipe, samplingSteps = o.SamplingSteps },
             "queries", "randomModels");
         var session = new SessionSettings(ExecutionDevice.Cpu, o.Threads);
         // A class-conditional model's query q is generated under label q mod classes, as the LDS run's.
-        var labels = QueryLabels(setup.Reference.Metadata.Condition, o.Queries, 0);
-        var queries = GeneratedQueries.Generate(setup.Reference, QuerySeeds(o.Queries), SamplerKind.Ddim, o.SamplingSteps, session, cancel, labels);
+        var labels = LdsRun.QueryLabels(setup.Reference.Metadata.Condition, o.Queries, 0);
+        var queries = GeneratedQueries.Generate(setup.Reference, EvaluationFolder.QuerySeeds(o.Queries), SamplerKind.Ddim, o.SamplingSteps, session, cancel, labels);
         var top = new Dictionary<string, Core.Store.TopKResult[]>(StringComparer.Ordinal);
         for (int i = 0; i < setup.Stores.Length; i++)
         {
@@ -58,7 +62,7 @@ public static partial class EvaluationRuns
         {
             removals.AddRange(setup.Methods.Select(method => (TopModelName(method, q), top[method][q].Indices.Select(i => checked((int)i)).ToArray())));
         }
-        var progress = new TrainingProgress(o.Observer, "retrain without removed rows", removals.Count, setup.Recipe.Steps);
+        var progress = new EvaluationFolder.TrainingProgress(o.Observer, "retrain without removed rows", removals.Count, setup.Recipe.Steps);
         for (int m = 0; m < removals.Count; m++)
         {
             cancel.ThrowIfCancellationRequested();
@@ -211,7 +215,8 @@ public static partial class EvaluationRuns
             table.AppendLine(CultureInfo.InvariantCulture, $"| {r.Method} | {r.PixelRmsTop:F3} | {r.PixelRmsRandom:F3} | {r.LossChangeTop:+0.0000;-0.0000} | " +
                 $"{r.LossChangeRandom:+0.0000;-0.0000} | {r.QueriesLossAboveRandom}/{o.Queries} | {r.QueriesPixelsAboveRandom}/{o.Queries} |");
         }
-        return Report(Path.Combine(o.Out, "counterfactual.md"), table.ToString(), result, $"remove top {k} of {setup.Data.Count}, {o.Queries} queries, {randoms.Count} random removals; {png}");
+        return EvaluationFolder.Report(Path.Combine(o.Out, "counterfactual.md"), table.ToString(), result,
+            $"remove top {k} of {setup.Data.Count}, {o.Queries} queries, {randoms.Count} random removals; {png}");
     }
 
     private static string TopModelName(string method, int query) => $"{method}/query-{query:D3}-top";
