@@ -32,12 +32,13 @@ mkdir -p "$work"
 rm -rf "$work/seeds" "$work/bin-afl"
 dotnet "$bin/OnnxAttribution.Fuzz.dll" seed "$work/seeds"
 cp -r "$bin" "$work/bin-afl"
-# Coverage feedback for the managed readers; SkiaSharp's native PNG decoder runs uninstrumented (afl sees it as a black box).
+# Coverage feedback for the managed readers, in the assembly that holds them (its name is their namespace); SkiaSharp's
+# native PNG decoder runs uninstrumented (afl sees it as a black box).
 case "$target" in
-  npy) prefix=OnnxAttribution.Core.Store ;;
-  png) prefix=OnnxAttribution.Core.Imaging ;;
+  npy) prefix=OnnxAttribution.Store ;;
+  png) prefix=OnnxAttribution.Imaging ;;
 esac
-"$tools/sharpfuzz" "$work/bin-afl/OnnxAttribution.Core.dll" "$prefix" >&2
+"$tools/sharpfuzz" "$work/bin-afl/$prefix.dll" "$prefix" >&2
 # afl's checks that do not fit a managed target in a container: the binary is `dotnet`, not an instrumented ELF; crashes
 # are exceptions, not core dumps; the CPU governor is not ours to set.
 export AFL_SKIP_BIN_CHECK=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1

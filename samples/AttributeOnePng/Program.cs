@@ -2,8 +2,8 @@
 // store first when the folder holds none. Usage: AttributeOnePng MODEL_DIR STORE_DIR [image.png]
 using OnnxAttribution;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Imaging;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Imaging;
+using OnnxAttribution.Store;
 
 if (args.Length is < 2 or > 3)
 {

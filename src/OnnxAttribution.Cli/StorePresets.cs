@@ -1,6 +1,6 @@
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
-namespace OnnxAttribution;
+namespace OnnxAttribution.Cli;
 
 /// <summary>A named store setting of <c>featurize --preset</c>.</summary>
 internal enum StorePreset

@@ -1,5 +1,5 @@
 using CommandLine;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.ClusterHost;
 

@@ -11,7 +11,7 @@ using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using Orleans.Configuration;
 
 namespace OnnxAttribution.ClusterHost;

@@ -1,8 +1,8 @@
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Imaging;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Imaging;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution;
 

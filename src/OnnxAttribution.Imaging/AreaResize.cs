@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace OnnxAttribution.Core.Imaging;
+namespace OnnxAttribution.Imaging;
 
 /// <summary>
 /// Resizes images by area averaging: output pixel (y, x) is the mean of the source image over the rectangle

@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Imaging;
+namespace OnnxAttribution.Imaging;
 
 /// <summary>How a grid of images is laid out.</summary>
 /// <param name="Columns">Tiles per row; the row count follows from the number of images.</param>

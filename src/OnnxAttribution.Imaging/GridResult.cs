@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Imaging;
+namespace OnnxAttribution.Imaging;
 
 /// <summary>What <see cref="ImageGrid.Write"/> produced.</summary>
 /// <param name="Width">The PNG's width in pixels.</param>

@@ -1,6 +1,6 @@
 using SkiaSharp;
 
-namespace OnnxAttribution.Core.Imaging;
+namespace OnnxAttribution.Imaging;
 
 /// <summary>
 /// Writes rows × columns of same-size images into one RGB PNG, on a white background, with an optional

@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Imaging;
+namespace OnnxAttribution.Imaging;
 
 /// <summary>
 /// What a line plot shows: one line per series, either over x positions evenly spaced and labelled, or (when every

@@ -1,7 +1,7 @@
 using System.Globalization;
 using SkiaSharp;
 
-namespace OnnxAttribution.Core.Imaging;
+namespace OnnxAttribution.Imaging;
 
 /// <summary>
 /// Draws a line chart into a raster: axes with tick labels, light grid lines, one coloured line with point markers per

@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Imaging;
+namespace OnnxAttribution.Imaging;
 
 /// <summary>
 /// The one mapping between 8-bit pixel values and the model's pixel range [-1, 1], used by every image read and written

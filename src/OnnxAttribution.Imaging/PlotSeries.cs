@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Imaging;
+namespace OnnxAttribution.Imaging;
 
 /// <summary>One line of a <see cref="LineChart"/>: its legend label and its y values (NaN leaves a gap).</summary>
 /// <param name="Label">The legend's text.</param>

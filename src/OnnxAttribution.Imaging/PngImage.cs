@@ -1,6 +1,7 @@
 using SkiaSharp;
+using OnnxAttribution.Core;
 
-namespace OnnxAttribution.Core.Imaging;
+namespace OnnxAttribution.Imaging;
 
 /// <summary>
 /// Reads and writes single images as PNG. In memory an image is float32 CHW in [-1, 1], C = 1 (grayscale) or 3 (RGB);

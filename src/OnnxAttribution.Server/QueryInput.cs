@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 using Microsoft.Net.Http.Headers;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 using OnnxAttribution.Core.Sampling;
 
 namespace OnnxAttribution.Server;

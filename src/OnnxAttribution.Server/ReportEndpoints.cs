@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 using OnnxAttribution.Core.Reporting;
 
 namespace OnnxAttribution.Server;

@@ -7,7 +7,7 @@ using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Server;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Numerics;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// done.bitmap: which rows of a store are on disk. Layout (version 1, little-endian): the 8 ASCII bytes <c>OADONEBM</c>,

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>The top-k scan over the 8-bit copy of the rows (<see cref="StoreQuantizer"/>) with an exact re-rank.</summary>
 public sealed unsafe partial class FeatureStore

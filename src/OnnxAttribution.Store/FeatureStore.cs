@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// A completed, read-only feature store: features.npy memory-mapped, rows validated against meta.json and done.bitmap.

@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>Joins the shards of a store (featurized separately, e.g. on several machines) into one store.</summary>
 public static class FeatureStoreMerge

@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>Vectorised binary16 → binary32 conversion, exact for every bit pattern (subnormals, ±Inf, NaN payloads).</summary>
 /// <remarks>

@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// Integer dot products of the 8-bit copy's rows (int8) with queries quantised to int16: sums[q, r] = Σⱼ rowᵣ[j]·queryq[j],

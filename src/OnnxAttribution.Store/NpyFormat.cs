@@ -1,8 +1,9 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using OnnxAttribution.Core;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// NumPy's <c>.npy</c> format, version 1.0, for C-ordered 2-D float32/float16 (and the 8-bit copy's int8) matrices, so that

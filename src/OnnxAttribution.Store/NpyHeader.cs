@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>What a 2-D <c>.npy</c> header says: element type, shape, and where the row-major data starts.</summary>
 /// <param name="DType">Element type (<c>'&lt;f4'</c> or <c>'&lt;f2'</c>).</param>

@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>How the features were projected: <c>kind</c> (e.g. "rademacher", "gaussian", "factored"), the RNG seed, the output
 /// dimension k (the store's column count), and free-form settings of that projector.</summary>

@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// The 8-bit copy of a store's rows, mapped: <see cref="StoreFiles.QuantizedFeatures"/> (int8 N×k) and its per-row scales

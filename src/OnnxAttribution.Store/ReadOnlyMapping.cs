@@ -1,6 +1,6 @@
 using System.IO.MemoryMappedFiles;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>A whole file mapped read-only as one view, its pointer acquired until <see cref="Dispose"/>.</summary>
 internal sealed unsafe class ReadOnlyMapping : IDisposable

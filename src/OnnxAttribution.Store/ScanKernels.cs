@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using OnnxAttribution.Core.Numerics;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>Which vector width a kernel runs at; <see cref="Auto"/> picks the widest the hardware accelerates.</summary>
 internal enum SimdWidth

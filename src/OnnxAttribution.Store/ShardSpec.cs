@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// Which rows of the dataset a store holds: shard <c>Index</c> of <c>Count</c> holds the contiguous rows

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// A small float32 matrix beside a store's features (e.g. <c>norms.npy</c>, one column per row of the store), in NumPy's

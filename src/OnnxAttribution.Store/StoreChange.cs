@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>What a <see cref="StoreHistory"/> entry records beyond the files: who, why, which rows, the damping (the time is the time of recording).</summary>
 public sealed record StoreChange

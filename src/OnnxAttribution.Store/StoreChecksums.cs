@@ -3,7 +3,7 @@ using System.IO.Hashing;
 using System.Text;
 using System.Text.Json;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// checksums.json: the XxHash64 of features.npy's data section in chunks of <see cref="ChunkRows"/> rows, and of whole files

@@ -1,7 +1,8 @@
 using System.Text;
 using System.Text.Json;
+using OnnxAttribution.Core;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// Replaces several files of a store as one step, so a process killed at any point leaves either the previous version or

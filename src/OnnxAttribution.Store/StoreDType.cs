@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>The element type of a store's feature matrix, written in <c>meta.json</c> and in the <c>.npy</c> header.</summary>
 public enum StoreDType

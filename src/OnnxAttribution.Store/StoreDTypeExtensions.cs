@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>Sizes and NumPy names of <see cref="StoreDType"/>.</summary>
 public static class StoreDTypeExtensions

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// The layout of a store folder: the name of every file a store can hold, in one place. A method store

@@ -1,4 +1,6 @@
-namespace OnnxAttribution.Core.Store;
+using OnnxAttribution.Core;
+
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// A feature-store file that is missing, damaged, of an unknown version, or that does not match the settings it is

@@ -3,8 +3,9 @@ using System.Reflection;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using OnnxAttribution.Core;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// The versions of a store (<c>history.json</c>): every change — featurize, merge, finalize, redamp, append, remove — adds one

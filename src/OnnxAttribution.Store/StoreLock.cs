@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// The exclusive right to write a store folder: one writer at a time (featurize, finalize, merge, a method build), any number of

@@ -1,4 +1,6 @@
-namespace OnnxAttribution.Core.Store;
+using OnnxAttribution.Core;
+
+namespace OnnxAttribution.Store;
 
 /// <summary>A store folder that another writer holds (<see cref="StoreLock"/>).</summary>
 public sealed class StoreLockedException : AttributionException

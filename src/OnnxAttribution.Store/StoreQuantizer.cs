@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// Writes the 8-bit copy of a completed store's rows (<see cref="StoreFiles.QuantizedFeatures"/> and

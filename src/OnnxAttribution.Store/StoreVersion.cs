@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// One version of a store in its <see cref="StoreHistory"/>: what changed, from which parent, and what the store held

@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>
 /// A bounded min-heap of (score, row) keeping the k best seen. The order is total, so the result does not depend on the order

@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Core.Store;
+namespace OnnxAttribution.Store;
 
 /// <summary>The best rows for one query, best first.</summary>
 /// <param name="Indices">Dataset row indices, in descending order of score (ties: lower index first).</param>

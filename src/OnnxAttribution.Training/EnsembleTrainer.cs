@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Ensembles;

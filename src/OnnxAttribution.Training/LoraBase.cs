@@ -1,6 +1,6 @@
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using static TorchSharp.torch;
 
 namespace OnnxAttribution.Training;

@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Cli.Tests;
 

@@ -80,8 +80,8 @@ public sealed partial class CliTests
             File.Copy(f, Path.Combine(oracle, Path.GetFileName(f)));
         }
         var target = Path.Combine(oracle, "grad.down.0.conv1.weight.npy");
-        var (header, values) = Core.Store.NpyFormat.ReadMatrix(target);
-        Core.Store.NpyFormat.WriteMatrix(target, values.Select(v => v * 1.01f).ToArray(), header.Rows, header.Columns);
+        var (header, values) = OnnxAttribution.Store.NpyFormat.ReadMatrix(target);
+        OnnxAttribution.Store.NpyFormat.WriteMatrix(target, values.Select(v => v * 1.01f).ToArray(), header.Rows, header.Columns);
         _stdout.GetStringBuilder().Clear();
 
         int code = CliApp.Run(["check-gradients", "--model", model, "--reference", oracle]);

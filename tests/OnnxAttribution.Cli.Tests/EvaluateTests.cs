@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Cli.Tests;
 
@@ -184,7 +184,7 @@ public sealed class EvaluateTests
 
     private static (int Width, int Height) PngImageSize(string path)
     {
-        var (_, _, h, w) = Core.Imaging.PngImage.ReadBytes(path);
+        var (_, _, h, w) = OnnxAttribution.Imaging.PngImage.ReadBytes(path);
         return (w, h);
     }
 

@@ -21,7 +21,7 @@ public sealed partial class CliTests
     {
         var store = ReportStore("store", "d-trak");
         // featurize and finalize each wrote a version: the report names the newest.
-        string id = Core.Store.StoreHistory.TryLoad(store)!.Head!.Id!;
+        string id = OnnxAttribution.Store.StoreHistory.TryLoad(store)!.Head!.Id!;
         var html = Path.Combine(_dir, "report.html");
         _stdout.GetStringBuilder().Clear();
 

@@ -4,7 +4,7 @@ using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using Orleans.TestingHost;
 
 namespace OnnxAttribution.Cluster.Tests;

@@ -1,5 +1,5 @@
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests;
 

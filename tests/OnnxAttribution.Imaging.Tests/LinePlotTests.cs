@@ -1,5 +1,3 @@
-using OnnxAttribution.Core.Imaging;
-
 namespace OnnxAttribution.Imaging.Tests;
 
 public sealed class LinePlotTests : TempDirectoryTest

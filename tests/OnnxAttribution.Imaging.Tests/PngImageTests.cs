@@ -1,5 +1,4 @@
 using OnnxAttribution.Core;
-using OnnxAttribution.Core.Imaging;
 using SkiaSharp;
 
 namespace OnnxAttribution.Imaging.Tests;

@@ -4,7 +4,7 @@ using Microsoft.Playwright;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 using OnnxAttribution.Core.Runtime;
 
 namespace OnnxAttribution.Server.BrowserTests;

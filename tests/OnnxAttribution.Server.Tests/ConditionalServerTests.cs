@@ -98,7 +98,7 @@ public sealed class ConditionalServerTests
         Assert.That(rankings.Select(r => r!["condition"]!.GetValue<long>()), Is.EqualTo(new[] { 7L, 7L }));
 
         var png = Path.Combine(_dir, "q.png");
-        Core.Imaging.PngImage.Write(png, _data.Image(5), 1, 16, 16, 1);
+        OnnxAttribution.Imaging.PngImage.Write(png, _data.Image(5), 1, 16, 16, 1);
         using var withLabel = new ByteArrayContent(File.ReadAllBytes(png));
         withLabel.Headers.ContentType = new("image/png");
         using var answered = await _server.Http.PostAsync("/stores/c/attribute?label=3", withLabel);

@@ -5,7 +5,7 @@ using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Onnx;
 using OnnxAttribution.Server.Tests.Support;
 using OnnxAttribution.Training;

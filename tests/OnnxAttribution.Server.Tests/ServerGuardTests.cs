@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Http.Json;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Server.Tests.Support;
 

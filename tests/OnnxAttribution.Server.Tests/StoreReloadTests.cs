@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Server.Tests.Support;
 
 namespace OnnxAttribution.Server.Tests;

@@ -106,7 +106,7 @@ public sealed class TextServerTests
         Assert.That(rankings.Select(r => r!["prompt"]!.GetValue<string>()), Is.EqualTo(new[] { "a dark coat", "a dark coat" }));
 
         var png = Path.Combine(_dir, "q.png");
-        Core.Imaging.PngImage.Write(png, _data.Image(5), 1, 16, 16, 1);
+        OnnxAttribution.Imaging.PngImage.Write(png, _data.Image(5), 1, 16, 16, 1);
         using var withPrompt = new ByteArrayContent(File.ReadAllBytes(png));
         withPrompt.Headers.ContentType = new("image/png");
         using var answered = await _server.Http.PostAsync("/stores/t/attribute?prompt=a%20light%20dress", withPrompt);

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Text;
-using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Store.Tests;
 

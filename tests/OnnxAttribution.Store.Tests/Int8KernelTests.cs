@@ -1,5 +1,4 @@
 using System.Runtime.Intrinsics;
-using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Store.Tests;
 

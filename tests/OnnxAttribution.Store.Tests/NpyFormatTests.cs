@@ -1,5 +1,4 @@
 using System.Text;
-using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Store.Tests;
 

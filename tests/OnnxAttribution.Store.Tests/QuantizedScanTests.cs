@@ -1,6 +1,5 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using OnnxAttribution.Core.Store;
 
 namespace OnnxAttribution.Store.Tests;
 

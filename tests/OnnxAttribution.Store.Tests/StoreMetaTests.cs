@@ -1,5 +1,3 @@
-using OnnxAttribution.Core.Store;
-
 namespace OnnxAttribution.Store.Tests;
 
 public sealed class StoreMetaTests

@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.TestSupport;
 

@@ -1,7 +1,7 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Training.Tests.Support;
 
 namespace OnnxAttribution.Training.Tests;
@@ -81,7 +81,7 @@ public sealed class BatchInvarianceTests
             using (TrakEngine.Featurize(Options(4)))
             {
             }
-            foreach (var file in new[] { Core.Store.StoreFiles.Features, StoreFiles.Losses, Core.Store.StoreFiles.Meta })
+            foreach (var file in new[] { OnnxAttribution.Store.StoreFiles.Features, StoreFiles.Losses, OnnxAttribution.Store.StoreFiles.Meta })
             {
                 Assert.That(File.ReadAllBytes(Path.Combine(dir, "batch-4", file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(dir, "batch-1", file))), file);
             }

@@ -7,7 +7,7 @@ using OnnxAttribution.Core.Gradients;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Onnx;
 using OnnxAttribution.Training.Tests.Support;
 using static TorchSharp.torch;

@@ -4,7 +4,7 @@ using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Training.Tests;
 

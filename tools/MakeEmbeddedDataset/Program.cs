@@ -62,7 +62,7 @@ It lets the demo and the tests run without downloading anything.
 ## Transform (exact)
 
 1. Read the 8-bit pixels v and map them to x = v / 127.5 − 1 (float64 division, rounded to float32).
-2. Resize 28 → {size} by area averaging (`OnnxAttribution.Core.Imaging.AreaResize`): each output pixel is the mean over the
+2. Resize 28 → {size} by area averaging (`OnnxAttribution.Imaging.AreaResize`): each output pixel is the mean over the
    source area it covers, with exact overlap weights (28/{size} is not an integer), separable, summed in float64 and rounded to float32.
 3. Quantise back to 8 bits: v' = round((x + 1) · 127.5), halves away from zero, clamped to 0..255.
 4. Write images and labels as gzip IDX (`IdxFile.WriteImages`/`WriteLabels`, `CompressionLevel.SmallestSize`).

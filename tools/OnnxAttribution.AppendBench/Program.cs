@@ -4,7 +4,7 @@ using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Tools;
 
 // Usage: OnnxAttribution.AppendBench <dir> <model> [rows] [added] [k] [timesteps]

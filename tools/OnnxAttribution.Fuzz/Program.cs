@@ -1,6 +1,6 @@
 using OnnxAttribution.Core;
-using OnnxAttribution.Core.Imaging;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Imaging;
+using OnnxAttribution.Store;
 using SharpFuzz;
 
 // Fuzz targets: a reader given any bytes either returns or throws its documented exception (StoreFormatException for the

@@ -7,7 +7,7 @@ using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Tools;
 
 // Usage: OnnxAttribution.GpuCheck <model dir> <work dir> [--device cuda|cpu] [--reduce host|device] [--rows N] [--featurize-rows N] [--json FILE]

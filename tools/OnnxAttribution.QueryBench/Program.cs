@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using OnnxAttribution;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Tools;
 
 // Usage: OnnxAttribution.QueryBench <store> <model> <png> [queries] [--query-timesteps Q] [--threads N]

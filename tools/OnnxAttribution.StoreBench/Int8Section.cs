@@ -1,5 +1,5 @@
 using System.Globalization;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Tools;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Tools;
 
 using OnnxAttribution.Core.Runtime;

@@ -45,7 +45,7 @@ internal static class AppendCommand
     public static int Run(AppendVerb o, CancellationToken cancel)
     {
         var source = StoreSource.TryLoad(o.Store)
-            ?? throw new UserInputException($"{Path.Combine(o.Store, Core.Store.StoreFiles.Source)} not found: --store {o.Store} is not a store made by featurize");
+            ?? throw new UserInputException($"{Path.Combine(o.Store, OnnxAttribution.Store.StoreFiles.Source)} not found: --store {o.Store} is not a store made by featurize");
         var data = new Core.Data.DatasetLocator().Load(o.Data, o.Subset, source.ImageSize);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var bar = new ConsoleProgress("append: featurize new rows");

@@ -1,9 +1,9 @@
 using CommandLine;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
 

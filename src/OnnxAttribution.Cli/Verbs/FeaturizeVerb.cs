@@ -4,7 +4,7 @@ using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Cli.Verbs;
 [Verb("featurize", HelpText = "Compute projected gradient features of training images into a feature store (features.npy + meta.json + done.bitmap). " +

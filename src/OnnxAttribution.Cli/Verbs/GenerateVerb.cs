@@ -1,7 +1,7 @@
 using CommandLine;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution.Ensembles;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;

@@ -1,5 +1,5 @@
 using CommandLine;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;

@@ -1,7 +1,7 @@
 using CommandLine;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Cli.Verbs;

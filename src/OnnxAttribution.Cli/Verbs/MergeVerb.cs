@@ -1,7 +1,7 @@
 using CommandLine;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Cli.Verbs;
 

@@ -1,6 +1,6 @@
 using CommandLine;
 using OnnxAttribution.Core;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Cli.Verbs;
 

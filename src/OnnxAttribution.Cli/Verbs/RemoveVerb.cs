@@ -38,7 +38,7 @@ internal static class RemoveCommand
 {
     public static int Run(RemoveVerb o)
     {
-        var meta = Core.Store.StoreMeta.Load(Path.Combine(o.Store, Core.Store.StoreFiles.Meta));
+        var meta = OnnxAttribution.Store.StoreMeta.Load(Path.Combine(o.Store, OnnxAttribution.Store.StoreFiles.Meta));
         IReadOnlyList<int> rows;
         try
         {

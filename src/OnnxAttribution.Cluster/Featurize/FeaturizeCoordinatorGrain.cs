@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Cluster.Featurize;
 

@@ -1,7 +1,7 @@
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Cluster.Serving;
 

@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using Orleans.Placement;
 
 namespace OnnxAttribution.Cluster.Serving;

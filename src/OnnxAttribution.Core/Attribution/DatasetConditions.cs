@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution;
 

@@ -1,5 +1,5 @@
 using System.Numerics.Tensors;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution;
 

@@ -3,7 +3,7 @@ using OnnxAttribution.Core.Gradients;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution;
 

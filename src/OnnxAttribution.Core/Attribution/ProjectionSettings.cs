@@ -1,6 +1,6 @@
 using System.Globalization;
 using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution;
 

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution;
 

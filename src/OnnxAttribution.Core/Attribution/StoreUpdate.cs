@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution;
 

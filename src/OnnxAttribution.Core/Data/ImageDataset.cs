@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 
 namespace OnnxAttribution.Core.Data;
 

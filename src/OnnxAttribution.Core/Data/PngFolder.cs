@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 
 namespace OnnxAttribution.Core.Data;
 

@@ -2,7 +2,7 @@ using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Onnx.Proto;
 
 namespace OnnxAttribution.Core.Gradients;

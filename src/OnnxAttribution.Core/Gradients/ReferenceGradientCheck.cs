@@ -1,6 +1,6 @@
 using System.Text.Json;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Gradients;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Onnx;
 using OnnxAttribution.Onnx.Differentiation;
 using OnnxAttribution.Onnx.Proto;

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 
 namespace OnnxAttribution.Core.Reporting;
 

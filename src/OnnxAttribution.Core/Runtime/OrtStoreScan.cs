@@ -6,7 +6,7 @@ using Microsoft.ML.OnnxRuntime.Tensors;
 using Google.Protobuf;
 using OnnxAttribution.Onnx;
 using OnnxAttribution.Onnx.Proto;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Runtime;
 

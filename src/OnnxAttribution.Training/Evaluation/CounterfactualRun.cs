@@ -1,11 +1,11 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 using OnnxAttribution.Core.Numerics;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
@@ -45,7 +45,7 @@ public static class CounterfactualRun
         // A class-conditional model's query q is generated under label q mod classes, as the LDS run's.
         var labels = LdsRun.QueryLabels(setup.Reference.Metadata.Condition, o.Queries, 0);
         var queries = GeneratedQueries.Generate(setup.Reference, EvaluationFolder.QuerySeeds(o.Queries), SamplerKind.Ddim, o.SamplingSteps, session, cancel, labels);
-        var top = new Dictionary<string, Core.Store.TopKResult[]>(StringComparer.Ordinal);
+        var top = new Dictionary<string, OnnxAttribution.Store.TopKResult[]>(StringComparer.Ordinal);
         for (int i = 0; i < setup.Stores.Length; i++)
         {
             using var scorer = AttributionMethods.Open(setup.Stores[i], setup.Source.ModelDirectory, session);
@@ -132,7 +132,7 @@ public static class CounterfactualRun
     }
 
     /// <summary>Regenerates every query from the same noise with each retrained model, measures pixel distance and loss change, writes the results.</summary>
-    private static EvaluationReport CompareRetrained(CounterfactualOptions o, CounterfactualSetup setup, List<AttributionQuery> queries, Dictionary<string, Core.Store.TopKResult[]> top,
+    private static EvaluationReport CompareRetrained(CounterfactualOptions o, CounterfactualSetup setup, List<AttributionQuery> queries, Dictionary<string, OnnxAttribution.Store.TopKResult[]> top,
         SessionSettings session, System.Diagnostics.Stopwatch clock, CancellationToken cancel)
     {
         var (reference, methods, k) = (setup.Reference, setup.Methods, setup.K);

@@ -1,5 +1,5 @@
 using OnnxAttribution.Core;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Training.Evaluation;
 

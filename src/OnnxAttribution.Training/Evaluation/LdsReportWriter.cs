@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnnxAttribution.Core;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 
 namespace OnnxAttribution.Training.Evaluation;
 

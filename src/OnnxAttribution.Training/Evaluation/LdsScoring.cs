@@ -3,7 +3,7 @@ using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Evaluation;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Training.Evaluation;
 

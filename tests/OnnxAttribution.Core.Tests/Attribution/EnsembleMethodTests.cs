@@ -4,7 +4,7 @@ using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 using OnnxAttribution.Core.Tests.Runtime;
 
 namespace OnnxAttribution.Core.Tests.Attribution;

@@ -6,7 +6,7 @@ using OnnxAttribution.Core.Numerics;
 using OnnxAttribution.Core.Projection;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 

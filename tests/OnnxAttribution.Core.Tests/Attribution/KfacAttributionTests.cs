@@ -3,7 +3,7 @@ using OnnxAttribution.Core.Attribution.Influence;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 

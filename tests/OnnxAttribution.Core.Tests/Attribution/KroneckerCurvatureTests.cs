@@ -299,7 +299,7 @@ public sealed class KroneckerCurvatureTests : TempDirectoryTest
         var path = Path.Combine(TempDir, "kfac.bin");
         new KroneckerCurvature(CurvatureKind.Kfac, [new KroneckerLayer(new("l", 1, 1, 1), one, one)], 1, new byte[32]).Save(path);
         File.WriteAllBytes(path, File.ReadAllBytes(path)[..^4]);
-        var e = Assert.Throws<Core.Store.StoreFormatException>(() => KroneckerCurvature.Load(path));
+        var e = Assert.Throws<OnnxAttribution.Store.StoreFormatException>(() => KroneckerCurvature.Load(path));
         Assert.That(e!.Message, Does.Contain(path).And.Contain("truncated"));
     }
 

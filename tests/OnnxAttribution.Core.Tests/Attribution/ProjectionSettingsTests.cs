@@ -1,6 +1,6 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 

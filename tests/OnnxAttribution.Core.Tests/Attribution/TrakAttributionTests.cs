@@ -1,7 +1,7 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 

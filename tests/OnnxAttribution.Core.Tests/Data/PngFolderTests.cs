@@ -1,5 +1,5 @@
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Imaging;
+using OnnxAttribution.Imaging;
 
 namespace OnnxAttribution.Core.Tests.Data;
 

@@ -1,6 +1,6 @@
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Reporting;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Reporting;
 

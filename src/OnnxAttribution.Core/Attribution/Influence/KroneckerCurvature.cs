@@ -1,6 +1,6 @@
 using System.Text;
 using OnnxAttribution.Core.Numerics;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Influence;
 

@@ -1,7 +1,7 @@
 using OnnxAttribution.Core.Attribution.Ensembles;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 

@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Core.Sampling;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 

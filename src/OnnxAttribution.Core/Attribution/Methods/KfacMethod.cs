@@ -1,6 +1,6 @@
 using OnnxAttribution.Core.Attribution.Influence;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 

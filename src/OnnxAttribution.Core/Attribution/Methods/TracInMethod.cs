@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Numerics.Tensors;
 using OnnxAttribution.Core.Models;
 using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Store;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 
