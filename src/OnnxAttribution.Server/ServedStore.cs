@@ -86,7 +86,6 @@ internal sealed partial class ServedStore : IDisposable
 
         public bool Released { get; set; }
 
-        public CancellationTokenRegistration OnCancel { get; set; }
     }
 
     /// <summary>
@@ -163,9 +162,6 @@ internal sealed partial class ServedStore : IDisposable
                 _waiting++;
                 _waitingMs += pending.CostMs;
             }
-            // A request cancelled (timed out, client gone) stops counting at once, though the worker may still be
-            // winding its work down: the next request is not refused for work nobody waits for.
-            pending.Ticket.OnCancel = pending.Cancel.Register(() => Release(pending));
             return null;
         }
 
@@ -192,7 +188,6 @@ internal sealed partial class ServedStore : IDisposable
         /// <summary>The worker is done with the request (answered, failed or dropped).</summary>
         public void Finished(Pending pending)
         {
-            pending.Ticket.OnCancel.Dispose();
             Release(pending);
         }
 
@@ -306,8 +301,9 @@ internal sealed partial class ServedStore : IDisposable
             pending = open(seedSession);
             seeds = Attributor.Over(pending, model.Path, spec.Directory, seedSession, spec.Name);
             pending = null;
-            // The forward graph is needed for seed queries: a model without one fails here, at start, not at the first seed.
-            model.OpenDenoiser(seedSession).Dispose();
+            // The forward graph is needed for seed queries: a model without one fails here, at start, not at the first seed
+            // (the seed lane opens its session once, at the warm-up).
+            model.RequireForward();
             var meta = model.Metadata;
             var provenance = StoreProvenance.Of(spec.Directory);
             var info = new StoreInfo(spec.Name, images.Method, images.Rows, DimOf(spec.Directory), Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)), meta.Channels, meta.ImageSize,
@@ -392,9 +388,9 @@ internal sealed partial class ServedStore : IDisposable
     }
 
     /// <summary>
-    /// The request's answer; when it is cancelled, its cost leaves the lane's count before the caller hears of it. The
-    /// lane's own cancellation callback may run after this one (callbacks run newest first), and a client told 504 may ask
-    /// again at once: it must not find the cancelled work still counted ahead of it.
+    /// The request's answer. A request cancelled (timed out, client gone) stops counting in its lane at once, though the
+    /// worker may still be winding its work down, and before the caller hears of it: a client told 504 may ask again at
+    /// once, and must not be refused for work nobody waits for.
     /// </summary>
     private static async Task<AttributeResponse> Answer(Lane lane, Pending pending)
     {

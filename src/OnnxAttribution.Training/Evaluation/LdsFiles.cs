@@ -12,12 +12,15 @@ internal static class LdsFiles
 {
     /// <summary>Reads a record written by <see cref="JsonFile.Save{T}"/>; null when the file is not there.</summary>
     /// <exception cref="UserInputException">The file is not valid JSON of that record.</exception>
-    public static T? TryRead<T>(string path) where T : class
+    public static T? TryRead<T>(string path) where T : class =>
+        File.Exists(path) ? Read<T>(path, $"not a {typeof(T).Name} file of an evaluation run (delete it to redo that step)") : null;
+
+    /// <summary>Reads a record written by <see cref="JsonFile.Save{T}"/>.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="notIt">What the message says the file is not, after its path.</param>
+    /// <exception cref="UserInputException">The file is not valid JSON of that record: the message names the file.</exception>
+    public static T Read<T>(string path, string notIt) where T : class
     {
-        if (!File.Exists(path))
-        {
-            return null;
-        }
         try
         {
             return JsonSerializer.Deserialize<T>(File.ReadAllText(path), Core.Models.ModelMetadata.JsonOptions)
@@ -25,7 +28,7 @@ internal static class LdsFiles
         }
         catch (JsonException e)
         {
-            throw new UserInputException($"{path}: not a {typeof(T).Name} file of an evaluation run ({e.Message}); delete it to redo that step", e);
+            throw new UserInputException($"{path}: {notIt}: {e.Message}", e);
         }
     }
 

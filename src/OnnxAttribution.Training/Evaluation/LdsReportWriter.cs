@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnnxAttribution.Core;
 using OnnxAttribution.Imaging;
@@ -29,16 +28,8 @@ public static class LdsReportWriter
     /// <exception cref="UserInputException">The file is not an LDS result.</exception>
     internal static LdsResultFile ReadResult(string file)
     {
-        LdsResultFile? result;
-        try
-        {
-            result = JsonSerializer.Deserialize<LdsResultFile>(File.ReadAllText(file), Core.Models.ModelMetadata.JsonOptions);
-        }
-        catch (JsonException e)
-        {
-            throw new UserInputException($"{file}: not an lds result ({e.Message})", e);
-        }
-        return result is { Methods: not null } ? result : throw new UserInputException($"{file}: no 'methods' array (not written by an LDS run)");
+        var result = LdsFiles.Read<LdsResultFile>(file, "not an lds result");
+        return result.Methods is not null ? result : throw new UserInputException($"{file}: no 'methods' array (not written by an LDS run)");
     }
 
     /// <summary>A fraction as a percentage with one decimal; "–" where it is undefined (NaN, infinite, or not written).</summary>

@@ -432,7 +432,8 @@ public static class LdsRun
         var timingPath = Path.Combine(storeDir, "build-seconds.json");
         // The projector is recorded only when it is not the default, so that stores built before it was a setting still match.
         var setting = new StoreBuildSetting(o.Timesteps, o.NoiseDraws, o.Dim, o.Projector == ProjectorKind.Dense ? null : o.Projector.ToString().ToLowerInvariant());
-        bool ownModels = AttributionMethods.Find(name).Capabilities.OwnModels;
+        var method = AttributionMethods.Find(name);
+        bool ownModels = method.Capabilities.OwnModels;
         if (ownModels || MethodManifest.TryLoad(storeDir) is not null)
         {
             var saved = LdsFiles.TryRead<StoreBuildRecord>(timingPath);
@@ -445,8 +446,8 @@ public static class LdsRun
             return saved?.BuildSeconds ?? double.NaN;
         }
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        AttributionMethods.RequireConditionSupport(AttributionMethods.Find(name), referenceDir);
-        AttributionMethods.Find(name).Build(new MethodBuildRequest
+        AttributionMethods.RequireConditionSupport(method, referenceDir);
+        method.Build(new MethodBuildRequest
         {
             ModelDirectory = referenceDir,
             Data = data,
