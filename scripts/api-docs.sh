@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The API reference of the library packages (OnnxAttribution.Onnx, .Store, .Imaging, .Core) from their XML docs, with docfx
+# The API reference of the library packages (OnnxAttribution.Primitives, .Onnx, .Store, .Imaging, .Runtime, .Core) from their XML docs, with docfx
 # (a local .NET tool: dotnet-tools.json), into out/api-docs/site/. Fails on any docfx warning: an unresolved cross-reference
 # or a broken link (CI runs it: .ci/run).
 # Usage: bash scripts/api-docs.sh

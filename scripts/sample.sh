@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Packs OnnxAttribution.Onnx, .Store, .Imaging and .Core and the edge tool (OnnxAttribution.Edge, a .NET tool with
+# Packs OnnxAttribution.Primitives, .Onnx, .Store, .Imaging, .Runtime and .Core and the edge tool (OnnxAttribution.Edge, a .NET tool with
 # per-platform packages for linux-x64 and linux-arm64) into samples/feed, checks that every package carries the version
 # set in Directory.Build.props, then builds samples/AttributeOnePng against those packages alone (samples/nuget.config:
 # OnnxAttribution.* only from samples/feed; no project references) and runs it on models/fm16 with a small D-TRAK store
@@ -17,14 +17,14 @@ version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' Directory.Build.props | 
 
 feed=samples/feed
 rm -rf "$feed"
-for project in OnnxAttribution.Onnx OnnxAttribution.Store OnnxAttribution.Imaging OnnxAttribution.Core; do
+for project in OnnxAttribution.Primitives OnnxAttribution.Onnx OnnxAttribution.Store OnnxAttribution.Imaging OnnxAttribution.Runtime OnnxAttribution.Core; do
   dotnet pack "src/$project" -c Release -o "$feed" --nologo -v quiet
 done
 dotnet pack src/OnnxAttribution.Edge -c Release -o "$feed" --nologo -v quiet
 
 # Every package in the feed (and its symbols package) carries the one version.
 status=0
-for package in OnnxAttribution.Onnx OnnxAttribution.Store OnnxAttribution.Imaging OnnxAttribution.Core; do
+for package in OnnxAttribution.Primitives OnnxAttribution.Onnx OnnxAttribution.Store OnnxAttribution.Imaging OnnxAttribution.Runtime OnnxAttribution.Core; do
   for ext in nupkg snupkg; do
     file="$feed/$package.$version.$ext"
     if [ ! -f "$file" ]; then echo "sample: $file missing (feed holds: $(ls "$feed" | tr '\n' ' '))"; status=3; fi
@@ -37,11 +37,11 @@ done
 for package in OnnxAttribution.Edge OnnxAttribution.Edge.linux-x64 OnnxAttribution.Edge.linux-arm64; do
   [ -f "$feed/$package.$version.nupkg" ] || { echo "sample: $feed/$package.$version.nupkg missing"; status=3; }
 done
-others=$(ls "$feed" | grep -v -E "^OnnxAttribution\.(Onnx|Store|Imaging|Core)\.$version\.s?nupkg$" \
+others=$(ls "$feed" | grep -v -E "^OnnxAttribution\.(Primitives|Onnx|Store|Imaging|Runtime|Core)\.$version\.s?nupkg$" \
   | grep -v -E "^OnnxAttribution\.Edge(\.linux-x64|\.linux-arm64)?\.$version\.nupkg$" || true)
 if [ -n "$others" ]; then echo "sample: unexpected packages in the feed: $others"; status=3; fi
 [ "$status" -eq 0 ] || exit $status
-echo "sample: packed OnnxAttribution.Onnx, .Store, .Imaging, .Core and the tool OnnxAttribution.Edge $version into $feed"
+echo "sample: packed OnnxAttribution.Primitives, .Onnx, .Store, .Imaging, .Runtime, .Core and the tool OnnxAttribution.Edge $version into $feed"
 
 # A fresh packages folder for our packages; everything else is found in the usual one (read-only fallback). A copy
 # of our packages there would shadow the feed, so refuse rather than test the wrong bits.

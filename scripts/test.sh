@@ -30,8 +30,10 @@ for config in "DOTNET_EnableAVX512F=0 DOTNET_EnableAVX512=0" "DOTNET_EnableAVX51
     "DOTNET_EnableHWIntrinsic=0"; do
     path=$((path + 1))
     echo "== SIMD kernel tests with $config"
-    env $config dotnet test tests/OnnxAttribution.Core.Tests -c Release --no-build --filter "FullyQualifiedName~OnnxAttribution.Core.Tests.Projection|FullyQualifiedName~OnnxAttribution.Core.Tests.Store" \
+    env $config dotnet test tests/OnnxAttribution.Runtime.Tests -c Release --no-build --filter "FullyQualifiedName~OnnxAttribution.Runtime.Tests.Projection" \
         --logger "trx;LogFileName=simd-fallback-projection-$path.trx" --results-directory "$results" --logger "console;verbosity=minimal" || status=1
+    env $config dotnet test tests/OnnxAttribution.Core.Tests -c Release --no-build --filter "FullyQualifiedName~OnnxAttribution.Core.Tests.Store" \
+        --logger "trx;LogFileName=simd-fallback-core-store-$path.trx" --results-directory "$results" --logger "console;verbosity=minimal" || status=1
     env $config dotnet test tests/OnnxAttribution.Store.Tests -c Release --no-build \
         --logger "trx;LogFileName=simd-fallback-store-$path.trx" --results-directory "$results" --logger "console;verbosity=minimal" || status=1
 done

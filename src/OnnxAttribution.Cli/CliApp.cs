@@ -1,6 +1,6 @@
 using CommandLine;
 using OnnxAttribution.Cli.Verbs;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Cli;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Cli;
 
@@ -158,11 +158,11 @@ internal static class OptionChecks
     private static string Show(double value) => value.ToString("G", CultureInfo.InvariantCulture);
 
     /// <summary>The LoRA settings of <c>--lora-rank</c>, <c>--lora-alpha</c> and <c>--lora-targets</c> (train and lds), checked.</summary>
-    /// <exception cref="Core.UserInputException">One is out of range; the message names it.</exception>
-    public static Core.Models.LoraSettings Lora(int rank, double alpha, string targets)
+    /// <exception cref="Primitives.UserInputException">One is out of range; the message names it.</exception>
+    public static Runtime.Models.LoraSettings Lora(int rank, double alpha, string targets)
     {
         AtLeast(rank, 1, "--lora-rank");
         Positive(alpha, "--lora-alpha");
-        return new Core.Models.LoraSettings { Rank = rank, Alpha = alpha, Targets = Core.Models.LoraSettings.ParseTargets(targets, "--lora-targets") };
+        return new Runtime.Models.LoraSettings { Rank = rank, Alpha = alpha, Targets = Runtime.Models.LoraSettings.ParseTargets(targets, "--lora-targets") };
     }
 }

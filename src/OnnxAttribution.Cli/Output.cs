@@ -6,7 +6,7 @@ namespace OnnxAttribution.Cli;
 /// <summary>Where results and progress go: results on stdout (JSON with --json), progress and notes on stderr.</summary>
 internal static class Output
 {
-    public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Core.Models.ModelMetadata.JsonOptions));
+    public static void WriteJson<T>(T value) => Console.Out.WriteLine(JsonSerializer.Serialize(value, Runtime.Models.ModelMetadata.JsonOptions));
 
     public static void Note(string message) => Console.Error.WriteLine(message);
 }

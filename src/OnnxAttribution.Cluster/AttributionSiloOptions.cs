@@ -1,5 +1,5 @@
 using OnnxAttribution.Cluster.Serving;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Cluster;
 

@@ -7,10 +7,10 @@ using Microsoft.Extensions.Logging;
 using OnnxAttribution.Cluster;
 using OnnxAttribution.Cluster.Featurize;
 using OnnxAttribution.Cluster.Serving;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime;
+using OnnxAttribution.Runtime.Sampling;
 using OnnxAttribution.Store;
 using Orleans.Configuration;
 

@@ -1,4 +1,4 @@
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Imaging;

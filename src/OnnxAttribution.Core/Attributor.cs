@@ -1,10 +1,10 @@
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime;
+using OnnxAttribution.Runtime.Sampling;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution;
@@ -57,7 +57,7 @@ public sealed partial class Attributor : IDisposable
     public int ImageSize => _model.Metadata.ImageSize;
 
     /// <summary>The condition every query must carry (<see cref="AttributionQuery.Condition"/>) for a conditional model; null otherwise.</summary>
-    public Core.Models.ConditionSpec? Condition => _model.Metadata.Condition;
+    public Runtime.Models.ConditionSpec? Condition => _model.Metadata.Condition;
 
     /// <summary>The store folder (of a combination: the first store's).</summary>
     public string StoreDirectory { get; }
@@ -124,7 +124,7 @@ public sealed partial class Attributor : IDisposable
                 throw new UserInputException($"store folder not found: {store}");
             }
         }
-        var model = Core.Runtime.ModelDirectory.Open(modelDirectory);
+        var model = Runtime.ModelDirectory.Open(modelDirectory);
         var settings = session ?? SessionSettings.Default;
         var source = StoreSource.TryLoad(storeDirectories[0]);
         var scorer = storeDirectories.Count == 1
@@ -149,7 +149,7 @@ public sealed partial class Attributor : IDisposable
         ArgumentNullException.ThrowIfNull(scorer);
         ArgumentNullException.ThrowIfNull(modelDirectory);
         ArgumentNullException.ThrowIfNull(storeDirectory);
-        var model = Core.Runtime.ModelDirectory.Open(modelDirectory);
+        var model = Runtime.ModelDirectory.Open(modelDirectory);
         return new Attributor(scorer, model, session ?? SessionSettings.Default, storeDirectory, StoreSource.TryLoad(storeDirectory), name ?? storeDirectory);
     }
 
@@ -200,7 +200,7 @@ public sealed partial class Attributor : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         var method = AttributionMethods.Find(options.Method);
         options.Settings.RequireUsedBy(method);
-        var model = Core.Runtime.ModelDirectory.Open(options.ModelDirectory);
+        var model = Runtime.ModelDirectory.Open(options.ModelDirectory);
         AttributionMethods.RequireConditionSupport(method, model.Path);
         int size = model.Metadata.ImageSize;
         method.Build(new MethodBuildRequest
@@ -335,7 +335,7 @@ public sealed partial class Attributor : IDisposable
     private string? CaptionOf(ImageDataset data, long row)
     {
         int i = checked((int)row);
-        return Condition is { Kind: Core.Models.ConditionKind.Text } condition && data.Labels is { } labels && labels[i] < condition.ClassNames.Count
+        return Condition is { Kind: Runtime.Models.ConditionKind.Text } condition && data.Labels is { } labels && labels[i] < condition.ClassNames.Count
             ? condition.DecodePrompt(condition.EncodePrompt(Captions.Of(data.Image(i), condition.ClassNames[labels[i]]), "caption"))
             : null;
     }

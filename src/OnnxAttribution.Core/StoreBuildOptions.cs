@@ -1,5 +1,5 @@
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution;
 

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Edge;
@@ -176,7 +176,7 @@ internal static class EdgeApp
         ArgumentNullException.ThrowIfNull(o);
         var files = QueryFiles(o.Image);
         using var attributor = Attributor.Open(o.Model, o.Store, new SessionSettings(ExecutionDevice.Cpu, o.Threads));
-        long? label = Core.Models.ConditionSpec.Query(attributor.Condition, o.Label, o.Prompt, "--label", "--prompt");
+        long? label = Runtime.Models.ConditionSpec.Query(attributor.Condition, o.Label, o.Prompt, "--label", "--prompt");
         var queries = files.Select(f => attributor.ReadPng(f) with { Condition = label }).ToList();
         var rankings = attributor.Attribute(queries, o.Top, null, cancel);
         if (o.Out is not null)
@@ -212,7 +212,7 @@ internal static class EdgeApp
         ArgumentNullException.ThrowIfNull(o);
         // A model or store folder that is not there is bad input (2); a store that is there but fails its checks,
         // including those of opening it (a features file changed after finalizing), is a failed check (3).
-        Core.Runtime.ModelDirectory.Open(o.Model);
+        Runtime.ModelDirectory.Open(o.Model);
         if (!Directory.Exists(o.Store))
         {
             throw new UserInputException($"--store {o.Store}: no such folder");

@@ -1,5 +1,5 @@
 using SkiaSharp;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Imaging;
 

@@ -36,7 +36,7 @@ internal sealed record ReadyResponse(string Status, IReadOnlyList<string> Reason
 /// <param name="Condition">The condition the store's model needs with every query (a class label: its classes and names); null for an unconditional model.</param>
 /// <param name="LoraBaseSha256">For a LoRA fine-tune (its gradients the adapters'), SHA-256 of its base model's forward.onnx; null otherwise.</param>
 internal sealed record StoreInfo(string Name, string Method, long Rows, int? Dim, string Model, int Channels, int ImageSize,
-    int? Version = null, string? VersionId = null, string? ModelSha256 = null, Core.Models.ConditionSpec? Condition = null, string? LoraBaseSha256 = null);
+    int? Version = null, string? VersionId = null, string? ModelSha256 = null, Runtime.Models.ConditionSpec? Condition = null, string? LoraBaseSha256 = null);
 
 internal sealed record StoresResponse(IReadOnlyList<StoreInfo> Stores);
 
@@ -46,7 +46,7 @@ internal sealed record StoresResponse(IReadOnlyList<StoreInfo> Stores);
 /// <param name="ScoreMs">The scorer: query features and one scan of the store for all queries of the batch.</param>
 /// <param name="BatchedRequests">Requests scored together in that call (this one included): concurrent requests to a store share a scan.</param>
 /// <param name="StagesMs">
-/// Where <paramref name="ScoreMs"/> went, by stage (<see cref="Core.Runtime.QueryTrace"/>): for TRAK-family stores
+/// Where <paramref name="ScoreMs"/> went, by stage (<see cref="Runtime.QueryTrace"/>): for TRAK-family stores
 /// <c>features</c> (the model's passes and the projection), <c>solve</c> (the kernel solve) and <c>scan</c> (the rows,
 /// with the top-k selection in the same pass); empty for methods that report none.
 /// </param>

@@ -1,7 +1,7 @@
 using System.Globalization;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 
 namespace OnnxAttribution.Server;
 

@@ -2,10 +2,10 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Net.Http.Headers;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime.Sampling;
 
 namespace OnnxAttribution.Server;
 

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Server;
 

@@ -46,7 +46,7 @@ internal sealed partial class ServedStore
     /// The training images of the store's rows (row i is image i), loaded on first use from where its source.json says
     /// they came from; null when the store has no source.json. A failed load is not remembered: the next call tries again.
     /// </summary>
-    /// <exception cref="Core.UserInputException">The dataset source.json names can no longer be loaded.</exception>
+    /// <exception cref="Primitives.UserInputException">The dataset source.json names can no longer be loaded.</exception>
     public ImageDataset? TrainingData
     {
         get

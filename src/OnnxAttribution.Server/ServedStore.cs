@@ -1,12 +1,12 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using OnnxAttribution.Cluster.Serving;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime;
+using OnnxAttribution.Runtime.Sampling;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Server;

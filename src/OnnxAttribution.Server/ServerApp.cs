@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.RateLimiting;
 using OnnxAttribution.Cluster;
 using OnnxAttribution.Cluster.Serving;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Server;

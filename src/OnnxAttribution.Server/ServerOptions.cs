@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Server;
 

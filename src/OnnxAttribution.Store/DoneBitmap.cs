@@ -8,14 +8,17 @@ namespace OnnxAttribution.Store;
 /// uint32 version = 1, uint32 reserved = 0, int64 first dataset row, int64 row count n, then ⌈n/8⌉ bytes where bit j
 /// (least significant first) of byte j/8 is set when local row j is complete. Unused high bits of the last byte are zero.
 /// </summary>
-internal sealed class DoneBitmap
+public sealed class DoneBitmap
 {
+    /// <summary>The header's length in bytes.</summary>
     public const int HeaderLength = 32;
+    /// <summary>The layout version written.</summary>
     public const int Version = 1;
     private static ReadOnlySpan<byte> Magic => "OADONEBM"u8;
 
     private readonly byte[] _bits;
 
+    /// <summary>A bitmap of <paramref name="rowCount"/> rows from dataset row <paramref name="firstRow"/>, none done.</summary>
     public DoneBitmap(long firstRow, long rowCount)
     {
         FirstRow = firstRow;
@@ -23,9 +26,12 @@ internal sealed class DoneBitmap
         _bits = new byte[checked((int)((rowCount + 7) / 8))];
     }
 
+    /// <summary>The dataset row of local row 0.</summary>
     public long FirstRow { get; }
+    /// <summary>The number of rows.</summary>
     public long RowCount { get; }
 
+    /// <summary>Whether local row <paramref name="localRow"/> is done.</summary>
     public bool this[long localRow]
     {
         get => (_bits[localRow >> 3] & (1 << (int)(localRow & 7))) != 0;
@@ -42,6 +48,7 @@ internal sealed class DoneBitmap
         }
     }
 
+    /// <summary>The number of rows done.</summary>
     public long CountDone()
     {
         long n = 0;
@@ -52,6 +59,7 @@ internal sealed class DoneBitmap
         return n;
     }
 
+    /// <summary>Marks every row done.</summary>
     public void SetAll()
     {
         _bits.AsSpan().Fill(0xff);

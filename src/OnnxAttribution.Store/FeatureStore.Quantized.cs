@@ -19,7 +19,7 @@ public sealed unsafe partial class FeatureStore
 
     /// <summary>Null when the store has no 8-bit copy or a copy made from its current rows and recorded in checksums.json; otherwise
     /// what is wrong with it, naming the file and the remedy.</summary>
-    internal string? QuantizedCopyProblem(StoreChecksums? sums)
+    public string? QuantizedCopyProblem(StoreChecksums? sums)
     {
         if (_quantized is null)
         {

@@ -131,7 +131,7 @@ public sealed unsafe partial class FeatureStore : IDisposable
     }
 
     /// <summary>As <see cref="Open"/>, without the checksum checks (the verifier checks every chunk itself).</summary>
-    internal static FeatureStore OpenUnchecked(string directory, StoreMeta? expected = null)
+    public static FeatureStore OpenUnchecked(string directory, StoreMeta? expected = null)
     {
         ArgumentNullException.ThrowIfNull(directory);
         if (!System.IO.Directory.Exists(directory))
@@ -175,7 +175,7 @@ public sealed unsafe partial class FeatureStore : IDisposable
     }
 
     /// <summary>The bytes of the store's local rows [<paramref name="first"/>, <paramref name="end"/>) (at most 2 GiB), valid until <see cref="Dispose"/>.</summary>
-    internal ReadOnlySpan<byte> GetLocalRowsBytes(long first, long end)
+    public ReadOnlySpan<byte> GetLocalRowsBytes(long first, long end)
     {
         ObjectDisposedException.ThrowIf(_data == null, this);
         long rowBytes = (long)Dim * DType.ElementSize();

@@ -64,7 +64,7 @@ public sealed class FeatureStoreWriter : IDisposable
     /// <summary>Creates a new store in <paramref name="directory"/>, which must not exist or be empty.</summary>
     /// <exception cref="StoreFormatException">The directory already holds files, or <paramref name="meta"/> is invalid.</exception>
     /// <exception cref="StoreLockedException">Another writer holds the directory.</exception>
-    /// <exception cref="OnnxAttribution.Core.AttributionException">The disk has no room for features.npy (the message says how much is needed).</exception>
+    /// <exception cref="OnnxAttribution.Primitives.AttributionException">The disk has no room for features.npy (the message says how much is needed).</exception>
     public static FeatureStoreWriter Create(string directory, StoreMeta meta)
     {
         ArgumentNullException.ThrowIfNull(directory);
@@ -84,7 +84,7 @@ public sealed class FeatureStoreWriter : IDisposable
     /// <exception cref="StoreFormatException">The existing store was made with other settings (every difference is listed),
     /// or its files are damaged or do not match its meta.json, or the directory holds other files.</exception>
     /// <exception cref="StoreLockedException">Another writer holds the directory.</exception>
-    /// <exception cref="OnnxAttribution.Core.AttributionException">The disk has no room for a new features.npy (the message says how much is needed).</exception>
+    /// <exception cref="OnnxAttribution.Primitives.AttributionException">The disk has no room for a new features.npy (the message says how much is needed).</exception>
     public static FeatureStoreWriter OpenOrCreate(string directory, StoreMeta meta)
     {
         ArgumentNullException.ThrowIfNull(directory);

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Store;
 

@@ -64,14 +64,14 @@ public sealed record StoreChecksums
     internal static long ChunkCount(long rows, long chunkRows) => (rows + chunkRows - 1) / chunkRows;
 
     /// <summary>The rows per chunk for rows of <paramref name="rowBytes"/> bytes.</summary>
-    internal static long ChunkRowsFor(long rowBytes) => Math.Max(1, TargetChunkBytes / Math.Max(1, rowBytes));
+    public static long ChunkRowsFor(long rowBytes) => Math.Max(1, TargetChunkBytes / Math.Max(1, rowBytes));
 
     /// <summary>The XxHash64 of <paramref name="bytes"/> as lower-case hex.</summary>
     internal static string Hash(ReadOnlySpan<byte> bytes) => Convert.ToHexStringLower(XxHash64.Hash(bytes));
 
     /// <summary>The checksums of the data section of a finished features.npy, read once from start to end.</summary>
     /// <exception cref="StoreFormatException">The file cannot be read or is shorter than its header says.</exception>
-    internal static StoreChecksums ForFeatures(string featuresPath, NpyHeader header)
+    public static StoreChecksums ForFeatures(string featuresPath, NpyHeader header)
     {
         long rowBytes = header.Columns * header.DType.ElementSize();
         long chunkRows = ChunkRowsFor(rowBytes);
@@ -124,7 +124,7 @@ public sealed record StoreChecksums
     }
 
     /// <summary>This record with <paramref name="names"/> (files of <paramref name="directory"/>) hashed now; missing files are skipped.</summary>
-    internal StoreChecksums WithFiles(string directory, IEnumerable<string> names)
+    public StoreChecksums WithFiles(string directory, IEnumerable<string> names)
     {
         var files = new SortedDictionary<string, FileChecksum>(Files.ToDictionary(), StringComparer.Ordinal);
         foreach (string name in names)
@@ -174,7 +174,7 @@ public sealed record StoreChecksums
     }
 
     /// <summary>Null when the file matches its checksum or none is recorded; otherwise what differs, naming the file.</summary>
-    internal string? CheckFile(string directory, string name, string remedy)
+    public string? CheckFile(string directory, string name, string remedy)
     {
         if (!Files.TryGetValue(name, out var expected))
         {
@@ -195,7 +195,7 @@ public sealed record StoreChecksums
     /// Every chunk of <paramref name="store"/>'s features that does not match its hash, with the hash found, in order; and
     /// through <paramref name="nonFinite"/> the store's local rows holding NaN or ±Infinity (one call per such row).
     /// </summary>
-    internal IEnumerable<(long Chunk, string Found)> MismatchedChunks(FeatureStore store, Action<long>? nonFinite = null)
+    public IEnumerable<(long Chunk, string Found)> MismatchedChunks(FeatureStore store, Action<long>? nonFinite = null)
     {
         for (long c = 0; c < FeatureChunks.Count; c++)
         {
@@ -214,7 +214,7 @@ public sealed record StoreChecksums
     }
 
     /// <summary>Calls <paramref name="report"/> with the local row of every row in <paramref name="bytes"/> that holds NaN or ±Infinity.</summary>
-    internal static void ReportNonFiniteRows(ReadOnlySpan<byte> bytes, StoreDType dtype, int dim, long firstRow, Action<long> report)
+    public static void ReportNonFiniteRows(ReadOnlySpan<byte> bytes, StoreDType dtype, int dim, long firstRow, Action<long> report)
     {
         if (dtype == StoreDType.Float32)
         {
@@ -243,7 +243,7 @@ public sealed record StoreChecksums
     }
 
     /// <summary>The local rows [first, end) of chunk <paramref name="chunk"/>.</summary>
-    internal (long First, long End) ChunkRange(long chunk) => (chunk * ChunkRows, Math.Min((chunk + 1) * ChunkRows, Rows));
+    public (long First, long End) ChunkRange(long chunk) => (chunk * ChunkRows, Math.Min((chunk + 1) * ChunkRows, Rows));
 
     /// <summary>The mismatch message for a chunk of features.npy, naming the dataset rows.</summary>
     internal string ChunkMismatch(string featuresPath, long chunk, long firstDatasetRow, string found)
@@ -254,7 +254,7 @@ public sealed record StoreChecksums
     }
 
     /// <summary>Throws unless these checksums describe a store of <paramref name="header"/>'s shape.</summary>
-    internal void Validate(string path, NpyHeader header)
+    public void Validate(string path, NpyHeader header)
     {
         long rowBytes = header.Columns * header.DType.ElementSize();
         if (FormatVersion != CurrentFormatVersion)
@@ -289,7 +289,7 @@ public sealed record StoreChecksums
     }
 
     /// <summary>Writes checksums.json into <paramref name="directory"/> atomically (a temporary file, flushed, renamed).</summary>
-    internal void Save(string directory)
+    public void Save(string directory)
     {
         string path = Path.Combine(directory, StoreFiles.Checksums);
         string tmp = path + StoreFiles.TempSuffix;

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Store;
 

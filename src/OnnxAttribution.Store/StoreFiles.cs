@@ -78,7 +78,7 @@ public static class StoreFiles
     internal const string TempSuffix = ".tmp";
 
     /// <summary>Writes meta.json through a temporary file, flushed, then renamed over the old one.</summary>
-    internal static void WriteMetaAtomically(string directory, StoreMeta meta)
+    public static void WriteMetaAtomically(string directory, StoreMeta meta)
     {
         string path = Path.Combine(directory, Meta);
         string tmp = path + TempSuffix;

@@ -3,7 +3,7 @@ using System.Reflection;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Store;
 

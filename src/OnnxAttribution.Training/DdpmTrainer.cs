@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

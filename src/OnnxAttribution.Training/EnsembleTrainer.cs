@@ -2,11 +2,11 @@ using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using OnnxAttribution.Store;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Ensembles;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 
 namespace OnnxAttribution.Training;
 

@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 using OnnxAttribution.Onnx.Proto;
 
 namespace OnnxAttribution.Training;

@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Gradients;
+using OnnxAttribution.Runtime.Gradients;
 using static TorchSharp.torch;
 
 namespace OnnxAttribution.Training;

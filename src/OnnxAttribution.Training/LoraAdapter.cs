@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,5 +1,5 @@
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
 using OnnxAttribution.Store;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
 using OnnxAttribution.Onnx;
 using OnnxAttribution.Onnx.Differentiation;
 

@@ -1,5 +1,5 @@
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Onnx;
 using OnnxAttribution.Onnx.Proto;
 

@@ -1,7 +1,7 @@
 using System.Text.Json.Serialization;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 
 namespace OnnxAttribution.Training;
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Training;
 

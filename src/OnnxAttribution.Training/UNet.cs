@@ -1,5 +1,5 @@
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -291,7 +291,7 @@ public sealed partial class UNet : nn.Module<Tensor, Tensor, Tensor>
         var weights = OnnxWeights.Read(forwardPath, AllParameterInfos());
         if (meta.Condition is { Kind: ConditionKind.Text } text)
         {
-            foreach (var (name, values) in OnnxWeights.Read(Core.Runtime.PromptGraph.EncoderPath(forwardPath, text), CaptionEncoderInfos()))
+            foreach (var (name, values) in OnnxWeights.Read(Runtime.PromptGraph.EncoderPath(forwardPath, text), CaptionEncoderInfos()))
             {
                 weights[name] = values;
             }

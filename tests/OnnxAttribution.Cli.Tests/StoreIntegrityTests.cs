@@ -1,5 +1,5 @@
 using System.Text.Json;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Store;
 

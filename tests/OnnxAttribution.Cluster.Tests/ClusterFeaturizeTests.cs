@@ -1,9 +1,9 @@
 using OnnxAttribution.Cluster.Featurize;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 using Orleans.TestingHost;
 

@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using Microsoft.AspNetCore.Builder;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Server;
 using Orleans.TestingHost;
 

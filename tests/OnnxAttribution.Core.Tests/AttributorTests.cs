@@ -3,8 +3,9 @@ using System.Xml.Linq;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Sampling;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests;
@@ -124,7 +125,7 @@ public sealed class AttributorTests : TempDirectoryTest
 
         var rankings = _attributor.AttributeSeeds(seeds, top: 5, SamplerKind.Ddim, steps: 8, new SyncProgress<MethodProgress>(progress.Add));
 
-        var queries = GeneratedQueries.Generate(Core.Runtime.ModelDirectory.Open(_model), seeds, SamplerKind.Ddim, 8, Core.Runtime.SessionSettings.Default);
+        var queries = GeneratedQueries.Generate(Runtime.ModelDirectory.Open(_model), seeds, SamplerKind.Ddim, 8, Runtime.SessionSettings.Default);
         var expected = _scorer.TopK(queries, 5);
         Assert.That(rankings.Select(r => r.Query), Is.EqualTo(new[] { "seed 5", "seed 6" }));
         Assert.That(rankings.Select(r => r.Top.Select(t => t.Index)), Is.EqualTo(expected.Select(e => e.Indices)));

@@ -4,23 +4,11 @@ namespace OnnxAttribution.Core.Tests;
 
 /// <summary>
 /// Namespaces follow assemblies (docs/contributing.md): every file of src/&lt;Assembly&gt; declares a namespace of that
-/// assembly, except Core's facade (namespace OnnxAttribution) and the primitives that still live in the Store assembly.
+/// assembly, except Core's facade (namespace OnnxAttribution).
 /// </summary>
 [TestFixture]
 public sealed partial class NamespaceTests
 {
-    /// <summary>Files allowed outside their assembly's namespace, with the namespace they have; contributing.md says why.</summary>
-    private static readonly Dictionary<string, string> Exceptions = new(StringComparer.Ordinal)
-    {
-        ["OnnxAttribution.Store/AtomicFile.cs"] = "OnnxAttribution.Core",
-        ["OnnxAttribution.Store/AttributionException.cs"] = "OnnxAttribution.Core",
-        ["OnnxAttribution.Store/GraphContractException.cs"] = "OnnxAttribution.Core",
-        ["OnnxAttribution.Store/ModelFileException.cs"] = "OnnxAttribution.Core",
-        ["OnnxAttribution.Store/SettingException.cs"] = "OnnxAttribution.Core",
-        ["OnnxAttribution.Store/UserInputException.cs"] = "OnnxAttribution.Core",
-        ["OnnxAttribution.Store/Simd.cs"] = "OnnxAttribution.Core.Numerics",
-    };
-
     [Test]
     public void EverySourceFile_DeclaresANamespaceOfItsAssembly()
     {
@@ -36,8 +24,7 @@ public sealed partial class NamespaceTests
             {
                 files++;
                 string ns = m.Groups[1].Value;
-                bool ok = Exceptions.TryGetValue(relative, out var allowed) ? ns == allowed
-                    : ns == assembly || ns.StartsWith(assembly + ".", StringComparison.Ordinal) || (assembly == "OnnxAttribution.Core" && ns == "OnnxAttribution");
+                bool ok = ns == assembly || ns.StartsWith(assembly + ".", StringComparison.Ordinal) || (assembly == "OnnxAttribution.Core" && ns == "OnnxAttribution");
                 if (!ok)
                 {
                     wrong.Add($"{relative}: namespace {ns}");

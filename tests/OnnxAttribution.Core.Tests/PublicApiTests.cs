@@ -8,7 +8,8 @@ namespace OnnxAttribution.Core.Tests;
 [TestFixture]
 public sealed class PublicApiTests
 {
-    private static readonly string[] Libraries = ["OnnxAttribution.Onnx", "OnnxAttribution.Store", "OnnxAttribution.Imaging", "OnnxAttribution.Core"];
+    private static readonly string[] Libraries =
+        ["OnnxAttribution.Primitives", "OnnxAttribution.Onnx", "OnnxAttribution.Store", "OnnxAttribution.Imaging", "OnnxAttribution.Runtime", "OnnxAttribution.Core"];
 
     [TestCaseSource(nameof(Libraries))]
     public void Library_ListsItsPublicApi_WithNullability(string library)
@@ -19,7 +20,8 @@ public sealed class PublicApiTests
 
         Assert.That(shipped[0], Is.EqualTo("#nullable enable"));
         Assert.That(unshipped[0], Is.EqualTo("#nullable enable"));
-        Assert.That(shipped.Length, Is.GreaterThan(50), "the released API is listed");
+        // A library split out after the last release lists its API as unshipped (and the library it left, as *REMOVED*).
+        Assert.That(shipped.Length + unshipped.Length, Is.GreaterThan(50), "the API is listed");
         Assert.That(shipped.Skip(1).Concat(unshipped.Skip(1)), Is.Unique, "a member is listed once");
     }
 

@@ -1,4 +1,4 @@
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using SkiaSharp;
 
 namespace OnnxAttribution.Imaging.Tests;

@@ -5,7 +5,7 @@ using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Server.BrowserTests;
 

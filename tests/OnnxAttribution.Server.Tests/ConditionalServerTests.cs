@@ -4,7 +4,7 @@ using System.Text.Json.Nodes;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 using OnnxAttribution.Onnx;
 using OnnxAttribution.Server.Tests.Support;
 using OnnxAttribution.Training;

@@ -1,5 +1,5 @@
 using System.Net;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Server.Tests.Support;
 
 namespace OnnxAttribution.Server.Tests;

@@ -1,5 +1,5 @@
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Server.Tests;
 

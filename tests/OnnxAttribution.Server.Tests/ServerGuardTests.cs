@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Http.Json;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Server.Tests.Support;
 
 namespace OnnxAttribution.Server.Tests;

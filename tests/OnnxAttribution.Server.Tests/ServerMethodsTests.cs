@@ -1,9 +1,10 @@
-using System.Net;
 using System.Net.Http.Json;
-using OnnxAttribution.Core.Attribution;
-using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Data;
+using System.Net;
 
+using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Core.Data;
+using OnnxAttribution.Runtime.Projection;
 using OnnxAttribution.Server.Tests.Support;
 
 namespace OnnxAttribution.Server.Tests;

@@ -4,8 +4,8 @@ using System.Net.Http.Json;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime;
+using OnnxAttribution.Runtime.Sampling;
 
 using OnnxAttribution.Server.Tests.Support;
 

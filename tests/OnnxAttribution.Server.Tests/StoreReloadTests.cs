@@ -4,7 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 using OnnxAttribution.Server.Tests.Support;
 

@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Store.Tests;
 

@@ -1,6 +1,6 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Runtime.Projection;
 using OnnxAttribution.Store;
 using OnnxAttribution.Training.Tests.Support;
 

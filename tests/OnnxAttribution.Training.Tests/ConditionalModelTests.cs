@@ -1,12 +1,12 @@
 using Google.Protobuf;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Gradients;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime.Gradients;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 using OnnxAttribution.Onnx;
 using OnnxAttribution.Training.Tests.Support;

@@ -1,10 +1,10 @@
 using OnnxAttribution.Store;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Ensembles;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 using OnnxAttribution.Training.Tests.Support;
 
 namespace OnnxAttribution.Training.Tests;

@@ -1,5 +1,5 @@
 using Google.Protobuf;
-using OnnxAttribution.Core.Gradients;
+using OnnxAttribution.Runtime.Gradients;
 using OnnxAttribution.Onnx.Differentiation;
 
 namespace OnnxAttribution.Training.Tests;

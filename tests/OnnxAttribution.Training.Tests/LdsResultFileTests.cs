@@ -42,9 +42,9 @@ public sealed class LdsResultFileTests
         {
             var notJson = Path.Combine(dir, "lds.json");
             File.WriteAllText(notJson, "{ not json");
-            Assert.That(() => LdsReportWriter.ReadResult(notJson), Throws.TypeOf<Core.UserInputException>().With.Message.Contains(notJson).And.Message.Contains("not an lds result"));
+            Assert.That(() => LdsReportWriter.ReadResult(notJson), Throws.TypeOf<Primitives.UserInputException>().With.Message.Contains(notJson).And.Message.Contains("not an lds result"));
             File.WriteAllText(notJson, """{ "data": "embedded" }""");
-            Assert.That(() => LdsReportWriter.ReadResult(notJson), Throws.TypeOf<Core.UserInputException>().With.Message.Contains("no 'methods' array"));
+            Assert.That(() => LdsReportWriter.ReadResult(notJson), Throws.TypeOf<Primitives.UserInputException>().With.Message.Contains("no 'methods' array"));
         }
         finally
         {

@@ -1,6 +1,6 @@
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Gradients;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Gradients;
+using OnnxAttribution.Runtime.Models;
 using OnnxAttribution.Store;
 using OnnxAttribution.Onnx;
 using OnnxAttribution.Training.Tests.Support;
@@ -67,8 +67,8 @@ public sealed class LoraTests
         Assert.That(graph.Initializer.Select(i => i.Name), Is.SupersetOf(lora.AllParameterInfos().Select(p => p.Name)));
         var folder = Path.Combine(_dir, $"fresh-{targets}");
         OnnxExporter.Export(lora, new ScheduleSettings(ScheduleKind.Linear, 1000), null, folder, "fresh");
-        using var baseOnnx = Core.Runtime.ModelDirectory.Open(_base).OpenDenoiser();
-        using var loraOnnx = Core.Runtime.ModelDirectory.Open(folder).OpenDenoiser();
+        using var baseOnnx = Runtime.ModelDirectory.Open(_base).OpenDenoiser();
+        using var loraOnnx = Runtime.ModelDirectory.Open(folder).OpenDenoiser();
         float[] expectedOnnx = new float[x.Length], gotOnnx = new float[x.Length];
         baseOnnx.Predict(x, t, 2, expectedOnnx);
         loraOnnx.Predict(x, t, 2, gotOnnx);

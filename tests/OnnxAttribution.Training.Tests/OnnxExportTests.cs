@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 using OnnxAttribution.Training.Tests.Support;
 
 namespace OnnxAttribution.Training.Tests;

@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Numerics;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Training.Evaluation;
 
 namespace OnnxAttribution.Training.Tests;

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Training.Tests;
 

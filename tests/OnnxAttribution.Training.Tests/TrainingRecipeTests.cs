@@ -1,5 +1,5 @@
 using System.Text.Json;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 using OnnxAttribution.Training.Tests.Support;
 
 namespace OnnxAttribution.Training.Tests;

@@ -1,4 +1,4 @@
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using TorchSharp;
 
 namespace OnnxAttribution.Training.Tests;

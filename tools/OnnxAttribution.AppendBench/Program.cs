@@ -2,8 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 using OnnxAttribution.Tools;
 

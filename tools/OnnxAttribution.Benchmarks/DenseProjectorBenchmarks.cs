@@ -1,6 +1,6 @@
 using System.Numerics.Tensors;
 using BenchmarkDotNet.Attributes;
-using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Runtime.Projection;
 
 namespace OnnxAttribution.Benchmarks;
 

@@ -1,5 +1,5 @@
 using BenchmarkDotNet.Attributes;
-using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Runtime.Projection;
 
 namespace OnnxAttribution.Benchmarks;
 

@@ -1,4 +1,4 @@
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Imaging;
 using OnnxAttribution.Store;
 using SharpFuzz;

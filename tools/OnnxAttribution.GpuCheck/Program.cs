@@ -5,8 +5,8 @@ using OnnxAttribution;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 using OnnxAttribution.Tools;
 

@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Gradients;
-using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime.Gradients;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Training;
 using static TorchSharp.torch;
 

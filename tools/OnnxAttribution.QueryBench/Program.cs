@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using OnnxAttribution;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 using OnnxAttribution.Tools;
 

@@ -3,7 +3,7 @@ using System.Globalization;
 using OnnxAttribution.Store;
 using OnnxAttribution.Tools;
 
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 
 // Usage: OnnxAttribution.StoreBench <dir> <rows> <dim> <float32|float16> [--keep] [--int8] [--engine simd|onnx] [--device cpu|cuda]
 // Creates a synthetic store in <dir> (unless one with the same settings is complete there), then times, on a warm page cache:

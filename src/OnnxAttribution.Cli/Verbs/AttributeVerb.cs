@@ -1,11 +1,11 @@
 using CommandLine;
 using OnnxAttribution.Store;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime;
+using OnnxAttribution.Runtime.Sampling;
 
 namespace OnnxAttribution.Cli.Verbs;
 [Verb("attribute", HelpText = "Attribute generated images (--seed) or a given image (--image) to training images with a method store: " +
@@ -102,7 +102,7 @@ internal static class AttributeCommand
         using var attributor = Attributor.Open(modelDir, [o.Store, .. o.CombineWith], session);
         attributor.RowDetails = true;
         var condition = attributor.Condition;
-        long? value = Core.Models.ConditionSpec.Query(condition, o.Label, o.Prompt, "--label", "--prompt");
+        long? value = Runtime.Models.ConditionSpec.Query(condition, o.Label, o.Prompt, "--label", "--prompt");
         IReadOnlyList<AttributionQuery> queries;
         if (o.Seed is long seed)
         {

@@ -1,8 +1,8 @@
 using CommandLine;
 using Google.Protobuf;
-using OnnxAttribution.Core.Gradients;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core;
+using OnnxAttribution.Runtime.Gradients;
+using OnnxAttribution.Runtime;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Training;
 
 namespace OnnxAttribution.Cli.Verbs;

@@ -50,7 +50,7 @@ internal static class DifferentiateCommand
         var explicitParameters = o.Parameters.ToList();
         if (explicitParameters.Count == 0 && !o.WrtInitializers && !o.WrtInputs.Any())
         {
-            throw new Core.UserInputException("say what to differentiate: --wrt-initializers, --parameters a,b or --wrt-inputs x");
+            throw new Primitives.UserInputException("say what to differentiate: --wrt-initializers, --parameters a,b or --wrt-inputs x");
         }
         var forward = OnnxModelFile.Load(o.Model);
         var options = new VjpOptions

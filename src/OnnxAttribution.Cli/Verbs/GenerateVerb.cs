@@ -1,10 +1,10 @@
 using CommandLine;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution.Ensembles;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime;
+using OnnxAttribution.Runtime.Sampling;
 
 namespace OnnxAttribution.Cli.Verbs;
 
@@ -124,7 +124,7 @@ internal static class GenerateCommand
     {
         if ((o.Model is null) == (o.Ensemble is null))
         {
-            throw new Core.UserInputException("give exactly one of --model (a model folder) and --ensemble (an ensemble folder, with --member)");
+            throw new Primitives.UserInputException("give exactly one of --model (a model folder) and --ensemble (an ensemble folder, with --member)");
         }
         if (o.Model is not null)
         {
@@ -133,7 +133,7 @@ internal static class GenerateCommand
         var design = EnsembleDesign.Load(o.Ensemble!);
         if (o.Member < 0 || o.Member >= design.Members)
         {
-            throw new Core.UserInputException($"--member {o.Member}: {o.Ensemble} has members 0..{design.Members - 1}");
+            throw new Primitives.UserInputException($"--member {o.Member}: {o.Ensemble} has members 0..{design.Members - 1}");
         }
         return Path.Combine(o.Ensemble!, EnsembleDesign.MemberFolder(o.Member));
     }

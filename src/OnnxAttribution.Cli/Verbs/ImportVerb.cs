@@ -1,6 +1,6 @@
 using System.Globalization;
 using CommandLine;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 
 namespace OnnxAttribution.Cli.Verbs;
 
@@ -99,12 +99,12 @@ internal sealed class ImportVerb : IVerbOptions
 internal static class ImportCommand
 {
     /// <summary>The non-empty lines of a text file.</summary>
-    /// <exception cref="Core.UserInputException">It is missing or has no line.</exception>
+    /// <exception cref="Primitives.UserInputException">It is missing or has no line.</exception>
     private static List<string> Lines(string path, string option)
     {
         var lines = File.Exists(path) ? File.ReadAllLines(path).Select(l => l.Trim()).Where(l => l.Length > 0).ToList()
-            : throw new Core.UserInputException($"{option} {path}: file not found");
-        return lines.Count > 0 ? lines : throw new Core.UserInputException($"{option} {path}: the file has no lines");
+            : throw new Primitives.UserInputException($"{option} {path}: file not found");
+        return lines.Count > 0 ? lines : throw new Primitives.UserInputException($"{option} {path}: the file has no lines");
     }
 
     public static int Run(ImportVerb o)

@@ -1,11 +1,11 @@
 using CommandLine;
 using OnnxAttribution.Store;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime;
+using OnnxAttribution.Runtime.Sampling;
 
 namespace OnnxAttribution.Cli.Verbs;
 
@@ -87,7 +87,7 @@ internal static class InfluentialCommand
             {
                 Output.Note($"generating {seeds.Length} queries with {modelDir} ({o.Sampler.ToString().ToLowerInvariant()}, {o.Steps} steps)");
                 queries = GeneratedQueries.Generate(model, seeds, o.Sampler, o.Steps, session, cancel,
-                    Core.Models.ConditionSpec.Query(model.Metadata.Condition, o.Label, o.Prompt, "--label", "--prompt") is long label ? new QueryCondition([label]) : null);
+                    Runtime.Models.ConditionSpec.Query(model.Metadata.Condition, o.Label, o.Prompt, "--label", "--prompt") is long label ? new QueryCondition([label]) : null);
                 queriesByModel[model.Path] = queries;
             }
             var clock = System.Diagnostics.Stopwatch.StartNew();

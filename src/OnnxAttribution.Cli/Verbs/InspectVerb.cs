@@ -1,6 +1,6 @@
 using CommandLine;
 using OnnxAttribution.Core.Attribution;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Store;
 using OnnxAttribution.Onnx;
 
@@ -68,11 +68,11 @@ internal static class InspectCommand
 
     private static int RunModel(string folder, bool json)
     {
-        var dir = Core.Runtime.ModelDirectory.Open(folder);
+        var dir = Runtime.ModelDirectory.Open(folder);
         var forward = GraphCost.Count(Load(dir.ForwardPath));
         var vjpModel = Load(dir.RequireVjp());
         var outputs = vjpModel.Graph.Output.Select(v => v.Name).ToList();
-        var eps = outputs.Where(n => n == Core.Gradients.VjpSession.OutputEps).ToList();
+        var eps = outputs.Where(n => n == Runtime.Gradients.VjpSession.OutputEps).ToList();
         var grads = outputs.Where(n => n.StartsWith("grad.", StringComparison.Ordinal)).ToList();
         var factors = outputs.Where(n => n.StartsWith("a.", StringComparison.Ordinal) || n.StartsWith("g.", StringComparison.Ordinal)).ToList();
         var dense = GraphCost.Count(vjpModel, 1, [.. eps, .. grads]);
@@ -94,7 +94,7 @@ internal static class InspectCommand
         Console.WriteLine(m.Condition switch
         {
             null => "condition      none (unconditional)",
-            { Kind: Core.Models.ConditionKind.Text } c => $"condition      a prompt of at most {c.Length} words (--prompt), caption encoder {c.Encoder}; " +
+            { Kind: Runtime.Models.ConditionKind.Text } c => $"condition      a prompt of at most {c.Length} words (--prompt), caption encoder {c.Encoder}; " +
                 $"words: {string.Join(" ", c.Vocabulary!.Skip(1))}",
             var c => $"condition      a class label (--label): {string.Join(", ", Enumerable.Range(0, c.Classes).Select(i => $"{i} {c.NameOf(i)}"))}",
         });

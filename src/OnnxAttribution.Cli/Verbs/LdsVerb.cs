@@ -1,8 +1,8 @@
 using CommandLine;
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Attribution;
-using OnnxAttribution.Training;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
 using OnnxAttribution.Training.Evaluation;
+using OnnxAttribution.Training;
 
 namespace OnnxAttribution.Cli.Verbs;
 

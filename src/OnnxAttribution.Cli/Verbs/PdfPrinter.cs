@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Cli.Verbs;
 

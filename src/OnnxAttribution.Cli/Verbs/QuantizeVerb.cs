@@ -1,5 +1,5 @@
 using CommandLine;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Cli.Verbs;

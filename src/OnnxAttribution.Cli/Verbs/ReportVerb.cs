@@ -1,9 +1,9 @@
 using CommandLine;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Reporting;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime.Sampling;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Cli.Verbs;
@@ -94,12 +94,12 @@ internal static class ReportCommand
         if (o.Seed is long seed)
         {
             query = attributor.GenerateQueries([seed], o.Sampler, o.Steps, null, cancel,
-                Core.Models.ConditionSpec.Query(attributor.Condition, o.Label, o.Prompt, "--label", "--prompt") is long label ? new QueryCondition([label]) : null)[0];
+                Runtime.Models.ConditionSpec.Query(attributor.Condition, o.Label, o.Prompt, "--label", "--prompt") is long label ? new QueryCondition([label]) : null)[0];
             origin = QueryOrigin.FromSeed(seed, o.Sampler, o.Steps);
         }
         else
         {
-            query = attributor.ReadPng(o.Image!) with { Condition = Core.Models.ConditionSpec.Query(attributor.Condition, o.Label, o.Prompt, "--label", "--prompt") };
+            query = attributor.ReadPng(o.Image!) with { Condition = Runtime.Models.ConditionSpec.Query(attributor.Condition, o.Label, o.Prompt, "--label", "--prompt") };
             origin = QueryOrigin.FromFile(o.Image!);
         }
         var provenance = ReportProvenance.Read(o.Store, attributor.Method, Reproduce(o));

@@ -1,5 +1,5 @@
 using CommandLine;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Cli.Verbs;
 

@@ -1,5 +1,5 @@
 using CommandLine;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Store;
 

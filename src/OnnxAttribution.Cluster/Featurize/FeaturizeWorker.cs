@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Store;
@@ -127,7 +127,7 @@ internal sealed class FeaturizeWorker(IGrainFactory grains, ILocalSiloDetails si
         {
             _model?.Dispose();
             _model = null;
-            var runtime = Core.Runtime.ModelDirectory.Open(job.ModelDirectory);
+            var runtime = Runtime.ModelDirectory.Open(job.ModelDirectory);
             _data = new DatasetLocator().Load(job.Data, job.Subset, runtime.Metadata.ImageSize);
             var first = job.Options(lease.Item, _data, options.Session);
             _model = new GradientModel(job.ModelDirectory, first.Plan, first.Projection, first.StreamSession);

@@ -1,6 +1,6 @@
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Cluster.Serving;

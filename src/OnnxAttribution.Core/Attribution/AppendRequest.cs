@@ -1,5 +1,5 @@
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Core.Attribution;
 

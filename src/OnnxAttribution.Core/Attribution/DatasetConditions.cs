@@ -1,7 +1,8 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution;

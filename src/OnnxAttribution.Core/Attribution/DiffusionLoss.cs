@@ -1,5 +1,6 @@
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Core.Attribution;
 

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution;

@@ -1,4 +1,5 @@
-using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
 
 namespace OnnxAttribution.Core.Attribution;
 
@@ -13,7 +14,7 @@ internal sealed class FeatureExtractor
     private readonly FactoredProjector? _factored;
     private readonly IReadOnlyList<(string Layer, string A, string G, int Positions, int InDim, int OutDim)> _factors = [];
     private readonly Lazy<SignTableProjector?> _signTables;
-    private readonly Gradients.ReducedGradientSession? _reduced;
+    private readonly Runtime.Gradients.ReducedGradientSession? _reduced;
 
     /// <summary>Creates the extractor.</summary>
     /// <param name="source">The gradient source.</param>
@@ -24,7 +25,7 @@ internal sealed class FeatureExtractor
     /// or null to sum and project on the host.</param>
     /// <exception cref="UserInputException">The settings ask for what the factored projector cannot give.</exception>
     /// <exception cref="GraphContractException">The graph has neither factors nor a projection of the given projector's width.</exception>
-    public FeatureExtractor(GradientSource source, ProjectionSettings settings, FactoredProjector? factored = null, Gradients.ReducedGradientSession? reduced = null)
+    public FeatureExtractor(GradientSource source, ProjectionSettings settings, FactoredProjector? factored = null, Runtime.Gradients.ReducedGradientSession? reduced = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(settings);

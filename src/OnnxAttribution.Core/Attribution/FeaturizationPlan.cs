@@ -1,5 +1,5 @@
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Numerics;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Attribution;
 

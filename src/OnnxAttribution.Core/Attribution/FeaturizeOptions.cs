@@ -1,5 +1,6 @@
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution;

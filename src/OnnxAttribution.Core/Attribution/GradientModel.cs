@@ -1,8 +1,9 @@
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Gradients;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Gradients;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution;

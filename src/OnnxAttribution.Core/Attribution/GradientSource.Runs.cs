@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Gradients;
+using OnnxAttribution.Runtime.Gradients;
 
 namespace OnnxAttribution.Core.Attribution;
 

@@ -1,6 +1,7 @@
-using OnnxAttribution.Core.Gradients;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Gradients;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Core.Attribution;
 

@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Numerics;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Attribution;
 

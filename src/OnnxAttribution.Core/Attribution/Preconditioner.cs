@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Numerics.Tensors;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Attribution;
 

@@ -1,3 +1,4 @@
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution;

@@ -1,4 +1,5 @@
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
 
 namespace OnnxAttribution.Core.Data;
 

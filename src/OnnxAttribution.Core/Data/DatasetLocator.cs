@@ -1,3 +1,5 @@
+using OnnxAttribution.Primitives;
+
 namespace OnnxAttribution.Core.Data;
 
 /// <summary>

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Data;
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using OnnxAttribution.Imaging;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Data;
 

@@ -1,4 +1,5 @@
 using OnnxAttribution.Imaging;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Data;
 

@@ -1,4 +1,5 @@
 using System.Globalization;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Data;
 

@@ -1,5 +1,5 @@
 using OnnxAttribution.Core.Attribution;
-using OnnxAttribution.Core.Numerics;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Evaluation;
 

@@ -1,5 +1,5 @@
 using System.Globalization;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime.Sampling;
 
 namespace OnnxAttribution.Core.Reporting;
 

@@ -1,14 +1,13 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
-using OnnxAttribution.Store;
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Attribution;
+using System.Text;
 using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Numerics;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Sampling;
+using OnnxAttribution.Runtime;
+using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Training.Evaluation;
 
@@ -113,7 +112,7 @@ public static class CounterfactualRun
             EmaDecay = training.EmaDecay,
             BaseChannels = baseChannels,
             Classes = reference.Metadata.Condition?.Classes ?? 0,
-            Text = reference.Metadata.Architecture?["text"]?.Deserialize<TextConditionSettings>(Core.Models.ModelMetadata.JsonOptions),
+            Text = reference.Metadata.Architecture?["text"]?.Deserialize<TextConditionSettings>(Runtime.Models.ModelMetadata.JsonOptions),
             BaseModel = lora?.Base,
             Lora = lora?.Settings,
             Schedule = reference.Metadata.Schedule == TrainingRecipe.DefaultSchedule ? null : reference.Metadata.Schedule,

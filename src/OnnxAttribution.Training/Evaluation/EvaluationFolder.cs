@@ -1,4 +1,5 @@
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Training.Evaluation;
@@ -19,7 +20,7 @@ internal static class EvaluationFolder
     {
         Directory.CreateDirectory(outDirectory);
         var path = Path.Combine(outDirectory, "settings.json");
-        var json = System.Text.Json.JsonSerializer.Serialize(settings, Core.Models.ModelMetadata.JsonOptions);
+        var json = System.Text.Json.JsonSerializer.Serialize(settings, Runtime.Models.ModelMetadata.JsonOptions);
         if (File.Exists(path))
         {
             var old = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using OnnxAttribution.Core;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Training.Evaluation;
 
@@ -10,12 +10,12 @@ namespace OnnxAttribution.Training.Evaluation;
 /// </summary>
 internal static class LdsFiles
 {
-    /// <summary>Reads a record written by <see cref="JsonFile.Save{T}"/>; null when the file is not there.</summary>
+    /// <summary>Reads a record written by <see cref="Runtime.JsonFile.Save{T}"/>; null when the file is not there.</summary>
     /// <exception cref="UserInputException">The file is not valid JSON of that record.</exception>
     public static T? TryRead<T>(string path) where T : class =>
         File.Exists(path) ? Read<T>(path, $"not a {typeof(T).Name} file of an evaluation run (delete it to redo that step)") : null;
 
-    /// <summary>Reads a record written by <see cref="JsonFile.Save{T}"/>.</summary>
+    /// <summary>Reads a record written by <see cref="Runtime.JsonFile.Save{T}"/>.</summary>
     /// <param name="path">The file.</param>
     /// <param name="notIt">What the message says the file is not, after its path.</param>
     /// <exception cref="UserInputException">The file is not valid JSON of that record: the message names the file.</exception>
@@ -23,7 +23,7 @@ internal static class LdsFiles
     {
         try
         {
-            return JsonSerializer.Deserialize<T>(File.ReadAllText(path), Core.Models.ModelMetadata.JsonOptions)
+            return JsonSerializer.Deserialize<T>(File.ReadAllText(path), Runtime.Models.ModelMetadata.JsonOptions)
                 ?? throw new JsonException("the file holds null");
         }
         catch (JsonException e)
@@ -35,7 +35,7 @@ internal static class LdsFiles
     /// <summary>A value as compact JSON, for messages.</summary>
     public static string Compact<T>(T value) => JsonSerializer.Serialize(value, Compacted);
 
-    private static readonly JsonSerializerOptions Compacted = new(Core.Models.ModelMetadata.JsonOptions) { WriteIndented = false };
+    private static readonly JsonSerializerOptions Compacted = new(Runtime.Models.ModelMetadata.JsonOptions) { WriteIndented = false };
 }
 
 /// <summary>A method's store in an LDS folder: how long building it took, at which setting point (build-seconds.json).</summary>

@@ -72,7 +72,7 @@ public sealed record LdsOptions
     public int Dim { get; init; } = 4096;
 
     /// <summary>Dense (the default) or factored projection of the gradient methods' features.</summary>
-    public Core.Attribution.ProjectorKind Projector { get; init; } = Core.Attribution.ProjectorKind.Dense;
+    public Runtime.Projection.ProjectorKind Projector { get; init; } = Runtime.Projection.ProjectorKind.Dense;
 
     /// <summary>The fast query setting scored: queries measured at this many of the K timesteps (0: all K; trak, d-trak, das only).</summary>
     public int QueryTimesteps { get; init; }

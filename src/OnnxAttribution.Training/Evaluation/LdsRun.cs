@@ -1,12 +1,13 @@
 using System.Globalization;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core;
-using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Evaluation;
 using OnnxAttribution.Imaging;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime.Sampling;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Training.Evaluation;
 
@@ -106,7 +107,7 @@ public static class LdsRun
 
     /// <summary>
     /// The R reference models, trained here unless done (or --model's one): reference r = 0 in reference/ with --seed,
-    /// r ≥ 1 in reference-r/ with seed <see cref="Core.Numerics.SeedStreams.Derive"/>(--seed, "lds reference model", r, 0).
+    /// r ≥ 1 in reference-r/ with seed <see cref="Primitives.SeedStreams.Derive"/>(--seed, "lds reference model", r, 0).
     /// Each keeps five checkpoints for TracIn/ReTrac.
     /// </summary>
     internal static List<string> TrainReferences(LdsOptions o, TrainingRecipe recipe, Core.Data.ImageDataset data, List<string> methods, Dictionary<string, double> timings,
@@ -123,7 +124,7 @@ public static class LdsRun
             string name = r == 0 ? "reference" : $"reference-{r}";
             var referenceDir = Path.Combine(o.Out, name);
             var referenceRun = Path.Combine(o.Out, name + "-run");
-            long seed = r == 0 ? o.Seed : Core.Numerics.SeedStreams.Derive(o.Seed, ReferenceSeedStream, r, 0);
+            long seed = r == 0 ? o.Seed : Primitives.SeedStreams.Derive(o.Seed, ReferenceSeedStream, r, 0);
             // A reference keeps five checkpoints for TracIn/ReTrac (keeping them does not change the weights).
             var referenceRecipe = recipe with { KeepCheckpointsEvery = Math.Max(1, recipe.Steps / TracInCheckpoints) };
             RecipeTrainer.TrainAndExport(referenceRecipe, data, null, seed, o.Subset, referenceRun, referenceDir, withVjp: true, bar.For(r), cancel);

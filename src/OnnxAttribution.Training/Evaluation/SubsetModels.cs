@@ -1,6 +1,6 @@
 using System.Globalization;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Numerics;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Training.Evaluation;
 

@@ -1,7 +1,8 @@
-using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;

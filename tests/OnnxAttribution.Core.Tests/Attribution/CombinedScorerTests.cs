@@ -1,4 +1,5 @@
 using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 

@@ -1,4 +1,5 @@
 using OnnxAttribution.Core.Attribution.Ensembles;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;

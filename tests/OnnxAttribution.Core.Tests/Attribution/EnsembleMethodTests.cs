@@ -1,11 +1,11 @@
-using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Ensembles;
 using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
-using OnnxAttribution.Core.Tests.Runtime;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 

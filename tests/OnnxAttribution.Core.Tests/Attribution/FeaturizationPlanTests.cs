@@ -1,4 +1,5 @@
 using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 

@@ -1,7 +1,7 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;

@@ -1,11 +1,11 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Numerics;
-using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
+using OnnxAttribution.Runtime.Sampling;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;

@@ -1,8 +1,9 @@
-using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Influence;
 using OnnxAttribution.Core.Attribution.Methods;
+using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;

@@ -1,8 +1,7 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Influence;
-using OnnxAttribution.Core.Numerics;
-using OnnxAttribution.Core.Projection;
-using static OnnxAttribution.Core.Tests.Numerics.SymmetricEigenTests;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 
@@ -10,7 +9,7 @@ namespace OnnxAttribution.Core.Tests.Attribution;
 public sealed class KroneckerCurvatureTests : TempDirectoryTest
 {
     private static double[] RandomSpd(int n, Random rng) =>
-        Compose(RandomOrthogonal(n, rng), Enumerable.Range(0, n).Select(_ => Math.Exp(3 * (rng.NextDouble() - 0.5))).ToArray(), n);
+        TestMatrices.Compose(TestMatrices.RandomOrthogonal(n, rng), Enumerable.Range(0, n).Select(_ => Math.Exp(3 * (rng.NextDouble() - 0.5))).ToArray(), n);
 
     /// <summary>x = K⁻¹ v by Gaussian elimination with partial pivoting (K dense, n×n).</summary>
     private static double[] Solve(double[] k, double[] v, int n)
@@ -85,7 +84,7 @@ public sealed class KroneckerCurvatureTests : TempDirectoryTest
                 k[r * size + c] = v + (r == c ? damping : 0);
             }
         }
-        var gradient = Enumerable.Range(0, size).Select(_ => Normal(rng)).ToArray();
+        var gradient = Enumerable.Range(0, size).Select(_ => TestRandom.Normal(rng)).ToArray();
         var expected = Solve(k, gradient, size);
         var actual = new double[size];
         layer.InverseProduct(gradient, 0.1, actual);
@@ -102,8 +101,8 @@ public sealed class KroneckerCurvatureTests : TempDirectoryTest
 
     private static (LayerFactors[] Factors, float[][] A, float[][] G) RandomFactors(Random rng, int count)
     {
-        var a = Shapes.Select(s => Enumerable.Range(0, count * s.Positions * s.InDim).Select(_ => (float)Normal(rng)).ToArray()).ToArray();
-        var g = Shapes.Select(s => Enumerable.Range(0, count * s.Positions * s.OutDim).Select(_ => (float)Normal(rng)).ToArray()).ToArray();
+        var a = Shapes.Select(s => Enumerable.Range(0, count * s.Positions * s.InDim).Select(_ => (float)TestRandom.Normal(rng)).ToArray()).ToArray();
+        var g = Shapes.Select(s => Enumerable.Range(0, count * s.Positions * s.OutDim).Select(_ => (float)TestRandom.Normal(rng)).ToArray()).ToArray();
         return (Shapes.Select((s, l) => new LayerFactors(a[l], g[l], s.Positions)).ToArray(), a, g);
     }
 
@@ -156,8 +155,8 @@ public sealed class KroneckerCurvatureTests : TempDirectoryTest
         // (Q_Bᵀ Ĝ Q_A)²_ij = (q_Bᵢ·g)² (q_Aⱼ·a)² = λ_B,i λ_A,j exactly: EK-FAC and K-FAC coincide.
         var shape = new KroneckerLayerShape("linear", 19, 70, 1);
         var rng = new Random(9);
-        var a = Enumerable.Range(0, shape.InDim).Select(_ => (float)Normal(rng)).ToArray();
-        var g = Enumerable.Range(0, shape.OutDim).Select(_ => (float)Normal(rng)).ToArray();
+        var a = Enumerable.Range(0, shape.InDim).Select(_ => (float)TestRandom.Normal(rng)).ToArray();
+        var g = Enumerable.Range(0, shape.OutDim).Select(_ => (float)TestRandom.Normal(rng)).ToArray();
         var factors = new[] { new LayerFactors(a, g, 1) };
         var accumulator = new KroneckerFactorAccumulator([shape]);
         accumulator.Add(factors, 1);

@@ -1,6 +1,7 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 

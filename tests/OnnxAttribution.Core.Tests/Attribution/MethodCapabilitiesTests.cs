@@ -1,6 +1,7 @@
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Attribution;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;

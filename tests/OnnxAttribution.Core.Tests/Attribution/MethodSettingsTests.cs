@@ -1,7 +1,8 @@
 using System.Reflection;
-using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;

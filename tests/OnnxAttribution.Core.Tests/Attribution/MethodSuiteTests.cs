@@ -73,7 +73,7 @@ public sealed class MethodSuiteTests
         Assert.That(names, Is.Unique);
         Assert.That(names, Does.Contain("trak").And.Contain("d-trak"));
         Assert.That(names.All(n => AttributionMethods.Find(n.ToUpperInvariant()).Name == n), Is.True);
-        Assert.Throws<Core.UserInputException>(() => AttributionMethods.Find("no-such-method"));
+        Assert.Throws<Primitives.UserInputException>(() => AttributionMethods.Find("no-such-method"));
         Assert.That(AttributionMethods.All.All(m => m.Summary.Length > 10), Is.True, "every method says what it does");
     }
 }

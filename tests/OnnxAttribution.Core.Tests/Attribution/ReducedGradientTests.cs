@@ -1,9 +1,10 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Gradients;
-using OnnxAttribution.Core.Projection;
-using OnnxAttribution.Core.Runtime;
 using OnnxAttribution.Onnx.Proto;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Gradients;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 

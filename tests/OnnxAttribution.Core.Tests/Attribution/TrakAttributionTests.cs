@@ -1,6 +1,6 @@
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Runtime.Projection;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
@@ -101,9 +101,9 @@ public sealed class TrakAttributionTests
         // cotangent from a forward pass run first. Same gradients, and the same losses.
         var plan = new FeaturizationPlan([100, 700], 1, 5, measurement);
         using var model = new GradientModel(_model, plan, new ProjectionSettings(ProjectorKind.Dense, ProjectionKind.Rademacher, 64, 11));
-        var directory = Core.Runtime.ModelDirectory.Open(_model);
+        var directory = Runtime.ModelDirectory.Open(_model);
         using var forward = directory.OpenDenoiser();
-        using var vjp = Core.Gradients.VjpSession.Open(directory.RequireVjp());
+        using var vjp = Runtime.Gradients.VjpSession.Open(directory.RequireVjp());
         Assert.That(vjp.CotangentFromOutput, Is.False);
         var explicitSource = new GradientSource(forward, vjp, directory.CreateSchedule(), plan);
         var inGraph = model.Extractor.Source;
@@ -149,9 +149,9 @@ public sealed class TrakAttributionTests
 
         // A projector other than the one the graph holds is refused, whichever graph: same width, another seed.
         var other = FeatureExtractor.CreateFactored(inGraph.Extractor.Factored!.Layers, projection with { Seed = 12 });
-        Assert.Throws<Core.GraphContractException>(() => _ = new FeatureExtractor(inGraph.Extractor.Source, projection, other));
+        Assert.Throws<Primitives.GraphContractException>(() => _ = new FeatureExtractor(inGraph.Extractor.Source, projection, other));
         var fewer = FeatureExtractor.CreateFactored(inGraph.Extractor.Factored!.Layers.Skip(1).ToList(), projection);
-        Assert.Throws<Core.GraphContractException>(() => _ = new FeatureExtractor(factors.Extractor.Source, projection, fewer));
+        Assert.Throws<Primitives.GraphContractException>(() => _ = new FeatureExtractor(factors.Extractor.Source, projection, fewer));
     }
 
     [TestCase(MeasurementKind.Loss, ProjectorKind.Dense)]

@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using OnnxAttribution.Core.Data;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Tests.Data;
 

@@ -1,5 +1,6 @@
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Imaging;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Tests.Data;
 

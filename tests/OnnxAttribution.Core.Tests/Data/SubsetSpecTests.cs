@@ -1,4 +1,5 @@
 using OnnxAttribution.Core.Data;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Tests.Data;
 

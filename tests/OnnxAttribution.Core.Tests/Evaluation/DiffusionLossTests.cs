@@ -1,6 +1,6 @@
 using OnnxAttribution.Core.Attribution;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Core.Tests.Evaluation;
 

@@ -1,4 +1,5 @@
 using OnnxAttribution.Core.Evaluation;
+using OnnxAttribution.Primitives;
 
 namespace OnnxAttribution.Core.Tests.Evaluation;
 

@@ -1,8 +1,9 @@
 using OnnxAttribution.Core.Attribution.Methods;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Onnx;
 using OnnxAttribution.Onnx.Proto;
+using OnnxAttribution.Onnx;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Core.Tests.Models;
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using OnnxAttribution.Core.Attribution;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
 
 namespace OnnxAttribution.Core.Tests.Models;
 

@@ -1,5 +1,6 @@
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
 
 namespace OnnxAttribution.Core.Tests.Models;
 

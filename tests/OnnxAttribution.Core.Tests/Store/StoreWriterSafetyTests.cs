@@ -1,4 +1,5 @@
 using OnnxAttribution.Core.Attribution;
+using OnnxAttribution.Primitives;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Store;

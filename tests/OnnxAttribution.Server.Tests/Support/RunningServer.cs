@@ -1,5 +1,5 @@
 using Microsoft.AspNetCore.Builder;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Server.Tests.Support;
 

@@ -1,5 +1,5 @@
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 using OnnxAttribution.Onnx;
 
 namespace OnnxAttribution.Training.Tests.Support;

@@ -1,7 +1,8 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Numerics;
+using System.Text.Json;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Ensembles;

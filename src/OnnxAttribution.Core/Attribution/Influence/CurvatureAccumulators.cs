@@ -1,6 +1,6 @@
 using System.Buffers;
-using OnnxAttribution.Core.Numerics;
-using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
 
 namespace OnnxAttribution.Core.Attribution.Influence;
 

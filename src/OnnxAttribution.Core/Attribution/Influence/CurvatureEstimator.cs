@@ -2,7 +2,9 @@ using System.Security.Cryptography;
 using System.Text;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Influence;

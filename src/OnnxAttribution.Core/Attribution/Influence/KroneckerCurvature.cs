@@ -1,5 +1,6 @@
 using System.Text;
-using OnnxAttribution.Core.Numerics;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Influence;

@@ -1,4 +1,5 @@
-using OnnxAttribution.Core.Projection;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
 
 namespace OnnxAttribution.Core.Attribution.Influence;
 

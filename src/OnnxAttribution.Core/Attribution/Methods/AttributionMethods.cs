@@ -1,4 +1,6 @@
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
@@ -73,11 +75,11 @@ public static class AttributionMethods
     {
         ArgumentNullException.ThrowIfNull(method);
         ArgumentNullException.ThrowIfNull(modelDirectory);
-        if (method.Capabilities.ConditionalModels || !Directory.Exists(modelDirectory) || !File.Exists(Path.Combine(modelDirectory, Models.ModelMetadata.FileName)))
+        if (method.Capabilities.ConditionalModels || !Directory.Exists(modelDirectory) || !File.Exists(Path.Combine(modelDirectory, Runtime.Models.ModelMetadata.FileName)))
         {
             return;
         }
-        if (Models.ModelMetadata.Load(modelDirectory).Condition is { } condition)
+        if (Runtime.Models.ModelMetadata.Load(modelDirectory).Condition is { } condition)
         {
             throw new UserInputException($"method {method.Name} does not attribute conditional models yet; model {modelDirectory} takes a " +
                 $"{condition.Kind.ToString().ToLowerInvariant()} (input '{condition.Input}'). Methods that do: " +

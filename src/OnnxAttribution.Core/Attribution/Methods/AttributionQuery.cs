@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Runtime.Sampling;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;

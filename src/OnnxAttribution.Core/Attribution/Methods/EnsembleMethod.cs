@@ -1,6 +1,7 @@
 using OnnxAttribution.Core.Attribution.Ensembles;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;

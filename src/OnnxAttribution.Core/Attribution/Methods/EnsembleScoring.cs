@@ -1,5 +1,5 @@
 using System.Text.Json.Serialization;
-using OnnxAttribution.Core.Models;
+using OnnxAttribution.Runtime.Models;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 

@@ -1,6 +1,7 @@
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime.Sampling;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 

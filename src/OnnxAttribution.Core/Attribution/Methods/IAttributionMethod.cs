@@ -1,4 +1,4 @@
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 

@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
-using OnnxAttribution.Core.Sampling;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime.Sampling;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;

@@ -1,3 +1,5 @@
+using OnnxAttribution.Primitives;
+
 namespace OnnxAttribution.Core.Attribution.Methods;
 
 /// <summary>Progress of a method's build: which stage, and how far along it is.</summary>

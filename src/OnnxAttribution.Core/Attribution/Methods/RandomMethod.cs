@@ -1,6 +1,6 @@
 using System.Text;
-using OnnxAttribution.Core.Numerics;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 

@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Numerics.Tensors;
-using OnnxAttribution.Core.Models;
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Models;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;

@@ -1,4 +1,6 @@
-using OnnxAttribution.Core.Runtime;
+using OnnxAttribution.Primitives;
+using OnnxAttribution.Runtime.Projection;
+using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 
