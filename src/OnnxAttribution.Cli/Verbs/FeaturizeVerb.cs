@@ -138,7 +138,7 @@ internal static class FeaturizeCommand
             return BuildMethod(o, method, data, size, cancel);
         }
         // trak and d-trak take their damping at 'finalize'.
-        RequireUsed(o, method, MethodSettings.GradientFeatureSettings);
+        RequireUsed(o, method, [.. method.SettingsUsed.Where(s => s != nameof(MethodSettings.Damping))]);
         var options = new FeaturizeOptions
         {
             ModelDirectory = o.Model,

@@ -110,6 +110,6 @@ public sealed record FeaturizeJob
             Settings = Settings(),
             Session = session,
         };
-        return TrakMethod.Options(request, method.Name, method.Measurement) with { Shard = Shard(item) };
+        return method.Options(request) with { Shard = Shard(item) };
     }
 }

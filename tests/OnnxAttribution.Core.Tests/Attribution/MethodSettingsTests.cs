@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Text.RegularExpressions;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Primitives;
@@ -7,8 +8,11 @@ using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Tests.Attribution;
 
-/// <summary>Each method declares the settings it reads; a setting changed for a method that would ignore it is refused.</summary>
-public sealed class MethodSettingsTests
+/// <summary>
+/// Each method reads a settings record of its own, bound from the bag in one place; the settings it declares are that
+/// record's properties, and a setting changed for a method that would ignore it is refused.
+/// </summary>
+public sealed partial class MethodSettingsTests
 {
     private static readonly MethodSettings Everything = new()
     {
@@ -50,6 +54,105 @@ public sealed class MethodSettingsTests
             Assert.That(method.SettingsUsed, Is.SubsetOf(names), method.Name);
             Assert.That(method.SettingsUsed, Is.Unique, method.Name);
         }
+    }
+
+    [Test]
+    public void SettingsUsed_OfEveryMethod_AreThePropertiesOfItsSettingsType()
+    {
+        foreach (var method in AttributionMethods.All)
+        {
+            if (SettingsTypeOf(method) is not { } type)
+            {
+                // The ensemble trains its own models ('train-ensemble'); its Build refuses whatever it is given.
+                Assert.That((method.Name, method.SettingsUsed.Count), Is.EqualTo(("ensemble", 0)));
+                continue;
+            }
+            var properties = type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Select(p => p.Name);
+            Assert.That(method.SettingsUsed, Is.EquivalentTo(properties), $"{method.Name}: {type.Name}");
+        }
+    }
+
+    [Test]
+    public void SettingsUsed_AreWhatEachMethodReadBeforeItsSettingsHadTypes()
+    {
+        string[] features = ["Measurement", "Timesteps", "NoiseDraws", "NoiseSeed", "Projector", "Distribution", "Dim", "ProjectionSeed", "DType", "BatchSize"];
+        var expected = new Dictionary<string, string[]>
+        {
+            ["trak"] = [.. features, "Damping"],
+            ["d-trak"] = [.. features, "Damping"],
+            ["das"] = [.. features, "Damping"],
+            ["gradient-cosine"] = features,
+            ["pixel"] = ["PixelMetric"],
+            ["random"] = ["Seed"],
+            ["journey-trak"] = [.. features.Except(["Timesteps"]), "JourneySteps", "Damping"],
+            ["tracin"] = [.. features, "Checkpoints", "Seed"],
+            ["retrac"] = [.. features, "Checkpoints", "Seed"],
+            ["kfac"] = [.. features.Except(["Projector"]), "Damping", "Seed"],
+            ["ekfac"] = [.. features.Except(["Projector"]), "Damping", "Seed"],
+            ["ensemble"] = [],
+        };
+        Assert.That(AttributionMethods.All.Select(m => m.Name), Is.EquivalentTo(expected.Keys));
+        foreach (var method in AttributionMethods.All)
+        {
+            Assert.That(method.SettingsUsed, Is.EquivalentTo(expected[method.Name]), method.Name);
+        }
+    }
+
+    [Test]
+    public void SettingsUsed_ComeInTheBagsOrder()
+    {
+        var order = SettingNames().ToList();
+        foreach (var method in AttributionMethods.All)
+        {
+            Assert.That(method.SettingsUsed.Select(s => order.IndexOf(s)), Is.Ordered.Ascending, method.Name);
+        }
+    }
+
+    [Test]
+    public void Bind_EveryMethod_TakesEachOfItsSettingsFromTheBag()
+    {
+        foreach (var method in AttributionMethods.All.Where(m => SettingsTypeOf(m) is not null))
+        {
+            foreach (var bag in new[] { Everything, new MethodSettings() })
+            {
+                var bound = method.GetType().GetMethod("Bind")!.Invoke(method, [bag])!;
+                Assert.That(bound.GetType(), Is.EqualTo(SettingsTypeOf(method)), method.Name);
+                foreach (var setting in method.SettingsUsed)
+                {
+                    object? value = bound.GetType().GetProperty(setting)!.GetValue(bound), expected = typeof(MethodSettings).GetProperty(setting)!.GetValue(bag);
+                    Assert.That(value, Is.EqualTo(expected), $"{method.Name}: {setting}");
+                }
+            }
+        }
+    }
+
+    [Test]
+    public void Bind_ASettingsTypeWithAPropertyTheBagLacksOrTypesOtherwise_Throws()
+    {
+        Assert.That(() => MethodSettings.NamesIn(typeof(Unknown)),
+            Throws.InvalidOperationException.With.Message.StartsWith("Unknown.Temperature: MethodSettings has no Double Temperature"));
+        Assert.That(() => new MethodSettings().Bind<Retyped>(),
+            Throws.InvalidOperationException.With.Message.StartsWith("Retyped.Dim: MethodSettings has no Int64 Dim"));
+        Assert.That(new MethodSettings { Dim = 64 }.Bind<DimOnly>().Dim, Is.EqualTo(64));
+        Assert.That(MethodSettings.NamesIn(typeof(DimOnly)), Is.EqualTo(new[] { "Dim" }));
+    }
+
+    /// <summary>
+    /// A method's code reads its typed settings, never the bag: in the methods' sources the request's bag appears only as
+    /// the argument of <c>Bind</c> (each method names its <see cref="MethodBuildRequest"/> <c>request</c>, as
+    /// <see cref="IAttributionMethod.Build"/> does). Reading <c>request.Settings.X</c> for an X the settings type lacks fails here.
+    /// </summary>
+    [Test]
+    public void MethodSources_ReadTheRequestsSettingsOnlyThroughBind()
+    {
+        var folder = Path.Combine(RepositoryFiles.Root, "src", "OnnxAttribution.Core", "Attribution", "Methods");
+        var reads = Directory.EnumerateFiles(folder, "*.cs")
+            .SelectMany(f => File.ReadLines(f).Select((line, i) => (File: Path.GetFileName(f), Line: i + 1, Text: line)))
+            .Where(l => BagRead().IsMatch(l.Text))
+            .ToList();
+        Assert.That(reads, Is.Not.Empty, "the pattern finds the binds themselves");
+        Assert.That(reads.Where(l => BagRead().Matches(l.Text).Any(m => m.Groups["bind"].Length == 0)).Select(l => $"{l.File}:{l.Line}: {l.Text.Trim()}"),
+            Is.Empty, "bind the request's settings (AttributionMethod<TSettings>.Bind) and read the record instead");
     }
 
     [Test]
@@ -104,5 +207,37 @@ public sealed class MethodSettingsTests
         var settings = new MethodSettings();
         property.SetValue(settings, property.GetValue(Everything));
         return settings;
+    }
+
+    /// <summary>The settings record of an <see cref="AttributionMethod{TSettings}"/>; null for a method without one.</summary>
+    private static Type? SettingsTypeOf(IAttributionMethod method)
+    {
+        for (var type = method.GetType(); type is not null; type = type.BaseType)
+        {
+            if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(AttributionMethod<>))
+            {
+                return type.GetGenericArguments()[0];
+            }
+        }
+        return null;
+    }
+
+    /// <summary><c>request.Settings</c>, with group "bind" set where it is <c>Bind</c>'s argument.</summary>
+    [GeneratedRegex(@"(?<bind>\bBind\()?\brequest\.Settings\b")]
+    private static partial Regex BagRead();
+
+    private sealed record Unknown
+    {
+        public double Temperature { get; init; }
+    }
+
+    private sealed record Retyped
+    {
+        public long Dim { get; init; }
+    }
+
+    private sealed record DimOnly
+    {
+        public int Dim { get; init; }
     }
 }

@@ -38,40 +38,42 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// <para>Sign: positive when the query's and the example's mean-output gradients agree under the kernel, the convention of
 /// D-TRAK's output-only measurements; the LDS compares it with the negated loss like every other method.</para>
 /// </remarks>
-internal sealed class DasMethod : IDampedMethod
+internal sealed class DasMethod : AttributionMethod<TrakSettings>, IDampedMethod
 {
     /// <inheritdoc/>
-    public string Name => "das";
+    public override string Name => "das";
 
     /// <inheritdoc/>
-
-    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true, QueryTimesteps = true, DenseProjectorOnly = true };
+    public override MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true, QueryTimesteps = true, DenseProjectorOnly = true };
 
     /// <inheritdoc/>
     public double DefaultDamping => LdsChosenDamping.Das;
 
     /// <inheritdoc/>
-    public string Summary => "projected gradients of the mean output, L2-normalised per timestep, kernel-preconditioned, times each example's normalised loss";
+    public override string Summary => "projected gradients of the mean output, L2-normalised per timestep, kernel-preconditioned, times each example's normalised loss";
 
-    /// <inheritdoc/>
-    public IReadOnlyCollection<string> SettingsUsed { get; } = [.. MethodSettings.GradientFeatureSettings, nameof(MethodSettings.Damping)];
-
-    /// <summary>The featurize options a build with <paramref name="request"/> uses: the request's plan and dense projection,
-    /// the mean-output measurement unless one is named, per-pair normalisation, losses recorded.</summary>
-    /// <exception cref="UserInputException">The settings ask for the factored projection.</exception>
+    /// <summary>The featurize options a build with <paramref name="request"/> uses (its settings bound by <see cref="AttributionMethod{TSettings}.Bind"/>).</summary>
+    /// <exception cref="SettingException">The settings ask for the factored projection.</exception>
     public FeaturizeOptions Options(MethodBuildRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        AttributionMethods.CheckProjector(this, request.Settings.Projector);
-        var options = TrakMethod.Options(request, Name, MeasurementKind.Mean);
+        return Options(request, Bind(request.Settings));
+    }
+
+    /// <summary>The featurize options of a build: the settings' plan and dense projection, the mean-output measurement unless
+    /// one is named, per-pair normalisation, losses recorded.</summary>
+    /// <exception cref="SettingException">The settings ask for the factored projection.</exception>
+    private FeaturizeOptions Options(MethodBuildRequest request, TrakSettings settings)
+    {
+        AttributionMethods.CheckProjector(this, settings.Projector);
+        var options = TrakMethod.Options(request, settings, Name, MeasurementKind.Mean);
         return options with { Plan = options.Plan with { NormalizePairs = true }, RecordLosses = true };
     }
 
     /// <inheritdoc/>
-    public void Build(MethodBuildRequest request, CancellationToken cancel = default)
+    protected override void Build(MethodBuildRequest request, TrakSettings settings, CancellationToken cancel)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        var options = Options(request);
+        var options = Options(request, settings);
         float[] residuals;
         using (var store = TrakEngine.Featurize(options, MethodProgress.Of(request.Progress, "featurize"), cancel))
         {
@@ -79,9 +81,9 @@ internal sealed class DasMethod : IDampedMethod
         }
         request.Source.Save(request.OutDirectory);
         string residualsSha256 = RowColumn.Write(request.OutDirectory, StoreFiles.Residuals, residuals);
-        double damping = ((IDampedMethod)this).DampingOf(request.Settings);
+        double damping = settings.Damping ?? DefaultDamping;
         PreconditionerBuilder.Finalize(request.OutDirectory, damping, MethodProgress.Of(request.Progress, "finalize"));
-        MethodManifest.Of(Name, new DasSettings(Measurement.StoreName(options.Plan.Measurement), damping, residualsSha256))
+        MethodManifest.Of(Name, new DasStoreSettings(Measurement.StoreName(options.Plan.Measurement), damping, residualsSha256))
             .Save(request.OutDirectory);
     }
 
@@ -108,9 +110,9 @@ internal sealed class DasMethod : IDampedMethod
     }
 
     /// <inheritdoc/>
-    public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
+    public override IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
-        var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<DasSettings>(storeDirectory);
+        var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<DasStoreSettings>(storeDirectory);
         var trak = TrakScorer.Open(storeDirectory, modelDirectory, session);
         try
         {
@@ -128,7 +130,7 @@ internal sealed class DasMethod : IDampedMethod
         PreconditionerBuilder.Redamp(storeDirectory, Name, relativeDamping, [storeDirectory], grams);
 
     /// <summary>method.json settings of a DAS store.</summary>
-    private sealed record DasSettings(string Measurement, double Damping, string ResidualsSha256);
+    private sealed record DasStoreSettings(string Measurement, double Damping, string ResidualsSha256);
 
     /// <summary>The TRAK-kernel scores of <see cref="TrakScorer"/>, row i multiplied by rᵢ.</summary>
     private sealed class Scorer(TrakScorer trak, float[] residuals) : IAttributionScorer

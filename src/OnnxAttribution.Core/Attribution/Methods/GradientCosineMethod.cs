@@ -13,26 +13,21 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// is one scan of the unnormalised rows with φ_q/‖φ_q‖ and a division per row. The projection keeps cosines to within the
 /// usual Johnson–Lindenstrauss distortion of the unprojected gradients'. A row or query with a zero feature scores 0.
 /// </remarks>
-internal sealed class GradientCosineMethod : IAttributionMethod
+internal sealed class GradientCosineMethod : AttributionMethod<GradientFeatureSettings>
 {
     /// <inheritdoc/>
-    public string Name => "gradient-cosine";
+    public override string Name => "gradient-cosine";
 
     /// <inheritdoc/>
-
-    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
-
-    /// <inheritdoc/>
-    public string Summary => "cosine similarity of projected diffusion-loss gradients (no preconditioner)";
+    public override MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
 
     /// <inheritdoc/>
-    public IReadOnlyCollection<string> SettingsUsed => MethodSettings.GradientFeatureSettings;
+    public override string Summary => "cosine similarity of projected diffusion-loss gradients (no preconditioner)";
 
     /// <inheritdoc/>
-    public void Build(MethodBuildRequest request, CancellationToken cancel = default)
+    protected override void Build(MethodBuildRequest request, GradientFeatureSettings settings, CancellationToken cancel)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        var options = TrakMethod.Options(request, Name, MeasurementKind.Loss);
+        var options = TrakMethod.Options(request, settings, Name, MeasurementKind.Loss);
         float[] norms;
         using (var store = TrakEngine.Featurize(options, MethodProgress.Of(request.Progress, "featurize"), cancel))
         {
@@ -40,7 +35,7 @@ internal sealed class GradientCosineMethod : IAttributionMethod
         }
         request.Source.Save(request.OutDirectory);
         string normsSha256 = RowColumn.Write(request.OutDirectory, StoreFiles.Norms, norms);
-        MethodManifest.Of(Name, new CosineSettings(Measurement.StoreName(options.Plan.Measurement), normsSha256)).Save(request.OutDirectory);
+        MethodManifest.Of(Name, new CosineStoreSettings(Measurement.StoreName(options.Plan.Measurement), normsSha256)).Save(request.OutDirectory);
     }
 
     /// <summary>‖φᵢ‖ of every row held, accumulated in float64.</summary>
@@ -67,9 +62,9 @@ internal sealed class GradientCosineMethod : IAttributionMethod
     }
 
     /// <inheritdoc/>
-    public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
+    public override IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
-        var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<CosineSettings>(storeDirectory);
+        var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<CosineStoreSettings>(storeDirectory);
         var store = FeatureStore.Open(storeDirectory);
         GradientModel? model = null;
         try
@@ -86,7 +81,7 @@ internal sealed class GradientCosineMethod : IAttributionMethod
     }
 
     /// <summary>method.json settings of a gradient-cosine store.</summary>
-    private sealed record CosineSettings(string Measurement, string NormsSha256);
+    private sealed record CosineStoreSettings(string Measurement, string NormsSha256);
 
     /// <summary>Query features, normalised, one scan of the store, each row divided by its norm.</summary>
     private sealed class Scorer(FeatureStore store, GradientModel model, float[] norms) : IAttributionScorer

@@ -15,7 +15,10 @@ public interface IAttributionMethod
     /// <summary>One line for help and docs/guides/methods.md's table: what the method differentiates or compares.</summary>
     string Summary { get; }
 
-    /// <summary>The <see cref="MethodSettings"/> properties (by name) this method's build reads; the others it ignores.</summary>
+    /// <summary>
+    /// The <see cref="MethodSettings"/> properties (by name) this method's build reads; the others it ignores. For an
+    /// <see cref="AttributionMethod{TSettings}"/>, the properties of its settings record, never a list kept by hand.
+    /// </summary>
     IReadOnlyCollection<string> SettingsUsed { get; }
 
     /// <summary>

@@ -24,28 +24,19 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// Every step's plan has the same noise seed, so a training image is noised with the same ε at every step; steps are
 /// scored separately, so this only correlates the per-step estimates that <see cref="IAttributionScorer.Scores"/> averages.</para>
 /// </remarks>
-public sealed class JourneyTrakMethod : IDampedMethod
+public sealed class JourneyTrakMethod : AttributionMethod<JourneyTrakSettings>, IDampedMethod
 {
     /// <inheritdoc/>
-    public string Name => "journey-trak";
+    public override string Name => "journey-trak";
 
     /// <inheritdoc/>
-
-    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
+    public override MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
 
     /// <inheritdoc/>
     public double DefaultDamping => LdsChosenDamping.JourneyTrak;
 
     /// <inheritdoc/>
-    public string Summary => "TRAK per step of the query's DDIM trajectory: the denoising loss of x̂_t against training features at the same t";
-
-    /// <inheritdoc/>
-    public IReadOnlyCollection<string> SettingsUsed { get; } =
-    [
-        nameof(MethodSettings.Measurement), nameof(MethodSettings.JourneySteps), nameof(MethodSettings.NoiseDraws), nameof(MethodSettings.NoiseSeed),
-        nameof(MethodSettings.Projector), nameof(MethodSettings.Distribution), nameof(MethodSettings.Dim), nameof(MethodSettings.ProjectionSeed),
-        nameof(MethodSettings.DType), nameof(MethodSettings.BatchSize), nameof(MethodSettings.Damping),
-    ];
+    public override string Summary => "TRAK per step of the query's DDIM trajectory: the denoising loss of x̂_t against training features at the same t";
 
     /// <summary>
     /// The timesteps attributed: those an S-step DDIM sampler visits (<see cref="SamplingTimesteps.Evenly"/>, the
@@ -74,14 +65,13 @@ public sealed class JourneyTrakMethod : IDampedMethod
     /// a step whose kernel inverse is already written is not factorised again.
     /// </summary>
     /// <exception cref="UserInputException">The folder already holds a complete Journey-TRAK store with other settings.</exception>
-    public void Build(MethodBuildRequest request, CancellationToken cancel = default)
+    protected override void Build(MethodBuildRequest request, JourneyTrakSettings settings, CancellationToken cancel)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        var s = request.Settings;
         int trainTimesteps = ModelDirectory.Open(request.ModelDirectory).CreateSchedule().Timesteps;
-        var steps = Steps(trainTimesteps, s.JourneySteps);
-        var measurement = s.Measurement ?? MeasurementKind.Loss;
-        var manifest = MethodManifest.Of(Name, new JourneyStoreSettings(measurement.ToString().ToLowerInvariant(), ((IDampedMethod)this).DampingOf(s), trainTimesteps, steps.ToArray()));
+        var steps = Steps(trainTimesteps, settings.JourneySteps);
+        var measurement = settings.Measurement ?? MeasurementKind.Loss;
+        double damping = settings.Damping ?? DefaultDamping;
+        var manifest = MethodManifest.Of(Name, new JourneyStoreSettings(measurement.ToString().ToLowerInvariant(), damping, trainTimesteps, steps.ToArray()));
         if (MethodManifest.TryLoad(request.OutDirectory) is { } existing)
         {
             if (existing.Method == Name && JsonNode.DeepEquals(existing.Settings, manifest.Settings))
@@ -93,8 +83,8 @@ public sealed class JourneyTrakMethod : IDampedMethod
         Directory.CreateDirectory(request.OutDirectory);
         request.Source.Save(request.OutDirectory);
 
-        var projection = new ProjectionSettings(s.Projector, s.Distribution, s.Dim, s.ProjectionSeed);
-        FeaturizationPlan PlanAt(long t) => new([t], s.NoiseDraws, s.NoiseSeed, measurement);
+        var projection = new ProjectionSettings(settings.Projector, settings.Distribution, settings.Dim, settings.ProjectionSeed);
+        FeaturizationPlan PlanAt(long t) => new([t], settings.NoiseDraws, settings.NoiseSeed, measurement);
         long rows = request.Data.Count, total = rows * steps.Count;
         var progress = request.Progress;
         using var model = new GradientModel(request.ModelDirectory, PlanAt(steps[0]), projection, FeaturizeOptions.StreamSessionOf(request.Session, 0));
@@ -109,10 +99,10 @@ public sealed class JourneyTrakMethod : IDampedMethod
                 Subset = request.Source.Subset,
                 Plan = PlanAt(steps[j]),
                 Projection = projection,
-                DType = s.DType,
+                DType = settings.DType,
                 Method = Name,
                 OutDirectory = directory,
-                BatchSize = s.BatchSize,
+                BatchSize = settings.BatchSize,
                 Session = request.Session,
             };
             int dim;
@@ -124,9 +114,9 @@ public sealed class JourneyTrakMethod : IDampedMethod
                 heldRows = store.Rows;
             }
             cancel.ThrowIfCancellationRequested();
-            if (!IsFinalized(directory, dim, heldRows, ((IDampedMethod)this).DampingOf(s)))
+            if (!IsFinalized(directory, dim, heldRows, damping))
             {
-                PreconditionerBuilder.Finalize(directory, ((IDampedMethod)this).DampingOf(s), progress is null ? null
+                PreconditionerBuilder.Finalize(directory, damping, progress is null ? null
                     : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("finalize", offset + p.Done, total))));
             }
         }
@@ -147,7 +137,7 @@ public sealed class JourneyTrakMethod : IDampedMethod
 
     /// <summary>Opens the step stores on one shared model (one pair of ONNX Runtime sessions for every step).</summary>
     /// <exception cref="UserInputException">The folder is not a complete Journey-TRAK store.</exception>
-    public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
+    public override IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
         var manifest = MethodManifest.Require(storeDirectory, Name);
         var settings = manifest.SettingsAs<JourneyStoreSettings>(storeDirectory);

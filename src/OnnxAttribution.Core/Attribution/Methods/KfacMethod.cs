@@ -6,11 +6,28 @@ using OnnxAttribution.Store;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
 
+/// <summary>
+/// The settings K-FAC and EK-FAC read: <see cref="GradientSettings"/> (the measurement is the query's; training gradients
+/// are always of the loss), the plan's K timesteps, the damping and the seed of the Fisher draws. Not the projector: the
+/// training gradients are always projected factored.
+/// </summary>
+internal sealed record KfacSettings : GradientSettings
+{
+    /// <inheritdoc cref="MethodSettings.Timesteps"/>
+    public int Timesteps { get; init; }
+
+    /// <inheritdoc cref="MethodSettings.Damping"/>
+    public double? Damping { get; init; }
+
+    /// <inheritdoc cref="MethodSettings.Seed"/>
+    public long Seed { get; init; }
+}
+
 /// <summary>What a kfac/ekfac store records in method.json.</summary>
 /// <param name="Measurement">The query's measurement m (loss or square); training gradients are always of the loss.</param>
 /// <param name="Damping">λ relative to each layer's mean eigenvalue.</param>
 /// <param name="FisherSeed">Seed of the Monte-Carlo Fisher draws of the curvature.</param>
-internal sealed record KfacSettings(string Measurement, double Damping, long FisherSeed);
+internal sealed record KfacStoreSettings(string Measurement, double Damping, long FisherSeed);
 
 /// <summary>
 /// K-FAC and EK-FAC influence functions for diffusion models (Mlodozeniec et al. 2024; EK-FAC: George et al. 2018,
@@ -32,51 +49,39 @@ internal sealed record KfacSettings(string Measurement, double Damping, long Fis
 /// <para>Covered parameters: the Conv/Gemm/MatMul weights with factors (biases and normalisation parameters are not, on
 /// either side). Curvature: A = E[(1/S) Σₛ aₛaₛᵀ], B = E[Σₛ gₛgₛᵀ] over examples × pairs, gₛ from cotangents √(2/D)·z.
 /// Damping: per layer, λ = <see cref="MethodSettings.Damping"/> × the mean eigenvalue (the mean of λ_B,i·λ_A,j, or of Λ
-/// for EK-FAC), as Grosse et al. 2023 damp each layer relative to its own curvature. Settings used:
-/// <see cref="MethodSettings.Timesteps"/>, NoiseDraws, NoiseSeed, Measurement (the query's; default loss),
-/// Distribution, Dim, ProjectionSeed, DType, Damping (&gt; 0), Seed (the Fisher draws), BatchSize.</para>
+/// for EK-FAC), as Grosse et al. 2023 damp each layer relative to its own curvature. Settings used: those of
+/// <see cref="KfacSettings"/> (Damping &gt; 0; Measurement is the query's, loss by default; Seed seeds the Fisher draws).</para>
 /// </remarks>
-internal sealed class KfacMethod(string name, CurvatureKind kind, double defaultDamping) : IDampedMethod
+internal sealed class KfacMethod(string name, CurvatureKind kind, double defaultDamping) : AttributionMethod<KfacSettings>, IDampedMethod
 {
     /// <inheritdoc/>
     public double DefaultDamping { get; } = defaultDamping;
 
     /// <inheritdoc/>
-    public string Name { get; } = name;
+    public override string Name { get; } = name;
 
     /// <inheritdoc/>
-
-    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
+    public override MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
 
     /// <summary>K-FAC or EK-FAC: the eigenvalues that scale each layer's Kronecker eigenbasis.</summary>
     public CurvatureKind Kind { get; } = kind;
 
     /// <inheritdoc/>
-    public string Summary => Kind == CurvatureKind.Kfac
+    public override string Summary => Kind == CurvatureKind.Kfac
         ? "influence functions, ∇m(q)ᵀ(G + λI)⁻¹∇L(xᵢ) with K-FAC Gauss–Newton blocks; factored-projected training gradients"
         : "influence functions, ∇m(q)ᵀ(G + λI)⁻¹∇L(xᵢ) with EK-FAC (eigenvalues refit per coordinate); factored-projected training gradients";
 
     /// <inheritdoc/>
-    public IReadOnlyCollection<string> SettingsUsed { get; } =
-    [
-        nameof(MethodSettings.Measurement), nameof(MethodSettings.Timesteps), nameof(MethodSettings.NoiseDraws), nameof(MethodSettings.NoiseSeed),
-        nameof(MethodSettings.Distribution), nameof(MethodSettings.Dim), nameof(MethodSettings.ProjectionSeed), nameof(MethodSettings.DType),
-        nameof(MethodSettings.BatchSize), nameof(MethodSettings.Damping), nameof(MethodSettings.Seed),
-    ];
-
-    /// <inheritdoc/>
-    public void Build(MethodBuildRequest request, CancellationToken cancel = default)
+    protected override void Build(MethodBuildRequest request, KfacSettings settings, CancellationToken cancel)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        var s = request.Settings;
-        double damping = ((IDampedMethod)this).DampingOf(s);
+        double damping = settings.Damping ?? DefaultDamping;
         if (!(damping > 0))
         {
             throw new SettingException("Damping", damping, $"{Name} needs a positive damping (relative to each layer's mean eigenvalue)", DefaultDamping);
         }
         var schedule = ModelDirectory.Open(request.ModelDirectory).CreateSchedule();
-        var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, s.Timesteps), s.NoiseDraws, s.NoiseSeed, MeasurementKind.Loss);
-        var projection = new ProjectionSettings(ProjectorKind.Factored, s.Distribution, s.Dim, s.ProjectionSeed);
+        var plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, settings.Timesteps), settings.NoiseDraws, settings.NoiseSeed, MeasurementKind.Loss);
+        var projection = new ProjectionSettings(ProjectorKind.Factored, settings.Distribution, settings.Dim, settings.ProjectionSeed);
         var progress = request.Progress;
         var options = new FeaturizeOptions
         {
@@ -85,10 +90,10 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
             Subset = request.Source.Subset,
             Plan = plan,
             Projection = projection,
-            DType = s.DType,
+            DType = settings.DType,
             Method = Name,
             OutDirectory = request.OutDirectory,
-            BatchSize = s.BatchSize,
+            BatchSize = settings.BatchSize,
             Session = request.Session,
         };
         using (TrakEngine.Featurize(options, progress is null ? null : new SyncProgress<(long Done, long Total)>(p => progress.Report(new MethodProgress("gradients", p.Done, p.Total))), cancel))
@@ -101,14 +106,14 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
             Data = request.Data,
             Plan = plan,
             Projection = projection,
-            FisherSeed = s.Seed,
+            FisherSeed = settings.Seed,
             Kind = Kind,
             OutDirectory = request.OutDirectory,
-            BatchSize = s.BatchSize,
+            BatchSize = settings.BatchSize,
             Session = request.Session,
         }, progress, cancel);
-        var measurement = s.Measurement ?? MeasurementKind.Loss;
-        MethodManifest.Of(Name, new KfacSettings(measurement.ToString().ToLowerInvariant(), damping, s.Seed)).Save(request.OutDirectory);
+        var measurement = settings.Measurement ?? MeasurementKind.Loss;
+        MethodManifest.Of(Name, new KfacStoreSettings(measurement.ToString().ToLowerInvariant(), damping, settings.Seed)).Save(request.OutDirectory);
     }
 
     /// <summary>Records <paramref name="relativeDamping"/> in method.json: K-FAC applies λ at query time, so nothing else changes.</summary>
@@ -120,10 +125,10 @@ internal sealed class KfacMethod(string name, CurvatureKind kind, double default
 
     /// <exception cref="UserInputException">The store is not a complete kfac/ekfac store of this kind.</exception>
     /// <exception cref="AttributionException">The model, the factors or the projection do not belong to the store.</exception>
-    public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
+    public override IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
         var manifest = MethodManifest.Require(storeDirectory, Name);
-        var settings = manifest.SettingsAs<KfacSettings>(storeDirectory);
+        var settings = manifest.SettingsAs<KfacStoreSettings>(storeDirectory);
         if (!Enum.TryParse<MeasurementKind>(settings.Measurement, ignoreCase: true, out var measurement) || !(settings.Damping > 0))
         {
             throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: settings measurement '{settings.Measurement}', " +

@@ -1,3 +1,4 @@
+using System.Reflection;
 using OnnxAttribution.Primitives;
 using OnnxAttribution.Runtime.Projection;
 using OnnxAttribution.Store;
@@ -5,19 +6,15 @@ using OnnxAttribution.Store;
 namespace OnnxAttribution.Core.Attribution.Methods;
 
 /// <summary>
-/// The settings a method store can be built with: the union of what the methods take, as a command line offers them.
-/// Each method declares the ones it reads (<see cref="IAttributionMethod.SettingsUsed"/>) and records what it used in its
-/// <c>method.json</c>; <see cref="RequireUsedBy"/> refuses a setting changed from its default that the method would
-/// not read, so that nothing a user asks for is silently ignored.
+/// The settings a method store can be built with: the union of what the methods take, as a command line offers them (the
+/// CLI, the server and the LDS evaluation fill it). Each method has a settings record of its own with only the ones it
+/// reads (<see cref="AttributionMethod{TSettings}"/>: <see cref="TrakSettings"/>, <see cref="JourneyTrakSettings"/>, …),
+/// bound from this bag in one place; its <see cref="IAttributionMethod.SettingsUsed"/> are that record's properties, and
+/// <see cref="RequireUsedBy"/> refuses a setting changed from its default that the method would not read, so that nothing
+/// a user asks for is silently ignored. What a build used is recorded in the store's <c>method.json</c>.
 /// </summary>
 public sealed record MethodSettings
 {
-    /// <summary>What every method that featurizes projected gradients reads (TRAK, D-TRAK, DAS, gradient cosine).</summary>
-    public static readonly IReadOnlyList<string> GradientFeatureSettings =
-    [
-        nameof(Measurement), nameof(Timesteps), nameof(NoiseDraws), nameof(NoiseSeed), nameof(Projector), nameof(Distribution),
-        nameof(Dim), nameof(ProjectionSeed), nameof(DType), nameof(BatchSize),
-    ];
 
     /// <summary>The measurement differentiated; null for the method's own default (TRAK: loss, D-TRAK: square).</summary>
     public MeasurementKind? Measurement { get; init; }
@@ -76,8 +73,7 @@ public sealed record MethodSettings
     {
         var defaults = new MethodSettings();
         var changed = new List<(string, object?)>();
-        foreach (var property in typeof(MethodSettings).GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance)
-            .OrderBy(p => p.MetadataToken))
+        foreach (var property in PublicProperties(typeof(MethodSettings)).OrderBy(p => p.MetadataToken))
         {
             object? value = property.GetValue(this), initial = property.GetValue(defaults);
             if (value is IEnumerable<string> items && initial is IEnumerable<string> initialItems)
@@ -112,4 +108,38 @@ public sealed record MethodSettings
             }
         }
     }
+
+    /// <summary>
+    /// A method's own settings record bound from this bag: each public property of <typeparamref name="T"/> takes the
+    /// value of the bag's property of the same name, the bag's defaults included (a record's own initial values never count).
+    /// </summary>
+    /// <exception cref="InvalidOperationException"><typeparamref name="T"/> has a property the bag lacks, or of another type.</exception>
+    internal T Bind<T>() where T : class
+    {
+        var settings = (T)Activator.CreateInstance(typeof(T), nonPublic: true)!;
+        foreach (var (bag, own) in Declared(typeof(T)))
+        {
+            own.SetValue(settings, bag.GetValue(this));
+        }
+        return settings;
+    }
+
+    /// <summary>The names of the settings a settings record declares (its public properties), in the bag's order.</summary>
+    /// <exception cref="InvalidOperationException">A property the bag lacks, or of another type.</exception>
+    internal static IReadOnlyList<string> NamesIn(Type settingsType) => [.. Declared(settingsType).Select(p => p.Bag.Name)];
+
+    /// <summary>Each public property of <paramref name="settingsType"/> with the bag's property it is bound from, in the bag's order.</summary>
+    private static List<(PropertyInfo Bag, PropertyInfo Own)> Declared(Type settingsType)
+    {
+        var bag = PublicProperties(typeof(MethodSettings)).ToDictionary(p => p.Name, StringComparer.Ordinal);
+        return PublicProperties(settingsType)
+            .Select(own => bag.TryGetValue(own.Name, out var from) && from.PropertyType == own.PropertyType && own.CanWrite
+                ? (Bag: from, Own: own)
+                : throw new InvalidOperationException($"{settingsType.Name}.{own.Name}: {nameof(MethodSettings)} has no {own.PropertyType.Name} {own.Name} " +
+                    "to bind it from (a method's settings record holds settable properties named and typed as the bag's)"))
+            .OrderBy(p => p.Bag.MetadataToken)
+            .ToList();
+    }
+
+    private static PropertyInfo[] PublicProperties(Type type) => type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
 }

@@ -17,32 +17,25 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// the model's size); cosine on [-1, 1] pixels compares patterns around mid-grey, so an all-black and an all-white image are
 /// opposite. A zero image has cosine 0 with everything.
 /// </remarks>
-internal sealed class PixelMethod : IAttributionMethod
+internal sealed class PixelMethod : AttributionMethod<PixelSettings>
 {
     /// <inheritdoc/>
-    public string Name => "pixel";
+    public override string Name => "pixel";
 
     /// <inheritdoc/>
-
-    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
-
-    /// <inheritdoc/>
-    public string Summary => "pixel-space nearest neighbours: cosine similarity (or negative L2 distance) to the query image";
+    public override MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
 
     /// <inheritdoc/>
-    public IReadOnlyCollection<string> SettingsUsed { get; } = [nameof(MethodSettings.PixelMetric)];
+    public override string Summary => "pixel-space nearest neighbours: cosine similarity (or negative L2 distance) to the query image";
 
     /// <inheritdoc/>
-    public void Build(MethodBuildRequest request, CancellationToken cancel = default)
-    {
-        ArgumentNullException.ThrowIfNull(request);
-        MethodManifest.SaveRecordOnly(request, Name, new PixelSettings(request.Settings.PixelMetric, request.Data.Count, request.Data.Fingerprint));
-    }
+    protected override void Build(MethodBuildRequest request, PixelSettings settings, CancellationToken cancel) =>
+        MethodManifest.SaveRecordOnly(request, Name, new PixelStoreSettings(settings.PixelMetric, request.Data.Count, request.Data.Fingerprint));
 
     /// <exception cref="UserInputException">The store is incomplete, or its dataset no longer loads as it did at build.</exception>
-    public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
+    public override IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
-        var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<PixelSettings>(storeDirectory);
+        var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<PixelStoreSettings>(storeDirectory);
         var source = StoreSource.TryLoad(storeDirectory)
             ?? throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Source)} not found: the pixel baseline reads the training images it names");
         var data = source.LoadData();
@@ -79,7 +72,7 @@ internal sealed class PixelMethod : IAttributionMethod
     }
 
     /// <summary>method.json settings of a pixel store.</summary>
-    private sealed record PixelSettings(PixelMetric Metric, long Rows, string DatasetFingerprint);
+    private sealed record PixelStoreSettings(PixelMetric Metric, long Rows, string DatasetFingerprint);
 
     private sealed class Scorer : IAttributionScorer
     {
@@ -124,4 +117,11 @@ internal sealed class PixelMethod : IAttributionMethod
         {
         }
     }
+}
+
+/// <summary>The settings the pixel baseline reads: its similarity.</summary>
+internal sealed record PixelSettings
+{
+    /// <inheritdoc cref="MethodSettings.PixelMetric"/>
+    public PixelMetric PixelMetric { get; init; }
 }

@@ -14,32 +14,25 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// so the same query gets the same scores in any batch and on any machine, and a rerun agrees. The store holds only
 /// source.json and method.json (seed, N, the dataset's fingerprint).
 /// </remarks>
-internal sealed class RandomMethod : IAttributionMethod
+internal sealed class RandomMethod : AttributionMethod<RandomSettings>
 {
     /// <inheritdoc/>
-    public string Name => "random";
+    public override string Name => "random";
 
     /// <inheritdoc/>
-
-    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
-
-    /// <inheritdoc/>
-    public string Summary => "seeded uniform scores, independent of the query (the floor every method must beat)";
+    public override MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true };
 
     /// <inheritdoc/>
-    public IReadOnlyCollection<string> SettingsUsed { get; } = [nameof(MethodSettings.Seed)];
+    public override string Summary => "seeded uniform scores, independent of the query (the floor every method must beat)";
 
     /// <inheritdoc/>
-    public void Build(MethodBuildRequest request, CancellationToken cancel = default)
+    protected override void Build(MethodBuildRequest request, RandomSettings settings, CancellationToken cancel) =>
+        MethodManifest.SaveRecordOnly(request, Name, new RandomStoreSettings(settings.Seed, request.Data.Count, request.Data.Fingerprint));
+
+    /// <inheritdoc/>
+    public override IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        MethodManifest.SaveRecordOnly(request, Name, new RandomSettings(request.Settings.Seed, request.Data.Count, request.Data.Fingerprint));
-    }
-
-    /// <inheritdoc/>
-    public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
-    {
-        var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<RandomSettings>(storeDirectory);
+        var settings = MethodManifest.Require(storeDirectory, Name).SettingsAs<RandomStoreSettings>(storeDirectory);
         return new Scorer(settings.Seed, settings.Rows);
     }
 
@@ -60,7 +53,7 @@ internal sealed class RandomMethod : IAttributionMethod
     }
 
     /// <summary>method.json settings of a random store.</summary>
-    private sealed record RandomSettings(long Seed, long Rows, string DatasetFingerprint);
+    private sealed record RandomStoreSettings(long Seed, long Rows, string DatasetFingerprint);
 
     private sealed class Scorer(long seed, long rows) : IAttributionScorer
     {
@@ -89,4 +82,11 @@ internal sealed class RandomMethod : IAttributionMethod
         {
         }
     }
+}
+
+/// <summary>The settings the random baseline reads: its seed.</summary>
+internal sealed record RandomSettings
+{
+    /// <inheritdoc cref="MethodSettings.Seed"/>
+    public long Seed { get; init; }
 }

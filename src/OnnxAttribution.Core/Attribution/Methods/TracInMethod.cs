@@ -14,6 +14,19 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// <param name="LearningRate">η_c: the learning rate of the step taken from it.</param>
 internal sealed record TracInCheckpoint(string Directory, int Step, double LearningRate);
 
+/// <summary>
+/// The settings TracIn and ReTrac read: a feature store's (<see cref="GradientFeatureSettings"/>; the projector must be
+/// dense and the measurement the loss), the training checkpoints, and the seed (recorded, no longer used).
+/// </summary>
+internal sealed record TracInSettings : GradientFeatureSettings
+{
+    /// <inheritdoc cref="MethodSettings.Checkpoints"/>
+    public IReadOnlyList<string> Checkpoints { get; init; } = [];
+
+    /// <inheritdoc cref="MethodSettings.Seed"/>
+    public long Seed { get; init; }
+}
+
 /// <summary>The settings of a TracIn / ReTrac store (method.json).</summary>
 /// <param name="Checkpoints">The checkpoints, in the order of the store's <c>checkpoint-c</c> folders.</param>
 /// <param name="QueryTimesteps">The timesteps a query's gradient is averaged over (and, in stores built since the training
@@ -23,7 +36,7 @@ internal sealed record TracInCheckpoint(string Directory, int Step, double Learn
 /// <param name="Seed">The build's <see cref="MethodSettings.Seed"/> (stores built before the fixed training plan drew one
 /// random timestep per example and checkpoint from it; recorded, no longer used).</param>
 /// <param name="Projection">The dense projection of every gradient.</param>
-internal sealed record TracInSettings(
+internal sealed record TracInStoreSettings(
     IReadOnlyList<TracInCheckpoint> Checkpoints,
     IReadOnlyList<long> QueryTimesteps,
     int NoiseDraws,
@@ -53,25 +66,21 @@ internal sealed record TracInSettings(
 /// source.json and method.json. TracIn and ReTrac stores hold the same data; method.json says which, so a copy of a finished
 /// TracIn store becomes a ReTrac store by building it again with the other method (nothing is recomputed).</para>
 /// </remarks>
-internal sealed class TracInMethod(string name, bool renormalize) : IAttributionMethod
+internal sealed class TracInMethod(string name, bool renormalize) : AttributionMethod<TracInSettings>
 {
     /// <inheritdoc/>
-    public string Name { get; } = name;
+    public override string Name { get; } = name;
 
     /// <inheritdoc/>
-
-    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true, NeedsCheckpoints = true };
+    public override MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true, NeedsCheckpoints = true };
 
     /// <summary>True for ReTrac: each training gradient divided by its norm.</summary>
     public bool Renormalize { get; } = renormalize;
 
     /// <inheritdoc/>
-    public string Summary => Renormalize
+    public override string Summary => Renormalize
         ? "Σ over checkpoints of η·(query gradient · unit-norm training gradient), both averaged over K timesteps"
         : "Σ over checkpoints of η·(query gradient · training gradient), both averaged over K timesteps";
-
-    /// <inheritdoc/>
-    public IReadOnlyCollection<string> SettingsUsed { get; } = [.. MethodSettings.GradientFeatureSettings, nameof(MethodSettings.Checkpoints), nameof(MethodSettings.Seed)];
 
     /// <summary>The feature store folder of checkpoint <paramref name="index"/> inside a method store.</summary>
     public static string CheckpointFolder(int index) => "checkpoint-" + index.ToString(CultureInfo.InvariantCulture);
@@ -81,20 +90,18 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
 
     /// <exception cref="UserInputException">No checkpoints, a projector other than dense, or a measurement other than the loss.</exception>
     /// <exception cref="ModelFileException">A checkpoint's model.json lacks its step and learning rate, or its geometry differs from the model's.</exception>
-    public void Build(MethodBuildRequest request, CancellationToken cancel = default)
+    protected override void Build(MethodBuildRequest request, TracInSettings settings, CancellationToken cancel)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        var s = request.Settings;
-        if (s.Projector != ProjectorKind.Dense)
+        if (settings.Projector != ProjectorKind.Dense)
         {
-            throw new SettingException("Projector", s.Projector, $"{Name} needs exact gradient norms, which only the dense projection forms", ProjectorKind.Dense);
+            throw new SettingException("Projector", settings.Projector, $"{Name} needs exact gradient norms, which only the dense projection forms", ProjectorKind.Dense);
         }
-        if (s.Measurement is not (null or MeasurementKind.Loss))
+        if (settings.Measurement is not (null or MeasurementKind.Loss))
         {
-            throw new SettingException("Measurement", s.Measurement, $"{Name} differentiates the training loss", MeasurementKind.Loss);
+            throw new SettingException("Measurement", settings.Measurement, $"{Name} differentiates the training loss", MeasurementKind.Loss);
         }
         var model = ModelDirectory.Open(request.ModelDirectory);
-        var checkpoints = OpenCheckpoints(s.Checkpoints, Name);
+        var checkpoints = OpenCheckpoints(settings.Checkpoints, Name);
         foreach (var (_, dir, _) in checkpoints)
         {
             var m = dir.Metadata;
@@ -105,7 +112,7 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
                     $"from the model's ({model.Metadata.Channels}×{model.Metadata.ImageSize}², {model.Metadata.Schedule}) in {model.Path}");
             }
         }
-        var projection = new ProjectionSettings(ProjectorKind.Dense, s.Distribution, s.Dim, s.ProjectionSeed);
+        var projection = new ProjectionSettings(ProjectorKind.Dense, settings.Distribution, settings.Dim, settings.ProjectionSeed);
         var progress = request.Progress;
         for (int c = 0; c < checkpoints.Count; c++)
         {
@@ -115,12 +122,12 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
                 ModelDirectory = checkpoints[c].Path,
                 Data = request.Data,
                 Subset = request.Source.Subset,
-                Plan = new FeaturizationPlan(FeaturizationPlan.Evenly(model.CreateSchedule().Timesteps, s.Timesteps), s.NoiseDraws, s.NoiseSeed, MeasurementKind.Loss),
+                Plan = new FeaturizationPlan(FeaturizationPlan.Evenly(model.CreateSchedule().Timesteps, settings.Timesteps), settings.NoiseDraws, settings.NoiseSeed, MeasurementKind.Loss),
                 Projection = projection,
-                DType = s.DType,
+                DType = settings.DType,
                 Method = FeatureLabel,
                 OutDirectory = Path.Combine(request.OutDirectory, CheckpointFolder(c)),
-                BatchSize = s.BatchSize,
+                BatchSize = settings.BatchSize,
                 Session = request.Session,
                 GradientNorms = true,
             };
@@ -129,14 +136,14 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
             }
         }
         request.Source.Save(request.OutDirectory);
-        var settings = new TracInSettings(
+        var record = new TracInStoreSettings(
             checkpoints.Select(c => new TracInCheckpoint(c.Path, c.Info.Step, c.Info.LearningRate)).ToList(),
-            FeaturizationPlan.Evenly(model.CreateSchedule().Timesteps, s.Timesteps),
-            s.NoiseDraws,
-            s.NoiseSeed,
-            s.Seed,
+            FeaturizationPlan.Evenly(model.CreateSchedule().Timesteps, settings.Timesteps),
+            settings.NoiseDraws,
+            settings.NoiseSeed,
+            settings.Seed,
             projection);
-        MethodManifest.Of(Name, settings).Save(request.OutDirectory);
+        MethodManifest.Of(Name, record).Save(request.OutDirectory);
     }
 
     /// <summary>Opens the checkpoint folders and reads each one's step and learning rate.</summary>
@@ -166,11 +173,11 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
 
     /// <exception cref="UserInputException">The store is not complete (no method.json) or its settings do not fit.</exception>
     /// <exception cref="AttributionException">A checkpoint changed since the store was built.</exception>
-    public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
+    public override IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session)
     {
         ArgumentNullException.ThrowIfNull(storeDirectory);
         var manifest = MethodManifest.Require(storeDirectory, Name);
-        var settings = manifest.SettingsAs<TracInSettings>(storeDirectory);
+        var settings = manifest.SettingsAs<TracInStoreSettings>(storeDirectory);
         if (settings.Checkpoints is not { Count: > 0 })
         {
             throw new UserInputException($"{Path.Combine(storeDirectory, StoreFiles.Method)}: field 'settings.checkpoints' is empty");
@@ -212,7 +219,7 @@ internal sealed class TracInMethod(string name, bool renormalize) : IAttribution
 
         public FeatureStore Store { get; }
 
-        public static CheckpointScorer Open(string directory, TracInSettings settings, int index, bool renormalize, SessionSettings session)
+        public static CheckpointScorer Open(string directory, TracInStoreSettings settings, int index, bool renormalize, SessionSettings session)
         {
             var checkpoint = settings.Checkpoints[index];
             var store = FeatureStore.Open(directory);

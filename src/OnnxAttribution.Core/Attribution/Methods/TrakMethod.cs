@@ -9,14 +9,13 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// 2024, Sec. 3–4) with the squared output norm ("Square"): τ(q)ᵢ = φ_qᵀ (ΦᵀΦ + λI)⁻¹ φᵢ over projected gradients
 /// averaged over fixed timesteps and noise. The store is the feature store of <see cref="TrakEngine"/>.
 /// </summary>
-public sealed class TrakMethod(string name, MeasurementKind measurement, double defaultDamping) : IDampedMethod
+public sealed class TrakMethod(string name, MeasurementKind measurement, double defaultDamping) : AttributionMethod<TrakSettings>, IDampedMethod
 {
     /// <inheritdoc/>
-    public string Name { get; } = name;
+    public override string Name { get; } = name;
 
     /// <inheritdoc/>
-
-    public MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true, QueryTimesteps = true, Updatable = true };
+    public override MethodCapabilities Capabilities { get; } = new() { ConditionalModels = true, QueryTimesteps = true, Updatable = true };
 
     /// <inheritdoc/>
     public double DefaultDamping { get; } = defaultDamping;
@@ -25,56 +24,60 @@ public sealed class TrakMethod(string name, MeasurementKind measurement, double 
     public MeasurementKind Measurement { get; } = measurement;
 
     /// <inheritdoc/>
-    public string Summary => Measurement == MeasurementKind.Loss
+    public override string Summary => Measurement == MeasurementKind.Loss
         ? "projected gradients of the diffusion loss, kernel-preconditioned (ΦᵀΦ + λI)⁻¹"
         : "projected gradients of the squared output norm ‖ε̂‖², kernel-preconditioned (ΦᵀΦ + λI)⁻¹";
 
-    /// <inheritdoc/>
-    public IReadOnlyCollection<string> SettingsUsed { get; } = [.. MethodSettings.GradientFeatureSettings, nameof(MethodSettings.Damping)];
-
-    /// <summary>The featurize options a build with <paramref name="request"/> uses.</summary>
-    public FeaturizeOptions Options(MethodBuildRequest request) => Options(request, Name, Measurement);
+    /// <summary>The featurize options a build with <paramref name="request"/> uses (its settings bound by <see cref="AttributionMethod{TSettings}.Bind"/>).</summary>
+    public FeaturizeOptions Options(MethodBuildRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return Options(request, Bind(request.Settings), Name, Measurement);
+    }
 
     /// <summary>
     /// The featurize options of a method whose store is a feature store (TRAK, D-TRAK, DAS, gradient cosine): K evenly spaced
-    /// timesteps, the request's draws, projection and dtype, and <paramref name="measurement"/> unless the settings name one.
+    /// timesteps, the settings' draws, projection and dtype, and <paramref name="measurement"/> unless the settings name one.
     /// </summary>
-    public static FeaturizeOptions Options(MethodBuildRequest request, string method, MeasurementKind measurement)
+    /// <param name="request">The model, data and store folder.</param>
+    /// <param name="settings">The method's settings, bound from the request's.</param>
+    /// <param name="method">The method named in the store's meta.json.</param>
+    /// <param name="measurement">The method's own measurement.</param>
+    public static FeaturizeOptions Options(MethodBuildRequest request, GradientFeatureSettings settings, string method, MeasurementKind measurement)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var s = request.Settings;
+        ArgumentNullException.ThrowIfNull(settings);
         var schedule = ModelDirectory.Open(request.ModelDirectory).CreateSchedule();
         return new FeaturizeOptions
         {
             ModelDirectory = request.ModelDirectory,
             Data = request.Data,
             Subset = request.Source.Subset,
-            Plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, s.Timesteps), s.NoiseDraws, s.NoiseSeed, s.Measurement ?? measurement),
-            Projection = new ProjectionSettings(s.Projector, s.Distribution, s.Dim, s.ProjectionSeed),
-            DType = s.DType,
+            Plan = new FeaturizationPlan(FeaturizationPlan.Evenly(schedule.Timesteps, settings.Timesteps), settings.NoiseDraws, settings.NoiseSeed, settings.Measurement ?? measurement),
+            Projection = new ProjectionSettings(settings.Projector, settings.Distribution, settings.Dim, settings.ProjectionSeed),
+            DType = settings.DType,
             Method = method,
             OutDirectory = request.OutDirectory,
-            BatchSize = s.BatchSize,
+            BatchSize = settings.BatchSize,
             Session = request.Session,
         };
     }
 
     /// <inheritdoc/>
-    public void Build(MethodBuildRequest request, CancellationToken cancel = default)
+    protected override void Build(MethodBuildRequest request, TrakSettings settings, CancellationToken cancel)
     {
-        ArgumentNullException.ThrowIfNull(request);
-        var options = Options(request);
+        var options = Options(request, settings, Name, Measurement);
         using (TrakEngine.Featurize(options, MethodProgress.Of(request.Progress, "featurize"), cancel))
         {
         }
         request.Source.Save(request.OutDirectory);
-        double damping = ((IDampedMethod)this).DampingOf(request.Settings);
+        double damping = settings.Damping ?? DefaultDamping;
         PreconditionerBuilder.Finalize(request.OutDirectory, damping, MethodProgress.Of(request.Progress, "finalize"));
         MethodManifest.Of(Name, new { measurement = options.Plan.Measurement.ToString().ToLowerInvariant(), damping }).Save(request.OutDirectory);
     }
 
     /// <inheritdoc/>
-    public IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session) =>
+    public override IAttributionScorer Open(string storeDirectory, string modelDirectory, SessionSettings session) =>
         new Scorer(Name, TrakScorer.Open(storeDirectory, modelDirectory, session));
 
     /// <summary>Finalizes the store's features anew with <paramref name="relativeDamping"/> (<see cref="PreconditionerBuilder.Redamp"/>).</summary>
