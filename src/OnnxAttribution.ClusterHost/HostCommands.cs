@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using OnnxAttribution.Cluster;
 using OnnxAttribution.Cluster.Featurize;
 using OnnxAttribution.Cluster.Serving;
+using OnnxAttribution.Cluster.Silo;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Runtime;

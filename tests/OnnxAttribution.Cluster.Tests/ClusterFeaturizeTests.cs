@@ -1,4 +1,5 @@
 using OnnxAttribution.Cluster.Featurize;
+using OnnxAttribution.Cluster.Silo;
 using OnnxAttribution.Core;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
