@@ -1,11 +1,16 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using Orleans.Messaging;
 
 namespace OnnxAttribution.Cluster;
 
-/// <summary>An Orleans client of the attribution cluster whose membership table is in Redis (the silos' --redis and --cluster-id).</summary>
+/// <summary>
+/// An Orleans client of the attribution cluster whose membership table is in Redis (the silos' --redis and --cluster-id); it
+/// finds the gateways through <see cref="RedisGateways"/>, without the silo runtime.
+/// </summary>
 public static class ClusterClient
 {
     /// <summary>The cluster id silos and clients use unless told otherwise.</summary>
@@ -27,7 +32,8 @@ public static class ClusterClient
         logging?.Invoke(builder.Logging);
         builder.UseOrleansClient(c =>
         {
-            c.UseRedisClustering(redis);
+            c.Services.AddSingleton<IGatewayListProvider>(services => new RedisGateways(redis,
+                services.GetRequiredService<IOptions<ClusterOptions>>(), services.GetRequiredService<IOptions<GatewayOptions>>()));
             c.Configure<ClusterOptions>(x => (x.ClusterId, x.ServiceId) = (clusterId, clusterId));
         });
         var host = builder.Build();

@@ -8,6 +8,7 @@ using OnnxAttribution.Cluster;
 using OnnxAttribution.Cluster.Featurize;
 using OnnxAttribution.Cluster.Serving;
 using OnnxAttribution.Primitives;
+using OnnxAttribution.Cluster.Silo;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Runtime;
 using OnnxAttribution.Runtime.Sampling;

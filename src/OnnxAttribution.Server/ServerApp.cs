@@ -1,14 +1,18 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Threading.RateLimiting;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.Extensions.Diagnostics.Metrics;
 using OnnxAttribution.Cluster;
 using OnnxAttribution.Cluster.Serving;
 using OnnxAttribution.Primitives;
 using OnnxAttribution.Onnx;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace OnnxAttribution.Server;
 
@@ -126,10 +130,11 @@ internal static class ServerApp
                 rate.OnRejected = (rejected, cancel) => RejectRate(rejected, access, cancel);
             });
         }
+        AddMetrics(builder);
         var app = builder.Build();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxAttribution.Server");
         var accessLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("OnnxAttribution.Server.Access");
-        var metrics = new ServerMetrics();
+        var metrics = new ServerMetrics(app.Services.GetRequiredService<IMeterFactory>());
         var stores = new Dictionary<string, StoreSlot>(StringComparer.Ordinal);
         IHost? clusterClient = null;
         try
@@ -146,7 +151,7 @@ internal static class ServerApp
                 var store = ServedStore.Open(spec, options.ModelDirectory, options.Session, limits, metrics, cluster);
                 var slot = new StoreSlot(store, spec);
                 stores.Add(spec.Name, slot);
-                metrics.AddQueues(() => slot.Current.Queues());
+                metrics.AddStore(() => slot.Current);
                 store.WarmUp();
                 var i = store.Info;
                 log.LogInformation("store '{Name}': {Method}, {Rows} rows, dim {Dim}, {Channels}×{Height}×{Width}, {Location}; opened and warmed up in {Ms:F0} ms",
@@ -216,12 +221,28 @@ internal static class ServerApp
                 ? Results.Json(new ReadyResponse("ready", reasons))
                 : Results.Json(new ReadyResponse("not ready", reasons), statusCode: StatusCodes.Status503ServiceUnavailable);
         });
-        app.MapGet("/metrics", () => Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+        app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapGet("/stores", () => new StoresResponse(stores.Values.Select(s => s.Current.Info).ToList()));
         app.MapPost("/stores/{name}/attribute", (string name, HttpContext context) => Attribute(stores, name, context, limits));
         ReportEndpoints.Map(app, stores, options);
         UiEndpoints.Map(app);
         return app;
+    }
+
+    /// <summary>
+    /// /metrics: the server's meter (<see cref="ServerMetrics"/>), read by OpenTelemetry and written by its Prometheus exporter
+    /// (mapped with the endpoints). The meter is enabled for this application's listeners only (<see cref="MeterScope.Local"/>:
+    /// meters made by its own <see cref="IMeterFactory"/>), not by name for the whole process as <c>AddMeter</c> would, so that
+    /// two servers in one process each count their own requests (<c>ServerMetricsTests</c>). Scope labels are left out (one
+    /// meter: they would only lengthen every series); no cached answer, so a scrape sees the requests before it.
+    /// </summary>
+    private static void AddMetrics(WebApplicationBuilder builder)
+    {
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("onnx-attribution-server"))
+            .WithMetrics(metrics => metrics.AddPrometheusExporter(prometheus =>
+                (prometheus.ScopeInfoEnabled, prometheus.ScrapeResponseCacheDurationMilliseconds) = (false, 0)));
+        builder.Metrics.EnableMetrics(ServerMetrics.MeterName, instrumentName: null, listenerName: null, MeterScope.Local);
     }
 
     private static Task<IResult> Attribute(Dictionary<string, StoreSlot> stores, string name, HttpContext context, ServerLimits limits) =>

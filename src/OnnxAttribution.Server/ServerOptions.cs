@@ -236,7 +236,7 @@ internal static class ServerCommandLine
               GET  /healthz                      {"status":"ok"} while the process runs
               GET  /readyz                       200 {"status":"ready"}; 503 {"status":"not ready","reasons":[...]} while a
                                                  store is not open and warm, a queue is full, or the server is draining
-              GET  /metrics                      Prometheus text: requests by status, latencies, queues, batches, scan times
+              GET  /metrics                      Prometheus text: requests by status, latencies, queues, batches, scan times, rows
               GET  /stores                       {"stores":[{name, method, rows, dim, model, channels, imageSize}]}
               POST /stores/{name}/attribute?top=K   (K >= 1, default 16) with one of
                    application/json {"images": [[C*H*W floats in [-1,1]], ...]}    images as the model takes them

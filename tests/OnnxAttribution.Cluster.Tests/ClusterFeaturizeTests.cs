@@ -1,5 +1,6 @@
 using OnnxAttribution.Cluster.Featurize;
 using OnnxAttribution.Primitives;
+using OnnxAttribution.Cluster.Silo;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Runtime.Projection;

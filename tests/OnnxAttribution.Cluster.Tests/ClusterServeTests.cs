@@ -1,4 +1,5 @@
 using OnnxAttribution.Cluster.Serving;
+using OnnxAttribution.Cluster.Silo;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Attribution.Methods;
 using OnnxAttribution.Core.Data;

@@ -1,3 +1,4 @@
+using OnnxAttribution.Cluster.Silo;
 using Orleans.TestingHost;
 
 namespace OnnxAttribution.Cluster.Tests;

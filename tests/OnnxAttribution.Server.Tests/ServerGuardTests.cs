@@ -156,12 +156,17 @@ public sealed class ServerGuardTests
         using var response = await _server.Http.GetAsync("/metrics");
         Assert.That(response.Content.Headers.ContentType!.MediaType, Is.EqualTo("text/plain"));
         string text = await response.Content.ReadAsStringAsync();
-        Assert.That(text, Does.Match("""oa_http_requests_total\{route="/stores/\{name\}/attribute",method="POST",status="200"\} [1-9]"""));
+        // The exporter writes a series' labels in name order.
+        Assert.That(text, Does.Match("""oa_http_requests_total\{method="POST",route="/stores/\{name\}/attribute",status="200"\} [1-9]"""));
         Assert.That(text, Does.Contain("""oa_http_request_duration_seconds_bucket{route="/stores/{name}/attribute",le="+Inf"}"""));
-        Assert.That(text, Does.Contain($$"""oa_queue_waiting{store="{{StoreName}}",lane="score"} 0"""));
-        Assert.That(text, Does.Contain($$"""oa_queue_capacity{store="{{StoreName}}",lane="seeds"} {{Limits.SeedQueueLength}}"""));
+        Assert.That(text, Does.Contain("""oa_http_request_duration_seconds_bucket{route="/stores/{name}/attribute",le="0.005"}"""), "the latency buckets");
+        Assert.That(text, Does.Contain($$"""oa_queue_waiting{lane="score",store="{{StoreName}}"} 0"""));
+        Assert.That(text, Does.Contain($$"""oa_queue_capacity{lane="seeds",store="{{StoreName}}"} {{Limits.SeedQueueLength}}"""));
         Assert.That(text, Does.Match($$"""oa_store_batch_requests_count\{store="{{StoreName}}"\} [1-9]"""));
+        Assert.That(text, Does.Contain($$"""oa_store_batch_requests_bucket{store="{{StoreName}}",le="256"}"""), "the batch-size buckets");
         Assert.That(text, Does.Contain($$"""oa_store_score_seconds_sum{store="{{StoreName}}"}"""));
+        Assert.That(text, Does.Contain($$"""oa_store_rows{store="{{StoreName}}"} {{Rows}}"""));
+        Assert.That(text, Does.Contain("service_name=\"onnx-attribution-server\""), "target_info names the server");
     }
 
     private static string AttributePath => $"/stores/{StoreName}/attribute?top=3";

@@ -254,17 +254,6 @@ public sealed class ServerTests
         Assert.That(await Responses.Error(response), Does.Contain("text/plain").And.Contain("image/png"));
     }
 
-    [Test]
-    public void ServerAssembly_Dependencies_NeitherTrainingNorTorchSharp()
-    {
-        var referenced = typeof(ServerApp).Assembly.GetReferencedAssemblies().Select(a => a.Name!).ToList();
-        Assert.That(referenced, Does.Contain("OnnxAttribution.Core"));
-        // The whole dependency closure the server ships with (also what Core pulls in), not only its direct references.
-        string deps = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "onnx-attribution-server.deps.json"));
-        Assert.That(deps, Does.Contain("OnnxAttribution.Core"));
-        Assert.That(deps, Does.Not.Contain("TorchSharp").And.Not.Contain("OnnxAttribution.Training"));
-    }
-
     private float[] Image(int row) => _data.Image(row).ToArray();
 
     private static string AttributePath(int top) => $"/stores/{StoreName}/attribute?top={top}";

@@ -35,7 +35,7 @@ public static class ClusterFeaturizer
     /// progress every <paramref name="pollInterval"/>, then merges the shards into <paramref name="outDirectory"/>.
     /// </summary>
     /// <returns>The coordinator's last progress (items, who ran them, how many were reassigned).</returns>
-    /// <exception cref="AttributionException">An item failed <see cref="FeaturizeCoordinatorGrain.MaxFailures"/> times (the message names it).</exception>
+    /// <exception cref="AttributionException">An item failed three times (the coordinator's limit, <see cref="IFeaturizeCoordinatorGrain.FailAsync"/>; the message names it).</exception>
     /// <exception cref="InvalidOperationException">Another featurization is running on the cluster.</exception>
     public static async Task<FeaturizeProgress> RunAsync(IGrainFactory grains, FeaturizeJob job, string outDirectory,
         IProgress<FeaturizeProgress>? progress = null, TimeSpan? pollInterval = null, CancellationToken cancel = default)

@@ -14,7 +14,7 @@ namespace OnnxAttribution.Core.Attribution;
 /// <see cref="OpenWithoutFeatures"/> needs the store's small files only (meta.json, preconditioner.bin, checksums.json), so
 /// a cluster's head does not hold the merged features.npy. Not thread-safe (one set of ONNX Runtime sessions).
 /// </remarks>
-internal sealed class TrakQueryHead : IDisposable
+public sealed class TrakQueryHead : IDisposable
 {
     private readonly GradientModel _model;
     private readonly bool _ownsModel;
@@ -39,7 +39,7 @@ internal sealed class TrakQueryHead : IDisposable
     public int Dim => Meta.Projector.Dim;
 
     /// <summary>Query features with the store's plan and projection.</summary>
-    public FeatureExtractor Extractor { get; }
+    internal FeatureExtractor Extractor { get; }
 
     /// <summary>The store's kernel inverse.</summary>
     public Preconditioner Preconditioner { get; }
@@ -143,7 +143,7 @@ internal sealed class TrakQueryHead : IDisposable
 
     /// <summary>Query features φ_q of a batch of pairs (e.g. given noisy states, <see cref="GradientSource.Noisy"/>): one row of k per example.</summary>
     /// <exception cref="UserInputException">A feature is not finite (non-finite or extreme pixels).</exception>
-    public float[] Features(ExampleBatch queries)
+    internal float[] Features(ExampleBatch queries)
     {
         ArgumentNullException.ThrowIfNull(queries);
         using var span = QueryTrace.Start(QueryTrace.Features);

@@ -1,7 +1,8 @@
 using Microsoft.Extensions.Logging;
+using OnnxAttribution.Cluster.Featurize;
 using OnnxAttribution.Store;
 
-namespace OnnxAttribution.Cluster.Featurize;
+namespace OnnxAttribution.Cluster.Silo.Featurize;
 
 /// <summary>
 /// The coordinator: items in memory, leases renewed by heartbeats, the shard folders as the durable truth. An item whose

@@ -1,7 +1,6 @@
-using OnnxAttribution.Cluster.Serving;
 using OnnxAttribution.Runtime;
 
-namespace OnnxAttribution.Cluster;
+namespace OnnxAttribution.Cluster.Silo;
 
 /// <summary>What a silo of the attribution cluster does: run featurization items, serve shards, or both.</summary>
 public sealed record AttributionSiloOptions

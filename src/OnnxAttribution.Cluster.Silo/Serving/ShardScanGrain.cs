@@ -1,7 +1,8 @@
+using OnnxAttribution.Cluster.Serving;
 using OnnxAttribution.Store;
 using Orleans.Placement;
 
-namespace OnnxAttribution.Cluster.Serving;
+namespace OnnxAttribution.Cluster.Silo.Serving;
 
 /// <summary>Maps its shard folder on activation (started from its own silo, so placed there) and scans it per query batch.</summary>
 [PreferLocalPlacement]

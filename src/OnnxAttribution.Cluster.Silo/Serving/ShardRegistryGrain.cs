@@ -1,4 +1,6 @@
-namespace OnnxAttribution.Cluster.Serving;
+using OnnxAttribution.Cluster.Serving;
+
+namespace OnnxAttribution.Cluster.Silo.Serving;
 
 /// <summary>In memory: a new activation (its silo died) is filled again by the silos' next registrations.</summary>
 internal sealed class ShardRegistryGrain(IClusterMembershipService membership) : Grain, IShardRegistryGrain

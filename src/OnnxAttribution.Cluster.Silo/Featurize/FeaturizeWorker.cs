@@ -1,11 +1,12 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OnnxAttribution.Primitives;
+using OnnxAttribution.Cluster.Featurize;
 using OnnxAttribution.Core.Attribution;
 using OnnxAttribution.Core.Data;
 using OnnxAttribution.Store;
 
-namespace OnnxAttribution.Cluster.Featurize;
+namespace OnnxAttribution.Cluster.Silo.Featurize;
 
 /// <summary>
 /// A silo's featurize worker: takes one item at a time from the coordinator, featurizes its shard with this silo's own

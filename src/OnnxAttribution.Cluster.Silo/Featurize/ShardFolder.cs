@@ -1,6 +1,6 @@
 using OnnxAttribution.Store;
 
-namespace OnnxAttribution.Cluster.Featurize;
+namespace OnnxAttribution.Cluster.Silo.Featurize;
 
 /// <summary>What a work item's store folder on disk says about it: the durable part of a cluster featurization.</summary>
 internal static class ShardFolder

@@ -1,9 +1,10 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using OnnxAttribution.Cluster.Featurize;
+using OnnxAttribution.Cluster.Serving;
+using OnnxAttribution.Cluster.Silo.Featurize;
 using OnnxAttribution.Store;
 
-namespace OnnxAttribution.Cluster.Serving;
+namespace OnnxAttribution.Cluster.Silo.Serving;
 
 /// <summary>
 /// Activates this silo's shard grains from this silo (so local placement puts them here) and registers them with their

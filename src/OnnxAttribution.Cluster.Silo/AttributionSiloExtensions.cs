@@ -1,7 +1,8 @@
 using Microsoft.Extensions.DependencyInjection;
-using OnnxAttribution.Cluster.Featurize;
+using OnnxAttribution.Cluster.Silo.Featurize;
+using OnnxAttribution.Cluster.Silo.Serving;
 
-namespace OnnxAttribution.Cluster;
+namespace OnnxAttribution.Cluster.Silo;
 
 /// <summary>Adds the attribution cluster's services to a silo.</summary>
 public static class AttributionSiloExtensions
@@ -19,7 +20,7 @@ public static class AttributionSiloExtensions
         {
             silo.Services.AddHostedService<FeaturizeWorker>();
         }
-        silo.Services.AddHostedService<Serving.ShardServer>();
+        silo.Services.AddHostedService<ShardServer>();
         return silo;
     }
 }

@@ -1,4 +1,4 @@
-namespace OnnxAttribution.Cluster.Serving;
+namespace OnnxAttribution.Cluster.Silo;
 
 /// <summary>A shard store folder a silo serves under a store name; its meta.json says which rows it holds.</summary>
 /// <param name="Store">The store's name, shared by all its shards and replicas.</param>
