@@ -13,7 +13,7 @@ namespace OnnxAttribution.Core.Attribution;
 /// records them: meta.json settings <c>condition</c> (the kind and input) and <c>condition.sha256</c> (SHA-256 of the
 /// rows' labels as little-endian int64), so a store is tied to the labels its rows were featurized with.
 /// </summary>
-public static class DatasetConditions
+internal static class DatasetConditions
 {
     /// <summary>The meta.json setting naming the condition kind and input, e.g. <c>label:y</c>.</summary>
     public const string ConditionSetting = "condition";

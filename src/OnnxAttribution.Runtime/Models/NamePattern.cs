@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 namespace OnnxAttribution.Runtime.Models;
 
 /// <summary>Glob-style name patterns: <c>*</c> matches any run of characters (dots included), <c>?</c> one character; the whole name must match.</summary>
-public static class NamePattern
+internal static class NamePattern
 {
     /// <summary>Whether <paramref name="name"/> matches <paramref name="pattern"/>.</summary>
     public static bool Matches(string pattern, string name)
