@@ -1,5 +1,7 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using CommandLine;
 using OnnxAttribution.Primitives;
 using OnnxAttribution.Runtime;
 using OnnxAttribution.Onnx;
@@ -46,22 +48,6 @@ internal static class EdgeApp
     public const int CheckFailed = 3;
     public const int Cancelled = 130;
 
-    public const string Usage = """
-        usage: onnx-attribution-edge attribute --model DIR --store DIR --image PNG|FOLDER [--label L | --prompt P] [--top K] [--out grid.png] [--json] [--threads N]
-               onnx-attribution-edge verify --model DIR --store DIR [--json]
-          --model    the model folder (model.json, forward.onnx, vjp.onnx)
-          --store    a finished method store of that model (any method)
-          --image    a PNG, or a folder: its *.png files are attributed as one batch
-          --label    for a class-conditional model (required there): the class label the images are attributed under
-          --prompt   for a text-conditioned model (required there): the prompt the images are attributed under, e.g. "a dark sneaker"
-          --top      training rows per query (default 16)
-          --out      the grid PNG: one row per query, the query first (default attribution.png; '-' for none)
-          --json     print the rankings as JSON on stdout
-          --threads  ONNX Runtime threads (default 0: its own choice)
-        verify reads every feature row of the store (finite?) and checks it was built from the training images its
-        source.json names; exit code 3 when it finds a problem.
-        """;
-
     public static int Run(string[] args, TextWriter output, TextWriter errors)
     {
         using var cancel = new CancellationTokenSource();
@@ -71,19 +57,19 @@ internal static class EdgeApp
             cancel.Cancel();
         };
         Console.CancelKeyPress += onCancel;
+        // As the CLI: the parser writes --help, --version and its errors (each naming the option) to stderr.
+        using var parser = new Parser(s =>
+        {
+            s.HelpWriter = errors;
+            s.AutoVersion = true;
+        });
         try
         {
-            if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
-            {
-                errors.WriteLine(Usage);
-                return args.Length == 0 ? BadInput : Ok;
-            }
-            return args[0] switch
-            {
-                "attribute" => Attribute(Parse(args.AsSpan(1)), output, errors, cancel.Token),
-                "verify" => Verify(ParseVerify(args.AsSpan(1)), output, cancel.Token),
-                _ => throw new UserInputException($"unknown verb '{args[0]}'; known: attribute, verify"),
-            };
+            return Parse(parser, args).MapResult(
+                (AttributeVerb o) => Attribute(o.ToOptions(), output, errors, cancel.Token),
+                (VerifyVerb o) => Verify(o.ToOptions(), output, cancel.Token),
+                failures => failures.All(f => f.Tag is ErrorType.HelpRequestedError or ErrorType.HelpVerbRequestedError or ErrorType.VersionRequestedError)
+                    && args.Length > 0 ? Ok : BadInput);
         }
         catch (OperationCanceledException)
         {
@@ -102,72 +88,10 @@ internal static class EdgeApp
         }
     }
 
-    /// <summary>The options of <c>attribute</c>.</summary>
-    /// <exception cref="UserInputException">An option is unknown, repeated, missing its value, or out of range; a required one is missing.</exception>
-    public static EdgeAttributeOptions Parse(ReadOnlySpan<string> args)
-    {
-        var (values, json) = Options(args, ["--model", "--store", "--image", "--label", "--prompt", "--top", "--out", "--threads"]);
-        int Count(string name, int fallback, int min)
-        {
-            if (!values.TryGetValue(name, out var text))
-            {
-                return fallback;
-            }
-            return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= min
-                ? n
-                : throw new UserInputException($"{name} {text}: expected a whole number ≥ {min}");
-        }
-        var output = values.GetValueOrDefault("--out", "attribution.png");
-        long? label = null;
-        if (values.TryGetValue("--label", out var labelText))
-        {
-            label = long.TryParse(labelText, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out long l)
-                ? l
-                : throw new UserInputException($"--label {labelText}: expected a whole number (a class label)");
-        }
-        return new EdgeAttributeOptions(Required(values, "--model"), Required(values, "--store"), Required(values, "--image"), Count("--top", 16, 1),
-            output == "-" ? null : output, json, Count("--threads", 0, 0), label, values.GetValueOrDefault("--prompt"));
-    }
-
-    /// <summary>The options of <c>verify</c>.</summary>
-    /// <exception cref="UserInputException">An option is unknown, repeated or missing its value; a required one is missing.</exception>
-    public static EdgeVerifyOptions ParseVerify(ReadOnlySpan<string> args)
-    {
-        var (values, json) = Options(args, ["--model", "--store"]);
-        return new EdgeVerifyOptions(Required(values, "--model"), Required(values, "--store"), json);
-    }
-
-    private static string Required(Dictionary<string, string> values, string name) =>
-        values.TryGetValue(name, out var v) ? v : throw new UserInputException($"{name} is required\n{Usage}");
-
-    /// <summary>The named options' values, and whether --json was given.</summary>
-    private static (Dictionary<string, string> Values, bool Json) Options(ReadOnlySpan<string> args, string[] known)
-    {
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        bool json = false;
-        for (int i = 0; i < args.Length; i++)
-        {
-            string name = args[i];
-            if (name == "--json")
-            {
-                json = true;
-                continue;
-            }
-            if (!known.Contains(name, StringComparer.Ordinal))
-            {
-                throw new UserInputException($"unknown option '{name}'\n{Usage}");
-            }
-            if (i + 1 >= args.Length)
-            {
-                throw new UserInputException($"{name} needs a value");
-            }
-            if (!values.TryAdd(name, args[++i]))
-            {
-                throw new UserInputException($"{name} is given twice");
-            }
-        }
-        return (values, json);
-    }
+    /// <summary>The parser reads and sets the verbs' properties by reflection: they are kept whole in a trimmed or NativeAOT build.</summary>
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties | DynamicallyAccessedMemberTypes.PublicConstructors, typeof(AttributeVerb))]
+    [DynamicDependency(DynamicallyAccessedMemberTypes.PublicProperties | DynamicallyAccessedMemberTypes.PublicConstructors, typeof(VerifyVerb))]
+    private static ParserResult<object> Parse(Parser parser, string[] args) => parser.ParseArguments<AttributeVerb, VerifyVerb>(args);
 
     /// <summary>Attributes the image(s), writes the grid, prints the rankings.</summary>
     /// <exception cref="UserInputException">A folder or file is missing or not what it should be.</exception>
