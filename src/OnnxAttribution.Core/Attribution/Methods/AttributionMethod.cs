@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using OnnxAttribution.Runtime;
 
 namespace OnnxAttribution.Core.Attribution.Methods;
@@ -9,7 +10,8 @@ namespace OnnxAttribution.Core.Attribution.Methods;
 /// binds the request's bag once (<see cref="Bind"/>) and hands the record to the method's own build.
 /// </summary>
 /// <typeparam name="TSettings">The method's settings: a record whose public properties are <see cref="MethodSettings"/>' of the same names.</typeparam>
-public abstract class AttributionMethod<TSettings> : IAttributionMethod where TSettings : class
+public abstract class AttributionMethod<[DynamicallyAccessedMembers(MethodSettings.BoundMembers)] TSettings> : IAttributionMethod
+    where TSettings : class
 {
     /// <inheritdoc/>
     public abstract string Name { get; }

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using OnnxAttribution.Primitives;
 using OnnxAttribution.Runtime.Projection;
@@ -109,12 +110,16 @@ public sealed record MethodSettings
         }
     }
 
+    /// <summary>What binding reads of a settings record by reflection (kept by the trimmer for every record bound).</summary>
+    internal const DynamicallyAccessedMemberTypes BoundMembers = DynamicallyAccessedMemberTypes.PublicProperties
+        | DynamicallyAccessedMemberTypes.PublicParameterlessConstructor | DynamicallyAccessedMemberTypes.NonPublicConstructors;
+
     /// <summary>
     /// A method's own settings record bound from this bag: each public property of <typeparamref name="T"/> takes the
     /// value of the bag's property of the same name, the bag's defaults included (a record's own initial values never count).
     /// </summary>
     /// <exception cref="InvalidOperationException"><typeparamref name="T"/> has a property the bag lacks, or of another type.</exception>
-    internal T Bind<T>() where T : class
+    internal T Bind<[DynamicallyAccessedMembers(MethodSettings.BoundMembers)] T>() where T : class
     {
         var settings = (T)Activator.CreateInstance(typeof(T), nonPublic: true)!;
         foreach (var (bag, own) in Declared(typeof(T)))
@@ -126,10 +131,10 @@ public sealed record MethodSettings
 
     /// <summary>The names of the settings a settings record declares (its public properties), in the bag's order.</summary>
     /// <exception cref="InvalidOperationException">A property the bag lacks, or of another type.</exception>
-    internal static IReadOnlyList<string> NamesIn(Type settingsType) => [.. Declared(settingsType).Select(p => p.Bag.Name)];
+    internal static IReadOnlyList<string> NamesIn([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type settingsType) => [.. Declared(settingsType).Select(p => p.Bag.Name)];
 
     /// <summary>Each public property of <paramref name="settingsType"/> with the bag's property it is bound from, in the bag's order.</summary>
-    private static List<(PropertyInfo Bag, PropertyInfo Own)> Declared(Type settingsType)
+    private static List<(PropertyInfo Bag, PropertyInfo Own)> Declared([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type settingsType)
     {
         var bag = PublicProperties(typeof(MethodSettings)).ToDictionary(p => p.Name, StringComparer.Ordinal);
         return PublicProperties(settingsType)
@@ -141,5 +146,5 @@ public sealed record MethodSettings
             .ToList();
     }
 
-    private static PropertyInfo[] PublicProperties(Type type) => type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
+    private static PropertyInfo[] PublicProperties([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type type) => type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
 }
