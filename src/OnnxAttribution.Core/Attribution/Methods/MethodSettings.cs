@@ -131,10 +131,12 @@ public sealed record MethodSettings
 
     /// <summary>The names of the settings a settings record declares (its public properties), in the bag's order.</summary>
     /// <exception cref="InvalidOperationException">A property the bag lacks, or of another type.</exception>
-    internal static IReadOnlyList<string> NamesIn([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type settingsType) => [.. Declared(settingsType).Select(p => p.Bag.Name)];
+    internal static IReadOnlyList<string> NamesIn([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type settingsType) =>
+        [.. Declared(settingsType).Select(p => p.Bag.Name)];
 
     /// <summary>Each public property of <paramref name="settingsType"/> with the bag's property it is bound from, in the bag's order.</summary>
-    private static List<(PropertyInfo Bag, PropertyInfo Own)> Declared([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type settingsType)
+    private static List<(PropertyInfo Bag, PropertyInfo Own)> Declared(
+        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type settingsType)
     {
         var bag = PublicProperties(typeof(MethodSettings)).ToDictionary(p => p.Name, StringComparer.Ordinal);
         return PublicProperties(settingsType)
@@ -146,5 +148,6 @@ public sealed record MethodSettings
             .ToList();
     }
 
-    private static PropertyInfo[] PublicProperties([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type type) => type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
+    private static PropertyInfo[] PublicProperties([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicProperties)] Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance);
 }
