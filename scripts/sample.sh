@@ -46,7 +46,7 @@ echo "sample: packed OnnxAttribution.Primitives, .Onnx, .Store, .Imaging, .Runti
 # A fresh packages folder for our packages; everything else is found in the usual one (read-only fallback). A copy
 # of our packages there would shadow the feed, so refuse rather than test the wrong bits.
 global=${NUGET_PACKAGES:-$HOME/.nuget/packages}
-for package in onnxattribution.onnx onnxattribution.store onnxattribution.imaging onnxattribution.core \
+for package in onnxattribution.primitives onnxattribution.onnx onnxattribution.store onnxattribution.imaging onnxattribution.runtime onnxattribution.core \
     onnxattribution.edge onnxattribution.edge.linux-x64 onnxattribution.edge.linux-arm64; do
   if [ -d "$global/$package/$version" ]; then
     echo "sample: $global/$package/$version exists and would be used instead of the feed; remove it"; exit 1

@@ -1,3 +1,5 @@
+using System.Text.RegularExpressions;
+
 namespace OnnxAttribution.Core.Tests;
 
 /// <summary>
@@ -8,8 +10,30 @@ namespace OnnxAttribution.Core.Tests;
 [TestFixture]
 public sealed class PublicApiTests
 {
-    private static readonly string[] Libraries =
-        ["OnnxAttribution.Primitives", "OnnxAttribution.Onnx", "OnnxAttribution.Store", "OnnxAttribution.Imaging", "OnnxAttribution.Runtime", "OnnxAttribution.Core"];
+    /// <summary>The library packages, as Directory.Build.props makes them packable (the edge tool, a .NET tool, aside).</summary>
+    private static IEnumerable<string> Libraries() =>
+        Regex.Matches(File.ReadAllLines(Path.Combine(RepositoryFiles.Root, "Directory.Build.props")).Single(l => l.Contains("<IsPackable Condition=", StringComparison.Ordinal)),
+                @"'\$\(MSBuildProjectName\)' == '([\w.]+)'")
+            .Select(m => m.Groups[1].Value).Where(name => name.StartsWith("OnnxAttribution.", StringComparison.Ordinal) && name != "OnnxAttribution.Edge")
+            .Distinct().ToList();
+
+    [Test]
+    public void LibraryPackages_AreInTheApiReferenceAndTheSampleFeed()
+    {
+        var libraries = Libraries().ToList();
+        Assert.That(libraries, Has.Count.GreaterThanOrEqualTo(6).And.Contain("OnnxAttribution.Core"), "the packable libraries were read");
+        var docfx = File.ReadAllText(Path.Combine(RepositoryFiles.Root, "docs", "api", "docfx.json"));
+        var sample = File.ReadAllLines(Path.Combine(RepositoryFiles.Root, "scripts", "sample.sh"));
+        // The words of sample.sh's loop that packs the libraries, and of the one that refuses a stale copy in the NuGet cache.
+        var packs = sample.Single(l => l.StartsWith("for project in ", StringComparison.Ordinal)).Split(' ', ';');
+        var guarded = sample.Where(l => l.Contains("onnxattribution.", StringComparison.Ordinal)).SelectMany(l => l.Split(' ', ';', '\\')).ToList();
+        foreach (var library in libraries)
+        {
+            Assert.That(docfx, Does.Contain($"{library}/{library}.csproj"), $"docs/api/docfx.json documents {library}");
+            Assert.That(packs, Does.Contain(library), $"scripts/sample.sh packs {library}");
+            Assert.That(guarded, Does.Contain(library.ToLowerInvariant()), $"scripts/sample.sh refuses a cached copy of {library}");
+        }
+    }
 
     [TestCaseSource(nameof(Libraries))]
     public void Library_ListsItsPublicApi_WithNullability(string library)

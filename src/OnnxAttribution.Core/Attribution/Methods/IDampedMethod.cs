@@ -12,9 +12,6 @@ public interface IDampedMethod : IAttributionMethod
     /// </summary>
     double DefaultDamping { get; }
 
-    /// <summary>The damping of a build with <paramref name="settings"/>: its own, else <see cref="DefaultDamping"/>.</summary>
-    double DampingOf(MethodSettings settings) => settings?.Damping ?? DefaultDamping;
-
     /// <summary>Makes the complete store in <paramref name="storeDirectory"/> score as if it had been built with <paramref name="relativeDamping"/>.</summary>
     /// <param name="storeDirectory">The method store.</param>
     /// <param name="relativeDamping">λ, relative as in <see cref="MethodSettings.Damping"/>.</param>
